@@ -1,0 +1,188 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// problem is one validation failure: the dotted key it concerns and what is wrong with it.
+type problem struct{ key, msg string }
+
+// Validate checks every value and reports all failures at once, one per line, each starting
+// with its dotted key.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, p := range c.problems() {
+		errs = append(errs, errors.New(p.key+": "+p.msg))
+	}
+	return errors.Join(errs...)
+}
+
+// problems lists every validation failure, in the order of the keys in telescope.yaml.
+func (c *Config) problems() []problem {
+	var v validator
+	v.prefixes("dark_prefixes", c.DarkPrefixes)
+
+	cp := &c.Capture
+	if cp.Interface == "" {
+		v.add("capture.interface", `must not be empty (use "any" for every interface)`)
+	}
+	v.oneOf("capture.method", cp.Method, "afpacket", "pcap")
+	v.between("capture.workers", cp.Workers, 0, 1024)
+	v.between("capture.snaplen", cp.Snaplen, 64, 262144)
+	v.between("capture.ring_mb", cp.RingMB, 1, 65536)
+	if cp.Filter != "" && FilterCheck != nil {
+		if err := FilterCheck(cp.Filter); err != nil {
+			v.add("capture.filter", fmt.Sprintf("invalid pcap-filter expression %q: %v", cp.Filter, err))
+		}
+	}
+
+	v.positive("window", c.Window)
+
+	d := &c.Detect
+	v.atLeast1("detect.scanner.min_packets", d.Scanner.MinPackets)
+	v.atLeast1("detect.scanner.min_targets", d.Scanner.MinTargets)
+	v.ports("detect.telnet.ports", d.Telnet.Ports)
+	if d.Telnet.Enabled && len(d.Telnet.Ports) == 0 {
+		v.add("detect.telnet.ports", "must not be empty while detect.telnet.enabled is true")
+	}
+	v.atLeast1("detect.telnet.min_targets", d.Telnet.MinTargets)
+	v.positive("detect.telnet.surge_bucket", d.Telnet.SurgeBucket)
+	if f := d.Telnet.SurgeFactor; !(f > 1) || math.IsInf(f, 0) {
+		v.add("detect.telnet.surge_factor", "must be a finite number greater than 1, got "+strconv.FormatFloat(f, 'g', -1, 64))
+	}
+	v.atLeast1("detect.telnet.surge_min_sources", d.Telnet.SurgeMinSources)
+	v.positive("detect.udp_then_syn.max_gap", d.UDPThenSYN.MaxGap)
+	v.atLeast1("detect.backscatter.min_packets", d.Backscatter.MinPackets)
+	if d.Backscatter.MinDuration < 0 {
+		v.add("detect.backscatter.min_duration", "must not be negative, got "+d.Backscatter.MinDuration.String())
+	}
+	v.atLeast1("detect.backscatter.min_rate_per_minute", d.Backscatter.MinRatePerMinute)
+
+	v.atLeast1("limits.max_sources", c.Limits.MaxSources)
+
+	v.between("metrics.top_ports", c.Metrics.TopPorts, 0, 65536)
+	v.ports("metrics.watch_ports", c.Metrics.WatchPorts)
+	v.between("metrics.top_sources", c.Metrics.TopSources, 0, 1000)
+
+	v.listenAddress("web.listen_address", c.Web.ListenAddress)
+
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "json", "console")
+	return v.probs
+}
+
+// validator collects problems; each method checks one kind of rule.
+type validator struct{ probs []problem }
+
+func (v *validator) add(key, msg string) { v.probs = append(v.probs, problem{key, msg}) }
+
+func (v *validator) between(key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(key, fmt.Sprintf("must be between %d and %d, got %d", lo, hi, n))
+	}
+}
+
+func (v *validator) atLeast1(key string, n int) {
+	if n < 1 {
+		v.add(key, fmt.Sprintf("must be at least 1, got %d", n))
+	}
+}
+
+func (v *validator) positive(key string, d Duration) {
+	if d <= 0 {
+		v.add(key, "must be a duration greater than 0, got "+d.String())
+	}
+}
+
+func (v *validator) oneOf(key, s string, allowed ...string) {
+	for _, a := range allowed {
+		if s == a {
+			return
+		}
+	}
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = strconv.Quote(a)
+	}
+	v.add(key, fmt.Sprintf("must be %s, got %q", orList(quoted), s))
+}
+
+// orList writes "a or b", or "one of a, b, c".
+func orList(items []string) string {
+	if len(items) == 2 {
+		return items[0] + " or " + items[1]
+	}
+	return "one of " + strings.Join(items, ", ")
+}
+
+// ports checks a list of ports: each 1..65535 (uint16 already caps it), each once.
+func (v *validator) ports(key string, ports []uint16) {
+	first := map[uint16]int{}
+	for i, p := range ports {
+		item := fmt.Sprintf("%s[%d]", key, i)
+		if p == 0 {
+			v.add(item, "must be a port number 1..65535, got 0")
+			continue
+		}
+		if j, dup := first[p]; dup {
+			v.add(item, fmt.Sprintf("port %d is listed twice (also %s[%d])", p, key, j))
+			continue
+		}
+		first[p] = i
+	}
+}
+
+// prefixes checks the dark prefixes: valid, no host bits, no IPv4-mapped IPv6 (packets carry
+// plain IPv4 addresses, so it would never match), no duplicates, no overlaps (a packet would
+// count under two prefixes).
+func (v *validator) prefixes(key string, ps []netip.Prefix) {
+	var good []int // indexes of the well-formed prefixes seen so far
+	for i, p := range ps {
+		item := fmt.Sprintf("%s[%d]", key, i)
+		switch {
+		case !p.IsValid():
+			v.add(item, "invalid prefix")
+			continue
+		case p.Addr().Is4In6():
+			v.add(item, fmt.Sprintf("%q is an IPv4-mapped IPv6 prefix; write IPv4 prefixes as a.b.c.d/n", p))
+			continue
+		case p != p.Masked():
+			v.add(item, fmt.Sprintf("%q has host bits set (did you mean %s?)", p, p.Masked()))
+			continue
+		}
+		for _, j := range good {
+			q := ps[j]
+			if q == p {
+				v.add(item, fmt.Sprintf("%q is listed twice (also %s[%d])", p, key, j))
+				break
+			}
+			if q.Overlaps(p) {
+				v.add(item, fmt.Sprintf("%q overlaps %s[%d] %q", p, key, j, q))
+				break
+			}
+		}
+		good = append(good, i)
+	}
+}
+
+// listenAddress checks a host:port for net.Listen; the host may be empty (every address).
+func (v *validator) listenAddress(key, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		reason := err.Error()
+		if ae, ok := err.(*net.AddrError); ok {
+			reason = ae.Err
+		}
+		v.add(key, fmt.Sprintf("%q is not a valid host:port such as \":9813\" (%s)", addr, reason))
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(key, fmt.Sprintf("%q: the port must be a number 0..65535, got %q", addr, port))
+	}
+}
