@@ -1,0 +1,222 @@
+// Package aggregate holds what the workers count: per-worker counter shards read with
+// atomic loads, sketches with bounded memory (top-k, distinct counts), the bounded
+// per-source table, and packet-time windows.
+package aggregate
+
+import (
+	"sync/atomic"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// Protocol indexes of the packet and byte counters.
+const (
+	ProtoTCP = iota
+	ProtoUDP
+	ProtoICMP
+	ProtoICMPv6
+	ProtoOther
+	NumProtos
+)
+
+// ProtoNames are the `protocol` label values, by index.
+var ProtoNames = [NumProtos]string{"tcp", "udp", "icmp", "icmpv6", "other"}
+
+// Destination port kinds.
+const (
+	PortsTCPSYN = iota // SYN probes
+	PortsUDP           // UDP datagrams
+	NumPortKinds
+)
+
+// PortKindNames are the `kind` label values, by index.
+var PortKindNames = [NumPortKinds]string{"tcp_syn", "udp"}
+
+// MaxPrefixSlots bounds the number of distinct dark prefixes counted over the life of the
+// process (reloads included). Slot 0 is "not dark".
+const MaxPrefixSlots = 4096
+
+// ProtoIndex maps a decoded IP packet to its protocol counter. ICMP counts as icmp only in
+// IPv4 and ICMPv6 only in IPv6; anything else is other.
+func ProtoIndex(h *capture.Header) int {
+	switch h.Proto {
+	case capture.ProtoTCP:
+		return ProtoTCP
+	case capture.ProtoUDP:
+		return ProtoUDP
+	case capture.ProtoICMP:
+		if h.IPVersion == 4 {
+			return ProtoICMP
+		}
+	case capture.ProtoICMPv6:
+		if h.IPVersion == 6 {
+			return ProtoICMPv6
+		}
+	}
+	return ProtoOther
+}
+
+// Counters is one worker's shard. Only its worker writes it; readers sum the shards of all
+// workers with atomic loads at scrape time, like node_exporter reads per-CPU counters.
+type Counters struct {
+	Frames  [capture.NumResults]atomic.Uint64
+	Packets [2][NumProtos]atomic.Uint64 // [IPv4, IPv6][protocol]
+	Bytes   [2][NumProtos]atomic.Uint64
+	Flags   [256]atomic.Uint64
+	Ports   [NumPortKinds][65536]atomic.Uint64
+	Prefix  [MaxPrefixSlots]atomic.Uint64
+	FirstTS atomic.Int64 // packet time of the worker's first frame, 0 before it
+	LastTS  atomic.Int64
+	_       [64]byte // keep the next shard's hot words off this one's last cache line
+}
+
+// Local accumulates a batch of packets in plain memory; Flush publishes it to the shard.
+// Small, hot counters go through Local (one atomic add per counter per batch instead of
+// per packet); the 128k port counters are added directly, as a local copy would only
+// double the cache misses.
+type Local struct {
+	frames   [capture.NumResults]uint64
+	packets  [2][NumProtos]uint64
+	bytes    [2][NumProtos]uint64
+	flags    [256]uint64
+	prefix   [MaxPrefixSlots]uint64
+	maxSlot  int // highest prefix slot touched since the last flush
+	firstTS  int64
+	lastTS   int64
+	anyFlags bool
+}
+
+// Count adds one decoded frame. slot is the frame's dark-prefix slot (0 = not dark), only
+// meaningful for IP packets.
+func (l *Local) Count(h *capture.Header, slot int, c *Counters) {
+	l.frames[h.Result]++
+	if l.firstTS == 0 || h.TS < l.firstTS {
+		l.firstTS = h.TS
+	}
+	if h.TS > l.lastTS {
+		l.lastTS = h.TS
+	}
+	if h.Result != capture.ResultIP {
+		return
+	}
+	v := 0
+	if h.IPVersion == 6 {
+		v = 1
+	}
+	p := ProtoIndex(h)
+	l.packets[v][p]++
+	l.bytes[v][p] += uint64(h.WireLen)
+	l.prefix[slot]++
+	if slot > l.maxSlot {
+		l.maxSlot = slot
+	}
+	if !h.L4 {
+		return
+	}
+	switch h.Proto {
+	case capture.ProtoTCP:
+		l.flags[h.TCPFlags]++
+		l.anyFlags = true
+		if h.TCPFlags&(capture.FlagSYN|capture.FlagACK) == capture.FlagSYN {
+			c.Ports[PortsTCPSYN][h.DstPort].Add(1)
+		}
+	case capture.ProtoUDP:
+		c.Ports[PortsUDP][h.DstPort].Add(1)
+	}
+}
+
+// Flush publishes and clears what Count accumulated.
+func (l *Local) Flush(c *Counters) {
+	for i, n := range l.frames {
+		if n != 0 {
+			c.Frames[i].Add(n)
+			l.frames[i] = 0
+		}
+	}
+	for v := range l.packets {
+		for p, n := range l.packets[v] {
+			if n != 0 {
+				c.Packets[v][p].Add(n)
+				c.Bytes[v][p].Add(l.bytes[v][p])
+				l.packets[v][p], l.bytes[v][p] = 0, 0
+			}
+		}
+	}
+	if l.anyFlags {
+		for f, n := range l.flags {
+			if n != 0 {
+				c.Flags[f].Add(n)
+				l.flags[f] = 0
+			}
+		}
+		l.anyFlags = false
+	}
+	for s := 0; s <= l.maxSlot; s++ {
+		if n := l.prefix[s]; n != 0 {
+			c.Prefix[s].Add(n)
+			l.prefix[s] = 0
+		}
+	}
+	l.maxSlot = 0
+	if l.firstTS != 0 {
+		if cur := c.FirstTS.Load(); cur == 0 || l.firstTS < cur {
+			c.FirstTS.Store(l.firstTS)
+		}
+		l.firstTS = 0
+	}
+	if l.lastTS > c.LastTS.Load() {
+		c.LastTS.Store(l.lastTS)
+	}
+}
+
+// Totals is the sum of all shards at one moment (each counter read atomically; the set as
+// a whole is not a transaction, which is the usual exporter trade-off).
+type Totals struct {
+	Frames  [capture.NumResults]uint64
+	Packets [2][NumProtos]uint64
+	Bytes   [2][NumProtos]uint64
+	Flags   [256]uint64
+	Ports   [NumPortKinds][65536]uint64
+	Prefix  [MaxPrefixSlots]uint64
+	FirstTS int64
+	LastTS  int64
+}
+
+// Add sums one shard into t.
+func (t *Totals) Add(c *Counters) {
+	for i := range t.Frames {
+		t.Frames[i] += c.Frames[i].Load()
+	}
+	for v := range t.Packets {
+		for p := range t.Packets[v] {
+			t.Packets[v][p] += c.Packets[v][p].Load()
+			t.Bytes[v][p] += c.Bytes[v][p].Load()
+		}
+	}
+	for f := range t.Flags {
+		t.Flags[f] += c.Flags[f].Load()
+	}
+	for k := range t.Ports {
+		for p := range t.Ports[k] {
+			t.Ports[k][p] += c.Ports[k][p].Load()
+		}
+	}
+	for s := range t.Prefix {
+		t.Prefix[s] += c.Prefix[s].Load()
+	}
+	if f := c.FirstTS.Load(); f != 0 && (t.FirstTS == 0 || f < t.FirstTS) {
+		t.FirstTS = f
+	}
+	if l := c.LastTS.Load(); l > t.LastTS {
+		t.LastTS = l
+	}
+}
+
+// FrameTotal is the number of frames of every result in one shard.
+func (c *Counters) FrameTotal() uint64 {
+	var n uint64
+	for i := range c.Frames {
+		n += c.Frames[i].Load()
+	}
+	return n
+}

@@ -1,0 +1,241 @@
+package aggregate
+
+import (
+	"fmt"
+	"math/bits"
+)
+
+// DistinctExactLimit is how many distinct values Distinct counts exactly.
+const DistinctExactLimit = 256
+
+const (
+	distinctP      = 10                   // sketch precision: 1024 registers, ~3.3 % error
+	distinctWords  = (1 << distinctP) / 8 // registers packed 8 per uint64: 1 KiB
+	distinctMinSet = 8                    // first open-addressing table size
+	distinctMaxSet = DistinctExactLimit   // the last table may fill up completely
+	distinctRegMax = 64 - distinctP + 1   // largest register value
+	distinctInline = 4                    // values held without heap memory
+)
+
+// Distinct counts distinct 64-bit hashes exactly up to DistinctExactLimit values, then switches
+// to a HyperLogLog with p=10 (1 KiB, ~3 % error). The zero value is ready to use and holds no
+// heap memory. Its 64 bytes are plain fields (for checkpoints); treat them as read-only.
+//
+// Phases: the first 4 values live in Small; then Vals is an open-addressing set (0 marks an
+// empty slot, so the value 0 is kept in Zero) doubling from 8 to 256 slots; the 257th distinct
+// value turns Vals into the sketch's 1024 one-byte registers, packed 8 per word.
+type Distinct struct {
+	Small  [distinctInline]uint64
+	Vals   []uint64
+	N      uint32 // distinct values seen (exact phase only)
+	Zero   bool   // the value 0 was seen (set phase)
+	Sketch bool   // switched to the HyperLogLog
+}
+
+// Add adds x, a well-mixed hash. In the exact phase it reports whether x was new; after the
+// switch, whether a sketch register grew. It allocates only when the set grows (at the 5th, 7th,
+// 13th, 25th, 49th and 97th value) and once at the switch.
+func (d *Distinct) Add(x uint64) (added bool) {
+	if d.Sketch {
+		return d.addSketch(x)
+	}
+	if d.Vals == nil {
+		for _, v := range d.Small[:min(d.N, distinctInline)] {
+			if v == x {
+				return false
+			}
+		}
+		if d.N < distinctInline {
+			d.Small[d.N] = x
+			d.N++
+			return true
+		}
+		d.Vals = make([]uint64, distinctMinSet)
+		for _, v := range d.Small {
+			d.insertNew(v)
+		}
+		d.Small = [distinctInline]uint64{}
+	}
+	if x == 0 {
+		if d.Zero {
+			return false
+		}
+		if d.N >= DistinctExactLimit {
+			d.toSketch()
+			d.addSketch(0)
+			return true
+		}
+		d.Zero, d.N = true, d.N+1
+		return true
+	}
+	mask := uint64(len(d.Vals) - 1)
+	i := x & mask
+	for range d.Vals {
+		switch d.Vals[i] {
+		case x:
+			return false
+		case 0:
+			return d.insertAt(x, i)
+		}
+		i = (i + 1) & mask
+	}
+	// Every slot is taken and none holds x: x is value number DistinctExactLimit+1.
+	d.toSketch()
+	d.addSketch(x)
+	return true
+}
+
+// insertAt stores x (known absent) at the empty slot i, growing the set or switching to the
+// sketch when it is full.
+func (d *Distinct) insertAt(x, i uint64) bool {
+	if d.N >= DistinctExactLimit {
+		d.toSketch()
+		d.addSketch(x)
+		return true
+	}
+	used := int(d.N)
+	if d.Zero {
+		used--
+	}
+	// Keep the load at most 3/4 while the set may still grow; the last size fills up.
+	if n := len(d.Vals); (used+1)*4 > n*3 && n < distinctMaxSet {
+		old := d.Vals
+		d.Vals = make([]uint64, 2*n)
+		for _, v := range old {
+			if v != 0 {
+				d.insertNew(v)
+			}
+		}
+		d.insertNew(x)
+	} else {
+		d.Vals[i] = x
+	}
+	d.N++
+	return true
+}
+
+// insertNew places a value known to be absent during a rebuild (no count, no growth).
+func (d *Distinct) insertNew(x uint64) {
+	if x == 0 {
+		d.Zero = true
+		return
+	}
+	mask := uint64(len(d.Vals) - 1)
+	i := x & mask
+	for d.Vals[i] != 0 {
+		i = (i + 1) & mask
+	}
+	d.Vals[i] = x
+}
+
+// toSketch replaces the full exact set by a sketch holding the same values.
+func (d *Distinct) toSketch() {
+	set, zero := d.Vals, d.Zero
+	*d = Distinct{Vals: make([]uint64, distinctWords), Sketch: true}
+	for _, v := range set {
+		if v != 0 {
+			d.addSketch(v)
+		}
+	}
+	if zero {
+		d.addSketch(0)
+	}
+}
+
+func (d *Distinct) addSketch(x uint64) bool {
+	idx, r := hllSplit(x, distinctP)
+	if idx/8 >= uint64(len(d.Vals)) { // only a corrupt checkpoint lacks registers
+		return false
+	}
+	w := &d.Vals[idx/8]
+	shift := idx % 8 * 8
+	if uint8(*w>>shift) >= r {
+		return false
+	}
+	*w = *w&^(0xff<<shift) | uint64(r)<<shift
+	return true
+}
+
+// Count returns the number of distinct values: exact while Exact, else the sketch's estimate,
+// never below DistinctExactLimit+1 (that many were seen exactly). After the switch it scans
+// the 1 KiB sketch (about a microsecond): per-packet threshold checks above the exact limit
+// should run only when Add reports a change.
+func (d *Distinct) Count() uint64 {
+	if !d.Sketch {
+		return uint64(d.N)
+	}
+	var c [distinctRegMax + 1]uint32
+	for _, w := range d.Vals {
+		for range 8 {
+			c[min(uint8(w), distinctRegMax)]++
+			w >>= 8
+		}
+	}
+	return max(ertlEstimate(c[:], 8*len(d.Vals)), DistinctExactLimit+1)
+}
+
+// Exact reports whether Count is exact (at most DistinctExactLimit values seen).
+func (d *Distinct) Exact() bool { return !d.Sketch }
+
+// Reset returns d to the zero value, releasing its memory.
+func (d *Distinct) Reset() { *d = Distinct{} }
+
+// Bytes returns the heap bytes d holds (for memory accounting), not counting d itself.
+func (d *Distinct) Bytes() int { return cap(d.Vals) * 8 }
+
+// Validate reports whether d (e.g. decoded from a checkpoint) is consistent, so that a
+// corrupt state is rejected before it miscounts.
+func (d *Distinct) Validate() error {
+	switch {
+	case d.Sketch:
+		if len(d.Vals) != distinctWords {
+			return fmt.Errorf("distinct: sketch has %d words, want %d", len(d.Vals), distinctWords)
+		}
+		for i, w := range d.Vals {
+			for j := 0; j < 8; j, w = j+1, w>>8 {
+				if uint8(w) > distinctRegMax {
+					return fmt.Errorf("distinct: register %d holds %d, above %d", i*8+j, uint8(w), distinctRegMax)
+				}
+			}
+		}
+	case d.Vals == nil:
+		if d.N > distinctInline || d.Zero {
+			return fmt.Errorf("distinct: inline phase with count %d (zero flag %v)", d.N, d.Zero)
+		}
+		for i := 0; i < int(d.N); i++ {
+			for j := 0; j < i; j++ {
+				if d.Small[i] == d.Small[j] {
+					return fmt.Errorf("distinct: inline value %#x held twice", d.Small[i])
+				}
+			}
+		}
+	default:
+		n := len(d.Vals)
+		if n < distinctMinSet || n > distinctMaxSet || bits.OnesCount(uint(n)) != 1 {
+			return fmt.Errorf("distinct: set of %d slots, want a power of two in [%d, %d]", n, distinctMinSet, distinctMaxSet)
+		}
+		used := 0
+		if d.Zero {
+			used++
+		}
+		mask := uint64(n - 1)
+		for slot, v := range d.Vals {
+			if v == 0 {
+				continue
+			}
+			used++
+			// Linear probing: the first slot holding v from its home on must be this one.
+			i := v & mask
+			for d.Vals[i] != 0 && d.Vals[i] != v {
+				i = (i + 1) & mask
+			}
+			if i != uint64(slot) {
+				return fmt.Errorf("distinct: value %#x in slot %d is unreachable or duplicated", v, slot)
+			}
+		}
+		if used != int(d.N) || d.N > DistinctExactLimit {
+			return fmt.Errorf("distinct: count %d, set holds %d values", d.N, used)
+		}
+	}
+	return nil
+}

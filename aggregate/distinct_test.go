@@ -1,0 +1,235 @@
+package aggregate
+
+import (
+	"bytes"
+	"encoding/gob"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"unsafe"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// distinctValueSets are the value families the exact phase must count exactly: well-mixed
+// hashes, small integers (poorly mixed), and values sharing their low bits, so they all probe
+// from the same slot and the set fills up with one long cluster. The last two include 0 and,
+// not being hashes, give the sketch meaningless estimates.
+var distinctValueSets = []struct {
+	name  string
+	val   func(i uint64) uint64
+	mixed bool
+}{
+	{"mixed", func(i uint64) uint64 { return capture.Mix64(i + 1) }, true},
+	{"small integers", func(i uint64) uint64 { return i }, false},
+	{"same home slot", func(i uint64) uint64 { return i << 54 }, false}, // distinct for i < 1024
+}
+
+func TestDistinctExactUpToLimit(t *testing.T) {
+	for _, vs := range distinctValueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			for n := 0; n <= DistinctExactLimit; n++ {
+				rng := rand.New(rand.NewPCG(uint64(n), 5))
+				var d Distinct
+				seen := map[uint64]bool{}
+				// Each value arrives 1 to 3 times, duplicates interleaved with new values.
+				var stream []uint64
+				for i := range uint64(n) {
+					for range 1 + rng.IntN(3) {
+						stream = append(stream, vs.val(i))
+					}
+				}
+				rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
+				for _, x := range stream {
+					if got := d.Add(x); got != !seen[x] {
+						t.Fatalf("n=%d: Add(%#x) = %v, seen before: %v", n, x, got, seen[x])
+					}
+					seen[x] = true
+					if d.Count() != uint64(len(seen)) {
+						t.Fatalf("n=%d: Count %d after %d distinct", n, d.Count(), len(seen))
+					}
+				}
+				if d.Count() != uint64(n) || !d.Exact() {
+					t.Fatalf("n=%d: Count %d, Exact %v", n, d.Count(), d.Exact())
+				}
+				if err := d.Validate(); err != nil {
+					t.Fatalf("n=%d: %v", n, err)
+				}
+			}
+		})
+	}
+}
+
+func TestDistinctThresholds(t *testing.T) {
+	// Detectors decide ">= 20 distinct targets": the counts around it must be exact.
+	for _, tt := range []struct {
+		distinct, repeats int
+		reaches20         bool
+	}{{19, 50, false}, {20, 1, true}, {20, 50, true}, {21, 3, true}} {
+		var d Distinct
+		for range tt.repeats {
+			for i := range tt.distinct {
+				d.Add(capture.AddrFrom4([]byte{192, 0, 2, byte(i)}).Hash(1))
+			}
+		}
+		if d.Count() != uint64(tt.distinct) || d.Count() >= 20 != tt.reaches20 {
+			t.Errorf("%d distinct × %d: Count %d", tt.distinct, tt.repeats, d.Count())
+		}
+	}
+}
+
+func TestDistinctSwitchToSketch(t *testing.T) {
+	for _, vs := range distinctValueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			var d Distinct
+			for i := range uint64(DistinctExactLimit) {
+				d.Add(vs.val(i))
+			}
+			if d.Add(vs.val(3)) || !d.Exact() || d.Count() != DistinctExactLimit {
+				t.Fatalf("at the limit: Exact %v, Count %d", d.Exact(), d.Count())
+			}
+			if !d.Add(vs.val(DistinctExactLimit)) {
+				t.Fatal("the first value past the limit was not reported as added")
+			}
+			if d.Exact() || d.Bytes() != 1024 {
+				t.Fatalf("after the switch: Exact %v, Bytes %d", d.Exact(), d.Bytes())
+			}
+			if c := d.Count(); c < DistinctExactLimit+1 || vs.mixed && c > DistinctExactLimit*11/10 {
+				t.Fatalf("after the switch: Count %d, want 257 .. 281", c)
+			}
+			for i := range uint64(DistinctExactLimit + 1) {
+				if d.Add(vs.val(i)) {
+					t.Fatalf("re-adding value %d grew a register", i)
+				}
+			}
+			if err := d.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestDistinctSketchAccuracy(t *testing.T) {
+	for _, n := range []uint64{1_000, 10_000, 100_000} {
+		var d Distinct
+		h := NewHLL(distinctP)
+		for i := range n {
+			x := nthAddr(i).Hash(testSeed)
+			d.Add(x)
+			d.Add(x)
+			h.AddHash(x)
+		}
+		got := d.Count()
+		if rel := math.Abs(float64(got)-float64(n)) / float64(n); rel > 0.10 {
+			t.Errorf("n=%d: Count %d, relative error %.3f > 0.10", n, got, rel)
+		}
+		// The packed registers must be exactly those of a p=10 HLL fed the same hashes.
+		if want := h.Estimate(); got != want {
+			t.Errorf("n=%d: Count %d, HLL(p=10) estimates %d", n, got, want)
+		}
+		t.Logf("n=%d: estimate %d (%.2f %%)", n, got, 100*(float64(got)-float64(n))/float64(n))
+	}
+}
+
+func TestDistinctBytesAndReset(t *testing.T) {
+	var d Distinct
+	if unsafe.Sizeof(d) > 64 {
+		t.Errorf("Distinct is %d bytes, want at most one cache line", unsafe.Sizeof(d))
+	}
+	tests := []struct{ distinct, bytes int }{
+		{0, 0}, {4, 0}, {5, 64}, {6, 64}, {7, 128}, {96, 1024}, {97, 2048}, {256, 2048}, {257, 1024},
+	}
+	for _, tt := range tests {
+		d.Reset()
+		for i := range uint64(tt.distinct) {
+			d.Add(capture.Mix64(i + 1)) // Mix64(0) is 0, which takes no slot
+		}
+		if d.Bytes() != tt.bytes {
+			t.Errorf("%d distinct: Bytes %d, want %d", tt.distinct, d.Bytes(), tt.bytes)
+		}
+	}
+	d.Reset()
+	if d.Vals != nil || d.Bytes() != 0 || d.Count() != 0 || !d.Exact() || d.N != 0 || d.Zero || d.Small != [distinctInline]uint64{} {
+		t.Fatalf("Reset left %+v", d)
+	}
+}
+
+func TestDistinctNoAllocs(t *testing.T) {
+	tests := []struct {
+		name     string
+		distinct int
+	}{{"inline", 4}, {"set", 200}, {"sketch", 3000}}
+	for _, tt := range tests {
+		var d Distinct
+		vals := make([]uint64, tt.distinct)
+		for i := range vals {
+			vals[i] = capture.Mix64(uint64(i))
+			d.Add(vals[i])
+		}
+		i := 0
+		if allocs := testing.AllocsPerRun(1000, func() { d.Add(vals[i%len(vals)]); i++ }); allocs != 0 {
+			t.Errorf("%s: %v allocations per Add", tt.name, allocs)
+		}
+	}
+}
+
+func TestDistinctCheckpoint(t *testing.T) {
+	for _, n := range []uint64{0, 3, 100, 5000} {
+		var d Distinct
+		for i := range n {
+			d.Add(capture.Mix64(i))
+		}
+		var buf bytes.Buffer
+		if err := gob.NewEncoder(&buf).Encode(&d); err != nil {
+			t.Fatal(err)
+		}
+		var got Distinct
+		if err := gob.NewDecoder(&buf).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		if err := got.Validate(); err != nil || got.Count() != d.Count() || n > 0 && got.Add(capture.Mix64(0)) {
+			t.Fatalf("n=%d: restored Count %d, want %d (err %v)", n, got.Count(), d.Count(), err)
+		}
+	}
+}
+
+func TestDistinctValidateRejects(t *testing.T) {
+	set := func() Distinct {
+		var d Distinct
+		for i := range uint64(20) {
+			d.Add(capture.Mix64(i))
+		}
+		return d
+	}
+	tests := []struct {
+		name string
+		d    func() Distinct
+	}{
+		{"inline count", func() Distinct { return Distinct{N: 5} }},
+		{"inline duplicate", func() Distinct { return Distinct{N: 2, Small: [4]uint64{7, 7}} }},
+		{"inline zero flag", func() Distinct { return Distinct{N: 1, Zero: true} }},
+		{"set count", func() Distinct { d := set(); d.N++; return d }},
+		{"set size", func() Distinct { d := set(); d.Vals = d.Vals[:5]; return d }},
+		{"set duplicate", func() Distinct {
+			d := set()
+			for i, v := range d.Vals {
+				if v == 0 {
+					d.Vals[i] = d.Vals[(i+1)%len(d.Vals)]
+					d.N++
+					break
+				}
+			}
+			return d
+		}},
+		{"sketch size", func() Distinct { return Distinct{Sketch: true, Vals: make([]uint64, 3)} }},
+		{"sketch register", func() Distinct {
+			return Distinct{Sketch: true, Vals: append(make([]uint64, distinctWords-1), 99<<8)}
+		}},
+	}
+	for _, tt := range tests {
+		d := tt.d()
+		if err := d.Validate(); err == nil {
+			t.Errorf("%s: corrupt state accepted", tt.name)
+		}
+	}
+}

@@ -1,0 +1,145 @@
+package aggregate
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// PrefixSlots assigns each dark prefix a counter slot for the life of the process, so a
+// reload that keeps a prefix keeps its counter and one that adds a prefix starts it at 0.
+// Slot 0 is "not dark".
+type PrefixSlots struct {
+	mu    sync.Mutex
+	slots map[netip.Prefix]int
+	names []string // by slot
+}
+
+// NewPrefixSlots returns an empty registry.
+func NewPrefixSlots() *PrefixSlots {
+	return &PrefixSlots{slots: map[netip.Prefix]int{}, names: []string{"not_dark"}}
+}
+
+func (r *PrefixSlots) slot(p netip.Prefix) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.slots[p]; ok {
+		return s, nil
+	}
+	if len(r.names) >= MaxPrefixSlots {
+		return 0, fmt.Errorf("dark_prefixes: more than %d distinct prefixes over the life of the process", MaxPrefixSlots-1)
+	}
+	s := len(r.names)
+	r.slots[p] = s
+	r.names = append(r.names, p.String())
+	return s, nil
+}
+
+// Name returns the `prefix` label of a slot.
+func (r *PrefixSlots) Name(slot int) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.names[slot]
+}
+
+// Prefixes decides whether a destination is dark and which prefix counter it belongs to.
+// Immutable once built; a reload builds a new one.
+type Prefixes struct {
+	v4    []prefix4 // longest first
+	v6    []prefix6
+	slots []int // the slots in use, in configuration order (for exposition)
+}
+
+type prefix4 struct {
+	addr, mask uint32
+	slot       int
+}
+
+type prefix6 struct {
+	hi, lo, mhi, mlo uint64
+	slot             int
+}
+
+// NewPrefixes compiles the configured dark prefixes. With none configured every destination
+// is dark, counted under 0.0.0.0/0 and ::/0.
+func NewPrefixes(list []netip.Prefix, reg *PrefixSlots) (*Prefixes, error) {
+	if len(list) == 0 {
+		list = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")}
+	}
+	sorted := append([]netip.Prefix(nil), list...)
+	// Longest prefix first, so overlapping prefixes count under the most specific one.
+	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Bits() > sorted[j].Bits() })
+	p := &Prefixes{}
+	for _, pf := range list {
+		s, err := reg.slot(pf.Masked())
+		if err != nil {
+			return nil, err
+		}
+		p.slots = append(p.slots, s)
+	}
+	for _, pf := range sorted {
+		pf = pf.Masked()
+		s, _ := reg.slot(pf)
+		if pf.Addr().Is4() {
+			a := pf.Addr().As4()
+			mask := uint32(0)
+			if pf.Bits() > 0 {
+				mask = ^uint32(0) << (32 - pf.Bits())
+			}
+			p.v4 = append(p.v4, prefix4{addr: binary.BigEndian.Uint32(a[:]), mask: mask, slot: s})
+			continue
+		}
+		a := pf.Addr().As16()
+		mhi, mlo := mask128(pf.Bits())
+		p.v6 = append(p.v6, prefix6{
+			hi: binary.BigEndian.Uint64(a[:8]), lo: binary.BigEndian.Uint64(a[8:]),
+			mhi: mhi, mlo: mlo, slot: s,
+		})
+	}
+	return p, nil
+}
+
+func mask128(bits int) (hi, lo uint64) {
+	switch {
+	case bits <= 0:
+		return 0, 0
+	case bits < 64:
+		return ^uint64(0) << (64 - bits), 0
+	case bits == 64:
+		return ^uint64(0), 0
+	case bits < 128:
+		return ^uint64(0), ^uint64(0) << (128 - bits)
+	}
+	return ^uint64(0), ^uint64(0)
+}
+
+// Match returns the slot of the most specific dark prefix holding a, or 0 when a is not
+// dark. A linear scan: telescopes configure a handful of prefixes, and for those it beats
+// any tree.
+func (p *Prefixes) Match(a *capture.Addr, v4 bool) int {
+	if v4 {
+		x := binary.BigEndian.Uint32(a[12:])
+		for i := range p.v4 {
+			if x&p.v4[i].mask == p.v4[i].addr {
+				return p.v4[i].slot
+			}
+		}
+		return 0
+	}
+	hi := binary.BigEndian.Uint64(a[:8])
+	lo := binary.BigEndian.Uint64(a[8:])
+	for i := range p.v6 {
+		e := &p.v6[i]
+		if hi&e.mhi == e.hi && lo&e.mlo == e.lo {
+			return e.slot
+		}
+	}
+	return 0
+}
+
+// Slots returns the slots of the configured prefixes in configuration order.
+func (p *Prefixes) Slots() []int { return p.slots }

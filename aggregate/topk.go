@@ -1,0 +1,315 @@
+package aggregate
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"slices"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// topkSeed keeps TopK's bucket choice independent of the worker and table hashes.
+const topkSeed = 0x746f706b
+
+// TopKEntry is one monitored key. Its count is its group's.
+type TopKEntry struct {
+	Key        capture.Addr
+	Err        uint64 // overestimation bound: the count the key inherited when it took the slot
+	Group      int32  // index in TopK.Groups
+	Prev, Next int32  // siblings in the group (unordered), -1 at the ends
+	Chain      int32  // next entry in the same hash bucket; Restore rebuilds it
+}
+
+// TopKGroup holds the entries sharing one count (a "bucket" of Metwally's stream summary).
+type TopKGroup struct {
+	Count      uint64
+	First      int32 // an entry of the group; -1 marks a free group
+	Prev, Next int32 // neighbour groups: Prev has the next smaller count, Next the next larger
+}
+
+// TopK finds heavy hitters with Space-Saving (Metwally, Agrawal, El Abbadi, "Efficient
+// computation of frequent and top-k elements in data streams", 2005) over the stream-summary
+// structure: groups of equal count in a sorted list, so adding 1 moves an entry to the next
+// group in O(1). With capacity k every key whose true count exceeds Total/k is held, and each
+// held key's true count is in [Count-Err, Count].
+//
+// The exported fields are the whole state (for checkpoints; the hash index is rebuilt by
+// Restore); treat them as read-only. A TopK is not safe for concurrent use.
+type TopK struct {
+	Capacity  int
+	Entries   []TopKEntry // the held keys, len <= Capacity
+	Groups    []TopKGroup // len == Capacity: a group per distinct count, the rest free
+	MinGroup  int32       // group with the smallest count, -1 when empty
+	FreeGroup int32       // free groups, linked by Next
+	Sum       uint64      // total weight added
+
+	index []int32 // hash bucket -> first entry of its chain
+}
+
+// NewTopK returns an empty summary of at most capacity keys (clamped to [1, 2^29]).
+func NewTopK(capacity int) *TopK {
+	capacity = min(max(capacity, 1), maxTableCap)
+	t := &TopK{
+		Capacity: capacity,
+		Entries:  make([]TopKEntry, 0, capacity),
+		Groups:   make([]TopKGroup, capacity),
+		index:    newBuckets(capacity),
+	}
+	t.Reset()
+	return t
+}
+
+// Len returns the number of keys held.
+func (t *TopK) Len() int { return len(t.Entries) }
+
+// Total returns the sum of all weights added.
+func (t *TopK) Total() uint64 { return t.Sum }
+
+// Reset empties the summary without releasing memory.
+func (t *TopK) Reset() {
+	t.Entries = t.Entries[:0]
+	t.MinGroup, t.FreeGroup, t.Sum = nilIdx, nilIdx, 0
+	for g := len(t.Groups) - 1; g >= 0; g-- {
+		t.Groups[g] = TopKGroup{First: nilIdx, Prev: nilIdx, Next: t.FreeGroup}
+		t.FreeGroup = int32(g)
+	}
+	for i := range t.index {
+		t.index[i] = nilIdx
+	}
+}
+
+func (t *TopK) bucket(key capture.Addr) *int32 {
+	return &t.index[key.Hash(topkSeed)&uint64(len(t.index)-1)]
+}
+
+// Add counts w occurrences of key (w == 0 is ignored). O(1) for w == 1; a larger w may walk
+// past groups with counts below the new one. No allocation.
+func (t *TopK) Add(key capture.Addr, w uint64) {
+	if w == 0 {
+		return
+	}
+	t.Sum = satAdd(t.Sum, w)
+	b := t.bucket(key)
+	for i := *b; i != nilIdx; i = t.Entries[i].Chain {
+		if t.Entries[i].Key == key {
+			t.increment(i, w)
+			return
+		}
+	}
+	if len(t.Entries) < t.Capacity {
+		i := int32(len(t.Entries))
+		t.Entries = append(t.Entries, TopKEntry{Key: key, Chain: *b})
+		*b = i
+		t.place(i, w, nilIdx, t.MinGroup)
+		return
+	}
+	// Full: the new key takes over an entry with the minimum count m, inheriting m as error.
+	i := t.Groups[t.MinGroup].First
+	e := &t.Entries[i]
+	p := t.bucket(e.Key)
+	for *p != i {
+		p = &t.Entries[*p].Chain
+	}
+	*p = e.Chain
+	e.Key, e.Err, e.Chain = key, t.Groups[t.MinGroup].Count, *b
+	*b = i
+	t.increment(i, w)
+}
+
+// increment moves entry i from its group to the group of count+w.
+func (t *TopK) increment(i int32, w uint64) {
+	g := t.Entries[i].Group
+	c := satAdd(t.Groups[g].Count, w)
+	if c == t.Groups[g].Count {
+		return // saturated
+	}
+	// Find the neighbours of count c: prev < c <= Groups[next].Count.
+	prev, next := g, t.Groups[g].Next
+	for next != nilIdx && t.Groups[next].Count < c {
+		prev, next = next, t.Groups[next].Next
+	}
+	if prev == g && t.Groups[g].First == i && t.Entries[i].Next == nilIdx &&
+		(next == nilIdx || t.Groups[next].Count != c) {
+		t.Groups[g].Count = c // i is alone and nothing lies in between: relabel the group
+		return
+	}
+	t.detach(i)
+	if t.Groups[g].First == nilIdx {
+		if prev == g {
+			prev = t.Groups[g].Prev
+		}
+		t.freeGroup(g)
+	}
+	t.place(i, c, prev, next)
+}
+
+// place puts entry i into the group of count c, which lies after group prev and at or before
+// group next (either may be -1), creating the group when next does not hold count c.
+func (t *TopK) place(i int32, c uint64, prev, next int32) {
+	for next != nilIdx && t.Groups[next].Count < c {
+		prev, next = next, t.Groups[next].Next
+	}
+	g := next
+	if g == nilIdx || t.Groups[g].Count != c {
+		// A free group exists: groups in use never outnumber the other entries.
+		g = t.FreeGroup
+		t.FreeGroup = t.Groups[g].Next
+		t.Groups[g] = TopKGroup{Count: c, First: nilIdx, Prev: prev, Next: next}
+		if prev != nilIdx {
+			t.Groups[prev].Next = g
+		} else {
+			t.MinGroup = g
+		}
+		if next != nilIdx {
+			t.Groups[next].Prev = g
+		}
+	}
+	e := &t.Entries[i]
+	e.Group, e.Prev, e.Next = g, nilIdx, t.Groups[g].First
+	if e.Next != nilIdx {
+		t.Entries[e.Next].Prev = i
+	}
+	t.Groups[g].First = i
+}
+
+// detach removes entry i from its group's sibling list.
+func (t *TopK) detach(i int32) {
+	e := &t.Entries[i]
+	if e.Prev != nilIdx {
+		t.Entries[e.Prev].Next = e.Next
+	} else {
+		t.Groups[e.Group].First = e.Next
+	}
+	if e.Next != nilIdx {
+		t.Entries[e.Next].Prev = e.Prev
+	}
+}
+
+// freeGroup unlinks the empty group g from the count list and frees it.
+func (t *TopK) freeGroup(g int32) {
+	gr := &t.Groups[g]
+	if gr.Prev != nilIdx {
+		t.Groups[gr.Prev].Next = gr.Next
+	} else {
+		t.MinGroup = gr.Next
+	}
+	if gr.Next != nilIdx {
+		t.Groups[gr.Next].Prev = gr.Prev
+	}
+	*gr = TopKGroup{First: nilIdx, Prev: nilIdx, Next: t.FreeGroup}
+	t.FreeGroup = g
+}
+
+func satAdd(a, b uint64) uint64 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return ^uint64(0)
+}
+
+// Counted is a key with its estimated count: the true count lies in [Count-Err, Count].
+type Counted struct {
+	Key   capture.Addr
+	Count uint64
+	Err   uint64
+}
+
+// Top returns up to n entries by Count descending, ties by key ascending (byte order).
+// It allocates the result; call it at report time.
+func (t *TopK) Top(n int) []Counted {
+	if n <= 0 || len(t.Entries) == 0 {
+		return nil
+	}
+	all := make([]Counted, len(t.Entries))
+	for i, e := range t.Entries {
+		all[i] = Counted{Key: e.Key, Count: t.Groups[e.Group].Count, Err: e.Err}
+	}
+	slices.SortFunc(all, func(a, b Counted) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.Key[:], b.Key[:])
+	})
+	return all[:min(n, len(all))]
+}
+
+// Restore makes a summary whose exported fields were decoded from a checkpoint usable again:
+// it checks the group and entry links and rebuilds the hash index. A corrupt state is
+// rejected with an error (after which t is unusable) instead of failing later.
+func (t *TopK) Restore() error {
+	if err := t.check(); err != nil {
+		return fmt.Errorf("restore top-k: %w", err)
+	}
+	if cap(t.Entries) < t.Capacity { // a decoded slice has no room to grow
+		t.Entries = slices.Grow(t.Entries, t.Capacity-len(t.Entries))
+	}
+	t.index = newBuckets(t.Capacity)
+	for i := range t.Entries {
+		e := &t.Entries[i]
+		b := t.bucket(e.Key)
+		for j := *b; j != nilIdx; j = t.Entries[j].Chain {
+			if t.Entries[j].Key == e.Key {
+				return fmt.Errorf("restore top-k: key %v held twice", e.Key)
+			}
+		}
+		e.Chain = *b
+		*b = int32(i)
+	}
+	return nil
+}
+
+// check verifies the stream summary: groups sorted by strictly increasing count, each with a
+// non-empty, consistently linked entry list, every entry in exactly one group, Err <= Count,
+// counts summing to Sum (each Add raises the sum by w, also when a key is replaced), and the
+// remaining groups on the free list.
+func (t *TopK) check() error {
+	n, k := len(t.Entries), t.Capacity
+	if k < 1 || k > maxTableCap || n > k || len(t.Groups) != k {
+		return fmt.Errorf("capacity %d with %d entries and %d groups", k, n, len(t.Groups))
+	}
+	inGroup := make([]bool, n)
+	usedGroup := make([]bool, k)
+	seen, sum := 0, uint64(0)
+	prev, g := nilIdx, t.MinGroup
+	for g != nilIdx {
+		if g < 0 || int(g) >= k || usedGroup[g] {
+			return fmt.Errorf("group list broken at %d", g)
+		}
+		gr := t.Groups[g]
+		if gr.Prev != prev || prev != nilIdx && t.Groups[prev].Count >= gr.Count || gr.First == nilIdx {
+			return fmt.Errorf("group %d (count %d) is empty or out of order", g, gr.Count)
+		}
+		usedGroup[g] = true
+		pe := nilIdx
+		for i := gr.First; i != nilIdx; i = t.Entries[i].Next {
+			if i < 0 || int(i) >= n || inGroup[i] {
+				return fmt.Errorf("entry list of group %d broken at %d", g, i)
+			}
+			e := t.Entries[i]
+			if e.Prev != pe || e.Group != g || e.Err > gr.Count {
+				return fmt.Errorf("entry %d of group %d: bad links or error %d above count %d", i, g, e.Err, gr.Count)
+			}
+			inGroup[i] = true
+			seen++
+			sum = satAdd(sum, gr.Count)
+			pe = i
+		}
+		prev, g = g, gr.Next
+	}
+	if seen != n || sum != t.Sum && t.Sum != ^uint64(0) {
+		return fmt.Errorf("groups hold %d of %d entries, counts sum to %d of total %d", seen, n, sum, t.Sum)
+	}
+	for g := t.FreeGroup; g != nilIdx; g = t.Groups[g].Next {
+		if g < 0 || int(g) >= k || usedGroup[g] {
+			return fmt.Errorf("free group list broken at %d", g)
+		}
+		usedGroup[g] = true
+	}
+	for g, used := range usedGroup {
+		if !used {
+			return fmt.Errorf("group %d is neither in use nor free", g)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,168 @@
+package aggregate
+
+import (
+	"bytes"
+	"math/bits"
+	"sort"
+	"sync/atomic"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// HistBuckets is the number of finite buckets of the packets-per-source histogram:
+// upper bounds 1, 2, 4, ... 2^20.
+const HistBuckets = 21
+
+// HistBucket returns the index of the smallest bucket whose upper bound holds n (n >= 1);
+// HistBuckets means +Inf.
+func HistBucket(n uint64) int {
+	if n <= 1 {
+		return 0
+	}
+	b := bits.Len64(n - 1) // smallest b with 2^b >= n
+	if b > HistBuckets-1 {
+		return HistBuckets
+	}
+	return b
+}
+
+// Histogram is a cumulative histogram of packets per source per closed window, written by
+// one worker (atomic adds at window close) and read at scrape time.
+type Histogram struct {
+	Counts [HistBuckets + 1]atomic.Uint64 // non-cumulative per bucket; last is +Inf
+	Sum    atomic.Uint64
+	Count  atomic.Uint64
+}
+
+// Observe adds a batch of observations counted in a local array.
+func (h *Histogram) Observe(local *[HistBuckets + 1]uint64, sum, count uint64) {
+	for i, n := range local {
+		if n != 0 {
+			h.Counts[i].Add(n)
+		}
+	}
+	h.Sum.Add(sum)
+	h.Count.Add(count)
+}
+
+// SourceCount is a source and its packets.
+type SourceCount struct {
+	Addr    capture.Addr
+	Packets uint64
+}
+
+// WindowStats describes one closed window of one worker (or, merged, of all workers).
+// Immutable once published.
+type WindowStats struct {
+	Index   int64 // window number: start time / window length
+	Start   int64 // ns
+	End     int64 // ns, exclusive
+	Unique  uint64
+	Packets uint64
+	Top     []SourceCount // by packets descending, ties by address
+}
+
+// TopHeap keeps the n largest SourceCounts seen (a min-heap on packets).
+type TopHeap struct {
+	n int
+	h []SourceCount
+}
+
+// NewTopHeap returns a heap keeping the n largest entries.
+func NewTopHeap(n int) *TopHeap { return &TopHeap{n: n, h: make([]SourceCount, 0, n)} }
+
+func less(a, b *SourceCount) bool {
+	if a.Packets != b.Packets {
+		return a.Packets < b.Packets
+	}
+	// Among equal counts the larger address ranks lower, so ties keep the smaller addresses.
+	return bytes.Compare(a.Addr[:], b.Addr[:]) > 0
+}
+
+// Offer considers one entry.
+func (t *TopHeap) Offer(a capture.Addr, packets uint64) {
+	if t.n <= 0 {
+		return
+	}
+	e := SourceCount{Addr: a, Packets: packets}
+	if len(t.h) < t.n {
+		t.h = append(t.h, e)
+		t.up(len(t.h) - 1)
+		return
+	}
+	if !less(&t.h[0], &e) {
+		return
+	}
+	t.h[0] = e
+	t.down(0)
+}
+
+func (t *TopHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !less(&t.h[i], &t.h[p]) {
+			return
+		}
+		t.h[i], t.h[p] = t.h[p], t.h[i]
+		i = p
+	}
+}
+
+func (t *TopHeap) down(i int) {
+	for {
+		l, m := 2*i+1, i
+		if l < len(t.h) && less(&t.h[l], &t.h[m]) {
+			m = l
+		}
+		if r := l + 1; r < len(t.h) && less(&t.h[r], &t.h[m]) {
+			m = r
+		}
+		if m == i {
+			return
+		}
+		t.h[i], t.h[m] = t.h[m], t.h[i]
+		i = m
+	}
+}
+
+// Sorted returns the kept entries, largest first, ties by address ascending.
+func (t *TopHeap) Sorted() []SourceCount {
+	out := append([]SourceCount(nil), t.h...)
+	SortCounts(out)
+	return out
+}
+
+// SortCounts orders by packets descending, ties by address ascending.
+func SortCounts(s []SourceCount) {
+	sort.Slice(s, func(i, j int) bool { return less(&s[j], &s[i]) })
+}
+
+// MergeWindows merges the per-worker stats of one window (the caller passes stats of the
+// same window index). Sources are partitioned between workers, so uniques add up and the
+// top lists are disjoint but for rare ICMP-error senders, whose counts are summed.
+func MergeWindows(ws []*WindowStats, topN int) *WindowStats {
+	var out *WindowStats
+	sum := map[capture.Addr]uint64{}
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		if out == nil {
+			out = &WindowStats{Index: w.Index, Start: w.Start, End: w.End}
+		}
+		out.Unique += w.Unique
+		out.Packets += w.Packets
+		for _, t := range w.Top {
+			sum[t.Addr] += t.Packets
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	th := NewTopHeap(topN)
+	for a, n := range sum {
+		th.Offer(a, n)
+	}
+	out.Top = th.Sorted()
+	return out
+}
