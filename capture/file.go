@@ -1,0 +1,371 @@
+package capture
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/bits"
+	"os"
+)
+
+// Record is one packet record of a capture file. Data is valid only until the next call to Next.
+type Record struct {
+	Data    []byte
+	TS      int64    // ns since the Unix epoch
+	WireLen uint32   // original length
+	Link    LinkType // link type of the interface the record belongs to
+	Iface   int      // interface index within the file (0 for pcap; pcapng: numbered across sections)
+}
+
+// FileError is a fatal problem of a capture file: a one-line message naming the file and the
+// byte offset (in the decompressed stream for gzip input) of the header or record at fault.
+type FileError struct {
+	Path   string
+	Offset int64
+	Msg    string
+}
+
+func (e *FileError) Error() string {
+	return fmt.Sprintf("%s: byte offset %d: %s", e.Path, e.Offset, e.Msg)
+}
+
+// bufSize is the read buffer. Records are returned as sub-slices of it, so a large buffer
+// means few refills (each copies only the partial record at its end).
+const bufSize = 1 << 20
+
+type fileFormat uint8
+
+const (
+	fmtPcap fileFormat = iota + 1
+	fmtPcapng
+)
+
+// File reads the records of a pcap or pcapng file, optionally gzip-compressed.
+// It is not safe for concurrent use.
+type File struct {
+	name   string
+	closer io.Closer // the file opened by Open; nil for NewReader
+	raw    *countingReader
+	in     io.Reader // the decompressed stream: raw itself, or a gzip reader over it
+	gz     *gzip.Reader
+	size   int64
+
+	// buf[r:w] holds bytes read from in but not yet consumed; base is the stream offset
+	// of buf[0]. rerr is the sticky error of in (io.EOF at its end).
+	buf  []byte
+	r, w int
+	base int64
+	rerr error
+
+	format fileFormat
+	be     bool  // the file (or current pcapng section) is big-endian
+	recOff int64 // stream offset of the last record returned (or the damaged one)
+	err    error // sticky result once the file has ended or failed
+
+	pcap pcapState
+	ng   ngState
+
+	warned   uint32 // warn* kinds already reported
+	warnings []string
+}
+
+// Open opens a pcap (µs or ns timestamps, either byte order) or pcapng file, transparently
+// gunzipping it when it starts with the gzip magic (detected by magic bytes, never by name).
+// Errors name the file and say what is wrong in one line: a missing or unreadable file is
+// the *os.PathError of os.Open; a file that is empty, not a capture file (its first bytes are
+// shown in hex), or has a truncated or invalid file header is a *FileError.
+func Open(path string) (*File, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := newFile(fh, path, fh)
+	if err != nil {
+		fh.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// NewReader is Open for an already-open stream (name is used in errors). Close does not
+// close r.
+func NewReader(r io.Reader, name string) (*File, error) {
+	return newFile(r, name, nil)
+}
+
+func newFile(r io.Reader, name string, closer io.Closer) (*File, error) {
+	f := &File{name: name, closer: closer, raw: &countingReader{r: r}, buf: make([]byte, bufSize)}
+	f.in = f.raw
+	if st, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
+		if fi, err := st.Stat(); err == nil {
+			if fi.IsDir() {
+				return nil, &FileError{Path: name, Msg: "is a directory, not a capture file"}
+			}
+			if fi.Mode().IsRegular() {
+				f.size = fi.Size()
+			}
+		}
+	}
+	n, err := f.fill(4)
+	if err != nil {
+		return nil, f.readError(0, err)
+	}
+	if n == 0 {
+		return nil, &FileError{Path: name, Msg: "empty file"}
+	}
+	if n >= 2 && f.buf[0] == 0x1f && f.buf[1] == 0x8b {
+		if err := f.startGzip(); err != nil {
+			return nil, err
+		}
+		if n, err = f.fill(4); err != nil {
+			return nil, f.readError(0, err)
+		}
+		if n == 0 {
+			return nil, f.errorf(0, "empty file (the gzip stream decompresses to nothing)")
+		}
+	}
+	magic := binary.LittleEndian.Uint32(f.buf[:4]) // garbage beyond n is never matched below
+	switch {
+	case n >= 4 && pcapMagic(magic):
+		err = f.openPcap(magic)
+	case n >= 4 && magic == blockSHB:
+		err = f.openPcapng()
+	case n < 4 && magicPrefix(f.buf[:n]) == fmtPcap:
+		err = f.errorf(0, "truncated pcap file header: %d bytes needed, %d present", pcapFileHeaderLen, n)
+	case n < 4 && magicPrefix(f.buf[:n]) == fmtPcapng:
+		err = f.errorf(0, "truncated pcapng file header: %d bytes needed, %d present", shbMinLen, n)
+	default:
+		err = f.errorf(0, "not a pcap or pcapng file (starts with % x)", f.buf[:min(n, 4)])
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// startGzip replaces the input by a gzip reader over the raw bytes read so far and the rest.
+func (f *File) startGzip() error {
+	head := bytes.Clone(f.buf[:f.w])
+	gz, err := gzip.NewReader(io.MultiReader(bytes.NewReader(head), f.raw))
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return &FileError{Path: f.name, Msg: "truncated gzip stream (gzip header incomplete)"}
+		}
+		return &FileError{Path: f.name, Msg: fmt.Sprintf("corrupt gzip stream: %v", err)}
+	}
+	f.gz, f.in = gz, gz
+	f.r, f.w, f.base, f.rerr = 0, 0, 0, nil
+	return nil
+}
+
+// Next returns the next record, io.EOF at a clean end, or a *FileError. After an error
+// every further call returns the same error.
+func (f *File) Next() (rec Record, err error) {
+	if f.err != nil {
+		return rec, f.err
+	}
+	// The readers fill rec in place: passing a 48-byte record back up by value through
+	// several calls costs as much as parsing it.
+	if f.format == fmtPcap {
+		err = f.nextPcap(&rec)
+	} else {
+		err = f.nextPcapng(&rec)
+	}
+	if err != nil {
+		f.err = err
+	}
+	return rec, err
+}
+
+// RecordOffset is the byte offset (in the uncompressed stream) where the last record
+// returned (or the damaged one) starts.
+func (f *File) RecordOffset() int64 { return f.recOff }
+
+// InputBytes is how many bytes of the underlying file have been consumed: the records
+// read so far for a plain file, the compressed bytes read for a gzip file (which run a
+// little ahead of the records returned). With Size it gives a "% of input" progress line.
+func (f *File) InputBytes() int64 {
+	if f.gz != nil {
+		return f.raw.n
+	}
+	return f.base + int64(f.r)
+}
+
+// Size is the size of the underlying file in bytes (compressed for gzip), 0 when unknown
+// (a pipe, or a NewReader stream without a Stat method).
+func (f *File) Size() int64 { return f.size }
+
+// Name is the file name given to Open or NewReader.
+func (f *File) Name() string { return f.name }
+
+// Close releases the file. It does not close the stream given to NewReader.
+func (f *File) Close() error {
+	var err error
+	if f.gz != nil {
+		err = f.gz.Close()
+	}
+	if f.closer != nil {
+		if cerr := f.closer.Close(); err == nil {
+			err = cerr
+		}
+		f.closer = nil
+	}
+	if f.err == nil {
+		f.err = &FileError{Path: f.name, Offset: f.base + int64(f.r), Msg: "read after Close"}
+	}
+	return err
+}
+
+// fill makes at least need unread bytes available in buf[r:] when the stream has them and
+// returns how many are available: fewer than need only at the end of the stream (then the
+// error is nil) or on a read error other than io.EOF (returned). The buffer is compacted
+// and, for a record larger than it, grown step by step as data actually arrives, so a
+// corrupt length field cannot make it allocate more than about twice the data present.
+func (f *File) fill(need int) (int, error) {
+	if need > len(f.buf)-f.r && f.r > 0 {
+		copy(f.buf, f.buf[f.r:f.w])
+		f.base += int64(f.r)
+		f.w -= f.r
+		f.r = 0
+	}
+	stalls := 0
+	for f.w-f.r < need && f.rerr == nil {
+		if f.w == len(f.buf) {
+			nb := make([]byte, min(2*len(f.buf), f.r+need))
+			copy(nb, f.buf[:f.w])
+			f.buf = nb
+		}
+		m, err := f.in.Read(f.buf[f.w:])
+		f.w += m
+		if err != nil {
+			f.rerr = err
+		} else if m == 0 {
+			if stalls++; stalls > 100 {
+				f.rerr = io.ErrNoProgress
+			}
+		}
+	}
+	avail := f.w - f.r
+	if avail >= need || f.rerr == io.EOF {
+		return avail, nil
+	}
+	return avail, f.rerr
+}
+
+// short builds the result for a header or record of want bytes (hdr of which are its fixed
+// header) starting at the current offset when only have bytes are left: io.EOF for a clean
+// end between records, otherwise a *FileError.
+func (f *File) short(have, hdr, want int, err error) error {
+	off := f.base + int64(f.r)
+	f.recOff = off
+	switch {
+	case err != nil:
+		return f.readError(off, err)
+	case have == 0:
+		return io.EOF
+	case have < hdr:
+		return f.errorf(off, "truncated record header: %d bytes needed, %d present", hdr, have)
+	default:
+		return f.errorf(off, "truncated record: header says %d bytes, %d present", want, have)
+	}
+}
+
+// readError describes an error of the underlying stream at offset off.
+func (f *File) readError(off int64, err error) error {
+	if f.gz != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return f.errorf(off, "truncated gzip stream")
+		}
+		return f.errorf(off, "corrupt gzip stream: %v", err)
+	}
+	return f.errorf(off, "read error: %v", err)
+}
+
+// errorf returns a *FileError at offset off.
+func (f *File) errorf(off int64, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if f.gz != nil {
+		msg += " (offset in the decompressed data)"
+	}
+	return &FileError{Path: f.name, Offset: off, Msg: msg}
+}
+
+// Warning kinds: each is reported at most once per file.
+const (
+	warnOverSnaplen    uint32 = 1 << iota // caplen > snapshot length (record kept whole)
+	warnCapOverWire                       // caplen > original length (kept as is)
+	warnMixedLinkTypes                    // pcapng interfaces of different link types
+	warnMixedSnaplens                     // pcapng interfaces with different snapshot lengths
+	warnMixedByteOrder                    // pcapng sections of different byte orders
+	warnNoTimestamp                       // pcapng Simple Packet Blocks (TS 0)
+)
+
+// warn records a warning of one kind at offset off unless that kind was reported before.
+func (f *File) warn(kind uint32, off int64, format string, args ...any) {
+	if f.warned&kind != 0 {
+		return
+	}
+	f.warned |= kind
+	f.warnings = append(f.warnings, (&FileError{Path: f.name, Offset: off, Msg: fmt.Sprintf(format, args...)}).Error())
+}
+
+// Warnings returns the non-fatal problems met so far, one line each ("<path>: byte offset
+// <N>: <what>"), at most one per kind per file, the offset being that of the first record
+// concerned. Call it after reading (they are produced while records are read):
+//   - a record longer than the snapshot length (kept whole; libpcap would cut it);
+//   - a record whose captured length exceeds its original length (kept as is, like libpcap);
+//   - pcapng interfaces of different link types or snapshot lengths, or sections of
+//     different byte orders (all read; libpcap and tcpdump refuse such files);
+//   - pcapng Simple Packet Blocks, which carry no timestamp (TS is 0, as in libpcap).
+func (f *File) Warnings() []string {
+	return append([]string(nil), f.warnings...)
+}
+
+// u16 and u32 decode fields in the byte order of the file.
+func (f *File) u16(b []byte) uint16 {
+	v := binary.LittleEndian.Uint16(b)
+	if f.be {
+		v = bits.ReverseBytes16(v)
+	}
+	return v
+}
+
+func (f *File) u32(b []byte) uint32 {
+	v := binary.LittleEndian.Uint32(b)
+	if f.be {
+		v = bits.ReverseBytes32(v)
+	}
+	return v
+}
+
+// magicPrefix tells which format's magic number b (shorter than 4 bytes) is the start of,
+// so that a 1..3-byte file is called truncated rather than foreign; 0 for none.
+func magicPrefix(b []byte) fileFormat {
+	for _, m := range []uint32{pcapMicro, pcapNano, pcapKuznetsov, blockSHB} {
+		var le, be [4]byte
+		binary.LittleEndian.PutUint32(le[:], m)
+		binary.BigEndian.PutUint32(be[:], m)
+		if bytes.HasPrefix(le[:], b) || bytes.HasPrefix(be[:], b) {
+			if m == blockSHB {
+				return fmtPcapng
+			}
+			return fmtPcap
+		}
+	}
+	return 0
+}
+
+// countingReader counts the bytes read from the underlying file.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
