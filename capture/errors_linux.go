@@ -1,0 +1,94 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrorKind classifies capture failures so the daemon can retry what may heal on its own
+// (an interface that went away or down) and stop on what will not (privilege, config).
+// It implements error, so errors.Is(err, capture.ErrInterfaceGone) works on a *CaptureError.
+type ErrorKind int
+
+// Kinds of capture failure.
+const (
+	// ErrSystem is any other failed system call (a bug or an unusual kernel).
+	ErrSystem ErrorKind = iota
+	// ErrConfig: the RingConfig is invalid.
+	ErrConfig
+	// ErrInterfaceNotFound: no interface of that name in the current network namespace.
+	ErrInterfaceNotFound
+	// ErrInterfaceGone: the interface disappeared or went down; reopen all rings after a backoff.
+	ErrInterfaceGone
+	// ErrPermission: the process lacks CAP_NET_RAW.
+	ErrPermission
+	// ErrRingTooLarge: the kernel could not allocate the ring memory.
+	ErrRingTooLarge
+	// ErrFanoutBusy: another process uses the fanout group id.
+	ErrFanoutBusy
+	// ErrClosed: the ring was closed.
+	ErrClosed
+)
+
+var kindNames = [...]string{"system", "config", "interface not found", "interface gone",
+	"permission", "ring too large", "fanout group busy", "closed"}
+
+// Error returns the kind's name.
+func (k ErrorKind) Error() string {
+	if int(k) < len(kindNames) {
+		return "capture: " + kindNames[k]
+	}
+	return "capture: unknown error kind"
+}
+
+// CaptureError is a capture failure with a one-line message that says what to do.
+type CaptureError struct {
+	Kind      ErrorKind
+	Interface string
+	Msg       string // the whole one-line message, starting with "capture: "
+	Err       error  // the underlying errno, if any
+}
+
+// Error returns the one-line message.
+func (e *CaptureError) Error() string { return e.Msg }
+
+// Unwrap returns the underlying system error.
+func (e *CaptureError) Unwrap() error { return e.Err }
+
+// Is lets errors.Is match a kind: errors.Is(err, ErrInterfaceGone).
+func (e *CaptureError) Is(target error) bool {
+	k, ok := target.(ErrorKind)
+	return ok && k == e.Kind
+}
+
+func newError(kind ErrorKind, iface string, err error, format string, args ...any) *CaptureError {
+	return &CaptureError{Kind: kind, Interface: iface, Err: err, Msg: "capture: " + fmt.Sprintf(format, args...)}
+}
+
+// sysError wraps a failed system call of the setup sequence, classifying the errnos that
+// have a fix the user can apply.
+func sysError(iface, op string, err error) *CaptureError {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return newError(ErrPermission, iface, err, "opening an AF_PACKET socket needs CAP_NET_RAW: "+
+			"run as root, or grant it once with: sudo setcap cap_net_raw,cap_net_admin+ep $(command -v telescope)")
+	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.ENXIO):
+		return newError(ErrInterfaceNotFound, iface, err, "interface %q not found (ip link shows the available ones)", iface)
+	case errors.Is(err, unix.ENETDOWN):
+		return newError(ErrInterfaceGone, iface, err, "interface %q is down (bring it up with: ip link set %s up)", iface, iface)
+	}
+	return newError(ErrSystem, iface, err, "%s on interface %q: %v", op, iface, err)
+}
+
+// goneError reports that a bound interface disappeared or went down while capturing.
+func goneError(iface string, err error) *CaptureError {
+	return newError(ErrInterfaceGone, iface, err,
+		"interface %q went away or down (%v); reopen the capture once it is back", iface, err)
+}
+
+// isGone reports whether an errno means the bound interface left.
+func isGone(err error) bool {
+	return errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO) || errors.Is(err, unix.ENODEV)
+}
