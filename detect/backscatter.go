@@ -1,0 +1,199 @@
+package detect
+
+import (
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// victim is what the backscatter detector knows about one DoS victim (the host whose
+// replies reach the dark space).
+type victim struct {
+	First, Last int64
+	Packets     uint32                 // saturating
+	Kinds       [len(kindNames)]uint32 // packets per kind (saturating)
+	Targets     aggregate.Distinct     // dark IPs hit
+	Rate        *rateWin               // from the second packet on (pooled)
+	RateMet     bool                   // some sliding minute held MinRatePerMinute packets
+	Attack      bool                   // an episode is active
+}
+
+// kindNames mirrors BackscatterKinds, fixing the array sizes at compile time.
+var kindNames = [17]string(BackscatterKinds)
+
+// Backscatter kind indexes (positions in BackscatterKinds).
+const (
+	bsSynAck = iota
+	bsRst
+	bsRstAck
+	bsEchoReply
+	bsUnreach
+	bsQuench
+	bsRedirect
+	bsTimeExceeded
+	bsParam
+	bsTimestampReply
+	bsInfoReply
+	bsMaskReply
+	bs6EchoReply
+	bs6Unreach
+	bs6TooBig
+	bs6TimeExceeded
+	bs6Param
+)
+
+// icmp4Kinds and icmp6Kinds map ICMP types to kind index + 1 (0: not backscatter).
+var icmp4Kinds = [256]uint8{
+	0: bsEchoReply + 1, 3: bsUnreach + 1, 4: bsQuench + 1, 5: bsRedirect + 1,
+	11: bsTimeExceeded + 1, 12: bsParam + 1, 14: bsTimestampReply + 1, 16: bsInfoReply + 1,
+	18: bsMaskReply + 1,
+}
+
+var icmp6Kinds = [256]uint8{
+	129: bs6EchoReply + 1, 1: bs6Unreach + 1, 2: bs6TooBig + 1, 3: bs6TimeExceeded + 1,
+	4: bs6Param + 1,
+}
+
+// backscatterKind returns the reply kind of h, or -1 when it is not backscatter.
+func backscatterKind(h *capture.Header) int {
+	if !h.L4 {
+		return -1
+	}
+	switch h.Proto {
+	case capture.ProtoTCP:
+		f := h.TCPFlags & (capture.FlagSYN | capture.FlagACK | capture.FlagRST)
+		switch f {
+		case capture.FlagSYN | capture.FlagACK:
+			return bsSynAck
+		case capture.FlagRST:
+			return bsRst
+		case capture.FlagRST | capture.FlagACK:
+			return bsRstAck
+		}
+	case capture.ProtoICMP:
+		if h.IPVersion == 4 {
+			return int(icmp4Kinds[h.ICMPType]) - 1
+		}
+	case capture.ProtoICMPv6:
+		if h.IPVersion == 6 {
+			return int(icmp6Kinds[h.ICMPType]) - 1
+		}
+	}
+	return -1
+}
+
+// backscatter counts one reply packet for its victim: the quoted packet's destination for
+// ICMP errors that quote one, else the packet's source.
+func (e *Engine) backscatter(h *capture.Header) {
+	kind := backscatterKind(h)
+	if kind < 0 {
+		return
+	}
+	e.c.BackscatterPackets[kind].Add(1)
+	key := h.Src
+	if h.Inner.Valid {
+		key = h.Inner.Dst
+	}
+	v, created := e.victims.Touch(key)
+	t := h.TS
+	if !created {
+		t = later(t, v.Last)
+		if t-v.Last > e.window {
+			// Quiet for a window: the attack (if any) is over, and what follows is a new one.
+			if v.Attack {
+				e.endAttack(&key, v)
+			}
+			e.releaseRate(v)
+			*v = victim{}
+			created = true
+		}
+	}
+	if created {
+		v.First = t
+	}
+	v.Last = t
+	if v.Packets < ^uint32(0) {
+		v.Packets++
+	}
+	if v.Kinds[kind] < ^uint32(0) {
+		v.Kinds[kind]++
+	}
+	v.Targets.Add(h.Dst.Hash(seedDstIP))
+	e.trackRate(v, t)
+	cfg := &e.cfg.Backscatter
+	if !v.Attack && v.RateMet && v.Packets >= uint32(max(cfg.MinPackets, 0)) &&
+		v.Last-v.First >= int64(cfg.MinDuration) {
+		v.Attack = true
+		entry := victimEntry(&key, v)
+		e.begin(detBackscatter, mainKind(v), entry)
+	}
+}
+
+// mainKind is the victim's most frequent kind, ties broken by BackscatterKinds order.
+func mainKind(v *victim) int {
+	best := 0
+	for i, n := range v.Kinds {
+		if n > v.Kinds[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
+	var peak uint64
+	if v.Rate != nil {
+		peak = v.Rate.Peak
+	}
+	return &BackscatterEntry{
+		Victim:    k.String(),
+		Kind:      kindNames[mainKind(v)],
+		Packets:   uint64(v.Packets),
+		Targets:   v.Targets.Count(),
+		PeakRate:  peak,
+		FirstSeen: Time(v.First),
+		LastSeen:  Time(v.Last),
+	}
+}
+
+func (e *Engine) endAttack(k *capture.Addr, v *victim) {
+	v.Attack = false
+	e.end(detBackscatter, mainKind(v), victimEntry(k, v))
+}
+
+// evictVictim is the victim table's eviction callback.
+func (e *Engine) evictVictim(k *capture.Addr, v *victim) {
+	e.c.Evictions.Add(1)
+	if v.Attack {
+		e.endAttack(k, v)
+	}
+	e.releaseRate(v)
+	v.Targets.Reset()
+}
+
+// sweepVictims ends attacks quiet for longer than the window and drops such victims,
+// oldest first. The LRU order is the order of last packets (up to out-of-order packets,
+// which can only delay an expiry by as much as they are late), so the sweep stops at the
+// first victim still in its window.
+func (e *Engine) sweepVictims(now int64) {
+	for {
+		k, v, ok := e.victims.Oldest()
+		if !ok || now-v.Last <= e.window {
+			return
+		}
+		if v.Attack {
+			e.endAttack(k, v)
+		}
+		e.releaseRate(v)
+		e.victims.Delete(*k)
+	}
+}
+
+// endVictims ends every active attack (Finish, or the detector turned off).
+func (e *Engine) endVictims() {
+	e.victims.Range(func(k *capture.Addr, v *victim) bool {
+		if v.Attack {
+			e.endAttack(k, v)
+		}
+		return true
+	})
+}

@@ -1,0 +1,250 @@
+package detect
+
+import (
+	"time"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// Detector indexes (positions in Detectors, the first index of Counters.Detections).
+const (
+	detScanner = iota
+	detTelnetSweep
+	detTelnetSurge
+	detUDPThenSYN
+	detBackscatter
+	detFingerprint
+)
+
+// sweepEvery is how often (in packet time) Advance looks for quiet episodes.
+const sweepEvery = int64(time.Second)
+
+// Engine runs every detector for one worker. It is used by that worker's goroutine only:
+// no locks on the packet path. Surge is the one shared part (locked, once per bucket).
+type Engine struct {
+	cfg    *Config
+	worker int
+	sink   Sink
+	surge  *Surge
+	c      *Counters
+
+	window    int64         // cfg.Window in ns
+	telnet    *[1024]uint64 // bitset of cfg.Telnet.Ports
+	now       int64         // engine clock: latest packet time or Advance time
+	clockSet  bool          // now holds a time
+	nextSweep int64         // packet time of the next sweep
+
+	sb surgeClock // this worker's telnet surge bucket
+
+	// eps holds the sources with an active scanner, telnet sweep or tool episode.
+	eps  *aggregate.Table[capture.Addr, episode]
+	keys []capture.Addr // scratch for sweeps
+
+	flows       *aggregate.Table[flowKey, flow]
+	activeFlows []flowRef // flows with an active episode (and some stale refs)
+	victims     *aggregate.Table[capture.Addr, victim]
+	ratePool    []*rateWin
+}
+
+// NewEngine returns the engine of worker `worker`. sink receives its events, surge (shared by
+// all workers, may be nil when no surge detection is wanted) the per-bucket telnet source
+// counts, c its counters. Its three tables (sources with active episodes, udp_then_syn
+// flows, backscatter victims) each hold at most cfg.MaxFlows entries and grow to it lazily.
+func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *Engine {
+	e := &Engine{worker: worker, sink: sink, surge: surge, c: c}
+	flows := max(cfg.MaxFlows, 1)
+	e.eps = aggregate.NewTable[capture.Addr, episode](flows, hashEpisode)
+	e.eps.SetEvict(e.evictEpisode)
+	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
+	e.flows.SetEvict(e.evictFlow)
+	e.victims = aggregate.NewTable[capture.Addr, victim](flows, hashAddr)
+	e.victims.SetEvict(e.evictVictim)
+	e.apply(cfg)
+	return e
+}
+
+// SetConfig applies a reloaded configuration: new thresholds from now on, state kept.
+// Episodes of detectors that the new config disables end now (End events), so nothing stays
+// active forever. A new telnet surge bucket restarts this worker's bucket count. The table
+// capacities (MaxFlows) are fixed at construction: a change takes effect on restart.
+func (e *Engine) SetConfig(cfg *Config) {
+	old := e.cfg
+	e.apply(cfg)
+	var off uint8
+	if old.Scanner.Enabled && !cfg.Scanner.Enabled {
+		off |= epScan
+	}
+	if old.Telnet.Enabled && !cfg.Telnet.Enabled {
+		off |= epTel
+	}
+	if old.Fingerprint.Enabled && !cfg.Fingerprint.Enabled {
+		off |= epFP
+	}
+	if off != 0 {
+		e.endSources(off, 0, true)
+	}
+	if old.UDPThenSYN.Enabled && !cfg.UDPThenSYN.Enabled {
+		e.endFlows()
+	}
+	if old.Backscatter.Enabled && !cfg.Backscatter.Enabled {
+		e.endVictims()
+	}
+	if old.Telnet.SurgeBucket != cfg.Telnet.SurgeBucket || old.Telnet.Enabled != cfg.Telnet.Enabled {
+		e.sb.joined = false // rejoin with the new bucket size at the next clock tick
+	}
+}
+
+func (e *Engine) apply(cfg *Config) {
+	e.cfg = cfg
+	e.window = int64(cfg.Window)
+	ports := new([1024]uint64)
+	for _, p := range cfg.Telnet.Ports {
+		ports[p>>6] |= 1 << (p & 63)
+	}
+	e.telnet = ports
+}
+
+// isTelnet reports whether p is one of the configured telnet ports.
+func (e *Engine) isTelnet(p uint16) bool { return e.telnet[p>>6]&(1<<(p&63)) != 0 }
+
+// tick moves the engine clock to t (never backwards) and closes finished surge buckets.
+func (e *Engine) tick(t int64) {
+	if !e.clockSet {
+		e.now, e.clockSet = t, true
+		e.nextSweep = t + sweepEvery
+	} else if t > e.now {
+		e.now = t
+	}
+	if e.cfg.Telnet.Enabled && e.surge != nil && (!e.sb.joined || e.now >= e.sb.end) {
+		e.surgeTick()
+	}
+}
+
+// Packet handles one IP packet to a dark destination; st is the state of h.Src.
+func (e *Engine) Packet(h *capture.Header, st *SourceState) {
+	e.tick(h.TS)
+	cfg := e.cfg
+	switch {
+	case h.SYNProbe():
+		if cfg.Scanner.Enabled {
+			e.scanner(h, st, h.DstPort)
+		}
+		if cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
+			e.telnetSweep(h, st)
+		}
+		if cfg.Fingerprint.Enabled {
+			e.fingerprint(h, st)
+		}
+		if cfg.UDPThenSYN.Enabled {
+			e.flowSYN(h)
+		}
+	case h.Proto == capture.ProtoUDP && h.L4:
+		if cfg.Scanner.Enabled {
+			e.scanner(h, st, h.DstPort)
+		}
+		if cfg.UDPThenSYN.Enabled {
+			e.flowUDP(h)
+		}
+	case h.ICMPEchoRequest():
+		if cfg.Scanner.Enabled {
+			e.scanner(h, st, 0) // ICMP echo counts as port 0
+		}
+	default:
+		if cfg.Backscatter.Enabled {
+			e.backscatter(h)
+		}
+	}
+}
+
+// Evicted ends the active episodes of src, whose entry the pipeline's table is evicting
+// (End events with their final values). The engine keeps no pointer to st.
+func (e *Engine) Evicted(src capture.Addr, st *SourceState, now int64) {
+	e.tick(now)
+	if st.Moved == 0 {
+		return
+	}
+	if rec := e.eps.Get(src); rec != nil {
+		e.endRecord(src, rec, epAll)
+		e.eps.Delete(src)
+	}
+	st.Moved = 0
+}
+
+// Advance tells the engine that packet time has reached now: it closes finished surge
+// buckets and, at most once per second of packet time, ends the episodes quiet for longer
+// than the window.
+func (e *Engine) Advance(now int64) {
+	e.tick(now)
+	if e.now < e.nextSweep {
+		return
+	}
+	e.nextSweep = e.now + sweepEvery
+	e.endSources(0, e.now, false)
+	e.sweepFlows(e.now)
+	e.sweepVictims(e.now)
+	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
+}
+
+// Finish ends every active episode at time now (end of input or shutdown).
+func (e *Engine) Finish(now int64) {
+	e.tick(now)
+	e.endSources(epAll, 0, true)
+	e.endFlows()
+	e.endVictims()
+	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
+}
+
+// begin records an episode start: counters, then the event.
+func (e *Engine) begin(det, class int, entry Entry) {
+	name := Detectors[det]
+	e.c.Detections[det][class].Add(1)
+	e.c.Active[det].Add(1)
+	e.sink.Detection(&Event{Detector: name, Phase: Start, Class: Classes[name][class], Entry: entry})
+}
+
+// end records an episode end with its final entry; class is the final class.
+func (e *Engine) end(det, class int, entry Entry) {
+	name := Detectors[det]
+	e.c.Active[det].Add(-1)
+	e.sink.Detection(&Event{Detector: name, Phase: End, Class: Classes[name][class], Entry: entry})
+}
+
+// later returns t, or last when t is earlier: out-of-order packets count with gap 0 and
+// never move a clock backwards.
+func later(t, last int64) int64 {
+	if t < last {
+		return last
+	}
+	return t
+}
+
+// reached reports whether d holds at least n distinct values. Past the exact phase Count
+// scans the sketch, so it runs only when Add reported a change (changed) or when the
+// threshold is within the exact range anyway.
+func reached(d *aggregate.Distinct, n int, changed bool) bool {
+	if n <= 0 {
+		return true
+	}
+	if d.Exact() {
+		return d.Count() >= uint64(n)
+	}
+	if n <= aggregate.DistinctExactLimit+1 {
+		return true
+	}
+	return changed && d.Count() >= uint64(n)
+}
+
+// Hash seeds: separate uses of the same address must not correlate.
+const (
+	seedDstIP   = 0x6a09e667f3bcc908
+	seedPair    = 0xbb67ae8584caa73b
+	seedPort    = 0x3c6ef372fe94f82b
+	seedFlow    = 0xa54ff53a5f1d36f1
+	seedVictim  = 0x510e527fade682d1
+	seedEpisode = 0x9b05688c2b3e6c1f
+)
+
+func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedVictim) }
+
+func hashEpisode(a *capture.Addr) uint64 { return a.Hash(seedEpisode) }

@@ -1,0 +1,232 @@
+// Package detect recognises who is scanning a telescope and how: one file per detector,
+// all driven by packet time inside the source-affine workers.
+package detect
+
+import (
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// Detector names: the `event` log field, the `detector` metric label, and (but for
+// fingerprint, reported under "tools") the keys of the report's "detections" object.
+const (
+	Scanner     = "scanner"
+	TelnetSweep = "telnet_sweep"
+	TelnetSurge = "telnet_surge"
+	UDPThenSYN  = "udp_then_syn"
+	Backscatter = "backscatter"
+	Fingerprint = "fingerprint"
+)
+
+// Detectors lists every detector name in report order.
+var Detectors = []string{Scanner, TelnetSweep, TelnetSurge, UDPThenSYN, Backscatter, Fingerprint}
+
+// Classes lists the `class` label values of telescope_detections_total per detector. The
+// set is fixed so every series exists (at 0) from the start.
+var Classes = map[string][]string{
+	Scanner:     {"horizontal", "vertical", "mixed"},
+	TelnetSweep: {"mirai", "other"},
+	TelnetSurge: {"surge"},
+	UDPThenSYN:  PayloadKinds,
+	Backscatter: BackscatterKinds,
+	Fingerprint: Tools,
+}
+
+// PayloadKinds are the udp_then_syn payload classes.
+var PayloadKinds = []string{"dht", "utp", "other"}
+
+// Tools are the fingerprinted scanning tools.
+var Tools = []string{"mirai", "zmap", "masscan", "nmap"}
+
+// BackscatterKinds are the reply kinds a DoS victim sends to spoofed sources.
+var BackscatterKinds = []string{
+	"syn_ack", "rst", "rst_ack",
+	"icmp_echo_reply", "icmp_unreachable", "icmp_source_quench", "icmp_redirect",
+	"icmp_time_exceeded", "icmp_param_problem", "icmp_timestamp_reply", "icmp_info_reply",
+	"icmp_mask_reply",
+	"icmp6_echo_reply", "icmp6_unreachable", "icmp6_packet_too_big", "icmp6_time_exceeded",
+	"icmp6_param_problem",
+}
+
+// Phase says whether an event opens or closes an episode.
+type Phase uint8
+
+const (
+	Start Phase = iota
+	End
+)
+
+func (p Phase) String() string {
+	if p == Start {
+		return "start"
+	}
+	return "end"
+}
+
+// Event is one detection episode starting or ending. Entry is one of the *Entry types below
+// (a pointer to a fresh value the receiver may keep); at End it holds the final values
+// that go into the report.
+type Event struct {
+	Detector string
+	Phase    Phase
+	Class    string
+	Entry    Entry
+}
+
+// Entry is a report entry that can also be logged as flat zap fields.
+type Entry interface {
+	zapcore.ObjectMarshaler
+}
+
+// Sink receives events. It is called from worker goroutines concurrently and must be safe
+// for that; events are rare (episodes), so a mutex inside is fine.
+type Sink interface {
+	Detection(ev *Event)
+}
+
+// Time is a packet timestamp that marshals as RFC 3339 with nanoseconds, in UTC.
+type Time int64
+
+// MarshalText implements encoding.TextMarshaler (so encoding/json writes a string).
+func (t Time) MarshalText() ([]byte, error) {
+	return []byte(t.String()), nil
+}
+
+// UnmarshalText parses RFC 3339 (so reports can be read back).
+func (t *Time) UnmarshalText(b []byte) error {
+	v, err := time.Parse(time.RFC3339Nano, string(b))
+	if err != nil {
+		return err
+	}
+	*t = Time(v.UnixNano())
+	return nil
+}
+
+func (t Time) String() string {
+	return time.Unix(0, int64(t)).UTC().Format(time.RFC3339Nano)
+}
+
+// ScannerEntry is a report entry of detections.scanner.
+type ScannerEntry struct {
+	Src       string `json:"src"`
+	Class     string `json:"class"`
+	Packets   uint64 `json:"packets"`
+	Targets   uint64 `json:"targets"`
+	Ports     uint64 `json:"ports"`
+	FirstSeen Time   `json:"first_seen"`
+	LastSeen  Time   `json:"last_seen"`
+}
+
+func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("src", e.Src)
+	enc.AddString("class", e.Class)
+	enc.AddUint64("packets", e.Packets)
+	enc.AddUint64("targets", e.Targets)
+	enc.AddUint64("ports", e.Ports)
+	enc.AddString("first_seen", e.FirstSeen.String())
+	enc.AddString("last_seen", e.LastSeen.String())
+	return nil
+}
+
+// TelnetSweepEntry is a report entry of detections.telnet_sweep.
+type TelnetSweepEntry struct {
+	Src       string `json:"src"`
+	Targets   uint64 `json:"targets"`
+	Packets   uint64 `json:"packets"`
+	Mirai     bool   `json:"mirai"`
+	FirstSeen Time   `json:"first_seen"`
+	LastSeen  Time   `json:"last_seen"`
+}
+
+func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("src", e.Src)
+	enc.AddUint64("targets", e.Targets)
+	enc.AddUint64("packets", e.Packets)
+	enc.AddBool("mirai", e.Mirai)
+	enc.AddString("first_seen", e.FirstSeen.String())
+	enc.AddString("last_seen", e.LastSeen.String())
+	return nil
+}
+
+// TelnetSurgeEntry is a report entry of detections.telnet_surge.
+type TelnetSurgeEntry struct {
+	Start       Time    `json:"start"`
+	End         Time    `json:"end"`
+	PeakSources uint64  `json:"peak_sources"`
+	Baseline    float64 `json:"baseline"`
+}
+
+func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("start", e.Start.String())
+	enc.AddString("end", e.End.String())
+	enc.AddUint64("peak_sources", e.PeakSources)
+	enc.AddFloat64("baseline", e.Baseline)
+	return nil
+}
+
+// UDPThenSYNEntry is a report entry of detections.udp_then_syn.
+type UDPThenSYNEntry struct {
+	Src        string `json:"src"`
+	Dst        string `json:"dst"`
+	Port       uint16 `json:"port"`
+	UDPPackets uint64 `json:"udp_packets"`
+	SYNPackets uint64 `json:"syn_packets"`
+	Payload    string `json:"payload"`
+	FirstSeen  Time   `json:"first_seen"`
+	LastSeen   Time   `json:"last_seen"`
+}
+
+func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("src", e.Src)
+	enc.AddString("dst", e.Dst)
+	enc.AddUint16("port", e.Port)
+	enc.AddUint64("udp_packets", e.UDPPackets)
+	enc.AddUint64("syn_packets", e.SYNPackets)
+	enc.AddString("payload", e.Payload)
+	enc.AddString("first_seen", e.FirstSeen.String())
+	enc.AddString("last_seen", e.LastSeen.String())
+	return nil
+}
+
+// BackscatterEntry is a report entry of detections.backscatter (one DoS attack).
+type BackscatterEntry struct {
+	Victim    string `json:"victim"`
+	Kind      string `json:"kind"`
+	Packets   uint64 `json:"packets"`
+	Targets   uint64 `json:"targets"`
+	PeakRate  uint64 `json:"peak_rate_per_minute"`
+	FirstSeen Time   `json:"first_seen"`
+	LastSeen  Time   `json:"last_seen"`
+}
+
+func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("victim", e.Victim)
+	enc.AddString("kind", e.Kind)
+	enc.AddUint64("packets", e.Packets)
+	enc.AddUint64("targets", e.Targets)
+	enc.AddUint64("peak_rate_per_minute", e.PeakRate)
+	enc.AddString("first_seen", e.FirstSeen.String())
+	enc.AddString("last_seen", e.LastSeen.String())
+	return nil
+}
+
+// ToolEntry is a report entry of detections.tools (the fingerprint detector).
+type ToolEntry struct {
+	Src       string `json:"src"`
+	Tool      string `json:"tool"`
+	Packets   uint64 `json:"packets"`
+	Probes    uint64 `json:"syn_probes"`
+	FirstSeen Time   `json:"first_seen"`
+	LastSeen  Time   `json:"last_seen"`
+}
+
+func (e *ToolEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("src", e.Src)
+	enc.AddString("tool", e.Tool)
+	enc.AddUint64("packets", e.Packets)
+	enc.AddUint64("syn_probes", e.Probes)
+	enc.AddString("first_seen", e.FirstSeen.String())
+	enc.AddString("last_seen", e.LastSeen.String())
+	return nil
+}

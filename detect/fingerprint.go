@@ -1,0 +1,118 @@
+package detect
+
+import (
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// Tool indexes (positions in Tools).
+const (
+	toolMirai = iota
+	toolZMap
+	toolMasscan
+	toolNmap
+)
+
+// toolMinPackets is how many matching probes each tool label needs at least (besides
+// matching most of the source's SYN probes): ZMap's and Masscan's fingerprints match one
+// random probe in 65536, so one match proves nothing.
+var toolMinPackets = [4]uint64{toolMirai: 1, toolZMap: 2, toolMasscan: 2, toolNmap: 1}
+
+// zmapIPID is the IP ID ZMap puts in every probe.
+const zmapIPID = 54321
+
+// toolMatches returns the bit set of tools whose fingerprint the SYN probe h carries.
+// Mirai, ZMap and Masscan are IPv4 fingerprints (an address, or the IPv4 ID field, which
+// IPv6 has only in fragments); Nmap's (window, options, TTL) applies to both.
+func toolMatches(h *capture.Header) uint8 {
+	var m uint8
+	if h.IPVersion == 4 && h.Dst.Is4() {
+		dst := h.Dst.V4()
+		if h.Seq == dst {
+			m |= 1 << toolMirai
+		}
+		if h.IPID == zmapIPID {
+			m |= 1 << toolZMap
+		}
+		if h.IPID == uint16(dst^uint32(h.DstPort)^h.Seq) {
+			m |= 1 << toolMasscan
+		}
+	}
+	o := &h.Opts
+	if h.Window == 1024 && o.Count == 1 && o.Kinds == 1<<2 && o.MSS == 1460 && o.Len == 4 && h.TTL <= 59 {
+		m |= 1 << toolNmap
+	}
+	return m
+}
+
+// fingerprint counts one SYN probe of a source. A fingerprint episode is a run of SYN
+// probes with no gap longer than the window; a tool labels the source for the rest of the
+// episode once its matching probes are more than half of the episode's SYN probes (and at
+// least toolMinPackets).
+func (e *Engine) fingerprint(h *capture.Header, st *SourceState) {
+	w := &st.FP
+	rec := e.moved(h.Src, st, epFP)
+	if rec != nil {
+		if later(h.TS, rec.FP.Last)-rec.FP.Last <= e.window {
+			w = &rec.FP
+		} else {
+			e.endTools(h.Src, rec)
+			e.release(h.Src, rec)
+			st.Moved &^= epFP
+			rec = nil
+		}
+	}
+	t := h.TS
+	if w.Probes > 0 { // the window is open
+		t = later(t, w.Last)
+		if rec == nil && t-w.Last > e.window {
+			*w = ToolWindow{} // a new episode, no label was given in the old one
+		}
+	}
+	if w.Probes == 0 {
+		w.First = t
+	}
+	w.Last = t
+	w.Probes++
+	m := toolMatches(h)
+	for i := range Tools {
+		if m&(1<<i) == 0 {
+			continue
+		}
+		w.Match[i]++
+		e.c.FingerprintPackets[i].Add(1)
+		// Only a matching probe can make a tool the majority, so only those check.
+		if w.Labels&(1<<i) != 0 || w.Match[i]*2 <= w.Probes || w.Match[i] < toolMinPackets[i] {
+			continue
+		}
+		if rec == nil {
+			rec = e.promote(h.Src, st, epFP)
+			rec.FP, st.FP = st.FP, ToolWindow{}
+			w = &rec.FP
+		}
+		w.Labels |= 1 << i
+		e.begin(detFingerprint, i, toolEntry(h.Src, w, i))
+	}
+}
+
+func toolEntry(src capture.Addr, w *ToolWindow, tool int) *ToolEntry {
+	return &ToolEntry{
+		Src:       src.String(),
+		Tool:      Tools[tool],
+		Packets:   w.Match[tool],
+		Probes:    w.Probes,
+		FirstSeen: Time(w.First),
+		LastSeen:  Time(w.Last),
+	}
+}
+
+// endTools ends the episode of every tool labelling the source and clears it.
+func (e *Engine) endTools(src capture.Addr, rec *episode) {
+	w := rec.FP
+	rec.Active &^= epFP
+	rec.FP = ToolWindow{}
+	for i := range Tools {
+		if w.Labels&(1<<i) != 0 {
+			e.end(detFingerprint, i, toolEntry(src, &w, i))
+		}
+	}
+}

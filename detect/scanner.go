@@ -1,0 +1,108 @@
+package detect
+
+import (
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// Scanner classes, indexes of Classes[Scanner].
+const (
+	classHorizontal = iota
+	classVertical
+	classMixed
+)
+
+// scanner counts one probe (SYN probe, UDP datagram, ICMP echo request) of a source.
+// A window opens at the first probe and spans the configured window; a probe at or past its
+// end opens a new one, unless an episode is active: then the counts keep accumulating until
+// the source is quiet for longer than the window.
+func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
+	w := &st.Scan
+	rec := e.moved(h.Src, st, epScan)
+	if rec != nil {
+		if later(h.TS, rec.Scan.Last)-rec.Scan.Last <= e.window {
+			w = &rec.Scan
+		} else {
+			e.endScanner(h.Src, rec)
+			e.release(h.Src, rec)
+			st.Moved &^= epScan
+			rec = nil // st.Scan was emptied when it moved: this probe opens a new window
+		}
+	}
+	t := h.TS
+	if w.Packets > 0 { // the window is open
+		t = later(t, w.Last)
+		if rec == nil && t-w.Start >= e.window {
+			*w = ScanWindow{}
+		}
+	}
+	if w.Packets == 0 {
+		w.Start = t
+	}
+	w.Last = t
+	w.Packets++
+	dst := h.Dst.Hash(seedDstIP)
+	changed := w.Targets.Add(capture.Mix64(dst ^ seedPair ^ uint64(port)))
+	w.Ports.Add(capture.Mix64(seedPort + uint64(port)))
+	addSmall(&w.IPs, &w.NIPs, uint32(dst))
+	if rec != nil {
+		return
+	}
+	cfg := &e.cfg.Scanner
+	if w.Packets >= uint64(max(cfg.MinPackets, 0)) && reached(&w.Targets, cfg.MinTargets, changed) {
+		rec = e.promote(h.Src, st, epScan)
+		rec.Scan, st.Scan = st.Scan, ScanWindow{}
+		entry := scannerEntry(h.Src, &rec.Scan)
+		e.begin(detScanner, scannerClass(entry.Ports, rec.Scan.NIPs), entry)
+	}
+}
+
+// addSmall adds x to a small set whose count saturates one past its capacity: enough to
+// tell "at most len(set)" from "more".
+func addSmall(set *[5]uint32, n *uint8, x uint32) {
+	if int(*n) > len(set) {
+		return
+	}
+	for _, v := range set[:*n] {
+		if v == x {
+			return
+		}
+	}
+	if int(*n) < len(set) {
+		set[*n] = x
+	}
+	*n++
+}
+
+// scannerClass applies the class rule: horizontal (<= 5 ports, > 5 dst IPs), vertical
+// (<= 5 dst IPs, > 5 ports), otherwise mixed.
+func scannerClass(ports uint64, ips uint8) int {
+	switch {
+	case ports <= 5 && ips > 5:
+		return classHorizontal
+	case ips <= 5 && ports > 5:
+		return classVertical
+	}
+	return classMixed
+}
+
+func scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
+	ports := w.Ports.Count()
+	return &ScannerEntry{
+		Src:       src.String(),
+		Class:     Classes[Scanner][scannerClass(ports, w.NIPs)],
+		Packets:   w.Packets,
+		Targets:   w.Targets.Count(),
+		Ports:     ports,
+		FirstSeen: Time(w.Start),
+		LastSeen:  Time(w.Last),
+	}
+}
+
+// endScanner emits the End event of src's scanner episode with its final values and
+// clears it from the record.
+func (e *Engine) endScanner(src capture.Addr, rec *episode) {
+	entry := scannerEntry(src, &rec.Scan)
+	rec.Active &^= epScan
+	rec.Scan = ScanWindow{}
+	e.end(detScanner, ClassIndex(Scanner, entry.Class), entry)
+}

@@ -1,0 +1,218 @@
+package detect
+
+import (
+	"testing"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+const scanSrc = "192.0.2.1"
+
+func scanEv(p Phase, class string, packets, targets, ports uint64, first, last int64) ev {
+	return ev{Scanner, p, class, ScannerEntry{Src: scanSrc, Class: class, Packets: packets,
+		Targets: targets, Ports: ports, FirstSeen: Time(first), LastSeen: Time(last)}}
+}
+
+func scanEv6(p Phase, class string, packets, targets, ports uint64, first, last int64) ev {
+	e := scanEv(p, class, packets, targets, ports, first, last)
+	x := e.entry.(ScannerEntry)
+	x.Src = "2001:db8::1"
+	e.entry = x
+	return e
+}
+
+// horiz sends n SYNs to port 80 of n distinct dark IPs, one per second from `from`.
+func horiz(n int, from int64) []capture.Header {
+	return seq(n, from, sec, func(i int, ts int64) capture.Header {
+		return syn(scanSrc, ip4("203.0.113.0", i), 80, ts)
+	})
+}
+
+// grid sends n SYNs cycling over ips x ports targets.
+func grid(n, ips, ports int, from int64) []capture.Header {
+	return seq(n, from, sec, func(i int, ts int64) capture.Header {
+		return syn(scanSrc, ip4("203.0.113.0", i%ips), uint16(1000+i/ips%ports), ts)
+	})
+}
+
+func TestScanner(t *testing.T) {
+	L := t0 + 99*sec // last of 100 probes one second apart
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"min_packets-1", []step{{pkts: horiz(99, t0), finish: L + sec}}},
+		{"min_packets", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{finish: L + sec, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
+		}},
+		{"min_targets-1", []step{{pkts: grid(100, 19, 1, t0), finish: L + sec}}},
+		{"min_targets", []step{
+			{pkts: grid(100, 20, 1, t0), want: []ev{scanEv(Start, "horizontal", 100, 20, 1, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 20, 1, t0, L)}},
+		}},
+		{"probe at window start + window opens a new window", []step{
+			{pkts: cat(horiz(99, t0), []capture.Header{syn(scanSrc, "198.51.100.1", 80, t0+win)}), finish: t0 + win},
+		}},
+		{"probe 1ns before the window end counts", []step{
+			{pkts: cat(horiz(99, t0), []capture.Header{syn(scanSrc, "198.51.100.1", 80, t0+win-1)}),
+				want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, t0+win-1)}},
+			{finish: t0 + win, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, t0+win-1)}},
+		}},
+		{"gap == window continues the episode past the window", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{pkts: []capture.Header{syn(scanSrc, "198.51.100.1", 80, L+win)}},
+			{finish: L + win, want: []ev{scanEv(End, "horizontal", 101, 101, 1, t0, L+win)}},
+		}},
+		{"gap == window+1ns ends the episode", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{pkts: []capture.Header{syn(scanSrc, "198.51.100.1", 80, L+win+1)},
+				want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
+			{finish: L + win + 1},
+		}},
+		{"a new episode after the gap", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{pkts: horiz(100, L+win+1), want: []ev{
+				scanEv(End, "horizontal", 100, 100, 1, t0, L),
+				scanEv(Start, "horizontal", 100, 100, 1, L+win+1, L+win+1+99*sec)}},
+			{finish: L + win + 1 + 99*sec, want: []ev{scanEv(End, "horizontal", 100, 100, 1, L+win+1, L+win+1+99*sec)}},
+		}},
+		{"vertical", []step{
+			{pkts: grid(100, 1, 100, t0), want: []ev{scanEv(Start, "vertical", 100, 100, 100, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "vertical", 100, 100, 100, t0, L)}},
+		}},
+		{"5 IPs x 5 ports is mixed", []step{
+			{pkts: grid(100, 5, 5, t0), want: []ev{scanEv(Start, "mixed", 100, 25, 5, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "mixed", 100, 25, 5, t0, L)}},
+		}},
+		{"6 IPs x 5 ports is horizontal", []step{
+			{pkts: grid(100, 6, 5, t0), want: []ev{scanEv(Start, "horizontal", 100, 30, 5, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 30, 5, t0, L)}},
+		}},
+		{"5 IPs x 6 ports is vertical", []step{
+			{pkts: grid(100, 5, 6, t0), want: []ev{scanEv(Start, "vertical", 100, 30, 6, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "vertical", 100, 30, 6, t0, L)}},
+		}},
+		{"6 IPs x 6 ports is mixed", []step{
+			{pkts: grid(100, 6, 6, t0), want: []ev{scanEv(Start, "mixed", 100, 36, 6, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "mixed", 100, 36, 6, t0, L)}},
+		}},
+		{"class recomputed at the end", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{pkts: seq(10, L+sec, sec, func(i int, ts int64) capture.Header {
+				return syn(scanSrc, "198.51.100.7", uint16(2000+i), ts)
+			})},
+			{finish: L + 20*sec, want: []ev{scanEv(End, "mixed", 110, 110, 11, t0, L+10*sec)}},
+		}},
+		{"ICMP echo counts with port 0", []step{
+			{pkts: seq(100, t0, sec, func(i int, ts int64) capture.Header { return echo(scanSrc, ip4("203.0.113.0", i%20), ts) }),
+				want: []ev{scanEv(Start, "horizontal", 100, 20, 1, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 20, 1, t0, L)}},
+		}},
+		{"ICMP echo and UDP to port 0 are the same target", []step{
+			{pkts: cat(
+				seq(50, t0, sec, func(i int, ts int64) capture.Header { return echo(scanSrc, ip4("203.0.113.0", i%20), ts) }),
+				seq(50, t0+50*sec, sec, func(i int, ts int64) capture.Header {
+					return udp(scanSrc, ip4("203.0.113.0", i%19), 0, ts, nil)
+				})),
+				want: []ev{scanEv(Start, "horizontal", 100, 20, 1, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 20, 1, t0, L)}},
+		}},
+		{"UDP probes count", []step{
+			{pkts: seq(100, t0, sec, func(i int, ts int64) capture.Header { return udp(scanSrc, ip4("203.0.113.0", i), 53, ts, nil) }),
+				want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
+		}},
+		{"non-probes do not count", []step{
+			{pkts: cat(
+				seq(100, t0, sec, func(i int, ts int64) capture.Header {
+					return tcp(scanSrc, ip4("198.51.100.0", i), capture.FlagSYN|capture.FlagACK, ts)
+				}),
+				horiz(99, t0+100*sec)), finish: t0 + 200*sec},
+		}},
+		{"out-of-order probe counts without moving last_seen back", []step{
+			{pkts: cat(horiz(100, t0), []capture.Header{syn(scanSrc, "198.51.100.1", 80, t0+50*sec)}),
+				want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{finish: L, want: []ev{scanEv(End, "horizontal", 101, 101, 1, t0, L)}},
+		}},
+		{"IPv6", []step{
+			{pkts: seq(100, t0, sec, func(i int, ts int64) capture.Header {
+				return syn("2001:db8::1", ip6("2001:db8:1::", i+1), 80, ts)
+			}), want: []ev{scanEv6(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{finish: L, want: []ev{scanEv6(End, "horizontal", 100, 100, 1, t0, L)}},
+		}},
+		{"Advance at last+window keeps the episode, past it ends it", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{advance: L + win},
+			{advance: L + win + 2*sec, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
+			{finish: L + win + 3*sec},
+		}},
+		{"Advance exactly window+1ns after the last probe ends it", []step{
+			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
+			{advance: L + win + 1, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
+			{pkts: []capture.Header{syn(scanSrc, "198.51.100.1", 80, L+win+2)}},
+			{finish: L + win + 3},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run(t, only(testConfig(t), Scanner), tc.steps)
+		})
+	}
+}
+
+func TestScannerReloadKeepsState(t *testing.T) {
+	cfg := only(testConfig(t), Scanner)
+	h := newHarness(t, cfg)
+	h.feed(horiz(60, t0)...)
+	if ev := h.sink.take(); len(ev) != 0 {
+		t.Fatalf("60 probes: %d events, want none", len(ev))
+	}
+	lower := *cfg
+	lower.Scanner.MinPackets = 50
+	h.e.SetConfig(&lower)
+	h.feed(syn(scanSrc, "198.51.100.1", 80, t0+60*sec))
+	checkEvents(t, h.sink.take(), []ev{scanEv(Start, "horizontal", 61, 61, 1, t0, t0+60*sec)})
+	// The window moved into the engine's episode table: the source entry keeps none of it.
+	if st := h.srcs.Get(addr(scanSrc)); st.Moved != epScan || st.Scan.Packets != 0 || st.Scan.Targets.Bytes() != 0 {
+		t.Fatalf("after the start: moved %03b, window %+v", st.Moved, st.Scan)
+	}
+	// Turning the detector off ends the episode now.
+	off := lower
+	off.Scanner.Enabled = false
+	h.e.SetConfig(&off)
+	checkEvents(t, h.sink.take(), []ev{scanEv(End, "horizontal", 61, 61, 1, t0, t0+60*sec)})
+	h.feed(horiz(100, t0+61*sec)...)
+	h.finish(t0 + 200*sec)
+	if ev := h.sink.take(); len(ev) != 0 {
+		t.Fatalf("disabled scanner: %d events", len(ev))
+	}
+	if a := h.c.Active[detScanner].Load(); a != 0 {
+		t.Fatalf("active scanners %d after finish", a)
+	}
+}
+
+func TestScannerEviction(t *testing.T) {
+	cfg := only(testConfig(t), Scanner)
+	h := newHarness(t, cfg)
+	h.srcs = newSourceTable(1)
+	h.srcs.SetEvict(func(k *capture.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.feed(horiz(100, t0)...)
+	L := t0 + 99*sec
+	checkEvents(t, h.sink.take(), []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)})
+	// Another source takes the only slot: the scanner's episode ends with its final values.
+	h.feed(syn("192.0.2.99", "203.0.113.1", 80, L+sec))
+	checkEvents(t, h.sink.take(), []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)})
+	if n := h.e.eps.Len(); n != 0 {
+		t.Fatalf("evicted source still has an episode record (%d records)", n)
+	}
+	// The reused slot starts from scratch: the old counts do not leak into the new source.
+	st := h.srcs.Get(addr("192.0.2.99"))
+	if st == nil || st.Scan.Packets != 1 || st.Moved != 0 {
+		t.Fatalf("new source state %+v", st)
+	}
+	h.finish(L + 2*sec)
+	if ev := h.sink.take(); len(ev) != 0 {
+		t.Fatalf("finish after eviction: %v", evs(ev))
+	}
+}

@@ -1,0 +1,161 @@
+package detect
+
+import (
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// SourceState is the per-source detector state. It lives inline in the worker's per-source
+// LRU table (the pipeline owns that table, so its size is paid once per table slot: keep it
+// compact). The fields are exported plain values so a table can be checkpointed; treat them
+// as read-only outside this package.
+//
+// It holds each detector's counting window until the detector's rule holds. Then the window
+// becomes an active episode and moves into the engine's episode table (Moved says which),
+// where Advance can find and end it: the engine never keeps pointers into the pipeline's
+// table, whose entries move when it grows.
+type SourceState struct {
+	Scan ScanWindow
+	Tel  TelnetWindow
+	FP   ToolWindow
+	// SurgeSeq is the engine's bucket sequence number in which this source was last
+	// counted as a telnet source (0: never).
+	SurgeSeq uint32
+	// Moved has a bit (epScan, epTel, epFP) set while that window is an active episode kept
+	// in the engine's episode table. A bit whose episode has ended there is cleared on the
+	// source's next packet.
+	Moved uint8
+}
+
+// A window is open once it has counted a packet (Packets or Probes > 0); the zero value is
+// a closed window.
+
+// ScanWindow counts a source's probes for the scanner rule.
+type ScanWindow struct {
+	Start, Last int64 // first and last probe of the window
+	Packets     uint64
+	Targets     aggregate.Distinct // (dst IP, dst port) pairs
+	Ports       aggregate.Distinct // dst ports
+	// IPs holds the first distinct dst IPs (32-bit hashes): the class only needs to know
+	// whether there are more than five, so NIPs saturates at len(IPs)+1.
+	IPs  [5]uint32
+	NIPs uint8
+}
+
+// TelnetWindow counts a source's SYN probes to the telnet ports.
+type TelnetWindow struct {
+	Start, Last int64
+	Packets     uint64
+	Mirai       uint64 // of which seq == dst IPv4
+	Targets     aggregate.Distinct
+}
+
+// ToolWindow counts a source's SYN probes and those matching each tool's fingerprint, over
+// a fingerprint episode (SYN probes with no gap longer than the window).
+type ToolWindow struct {
+	First, Last int64
+	Probes      uint64
+	Match       [4]uint64 // by index of Tools
+	Labels      uint8     // bit i: Tools[i] labels the source in this episode
+}
+
+// Episode bits (SourceState.Moved, episode.Active).
+const (
+	epScan uint8 = 1 << iota
+	epTel
+	epFP
+	epAll = epScan | epTel | epFP
+)
+
+// episode is the engine's record of a source with at least one active episode: the windows
+// that became episodes (Active says which), moved out of its SourceState.
+type episode struct {
+	Scan   ScanWindow
+	Tel    TelnetWindow
+	FP     ToolWindow
+	Active uint8
+}
+
+// moved returns the record holding src's active episode `bit`, or nil when there is none
+// (clearing a bit whose episode ended in the engine: Advance, eviction, reload).
+func (e *Engine) moved(src capture.Addr, st *SourceState, bit uint8) *episode {
+	if st.Moved&bit == 0 {
+		return nil
+	}
+	if rec := e.eps.Get(src); rec != nil && rec.Active&bit != 0 {
+		return rec
+	}
+	st.Moved &^= bit
+	return nil
+}
+
+// promote returns src's record (created if needed) for a window that becomes an episode.
+// The caller moves the window into it. It may grow the table: no other record pointer may
+// be held across the call.
+func (e *Engine) promote(src capture.Addr, st *SourceState, bit uint8) *episode {
+	rec, _ := e.eps.Touch(src)
+	if rec.Active&bit != 0 {
+		// Only if the pipeline dropped the source without Evicted while its episode was
+		// active: close that episode rather than lose it.
+		e.endRecord(src, rec, bit)
+	}
+	rec.Active |= bit
+	st.Moved |= bit
+	return rec
+}
+
+// endRecord ends the selected active episodes of a record (End events, final values).
+func (e *Engine) endRecord(src capture.Addr, rec *episode, bits uint8) {
+	if bits&rec.Active&epScan != 0 {
+		e.endScanner(src, rec)
+	}
+	if bits&rec.Active&epTel != 0 {
+		e.endTelnet(src, rec)
+	}
+	if bits&rec.Active&epFP != 0 {
+		e.endTools(src, rec)
+	}
+}
+
+// release drops src's record once it holds no active episode.
+func (e *Engine) release(src capture.Addr, rec *episode) {
+	if rec.Active == 0 {
+		e.eps.Delete(src)
+	}
+}
+
+// endSources ends episodes of every record: with all, those selected by bits; otherwise
+// those quiet for longer than the window at now. Records left empty are dropped.
+func (e *Engine) endSources(bits uint8, now int64, all bool) {
+	e.keys = e.keys[:0]
+	e.eps.Range(func(k *capture.Addr, rec *episode) bool {
+		b := bits
+		if !all {
+			b = 0
+			if now-rec.Scan.Last > e.window {
+				b |= epScan
+			}
+			if now-rec.Tel.Last > e.window {
+				b |= epTel
+			}
+			if now-rec.FP.Last > e.window {
+				b |= epFP
+			}
+		}
+		e.endRecord(*k, rec, b)
+		if rec.Active == 0 {
+			e.keys = append(e.keys, *k)
+		}
+		return true
+	})
+	for _, k := range e.keys {
+		e.eps.Delete(k)
+	}
+}
+
+// evictEpisode is the episode table's eviction callback (only when more sources have active
+// episodes than the table holds).
+func (e *Engine) evictEpisode(k *capture.Addr, rec *episode) {
+	e.c.Evictions.Add(1)
+	e.endRecord(*k, rec, epAll)
+}

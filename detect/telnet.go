@@ -1,0 +1,128 @@
+package detect
+
+import (
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// Telnet sweep classes, indexes of Classes[TelnetSweep].
+const (
+	classMirai = iota
+	classOther
+)
+
+// telnetSweep counts one SYN probe to a telnet port: the sweep window (separate from the
+// scanner's, same rules) and the source's membership in the current surge bucket.
+func (e *Engine) telnetSweep(h *capture.Header, st *SourceState) {
+	if e.surge != nil && e.sb.joined && st.SurgeSeq != e.sb.seq {
+		st.SurgeSeq = e.sb.seq
+		e.sb.count++
+	}
+	w := &st.Tel
+	rec := e.moved(h.Src, st, epTel)
+	if rec != nil {
+		if later(h.TS, rec.Tel.Last)-rec.Tel.Last <= e.window {
+			w = &rec.Tel
+		} else {
+			e.endTelnet(h.Src, rec)
+			e.release(h.Src, rec)
+			st.Moved &^= epTel
+			rec = nil
+		}
+	}
+	t := h.TS
+	if w.Packets > 0 { // the window is open
+		t = later(t, w.Last)
+		if rec == nil && t-w.Start >= e.window {
+			*w = TelnetWindow{}
+		}
+	}
+	if w.Packets == 0 {
+		w.Start = t
+	}
+	w.Last = t
+	w.Packets++
+	if h.Dst.Is4() && h.Seq == h.Dst.V4() {
+		w.Mirai++
+	}
+	changed := w.Targets.Add(h.Dst.Hash(seedDstIP))
+	if rec != nil {
+		return
+	}
+	if reached(&w.Targets, e.cfg.Telnet.MinTargets, changed) {
+		rec = e.promote(h.Src, st, epTel)
+		rec.Tel, st.Tel = st.Tel, TelnetWindow{}
+		entry := telnetEntry(h.Src, &rec.Tel)
+		e.begin(detTelnetSweep, telnetClass(entry.Mirai), entry)
+	}
+}
+
+func telnetClass(mirai bool) int {
+	if mirai {
+		return classMirai
+	}
+	return classOther
+}
+
+// telnetEntry reports the sweep; mirai when more than half of its SYNs carry seq == dst IP.
+func telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntry {
+	return &TelnetSweepEntry{
+		Src:       src.String(),
+		Targets:   w.Targets.Count(),
+		Packets:   w.Packets,
+		Mirai:     w.Mirai*2 > w.Packets,
+		FirstSeen: Time(w.Start),
+		LastSeen:  Time(w.Last),
+	}
+}
+
+// endTelnet emits the End event of src's sweep and clears it from the record.
+func (e *Engine) endTelnet(src capture.Addr, rec *episode) {
+	entry := telnetEntry(src, &rec.Tel)
+	rec.Active &^= epTel
+	rec.Tel = TelnetWindow{}
+	e.end(detTelnetSweep, telnetClass(entry.Mirai), entry)
+}
+
+// surgeClock is one worker's view of the telnet surge buckets: the bucket it is counting
+// and how many distinct sources it has seen in it.
+type surgeClock struct {
+	joined bool   // reported to the Surge under the current bucket size
+	size   int64  // bucket size in ns
+	bucket int64  // index of the bucket being counted (start = bucket*size)
+	end    int64  // (bucket+1)*size
+	seq    uint32 // bucket sequence number: SourceState.SurgeSeq marks sources counted in it
+	count  uint64 // distinct telnet sources in this bucket
+}
+
+// surgeTick joins the Surge on the first clock tick (or after a bucket size change) and
+// reports each bucket once the clock passes its end.
+func (e *Engine) surgeTick() {
+	sb := &e.sb
+	size := int64(e.cfg.Telnet.SurgeBucket)
+	if size <= 0 {
+		return
+	}
+	nb := floorDiv(e.now, size)
+	if sb.joined {
+		e.surge.report(e.worker, size, sb.bucket, sb.count, nb)
+	} else {
+		sb.joined, sb.size = true, size
+		// The first bucket this worker sees whole: the current one only when the clock
+		// starts exactly at its beginning.
+		e.surge.join(e.worker, size, floorDiv(e.now+size-1, size))
+	}
+	sb.bucket, sb.end, sb.count = nb, (nb+1)*size, 0
+	// A fresh sequence number: no source is counted in the new bucket yet. 0 means "never".
+	if sb.seq++; sb.seq == 0 {
+		sb.seq = 1
+	}
+}
+
+// floorDiv divides rounding towards minus infinity (packet times before 1970 stay ordered).
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}

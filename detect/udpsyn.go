@@ -1,0 +1,176 @@
+package detect
+
+import (
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// flowKey identifies a udp_then_syn flow: one source to one dark ip:port.
+type flowKey struct {
+	Src, Dst capture.Addr
+	Port     uint16
+}
+
+func hashFlow(k *flowKey) uint64 {
+	return capture.Mix64(k.Src.Hash(seedFlow) ^ k.Dst.Hash(seedFlow+1) ^ uint64(k.Port))
+}
+
+// flow is the state of one flowKey, created by a UDP datagram. Until a SYN pairs with it
+// the flow is "inactive"; a pairing SYN starts its episode.
+type flow struct {
+	First   int64 // first UDP datagram of the flow
+	Last    int64 // last UDP datagram, or (once active) last UDP or SYN
+	LastUDP int64
+	UDP     uint32 // datagrams since First (saturating)
+	SYN     uint32 // SYN probes since the pairing one (saturating)
+	Kind    uint8  // 1 + index in PayloadKinds of the first dht/utp payload, 0 for none yet
+	Active  bool
+	Gen     uint32 // episodes this flow has started: tells a current flowRef from a stale one
+}
+
+// flowRef names a flow episode for the sweep. Refs are dropped lazily: one whose flow is
+// gone, inactive, or in a later episode (Gen) is stale. No pointers: the table moves its
+// entries when it grows.
+type flowRef struct {
+	key flowKey
+	gen uint32
+}
+
+// flowUDP counts a UDP datagram: creates or refreshes its flow. A flow quiet for longer than
+// the window starts over (its episode, if any, ends).
+func (e *Engine) flowUDP(h *capture.Header) {
+	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
+	f, created := e.flows.Touch(k)
+	t := h.TS
+	if !created {
+		t = later(t, f.Last)
+		if t-f.Last > e.window {
+			if f.Active {
+				e.endFlow(&k, f)
+			}
+			*f = flow{Gen: f.Gen} // Gen keeps telling the old episode's refs from new ones
+			created = true
+		}
+	}
+	if created {
+		f.First = t
+	}
+	f.Last, f.LastUDP = t, t
+	if f.UDP < ^uint32(0) {
+		f.UDP++
+	}
+	if f.Kind == 0 {
+		if kind := payloadKind(h); kind != payloadOther {
+			f.Kind = uint8(kind) + 1
+		}
+	}
+}
+
+// flowSYN pairs a SYN probe with the UDP flow to the same dst ip:port when the last UDP
+// datagram is at most MaxGap before it; later SYNs of an active flow count in its episode.
+func (e *Engine) flowSYN(h *capture.Header) {
+	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
+	f := e.flows.Get(k)
+	if f == nil {
+		return // a SYN before any UDP never pairs
+	}
+	t := later(h.TS, f.Last)
+	if f.Active {
+		if t-f.Last > e.window {
+			// The episode is over and no UDP has come since: this SYN cannot pair.
+			e.endFlow(&k, f)
+			e.flows.Delete(k)
+			return
+		}
+		if f.SYN < ^uint32(0) {
+			f.SYN++
+		}
+		f.Last = t
+		e.flows.Touch(k)
+		return
+	}
+	if t-f.LastUDP > int64(e.cfg.UDPThenSYN.MaxGap) {
+		return
+	}
+	f.Active, f.SYN, f.Last = true, 1, t
+	f.Gen++
+	e.flows.Touch(k)
+	e.activeFlows = append(e.activeFlows, flowRef{key: k, gen: f.Gen})
+	entry := flowEntry(&k, f)
+	kind := flowPayload(f)
+	e.c.UDPThenSYNSources[kind].Add(1)
+	e.begin(detUDPThenSYN, kind, entry)
+}
+
+// flowPayload is the flow's payload class: its first dht/utp payload, else other.
+func flowPayload(f *flow) int {
+	if f.Kind == 0 {
+		return payloadOther
+	}
+	return int(f.Kind) - 1
+}
+
+func flowEntry(k *flowKey, f *flow) *UDPThenSYNEntry {
+	return &UDPThenSYNEntry{
+		Src:        k.Src.String(),
+		Dst:        k.Dst.String(),
+		Port:       k.Port,
+		UDPPackets: uint64(f.UDP),
+		SYNPackets: uint64(f.SYN),
+		Payload:    PayloadKinds[flowPayload(f)],
+		FirstSeen:  Time(f.First),
+		LastSeen:   Time(f.Last),
+	}
+}
+
+// endFlow ends an active flow's episode; the caller deletes or resets the flow.
+func (e *Engine) endFlow(k *flowKey, f *flow) {
+	f.Active = false
+	e.end(detUDPThenSYN, flowPayload(f), flowEntry(k, f))
+}
+
+// evictFlow is the flow table's eviction callback.
+func (e *Engine) evictFlow(k *flowKey, f *flow) {
+	e.c.Evictions.Add(1)
+	if f.Active {
+		e.endFlow(k, f)
+	}
+}
+
+// sweepFlows ends the episodes of flows quiet for longer than the window (dropping stale
+// refs), then drops the least recently used flows that can neither pair nor continue.
+func (e *Engine) sweepFlows(now int64) {
+	e.endFlowRefs(func(f *flow) bool { return now-f.Last > e.window })
+	horizon := max(e.window, int64(e.cfg.UDPThenSYN.MaxGap))
+	for {
+		k, f, ok := e.flows.Oldest()
+		if !ok || f.Active || now-f.Last <= horizon {
+			return
+		}
+		e.flows.Delete(*k)
+	}
+}
+
+// endFlows ends every active flow episode (Finish, or the detector turned off).
+func (e *Engine) endFlows() {
+	e.endFlowRefs(func(*flow) bool { return true })
+}
+
+// endFlowRefs ends (and deletes) the active flows for which due holds, keeping the refs of
+// the others and dropping stale refs.
+func (e *Engine) endFlowRefs(due func(*flow) bool) {
+	kept := e.activeFlows[:0]
+	for _, r := range e.activeFlows {
+		f := e.flows.Get(r.key)
+		if f == nil || !f.Active || f.Gen != r.gen {
+			continue
+		}
+		if !due(f) {
+			kept = append(kept, r)
+			continue
+		}
+		e.endFlow(&r.key, f)
+		e.flows.Delete(r.key)
+	}
+	clear(e.activeFlows[len(kept):])
+	e.activeFlows = kept
+}

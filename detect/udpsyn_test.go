@@ -1,0 +1,218 @@
+package detect
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// dhtGetPeers builds the Header of testdata/dht-get-peers.ipv4.hex (a real DHT get_peers
+// query, 189.127.196.8:40386 -> 211.1.11.177:4776) by hand from its bytes.
+func dhtGetPeers(t testing.TB, ts int64) capture.Header {
+	t.Helper()
+	raw, err := os.ReadFile("../testdata/dht-get-peers.ipv4.hex")
+	if err != nil {
+		t.Fatalf("read DHT sample: %v", err)
+	}
+	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
+	if err != nil {
+		t.Fatalf("decode DHT sample: %v", err)
+	}
+	ihl := int(b[0]&0x0F) * 4
+	if b[0]>>4 != 4 || b[9] != capture.ProtoUDP || len(b) < ihl+8 {
+		t.Fatalf("DHT sample is not IPv4/UDP")
+	}
+	u := b[ihl:]
+	h := capture.Header{
+		TS: ts, Result: capture.ResultIP, IPVersion: 4, Proto: capture.ProtoUDP, L4: true, TTL: b[8],
+		IPID: binary.BigEndian.Uint16(b[4:6]), IPLen: binary.BigEndian.Uint16(b[2:4]), IPHdrLen: uint16(ihl),
+		Src: capture.AddrFrom4(b[12:16]), Dst: capture.AddrFrom4(b[16:20]),
+		SrcPort: binary.BigEndian.Uint16(u[0:2]), DstPort: binary.BigEndian.Uint16(u[2:4]),
+		PayloadLen: binary.BigEndian.Uint16(u[4:6]) - 8,
+	}
+	h.PayloadCap = uint8(copy(h.Payload[:], u[8:]))
+	if h.Src.String() != "189.127.196.8" || h.Dst.String() != "211.1.11.177" || h.SrcPort != 40386 || h.DstPort != 4776 {
+		t.Fatalf("DHT sample header %s:%d -> %s:%d", h.Src, h.SrcPort, h.Dst, h.DstPort)
+	}
+	return h
+}
+
+const (
+	btSrc = "192.0.2.77"
+	btDst = "203.0.113.9"
+)
+
+var utpSYN = append([]byte{0x41, 0x00, 0x12, 0x34}, make([]byte, 16)...) // type ST_SYN, version 1, 20 bytes
+
+func flowEv(p Phase, payload string, udpN, synN uint64, first, last int64) ev {
+	return ev{UDPThenSYN, p, payload, UDPThenSYNEntry{Src: btSrc, Dst: btDst, Port: 6881, UDPPackets: udpN,
+		SYNPackets: synN, Payload: payload, FirstSeen: Time(first), LastSeen: Time(last)}}
+}
+
+func btUDP(ts int64, payload []byte) capture.Header { return udp(btSrc, btDst, 6881, ts, payload) }
+func btSYN(ts int64) capture.Header                 { return syn(btSrc, btDst, 6881, ts) }
+
+func TestUDPThenSYNRealDHT(t *testing.T) {
+	cfg := only(testConfig(t), UDPThenSYN)
+	h := newHarness(t, cfg)
+	u := dhtGetPeers(t, t0)
+	s := syn("189.127.196.8", "211.1.11.177", 4776, t0+3*sec)
+	h.feed(u, s)
+	h.finish(t0 + 4*sec)
+	entry := UDPThenSYNEntry{Src: "189.127.196.8", Dst: "211.1.11.177", Port: 4776, UDPPackets: 1, SYNPackets: 1,
+		Payload: "dht", FirstSeen: Time(t0), LastSeen: Time(t0 + 3*sec)}
+	checkEvents(t, h.sink.take(), []ev{{UDPThenSYN, Start, "dht", entry}, {UDPThenSYN, End, "dht", entry}})
+	if n := h.c.UDPThenSYNSources[payloadDHT].Load(); n != 1 {
+		t.Fatalf("UDPThenSYNSources[dht] = %d, want 1", n)
+	}
+}
+
+func TestUDPThenSYN(t *testing.T) {
+	gap := int64(5 * time.Minute) // default max_gap
+	other := []byte("hello, opaque payload")
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"uTP SYN", []step{
+			{pkts: []capture.Header{btUDP(t0, utpSYN), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "utp", 1, 1, t0, t0+sec)}},
+			{finish: t0 + sec, want: []ev{flowEv(End, "utp", 1, 1, t0, t0+sec)}},
+		}},
+		{"opaque payload", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{finish: t0 + sec, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+		}},
+		{"first dht/utp payload wins over other", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, utpSYN), btUDP(t0+2*sec, []byte("d1:rd2:id20:xxxx")), btSYN(t0 + 3*sec)},
+				want: []ev{flowEv(Start, "utp", 3, 1, t0, t0+3*sec)}},
+			{finish: t0 + 3*sec, want: []ev{flowEv(End, "utp", 3, 1, t0, t0+3*sec)}},
+		}},
+		{"SYN max_gap after the last UDP pairs", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + sec + gap)},
+				want: []ev{flowEv(Start, "other", 2, 1, t0, t0+sec+gap)}},
+			{finish: t0 + sec + gap, want: []ev{flowEv(End, "other", 2, 1, t0, t0+sec+gap)}},
+		}},
+		{"SYN max_gap+1ns after the last UDP does not pair", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + sec + gap + 1)}, finish: t0 + 2*gap},
+		}},
+		{"SYN before any UDP never pairs", []step{
+			{pkts: []capture.Header{btSYN(t0), btUDP(t0+sec, other)}, finish: t0 + 2*sec},
+		}},
+		{"SYN to another port of the same dst does not pair", []step{
+			{pkts: []capture.Header{btUDP(t0, other), syn(btSrc, btDst, 6882, t0+sec)}, finish: t0 + 2*sec},
+		}},
+		{"SYN from another source does not pair", []step{
+			{pkts: []capture.Header{btUDP(t0, other), syn("192.0.2.78", btDst, 6881, t0+sec)}, finish: t0 + 2*sec},
+		}},
+		{"later UDP and SYNs update the episode", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + 2*sec)},
+				want: []ev{flowEv(Start, "other", 2, 1, t0, t0+2*sec)}},
+			{pkts: []capture.Header{btUDP(t0+3*sec, other), btSYN(t0 + 4*sec)}},
+			{finish: t0 + 5*sec, want: []ev{flowEv(End, "other", 3, 2, t0, t0+4*sec)}},
+		}},
+		{"quiet gap == window continues", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []capture.Header{btUDP(t0+sec+win, other)}},
+			{finish: t0 + sec + win, want: []ev{flowEv(End, "other", 2, 1, t0, t0+sec+win)}},
+		}},
+		{"quiet gap == window+1ns ends, the UDP starts a new flow", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []capture.Header{btUDP(t0+sec+win+1, utpSYN)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []capture.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(Start, "utp", 1, 1, t0+sec+win+1, t0+2*sec+win)}},
+			{finish: t0 + 3*sec + win, want: []ev{flowEv(End, "utp", 1, 1, t0+sec+win+1, t0+2*sec+win)}},
+		}},
+		{"an episode ended by a packet is not ended again by Advance", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []capture.Header{btUDP(t0+sec+win+1, other)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{advance: t0 + 2*sec + win},
+			{finish: t0 + 3*sec + win},
+		}},
+		{"SYN after the episode's window ends it and does not pair", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []capture.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{finish: t0 + 3*sec + win},
+		}},
+		{"Advance ends a quiet episode", []step{
+			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{advance: t0 + sec + win},
+			{advance: t0 + 2*sec + win + 1, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{finish: t0 + 3*sec + win},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			run(t, only(testConfig(t), UDPThenSYN), tc.steps)
+		})
+	}
+}
+
+func TestUDPThenSYNFlowEviction(t *testing.T) {
+	cfg := only(testConfig(t), UDPThenSYN)
+	cfg.MaxFlows = 2
+	h := newHarness(t, cfg)
+	h.feed(btUDP(t0, utpSYN), btSYN(t0+sec))
+	checkEvents(t, h.sink.take(), []ev{flowEv(Start, "utp", 1, 1, t0, t0+sec)})
+	// Two more flows: the table holds two, so the least recently used (the active one) goes.
+	h.feed(udp(btSrc, btDst, 1, t0+2*sec, nil), udp(btSrc, btDst, 2, t0+3*sec, nil))
+	checkEvents(t, h.sink.take(), []ev{flowEv(End, "utp", 1, 1, t0, t0+sec)})
+	if n := h.c.Evictions.Load(); n != 1 {
+		t.Fatalf("evictions = %d, want 1", n)
+	}
+	h.e.Advance(t0 + 4*sec)
+	if n := h.c.Tracked.Load(); n != 2 {
+		t.Fatalf("tracked = %d, want 2", n)
+	}
+	// Stale flows leave the table once they can neither pair nor continue.
+	h.e.Advance(t0 + 3*sec + win + 1)
+	if n := h.c.Tracked.Load(); n != 0 {
+		t.Fatalf("tracked after expiry = %d, want 0", n)
+	}
+	h.finish(t0 + 10*win)
+	if ev := h.sink.take(); len(ev) != 0 {
+		t.Fatalf("finish: %v", evs(ev))
+	}
+}
+
+func TestPayloadKind(t *testing.T) {
+	cases := []struct {
+		name    string
+		payload []byte
+		length  int // PayloadLen when not len(payload)
+		want    int
+	}{
+		{"get_peers query", []byte("d1:ad2:id20:abcdefghij"), 0, payloadDHT},
+		{"response", []byte("d1:rd2:id20:abcdefghij"), 0, payloadDHT},
+		{"error", []byte("d1:eli201e"), 0, payloadDHT},
+		{"ip key first", []byte("d2:ip6:abcdef1:rd"), 0, payloadDHT},
+		{"t key with a string", []byte("d1:t2:aa1:y1:q"), 0, payloadDHT},
+		{"v key", []byte("d1:v4:LT\x01\x01"), 0, payloadDHT},
+		{"key without a value start", []byte("d1:a:"), 0, payloadOther},
+		{"unknown key", []byte("d1:x1:y"), 0, payloadOther},
+		{"not a dictionary", []byte("l1:a1:be"), 0, payloadOther},
+		{"too short", []byte("d1:a"), 0, payloadOther},
+		{"uTP SYN", utpSYN, 0, payloadUTP},
+		{"uTP DATA with extension 2", append([]byte{0x01, 0x02}, make([]byte, 30)...), 0, payloadUTP},
+		{"uTP type 5 is not uTP", append([]byte{0x51, 0x00}, make([]byte, 18)...), 0, payloadOther},
+		{"uTP version 2 is not uTP", append([]byte{0x42, 0x00}, make([]byte, 18)...), 0, payloadOther},
+		{"uTP extension 3 is not uTP", append([]byte{0x41, 0x03}, make([]byte, 18)...), 0, payloadOther},
+		{"19 bytes is not uTP", append([]byte{0x41, 0x00}, make([]byte, 17)...), 0, payloadOther},
+		{"uTP longer than captured", []byte{0x41, 0x00, 1, 2}, 1400, payloadUTP},
+		{"empty", nil, 0, payloadOther},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := udp(btSrc, btDst, 6881, t0, tc.payload)
+			if tc.length != 0 {
+				h.PayloadLen = uint16(tc.length)
+			}
+			if got := payloadKind(&h); got != tc.want {
+				t.Fatalf("payloadKind = %s, want %s", PayloadKinds[got], PayloadKinds[tc.want])
+			}
+		})
+	}
+}
