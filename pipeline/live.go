@@ -1,0 +1,216 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// pollTimeout bounds how long a live worker waits for a block before it moves its clock on
+// (closing windows and ending quiet episodes on an idle interface) and applies a reload.
+const pollTimeout = 100 * time.Millisecond
+
+// Live feeds the workers from AF_PACKET rings, one per worker: the kernel's fanout program
+// already sent each packet to the ring of the worker that owns its source.
+type Live struct {
+	p     *Pipeline
+	cfg   capture.RingConfig
+	log   *zap.Logger
+	open  func(capture.RingConfig) ([]*capture.Ring, error)
+	ready atomic.Bool
+
+	mu sync.Mutex
+	// Totals of rings closed so far (reopened after the interface came back), so the
+	// exported counters never go backwards.
+	closed capture.RingStats
+	rings  []*capture.Ring
+}
+
+// NewLive prepares live capture for p with one ring per worker.
+func (p *Pipeline) NewLive(cfg capture.RingConfig) *Live {
+	cfg.Workers = len(p.workers)
+	l := &Live{p: p, cfg: cfg, log: p.log, open: capture.OpenRings}
+	p.AddCapture(l)
+	return l
+}
+
+// Interface implements CaptureStats.
+func (l *Live) Interface() string { return l.cfg.Interface }
+
+// Stats implements CaptureStats: packets and kernel drops over every ring opened so far.
+func (l *Live) Stats() (packets, kernelDrops, queueDrops uint64, up bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.closed
+	for _, r := range l.rings {
+		if rs, err := r.Stats(); err == nil {
+			s.Packets += rs.Packets
+			s.Drops += rs.Drops
+		}
+	}
+	return s.Packets, s.Drops, 0, l.rings != nil
+}
+
+// Ready reports whether every ring is open and bound.
+func (l *Live) Ready() bool { return l.ready.Load() }
+
+// Open opens the rings; the first open's errors (missing interface, missing privilege)
+// are returned to the caller, who reports them and exits.
+func (l *Live) Open() error {
+	rings, err := l.open(l.cfg)
+	if err != nil {
+		return err
+	}
+	l.setRings(rings)
+	return nil
+}
+
+func (l *Live) setRings(rings []*capture.Ring) {
+	l.mu.Lock()
+	l.rings = rings
+	l.mu.Unlock()
+	l.ready.Store(rings != nil)
+}
+
+// closeRings closes the rings, folding their counters into the running totals.
+func (l *Live) closeRings() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.rings {
+		if rs, err := r.Stats(); err == nil {
+			l.closed.Packets += rs.Packets
+			l.closed.Drops += rs.Drops
+			l.closed.QueueFreezes += rs.QueueFreezes
+		}
+		_ = r.Close()
+	}
+	l.rings = nil
+	l.ready.Store(false)
+}
+
+// Run captures until ctx ends. When the interface disappears it closes the rings, retries
+// with backoff, and resumes on the same workers (their counters and state continue). On
+// return every episode has ended and the counters are final.
+func (l *Live) Run(ctx context.Context) error {
+	defer l.finish()
+	for {
+		l.mu.Lock()
+		rings := l.rings
+		l.mu.Unlock()
+		if rings == nil {
+			if err := l.reopen(ctx); err != nil {
+				return nil // ctx ended while waiting
+			}
+			continue
+		}
+		err := l.runRings(ctx, rings)
+		l.closeRings()
+		if ctx.Err() != nil {
+			return nil
+		}
+		l.log.Error("capture stopped; reopening", zap.String("interface", l.cfg.Interface), zap.Error(err))
+	}
+}
+
+// reopen retries opening the rings with exponential backoff (1 s to 30 s).
+func (l *Live) reopen(ctx context.Context) error {
+	delay := time.Second
+	for {
+		rings, err := l.open(l.cfg)
+		if err == nil {
+			l.setRings(rings)
+			l.log.Info("capture resumed", zap.String("interface", l.cfg.Interface))
+			return nil
+		}
+		l.log.Warn("capture still unavailable; retrying", zap.String("interface", l.cfg.Interface),
+			zap.Duration("retry_in", delay), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		if delay *= 2; delay > 30*time.Second {
+			delay = 30 * time.Second
+		}
+	}
+}
+
+// runRings runs one poll loop per worker until ctx ends or a ring fails.
+func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(rings))
+	for i, r := range rings {
+		wg.Add(1)
+		go func(w *Worker, r *capture.Ring) {
+			defer wg.Done()
+			if err := w.poll(rctx, r); err != nil {
+				errc <- err
+				cancel()
+			}
+		}(l.p.workers[i], r)
+	}
+	wg.Wait()
+	close(errc)
+	err := <-errc
+	if err == nil && ctx.Err() == nil {
+		err = errors.New("capture loop ended")
+	}
+	return err
+}
+
+// poll is a worker's live loop.
+func (w *Worker) poll(ctx context.Context, r *capture.Ring) error {
+	var h capture.Header
+	handle := func(f *capture.Frame) {
+		h.TS = f.TS
+		h.WireLen = f.WireLen
+		capture.DecodeNetwork(f.Protocol, f.Data, &h)
+		if f.VLANValid {
+			// The kernel stripped the outer tag into the ring's metadata: restore it.
+			h.VLANs++
+			h.VLAN = f.VLAN & 0x0fff
+		}
+		w.handle(&h)
+	}
+	for ctx.Err() == nil {
+		w.applyConfig()
+		n, err := r.Poll(pollTimeout, handle)
+		if err != nil {
+			w.flush()
+			return err
+		}
+		if n == 0 {
+			// Idle: live packet time is the kernel's clock, so the wall clock moves it on.
+			w.advance(time.Now().UnixNano())
+		} else {
+			w.engine.Advance(w.now)
+		}
+		w.flush()
+	}
+	// Stopping: take what the kernel already queued (a block retires within its timeout).
+	for i := 0; i < 3; i++ {
+		n, err := r.Poll(pollTimeout, handle)
+		w.flush()
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+// finish ends every episode and publishes the final counters.
+func (l *Live) finish() {
+	now := time.Now().UnixNano()
+	for _, w := range l.p.workers {
+		w.finish(now)
+	}
+	l.p.surge.Finish(now)
+}

@@ -1,0 +1,264 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// ReplayOptions configure a replay of capture files.
+type ReplayOptions struct {
+	Files []string
+	// Progress, when set, receives a progress line at most once a second; Terminal makes it
+	// rewrite one line (carriage return) instead of printing one per update.
+	Progress io.Writer
+	Terminal bool
+}
+
+// ReplayResult is what happened to the input.
+type ReplayResult struct {
+	Records     uint64  // records read over all files
+	Errors      []error // one per file that could not be read to its end
+	Interrupted bool
+	Elapsed     time.Duration
+}
+
+// replaySource reports replay progress as a capture source named "replay".
+type replaySource struct {
+	records atomic.Uint64
+	up      atomic.Bool
+}
+
+func (r *replaySource) Interface() string { return "replay" }
+func (r *replaySource) Stats() (uint64, uint64, uint64, bool) {
+	return r.records.Load(), 0, 0, r.up.Load()
+}
+
+// Replay reads the files in order through the workers, as fast as it can, on packet time,
+// then ends every episode. A damaged file is reported and the next one read; what was read
+// before the damage counts.
+func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
+	start := time.Now()
+	src := &replaySource{}
+	src.up.Store(true)
+	p.AddCapture(src)
+
+	n := len(p.workers)
+	pool := newBatchPool(4*n + 4)
+	chans := make([]chan *batch, n)
+	var wg sync.WaitGroup
+	var final atomic.Int64
+	for i, w := range p.workers {
+		chans[i] = make(chan *batch, cap(pool))
+		wg.Add(1)
+		go func(w *Worker, in <-chan *batch) {
+			defer wg.Done()
+			for b := range in {
+				w.processBatch(b)
+				pool.release(b)
+			}
+			w.finish(final.Load())
+		}(w, chans[i])
+	}
+
+	d := &dispatcher{pool: pool, chans: chans, workers: n, b: pool.get()}
+	res := ReplayResult{}
+	prog := newProgress(o, src)
+	for _, name := range o.Files {
+		if ctx.Err() != nil {
+			res.Interrupted = true
+			break
+		}
+		if err := p.replayFile(ctx, name, d, src, prog); err != nil {
+			if errors.Is(err, context.Canceled) {
+				res.Interrupted = true
+				break
+			}
+			res.Errors = append(res.Errors, err)
+			p.log.Error("cannot read capture file to its end", zap.String("file", name), zap.Error(err))
+		}
+	}
+	d.flush()
+	final.Store(d.now)
+	for _, c := range chans {
+		close(c)
+	}
+	wg.Wait()
+	p.surge.Finish(d.now)
+	src.up.Store(false)
+	prog.done()
+	res.Records = src.records.Load()
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress) error {
+	f, err := capture.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	prog.file(f)
+	warned := map[capture.LinkType]bool{}
+	defer func() {
+		for _, w := range f.Warnings() {
+			p.log.Warn(w, zap.String("file", name))
+		}
+	}()
+	for i := 0; ; i++ {
+		rec, err := f.Next()
+		if err == io.EOF {
+			prog.fileDone(f)
+			return nil
+		}
+		if err != nil {
+			prog.fileDone(f)
+			return err
+		}
+		if !rec.Link.Known() && !warned[rec.Link] {
+			warned[rec.Link] = true
+			p.log.Warn("link type not decoded; its frames count as non_ip_frames",
+				zap.String("file", name), zap.String("link_type", rec.Link.String()))
+		}
+		d.add(&rec)
+		src.records.Add(1)
+		if i&0xffff == 0 {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			prog.tick(f)
+		}
+	}
+}
+
+// dispatcher decodes records into shared batches, marking each frame with its owner.
+type dispatcher struct {
+	pool    batchPool
+	chans   []chan *batch
+	workers int
+	b       *batch
+	now     int64
+}
+
+func (d *dispatcher) add(rec *capture.Record) {
+	b := d.b
+	h := &b.h[b.n]
+	h.TS = rec.TS
+	h.WireLen = rec.WireLen
+	capture.Decode(rec.Link, rec.Data, h)
+	b.owner[b.n] = uint16(capture.WorkerIndex(h.AffinityKey(), d.workers))
+	b.n++
+	if rec.TS > d.now {
+		d.now = rec.TS
+	}
+	if b.n == batchSize {
+		d.send()
+	}
+}
+
+func (d *dispatcher) send() {
+	b := d.b
+	b.now = d.now
+	b.refs.Store(int32(d.workers))
+	for _, c := range d.chans {
+		c <- b
+	}
+	d.b = d.pool.get()
+}
+
+// flush sends the last, partial batch (also when empty: it carries the final time).
+func (d *dispatcher) flush() {
+	d.send()
+	d.pool <- d.b
+	d.b = nil
+}
+
+// progress prints packets, packets/s and the share of input read, at most once a second.
+type progress struct {
+	w        io.Writer
+	term     bool
+	src      *replaySource
+	total    int64 // bytes of all input files
+	doneIn   int64 // bytes of the files finished
+	start    time.Time
+	last     time.Time
+	printed  bool
+	disabled bool
+}
+
+func newProgress(o ReplayOptions, src *replaySource) *progress {
+	pr := &progress{w: o.Progress, term: o.Terminal, src: src, start: time.Now(), disabled: o.Progress == nil}
+	if pr.disabled {
+		return pr
+	}
+	pr.last = pr.start
+	for _, f := range o.Files {
+		if st, err := os.Stat(f); err == nil {
+			pr.total += st.Size()
+		}
+	}
+	return pr
+}
+
+func (pr *progress) file(*capture.File) {}
+
+func (pr *progress) fileDone(f *capture.File) {
+	if pr.disabled {
+		return
+	}
+	pr.doneIn += f.Size()
+}
+
+func (pr *progress) tick(f *capture.File) {
+	if pr.disabled {
+		return
+	}
+	now := time.Now()
+	if now.Sub(pr.last) < time.Second {
+		return
+	}
+	pr.last = now
+	pr.print(pr.doneIn + f.InputBytes())
+}
+
+func (pr *progress) print(read int64) {
+	n := pr.src.records.Load()
+	secs := time.Since(pr.start).Seconds()
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(n) / secs
+	}
+	pct := 100.0
+	if pr.total > 0 {
+		pct = 100 * float64(read) / float64(pr.total)
+		if pct > 100 {
+			pct = 100
+		}
+	}
+	line := fmt.Sprintf("replay: %d packets, %.0f packets/s, %.1f%% of input", n, rate, pct)
+	if pr.term {
+		fmt.Fprintf(pr.w, "\r%s\x1b[K", line)
+	} else {
+		fmt.Fprintln(pr.w, line)
+	}
+	pr.printed = true
+}
+
+func (pr *progress) done() {
+	if pr.disabled {
+		return
+	}
+	pr.print(pr.total)
+	if pr.term {
+		fmt.Fprintln(pr.w)
+	}
+}

@@ -1,0 +1,264 @@
+package pipeline
+
+import (
+	"sort"
+	"sync"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/detect"
+)
+
+// reportTop is the length of the report's top lists (INTERFACE.md).
+const reportTop = 100
+
+// Report is the replay report of INTERFACE.md.
+type Report struct {
+	FirstPacket  *detect.Time `json:"first_packet"`
+	LastPacket   *detect.Time `json:"last_packet"`
+	Frames       uint64       `json:"frames"`
+	NonIPFrames  uint64       `json:"non_ip_frames"`
+	DecodeErrors struct {
+		Truncated uint64 `json:"truncated"`
+		Malformed uint64 `json:"malformed"`
+	} `json:"decode_errors"`
+	Packets struct {
+		IPv4 struct {
+			TCP   uint64 `json:"tcp"`
+			UDP   uint64 `json:"udp"`
+			ICMP  uint64 `json:"icmp"`
+			Other uint64 `json:"other"`
+		} `json:"ipv4"`
+		IPv6 struct {
+			TCP    uint64 `json:"tcp"`
+			UDP    uint64 `json:"udp"`
+			ICMPv6 uint64 `json:"icmpv6"`
+			Other  uint64 `json:"other"`
+		} `json:"ipv6"`
+	} `json:"packets"`
+	TCPFlags map[string]uint64 `json:"tcp_flags"`
+	DstPorts struct {
+		TCPSYN []PortCount `json:"tcp_syn"`
+		UDP    []PortCount `json:"udp"`
+	} `json:"dst_ports"`
+	Sources      AddrSummary `json:"sources"`
+	Destinations AddrSummary `json:"destinations"`
+	Detections   Detections  `json:"detections"`
+}
+
+// PortCount is a destination port and its packets.
+type PortCount struct {
+	Port    uint16 `json:"port"`
+	Packets uint64 `json:"packets"`
+}
+
+// AddrSummary is the unique count and top list of sources or destinations.
+type AddrSummary struct {
+	Unique uint64      `json:"unique"`
+	Top    []AddrCount `json:"top"`
+}
+
+// AddrCount is an address and its packets.
+type AddrCount struct {
+	Addr    string `json:"addr"`
+	Packets uint64 `json:"packets"`
+}
+
+// Detections holds one entry per detection episode, by detector.
+type Detections struct {
+	Scanner     []*detect.ScannerEntry     `json:"scanner"`
+	TelnetSweep []*detect.TelnetSweepEntry `json:"telnet_sweep"`
+	TelnetSurge []*detect.TelnetSurgeEntry `json:"telnet_surge"`
+	UDPThenSYN  []*detect.UDPThenSYNEntry  `json:"udp_then_syn"`
+	Backscatter []*detect.BackscatterEntry `json:"backscatter"`
+	Tools       []*detect.ToolEntry        `json:"tools"`
+}
+
+// Collector gathers the final entry of every episode (its End event) for the report.
+type Collector struct {
+	mu sync.Mutex
+	d  Detections
+}
+
+// NewCollector returns an empty detection collector.
+func NewCollector() *Collector {
+	return &Collector{d: Detections{
+		Scanner: []*detect.ScannerEntry{}, TelnetSweep: []*detect.TelnetSweepEntry{},
+		TelnetSurge: []*detect.TelnetSurgeEntry{}, UDPThenSYN: []*detect.UDPThenSYNEntry{},
+		Backscatter: []*detect.BackscatterEntry{}, Tools: []*detect.ToolEntry{},
+	}}
+}
+
+// Detection implements detect.Sink.
+func (c *Collector) Detection(ev *detect.Event) {
+	if ev.Phase != detect.End {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch e := ev.Entry.(type) {
+	case *detect.ScannerEntry:
+		c.d.Scanner = append(c.d.Scanner, e)
+	case *detect.TelnetSweepEntry:
+		c.d.TelnetSweep = append(c.d.TelnetSweep, e)
+	case *detect.TelnetSurgeEntry:
+		c.d.TelnetSurge = append(c.d.TelnetSurge, e)
+	case *detect.UDPThenSYNEntry:
+		c.d.UDPThenSYN = append(c.d.UDPThenSYN, e)
+	case *detect.BackscatterEntry:
+		c.d.Backscatter = append(c.d.Backscatter, e)
+	case *detect.ToolEntry:
+		c.d.Tools = append(c.d.Tools, e)
+	}
+}
+
+// Detections returns the collected entries, each list ordered by first packet time and
+// then by address, so reports of the same input are identical whatever the worker count.
+func (c *Collector) Detections() Detections {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.d
+	sort.Slice(d.Scanner, func(i, j int) bool {
+		a, b := d.Scanner[i], d.Scanner[j]
+		return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Src < b.Src
+	})
+	sort.Slice(d.TelnetSweep, func(i, j int) bool {
+		a, b := d.TelnetSweep[i], d.TelnetSweep[j]
+		return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Src < b.Src
+	})
+	sort.Slice(d.TelnetSurge, func(i, j int) bool { return d.TelnetSurge[i].Start < d.TelnetSurge[j].Start })
+	sort.Slice(d.UDPThenSYN, func(i, j int) bool {
+		a, b := d.UDPThenSYN[i], d.UDPThenSYN[j]
+		if a.FirstSeen != b.FirstSeen {
+			return a.FirstSeen < b.FirstSeen
+		}
+		if a.Src != b.Src {
+			return a.Src < b.Src
+		}
+		if a.Dst != b.Dst {
+			return a.Dst < b.Dst
+		}
+		return a.Port < b.Port
+	})
+	sort.Slice(d.Backscatter, func(i, j int) bool {
+		a, b := d.Backscatter[i], d.Backscatter[j]
+		return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Victim < b.Victim
+	})
+	sort.Slice(d.Tools, func(i, j int) bool {
+		a, b := d.Tools[i], d.Tools[j]
+		if a.FirstSeen != b.FirstSeen {
+			return a.FirstSeen < b.FirstSeen
+		}
+		return a.Src < b.Src || a.Src == b.Src && a.Tool < b.Tool
+	})
+	return d
+}
+
+// Report builds the report once the workers have finished (after Replay returns).
+func (p *Pipeline) Report(c *Collector) *Report {
+	t := p.Totals()
+	r := &Report{TCPFlags: map[string]uint64{}}
+	if t.FirstTS != 0 {
+		f, l := detect.Time(t.FirstTS), detect.Time(t.LastTS)
+		r.FirstPacket, r.LastPacket = &f, &l
+	}
+	for _, n := range t.Frames {
+		r.Frames += n
+	}
+	r.NonIPFrames = t.Frames[capture.ResultNonIP]
+	r.DecodeErrors.Truncated = t.Frames[capture.ResultTruncated]
+	r.DecodeErrors.Malformed = t.Frames[capture.ResultMalformed]
+	v4, v6 := &t.Packets[0], &t.Packets[1]
+	r.Packets.IPv4.TCP, r.Packets.IPv4.UDP = v4[aggregate.ProtoTCP], v4[aggregate.ProtoUDP]
+	r.Packets.IPv4.ICMP = v4[aggregate.ProtoICMP]
+	r.Packets.IPv4.Other = v4[aggregate.ProtoOther] + v4[aggregate.ProtoICMPv6]
+	r.Packets.IPv6.TCP, r.Packets.IPv6.UDP = v6[aggregate.ProtoTCP], v6[aggregate.ProtoUDP]
+	r.Packets.IPv6.ICMPv6 = v6[aggregate.ProtoICMPv6]
+	r.Packets.IPv6.Other = v6[aggregate.ProtoOther] + v6[aggregate.ProtoICMP]
+	for f, n := range t.Flags {
+		if n != 0 {
+			r.TCPFlags[capture.FlagsName(uint8(f))] = n
+		}
+	}
+	r.DstPorts.TCPSYN = TopPorts(&t.Ports[aggregate.PortsTCPSYN], reportTop)
+	r.DstPorts.UDP = TopPorts(&t.Ports[aggregate.PortsUDP], reportTop)
+	r.Sources = p.sourceSummary()
+	r.Destinations = p.destinationSummary()
+	if c != nil {
+		r.Detections = c.Detections()
+	} else {
+		r.Detections = NewCollector().Detections()
+	}
+	return r
+}
+
+// TopPorts returns the n busiest ports with packets, by packets descending, ties by port.
+func TopPorts(counts *[65536]uint64, n int) []PortCount {
+	out := []PortCount{}
+	for p, c := range counts {
+		if c != 0 {
+			out = append(out, PortCount{Port: uint16(p), Packets: c})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Packets > out[j].Packets || out[i].Packets == out[j].Packets && out[i].Port < out[j].Port
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// sourceSummary merges, per worker, the exact totals of the sources still tracked with the
+// Space-Saving summary of those the table evicted, then the workers' lists.
+func (p *Pipeline) sourceSummary() AddrSummary {
+	hll := newHLL()
+	sum := map[capture.Addr]uint64{}
+	for _, w := range p.workers {
+		_ = hll.Merge(w.srcHLL)
+		evicted := map[capture.Addr]uint64{}
+		for _, c := range w.srcEvicted.Top(w.srcEvicted.Len()) {
+			evicted[c.Key] = c.Count
+		}
+		top := aggregate.NewTopHeap(reportTop)
+		w.sources.Range(func(k *capture.Addr, e *sourceEntry) bool {
+			n := e.total + evicted[*k]
+			delete(evicted, *k)
+			top.Offer(*k, n)
+			return true
+		})
+		for k, n := range evicted {
+			top.Offer(k, n)
+		}
+		for _, c := range top.Sorted() {
+			sum[c.Addr] += c.Packets
+		}
+	}
+	return summary(hll.Estimate(), sum)
+}
+
+func (p *Pipeline) destinationSummary() AddrSummary {
+	hll := newHLL()
+	sum := map[capture.Addr]uint64{}
+	for _, w := range p.workers {
+		_ = hll.Merge(w.dstHLL)
+		for _, c := range w.dstTop.Top(w.dstTop.Len()) {
+			sum[c.Key] += c.Count
+		}
+	}
+	return summary(hll.Estimate(), sum)
+}
+
+func newHLL() *aggregate.HLL { return aggregate.NewHLL(hllPrecision) }
+
+func summary(unique uint64, sum map[capture.Addr]uint64) AddrSummary {
+	top := aggregate.NewTopHeap(reportTop)
+	for a, n := range sum {
+		top.Offer(a, n)
+	}
+	s := AddrSummary{Unique: unique, Top: []AddrCount{}}
+	for _, c := range top.Sorted() {
+		s.Top = append(s.Top, AddrCount{Addr: c.Addr.String(), Packets: c.Packets})
+	}
+	return s
+}

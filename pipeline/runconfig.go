@@ -1,0 +1,38 @@
+// Package pipeline runs the data path: packets from a source are handed to source-affine
+// workers, each counting into its own shard and running its own detectors on packet time.
+// The same workers serve live capture and file replay.
+package pipeline
+
+import (
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
+)
+
+// runConfig is the part of the configuration the workers read on the packet path. It is
+// immutable; a reload publishes a new one and each worker picks it up between batches.
+type runConfig struct {
+	cfg        *configs.Config
+	prefixes   *aggregate.Prefixes
+	det        *detect.Config
+	detectOn   bool  // any detector enabled
+	winLen     int64 // ns
+	topSources int
+}
+
+func newRunConfig(c *configs.Config, workers int, slots *aggregate.PrefixSlots) (*runConfig, error) {
+	pf, err := aggregate.NewPrefixes(c.DarkPrefixes, slots)
+	if err != nil {
+		return nil, err
+	}
+	d := c.Detect
+	return &runConfig{
+		cfg:      c,
+		prefixes: pf,
+		det:      detect.NewConfig(c, workers),
+		detectOn: d.Scanner.Enabled || d.Telnet.Enabled || d.UDPThenSYN.Enabled ||
+			d.Backscatter.Enabled || d.Fingerprint.Enabled,
+		winLen:     int64(c.Window.D()),
+		topSources: c.Metrics.TopSources,
+	}, nil
+}

@@ -1,0 +1,267 @@
+package pipeline
+
+import (
+	"sync/atomic"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/detect"
+)
+
+// Seeds keep the hash bits of independent uses uncorrelated (the worker choice already
+// fixed some bits of every source a worker sees).
+const (
+	seedTable = 0x9d5c3b1e7a4f2681
+	seedHLL   = 0x2545f4914f6cdd1d
+)
+
+// hllPrecision gives a 0.4 % standard error for the unique-address estimates.
+const hllPrecision = 16
+
+// topCapacity bounds each worker's Space-Saving summaries (destinations, and sources
+// that left the per-source table). Below it every count is exact.
+const topCapacity = 1 << 16
+
+// sourceEntry is a worker's state for one source address: its packets in the current
+// window, its total while tracked, and its detector state. Plain values only.
+type sourceEntry struct {
+	win     uint64 // window generation winPkts belongs to (0 = none)
+	winPkts uint64
+	total   uint64
+	det     detect.SourceState
+}
+
+// windowPair is what a worker publishes at each window close: the last two closed
+// windows, so a reader can merge a window every worker has closed even while one lags.
+type windowPair struct {
+	last, prev *aggregate.WindowStats
+}
+
+// Worker owns a disjoint set of sources: it alone writes their state and its counter shard.
+type Worker struct {
+	id int
+
+	// Read by the collector at scrape time (atomics only).
+	C         aggregate.Counters
+	Det       detect.Counters
+	Hist      aggregate.Histogram
+	tracked   atomic.Int64
+	evictions atomic.Uint64
+	windows   atomic.Pointer[windowPair]
+
+	// Owned by the worker goroutine.
+	p          *Pipeline
+	rc         *runConfig
+	loc        aggregate.Local
+	sources    *aggregate.Table[capture.Addr, sourceEntry]
+	srcEvicted *aggregate.TopK // totals of sources the table evicted
+	dstTop     *aggregate.TopK
+	srcHLL     *aggregate.HLL
+	dstHLL     *aggregate.HLL
+	engine     *detect.Engine
+	now        int64 // latest packet time seen (monotonic)
+
+	// The open window.
+	winOpen    bool
+	winIdx     int64
+	winGen     uint64
+	winEnd     int64
+	winUnique  uint64
+	winPackets uint64
+	evHist     [aggregate.HistBuckets + 1]uint64 // observations of sources evicted mid-window
+	evSum      uint64
+	evCount    uint64
+	evTop      *aggregate.TopHeap
+}
+
+func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *Worker {
+	w := &Worker{
+		id:         id,
+		p:          p,
+		rc:         rc,
+		sources:    aggregate.NewTable[capture.Addr, sourceEntry](tableCap, hashAddr),
+		srcEvicted: aggregate.NewTopK(topCapacity),
+		dstTop:     aggregate.NewTopK(topCapacity),
+		srcHLL:     aggregate.NewHLL(hllPrecision),
+		dstHLL:     aggregate.NewHLL(hllPrecision),
+	}
+	w.engine = detect.NewEngine(rc.det, id, p.sink, p.surge, &w.Det)
+	w.sources.SetEvict(w.evicted)
+	w.evTop = aggregate.NewTopHeap(rc.topSources)
+	return w
+}
+
+func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedTable) }
+
+// applyConfig picks up a reloaded configuration between batches.
+func (w *Worker) applyConfig() {
+	rc := w.p.rc.Load()
+	if rc == w.rc {
+		return
+	}
+	w.rc = rc
+	w.engine.SetConfig(rc.det)
+	if w.winOpen && rc.winLen != w.winLen() {
+		// A new window length starts a new window at the next packet.
+		w.winEnd = w.now
+	}
+}
+
+func (w *Worker) winLen() int64 { return w.rc.winLen }
+
+// handle processes one frame. This is the hot path: no allocation, no lock.
+func (w *Worker) handle(h *capture.Header) {
+	slot := 0
+	if h.Result == capture.ResultIP {
+		slot = w.rc.prefixes.Match(&h.Dst, h.IPVersion == 4)
+	}
+	w.loc.Count(h, slot, &w.C)
+	if h.Result != capture.ResultIP {
+		return
+	}
+	ts := h.TS
+	if !w.winOpen || ts >= w.winEnd {
+		w.rotate(ts)
+	}
+	if ts > w.now {
+		w.now = ts
+	}
+	e, _ := w.sources.Touch(h.Src)
+	if e.win != w.winGen {
+		e.win = w.winGen
+		e.winPkts = 0
+		w.winUnique++
+	}
+	e.winPkts++
+	e.total++
+	w.winPackets++
+	w.dstTop.Add(h.Dst, 1)
+	w.srcHLL.AddHash(h.Src.Hash(seedHLL))
+	w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
+	if slot != 0 && w.rc.detectOn {
+		w.engine.Packet(h, &e.det)
+	}
+}
+
+// evicted is called by the source table before it reuses an entry's slot.
+func (w *Worker) evicted(k *capture.Addr, e *sourceEntry) {
+	if e.win == w.winGen && w.winOpen {
+		w.evHist[aggregate.HistBucket(e.winPkts)]++
+		w.evSum += e.winPkts
+		w.evCount++
+		w.evTop.Offer(*k, e.winPkts)
+	}
+	w.srcEvicted.Add(*k, e.total)
+	w.engine.Evicted(*k, &e.det, w.now)
+}
+
+// advance moves the worker's clock to now (packet time) even when it saw no packets.
+func (w *Worker) advance(now int64) {
+	if now > w.now {
+		w.now = now
+	}
+	if w.winOpen && w.now >= w.winEnd {
+		w.rotate(w.now)
+	}
+	w.engine.Advance(w.now)
+}
+
+// flush publishes the batch's counts and the table gauges.
+func (w *Worker) flush() {
+	w.loc.Flush(&w.C)
+	w.tracked.Store(int64(w.sources.Len()))
+	w.evictions.Store(w.sources.Evictions())
+}
+
+// finish ends the input: the open window closes and every episode ends at time now.
+func (w *Worker) finish(now int64) {
+	w.advance(now)
+	if w.winOpen {
+		w.closeWindow()
+		w.winOpen = false
+	}
+	w.engine.Finish(w.now)
+	w.flush()
+}
+
+// rotate closes the open window (if any) and opens the one holding ts.
+func (w *Worker) rotate(ts int64) {
+	wl := w.winLen()
+	idx := floorDiv(ts, wl)
+	if w.winOpen {
+		if idx <= w.winIdx && ts < w.winEnd {
+			return
+		}
+		w.closeWindow()
+		if idx > w.winIdx+1 {
+			// The windows in between saw nothing from this worker's sources.
+			w.publish(&aggregate.WindowStats{Index: idx - 1, Start: (idx - 1) * wl, End: idx * wl})
+		}
+	}
+	w.winOpen = true
+	w.winIdx = idx
+	w.winGen++
+	w.winEnd = (idx + 1) * wl
+	w.winUnique, w.winPackets = 0, 0
+	w.evHist = [aggregate.HistBuckets + 1]uint64{}
+	w.evSum, w.evCount = 0, 0
+	w.evTop = aggregate.NewTopHeap(w.rc.topSources)
+}
+
+// closeWindow observes every source of the open window into the histogram and the top
+// list, and publishes the window. It walks the table: once per window, off the packet path.
+func (w *Worker) closeWindow() {
+	hist, sum, count := w.evHist, w.evSum, w.evCount
+	top := w.evTop
+	gen := w.winGen
+	w.sources.Range(func(k *capture.Addr, e *sourceEntry) bool {
+		if e.win == gen {
+			hist[aggregate.HistBucket(e.winPkts)]++
+			sum += e.winPkts
+			count++
+			top.Offer(*k, e.winPkts)
+		}
+		return true
+	})
+	w.Hist.Observe(&hist, sum, count)
+	wl := w.winLen()
+	w.publish(&aggregate.WindowStats{
+		Index:   w.winIdx,
+		Start:   w.winIdx * wl,
+		End:     w.winIdx*wl + wl,
+		Unique:  w.winUnique,
+		Packets: w.winPackets,
+		Top:     top.Sorted(),
+	})
+}
+
+func (w *Worker) publish(ws *aggregate.WindowStats) {
+	old := w.windows.Load()
+	pair := &windowPair{last: ws}
+	if old != nil {
+		pair.prev = old.last
+	}
+	w.windows.Store(pair)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// processBatch handles the frames of a batch this worker owns, then moves its clock to the
+// batch's time so idle workers close windows and end episodes too.
+func (w *Worker) processBatch(b *batch) {
+	w.applyConfig()
+	id := uint16(w.id)
+	for i := 0; i < b.n; i++ {
+		if b.owner[i] == id {
+			w.handle(&b.h[i])
+		}
+	}
+	w.advance(b.now)
+	w.flush()
+}
