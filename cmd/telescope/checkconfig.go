@@ -1,0 +1,40 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/telescope-dev/telescope/configs"
+)
+
+// cmdCheckConfig validates a config file and prints the effective config (defaults filled
+// in) on stdout; errors go to stderr, one per line, each naming its key.
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: telescope check-config FILE\n\nValidates FILE and prints the effective configuration; exit status 0 when valid, 1 when not.")
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: expected exactly one config file, got %d", errUsage, len(pos))
+	}
+	cfg, err := configs.Load(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errReported
+	}
+	out, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(out)
+	return err
+}

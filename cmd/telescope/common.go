@@ -1,0 +1,119 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sys/unix"
+
+	"github.com/telescope-dev/telescope/capture/filter"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/metrics"
+	"github.com/telescope-dev/telescope/pipeline"
+)
+
+func init() {
+	// Config validation checks capture.filter with the built-in compiler.
+	configs.FilterCheck = filter.Check
+}
+
+// commonFlags are the flags shared by run and replay, named like the Prometheus exporters'.
+type commonFlags struct {
+	config    string
+	listen    string
+	logLevel  string
+	logFormat string
+}
+
+func (c *commonFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "config file (default: the embedded configs/telescope.yaml)")
+	fs.StringVar(&c.listen, "web.listen-address", "", "address to serve /metrics on (overrides web.listen_address)")
+	fs.StringVar(&c.logLevel, "log.level", "", "log level: debug, info, warn, error (overrides log.level)")
+	fs.StringVar(&c.logFormat, "log.format", "", "log format: json, console (overrides log.format)")
+}
+
+// load reads the config (or the embedded default) and applies the flag overrides.
+func (c *commonFlags) load() (*configs.Config, error) {
+	var cfg *configs.Config
+	var err error
+	if c.config == "" {
+		cfg, err = configs.Parse(configs.DefaultYAML, "embedded telescope.yaml")
+	} else {
+		cfg, err = configs.Load(c.config)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return c.override(cfg)
+}
+
+func (c *commonFlags) override(cfg *configs.Config) (*configs.Config, error) {
+	if c.listen != "" {
+		cfg.Web.ListenAddress = c.listen
+	}
+	if c.logLevel != "" {
+		cfg.Log.Level = c.logLevel
+	}
+	if c.logFormat != "" {
+		cfg.Log.Format = c.logFormat
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("flags: %w", err)
+	}
+	return cfg, nil
+}
+
+// newLogger builds the zap logger: JSON (or console) lines on w, times in RFC 3339 with
+// nanoseconds. The level can change on reload.
+func newLogger(cfg configs.Log, w io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zap.ParseAtomicLevel(cfg.Level)
+	if err != nil {
+		return nil, lvl, fmt.Errorf("log.level: %w", err)
+	}
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "ts"
+	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	ec.EncodeDuration = zapcore.StringDurationEncoder
+	var enc zapcore.Encoder
+	switch cfg.Format {
+	case "console":
+		enc = zapcore.NewConsoleEncoder(ec)
+	default:
+		enc = zapcore.NewJSONEncoder(ec)
+	}
+	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
+	return zap.New(core), lvl, nil
+}
+
+// workerCount resolves capture.workers (0 = one per CPU).
+func workerCount(cfg *configs.Config) int {
+	if cfg.Capture.Workers > 0 {
+		return cfg.Capture.Workers
+	}
+	return runtime.NumCPU()
+}
+
+// newRegistry builds a registry with the telescope collector and the Go and process
+// collectors, all carrying the sensor label.
+func newRegistry(cfg *configs.Config, p *pipeline.Pipeline, reload *metrics.ReloadStatus) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewCollector(metrics.Options{
+		Sensor: cfg.Sensor, Version: buildVersion(), Pipeline: p, Reload: reload,
+	}))
+	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"sensor": cfg.Sensor}, reg)
+	wrapped.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

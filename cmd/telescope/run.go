@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/net/bpf"
+
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/capture/filter"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/metrics"
+	"github.com/telescope-dev/telescope/pipeline"
+)
+
+// liveSource is a running capture: AF_PACKET rings (default) or libpcap (-tags pcap).
+type liveSource interface {
+	Open() error
+	Run(ctx context.Context) error
+	Ready() bool
+}
+
+// openPcapSource is set by the pcap build (run_pcap.go); nil in the static build.
+var openPcapSource func(p *pipeline.Pipeline, cfg *configs.Config) liveSource
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: telescope run [flags]\n\nCaptures live on capture.interface and serves /metrics on web.listen_address.\nNeeds CAP_NET_RAW (root, or setcap cap_net_raw,cap_net_admin+ep on the binary).\n\nflags:")
+		fs.PrintDefaults()
+	}
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(pos) != 0 {
+		return fmt.Errorf("%w: unexpected argument %q (capture files are read by 'telescope replay')", errUsage, pos[0])
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log, level, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+
+	workers := workerCount(cfg)
+	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workers, Logger: log})
+	if err != nil {
+		return err
+	}
+	src, err := newLiveSource(p, cfg, workers)
+	if err != nil {
+		return err
+	}
+	reload := &metrics.ReloadStatus{}
+	reload.Set(true, time.Now())
+	reg := newRegistry(cfg, p, reload)
+	d := &daemon{cf: cf, cfg: cfg, p: p, log: log, level: level, status: reload}
+	srv, err := metrics.Listen(metrics.ServerOptions{
+		Address: cfg.Web.ListenAddress, Registry: reg, Logger: log, Version: buildVersion(),
+		Ready: src.Ready, Reload: d.reload,
+	})
+	if err != nil {
+		return err
+	}
+	if err := src.Open(); err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
+	}
+	srv.Serve()
+	log.Info("telescope started",
+		zap.String("version", buildVersion()), zap.String("interface", cfg.Capture.Interface),
+		zap.String("method", cfg.Capture.Method), zap.Int("workers", workers),
+		zap.String("listen_address", srv.Addr()), zap.Stringers("dark_prefixes", cfg.DarkPrefixes))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				_ = d.reload()
+			}
+		}
+	}()
+
+	runErr := src.Run(ctx)
+	t := p.Totals()
+	var frames uint64
+	for _, n := range t.Frames {
+		frames += n
+	}
+	tracked, evictions := p.Tracked()
+	log.Info("telescope stopped",
+		zap.Uint64("frames", frames), zap.Uint64("ip_packets", t.Frames[capture.ResultIP]),
+		zap.Uint64("non_ip_frames", t.Frames[capture.ResultNonIP]),
+		zap.Uint64("truncated", t.Frames[capture.ResultTruncated]),
+		zap.Uint64("malformed", t.Frames[capture.ResultMalformed]),
+		zap.Int64("tracked_sources", tracked), zap.Uint64("evictions", evictions))
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	return runErr
+}
+
+// newLiveSource builds the capture of capture.method.
+func newLiveSource(p *pipeline.Pipeline, cfg *configs.Config, workers int) (liveSource, error) {
+	switch cfg.Capture.Method {
+	case "pcap":
+		if openPcapSource == nil {
+			return nil, errors.New("capture.method pcap needs a binary built with cgo and libpcap: go build -tags pcap ./cmd/telescope (or use method: afpacket)")
+		}
+		return openPcapSource(p, cfg), nil
+	default:
+		var prog []bpf.RawInstruction
+		if cfg.Capture.Filter != "" {
+			var err error
+			prog, err = filter.Compile(cfg.Capture.Filter, uint32(cfg.Capture.Snaplen))
+			if err != nil {
+				return nil, fmt.Errorf("capture.filter: %w", err)
+			}
+		}
+		return p.NewLive(capture.RingConfig{
+			Interface: cfg.Capture.Interface,
+			Workers:   workers,
+			SnapLen:   cfg.Capture.Snaplen,
+			RingBytes: cfg.Capture.RingMB << 20,
+			Filter:    prog,
+		}), nil
+	}
+}
+
+// daemon holds what a reload needs.
+type daemon struct {
+	mu     sync.Mutex
+	cf     commonFlags
+	cfg    *configs.Config
+	p      *pipeline.Pipeline
+	log    *zap.Logger
+	level  zap.AtomicLevel
+	status *metrics.ReloadStatus
+}
+
+// reload re-reads the config file (SIGHUP, POST /-/reload). Thresholds, prefixes, metric
+// limits and the log level change in place, without closing the capture sockets or
+// resetting any counter; an invalid file is refused and the running config stays.
+func (d *daemon) reload() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var cfg *configs.Config
+	var err error
+	if d.cf.config == "" {
+		cfg, err = configs.Parse(configs.DefaultYAML, "embedded telescope.yaml")
+	} else {
+		cfg, err = configs.Load(d.cf.config)
+	}
+	if err == nil {
+		cfg, err = d.cf.override(cfg)
+	}
+	if err == nil {
+		err = d.p.Reload(cfg)
+	}
+	if err != nil {
+		d.status.Set(false, time.Now())
+		d.log.Error("config reload failed; the running config stays", zap.String("file", d.cf.config), zap.Error(err))
+		return err
+	}
+	for _, k := range restartOnly(d.cfg, cfg) {
+		d.log.Warn("config key changed but only takes effect after a restart", zap.String("key", k))
+	}
+	if lvl, err := zap.ParseAtomicLevel(cfg.Log.Level); err == nil {
+		d.level.SetLevel(lvl.Level())
+	}
+	d.cfg = cfg
+	d.status.Set(true, time.Now())
+	d.log.Info("config reloaded", zap.String("file", d.cf.config))
+	return nil
+}
+
+// restartOnly lists the keys that differ between two configs but are fixed at start.
+func restartOnly(old, cur *configs.Config) []string {
+	var keys []string
+	if old.Sensor != cur.Sensor {
+		keys = append(keys, "sensor")
+	}
+	if !reflect.DeepEqual(old.Capture, cur.Capture) {
+		keys = append(keys, "capture")
+	}
+	if old.Limits != cur.Limits {
+		keys = append(keys, "limits.max_sources")
+	}
+	if old.Web != cur.Web {
+		keys = append(keys, "web.listen_address")
+	}
+	if old.Log.Format != cur.Log.Format {
+		keys = append(keys, "log.format")
+	}
+	return keys
+}

@@ -1,0 +1,143 @@
+// Command mkpcap writes a large, SYN-dominated telescope capture for benchmarks: a few heavy
+// hitters, a crowd of scanners, random one-packet sources (spoofed-flood style), some UDP,
+// backscatter and ICMP, in time order. Frames are written directly (no per-packet
+// serialisation library) so millions take seconds.
+//
+//	go run ./internal/cmd/mkpcap -n 5000000 -o bench/syn.pcap
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+)
+
+func main() {
+	n := flag.Int("n", 5_000_000, "packets")
+	out := flag.String("o", "syn.pcap", "output file")
+	seed := flag.Uint64("seed", 1, "random seed")
+	flag.Parse()
+	if err := write(*out, *n, *seed); err != nil {
+		fmt.Fprintln(os.Stderr, "mkpcap:", err)
+		os.Exit(1)
+	}
+}
+
+// synPorts are weighted like a real telescope's top SYN destination ports.
+var synPorts = []uint16{23, 23, 23, 23, 52869, 8545, 22, 22, 445, 445, 80, 80, 8080, 2323, 3389, 5555, 81, 8443, 7547, 37215}
+
+func write(path string, n int, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	hdr := make([]byte, 24)
+	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // ns timestamps
+	binary.LittleEndian.PutUint16(hdr[4:], 2)
+	binary.LittleEndian.PutUint16(hdr[6:], 4)
+	binary.LittleEndian.PutUint32(hdr[16:], 65535)
+	binary.LittleEndian.PutUint32(hdr[20:], 1) // Ethernet
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(seed, 2))
+	heavy := make([]uint32, 8)
+	for i := range heavy {
+		heavy[i] = 0x2d000000 | rng.Uint32N(1<<24) // 45.x.x.x
+	}
+	scanners := make([]uint32, 20000)
+	for i := range scanners {
+		scanners[i] = rng.Uint32()&0x7fffffff | 0x01000000
+	}
+	start := time.Date(2019, 1, 10, 0, 0, 0, 0, time.UTC).UnixNano()
+	step := int64(24*time.Hour) / int64(n) // spread over a day of packet time
+	frame := make([]byte, 16+60)
+	for i := 0; i < n; i++ {
+		var src uint32
+		switch r := rng.IntN(100); {
+		case r < 35:
+			src = heavy[rng.IntN(len(heavy))]
+		case r < 80:
+			src = scanners[rng.IntN(len(scanners))]
+		default:
+			src = rng.Uint32() // one-packet random sources
+		}
+		dst := 0xcb000000 | rng.Uint32N(1<<16) // 203.0.0.0/16, the dark space
+		ts := start + int64(i)*step
+		kind := rng.IntN(100)
+		var l int
+		switch {
+		case kind < 90:
+			l = synFrame(frame[16:], src, dst, synPorts[rng.IntN(len(synPorts))], rng.Uint32(), 0x02)
+		case kind < 92:
+			l = synFrame(frame[16:], src, dst, uint16(1024+rng.IntN(60000)), rng.Uint32(), 0x12) // backscatter
+		case kind < 99:
+			l = udpFrame(frame[16:], src, dst, []uint16{1900, 53, 123, 161, 5060, 6881}[rng.IntN(6)])
+		default:
+			l = icmpFrame(frame[16:], src, dst)
+		}
+		binary.LittleEndian.PutUint32(frame[0:], uint32(ts/1e9))
+		binary.LittleEndian.PutUint32(frame[4:], uint32(ts%1e9))
+		binary.LittleEndian.PutUint32(frame[8:], uint32(l))
+		binary.LittleEndian.PutUint32(frame[12:], uint32(l))
+		if _, err := w.Write(frame[:16+l]); err != nil {
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func ipv4(b []byte, src, dst uint32, proto byte, payload int) {
+	copy(b, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
+	ip := b[14:]
+	ip[0], ip[1] = 0x45, 0
+	binary.BigEndian.PutUint16(ip[2:], uint16(20+payload))
+	binary.BigEndian.PutUint16(ip[4:], uint16(src^dst)) // not a tool fingerprint
+	ip[6], ip[7], ip[8], ip[9] = 0, 0, 240, proto
+	ip[10], ip[11] = 0, 0
+	binary.BigEndian.PutUint32(ip[12:], src)
+	binary.BigEndian.PutUint32(ip[16:], dst)
+}
+
+func synFrame(b []byte, src, dst uint32, port uint16, seq uint32, flags byte) int {
+	ipv4(b, src, dst, 6, 24)
+	t := b[34:]
+	binary.BigEndian.PutUint16(t[0:], 40000)
+	binary.BigEndian.PutUint16(t[2:], port)
+	binary.BigEndian.PutUint32(t[4:], seq)
+	binary.BigEndian.PutUint32(t[8:], 0)
+	t[12], t[13] = 6<<4, flags
+	binary.BigEndian.PutUint16(t[14:], 1024)
+	t[16], t[17], t[18], t[19] = 0, 0, 0, 0
+	t[20], t[21], t[22], t[23] = 2, 4, 0x05, 0xb4 // MSS 1460
+	return 60
+}
+
+func udpFrame(b []byte, src, dst uint32, port uint16) int {
+	ipv4(b, src, dst, 17, 8+18)
+	u := b[34:]
+	binary.BigEndian.PutUint16(u[0:], 51413)
+	binary.BigEndian.PutUint16(u[2:], port)
+	binary.BigEndian.PutUint16(u[4:], 8+18)
+	u[6], u[7] = 0, 0
+	copy(u[8:26], "d1:ad2:id20:abcdef")
+	return 60
+}
+
+func icmpFrame(b []byte, src, dst uint32) int {
+	ipv4(b, src, dst, 1, 8)
+	ic := b[34:]
+	for i := range ic[:26] {
+		ic[i] = 0
+	}
+	ic[0] = 8
+	return 60
+}
