@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/telescope-dev/telescope/internal/netnstest"
 )
 
 // --- unit tests (no privilege needed) ---
@@ -683,14 +685,14 @@ func BenchmarkRingPoll(b *testing.B) {
 	cfg := liveCfg
 	cfg.Interface, cfg.Workers, cfg.RingBytes = v.IfA, 1, 64<<20
 	r := openRingsIn(b, v.NsA, cfg)[0]
-	sender := newSender(b, v.NsB, v.IfB)
+	sender := netnstest.NewSender(b, v.NsB, v.IfB)
 	frame := ethFrame(etherIPv4, mkIPv4(mkIP4(192, 0, 2, 1), mkIP4(203, 0, 113, 1), ProtoTCP, mkSYN(1, 23, 0)))
 	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for !stop.Load() {
-			if err := sender.send(frame); err != nil {
+			if err := sender.Send(frame); err != nil {
 				b.Error(err)
 				return
 			}
@@ -732,7 +734,7 @@ func BenchmarkRingDrain(b *testing.B) {
 	cfg := liveCfg
 	cfg.Interface, cfg.Workers, cfg.RingBytes = v.IfA, 1, 64<<20
 	r := openRingsIn(b, v.NsA, cfg)[0]
-	sender := newSender(b, v.NsB, v.IfB)
+	sender := netnstest.NewSender(b, v.NsB, v.IfB)
 	frame := ethFrame(etherIPv4, mkIPv4(mkIP4(192, 0, 2, 1), mkIP4(203, 0, 113, 1), ProtoTCP, mkSYN(1, 23, 0)))
 	var h Header
 	received := 0
@@ -748,7 +750,7 @@ func BenchmarkRingDrain(b *testing.B) {
 		b.StopTimer()
 		n := min(batch, b.N-sent)
 		for range n {
-			if err := sender.send(frame); err != nil {
+			if err := sender.Send(frame); err != nil {
 				b.Fatal(err)
 			}
 		}
