@@ -312,4 +312,3 @@ func cfgFile(t *testing.T, text string) string {
 	writeConfig(t, p, text)
 	return p
 }
-
