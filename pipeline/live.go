@@ -118,17 +118,28 @@ func (l *Live) Run(ctx context.Context) error {
 	}
 }
 
-// reopen retries opening the rings with exponential backoff (1 s to 30 s).
+// reopen retries opening the rings with exponential backoff.
 func (l *Live) reopen(ctx context.Context) error {
-	delay := time.Second
-	for {
+	return retry(ctx, l.log, l.cfg.Interface, func() error {
 		rings, err := l.open(l.cfg)
 		if err == nil {
 			l.setRings(rings)
-			l.log.Info("capture resumed", zap.String("interface", l.cfg.Interface))
+		}
+		return err
+	})
+}
+
+// retry calls open until it succeeds or ctx ends, waiting 1 s, 2 s, 4 s ... up to 30 s
+// between attempts, and logs each failure and the recovery.
+func retry(ctx context.Context, log *zap.Logger, iface string, open func() error) error {
+	delay := time.Second
+	for {
+		err := open()
+		if err == nil {
+			log.Info("capture resumed", zap.String("interface", iface))
 			return nil
 		}
-		l.log.Warn("capture still unavailable; retrying", zap.String("interface", l.cfg.Interface),
+		log.Warn("capture still unavailable; retrying", zap.String("interface", iface),
 			zap.Duration("retry_in", delay), zap.Error(err))
 		select {
 		case <-ctx.Done():

@@ -52,25 +52,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	src.up.Store(true)
 	p.AddCapture(src)
 
-	n := len(p.workers)
-	pool := newBatchPool(4*n + 4)
-	chans := make([]chan *batch, n)
-	var wg sync.WaitGroup
-	var final atomic.Int64
-	for i, w := range p.workers {
-		chans[i] = make(chan *batch, cap(pool))
-		wg.Add(1)
-		go func(w *Worker, in <-chan *batch) {
-			defer wg.Done()
-			for b := range in {
-				w.processBatch(b)
-				pool.release(b)
-			}
-			w.finish(final.Load())
-		}(w, chans[i])
-	}
-
-	d := &dispatcher{pool: pool, chans: chans, workers: n, b: pool.get()}
+	d := p.startDispatch()
 	res := ReplayResult{}
 	prog := newProgress(o, src)
 	for _, name := range o.Files {
@@ -87,13 +69,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 			p.log.Error("cannot read capture file to its end", zap.String("file", name), zap.Error(err))
 		}
 	}
-	d.flush()
-	final.Store(d.now)
-	for _, c := range chans {
-		close(c)
-	}
-	wg.Wait()
-	p.surge.Finish(d.now)
+	d.close()
 	src.up.Store(false)
 	prog.done()
 	res.Records = src.records.Load()
@@ -140,13 +116,49 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	}
 }
 
-// dispatcher decodes records into shared batches, marking each frame with its owner.
+// dispatcher decodes records into shared batches, marking each frame with its owner, and
+// broadcasts them to the worker goroutines (replay, and live capture through libpcap).
 type dispatcher struct {
+	p       *Pipeline
 	pool    batchPool
 	chans   []chan *batch
 	workers int
 	b       *batch
 	now     int64
+	wg      sync.WaitGroup
+	final   atomic.Int64
+}
+
+// startDispatch starts one goroutine per worker consuming batches.
+func (p *Pipeline) startDispatch() *dispatcher {
+	n := len(p.workers)
+	d := &dispatcher{p: p, pool: newBatchPool(4*n + 4), chans: make([]chan *batch, n), workers: n}
+	for i, w := range p.workers {
+		d.chans[i] = make(chan *batch, cap(d.pool))
+		d.wg.Add(1)
+		go func(w *Worker, in <-chan *batch) {
+			defer d.wg.Done()
+			for b := range in {
+				w.processBatch(b)
+				d.pool.release(b)
+			}
+			w.finish(d.final.Load())
+		}(w, d.chans[i])
+	}
+	d.b = d.pool.get()
+	return d
+}
+
+// close sends the last batch, waits for the workers to finish every episode, then ends the
+// telnet surge aggregation.
+func (d *dispatcher) close() {
+	d.flush()
+	d.final.Store(d.now)
+	for _, c := range d.chans {
+		close(c)
+	}
+	d.wg.Wait()
+	d.p.surge.Finish(d.now)
 }
 
 func (d *dispatcher) add(rec *capture.Record) {

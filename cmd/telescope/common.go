@@ -20,8 +20,11 @@ import (
 )
 
 func init() {
-	// Config validation checks capture.filter with the built-in compiler.
-	configs.FilterCheck = filter.Check
+	// Config validation checks capture.filter with the built-in compiler, unless the pcap
+	// build installed libpcap's (run_pcap.go; init order between files is not relied on).
+	if configs.FilterCheck == nil {
+		configs.FilterCheck = filter.Check
+	}
 }
 
 // commonFlags are the flags shared by run and replay, named like the Prometheus exporters'.

@@ -33,6 +33,10 @@ type liveSource interface {
 // openPcapSource is set by the pcap build (run_pcap.go); nil in the static build.
 var openPcapSource func(p *pipeline.Pipeline, cfg *configs.Config) liveSource
 
+// compileFilter compiles capture.filter for the AF_PACKET rings, whose frames start at the
+// IP header: the built-in compiler, or libpcap's in the pcap build.
+var compileFilter = filter.Compile
+
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -139,7 +143,7 @@ func newLiveSource(p *pipeline.Pipeline, cfg *configs.Config, workers int) (live
 		var prog []bpf.RawInstruction
 		if cfg.Capture.Filter != "" {
 			var err error
-			prog, err = filter.Compile(cfg.Capture.Filter, uint32(cfg.Capture.Snaplen))
+			prog, err = compileFilter(cfg.Capture.Filter, uint32(cfg.Capture.Snaplen))
 			if err != nil {
 				return nil, fmt.Errorf("capture.filter: %w", err)
 			}
