@@ -183,9 +183,9 @@ func BenchmarkDistinctAdd(b *testing.B) {
 			var d Distinct
 			b.ReportAllocs()
 			for i := range b.N {
-				d.Add(vals[i%n])
+				d.Add(ts, vals[i%n])
 			}
-			if n <= DistinctExactLimit && d.Count() != uint64(min(n, b.N)) {
+			if n <= DistinctExactLimit && d.Count(ts) != uint64(min(n, b.N)) {
 				b.Fatal("miscounted")
 			}
 		})
@@ -198,7 +198,7 @@ func BenchmarkDistinctFill(b *testing.B) {
 	for i := range uint64(b.N) {
 		var d Distinct
 		for j := range uint64(300) {
-			d.Add(capture.Mix64(i<<20 | j))
+			d.Add(ts, capture.Mix64(i<<20|j))
 		}
 	}
 }
@@ -206,10 +206,10 @@ func BenchmarkDistinctFill(b *testing.B) {
 func BenchmarkDistinctCountSketch(b *testing.B) {
 	var d Distinct
 	for i := range uint64(10_000) {
-		d.Add(capture.Mix64(i))
+		d.Add(ts, capture.Mix64(i))
 	}
 	b.ReportAllocs()
 	for range b.N {
-		d.Count()
+		d.Count(ts)
 	}
 }

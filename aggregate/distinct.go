@@ -19,28 +19,48 @@ const (
 
 // Distinct counts distinct 64-bit hashes exactly up to DistinctExactLimit values, then switches
 // to a HyperLogLog with p=10 (1 KiB, ~3 % error). The zero value is ready to use and holds no
-// heap memory. Its 64 bytes are plain fields (for checkpoints); treat them as read-only.
+// memory. Its 48 bytes are plain fields without pointers (for checkpoints, and so the tables
+// holding them are not scanned by the garbage collector); treat them as read-only.
 //
-// Phases: the first 4 values live in Small; then Vals is an open-addressing set (0 marks an
-// empty slot, so the value 0 is kept in Zero) doubling from 8 to 256 slots; the 257th distinct
-// value turns Vals into the sketch's 1024 one-byte registers, packed 8 per word.
+// Phases: the first 4 values live in Small; then a block of the caller's Slab (Ref, Size
+// words) holds an open-addressing set (0 marks an empty slot, so the value 0 is kept in Zero)
+// doubling from 8 to 256 slots; the 257th distinct value turns the block into the sketch's
+// 1024 one-byte registers, packed 8 per word. Every method that may touch the block takes
+// the Slab; Reset returns the block to it.
 type Distinct struct {
 	Small  [distinctInline]uint64
-	Vals   []uint64
-	N      uint32 // distinct values seen (exact phase only)
+	Ref    uint32 // slab block (0: none)
+	Size   uint16 // words of the block
+	N      uint16 // distinct values seen (exact phase only)
 	Zero   bool   // the value 0 was seen (set phase)
 	Sketch bool   // switched to the HyperLogLog
 }
 
-// Add adds x, a well-mixed hash. In the exact phase it reports whether x was new; after the
-// switch, whether a sketch register grew. It allocates only when the set grows (at the 5th, 7th,
-// 13th, 25th, 49th and 97th value) and once at the switch.
-func (d *Distinct) Add(x uint64) (added bool) {
-	if d.Sketch {
-		return d.addSketch(x)
+// vals returns the block, nil when there is none.
+func (d *Distinct) vals(s *Slab) []uint64 {
+	if d.Ref == 0 {
+		return nil
 	}
-	if d.Vals == nil {
-		for _, v := range d.Small[:min(d.N, distinctInline)] {
+	return s.Words(d.Ref, int(d.Size))
+}
+
+// setBlock replaces the block by a new zeroed one of size words and returns it.
+func (d *Distinct) setBlock(s *Slab, size int) []uint64 {
+	s.Release(d.Ref, int(d.Size))
+	d.Ref, d.Size = s.Alloc(size), uint16(size)
+	return s.Words(d.Ref, size)
+}
+
+// Add adds x, a well-mixed hash. In the exact phase it reports whether x was new; after the
+// switch, whether a sketch register grew. It takes slab blocks only when the set grows (at
+// the 5th, 7th, 13th, 25th, 49th and 97th value) and once at the switch.
+func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
+	if d.Sketch {
+		return d.addSketch(d.vals(s), x)
+	}
+	vals := d.vals(s)
+	if vals == nil {
+		for _, v := range d.Small[:min(int(d.N), distinctInline)] {
 			if v == x {
 				return false
 			}
@@ -50,9 +70,9 @@ func (d *Distinct) Add(x uint64) (added bool) {
 			d.N++
 			return true
 		}
-		d.Vals = make([]uint64, distinctMinSet)
+		vals = d.setBlock(s, distinctMinSet)
 		for _, v := range d.Small {
-			d.insertNew(v)
+			d.insertNew(vals, v)
 		}
 		d.Small = [distinctInline]uint64{}
 	}
@@ -61,36 +81,36 @@ func (d *Distinct) Add(x uint64) (added bool) {
 			return false
 		}
 		if d.N >= DistinctExactLimit {
-			d.toSketch()
-			d.addSketch(0)
+			d.toSketch(s)
+			d.addSketch(d.vals(s), 0)
 			return true
 		}
 		d.Zero, d.N = true, d.N+1
 		return true
 	}
-	mask := uint64(len(d.Vals) - 1)
+	mask := uint64(len(vals) - 1)
 	i := x & mask
-	for range d.Vals {
-		switch d.Vals[i] {
+	for range vals {
+		switch vals[i] {
 		case x:
 			return false
 		case 0:
-			return d.insertAt(x, i)
+			return d.insertAt(s, vals, x, i)
 		}
 		i = (i + 1) & mask
 	}
 	// Every slot is taken and none holds x: x is value number DistinctExactLimit+1.
-	d.toSketch()
-	d.addSketch(x)
+	d.toSketch(s)
+	d.addSketch(d.vals(s), x)
 	return true
 }
 
 // insertAt stores x (known absent) at the empty slot i, growing the set or switching to the
 // sketch when it is full.
-func (d *Distinct) insertAt(x, i uint64) bool {
+func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 	if d.N >= DistinctExactLimit {
-		d.toSketch()
-		d.addSketch(x)
+		d.toSketch(s)
+		d.addSketch(d.vals(s), x)
 		return true
 	}
 	used := int(d.N)
@@ -98,56 +118,60 @@ func (d *Distinct) insertAt(x, i uint64) bool {
 		used--
 	}
 	// Keep the load at most 3/4 while the set may still grow; the last size fills up.
-	if n := len(d.Vals); (used+1)*4 > n*3 && n < distinctMaxSet {
-		old := d.Vals
-		d.Vals = make([]uint64, 2*n)
-		for _, v := range old {
+	if n := len(vals); (used+1)*4 > n*3 && n < distinctMaxSet {
+		var old [distinctMaxSet]uint64
+		copy(old[:], vals)
+		grown := d.setBlock(s, 2*n)
+		for _, v := range old[:n] {
 			if v != 0 {
-				d.insertNew(v)
+				d.insertNew(grown, v)
 			}
 		}
-		d.insertNew(x)
+		d.insertNew(grown, x)
 	} else {
-		d.Vals[i] = x
+		vals[i] = x
 	}
 	d.N++
 	return true
 }
 
 // insertNew places a value known to be absent during a rebuild (no count, no growth).
-func (d *Distinct) insertNew(x uint64) {
+func (d *Distinct) insertNew(vals []uint64, x uint64) {
 	if x == 0 {
 		d.Zero = true
 		return
 	}
-	mask := uint64(len(d.Vals) - 1)
+	mask := uint64(len(vals) - 1)
 	i := x & mask
-	for d.Vals[i] != 0 {
+	for vals[i] != 0 {
 		i = (i + 1) & mask
 	}
-	d.Vals[i] = x
+	vals[i] = x
 }
 
 // toSketch replaces the full exact set by a sketch holding the same values.
-func (d *Distinct) toSketch() {
-	set, zero := d.Vals, d.Zero
-	*d = Distinct{Vals: make([]uint64, distinctWords), Sketch: true}
-	for _, v := range set {
+func (d *Distinct) toSketch(s *Slab) {
+	var set [distinctMaxSet]uint64
+	n := copy(set[:], d.vals(s))
+	zero := d.Zero
+	sketch := d.setBlock(s, distinctWords)
+	*d = Distinct{Ref: d.Ref, Size: d.Size, Sketch: true}
+	for _, v := range set[:n] {
 		if v != 0 {
-			d.addSketch(v)
+			d.addSketch(sketch, v)
 		}
 	}
 	if zero {
-		d.addSketch(0)
+		d.addSketch(sketch, 0)
 	}
 }
 
-func (d *Distinct) addSketch(x uint64) bool {
+func (d *Distinct) addSketch(vals []uint64, x uint64) bool {
 	idx, r := hllSplit(x, distinctP)
-	if idx/8 >= uint64(len(d.Vals)) { // only a corrupt checkpoint lacks registers
+	if idx/8 >= uint64(len(vals)) { // only a corrupt checkpoint lacks registers
 		return false
 	}
-	w := &d.Vals[idx/8]
+	w := &vals[idx/8]
 	shift := idx % 8 * 8
 	if uint8(*w>>shift) >= r {
 		return false
@@ -160,45 +184,55 @@ func (d *Distinct) addSketch(x uint64) bool {
 // never below DistinctExactLimit+1 (that many were seen exactly). After the switch it scans
 // the 1 KiB sketch (about a microsecond): per-packet threshold checks above the exact limit
 // should run only when Add reports a change.
-func (d *Distinct) Count() uint64 {
+func (d *Distinct) Count(s *Slab) uint64 {
 	if !d.Sketch {
 		return uint64(d.N)
 	}
 	var c [distinctRegMax + 1]uint32
-	for _, w := range d.Vals {
+	vals := d.vals(s)
+	for _, w := range vals {
 		for range 8 {
 			c[min(uint8(w), distinctRegMax)]++
 			w >>= 8
 		}
 	}
-	return max(ertlEstimate(c[:], 8*len(d.Vals)), DistinctExactLimit+1)
+	return max(ertlEstimate(c[:], 8*len(vals)), DistinctExactLimit+1)
 }
 
 // Exact reports whether Count is exact (at most DistinctExactLimit values seen).
 func (d *Distinct) Exact() bool { return !d.Sketch }
 
-// Reset returns d to the zero value, releasing its memory.
-func (d *Distinct) Reset() { *d = Distinct{} }
+// Reset returns d to the zero value, returning its block to the slab.
+func (d *Distinct) Reset(s *Slab) {
+	s.Release(d.Ref, int(d.Size))
+	*d = Distinct{}
+}
 
-// Bytes returns the heap bytes d holds (for memory accounting), not counting d itself.
-func (d *Distinct) Bytes() int { return cap(d.Vals) * 8 }
+// Bytes returns the slab bytes d holds (for memory accounting), not counting d itself.
+func (d *Distinct) Bytes() int { return int(d.Size) * 8 }
 
 // Validate reports whether d (e.g. decoded from a checkpoint) is consistent, so that a
 // corrupt state is rejected before it miscounts.
-func (d *Distinct) Validate() error {
+func (d *Distinct) Validate(s *Slab) error {
+	if d.Ref != 0 {
+		if err := s.Validate(d.Ref, int(d.Size)); err != nil {
+			return fmt.Errorf("distinct: %w", err)
+		}
+	}
+	vals := d.vals(s)
 	switch {
 	case d.Sketch:
-		if len(d.Vals) != distinctWords {
-			return fmt.Errorf("distinct: sketch has %d words, want %d", len(d.Vals), distinctWords)
+		if len(vals) != distinctWords {
+			return fmt.Errorf("distinct: sketch has %d words, want %d", len(vals), distinctWords)
 		}
-		for i, w := range d.Vals {
+		for i, w := range vals {
 			for j := 0; j < 8; j, w = j+1, w>>8 {
 				if uint8(w) > distinctRegMax {
 					return fmt.Errorf("distinct: register %d holds %d, above %d", i*8+j, uint8(w), distinctRegMax)
 				}
 			}
 		}
-	case d.Vals == nil:
+	case vals == nil:
 		if d.N > distinctInline || d.Zero {
 			return fmt.Errorf("distinct: inline phase with count %d (zero flag %v)", d.N, d.Zero)
 		}
@@ -210,7 +244,7 @@ func (d *Distinct) Validate() error {
 			}
 		}
 	default:
-		n := len(d.Vals)
+		n := len(vals)
 		if n < distinctMinSet || n > distinctMaxSet || bits.OnesCount(uint(n)) != 1 {
 			return fmt.Errorf("distinct: set of %d slots, want a power of two in [%d, %d]", n, distinctMinSet, distinctMaxSet)
 		}
@@ -219,14 +253,14 @@ func (d *Distinct) Validate() error {
 			used++
 		}
 		mask := uint64(n - 1)
-		for slot, v := range d.Vals {
+		for slot, v := range vals {
 			if v == 0 {
 				continue
 			}
 			used++
 			// Linear probing: the first slot holding v from its home on must be this one.
 			i := v & mask
-			for d.Vals[i] != 0 && d.Vals[i] != v {
+			for vals[i] != 0 && vals[i] != v {
 				i = (i + 1) & mask
 			}
 			if i != uint64(slot) {

@@ -11,6 +11,9 @@ import (
 	"github.com/telescope-dev/telescope/capture"
 )
 
+// ts is the slab the Distinct values under test keep their blocks in.
+var ts = &Slab{}
+
 // distinctValueSets are the value families the exact phase must count exactly: well-mixed
 // hashes, small integers (poorly mixed), and values sharing their low bits, so they all probe
 // from the same slot and the set fills up with one long cluster. The last two include 0 and,
@@ -41,18 +44,18 @@ func TestDistinctExactUpToLimit(t *testing.T) {
 				}
 				rng.Shuffle(len(stream), func(i, j int) { stream[i], stream[j] = stream[j], stream[i] })
 				for _, x := range stream {
-					if got := d.Add(x); got != !seen[x] {
+					if got := d.Add(ts, x); got != !seen[x] {
 						t.Fatalf("n=%d: Add(%#x) = %v, seen before: %v", n, x, got, seen[x])
 					}
 					seen[x] = true
-					if d.Count() != uint64(len(seen)) {
-						t.Fatalf("n=%d: Count %d after %d distinct", n, d.Count(), len(seen))
+					if d.Count(ts) != uint64(len(seen)) {
+						t.Fatalf("n=%d: Count %d after %d distinct", n, d.Count(ts), len(seen))
 					}
 				}
-				if d.Count() != uint64(n) || !d.Exact() {
-					t.Fatalf("n=%d: Count %d, Exact %v", n, d.Count(), d.Exact())
+				if d.Count(ts) != uint64(n) || !d.Exact() {
+					t.Fatalf("n=%d: Count %d, Exact %v", n, d.Count(ts), d.Exact())
 				}
-				if err := d.Validate(); err != nil {
+				if err := d.Validate(ts); err != nil {
 					t.Fatalf("n=%d: %v", n, err)
 				}
 			}
@@ -69,11 +72,11 @@ func TestDistinctThresholds(t *testing.T) {
 		var d Distinct
 		for range tt.repeats {
 			for i := range tt.distinct {
-				d.Add(capture.AddrFrom4([]byte{192, 0, 2, byte(i)}).Hash(1))
+				d.Add(ts, capture.AddrFrom4([]byte{192, 0, 2, byte(i)}).Hash(1))
 			}
 		}
-		if d.Count() != uint64(tt.distinct) || d.Count() >= 20 != tt.reaches20 {
-			t.Errorf("%d distinct × %d: Count %d", tt.distinct, tt.repeats, d.Count())
+		if d.Count(ts) != uint64(tt.distinct) || d.Count(ts) >= 20 != tt.reaches20 {
+			t.Errorf("%d distinct × %d: Count %d", tt.distinct, tt.repeats, d.Count(ts))
 		}
 	}
 }
@@ -83,26 +86,26 @@ func TestDistinctSwitchToSketch(t *testing.T) {
 		t.Run(vs.name, func(t *testing.T) {
 			var d Distinct
 			for i := range uint64(DistinctExactLimit) {
-				d.Add(vs.val(i))
+				d.Add(ts, vs.val(i))
 			}
-			if d.Add(vs.val(3)) || !d.Exact() || d.Count() != DistinctExactLimit {
-				t.Fatalf("at the limit: Exact %v, Count %d", d.Exact(), d.Count())
+			if d.Add(ts, vs.val(3)) || !d.Exact() || d.Count(ts) != DistinctExactLimit {
+				t.Fatalf("at the limit: Exact %v, Count %d", d.Exact(), d.Count(ts))
 			}
-			if !d.Add(vs.val(DistinctExactLimit)) {
+			if !d.Add(ts, vs.val(DistinctExactLimit)) {
 				t.Fatal("the first value past the limit was not reported as added")
 			}
 			if d.Exact() || d.Bytes() != 1024 {
 				t.Fatalf("after the switch: Exact %v, Bytes %d", d.Exact(), d.Bytes())
 			}
-			if c := d.Count(); c < DistinctExactLimit+1 || vs.mixed && c > DistinctExactLimit*11/10 {
+			if c := d.Count(ts); c < DistinctExactLimit+1 || vs.mixed && c > DistinctExactLimit*11/10 {
 				t.Fatalf("after the switch: Count %d, want 257 .. 281", c)
 			}
 			for i := range uint64(DistinctExactLimit + 1) {
-				if d.Add(vs.val(i)) {
+				if d.Add(ts, vs.val(i)) {
 					t.Fatalf("re-adding value %d grew a register", i)
 				}
 			}
-			if err := d.Validate(); err != nil {
+			if err := d.Validate(ts); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -115,11 +118,11 @@ func TestDistinctSketchAccuracy(t *testing.T) {
 		h := NewHLL(distinctP)
 		for i := range n {
 			x := nthAddr(i).Hash(testSeed)
-			d.Add(x)
-			d.Add(x)
+			d.Add(ts, x)
+			d.Add(ts, x)
 			h.AddHash(x)
 		}
-		got := d.Count()
+		got := d.Count(ts)
 		if rel := math.Abs(float64(got)-float64(n)) / float64(n); rel > 0.10 {
 			t.Errorf("n=%d: Count %d, relative error %.3f > 0.10", n, got, rel)
 		}
@@ -133,23 +136,23 @@ func TestDistinctSketchAccuracy(t *testing.T) {
 
 func TestDistinctBytesAndReset(t *testing.T) {
 	var d Distinct
-	if unsafe.Sizeof(d) > 64 {
-		t.Errorf("Distinct is %d bytes, want at most one cache line", unsafe.Sizeof(d))
+	if unsafe.Sizeof(d) > 48 {
+		t.Errorf("Distinct is %d bytes, want at most 48", unsafe.Sizeof(d))
 	}
 	tests := []struct{ distinct, bytes int }{
 		{0, 0}, {4, 0}, {5, 64}, {6, 64}, {7, 128}, {96, 1024}, {97, 2048}, {256, 2048}, {257, 1024},
 	}
 	for _, tt := range tests {
-		d.Reset()
+		d.Reset(ts)
 		for i := range uint64(tt.distinct) {
-			d.Add(capture.Mix64(i + 1)) // Mix64(0) is 0, which takes no slot
+			d.Add(ts, capture.Mix64(i+1)) // Mix64(0) is 0, which takes no slot
 		}
 		if d.Bytes() != tt.bytes {
 			t.Errorf("%d distinct: Bytes %d, want %d", tt.distinct, d.Bytes(), tt.bytes)
 		}
 	}
-	d.Reset()
-	if d.Vals != nil || d.Bytes() != 0 || d.Count() != 0 || !d.Exact() || d.N != 0 || d.Zero || d.Small != [distinctInline]uint64{} {
+	d.Reset(ts)
+	if d.Ref != 0 || d.Bytes() != 0 || d.Count(ts) != 0 || !d.Exact() || d.N != 0 || d.Zero || d.Small != [distinctInline]uint64{} {
 		t.Fatalf("Reset left %+v", d)
 	}
 }
@@ -164,10 +167,10 @@ func TestDistinctNoAllocs(t *testing.T) {
 		vals := make([]uint64, tt.distinct)
 		for i := range vals {
 			vals[i] = capture.Mix64(uint64(i))
-			d.Add(vals[i])
+			d.Add(ts, vals[i])
 		}
 		i := 0
-		if allocs := testing.AllocsPerRun(1000, func() { d.Add(vals[i%len(vals)]); i++ }); allocs != 0 {
+		if allocs := testing.AllocsPerRun(1000, func() { d.Add(ts, vals[i%len(vals)]); i++ }); allocs != 0 {
 			t.Errorf("%s: %v allocations per Add", tt.name, allocs)
 		}
 	}
@@ -177,18 +180,27 @@ func TestDistinctCheckpoint(t *testing.T) {
 	for _, n := range []uint64{0, 3, 100, 5000} {
 		var d Distinct
 		for i := range n {
-			d.Add(capture.Mix64(i))
+			d.Add(ts, capture.Mix64(i))
 		}
 		var buf bytes.Buffer
-		if err := gob.NewEncoder(&buf).Encode(&d); err != nil {
+		enc := gob.NewEncoder(&buf)
+		if err := enc.Encode(&d); err != nil {
+			t.Fatal(err)
+		}
+		if err := enc.Encode(ts); err != nil {
 			t.Fatal(err)
 		}
 		var got Distinct
-		if err := gob.NewDecoder(&buf).Decode(&got); err != nil {
+		var gs Slab
+		dec := gob.NewDecoder(&buf)
+		if err := dec.Decode(&got); err != nil {
 			t.Fatal(err)
 		}
-		if err := got.Validate(); err != nil || got.Count() != d.Count() || n > 0 && got.Add(capture.Mix64(0)) {
-			t.Fatalf("n=%d: restored Count %d, want %d (err %v)", n, got.Count(), d.Count(), err)
+		if err := dec.Decode(&gs); err != nil {
+			t.Fatal(err)
+		}
+		if err := got.Validate(&gs); err != nil || got.Count(&gs) != d.Count(ts) || n > 0 && got.Add(&gs, capture.Mix64(0)) {
+			t.Fatalf("n=%d: restored Count %d, want %d (err %v)", n, got.Count(&gs), d.Count(ts), err)
 		}
 	}
 }
@@ -197,7 +209,7 @@ func TestDistinctValidateRejects(t *testing.T) {
 	set := func() Distinct {
 		var d Distinct
 		for i := range uint64(20) {
-			d.Add(capture.Mix64(i))
+			d.Add(ts, capture.Mix64(i))
 		}
 		return d
 	}
@@ -209,26 +221,30 @@ func TestDistinctValidateRejects(t *testing.T) {
 		{"inline duplicate", func() Distinct { return Distinct{N: 2, Small: [4]uint64{7, 7}} }},
 		{"inline zero flag", func() Distinct { return Distinct{N: 1, Zero: true} }},
 		{"set count", func() Distinct { d := set(); d.N++; return d }},
-		{"set size", func() Distinct { d := set(); d.Vals = d.Vals[:5]; return d }},
+		{"set size", func() Distinct { d := set(); d.Size = 5; return d }},
+		{"set outside the slab", func() Distinct { d := set(); d.Ref = ts.Next + 64; return d }},
 		{"set duplicate", func() Distinct {
 			d := set()
-			for i, v := range d.Vals {
+			vals := d.vals(ts)
+			for i, v := range vals {
 				if v == 0 {
-					d.Vals[i] = d.Vals[(i+1)%len(d.Vals)]
+					vals[i] = vals[(i+1)%len(vals)]
 					d.N++
 					break
 				}
 			}
 			return d
 		}},
-		{"sketch size", func() Distinct { return Distinct{Sketch: true, Vals: make([]uint64, 3)} }},
+		{"sketch size", func() Distinct { return Distinct{Sketch: true, Ref: ts.Alloc(8), Size: 8} }},
 		{"sketch register", func() Distinct {
-			return Distinct{Sketch: true, Vals: append(make([]uint64, distinctWords-1), 99<<8)}
+			d := Distinct{Sketch: true, Ref: ts.Alloc(distinctWords), Size: distinctWords}
+			d.vals(ts)[distinctWords-1] = 99 << 8
+			return d
 		}},
 	}
 	for _, tt := range tests {
 		d := tt.d()
-		if err := d.Validate(); err == nil {
+		if err := d.Validate(ts); err == nil {
 			t.Errorf("%s: corrupt state accepted", tt.name)
 		}
 	}

@@ -55,8 +55,8 @@ func checkTable(t *testing.T, step int, tb *Table[uint32, int], ref *refLRU) {
 		t.Fatalf("step %d: Len %d, model %d, Cap %d", step, tb.Len(), len(ref.order), tb.Cap())
 	}
 	var order []uint32
-	for i := tb.Head; i != nilIdx; i = tb.Entries[i].Next {
-		order = append(order, tb.Entries[i].Key)
+	for i := tb.Head; i != nilIdx; i = tb.ent(i).Next {
+		order = append(order, tb.ent(i).Key)
 	}
 	if !slices.Equal(order, ref.order) {
 		t.Fatalf("step %d: recency order %v, model %v", step, order, ref.order)
@@ -79,10 +79,10 @@ func checkTable(t *testing.T, step int, tb *Table[uint32, int], ref *refLRU) {
 }
 
 func TestTableRandomOpsAgainstModel(t *testing.T) {
-	// 2500 crosses the initial slot count, so the table grows (twice) under the model.
+	// 2500 crosses the chunk size of small tests, so the table grows under the model.
 	for _, capacity := range []int{0, 1, 2, 3, 17, 64, 2500} {
 		ops := 100_000
-		if capacity > initialTableSlots {
+		if capacity > chunkSlots/2 {
 			ops = 12_000
 		}
 		for _, h := range tableHashes {
@@ -243,7 +243,7 @@ func TestTableRestoreRoundTrip(t *testing.T) {
 		}
 		v, _ := orig.Touch(k)
 		v.Packets++
-		v.Targets.Add(rng.Uint64N(8))
+		v.Targets.Add(ts, rng.Uint64N(8))
 	}
 	var buf bytes.Buffer
 	if err := gob.NewEncoder(&buf).Encode(orig); err != nil {
@@ -270,7 +270,7 @@ func TestTableRestoreRoundTrip(t *testing.T) {
 		}
 		v1, c1 := orig.Touch(k)
 		v2, c2 := got.Touch(k)
-		if c1 != c2 || v1.Packets != v2.Packets || v1.Targets.Count() != v2.Targets.Count() {
+		if c1 != c2 || v1.Packets != v2.Packets || v1.Targets.Count(ts) != v2.Targets.Count(ts) {
 			t.Fatalf("Touch differs after restore: %v %+v vs %v %+v", c1, *v1, c2, *v2)
 		}
 		v1.Packets++
@@ -293,16 +293,19 @@ func TestTableRestoreRejectsCorruptState(t *testing.T) {
 		name    string
 		corrupt func(tb *Table[uint32, int])
 	}{
-		{"no slots", func(tb *Table[uint32, int]) { tb.Entries = nil }},
+		{"no slots", func(tb *Table[uint32, int]) { tb.Chunks = nil }},
+		{"short chunk", func(tb *Table[uint32, int]) {
+			tb.Chunks = append([][]TableEntry[uint32, int]{tb.Chunks[0][:1]}, tb.Chunks...)
+		}},
 		{"negative count", func(tb *Table[uint32, int]) { tb.Count = -1 }},
 		{"count above capacity", func(tb *Table[uint32, int]) { tb.Count = 5 }},
 		{"count too small", func(tb *Table[uint32, int]) { tb.Count = 2 }},
 		{"count too large", func(tb *Table[uint32, int]) { tb.Count = 4 }},
 		{"head out of range", func(tb *Table[uint32, int]) { tb.Head = 9 }},
-		{"cycle", func(tb *Table[uint32, int]) { tb.Entries[tb.Tail].Next = tb.Head }},
-		{"bad back link", func(tb *Table[uint32, int]) { tb.Entries[tb.Tail].Prev = tb.Tail }},
+		{"cycle", func(tb *Table[uint32, int]) { tb.ent(tb.Tail).Next = tb.Head }},
+		{"bad back link", func(tb *Table[uint32, int]) { tb.ent(tb.Tail).Prev = tb.Tail }},
 		{"wrong tail", func(tb *Table[uint32, int]) { tb.Tail = tb.Head }},
-		{"duplicate key", func(tb *Table[uint32, int]) { tb.Entries[tb.Head].Key = tb.Entries[tb.Tail].Key }},
+		{"duplicate key", func(tb *Table[uint32, int]) { tb.ent(tb.Head).Key = tb.ent(tb.Tail).Key }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,7 @@ type victim struct {
 	Packets     uint32                 // saturating
 	Kinds       [len(kindNames)]uint32 // packets per kind (saturating)
 	Targets     aggregate.Distinct     // dark IPs hit
-	Rate        *rateWin               // from the second packet on (pooled)
+	Rate        int32                  // 1 + index of its rate window in the engine's pool (0: none), from the second packet on
 	RateMet     bool                   // some sliding minute held MinRatePerMinute packets
 	Attack      bool                   // an episode is active
 }
@@ -102,8 +102,7 @@ func (e *Engine) backscatter(h *capture.Header) {
 			if v.Attack {
 				e.endAttack(&key, v)
 			}
-			e.releaseRate(v)
-			*v = victim{}
+			e.clearVictim(v)
 			created = true
 		}
 	}
@@ -117,13 +116,13 @@ func (e *Engine) backscatter(h *capture.Header) {
 	if v.Kinds[kind] < ^uint32(0) {
 		v.Kinds[kind]++
 	}
-	v.Targets.Add(h.Dst.Hash(seedDstIP))
+	v.Targets.Add(&e.slab, h.Dst.Hash(seedDstIP))
 	e.trackRate(v, t)
 	cfg := &e.cfg.Backscatter
 	if !v.Attack && v.RateMet && v.Packets >= uint32(max(cfg.MinPackets, 0)) &&
 		v.Last-v.First >= int64(cfg.MinDuration) {
 		v.Attack = true
-		entry := victimEntry(&key, v)
+		entry := e.victimEntry(&key, v)
 		e.begin(detBackscatter, mainKind(v), entry)
 	}
 }
@@ -139,16 +138,16 @@ func mainKind(v *victim) int {
 	return best
 }
 
-func victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
+func (e *Engine) victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
 	var peak uint64
-	if v.Rate != nil {
-		peak = v.Rate.Peak
+	if v.Rate != 0 {
+		peak = e.rate(v).Peak
 	}
 	return &BackscatterEntry{
 		Victim:    k.String(),
 		Kind:      kindNames[mainKind(v)],
 		Packets:   uint64(v.Packets),
-		Targets:   v.Targets.Count(),
+		Targets:   v.Targets.Count(&e.slab),
 		PeakRate:  peak,
 		FirstSeen: Time(v.First),
 		LastSeen:  Time(v.Last),
@@ -157,7 +156,14 @@ func victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
 
 func (e *Engine) endAttack(k *capture.Addr, v *victim) {
 	v.Attack = false
-	e.end(detBackscatter, mainKind(v), victimEntry(k, v))
+	e.end(detBackscatter, mainKind(v), e.victimEntry(k, v))
+}
+
+// clearVictim returns a victim's rate window and slab block and empties it.
+func (e *Engine) clearVictim(v *victim) {
+	e.releaseRate(v)
+	v.Targets.Reset(&e.slab)
+	*v = victim{}
 }
 
 // evictVictim is the victim table's eviction callback.
@@ -166,8 +172,7 @@ func (e *Engine) evictVictim(k *capture.Addr, v *victim) {
 	if v.Attack {
 		e.endAttack(k, v)
 	}
-	e.releaseRate(v)
-	v.Targets.Reset()
+	e.clearVictim(v)
 }
 
 // sweepVictims ends attacks quiet for longer than the window and drops such victims,
@@ -183,7 +188,7 @@ func (e *Engine) sweepVictims(now int64) {
 		if v.Attack {
 			e.endAttack(k, v)
 		}
-		e.releaseRate(v)
+		e.clearVictim(v)
 		e.victims.Delete(*k)
 	}
 }

@@ -217,8 +217,8 @@ func TestBackscatterVictimExpiry(t *testing.T) {
 	if n := h.c.Tracked.Load(); n != 0 {
 		t.Fatalf("tracked after a quiet window = %d, want 0", n)
 	}
-	if len(h.e.ratePool) != 1 {
-		t.Fatalf("rate window not returned to the pool (%d pooled)", len(h.e.ratePool))
+	if len(h.e.rates) != 1 || len(h.e.rateFree) != 1 || h.e.SlabBlocks() != 0 {
+		t.Fatalf("rate window or slab block not returned (%d windows, %d free, %d slab blocks)", len(h.e.rates), len(h.e.rateFree), h.e.SlabBlocks())
 	}
 	if ev := h.sink.take(); len(ev) != 0 {
 		t.Fatalf("small victim made events: %v", evs(ev))

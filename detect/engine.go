@@ -44,7 +44,13 @@ type Engine struct {
 	flows       *aggregate.Table[flowKey, flow]
 	activeFlows []flowRef // flows with an active episode (and some stale refs)
 	victims     *aggregate.Table[capture.Addr, victim]
-	ratePool    []*rateWin
+	rates       []rateWin // victims' rate windows, by victim.Rate-1
+	rateFree    []int32   // free entries of rates (as victim.Rate values)
+
+	// slab holds the blocks of every Distinct this engine counts with (in SourceState, the
+	// episode and victim tables): values in the tables refer to it by index, so the tables
+	// hold no Go pointers. A Distinct must be Reset before it is dropped.
+	slab aggregate.Slab
 }
 
 // NewEngine returns the engine of worker `worker`. sink receives its events, surge (shared by
@@ -161,6 +167,8 @@ func (e *Engine) Packet(h *capture.Header, st *SourceState) {
 // (End events with their final values). The engine keeps no pointer to st.
 func (e *Engine) Evicted(src capture.Addr, st *SourceState, now int64) {
 	e.tick(now)
+	e.clearScan(&st.Scan)
+	e.clearTel(&st.Tel)
 	if st.Moved == 0 {
 		return
 	}
@@ -222,18 +230,24 @@ func later(t, last int64) int64 {
 // reached reports whether d holds at least n distinct values. Past the exact phase Count
 // scans the sketch, so it runs only when Add reported a change (changed) or when the
 // threshold is within the exact range anyway.
-func reached(d *aggregate.Distinct, n int, changed bool) bool {
+func (e *Engine) reached(d *aggregate.Distinct, n int, changed bool) bool {
 	if n <= 0 {
 		return true
 	}
 	if d.Exact() {
-		return d.Count() >= uint64(n)
+		return d.Count(&e.slab) >= uint64(n)
 	}
 	if n <= aggregate.DistinctExactLimit+1 {
 		return true
 	}
-	return changed && d.Count() >= uint64(n)
+	return changed && d.Count(&e.slab) >= uint64(n)
 }
+
+// SlabBlocks returns the slab blocks in use (for tests and memory accounting).
+func (e *Engine) SlabBlocks() int { return e.slab.Blocks() }
+
+// SlabBytes returns the memory of the engine's slab.
+func (e *Engine) SlabBytes() int { return e.slab.Bytes() }
 
 // Hash seeds: separate uses of the same address must not correlate.
 const (
@@ -248,3 +262,26 @@ const (
 func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedVictim) }
 
 func hashEpisode(a *capture.Addr) uint64 { return a.Hash(seedEpisode) }
+
+// HeldBlocks counts the slab blocks referenced from the engine's own tables (episodes and
+// victims). With the pipeline's sources all evicted, it must equal SlabBlocks: anything
+// else is a leaked or doubly owned block (checked by the tests).
+func (e *Engine) HeldBlocks() int {
+	n := 0
+	held := func(ds ...*aggregate.Distinct) {
+		for _, d := range ds {
+			if d.Ref != 0 {
+				n++
+			}
+		}
+	}
+	e.eps.Range(func(_ *capture.Addr, rec *episode) bool {
+		held(&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets)
+		return true
+	})
+	e.victims.Range(func(_ *capture.Addr, v *victim) bool {
+		held(&v.Targets)
+		return true
+	})
+	return n
+}

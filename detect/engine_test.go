@@ -59,12 +59,13 @@ func TestStateSize(t *testing.T) {
 	// Worst case heap per source: each of its three Distinct sets at its largest (the last
 	// exact table, 256 slots, is 2 KiB; the sketch after it is 1 KiB).
 	var st SourceState
+	var slab aggregate.Slab
 	worst := 0
 	for n := 1; n <= aggregate.DistinctExactLimit+1; n++ {
-		st.Scan.Targets.Add(capture.Mix64(uint64(n)))
+		st.Scan.Targets.Add(&slab, capture.Mix64(uint64(n)))
 		worst = max(worst, st.Scan.Targets.Bytes())
 	}
-	t.Logf("heap per source, worst case: 3 x %d B = %d B (+ %d B inline)", worst, 3*worst, src)
+	t.Logf("slab memory per source, worst case: 3 x %d B = %d B (+ %d B inline)", worst, 3*worst, src)
 	if worst > 2048 {
 		t.Errorf("a Distinct holds up to %d bytes, expected at most 2048", worst)
 	}

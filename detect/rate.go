@@ -24,29 +24,34 @@ type rateWin struct {
 	Peak uint64     // most packets seen in one sliding minute
 }
 
-// acquireRate returns a rate window with room for r timestamps, from the pool if it can.
-func (e *Engine) acquireRate(r int) *rateWin {
-	var w *rateWin
-	if n := len(e.ratePool); n > 0 {
-		w = e.ratePool[n-1]
-		e.ratePool[n-1] = nil
-		e.ratePool = e.ratePool[:n-1]
+// acquireRate returns (as a victim.Rate value) a rate window with room for r timestamps,
+// reusing a released one when it can. Victims refer to their window by index, so the
+// victim table holds no pointers.
+func (e *Engine) acquireRate(r int) int32 {
+	var ref int32
+	if n := len(e.rateFree); n > 0 {
+		ref = e.rateFree[n-1]
+		e.rateFree = e.rateFree[:n-1]
 	} else {
-		w = new(rateWin)
+		e.rates = append(e.rates, rateWin{})
+		ref = int32(len(e.rates))
 	}
-	w.grow(r)
-	return w
+	e.rates[ref-1].grow(r)
+	return ref
 }
+
+// rate returns v's rate window (v.Rate != 0); valid until the next acquireRate.
+func (e *Engine) rate(v *victim) *rateWin { return &e.rates[v.Rate-1] }
 
 // releaseRate returns v's rate window to the pool.
 func (e *Engine) releaseRate(v *victim) {
-	w := v.Rate
-	if w == nil {
+	if v.Rate == 0 {
 		return
 	}
-	v.Rate = nil
+	w := e.rate(v)
 	*w = rateWin{Ring: w.Ring[:0]}
-	e.ratePool = append(e.ratePool, w)
+	e.rateFree = append(e.rateFree, v.Rate)
+	v.Rate = 0
 }
 
 // grow makes room for r timestamps, keeping those held in order.
@@ -80,24 +85,25 @@ func (w *rateWin) push(t int64) {
 // condition, then towards the peak.
 func (e *Engine) trackRate(v *victim, t int64) {
 	if v.RateMet {
-		v.Rate.count(t)
+		e.rate(v).count(t)
 		return
 	}
 	r := max(e.cfg.Backscatter.MinRatePerMinute, 1)
-	if v.Rate == nil {
+	if v.Rate == 0 {
 		if v.Packets == 1 && r > 1 {
 			return // a lone packet needs no ring: its time is v.First
 		}
 		v.Rate = e.acquireRate(r)
 		if v.Packets > 1 {
-			v.Rate.push(v.First)
+			e.rate(v).push(v.First)
 		}
 	}
-	v.Rate.grow(r)
-	v.Rate.push(t)
-	if v.Rate.N >= r && t-v.Rate.nth(r) < minute {
+	w := e.rate(v)
+	w.grow(r)
+	w.push(t)
+	if w.N >= r && t-w.nth(r) < minute {
 		v.RateMet = true
-		v.Rate.toSeconds(t)
+		w.toSeconds(t)
 	}
 }
 

@@ -32,7 +32,7 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 	if w.Packets > 0 { // the window is open
 		t = later(t, w.Last)
 		if rec == nil && t-w.Start >= e.window {
-			*w = ScanWindow{}
+			e.clearScan(w)
 		}
 	}
 	if w.Packets == 0 {
@@ -41,17 +41,17 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 	w.Last = t
 	w.Packets++
 	dst := h.Dst.Hash(seedDstIP)
-	changed := w.Targets.Add(capture.Mix64(dst ^ seedPair ^ uint64(port)))
-	w.Ports.Add(capture.Mix64(seedPort + uint64(port)))
+	changed := w.Targets.Add(&e.slab, capture.Mix64(dst^seedPair^uint64(port)))
+	w.Ports.Add(&e.slab, capture.Mix64(seedPort+uint64(port)))
 	addSmall(&w.IPs, &w.NIPs, uint32(dst))
 	if rec != nil {
 		return
 	}
 	cfg := &e.cfg.Scanner
-	if w.Packets >= uint64(max(cfg.MinPackets, 0)) && reached(&w.Targets, cfg.MinTargets, changed) {
+	if w.Packets >= uint64(max(cfg.MinPackets, 0)) && e.reached(&w.Targets, cfg.MinTargets, changed) {
 		rec = e.promote(h.Src, st, epScan)
-		rec.Scan, st.Scan = st.Scan, ScanWindow{}
-		entry := scannerEntry(h.Src, &rec.Scan)
+		rec.Scan, st.Scan = st.Scan, ScanWindow{} // the window's slab blocks move with it
+		entry := e.scannerEntry(h.Src, &rec.Scan)
 		e.begin(detScanner, scannerClass(entry.Ports, rec.Scan.NIPs), entry)
 	}
 }
@@ -85,13 +85,13 @@ func scannerClass(ports uint64, ips uint8) int {
 	return classMixed
 }
 
-func scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
-	ports := w.Ports.Count()
+func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
+	ports := w.Ports.Count(&e.slab)
 	return &ScannerEntry{
 		Src:       src.String(),
 		Class:     Classes[Scanner][scannerClass(ports, w.NIPs)],
 		Packets:   w.Packets,
-		Targets:   w.Targets.Count(),
+		Targets:   w.Targets.Count(&e.slab),
 		Ports:     ports,
 		FirstSeen: Time(w.Start),
 		LastSeen:  Time(w.Last),
@@ -101,8 +101,15 @@ func scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
 // endScanner emits the End event of src's scanner episode with its final values and
 // clears it from the record.
 func (e *Engine) endScanner(src capture.Addr, rec *episode) {
-	entry := scannerEntry(src, &rec.Scan)
+	entry := e.scannerEntry(src, &rec.Scan)
 	rec.Active &^= epScan
-	rec.Scan = ScanWindow{}
+	e.clearScan(&rec.Scan)
 	e.end(detScanner, ClassIndex(Scanner, entry.Class), entry)
+}
+
+// clearScan empties a scanner window, returning its slab blocks.
+func (e *Engine) clearScan(w *ScanWindow) {
+	w.Targets.Reset(&e.slab)
+	w.Ports.Reset(&e.slab)
+	*w = ScanWindow{}
 }

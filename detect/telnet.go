@@ -33,7 +33,7 @@ func (e *Engine) telnetSweep(h *capture.Header, st *SourceState) {
 	if w.Packets > 0 { // the window is open
 		t = later(t, w.Last)
 		if rec == nil && t-w.Start >= e.window {
-			*w = TelnetWindow{}
+			e.clearTel(w)
 		}
 	}
 	if w.Packets == 0 {
@@ -44,14 +44,14 @@ func (e *Engine) telnetSweep(h *capture.Header, st *SourceState) {
 	if h.Dst.Is4() && h.Seq == h.Dst.V4() {
 		w.Mirai++
 	}
-	changed := w.Targets.Add(h.Dst.Hash(seedDstIP))
+	changed := w.Targets.Add(&e.slab, h.Dst.Hash(seedDstIP))
 	if rec != nil {
 		return
 	}
-	if reached(&w.Targets, e.cfg.Telnet.MinTargets, changed) {
+	if e.reached(&w.Targets, e.cfg.Telnet.MinTargets, changed) {
 		rec = e.promote(h.Src, st, epTel)
-		rec.Tel, st.Tel = st.Tel, TelnetWindow{}
-		entry := telnetEntry(h.Src, &rec.Tel)
+		rec.Tel, st.Tel = st.Tel, TelnetWindow{} // the window's slab block moves with it
+		entry := e.telnetEntry(h.Src, &rec.Tel)
 		e.begin(detTelnetSweep, telnetClass(entry.Mirai), entry)
 	}
 }
@@ -64,10 +64,10 @@ func telnetClass(mirai bool) int {
 }
 
 // telnetEntry reports the sweep; mirai when more than half of its SYNs carry seq == dst IP.
-func telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntry {
+func (e *Engine) telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntry {
 	return &TelnetSweepEntry{
 		Src:       src.String(),
-		Targets:   w.Targets.Count(),
+		Targets:   w.Targets.Count(&e.slab),
 		Packets:   w.Packets,
 		Mirai:     w.Mirai*2 > w.Packets,
 		FirstSeen: Time(w.Start),
@@ -77,10 +77,16 @@ func telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntry {
 
 // endTelnet emits the End event of src's sweep and clears it from the record.
 func (e *Engine) endTelnet(src capture.Addr, rec *episode) {
-	entry := telnetEntry(src, &rec.Tel)
+	entry := e.telnetEntry(src, &rec.Tel)
 	rec.Active &^= epTel
-	rec.Tel = TelnetWindow{}
+	e.clearTel(&rec.Tel)
 	e.end(detTelnetSweep, telnetClass(entry.Mirai), entry)
+}
+
+// clearTel empties a telnet window, returning its slab block.
+func (e *Engine) clearTel(w *TelnetWindow) {
+	w.Targets.Reset(&e.slab)
+	*w = TelnetWindow{}
 }
 
 // surgeClock is one worker's view of the telnet surge buckets: the bucket it is counting

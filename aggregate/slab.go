@@ -1,0 +1,92 @@
+package aggregate
+
+import (
+	"fmt"
+	"math/bits"
+)
+
+// Slab hands out blocks of 8 to 256 words from arenas of plain uint64s, addressed by a
+// uint32 reference. Values that refer to blocks by reference (Distinct) hold no Go pointer,
+// so the large per-source tables holding them are never scanned by the garbage collector
+// and are copied without write barriers when they grow. Freed blocks are reused; a Slab
+// never holds more than the peak of blocks in use. Not safe for concurrent use: each worker
+// has its own.
+type Slab struct {
+	Chunks [][]uint64          // slabChunk words each
+	Free   [slabClasses]uint32 // per size class, the first free block (0: none)
+	Next   uint32              // first never-used word
+	InUse  [slabClasses]uint32 // blocks handed out and not freed, per class
+}
+
+const (
+	slabMinWords = 8
+	slabMaxWords = 256
+	slabClasses  = 6       // 8, 16, 32, 64, 128, 256 words
+	slabChunk    = 1 << 16 // words per arena chunk (512 KiB), a multiple of slabMaxWords
+)
+
+// slabClass returns the class of a block of words words (a power of two from 8 to 256).
+func slabClass(words int) int { return bits.Len(uint(words)) - 4 }
+
+// Alloc returns a zeroed block of words words (a power of two from 8 to 256).
+func (s *Slab) Alloc(words int) uint32 {
+	c := slabClass(words)
+	s.InUse[c]++
+	if ref := s.Free[c]; ref != 0 {
+		b := s.Words(ref, words)
+		s.Free[c] = uint32(b[0])
+		clear(b)
+		return ref
+	}
+	if s.Next == 0 {
+		s.Next = slabMinWords // reference 0 means "no block"
+	}
+	// Blocks are aligned to their size, so none spans two chunks.
+	ref := (s.Next + uint32(words) - 1) &^ (uint32(words) - 1)
+	s.Next = ref + uint32(words)
+	for int(s.Next) > len(s.Chunks)*slabChunk {
+		s.Chunks = append(s.Chunks, make([]uint64, slabChunk))
+	}
+	return ref
+}
+
+// Release returns a block to the slab.
+func (s *Slab) Release(ref uint32, words int) {
+	if ref == 0 {
+		return
+	}
+	c := slabClass(words)
+	s.InUse[c]--
+	b := s.Words(ref, words)
+	b[0] = uint64(s.Free[c])
+	s.Free[c] = ref
+}
+
+// Words returns the block's words.
+func (s *Slab) Words(ref uint32, words int) []uint64 {
+	off := int(ref % slabChunk)
+	return s.Chunks[ref/slabChunk][off : off+words : off+words]
+}
+
+// Blocks returns the number of blocks in use.
+func (s *Slab) Blocks() int {
+	n := 0
+	for _, b := range s.InUse {
+		n += int(b)
+	}
+	return n
+}
+
+// Bytes returns the memory the slab holds (for memory accounting).
+func (s *Slab) Bytes() int { return len(s.Chunks) * slabChunk * 8 }
+
+// Validate checks a block reference (e.g. decoded from a checkpoint) against the slab.
+func (s *Slab) Validate(ref uint32, words int) error {
+	if words < slabMinWords || words > slabMaxWords || words&(words-1) != 0 {
+		return fmt.Errorf("slab: block of %d words", words)
+	}
+	if ref == 0 || ref%uint32(words) != 0 || uint64(ref)+uint64(words) > uint64(s.Next) {
+		return fmt.Errorf("slab: block %d of %d words outside the %d words in use", ref, words, s.Next)
+	}
+	return nil
+}
