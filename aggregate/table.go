@@ -32,45 +32,66 @@ type TableEntry[K comparable, V any] struct {
 // list and the callbacks are rebuilt or re-attached by Restore. A Table is not safe for
 // concurrent use.
 type Table[K comparable, V any] struct {
-	Entries []TableEntry[K, V] // the slots allocated so far; live slots are those on the LRU list
-	Max     int32              // capacity: Entries grows up to this many slots
-	Head    int32              // most recently touched slot, -1 when empty
-	Tail    int32              // least recently touched slot, -1 when empty
-	Count   int32              // live entries
-	Evicted uint64             // entries evicted to make room
+	// Chunks hold the slots allocated so far, chunkSlots each (the last may be shorter);
+	// live slots are those on the LRU list. Growing appends a chunk: entries never move.
+	Chunks  [][]TableEntry[K, V]
+	Max     int32  // capacity: the chunks grow up to this many slots in all
+	Head    int32  // most recently touched slot, -1 when empty
+	Tail    int32  // least recently touched slot, -1 when empty
+	Count   int32  // live entries
+	Evicted uint64 // entries evicted to make room
 
 	buckets []int32 // hash & (len-1) -> first slot of the chain
 	free    int32   // deleted slots, linked by Next
-	fresh   int32   // slots [fresh, len(Entries)) were never used
+	fresh   int32   // slots [fresh, slots) were never used
+	slots   int32   // slots allocated in Chunks
 	hash    func(*K) uint64
 	evict   func(*K, *V)
-	scratch K // the key being hashed: &k of a parameter would escape through hash
+	region  []TableEntry[K, V] // address space reserved for every slot (pointer-free K, V on Linux), or nil
+	scratch K                  // the key being hashed: &k of a parameter would escape through hash
 }
 
 // NewTable returns an empty table holding at most capacity entries (at least 1, at most
 // 2^29). hash must spread keys over all 64 bits (capture.Addr.Hash, capture.Mix64).
 func NewTable[K comparable, V any](capacity int, hash func(*K) uint64) *Table[K, V] {
 	capacity = min(max(capacity, 1), maxTableCap)
-	initial := min(capacity, initialTableSlots)
-	t := &Table[K, V]{Entries: make([]TableEntry[K, V], initial), Max: int32(capacity), hash: hash}
+	t := &Table[K, V]{Max: int32(capacity), hash: hash}
 	t.Head, t.Tail, t.free = nilIdx, nilIdx, nilIdx
-	t.buckets = newBuckets(initial)
+	t.region = reserveSlots[TableEntry[K, V]](t, capacity)
+	t.grow()
 	return t
 }
 
-// initialTableSlots is the size a table starts at before growing towards its capacity.
-const initialTableSlots = 1024
+// Slots are allocated in chunks of chunkSlots, so a table holds memory for the entries it
+// has had (never more than its capacity) and growing copies nothing: copying a large table
+// into fresh memory costs far more than the chunk indirection.
+const (
+	chunkBits  = 12
+	chunkSlots = 1 << chunkBits
+)
 
-// grow doubles the slots (up to Max) and rebuilds the bucket index. Pointers to values
-// returned before are invalid afterwards.
+// ent returns slot i.
+func (t *Table[K, V]) ent(i int32) *TableEntry[K, V] {
+	return &t.Chunks[i>>chunkBits][i&(chunkSlots-1)]
+}
+
+// grow adds a chunk of slots (up to Max) and, when the bucket index becomes too small for
+// them, rebuilds it at twice the size. Entries do not move.
 func (t *Table[K, V]) grow() {
-	n := min(2*len(t.Entries), int(t.Max))
-	entries := make([]TableEntry[K, V], n)
-	copy(entries, t.Entries)
-	t.Entries = entries
-	t.buckets = newBuckets(n)
-	for i := t.Head; i != nilIdx; i = t.Entries[i].Next {
-		e := &t.Entries[i]
+	n := min(chunkSlots, int(t.Max-t.slots))
+	if t.region != nil {
+		// Carved from the reserved mapping: its pages are only used once written.
+		t.Chunks = append(t.Chunks, t.region[t.slots:int(t.slots)+n:int(t.slots)+n])
+	} else {
+		t.Chunks = append(t.Chunks, make([]TableEntry[K, V], n))
+	}
+	t.slots += int32(n)
+	if len(t.buckets) >= 2*int(t.slots) {
+		return
+	}
+	t.buckets = newBuckets(int(t.slots))
+	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
+		e := t.ent(i)
 		b := t.bucket(&e.Key)
 		e.Chain = *b
 		*b = i
@@ -102,7 +123,7 @@ func (t *Table[K, V]) Len() int { return int(t.Count) }
 func (t *Table[K, V]) Cap() int { return int(t.Max) }
 
 // Slots returns how many slots are allocated (for memory accounting).
-func (t *Table[K, V]) Slots() int { return len(t.Entries) }
+func (t *Table[K, V]) Slots() int { return int(t.slots) }
 
 // Evictions returns how many entries were evicted to make room for new keys.
 func (t *Table[K, V]) Evictions() uint64 { return t.Evicted }
@@ -122,8 +143,8 @@ func (t *Table[K, V]) lookup(k K) (b *int32, i int32) {
 
 // find returns the slot of k in chain b, or -1.
 func (t *Table[K, V]) find(k K, b *int32) int32 {
-	for i := *b; i != nilIdx; i = t.Entries[i].Chain {
-		if t.Entries[i].Key == k {
+	for i := *b; i != nilIdx; i = t.ent(i).Chain {
+		if t.ent(i).Key == k {
 			return i
 		}
 	}
@@ -133,23 +154,28 @@ func (t *Table[K, V]) find(k K, b *int32) int32 {
 // Touch returns the value for k, inserting a zero V when absent (created=true), and marks the
 // entry most recently used. When the table is full the least recently touched entry is evicted
 // first: the evict callback (if set) sees its key and value before the slot is reused.
-// The pointer stays valid until the entry is evicted or deleted, or until the next Touch
-// of a new key (which may grow the table and move every entry).
+// The pointer stays valid until the entry is evicted or deleted (growth moves no entry).
 func (t *Table[K, V]) Touch(k K) (v *V, created bool) {
+	i, created := t.TouchSlot(k)
+	return &t.ent(i).Val, created
+}
+
+// TouchSlot is Touch returning the entry's slot number instead of a pointer; At reads it.
+func (t *Table[K, V]) TouchSlot(k K) (slot int32, created bool) {
 	b, i := t.lookup(k)
 	if i != nilIdx {
 		if i != t.Head {
 			t.unlinkLRU(i)
 			t.pushFront(i)
 		}
-		return &t.Entries[i].Val, false
+		return i, false
 	}
-	slots := len(t.Entries)
+	slots := t.slots
 	i = t.alloc()
-	if len(t.Entries) != slots {
+	if t.slots != slots {
 		b = t.bucket(&t.scratch) // alloc grew the table: the bucket index is new
 	}
-	e := &t.Entries[i]
+	e := t.ent(i)
 	e.Key = k
 	var zero V
 	e.Val = zero
@@ -157,24 +183,32 @@ func (t *Table[K, V]) Touch(k K) (v *V, created bool) {
 	*b = i
 	t.pushFront(i)
 	t.Count++
-	return &e.Val, true
+	return i, true
+}
+
+// At returns the key and value in slot i (0 <= i < Slots()), live or not: a slot that holds
+// no entry has a zero or stale value, so scans over slots must recognise live values
+// themselves (the pipeline marks them with a window generation).
+func (t *Table[K, V]) At(i int32) (*K, *V) {
+	e := t.ent(i)
+	return &e.Key, &e.Val
 }
 
 // alloc returns an unused slot, evicting the least recently touched entry when full.
 func (t *Table[K, V]) alloc() int32 {
 	if i := t.free; i != nilIdx {
-		t.free = t.Entries[i].Next
+		t.free = t.ent(i).Next
 		return i
 	}
-	if int(t.fresh) == len(t.Entries) && len(t.Entries) < int(t.Max) {
+	if t.fresh == t.slots && t.slots < t.Max {
 		t.grow()
 	}
-	if int(t.fresh) < len(t.Entries) {
+	if t.fresh < t.slots {
 		t.fresh++
 		return t.fresh - 1
 	}
 	i := t.Tail
-	e := &t.Entries[i]
+	e := t.ent(i)
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
 	}
@@ -188,7 +222,7 @@ func (t *Table[K, V]) alloc() int32 {
 // Get returns the value for k, nil when absent. It does not change recency.
 func (t *Table[K, V]) Get(k K) *V {
 	if _, i := t.lookup(k); i != nilIdx {
-		return &t.Entries[i].Val
+		return &t.ent(i).Val
 	}
 	return nil
 }
@@ -203,7 +237,7 @@ func (t *Table[K, V]) Delete(k K) bool {
 	t.unlinkLRU(i)
 	t.Count--
 	// Zero the slot so the value's memory (slices inside V) can be collected.
-	t.Entries[i] = TableEntry[K, V]{Prev: nilIdx, Next: t.free, Chain: nilIdx}
+	*t.ent(i) = TableEntry[K, V]{Prev: nilIdx, Next: t.free, Chain: nilIdx}
 	t.free = i
 	return true
 }
@@ -213,15 +247,15 @@ func (t *Table[K, V]) Oldest() (k *K, v *V, ok bool) {
 	if t.Tail == nilIdx {
 		return nil, nil, false
 	}
-	e := &t.Entries[t.Tail]
+	e := t.ent(t.Tail)
 	return &e.Key, &e.Val, true
 }
 
 // Range calls fn for every entry, most recently touched first, until fn returns false.
 // fn must not modify the table.
 func (t *Table[K, V]) Range(fn func(k *K, v *V) bool) {
-	for i := t.Head; i != nilIdx; i = t.Entries[i].Next {
-		if !fn(&t.Entries[i].Key, &t.Entries[i].Val) {
+	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
+		if e := t.ent(i); !fn(&e.Key, &e.Val) {
 			return
 		}
 	}
@@ -230,30 +264,30 @@ func (t *Table[K, V]) Range(fn func(k *K, v *V) bool) {
 func (t *Table[K, V]) unlinkChain(i int32, b *int32) {
 	p := b
 	for *p != i {
-		p = &t.Entries[*p].Chain
+		p = &t.ent(*p).Chain
 	}
-	*p = t.Entries[i].Chain
+	*p = t.ent(i).Chain
 }
 
 func (t *Table[K, V]) unlinkLRU(i int32) {
-	e := &t.Entries[i]
+	e := t.ent(i)
 	if e.Prev != nilIdx {
-		t.Entries[e.Prev].Next = e.Next
+		t.ent(e.Prev).Next = e.Next
 	} else {
 		t.Head = e.Next
 	}
 	if e.Next != nilIdx {
-		t.Entries[e.Next].Prev = e.Prev
+		t.ent(e.Next).Prev = e.Prev
 	} else {
 		t.Tail = e.Prev
 	}
 }
 
 func (t *Table[K, V]) pushFront(i int32) {
-	e := &t.Entries[i]
+	e := t.ent(i)
 	e.Prev, e.Next = nilIdx, t.Head
 	if t.Head != nilIdx {
-		t.Entries[t.Head].Prev = i
+		t.ent(t.Head).Prev = i
 	} else {
 		t.Tail = i
 	}
@@ -268,7 +302,13 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 	if hash == nil {
 		return errors.New("restore table: nil hash function")
 	}
-	n := len(t.Entries)
+	n := 0
+	for c, chunk := range t.Chunks {
+		if len(chunk) > chunkSlots || len(chunk) < chunkSlots && c != len(t.Chunks)-1 {
+			return fmt.Errorf("restore table: chunk %d has %d slots", c, len(chunk))
+		}
+		n += len(chunk)
+	}
 	if t.Max == 0 {
 		t.Max = int32(n)
 	}
@@ -285,20 +325,20 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 		if i < 0 || int(i) >= n || live[i] {
 			return fmt.Errorf("restore table: LRU list broken at slot %d after %d", i, prev)
 		}
-		if t.Entries[i].Prev != prev {
-			return fmt.Errorf("restore table: slot %d links back to %d, want %d", i, t.Entries[i].Prev, prev)
+		if t.ent(i).Prev != prev {
+			return fmt.Errorf("restore table: slot %d links back to %d, want %d", i, t.ent(i).Prev, prev)
 		}
 		live[i] = true
-		prev, i = i, t.Entries[i].Next
+		prev, i = i, t.ent(i).Next
 	}
 	if i != nilIdx || t.Tail != prev {
 		return fmt.Errorf("restore table: LRU list of %d entries does not end at tail %d", t.Count, t.Tail)
 	}
 	t.hash = hash
 	t.buckets = newBuckets(n)
-	t.free, t.fresh = nilIdx, int32(n)
+	t.slots, t.free, t.fresh = int32(n), nilIdx, int32(n)
 	for j := int32(n - 1); j >= 0; j-- {
-		e := &t.Entries[j]
+		e := t.ent(j)
 		if !live[j] {
 			*e = TableEntry[K, V]{Prev: nilIdx, Next: t.free, Chain: nilIdx}
 			t.free = j

@@ -72,6 +72,11 @@ type Worker struct {
 	evSum      uint64
 	evCount    uint64
 	evTop      *aggregate.TopHeap
+	// winSlots lists the table slots first touched in the open window, so closing it visits
+	// only those; under a flood of evictions it would grow past twice the table's capacity,
+	// and the close scans every slot instead (winScanAll).
+	winSlots   []int32
+	winScanAll bool
 }
 
 func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *Worker {
@@ -126,11 +131,13 @@ func (w *Worker) handle(h *capture.Header) {
 	if ts > w.now {
 		w.now = ts
 	}
-	e, _ := w.sources.Touch(h.Src)
+	si, _ := w.sources.TouchSlot(h.Src)
+	_, e := w.sources.At(si)
 	if e.win != w.winGen {
 		e.win = w.winGen
 		e.winPkts = 0
 		w.winUnique++
+		w.noteSlot(si)
 	}
 	e.winPkts++
 	e.total++
@@ -208,21 +215,45 @@ func (w *Worker) rotate(ts int64) {
 	w.evTop = aggregate.NewTopHeap(w.rc.topSources)
 }
 
+// noteSlot remembers a slot first touched in the open window.
+func (w *Worker) noteSlot(slot int32) {
+	if w.winScanAll {
+		return
+	}
+	if len(w.winSlots) >= 2*w.sources.Cap() {
+		w.winScanAll, w.winSlots = true, w.winSlots[:0]
+		return
+	}
+	w.winSlots = append(w.winSlots, slot)
+}
+
 // closeWindow observes every source of the open window into the histogram and the top
-// list, and publishes the window. It walks the table: once per window, off the packet path.
+// list, and publishes the window. It visits the slots the window touched (each once: a
+// slot reused after an eviction is listed twice, and winPkts is cleared once observed).
 func (w *Worker) closeWindow() {
 	hist, sum, count := w.evHist, w.evSum, w.evCount
 	top := w.evTop
 	gen := w.winGen
-	w.sources.Range(func(k *capture.Addr, e *sourceEntry) bool {
-		if e.win == gen {
+	visit := func(slot int32) {
+		k, e := w.sources.At(slot)
+		if e.win == gen && e.winPkts > 0 {
 			hist[aggregate.HistBucket(e.winPkts)]++
 			sum += e.winPkts
 			count++
 			top.Offer(*k, e.winPkts)
+			e.winPkts = 0
 		}
-		return true
-	})
+	}
+	if w.winScanAll {
+		for i := int32(0); i < int32(w.sources.Slots()); i++ {
+			visit(i)
+		}
+	} else {
+		for _, slot := range w.winSlots {
+			visit(slot)
+		}
+	}
+	w.winSlots, w.winScanAll = w.winSlots[:0], false
 	w.Hist.Observe(&hist, sum, count)
 	wl := w.winLen()
 	w.publish(&aggregate.WindowStats{

@@ -1,0 +1,34 @@
+//go:build linux
+
+package aggregate
+
+import (
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// reserveSlots maps address space for n values of T outside the Go heap: anonymous, not
+// committed (MAP_NORESERVE), with transparent huge pages requested, so memory is only used
+// as slots are first written, 2 MiB at a time instead of 4 KiB page faults. owner's
+// cleanup unmaps it. Only for pointer-free T: the garbage collector never sees this memory.
+// It returns nil when the mapping fails (the caller falls back to the heap).
+func reserveSlots[T, O any](owner *O, n int) []T {
+	var zero T
+	size := n * int(unsafe.Sizeof(zero))
+	if size < hugePage || hasPointers(zero) {
+		return nil
+	}
+	size = (size + hugePage - 1) &^ (hugePage - 1)
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil
+	}
+	_ = unix.Madvise(mem, unix.MADV_HUGEPAGE) // advice only: 4 KiB pages work too
+	runtime.AddCleanup(owner, func(m []byte) { _ = unix.Munmap(m) }, mem)
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(mem))), n)
+}
+
+const hugePage = 2 << 20
