@@ -1,0 +1,145 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/pipeline"
+)
+
+// TestReplayServe: with --serve, /metrics shows the final counts after the replay and the
+// process keeps serving until SIGTERM, then exits 0.
+func TestReplayServe(t *testing.T) {
+	pcap, ps := smallCapture(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(executable(t), "replay", "--serve", "--web.listen-address", addr, pcap)
+	cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() { done <- cmd.Wait(); close(exited) }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	want := `telescope_frames_total{result="ip",sensor=""} 41`
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(b), want) && strings.Contains(string(b), `telescope_capture_up{interface="replay",sensor=""} 0`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in /metrics after the replay:\n%s", want, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(ps) != 41 {
+		t.Fatalf("capture has %d packets", len(ps))
+	}
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("replay --serve exited by itself (%v)", err)
+	default:
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("replay --serve did not stop on SIGTERM")
+	}
+}
+
+// TestDHTVectorThenSYN replays the real DHT get_peers datagram seen by a telescope
+// (testdata/dht-get-peers.ipv4.hex, raw IP) followed by a SYN from the same source to the
+// same ip:port: exactly one udp_then_syn detection with payload dht.
+func TestDHTVectorThenSYN(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "testdata", "dht-get-peers.ipv4.hex"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dht, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2019, 1, 10, 8, 0, 0, 0, time.UTC)
+	syn := pcaptest.Packet{Src: netip.MustParseAddr("189.127.196.8"), Dst: netip.MustParseAddr("211.1.11.177"),
+		SrcPort: 40387, DstPort: 4776, Flags: 0x02}
+	synBytes, err := syn.IPBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dht.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pcaptest.NewWriter(f, layers.LinkTypeRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range [][]byte{dht, synBytes} {
+		if err := w.WriteFrame(pcaptest.Frame{TS: t0.Add(time.Duration(i) * 30 * time.Second), Data: b}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := telescope(t, "replay", "--report", "-", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var r pipeline.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	got := r.Detections.UDPThenSYN
+	if len(got) != 1 {
+		t.Fatalf("udp_then_syn detections: %+v", got)
+	}
+	e := got[0]
+	if e.Src != "189.127.196.8" || e.Dst != "211.1.11.177" || e.Port != 4776 || e.Payload != "dht" || e.UDPPackets != 1 || e.SYNPackets != 1 {
+		t.Errorf("detection %+v", *e)
+	}
+	if r.Packets.IPv4.UDP != 1 || r.Packets.IPv4.TCP != 1 || len(r.DstPorts.UDP) != 1 || r.DstPorts.UDP[0].Port != 4776 {
+		t.Errorf("report tables: %+v %+v", r.Packets.IPv4, r.DstPorts.UDP)
+	}
+}
