@@ -13,6 +13,8 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
@@ -206,5 +208,13 @@ func TestReplayKeepsPacketsBeforeDamageAndReadsTheNextFile(t *testing.T) {
 	}
 	if r.Frames != uint64(2*len(fs)-1) {
 		t.Errorf("frames %d, want %d", r.Frames, 2*len(fs)-1)
+	}
+}
+
+// TestSourceTableHoldsNoPointers: the per-source table can hold millions of entries; they
+// must stay invisible to the garbage collector (and eligible for the reserved mapping).
+func TestSourceTableHoldsNoPointers(t *testing.T) {
+	if typ := reflect.TypeOf(aggregate.TableEntry[capture.Addr, sourceEntry]{}); aggregate.HasPointers(typ) {
+		t.Errorf("%v holds pointers", typ)
 	}
 }

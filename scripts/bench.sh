@@ -36,7 +36,8 @@ timed() {
 	local name=$1
 	shift
 	local out
-	out=$({ /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
+	/usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >/dev/null 2>&1 || { echo "bench: $name failed: $*"; exit 1; }
+	out=$(tail -1 "$dir/time.out")
 	secs[$name]=${out% *}
 	rss[$name]=${out#* }
 }

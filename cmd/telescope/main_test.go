@@ -316,3 +316,18 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("embedded default: exit %d: %s", code, stderr)
 	}
 }
+
+func TestReplayProgress(t *testing.T) {
+	pcap, _ := smallCapture(t)
+	code, _, stderr := telescope(t, "replay", "--progress", pcap)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stderr, "replay: 41 packets, ") || !strings.Contains(stderr, "packets/s, 100.0% of input") {
+		t.Errorf("no final progress line on stderr:\n%s", stderr)
+	}
+	code, _, stderr = telescope(t, "replay", pcap)
+	if code != 0 || strings.Contains(stderr, "replay: 41 packets") {
+		t.Errorf("progress printed without --progress on a non-terminal stderr:\n%s", stderr)
+	}
+}

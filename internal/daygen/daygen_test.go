@@ -85,6 +85,21 @@ func runEngines(t *testing.T, pkts []capture.Header, workers int) ([]*detect.Eve
 			t.Fatalf("worker %d evicted %d entries: the comparison needs every state kept", w, n)
 		}
 	}
+	// Dropping every source must return every slab block they held: what remains is held
+	// by the engine's own tables (victims), or leaked.
+	n := len(sink.events)
+	for w := range workers {
+		tables[w].Range(func(k *capture.Addr, st *detect.SourceState) bool {
+			engines[w].Evicted(*k, st, last)
+			return true
+		})
+		if got, held := engines[w].SlabBlocks(), engines[w].HeldBlocks(); got != held {
+			t.Errorf("worker %d: %d slab blocks in use, %d referenced: blocks leaked", w, got, held)
+		}
+	}
+	if len(sink.events) != n {
+		t.Errorf("dropping sources after Finish made %d events", len(sink.events)-n)
+	}
 	return sink.events, counters
 }
 
