@@ -48,15 +48,25 @@ func (r *PrefixSlots) Name(slot int) string {
 
 // Prefixes decides whether a destination is dark and which prefix counter it belongs to.
 // Immutable once built; a reload builds a new one.
+//
+// When the IPv4 dark space holds at most MaxExactDst addresses, each of its addresses also
+// gets an index into a dense counter array (MatchDst), so per-destination counts are exact
+// and cost one array increment instead of a hash lookup.
 type Prefixes struct {
 	v4    []prefix4 // longest first
 	v6    []prefix6
 	slots []int // the slots in use, in configuration order (for exposition)
+	exact int   // addresses with a dense index (0: none)
 }
+
+// MaxExactDst bounds the IPv4 dark space counted per address (a few /16s; 4 MiB of
+// counters per worker at most).
+const MaxExactDst = 1 << 20
 
 type prefix4 struct {
 	addr, mask uint32
 	slot       int
+	base       int32 // dense index of addr, -1 when the space is too large
 }
 
 type prefix6 struct {
@@ -90,7 +100,7 @@ func NewPrefixes(list []netip.Prefix, reg *PrefixSlots) (*Prefixes, error) {
 			if pf.Bits() > 0 {
 				mask = ^uint32(0) << (32 - pf.Bits())
 			}
-			p.v4 = append(p.v4, prefix4{addr: binary.BigEndian.Uint32(a[:]), mask: mask, slot: s})
+			p.v4 = append(p.v4, prefix4{addr: binary.BigEndian.Uint32(a[:]), mask: mask, slot: s, base: -1})
 			continue
 		}
 		a := pf.Addr().As16()
@@ -100,7 +110,53 @@ func NewPrefixes(list []netip.Prefix, reg *PrefixSlots) (*Prefixes, error) {
 			mhi: mhi, mlo: mlo, slot: s,
 		})
 	}
+	p.indexV4()
 	return p, nil
+}
+
+// indexV4 gives every IPv4 dark address a dense index when the space is small enough.
+func (p *Prefixes) indexV4() {
+	total := 0
+	for _, e := range p.v4 {
+		total += int(^e.mask) + 1
+		if total > MaxExactDst {
+			return
+		}
+	}
+	base := 0
+	for i := range p.v4 {
+		p.v4[i].base = int32(base)
+		base += int(^p.v4[i].mask) + 1
+	}
+	p.exact = base
+}
+
+// ExactSize is the number of dark IPv4 addresses with a dense index (0: none).
+func (p *Prefixes) ExactSize() int { return p.exact }
+
+// ExactAddr returns the address of dense index i.
+func (p *Prefixes) ExactAddr(i int32) capture.Addr {
+	for _, e := range p.v4 {
+		if i >= e.base && i-e.base <= int32(^e.mask) {
+			var b [4]byte
+			binary.BigEndian.PutUint32(b[:], e.addr+uint32(i-e.base))
+			return capture.AddrFrom4(b[:])
+		}
+	}
+	return capture.Addr{}
+}
+
+// SameExact reports whether q indexes dark addresses exactly as p does.
+func (p *Prefixes) SameExact(q *Prefixes) bool {
+	if p.exact != q.exact || len(p.v4) != len(q.v4) {
+		return false
+	}
+	for i := range p.v4 {
+		if p.v4[i].addr != q.v4[i].addr || p.v4[i].mask != q.v4[i].mask || p.v4[i].base != q.v4[i].base {
+			return false
+		}
+	}
+	return true
 }
 
 func mask128(bits int) (hi, lo uint64) {
@@ -121,24 +177,33 @@ func mask128(bits int) (hi, lo uint64) {
 // dark. A linear scan: telescopes configure a handful of prefixes, and for those it beats
 // any tree.
 func (p *Prefixes) Match(a *capture.Addr, v4 bool) int {
+	slot, _ := p.MatchDst(a, v4)
+	return slot
+}
+
+// MatchDst is Match also returning a's dense index (-1 when it has none).
+func (p *Prefixes) MatchDst(a *capture.Addr, v4 bool) (slot int, idx int32) {
 	if v4 {
 		x := binary.BigEndian.Uint32(a[12:])
 		for i := range p.v4 {
-			if x&p.v4[i].mask == p.v4[i].addr {
-				return p.v4[i].slot
+			if e := &p.v4[i]; x&e.mask == e.addr {
+				if e.base < 0 {
+					return e.slot, -1
+				}
+				return e.slot, e.base + int32(x-e.addr)
 			}
 		}
-		return 0
+		return 0, -1
 	}
 	hi := binary.BigEndian.Uint64(a[:8])
 	lo := binary.BigEndian.Uint64(a[8:])
 	for i := range p.v6 {
 		e := &p.v6[i]
 		if hi&e.mhi == e.hi && lo&e.mlo == e.lo {
-			return e.slot
+			return e.slot, -1
 		}
 	}
-	return 0
+	return 0, -1
 }
 
 // Slots returns the slots of the configured prefixes in configuration order.

@@ -118,7 +118,7 @@ func TestSpoofedFloodMemoryIsBounded(t *testing.T) {
 	wg.Add(2)
 	var writeErr error
 	go func() { defer wg.Done(); writeErr = writeFlood(fifo, packets) }()
-	var peakHeap, peakRSS uint64
+	peakHeap, peakRSS := heap0, rss0
 	done := make(chan struct{})
 	go func() {
 		defer wg.Done()

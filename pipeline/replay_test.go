@@ -218,3 +218,37 @@ func TestSourceTableHoldsNoPointers(t *testing.T) {
 		t.Errorf("%v holds pointers", typ)
 	}
 }
+
+// TestDarkDestinationsCountedExactly: more distinct dark destinations than a Space-Saving
+// summary holds, with a heavy one first seen late: the dense counters keep every count and
+// the unique count exact; destinations outside the dark space still count.
+func TestDarkDestinationsCountedExactly(t *testing.T) {
+	cfg, err := configs.Parse([]byte("dark_prefixes: [10.7.0.0/16, 10.8.0.0/16]\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fs []pcaptest.Frame
+	add := func(dst netip.Addr) {
+		p := pcaptest.Packet{Src: addr("192.0.2.1"), Dst: dst, SrcPort: 1, DstPort: 80, Flags: 0x02}
+		b, err := p.EthernetBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, pcaptest.Frame{TS: t0.Add(time.Duration(len(fs)) * time.Microsecond), Data: b})
+	}
+	for i := 0; i < 2*65536+1000; i++ { // every address of both /16s once, some twice
+		add(netip.AddrFrom4([4]byte{10, byte(7 + i>>16&1), byte(i >> 8), byte(i)}))
+	}
+	for i := 0; i < 40; i++ {
+		add(addr("10.8.200.1"))
+		add(addr("198.51.100.1")) // not dark: counted through the summary
+	}
+	r, _ := replayReport(t, cfg, 2, writePcap(t, fs))
+	want := []AddrCount{{"10.8.200.1", 41}, {"198.51.100.1", 40}, {"10.7.0.0", 2}}
+	if !reflect.DeepEqual(r.Destinations.Top[:3], want) {
+		t.Errorf("top destinations %v, want %v", r.Destinations.Top[:3], want)
+	}
+	if r.Destinations.Unique != 2*65536+1 {
+		t.Errorf("unique destinations %d, want %d", r.Destinations.Unique, 2*65536+1)
+	}
+}

@@ -221,12 +221,16 @@ func (p *Pipeline) sourceSummary() AddrSummary {
 			evicted[c.Key] = c.Count
 		}
 		top := aggregate.NewTopHeap(reportTop)
-		w.sources.Range(func(k *capture.Addr, e *sourceEntry) bool {
+		// Slots in memory order (a live entry has counted a packet), not the LRU list.
+		for i := int32(0); i < int32(w.sources.Slots()); i++ {
+			k, e := w.sources.At(i)
+			if e.total == 0 {
+				continue
+			}
 			n := e.total + evicted[*k]
 			delete(evicted, *k)
 			top.Offer(*k, n)
-			return true
-		})
+		}
 		for k, n := range evicted {
 			top.Offer(k, n)
 		}
@@ -237,16 +241,44 @@ func (p *Pipeline) sourceSummary() AddrSummary {
 	return summary(hll.Estimate(), sum)
 }
 
+// destinationSummary merges the dense per-address counts of the dark IPv4 space (exact) with
+// the Space-Saving summaries of the other destinations. Unique destinations: the dark
+// addresses seen, exactly, plus the HLL estimate of the others.
 func (p *Pipeline) destinationSummary() AddrSummary {
 	hll := newHLL()
 	sum := map[capture.Addr]uint64{}
+	pf := p.rc.Load().prefixes
+	dense := make([]uint64, pf.ExactSize())
 	for _, w := range p.workers {
 		_ = hll.Merge(w.dstHLL)
 		for _, c := range w.dstTop.Top(w.dstTop.Len()) {
 			sum[c.Key] += c.Count
 		}
+		if len(w.dstExact) == len(dense) {
+			for i, n := range w.dstExact {
+				dense[i] += uint64(n)
+			}
+		}
 	}
-	return summary(hll.Estimate(), sum)
+	var seen uint64
+	top := aggregate.NewTopHeap(reportTop)
+	for i, n := range dense {
+		if n == 0 {
+			continue
+		}
+		seen++
+		a := pf.ExactAddr(int32(i))
+		top.Offer(a, n+sum[a])
+		delete(sum, a)
+	}
+	for a, n := range sum {
+		top.Offer(a, n)
+	}
+	s := AddrSummary{Unique: seen + hll.Estimate(), Top: []AddrCount{}}
+	for _, c := range top.Sorted() {
+		s.Top = append(s.Top, AddrCount{Addr: c.Addr.String(), Packets: c.Packets})
+	}
+	return s
 }
 
 func newHLL() *aggregate.HLL { return aggregate.NewHLL(hllPrecision) }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"math"
 	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/aggregate"
@@ -55,9 +56,10 @@ type Worker struct {
 	loc        aggregate.Local
 	sources    *aggregate.Table[capture.Addr, sourceEntry]
 	srcEvicted *aggregate.TopK // totals of sources the table evicted
-	dstTop     *aggregate.TopK
+	dstTop     *aggregate.TopK // destinations without a dense index
+	dstExact   []uint32        // packets per dark IPv4 address, by dense index (rc.prefixes)
 	srcHLL     *aggregate.HLL
-	dstHLL     *aggregate.HLL
+	dstHLL     *aggregate.HLL // destinations without a dense index
 	engine     *detect.Engine
 	now        int64 // latest packet time seen (monotonic)
 
@@ -89,6 +91,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *Worker {
 		dstTop:     aggregate.NewTopK(topCapacity),
 		srcHLL:     aggregate.NewHLL(hllPrecision),
 		dstHLL:     aggregate.NewHLL(hllPrecision),
+		dstExact:   make([]uint32, rc.prefixes.ExactSize()),
 	}
 	w.engine = detect.NewEngine(rc.det, id, p.sink, p.surge, &w.Det)
 	w.sources.SetEvict(w.evicted)
@@ -104,6 +107,17 @@ func (w *Worker) applyConfig() {
 	if rc == w.rc {
 		return
 	}
+	if !rc.prefixes.SameExact(w.rc.prefixes) {
+		// The dark space changed: the dense counts move to the summary, a new array starts.
+		for i, n := range w.dstExact {
+			if n != 0 {
+				a := w.rc.prefixes.ExactAddr(int32(i))
+				w.dstTop.Add(a, uint64(n))
+				w.dstHLL.AddHash(a.Hash(seedHLL))
+			}
+		}
+		w.dstExact = make([]uint32, rc.prefixes.ExactSize())
+	}
 	w.rc = rc
 	w.engine.SetConfig(rc.det)
 	if w.winOpen && rc.winLen != w.winLen() {
@@ -116,9 +130,9 @@ func (w *Worker) winLen() int64 { return w.rc.winLen }
 
 // handle processes one frame. This is the hot path: no allocation, no lock.
 func (w *Worker) handle(h *capture.Header) {
-	slot := 0
+	slot, dense := 0, int32(-1)
 	if h.Result == capture.ResultIP {
-		slot = w.rc.prefixes.Match(&h.Dst, h.IPVersion == 4)
+		slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
 	}
 	w.loc.Count(h, slot, &w.C)
 	if h.Result != capture.ResultIP {
@@ -142,9 +156,19 @@ func (w *Worker) handle(h *capture.Header) {
 	e.winPkts++
 	e.total++
 	w.winPackets++
-	w.dstTop.Add(h.Dst, 1)
 	w.srcHLL.AddHash(h.Src.Hash(seedHLL))
-	w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
+	if dense >= 0 {
+		c := &w.dstExact[dense]
+		if *c == math.MaxUint32 { // hand a full counter to the summary rather than wrap
+			w.dstTop.Add(h.Dst, uint64(*c))
+			w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
+			*c = 0
+		}
+		*c++
+	} else {
+		w.dstTop.Add(h.Dst, 1)
+		w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
+	}
 	if slot != 0 && w.rc.detectOn {
 		w.engine.Packet(h, &e.det)
 	}

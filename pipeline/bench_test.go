@@ -1,0 +1,79 @@
+package pipeline
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/daygen"
+)
+
+var (
+	benchDayOnce sync.Once
+	benchDayPath string
+	benchDayErr  error
+)
+
+// benchDay writes a scale-2 telescope day (~470k packets) once per test binary.
+func benchDay(b *testing.B) string {
+	b.Helper()
+	benchDayOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "telescope-bench-")
+		if err != nil {
+			benchDayErr = err
+			return
+		}
+		benchDayPath = filepath.Join(dir, "day.pcap")
+		f, err := os.Create(benchDayPath)
+		if err != nil {
+			benchDayErr = err
+			return
+		}
+		if _, err := daygen.Generate(f, daygen.Options{Seed: 1, Scale: 2}); err != nil {
+			benchDayErr = err
+		}
+		if err := f.Close(); err != nil && benchDayErr == nil {
+			benchDayErr = err
+		}
+	})
+	if benchDayErr != nil {
+		b.Fatal(benchDayErr)
+	}
+	return benchDayPath
+}
+
+// BenchmarkReplayDay replays the same generated day with every detector on, then off, and
+// reports packets/s: the detectors' share of the pipeline's cost.
+//
+//	go test -run x -bench ReplayDay -benchtime 5x ./pipeline/
+func BenchmarkReplayDay(b *testing.B) {
+	path := benchDay(b)
+	for _, tc := range []struct{ name, yaml string }{
+		{"detectors=on", ""},
+		{"detectors=off", `detect: {scanner: {enabled: false}, telnet: {enabled: false},
+  udp_then_syn: {enabled: false}, backscatter: {enabled: false}, fingerprint: {enabled: false}}`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg, err := configs.Parse([]byte(tc.yaml), "bench.yaml")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var records uint64
+			for b.Loop() {
+				p, err := New(Options{Config: cfg, Workers: 2})
+				if err != nil {
+					b.Fatal(err)
+				}
+				res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+				if len(res.Errors) != 0 {
+					b.Fatal(res.Errors)
+				}
+				records += res.Records
+			}
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "packets/s")
+		})
+	}
+}
