@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
@@ -33,7 +34,11 @@ type Engine struct {
 	telnet    *[1024]uint64 // bitset of cfg.Telnet.Ports
 	now       int64         // engine clock: latest packet time or Advance time
 	clockSet  bool          // now holds a time
-	nextSweep int64         // packet time of the next sweep
+	nextSweep int64         // packet time of the next expiry sweep of idle flows and victims
+	// due is the earliest time an active scanner, telnet, tool or udp_then_syn episode can
+	// end (the minimum of last_seen + window when it was computed; activity only moves an
+	// episode's end later). Advance walks the episodes only once due has passed.
+	due int64
 
 	sb surgeClock // this worker's telnet surge bucket
 
@@ -104,6 +109,7 @@ func (e *Engine) SetConfig(cfg *Config) {
 func (e *Engine) apply(cfg *Config) {
 	e.cfg = cfg
 	e.window = int64(cfg.Window)
+	e.due = math.MinInt64 // the window may have changed: look at every episode again
 	ports := new([1024]uint64)
 	for _, p := range cfg.Telnet.Ports {
 		ports[p>>6] |= 1 << (p & 63)
@@ -180,18 +186,29 @@ func (e *Engine) Evicted(src capture.Addr, st *SourceState, now int64) {
 }
 
 // Advance tells the engine that packet time has reached now: it closes finished surge
-// buckets and, at most once per second of packet time, ends the episodes quiet for longer
-// than the window.
+// buckets, ends the episodes quiet for longer than the window as soon as one can be, and at
+// most once per second of packet time expires idle flows and victims.
 func (e *Engine) Advance(now int64) {
 	e.tick(now)
+	if e.now > e.due {
+		e.due = math.MaxInt64
+		e.endSources(0, e.now, false)
+		e.endFlowRefs(func(f *flow) bool { return e.now-f.Last > e.window })
+	}
 	if e.now < e.nextSweep {
 		return
 	}
 	e.nextSweep = e.now + sweepEvery
-	e.endSources(0, e.now, false)
 	e.sweepFlows(e.now)
 	e.sweepVictims(e.now)
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
+}
+
+// watch notes an active episode whose last packet was at last: it can end after last+window.
+func (e *Engine) watch(last int64) {
+	if d := last + e.window; d < e.due {
+		e.due = d
+	}
 }
 
 // Finish ends every active episode at time now (end of input or shutdown).

@@ -88,6 +88,7 @@ func (e *Engine) fingerprint(h *capture.Header, st *SourceState) {
 			rec = e.promote(h.Src, st, epFP)
 			rec.FP, st.FP = st.FP, ToolWindow{}
 			w = &rec.FP
+			e.watch(rec.FP.Last)
 		}
 		w.Labels |= 1 << i
 		e.begin(detFingerprint, i, toolEntry(h.Src, w, i))

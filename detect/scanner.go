@@ -51,6 +51,7 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 	if w.Packets >= uint64(max(cfg.MinPackets, 0)) && e.reached(&w.Targets, cfg.MinTargets, changed) {
 		rec = e.promote(h.Src, st, epScan)
 		rec.Scan, st.Scan = st.Scan, ScanWindow{} // the window's slab blocks move with it
+		e.watch(rec.Scan.Last)
 		entry := e.scannerEntry(h.Src, &rec.Scan)
 		e.begin(detScanner, scannerClass(entry.Ports, rec.Scan.NIPs), entry)
 	}

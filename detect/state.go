@@ -146,10 +146,24 @@ func (e *Engine) endSources(bits uint8, now int64, all bool) {
 		if rec.Active == 0 {
 			e.keys = append(e.keys, *k)
 		}
+		e.watchRecord(rec)
 		return true
 	})
 	for _, k := range e.keys {
 		e.eps.Delete(k)
+	}
+}
+
+// watchRecord notes when the record's remaining active episodes can end.
+func (e *Engine) watchRecord(rec *episode) {
+	if rec.Active&epScan != 0 {
+		e.watch(rec.Scan.Last)
+	}
+	if rec.Active&epTel != 0 {
+		e.watch(rec.Tel.Last)
+	}
+	if rec.Active&epFP != 0 {
+		e.watch(rec.FP.Last)
 	}
 }
 

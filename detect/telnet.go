@@ -51,6 +51,7 @@ func (e *Engine) telnetSweep(h *capture.Header, st *SourceState) {
 	if e.reached(&w.Targets, e.cfg.Telnet.MinTargets, changed) {
 		rec = e.promote(h.Src, st, epTel)
 		rec.Tel, st.Tel = st.Tel, TelnetWindow{} // the window's slab block moves with it
+		e.watch(rec.Tel.Last)
 		entry := e.telnetEntry(h.Src, &rec.Tel)
 		e.begin(detTelnetSweep, telnetClass(entry.Mirai), entry)
 	}

@@ -95,6 +95,7 @@ func (e *Engine) flowSYN(h *capture.Header) {
 	f.Gen++
 	e.flows.Touch(k)
 	e.activeFlows = append(e.activeFlows, flowRef{key: k, gen: f.Gen})
+	e.watch(f.Last)
 	entry := flowEntry(&k, f)
 	kind := flowPayload(f)
 	e.c.UDPThenSYNSources[kind].Add(1)
@@ -139,7 +140,6 @@ func (e *Engine) evictFlow(k *flowKey, f *flow) {
 // sweepFlows ends the episodes of flows quiet for longer than the window (dropping stale
 // refs), then drops the least recently used flows that can neither pair nor continue.
 func (e *Engine) sweepFlows(now int64) {
-	e.endFlowRefs(func(f *flow) bool { return now-f.Last > e.window })
 	horizon := max(e.window, int64(e.cfg.UDPThenSYN.MaxGap))
 	for {
 		k, f, ok := e.flows.Oldest()
@@ -166,6 +166,7 @@ func (e *Engine) endFlowRefs(due func(*flow) bool) {
 		}
 		if !due(f) {
 			kept = append(kept, r)
+			e.watch(f.Last)
 			continue
 		}
 		e.endFlow(&r.key, f)
