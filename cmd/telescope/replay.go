@@ -46,11 +46,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, _, err := newLogger(cfg.Log, stderr)
+	log, _, stopLog, err := newLogger(cfg.Log, stderr, true)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
+	defer stopLog()
 
 	collector := pipeline.NewCollector()
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: collector})

@@ -60,11 +60,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, level, err := newLogger(cfg.Log, stderr)
+	log, level, stopLog, err := newLogger(cfg.Log, stderr, false)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
+	defer stopLog()
 
 	workers := workerCount(cfg)
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workers, Logger: log})
