@@ -14,13 +14,16 @@ const maxTableCap = 1 << 29
 
 // TableEntry is one slot of a Table. Its fields are exported so a Table can be checkpointed
 // (gob, JSON); treat them as read-only.
+//
+// The key and the links come first: a lookup reads the key and the chain, a touch the LRU
+// links, so with them on the value's first cache line a hit touches as few lines as it can.
 type TableEntry[K comparable, V any] struct {
 	Key K
-	Val V
-	// Prev and Next link the LRU list (Prev: touched more recently). Next also links free slots.
-	Prev, Next int32
 	// Chain links the slots of one hash bucket; Restore rebuilds it.
 	Chain int32
+	// Prev and Next link the LRU list (Prev: touched more recently). Next also links free slots.
+	Prev, Next int32
+	Val        V
 }
 
 // Table maps keys to values with a hard capacity; when full, inserting evicts the least

@@ -47,7 +47,8 @@ type Engine struct {
 	keys []capture.Addr // scratch for sweeps
 
 	flows       *aggregate.Table[flowKey, flow]
-	activeFlows []flowRef // flows with an active episode (and some stale refs)
+	flowPorts   *[65536]uint32 // flows in the table, by destination port
+	activeFlows []flowRef      // flows with an active episode (and some stale refs)
 	victims     *aggregate.Table[capture.Addr, victim]
 	rates       []rateWin // victims' rate windows, by victim.Rate-1
 	rateFree    []int32   // free entries of rates (as victim.Rate values)
@@ -68,6 +69,7 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 	e.eps = aggregate.NewTable[capture.Addr, episode](flows, hashEpisode)
 	e.eps.SetEvict(e.evictEpisode)
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
+	e.flowPorts = new([65536]uint32)
 	e.flows.SetEvict(e.evictFlow)
 	e.victims = aggregate.NewTable[capture.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)

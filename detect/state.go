@@ -14,10 +14,10 @@ import (
 // becomes an active episode and moves into the engine's episode table (Moved says which),
 // where Advance can find and end it: the engine never keeps pointers into the pipeline's
 // table, whose entries move when it grows.
+//
+// Field order follows use: every probe reads Moved and the scanner window, every SYN probe
+// the tool window, only telnet SYNs the telnet window, so a probe touches few cache lines.
 type SourceState struct {
-	Scan ScanWindow
-	Tel  TelnetWindow
-	FP   ToolWindow
 	// SurgeSeq is the engine's bucket sequence number in which this source was last
 	// counted as a telnet source (0: never).
 	SurgeSeq uint32
@@ -25,6 +25,9 @@ type SourceState struct {
 	// in the engine's episode table. A bit whose episode has ended there is cleared on the
 	// source's next packet.
 	Moved uint8
+	Scan  ScanWindow
+	FP    ToolWindow
+	Tel   TelnetWindow
 }
 
 // A window is open once it has counted a packet (Packets or Probes > 0); the zero value is
@@ -34,12 +37,12 @@ type SourceState struct {
 type ScanWindow struct {
 	Start, Last int64 // first and last probe of the window
 	Packets     uint64
-	Targets     aggregate.Distinct // (dst IP, dst port) pairs
-	Ports       aggregate.Distinct // dst ports
 	// IPs holds the first distinct dst IPs (32-bit hashes): the class only needs to know
 	// whether there are more than five, so NIPs saturates at len(IPs)+1.
-	IPs  [5]uint32
-	NIPs uint8
+	IPs     [5]uint32
+	NIPs    uint8
+	Targets aggregate.Distinct // (dst IP, dst port) pairs
+	Ports   aggregate.Distinct // dst ports
 }
 
 // TelnetWindow counts a source's SYN probes to the telnet ports.

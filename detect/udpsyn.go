@@ -40,6 +40,9 @@ type flowRef struct {
 func (e *Engine) flowUDP(h *capture.Header) {
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f, created := e.flows.Touch(k)
+	if created {
+		e.flowPorts[k.Port]++
+	}
 	t := h.TS
 	if !created {
 		t = later(t, f.Last)
@@ -68,6 +71,9 @@ func (e *Engine) flowUDP(h *capture.Header) {
 // flowSYN pairs a SYN probe with the UDP flow to the same dst ip:port when the last UDP
 // datagram is at most MaxGap before it; later SYNs of an active flow count in its episode.
 func (e *Engine) flowSYN(h *capture.Header) {
+	if e.flowPorts[h.DstPort] == 0 {
+		return // no UDP flow to this port at all: most SYN probes skip the lookup
+	}
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f := e.flows.Get(k)
 	if f == nil {
@@ -78,7 +84,7 @@ func (e *Engine) flowSYN(h *capture.Header) {
 		if t-f.Last > e.window {
 			// The episode is over and no UDP has come since: this SYN cannot pair.
 			e.endFlow(&k, f)
-			e.flows.Delete(k)
+			e.deleteFlow(k)
 			return
 		}
 		if f.SYN < ^uint32(0) {
@@ -132,6 +138,7 @@ func (e *Engine) endFlow(k *flowKey, f *flow) {
 // evictFlow is the flow table's eviction callback.
 func (e *Engine) evictFlow(k *flowKey, f *flow) {
 	e.c.Evictions.Add(1)
+	e.flowPorts[k.Port]--
 	if f.Active {
 		e.endFlow(k, f)
 	}
@@ -146,7 +153,7 @@ func (e *Engine) sweepFlows(now int64) {
 		if !ok || f.Active || now-f.Last <= horizon {
 			return
 		}
-		e.flows.Delete(*k)
+		e.deleteFlow(*k)
 	}
 }
 
@@ -170,8 +177,15 @@ func (e *Engine) endFlowRefs(due func(*flow) bool) {
 			continue
 		}
 		e.endFlow(&r.key, f)
-		e.flows.Delete(r.key)
+		e.deleteFlow(r.key)
 	}
 	clear(e.activeFlows[len(kept):])
 	e.activeFlows = kept
+}
+
+// deleteFlow removes a flow, keeping the per-port flow counts in step.
+func (e *Engine) deleteFlow(k flowKey) {
+	if e.flows.Delete(k) {
+		e.flowPorts[k.Port]--
+	}
 }

@@ -216,3 +216,31 @@ func TestPayloadKind(t *testing.T) {
 		})
 	}
 }
+
+// TestFlowPortCounts: the per-port flow counts that let SYN probes skip the flow lookup stay
+// equal to the flows in the table through creation, pairing, expiry and eviction.
+func TestFlowPortCounts(t *testing.T) {
+	cfg := only(testConfig(t), UDPThenSYN)
+	cfg.MaxFlows = 8
+	h := newHarness(t, cfg)
+	check := func(when string) {
+		t.Helper()
+		var sum uint64
+		for _, n := range h.e.flowPorts {
+			sum += uint64(n)
+		}
+		if sum != uint64(h.e.flows.Len()) {
+			t.Fatalf("%s: per-port counts sum to %d, table holds %d flows", when, sum, h.e.flows.Len())
+		}
+	}
+	for i := 0; i < 20; i++ { // more flows than the table holds: evictions
+		h.feed(udp("192.0.2.77", ip4("203.0.113.0", i), uint16(6881+i%3), t0+int64(i)*sec, nil))
+		check("after a UDP datagram")
+	}
+	h.feed(syn("192.0.2.77", ip4("203.0.113.0", 19), 6882, t0+21*sec))
+	check("after a pairing SYN")
+	h.e.Advance(t0 + 21*sec + 2*win)
+	check("after expiry")
+	h.e.Finish(t0 + 22*sec + 2*win)
+	check("after Finish")
+}

@@ -18,7 +18,12 @@ done
 echo "== building"
 CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
 [ -s "$pcap" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$pcap"
+# The generated traffic goes to 203.0.0.0/16, the telescope's dark space.
+cat > "$dir/detectors-on.yaml" <<'YAML'
+dark_prefixes: [203.0.0.0/16]
+YAML
 cat > "$dir/detectors-off.yaml" <<'YAML'
+dark_prefixes: [203.0.0.0/16]
 detect:
   scanner: {enabled: false}
   telnet: {enabled: false}
@@ -53,7 +58,7 @@ best() { # best of 3 runs
 }
 
 best tcpdump tcpdump -r "$pcap" -w /dev/null
-best replay "$dir/telescope" replay --report /dev/null "$pcap"
+best replay "$dir/telescope" replay --config "$dir/detectors-on.yaml" --report /dev/null "$pcap"
 best replay_nodetect "$dir/telescope" replay --config "$dir/detectors-off.yaml" --report /dev/null "$pcap"
 timed tshark tshark -n -r "$pcap" -o ip.defragment:FALSE -T fields -E occurrence=f \
 	-e ip.proto -e ipv6.nxt -e tcp.flags -e tcp.dstport -e udp.dstport
