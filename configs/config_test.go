@@ -146,7 +146,7 @@ func TestParseGoodFiles(t *testing.T) {
 					netip.MustParsePrefix("198.51.100.0/24"),
 					netip.MustParsePrefix("2001:db8:100::/40"),
 				},
-				Capture: Capture{Interface: "eth1", Method: "pcap", Workers: 4, Snaplen: 128, RingMB: 256, Filter: "not port 22"},
+				Capture: Capture{Interface: "eth1", Method: "pcap", Workers: 4, Snaplen: 192, RingMB: 256, Filter: "not port 22"},
 				Window:  Duration(90 * time.Second),
 				Detect: Detect{
 					Scanner: Scanner{Enabled: false, MinPackets: 50, MinTargets: 10},
@@ -206,7 +206,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-two-documents.yaml", `bad.yaml:2: a second YAML document starts here; a config file holds one document (remove the "---")`},
 		{"bad-several-errors.yaml", strings.Join([]string{
 			`bad.yaml:2: dark_prefixes[1]: "10.1.0.0/16" overlaps dark_prefixes[0] "10.0.0.0/8"`,
-			`bad.yaml:4: capture.snaplen: must be between 64 and 262144, got 10`,
+			`bad.yaml:4: capture.snaplen: must be between 168 and 262144, got 10`,
 			`bad.yaml:5: capture.ring_mb: must be between 1 and 65536, got 0`,
 			`bad.yaml:9: detect.scanner.min_targets: must be at least 1, got 0`,
 			`bad.yaml:11: detect.telnet.ports[1]: port 23 is listed twice (also detect.telnet.ports[0])`,
@@ -406,7 +406,7 @@ func TestValidate(t *testing.T) {
 		{"zero config", func(c *Config) { *c = Config{} }, strings.Join([]string{
 			`capture.interface: must not be empty (use "any" for every interface)`,
 			`capture.method: must be "afpacket" or "pcap", got ""`,
-			`capture.snaplen: must be between 64 and 262144, got 0`,
+			`capture.snaplen: must be between 168 and 262144, got 0`,
 			`capture.ring_mb: must be between 1 and 65536, got 0`,
 			`window: must be a duration greater than 0, got 0s`,
 			`detect.scanner.min_packets: must be at least 1, got 0`,

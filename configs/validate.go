@@ -34,7 +34,7 @@ func (c *Config) problems() []problem {
 	}
 	v.oneOf("capture.method", cp.Method, "afpacket", "pcap")
 	v.between("capture.workers", cp.Workers, 0, 1024)
-	v.between("capture.snaplen", cp.Snaplen, 64, 262144)
+	v.between("capture.snaplen", cp.Snaplen, 168, 262144) // the fanout program reads up to 168 bytes
 	v.between("capture.ring_mb", cp.RingMB, 1, 65536)
 	if cp.Filter != "" && FilterCheck != nil {
 		if err := FilterCheck(cp.Filter); err != nil {
