@@ -213,7 +213,7 @@ func TestParseBadFiles(t *testing.T) {
 			`bad.yaml:12: detect.telnet.surge_factor: must be a finite number greater than 1, got 1`,
 			`bad.yaml:14: limits.max_sources: must be at least 1, got 0`,
 			`bad.yaml:16: metrics.top_sources: must be between 0 and 1000, got 5000`,
-			`bad.yaml:18: log.format: must be "json" or "console", got "text"`,
+			`bad.yaml:18: log.format: must be one of "json", "logfmt", "console", got "text"`,
 		}, "\n")},
 	}
 	tested := map[string]bool{}
@@ -421,7 +421,7 @@ func TestValidate(t *testing.T) {
 			`limits.max_sources: must be at least 1, got 0`,
 			`web.listen_address: "" is not a valid host:port such as ":9813" (missing port in address)`,
 			`log.level: must be one of "debug", "info", "warn", "error", got ""`,
-			`log.format: must be "json" or "console", got ""`,
+			`log.format: must be one of "json", "logfmt", "console", got ""`,
 		}, "\n")},
 	}
 	for _, tc := range tests {

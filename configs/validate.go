@@ -73,7 +73,7 @@ func (c *Config) problems() []problem {
 	v.listenAddress("web.listen_address", c.Web.ListenAddress)
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
-	v.oneOf("log.format", c.Log.Format, "json", "console")
+	v.oneOf("log.format", c.Log.Format, "json", "logfmt", "console")
 	return v.probs
 }
 

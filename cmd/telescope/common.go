@@ -40,7 +40,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.config, "config", "", "config file (default: the embedded configs/telescope.yaml)")
 	fs.StringVar(&c.listen, "web.listen-address", "", "address to serve /metrics on (overrides web.listen_address)")
 	fs.StringVar(&c.logLevel, "log.level", "", "log level: debug, info, warn, error (overrides log.level)")
-	fs.StringVar(&c.logFormat, "log.format", "", "log format: json, console (overrides log.format)")
+	fs.StringVar(&c.logFormat, "log.format", "", "log format: json, logfmt, console (overrides log.format)")
 }
 
 // load reads the config (or the embedded default) and applies the flag overrides.
@@ -91,6 +91,8 @@ func newLogger(cfg configs.Log, w io.Writer, buffered bool) (*zap.Logger, zap.At
 	switch cfg.Format {
 	case "console":
 		enc = zapcore.NewConsoleEncoder(ec)
+	case "logfmt":
+		enc = newLogfmtEncoder(ec)
 	default:
 		enc = zapcore.NewJSONEncoder(ec)
 	}

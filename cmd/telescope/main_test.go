@@ -331,3 +331,29 @@ func TestReplayProgress(t *testing.T) {
 		t.Errorf("progress printed without --progress on a non-terminal stderr:\n%s", stderr)
 	}
 }
+
+func TestLogFormats(t *testing.T) {
+	pcap, _ := smallCapture(t)
+	code, _, stderr := telescope(t, "replay", "--log.format", "logfmt", pcap)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var sweep string
+	for _, line := range strings.Split(stderr, "\n") {
+		if strings.Contains(line, "event=telnet_sweep") && strings.Contains(line, "phase=end") {
+			sweep = line
+		}
+	}
+	for _, want := range []string{"level=info", `msg="telnet sweep went quiet"`, "src=192.0.2.10", "targets=40", "mirai=false", "last_seen=2024-05-01T00:00:39Z"} {
+		if !strings.Contains(sweep, want) {
+			t.Errorf("logfmt line %q lacks %q", sweep, want)
+		}
+	}
+	if strings.Contains(stderr, "{") {
+		t.Errorf("logfmt output holds JSON:\n%s", stderr)
+	}
+	code, _, stderr = telescope(t, "replay", "--log.format", "yaml", pcap)
+	if code != 1 || !strings.Contains(stderr, `log.format: must be one of "json", "logfmt", "console", got "yaml"`) {
+		t.Errorf("bad log format: exit %d, %s", code, stderr)
+	}
+}
