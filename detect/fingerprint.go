@@ -50,16 +50,9 @@ func toolMatches(h *capture.Header) uint8 {
 // least toolMinPackets).
 func (e *Engine) fingerprint(h *capture.Header, st *SourceState) {
 	w := &st.FP
-	rec := e.moved(h.Src, st, epFP)
+	rec := e.continuing(h.Src, st, epFP, h.TS)
 	if rec != nil {
-		if later(h.TS, rec.FP.Last)-rec.FP.Last <= e.window {
-			w = &rec.FP
-		} else {
-			e.endTools(h.Src, rec)
-			e.release(h.Src, rec)
-			st.Moved &^= epFP
-			rec = nil
-		}
+		w = &rec.FP
 	}
 	t := h.TS
 	if w.Probes > 0 { // the window is open

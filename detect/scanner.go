@@ -17,16 +17,9 @@ const (
 // the source is quiet for longer than the window.
 func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 	w := &st.Scan
-	rec := e.moved(h.Src, st, epScan)
+	rec := e.continuing(h.Src, st, epScan, h.TS)
 	if rec != nil {
-		if later(h.TS, rec.Scan.Last)-rec.Scan.Last <= e.window {
-			w = &rec.Scan
-		} else {
-			e.endScanner(h.Src, rec)
-			e.release(h.Src, rec)
-			st.Moved &^= epScan
-			rec = nil // st.Scan was emptied when it moved: this probe opens a new window
-		}
+		w = &rec.Scan
 	}
 	t := h.TS
 	if w.Packets > 0 { // the window is open

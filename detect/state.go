@@ -92,6 +92,35 @@ func (e *Engine) moved(src capture.Addr, st *SourceState, bit uint8) *episode {
 	return nil
 }
 
+// continuing returns src's active episode `bit` when a packet at t continues it (a gap of
+// at most the window), else nil. An episode the packet does not continue ends first; the
+// source's own window was emptied when the episode moved, so the packet opens a new one.
+func (e *Engine) continuing(src capture.Addr, st *SourceState, bit uint8, t int64) *episode {
+	rec := e.moved(src, st, bit)
+	if rec == nil {
+		return nil
+	}
+	last := rec.last(bit)
+	if later(t, last)-last <= e.window {
+		return rec
+	}
+	e.endRecord(src, rec, bit)
+	e.release(src, rec)
+	st.Moved &^= bit
+	return nil
+}
+
+// last returns the last packet time of episode `bit`.
+func (r *episode) last(bit uint8) int64 {
+	switch bit {
+	case epScan:
+		return r.Scan.Last
+	case epTel:
+		return r.Tel.Last
+	}
+	return r.FP.Last
+}
+
 // promote returns src's record (created if needed) for a window that becomes an episode.
 // The caller moves the window into it. It may grow the table: no other record pointer may
 // be held across the call.
@@ -135,14 +164,10 @@ func (e *Engine) endSources(bits uint8, now int64, all bool) {
 		b := bits
 		if !all {
 			b = 0
-			if now-rec.Scan.Last > e.window {
-				b |= epScan
-			}
-			if now-rec.Tel.Last > e.window {
-				b |= epTel
-			}
-			if now-rec.FP.Last > e.window {
-				b |= epFP
+			for _, bit := range episodeBits {
+				if now-rec.last(bit) > e.window {
+					b |= bit
+				}
 			}
 		}
 		e.endRecord(*k, rec, b)
@@ -159,16 +184,14 @@ func (e *Engine) endSources(bits uint8, now int64, all bool) {
 
 // watchRecord notes when the record's remaining active episodes can end.
 func (e *Engine) watchRecord(rec *episode) {
-	if rec.Active&epScan != 0 {
-		e.watch(rec.Scan.Last)
-	}
-	if rec.Active&epTel != 0 {
-		e.watch(rec.Tel.Last)
-	}
-	if rec.Active&epFP != 0 {
-		e.watch(rec.FP.Last)
+	for _, bit := range episodeBits {
+		if rec.Active&bit != 0 {
+			e.watch(rec.last(bit))
+		}
 	}
 }
+
+var episodeBits = [...]uint8{epScan, epTel, epFP}
 
 // evictEpisode is the episode table's eviction callback (only when more sources have active
 // episodes than the table holds).

@@ -18,16 +18,9 @@ func (e *Engine) telnetSweep(h *capture.Header, st *SourceState) {
 		e.sb.count++
 	}
 	w := &st.Tel
-	rec := e.moved(h.Src, st, epTel)
+	rec := e.continuing(h.Src, st, epTel, h.TS)
 	if rec != nil {
-		if later(h.TS, rec.Tel.Last)-rec.Tel.Last <= e.window {
-			w = &rec.Tel
-		} else {
-			e.endTelnet(h.Src, rec)
-			e.release(h.Src, rec)
-			st.Moved &^= epTel
-			rec = nil
-		}
+		w = &rec.Tel
 	}
 	t := h.TS
 	if w.Packets > 0 { // the window is open
