@@ -22,7 +22,6 @@ type Live struct {
 	p     *Pipeline
 	cfg   capture.RingConfig
 	log   *zap.Logger
-	open  func(capture.RingConfig) ([]*capture.Ring, error)
 	ready atomic.Bool
 
 	mu sync.Mutex
@@ -35,7 +34,7 @@ type Live struct {
 // NewLive prepares live capture for p with one ring per worker.
 func (p *Pipeline) NewLive(cfg capture.RingConfig) *Live {
 	cfg.Workers = len(p.workers)
-	l := &Live{p: p, cfg: cfg, log: p.log, open: capture.OpenRings}
+	l := &Live{p: p, cfg: cfg, log: p.log}
 	p.AddCapture(l)
 	return l
 }
@@ -63,7 +62,7 @@ func (l *Live) Ready() bool { return l.ready.Load() }
 // Open opens the rings; the first open's errors (missing interface, missing privilege)
 // are returned to the caller, who reports them and exits.
 func (l *Live) Open() error {
-	rings, err := l.open(l.cfg)
+	rings, err := capture.OpenRings(l.cfg)
 	if err != nil {
 		return err
 	}
@@ -121,7 +120,7 @@ func (l *Live) Run(ctx context.Context) error {
 // reopen retries opening the rings with exponential backoff.
 func (l *Live) reopen(ctx context.Context) error {
 	return retry(ctx, l.log, l.cfg.Interface, func() error {
-		rings, err := l.open(l.cfg)
+		rings, err := capture.OpenRings(l.cfg)
 		if err == nil {
 			l.setRings(rings)
 		}

@@ -83,7 +83,7 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 		return err
 	}
 	defer f.Close()
-	prog.file(f)
+	defer prog.fileDone(f)
 	warned := map[capture.LinkType]bool{}
 	defer func() {
 		for _, w := range f.Warnings() {
@@ -93,11 +93,9 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	for i := 0; ; i++ {
 		rec, err := f.Next()
 		if err == io.EOF {
-			prog.fileDone(f)
 			return nil
 		}
 		if err != nil {
-			prog.fileDone(f)
 			return err
 		}
 		if !rec.Link.Known() && !warned[rec.Link] {
@@ -203,7 +201,6 @@ type progress struct {
 	doneIn   int64 // bytes of the files finished
 	start    time.Time
 	last     time.Time
-	printed  bool
 	disabled bool
 }
 
@@ -220,8 +217,6 @@ func newProgress(o ReplayOptions, src *replaySource) *progress {
 	}
 	return pr
 }
-
-func (pr *progress) file(*capture.File) {}
 
 func (pr *progress) fileDone(f *capture.File) {
 	if pr.disabled {
@@ -262,7 +257,6 @@ func (pr *progress) print(read int64) {
 	} else {
 		fmt.Fprintln(pr.w, line)
 	}
-	pr.printed = true
 }
 
 func (pr *progress) done() {
