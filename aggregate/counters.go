@@ -4,6 +4,7 @@
 package aggregate
 
 import (
+	"sort"
 	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/capture"
@@ -219,4 +220,27 @@ func (c *Counters) FrameTotal() uint64 {
 		n += c.Frames[i].Load()
 	}
 	return n
+}
+
+// PortCount is a destination port and its packets.
+type PortCount struct {
+	Port    uint16 `json:"port"`
+	Packets uint64 `json:"packets"`
+}
+
+// TopPorts returns the n busiest ports with packets, by packets descending, ties by port.
+func TopPorts(counts *[65536]uint64, n int) []PortCount {
+	out := []PortCount{}
+	for p, c := range counts {
+		if c != 0 {
+			out = append(out, PortCount{Port: uint16(p), Packets: c})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Packets > out[j].Packets || out[i].Packets == out[j].Packets && out[i].Port < out[j].Port
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +17,9 @@ type Config struct {
 	UDPThenSYN  configs.UDPThenSYN
 	Backscatter configs.Backscatter
 	Fingerprint configs.Fingerprint
+	// WatchPorts are metrics.watch_ports: scanner episodes that probe one of the first
+	// MaxWatchPorts of them are counted by port (telescope_watched_port_scanners_total).
+	WatchPorts []uint16
 	// MaxFlows caps, per worker, the udp_then_syn flow table and the backscatter victim
 	// table (limits.max_sources divided between the workers).
 	MaxFlows int
@@ -37,6 +41,7 @@ func NewConfig(c *configs.Config, workers int) *Config {
 		UDPThenSYN:  c.Detect.UDPThenSYN,
 		Backscatter: c.Detect.Backscatter,
 		Fingerprint: c.Detect.Fingerprint,
+		WatchPorts:  c.Metrics.WatchPorts,
 		MaxFlows:    flows,
 	}
 }
@@ -44,41 +49,70 @@ func NewConfig(c *configs.Config, workers int) *Config {
 // Counters are one engine's metric counters: written by its worker with atomic adds
 // (only on rare events or on the packets they describe), read at scrape time.
 type Counters struct {
-	// Detections counts episodes started, by detector and class, indexed like Detectors
-	// and Classes[detector].
-	Detections [len6][maxClasses]atomic.Uint64
+	// Detections counts episodes started, by detector and class, indexed like Descriptors()
+	// and their Classes.
+	Detections [numDetectors][maxClasses]atomic.Uint64
 	// Active is the number of episodes in progress, by detector.
-	Active [len6]atomic.Int64
+	Active [numDetectors]atomic.Int64
 	// FingerprintPackets counts SYN probes matching each tool's fingerprint (index of Tools).
 	FingerprintPackets [4]atomic.Uint64
 	// UDPThenSYNSources counts udp_then_syn detections by payload kind (index of PayloadKinds).
 	UDPThenSYNSources [3]atomic.Uint64
 	// BackscatterPackets counts backscatter packets by kind (index of BackscatterKinds).
 	BackscatterPackets [17]atomic.Uint64
+	// watchedMu guards watchedScanners: scanner episodes by watched port they probed
+	// (written once per episode and port, read at scrape time).
+	watchedMu       sync.Mutex
+	watchedScanners map[uint16]uint64
 	// Tracked and Evictions describe the engine's own tables (flows, victims).
 	Tracked   atomic.Int64
 	Evictions atomic.Uint64
 }
 
-const (
-	len6       = 6
-	maxClasses = 17
-)
 
-// DetectorIndex returns the index of a detector name in Detectors, or -1.
-func DetectorIndex(name string) int {
-	for i, d := range Detectors {
-		if d == name {
-			return i
-		}
+// MaxWatchPorts bounds the watched ports whose scanners are counted by port.
+const MaxWatchPorts = 64
+
+func (c *Counters) addWatched(port uint16) {
+	c.watchedMu.Lock()
+	if c.watchedScanners == nil {
+		c.watchedScanners = map[uint16]uint64{}
 	}
-	return -1
+	c.watchedScanners[port]++
+	c.watchedMu.Unlock()
 }
 
-// ClassIndex returns the index of class in Classes[detector], or -1.
-func ClassIndex(detector, class string) int {
-	for i, c := range Classes[detector] {
-		if c == class {
+// WatchedScanners returns the scanner episodes counted for a watched port so far.
+func (c *Counters) WatchedScanners(port uint16) uint64 {
+	c.watchedMu.Lock()
+	defer c.watchedMu.Unlock()
+	return c.watchedScanners[port]
+}
+
+// watchSet is an engine's set of watched ports: a bitset for the packet path and the
+// ordered list that gives each port its bit in ScanWindow.Watched.
+type watchSet struct {
+	bits  [1024]uint64
+	ports []uint16
+}
+
+func newWatchSet(ports []uint16) *watchSet {
+	w := &watchSet{}
+	for _, p := range ports {
+		if len(w.ports) == MaxWatchPorts || w.has(p) {
+			continue
+		}
+		w.bits[p>>6] |= 1 << (p & 63)
+		w.ports = append(w.ports, p)
+	}
+	return w
+}
+
+func (w *watchSet) has(p uint16) bool { return w.bits[p>>6]&(1<<(p&63)) != 0 }
+
+func (w *watchSet) index(p uint16) int {
+	for i, q := range w.ports {
+		if q == p {
 			return i
 		}
 	}

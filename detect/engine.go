@@ -8,16 +8,6 @@ import (
 	"github.com/telescope-dev/telescope/capture"
 )
 
-// Detector indexes (positions in Detectors, the first index of Counters.Detections).
-const (
-	detScanner = iota
-	detTelnetSweep
-	detTelnetSurge
-	detUDPThenSYN
-	detBackscatter
-	detFingerprint
-)
-
 // sweepEvery is how often (in packet time) Advance looks for quiet episodes.
 const sweepEvery = int64(time.Second)
 
@@ -32,6 +22,7 @@ type Engine struct {
 
 	window    int64         // cfg.Window in ns
 	telnet    *[1024]uint64 // bitset of cfg.Telnet.Ports
+	watched   *watchSet     // cfg.WatchPorts
 	now       int64         // engine clock: latest packet time or Advance time
 	clockSet  bool          // now holds a time
 	nextSweep int64         // packet time of the next expiry sweep of idle flows and victims
@@ -84,24 +75,10 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 func (e *Engine) SetConfig(cfg *Config) {
 	old := e.cfg
 	e.apply(cfg)
-	var off uint8
-	if old.Scanner.Enabled && !cfg.Scanner.Enabled {
-		off |= epScan
-	}
-	if old.Telnet.Enabled && !cfg.Telnet.Enabled {
-		off |= epTel
-	}
-	if old.Fingerprint.Enabled && !cfg.Fingerprint.Enabled {
-		off |= epFP
-	}
-	if off != 0 {
-		e.endSources(off, 0, true)
-	}
-	if old.UDPThenSYN.Enabled && !cfg.UDPThenSYN.Enabled {
-		e.endFlows()
-	}
-	if old.Backscatter.Enabled && !cfg.Backscatter.Enabled {
-		e.endVictims()
+	for _, d := range descriptors {
+		if d.stop != nil && d.Enabled(old) && !d.Enabled(cfg) {
+			d.stop(e)
+		}
 	}
 	if old.Telnet.SurgeBucket != cfg.Telnet.SurgeBucket || old.Telnet.Enabled != cfg.Telnet.Enabled {
 		e.sb.joined = false // rejoin with the new bucket size at the next clock tick
@@ -117,6 +94,7 @@ func (e *Engine) apply(cfg *Config) {
 		ports[p>>6] |= 1 << (p & 63)
 	}
 	e.telnet = ports
+	e.watched = newWatchSet(cfg.WatchPorts)
 }
 
 // isTelnet reports whether p is one of the configured telnet ports.
@@ -224,17 +202,17 @@ func (e *Engine) Finish(now int64) {
 
 // begin records an episode start: counters, then the event.
 func (e *Engine) begin(det, class int, entry Entry) {
-	name := Detectors[det]
+	d := descriptors[det]
 	e.c.Detections[det][class].Add(1)
 	e.c.Active[det].Add(1)
-	e.sink.Detection(&Event{Detector: name, Phase: Start, Class: Classes[name][class], Entry: entry})
+	e.sink.Detection(&Event{Detector: d.Name, Phase: Start, Class: d.Classes[class], Entry: entry})
 }
 
 // end records an episode end with its final entry; class is the final class.
 func (e *Engine) end(det, class int, entry Entry) {
-	name := Detectors[det]
+	d := descriptors[det]
 	e.c.Active[det].Add(-1)
-	e.sink.Detection(&Event{Detector: name, Phase: End, Class: Classes[name][class], Entry: entry})
+	e.sink.Detection(&Event{Detector: d.Name, Phase: End, Class: d.Classes[class], Entry: entry})
 }
 
 // later returns t, or last when t is earlier: out-of-order packets count with gap 0 and

@@ -11,18 +11,18 @@ import (
 func TestIndexesMatchNames(t *testing.T) {
 	for i, name := range map[int]string{detScanner: Scanner, detTelnetSweep: TelnetSweep, detTelnetSurge: TelnetSurge,
 		detUDPThenSYN: UDPThenSYN, detBackscatter: Backscatter, detFingerprint: Fingerprint} {
-		if Detectors[i] != name {
-			t.Errorf("detector index %d is %q, want %q", i, Detectors[i], name)
+		if descriptors[i].Name != name {
+			t.Errorf("detector index %d is %q, want %q", i, descriptors[i].Name, name)
 		}
 	}
 	for i, name := range map[int]string{classHorizontal: "horizontal", classVertical: "vertical", classMixed: "mixed"} {
-		if Classes[Scanner][i] != name {
-			t.Errorf("scanner class %d is %q, want %q", i, Classes[Scanner][i], name)
+		if descriptors[detScanner].Classes[i] != name {
+			t.Errorf("scanner class %d is %q, want %q", i, descriptors[detScanner].Classes[i], name)
 		}
 	}
 	for i, name := range map[int]string{classMirai: "mirai", classOther: "other"} {
-		if Classes[TelnetSweep][i] != name {
-			t.Errorf("telnet class %d is %q, want %q", i, Classes[TelnetSweep][i], name)
+		if descriptors[detTelnetSweep].Classes[i] != name {
+			t.Errorf("telnet class %d is %q, want %q", i, descriptors[detTelnetSweep].Classes[i], name)
 		}
 	}
 	for i, name := range map[int]string{payloadDHT: "dht", payloadUTP: "utp", payloadOther: "other"} {

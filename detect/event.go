@@ -8,8 +8,7 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Detector names: the `event` log field, the `detector` metric label, and (but for
-// fingerprint, reported under "tools") the keys of the report's "detections" object.
+// Detector names: the `event` log field and the `detector` metric label (Descriptor.Name).
 const (
 	Scanner     = "scanner"
 	TelnetSweep = "telnet_sweep"
@@ -18,20 +17,6 @@ const (
 	Backscatter = "backscatter"
 	Fingerprint = "fingerprint"
 )
-
-// Detectors lists every detector name in report order.
-var Detectors = []string{Scanner, TelnetSweep, TelnetSurge, UDPThenSYN, Backscatter, Fingerprint}
-
-// Classes lists the `class` label values of telescope_detections_total per detector. The
-// set is fixed so every series exists (at 0) from the start.
-var Classes = map[string][]string{
-	Scanner:     {"horizontal", "vertical", "mixed"},
-	TelnetSweep: {"mirai", "other"},
-	TelnetSurge: {"surge"},
-	UDPThenSYN:  PayloadKinds,
-	Backscatter: BackscatterKinds,
-	Fingerprint: Tools,
-}
 
 // PayloadKinds are the udp_then_syn payload classes.
 var PayloadKinds = []string{"dht", "utp", "other"}

@@ -214,11 +214,14 @@ func checkEvents(t testing.TB, got []*Event, want []ev) {
 // checkCounters verifies that Detections and Active agree with a complete event log.
 func checkCounters(t testing.TB, c *Counters, all []*Event) {
 	t.Helper()
-	var starts [len6][maxClasses]uint64
-	var active [len6]int64
+	var starts [numDetectors][maxClasses]uint64
+	var active [numDetectors]int64
 	for _, e := range all {
 		d := DetectorIndex(e.Detector)
-		k := ClassIndex(e.Detector, e.Class)
+		k := -1
+		if d >= 0 {
+			k = descriptors[d].ClassIndex(e.Class)
+		}
 		if d < 0 || k < 0 {
 			t.Fatalf("event with unknown detector/class %q/%q", e.Detector, e.Class)
 		}
@@ -232,17 +235,17 @@ func checkCounters(t testing.TB, c *Counters, all []*Event) {
 			active[d]--
 		}
 	}
-	for d := range Detectors {
-		for k := range Classes[Detectors[d]] {
+	for d, desc := range descriptors {
+		for k, class := range desc.Classes {
 			if got := c.Detections[d][k].Load(); got != starts[d][k] {
-				t.Errorf("Detections[%s][%s] = %d, events say %d", Detectors[d], Classes[Detectors[d]][k], got, starts[d][k])
+				t.Errorf("Detections[%s][%s] = %d, events say %d", desc.Name, class, got, starts[d][k])
 			}
 		}
 		if d == detTelnetSurge {
 			continue
 		}
 		if got := c.Active[d].Load(); got != active[d] {
-			t.Errorf("Active[%s] = %d, events say %d", Detectors[d], got, active[d])
+			t.Errorf("Active[%s] = %d, events say %d", desc.Name, got, active[d])
 		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"github.com/telescope-dev/telescope/capture"
 )
 
-// Scanner classes, indexes of Classes[Scanner].
+// Scanner classes, indexes of the scanner descriptor's Classes.
 const (
 	classHorizontal = iota
 	classVertical
@@ -37,6 +37,9 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 	changed := w.Targets.Add(&e.slab, capture.Mix64(dst^seedPair^uint64(port)))
 	w.Ports.Add(&e.slab, capture.Mix64(seedPort+uint64(port)))
 	addSmall(&w.IPs, &w.NIPs, uint32(dst))
+	if e.watched.has(port) {
+		e.watchedProbe(w, port, rec != nil)
+	}
 	if rec != nil {
 		return
 	}
@@ -47,6 +50,29 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 		e.watch(rec.Scan.Last)
 		entry := e.scannerEntry(h.Src, &rec.Scan)
 		e.begin(detScanner, scannerClass(entry.Ports, rec.Scan.NIPs), entry)
+		e.countWatched(rec.Scan.Watched)
+	}
+}
+
+// watchedProbe notes a probe of a watched port in a scanner window; in an active episode
+// a watched port probed for the first time counts at once.
+func (e *Engine) watchedProbe(w *ScanWindow, port uint16, active bool) {
+	i := e.watched.index(port)
+	if i < 0 || w.Watched&(1<<i) != 0 {
+		return
+	}
+	w.Watched |= 1 << i
+	if active {
+		e.c.addWatched(port)
+	}
+}
+
+// countWatched counts a new scanner episode under each watched port its window probed.
+func (e *Engine) countWatched(mask uint64) {
+	for i, p := range e.watched.ports {
+		if mask&(1<<i) != 0 {
+			e.c.addWatched(p)
+		}
 	}
 }
 
@@ -83,7 +109,7 @@ func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
 	ports := w.Ports.Count(&e.slab)
 	return &ScannerEntry{
 		Src:       src.String(),
-		Class:     Classes[Scanner][scannerClass(ports, w.NIPs)],
+		Class:     descriptors[detScanner].Classes[scannerClass(ports, w.NIPs)],
 		Packets:   w.Packets,
 		Targets:   w.Targets.Count(&e.slab),
 		Ports:     ports,
@@ -98,7 +124,7 @@ func (e *Engine) endScanner(src capture.Addr, rec *episode) {
 	entry := e.scannerEntry(src, &rec.Scan)
 	rec.Active &^= epScan
 	e.clearScan(&rec.Scan)
-	e.end(detScanner, ClassIndex(Scanner, entry.Class), entry)
+	e.end(detScanner, descriptors[detScanner].ClassIndex(entry.Class), entry)
 }
 
 // clearScan empties a scanner window, returning its slab blocks.

@@ -216,3 +216,40 @@ func TestScannerEviction(t *testing.T) {
 		t.Fatalf("finish after eviction: %v", evs(ev))
 	}
 }
+
+// TestWatchedPortScanners: a scanner episode counts once under each watched port it
+// probed, before or after it started; unwatched ports and non-scanners count nowhere.
+func TestWatchedPortScanners(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.WatchPorts = []uint16{22, 23, 445}
+	h := newHarness(t, cfg)
+	// Below the threshold: a source probing port 22 that never becomes a scanner.
+	h.feed(seq(10, t0, sec, func(i int, ts int64) capture.Header {
+		return syn("192.0.2.99", ip4("203.0.113.0", i), 22, ts)
+	})...)
+	// A scanner: 50 probes of 22 (twice per target), then 100 of port 80 (the episode
+	// starts), then port 445 during the episode, then 22 again.
+	pkts := cat(
+		seq(50, t0, sec, func(i int, ts int64) capture.Header { return syn(scanSrc, ip4("203.0.113.0", i%25), 22, ts) }),
+		horiz(100, t0+50*sec),
+		seq(5, t0+150*sec, sec, func(i int, ts int64) capture.Header { return syn(scanSrc, ip4("203.0.113.0", i), 445, ts) }),
+		seq(5, t0+155*sec, sec, func(i int, ts int64) capture.Header { return syn(scanSrc, ip4("203.0.113.0", i), 22, ts) }),
+	)
+	h.feed(pkts...)
+	want := map[uint16]uint64{22: 1, 23: 0, 445: 1, 80: 0}
+	for p, n := range want {
+		if got := h.c.WatchedScanners(p); got != n {
+			t.Errorf("watched port %d: %d scanner episodes, want %d", p, got, n)
+		}
+	}
+	// A second episode of the same source after a quiet window counts again.
+	h.feed(seq(100, t0+170*sec+win+sec, sec, func(i int, ts int64) capture.Header {
+		return syn(scanSrc, ip4("203.0.114.0", i), 22, ts)
+	})...)
+	if got := h.c.WatchedScanners(22); got != 2 {
+		t.Errorf("after a second episode: port 22 counted %d times, want 2", got)
+	}
+	h.finish(t0 + time30m)
+}
+
+const time30m = 30 * mn

@@ -4,7 +4,7 @@ import (
 	"github.com/telescope-dev/telescope/capture"
 )
 
-// Telnet sweep classes, indexes of Classes[TelnetSweep].
+// Telnet sweep classes, indexes of the telnet_sweep descriptor's Classes.
 const (
 	classMirai = iota
 	classOther

@@ -14,8 +14,7 @@ import (
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/capture"
-	"github.com/telescope-dev/telescope/detect"
-	"github.com/telescope-dev/telescope/pipeline"
+	"github.com/telescope-dev/telescope/snapshot"
 )
 
 // ReloadStatus is the outcome of the last configuration (re)load.
@@ -39,26 +38,29 @@ var alwaysFlags = []uint8{
 	capture.FlagPSH | capture.FlagACK, capture.FlagSYN | capture.FlagECE | capture.FlagCWR, 0,
 }
 
-// Collector is a prometheus.Collector over a pipeline.
+// Collector is a prometheus.Collector over snapshots of a pipeline: each scrape takes one
+// snapshot and maps it to series.
 type Collector struct {
-	p       *pipeline.Pipeline
+	snap    func() *snapshot.Snapshot
 	reload  *ReloadStatus
 	version string
 
 	mu     sync.Mutex
-	sticky [aggregate.NumPortKinds]map[uint16]bool // ports exposed once stay exposed
+	sticky [aggregate.NumPortKinds]stickyPorts
 
 	packets, bytes, frames, flags, ports, prefix                *prometheus.Desc
 	uniq, hist, top, detTotal, detActive, telnet, fp, uts, bs   *prometheus.Desc
 	capPackets, capDrops, capUp, workerPkts, reloadOK, reloadTS *prometheus.Desc
-	tracked, evictions, lastTS, buildInfo                       *prometheus.Desc
+	tracked, evictions, lastTS, buildInfo, watched, freezes     *prometheus.Desc
 }
 
 // Options configure a Collector.
 type Options struct {
-	Sensor   string
-	Version  string
-	Pipeline *pipeline.Pipeline
+	Sensor  string
+	Version string
+	// Snapshot returns the state to expose (pipeline.Pipeline.Snapshot); called once per
+	// scrape.
+	Snapshot func() *snapshot.Snapshot
 	Reload   *ReloadStatus
 }
 
@@ -68,12 +70,9 @@ func NewCollector(o Options) *Collector {
 	d := func(name, help string, labels ...string) *prometheus.Desc {
 		return prometheus.NewDesc("telescope_"+name, help, labels, cl)
 	}
-	c := &Collector{p: o.Pipeline, reload: o.Reload, version: o.Version}
+	c := &Collector{snap: o.Snapshot, reload: o.Reload, version: o.Version}
 	if c.reload == nil {
 		c.reload = &ReloadStatus{}
-	}
-	for k := range c.sticky {
-		c.sticky[k] = map[uint16]bool{}
 	}
 	c.packets = d("packets_total", "IP packets received, by IP version and protocol.", "ip", "protocol")
 	c.bytes = d("bytes_total", "Wire bytes of IP packets received, by IP version and protocol.", "ip", "protocol")
@@ -90,8 +89,10 @@ func NewCollector(o Options) *Collector {
 	c.fp = d("fingerprint_packets_total", "SYN probes carrying a scanning tool's fingerprint.", "tool")
 	c.uts = d("udp_then_syn_sources_total", "UDP-then-SYN (BitTorrent-like) detections by UDP payload kind.", "payload")
 	c.bs = d("backscatter_packets_total", "Backscatter packets (replies of DoS victims to spoofed sources) by kind.", "kind")
+	c.watched = d("watched_port_scanners_total", "Scanner episodes that probed a watched port (each episode counted once per port).", "port")
 	c.capPackets = d("capture_packets_total", "Packets received by the capture sockets (records read, when replaying).", "interface")
-	c.capDrops = d("capture_drops_total", "Packets dropped before the workers saw them: by the kernel (ring full) or in a queue.", "interface", "where")
+	c.capDrops = d("capture_drops_total", "Packets the kernel dropped before a worker saw them (ring full).", "interface", "where")
+	c.freezes = d("capture_queue_freezes_total", "Times the kernel found a capture ring full and froze it until a worker released a block.", "interface")
 	c.capUp = d("capture_up", "1 while the capture socket is open and bound (while the input is read, when replaying).", "interface")
 	c.workerPkts = d("worker_packets_total", "Frames handled by each worker.", "worker")
 	c.reloadOK = d("config_last_reload_successful", "1 if the last configuration (re)load succeeded.")
@@ -107,9 +108,9 @@ func NewCollector(o Options) *Collector {
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.packets, c.bytes, c.frames, c.flags, c.ports, c.prefix, c.uniq, c.hist, c.top,
-		c.detTotal, c.detActive, c.telnet, c.fp, c.uts, c.bs, c.capPackets, c.capDrops,
-		c.capUp, c.workerPkts, c.reloadOK, c.reloadTS, c.tracked, c.evictions, c.lastTS,
-		c.buildInfo,
+		c.detTotal, c.detActive, c.telnet, c.fp, c.uts, c.bs, c.watched, c.capPackets,
+		c.capDrops, c.freezes, c.capUp, c.workerPkts, c.reloadOK, c.reloadTS, c.tracked,
+		c.evictions, c.lastTS, c.buildInfo,
 	} {
 		ch <- d
 	}
@@ -123,11 +124,10 @@ func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ..
 	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 }
 
-// Collect implements prometheus.Collector: everything is read now, from atomics and
-// published snapshots; nothing here blocks a worker.
+// Collect implements prometheus.Collector: one snapshot, mapped to series.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	t := c.p.Totals()
-	cfg := c.p.Config()
+	s := c.snap()
+	t := s.Totals
 
 	for v, ip := range []string{"4", "6"} {
 		for pi, name := range aggregate.ProtoNames {
@@ -160,69 +160,103 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(ch, c.flags, n, capture.FlagsName(uint8(f)))
 		}
 	}
-	c.collectPorts(ch, t, cfg.Metrics.TopPorts, cfg.Metrics.WatchPorts)
-	for _, s := range c.p.PrefixSlots() {
-		counter(ch, c.prefix, t.Prefix[s], c.p.PrefixName(s))
+	c.collectPorts(ch, t, s.TopPorts, s.WatchPorts)
+	for _, p := range s.Prefixes {
+		counter(ch, c.prefix, p.Count, p.Name)
 	}
-	counter(ch, c.prefix, t.Prefix[0], "not_dark")
+	counter(ch, c.prefix, s.NotDark, "not_dark")
 
-	c.collectWindow(ch, cfg.Window.String())
-	c.collectDetections(ch)
+	c.collectWindow(ch, s)
+	c.collectDetections(ch, s)
 
-	for _, s := range c.p.Captures() {
-		pk, kd, qd, up := s.Stats()
-		iface := s.Interface()
-		counter(ch, c.capPackets, pk, iface)
-		counter(ch, c.capDrops, kd, iface, "kernel")
-		counter(ch, c.capDrops, qd, iface, "queue")
-		u := 0.0
-		if up {
-			u = 1
-		}
-		gauge(ch, c.capUp, u, iface)
+	for _, cp := range s.Captures {
+		counter(ch, c.capPackets, cp.Packets, cp.Interface)
+		counter(ch, c.capDrops, cp.KernelDrops, cp.Interface, "kernel")
+		counter(ch, c.freezes, cp.QueueFreezes, cp.Interface)
+		gauge(ch, c.capUp, boolValue(cp.Up), cp.Interface)
 	}
-	for i, w := range c.p.Workers() {
-		counter(ch, c.workerPkts, w.C.FrameTotal(), strconv.Itoa(i))
+	for i, n := range s.WorkerFrames {
+		counter(ch, c.workerPkts, n, strconv.Itoa(i))
 	}
-	ok := 0.0
-	if c.reload.ok.Load() {
-		ok = 1
-	}
-	gauge(ch, c.reloadOK, ok)
+	gauge(ch, c.reloadOK, boolValue(c.reload.ok.Load()))
 	gauge(ch, c.reloadTS, float64(c.reload.ts.Load()))
-	tracked, ev := c.p.Tracked()
-	gauge(ch, c.tracked, float64(tracked))
-	counter(ch, c.evictions, ev)
-	gauge(ch, c.lastTS, float64(t.LastTS)/1e9)
+	gauge(ch, c.tracked, float64(s.Tracked))
+	counter(ch, c.evictions, s.Evictions)
+	gauge(ch, c.lastTS, float64(s.LastPacketTS)/1e9)
 	gauge(ch, c.buildInfo, 1, c.version, runtime.Version())
 }
 
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// stickyPorts is the set of ports exposed for one kind at the last scrape, and the offset
+// that keeps "other" continuous when a port joins or leaves that set.
+type stickyPorts struct {
+	scraped bool
+	kept    map[uint16]bool   // ports that were once in the top (bounded, see collectPorts)
+	exposed map[uint16]uint64 // kept ∪ watched, with their values at the last scrape
+	offset  int64             // "other" = packets to unexposed ports − offset
+}
+
+// maxStickyFactor bounds the kept ports of a kind at this many times top_ports.
+const maxStickyFactor = 2
+
 // collectPorts exposes the top ports by packets plus the watched ones, and the rest as
-// "other". A port once exposed stays exposed (up to twice top_ports), so "other" does not
-// drop whenever the ranking shuffles.
+// "other". A port once in the top stays exposed while at most twice top_ports are kept;
+// past that, the kept ports no longer in the top leave. Every series stays monotonic and
+// "other" grows by exactly the packets no exposed series showed: a port that leaves adds
+// to "other" only what it received since the last scrape, and a port that joins keeps in
+// "other" what it received before (its own series starts at its full count, as a new
+// series, whose first value rate() does not count).
 func (c *Collector) collectPorts(ch chan<- prometheus.Metric, t *aggregate.Totals, topN int, watch []uint16) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k, kind := range aggregate.PortKindNames {
 		counts := &t.Ports[k]
-		top := pipeline.TopPorts(counts, topN)
-		st := c.sticky[k]
-		if len(st) > 2*topN {
-			st = map[uint16]bool{}
-			c.sticky[k] = st
+		st := &c.sticky[k]
+		if st.kept == nil {
+			st.kept = map[uint16]bool{}
 		}
+		top := aggregate.TopPorts(counts, topN)
+		inTop := make(map[uint16]bool, len(top))
 		for _, p := range top {
-			st[p.Port] = true
+			inTop[p.Port] = true
+			st.kept[p.Port] = true
 		}
-		show := make(map[uint16]bool, len(st)+len(watch))
-		for p := range st {
-			show[p] = true
+		if len(st.kept) > maxStickyFactor*max(topN, 1) {
+			for p := range st.kept {
+				if !inTop[p] {
+					delete(st.kept, p)
+				}
+			}
+		}
+		exposed := make(map[uint16]uint64, len(st.kept)+len(watch))
+		for p := range st.kept {
+			exposed[p] = counts[p]
 		}
 		for _, p := range watch {
-			show[p] = true
+			exposed[p] = counts[p]
 		}
-		ports := make([]int, 0, len(show))
-		for p := range show {
+		if st.scraped {
+			for p, last := range st.exposed {
+				if _, ok := exposed[p]; !ok {
+					st.offset += int64(last)
+				}
+			}
+			for p, n := range exposed {
+				if _, ok := st.exposed[p]; !ok {
+					st.offset -= int64(n)
+				}
+			}
+		}
+		st.exposed, st.scraped = exposed, true
+
+		ports := make([]int, 0, len(exposed))
+		for p := range exposed {
 			ports = append(ports, int(p))
 		}
 		sort.Ints(ports)
@@ -234,77 +268,48 @@ func (c *Collector) collectPorts(ch chan<- prometheus.Metric, t *aggregate.Total
 			listed += counts[p]
 			counter(ch, c.ports, counts[p], kind, strconv.Itoa(p))
 		}
-		counter(ch, c.ports, total-listed, kind, "other")
+		counter(ch, c.ports, uint64(int64(total-listed)-st.offset), kind, "other")
 	}
 }
 
-func (c *Collector) collectWindow(ch chan<- prometheus.Metric, window string) {
-	ws := c.p.LastWindow()
+func (c *Collector) collectWindow(ch chan<- prometheus.Metric, s *snapshot.Snapshot) {
 	uniq := 0.0
-	if ws != nil {
+	if ws := s.Window; ws != nil {
 		uniq = float64(ws.Unique)
-		for i, s := range ws.Top {
-			gauge(ch, c.top, float64(s.Packets), strconv.Itoa(i+1), s.Addr.String())
+		for i, src := range ws.Top {
+			gauge(ch, c.top, float64(src.Packets), strconv.Itoa(i+1), src.Addr.String())
 		}
 	}
-	gauge(ch, c.uniq, uniq, window)
+	gauge(ch, c.uniq, uniq, s.WindowLength)
 
-	var counts [aggregate.HistBuckets + 1]uint64
-	var sum, count uint64
-	for _, w := range c.p.Workers() {
-		for i := range counts {
-			counts[i] += w.Hist.Counts[i].Load()
-		}
-		sum += w.Hist.Sum.Load()
-		count += w.Hist.Count.Load()
-	}
+	h := &s.SourcesPerWindow
 	buckets := make(map[float64]uint64, aggregate.HistBuckets)
 	var cum uint64
 	for i := 0; i < aggregate.HistBuckets; i++ {
-		cum += counts[i]
+		cum += h.Counts[i]
 		buckets[float64(uint64(1)<<i)] = cum
 	}
-	ch <- prometheus.MustNewConstHistogram(c.hist, count, float64(sum), buckets)
+	ch <- prometheus.MustNewConstHistogram(c.hist, h.Count, float64(h.Sum), buckets)
 }
 
-func (c *Collector) collectDetections(ch chan<- prometheus.Metric) {
-	ws := c.p.Workers()
-	surge := c.p.Surge()
-	for di, det := range detect.Detectors {
-		var active int64
-		for _, w := range ws {
-			active += w.Det.Active[di].Load()
-		}
-		if det == detect.TelnetSurge {
-			active = surge.Active()
-		}
-		gauge(ch, c.detActive, float64(active), det)
-		for ci, class := range detect.Classes[det] {
-			var n uint64
-			for _, w := range ws {
-				n += w.Det.Detections[di][ci].Load()
-			}
-			if det == detect.TelnetSurge {
-				n = surge.Detections()
-			}
-			counter(ch, c.detTotal, n, det, class)
+func (c *Collector) collectDetections(ch chan<- prometheus.Metric, s *snapshot.Snapshot) {
+	for _, d := range s.Detectors {
+		gauge(ch, c.detActive, float64(d.Active), d.Name)
+		for _, cl := range d.Started {
+			counter(ch, c.detTotal, cl.Count, d.Name, cl.Name)
 		}
 	}
-	gauge(ch, c.telnet, float64(surge.LastBucketSources()))
-	sumOver := func(get func(w *pipeline.Worker) uint64) uint64 {
-		var n uint64
-		for _, w := range ws {
-			n += get(w)
-		}
-		return n
+	gauge(ch, c.telnet, float64(s.TelnetSources))
+	for _, n := range s.FingerprintPackets {
+		counter(ch, c.fp, n.Count, n.Name)
 	}
-	for i, tool := range detect.Tools {
-		counter(ch, c.fp, sumOver(func(w *pipeline.Worker) uint64 { return w.Det.FingerprintPackets[i].Load() }), tool)
+	for _, n := range s.UDPThenSYNSources {
+		counter(ch, c.uts, n.Count, n.Name)
 	}
-	for i, kind := range detect.PayloadKinds {
-		counter(ch, c.uts, sumOver(func(w *pipeline.Worker) uint64 { return w.Det.UDPThenSYNSources[i].Load() }), kind)
+	for _, n := range s.BackscatterPackets {
+		counter(ch, c.bs, n.Count, n.Name)
 	}
-	for i, kind := range detect.BackscatterKinds {
-		counter(ch, c.bs, sumOver(func(w *pipeline.Worker) uint64 { return w.Det.BackscatterPackets[i].Load() }), kind)
+	for _, w := range s.WatchedPortScanners {
+		counter(ch, c.watched, w.Episodes, strconv.Itoa(int(w.Port)))
 	}
 }

@@ -2,12 +2,13 @@ package metrics
 
 import (
 	"bytes"
-	"context"
 	"flag"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
-
-	"github.com/telescope-dev/telescope/configs"
-	"github.com/telescope-dev/telescope/internal/pcaptest"
-	"github.com/telescope-dev/telescope/pipeline"
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/snapshot"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -27,60 +28,88 @@ var t0 = time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
 
 func a(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-// goldenCapture: a scanner sweeping TCP/23, UDP to 1900, backscatter, IPv6, spread over
-// two 1-minute windows so that one window is closed before the end.
-func goldenCapture(t *testing.T) string {
-	t.Helper()
-	var ps []pcaptest.Packet
-	for i := 0; i < 30; i++ {
-		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(i) * time.Second),
-			Src: a("192.0.2.1"), Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i + 1)}),
-			SrcPort: 40000, DstPort: 23, Flags: 0x02, Seq: uint32(203)<<24 | 113<<8 | uint32(i+1)})
+// fixture is a hand-built snapshot: a scanner sweeping TCP/23 (a Mirai-fingerprinted
+// telnet sweeper), UDP to 1900, one SYN-ACK of backscatter, an IPv6 SYN and a SYN outside
+// the dark space, over two 1-minute windows with two workers.
+func fixture() *snapshot.Snapshot {
+	t := new(aggregate.Totals)
+	t.Frames[capture.ResultIP] = 36
+	t.Packets[0][aggregate.ProtoTCP], t.Bytes[0][aggregate.ProtoTCP] = 32, 1920
+	t.Packets[0][aggregate.ProtoUDP], t.Bytes[0][aggregate.ProtoUDP] = 3, 180
+	t.Packets[1][aggregate.ProtoTCP], t.Bytes[1][aggregate.ProtoTCP] = 1, 74
+	t.Flags[capture.FlagSYN], t.Flags[capture.FlagSYN|capture.FlagACK] = 32, 1
+	t.Ports[aggregate.PortsTCPSYN][23] = 30
+	t.Ports[aggregate.PortsTCPSYN][22] = 1
+	t.Ports[aggregate.PortsTCPSYN][445] = 1
+	t.Ports[aggregate.PortsUDP][1900] = 3
+	t.FirstTS = t0.UnixNano()
+	t.LastTS = t0.Add(80 * time.Second).UnixNano()
+	s := &snapshot.Snapshot{
+		Totals:       t,
+		Prefixes:     []snapshot.NamedCount{{Name: "203.0.113.0/24", Count: 34}, {Name: "2001:db8:1::/48", Count: 1}},
+		NotDark:      1,
+		WindowLength: "1m",
+		Window: &aggregate.WindowStats{Index: 28487888, Unique: 2, Packets: 2, Top: []aggregate.SourceCount{
+			{Addr: capture.AddrFromNetip(a("192.0.2.3")), Packets: 1},
+			{Addr: capture.AddrFromNetip(a("2001:db8:ffff::1")), Packets: 1},
+		}},
+		TelnetSources:       0,
+		WatchedPortScanners: []snapshot.PortEpisodes{{Port: 23, Episodes: 1}, {Port: 8080, Episodes: 0}},
+		Captures:            []snapshot.CaptureCounts{{Interface: "replay", Packets: 36}},
+		WorkerFrames:        []uint64{35, 1},
+		Tracked:             7,
+		LastPacketTS:        t.LastTS,
+		TopPorts:            2,
+		WatchPorts:          []uint16{23, 8080},
 	}
-	for i := 0; i < 3; i++ {
-		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(40+i) * time.Second), Proto: "udp",
-			Src: a("192.0.2.2"), Dst: a("203.0.113.200"), SrcPort: 5000, DstPort: 1900})
+	h := &s.SourcesPerWindow
+	h.Counts[0], h.Counts[2], h.Counts[5], h.Sum, h.Count = 3, 1, 1, 36, 5
+	started := map[string]map[string]uint64{
+		"scanner": {"horizontal": 1}, "telnet_sweep": {"mirai": 1}, "fingerprint": {"mirai": 1},
 	}
-	ps = append(ps,
-		pcaptest.Packet{TS: t0.Add(50 * time.Second), Src: a("198.51.100.7"), Dst: a("203.0.113.9"), SrcPort: 80, DstPort: 4444, Flags: 0x12},
-		pcaptest.Packet{TS: t0.Add(70 * time.Second), Src: a("2001:db8:ffff::1"), Dst: a("2001:db8:1::1"), SrcPort: 1234, DstPort: 22, Flags: 0x02},
-		pcaptest.Packet{TS: t0.Add(80 * time.Second), Src: a("192.0.2.3"), Dst: a("198.51.100.1"), SrcPort: 1234, DstPort: 445, Flags: 0x02},
-	)
-	path := filepath.Join(t.TempDir(), "golden.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
+	for _, d := range detect.Descriptors() {
+		ds := snapshot.DetectorSnapshot{Name: d.Name}
+		for _, c := range d.Classes {
+			ds.Started = append(ds.Started, snapshot.NamedCount{Name: c, Count: started[d.Name][c]})
+		}
+		s.Detectors = append(s.Detectors, ds)
 	}
-	return path
+	for _, tool := range detect.Tools {
+		n := uint64(0)
+		if tool == "mirai" {
+			n = 30
+		}
+		s.FingerprintPackets = append(s.FingerprintPackets, snapshot.NamedCount{Name: tool, Count: n})
+	}
+	for _, k := range detect.PayloadKinds {
+		s.UDPThenSYNSources = append(s.UDPThenSYNSources, snapshot.NamedCount{Name: k})
+	}
+	for _, k := range detect.BackscatterKinds {
+		n := uint64(0)
+		if k == "syn_ack" {
+			n = 1
+		}
+		s.BackscatterPackets = append(s.BackscatterPackets, snapshot.NamedCount{Name: k, Count: n})
+	}
+	return s
 }
 
-func replayed(t *testing.T) (*pipeline.Pipeline, *prometheus.Registry) {
-	t.Helper()
-	cfg, err := configs.Parse([]byte(`
-sensor: lab-1
-window: 1m
-dark_prefixes: [203.0.113.0/24, 2001:db8:1::/48]
-detect: {scanner: {min_packets: 25, min_targets: 20}}
-metrics: {top_ports: 2, watch_ports: [23, 8080], top_sources: 2}
-`), "golden.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := p.Replay(context.Background(), pipeline.ReplayOptions{Files: []string{goldenCapture(t)}})
-	if len(res.Errors) != 0 {
-		t.Fatal(res.Errors)
-	}
+// registry registers a collector over snapshots from get.
+func registry(get func() *snapshot.Snapshot) *prometheus.Registry {
 	reload := &ReloadStatus{}
 	reload.Set(true, time.Unix(1700000000, 0))
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(Options{Sensor: cfg.Sensor, Version: "test", Pipeline: p, Reload: reload}))
-	return p, reg
+	reg.MustRegister(NewCollector(Options{Sensor: "lab-1", Version: "test", Snapshot: get, Reload: reload}))
+	return reg
 }
 
-// TestCollectorGolden compares the whole exposition after a replay with a reviewed golden
+func replayed(t *testing.T) (*snapshot.Snapshot, *prometheus.Registry) {
+	t.Helper()
+	s := fixture()
+	return s, registry(func() *snapshot.Snapshot { return s })
+}
+
+// TestCollectorGolden compares the whole exposition of the fixture with a reviewed golden
 // file (go test ./metrics -run Golden -update rewrites it; review the diff).
 func TestCollectorGolden(t *testing.T) {
 	_, reg := replayed(t)
@@ -190,5 +219,74 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) != 0 {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestPortSeriesMonotonic drives the collector with a shuffling port ranking over many
+// scrapes: every exposed series (ports and "other") never goes backwards, "other" grows by
+// exactly the packets of the ports not exposed at both scrapes, and the exposed set stays
+// bounded.
+func TestPortSeriesMonotonic(t *testing.T) {
+	s := fixture()
+	s.TopPorts = 3
+	s.WatchPorts = []uint16{23}
+	reg := registry(func() *snapshot.Snapshot { return s })
+	rng := rand.New(rand.NewPCG(1, 2))
+	last := map[string]float64{}
+	prevExposed := map[string]bool{}
+	prevCounts := s.Totals.Ports[aggregate.PortsTCPSYN]
+	for scrape := 0; scrape < 300; scrape++ {
+		// A burst on a few random ports (of 40), so the top 3 keeps changing.
+		for i := 0; i < 5; i++ {
+			s.Totals.Ports[aggregate.PortsTCPSYN][1000+rng.IntN(40)] += uint64(rng.IntN(50))
+		}
+		got := map[string]float64{}
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "telescope_dst_port_packets_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				var kind, port string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "kind":
+						kind = l.GetValue()
+					case "port":
+						port = l.GetValue()
+					}
+				}
+				if kind == "tcp_syn" {
+					got[port] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if n := len(got) - 1; n > 2*s.TopPorts+len(s.WatchPorts) {
+			t.Fatalf("scrape %d: %d ports exposed, bound %d", scrape, n, 2*s.TopPorts+len(s.WatchPorts))
+		}
+		var unexposedGrowth float64
+		for p := 0; p < 65536; p++ {
+			name := strconv.Itoa(p)
+			if _, now := got[name]; !now || !prevExposed[name] {
+				unexposedGrowth += float64(s.Totals.Ports[aggregate.PortsTCPSYN][p] - prevCounts[p])
+			}
+		}
+		for name, v := range got {
+			if old, ok := last[name]; ok && prevExposed[name] && v < old {
+				t.Fatalf("scrape %d: port %s went backwards %v -> %v", scrape, name, old, v)
+			}
+		}
+		if scrape > 0 && got["other"] != last["other"]+unexposedGrowth {
+			t.Fatalf("scrape %d: other %v -> %v, want +%v", scrape, last["other"], got["other"], unexposedGrowth)
+		}
+		last, prevExposed = got, map[string]bool{}
+		for name := range got {
+			prevExposed[name] = true
+		}
+		prevExposed["other"] = true
+		prevCounts = s.Totals.Ports[aggregate.PortsTCPSYN]
 	}
 }

@@ -17,7 +17,7 @@ import (
 type recorder struct {
 	mu     sync.Mutex
 	events []*detect.Event
-	next   *Collector
+	next   *Episodes
 }
 
 func (r *recorder) Detection(ev *detect.Event) {
@@ -52,7 +52,7 @@ func TestTelescopeDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, workers := range []int{1, 2, 3} {
-		rec := &recorder{next: NewCollector()}
+		rec := &recorder{next: NewEpisodes()}
 		p, err := New(Options{Config: cfg, Workers: workers, Sink: rec})
 		if err != nil {
 			t.Fatal(err)
@@ -86,10 +86,9 @@ func TestTelescopeDay(t *testing.T) {
 				ends[ev.Detector]++
 			}
 		}
-		got := map[string]int{
-			detect.Scanner: len(r.Detections.Scanner), detect.TelnetSweep: len(r.Detections.TelnetSweep),
-			detect.TelnetSurge: len(r.Detections.TelnetSurge), detect.UDPThenSYN: len(r.Detections.UDPThenSYN),
-			detect.Backscatter: len(r.Detections.Backscatter), detect.Fingerprint: len(r.Detections.Tools),
+		got := map[string]int{}
+		for _, d := range detect.Descriptors() {
+			got[d.Name] = len(r.Detections[d.ReportKey])
 		}
 		for det, n := range got {
 			if n != ends[det] {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telescope-dev/telescope/snapshot"
+
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/capture"
@@ -39,11 +41,8 @@ func (p *Pipeline) NewLive(cfg capture.RingConfig) *Live {
 	return l
 }
 
-// Interface implements CaptureStats.
-func (l *Live) Interface() string { return l.cfg.Interface }
-
 // Stats implements CaptureStats: packets and kernel drops over every ring opened so far.
-func (l *Live) Stats() (packets, kernelDrops, queueDrops uint64, up bool) {
+func (l *Live) Stats() snapshot.CaptureCounts {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.closed
@@ -51,9 +50,11 @@ func (l *Live) Stats() (packets, kernelDrops, queueDrops uint64, up bool) {
 		if rs, err := r.Stats(); err == nil {
 			s.Packets += rs.Packets
 			s.Drops += rs.Drops
+			s.QueueFreezes += rs.QueueFreezes
 		}
 	}
-	return s.Packets, s.Drops, 0, l.rings != nil
+	return snapshot.CaptureCounts{Interface: l.cfg.Interface, Packets: s.Packets, KernelDrops: s.Drops,
+		QueueFreezes: s.QueueFreezes, Up: l.rings != nil}
 }
 
 // Ready reports whether every ring is open and bound.

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/telescope-dev/telescope/snapshot"
+
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/aggregate"
@@ -37,10 +39,9 @@ type Pipeline struct {
 	captures []CaptureStats
 }
 
-// CaptureStats is what a packet source reports about itself.
+// CaptureStats is a packet source that reports about itself.
 type CaptureStats interface {
-	Interface() string
-	Stats() (packets, kernelDrops, queueDrops uint64, up bool)
+	Stats() snapshot.CaptureCounts
 }
 
 // New builds the workers (not yet running).

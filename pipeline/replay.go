@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telescope-dev/telescope/snapshot"
+
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/capture"
@@ -38,9 +40,8 @@ type replaySource struct {
 	up      atomic.Bool
 }
 
-func (r *replaySource) Interface() string { return "replay" }
-func (r *replaySource) Stats() (uint64, uint64, uint64, bool) {
-	return r.records.Load(), 0, 0, r.up.Load()
+func (r *replaySource) Stats() snapshot.CaptureCounts {
+	return snapshot.CaptureCounts{Interface: "replay", Packets: r.records.Load(), Up: r.up.Load()}
 }
 
 // Replay reads the files in order through the workers, as fast as it can, on packet time,

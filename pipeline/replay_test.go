@@ -118,7 +118,7 @@ func testConfig(t *testing.T) *configs.Config {
 
 func replayReport(t *testing.T, cfg *configs.Config, workers int, files ...string) (*Report, ReplayResult) {
 	t.Helper()
-	col := NewCollector()
+	col := NewEpisodes()
 	p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
 	if err != nil {
 		t.Fatal(err)
@@ -156,8 +156,8 @@ func TestReplayCountsEveryTableExactly(t *testing.T) {
 		check("ipv6.udp", r.Packets.IPv6.UDP, uint64(1))
 		check("ipv6.icmpv6", r.Packets.IPv6.ICMPv6, uint64(1))
 		check("tcp_flags", r.TCPFlags, map[string]uint64{"SYN": 5, "SYN-ECE-CWR": 2, "SYN-ACK": 1, "RST": 1})
-		check("dst_ports.tcp_syn", r.DstPorts.TCPSYN, []PortCount{{23, 4}, {80, 2}, {22, 1}})
-		check("dst_ports.udp", r.DstPorts.UDP, []PortCount{{1900, 2}, {53, 1}, {443, 1}})
+		check("dst_ports.tcp_syn", r.DstPorts.TCPSYN, []PortCount{{Port: 23, Packets: 4}, {Port: 80, Packets: 2}, {Port: 22, Packets: 1}})
+		check("dst_ports.udp", r.DstPorts.UDP, []PortCount{{Port: 1900, Packets: 2}, {Port: 53, Packets: 1}, {Port: 443, Packets: 1}})
 		check("first_packet", r.FirstPacket.String(), "2019-01-10T12:00:00Z")
 		check("last_packet", r.LastPacket.String(), "2019-01-10T12:00:00.019Z")
 		// 192.0.2.1: 4, .2: 2, .3: 2, .4: 3, .5: 1, .6: 1, .7: 1, v6 ::1: 2, ::2: 1 (the

@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"sort"
 	"sync"
 
@@ -47,10 +50,7 @@ type Report struct {
 }
 
 // PortCount is a destination port and its packets.
-type PortCount struct {
-	Port    uint16 `json:"port"`
-	Packets uint64 `json:"packets"`
-}
+type PortCount = aggregate.PortCount
 
 // AddrSummary is the unique count and top list of sources or destinations.
 type AddrSummary struct {
@@ -64,98 +64,111 @@ type AddrCount struct {
 	Packets uint64 `json:"packets"`
 }
 
-// Detections holds one entry per detection episode, by detector.
-type Detections struct {
-	Scanner     []*detect.ScannerEntry     `json:"scanner"`
-	TelnetSweep []*detect.TelnetSweepEntry `json:"telnet_sweep"`
-	TelnetSurge []*detect.TelnetSurgeEntry `json:"telnet_surge"`
-	UDPThenSYN  []*detect.UDPThenSYNEntry  `json:"udp_then_syn"`
-	Backscatter []*detect.BackscatterEntry `json:"backscatter"`
-	Tools       []*detect.ToolEntry        `json:"tools"`
+// Detections holds one entry per detection episode, by the detectors' report keys. It
+// marshals as an object with every detector's key, in descriptor order (an empty list for
+// a detector without episodes), and reads back with each detector's entry type.
+type Detections map[string][]detect.Entry
+
+// MarshalJSON writes the detectors in report order.
+func (d Detections) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, desc := range detect.Descriptors() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(desc.ReportKey)
+		b.Write(k)
+		b.WriteByte(':')
+		entries := d[desc.ReportKey]
+		if entries == nil {
+			entries = []detect.Entry{}
+		}
+		v, err := json.Marshal(entries)
+		if err != nil {
+			return nil, fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
+		}
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
 
-// Collector gathers the final entry of every episode (its End event) for the report.
-type Collector struct {
+// UnmarshalJSON reads each detector's entries into its own entry type. Keys of detectors
+// this build does not know are ignored (a report of a newer version still reads).
+func (d *Detections) UnmarshalJSON(data []byte) error {
+	var raw map[string][]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	out := Detections{}
+	for _, desc := range detect.Descriptors() {
+		list := make([]detect.Entry, 0, len(raw[desc.ReportKey]))
+		for i, m := range raw[desc.ReportKey] {
+			e := desc.NewEntry()
+			if err := json.Unmarshal(m, e); err != nil {
+				return fmt.Errorf("detections.%s[%d]: %w", desc.ReportKey, i, err)
+			}
+			list = append(list, e)
+		}
+		out[desc.ReportKey] = list
+	}
+	*d = out
+	return nil
+}
+
+// EntriesOf returns the entries of one detector as their concrete type T (entries of
+// another type are skipped).
+func EntriesOf[T detect.Entry](d Detections, reportKey string) []T {
+	out := []T{}
+	for _, e := range d[reportKey] {
+		if v, ok := e.(T); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Episodes gathers the final entry of every episode (its End event) for the report.
+type Episodes struct {
 	mu sync.Mutex
 	d  Detections
 }
 
-// NewCollector returns an empty detection collector.
-func NewCollector() *Collector {
-	return &Collector{d: Detections{
-		Scanner: []*detect.ScannerEntry{}, TelnetSweep: []*detect.TelnetSweepEntry{},
-		TelnetSurge: []*detect.TelnetSurgeEntry{}, UDPThenSYN: []*detect.UDPThenSYNEntry{},
-		Backscatter: []*detect.BackscatterEntry{}, Tools: []*detect.ToolEntry{},
-	}}
+// NewEpisodes returns an empty episode collector.
+func NewEpisodes() *Episodes {
+	return &Episodes{d: Detections{}}
 }
 
 // Detection implements detect.Sink.
-func (c *Collector) Detection(ev *detect.Event) {
+func (c *Episodes) Detection(ev *detect.Event) {
 	if ev.Phase != detect.End {
+		return
+	}
+	desc := detect.Lookup(ev.Detector)
+	if desc == nil {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	switch e := ev.Entry.(type) {
-	case *detect.ScannerEntry:
-		c.d.Scanner = append(c.d.Scanner, e)
-	case *detect.TelnetSweepEntry:
-		c.d.TelnetSweep = append(c.d.TelnetSweep, e)
-	case *detect.TelnetSurgeEntry:
-		c.d.TelnetSurge = append(c.d.TelnetSurge, e)
-	case *detect.UDPThenSYNEntry:
-		c.d.UDPThenSYN = append(c.d.UDPThenSYN, e)
-	case *detect.BackscatterEntry:
-		c.d.Backscatter = append(c.d.Backscatter, e)
-	case *detect.ToolEntry:
-		c.d.Tools = append(c.d.Tools, e)
-	}
+	c.d[desc.ReportKey] = append(c.d[desc.ReportKey], ev.Entry)
 }
 
-// Detections returns the collected entries, each list ordered by first packet time and
-// then by address, so reports of the same input are identical whatever the worker count.
-func (c *Collector) Detections() Detections {
+// Detections returns the collected entries, each list in its detector's report order.
+func (c *Episodes) Detections() Detections {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d := c.d
-	sort.Slice(d.Scanner, func(i, j int) bool {
-		a, b := d.Scanner[i], d.Scanner[j]
-		return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Src < b.Src
-	})
-	sort.Slice(d.TelnetSweep, func(i, j int) bool {
-		a, b := d.TelnetSweep[i], d.TelnetSweep[j]
-		return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Src < b.Src
-	})
-	sort.Slice(d.TelnetSurge, func(i, j int) bool { return d.TelnetSurge[i].Start < d.TelnetSurge[j].Start })
-	sort.Slice(d.UDPThenSYN, func(i, j int) bool {
-		a, b := d.UDPThenSYN[i], d.UDPThenSYN[j]
-		if a.FirstSeen != b.FirstSeen {
-			return a.FirstSeen < b.FirstSeen
-		}
-		if a.Src != b.Src {
-			return a.Src < b.Src
-		}
-		if a.Dst != b.Dst {
-			return a.Dst < b.Dst
-		}
-		return a.Port < b.Port
-	})
-	sort.Slice(d.Backscatter, func(i, j int) bool {
-		a, b := d.Backscatter[i], d.Backscatter[j]
-		return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Victim < b.Victim
-	})
-	sort.Slice(d.Tools, func(i, j int) bool {
-		a, b := d.Tools[i], d.Tools[j]
-		if a.FirstSeen != b.FirstSeen {
-			return a.FirstSeen < b.FirstSeen
-		}
-		return a.Src < b.Src || a.Src == b.Src && a.Tool < b.Tool
-	})
+	d := make(Detections, len(c.d))
+	for _, desc := range detect.Descriptors() {
+		list := c.d[desc.ReportKey]
+		sort.SliceStable(list, func(i, j int) bool { return desc.Less(list[i], list[j]) })
+		d[desc.ReportKey] = list
+	}
 	return d
 }
 
 // Report builds the report once the workers have finished (after Replay returns).
-func (p *Pipeline) Report(c *Collector) *Report {
+func (p *Pipeline) Report(c *Episodes) *Report {
 	t := p.Totals()
 	r := &Report{TCPFlags: map[string]uint64{}}
 	if t.FirstTS != 0 {
@@ -180,33 +193,16 @@ func (p *Pipeline) Report(c *Collector) *Report {
 			r.TCPFlags[capture.FlagsName(uint8(f))] = n
 		}
 	}
-	r.DstPorts.TCPSYN = TopPorts(&t.Ports[aggregate.PortsTCPSYN], reportTop)
-	r.DstPorts.UDP = TopPorts(&t.Ports[aggregate.PortsUDP], reportTop)
+	r.DstPorts.TCPSYN = aggregate.TopPorts(&t.Ports[aggregate.PortsTCPSYN], reportTop)
+	r.DstPorts.UDP = aggregate.TopPorts(&t.Ports[aggregate.PortsUDP], reportTop)
 	r.Sources = p.sourceSummary()
 	r.Destinations = p.destinationSummary()
 	if c != nil {
 		r.Detections = c.Detections()
 	} else {
-		r.Detections = NewCollector().Detections()
+		r.Detections = NewEpisodes().Detections()
 	}
 	return r
-}
-
-// TopPorts returns the n busiest ports with packets, by packets descending, ties by port.
-func TopPorts(counts *[65536]uint64, n int) []PortCount {
-	out := []PortCount{}
-	for p, c := range counts {
-		if c != 0 {
-			out = append(out, PortCount{Port: uint16(p), Packets: c})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].Packets > out[j].Packets || out[i].Packets == out[j].Packets && out[i].Port < out[j].Port
-	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
 }
 
 // sourceSummary merges, per worker, the exact totals of the sources still tracked with the

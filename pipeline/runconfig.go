@@ -25,13 +25,12 @@ func newRunConfig(c *configs.Config, workers int, slots *aggregate.PrefixSlots) 
 	if err != nil {
 		return nil, err
 	}
-	d := c.Detect
+	det := detect.NewConfig(c, workers)
 	return &runConfig{
-		cfg:      c,
-		prefixes: pf,
-		det:      detect.NewConfig(c, workers),
-		detectOn: d.Scanner.Enabled || d.Telnet.Enabled || d.UDPThenSYN.Enabled ||
-			d.Backscatter.Enabled || d.Fingerprint.Enabled,
+		cfg:        c,
+		prefixes:   pf,
+		det:        det,
+		detectOn:   detect.AnyEnabled(det),
 		winLen:     int64(c.Window.D()),
 		topSources: c.Metrics.TopSources,
 	}, nil

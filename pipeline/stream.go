@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telescope-dev/telescope/snapshot"
+
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/capture"
@@ -45,21 +47,18 @@ func (p *Pipeline) NewStream(iface string, open func() (RecordSource, error), is
 	return s
 }
 
-// Interface implements CaptureStats.
-func (s *Stream) Interface() string { return s.iface }
-
 // Stats implements CaptureStats.
-func (s *Stream) Stats() (packets, kernelDrops, queueDrops uint64, up bool) {
+func (s *Stream) Stats() snapshot.CaptureCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	packets, kernelDrops = s.received, s.dropped
+	packets, kernelDrops := s.received, s.dropped
 	if s.src != nil {
 		if r, d, err := s.src.Stats(); err == nil {
 			packets += r
 			kernelDrops += d
 		}
 	}
-	return packets, kernelDrops, 0, s.src != nil
+	return snapshot.CaptureCounts{Interface: s.iface, Packets: packets, KernelDrops: kernelDrops, Up: s.src != nil}
 }
 
 // Ready reports whether the source is open.

@@ -119,7 +119,7 @@ func workerCount(cfg *configs.Config) int {
 func newRegistry(cfg *configs.Config, p *pipeline.Pipeline, reload *metrics.ReloadStatus) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.NewCollector(metrics.Options{
-		Sensor: cfg.Sensor, Version: buildVersion(), Pipeline: p, Reload: reload,
+		Sensor: cfg.Sensor, Version: buildVersion(), Snapshot: p.Snapshot, Reload: reload,
 	}))
 	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"sensor": cfg.Sensor}, reg)
 	wrapped.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

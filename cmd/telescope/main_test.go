@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 	"github.com/telescope-dev/telescope/pipeline"
 )
@@ -77,8 +78,8 @@ func TestReplayWritesReportAndExposition(t *testing.T) {
 	if r.Frames != 41 || r.Packets.IPv4.TCP != 40 || r.Packets.IPv4.UDP != 1 || r.TCPFlags["SYN"] != 40 {
 		t.Errorf("report: frames %d tcp %d udp %d SYN %d", r.Frames, r.Packets.IPv4.TCP, r.Packets.IPv4.UDP, r.TCPFlags["SYN"])
 	}
-	if len(r.Detections.TelnetSweep) != 1 || r.Detections.TelnetSweep[0].Src != "192.0.2.10" || r.Detections.TelnetSweep[0].Targets != 40 {
-		t.Errorf("telnet sweeps: %+v", r.Detections.TelnetSweep)
+	if sw := pipeline.EntriesOf[*detect.TelnetSweepEntry](r.Detections, "telnet_sweep"); len(sw) != 1 || sw[0].Src != "192.0.2.10" || sw[0].Targets != 40 {
+		t.Errorf("telnet sweeps: %+v", sw)
 	}
 	// The detection events went to the log as JSON lines.
 	var starts, ends int

@@ -52,7 +52,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopLog()
 
-	collector := pipeline.NewCollector()
+	collector := pipeline.NewEpisodes()
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: collector})
 	if err != nil {
 		return err

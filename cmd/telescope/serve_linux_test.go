@@ -17,6 +17,7 @@ import (
 
 	"github.com/gopacket/gopacket/layers"
 
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 	"github.com/telescope-dev/telescope/pipeline"
 )
@@ -131,7 +132,7 @@ func TestDHTVectorThenSYN(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 		t.Fatal(err)
 	}
-	got := r.Detections.UDPThenSYN
+	got := pipeline.EntriesOf[*detect.UDPThenSYNEntry](r.Detections, "udp_then_syn")
 	if len(got) != 1 {
 		t.Fatalf("udp_then_syn detections: %+v", got)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 	"github.com/telescope-dev/telescope/pipeline"
@@ -174,7 +175,7 @@ func TestTablesMatchTshark(t *testing.T) {
 			}
 			counts[p]++
 		}
-		return pipeline.TopPorts(&counts, 100)
+		return aggregate.TopPorts(&counts, 100)
 	}
 	if got := portTable("tcp.flags.syn == 1 && tcp.flags.ack == 0 && !icmp && !icmpv6", "tcp.dstport"); !reflect.DeepEqual(got, r.DstPorts.TCPSYN) {
 		t.Errorf("SYN ports:\ntshark    %v\ntelescope %v", got, r.DstPorts.TCPSYN)

@@ -1,0 +1,193 @@
+package detect
+
+// Descriptor is what everything outside the packet path knows about one detector: the
+// report, the metrics collector, the event log, reload and the config check all iterate
+// Descriptors() instead of keeping lists of detector names of their own. The per-packet
+// path (Engine.Packet and SourceState) stays hand-written.
+//
+// Adding a detector: its file (rule, entry type), its test, its config section, and one
+// entry in descriptors below (see docs/DESIGN.md); TestDescriptors fails when a part is
+// missing.
+type Descriptor struct {
+	// Name is the `event` log field and the `detector` metric label.
+	Name string
+	// ReportKey is the detector's key in the report's "detections" object.
+	ReportKey string
+	// ConfigKey is the detector's section under `detect:` in the config file (several
+	// detectors may share one).
+	ConfigKey string
+	// Classes are the `class` label values of telescope_detections_total; the set is
+	// fixed so every series exists (at 0) from the start.
+	Classes []string
+	// StartMsg and EndMsg are the log messages of an episode's start and end events.
+	StartMsg, EndMsg string
+	// Enabled reports whether a configuration runs the detector.
+	Enabled func(c *Config) bool
+	// NewEntry returns an empty report entry of the detector (reports are read back with it).
+	NewEntry func() Entry
+	// Less orders two of the detector's report entries: by first packet time, then by
+	// identity, so reports of the same input are identical whatever the worker count.
+	Less func(a, b Entry) bool
+	// stop ends every active episode of the detector in one engine (a reload disabled
+	// it). Nil for detectors whose state is shared between engines (the surge).
+	stop func(e *Engine)
+}
+
+// Detector indexes: positions in descriptors, the first index of Counters.Detections.
+const (
+	detScanner = iota
+	detTelnetSweep
+	detTelnetSurge
+	detUDPThenSYN
+	detBackscatter
+	detFingerprint
+	numDetectors
+)
+
+// maxClasses bounds len(Classes) of every descriptor (the backscatter kinds).
+const maxClasses = 17
+
+// descriptors lists every detector in report order.
+var descriptors = [numDetectors]*Descriptor{
+	detScanner: {
+		Name: Scanner, ReportKey: "scanner", ConfigKey: "scanner",
+		Classes:  []string{"horizontal", "vertical", "mixed"},
+		StartMsg: "scanner detected", EndMsg: "scanner went quiet",
+		Enabled:  func(c *Config) bool { return c.Scanner.Enabled },
+		NewEntry: func() Entry { return new(ScannerEntry) },
+		Less: func(a, b Entry) bool {
+			x, y := a.(*ScannerEntry), b.(*ScannerEntry)
+			return x.FirstSeen < y.FirstSeen || x.FirstSeen == y.FirstSeen && x.Src < y.Src
+		},
+	},
+	detTelnetSweep: {
+		Name: TelnetSweep, ReportKey: "telnet_sweep", ConfigKey: "telnet",
+		Classes:  []string{"mirai", "other"},
+		StartMsg: "telnet sweep detected", EndMsg: "telnet sweep went quiet",
+		Enabled:  func(c *Config) bool { return c.Telnet.Enabled },
+		NewEntry: func() Entry { return new(TelnetSweepEntry) },
+		Less: func(a, b Entry) bool {
+			x, y := a.(*TelnetSweepEntry), b.(*TelnetSweepEntry)
+			return x.FirstSeen < y.FirstSeen || x.FirstSeen == y.FirstSeen && x.Src < y.Src
+		},
+	},
+	detTelnetSurge: {
+		Name: TelnetSurge, ReportKey: "telnet_surge", ConfigKey: "telnet",
+		Classes:  []string{"surge"},
+		StartMsg: "telnet surge started", EndMsg: "telnet surge ended",
+		Enabled:  func(c *Config) bool { return c.Telnet.Enabled && c.Telnet.SurgeBucket > 0 },
+		NewEntry: func() Entry { return new(TelnetSurgeEntry) },
+		Less: func(a, b Entry) bool {
+			return a.(*TelnetSurgeEntry).Start < b.(*TelnetSurgeEntry).Start
+		},
+	},
+	detUDPThenSYN: {
+		Name: UDPThenSYN, ReportKey: "udp_then_syn", ConfigKey: "udp_then_syn",
+		Classes:  PayloadKinds,
+		StartMsg: "udp then syn pair detected", EndMsg: "udp then syn pair went quiet",
+		Enabled:  func(c *Config) bool { return c.UDPThenSYN.Enabled },
+		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
+		Less: func(a, b Entry) bool {
+			x, y := a.(*UDPThenSYNEntry), b.(*UDPThenSYNEntry)
+			switch {
+			case x.FirstSeen != y.FirstSeen:
+				return x.FirstSeen < y.FirstSeen
+			case x.Src != y.Src:
+				return x.Src < y.Src
+			case x.Dst != y.Dst:
+				return x.Dst < y.Dst
+			}
+			return x.Port < y.Port
+		},
+	},
+	detBackscatter: {
+		Name: Backscatter, ReportKey: "backscatter", ConfigKey: "backscatter",
+		Classes:  BackscatterKinds,
+		StartMsg: "dos attack backscatter detected", EndMsg: "dos attack backscatter ended",
+		Enabled:  func(c *Config) bool { return c.Backscatter.Enabled },
+		NewEntry: func() Entry { return new(BackscatterEntry) },
+		Less: func(a, b Entry) bool {
+			x, y := a.(*BackscatterEntry), b.(*BackscatterEntry)
+			return x.FirstSeen < y.FirstSeen || x.FirstSeen == y.FirstSeen && x.Victim < y.Victim
+		},
+	},
+	detFingerprint: {
+		Name: Fingerprint, ReportKey: "tools", ConfigKey: "fingerprint",
+		Classes:  Tools,
+		StartMsg: "scanning tool fingerprinted", EndMsg: "fingerprinted source went quiet",
+		Enabled:  func(c *Config) bool { return c.Fingerprint.Enabled },
+		NewEntry: func() Entry { return new(ToolEntry) },
+		Less: func(a, b Entry) bool {
+			x, y := a.(*ToolEntry), b.(*ToolEntry)
+			switch {
+			case x.FirstSeen != y.FirstSeen:
+				return x.FirstSeen < y.FirstSeen
+			case x.Src != y.Src:
+				return x.Src < y.Src
+			}
+			return x.Tool < y.Tool
+		},
+	},
+}
+
+// The stop functions end episodes through Engine.end, which reads descriptors: set here
+// to break the initialisation cycle.
+func init() {
+	descriptors[detScanner].stop = func(e *Engine) { e.endSources(epScan, 0, true) }
+	descriptors[detTelnetSweep].stop = func(e *Engine) { e.endSources(epTel, 0, true) }
+	descriptors[detUDPThenSYN].stop = func(e *Engine) { e.endFlows() }
+	descriptors[detBackscatter].stop = func(e *Engine) { e.endVictims() }
+	descriptors[detFingerprint].stop = func(e *Engine) { e.endSources(epFP, 0, true) }
+}
+
+// Descriptors returns every detector's descriptor in report order. The slice is shared:
+// callers must not modify it.
+func Descriptors() []*Descriptor { return descriptors[:] }
+
+// Lookup returns the descriptor of a detector name, or nil.
+func Lookup(name string) *Descriptor {
+	for _, d := range descriptors {
+		if d.Name == name {
+			return d
+		}
+	}
+	return nil
+}
+
+// AnyEnabled reports whether a configuration runs at least one detector.
+func AnyEnabled(c *Config) bool {
+	for _, d := range descriptors {
+		if d.Enabled(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Message returns the log message of an event.
+func (d *Descriptor) Message(p Phase) string {
+	if p == Start {
+		return d.StartMsg
+	}
+	return d.EndMsg
+}
+
+// ClassIndex returns the index of class in d.Classes, or -1.
+func (d *Descriptor) ClassIndex(class string) int {
+	for i, c := range d.Classes {
+		if c == class {
+			return i
+		}
+	}
+	return -1
+}
+
+// DetectorIndex returns the index of a detector name in Descriptors(), or -1.
+func DetectorIndex(name string) int {
+	for i, d := range descriptors {
+		if d.Name == name {
+			return i
+		}
+	}
+	return -1
+}
