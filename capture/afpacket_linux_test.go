@@ -390,14 +390,36 @@ func TestRingsFanoutOnVeth(t *testing.T) {
 	v := newVethPair(t)
 	cfg := liveCfg
 	cfg.Interface, cfg.Workers = v.IfA, 2
-	rings := openRingsIn(t, v.NsA, cfg)
-	for i, r := range rings {
-		if r.Index() != i || r.Group() != rings[0].Group() {
-			t.Fatalf("ring %d: index %d group %d", i, r.Index(), r.Group())
+	sent := liveTraffic(rand.New(rand.NewPCG(7, 11)), 20000, 500)
+	// On a loaded machine the polling goroutine can be descheduled long enough for every
+	// block to be retired by its timeout and the kernel to drop a frame: that is the
+	// scheduler, not the fanout under test, so such a run (drops counted by the kernel) is
+	// repeated, at most twice, with fresh rings.
+	var rings []*Ring
+	var got [][]rxFrame
+	var start, end time.Time
+	for attempt := 1; ; attempt++ {
+		rings = openRingsIn(t, v.NsA, cfg)
+		for i, r := range rings {
+			if r.Index() != i || r.Group() != rings[0].Group() {
+				t.Fatalf("ring %d: index %d group %d", i, r.Index(), r.Group())
+			}
+		}
+		got, start, end = captureWhileSending(t, rings, len(sent), v.NsB, v.IfB, ethFrames(sent))
+		drops := uint64(0)
+		for _, r := range rings {
+			if s, err := r.Stats(); err == nil {
+				drops += s.Drops
+			}
+		}
+		if drops == 0 || attempt == 3 {
+			break
+		}
+		t.Logf("RETRYING: attempt %d: the kernel dropped %d frames (poller descheduled)", attempt, drops)
+		for _, r := range rings {
+			r.Close()
 		}
 	}
-	sent := liveTraffic(rand.New(rand.NewPCG(7, 11)), 20000, 500)
-	got, start, end := captureWhileSending(t, rings, len(sent), v.NsB, v.IfB, ethFrames(sent))
 	checkDelivery(t, sent, got, v.IndexA, start, end, true)
 	checkStats(t, rings, got)
 	t.Logf("ring sizes %d / %d", len(got[0]), len(got[1]))
