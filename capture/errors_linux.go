@@ -43,6 +43,14 @@ func (k ErrorKind) Error() string {
 	return "capture: unknown error kind"
 }
 
+// Permanent reports whether a capture failure will not heal by waiting (missing
+// privilege, an invalid configuration): the daemon stops with its message instead of
+// retrying. An interface that is missing or went away, a busy fanout group, a ring the
+// kernel could not allocate now may all heal, and are retried.
+func Permanent(err error) bool {
+	return errors.Is(err, ErrPermission) || errors.Is(err, ErrConfig)
+}
+
 // CaptureError is a capture failure with a one-line message that says what to do.
 type CaptureError struct {
 	Kind      ErrorKind

@@ -95,8 +95,10 @@ func (l *Live) closeRings() {
 }
 
 // Run captures until ctx ends. When the interface disappears it closes the rings, retries
-// with backoff, and resumes on the same workers (their counters and state continue). On
-// return every episode has ended and the counters are final.
+// with backoff, and resumes on the same workers (their counters and state continue). A
+// failure that cannot heal by waiting (capture.Permanent: privilege, configuration) stops
+// the capture and is returned. On return every episode has ended and the counters are
+// final.
 func (l *Live) Run(ctx context.Context) error {
 	defer l.finish()
 	for {
@@ -105,7 +107,10 @@ func (l *Live) Run(ctx context.Context) error {
 		l.mu.Unlock()
 		if rings == nil {
 			if err := l.reopen(ctx); err != nil {
-				return nil // ctx ended while waiting
+				if ctx.Err() != nil {
+					return nil // ctx ended while waiting
+				}
+				return err
 			}
 			continue
 		}
@@ -113,6 +118,9 @@ func (l *Live) Run(ctx context.Context) error {
 		l.closeRings()
 		if ctx.Err() != nil {
 			return nil
+		}
+		if capture.Permanent(err) {
+			return err
 		}
 		l.log.Error("capture stopped; reopening", zap.String("interface", l.cfg.Interface), zap.Error(err))
 	}
@@ -129,8 +137,9 @@ func (l *Live) reopen(ctx context.Context) error {
 	})
 }
 
-// retry calls open until it succeeds or ctx ends, waiting 1 s, 2 s, 4 s ... up to 30 s
-// between attempts, and logs each failure and the recovery.
+// retry calls open until it succeeds, fails permanently (capture.Permanent, returned) or
+// ctx ends (its error returned), waiting 1 s, 2 s, 4 s ... up to 30 s between attempts,
+// and logs each failure and the recovery.
 func retry(ctx context.Context, log *zap.Logger, iface string, open func() error) error {
 	delay := time.Second
 	for {
@@ -138,6 +147,9 @@ func retry(ctx context.Context, log *zap.Logger, iface string, open func() error
 		if err == nil {
 			log.Info("capture resumed", zap.String("interface", iface))
 			return nil
+		}
+		if capture.Permanent(err) {
+			return err
 		}
 		log.Warn("capture still unavailable; retrying", zap.String("interface", iface),
 			zap.Duration("retry_in", delay), zap.Error(err))

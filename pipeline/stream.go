@@ -88,8 +88,8 @@ func (s *Stream) set(src RecordSource) {
 	s.ready.Store(src != nil)
 }
 
-// Run reads until ctx ends, reopening the source with backoff when it fails. On return
-// every episode has ended.
+// Run reads until ctx ends, reopening the source with backoff when it fails; a failure
+// that cannot heal (capture.Permanent) is returned. On return every episode has ended.
 func (s *Stream) Run(ctx context.Context) error {
 	d := s.p.startDispatch()
 	defer d.close()
@@ -98,13 +98,16 @@ func (s *Stream) Run(ctx context.Context) error {
 		src := s.src
 		s.mu.Unlock()
 		if src == nil {
-			_ = retry(ctx, s.p.log, s.iface, func() error {
+			err := retry(ctx, s.p.log, s.iface, func() error {
 				src, err := s.open()
 				if err == nil {
 					s.set(src)
 				}
 				return err
 			})
+			if err != nil && ctx.Err() == nil {
+				return err // cannot heal (capture.Permanent)
+			}
 			continue
 		}
 		if err := s.read(ctx, src, d); err != nil {
