@@ -166,3 +166,13 @@ func MergeWindows(ws []*WindowStats, topN int) *WindowStats {
 	out.Top = th.Sorted()
 	return out
 }
+
+// FloorDiv divides rounding towards minus infinity, so window and bucket numbers of
+// packet times before 1970 stay ordered.
+func FloorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}

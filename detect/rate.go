@@ -1,6 +1,10 @@
 package detect
 
-import "time"
+import (
+	"time"
+
+	"github.com/telescope-dev/telescope/aggregate"
+)
 
 const (
 	minute = int64(time.Minute)
@@ -110,7 +114,7 @@ func (e *Engine) trackRate(v *victim, t int64) {
 // toSeconds switches to per-second counting at time t: the packets held that fall in the
 // last 60 whole seconds seed the counts, and the peak is the exact count in (t-60s, t].
 func (w *rateWin) toSeconds(t int64) {
-	sec := floorDiv(t, second)
+	sec := aggregate.FloorDiv(t, second)
 	w.Sec, w.Sum, w.Secs = sec, 0, [60]uint32{}
 	var exact uint64
 	for i := 1; i <= w.N; i++ {
@@ -118,7 +122,7 @@ func (w *rateWin) toSeconds(t int64) {
 		if t-ts < minute {
 			exact++
 		}
-		if s := floorDiv(ts, second); sec-s < 60 {
+		if s := aggregate.FloorDiv(ts, second); sec-s < 60 {
 			w.Secs[slot(s)]++
 			w.Sum++
 		}
@@ -129,7 +133,7 @@ func (w *rateWin) toSeconds(t int64) {
 
 // count adds a packet at t to the per-second counts and raises the peak.
 func (w *rateWin) count(t int64) {
-	s := floorDiv(t, second)
+	s := aggregate.FloorDiv(t, second)
 	if s > w.Sec {
 		if s-w.Sec >= 60 {
 			w.Secs, w.Sum = [60]uint32{}, 0

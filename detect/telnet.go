@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/capture"
 )
 
@@ -102,27 +103,18 @@ func (e *Engine) surgeTick() {
 	if size <= 0 {
 		return
 	}
-	nb := floorDiv(e.now, size)
+	nb := aggregate.FloorDiv(e.now, size)
 	if sb.joined {
 		e.surge.report(e.worker, size, sb.bucket, sb.count, nb)
 	} else {
 		sb.joined, sb.size = true, size
 		// The first bucket this worker sees whole: the current one only when the clock
 		// starts exactly at its beginning.
-		e.surge.join(e.worker, size, floorDiv(e.now+size-1, size))
+		e.surge.join(e.worker, size, aggregate.FloorDiv(e.now+size-1, size))
 	}
 	sb.bucket, sb.end, sb.count = nb, (nb+1)*size, 0
 	// A fresh sequence number: no source is counted in the new bucket yet. 0 means "never".
 	if sb.seq++; sb.seq == 0 {
 		sb.seq = 1
 	}
-}
-
-// floorDiv divides rounding towards minus infinity (packet times before 1970 stay ordered).
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

@@ -218,7 +218,7 @@ func (w *Worker) finish(now int64) {
 // rotate closes the open window (if any) and opens the one holding ts.
 func (w *Worker) rotate(ts int64) {
 	wl := w.winLen()
-	idx := floorDiv(ts, wl)
+	idx := aggregate.FloorDiv(ts, wl)
 	if w.winOpen {
 		if idx <= w.winIdx && ts < w.winEnd {
 			return
@@ -297,14 +297,6 @@ func (w *Worker) publish(ws *aggregate.WindowStats) {
 		pair.prev = old.last
 	}
 	w.windows.Store(pair)
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // processBatch handles the frames of a batch this worker owns, then moves its clock to the
