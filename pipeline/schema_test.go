@@ -1,0 +1,115 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/daygen"
+)
+
+const schemaPath = "../docs/report.schema.json"
+
+// TestReportMatchesSchema validates the report of a generated day (every detector has
+// episodes in it) and of an empty input against docs/report.schema.json, and checks the
+// schema lists exactly the detectors' report keys.
+func TestReportMatchesSchema(t *testing.T) {
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	sch, err := c.Compile(schemaPath)
+	if err != nil {
+		t.Fatalf("compile %s: %v", schemaPath, err)
+	}
+
+	path := filepath.Join(t.TempDir(), "day.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daygen.Generate(f, daygen.Options{Seed: 3, Scale: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, files := range [][]string{{path}, nil} {
+		eps := NewEpisodes()
+		p, err := New(Options{Config: configs.Default(), Workers: 2, Sink: eps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Replay(context.Background(), ReplayOptions{Files: files})
+		b, err := json.Marshal(p.Report(eps))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sch.Validate(inst); err != nil {
+			t.Errorf("report of %v does not match the schema: %v", files, err)
+		}
+		if files != nil {
+			var r Report
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range detect.Descriptors() {
+				if d.Name != detect.TelnetSurge && len(r.Detections[d.ReportKey]) == 0 {
+					t.Errorf("the generated day has no %s episode: the schema check of its entries proves nothing", d.Name)
+				}
+			}
+		}
+	}
+
+	var doc struct {
+		Properties struct {
+			Detections struct {
+				Properties map[string]any `json:"properties"`
+				Required   []string       `json:"required"`
+			} `json:"detections"`
+		} `json:"properties"`
+	}
+	b, err := os.ReadFile(schemaPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var keys, props []string
+	for _, d := range detect.Descriptors() {
+		keys = append(keys, d.ReportKey)
+	}
+	for k := range doc.Properties.Detections.Properties {
+		props = append(props, k)
+	}
+	req := append([]string(nil), doc.Properties.Detections.Required...)
+	sort.Strings(keys)
+	sort.Strings(props)
+	sort.Strings(req)
+	if !equal(keys, props) || !equal(keys, req) {
+		t.Errorf("schema detections %v (required %v), descriptors %v", props, req, keys)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
