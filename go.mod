@@ -2,6 +2,8 @@ module github.com/telescope-dev/telescope
 
 go 1.26.0
 
+toolchain go1.26.10
+
 require (
 	github.com/gopacket/gopacket v1.7.7
 	github.com/prometheus/client_golang v1.25.0

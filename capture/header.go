@@ -117,7 +117,7 @@ func (l LinkType) Known() bool {
 }
 
 // TCP flag bits, in the order of the flags byte of the TCP header. The bit order is also
-// the naming order of DESIGN.md (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR).
+// the naming order of docs/DESIGN.md (FIN, SYN, RST, PSH, ACK, URG, ECE, CWR).
 const (
 	FlagFIN uint8 = 1 << iota
 	FlagSYN

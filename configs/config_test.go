@@ -16,7 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// documented returns the defaults of INTERFACE.md, written out independently of telescope.yaml.
+// documented returns the defaults of the README's configuration section, written out independently of telescope.yaml.
 func documented() *Config {
 	return &Config{
 		Sensor:       "",

@@ -153,7 +153,7 @@ func names(expo []byte) []string {
 	return out
 }
 
-// TestEverySeriesOfTheInterfaceExists checks the metric names of INTERFACE.md are all
+// TestEverySeriesOfTheInterfaceExists checks the metric names of the README's metrics table are all
 // exposed, each with the sensor label.
 func TestEverySeriesOfTheInterfaceExists(t *testing.T) {
 	_, reg := replayed(t)

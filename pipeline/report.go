@@ -12,10 +12,10 @@ import (
 	"github.com/telescope-dev/telescope/detect"
 )
 
-// reportTop is the length of the report's top lists (INTERFACE.md).
+// reportTop is the length of the report's top lists (docs/report.schema.json).
 const reportTop = 100
 
-// Report is the replay report of INTERFACE.md.
+// Report is the replay report; docs/report.schema.json is its schema.
 type Report struct {
 	FirstPacket  *detect.Time `json:"first_packet"`
 	LastPacket   *detect.Time `json:"last_packet"`

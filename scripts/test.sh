@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin:/usr/sbin:/sbin"
+# Build and test with the toolchain go.mod names (a patched Go: govulncheck checks it), fetched
+# through the module proxy when the machine's Go is older.
+export GOTOOLCHAIN=auto
 packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc)
 need_install=0
 for tool in tcpdump tshark tcpreplay promtool ip gcc; do
@@ -24,6 +27,26 @@ if [ "$need_install" = 1 ]; then
 		echo "!! the tests that need them will skip (or fail under CI=true): ${packages[*]}"
 	fi
 fi
+
+echo "== go mod tidy"
+if ! go mod tidy -diff; then
+	echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1
+fi
+
+echo "== govulncheck"
+# The vulnerability database: GOVULNDB if set (a URL or file:// mirror), else built here from
+# the OSV files of a pinned golang.org/x/vulndb module (the module proxy is reachable where
+# vuln.go.dev may not be). Bump vulndb_version to pick up newer advisories.
+vulndb_version=v0.0.0-20261105234957-e22db6528018
+vulndb="${GOVULNDB:-}"
+if [ -z "$vulndb" ]; then
+	vtmp=$(mktemp -d)
+	trap 'rm -rf "$vtmp"' EXIT
+	vdir=$(cd "$vtmp" && go mod download -json "golang.org/x/vulndb@$vulndb_version" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+	(cd "$vtmp" && go run "golang.org/x/vulndb/cmd/indexdb@$vulndb_version" -vulns "$vdir/data/osv" -out "$vtmp/db")
+	vulndb="file://$vtmp/db"
+fi
+go run golang.org/x/vuln/cmd/govulncheck@v1.9.0 -db "$vulndb" ./...
 
 echo "== go vet"
 go vet ./...
