@@ -396,4 +396,3 @@ func MergeSeries(in []*Series) *Series {
 	}
 	return out
 }
-
