@@ -14,12 +14,12 @@ func testOverview() Overview {
 	t0 := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	return Overview{
 		Sensor: "lab-1", Version: "test", Now: t0.Add(7 * time.Minute), LastPacket: t0.Add(7 * time.Minute),
-		Packets:     map[string]uint64{"tcp": 900000, "udp": 90000, "icmp": 9000, "other": 12},
-		TCPFlags:    map[string]uint64{"SYN": 850000, "SYN-ACK": 30000, "RST": 15000, "SYN-ECE-CWR": 4000, "FIN-SYN-RST-PSH-ACK-URG": 1},
-		TopSYNPorts: []PortCount{{23, 400000}, {52869, 100000}, {8545, 80000}, {22, 60000}, {445, 50000}},
-		TopUDPPorts: []PortCount{{6881, 40000}, {1900, 20000}, {53, 9000}},
-		Current:     Window{Start: t0.Add(5 * time.Minute), End: t0.Add(10 * time.Minute), Packets: 1200, Sources: 300, TopSources: []SourceCount{{"192.0.2.9", 400}}},
-		Last:        Window{Start: t0, End: t0.Add(5 * time.Minute), Packets: 9100, Sources: 812, TopSources: []SourceCount{{"192.0.2.1", 3000}, {"198.51.100.7", 1200}}},
+		Packets:          map[string]uint64{"tcp": 900000, "udp": 90000, "icmp": 9000, "other": 12},
+		TCPFlags:         map[string]uint64{"SYN": 850000, "SYN-ACK": 30000, "RST": 15000, "SYN-ECE-CWR": 4000, "FIN-SYN-RST-PSH-ACK-URG": 1},
+		TopSYNPorts:      []PortCount{{23, 400000}, {52869, 100000}, {8545, 80000}, {22, 60000}, {445, 50000}},
+		TopUDPPorts:      []PortCount{{6881, 40000}, {1900, 20000}, {53, 9000}},
+		Current:          Window{Start: t0.Add(5 * time.Minute), End: t0.Add(10 * time.Minute), Packets: 1200, Sources: 300, TopSources: []SourceCount{{"192.0.2.9", 400}}},
+		Last:             Window{Start: t0, End: t0.Add(5 * time.Minute), Packets: 9100, Sources: 812, TopSources: []SourceCount{{"192.0.2.1", 3000}, {"198.51.100.7", 1200}}},
 		ActiveDetections: map[string]int64{"scanner": 12, "telnet_sweep": 4, "backscatter": 1},
 		DetectionsTotal:  map[string]uint64{"scanner": 120, "telnet_sweep": 40, "backscatter": 3, "fingerprint": 9},
 		Captures:         []Capture{{Interface: "eth1", Up: true, Packets: 999012, KernelDrops: 3}, {Interface: "eth2", Up: false}},
