@@ -212,7 +212,7 @@ type bar struct {
 
 // barChart draws one horizontal bar per row, on a log10 scale when logScale.
 func barChart(label, xLabel string, rows []bar, logScale bool) template.HTML {
-	const rowH, labelW, valueW = 18, 150, 150
+	const rowH, labelW, valueW = 18, 210, 130
 	h := marginT + len(rows)*rowH + marginB - 10
 	w := chartW
 	var s svgBuf
