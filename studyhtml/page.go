@@ -410,10 +410,17 @@ func distFigure(r *pipeline.Report, total uint64) figure {
 	return f
 }
 
-// profiles maps a source address to what the detectors said about it.
+// profiles maps each top source to what the detectors said about it.
 func profiles(r *pipeline.Report) map[string][]string {
 	m := map[string]map[string]int{}
+	top := make(map[string]bool, len(r.Sources.Top))
+	for _, s := range r.Sources.Top {
+		top[s.Addr] = true
+	}
 	add := func(a, s string) {
+		if !top[a] {
+			return
+		}
 		if m[a] == nil {
 			m[a] = map[string]int{}
 		}
