@@ -32,7 +32,9 @@ type Pipeline struct {
 	slots   *aggregate.PrefixSlots
 	surge   *detect.Surge
 	sink    *eventSink
-	log     *zap.Logger
+	// episodes counts episodes started per minute for the report's series (series.go).
+	episodes *episodeSeries
+	log      *zap.Logger
 
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
@@ -57,7 +59,8 @@ func New(o Options) (*Pipeline, error) {
 		log = zap.NewNop()
 	}
 	p := &Pipeline{slots: aggregate.NewPrefixSlots(), log: log}
-	p.sink = &eventSink{log: log, next: o.Sink}
+	p.episodes = newEpisodeSeries()
+	p.sink = &eventSink{log: log, next: teeSink{p.episodes, o.Sink}}
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots)
 	if err != nil {
 		return nil, err

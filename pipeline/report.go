@@ -47,6 +47,12 @@ type Report struct {
 	Sources      AddrSummary `json:"sources"`
 	Destinations AddrSummary `json:"destinations"`
 	Detections   Detections  `json:"detections"`
+
+	// Beyond INTERFACE.md, for charts and merging (series.go, merge.go).
+	Series        *Series        `json:"series,omitempty"`
+	Distributions *Distributions `json:"distributions,omitempty"`
+	Sketches      *Sketches      `json:"sketches,omitempty"`
+	Merged        *MergeInfo     `json:"merged,omitempty"`
 }
 
 // PortCount is a destination port and its packets.
@@ -195,8 +201,10 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	}
 	r.DstPorts.TCPSYN = aggregate.TopPorts(&t.Ports[aggregate.PortsTCPSYN], reportTop)
 	r.DstPorts.UDP = aggregate.TopPorts(&t.Ports[aggregate.PortsUDP], reportTop)
-	r.Sources = p.sourceSummary()
-	r.Destinations = p.destinationSummary()
+	r.Distributions, r.Sketches = &Distributions{}, &Sketches{HLLPrecision: hllPrecision}
+	r.Sources = p.sourceSummary(r.Distributions, r.Sketches)
+	r.Destinations = p.destinationSummary(r.Distributions, r.Sketches)
+	r.Series = p.series()
 	if c != nil {
 		r.Detections = c.Detections()
 	} else {
@@ -207,7 +215,7 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 
 // sourceSummary merges, per worker, the exact totals of the sources still tracked with the
 // Space-Saving summary of those the table evicted, then the workers' lists.
-func (p *Pipeline) sourceSummary() AddrSummary {
+func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 	hll := newHLL()
 	sum := map[capture.Addr]uint64{}
 	for _, w := range p.workers {
@@ -226,21 +234,24 @@ func (p *Pipeline) sourceSummary() AddrSummary {
 			n := e.total + evicted[*k]
 			delete(evicted, *k)
 			top.Offer(*k, n)
+			addLog2(&d.PacketsPerSource, n)
 		}
 		for k, n := range evicted {
 			top.Offer(k, n)
+			addLog2(&d.PacketsPerSource, n)
 		}
 		for _, c := range top.Sorted() {
 			sum[c.Addr] += c.Packets
 		}
 	}
+	sk.SourcesHLL = EncodeHLL(hll)
 	return summary(hll.Estimate(), sum)
 }
 
 // destinationSummary merges the dense per-address counts of the dark IPv4 space (exact) with
 // the Space-Saving summaries of the other destinations. Unique destinations: the dark
 // addresses seen, exactly, plus the HLL estimate of the others.
-func (p *Pipeline) destinationSummary() AddrSummary {
+func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummary {
 	hll := newHLL()
 	sum := map[capture.Addr]uint64{}
 	pf := p.rc.Load().prefixes
@@ -257,6 +268,8 @@ func (p *Pipeline) destinationSummary() AddrSummary {
 		}
 	}
 	var seen uint64
+	all := newHLL() // every destination, for merging reports
+	_ = all.Merge(hll)
 	top := aggregate.NewTopHeap(reportTop)
 	for i, n := range dense {
 		if n == 0 {
@@ -264,12 +277,16 @@ func (p *Pipeline) destinationSummary() AddrSummary {
 		}
 		seen++
 		a := pf.ExactAddr(int32(i))
+		all.AddHash(a.Hash(seedHLL))
 		top.Offer(a, n+sum[a])
+		addLog2(&d.PacketsPerDestination, n+sum[a])
 		delete(sum, a)
 	}
 	for a, n := range sum {
 		top.Offer(a, n)
+		addLog2(&d.PacketsPerDestination, n)
 	}
+	sk.DestinationsHLL = EncodeHLL(all)
 	s := AddrSummary{Unique: seen + hll.Estimate(), Top: []AddrCount{}}
 	for _, c := range top.Sorted() {
 		s.Top = append(s.Top, AddrCount{Addr: c.Addr.String(), Packets: c.Packets})

@@ -26,7 +26,8 @@ const topCapacity = 1 << 16
 // sourceEntry is a worker's state for one source address: its packets in the current
 // window, its total while tracked, and its detector state. Plain values only.
 type sourceEntry struct {
-	win     uint64 // window generation winPkts belongs to (0 = none)
+	win     uint32 // window generation winPkts belongs to (0 = none)
+	telMin  uint32 // the series' telnet minute this source was last counted in (series.go)
 	winPkts uint64
 	total   uint64
 	det     detect.SourceState
@@ -62,11 +63,12 @@ type Worker struct {
 	dstHLL     *aggregate.HLL // destinations without a dense index
 	engine     *detect.Engine
 	now        int64 // latest packet time seen (monotonic)
+	series     workerSeries
 
 	// The open window.
 	winOpen    bool
 	winIdx     int64
-	winGen     uint64
+	winGen     uint32
 	winEnd     int64
 	winUnique  uint64
 	winPackets uint64
@@ -155,6 +157,7 @@ func (w *Worker) handle(h *capture.Header) {
 	}
 	e.winPkts++
 	e.total++
+	w.series.packet(h, &e.telMin, slot != 0, w.rc.det.Telnet.Ports)
 	w.winPackets++
 	w.srcHLL.AddHash(h.Src.Hash(seedHLL))
 	if dense >= 0 {

@@ -10,9 +10,9 @@ export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin:/usr/sbin:
 # Build and test with the toolchain go.mod names (a patched Go: govulncheck checks it), fetched
 # through the module proxy when the machine's Go is older.
 export GOTOOLCHAIN=auto
-packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc)
+packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc chromium)
 need_install=0
-for tool in tcpdump tshark tcpreplay promtool ip gcc; do
+for tool in tcpdump tshark tcpreplay promtool ip gcc chromium; do
 	command -v "$tool" >/dev/null 2>&1 || need_install=1
 done
 [ -e /usr/include/pcap/pcap.h ] || need_install=1
@@ -62,6 +62,8 @@ echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 echo "== unit and integration tests"
+# The HTML study's browser test keeps its screenshots here.
+export TELESCOPE_ARTIFACTS="${TELESCOPE_ARTIFACTS:-$PWD/test-artifacts}"
 go test -count=1 -timeout 15m ./...
 
 echo "== race detector (concurrent packages)"

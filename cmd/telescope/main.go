@@ -39,6 +39,7 @@ commands:
   run          [--config FILE]    live daemon (default: the embedded configs/telescope.yaml)
   replay       [--config FILE] [--report FILE] [--metrics-out FILE] [--serve] PCAP...
   check-config FILE               validate a config file and print the effective config
+  report       [--html FILE] [--report FILE] REPORT.json...   render or merge saved reports
   version                         print the version
 
 Run 'telescope <command> --help' for the flags of a command.
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdReplay(args[1:], stdout, stderr)
 	case "check-config":
 		err = cmdCheckConfig(args[1:], stdout, stderr)
+	case "report":
+		err = cmdReport(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "telescope %s\n", buildVersion())
 		return 0

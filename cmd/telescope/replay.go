@@ -25,6 +25,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	var cf commonFlags
 	cf.register(fs)
 	report := fs.String("report", "", "write the JSON report to FILE (- for stdout)")
+	htmlOut := fs.String("html", "", "write the study as one self-contained HTML page to FILE (- for stdout)")
 	metricsOut := fs.String("metrics-out", "", "write the final Prometheus text exposition to FILE (- for stdout)")
 	serve := fs.Bool("serve", false, "serve /metrics during the replay and keep serving after the end (until SIGINT/SIGTERM)")
 	progress := fs.Bool("progress", false, "print a progress line on stderr at most once a second (default: when stderr is a terminal)")
@@ -86,13 +87,22 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()))
 
 	var outErr error
+	var rep *pipeline.Report
+	if *report != "" || *htmlOut != "" {
+		rep = p.Report(collector)
+	}
 	if *report != "" {
 		if err := writeOutput(*report, stdout, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
-			return enc.Encode(p.Report(collector))
+			return enc.Encode(rep)
 		}); err != nil {
 			outErr = fmt.Errorf("--report: %w", err)
+		}
+	}
+	if *htmlOut != "" {
+		if err := writeOutput(*htmlOut, stdout, func(w io.Writer) error { return writeHTML(w, rep, files) }); err != nil && outErr == nil {
+			outErr = fmt.Errorf("--html: %w", err)
 		}
 	}
 	if *metricsOut != "" {

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/telescope-dev/telescope/pipeline"
+	"github.com/telescope-dev/telescope/studyhtml"
+)
+
+// cmdReport renders or merges saved replay reports.
+func cmdReport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	html := fs.String("html", "", "write the study as one self-contained HTML page to FILE (- for stdout)")
+	report := fs.String("report", "", "write the (merged) JSON report to FILE (- for stdout)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: telescope report [--html FILE] [--report FILE] REPORT.json...\n\nRenders a saved replay report as HTML, or merges the reports of several files or days\n(counters add up; unique counts come from the union of the reports' sketches).\n\nflags:")
+		fs.PrintDefaults()
+	}
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(files) == 0 {
+		return fmt.Errorf("%w: no report files given (telescope report [--html FILE] [--report FILE] REPORT.json...)", errUsage)
+	}
+	if *html == "" && *report == "" {
+		return fmt.Errorf("%w: nothing to write: give --html FILE and/or --report FILE", errUsage)
+	}
+	if *html == "-" && *report == "-" {
+		return fmt.Errorf("%w: --html and --report cannot both go to stdout", errUsage)
+	}
+	var rs []*pipeline.Report
+	for _, f := range files {
+		r, err := readReport(f)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, r)
+	}
+	r := rs[0]
+	if len(rs) > 1 {
+		if r, err = pipeline.MergeReports(rs); err != nil {
+			return err
+		}
+	}
+	if *report != "" {
+		if err := writeOutput(*report, stdout, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(r)
+		}); err != nil {
+			return fmt.Errorf("--report: %w", err)
+		}
+	}
+	if *html != "" {
+		names := make([]string, len(files))
+		for i, f := range files {
+			names[i] = filepath.Base(f)
+		}
+		if err := writeOutput(*html, stdout, func(w io.Writer) error { return writeHTML(w, r, names) }); err != nil {
+			return fmt.Errorf("--html: %w", err)
+		}
+	}
+	return nil
+}
+
+func readReport(path string) (*pipeline.Report, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r pipeline.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: not a telescope report: %w", path, err)
+	}
+	if r.TCPFlags == nil && r.Frames == 0 && r.FirstPacket == nil {
+		return nil, fmt.Errorf("%s: not a telescope report (no frames, packets or flags)", path)
+	}
+	return &r, nil
+}
+
+// writeHTML writes the study page of r; inputs name what it covers.
+func writeHTML(w io.Writer, r *pipeline.Report, inputs []string) error {
+	if r == nil {
+		return errors.New("no report")
+	}
+	return studyhtml.Render(w, r, studyhtml.Options{Inputs: inputs})
+}

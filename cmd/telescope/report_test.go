@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/pipeline"
+)
+
+// TestReplayHTMLAndReportMerge: replay --html writes the page; `report` renders a saved
+// report and merges two (counters add up, uniques from the merged sketches).
+func TestReplayHTMLAndReportMerge(t *testing.T) {
+	dir := t.TempDir()
+	first, _ := smallCapture(t)
+	t1 := time.Date(2024, 5, 1, 1, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	for i := 0; i < 30; i++ {
+		ps = append(ps, pcaptest.Packet{TS: t1.Add(time.Duration(i) * time.Second), Src: addr4(192, 0, 2, byte(100+i%3)),
+			Dst: addr4(203, 0, 113, byte(i)), SrcPort: 40000, DstPort: 445, Flags: 0x02})
+	}
+	second := filepath.Join(dir, "second.pcap")
+	if err := pcaptest.WriteFile(second, ps); err != nil {
+		t.Fatal(err)
+	}
+	r1, r2, h1 := filepath.Join(dir, "r1.json"), filepath.Join(dir, "r2.json"), filepath.Join(dir, "r1.html")
+	if code, _, errs := telescope(t, "replay", first, "--report", r1, "--html", h1, "--log.level", "error"); code != 0 {
+		t.Fatalf("replay: %d %s", code, errs)
+	}
+	if code, _, errs := telescope(t, "replay", second, "--report", r2, "--log.level", "error"); code != 0 {
+		t.Fatalf("replay: %d %s", code, errs)
+	}
+	page, err := os.ReadFile(h1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(page), "<!DOCTYPE html>") || !strings.Contains(string(page), "<svg") {
+		t.Fatalf("replay --html wrote no page: %.200s", page)
+	}
+	merged, mh := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.html")
+	if code, _, errs := telescope(t, "report", r1, r2, "--report", merged, "--html", mh); code != 0 {
+		t.Fatalf("report: %d %s", code, errs)
+	}
+	var a, b, m pipeline.Report
+	for f, r := range map[string]*pipeline.Report{r1: &a, r2: &b, merged: &m} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.Frames != a.Frames+b.Frames || m.Packets.IPv4.TCP != a.Packets.IPv4.TCP+b.Packets.IPv4.TCP {
+		t.Errorf("merged frames %d, tcp %d; parts %d+%d, %d+%d", m.Frames, m.Packets.IPv4.TCP, a.Frames, b.Frames, a.Packets.IPv4.TCP, b.Packets.IPv4.TCP)
+	}
+	if m.Sources.Unique != 5 || m.Merged == nil || m.Merged.Reports != 2 {
+		t.Errorf("merged: %d unique sources (want 5), merged %+v", m.Sources.Unique, m.Merged)
+	}
+	if hp, err := os.ReadFile(mh); err != nil || !strings.Contains(string(hp), "merged from 2 reports") {
+		t.Errorf("merged page: %v", err)
+	}
+	// Mistakes.
+	if code, _, _ := telescope(t, "report", r1); code != 2 {
+		t.Errorf("report without an output: exit %d, want 2", code)
+	}
+	if code, _, errs := telescope(t, "report", "--html", mh, first); code != 1 || !strings.Contains(errs, "not a telescope report") {
+		t.Errorf("report of a pcap: exit %d, %q", code, errs)
+	}
+}

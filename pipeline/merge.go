@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/detect"
+)
+
+// MergeInfo says that a report is the merge of several and what that means for its numbers.
+type MergeInfo struct {
+	Reports int      `json:"reports"`
+	Notes   []string `json:"notes"`
+}
+
+// Merge notes, in the merged report.
+const (
+	noteCounters = "counters (frames, packets, tcp_flags, series) are the exact sums of the parts"
+	noteTop      = "top lists are the parts' lists summed and re-ranked: an entry's count is exact when it is in every part's list or would be below that part's last entry elsewhere; an entry outside some part's list may be missing or undercounted"
+	noteUnique   = "unique counts are estimates from the union of the parts' HyperLogLog sketches (~0.4 % standard error)"
+	noteNoSketch = "some parts carry no sketches: unique counts are the sums of the parts' counts (upper bounds)"
+	noteDist     = "packets per address distributions are the sums of the parts': an address active in several parts counts once in each"
+	noteEpisodes = "episodes are the parts' episodes: one running across a boundary between parts appears once per part"
+)
+
+// MergeReports merges reports of disjoint inputs (several files, or days) into one.
+func MergeReports(rs []*Report) (*Report, error) {
+	if len(rs) == 0 {
+		return nil, fmt.Errorf("merge: no reports")
+	}
+	out := &Report{TCPFlags: map[string]uint64{}}
+	srcTop, dstTop := map[string]uint64{}, map[string]uint64{}
+	synPorts, udpPorts := map[uint16]uint64{}, map[uint16]uint64{}
+	var srcHLL, dstHLL *aggregate.HLL
+	sketches := true
+	var srcUnique, dstUnique uint64
+	var series []*Series
+	col := NewEpisodes()
+	dist := &Distributions{}
+	for i, r := range rs {
+		if r.FirstPacket != nil && (out.FirstPacket == nil || *r.FirstPacket < *out.FirstPacket) {
+			t := *r.FirstPacket
+			out.FirstPacket = &t
+		}
+		if r.LastPacket != nil && (out.LastPacket == nil || *r.LastPacket > *out.LastPacket) {
+			t := *r.LastPacket
+			out.LastPacket = &t
+		}
+		out.Frames += r.Frames
+		out.NonIPFrames += r.NonIPFrames
+		out.DecodeErrors.Truncated += r.DecodeErrors.Truncated
+		out.DecodeErrors.Malformed += r.DecodeErrors.Malformed
+		a, b := &out.Packets, &r.Packets
+		a.IPv4.TCP += b.IPv4.TCP
+		a.IPv4.UDP += b.IPv4.UDP
+		a.IPv4.ICMP += b.IPv4.ICMP
+		a.IPv4.Other += b.IPv4.Other
+		a.IPv6.TCP += b.IPv6.TCP
+		a.IPv6.UDP += b.IPv6.UDP
+		a.IPv6.ICMPv6 += b.IPv6.ICMPv6
+		a.IPv6.Other += b.IPv6.Other
+		for f, n := range r.TCPFlags {
+			out.TCPFlags[f] += n
+		}
+		for _, pc := range r.DstPorts.TCPSYN {
+			synPorts[pc.Port] += pc.Packets
+		}
+		for _, pc := range r.DstPorts.UDP {
+			udpPorts[pc.Port] += pc.Packets
+		}
+		for _, ac := range r.Sources.Top {
+			srcTop[ac.Addr] += ac.Packets
+		}
+		for _, ac := range r.Destinations.Top {
+			dstTop[ac.Addr] += ac.Packets
+		}
+		srcUnique += r.Sources.Unique
+		dstUnique += r.Destinations.Unique
+		if sk := r.Sketches; sk != nil && sk.SourcesHLL != "" && sk.DestinationsHLL != "" {
+			s, err := DecodeHLL(sk.HLLPrecision, sk.SourcesHLL)
+			if err != nil {
+				return nil, fmt.Errorf("report %d: sources: %w", i+1, err)
+			}
+			d, err := DecodeHLL(sk.HLLPrecision, sk.DestinationsHLL)
+			if err != nil {
+				return nil, fmt.Errorf("report %d: destinations: %w", i+1, err)
+			}
+			if srcHLL == nil {
+				srcHLL, dstHLL = aggregate.NewHLL(s.P), aggregate.NewHLL(d.P)
+			}
+			if err := srcHLL.Merge(s); err != nil {
+				return nil, fmt.Errorf("report %d: %w", i+1, err)
+			}
+			if err := dstHLL.Merge(d); err != nil {
+				return nil, fmt.Errorf("report %d: %w", i+1, err)
+			}
+		} else {
+			sketches = false
+		}
+		if d := r.Distributions; d != nil {
+			dist.PacketsPerSource = addSlices(dist.PacketsPerSource, d.PacketsPerSource)
+			dist.PacketsPerDestination = addSlices(dist.PacketsPerDestination, d.PacketsPerDestination)
+		}
+		series = append(series, r.Series)
+		for _, desc := range detect.Descriptors() {
+			for _, e := range r.Detections[desc.ReportKey] {
+				col.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})
+			}
+		}
+	}
+	out.DstPorts.TCPSYN = rankPorts(synPorts)
+	out.DstPorts.UDP = rankPorts(udpPorts)
+	out.Sources = AddrSummary{Unique: srcUnique, Top: rankAddrs(srcTop)}
+	out.Destinations = AddrSummary{Unique: dstUnique, Top: rankAddrs(dstTop)}
+	out.Detections = col.Detections()
+	out.Series = MergeSeries(series)
+	out.Distributions = dist
+	out.Merged = &MergeInfo{Reports: len(rs), Notes: []string{noteCounters, noteTop}}
+	if sketches {
+		out.Sources.Unique, out.Destinations.Unique = srcHLL.Estimate(), dstHLL.Estimate()
+		out.Sketches = &Sketches{HLLPrecision: srcHLL.P, SourcesHLL: EncodeHLL(srcHLL), DestinationsHLL: EncodeHLL(dstHLL)}
+		out.Merged.Notes = append(out.Merged.Notes, noteUnique)
+	} else {
+		out.Merged.Notes = append(out.Merged.Notes, noteNoSketch)
+	}
+	out.Merged.Notes = append(out.Merged.Notes, noteDist, noteEpisodes)
+	return out, nil
+}
+
+func addSlices(a, b []uint64) []uint64 {
+	for len(a) < len(b) {
+		a = append(a, 0)
+	}
+	for i, v := range b {
+		a[i] += v
+	}
+	return a
+}
+
+// rankPorts returns the top reportTop ports by packets, ties by port.
+func rankPorts(m map[uint16]uint64) []PortCount {
+	out := make([]PortCount, 0, len(m))
+	for p, n := range m {
+		out = append(out, PortCount{Port: p, Packets: n})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Packets > out[j].Packets || out[i].Packets == out[j].Packets && out[i].Port < out[j].Port
+	})
+	if len(out) > reportTop {
+		out = out[:reportTop]
+	}
+	return out
+}
+
+// rankAddrs returns the top reportTop addresses by packets, ties by address.
+func rankAddrs(m map[string]uint64) []AddrCount {
+	out := make([]AddrCount, 0, len(m))
+	for a, n := range m {
+		out = append(out, AddrCount{Addr: a, Packets: n})
+	}
+	less := func(a, b string) bool {
+		x, ex := netip.ParseAddr(a)
+		y, ey := netip.ParseAddr(b)
+		if ex == nil && ey == nil {
+			return x.Less(y)
+		}
+		return a < b
+	}
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Packets > out[j].Packets || out[i].Packets == out[j].Packets && less(out[i].Addr, out[j].Addr)
+	})
+	if len(out) > reportTop {
+		out = out[:reportTop]
+	}
+	return out
+}

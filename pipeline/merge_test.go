@@ -1,0 +1,262 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/daygen"
+)
+
+// splitPcap splits a classic pcap (nanosecond or microsecond, little-endian, as daygen
+// writes) into the records before mid and the rest.
+func splitPcap(t *testing.T, data []byte, mid time.Time) (a, b []byte) {
+	t.Helper()
+	if len(data) < 24 {
+		t.Fatal("short pcap")
+	}
+	scale := int64(1000)
+	switch binary.LittleEndian.Uint32(data) {
+	case 0xa1b2c3d4:
+	case 0xa1b23c4d:
+		scale = 1
+	default:
+		t.Fatalf("not a little-endian pcap: %x", data[:4])
+	}
+	var fa, fb bytes.Buffer
+	fa.Write(data[:24])
+	fb.Write(data[:24])
+	for off := 24; off < len(data); {
+		sec := int64(binary.LittleEndian.Uint32(data[off:]))
+		frac := int64(binary.LittleEndian.Uint32(data[off+4:]))
+		n := int(binary.LittleEndian.Uint32(data[off+8:]))
+		rec := data[off : off+16+n]
+		if time.Unix(sec, frac*scale).Before(mid) {
+			fa.Write(rec)
+		} else {
+			fb.Write(rec)
+		}
+		off += 16 + n
+	}
+	return fa.Bytes(), fb.Bytes()
+}
+
+func replayJSONReport(t testing.TB, cfg *configs.Config, files ...string) *Report {
+	t.Helper()
+	c := NewEpisodes()
+	p, err := New(Options{Config: cfg, Workers: 2, Sink: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := p.Replay(context.Background(), ReplayOptions{Files: files})
+	if len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	// Through JSON and back, as `telescope report` reads saved reports.
+	b, err := json.Marshal(p.Report(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// TestMergeHalves replays a generated day whole and in two halves (split at a minute
+// boundary) and requires the merged halves to give the whole day's counters, series and
+// unique counts (the merged sketches are the whole day's, register for register).
+func TestMergeHalves(t *testing.T) {
+	var buf bytes.Buffer
+	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := daygen.Generate(&buf, daygen.Options{Seed: 5, Scale: 0.1, Start: start, Duration: 4 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	whole, h1, h2 := filepath.Join(dir, "whole.pcap"), filepath.Join(dir, "h1.pcap"), filepath.Join(dir, "h2.pcap")
+	a, b := splitPcap(t, buf.Bytes(), start.Add(2*time.Hour+17*time.Minute))
+	for f, d := range map[string][]byte{whole: buf.Bytes(), h1: a, h2: b} {
+		if err := os.WriteFile(f, d, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := configs.Parse(nil, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := replayJSONReport(t, cfg, whole)
+	r1, r2 := replayJSONReport(t, cfg, h1), replayJSONReport(t, cfg, h2)
+	if r1.Frames == 0 || r2.Frames == 0 {
+		t.Fatalf("a half is empty: %d, %d frames", r1.Frames, r2.Frames)
+	}
+	m, err := MergeReports([]*Report{r1, r2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Frames != w.Frames || m.Packets != w.Packets || m.DecodeErrors != w.DecodeErrors {
+		t.Errorf("counters: merged %d frames %+v, whole %d frames %+v", m.Frames, m.Packets, w.Frames, w.Packets)
+	}
+	if *m.FirstPacket != *w.FirstPacket || *m.LastPacket != *w.LastPacket {
+		t.Errorf("time span: merged %v-%v, whole %v-%v", m.FirstPacket, m.LastPacket, w.FirstPacket, w.LastPacket)
+	}
+	if len(m.TCPFlags) != len(w.TCPFlags) {
+		t.Errorf("flags: merged %d combinations, whole %d", len(m.TCPFlags), len(w.TCPFlags))
+	}
+	for f, n := range w.TCPFlags {
+		if m.TCPFlags[f] != n {
+			t.Errorf("flags %s: merged %d, whole %d", f, m.TCPFlags[f], n)
+		}
+	}
+	// Ports: every merged entry in both halves' lists is exact.
+	ports := func(l []PortCount) map[uint16]uint64 {
+		out := map[uint16]uint64{}
+		for _, c := range l {
+			out[c.Port] = c.Packets
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name       string
+		m, w, a, b []PortCount
+	}{{"tcp_syn", m.DstPorts.TCPSYN, w.DstPorts.TCPSYN, r1.DstPorts.TCPSYN, r2.DstPorts.TCPSYN},
+		{"udp", m.DstPorts.UDP, w.DstPorts.UDP, r1.DstPorts.UDP, r2.DstPorts.UDP}} {
+		pw, pa, pb := ports(c.w), ports(c.a), ports(c.b)
+		checked := 0
+		for _, e := range c.m {
+			_, inA := pa[e.Port]
+			_, inB := pb[e.Port]
+			if n, ok := pw[e.Port]; ok && inA && inB {
+				checked++
+				if n != e.Packets {
+					t.Errorf("%s port %d: merged %d, whole %d", c.name, e.Port, e.Packets, n)
+				}
+			}
+		}
+		if checked < 5 {
+			t.Errorf("%s: only %d ports in both halves' lists", c.name, checked)
+		}
+	}
+	// Top sources: every merged entry that is in both halves' lists is exact.
+	in := func(l []AddrCount) map[string]uint64 {
+		out := map[string]uint64{}
+		for _, c := range l {
+			out[c.Addr] = c.Packets
+		}
+		return out
+	}
+	s1, s2, sw := in(r1.Sources.Top), in(r2.Sources.Top), in(w.Sources.Top)
+	checked := 0
+	for _, c := range m.Sources.Top {
+		_, ok1 := s1[c.Addr]
+		_, ok2 := s2[c.Addr]
+		if n, ok := sw[c.Addr]; ok && ok1 && ok2 {
+			checked++
+			if n != c.Packets {
+				t.Errorf("top source %s: merged %d, whole %d", c.Addr, c.Packets, n)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no top source is in both halves' lists; the check checked nothing")
+	}
+	// Uniques: the union of the halves' sketches is the whole day's sketch.
+	if m.Sketches == nil || w.Sketches == nil {
+		t.Fatal("no sketches")
+	}
+	if m.Sketches.SourcesHLL != w.Sketches.SourcesHLL || m.Sketches.DestinationsHLL != w.Sketches.DestinationsHLL {
+		t.Error("merged sketches differ from the whole day's")
+	}
+	if m.Sources.Unique != w.Sources.Unique {
+		t.Errorf("unique sources: merged %d, whole %d", m.Sources.Unique, w.Sources.Unique)
+	}
+	if d := float64(m.Destinations.Unique) - float64(w.Destinations.Unique); d*d > 0.02*0.02*float64(w.Destinations.Unique*w.Destinations.Unique) {
+		t.Errorf("unique destinations: merged %d, whole %d (beyond 2 %%)", m.Destinations.Unique, w.Destinations.Unique)
+	}
+	// Series: exact point by point (split at a minute boundary, same step).
+	ms, ws := m.Series, w.Series
+	if ms == nil || ws == nil || ms.Start != ws.Start || ms.StepSeconds != ws.StepSeconds || ms.Len() != ws.Len() {
+		t.Fatalf("series shape: merged %+v, whole %+v", shape(ms), shape(ws))
+	}
+	eq := func(name string, a, b []uint64) {
+		for i := range b {
+			if a[i] != b[i] {
+				t.Errorf("series %s[%d]: merged %d, whole %d", name, i, a[i], b[i])
+				return
+			}
+		}
+	}
+	for name, v := range ws.Packets {
+		eq("packets."+name, ms.Packets[name], v)
+	}
+	eq("tcp_syn", ms.TCPSYN, ws.TCPSYN)
+	eq("telnet_source_minutes", ms.TelnetSourceMinutes, ws.TelnetSourceMinutes)
+	var tel uint64
+	for _, v := range ws.TelnetSourceMinutes {
+		tel += v
+	}
+	if tel == 0 {
+		t.Error("no telnet sources in the series")
+	}
+	var total uint64
+	for _, v := range ws.Packets {
+		for _, n := range v {
+			total += n
+		}
+	}
+	wp := w.Packets
+	if want := wp.IPv4.TCP + wp.IPv4.UDP + wp.IPv4.ICMP + wp.IPv4.Other + wp.IPv6.TCP + wp.IPv6.UDP + wp.IPv6.ICMPv6 + wp.IPv6.Other; total != want {
+		t.Errorf("series packets sum to %d, the counters to %d", total, want)
+	}
+	if m.Merged == nil || m.Merged.Reports != 2 {
+		t.Errorf("merged: %+v", m.Merged)
+	}
+}
+
+func shape(s *Series) any {
+	if s == nil {
+		return nil
+	}
+	return struct {
+		Start      string
+		Step, Len  int64
+		FirstValue uint64
+	}{s.Start.String(), s.StepSeconds, int64(s.Len()), s.TCPSYN[0]}
+}
+
+// TestSeriesCoarsens feeds a worker series more minutes than it keeps and requires the
+// step to double with no packet lost.
+func TestSeriesCoarsens(t *testing.T) {
+	var s workerSeries
+	var tm uint32
+	h := testSYN(t)
+	n := 3*MaxSeriesPoints + 7
+	for i := 0; i < n; i++ {
+		h.TS = int64(i)*SeriesMinStep + 1
+		s.packet(&h, &tm, true, []uint16{23})
+	}
+	if len(s.pts) > MaxSeriesPoints || s.step != 4*SeriesMinStep {
+		t.Fatalf("%d points at step %d", len(s.pts), s.step/1e9)
+	}
+	var syn, tel uint64
+	for _, p := range s.pts {
+		syn += p.syn
+		tel += p.telnet
+	}
+	if syn != uint64(n) || tel != uint64(n) {
+		t.Fatalf("syn %d, telnet source-minutes %d, want %d", syn, tel, n)
+	}
+}
+
+func testSYN(t *testing.T) capture.Header {
+	t.Helper()
+	return capture.Header{Result: capture.ResultIP, IPVersion: 4, Proto: capture.ProtoTCP, L4: true,
+		TCPFlags: capture.FlagSYN, DstPort: 23}
+}

@@ -1,0 +1,398 @@
+package pipeline
+
+import (
+	"encoding/base64"
+	"fmt"
+	"math/bits"
+	"sync"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/detect"
+)
+
+// SeriesMinStep is the finest step of the report's time series (one minute, in ns), and
+// MaxSeriesPoints bounds their length: past it the step doubles (two days at one minute,
+// four at two minutes, ...), so memory is bounded whatever the input's time span.
+const (
+	SeriesMinStep   = int64(60e9)
+	MaxSeriesPoints = 2880
+)
+
+// Series is the report's time series, in packet time: point i covers
+// [start + i*step, start + (i+1)*step). Every value is a counter, so series of several
+// reports add up point by point once brought to a common step.
+type Series struct {
+	Start       detect.Time `json:"start"`
+	StepSeconds int64       `json:"step_seconds"`
+	// Packets per protocol (IPv4 and IPv6 together: tcp, udp, icmp, icmpv6, other).
+	Packets map[string][]uint64 `json:"packets"`
+	// TCPSYN counts SYN probes (SYN set, ACK clear).
+	TCPSYN []uint64 `json:"tcp_syn"`
+	// TelnetSourceMinutes: per point, the sum over its minutes of the distinct sources of
+	// SYN probes to the telnet ports (to dark destinations) in each minute. At a one-minute
+	// step it is the distinct telnet sources per minute; divided by step/60 the mean.
+	TelnetSourceMinutes []uint64 `json:"telnet_source_minutes"`
+	// EpisodesStarted per detector (scanner, telnet_sweep, ..., fingerprint).
+	EpisodesStarted map[string][]uint64 `json:"episodes_started"`
+}
+
+// Step returns the step in ns.
+func (s *Series) Step() int64 { return s.StepSeconds * 1e9 }
+
+// Len returns the number of points.
+func (s *Series) Len() int { return len(s.TCPSYN) }
+
+// Distributions are the report's packets-per-address histograms in log2 buckets: element i
+// counts the addresses that sent (or received) between 2^i and 2^(i+1)-1 packets.
+type Distributions struct {
+	PacketsPerSource      []uint64 `json:"packets_per_source_log2"`
+	PacketsPerDestination []uint64 `json:"packets_per_destination_log2"`
+}
+
+// Sketches carry the HyperLogLog registers behind the unique counts, so reports can be
+// merged: the union's registers are the register-wise maximum.
+type Sketches struct {
+	HLLPrecision uint8 `json:"hll_precision"`
+	// SourcesHLL estimates every source address.
+	SourcesHLL string `json:"sources_hll_registers_base64"`
+	// DestinationsHLL estimates every destination address (dark IPv4 ones included, which
+	// destinations.unique counts exactly in a single report).
+	DestinationsHLL string `json:"destinations_hll_registers_base64"`
+}
+
+// EncodeHLL returns a sketch's registers in base64.
+func EncodeHLL(h *aggregate.HLL) string { return base64.StdEncoding.EncodeToString(h.Reg) }
+
+// DecodeHLL reads registers written by EncodeHLL.
+func DecodeHLL(p uint8, s string) (*aggregate.HLL, error) {
+	reg, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("HLL registers: %w", err)
+	}
+	h := &aggregate.HLL{P: p, Reg: reg}
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// log2Bucket is the distribution bucket of n >= 1.
+func log2Bucket(n uint64) int { return bits.Len64(n) - 1 }
+
+func addLog2(d *[]uint64, n uint64) {
+	if n == 0 {
+		return
+	}
+	b := log2Bucket(n)
+	for len(*d) <= b {
+		*d = append(*d, 0)
+	}
+	(*d)[b]++
+}
+
+// seriesPoint is one step of a worker's series.
+type seriesPoint struct {
+	packets [aggregate.NumProtos]uint64
+	syn     uint64
+	telnet  uint64
+}
+
+// workerSeries is a worker's time series; only its worker writes it, the report reads it
+// after the workers finished.
+type workerSeries struct {
+	step   int64 // ns, SeriesMinStep * 2^k
+	base   int64 // bucket index (ts / step) of pts[0]
+	pts    []seriesPoint
+	telMin int64  // minute (ts / SeriesMinStep) telSeq counts
+	telSeq uint32 // bumped each new minute; a source's telMin field holds the last it counted in
+}
+
+// point returns the point holding ts, growing or coarsening the series.
+func (s *workerSeries) point(ts int64) *seriesPoint {
+	if s.step == 0 {
+		s.step = SeriesMinStep
+		s.base = aggregate.FloorDiv(ts, s.step)
+	}
+	idx := aggregate.FloorDiv(ts, s.step)
+	for idx < s.base || idx-s.base >= MaxSeriesPoints {
+		if idx < s.base && s.base-idx+int64(len(s.pts)) <= MaxSeriesPoints {
+			// An earlier packet (out of order input): prepend empty points.
+			n := s.base - idx
+			s.pts = append(make([]seriesPoint, n, int64(len(s.pts))+n), s.pts...)
+			s.base = idx
+			break
+		}
+		s.coarsen()
+		idx = aggregate.FloorDiv(ts, s.step)
+	}
+	i := int(idx - s.base)
+	for len(s.pts) <= i {
+		s.pts = append(s.pts, seriesPoint{})
+	}
+	return &s.pts[i]
+}
+
+// coarsen doubles the step, adding pairs of points.
+func (s *workerSeries) coarsen() {
+	nb := aggregate.FloorDiv(s.base, 2)
+	var out []seriesPoint
+	for i := range s.pts {
+		j := int(aggregate.FloorDiv(s.base+int64(i), 2) - nb)
+		for len(out) <= j {
+			out = append(out, seriesPoint{})
+		}
+		o, p := &out[j], &s.pts[i]
+		for k := range o.packets {
+			o.packets[k] += p.packets[k]
+		}
+		o.syn += p.syn
+		o.telnet += p.telnet
+	}
+	s.step *= 2
+	s.base = nb
+	s.pts = out
+}
+
+// packet counts one IP packet. telMin is the source's last counted telnet minute (in
+// telSeq numbers); dark tells whether the destination is dark.
+func (s *workerSeries) packet(h *capture.Header, telMin *uint32, dark bool, telnetPorts []uint16) {
+	pt := s.point(h.TS)
+	pt.packets[aggregate.ProtoIndex(h)]++
+	if !h.L4 || h.Proto != capture.ProtoTCP || h.TCPFlags&(capture.FlagSYN|capture.FlagACK) != capture.FlagSYN {
+		return
+	}
+	pt.syn++
+	if !dark {
+		return
+	}
+	for _, p := range telnetPorts {
+		if p == h.DstPort {
+			if m := aggregate.FloorDiv(h.TS, SeriesMinStep); m != s.telMin || s.telSeq == 0 {
+				s.telMin = m
+				s.telSeq++
+			}
+			if *telMin != s.telSeq {
+				*telMin = s.telSeq
+				pt.telnet++
+			}
+			return
+		}
+	}
+}
+
+// episodeSeries counts episodes started per detector and step; detectors report from
+// every worker, so it has a lock (episodes are rare).
+type episodeSeries struct {
+	mu     sync.Mutex
+	starts map[string]map[int64]uint64 // detector -> minute -> episodes started
+}
+
+func newEpisodeSeries() *episodeSeries {
+	return &episodeSeries{starts: map[string]map[int64]uint64{}}
+}
+
+// Detection implements detect.Sink: it counts Start events at the episode's first packet.
+func (e *episodeSeries) Detection(ev *detect.Event) {
+	if ev.Phase != detect.Start {
+		return
+	}
+	ts, ok := EntryStart(ev.Entry)
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := e.starts[ev.Detector]
+	if m == nil {
+		// Bounded: past MaxSeriesPoints distinct minutes the count goes to the nearest one
+		// kept (the report coarsens anyway).
+		m = map[int64]uint64{}
+		e.starts[ev.Detector] = m
+	}
+	min := aggregate.FloorDiv(int64(ts), SeriesMinStep)
+	if _, seen := m[min]; !seen && len(m) >= 4*MaxSeriesPoints {
+		min = nearestKey(m, min)
+	}
+	m[min]++
+}
+
+func nearestKey(m map[int64]uint64, k int64) int64 {
+	best, bd := k, int64(-1)
+	for x := range m {
+		d := x - k
+		if d < 0 {
+			d = -d
+		}
+		if bd < 0 || d < bd {
+			best, bd = x, d
+		}
+	}
+	return best
+}
+
+// EntryStart returns the time an episode's entry starts.
+func EntryStart(e detect.Entry) (detect.Time, bool) {
+	switch e := e.(type) {
+	case *detect.ScannerEntry:
+		return e.FirstSeen, true
+	case *detect.TelnetSweepEntry:
+		return e.FirstSeen, true
+	case *detect.TelnetSurgeEntry:
+		return e.Start, true
+	case *detect.UDPThenSYNEntry:
+		return e.FirstSeen, true
+	case *detect.BackscatterEntry:
+		return e.FirstSeen, true
+	case *detect.ToolEntry:
+		return e.FirstSeen, true
+	}
+	return 0, false
+}
+
+// teeSink passes events to two sinks.
+type teeSink struct{ a, b detect.Sink }
+
+func (t teeSink) Detection(ev *detect.Event) {
+	t.a.Detection(ev)
+	if t.b != nil {
+		t.b.Detection(ev)
+	}
+}
+
+// Detectors are the names of the detectors, in the report's order.
+var Detectors = []string{detect.Scanner, detect.TelnetSweep, detect.TelnetSurge, detect.UDPThenSYN, detect.Backscatter, detect.Fingerprint}
+
+// series merges the workers' series and the episode counts into the report's series.
+func (p *Pipeline) series() *Series {
+	step := SeriesMinStep
+	lo, hi, any := int64(0), int64(0), false
+	span := func(a, b int64) { // [a, b) in ns
+		if !any || a < lo {
+			lo = a
+		}
+		if !any || b > hi {
+			hi = b
+		}
+		any = true
+	}
+	for _, w := range p.workers {
+		s := &w.series
+		if len(s.pts) == 0 {
+			continue
+		}
+		step = max(step, s.step)
+		span(s.base*s.step, (s.base+int64(len(s.pts)))*s.step)
+	}
+	p.episodes.mu.Lock()
+	defer p.episodes.mu.Unlock()
+	for _, m := range p.episodes.starts {
+		for min := range m {
+			span(min*SeriesMinStep, (min+1)*SeriesMinStep)
+		}
+	}
+	if !any {
+		return nil
+	}
+	for aggregate.FloorDiv(hi-1, step)-aggregate.FloorDiv(lo, step)+1 > MaxSeriesPoints {
+		step *= 2
+	}
+	base := aggregate.FloorDiv(lo, step)
+	n := int(aggregate.FloorDiv(hi-1, step) - base + 1)
+	s := newSeries(base*step, step, n)
+	for _, w := range p.workers {
+		ws := &w.series
+		for i := range ws.pts {
+			j := int(aggregate.FloorDiv((ws.base+int64(i))*ws.step, step) - base)
+			pt := &ws.pts[i]
+			for k, name := range aggregate.ProtoNames {
+				s.Packets[name][j] += pt.packets[k]
+			}
+			s.TCPSYN[j] += pt.syn
+			s.TelnetSourceMinutes[j] += pt.telnet
+		}
+	}
+	for det, m := range p.episodes.starts {
+		v := s.EpisodesStarted[det]
+		if v == nil {
+			v = make([]uint64, n)
+			s.EpisodesStarted[det] = v
+		}
+		for min, c := range m {
+			v[aggregate.FloorDiv(min*SeriesMinStep, step)-base] += c
+		}
+	}
+	return s
+}
+
+func newSeries(start, step int64, n int) *Series {
+	s := &Series{
+		Start: detect.Time(start), StepSeconds: step / 1e9,
+		Packets: map[string][]uint64{}, TCPSYN: make([]uint64, n), TelnetSourceMinutes: make([]uint64, n),
+		EpisodesStarted: map[string][]uint64{},
+	}
+	for _, name := range aggregate.ProtoNames {
+		s.Packets[name] = make([]uint64, n)
+	}
+	for _, d := range Detectors {
+		s.EpisodesStarted[d] = make([]uint64, n)
+	}
+	return s
+}
+
+// MergeSeries adds series (of any steps that are SeriesMinStep * 2^k) into one, at the
+// coarsest of their steps or coarser still to stay within MaxSeriesPoints.
+func MergeSeries(in []*Series) *Series {
+	step, lo, hi, any := SeriesMinStep, int64(0), int64(0), false
+	for _, s := range in {
+		if s == nil || s.Len() == 0 || s.StepSeconds <= 0 {
+			continue
+		}
+		a, b := int64(s.Start), int64(s.Start)+int64(s.Len())*s.Step()
+		if !any || a < lo {
+			lo = a
+		}
+		if !any || b > hi {
+			hi = b
+		}
+		any = true
+		step = max(step, s.Step())
+	}
+	if !any {
+		return nil
+	}
+	for aggregate.FloorDiv(hi-1, step)-aggregate.FloorDiv(lo, step)+1 > MaxSeriesPoints {
+		step *= 2
+	}
+	base := aggregate.FloorDiv(lo, step)
+	n := int(aggregate.FloorDiv(hi-1, step) - base + 1)
+	out := newSeries(base*step, step, n)
+	add := func(dst []uint64, src []uint64, s *Series) {
+		for i, v := range src {
+			j := aggregate.FloorDiv(int64(s.Start)+int64(i)*s.Step(), step) - base
+			if j >= 0 && j < int64(n) {
+				dst[j] += v
+			}
+		}
+	}
+	for _, s := range in {
+		if s == nil || s.Len() == 0 || s.StepSeconds <= 0 {
+			continue
+		}
+		for name, v := range s.Packets {
+			if out.Packets[name] == nil {
+				out.Packets[name] = make([]uint64, n)
+			}
+			add(out.Packets[name], v, s)
+		}
+		add(out.TCPSYN, s.TCPSYN, s)
+		add(out.TelnetSourceMinutes, s.TelnetSourceMinutes, s)
+		for det, v := range s.EpisodesStarted {
+			if out.EpisodesStarted[det] == nil {
+				out.EpisodesStarted[det] = make([]uint64, n)
+			}
+			add(out.EpisodesStarted[det], v, s)
+		}
+	}
+	return out
+}
