@@ -69,7 +69,6 @@ type Counters struct {
 	Evictions atomic.Uint64
 }
 
-
 // MaxWatchPorts bounds the watched ports whose scanners are counted by port.
 const MaxWatchPorts = 64
 

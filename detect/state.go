@@ -39,8 +39,8 @@ type ScanWindow struct {
 	Packets     uint64
 	// IPs holds the first distinct dst IPs (32-bit hashes): the class only needs to know
 	// whether there are more than five, so NIPs saturates at len(IPs)+1.
-	IPs     [5]uint32
-	NIPs    uint8
+	IPs  [5]uint32
+	NIPs uint8
 	// Watched has bit i set when a probe reached the engine's i-th watched port.
 	Watched uint64
 	Targets aggregate.Distinct // (dst IP, dst port) pairs
