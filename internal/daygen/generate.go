@@ -69,7 +69,11 @@ func build(o Options) ([]pkt, *Truth, error) {
 	if o.Profile == ProfileTelescope {
 		// Room for the whole day up front: regrowing a slice of millions of packets
 		// costs more than generating them.
-		g.pkts = make([]pkt, 0, int(170000*o.Scale)+400000)
+		room := int(170000*o.Scale) + 400000
+		if o.TelnetOnly {
+			room = int(17000*o.Scale) + 20000
+		}
+		g.pkts = make([]pkt, 0, room)
 		g.telescopeDay()
 	} else {
 		g.background()
@@ -90,6 +94,13 @@ func build(o Options) ([]pkt, *Truth, error) {
 	})
 	surges := surgeTruth(g.pkts, g.start)
 	if o.Profile == ProfileTelescope {
+		// The ramp's first buckets may or may not reach the factor; the full ones must.
+		ramp := g.surgeAt + int64(len(surgeRamp))*int64(surgeBucket)
+		if len(surges) != 1 || surges[0].Start.UnixNano() < g.surgeAt || surges[0].Start.UnixNano() > ramp ||
+			surges[0].End.UnixNano() != g.surgeEnd {
+			return nil, nil, fmt.Errorf("daygen: internal error: planted surge %s to %s, the reference finds %+v",
+				tm(g.surgeAt), tm(g.surgeEnd), surges)
+		}
 		g.truth.Surges = surges
 		g.truth.Packets = len(g.pkts)
 		return g.pkts, g.truth, nil
