@@ -5,11 +5,12 @@ import (
 	"math/bits"
 )
 
-// DistinctExactLimit is how many distinct values Distinct counts exactly.
-const DistinctExactLimit = 256
+// DistinctExactLimit is how many distinct values Distinct counts exactly (unless its slab's
+// budget for large sets is spent: see Slab.BigLimit).
+const DistinctExactLimit = 4096
 
 const (
-	distinctP      = 10                   // sketch precision: 1024 registers, ~3.3 % error
+	distinctP      = 10                   // sketch precision: 1024 registers, ~3.3 % error (1.04/sqrt(1024))
 	distinctWords  = (1 << distinctP) / 8 // registers packed 8 per uint64: 1 KiB
 	distinctMinSet = 8                    // first open-addressing table size
 	distinctMaxSet = DistinctExactLimit   // the last table may fill up completely
@@ -17,21 +18,23 @@ const (
 	distinctInline = 4                    // values held without heap memory
 )
 
-// Distinct counts distinct 64-bit hashes exactly up to DistinctExactLimit values, then switches
-// to a HyperLogLog with p=10 (1 KiB, ~3 % error). The zero value is ready to use and holds no
-// memory. Its 48 bytes are plain fields without pointers (for checkpoints, and so the tables
+// Distinct counts distinct 64-bit hashes exactly up to DistinctExactLimit values, then
+// switches to a HyperLogLog with p=10 (1 KiB, ~3 % error); it switches earlier, past 192
+// values (a set of 256 slots 3/4 full), when its slab's budget for large sets
+// (Slab.BigLimit) is spent. The zero value is ready to use and holds no memory. Its 48 bytes are plain fields without pointers (for checkpoints, and so the tables
 // holding them are not scanned by the garbage collector); treat them as read-only.
 //
 // Phases: the first 4 values live in Small; then a block of the caller's Slab (Ref, Size
 // words) holds an open-addressing set (0 marks an empty slot, so the value 0 is kept in Zero)
-// doubling from 8 to 256 slots; the 257th distinct value turns the block into the sketch's
-// 1024 one-byte registers, packed 8 per word. Every method that may touch the block takes
+// doubling from 8 to 4096 slots; the 4097th distinct value turns the block into the sketch's
+// 1024 one-byte registers, packed 8 per word. After the switch N keeps the exact count
+// reached, a floor for the estimate. Every method that may touch the block takes
 // the Slab; Reset returns the block to it.
 type Distinct struct {
 	Small  [distinctInline]uint64
 	Ref    uint32 // slab block (0: none)
 	Size   uint16 // words of the block
-	N      uint16 // distinct values seen (exact phase only)
+	N      uint16 // distinct values seen (exact phase), or seen before the switch (sketch)
 	Zero   bool   // the value 0 was seen (set phase)
 	Sketch bool   // switched to the HyperLogLog
 }
@@ -119,8 +122,14 @@ func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 	}
 	// Keep the load at most 3/4 while the set may still grow; the last size fills up.
 	if n := len(vals); (used+1)*4 > n*3 && n < distinctMaxSet {
-		var old [distinctMaxSet]uint64
-		copy(old[:], vals)
+		if !s.bigOK(n, 2*n) {
+			// The slab's budget for large sets is spent: estimate from here on.
+			d.toSketch(s)
+			d.addSketch(d.vals(s), x)
+			return true
+		}
+		old := make([]uint64, n)
+		copy(old, vals)
 		grown := d.setBlock(s, 2*n)
 		for _, v := range old[:n] {
 			if v != 0 {
@@ -151,12 +160,11 @@ func (d *Distinct) insertNew(vals []uint64, x uint64) {
 
 // toSketch replaces the full exact set by a sketch holding the same values.
 func (d *Distinct) toSketch(s *Slab) {
-	var set [distinctMaxSet]uint64
-	n := copy(set[:], d.vals(s))
-	zero := d.Zero
+	set := append([]uint64(nil), d.vals(s)...)
+	zero, seen := d.Zero, d.N
 	sketch := d.setBlock(s, distinctWords)
-	*d = Distinct{Ref: d.Ref, Size: d.Size, Sketch: true}
-	for _, v := range set[:n] {
+	*d = Distinct{Ref: d.Ref, Size: d.Size, Sketch: true, N: seen}
+	for _, v := range set {
 		if v != 0 {
 			d.addSketch(sketch, v)
 		}
@@ -181,7 +189,7 @@ func (d *Distinct) addSketch(vals []uint64, x uint64) bool {
 }
 
 // Count returns the number of distinct values: exact while Exact, else the sketch's estimate,
-// never below DistinctExactLimit+1 (that many were seen exactly). After the switch it scans
+// never below the exact count reached before the switch plus the value that caused it. After the switch it scans
 // the 1 KiB sketch (about a microsecond): per-packet threshold checks above the exact limit
 // should run only when Add reports a change.
 func (d *Distinct) Count(s *Slab) uint64 {
@@ -196,7 +204,16 @@ func (d *Distinct) Count(s *Slab) uint64 {
 			w >>= 8
 		}
 	}
-	return max(ertlEstimate(c[:], 8*len(vals)), DistinctExactLimit+1)
+	return max(ertlEstimate(c[:], 8*len(vals)), uint64(d.N)+1)
+}
+
+// Floor returns a lower bound of Count that costs nothing: the count while exact, else the
+// exact count reached before the switch plus the value that caused it.
+func (d *Distinct) Floor() uint64 {
+	if d.Sketch {
+		return uint64(d.N) + 1
+	}
+	return uint64(d.N)
 }
 
 // Exact reports whether Count is exact (at most DistinctExactLimit values seen).

@@ -25,13 +25,16 @@ var distinctValueSets = []struct {
 }{
 	{"mixed", func(i uint64) uint64 { return capture.Mix64(i + 1) }, true},
 	{"small integers", func(i uint64) uint64 { return i }, false},
-	{"same home slot", func(i uint64) uint64 { return i << 54 }, false}, // distinct for i < 1024
+	{"same home slot", func(i uint64) uint64 { return i << 51 }, false}, // distinct for i < 8192
 }
 
 func TestDistinctExactUpToLimit(t *testing.T) {
 	for _, vs := range distinctValueSets {
 		t.Run(vs.name, func(t *testing.T) {
 			for n := 0; n <= DistinctExactLimit; n++ {
+				if n > 300 && n%97 != 0 && n < DistinctExactLimit-1 {
+					continue // every size up to 300, then a sample and the last two
+				}
 				rng := rand.New(rand.NewPCG(uint64(n), 5))
 				var d Distinct
 				seen := map[uint64]bool{}
@@ -58,6 +61,7 @@ func TestDistinctExactUpToLimit(t *testing.T) {
 				if err := d.Validate(ts); err != nil {
 					t.Fatalf("n=%d: %v", n, err)
 				}
+				d.Reset(ts)
 			}
 		})
 	}
@@ -98,7 +102,7 @@ func TestDistinctSwitchToSketch(t *testing.T) {
 				t.Fatalf("after the switch: Exact %v, Bytes %d", d.Exact(), d.Bytes())
 			}
 			if c := d.Count(ts); c < DistinctExactLimit+1 || vs.mixed && c > DistinctExactLimit*11/10 {
-				t.Fatalf("after the switch: Count %d, want 257 .. 281", c)
+				t.Fatalf("after the switch: Count %d, want %d .. %d", c, DistinctExactLimit+1, DistinctExactLimit*11/10)
 			}
 			for i := range uint64(DistinctExactLimit + 1) {
 				if d.Add(ts, vs.val(i)) {
@@ -108,12 +112,49 @@ func TestDistinctSwitchToSketch(t *testing.T) {
 			if err := d.Validate(ts); err != nil {
 				t.Fatal(err)
 			}
+			d.Reset(ts)
 		})
 	}
 }
 
+// TestDistinctBigLimit: past the slab's budget for large sets a Distinct estimates early,
+// never below what it counted exactly, and the budget comes back as sets are reset.
+func TestDistinctBigLimit(t *testing.T) {
+	s := &Slab{BigLimit: 3 * 1024} // one set of 1024 slots and one of 2048, or three of 1024
+	ds := make([]Distinct, 4)
+	for i := range ds {
+		for j := range uint64(600) {
+			ds[i].Add(s, capture.Mix64(uint64(i)<<32|j+1))
+		}
+	}
+	// 600 values need 1024 slots: three fit the budget, the fourth switched at 193.
+	for i, d := range ds {
+		if want := i < 3; d.Exact() != want {
+			t.Errorf("set %d: Exact %v, want %v (slab big words %d)", i, d.Exact(), want, s.Big)
+		}
+		if c := d.Count(s); c < 193 || (d.Exact() && c != 600) {
+			t.Errorf("set %d: Count %d", i, c)
+		}
+	}
+	ds[0].Reset(s)
+	var d Distinct
+	for j := range uint64(600) {
+		d.Add(s, capture.Mix64(j+1))
+	}
+	if !d.Exact() || d.Count(s) != 600 {
+		t.Errorf("after a reset freed budget: Exact %v, Count %d", d.Exact(), d.Count(s))
+	}
+	for i := range ds {
+		ds[i].Reset(s)
+	}
+	d.Reset(s)
+	if s.Big != 0 || s.Blocks() != 0 {
+		t.Errorf("after every reset: %d big words, %d blocks", s.Big, s.Blocks())
+	}
+}
+
 func TestDistinctSketchAccuracy(t *testing.T) {
-	for _, n := range []uint64{1_000, 10_000, 100_000} {
+	for _, n := range []uint64{5_000, 10_000, 100_000} {
 		var d Distinct
 		h := NewHLL(distinctP)
 		for i := range n {
@@ -140,7 +181,8 @@ func TestDistinctBytesAndReset(t *testing.T) {
 		t.Errorf("Distinct is %d bytes, want at most 48", unsafe.Sizeof(d))
 	}
 	tests := []struct{ distinct, bytes int }{
-		{0, 0}, {4, 0}, {5, 64}, {6, 64}, {7, 128}, {96, 1024}, {97, 2048}, {256, 2048}, {257, 1024},
+		{0, 0}, {4, 0}, {5, 64}, {6, 64}, {7, 128}, {96, 1024}, {97, 2048}, {192, 2048}, {193, 4096},
+		{3072, 32768}, {3073, 32768}, {4096, 32768}, {4097, 1024},
 	}
 	for _, tt := range tests {
 		d.Reset(ts)

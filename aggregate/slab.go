@@ -5,7 +5,7 @@ import (
 	"math/bits"
 )
 
-// Slab hands out blocks of 8 to 256 words from arenas of plain uint64s, addressed by a
+// Slab hands out blocks of 8 to 4096 words from arenas of plain uint64s, addressed by a
 // uint32 reference. Values that refer to blocks by reference (Distinct) hold no Go pointer,
 // so the large per-source tables holding them are never scanned by the garbage collector
 // and are copied without write barriers when they grow. Freed blocks are reused; a Slab
@@ -16,22 +16,53 @@ type Slab struct {
 	Free   [slabClasses]uint32 // per size class, the first free block (0: none)
 	Next   uint32              // first never-used word
 	InUse  [slabClasses]uint32 // blocks handed out and not freed, per class
+	// BigLimit bounds the words in blocks larger than slabBigWords (exact sets of more than
+	// 256 values) in use at once; 0 means DefaultBigLimit. Past it, Distinct estimates.
+	BigLimit uint64
+	Big      uint64 // words in such blocks now
+}
+
+// slabBigWords is the largest block size not counted against BigLimit.
+const slabBigWords = 256
+
+// DefaultBigLimit is the default Slab.BigLimit: 8 M words (64 MiB), room for 2 048 exact
+// sets of 4 096 values at once.
+const DefaultBigLimit = 8 << 20
+
+// bigOK reports whether a block of `from` words may be replaced by one of `to` words
+// within BigLimit.
+func (s *Slab) bigOK(from, to int) bool {
+	if to <= slabBigWords {
+		return true
+	}
+	lim := s.BigLimit
+	if lim == 0 {
+		lim = DefaultBigLimit
+	}
+	held := uint64(0)
+	if from > slabBigWords {
+		held = uint64(from)
+	}
+	return s.Big-held+uint64(to) <= lim
 }
 
 const (
 	slabMinWords = 8
-	slabMaxWords = 256
-	slabClasses  = 6       // 8, 16, 32, 64, 128, 256 words
+	slabMaxWords = 4096
+	slabClasses  = 10      // 8, 16, 32, ... 4096 words
 	slabChunk    = 1 << 16 // words per arena chunk (512 KiB), a multiple of slabMaxWords
 )
 
 // slabClass returns the class of a block of words words (a power of two from 8 to 256).
 func slabClass(words int) int { return bits.Len(uint(words)) - 4 }
 
-// Alloc returns a zeroed block of words words (a power of two from 8 to 256).
+// Alloc returns a zeroed block of words words (a power of two from 8 to 4096).
 func (s *Slab) Alloc(words int) uint32 {
 	c := slabClass(words)
 	s.InUse[c]++
+	if words > slabBigWords {
+		s.Big += uint64(words)
+	}
 	if ref := s.Free[c]; ref != 0 {
 		b := s.Words(ref, words)
 		s.Free[c] = uint32(b[0])
@@ -57,6 +88,9 @@ func (s *Slab) Release(ref uint32, words int) {
 	}
 	c := slabClass(words)
 	s.InUse[c]--
+	if words > slabBigWords {
+		s.Big -= uint64(words)
+	}
 	b := s.Words(ref, words)
 	b[0] = uint64(s.Free[c])
 	s.Free[c] = ref

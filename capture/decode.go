@@ -441,6 +441,7 @@ func decodeUDP(b []byte, h *Header) {
 	h.PayloadLen = uint16(ulen)
 	n := min(len(b)-8, ulen, PayloadMax)
 	h.PayloadCap = uint8(copy(h.Payload[:], b[8:8+n]))
+	h.PayloadClass = ClassifyUDP(b[8:8+min(len(b)-8, ulen)], ulen)
 }
 
 // decodeICMP decodes an ICMP or ICMPv6 header (h.IPVersion tells which) and, for error

@@ -128,6 +128,7 @@ func wantUDP(payload []byte) func(*Header) {
 		h.SrcPort, h.DstPort = 40386, 4776
 		h.PayloadLen = uint16(len(payload))
 		h.PayloadCap = uint8(copy(h.Payload[:], payload))
+		h.PayloadClass = ClassifyUDP(payload, len(payload))
 	}
 }
 
@@ -355,7 +356,10 @@ func TestDecodeIPv4(t *testing.T) {
 
 	udpWant := func(ipLen uint16, p []byte, plen uint16) func(int) Header {
 		return func(n int) Header {
-			return wantHeader(n, wantIPv4, wantUDP(p), func(h *Header) { h.IPLen, h.PayloadLen = ipLen, plen })
+			return wantHeader(n, wantIPv4, wantUDP(p), func(h *Header) {
+				h.IPLen, h.PayloadLen = ipLen, plen
+				h.PayloadClass = ClassifyUDP(p, int(plen)) // a payload longer than captured is never dht
+			})
 		}
 	}
 	checkCases(t, []decodeCase{

@@ -223,7 +223,10 @@ type Header struct {
 
 	PayloadLen uint16 // UDP payload length per the UDP header (may exceed what was captured)
 	PayloadCap uint8  // bytes of Payload filled (<= PayloadMax)
-	Payload    [PayloadMax]byte
+	// PayloadClass is PayloadDHT, PayloadUTP or PayloadOther, from the whole captured
+	// UDP payload (ClassifyUDP).
+	PayloadClass uint8
+	Payload      [PayloadMax]byte
 }
 
 // SYNProbe reports whether the packet is a TCP SYN probe: SYN set, ACK clear.

@@ -144,13 +144,14 @@ func (e *Engine) victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
 		peak = e.rate(v).Peak
 	}
 	return &BackscatterEntry{
-		Victim:    k.String(),
-		Kind:      kindNames[mainKind(v)],
-		Packets:   uint64(v.Packets),
-		Targets:   v.Targets.Count(&e.slab),
-		PeakRate:  peak,
-		FirstSeen: Time(v.First),
-		LastSeen:  Time(v.Last),
+		Victim:           k.String(),
+		Kind:             kindNames[mainKind(v)],
+		Packets:          uint64(v.Packets),
+		Targets:          min(v.Targets.Count(&e.slab), uint64(v.Packets)),
+		PeakRate:         peak,
+		FirstSeen:        Time(v.First),
+		LastSeen:         Time(v.Last),
+		TargetsEstimated: !v.Targets.Exact(),
 	}
 }
 

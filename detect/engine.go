@@ -234,7 +234,7 @@ func (e *Engine) reached(d *aggregate.Distinct, n int, changed bool) bool {
 	if d.Exact() {
 		return d.Count(&e.slab) >= uint64(n)
 	}
-	if n <= aggregate.DistinctExactLimit+1 {
+	if uint64(n) <= d.Floor() {
 		return true
 	}
 	return changed && d.Count(&e.slab) >= uint64(n)

@@ -101,6 +101,9 @@ type ScannerEntry struct {
 	Ports     uint64 `json:"ports"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	// TargetsEstimated: the distinct counts passed the exact limit (4 096, see
+	// aggregate.Distinct) and are sketch estimates, capped at Packets.
+	TargetsEstimated bool `json:"targets_estimated,omitempty"`
 }
 
 func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -111,6 +114,9 @@ func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("ports", e.Ports)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	if e.TargetsEstimated {
+		enc.AddBool("targets_estimated", true)
+	}
 	return nil
 }
 
@@ -122,6 +128,9 @@ type TelnetSweepEntry struct {
 	Mirai     bool   `json:"mirai"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	// TargetsEstimated: the distinct counts passed the exact limit (4 096, see
+	// aggregate.Distinct) and are sketch estimates, capped at Packets.
+	TargetsEstimated bool `json:"targets_estimated,omitempty"`
 }
 
 func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -131,6 +140,9 @@ func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddBool("mirai", e.Mirai)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	if e.TargetsEstimated {
+		enc.AddBool("targets_estimated", true)
+	}
 	return nil
 }
 
@@ -183,6 +195,9 @@ type BackscatterEntry struct {
 	PeakRate  uint64 `json:"peak_rate_per_minute"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	// TargetsEstimated: the distinct counts passed the exact limit (4 096, see
+	// aggregate.Distinct) and are sketch estimates, capped at Packets.
+	TargetsEstimated bool `json:"targets_estimated,omitempty"`
 }
 
 func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -193,6 +208,9 @@ func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("peak_rate_per_minute", e.PeakRate)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	if e.TargetsEstimated {
+		enc.AddBool("targets_estimated", true)
+	}
 	return nil
 }
 

@@ -130,6 +130,7 @@ func udp(src, dst string, port uint16, ts int64, payload []byte) capture.Header 
 	h.Proto, h.L4, h.DstPort, h.SrcPort = capture.ProtoUDP, true, port, 6881
 	h.PayloadLen = uint16(len(payload))
 	h.PayloadCap = uint8(copy(h.Payload[:], payload))
+	h.PayloadClass = capture.ClassifyUDP(payload, len(payload))
 	return h
 }
 

@@ -106,15 +106,17 @@ func scannerClass(ports uint64, ips uint8) int {
 }
 
 func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
-	ports := w.Ports.Count(&e.slab)
+	// Estimates never exceed the packets (each probe reaches one target, one port).
+	ports := min(w.Ports.Count(&e.slab), w.Packets)
 	return &ScannerEntry{
-		Src:       src.String(),
-		Class:     descriptors[detScanner].Classes[scannerClass(ports, w.NIPs)],
-		Packets:   w.Packets,
-		Targets:   w.Targets.Count(&e.slab),
-		Ports:     ports,
-		FirstSeen: Time(w.Start),
-		LastSeen:  Time(w.Last),
+		Src:              src.String(),
+		Class:            descriptors[detScanner].Classes[scannerClass(ports, w.NIPs)],
+		Packets:          w.Packets,
+		Targets:          min(w.Targets.Count(&e.slab), w.Packets),
+		Ports:            ports,
+		FirstSeen:        Time(w.Start),
+		LastSeen:         Time(w.Last),
+		TargetsEstimated: !w.Targets.Exact() || !w.Ports.Exact(),
 	}
 }
 

@@ -253,3 +253,30 @@ func TestWatchedPortScanners(t *testing.T) {
 }
 
 const time30m = 30 * mn
+
+// TestScannerTargetsExactOrLabelled: a masscan-like scan of n SYNs to n distinct (address,
+// port) pairs reports exactly n targets up to the exact limit (4 096), unlabelled; past it
+// an estimate labelled targets_estimated, never more than the packets.
+func TestScannerTargetsExactOrLabelled(t *testing.T) {
+	for _, n := range []int{1001, 4096, 4097, 6000} {
+		h := newHarness(t, only(testConfig(t), Scanner))
+		h.feed(seq(n, t0, int64(1e6), func(i int, ts int64) capture.Header {
+			return syn(scanSrc, ip4("198.51.0.0", i%4000), uint16(1+i/4000), ts)
+		})...)
+		h.finish(t0 + int64(n)*int64(1e6) + 2*win)
+		var end *ScannerEntry
+		for _, ev := range h.sink.take() {
+			if ev.Detector == Scanner && ev.Phase == End {
+				end = ev.Entry.(*ScannerEntry)
+			}
+		}
+		if end == nil {
+			t.Fatalf("n=%d: no scanner episode", n)
+		}
+		exact := n <= 4096
+		if end.Packets != uint64(n) || end.TargetsEstimated == exact || (exact && end.Targets != uint64(n)) ||
+			end.Targets > end.Packets || end.Targets < 4097 && !exact {
+			t.Errorf("n=%d: packets %d, targets %d, estimated %v", n, end.Packets, end.Targets, end.TargetsEstimated)
+		}
+	}
+}

@@ -10,6 +10,12 @@ import (
 // ewmaAlpha weighs the newest bucket in the surge baseline.
 const ewmaAlpha = 0.2
 
+// surgeLag is how many buckets of baseline a bucket is compared with: the lowest EWMA
+// baseline of the last surgeLag buckets (this one's included). A surge that ramps up over
+// a few buckets teaches the EWMA its own first buckets; comparing with the baseline from
+// before the ramp still sees it, as long as the ramp is shorter than surgeLag buckets.
+const surgeLag = 5
+
 // maxPendingBuckets bounds the buckets some workers have reported while others have not yet
 // passed them. Workers run within a batch of each other, so this is never reached in
 // practice; past it the oldest bucket is completed without the laggards.
@@ -37,6 +43,11 @@ type Surge struct {
 	pending  []bucketSum
 	baseSet  bool
 	baseline float64
+	// hist holds the baselines of the last surgeLag-1 buckets evaluated outside a surge
+	// (a ring: nhist valid entries, the next one written at hpos).
+	hist  [surgeLag - 1]float64
+	nhist int
+	hpos  int
 
 	in        bool    // a surge is open
 	start     int64   // its first bucket's start
@@ -83,6 +94,7 @@ func (s *Surge) reset() {
 	s.nJoined, s.first, s.next = 0, 0, 0
 	s.pending = s.pending[:0]
 	s.baseSet, s.baseline = false, 0
+	s.nhist, s.hpos = 0, 0
 	s.lastSources.Store(0)
 }
 
@@ -217,9 +229,33 @@ func (s *Surge) advance() {
 // in closed form: a long silence (or a jump in packet time) costs O(1).
 func (s *Surge) empty(b, n int64) {
 	s.bucket(b, 0)
-	if n > 1 {
-		s.baseline *= math.Pow(1-ewmaAlpha, float64(n-1))
+	rest := n - 1
+	if rest > surgeLag {
+		// Baselines that the reference window no longer reaches: decay in one step.
+		s.baseline *= math.Pow(1-ewmaAlpha, float64(rest-surgeLag))
+		rest = surgeLag
 	}
+	for range rest {
+		s.learn(0)
+	}
+}
+
+// learn records the current baseline in the history and moves it towards sources.
+func (s *Surge) learn(sources uint64) {
+	s.hist[s.hpos] = s.baseline
+	s.hpos = (s.hpos + 1) % len(s.hist)
+	s.nhist = min(s.nhist+1, len(s.hist))
+	s.baseline = (1-ewmaAlpha)*s.baseline + ewmaAlpha*float64(sources)
+}
+
+// reference is the baseline a bucket is compared with: the lowest of the current one and
+// those of the last surgeLag-1 buckets.
+func (s *Surge) reference() float64 {
+	ref := s.baseline
+	for _, b := range s.hist[:s.nhist] {
+		ref = min(ref, b)
+	}
+	return ref
 }
 
 // bucket evaluates one complete bucket holding `sources` distinct telnet sources.
@@ -230,11 +266,18 @@ func (s *Surge) bucket(b int64, sources uint64) {
 		s.baseSet, s.baseline = true, float64(sources)
 		return
 	}
-	surging := sources >= s.minSources && float64(sources) >= s.factor*s.baseline
+	ref := s.baseline
+	if !s.in {
+		ref = s.reference()
+	}
+	surging := sources >= s.minSources && float64(sources) >= s.factor*ref
 	switch {
 	case surging && !s.in:
 		s.in, s.start, s.surgeEnd = true, b*s.size, (b+1)*s.size
-		s.peak, s.startBase = sources, s.baseline
+		s.peak, s.startBase = sources, ref
+		// What the EWMA learnt from the ramp is forgotten: the surge is measured against,
+		// and afterwards learns from, the baseline from before it.
+		s.baseline, s.nhist, s.hpos = ref, 0, 0
 		s.detections.Add(1)
 		s.active.Store(1)
 		s.sink.Detection(&Event{Detector: TelnetSurge, Phase: Start, Class: "surge", Entry: s.entry()})
@@ -248,7 +291,7 @@ func (s *Surge) bucket(b int64, sources uint64) {
 	// The baseline learns only from buckets outside a surge: frozen during one, so a long
 	// surge cannot raise its own baseline until it no longer looks like a surge.
 	if !s.in {
-		s.baseline = (1-ewmaAlpha)*s.baseline + ewmaAlpha*float64(sources)
+		s.learn(sources)
 	}
 }
 

@@ -98,12 +98,22 @@ func TestTelnetSurge(t *testing.T) {
 			surgeEv(Start, b(2), b(3), 40, 10), surgeEv(End, b(2), b(6), 40, 10)}},
 		{"peak", []int{10, 10, 40, 50, 35, 10}, []ev{
 			surgeEv(Start, b(2), b(3), 40, 10), surgeEv(End, b(2), b(5), 50, 10)}},
-		{"EWMA learns between surges", []int{10, 20, 10, 30, 10}, []ev{
-			// baseline 10 -> 12 -> 11.6; 30 < 3 x 11.6: no surge.
-		}},
-		{"EWMA value", []int{10, 20, 36, 10}, []ev{
-			// 0.8 x 10 + 0.2 x 20 = 12; 36 >= 3 x 12.
-			surgeEv(Start, b(2), b(3), 36, 12), surgeEv(End, b(2), b(3), 36, 12)}},
+		{"a rise is compared with the lowest baseline of the last five buckets", []int{10, 20, 10, 30, 10}, []ev{
+			// baselines 10, 12, 11.6: 30 >= 3 x 10.
+			surgeEv(Start, b(3), b(4), 30, 10), surgeEv(End, b(3), b(4), 30, 10)}},
+		{"EWMA learns from a lasting rise", []int{10, 20, 20, 20, 20, 20, 20, 40, 20}, nil},
+		// baselines 10, 12, 13.6, 14.88, 15.904, 16.7232, 17.37856: the lowest of the last
+		// five is 13.6, and 40 < 3 x 13.6.
+		{"EWMA learns from a lasting rise, then a surge", []int{10, 20, 20, 20, 20, 20, 20, 41, 20}, []ev{
+			surgeEv(Start, b(7), b(8), 41, 13.6), surgeEv(End, b(7), b(8), 41, 13.6)}},
+		{"a ramp does not hide the surge", []int{10, 10, 10, 10, 19, 29, 39, 39, 10}, []ev{
+			// The EWMA follows the ramp (11.8, 15.24: 39 < 3 x 15.24), the lowest baseline
+			// of the last five buckets does not.
+			surgeEv(Start, b(6), b(7), 39, 10), surgeEv(End, b(6), b(8), 39, 10)}},
+		{"the ramp is forgotten after the surge", []int{10, 10, 10, 10, 19, 29, 39, 10, 10, 10, 10, 10, 30, 10}, []ev{
+			surgeEv(Start, b(6), b(7), 39, 10), surgeEv(End, b(6), b(7), 39, 10),
+			// baseline reset to 10 at the start, then 10 x 0.8 + 10 x 0.2 = 10: 30 >= 3 x 10.
+			surgeEv(Start, b(12), b(13), 30, 10), surgeEv(End, b(12), b(13), 30, 10)}},
 		{"empty buckets decay the baseline", []int{10, 10, 0, 0, 0, 0, 0, 20, 0}, []ev{
 			// 10 x 0.8^5 = 3.2768
 			surgeEv(Start, b(7), b(8), 20, 3.2768), surgeEv(End, b(7), b(8), 20, 3.2768)}},

@@ -61,12 +61,13 @@ func telnetClass(mirai bool) int {
 // telnetEntry reports the sweep; mirai when more than half of its SYNs carry seq == dst IP.
 func (e *Engine) telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntry {
 	return &TelnetSweepEntry{
-		Src:       src.String(),
-		Targets:   w.Targets.Count(&e.slab),
-		Packets:   w.Packets,
-		Mirai:     w.Mirai*2 > w.Packets,
-		FirstSeen: Time(w.Start),
-		LastSeen:  Time(w.Last),
+		Src:              src.String(),
+		Targets:          min(w.Targets.Count(&e.slab), w.Packets),
+		Packets:          w.Packets,
+		Mirai:            w.Mirai*2 > w.Packets,
+		FirstSeen:        Time(w.Start),
+		LastSeen:         Time(w.Last),
+		TargetsEstimated: !w.Targets.Exact(),
 	}
 }
 

@@ -36,6 +36,7 @@ func dhtGetPeers(t testing.TB, ts int64) capture.Header {
 		PayloadLen: binary.BigEndian.Uint16(u[4:6]) - 8,
 	}
 	h.PayloadCap = uint8(copy(h.Payload[:], u[8:]))
+	h.PayloadClass = capture.ClassifyUDP(u[8:], len(u[8:]))
 	if h.Src.String() != "189.127.196.8" || h.Dst.String() != "211.1.11.177" || h.SrcPort != 40386 || h.DstPort != 4776 {
 		t.Fatalf("DHT sample header %s:%d -> %s:%d", h.Src, h.SrcPort, h.Dst, h.DstPort)
 	}
@@ -185,23 +186,21 @@ func TestPayloadKind(t *testing.T) {
 		length  int // PayloadLen when not len(payload)
 		want    int
 	}{
-		{"get_peers query", []byte("d1:ad2:id20:abcdefghij"), 0, payloadDHT},
-		{"response", []byte("d1:rd2:id20:abcdefghij"), 0, payloadDHT},
-		{"error", []byte("d1:eli201e"), 0, payloadDHT},
-		{"ip key first", []byte("d2:ip6:abcdef1:rd"), 0, payloadDHT},
-		{"t key with a string", []byte("d1:t2:aa1:y1:q"), 0, payloadDHT},
-		{"v key", []byte("d1:v4:LT\x01\x01"), 0, payloadDHT},
-		{"key without a value start", []byte("d1:a:"), 0, payloadOther},
-		{"unknown key", []byte("d1:x1:y"), 0, payloadOther},
+		// Only whole, strictly valid KRPC (capture.ClassifyUDP, tested in capture).
+		{"ping query", []byte("d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"), 0, payloadDHT},
+		{"error", []byte("d1:eli201e5:Errore1:t2:aa1:y1:ee"), 0, payloadDHT},
+		{"the 32 bytes a Header keeps", []byte("d1:ad2:id20:abcdefghij0123456789"), 0, payloadOther},
+		{"dict start cut by the capture", []byte("d1:t2:aa1:y1:qe"), 100, payloadOther},
+		{"unknown key only", []byte("d1:x1:ye"), 0, payloadOther},
 		{"not a dictionary", []byte("l1:a1:be"), 0, payloadOther},
-		{"too short", []byte("d1:a"), 0, payloadOther},
 		{"uTP SYN", utpSYN, 0, payloadUTP},
-		{"uTP DATA with extension 2", append([]byte{0x01, 0x02}, make([]byte, 30)...), 0, payloadUTP},
+		{"uTP SYN with data", append(append([]byte{}, utpSYN...), make([]byte, 458)...), 0, payloadOther},
+		{"uTP DATA with extension bits", append(append(append([]byte{0x01, 0x02}, make([]byte, 18)...), 0, 8), make([]byte, 12)...), 0, payloadUTP},
 		{"uTP type 5 is not uTP", append([]byte{0x51, 0x00}, make([]byte, 18)...), 0, payloadOther},
 		{"uTP version 2 is not uTP", append([]byte{0x42, 0x00}, make([]byte, 18)...), 0, payloadOther},
 		{"uTP extension 3 is not uTP", append([]byte{0x41, 0x03}, make([]byte, 18)...), 0, payloadOther},
 		{"19 bytes is not uTP", append([]byte{0x41, 0x00}, make([]byte, 17)...), 0, payloadOther},
-		{"uTP longer than captured", []byte{0x41, 0x00, 1, 2}, 1400, payloadUTP},
+		{"uTP SYN header of a longer payload", []byte{0x41, 0x00, 1, 2}, 1400, payloadOther},
 		{"empty", nil, 0, payloadOther},
 	}
 	for _, tc := range cases {
@@ -209,6 +208,7 @@ func TestPayloadKind(t *testing.T) {
 			h := udp(btSrc, btDst, 6881, t0, tc.payload)
 			if tc.length != 0 {
 				h.PayloadLen = uint16(tc.length)
+				h.PayloadClass = capture.ClassifyUDP(tc.payload, tc.length)
 			}
 			if got := payloadKind(&h); got != tc.want {
 				t.Fatalf("payloadKind = %s, want %s", PayloadKinds[got], PayloadKinds[tc.want])

@@ -1,73 +1,132 @@
 #!/usr/bin/env bash
-# Replay throughput: builds a large SYN-dominated pcap, then in one run times
-#   telescope replay (all detectors on, and all off),
-#   tcpdump -r FILE -w /dev/null   (the cost of just reading the file),
-#   tshark extracting the same tables (protocols, TCP flags, SYN and UDP dst ports),
-# and prints packets/s and the ratios. Usage: scripts/bench.sh [packets] (default 5000000).
+# Replay throughput on two files, one table each:
+#   syn-N.pcap   a SYN-dominated capture with few sources (internal/cmd/mkpcap -n N)
+#   day-S.pcap   the generated telescope day at scale S (internal/daygen ProfileTelescope,
+#                2 h of packet time; scale 20 is ~3.4 M packets from ~540 k sources)
+# For each: tcpdump -r FILE -w /dev/null (reading only), telescope replay with every detector
+# off (counters only), with every detector on (defaults; no report), the same writing the
+# report (its cost is the difference), the log lines and bytes of the detectors-on run, and
+# the max RSS. Timings are the best of 5 runs; the files are generated from fixed seeds.
+#
+# Usage: scripts/bench.sh [--full] [--tshark]
+#   default: 1 M SYN packets and the day at scale 5 (about a minute on 2 cores)
+#   --full:  5 M SYN packets and the day at scale 20 (the issue's day)
+#   --tshark also times a tshark extraction of the same tables on the SYN file (minutes)
+# Environment: SYN_PACKETS, DAY_SCALE and RUNS override the sizes and the run count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
-n=${1:-5000000}
+full=0 tshark=0
+for a in "$@"; do
+	case $a in
+	--full) full=1 ;;
+	--tshark) tshark=1 ;;
+	*) echo "usage: $0 [--full] [--tshark]" >&2; exit 2 ;;
+	esac
+done
+n=${SYN_PACKETS:-$([ $full = 1 ] && echo 5000000 || echo 1000000)}
+scale=${DAY_SCALE:-$([ $full = 1 ] && echo 20 || echo 5)}
+runs=${RUNS:-5}
 dir=bench
 mkdir -p "$dir"
-pcap="$dir/syn-$n.pcap"
-for tool in tcpdump tshark; do
+need=(tcpdump)
+[ $tshark = 1 ] && need+=(tshark)
+for tool in "${need[@]}"; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 
 echo "== building"
 CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
-[ -s "$pcap" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$pcap"
-# The generated traffic goes to 203.0.0.0/16, the telescope's dark space.
-cat > "$dir/detectors-on.yaml" <<'YAML'
-dark_prefixes: [203.0.0.0/16]
-YAML
-cat > "$dir/detectors-off.yaml" <<'YAML'
-dark_prefixes: [203.0.0.0/16]
-detect:
-  scanner: {enabled: false}
-  telnet: {enabled: false}
-  udp_then_syn: {enabled: false}
-  backscatter: {enabled: false}
-  fingerprint: {enabled: false}
-YAML
-cat "$pcap" >/dev/null # warm the page cache so every contender reads from memory
-size=$(stat -c %s "$pcap")
-echo "file: $pcap, $n packets, $((size / 1048576)) MiB, $(nproc) CPUs"
+syn="$dir/syn-$n.pcap"
+day="$dir/day-$scale.pcap"
+[ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
+[ -s "$day" ] || go run ./internal/cmd/mkpcap -day "$scale" -seed 1 -o "$day"
 
-# timed NAME CMD...: runs CMD, records wall seconds and max RSS.
+# config NAME DARK DETECT: writes $dir/NAME.yaml.
+config() {
+	{
+		echo "dark_prefixes: [$2]"
+		if [ "$3" = off ]; then
+			printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
+			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
+		fi
+	} >"$dir/$1.yaml"
+}
+# mkpcap's SYN file sends to 203.0.0.0/16; the day to two /24s and an IPv6 /48.
+config syn-on 203.0.0.0/16 on
+config syn-off 203.0.0.0/16 off
+config day-on "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" on
+config day-off "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" off
+
+# timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
+# seconds and max RSS (KiB).
 declare -A secs rss
 timed() {
 	local name=$1
 	shift
 	local out
-	/usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >/dev/null 2>&1 || { echo "bench: $name failed: $*"; exit 1; }
+	/usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.log" || {
+		echo "bench: $name failed: $*"
+		tail -3 "$dir/$name.log"
+		exit 1
+	}
 	out=$(tail -1 "$dir/time.out")
 	secs[$name]=${out% *}
 	rss[$name]=${out#* }
 }
-best() { # best of 3 runs
+best() { # best of $runs runs (the RSS of the last)
 	local name=$1
 	shift
 	local b=""
-	for _ in 1 2 3; do
+	for _ in $(seq "$runs"); do
 		timed "$name" "$@"
 		if [ -z "$b" ] || awk "BEGIN{exit !(${secs[$name]} < $b)}"; then b=${secs[$name]}; fi
 	done
 	secs[$name]=$b
 }
 
-best tcpdump tcpdump -r "$pcap" -w /dev/null
-best replay "$dir/telescope" replay --config "$dir/detectors-on.yaml" --report /dev/null "$pcap"
-best replay_nodetect "$dir/telescope" replay --config "$dir/detectors-off.yaml" --report /dev/null "$pcap"
-timed tshark tshark -n -r "$pcap" -o ip.defragment:FALSE -T fields -E occurrence=f \
-	-e ip.proto -e ipv6.nxt -e tcp.flags -e tcp.dstport -e udp.dstport
+# bench FILE KIND: the runs and the table of one file.
+bench() {
+	local pcap=$1 kind=$2
+	cat "$pcap" >/dev/null # warm the page cache so every contender reads from memory
+	local size pkts
+	size=$(stat -c %s "$pcap")
+	"$dir/telescope" replay --config "$dir/$kind-off.yaml" --report "$dir/report-$kind.json" "$pcap" 2>/dev/null
+	pkts=$(grep -o '"frames": *[0-9]*' "$dir/report-$kind.json" | grep -o '[0-9]*$')
+	echo
+	echo "== $pcap: $pkts packets, $((size / 1048576)) MiB, $(nproc) CPUs, best of $runs"
+	best tcpdump tcpdump -r "$pcap" -w /dev/null
+	best off "$dir/telescope" replay --config "$dir/$kind-off.yaml" "$pcap"
+	best on "$dir/telescope" replay --config "$dir/$kind-on.yaml" "$pcap"
+	best report "$dir/telescope" replay --config "$dir/$kind-on.yaml" --report "$dir/report-$kind.json" "$pcap"
+	local lines bytes
+	lines=$(wc -l <"$dir/on.log")
+	bytes=$(wc -c <"$dir/on.log")
+	printf '%-40s %9s %12s %10s %9s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB"
+	for k in tcpdump off on report; do
+		local label
+		case $k in
+		tcpdump) label="tcpdump -r FILE -w /dev/null" ;;
+		off) label="replay, counters only" ;;
+		on) label="replay, all detectors" ;;
+		report) label="replay, all detectors + --report" ;;
+		esac
+		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" \
+			'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f\n", l, s, n/s, s/t, r/1024}'
+	done
+	awk -v on="${secs[on]}" -v off="${secs[off]}" -v rep="${secs[report]}" -v l="$lines" -v b="$bytes" \
+		-v rs="$(stat -c %s "$dir/report-$kind.json")" 'BEGIN{
+		printf "detectors on keep %.0f%% of the counters-only packets/s\n", 100*off/on
+		printf "writing the report: %+.2f s (%.1f MiB)\n", rep-on, rs/1048576
+		printf "log: %d lines, %.1f MiB\n", l, b/1048576 }'
+}
 
-printf '\n%-34s %10s %14s %10s %12s\n' "contender" "seconds" "packets/s" "x tcpdump" "max RSS MiB"
-for k in tcpdump replay replay_nodetect tshark; do
-	s=${secs[$k]}
-	awk -v k="$k" -v s="$s" -v n="$n" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" \
-		'BEGIN{printf "%-34s %10.2f %14.0f %10.2f %12.0f\n", k, s, n/s, s/t, r/1024}'
-done
-awk -v a="${secs[replay]}" -v b="${secs[replay_nodetect]}" \
-	'BEGIN{printf "\ndetectors on keep %.0f%% of the packets/s with detectors off\n", 100*b/a}'
+bench "$syn" syn
+bench "$day" day
+
+if [ $tshark = 1 ]; then
+	timed tshark tshark -n -r "$syn" -o ip.defragment:FALSE -T fields -E occurrence=f \
+		-e ip.proto -e ipv6.nxt -e tcp.flags -e tcp.dstport -e udp.dstport
+	echo
+	echo "tshark extracting the same tables from $syn: ${secs[tshark]} s"
+fi

@@ -38,8 +38,13 @@ func (g *gen) opaque(n int) []byte {
 // probes, so no rule can hold: no scanner (100 probes), no sweep (no telnet), no UDP-then-SYN
 // pair (no source mixes UDP and SYN), no fingerprint (plain probes), no backscatter.
 func (g *gen) background() {
-	n := g.count(110000, 200)
-	g.truth.Background = n
+	g.backgroundN(g.count(110000, 200), 15, 3)
+}
+
+// backgroundN plants n background sources; multiPct percent of them send 2 to 1+maxExtra
+// probes, the others one.
+func (g *gen) backgroundN(n, multiPct, maxExtra int) {
+	g.truth.Background += n
 	payloads := make([][]byte, 64)
 	for i := range payloads {
 		payloads[i] = g.opaque(g.rng.IntN(48))
@@ -48,8 +53,8 @@ func (g *gen) background() {
 		v6 := g.rng.IntN(10) == 0
 		src := g.src(v6)
 		k := 1
-		if g.rng.IntN(100) < 15 {
-			k = 2 + g.rng.IntN(3)
+		if g.rng.IntN(100) < multiPct {
+			k = 2 + g.rng.IntN(maxExtra)
 		}
 		kind := g.rng.IntN(100)
 		ts := g.between(g.start, g.end)

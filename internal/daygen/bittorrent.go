@@ -66,7 +66,13 @@ func (g *gen) utpSYN() []byte {
 // the same ip:port within max_gap (sometimes a retransmission too): planted pairs. Decoys
 // send the SYN to another port of the same address, or to the same port too late.
 func (g *gen) bittorrent() {
-	for range g.count(3000, 60) {
+	g.bittorrentN(g.count(3000, 60), 20)
+}
+
+// bittorrentN plants n BitTorrent sources, pairPct percent of which make a pair (the rest
+// are decoys in equal shares and sources that send UDP only).
+func (g *gen) bittorrentN(n, pairPct int) {
+	for range n {
 		r := g.rng.IntN(100)
 		tg := btTargets[0]
 		for _, c := range btTargets {
@@ -101,7 +107,7 @@ func (g *gen) bittorrent() {
 		role := g.rng.IntN(100)
 		synAt := lastUDP + int64(time.Second) + g.rng.Int64N(int64(4*time.Minute))
 		switch {
-		case role < 20:
+		case role < pairPct:
 			g.emit(g.syn(synAt, src, tg.dst, tg.port, plain))
 			nSYN, lastSeen := uint64(1), synAt
 			if g.rng.IntN(10) < 3 {
@@ -112,9 +118,9 @@ func (g *gen) bittorrent() {
 			payload := []string{"dht", "dht", "dht", "dht", "dht", "utp", "utp", "utp", "other", "other"}[kind]
 			g.truth.UDPThenSYN = append(g.truth.UDPThenSYN, Pair{Src: src, Dst: tg.dst, Port: tg.port,
 				UDP: uint64(nUDP), SYN: nSYN, Payload: payload, First: tm(first), Last: tm(lastSeen)})
-		case role < 28:
+		case role < pairPct+(100-pairPct)/10:
 			g.emit(g.syn(synAt, src, tg.dst, tg.port+1, plain))
-		case role < 32:
+		case role < pairPct+(100-pairPct)*3/20:
 			g.emit(g.syn(lastUDP+int64(maxGap)+int64(10*time.Second)+g.rng.Int64N(int64(time.Minute)), src, tg.dst, tg.port, plain))
 		}
 	}

@@ -50,6 +50,7 @@ type gen struct {
 	next4      uint32 // source allocator, IPv4 (100.64.0.0/10)
 	next6      uint64 // source allocator, IPv6 (2001:db8:ffff::/48)
 	surgeAt    int64  // start of the planted surge's first bucket
+	surgeEnd   int64  // end of its last bucket (ProfileTelescope)
 	err        error  // first internal inconsistency (reported by build)
 }
 
@@ -65,14 +66,25 @@ func build(o Options) ([]pkt, *Truth, error) {
 		end:   o.Start.Add(o.Duration).UnixNano(),
 		truth: newTruth(),
 	}
-	g.background()
-	g.telnetBackground()
-	g.surge()
-	g.scanners()
-	g.telnetActors()
-	g.bittorrent()
-	g.backscatter()
-	g.tools()
+	if o.Profile == ProfileTelescope {
+		// Room for the whole day up front: regrowing a slice of millions of packets
+		// costs more than generating them.
+		room := int(170000*o.Scale) + 400000
+		if o.TelnetOnly {
+			room = int(17000*o.Scale) + 20000
+		}
+		g.pkts = make([]pkt, 0, room)
+		g.telescopeDay()
+	} else {
+		g.background()
+		g.telnetBackground()
+		g.surge()
+		g.scanners()
+		g.telnetActors()
+		g.bittorrent()
+		g.backscatter()
+		g.tools()
+	}
 	if g.err != nil {
 		return nil, nil, g.err
 	}
@@ -81,6 +93,18 @@ func build(o Options) ([]pkt, *Truth, error) {
 		return a.h.TS < b.h.TS || (a.h.TS == b.h.TS && a.order < b.order)
 	})
 	surges := surgeTruth(g.pkts, g.start)
+	if o.Profile == ProfileTelescope {
+		// The ramp's first buckets may or may not reach the factor; the full ones must.
+		ramp := g.surgeAt + int64(len(surgeRamp))*int64(surgeBucket)
+		if len(surges) != 1 || surges[0].Start.UnixNano() < g.surgeAt || surges[0].Start.UnixNano() > ramp ||
+			surges[0].End.UnixNano() != g.surgeEnd {
+			return nil, nil, fmt.Errorf("daygen: internal error: planted surge %s to %s, the reference finds %+v",
+				tm(g.surgeAt), tm(g.surgeEnd), surges)
+		}
+		g.truth.Surges = surges
+		g.truth.Packets = len(g.pkts)
+		return g.pkts, g.truth, nil
+	}
 	if len(surges) != 1 || surges[0].Start.UnixNano() != g.surgeAt || surges[0].End.UnixNano() != g.surgeAt+2*int64(surgeBucket) {
 		return nil, nil, fmt.Errorf("daygen: internal error: planted surge at %s, the reference finds %+v",
 			tm(g.surgeAt), surges)

@@ -61,6 +61,7 @@ func finish(p *pkt) {
 		l4 = 8 + len(p.body)
 		h.PayloadLen = uint16(len(p.body))
 		h.PayloadCap = uint8(copy(h.Payload[:], p.body))
+		h.PayloadClass = capture.ClassifyUDP(p.body, len(p.body))
 	default:
 		l4 = 8 + len(p.body)
 	}

@@ -6,8 +6,9 @@ import (
 
 // surgeTruth applies the telnet surge rule to the day, as a reference: per minute bucket the
 // distinct sources of SYN probes to 23 or 2323; the first complete bucket sets the EWMA
-// baseline (alpha 0.2); a bucket with >= 20 sources and >= 3 x baseline starts a surge, the
-// first bucket below ends it; the baseline learns only outside surges. The bucket of the last
+// baseline (alpha 0.2); a bucket with >= 20 sources and >= 3 x the lowest baseline of the
+// last five buckets starts a surge (which resets the baseline to that lowest one), the first
+// bucket below 3 x it ends it; the baseline learns only outside surges. The bucket of the last
 // packet is not complete (the clock never passes its end) and is not evaluated.
 func surgeTruth(pkts []pkt, start int64) []Surge {
 	const (
@@ -30,19 +31,30 @@ func surgeTruth(pkts []pkt, start int64) []Surge {
 			sets[k][h.Src] = true
 		}
 	}
+	// The first complete bucket: the one starting at or after the first packet.
+	first := (pkts[0].h.TS + b - 1) / b
+	_ = start
 	var out []Surge
 	var baseline float64
+	var hist []float64 // baselines of the buckets before, newest last
 	var cur *Surge
-	for k := start / b; k < pkts[len(pkts)-1].h.TS/b; k++ {
+	for k := first; k < pkts[len(pkts)-1].h.TS/b; k++ {
 		s := len(sets[k])
-		if k == start/b {
+		if k == first {
 			baseline = float64(s)
 			continue
 		}
-		surging := s >= minSources && float64(s) >= factor*baseline
+		ref := baseline
+		if cur == nil {
+			for _, h := range hist[max(len(hist)-4, 0):] {
+				ref = min(ref, h)
+			}
+		}
+		surging := s >= minSources && float64(s) >= factor*ref
 		switch {
 		case surging && cur == nil:
-			cur = &Surge{Start: tm(k * b), End: tm((k + 1) * b), PeakSources: uint64(s), Baseline: baseline}
+			cur = &Surge{Start: tm(k * b), End: tm((k + 1) * b), PeakSources: uint64(s), Baseline: ref}
+			baseline, hist = ref, hist[:0]
 		case surging:
 			cur.PeakSources = max(cur.PeakSources, uint64(s))
 			cur.End = tm((k + 1) * b)
@@ -52,6 +64,7 @@ func surgeTruth(pkts []pkt, start int64) []Surge {
 			cur = nil
 		}
 		if cur == nil {
+			hist = append(hist, baseline)
 			baseline = (1-alpha)*baseline + alpha*float64(s)
 		}
 	}

@@ -4,6 +4,12 @@
 // serialisation library) so millions take seconds.
 //
 //	go run ./internal/cmd/mkpcap -n 5000000 -o bench/syn.pcap
+//
+// With -day SCALE it writes instead the generated telescope day (internal/daygen,
+// ProfileTelescope: 2 h of packet time, ~168 k packets per unit of scale; scale 20 is the
+// day of issue 10) and prints its planted detections:
+//
+//	go run ./internal/cmd/mkpcap -day 20 -seed 1 -o bench/day-20.pcap
 package main
 
 import (
@@ -14,13 +20,23 @@ import (
 	"math/rand/v2"
 	"os"
 	"time"
+
+	"github.com/telescope-dev/telescope/internal/daygen"
 )
 
 func main() {
 	n := flag.Int("n", 5_000_000, "packets")
 	out := flag.String("o", "syn.pcap", "output file")
 	seed := flag.Uint64("seed", 1, "random seed")
+	day := flag.Float64("day", 0, "write the generated telescope day at this scale (1 to 50) instead")
 	flag.Parse()
+	if *day != 0 {
+		if err := writeDay(*out, *day, *seed); err != nil {
+			fmt.Fprintln(os.Stderr, "mkpcap:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := write(*out, *n, *seed); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpcap:", err)
 		os.Exit(1)
@@ -29,6 +45,28 @@ func main() {
 
 // synPorts are weighted like a real telescope's top SYN destination ports.
 var synPorts = []uint16{23, 23, 23, 23, 52869, 8545, 22, 22, 445, 445, 80, 80, 8080, 2323, 3389, 5555, 81, 8443, 7547, 37215}
+
+func writeDay(path string, scale float64, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	truth, err := daygen.Generate(w, daygen.Options{Seed: int64(seed), Scale: scale, Profile: daygen.ProfileTelescope})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d packets; planted: %d scanner sources, %d telnet sweepers, %d surges, %d udp_then_syn pairs, %d backscatter victims, %d tool sources, %d background sources\n",
+		path, truth.Packets, len(truth.Scanners), len(truth.TelnetSweeps), len(truth.Surges), len(truth.UDPThenSYN),
+		len(truth.Backscatter), len(truth.Tools), truth.Background)
+	return nil
+}
 
 func write(path string, n int, seed uint64) error {
 	f, err := os.Create(path)
