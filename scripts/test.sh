@@ -7,9 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin:/usr/sbin:/sbin"
-packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc)
+packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc
+	prometheus-alertmanager podman buildah libcap2-bin)
 need_install=0
-for tool in tcpdump tshark tcpreplay promtool ip gcc; do
+for tool in tcpdump tshark tcpreplay promtool ip gcc prometheus-alertmanager amtool podman buildah setcap; do
 	command -v "$tool" >/dev/null 2>&1 || need_install=1
 done
 [ -e /usr/include/pcap/pcap.h ] || need_install=1
@@ -43,6 +44,9 @@ go test -count=1 -timeout 15m ./...
 
 echo "== race detector (concurrent packages)"
 go test -count=1 -race -timeout 10m -short ./pipeline/... ./metrics/... ./aggregate/... ./detect/...
+
+echo "== container image (final stage of the Dockerfile from the static binary; buildah, podman inspect)"
+go test -count=1 -run 'TestImage' -v ./deploy/ | grep -E '^(---|ok|FAIL)'
 
 echo "== cgo build with libpcap (method: pcap)"
 CGO_ENABLED=1 go test -count=1 -tags pcap -timeout 5m -run 'LibPcap|RunStartupErrors' ./cmd/...
