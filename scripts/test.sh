@@ -10,9 +10,10 @@ export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin:/usr/sbin:
 # Build and test with the toolchain go.mod names (a patched Go: govulncheck checks it), fetched
 # through the module proxy when the machine's Go is older.
 export GOTOOLCHAIN=auto
-packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc chromium)
+packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc chromium
+	prometheus-alertmanager podman buildah libcap2-bin)
 need_install=0
-for tool in tcpdump tshark tcpreplay promtool ip gcc chromium; do
+for tool in tcpdump tshark tcpreplay promtool ip gcc chromium prometheus-alertmanager amtool podman buildah setcap; do
 	command -v "$tool" >/dev/null 2>&1 || need_install=1
 done
 [ -e /usr/include/pcap/pcap.h ] || need_install=1
@@ -68,6 +69,9 @@ go test -count=1 -timeout 15m ./...
 
 echo "== race detector (concurrent packages)"
 go test -count=1 -race -timeout 10m -short ./pipeline/... ./metrics/... ./aggregate/... ./detect/...
+
+echo "== container image (final stage of the Dockerfile from the static binary; buildah, podman inspect)"
+go test -count=1 -run 'TestImage' -v ./deploy/ | grep -E '^(---|ok|FAIL)'
 
 echo "== cgo build with libpcap (method: pcap)"
 CGO_ENABLED=1 go test -count=1 -tags pcap -timeout 5m -run 'LibPcap|RunStartupErrors' ./cmd/...

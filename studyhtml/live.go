@@ -64,7 +64,8 @@ type Capture struct {
 	Up          bool
 	Packets     uint64
 	KernelDrops uint64
-	QueueDrops  uint64
+	// QueueFreezes counts the times the kernel found the ring full and froze it.
+	QueueFreezes uint64
 }
 
 // LiveHandler serves the live overview page from provider, which is called once per
@@ -145,7 +146,7 @@ func RenderLive(w interface{ Write([]byte) (int, error) }, o Overview, refresh i
 	var drops uint64
 	up := 0
 	for _, c := range o.Captures {
-		drops += c.KernelDrops + c.QueueDrops
+		drops += c.KernelDrops
 		if c.Up {
 			up++
 		}
@@ -159,13 +160,13 @@ func RenderLive(w interface{ Write([]byte) (int, error) }, o Overview, refresh i
 		{human(float64(o.Tracked)), "tracked sources"},
 	}
 	pg.Captures = table{ID: "captures", Title: "capture sources", Total: len(o.Captures),
-		Cols: []col{{"interface", false}, {"state", false}, {"packets", true}, {"kernel drops", true}, {"queue drops", true}}}
+		Cols: []col{{"interface", false}, {"state", false}, {"packets", true}, {"kernel drops", true}, {"queue freezes", true}}}
 	for _, c := range o.Captures {
 		st := "up"
 		if !c.Up {
 			st = "DOWN"
 		}
-		pg.Captures.Rows = append(pg.Captures.Rows, []cell{{c.Interface, ""}, {st, ""}, num64(c.Packets), num64(c.KernelDrops), num64(c.QueueDrops)})
+		pg.Captures.Rows = append(pg.Captures.Rows, []cell{{c.Interface, ""}, {st, ""}, num64(c.Packets), num64(c.KernelDrops), num64(c.QueueFreezes)})
 	}
 	pg.Windows = table{ID: "windows", Title: "closed windows", Cols: []col{{"window", false}, {"span (UTC)", false}, {"packets", true}, {"sources", true}, {"top sources", false}}}
 	for _, wv := range []struct {

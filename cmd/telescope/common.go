@@ -34,6 +34,7 @@ type commonFlags struct {
 	listen    string
 	logLevel  string
 	logFormat string
+	webConfig string
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
@@ -41,6 +42,7 @@ func (c *commonFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, "web.listen-address", "", "address to serve /metrics on (overrides web.listen_address)")
 	fs.StringVar(&c.logLevel, "log.level", "", "log level: debug, info, warn, error (overrides log.level)")
 	fs.StringVar(&c.logFormat, "log.format", "", "log format: json, logfmt, console (overrides log.format)")
+	fs.StringVar(&c.webConfig, "web.config.file", "", "exporter-toolkit web configuration file enabling TLS and/or basic auth (https://github.com/prometheus/exporter-toolkit/blob/master/docs/web-configuration.md)")
 }
 
 // load reads the config (or the embedded default) and applies the flag overrides.

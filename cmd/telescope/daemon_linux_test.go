@@ -98,7 +98,7 @@ type daemonProc struct {
 func startDaemon(t *testing.T, ns, addr, cfg string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{ns: ns, addr: addr, logs: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command("ip", "netns", "exec", ns, executable(t), "run", "--config", cfg)
+	d.cmd = exec.Command("ip", "netns", "exec", ns, executable(t), "run", "--web.enable-lifecycle", "--config", cfg)
 	d.cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
 	d.cmd.Stderr = d.logs
 	d.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

@@ -64,7 +64,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	var srv *metrics.Server
 	if *serve {
-		srv, err = metrics.Listen(metrics.ServerOptions{Address: cfg.Web.ListenAddress, Registry: reg, Logger: log, Version: buildVersion()})
+		srv, err = metrics.Listen(metrics.ServerOptions{Address: cfg.Web.ListenAddress, Registry: reg, Logger: log, Version: buildVersion(), WebConfigFile: cf.webConfig,
+			Landing: landingPage(cfg.Sensor, p.Snapshot)})
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	var cf commonFlags
 	cf.register(fs)
+	lifecycle := fs.Bool("web.enable-lifecycle", false, "enable POST /-/reload (SIGHUP reloads either way)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telescope run [flags]\n\nCaptures live on capture.interface and serves /metrics on web.listen_address.\nNeeds CAP_NET_RAW (root, or setcap cap_net_raw,cap_net_admin+ep on the binary).\n\nflags:")
 		fs.PrintDefaults()
@@ -81,7 +82,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	d := &daemon{cf: cf, cfg: cfg, p: p, log: log, level: level, status: reload}
 	srv, err := metrics.Listen(metrics.ServerOptions{
 		Address: cfg.Web.ListenAddress, Registry: reg, Logger: log, Version: buildVersion(),
-		Ready: src.Ready, Reload: d.reload,
+		Ready: src.Ready, Reload: d.reload, EnableLifecycle: *lifecycle, WebConfigFile: cf.webConfig,
+		Landing: landingPage(cfg.Sensor, p.Snapshot),
 	})
 	if err != nil {
 		return err

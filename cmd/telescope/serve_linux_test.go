@@ -69,6 +69,19 @@ func TestReplayServe(t *testing.T) {
 	if len(ps) != 41 {
 		t.Fatalf("capture has %d packets", len(ps))
 	}
+	// The landing page is the live overview of the same snapshot: 41 IP packets, 40 of
+	// them SYNs to port 23 (the smallCapture's telnet sweep).
+	resp, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"IP packets since start", ">41<", "replay"} {
+		if resp.StatusCode != 200 || !strings.Contains(string(page), want) {
+			t.Errorf("landing page (status %d) lacks %q", resp.StatusCode, want)
+		}
+	}
 	time.Sleep(200 * time.Millisecond)
 	select {
 	case err := <-done:
