@@ -37,11 +37,11 @@ type Live struct {
 func (p *Pipeline) NewLive(cfg capture.RingConfig) *Live {
 	cfg.Workers = len(p.workers)
 	l := &Live{p: p, cfg: cfg, log: p.log}
-	p.AddCapture(l)
+	p.addCapture(l)
 	return l
 }
 
-// Stats implements CaptureStats: packets and kernel drops over every ring opened so far.
+// Stats implements captureStats: packets and kernel drops over every ring opened so far.
 func (l *Live) Stats() snapshot.CaptureCounts {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -172,7 +172,7 @@ func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
 	errc := make(chan error, len(rings))
 	for i, r := range rings {
 		wg.Add(1)
-		go func(w *Worker, r *capture.Ring) {
+		go func(w *worker, r *capture.Ring) {
 			defer wg.Done()
 			if err := w.poll(rctx, r); err != nil {
 				errc <- err
@@ -190,7 +190,7 @@ func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
 }
 
 // poll is a worker's live loop.
-func (w *Worker) poll(ctx context.Context, r *capture.Ring) error {
+func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	var h capture.Header
 	handle := func(f *capture.Frame) {
 		h.TS = f.TS

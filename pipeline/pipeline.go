@@ -27,7 +27,7 @@ type Options struct {
 // Pipeline is the set of workers with what they share: the published configuration, the
 // dark-prefix slots, the telnet-surge aggregator and the event sink.
 type Pipeline struct {
-	workers []*Worker
+	workers []*worker
 	rc      atomic.Pointer[runConfig]
 	slots   *aggregate.PrefixSlots
 	surge   *detect.Surge
@@ -38,11 +38,11 @@ type Pipeline struct {
 
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
-	captures []CaptureStats
+	captures []captureStats
 }
 
-// CaptureStats is a packet source that reports about itself.
-type CaptureStats interface {
+// captureStats is a packet source that reports about itself.
+type captureStats interface {
 	Stats() snapshot.CaptureCounts
 }
 
@@ -90,34 +90,19 @@ func (p *Pipeline) Reload(c *configs.Config) error {
 	return nil
 }
 
-// Config returns the configuration in effect.
-func (p *Pipeline) Config() *configs.Config { return p.rc.Load().cfg }
-
-// Workers returns the workers (for the collector).
-func (p *Pipeline) Workers() []*Worker { return p.workers }
-
-// Surge returns the telnet-surge aggregator.
-func (p *Pipeline) Surge() *detect.Surge { return p.surge }
-
-// AddCapture registers a packet source's statistics.
-func (p *Pipeline) AddCapture(c CaptureStats) {
+// addCapture registers a packet source's statistics.
+func (p *Pipeline) addCapture(c captureStats) {
 	p.capMu.Lock()
 	defer p.capMu.Unlock()
 	p.captures = append(p.captures, c)
 }
 
-// Captures returns the registered packet sources.
-func (p *Pipeline) Captures() []CaptureStats {
+// captureSources returns the registered packet sources.
+func (p *Pipeline) captureSources() []captureStats {
 	p.capMu.Lock()
 	defer p.capMu.Unlock()
-	return append([]CaptureStats(nil), p.captures...)
+	return append([]captureStats(nil), p.captures...)
 }
-
-// PrefixName returns the `prefix` label of a slot.
-func (p *Pipeline) PrefixName(slot int) string { return p.slots.Name(slot) }
-
-// PrefixSlots returns the slots of the configured dark prefixes.
-func (p *Pipeline) PrefixSlots() []int { return p.rc.Load().prefixes.Slots() }
 
 // Totals sums the counter shards of all workers.
 func (p *Pipeline) Totals() *aggregate.Totals {
@@ -129,7 +114,7 @@ func (p *Pipeline) Totals() *aggregate.Totals {
 }
 
 // LastWindow merges the latest window every active worker has closed.
-func (p *Pipeline) LastWindow() *aggregate.WindowStats {
+func (p *Pipeline) lastWindow() *aggregate.WindowStats {
 	var pairs []*windowPair
 	minIdx := int64(0)
 	for _, w := range p.workers {

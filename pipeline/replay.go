@@ -51,7 +51,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	start := time.Now()
 	src := &replaySource{}
 	src.up.Store(true)
-	p.AddCapture(src)
+	p.addCapture(src)
 
 	d := p.startDispatch()
 	res := ReplayResult{}
@@ -135,7 +135,7 @@ func (p *Pipeline) startDispatch() *dispatcher {
 	for i, w := range p.workers {
 		d.chans[i] = make(chan *batch, cap(d.pool))
 		d.wg.Add(1)
-		go func(w *Worker, in <-chan *batch) {
+		go func(w *worker, in <-chan *batch) {
 			defer d.wg.Done()
 			for b := range in {
 				w.processBatch(b)

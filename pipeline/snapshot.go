@@ -20,7 +20,7 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.Prefixes = append(s.Prefixes, snapshot.NamedCount{Name: p.slots.Name(slot), Count: t.Prefix[slot]})
 	}
 	s.NotDark = t.Prefix[0]
-	s.Window = p.LastWindow()
+	s.Window = p.lastWindow()
 	for _, w := range p.workers {
 		for i := range s.SourcesPerWindow.Counts {
 			s.SourcesPerWindow.Counts[i] += w.Hist.Counts[i].Load()
@@ -32,7 +32,7 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.Evictions += w.evictions.Load() + w.Det.Evictions.Load()
 	}
 	p.snapDetectors(s)
-	for _, c := range p.Captures() {
+	for _, c := range p.captureSources() {
 		s.Captures = append(s.Captures, c.Stats())
 	}
 	s.LastPacketTS = t.LastTS
@@ -40,7 +40,7 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 }
 
 func (p *Pipeline) snapDetectors(s *snapshot.Snapshot) {
-	sum := func(get func(w *Worker) uint64) uint64 {
+	sum := func(get func(w *worker) uint64) uint64 {
 		var n uint64
 		for _, w := range p.workers {
 			n += get(w)
@@ -56,7 +56,7 @@ func (p *Pipeline) snapDetectors(s *snapshot.Snapshot) {
 			ds.Active = p.surge.Active()
 		}
 		for ci, class := range d.Classes {
-			n := sum(func(w *Worker) uint64 { return w.Det.Detections[di][ci].Load() })
+			n := sum(func(w *worker) uint64 { return w.Det.Detections[di][ci].Load() })
 			if d.Name == detect.TelnetSurge {
 				n = p.surge.Detections()
 			}
@@ -67,15 +67,15 @@ func (p *Pipeline) snapDetectors(s *snapshot.Snapshot) {
 	s.TelnetSources = p.surge.LastBucketSources()
 	for i, tool := range detect.Tools {
 		s.FingerprintPackets = append(s.FingerprintPackets,
-			snapshot.NamedCount{Name: tool, Count: sum(func(w *Worker) uint64 { return w.Det.FingerprintPackets[i].Load() })})
+			snapshot.NamedCount{Name: tool, Count: sum(func(w *worker) uint64 { return w.Det.FingerprintPackets[i].Load() })})
 	}
 	for i, kind := range detect.PayloadKinds {
 		s.UDPThenSYNSources = append(s.UDPThenSYNSources,
-			snapshot.NamedCount{Name: kind, Count: sum(func(w *Worker) uint64 { return w.Det.UDPThenSYNSources[i].Load() })})
+			snapshot.NamedCount{Name: kind, Count: sum(func(w *worker) uint64 { return w.Det.UDPThenSYNSources[i].Load() })})
 	}
 	for i, kind := range detect.BackscatterKinds {
 		s.BackscatterPackets = append(s.BackscatterPackets,
-			snapshot.NamedCount{Name: kind, Count: sum(func(w *Worker) uint64 { return w.Det.BackscatterPackets[i].Load() })})
+			snapshot.NamedCount{Name: kind, Count: sum(func(w *worker) uint64 { return w.Det.BackscatterPackets[i].Load() })})
 	}
 	// The ports the engines count: the first MaxWatchPorts distinct ones, in config order.
 	seen := map[uint16]bool{}
@@ -85,6 +85,6 @@ func (p *Pipeline) snapDetectors(s *snapshot.Snapshot) {
 		}
 		seen[port] = true
 		s.WatchedPortScanners = append(s.WatchedPortScanners,
-			snapshot.PortEpisodes{Port: port, Episodes: sum(func(w *Worker) uint64 { return w.Det.WatchedScanners(port) })})
+			snapshot.PortEpisodes{Port: port, Episodes: sum(func(w *worker) uint64 { return w.Det.WatchedScanners(port) })})
 	}
 }

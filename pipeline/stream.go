@@ -43,11 +43,11 @@ const flushEvery = 50 * time.Millisecond
 // NewStream prepares a live stream source for p.
 func (p *Pipeline) NewStream(iface string, open func() (RecordSource, error), isTimeout func(error) bool) *Stream {
 	s := &Stream{p: p, iface: iface, open: open, isTimeout: isTimeout}
-	p.AddCapture(s)
+	p.addCapture(s)
 	return s
 }
 
-// Stats implements CaptureStats.
+// Stats implements captureStats.
 func (s *Stream) Stats() snapshot.CaptureCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()

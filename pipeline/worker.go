@@ -39,8 +39,8 @@ type windowPair struct {
 	last, prev *aggregate.WindowStats
 }
 
-// Worker owns a disjoint set of sources: it alone writes their state and its counter shard.
-type Worker struct {
+// worker owns a disjoint set of sources: it alone writes their state and its counter shard.
+type worker struct {
 	id int
 
 	// Read by the collector at scrape time (atomics only).
@@ -83,8 +83,8 @@ type Worker struct {
 	winScanAll bool
 }
 
-func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *Worker {
-	w := &Worker{
+func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
+	w := &worker{
 		id:         id,
 		p:          p,
 		rc:         rc,
@@ -104,7 +104,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *Worker {
 func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedTable) }
 
 // applyConfig picks up a reloaded configuration between batches.
-func (w *Worker) applyConfig() {
+func (w *worker) applyConfig() {
 	rc := w.p.rc.Load()
 	if rc == w.rc {
 		return
@@ -128,10 +128,10 @@ func (w *Worker) applyConfig() {
 	}
 }
 
-func (w *Worker) winLen() int64 { return w.rc.winLen }
+func (w *worker) winLen() int64 { return w.rc.winLen }
 
 // handle processes one frame. This is the hot path: no allocation, no lock.
-func (w *Worker) handle(h *capture.Header) {
+func (w *worker) handle(h *capture.Header) {
 	slot, dense := 0, int32(-1)
 	if h.Result == capture.ResultIP {
 		slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
@@ -178,7 +178,7 @@ func (w *Worker) handle(h *capture.Header) {
 }
 
 // evicted is called by the source table before it reuses an entry's slot.
-func (w *Worker) evicted(k *capture.Addr, e *sourceEntry) {
+func (w *worker) evicted(k *capture.Addr, e *sourceEntry) {
 	if e.win == w.winGen && w.winOpen {
 		w.evHist[aggregate.HistBucket(e.winPkts)]++
 		w.evSum += e.winPkts
@@ -190,7 +190,7 @@ func (w *Worker) evicted(k *capture.Addr, e *sourceEntry) {
 }
 
 // advance moves the worker's clock to now (packet time) even when it saw no packets.
-func (w *Worker) advance(now int64) {
+func (w *worker) advance(now int64) {
 	if now > w.now {
 		w.now = now
 	}
@@ -201,14 +201,14 @@ func (w *Worker) advance(now int64) {
 }
 
 // flush publishes the batch's counts and the table gauges.
-func (w *Worker) flush() {
+func (w *worker) flush() {
 	w.loc.Flush(&w.C)
 	w.tracked.Store(int64(w.sources.Len()))
 	w.evictions.Store(w.sources.Evictions())
 }
 
 // finish ends the input: the open window closes and every episode ends at time now.
-func (w *Worker) finish(now int64) {
+func (w *worker) finish(now int64) {
 	w.advance(now)
 	if w.winOpen {
 		w.closeWindow()
@@ -219,7 +219,7 @@ func (w *Worker) finish(now int64) {
 }
 
 // rotate closes the open window (if any) and opens the one holding ts.
-func (w *Worker) rotate(ts int64) {
+func (w *worker) rotate(ts int64) {
 	wl := w.winLen()
 	idx := aggregate.FloorDiv(ts, wl)
 	if w.winOpen {
@@ -243,7 +243,7 @@ func (w *Worker) rotate(ts int64) {
 }
 
 // noteSlot remembers a slot first touched in the open window.
-func (w *Worker) noteSlot(slot int32) {
+func (w *worker) noteSlot(slot int32) {
 	if w.winScanAll {
 		return
 	}
@@ -257,7 +257,7 @@ func (w *Worker) noteSlot(slot int32) {
 // closeWindow observes every source of the open window into the histogram and the top
 // list, and publishes the window. It visits the slots the window touched (each once: a
 // slot reused after an eviction is listed twice, and winPkts is cleared once observed).
-func (w *Worker) closeWindow() {
+func (w *worker) closeWindow() {
 	hist, sum, count := w.evHist, w.evSum, w.evCount
 	top := w.evTop
 	gen := w.winGen
@@ -293,7 +293,7 @@ func (w *Worker) closeWindow() {
 	})
 }
 
-func (w *Worker) publish(ws *aggregate.WindowStats) {
+func (w *worker) publish(ws *aggregate.WindowStats) {
 	old := w.windows.Load()
 	pair := &windowPair{last: ws}
 	if old != nil {
@@ -304,7 +304,7 @@ func (w *Worker) publish(ws *aggregate.WindowStats) {
 
 // processBatch handles the frames of a batch this worker owns, then moves its clock to the
 // batch's time so idle workers close windows and end episodes too.
-func (w *Worker) processBatch(b *batch) {
+func (w *worker) processBatch(b *batch) {
 	w.applyConfig()
 	id := uint16(w.id)
 	for i := 0; i < b.n; i++ {
