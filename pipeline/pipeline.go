@@ -31,6 +31,7 @@ type Pipeline struct {
 	rc      atomic.Pointer[runConfig]
 	slots   *aggregate.PrefixSlots
 	surge   *detect.Surge
+	hot     *detect.Hotspots
 	sink    *eventSink
 	log     *zap.Logger
 
@@ -72,6 +73,12 @@ func New(o Options) (*Pipeline, error) {
 	for i := 0; i < o.Workers; i++ {
 		p.workers = append(p.workers, newWorker(p, i, tableCap, rc))
 	}
+	// The hotspot episodes are counted in worker 0's detector counters (the collector sums).
+	p.hot = detect.NewHotspots(o.Workers, p.sink, &p.workers[0].Det)
+	p.hot.SetConfig(rc.det)
+	for _, w := range p.workers {
+		w.engine.SetHotspots(p.hot)
+	}
 	return p, nil
 }
 
@@ -83,6 +90,7 @@ func (p *Pipeline) Reload(c *configs.Config) error {
 		return err
 	}
 	p.surge.SetConfig(rc.det)
+	p.hot.SetConfig(rc.det)
 	p.rc.Store(rc)
 	return nil
 }

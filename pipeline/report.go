@@ -47,6 +47,8 @@ type Report struct {
 	Sources      AddrSummary `json:"sources"`
 	Destinations AddrSummary `json:"destinations"`
 	Detections   Detections  `json:"detections"`
+	// Receivers is the receiver distribution (receivers.go).
+	Receivers ReceiverDistribution `json:"receiver_distribution"`
 }
 
 // PortCount is a destination port and its packets.
@@ -197,6 +199,7 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	r.DstPorts.UDP = aggregate.TopPorts(&t.Ports[aggregate.PortsUDP], reportTop)
 	r.Sources = p.sourceSummary()
 	r.Destinations = p.destinationSummary()
+	r.Receivers = p.receiverDistribution()
 	if c != nil {
 		r.Detections = c.Detections()
 	} else {
