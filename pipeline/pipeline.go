@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -35,6 +37,11 @@ type Pipeline struct {
 	sink    *eventSink
 	log     *zap.Logger
 
+	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs); host holds
+	// the sensor's own addresses, never dark while no dark prefix is configured.
+	hostMu sync.Mutex
+	host   []netip.Addr
+
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
 	captures []CaptureStats
@@ -59,7 +66,7 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{slots: aggregate.NewPrefixSlots(), log: log}
 	p.sink = &eventSink{log: log, next: o.Sink}
-	rc, err := newRunConfig(o.Config, o.Workers, p.slots)
+	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +92,9 @@ func New(o Options) (*Pipeline, error) {
 // Reload publishes a new configuration to the workers; counters and detector state stay.
 // Settings fixed at start (worker count, table sizes, capture) are the caller's concern.
 func (p *Pipeline) Reload(c *configs.Config) error {
-	rc, err := newRunConfig(c, len(p.workers), p.slots)
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	rc, err := newRunConfig(c, len(p.workers), p.slots, p.host)
 	if err != nil {
 		return err
 	}
@@ -93,6 +102,29 @@ func (p *Pipeline) Reload(c *configs.Config) error {
 	p.hot.SetConfig(rc.det)
 	p.rc.Store(rc)
 	return nil
+}
+
+// SetHostAddrs publishes the sensor's own addresses to the workers, like a reload of the
+// prefix set: while no dark prefix is configured they are not dark (a live daemon's own
+// management traffic and scrapes are not telescope traffic). It reports whether the set
+// changed. Replays never call it.
+func (p *Pipeline) SetHostAddrs(addrs []netip.Addr) (bool, error) {
+	addrs = slices.Clone(addrs)
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	if slices.Equal(addrs, p.host) {
+		return false, nil
+	}
+	old := p.rc.Load()
+	rc, err := newRunConfig(old.cfg, len(p.workers), p.slots, addrs)
+	if err != nil {
+		return false, err
+	}
+	p.host = addrs
+	p.rc.Store(rc)
+	return true, nil
 }
 
 // Config returns the configuration in effect.

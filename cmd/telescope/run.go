@@ -75,6 +75,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.DarkPrefixes) == 0 {
+		log.Warn("no dark prefixes configured: every destination but this host's own addresses counts as dark; set dark_prefixes")
+	}
+	updateHostAddrs(p, log) // the host's own addresses are never dark (kept current below)
 	reload := &metrics.ReloadStatus{}
 	reload.Set(true, time.Now())
 	reg := newRegistry(cfg, p, reload)
@@ -112,6 +116,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 	}()
 
+	go watchHostAddrs(ctx, p, log)
 	runErr := src.Run(ctx)
 	t := p.Totals()
 	var frames uint64
