@@ -219,8 +219,11 @@ func restartOnly(old, cur *configs.Config) []string {
 	if !reflect.DeepEqual(old.Capture, cur.Capture) {
 		keys = append(keys, "capture")
 	}
-	if old.Limits != cur.Limits {
+	if old.Limits.MaxSources != cur.Limits.MaxSources {
 		keys = append(keys, "limits.max_sources")
+	}
+	if old.Limits.MaxDestinations != cur.Limits.MaxDestinations {
+		keys = append(keys, "limits.max_destinations")
 	}
 	if old.Web != cur.Web {
 		keys = append(keys, "web.listen_address")
