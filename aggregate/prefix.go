@@ -55,8 +55,9 @@ func (r *PrefixSlots) Name(slot int) string {
 type Prefixes struct {
 	v4    []prefix4 // longest first
 	v6    []prefix6
-	slots []int // the slots in use, in configuration order (for exposition)
-	exact int   // addresses with a dense index (0: none)
+	slots []int          // the slots in use, in configuration order (for exposition)
+	exact int            // addresses with a dense index (0: none)
+	excl  []capture.Addr // never dark (WithExcluded, prefix_host.go)
 }
 
 // MaxExactDst bounds the IPv4 dark space counted per address (a few /16s; 4 MiB of
@@ -183,6 +184,9 @@ func (p *Prefixes) Match(a *capture.Addr, v4 bool) int {
 
 // MatchDst is Match also returning a's dense index (-1 when it has none).
 func (p *Prefixes) MatchDst(a *capture.Addr, v4 bool) (slot int, idx int32) {
+	if len(p.excl) != 0 && p.excluded(a) {
+		return 0, -1
+	}
 	if v4 {
 		x := binary.BigEndian.Uint32(a[12:])
 		for i := range p.v4 {

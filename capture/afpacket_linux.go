@@ -116,6 +116,16 @@ func OpenRings(cfg RingConfig) ([]*Ring, error) {
 		return nil, newError(ErrSystem, cfg.Interface, err, "fanout program: %v", err)
 	}
 	filter := capFilter(cfg.Filter, cfg.SnapLen)
+	if cfg.Interface == "any" {
+		// "any" never captures loopback: the sensor's own local traffic is not dark traffic.
+		lo, err := loopbackIndexes()
+		if err == nil {
+			filter, err = dropIfindexes(filter, lo)
+		}
+		if err != nil {
+			return nil, newError(ErrSystem, cfg.Interface, err, "loopback filter: %v", err)
+		}
+	}
 	sockType := unix.SOCK_DGRAM
 	if len(cfg.Filter) == 0 {
 		sockType = unix.SOCK_RAW

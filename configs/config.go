@@ -51,6 +51,7 @@ type Detect struct {
 	UDPThenSYN  UDPThenSYN  `yaml:"udp_then_syn"`
 	Backscatter Backscatter `yaml:"backscatter"`
 	Fingerprint Fingerprint `yaml:"fingerprint"`
+	Hotspot     Hotspot     `yaml:"hotspot"`
 }
 
 // Scanner configures the scanner detector.
@@ -89,9 +90,17 @@ type Fingerprint struct {
 	Enabled bool `yaml:"enabled"`
 }
 
+// Hotspot configures the receiver-side detector: dark destinations (address, and address
+// + port) that many distinct sources reach in one window.
+type Hotspot struct {
+	Enabled    bool `yaml:"enabled"`
+	MinSources int  `yaml:"min_sources"`
+}
+
 // Limits bounds memory.
 type Limits struct {
-	MaxSources int `yaml:"max_sources"`
+	MaxSources      int `yaml:"max_sources"`
+	MaxDestinations int `yaml:"max_destinations"`
 }
 
 // Metrics shapes the Prometheus series.

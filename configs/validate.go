@@ -63,8 +63,10 @@ func (c *Config) problems() []problem {
 		v.add("detect.backscatter.min_duration", "must not be negative, got "+d.Backscatter.MinDuration.String())
 	}
 	v.atLeast1("detect.backscatter.min_rate_per_minute", d.Backscatter.MinRatePerMinute)
+	v.atLeast1("detect.hotspot.min_sources", d.Hotspot.MinSources)
 
 	v.atLeast1("limits.max_sources", c.Limits.MaxSources)
+	v.atLeast1("limits.max_destinations", c.Limits.MaxDestinations)
 
 	v.between("metrics.top_ports", c.Metrics.TopPorts, 0, 65536)
 	v.ports("metrics.watch_ports", c.Metrics.WatchPorts)

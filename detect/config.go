@@ -17,12 +17,16 @@ type Config struct {
 	UDPThenSYN  configs.UDPThenSYN
 	Backscatter configs.Backscatter
 	Fingerprint configs.Fingerprint
+	Hotspot     configs.Hotspot
 	// WatchPorts are metrics.watch_ports: scanner episodes that probe one of the first
 	// MaxWatchPorts of them are counted by port (telescope_watched_port_scanners_total).
 	WatchPorts []uint16
 	// MaxFlows caps, per worker, the udp_then_syn flow table and the backscatter victim
 	// table (limits.max_sources divided between the workers).
 	MaxFlows int
+	// MaxDestinations caps, per worker, the hotspot destination table
+	// (limits.max_destinations divided between the workers).
+	MaxDestinations int
 }
 
 // NewConfig derives the detector configuration from the daemon config for `workers` workers.
@@ -41,8 +45,11 @@ func NewConfig(c *configs.Config, workers int) *Config {
 		UDPThenSYN:  c.Detect.UDPThenSYN,
 		Backscatter: c.Detect.Backscatter,
 		Fingerprint: c.Detect.Fingerprint,
+		Hotspot:     c.Detect.Hotspot,
 		WatchPorts:  c.Metrics.WatchPorts,
 		MaxFlows:    flows,
+		// Every worker sees every destination (workers own sources), so each holds its share.
+		MaxDestinations: max(c.Limits.MaxDestinations/workers, 1),
 	}
 }
 

@@ -41,6 +41,7 @@ const (
 	detUDPThenSYN
 	detBackscatter
 	detFingerprint
+	detHotspot
 	numDetectors
 )
 
@@ -128,6 +129,23 @@ var descriptors = [numDetectors]*Descriptor{
 			return x.Tool < y.Tool
 		},
 	},
+	detHotspot: {
+		Name: Hotspot, ReportKey: "hotspot", ConfigKey: "hotspot",
+		Classes:  HotspotClasses,
+		StartMsg: "hotspot detected", EndMsg: "hotspot went quiet",
+		Enabled:  func(c *Config) bool { return c.Hotspot.Enabled },
+		NewEntry: func() Entry { return new(HotspotEntry) },
+		Less: func(a, b Entry) bool {
+			x, y := a.(*HotspotEntry), b.(*HotspotEntry)
+			switch {
+			case x.FirstSeen != y.FirstSeen:
+				return x.FirstSeen < y.FirstSeen
+			case x.Dst != y.Dst:
+				return x.Dst < y.Dst
+			}
+			return x.Port < y.Port
+		},
+	},
 }
 
 // The stop functions end episodes through Engine.end, which reads descriptors: set here
@@ -138,6 +156,7 @@ func init() {
 	descriptors[detUDPThenSYN].stop = func(e *Engine) { e.endFlows() }
 	descriptors[detBackscatter].stop = func(e *Engine) { e.endVictims() }
 	descriptors[detFingerprint].stop = func(e *Engine) { e.endSources(epFP, 0, true) }
+	descriptors[detHotspot].stop = func(e *Engine) { e.hotStop() }
 }
 
 // Descriptors returns every detector's descriptor in report order. The slice is shared:

@@ -31,7 +31,8 @@ type Engine struct {
 	// episode's end later). Advance walks the episodes only once due has passed.
 	due int64
 
-	sb surgeClock // this worker's telnet surge bucket
+	sb  surgeClock // this worker's telnet surge bucket
+	hot hotWorker  // this worker's hotspot counts (hotspot.go)
 
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[capture.Addr, episode]
@@ -83,6 +84,9 @@ func (e *Engine) SetConfig(cfg *Config) {
 	if old.Telnet.SurgeBucket != cfg.Telnet.SurgeBucket || old.Telnet.Enabled != cfg.Telnet.Enabled {
 		e.sb.joined = false // rejoin with the new bucket size at the next clock tick
 	}
+	if old.Window != cfg.Window {
+		e.hotStop() // the hotspot windows restart with the new length
+	}
 }
 
 func (e *Engine) apply(cfg *Config) {
@@ -111,12 +115,18 @@ func (e *Engine) tick(t int64) {
 	if e.cfg.Telnet.Enabled && e.surge != nil && (!e.sb.joined || e.now >= e.sb.end) {
 		e.surgeTick()
 	}
+	if e.hot.shared != nil && e.cfg.Hotspot.Enabled && (!e.hot.open || e.now >= e.hot.end) {
+		e.hotTick()
+	}
 }
 
 // Packet handles one IP packet to a dark destination; st is the state of h.Src.
 func (e *Engine) Packet(h *capture.Header, st *SourceState) {
 	e.tick(h.TS)
 	cfg := e.cfg
+	if cfg.Hotspot.Enabled && e.hot.shared != nil {
+		e.hotspot(h)
+	}
 	switch {
 	case h.SYNProbe():
 		if cfg.Scanner.Enabled {
@@ -197,6 +207,9 @@ func (e *Engine) Finish(now int64) {
 	e.endSources(epAll, 0, true)
 	e.endFlows()
 	e.endVictims()
+	if e.hotOn() {
+		e.hotFinish()
+	}
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
 }
 

@@ -106,6 +106,7 @@ func (e *Engine) flowSYN(h *capture.Header) {
 	kind := flowPayload(f)
 	e.c.UDPThenSYNSources[kind].Add(1)
 	e.begin(detUDPThenSYN, kind, entry)
+	e.hotPair(h)
 }
 
 // flowPayload is the flow's payload class: its first dht/utp payload, else other.

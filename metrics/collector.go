@@ -50,6 +50,7 @@ type Collector struct {
 
 	packets, bytes, frames, flags, ports, prefix                *prometheus.Desc
 	uniq, hist, top, detTotal, detActive, telnet, fp, uts, bs   *prometheus.Desc
+	dstHist                                                     *prometheus.Desc
 	capPackets, capDrops, capUp, workerPkts, reloadOK, reloadTS *prometheus.Desc
 	tracked, evictions, lastTS, buildInfo, watched, freezes     *prometheus.Desc
 }
@@ -82,6 +83,7 @@ func NewCollector(o Options) *Collector {
 	c.prefix = d("prefix_packets_total", "IP packets by dark destination prefix (not_dark: outside every configured prefix).", "prefix")
 	c.uniq = d("sources_unique", "Distinct source addresses in the last closed window.", "window")
 	c.hist = d("source_packets_per_window", "Packets per source per closed window.")
+	c.dstHist = d("destination_packets_per_window", "Packets per dark destination address per closed window (the receiver distribution; counted by the hotspot detector).")
 	c.top = d("top_source_packets", "Packets of the busiest sources in the last closed window.", "rank", "src")
 	c.detTotal = d("detections_total", "Detection episodes started, by detector and class.", "detector", "class")
 	c.detActive = d("detections_active", "Detection episodes in progress, by detector.", "detector")
@@ -110,7 +112,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.packets, c.bytes, c.frames, c.flags, c.ports, c.prefix, c.uniq, c.hist, c.top,
 		c.detTotal, c.detActive, c.telnet, c.fp, c.uts, c.bs, c.watched, c.capPackets,
 		c.capDrops, c.freezes, c.capUp, c.workerPkts, c.reloadOK, c.reloadTS, c.tracked,
-		c.evictions, c.lastTS, c.buildInfo,
+		c.evictions, c.lastTS, c.buildInfo, c.dstHist,
 	} {
 		ch <- d
 	}
@@ -282,14 +284,18 @@ func (c *Collector) collectWindow(ch chan<- prometheus.Metric, s *snapshot.Snaps
 	}
 	gauge(ch, c.uniq, uniq, s.WindowLength)
 
-	h := &s.SourcesPerWindow
+	constHist(ch, c.hist, &s.SourcesPerWindow)
+	constHist(ch, c.dstHist, &s.DestinationsPerWindow)
+}
+
+func constHist(ch chan<- prometheus.Metric, desc *prometheus.Desc, h *snapshot.Histogram) {
 	buckets := make(map[float64]uint64, aggregate.HistBuckets)
 	var cum uint64
 	for i := 0; i < aggregate.HistBuckets; i++ {
 		cum += h.Counts[i]
 		buckets[float64(uint64(1)<<i)] = cum
 	}
-	ch <- prometheus.MustNewConstHistogram(c.hist, h.Count, float64(h.Sum), buckets)
+	ch <- prometheus.MustNewConstHistogram(desc, h.Count, float64(h.Sum), buckets)
 }
 
 func (c *Collector) collectDetections(ch chan<- prometheus.Metric, s *snapshot.Snapshot) {

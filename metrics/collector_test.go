@@ -64,6 +64,9 @@ func fixture() *snapshot.Snapshot {
 	}
 	h := &s.SourcesPerWindow
 	h.Counts[0], h.Counts[2], h.Counts[5], h.Sum, h.Count = 3, 1, 1, 36, 5
+	// 31 dark destinations with one packet, two with two (the sweep's retries).
+	dh := &s.DestinationsPerWindow
+	dh.Counts[0], dh.Counts[1], dh.Sum, dh.Count = 31, 2, 35, 33
 	started := map[string]map[string]uint64{
 		"scanner": {"horizontal": 1}, "telnet_sweep": {"mirai": 1}, "fingerprint": {"mirai": 1},
 	}

@@ -236,4 +236,5 @@ func (l *Live) finish() {
 		w.finish(now)
 	}
 	l.p.surge.Finish(now)
+	l.p.hot.Finish()
 }

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -31,10 +33,16 @@ type Pipeline struct {
 	rc      atomic.Pointer[runConfig]
 	slots   *aggregate.PrefixSlots
 	surge   *detect.Surge
+	hot     *detect.Hotspots
 	sink    *eventSink
 	// episodes counts episodes started per minute for the report's series (series.go).
 	episodes *episodeSeries
 	log      *zap.Logger
+
+	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs); host holds
+	// the sensor's own addresses, never dark while no dark prefix is configured.
+	hostMu sync.Mutex
+	host   []netip.Addr
 
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
@@ -61,7 +69,7 @@ func New(o Options) (*Pipeline, error) {
 	p := &Pipeline{slots: aggregate.NewPrefixSlots(), log: log}
 	p.episodes = newEpisodeSeries()
 	p.sink = &eventSink{log: log, next: teeSink{p.episodes, o.Sink}}
-	rc, err := newRunConfig(o.Config, o.Workers, p.slots)
+	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -75,19 +83,51 @@ func New(o Options) (*Pipeline, error) {
 	for i := 0; i < o.Workers; i++ {
 		p.workers = append(p.workers, newWorker(p, i, tableCap, rc))
 	}
+	// The hotspot episodes are counted in worker 0's detector counters (the collector sums).
+	p.hot = detect.NewHotspots(o.Workers, p.sink, &p.workers[0].Det)
+	p.hot.SetConfig(rc.det)
+	for _, w := range p.workers {
+		w.engine.SetHotspots(p.hot)
+	}
 	return p, nil
 }
 
 // Reload publishes a new configuration to the workers; counters and detector state stay.
 // Settings fixed at start (worker count, table sizes, capture) are the caller's concern.
 func (p *Pipeline) Reload(c *configs.Config) error {
-	rc, err := newRunConfig(c, len(p.workers), p.slots)
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	rc, err := newRunConfig(c, len(p.workers), p.slots, p.host)
 	if err != nil {
 		return err
 	}
 	p.surge.SetConfig(rc.det)
+	p.hot.SetConfig(rc.det)
 	p.rc.Store(rc)
 	return nil
+}
+
+// SetHostAddrs publishes the sensor's own addresses to the workers, like a reload of the
+// prefix set: while no dark prefix is configured they are not dark (a live daemon's own
+// management traffic and scrapes are not telescope traffic). It reports whether the set
+// changed. Replays never call it.
+func (p *Pipeline) SetHostAddrs(addrs []netip.Addr) (bool, error) {
+	addrs = slices.Clone(addrs)
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	addrs = slices.Compact(addrs)
+	p.hostMu.Lock()
+	defer p.hostMu.Unlock()
+	if slices.Equal(addrs, p.host) {
+		return false, nil
+	}
+	old := p.rc.Load()
+	rc, err := newRunConfig(old.cfg, len(p.workers), p.slots, addrs)
+	if err != nil {
+		return false, err
+	}
+	p.host = addrs
+	p.rc.Store(rc)
+	return true, nil
 }
 
 // addCapture registers a packet source's statistics.

@@ -158,6 +158,7 @@ func (d *dispatcher) close() {
 	}
 	d.wg.Wait()
 	d.p.surge.Finish(d.now)
+	d.p.hot.Finish()
 }
 
 func (d *dispatcher) add(rec *capture.Record) {

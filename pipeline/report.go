@@ -47,6 +47,8 @@ type Report struct {
 	Sources      AddrSummary `json:"sources"`
 	Destinations AddrSummary `json:"destinations"`
 	Detections   Detections  `json:"detections"`
+	// Receivers is the receiver distribution (receivers.go).
+	Receivers ReceiverDistribution `json:"receiver_distribution"`
 
 	// Beyond INTERFACE.md, for charts and merging (series.go, merge.go).
 	Series        *Series        `json:"series,omitempty"`
@@ -205,6 +207,7 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	r.Sources = p.sourceSummary(r.Distributions, r.Sketches)
 	r.Destinations = p.destinationSummary(r.Distributions, r.Sketches)
 	r.Series = p.series()
+	r.Receivers = p.receiverDistribution()
 	if c != nil {
 		r.Detections = c.Detections()
 	} else {

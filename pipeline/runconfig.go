@@ -4,6 +4,8 @@
 package pipeline
 
 import (
+	"net/netip"
+
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
@@ -20,10 +22,14 @@ type runConfig struct {
 	topSources int
 }
 
-func newRunConfig(c *configs.Config, workers int, slots *aggregate.PrefixSlots) (*runConfig, error) {
+func newRunConfig(c *configs.Config, workers int, slots *aggregate.PrefixSlots, host []netip.Addr) (*runConfig, error) {
 	pf, err := aggregate.NewPrefixes(c.DarkPrefixes, slots)
 	if err != nil {
 		return nil, err
+	}
+	if len(c.DarkPrefixes) == 0 && len(host) != 0 {
+		// Everything is dark but the sensor's own addresses (SetHostAddrs).
+		pf = pf.WithExcluded(host)
 	}
 	det := detect.NewConfig(c, workers)
 	return &runConfig{

@@ -14,6 +14,7 @@ import (
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
 
 const schemaPath = "../docs/report.schema.json"
@@ -40,7 +41,12 @@ func TestReportMatchesSchema(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, files := range [][]string{{path}, nil} {
+	// A SYN flood on one address after the day, for a hotspot episode.
+	flood := filepath.Join(t.TempDir(), "flood.pcap")
+	if err := pcaptest.WriteFile(flood, hotShapes[0].packets(false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, files := range [][]string{{path, flood}, nil} {
 		eps := NewEpisodes()
 		p, err := New(Options{Config: configs.Default(), Workers: 2, Sink: eps})
 		if err != nil {

@@ -20,7 +20,13 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.Prefixes = append(s.Prefixes, snapshot.NamedCount{Name: p.slots.Name(slot), Count: t.Prefix[slot]})
 	}
 	s.NotDark = t.Prefix[0]
+	s.NoDarkPrefixes = len(rc.cfg.DarkPrefixes) == 0
 	s.Window = p.lastWindow()
+	hh := &p.hot.Hist
+	for i := range s.DestinationsPerWindow.Counts {
+		s.DestinationsPerWindow.Counts[i] = hh.Counts[i].Load()
+	}
+	s.DestinationsPerWindow.Sum, s.DestinationsPerWindow.Count = hh.Sum.Load(), hh.Count.Load()
 	for _, w := range p.workers {
 		for i := range s.SourcesPerWindow.Counts {
 			s.SourcesPerWindow.Counts[i] += w.Hist.Counts[i].Load()

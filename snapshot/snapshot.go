@@ -24,6 +24,9 @@ type Snapshot struct {
 	Window           *aggregate.WindowStats
 	WindowLength     string
 	SourcesPerWindow Histogram
+	// DestinationsPerWindow is the receiver distribution: packets per dark destination
+	// address per closed window (counted by the hotspot detector; empty while it is off).
+	DestinationsPerWindow Histogram
 
 	// Detectors has one entry per detector, in descriptor order.
 	Detectors []DetectorSnapshot
@@ -34,6 +37,10 @@ type Snapshot struct {
 	BackscatterPackets []NamedCount // by kind
 	// WatchedPortScanners counts scanner episodes that probed each watched port.
 	WatchedPortScanners []PortEpisodes
+
+	// NoDarkPrefixes is true when no dark prefix is configured: every destination but the
+	// host's own addresses counts as dark.
+	NoDarkPrefixes bool
 
 	Captures     []CaptureCounts
 	WorkerFrames []uint64 // frames handled, by worker

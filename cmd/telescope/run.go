@@ -76,6 +76,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(cfg.DarkPrefixes) == 0 {
+		log.Warn("no dark prefixes configured: every destination but this host's own addresses counts as dark; set dark_prefixes")
+	}
+	updateHostAddrs(p, log) // the host's own addresses are never dark (kept current below)
 	reload := &metrics.ReloadStatus{}
 	reload.Set(true, time.Now())
 	reg := newRegistry(cfg, p, reload)
@@ -114,6 +118,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		}
 	}()
 
+	go watchHostAddrs(ctx, p, log)
 	runErr := src.Run(ctx)
 	t := p.Totals()
 	var frames uint64
@@ -216,8 +221,11 @@ func restartOnly(old, cur *configs.Config) []string {
 	if !reflect.DeepEqual(old.Capture, cur.Capture) {
 		keys = append(keys, "capture")
 	}
-	if old.Limits != cur.Limits {
+	if old.Limits.MaxSources != cur.Limits.MaxSources {
 		keys = append(keys, "limits.max_sources")
+	}
+	if old.Limits.MaxDestinations != cur.Limits.MaxDestinations {
+		keys = append(keys, "limits.max_destinations")
 	}
 	if old.Web != cur.Web {
 		keys = append(keys, "web.listen_address")

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/telescope-dev/telescope/pipeline"
+)
+
+// hostAddrsEvery is how often the live daemon re-reads the host's addresses.
+const hostAddrsEvery = 2 * time.Second
+
+// hostAddrs returns the addresses of every interface of the host.
+func hostAddrs() ([]netip.Addr, error) {
+	as, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
+}
+
+// updateHostAddrs reads the host's addresses and publishes them to the pipeline (not dark
+// while no dark prefix is configured); it logs a change.
+func updateHostAddrs(p *pipeline.Pipeline, log *zap.Logger) {
+	addrs, err := hostAddrs()
+	if err != nil {
+		log.Warn("cannot read the host's addresses", zap.Error(err))
+		return
+	}
+	changed, err := p.SetHostAddrs(addrs)
+	if err != nil {
+		log.Warn("cannot publish the host's addresses", zap.Error(err))
+		return
+	}
+	if changed {
+		log.Info("host addresses are not dark while no dark prefix is configured", zap.Stringers("addresses", addrs))
+	}
+}
+
+// watchHostAddrs re-reads the host's addresses every hostAddrsEvery until ctx ends.
+func watchHostAddrs(ctx context.Context, p *pipeline.Pipeline, log *zap.Logger) {
+	t := time.NewTicker(hostAddrsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			updateHostAddrs(p, log)
+		}
+	}
+}

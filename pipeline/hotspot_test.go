@@ -1,0 +1,319 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/daygen"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+)
+
+// hotT0 is inside one 5-minute window (the default), so each attack is one window.
+var hotT0 = time.Date(2024, 3, 1, 12, 1, 0, 0, time.UTC)
+
+// spoofed returns the i-th of many distinct documentation-free source addresses.
+func spoofed(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10 + byte(i>>16), byte(i >> 8), byte(i), 7})
+}
+
+// darkAddr returns the n-th address of 203.0.112.0/22 (hotConfig's dark space).
+func darkAddr(n int) netip.Addr {
+	return netip.AddrFrom4([4]byte{203, 0, 112 + byte(n>>8), byte(n)})
+}
+
+func hotConfig(t *testing.T, extra string) *configs.Config {
+	t.Helper()
+	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.112.0/22, 2001:db8:1::/48]\n"+extra), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// hotShape is one attack aimed at one dark address: its packets, and with spread the same
+// packets with the destinations spread so that none reaches min_sources.
+type hotShape struct {
+	name     string
+	packets  func(spread bool) []pcaptest.Packet
+	sources  int
+	dst      string
+	port     uint16
+	class    string
+	protocol string
+	nPackets uint64
+}
+
+// synFlood: n SYN probes (flags) from `sources` spoofed sources (the first n-sources send
+// two) to one address:port within d. Spread: over 512 addresses (~73 sources each).
+func synFlood(n, sources int, flags uint8, dst int, port uint16, d time.Duration) func(bool) []pcaptest.Packet {
+	return func(spread bool) []pcaptest.Packet {
+		ps := make([]pcaptest.Packet, 0, n)
+		for i := range n {
+			s := i % sources
+			to := darkAddr(dst)
+			if spread {
+				to = darkAddr(s % 512)
+			}
+			ps = append(ps, pcaptest.Packet{
+				TS: hotT0.Add(d * time.Duration(i) / time.Duration(n)), Src: spoofed(s), Dst: to,
+				SrcPort: uint16(1024 + s%60000), DstPort: port, Flags: flags, Seq: uint32(i * 7919), IPID: uint16(i),
+			})
+		}
+		return ps
+	}
+}
+
+// reflection: SYN-ACKs, RSTs and RST-ACKs from `hosts` reflectors (each at most four
+// packets) to one dark address, to the random ports of the spoofed connections, within
+// 150 ms. Spread: each reflector replies to one of 128 addresses (~55 hosts each).
+func reflection(synack, rst, rstack, hosts, dst int) func(bool) []pcaptest.Packet {
+	return func(spread bool) []pcaptest.Packet {
+		n := synack + rst + rstack
+		ps := make([]pcaptest.Packet, 0, n)
+		for i := range n {
+			h := i % hosts
+			flags := uint8(0x12)
+			switch {
+			case i >= synack+rst:
+				flags = 0x14
+			case i >= synack:
+				flags = 0x04
+			}
+			to := darkAddr(dst)
+			if spread {
+				to = darkAddr(h % 128)
+			}
+			ps = append(ps, pcaptest.Packet{
+				TS:  hotT0.Add(150 * time.Millisecond * time.Duration(i) / time.Duration(n)),
+				Src: netip.AddrFrom4([4]byte{100, 64 + byte(h>>16), byte(h >> 8), byte(h)}), Dst: to,
+				SrcPort: []uint16{80, 443, 22, 25}[h%4], DstPort: uint16(1024 + (i*7919)%64000), Flags: flags,
+			})
+		}
+		return ps
+	}
+}
+
+var hotShapes = []hotShape{
+	{name: "spoofed SYN flood", packets: synFlood(37_800, 37_600, 0x02, 256+50, 80, 20*time.Second),
+		sources: 37_600, dst: "203.0.113.50", port: 80, class: "syn_flood", protocol: "tcp", nPackets: 37_800},
+	{name: "TCP reflection", packets: reflection(6_650, 800, 200, 7_000, 256+60),
+		sources: 7_000, dst: "203.0.113.60", port: 0, class: "reflection", protocol: "tcp", nPackets: 7_650},
+	{name: "SYN-ECE-CWR flood", packets: synFlood(9_600, 9_400, 0x02|0x40|0x80, 256+70, 443, 30*time.Second),
+		sources: 9_400, dst: "203.0.113.70", port: 443, class: "syn_flood", protocol: "tcp", nPackets: 9_600},
+}
+
+// within reports whether got is within frac of want.
+func within(got uint64, want int, frac float64) bool {
+	d := float64(got) - float64(want)
+	return d <= frac*float64(want) && -d <= frac*float64(want)
+}
+
+func TestHotspotAttackShapes(t *testing.T) {
+	for _, sh := range hotShapes {
+		t.Run(sh.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "attack.pcap")
+			if err := pcaptest.WriteFile(path, sh.packets(false)); err != nil {
+				t.Fatal(err)
+			}
+			spread := filepath.Join(t.TempDir(), "spread.pcap")
+			if err := pcaptest.WriteFile(spread, sh.packets(true)); err != nil {
+				t.Fatal(err)
+			}
+			for _, workers := range []int{1, 2, 3} {
+				r, res := replayReport(t, hotConfig(t, ""), workers, path)
+				if len(res.Errors) != 0 || res.Records != sh.nPackets {
+					t.Fatalf("workers=%d: %d records, errors %v", workers, res.Records, res.Errors)
+				}
+				hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+				if len(hot) != 1 {
+					t.Fatalf("workers=%d: %d hotspot episodes, want 1: %+v", workers, len(hot), hot)
+				}
+				h := hot[0]
+				t.Logf("workers=%d: %+v", workers, *h)
+				if h.Dst != sh.dst || h.Port != sh.port || h.Class != sh.class || h.Protocol != sh.protocol ||
+					h.Packets != sh.nPackets {
+					t.Errorf("workers=%d: %+v, want dst %s port %d class %s protocol %s packets %d",
+						workers, h, sh.dst, sh.port, sh.class, sh.protocol, sh.nPackets)
+				}
+				// Each worker counts its share of the sources exactly up to the distinct
+				// counts' exact limit, then with HyperLogLog (1024 registers, ~3 % standard
+				// error): an unlabelled count must be exact, a labelled one close.
+				if !h.SourcesEstimated && h.Sources != uint64(sh.sources) {
+					t.Errorf("workers=%d: sources %d not labelled estimated, want exactly %d", workers, h.Sources, sh.sources)
+				}
+				if !within(h.Sources, sh.sources, 0.10) {
+					t.Errorf("workers=%d: sources %d, want %d within 10%%", workers, h.Sources, sh.sources)
+				}
+				if len(h.TopSources) == 0 || len(h.TopSources) > 5 {
+					t.Errorf("workers=%d: %d top sources, want 1..5", workers, len(h.TopSources))
+				}
+				if n := len(r.Detections["backscatter"]); n != 0 {
+					t.Errorf("workers=%d: %d backscatter episodes; reflectors sending at most four packets are no DoS victims", workers, n)
+				}
+
+				r, _ = replayReport(t, hotConfig(t, ""), workers, spread)
+				if hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot"); len(hot) != 0 {
+					t.Errorf("workers=%d: spread under min_sources: %d hotspot episodes: %+v", workers, len(hot), hot[0])
+				}
+			}
+		})
+	}
+}
+
+// TestHotspotP2PReceivers finds the BitTorrent-like receivers of a generated day (its three
+// dark ip:port targets) as p2p hotspots whose sources are their distinct senders, counted
+// here from the capture. The window covers the whole day: the generator spreads the
+// senders over it, fewer than min_sources in any five minutes.
+func TestHotspotP2PReceivers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "day.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daygen.Generate(f, daygen.Options{Seed: 11, Scale: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	targets := map[hotKeyT]map[netip.Addr]bool{
+		{"203.0.113.201", 6881}: {}, {"198.51.100.42", 51413}: {}, {"2001:db8:1::b7", 6881}: {},
+	}
+	in, err := capture.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		rec, err := in.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h capture.Header
+		capture.Decode(rec.Link, rec.Data, &h)
+		if h.Result != capture.ResultIP || !(h.Proto == capture.ProtoTCP || h.Proto == capture.ProtoUDP) {
+			continue
+		}
+		if set := targets[hotKeyT{h.Dst.String(), h.DstPort}]; set != nil {
+			set[h.Src.Netip()] = true
+		}
+	}
+	in.Close()
+	cfg, err := configs.Parse([]byte("window: 24h\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3} {
+		r, res := replayReport(t, cfg, workers, path)
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		found := map[hotKeyT]*detect.HotspotEntry{}
+		for _, h := range EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot") {
+			found[hotKeyT{h.Dst, h.Port}] = h
+		}
+		for k, senders := range targets {
+			h := found[k]
+			if h != nil {
+				t.Logf("workers=%d: %v: %d senders; %s sources %d packets %d class %s", workers, k, len(senders), h.Protocol, h.Sources, h.Packets, h.Class)
+			}
+			switch {
+			case h == nil:
+				t.Errorf("workers=%d: receiver %v not found (%d senders)", workers, k, len(senders))
+			case h.Class != "p2p" || !within(h.Sources, len(senders), 0.08):
+				t.Errorf("workers=%d: receiver %v: class %s, sources %d (estimated %v), want p2p, %d senders",
+					workers, k, h.Class, h.Sources, h.SourcesEstimated, len(senders))
+			}
+		}
+	}
+}
+
+type hotKeyT struct {
+	dst  string
+	port uint16
+}
+
+// TestReceiverDistribution compares the receiver histogram with a count made by hand: per
+// 1-minute window, the packets of each dark destination address (whichever source sent
+// them, whichever worker counted them); packets outside the dark prefixes are not counted.
+func TestReceiverDistribution(t *testing.T) {
+	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	add := func(win, dst, n int) {
+		for i := range n {
+			src, to := spoofed(i*7+dst), darkAddr(256+dst)
+			if dst > 255 { // 2001:db8:1::/48
+				src = netip.MustParseAddr("2001:db8:ffff::" + strconv.Itoa(i+1))
+				b := netip.MustParseAddr("2001:db8:1::").As16()
+				b[14], b[15] = byte(dst>>8), byte(dst)
+				to = netip.AddrFrom16(b)
+			}
+			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(win)*time.Minute + time.Duration(i)*time.Millisecond),
+				Src: src, Dst: to, SrcPort: 4000, DstPort: uint16(22 + i%3), Flags: 0x02})
+		}
+	}
+	// Window 0: .1 gets 1 packet, .2 gets 3, .3 gets 5, 2001:db8:1::105 gets 2.
+	add(0, 1, 1)
+	add(0, 2, 3)
+	add(0, 3, 5)
+	add(0, 261, 2)
+	// Window 1: .1 gets 2, .4 gets 100; and 10 packets to a non-dark address.
+	add(1, 1, 2)
+	add(1, 4, 100)
+	for i := range 10 {
+		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Minute + time.Duration(i)*time.Millisecond),
+			Src: spoofed(i), Dst: netip.MustParseAddr("198.51.100.9"), DstPort: 80, Flags: 0x02})
+	}
+	// By hand: le=1: 1 (.1 w0); le=2: 2 (::105 w0, .1 w1); le=4: 1 (.2); le=8: 1 (.3);
+	// le=128: 1 (.4). Six (destination, window) pairs, 113 packets.
+	want := ReceiverDistribution{Window: "1m", Destinations: 6, Packets: 113, Buckets: []HistBucket{
+		{"1", 1}, {"2", 2}, {"4", 1}, {"8", 1}, {"16", 0}, {"32", 0}, {"64", 0}, {"128", 1},
+	}}
+	path := filepath.Join(t.TempDir(), "receivers.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hotConfig(t, "window: 1m\n")
+	for _, workers := range []int{1, 2, 3} {
+		col := NewEpisodes()
+		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		got := p.Report(col).Receivers
+		if !equalDist(got, want) {
+			t.Errorf("workers=%d: receiver distribution %+v, want %+v", workers, got, want)
+		}
+		s := p.Snapshot().DestinationsPerWindow
+		if s.Count != 6 || s.Sum != 113 || s.Counts[0] != 1 || s.Counts[1] != 2 || s.Counts[7] != 1 {
+			t.Errorf("workers=%d: snapshot histogram %+v disagrees with the hand count", workers, s)
+		}
+	}
+}
+
+func equalDist(a, b ReceiverDistribution) bool {
+	if a.Window != b.Window || a.Destinations != b.Destinations || a.Packets != b.Packets || len(a.Buckets) != len(b.Buckets) {
+		return false
+	}
+	for i := range a.Buckets {
+		if a.Buckets[i] != b.Buckets[i] {
+			return false
+		}
+	}
+	return true
+}
