@@ -46,6 +46,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Every output is checked before any input is read.
+	outs, err := checkOutputs(stdout, outputSpec{"--report", *report}, outputSpec{"--metrics-out", *metricsOut})
+	if err != nil {
+		return err
+	}
+	reportOut, metricsOutput := outs[0], outs[1]
 	log, _, stopLog, err := newLogger(cfg.Log, stderr, true)
 	if err != nil {
 		return err
@@ -86,8 +92,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()))
 
 	var outErr error
-	if *report != "" {
-		if err := writeOutput(*report, stdout, func(w io.Writer) error {
+	if reportOut != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(p.Report(collector))
@@ -95,8 +101,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			outErr = fmt.Errorf("--report: %w", err)
 		}
 	}
-	if *metricsOut != "" {
-		if err := writeOutput(*metricsOut, stdout, func(w io.Writer) error { return writeExposition(reg, w) }); err != nil && outErr == nil {
+	if metricsOutput != nil {
+		if err := metricsOutput.write(stdout, func(w io.Writer) error { return writeExposition(reg, w) }); err != nil && outErr == nil {
 			outErr = fmt.Errorf("--metrics-out: %w", err)
 		}
 	}
@@ -122,42 +128,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d files could not be read to their end; first: %v", len(res.Errors), res.Errors[0])
 	}
 	return nil
-}
-
-// writeOutput writes to path atomically (a temporary file renamed into place), or to
-// stdout for "-".
-func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
-	if path == "-" {
-		return write(stdout)
-	}
-	tmp, err := os.CreateTemp(dirOf(path), ".telescope-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			if i == 0 {
-				return "/"
-			}
-			return path[:i]
-		}
-	}
-	return "."
 }
 
 // writeExposition writes the registry in the Prometheus text format.
