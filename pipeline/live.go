@@ -223,4 +223,5 @@ func (l *Live) finish() {
 		w.finish(now)
 	}
 	l.p.surge.Finish(now)
+	l.p.logq.Drain() // bounded: gives up once the output makes no progress
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/logq"
 )
 
 // Options configure a Pipeline.
@@ -20,6 +21,9 @@ type Options struct {
 	// Sink, when set, also receives every detection event (the replay report uses it);
 	// events are always logged.
 	Sink detect.Sink
+	// LogQueue configures the bounded queue between the pipeline's logging (detection
+	// events, capture errors) and Logger's output, so a stalled output never blocks it.
+	LogQueue logq.Options
 }
 
 // Pipeline is the set of workers with what they share: the published configuration, the
@@ -31,6 +35,7 @@ type Pipeline struct {
 	surge   *detect.Surge
 	sink    *eventSink
 	log     *zap.Logger
+	logq    *logq.Queue
 
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
@@ -55,8 +60,10 @@ func New(o Options) (*Pipeline, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	p := &Pipeline{slots: aggregate.NewPrefixSlots(), log: log}
-	p.sink = &eventSink{log: log, next: o.Sink}
+	p := &Pipeline{slots: aggregate.NewPrefixSlots()}
+	p.logq = logq.Wrap(log.Core(), o.LogQueue)
+	p.log = zap.New(p.logq.Core())
+	p.sink = &eventSink{log: p.log, next: o.Sink}
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots)
 	if err != nil {
 		return nil, err
@@ -159,3 +166,12 @@ func (p *Pipeline) Tracked() (tracked int64, evictions uint64) {
 	}
 	return tracked, evictions
 }
+
+// LogEntriesDropped returns the log entries (detection events and others) dropped because
+// the log queue was full: the output was stalled or slower than the events
+// (telescope_log_events_dropped_total).
+func (p *Pipeline) LogEntriesDropped() uint64 { return p.logq.Dropped() }
+
+// LogHealthy returns an error while the log output has been stalled for longer than the
+// queue's stall time (for /-/healthy).
+func (p *Pipeline) LogHealthy() error { return p.logq.Healthy() }

@@ -157,6 +157,7 @@ func (d *dispatcher) close() {
 	}
 	d.wg.Wait()
 	d.p.surge.Finish(d.now)
+	d.p.logq.Drain() // the end events, as far as the log output takes them
 }
 
 func (d *dispatcher) add(rec *capture.Record) {
