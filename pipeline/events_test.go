@@ -52,7 +52,7 @@ func TestStalledLogNeverBlocksCounting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := floodgen.WriteMirai(f, n, time.Hour, 1); err != nil {
+	if err := floodgen.WriteMirai(f, floodgen.Start, n, time.Hour, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

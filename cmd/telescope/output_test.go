@@ -193,7 +193,7 @@ func TestReplayWithStalledStderr(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := floodgen.WriteMirai(f, n, time.Hour, 3); err != nil {
+	if err := floodgen.WriteMirai(f, floodgen.Start, n, time.Hour, 3); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()

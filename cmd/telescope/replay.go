@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -58,8 +57,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopLog()
 
-	collector := pipeline.NewCollector()
-	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: collector})
+	// Ended episodes are spooled to disk ($TMPDIR) as they end: memory does not grow with
+	// their number.
+	spool := pipeline.NewDetectionSpool("", 0)
+	defer spool.Close()
+	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: spool})
 	if err != nil {
 		return err
 	}
@@ -93,11 +95,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	var outErr error
 	if reportOut != nil {
-		if err := reportOut.write(stdout, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(p.Report(collector))
-		}); err != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error { return p.WriteReport(w, spool) }); err != nil {
 			outErr = fmt.Errorf("--report: %w", err)
 		}
 	}

@@ -10,13 +10,14 @@ import (
 	"time"
 )
 
-// Start is the packet time of the first packet.
+// Start is the usual packet time of the first packet.
 var Start = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // WriteMirai writes a pcap of n TCP SYN probes to port 23 of 203.0.113.0/24, each from a
 // fresh random source and carrying Mirai's fingerprint (seq == dst IP): every packet is a
-// one-packet fingerprint episode. The packets are spread evenly over span of packet time.
-func WriteMirai(w io.Writer, n int, span time.Duration, seed uint64) error {
+// one-packet fingerprint episode. The packets are spread evenly over span of packet time
+// from start.
+func WriteMirai(w io.Writer, start time.Time, n int, span time.Duration, seed uint64) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
@@ -30,10 +31,10 @@ func WriteMirai(w io.Writer, n int, span time.Duration, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	rec := make([]byte, 16+54)
 	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
-	start := Start.UnixNano()
+	t0 := start.UnixNano()
 	step := int64(span) / int64(max(n, 1))
 	for i := 0; i < n; i++ {
-		ts := start + int64(i)*step
+		ts := t0 + int64(i)*step
 		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
 		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
 		binary.LittleEndian.PutUint32(rec[8:], 54)

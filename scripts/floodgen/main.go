@@ -19,7 +19,7 @@ func main() {
 	flag.Parse()
 	f, err := os.Create(*out)
 	if err == nil {
-		err = floodgen.WriteMirai(f, *n, *span, 13)
+		err = floodgen.WriteMirai(f, floodgen.Start, *n, *span, 13)
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
