@@ -6,8 +6,8 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"strconv"
 	"sort"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
