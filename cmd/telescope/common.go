@@ -81,9 +81,15 @@ func (c *commonFlags) override(cfg *configs.Config) (*configs.Config, error) {
 // what does not fit; replay (lossless) waits while w makes progress. The returned stop
 // flushes, giving up once w has made no progress for a few seconds.
 func newLogger(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.AtomicLevel, func(), error) {
+	log, lvl, _, stop, err := newLoggerQueue(cfg, w, lossless)
+	return log, lvl, stop, err
+}
+
+// newLoggerQueue is newLogger also returning the log queue.
+func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.AtomicLevel, *logq.Queue, func(), error) {
 	lvl, err := zap.ParseAtomicLevel(cfg.Level)
 	if err != nil {
-		return nil, lvl, nil, fmt.Errorf("log.level: %w", err)
+		return nil, lvl, nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "ts"
@@ -101,7 +107,7 @@ func newLogger(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.At
 	ws := zapcore.Lock(logq.Buffer(w))
 	q := logq.New(zapcore.NewCore(enc, ws, lvl), logq.Options{Lossless: lossless})
 	log := zap.New(q.Core())
-	return log, lvl, func() { _ = log.Sync() }, nil
+	return log, lvl, q, func() { _ = log.Sync() }, nil
 }
 
 // workerCount resolves capture.workers (0 = one per CPU).

@@ -51,7 +51,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	reportOut, metricsOutput := outs[0], outs[1]
-	log, _, stopLog, err := newLogger(cfg.Log, stderr, true)
+	log, _, logQueue, stopLog, err := newLoggerQueue(cfg.Log, stderr, true)
 	if err != nil {
 		return err
 	}
@@ -81,6 +81,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// Told to stop: the end events of the episodes still open are logged as far as the
+		// queue holds them, the rest counted (log_entries_dropped), not waited for.
+		<-ctx.Done()
+		logQueue.SetLossless(false)
+	}()
 	opts := pipeline.ReplayOptions{Files: files}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		opts.Progress, opts.Terminal = stderr, true
@@ -91,7 +97,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	log.Info("replay finished",
 		zap.Int("files", len(files)), zap.Int("failed_files", len(res.Errors)),
 		zap.Uint64("records", res.Records), zap.Duration("elapsed", res.Elapsed),
-		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()))
+		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()),
+		zap.Uint64("log_entries_dropped", p.LogEntriesDropped()))
 
 	var outErr error
 	if reportOut != nil {

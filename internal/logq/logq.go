@@ -37,7 +37,7 @@ type Queue struct {
 	inner    zapcore.Core
 	ch       chan item
 	stall    time.Duration
-	lossless bool
+	lossless atomic.Bool
 
 	dropped    atomic.Uint64
 	pending    atomic.Int64 // entries queued or being written
@@ -63,7 +63,8 @@ func New(inner zapcore.Core, o Options) *Queue {
 	if o.Stall <= 0 {
 		o.Stall = DefaultStall
 	}
-	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall, lossless: o.Lossless}
+	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall}
+	q.lossless.Store(o.Lossless)
 	q.lastDone.Store(time.Now().UnixNano())
 	go q.run()
 	return q
@@ -71,6 +72,10 @@ func New(inner zapcore.Core, o Options) *Queue {
 
 // Core returns the core to build loggers on (zap.New(q.Core())).
 func (q *Queue) Core() zapcore.Core { return &core{q: q, inner: q.inner} }
+
+// SetLossless switches between waiting for room (true) and dropping at once (false), for
+// example to stop waiting once the process is told to stop.
+func (q *Queue) SetLossless(on bool) { q.lossless.Store(on) }
 
 // Dropped returns the entries dropped so far because the queue was full.
 func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
@@ -118,7 +123,7 @@ func (q *Queue) enqueue(it item) {
 		return
 	default:
 	}
-	if q.lossless {
+	if q.lossless.Load() {
 		t := time.NewTimer(50 * time.Millisecond)
 		defer t.Stop()
 		for !q.stalled() {

@@ -1,6 +1,6 @@
 // Command floodgen writes the hostile pcaps scripts/abuse.sh replays.
 //
-//	go run ./scripts/floodgen -n 1000000 -o mirai.pcap
+//	go run ./internal/cmd/floodgen -n 1000000 -o mirai.pcap
 package main
 
 import (
