@@ -84,6 +84,16 @@ func DecodeNetwork(ethertype uint16, frame []byte, h *Header) {
 	decodeSLLProto(ethertype, frame, h)
 }
 
+// DecodeNetworkVLAN is DecodeNetwork for a frame whose outer VLAN tag the kernel stripped
+// into the packet metadata (vlan, its TCI): the stripped tag counts like an in-band one,
+// toward the tag limit too, so a live frame decodes exactly as the same frame replayed
+// from a capture file with the tag in place.
+func DecodeNetworkVLAN(ethertype uint16, frame []byte, vlan uint16, h *Header) {
+	resetHeader(h, len(frame))
+	h.VLANs, h.VLAN = 1, vlan&0x0FFF
+	decodeSLLProto(ethertype, frame, h)
+}
+
 // resetHeader clears every field but the caller-owned TS and WireLen. One struct store lets the
 // compiler zero the whole value with wide moves instead of field by field.
 func resetHeader(h *Header, capLen int) {

@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -206,6 +207,13 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-tabs.yaml", `bad.yaml:3: found a tab character that violates indentation (YAML indentation must be spaces, not tabs)`},
 		{"bad-duplicate-key.yaml", `bad.yaml:5: duplicate key "detect.scanner.min_packets" (first on line 3)`},
 		{"bad-two-documents.yaml", `bad.yaml:2: a second YAML document starts here; a config file holds one document (remove the "---")`},
+		{"bad-float-for-integer.yaml", "bad.yaml:3: detect.scanner.min_packets: must be an integer, got 99.9\nbad.yaml:5: metrics.top_ports: must be an integer, got 1.5"},
+		{"bad-sensor-too-long.yaml", `bad.yaml:1: sensor: must be at most 128 bytes (it labels every series), got 200`},
+		{"bad-nested-overlaps.yaml", strings.Join([]string{
+			`bad.yaml:4: dark_prefixes[2]: "10.0.0.0/8" overlaps dark_prefixes[0] "10.1.0.0/16"`,
+			`bad.yaml:5: dark_prefixes[3]: "10.2.0.0/16" overlaps dark_prefixes[2] "10.0.0.0/8"`,
+			`bad.yaml:6: dark_prefixes[4]: "192.0.2.128/25" overlaps dark_prefixes[1] "192.0.2.0/24"`,
+		}, "\n")},
 		{"bad-several-errors.yaml", strings.Join([]string{
 			`bad.yaml:2: dark_prefixes[1]: "10.1.0.0/16" overlaps dark_prefixes[0] "10.0.0.0/8"`,
 			`bad.yaml:4: capture.snaplen: must be between 168 and 262144, got 10`,
@@ -605,5 +613,38 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := Parse(data, "good-full.yaml"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLoadLimits: a config file over 1 MiB is refused without being read whole, and more
+// dark prefixes than the counters have slots are refused by the one validation every
+// command uses (check-config, run, reload).
+func TestLoadLimits(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.yaml")
+	if err := os.WriteFile(big, append([]byte("sensor: x\n"), bytes.Repeat([]byte("# padding\n"), 110000)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(big); err == nil || err.Error() != big+": larger than 1048576 bytes; a config file is at most 1 MiB" {
+		t.Fatalf("Load(1.1 MB file) = %v", err)
+	}
+	var b strings.Builder
+	b.WriteString("dark_prefixes:\n")
+	for i := 0; i < MaxDarkPrefixes+1; i++ {
+		fmt.Fprintf(&b, "  - 10.%d.%d.0/24\n", i/256, i%256)
+	}
+	if _, err := Parse([]byte(b.String()), "many.yaml"); err == nil || err.Error() != "many.yaml:1: dark_prefixes: at most 4095 prefixes, got 4096" {
+		t.Fatalf("Parse(4096 prefixes) = %v", err)
+	}
+	// 4095 disjoint prefixes and one overlap at the end: found (sorted, not pairwise).
+	b.Reset()
+	b.WriteString("dark_prefixes:\n")
+	for i := 0; i < MaxDarkPrefixes-1; i++ {
+		fmt.Fprintf(&b, "  - 10.%d.%d.0/24\n", i/256, i%256)
+	}
+	b.WriteString("  - 10.0.0.0/12\n")
+	want := fmt.Sprintf(`many.yaml:%d: dark_prefixes[%d]: "10.0.0.0/12" overlaps dark_prefixes[0] "10.0.0.0/24"`, MaxDarkPrefixes+1, MaxDarkPrefixes-1)
+	if _, err := Parse([]byte(b.String()), "many.yaml"); err == nil || err.Error() != want {
+		t.Fatalf("Parse(overlap at the end) = %.300v\nwant %s", err, want)
 	}
 }

@@ -13,7 +13,7 @@ import (
 
 // Load reads and parses the config file at path; every error message starts with the path.
 func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readLimited(path, MaxFileSize)
 	if err != nil {
 		if pe, ok := errors.AsType[*os.PathError](err); ok {
 			err = pe.Err // the path goes in front, once
@@ -21,6 +21,26 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return Parse(data, path)
+}
+
+// MaxFileSize bounds a config file (a few thousand prefixes take well under 1 MiB).
+const MaxFileSize = 1 << 20
+
+// readLimited reads at most limit bytes of path, and fails when there are more.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("larger than %d bytes; a config file is at most 1 MiB", limit)
+	}
+	return data, nil
 }
 
 // Parse reads a config from YAML: strict syntax and key checks, the values present over the

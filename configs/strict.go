@@ -137,6 +137,9 @@ func (c *checker) scalar(n *yaml.Node, t reflect.Type, key string) {
 		if msg := badPrefix(n.Value); msg != "" {
 			c.errorf(n.Line, "%s: %s", key, msg)
 		}
+	case (t.Kind() == reflect.Int || t.Kind() == reflect.Uint16) && n.ShortTag() == "!!float":
+		// yaml.v3 would truncate it (1.5 -> 1) without a word.
+		c.errorf(n.Line, "%s: must be an integer, got %s", key, n.Value)
 	default:
 		if n.Decode(reflect.New(t).Interface()) == nil {
 			return

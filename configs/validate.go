@@ -6,8 +6,10 @@ import (
 	"math"
 	"net"
 	"net/netip"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // problem is one validation failure: the dotted key it concerns and what is wrong with it.
@@ -26,6 +28,7 @@ func (c *Config) Validate() error {
 // problems lists every validation failure, in the order of the keys in telescope.yaml.
 func (c *Config) problems() []problem {
 	var v validator
+	v.labelValue("sensor", c.Sensor)
 	v.prefixes("dark_prefixes", c.DarkPrefixes)
 
 	cp := &c.Capture
@@ -140,11 +143,35 @@ func (v *validator) ports(key string, ports []uint16) {
 	}
 }
 
+// MaxLabelValue bounds label values taken from the config (sensor): they are on every series.
+const MaxLabelValue = 128
+
+// labelValue checks a Prometheus label value: valid UTF-8, at most MaxLabelValue bytes.
+func (v *validator) labelValue(key, s string) {
+	switch {
+	case len(s) > MaxLabelValue:
+		v.add(key, fmt.Sprintf("must be at most %d bytes (it labels every series), got %d", MaxLabelValue, len(s)))
+	case !utf8.ValidString(s):
+		v.add(key, "must be valid UTF-8 (it is a Prometheus label value)")
+	}
+}
+
+// MaxDarkPrefixes bounds dark_prefixes: each has its own counter slot in every worker
+// (aggregate.MaxPrefixSlots, slot 0 being not_dark).
+const MaxDarkPrefixes = 4095
+
 // prefixes checks the dark prefixes: valid, no host bits, no IPv4-mapped IPv6 (packets carry
 // plain IPv4 addresses, so it would never match), no duplicates, no overlaps (a packet would
-// count under two prefixes).
+// count under two prefixes). Overlaps are found in O(n log n): sorted by address then
+// length, a prefix overlaps an earlier one exactly when it lies inside the widest prefix
+// seen since the last one that did not cover it. Each problem is reported on the item
+// listed later in the file, naming the earlier one.
 func (v *validator) prefixes(key string, ps []netip.Prefix) {
-	var good []int // indexes of the well-formed prefixes seen so far
+	if len(ps) > MaxDarkPrefixes {
+		v.add(key, fmt.Sprintf("at most %d prefixes, got %d", MaxDarkPrefixes, len(ps)))
+		return
+	}
+	var good []int // indexes of the well-formed prefixes
 	for i, p := range ps {
 		item := fmt.Sprintf("%s[%d]", key, i)
 		switch {
@@ -158,18 +185,35 @@ func (v *validator) prefixes(key string, ps []netip.Prefix) {
 			v.add(item, fmt.Sprintf("%q has host bits set (did you mean %s?)", p, p.Masked()))
 			continue
 		}
-		for _, j := range good {
-			q := ps[j]
-			if q == p {
-				v.add(item, fmt.Sprintf("%q is listed twice (also %s[%d])", p, key, j))
-				break
-			}
-			if q.Overlaps(p) {
-				v.add(item, fmt.Sprintf("%q overlaps %s[%d] %q", p, key, j, q))
-				break
-			}
-		}
 		good = append(good, i)
+	}
+	sorted := append([]int(nil), good...)
+	sort.SliceStable(sorted, func(a, b int) bool {
+		pa, pb := ps[sorted[a]], ps[sorted[b]]
+		if c := pa.Addr().Compare(pb.Addr()); c != 0 {
+			return c < 0
+		}
+		return pa.Bits() < pb.Bits()
+	})
+	bad := map[int]string{}
+	cover := -1 // the prefix, in sort order, that covers the most addresses so far
+	for _, i := range sorted {
+		if cover >= 0 && ps[cover].Overlaps(ps[i]) {
+			first, later := min(cover, i), max(cover, i)
+			p, q := ps[later], ps[first]
+			if p == q {
+				bad[later] = fmt.Sprintf("%q is listed twice (also %s[%d])", p, key, first)
+			} else if _, seen := bad[later]; !seen {
+				bad[later] = fmt.Sprintf("%q overlaps %s[%d] %q", p, key, first, q)
+			}
+			continue // cover, the outermost, stays
+		}
+		cover = i
+	}
+	for _, i := range good {
+		if msg, ok := bad[i]; ok {
+			v.add(fmt.Sprintf("%s[%d]", key, i), msg)
+		}
 	}
 }
 

@@ -25,9 +25,10 @@ type Descriptor struct {
 	Enabled func(c *Config) bool
 	// NewEntry returns an empty report entry of the detector (reports are read back with it).
 	NewEntry func() Entry
-	// Less orders two of the detector's report entries: by first packet time, then by
-	// identity, so reports of the same input are identical whatever the worker count.
-	Less func(a, b Entry) bool
+	// SortKey orders the detector's report entries bytewise: first packet time, then
+	// identity (fields joined by NUL), so reports of the same input are identical whatever
+	// the worker count, and entries spooled to disk sort by key alone.
+	SortKey func(e Entry) string
 	// stop ends every active episode of the detector in one engine (a reload disabled
 	// it). Nil for detectors whose state is shared between engines (the surge).
 	stop func(e *Engine)
@@ -56,9 +57,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "scanner detected", EndMsg: "scanner went quiet",
 		Enabled:  func(c *Config) bool { return c.Scanner.Enabled },
 		NewEntry: func() Entry { return new(ScannerEntry) },
-		Less: func(a, b Entry) bool {
-			x, y := a.(*ScannerEntry), b.(*ScannerEntry)
-			return x.FirstSeen < y.FirstSeen || x.FirstSeen == y.FirstSeen && x.Src < y.Src
+		SortKey: func(e Entry) string {
+			x := e.(*ScannerEntry)
+			return TimeKey(x.FirstSeen) + "\x00" + x.Src
 		},
 	},
 	detTelnetSweep: {
@@ -67,9 +68,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "telnet sweep detected", EndMsg: "telnet sweep went quiet",
 		Enabled:  func(c *Config) bool { return c.Telnet.Enabled },
 		NewEntry: func() Entry { return new(TelnetSweepEntry) },
-		Less: func(a, b Entry) bool {
-			x, y := a.(*TelnetSweepEntry), b.(*TelnetSweepEntry)
-			return x.FirstSeen < y.FirstSeen || x.FirstSeen == y.FirstSeen && x.Src < y.Src
+		SortKey: func(e Entry) string {
+			x := e.(*TelnetSweepEntry)
+			return TimeKey(x.FirstSeen) + "\x00" + x.Src
 		},
 	},
 	detTelnetSurge: {
@@ -78,8 +79,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "telnet surge started", EndMsg: "telnet surge ended",
 		Enabled:  func(c *Config) bool { return c.Telnet.Enabled && c.Telnet.SurgeBucket > 0 },
 		NewEntry: func() Entry { return new(TelnetSurgeEntry) },
-		Less: func(a, b Entry) bool {
-			return a.(*TelnetSurgeEntry).Start < b.(*TelnetSurgeEntry).Start
+		SortKey: func(e Entry) string {
+			x := e.(*TelnetSurgeEntry)
+			return TimeKey(x.Start)
 		},
 	},
 	detUDPThenSYN: {
@@ -88,17 +90,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "udp then syn pair detected", EndMsg: "udp then syn pair went quiet",
 		Enabled:  func(c *Config) bool { return c.UDPThenSYN.Enabled },
 		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
-		Less: func(a, b Entry) bool {
-			x, y := a.(*UDPThenSYNEntry), b.(*UDPThenSYNEntry)
-			switch {
-			case x.FirstSeen != y.FirstSeen:
-				return x.FirstSeen < y.FirstSeen
-			case x.Src != y.Src:
-				return x.Src < y.Src
-			case x.Dst != y.Dst:
-				return x.Dst < y.Dst
-			}
-			return x.Port < y.Port
+		SortKey: func(e Entry) string {
+			x := e.(*UDPThenSYNEntry)
+			return TimeKey(x.FirstSeen) + "\x00" + x.Src + "\x00" + x.Dst + "\x00" + portKey(x.Port)
 		},
 	},
 	detBackscatter: {
@@ -107,9 +101,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "dos attack backscatter detected", EndMsg: "dos attack backscatter ended",
 		Enabled:  func(c *Config) bool { return c.Backscatter.Enabled },
 		NewEntry: func() Entry { return new(BackscatterEntry) },
-		Less: func(a, b Entry) bool {
-			x, y := a.(*BackscatterEntry), b.(*BackscatterEntry)
-			return x.FirstSeen < y.FirstSeen || x.FirstSeen == y.FirstSeen && x.Victim < y.Victim
+		SortKey: func(e Entry) string {
+			x := e.(*BackscatterEntry)
+			return TimeKey(x.FirstSeen) + "\x00" + x.Victim
 		},
 	},
 	detFingerprint: {
@@ -118,15 +112,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "scanning tool fingerprinted", EndMsg: "fingerprinted source went quiet",
 		Enabled:  func(c *Config) bool { return c.Fingerprint.Enabled },
 		NewEntry: func() Entry { return new(ToolEntry) },
-		Less: func(a, b Entry) bool {
-			x, y := a.(*ToolEntry), b.(*ToolEntry)
-			switch {
-			case x.FirstSeen != y.FirstSeen:
-				return x.FirstSeen < y.FirstSeen
-			case x.Src != y.Src:
-				return x.Src < y.Src
-			}
-			return x.Tool < y.Tool
+		SortKey: func(e Entry) string {
+			x := e.(*ToolEntry)
+			return TimeKey(x.FirstSeen) + "\x00" + x.Src + "\x00" + x.Tool
 		},
 	},
 	detHotspot: {
@@ -135,15 +123,9 @@ var descriptors = [numDetectors]*Descriptor{
 		StartMsg: "hotspot detected", EndMsg: "hotspot went quiet",
 		Enabled:  func(c *Config) bool { return c.Hotspot.Enabled },
 		NewEntry: func() Entry { return new(HotspotEntry) },
-		Less: func(a, b Entry) bool {
-			x, y := a.(*HotspotEntry), b.(*HotspotEntry)
-			switch {
-			case x.FirstSeen != y.FirstSeen:
-				return x.FirstSeen < y.FirstSeen
-			case x.Dst != y.Dst:
-				return x.Dst < y.Dst
-			}
-			return x.Port < y.Port
+		SortKey: func(e Entry) string {
+			x := e.(*HotspotEntry)
+			return TimeKey(x.FirstSeen) + "\x00" + x.Dst + "\x00" + portKey(x.Port)
 		},
 	},
 }
@@ -209,4 +191,21 @@ func DetectorIndex(name string) int {
 		}
 	}
 	return -1
+}
+
+// TimeKey encodes a packet time as a string that sorts bytewise in time order.
+func TimeKey(t Time) string {
+	var b [16]byte
+	v := uint64(t) ^ 1<<63
+	const hex = "0123456789abcdef"
+	for i := 15; i >= 0; i-- {
+		b[i] = hex[v&15]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+// portKey encodes a port in fixed width, so it sorts bytewise in numeric order.
+func portKey(p uint16) string {
+	return string([]byte{'0' + byte(p/10000), '0' + byte(p/1000%10), '0' + byte(p/100%10), '0' + byte(p/10%10), '0' + byte(p%10)})
 }

@@ -38,8 +38,8 @@ func TestDescriptors(t *testing.T) {
 		if d.Name == "" || d.ReportKey == "" || d.ConfigKey == "" || d.StartMsg == "" || d.EndMsg == "" {
 			t.Errorf("%s: empty name, report key, config key or log message: %+v", where, d)
 		}
-		if d.Enabled == nil || d.NewEntry == nil || d.Less == nil {
-			t.Fatalf("%s: Enabled, NewEntry and Less are required", where)
+		if d.Enabled == nil || d.NewEntry == nil || d.SortKey == nil {
+			t.Fatalf("%s: Enabled, NewEntry and SortKey are required", where)
 		}
 		if names[d.Name] || keys[d.ReportKey] {
 			t.Errorf("%s: name or report key used twice", where)
@@ -87,8 +87,8 @@ func TestDescriptors(t *testing.T) {
 		if err != nil || !(strings.Contains(string(b), `"first_seen"`) || strings.Contains(string(b), `"start"`)) {
 			t.Errorf("%s: entry JSON %s (%v) lacks first_seen/start", where, b, err)
 		}
-		if d.Less(e, d.NewEntry()) {
-			t.Errorf("%s: Less of two equal entries is true", where)
+		if d.SortKey(e) == "" || d.SortKey(e) != d.SortKey(d.NewEntry()) {
+			t.Errorf("%s: sort key of an empty entry %q, not stable", where, d.SortKey(e))
 		}
 	}
 }
@@ -105,4 +105,30 @@ func fieldIndex(t *testing.T, typ reflect.Type, key string) []int {
 	}
 	t.Fatalf("no field %s", key)
 	return nil
+}
+
+// TestSortKeysOrder: keys order by time first (negative times too), then identity, with
+// ports in numeric order.
+func TestSortKeysOrder(t *testing.T) {
+	ordered := [][2]any{
+		{Time(-5), "b"}, {Time(-1), "a"}, {Time(0), "a"}, {Time(0), "a\x00x"}, {Time(0), "b"}, {Time(1 << 40), ""},
+	}
+	for i := 1; i < len(ordered); i++ {
+		a := TimeKey(ordered[i-1][0].(Time)) + "\x00" + ordered[i-1][1].(string)
+		b := TimeKey(ordered[i][0].(Time)) + "\x00" + ordered[i][1].(string)
+		if a >= b {
+			t.Errorf("key %d %q >= key %d %q", i-1, a, i, b)
+		}
+	}
+	for _, p := range [][2]uint16{{0, 1}, {9, 10}, {99, 100}, {1023, 1024}, {65534, 65535}} {
+		if portKey(p[0]) >= portKey(p[1]) {
+			t.Errorf("port key %d >= %d", p[0], p[1])
+		}
+	}
+	u := Lookup(UDPThenSYN)
+	x := &UDPThenSYNEntry{Src: "192.0.2.1", Dst: "203.0.113.1", Port: 9, FirstSeen: 7}
+	y := &UDPThenSYNEntry{Src: "192.0.2.1", Dst: "203.0.113.1", Port: 10, FirstSeen: 7}
+	if u.SortKey(x) >= u.SortKey(y) {
+		t.Errorf("udp_then_syn port 9 sorts after port 10")
+	}
 }

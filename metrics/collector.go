@@ -53,6 +53,7 @@ type Collector struct {
 	dstHist                                                     *prometheus.Desc
 	capPackets, capDrops, capUp, workerPkts, reloadOK, reloadTS *prometheus.Desc
 	tracked, evictions, lastTS, buildInfo, watched, freezes     *prometheus.Desc
+	logDropped                                                  *prometheus.Desc
 }
 
 // Options configure a Collector.
@@ -102,6 +103,7 @@ func NewCollector(o Options) *Collector {
 	c.tracked = d("tracked_sources", "Entries in the bounded per-source tables (sources, UDP flows, DoS victims).")
 	c.evictions = d("evictions_total", "Least recently seen entries evicted from the bounded per-source tables.")
 	c.lastTS = d("last_packet_timestamp_seconds", "Packet time of the latest packet.")
+	c.logDropped = d("log_events_dropped_total", "Log entries (detection events included) dropped because the log output was stalled or too slow.")
 	c.buildInfo = d("build_info", "Build information; the value is 1.", "version", "goversion")
 	return c
 }
@@ -112,7 +114,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.packets, c.bytes, c.frames, c.flags, c.ports, c.prefix, c.uniq, c.hist, c.top,
 		c.detTotal, c.detActive, c.telnet, c.fp, c.uts, c.bs, c.watched, c.capPackets,
 		c.capDrops, c.freezes, c.capUp, c.workerPkts, c.reloadOK, c.reloadTS, c.tracked,
-		c.evictions, c.lastTS, c.buildInfo, c.dstHist,
+		c.evictions, c.lastTS, c.buildInfo, c.dstHist, c.logDropped,
 	} {
 		ch <- d
 	}
@@ -185,6 +187,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(ch, c.tracked, float64(s.Tracked))
 	counter(ch, c.evictions, s.Evictions)
 	gauge(ch, c.lastTS, float64(s.LastPacketTS)/1e9)
+	counter(ch, c.logDropped, s.LogEntriesDropped)
 	gauge(ch, c.buildInfo, 1, c.version, runtime.Version())
 }
 

@@ -77,6 +77,9 @@ type ServerOptions struct {
 	Logger   *zap.Logger
 	// Ready reports whether every capture socket is open (nil: always ready).
 	Ready func() bool
+	// Healthy returns an error while something keeps the daemon from doing its job (the
+	// log output stalled); nil: always healthy.
+	Healthy func() error
 	// Reload re-reads the configuration for POST /-/reload (nil: endpoint not available).
 	Reload func() error
 	// EnableLifecycle allows POST /-/reload (--web.enable-lifecycle); without it the
@@ -227,6 +230,12 @@ func Handler(o ServerOptions) http.Handler {
 		MaxRequestsInFlight: inFlight,
 	}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		if o.Healthy != nil {
+			if err := o.Healthy(); err != nil {
+				http.Error(w, "Unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
 		fmt.Fprintln(w, "Healthy")
 	})
 	mux.HandleFunc("/-/ready", func(w http.ResponseWriter, _ *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"math/big"
 	"net"
@@ -360,5 +361,30 @@ func TestScrapesInFlightAreCapped(t *testing.T) {
 	}
 	if n := bc.calls.Load(); n != 2 {
 		t.Errorf("collector ran %d times, want 2 (the refused scrape must not collect)", n)
+	}
+}
+
+// TestHealthyReportsAStalledLog: /-/healthy says 503 with the reason while the Healthy
+// hook returns an error (the log output stalled), 200 once it recovers.
+func TestHealthyReportsAStalledLog(t *testing.T) {
+	var stalled atomic.Bool
+	s := startServer(t, ServerOptions{Healthy: func() error {
+		if stalled.Load() {
+			return errors.New("log output stalled for 3s")
+		}
+		return nil
+	}})
+	c := &http.Client{Timeout: 5 * time.Second}
+	url := "http://" + s.Addr() + "/-/healthy"
+	if code, _ := get(t, c, url, "", ""); code != 200 {
+		t.Errorf("healthy: %d", code)
+	}
+	stalled.Store(true)
+	if code, body := get(t, c, url, "", ""); code != 503 || !strings.Contains(body, "log output stalled") {
+		t.Errorf("stalled log: %d %q", code, body)
+	}
+	stalled.Store(false)
+	if code, _ := get(t, c, url, "", ""); code != 200 {
+		t.Errorf("recovered: %d", code)
 	}
 }

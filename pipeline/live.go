@@ -195,11 +195,11 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	handle := func(f *capture.Frame) {
 		h.TS = f.TS
 		h.WireLen = f.WireLen
-		capture.DecodeNetwork(f.Protocol, f.Data, &h)
 		if f.VLANValid {
-			// The kernel stripped the outer tag into the ring's metadata: restore it.
-			h.VLANs++
-			h.VLAN = f.VLAN & 0x0fff
+			// The kernel stripped the outer tag into the ring's metadata: it counts as one.
+			capture.DecodeNetworkVLAN(f.Protocol, f.Data, f.VLAN, &h)
+		} else {
+			capture.DecodeNetwork(f.Protocol, f.Data, &h)
 		}
 		w.handle(&h)
 	}
@@ -237,4 +237,5 @@ func (l *Live) finish() {
 	}
 	l.p.surge.Finish(now)
 	l.p.hot.Finish()
+	l.p.logq.Drain() // bounded: gives up once the output makes no progress
 }

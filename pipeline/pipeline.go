@@ -14,6 +14,7 @@ import (
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/logq"
 )
 
 // Options configure a Pipeline.
@@ -24,6 +25,9 @@ type Options struct {
 	// Sink, when set, also receives every detection event (the replay report uses it);
 	// events are always logged.
 	Sink detect.Sink
+	// LogQueue configures the bounded queue between the pipeline's logging (detection
+	// events, capture errors) and Logger's output, so a stalled output never blocks it.
+	LogQueue logq.Options
 }
 
 // Pipeline is the set of workers with what they share: the published configuration, the
@@ -38,6 +42,7 @@ type Pipeline struct {
 	// episodes counts episodes started per minute for the report's series (series.go).
 	episodes *episodeSeries
 	log      *zap.Logger
+	logq     *logq.Queue
 
 	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs); host holds
 	// the sensor's own addresses, never dark while no dark prefix is configured.
@@ -66,9 +71,11 @@ func New(o Options) (*Pipeline, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	p := &Pipeline{slots: aggregate.NewPrefixSlots(), log: log}
+	p := &Pipeline{slots: aggregate.NewPrefixSlots()}
+	p.logq = logq.Wrap(log.Core(), o.LogQueue)
+	p.log = zap.New(p.logq.Core())
 	p.episodes = newEpisodeSeries()
-	p.sink = &eventSink{log: log, next: teeSink{p.episodes, o.Sink}}
+	p.sink = &eventSink{log: p.log, next: Tee{p.episodes, o.Sink}}
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {
 		return nil, err
@@ -188,3 +195,12 @@ func (p *Pipeline) Tracked() (tracked int64, evictions uint64) {
 	}
 	return tracked, evictions
 }
+
+// LogEntriesDropped returns the log entries (detection events and others) dropped because
+// the log queue was full: the output was stalled or slower than the events
+// (telescope_log_events_dropped_total).
+func (p *Pipeline) LogEntriesDropped() uint64 { return p.logq.Dropped() }
+
+// LogHealthy returns an error while the log output has been stalled for longer than the
+// queue's stall time (for /-/healthy).
+func (p *Pipeline) LogHealthy() error { return p.logq.Healthy() }

@@ -159,6 +159,7 @@ func (d *dispatcher) close() {
 	d.wg.Wait()
 	d.p.surge.Finish(d.now)
 	d.p.hot.Finish()
+	d.p.logq.Drain() // the end events, as far as the log output takes them
 }
 
 func (d *dispatcher) add(rec *capture.Record) {

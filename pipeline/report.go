@@ -169,7 +169,11 @@ func (c *Episodes) Detections() Detections {
 	d := make(Detections, len(c.d))
 	for _, desc := range detect.Descriptors() {
 		list := c.d[desc.ReportKey]
-		sort.SliceStable(list, func(i, j int) bool { return desc.Less(list[i], list[j]) })
+		keys := make([]string, len(list))
+		for i, e := range list {
+			keys[i] = desc.SortKey(e)
+		}
+		sort.Stable(byKey{keys, list})
 		d[desc.ReportKey] = list
 	}
 	return d
@@ -309,4 +313,17 @@ func summary(unique uint64, sum map[capture.Addr]uint64) AddrSummary {
 		s.Top = append(s.Top, AddrCount{Addr: c.Addr.String(), Packets: c.Packets})
 	}
 	return s
+}
+
+// byKey sorts entries by their precomputed sort keys.
+type byKey struct {
+	keys    []string
+	entries []detect.Entry
+}
+
+func (b byKey) Len() int           { return len(b.keys) }
+func (b byKey) Less(i, j int) bool { return b.keys[i] < b.keys[j] }
+func (b byKey) Swap(i, j int) {
+	b.keys[i], b.keys[j] = b.keys[j], b.keys[i]
+	b.entries[i], b.entries[j] = b.entries[j], b.entries[i]
 }

@@ -250,18 +250,17 @@ func EntryStart(e detect.Entry) (detect.Time, bool) {
 	return 0, false
 }
 
-// teeSink passes events to two sinks.
-type teeSink struct{ a, b detect.Sink }
+// Tee passes every event to each of the sinks (nil sinks are skipped).
+type Tee []detect.Sink
 
-func (t teeSink) Detection(ev *detect.Event) {
-	t.a.Detection(ev)
-	if t.b != nil {
-		t.b.Detection(ev)
+// Detection implements detect.Sink.
+func (t Tee) Detection(ev *detect.Event) {
+	for _, s := range t {
+		if s != nil {
+			s.Detection(ev)
+		}
 	}
 }
-
-// Detectors are the names of the detectors, in the report's order.
-var Detectors = []string{detect.Scanner, detect.TelnetSweep, detect.TelnetSurge, detect.UDPThenSYN, detect.Backscatter, detect.Fingerprint}
 
 // series merges the workers' series and the episode counts into the report's series.
 func (p *Pipeline) series() *Series {
@@ -334,8 +333,8 @@ func newSeries(start, step int64, n int) *Series {
 	for _, name := range aggregate.ProtoNames {
 		s.Packets[name] = make([]uint64, n)
 	}
-	for _, d := range Detectors {
-		s.EpisodesStarted[d] = make([]uint64, n)
+	for _, d := range detect.Descriptors() {
+		s.EpisodesStarted[d.Name] = make([]uint64, n)
 	}
 	return s
 }

@@ -42,6 +42,7 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.Captures = append(s.Captures, c.Stats())
 	}
 	s.LastPacketTS = t.LastTS
+	s.LogEntriesDropped = p.LogEntriesDropped()
 	return s
 }
 

@@ -42,6 +42,10 @@ type Snapshot struct {
 	// host's own addresses counts as dark.
 	NoDarkPrefixes bool
 
+	// LogEntriesDropped counts log entries the bounded log queue dropped (a stalled or
+	// too slow output).
+	LogEntriesDropped uint64
+
 	Captures     []CaptureCounts
 	WorkerFrames []uint64 // frames handled, by worker
 	Tracked      int64    // entries in the bounded per-source tables

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/telescope-dev/telescope/configs"
 )
@@ -27,6 +29,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: expected exactly one config file, got %d", errUsage, len(pos))
 	}
 	cfg, err := configs.Load(pos[0])
+	if err == nil {
+		err = checkBuild(cfg, pos[0])
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return errReported
@@ -37,4 +42,18 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = stdout.Write(out)
 	return err
+}
+
+// checkBuild checks what the config file alone cannot tell: that this binary can capture
+// with capture.method and that web.listen_address resolves. run makes the same checks, so
+// an ExecStartPre=check-config passes exactly when run would start.
+func checkBuild(cfg *configs.Config, name string) error {
+	var errs []error
+	if cfg.Capture.Method == "pcap" && openPcapSource == nil {
+		errs = append(errs, fmt.Errorf("%s: capture.method: pcap needs a binary built with cgo and libpcap (go build -tags pcap ./cmd/telescope); this one is static, use afpacket", name))
+	}
+	if _, err := net.ResolveTCPAddr("tcp", cfg.Web.ListenAddress); err != nil {
+		errs = append(errs, fmt.Errorf("%s: web.listen_address: %q cannot be listened on: %v", name, cfg.Web.ListenAddress, err))
+	}
+	return errors.Join(errs...)
 }

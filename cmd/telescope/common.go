@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/telescope-dev/telescope/capture/filter"
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/logq"
 	"github.com/telescope-dev/telescope/metrics"
 	"github.com/telescope-dev/telescope/pipeline"
 )
@@ -77,13 +77,21 @@ func (c *commonFlags) override(cfg *configs.Config) (*configs.Config, error) {
 }
 
 // newLogger builds the zap logger: JSON (or console) lines on w, times in RFC 3339 with
-// nanoseconds. The level can change on reload. With buffered (replay, where a day of
-// captures logs tens of thousands of detection events), lines are written in 256 KiB
-// batches at least once a second instead of one write each. The returned stop flushes.
-func newLogger(cfg configs.Log, w io.Writer, buffered bool) (*zap.Logger, zap.AtomicLevel, func(), error) {
+// nanoseconds. The level can change on reload. Entries go through a bounded queue
+// (internal/logq) to one writer goroutine that writes whatever queued up in one write, so
+// a slow or stalled w never blocks the caller: live (lossless false) drops and counts
+// what does not fit; replay (lossless) waits while w makes progress. The returned stop
+// flushes, giving up once w has made no progress for a few seconds.
+func newLogger(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.AtomicLevel, func(), error) {
+	log, lvl, _, stop, err := newLoggerQueue(cfg, w, lossless)
+	return log, lvl, stop, err
+}
+
+// newLoggerQueue is newLogger also returning the log queue.
+func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.AtomicLevel, *logq.Queue, func(), error) {
 	lvl, err := zap.ParseAtomicLevel(cfg.Level)
 	if err != nil {
-		return nil, lvl, nil, fmt.Errorf("log.level: %w", err)
+		return nil, lvl, nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.TimeKey = "ts"
@@ -98,14 +106,10 @@ func newLogger(cfg configs.Log, w io.Writer, buffered bool) (*zap.Logger, zap.At
 	default:
 		enc = zapcore.NewJSONEncoder(ec)
 	}
-	ws := zapcore.Lock(zapcore.AddSync(w))
-	stop := func() {}
-	if buffered {
-		b := &zapcore.BufferedWriteSyncer{WS: ws, Size: 256 << 10, FlushInterval: time.Second}
-		ws, stop = b, func() { _ = b.Stop() }
-	}
-	log := zap.New(zapcore.NewCore(enc, ws, lvl))
-	return log, lvl, func() { _ = log.Sync(); stop() }, nil
+	ws := zapcore.Lock(logq.Buffer(w))
+	q := logq.New(zapcore.NewCore(enc, ws, lvl), logq.Options{Lossless: lossless})
+	log := zap.New(q.Core())
+	return log, lvl, q, func() { _ = log.Sync() }, nil
 }
 
 // workerCount resolves capture.workers (0 = one per CPU).

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -47,14 +46,30 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, _, stopLog, err := newLogger(cfg.Log, stderr, true)
+	// Every output is checked before any input is read.
+	outs, err := checkOutputs(stdout, outputSpec{"--report", *report}, outputSpec{"--metrics-out", *metricsOut},
+		outputSpec{"--html", *htmlOut})
+	if err != nil {
+		return err
+	}
+	reportOut, metricsOutput, htmlOutput := outs[0], outs[1], outs[2]
+	log, _, logQueue, stopLog, err := newLoggerQueue(cfg.Log, stderr, true)
 	if err != nil {
 		return err
 	}
 	defer stopLog()
 
-	collector := pipeline.NewEpisodes()
-	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: collector})
+	// Ended episodes are spooled to disk ($TMPDIR) as they end: memory does not grow with
+	// their number. The HTML page needs them in memory (it ranks them): only with --html.
+	spool := pipeline.NewDetectionSpool("", 0)
+	defer spool.Close()
+	var episodes *pipeline.Episodes
+	sink := pipeline.Tee{spool}
+	if htmlOutput != nil {
+		episodes = pipeline.NewEpisodes()
+		sink = append(sink, episodes)
+	}
+	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: sink})
 	if err != nil {
 		return err
 	}
@@ -75,6 +90,12 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// Told to stop: the end events of the episodes still open are logged as far as the
+		// queue holds them, the rest counted (log_entries_dropped), not waited for.
+		<-ctx.Done()
+		logQueue.SetLossless(false)
+	}()
 	opts := pipeline.ReplayOptions{Files: files}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		opts.Progress, opts.Terminal = stderr, true
@@ -85,29 +106,23 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	log.Info("replay finished",
 		zap.Int("files", len(files)), zap.Int("failed_files", len(res.Errors)),
 		zap.Uint64("records", res.Records), zap.Duration("elapsed", res.Elapsed),
-		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()))
+		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()),
+		zap.Uint64("log_entries_dropped", p.LogEntriesDropped()))
 
 	var outErr error
-	var rep *pipeline.Report
-	if *report != "" || *htmlOut != "" {
-		rep = p.Report(collector)
-	}
-	if *report != "" {
-		if err := writeOutput(*report, stdout, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rep)
-		}); err != nil {
+	if reportOut != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error { return p.WriteReport(w, spool) }); err != nil {
 			outErr = fmt.Errorf("--report: %w", err)
 		}
 	}
-	if *htmlOut != "" {
-		if err := writeOutput(*htmlOut, stdout, func(w io.Writer) error { return writeHTML(w, rep, files) }); err != nil && outErr == nil {
+	if htmlOutput != nil {
+		rep := p.Report(episodes)
+		if err := htmlOutput.write(stdout, func(w io.Writer) error { return writeHTML(w, rep, files) }); err != nil && outErr == nil {
 			outErr = fmt.Errorf("--html: %w", err)
 		}
 	}
-	if *metricsOut != "" {
-		if err := writeOutput(*metricsOut, stdout, func(w io.Writer) error { return writeExposition(reg, w) }); err != nil && outErr == nil {
+	if metricsOutput != nil {
+		if err := metricsOutput.write(stdout, func(w io.Writer) error { return writeExposition(reg, w) }); err != nil && outErr == nil {
 			outErr = fmt.Errorf("--metrics-out: %w", err)
 		}
 	}
@@ -133,42 +148,6 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%d files could not be read to their end; first: %v", len(res.Errors), res.Errors[0])
 	}
 	return nil
-}
-
-// writeOutput writes to path atomically (a temporary file renamed into place), or to
-// stdout for "-".
-func writeOutput(path string, stdout io.Writer, write func(io.Writer) error) error {
-	if path == "-" {
-		return write(stdout)
-	}
-	tmp, err := os.CreateTemp(dirOf(path), ".telescope-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func dirOf(path string) string {
-	for i := len(path) - 1; i >= 0; i-- {
-		if path[i] == '/' {
-			if i == 0 {
-				return "/"
-			}
-			return path[:i]
-		}
-	}
-	return "."
 }
 
 // writeExposition writes the registry in the Prometheus text format.

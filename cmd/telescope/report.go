@@ -36,9 +36,12 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	if *html == "" && *report == "" {
 		return fmt.Errorf("%w: nothing to write: give --html FILE and/or --report FILE", errUsage)
 	}
-	if *html == "-" && *report == "-" {
-		return fmt.Errorf("%w: --html and --report cannot both go to stdout", errUsage)
+	// Every output is checked (and distinct) before any input is read.
+	outs, err := checkOutputs(stdout, outputSpec{"--report", *report}, outputSpec{"--html", *html})
+	if err != nil {
+		return err
 	}
+	reportOut, htmlOut := outs[0], outs[1]
 	var rs []*pipeline.Report
 	for _, f := range files {
 		r, err := readReport(f)
@@ -53,8 +56,8 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	if *report != "" {
-		if err := writeOutput(*report, stdout, func(w io.Writer) error {
+	if reportOut != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
 			return enc.Encode(r)
@@ -62,12 +65,12 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--report: %w", err)
 		}
 	}
-	if *html != "" {
+	if htmlOut != nil {
 		names := make([]string, len(files))
 		for i, f := range files {
 			names[i] = filepath.Base(f)
 		}
-		if err := writeOutput(*html, stdout, func(w io.Writer) error { return writeHTML(w, r, names) }); err != nil {
+		if err := htmlOut.write(stdout, func(w io.Writer) error { return writeHTML(w, r, names) }); err != nil {
 			return fmt.Errorf("--html: %w", err)
 		}
 	}

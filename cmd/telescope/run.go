@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -61,6 +60,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBuild(cfg, "config"); err != nil {
+		return err
+	}
 	log, level, stopLog, err := newLogger(cfg.Log, stderr, false)
 	if err != nil {
 		return err
@@ -83,11 +85,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 	reload := &metrics.ReloadStatus{}
 	reload.Set(true, time.Now())
 	reg := newRegistry(cfg, p, reload)
-	d := &daemon{cf: cf, cfg: cfg, p: p, log: log, level: level, status: reload}
+	d := &daemon{cf: cf, cfg: cfg, started: cfg, p: p, log: log, level: level, status: reload}
 	srv, err := metrics.Listen(metrics.ServerOptions{
 		Address: cfg.Web.ListenAddress, Registry: reg, Logger: log, Version: buildVersion(),
 		Ready: src.Ready, Reload: d.reload, EnableLifecycle: *lifecycle, WebConfigFile: cf.webConfig,
-		Landing: landingPage(cfg.Sensor, p.Snapshot),
+		Landing: landingPage(cfg.Sensor, p.Snapshot), Healthy: p.LogHealthy,
 	})
 	if err != nil {
 		return err
@@ -167,13 +169,15 @@ func newLiveSource(p *pipeline.Pipeline, cfg *configs.Config, workers int) (live
 
 // daemon holds what a reload needs.
 type daemon struct {
-	mu     sync.Mutex
-	cf     commonFlags
-	cfg    *configs.Config
-	p      *pipeline.Pipeline
-	log    *zap.Logger
-	level  zap.AtomicLevel
-	status *metrics.ReloadStatus
+	mu  sync.Mutex
+	cf  commonFlags
+	cfg *configs.Config // in effect
+	// started is the config the process started with: restart-only keys keep its values.
+	started *configs.Config
+	p       *pipeline.Pipeline
+	log     *zap.Logger
+	level   zap.AtomicLevel
+	status  *metrics.ReloadStatus
 }
 
 // reload re-reads the config file (SIGHUP, POST /-/reload). Thresholds, prefixes, metric
@@ -200,38 +204,28 @@ func (d *daemon) reload() error {
 		d.log.Error("config reload failed; the running config stays", zap.String("file", d.cf.config), zap.Error(err))
 		return err
 	}
-	for _, k := range restartOnly(d.cfg, cfg) {
-		d.log.Warn("config key changed but only takes effect after a restart", zap.String("key", k))
+	// Restart-only keys are compared with the config the process started with, so a
+	// change still pending is named again at every reload until the restart.
+	var pending, changed []string
+	for _, k := range configs.Diff(d.started, cfg) {
+		if configs.IsRestartOnly(k) {
+			pending = append(pending, k)
+		}
+	}
+	for _, k := range configs.Diff(d.cfg, cfg) {
+		if !configs.IsRestartOnly(k) {
+			changed = append(changed, k)
+		}
+	}
+	if len(pending) > 0 {
+		d.log.Warn("config keys changed but only take effect after a restart", zap.Strings("keys", pending))
 	}
 	if lvl, err := zap.ParseAtomicLevel(cfg.Log.Level); err == nil {
 		d.level.SetLevel(lvl.Level())
 	}
 	d.cfg = cfg
 	d.status.Set(true, time.Now())
-	d.log.Info("config reloaded", zap.String("file", d.cf.config))
+	d.log.Info("config reloaded", zap.String("file", d.cf.config), zap.Strings("changed", changed),
+		zap.Strings("pending_restart", pending))
 	return nil
-}
-
-// restartOnly lists the keys that differ between two configs but are fixed at start.
-func restartOnly(old, cur *configs.Config) []string {
-	var keys []string
-	if old.Sensor != cur.Sensor {
-		keys = append(keys, "sensor")
-	}
-	if !reflect.DeepEqual(old.Capture, cur.Capture) {
-		keys = append(keys, "capture")
-	}
-	if old.Limits.MaxSources != cur.Limits.MaxSources {
-		keys = append(keys, "limits.max_sources")
-	}
-	if old.Limits.MaxDestinations != cur.Limits.MaxDestinations {
-		keys = append(keys, "limits.max_destinations")
-	}
-	if old.Web != cur.Web {
-		keys = append(keys, "web.listen_address")
-	}
-	if old.Log.Format != cur.Log.Format {
-		keys = append(keys, "log.format")
-	}
-	return keys
 }

@@ -1,0 +1,48 @@
+package configs
+
+import (
+	"reflect"
+	"strings"
+)
+
+// Diff returns the dotted keys whose values differ between a and b, leaf by leaf
+// ("capture.snaplen", not "capture"), in the order of the keys in telescope.yaml.
+func Diff(a, b *Config) []string {
+	var keys []string
+	diffValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", &keys)
+	return keys
+}
+
+func diffValue(a, b reflect.Value, prefix string, keys *[]string) {
+	t := a.Type()
+	if t.Kind() == reflect.Struct && t != durationType && t != prefixType {
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if prefix != "" {
+				name = prefix + "." + name
+			}
+			diffValue(a.Field(i), b.Field(i), name, keys)
+		}
+		return
+	}
+	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+		*keys = append(*keys, prefix)
+	}
+}
+
+// RestartOnly lists the keys fixed at start: a change to any of them (or under them)
+// takes effect only after a restart.
+var RestartOnly = []string{"sensor", "capture", "limits", "web", "log.format"}
+
+// IsRestartOnly reports whether key (from Diff) is fixed at start.
+func IsRestartOnly(key string) bool {
+	for _, r := range RestartOnly {
+		if key == r || strings.HasPrefix(key, r+".") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,59 @@
+// Package floodgen writes pcap files of hostile traffic for tests and scripts/abuse.sh:
+// floods whose every packet comes from a fresh random (spoofed) source.
+package floodgen
+
+import (
+	"bufio"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"time"
+)
+
+// Start is the usual packet time of the first packet.
+var Start = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// WriteMirai writes a pcap of n TCP SYN probes to port 23 of 203.0.113.0/24, each from a
+// fresh random source and carrying Mirai's fingerprint (seq == dst IP): every packet is a
+// one-packet fingerprint episode. The packets are spread evenly over span of packet time
+// from start.
+func WriteMirai(w io.Writer, start time.Time, n int, span time.Duration, seed uint64) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	hdr := make([]byte, 24)
+	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
+	binary.LittleEndian.PutUint16(hdr[4:], 2)
+	binary.LittleEndian.PutUint16(hdr[6:], 4)
+	binary.LittleEndian.PutUint32(hdr[16:], 65535)
+	binary.LittleEndian.PutUint32(hdr[20:], 1)
+	if _, err := bw.Write(hdr); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	rec := make([]byte, 16+54)
+	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
+	t0 := start.UnixNano()
+	step := int64(span) / int64(max(n, 1))
+	for i := 0; i < n; i++ {
+		ts := t0 + int64(i)*step
+		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
+		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
+		binary.LittleEndian.PutUint32(rec[8:], 54)
+		binary.LittleEndian.PutUint32(rec[12:], 54)
+		ip := rec[16+14:]
+		binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
+		ip[8], ip[9] = 64, 6
+		binary.BigEndian.PutUint32(ip[12:], rng.Uint32())
+		dst := 0xcb007100 | rng.Uint32N(256)
+		binary.BigEndian.PutUint32(ip[16:], dst)
+		tcp := ip[20:]
+		binary.BigEndian.PutUint16(tcp[0:], uint16(1024+rng.Uint32N(60000)))
+		binary.BigEndian.PutUint16(tcp[2:], 23)
+		binary.BigEndian.PutUint32(tcp[4:], dst) // Mirai: seq == dst IP
+		tcp[12], tcp[13] = 5<<4, 0x02
+		binary.BigEndian.PutUint16(tcp[14:], 29200)
+		if _, err := bw.Write(rec); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}

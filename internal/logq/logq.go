@@ -1,0 +1,245 @@
+// Package logq puts a bounded queue between the code that logs and the log output, so a
+// slow or stalled output (stderr on a pipe nobody reads, a full FIFO, a slow journald)
+// never blocks the caller: the packet path keeps counting, SIGTERM and /-/reload keep
+// working. When the queue is full an entry is dropped and counted; the first write that
+// completes after a stall logs how long the output was stalled and how much was dropped.
+package logq
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+)
+
+// DefaultSize is the queue length in entries. An entry holds its zap fields (a detection
+// event: about 0.5 KiB), so a full queue holds a few MiB.
+const DefaultSize = 8192
+
+// DefaultStall is how long one write may take before the output counts as stalled.
+const DefaultStall = 2 * time.Second
+
+// Options configure a Queue.
+type Options struct {
+	Size  int           // entries (DefaultSize when 0)
+	Stall time.Duration // DefaultStall when 0
+	// Lossless makes a full queue wait for room while the output makes progress (replay,
+	// where nothing is lost by waiting); entries are dropped only once it is stalled.
+	// Otherwise a full queue drops at once (live capture).
+	Lossless bool
+}
+
+// Queue is a bounded queue in front of a zapcore.Core with one writer goroutine.
+type Queue struct {
+	inner    zapcore.Core
+	ch       chan item
+	stall    time.Duration
+	lossless atomic.Bool
+
+	dropped    atomic.Uint64
+	pending    atomic.Int64 // entries queued or being written
+	busySince  atomic.Int64 // unix nanos the current write started, 0 when idle
+	lastDone   atomic.Int64 // unix nanos the last write ended
+	reportedAt uint64       // dropped count already reported (writer goroutine only)
+	lastReport time.Time    // (writer goroutine only)
+}
+
+type item struct {
+	core   zapcore.Core
+	ent    zapcore.Entry
+	fields []zapcore.Field
+}
+
+// New starts the writer goroutine for inner. It runs for the life of the process. The
+// goroutine calls inner.Sync whenever the queue empties: give inner a buffered
+// WriteSyncer (see Buffer) to write many entries at once.
+func New(inner zapcore.Core, o Options) *Queue {
+	if o.Size <= 0 {
+		o.Size = DefaultSize
+	}
+	if o.Stall <= 0 {
+		o.Stall = DefaultStall
+	}
+	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall}
+	q.lossless.Store(o.Lossless)
+	q.lastDone.Store(time.Now().UnixNano())
+	go q.run()
+	return q
+}
+
+// Core returns the core to build loggers on (zap.New(q.Core())).
+func (q *Queue) Core() zapcore.Core { return &core{q: q, inner: q.inner} }
+
+// SetLossless switches between waiting for room (true) and dropping at once (false), for
+// example to stop waiting once the process is told to stop.
+func (q *Queue) SetLossless(on bool) { q.lossless.Store(on) }
+
+// Dropped returns the entries dropped so far because the queue was full.
+func (q *Queue) Dropped() uint64 { return q.dropped.Load() }
+
+// Healthy returns an error while one write has been blocked for longer than the stall
+// time (for /-/healthy).
+func (q *Queue) Healthy() error {
+	if s := q.busySince.Load(); s != 0 {
+		if d := time.Since(time.Unix(0, s)); d > q.stall {
+			return fmt.Errorf("log output stalled for %s; %d log entries dropped so far", d.Round(time.Second), q.Dropped())
+		}
+	}
+	return nil
+}
+
+func (q *Queue) stalled() bool { return q.Healthy() != nil }
+
+// Drain waits until every queued entry is written, giving up once no entry has been
+// written for the stall time; what is still queued then is discarded and counted. It
+// returns the entries dropped over the life of the queue.
+func (q *Queue) Drain() uint64 {
+	for q.pending.Load() > 0 {
+		if time.Since(time.Unix(0, q.lastDone.Load())) > q.stall {
+			for {
+				select {
+				case <-q.ch:
+					q.pending.Add(-1)
+					q.dropped.Add(1)
+					continue
+				default:
+				}
+				break
+			}
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return q.Dropped()
+}
+
+func (q *Queue) enqueue(it item) {
+	q.pending.Add(1)
+	select {
+	case q.ch <- it:
+		return
+	default:
+	}
+	if q.lossless.Load() {
+		t := time.NewTimer(50 * time.Millisecond)
+		defer t.Stop()
+		for !q.stalled() {
+			select {
+			case q.ch <- it:
+				return
+			case <-t.C:
+				t.Reset(50 * time.Millisecond)
+			}
+		}
+	}
+	q.pending.Add(-1)
+	q.dropped.Add(1)
+}
+
+func (q *Queue) run() {
+	for it := range q.ch {
+		start := time.Now()
+		q.busySince.Store(start.UnixNano())
+		_ = it.core.Write(it.ent, it.fields)
+		if len(q.ch) == 0 {
+			// Nothing more to write for now: flush a buffered output (one write for
+			// every entry that queued up while the last one was written).
+			_ = q.inner.Sync()
+		}
+		end := time.Now()
+		q.busySince.Store(0)
+		q.lastDone.Store(end.UnixNano())
+		took := end.Sub(start)
+		// Reported once the output works again: after a stalled write, or once the queue
+		// has emptied after drops (at most once per stall time).
+		if d := q.dropped.Load(); took > q.stall || d != q.reportedAt && len(q.ch) == 0 && end.Sub(q.lastReport) > q.stall {
+			q.reportedAt, q.lastReport = d, end
+			ent := zapcore.Entry{Level: zapcore.WarnLevel, Time: end,
+				Message: "log output was stalled or too slow; entries were dropped"}
+			_ = q.inner.Write(ent, []zapcore.Field{
+				{Key: "stalled_for", Type: zapcore.DurationType, Integer: int64(took)},
+				{Key: "log_entries_dropped_total", Type: zapcore.Uint64Type, Integer: int64(d)},
+			})
+			_ = q.inner.Sync()
+		}
+		q.pending.Add(-1)
+	}
+}
+
+// core queues every entry it is asked to write.
+type core struct {
+	q     *Queue
+	inner zapcore.Core
+}
+
+func (c *core) Enabled(l zapcore.Level) bool { return c.inner.Enabled(l) }
+
+func (c *core) With(fields []zapcore.Field) zapcore.Core {
+	return &core{q: c.q, inner: c.inner.With(fields)}
+}
+
+func (c *core) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c *core) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	if e.Level >= zapcore.DPanicLevel {
+		// The process may end right after: write it now.
+		return c.inner.Write(e, fields)
+	}
+	c.q.enqueue(item{core: c.inner, ent: e, fields: fields})
+	return nil
+}
+
+// Sync waits (bounded, see Drain) until the queue is written and flushed. The output's
+// own Sync runs on the writer goroutine only, so a stalled output never blocks here.
+func (c *core) Sync() error {
+	c.q.Drain()
+	if c.q.stalled() {
+		return errors.New("log output stalled")
+	}
+	return nil
+}
+
+// Wrap returns the queue behind c when c is already a queue's core (so a logger passed
+// down is not queued twice), else a new queue for c.
+func Wrap(c zapcore.Core, o Options) *Queue {
+	if qc, ok := c.(*core); ok && qc.inner == qc.q.inner {
+		return qc.q
+	}
+	return New(c, o)
+}
+
+// Buffer is a WriteSyncer that collects writes in memory (up to 256 KiB) until Sync; the
+// queue's goroutine calls Sync whenever it has nothing more to write.
+func Buffer(w io.Writer) zapcore.WriteSyncer { return &buffer{w: w} }
+
+type buffer struct {
+	w   io.Writer
+	buf []byte
+}
+
+func (b *buffer) Write(p []byte) (int, error) {
+	if len(b.buf)+len(p) > 256<<10 {
+		if err := b.Sync(); err != nil {
+			return 0, err
+		}
+	}
+	b.buf = append(b.buf, p...)
+	return len(p), nil
+}
+
+func (b *buffer) Sync() error {
+	if len(b.buf) == 0 {
+		return nil
+	}
+	_, err := b.w.Write(b.buf)
+	b.buf = b.buf[:0]
+	return err
+}
