@@ -55,8 +55,8 @@ func documented() *Config {
 			WatchPorts: []uint16{23, 2323, 22, 80, 443, 445, 8080, 52869},
 			TopSources: 20,
 		},
-		Web: Web{ListenAddress: ":9813"},
-		Log: Log{Level: "info", Format: "json"},
+		Web:   Web{ListenAddress: ":9813"},
+		Log:   Log{Level: "info", Format: "json"},
 		State: State{Path: "", CheckpointInterval: Duration(time.Minute)},
 	}
 }
