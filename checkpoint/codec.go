@@ -182,7 +182,6 @@ func ReadSlice[T any](d *Decoder, max int) []T {
 	return s
 }
 
-
 // LayoutOf fingerprints the memory layout of types: for each, its name, size and
 // alignment, and recursively every field's name, offset and type, array lengths and
 // element types, plus the byte order and word size of the machine. Two binaries whose
