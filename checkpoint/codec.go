@@ -62,6 +62,15 @@ func Slice[T any](e *Encoder, s []T) {
 	e.buf = append(e.buf, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))...)
 }
 
+// Elems appends the memory of a slice of pointer-free values (no length).
+func Elems[T any](e *Encoder, s []T) {
+	if len(s) == 0 {
+		return
+	}
+	var zero T
+	e.buf = append(e.buf, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))...)
+}
+
 // Decoder reads one section. Errors are sticky: after the first, reads return zero values
 // and Err reports it. Lengths are checked against the bytes left in the section, so a
 // corrupt length cannot make a reader allocate more than the file holds.
@@ -158,11 +167,11 @@ func SliceInto[T any](d *Decoder, dst []T) {
 	if d.err == nil && n != len(dst) {
 		d.Fail("%d elements, want %d", n, len(dst))
 	}
-	RawSlice(d, dst)
+	ElemsInto(d, dst)
 }
 
-// RawSlice reads the memory of len(dst) pointer-free values (no length prefix).
-func RawSlice[T any](d *Decoder, dst []T) {
+// ElemsInto reads the memory of len(dst) pointer-free values (no length prefix).
+func ElemsInto[T any](d *Decoder, dst []T) {
 	if len(dst) == 0 {
 		return
 	}
@@ -178,7 +187,7 @@ func ReadSlice[T any](d *Decoder, max int) []T {
 		return nil
 	}
 	s := make([]T, n)
-	RawSlice(d, s)
+	ElemsInto(d, s)
 	return s
 }
 

@@ -72,7 +72,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	d, _ = f.Section("beta")
 	var b [3]byte
-	RawSlice(d, b[:])
+	ElemsInto(d, b[:])
 	if string(b[:]) != "xyz" || d.Done() != nil {
 		t.Errorf("beta = %q, %v", b, d.Err())
 	}

@@ -157,7 +157,9 @@ func (d *dispatcher) close() {
 		close(c)
 	}
 	d.wg.Wait()
-	d.p.surge.Finish(d.now)
+	if !d.p.keepState.Load() {
+		d.p.surge.Finish(d.now)
+	}
 }
 
 func (d *dispatcher) add(rec *capture.Record) {
