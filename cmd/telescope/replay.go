@@ -28,6 +28,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	htmlOut := fs.String("html", "", "write the study as one self-contained HTML page to FILE (- for stdout)")
 	metricsOut := fs.String("metrics-out", "", "write the final Prometheus text exposition to FILE (- for stdout)")
 	serve := fs.Bool("serve", false, "serve /metrics during the replay and keep serving after the end (until SIGINT/SIGTERM)")
+	stateIn := fs.String("state-in", "", "restore detector state from FILE (a --state-out of the previous part) before reading")
+	stateOut := fs.String("state-out", "", "leave episodes open at the end and write the detector state to FILE, for --state-in of the next part")
 	progress := fs.Bool("progress", false, "print a progress line on stderr at most once a second (default: when stderr is a terminal)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip too) in order through the same workers and detectors as run.\n\nflags:")
@@ -58,6 +60,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := replayStateIn(p, *stateIn, log); err != nil { // state.go
+		return err
+	}
+	p.SetKeepState(*stateOut != "")
 	reload := &metrics.ReloadStatus{}
 	reload.Set(true, time.Now())
 	reg := newRegistry(cfg, p, reload)
@@ -88,6 +94,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()))
 
 	var outErr error
+	if *stateOut != "" && !res.Interrupted {
+		if _, err := p.Checkpoint(*stateOut); err != nil {
+			outErr = fmt.Errorf("--state-out: %w", err)
+		}
+	}
 	var rep *pipeline.Report
 	if *report != "" || *htmlOut != "" {
 		rep = p.Report(collector)
