@@ -32,7 +32,9 @@ limits: {max_sources: 10000}
 // telnet SYNs from 2 new sources per 10 s bucket, 20 per bucket in [60 s, 120 s): a surge.
 func restartTraffic(base time.Time, from, to int) []pcaptest.Packet {
 	var ps []pcaptest.Packet
-	at := func(s int, ms int) time.Time { return base.Add(time.Duration(s)*time.Second + time.Duration(ms)*time.Millisecond) }
+	at := func(s int, ms int) time.Time {
+		return base.Add(time.Duration(s)*time.Second + time.Duration(ms)*time.Millisecond)
+	}
 	dark := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}) }
 	for s := from; s < to; s++ {
 		if s >= 50 {
