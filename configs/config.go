@@ -32,6 +32,7 @@ type Config struct {
 	Metrics      Metrics        `yaml:"metrics"`
 	Web          Web            `yaml:"web"`
 	Log          Log            `yaml:"log"`
+	State        State          `yaml:"state"`
 }
 
 // Capture configures the packet source.
@@ -119,6 +120,13 @@ type Web struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+}
+
+// State configures the detector-state checkpoint (run: restored at start, written every
+// CheckpointInterval and at shutdown). An empty Path turns checkpoints off.
+type State struct {
+	Path               string   `yaml:"path"`
+	CheckpointInterval Duration `yaml:"checkpoint_interval"`
 }
 
 // Default returns a fresh copy of the documented defaults, parsed from DefaultYAML.

@@ -57,8 +57,9 @@ func documented() *Config {
 			WatchPorts: []uint16{23, 2323, 22, 80, 443, 445, 8080, 52869},
 			TopSources: 20,
 		},
-		Web: Web{ListenAddress: ":9813"},
-		Log: Log{Level: "info", Format: "json"},
+		Web:   Web{ListenAddress: ":9813"},
+		Log:   Log{Level: "info", Format: "json"},
+		State: State{Path: "", CheckpointInterval: Duration(time.Minute)},
 	}
 }
 
@@ -163,6 +164,7 @@ func TestParseGoodFiles(t *testing.T) {
 				Metrics: Metrics{TopPorts: 0, WatchPorts: []uint16{443}, TopSources: 1000},
 				Web:     Web{ListenAddress: "[::1]:9100"},
 				Log:     Log{Level: "debug", Format: "console"},
+				State:   State{Path: "/var/lib/telescope/state.ckpt", CheckpointInterval: Duration(30 * time.Second)},
 			}
 		}},
 	}
@@ -197,6 +199,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-duplicate-prefix.yaml", `bad.yaml:4: dark_prefixes[2]: "192.0.2.0/24" is listed twice (also dark_prefixes[0])`},
 		{"bad-negative-count.yaml", `bad.yaml:3: detect.backscatter.min_packets: must be at least 1, got -5`},
 		{"bad-zero-window.yaml", `bad.yaml:1: window: must be a duration greater than 0, got 0s`},
+		{"bad-state-interval.yaml", `bad.yaml:3: state.checkpoint_interval: must be a duration greater than 0, got 0s`},
 		{"bad-duration-words.yaml", `bad.yaml:3: detect.udp_then_syn.max_gap: expected a duration such as "5m" or "90s", got "5 minutes"`},
 		{"bad-negative-duration.yaml", `bad.yaml:3: detect.backscatter.min_duration: must not be negative, got -30s`},
 		{"bad-port-range.yaml", `bad.yaml:2: metrics.watch_ports[2]: must be a port number 1..65535, got 70000`},

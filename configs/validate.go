@@ -79,6 +79,13 @@ func (c *Config) problems() []problem {
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "logfmt", "console")
+
+	if c.State.Path != "" {
+		v.positive("state.checkpoint_interval", c.State.CheckpointInterval)
+		if strings.HasSuffix(c.State.Path, "/") {
+			v.add("state.path", fmt.Sprintf("must name a file, not a directory, got %q", c.State.Path))
+		}
+	}
 	return v.probs
 }
 

@@ -54,6 +54,7 @@ type Surge struct {
 	surgeEnd  int64   // end of its last bucket so far
 	peak      uint64  // most sources in one of its buckets
 	startBase float64 // baseline when it started
+	resumed   bool    // restored after a restart: the next bucket follows a gap of unknown buckets
 
 	lastSources atomic.Uint64
 	active      atomic.Int64
@@ -285,9 +286,12 @@ func (s *Surge) bucket(b int64, sources uint64) {
 		s.peak = max(s.peak, sources)
 		s.surgeEnd = (b + 1) * s.size
 	case s.in:
-		s.surgeEnd = b * s.size
+		if !s.resumed { // after a restart the surge ends at its last busy bucket before it
+			s.surgeEnd = b * s.size
+		}
 		s.closeSurge()
 	}
+	s.resumed = false
 	// The baseline learns only from buckets outside a surge: frozen during one, so a long
 	// surge cannot raise its own baseline until it no longer looks like a surge.
 	if !s.in {

@@ -204,10 +204,12 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 		w.handle(&h)
 	}
 	for ctx.Err() == nil {
+		w.stateMu.Lock() // a checkpoint copies the state between two polls (state.go)
 		w.applyConfig()
 		n, err := r.Poll(pollTimeout, handle)
 		if err != nil {
 			w.flush()
+			w.stateMu.Unlock()
 			return err
 		}
 		if n == 0 {
@@ -217,8 +219,11 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 			w.engine.Advance(w.now)
 		}
 		w.flush()
+		w.stateMu.Unlock()
 	}
 	// Stopping: take what the kernel already queued (a block retires within its timeout).
+	w.stateMu.Lock()
+	defer w.stateMu.Unlock()
 	for i := 0; i < 3; i++ {
 		n, err := r.Poll(pollTimeout, handle)
 		w.flush()
@@ -235,7 +240,9 @@ func (l *Live) finish() {
 	for _, w := range l.p.workers {
 		w.finish(now)
 	}
-	l.p.surge.Finish(now)
-	l.p.hot.Finish()
+	if !l.p.keepState.Load() {
+		l.p.surge.Finish(now)
+	}
+	l.p.hot.Finish() // hotspot state is not checkpointed: its episodes end here
 	l.p.logq.Drain() // bounded: gives up once the output makes no progress
 }

@@ -52,6 +52,10 @@ type Pipeline struct {
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
 	captures []captureStats
+
+	// Checkpoints (state.go): one at a time; keepState leaves episodes open at the end.
+	ckMu      sync.Mutex
+	keepState atomic.Bool
 }
 
 // captureStats is a packet source that reports about itself.

@@ -157,8 +157,10 @@ func (d *dispatcher) close() {
 		close(c)
 	}
 	d.wg.Wait()
-	d.p.surge.Finish(d.now)
-	d.p.hot.Finish()
+	if !d.p.keepState.Load() {
+		d.p.surge.Finish(d.now)
+	}
+	d.p.hot.Finish() // hotspot state is not checkpointed: its episodes end here
 	d.p.logq.Drain() // the end events, as far as the log output takes them
 }
 

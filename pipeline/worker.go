@@ -2,10 +2,12 @@ package pipeline
 
 import (
 	"math"
+	"sync"
 	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/detect"
 )
 
@@ -50,6 +52,12 @@ type worker struct {
 	tracked   atomic.Int64
 	evictions atomic.Uint64
 	windows   atomic.Pointer[windowPair]
+
+	// stateMu is held by the worker while it handles a batch, and by a checkpoint while it
+	// copies the worker's state into enc (state.go): a checkpoint waits for a batch
+	// boundary and holds the worker for the copy only.
+	stateMu sync.Mutex
+	enc     checkpoint.Encoder
 
 	// Owned by the worker goroutine.
 	p          *Pipeline
@@ -209,6 +217,14 @@ func (w *worker) flush() {
 
 // finish ends the input: the open window closes and every episode ends at time now.
 func (w *worker) finish(now int64) {
+	w.stateMu.Lock()
+	defer w.stateMu.Unlock()
+	if w.p.keepState.Load() {
+		// The state goes to a checkpoint: episodes stay open, the window too.
+		w.advance(now)
+		w.flush()
+		return
+	}
 	w.advance(now)
 	if w.winOpen {
 		w.closeWindow()
@@ -305,6 +321,8 @@ func (w *worker) publish(ws *aggregate.WindowStats) {
 // processBatch handles the frames of a batch this worker owns, then moves its clock to the
 // batch's time so idle workers close windows and end episodes too.
 func (w *worker) processBatch(b *batch) {
+	w.stateMu.Lock()
+	defer w.stateMu.Unlock()
 	w.applyConfig()
 	id := uint16(w.id)
 	for i := 0; i < b.n; i++ {

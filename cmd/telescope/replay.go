@@ -27,6 +27,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	htmlOut := fs.String("html", "", "write the study as one self-contained HTML page to FILE (- for stdout)")
 	metricsOut := fs.String("metrics-out", "", "write the final Prometheus text exposition to FILE (- for stdout)")
 	serve := fs.Bool("serve", false, "serve /metrics during the replay and keep serving after the end (until SIGINT/SIGTERM)")
+	stateIn := fs.String("state-in", "", "restore detector state from FILE (a --state-out of the previous part) before reading")
+	stateOut := fs.String("state-out", "", "leave episodes open at the end and write the detector state to FILE, for --state-in of the next part")
 	progress := fs.Bool("progress", false, "print a progress line on stderr at most once a second (default: when stderr is a terminal)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip too) in order through the same workers and detectors as run.\n\nflags:")
@@ -48,7 +50,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	// Every output is checked before any input is read.
 	outs, err := checkOutputs(stdout, outputSpec{"--report", *report}, outputSpec{"--metrics-out", *metricsOut},
-		outputSpec{"--html", *htmlOut})
+		outputSpec{"--html", *htmlOut}, outputSpec{"--state-out", *stateOut})
 	if err != nil {
 		return err
 	}
@@ -73,6 +75,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := replayStateIn(p, *stateIn, log); err != nil { // state.go
+		return err
+	}
+	p.SetKeepState(*stateOut != "")
 	reload := &metrics.ReloadStatus{}
 	reload.Set(true, time.Now())
 	reg := newRegistry(cfg, p, reload)
@@ -110,6 +116,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		zap.Uint64("log_entries_dropped", p.LogEntriesDropped()))
 
 	var outErr error
+	if *stateOut != "" && !res.Interrupted {
+		if _, err := p.Checkpoint(*stateOut); err != nil {
+			outErr = fmt.Errorf("--state-out: %w", err)
+		}
+	}
 	if reportOut != nil {
 		if err := reportOut.write(stdout, func(w io.Writer) error { return p.WriteReport(w, spool) }); err != nil {
 			outErr = fmt.Errorf("--report: %w", err)

@@ -70,8 +70,14 @@ func cmdRun(args []string, stderr io.Writer) error {
 	defer stopLog()
 
 	workers := workerCount(cfg)
-	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workers, Logger: log})
+	build := func() (*pipeline.Pipeline, error) {
+		return pipeline.New(pipeline.Options{Config: cfg, Workers: workers, Logger: log})
+	}
+	p, err := build()
 	if err != nil {
+		return err
+	}
+	if p, err = restoreLive(p, cfg, log, build); err != nil { // state.go
 		return err
 	}
 	src, err := newLiveSource(p, cfg, workers)
@@ -121,7 +127,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}()
 
 	go watchHostAddrs(ctx, p, log)
+	ckCtx, stopCk := context.WithCancel(ctx)
+	waitCk := startCheckpoints(ckCtx, p, cfg)
 	runErr := src.Run(ctx)
+	stopCk()
+	waitCk()
+	finalCheckpoint(p, cfg, log)
 	t := p.Totals()
 	var frames uint64
 	for _, n := range t.Frames {

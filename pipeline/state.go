@@ -1,0 +1,301 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/checkpoint"
+	"github.com/telescope-dev/telescope/detect"
+)
+
+// Checkpoints hold, per worker, its per-source table (windows, totals, detector state),
+// its sketches and top-k summaries, its open-window bookkeeping and its detector engine
+// (episodes, flows, victims, rate windows, slab), and once the telnet surge (baseline,
+// history, open surge, buckets). Counters (the Prometheus counters, the report's series)
+// are not in them: they restart with the process, as Prometheus expects of counters.
+
+// stateTypes are the types a checkpoint copies as memory (see checkpoint.LayoutOf).
+func stateTypes() []reflect.Type {
+	return append(detect.StateTypes(),
+		reflect.TypeFor[aggregate.TableEntry[capture.Addr, sourceEntry]](),
+		reflect.TypeFor[aggregate.TopKEntry](),
+		reflect.TypeFor[aggregate.TopKGroup](),
+	)
+}
+
+// stateDesc describes the settings the shape of the state depends on; a checkpoint is
+// restored only by a pipeline that describes itself identically.
+func (p *Pipeline) stateDesc() string {
+	rc := p.rc.Load()
+	pfx := make([]string, len(rc.cfg.DarkPrefixes))
+	for i, q := range rc.cfg.DarkPrefixes {
+		pfx[i] = q.String()
+	}
+	return fmt.Sprintf("workers=%d sources_per_worker=%d flows_per_worker=%d top_capacity=%d hll_precision=%d dark_prefixes=[%s]",
+		len(p.workers), p.workers[0].sources.Cap(), rc.det.MaxFlows, topCapacity, hllPrecision, strings.Join(pfx, " "))
+}
+
+// CheckpointStats describes one checkpoint.
+type CheckpointStats struct {
+	Bytes int64
+	// Pause is the longest time one worker was held between two batches while its state
+	// was copied; Elapsed the whole checkpoint (copy, write, fsync, rename).
+	Pause, Elapsed time.Duration
+	Sources        int
+}
+
+// Checkpoint writes the state to path atomically. Each worker is held only while its own
+// state is copied into its buffer (between two of its batches; all workers in parallel);
+// the file is written after they have resumed. Safe to call while the pipeline runs.
+func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
+	p.ckMu.Lock()
+	defer p.ckMu.Unlock()
+	start := time.Now()
+	layout, err := checkpoint.LayoutOf(stateTypes()...)
+	if err != nil {
+		return CheckpointStats{}, err
+	}
+	var st CheckpointStats
+	pauses := make([]time.Duration, len(p.workers))
+	var wg sync.WaitGroup
+	for i, w := range p.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stateMu.Lock()
+			t := time.Now()
+			w.enc.Reset()
+			w.saveState(&w.enc)
+			pauses[i] = time.Since(t)
+			w.stateMu.Unlock()
+		}()
+	}
+	wg.Wait()
+	var clock int64
+	for i, w := range p.workers {
+		st.Pause = max(st.Pause, pauses[i])
+		st.Sources += w.sources.Len()
+		clock = max(clock, w.now)
+	}
+	var surge checkpoint.Encoder
+	p.surge.SaveState(&surge)
+	cw, err := checkpoint.Create(path, checkpoint.Header{Layout: layout, Config: p.stateDesc(), Written: time.Now().UnixNano(), Clock: clock})
+	if err != nil {
+		return st, err
+	}
+	for i, w := range p.workers {
+		if err := cw.Section(fmt.Sprintf("worker/%d", i), w.enc.Bytes()); err != nil {
+			cw.Abort()
+			return st, err
+		}
+	}
+	if err := cw.Section("surge", surge.Bytes()); err != nil {
+		cw.Abort()
+		return st, err
+	}
+	st.Bytes, err = cw.Commit()
+	st.Elapsed = time.Since(start)
+	return st, err
+}
+
+// RestoreOptions say how a checkpoint continues.
+type RestoreOptions struct {
+	// Resume is set by the live daemon: the state is continued after a downtime, at Now
+	// (wall clock): episodes quiet for longer than the window end at their last packet
+	// (their End events are emitted during RestoreState), the telnet surge buckets of the
+	// downtime count as unknown (the baseline is kept) and each worker rejoins the surge
+	// at its next whole bucket. Replay (--state-in) leaves it unset: the next file
+	// continues the packet time of the previous run.
+	Resume bool
+	Now    int64
+}
+
+// RestoreInfo describes a restored checkpoint.
+type RestoreInfo struct {
+	Written, Clock int64 // when it was written (wall clock) and its latest packet time
+	Bytes          int64
+	Sources        int
+	Episodes       int64 // active episodes restored (all detectors, surge included)
+	Flows, Victims int64 // udp_then_syn flows and backscatter victims tracked
+	SurgeRestored  bool
+	SurgeBaseline  float64
+}
+
+// RestoreState loads a checkpoint into a pipeline that has not run yet. Every failure is
+// a *checkpoint.Error (checkpoint.KindOf): no file (Missing), not a checkpoint, truncated,
+// corrupt, another format version, another state layout, an incompatible config. After
+// an error other than Missing, Foreign, Future, Old, Layout or Config the pipeline may
+// hold part of the state: discard it and build a new one.
+func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, error) {
+	var info RestoreInfo
+	f, err := checkpoint.Open(path)
+	if err != nil {
+		return info, err
+	}
+	defer f.Close()
+	layout, err := checkpoint.LayoutOf(stateTypes()...)
+	if err != nil {
+		return info, err
+	}
+	if f.Header.Layout != layout {
+		return info, checkpoint.Errorf(checkpoint.Layout, path, "written by a binary whose detector state has another layout (a field was added or changed)")
+	}
+	if want := p.stateDesc(); f.Header.Config != want {
+		return info, checkpoint.Errorf(checkpoint.Config, path, "written for %s, running with %s", f.Header.Config, want)
+	}
+	info.Written, info.Clock, info.Bytes = f.Header.Written, f.Header.Clock, f.Size
+	for i, w := range p.workers {
+		d, err := f.Section(fmt.Sprintf("worker/%d", i))
+		if err != nil {
+			return info, err
+		}
+		w.loadState(d)
+		if err := d.Done(); err != nil {
+			return info, err
+		}
+	}
+	d, err := f.Section("surge")
+	if err != nil {
+		return info, err
+	}
+	info.SurgeRestored = p.surge.LoadState(d)
+	if err := d.Done(); err != nil {
+		return info, err
+	}
+	info.SurgeBaseline, _ = p.surge.Baseline()
+	for _, w := range p.workers {
+		info.Sources += w.sources.Len()
+		for i := range w.Det.Active {
+			info.Episodes += w.Det.Active[i].Load()
+		}
+		info.Flows += w.Det.Tracked.Load()
+	}
+	info.Episodes += p.surge.Active()
+	if o.Resume {
+		window := int64(p.rc.Load().cfg.Window.D())
+		p.surge.Resume(o.Now, window)
+		for _, w := range p.workers {
+			w.engine.Resume()
+			w.advance(o.Now)
+			w.flush()
+		}
+	}
+	return info, nil
+}
+
+// SetKeepState makes the end of input (replay) or of capture (run) leave the episodes
+// open, to be written to a checkpoint, instead of ending them.
+func (p *Pipeline) SetKeepState(keep bool) { p.keepState.Store(keep) }
+
+// FinishAll ends every episode at now (after a final checkpoint failed in keep-state mode).
+func (p *Pipeline) FinishAll(now int64) {
+	for _, w := range p.workers {
+		w.stateMu.Lock()
+		w.engine.Finish(max(now, w.now))
+		w.flush()
+		w.stateMu.Unlock()
+	}
+	p.surge.Finish(now)
+}
+
+// RunCheckpoints writes a checkpoint to path every interval until ctx ends, logging
+// failures (and each checkpoint at debug level).
+func (p *Pipeline) RunCheckpoints(ctx context.Context, path string, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, err := p.Checkpoint(path)
+		if err != nil {
+			p.log.Error("state checkpoint failed; the previous one stays", zap.String("path", path), zap.Error(err))
+			continue
+		}
+		p.log.Debug("state checkpoint written", zap.String("path", path), zap.Int64("bytes", st.Bytes),
+			zap.Int("sources", st.Sources), zap.Duration("max_worker_pause", st.Pause), zap.Duration("elapsed", st.Elapsed))
+	}
+}
+
+// saveState appends the worker's state to enc (the caller holds stateMu).
+func (w *worker) saveState(enc *checkpoint.Encoder) {
+	enc.I64(w.now)
+	enc.Bool(w.winOpen)
+	enc.I64(w.winIdx)
+	enc.U64(uint64(w.winGen))
+	enc.I64(w.winEnd)
+	enc.U64(w.winUnique)
+	enc.U64(w.winPackets)
+	checkpoint.Raw(enc, &w.evHist)
+	enc.U64(w.evSum)
+	enc.U64(w.evCount)
+	enc.Bool(w.winScanAll)
+	checkpoint.Slice(enc, w.winSlots)
+	enc.I64(w.series.telMin)
+	enc.U64(uint64(w.series.telSeq))
+	w.sources.Save(enc)
+	w.srcEvicted.Save(enc)
+	w.dstTop.Save(enc)
+	w.srcHLL.Save(enc)
+	w.dstHLL.Save(enc)
+	checkpoint.Slice(enc, w.dstExact)
+	w.engine.SaveState(enc)
+}
+
+// loadState replaces the state of a worker that has not run by one written by saveState.
+func (w *worker) loadState(d *checkpoint.Decoder) {
+	w.now = d.I64()
+	w.winOpen = d.Bool()
+	w.winIdx = d.I64()
+	w.winGen = uint32(d.U64())
+	w.winEnd = d.I64()
+	w.winUnique, w.winPackets = d.U64(), d.U64()
+	checkpoint.RawInto(d, &w.evHist)
+	w.evSum, w.evCount = d.U64(), d.U64()
+	w.winScanAll = d.Bool()
+	w.winSlots = checkpoint.ReadSlice[int32](d, 2*w.sources.Cap())
+	w.series.telMin = d.I64()
+	w.series.telSeq = uint32(d.U64())
+	w.sources.Load(d)
+	w.srcEvicted.Load(d)
+	w.dstTop.Load(d)
+	w.srcHLL.Load(d)
+	w.dstHLL.Load(d)
+	checkpoint.SliceInto(d, w.dstExact)
+	if d.Err() != nil {
+		return
+	}
+	for _, s := range w.winSlots {
+		if s < 0 || int(s) >= w.sources.Slots() {
+			d.Fail("window slot %d of %d", s, w.sources.Slots())
+			return
+		}
+	}
+	w.engine.LoadState(d)
+	if d.Err() != nil {
+		return
+	}
+	var err error
+	w.sources.Range(func(k *capture.Addr, e *sourceEntry) bool {
+		if err = w.engine.CheckSource(&e.det); err != nil {
+			err = fmt.Errorf("source %v: %w", k, err)
+			return false
+		}
+		return true
+	})
+	if err != nil {
+		d.Fail("%v", err)
+		return
+	}
+	w.flush()
+}

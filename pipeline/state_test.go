@@ -1,0 +1,250 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/checkpoint"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/daygen"
+)
+
+// eventKeys renders events as sorted JSON lines (detector, phase, class, entry) to compare
+// runs as multisets.
+func eventKeys(t *testing.T, evs []*detect.Event) []string {
+	t.Helper()
+	var out []string
+	for _, ev := range evs {
+		b, err := json.Marshal(ev.Entry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev.Detector+" "+ev.Phase.String()+" "+ev.Class+" "+string(b))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestReplaySplitMatchesWhole replays a generated day in one run, and in two runs split in
+// the middle with the state carried over through a checkpoint file: the same events (every
+// start and end, with their final values) come out.
+func TestReplaySplitMatchesWhole(t *testing.T) {
+	dir := t.TempDir()
+	day := filepath.Join(dir, "day.pcap")
+	f, err := os.Create(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daygen.Generate(f, daygen.Options{Seed: 5, Scale: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse(nil, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cut the day in the middle of the first episode of every detector (found by a first
+	// run), so each kind of episode is carried over a checkpoint.
+	probe := &recorder{next: NewEpisodes()}
+	p0, err := New(Options{Config: cfg, Workers: 1, Sink: probe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0.Replay(context.Background(), ReplayOptions{Files: []string{day}})
+	cuts := map[int64]bool{}
+	seen := map[string]bool{}
+	for _, ev := range probe.events {
+		if ev.Phase != detect.End || seen[ev.Detector] {
+			continue
+		}
+		first, last := entrySpan(t, ev.Entry)
+		if last-first < int64(2*time.Second) {
+			continue
+		}
+		seen[ev.Detector] = true
+		cuts[first+(last-first)/2] = true
+	}
+	// Every detector whose state is checkpointed (the hotspot detector's is not: its
+	// episodes end with each part, and this day has none).
+	if want := len(detect.Descriptors()) - 1; len(seen) != want || seen[detect.Hotspot] {
+		t.Fatalf("episodes of %d detectors to cut in (%v), want %d", len(seen), seen, want)
+	}
+	var parts []string
+	rest := data
+	for i, cut := range slices.Sorted(maps.Keys(cuts)) {
+		var part []byte
+		part, rest = splitPcap(t, rest, time.Unix(0, cut))
+		parts = append(parts, filepath.Join(dir, fmt.Sprintf("part%d.pcap", i)))
+		if err := os.WriteFile(parts[i], part, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parts = append(parts, filepath.Join(dir, "last.pcap"))
+	if err := os.WriteFile(parts[len(parts)-1], rest, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 3} {
+		whole := &recorder{next: NewEpisodes()}
+		p, err := New(Options{Config: cfg, Workers: workers, Sink: whole})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Replay(context.Background(), ReplayOptions{Files: []string{day}})
+
+		// One run per part, each continuing the previous one's checkpoint.
+		state := filepath.Join(dir, "state")
+		var split []*detect.Event
+		carried := int64(0)
+		for i, part := range parts {
+			rec := &recorder{next: NewEpisodes()}
+			p, err := New(Options{Config: cfg, Workers: workers, Sink: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i > 0 {
+				info, err := p.RestoreState(state, RestoreOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if info.Sources == 0 || !info.SurgeRestored {
+					t.Fatalf("part %d: nothing restored: %+v", i, info)
+				}
+				carried += info.Episodes
+				t.Logf("workers=%d part %d: %d episodes open, %d sources, %d flows and victims, checkpoint %d bytes",
+					workers, i, info.Episodes, info.Sources, info.Flows, info.Bytes)
+			}
+			last := i == len(parts)-1
+			p.SetKeepState(!last)
+			p.Replay(context.Background(), ReplayOptions{Files: []string{part}})
+			if !last {
+				if _, err := p.Checkpoint(state); err != nil {
+					t.Fatal(err)
+				}
+			}
+			split = append(split, rec.events...)
+		}
+		if carried < int64(len(parts)-1) {
+			t.Fatalf("workers=%d: only %d episodes open at the cuts: the test proves little", workers, carried)
+		}
+		want := eventKeys(t, whole.events)
+		got := eventKeys(t, split)
+		if !slices.Equal(got, want) {
+			t.Errorf("workers=%d: split replay gives %d events, whole %d; first differences:", workers, len(got), len(want))
+			shown := 0
+			for _, s := range got {
+				if !slices.Contains(want, s) && shown < 5 {
+					t.Errorf("  only split: %s", s)
+					shown++
+				}
+			}
+			for _, s := range want {
+				if !slices.Contains(got, s) && shown < 10 {
+					t.Errorf("  only whole: %s", s)
+					shown++
+				}
+			}
+		}
+		t.Logf("workers=%d: %d events, the same in one run and in %d", workers, len(want), len(parts))
+	}
+}
+
+// entrySpan returns the first and last packet time of an episode's entry.
+func entrySpan(t *testing.T, e detect.Entry) (first, last int64) {
+	t.Helper()
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	ts := func(keys ...string) int64 {
+		for _, k := range keys {
+			if s, ok := m[k].(string); ok {
+				tm, err := time.Parse(time.RFC3339Nano, s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tm.UnixNano()
+			}
+		}
+		t.Fatalf("entry %s has none of %v", b, keys)
+		return 0
+	}
+	return ts("first_seen", "start"), ts("last_seen", "end")
+}
+
+// TestRestoreRefusesIncompatible: a checkpoint of another worker count, another state
+// layout, or a damaged one is refused with its one-line message, and nothing restored.
+func TestRestoreRefusesIncompatible(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := configs.Parse(nil, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Options{Config: cfg, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "state")
+	if _, err := p.Checkpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	p3, _ := New(Options{Config: cfg, Workers: 3})
+	_, err = p3.RestoreState(path, RestoreOptions{})
+	if checkpoint.KindOf(err) != checkpoint.Config {
+		t.Errorf("3 workers restoring 2: %v", err)
+	}
+	t.Log(err)
+
+	// Another layout: rewrite the header's fingerprint (and its checksum) as a binary with
+	// another SourceState would have written it.
+	c, err := checkpoint.Create(filepath.Join(dir, "other"), checkpoint.Header{Config: p.stateDesc()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := New(Options{Config: cfg, Workers: 2})
+	_, err = p2.RestoreState(filepath.Join(dir, "other"), RestoreOptions{})
+	if checkpoint.KindOf(err) != checkpoint.Layout {
+		t.Errorf("other layout: %v", err)
+	}
+	t.Log(err)
+
+	// A valid file whose worker section is cut short (checksums recomputed): the decoder
+	// refuses it as corrupt instead of reading past it.
+	good, err := checkpoint.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good.Close()
+	layout, _ := checkpoint.LayoutOf(stateTypes()...)
+	c, _ = checkpoint.Create(filepath.Join(dir, "short"), checkpoint.Header{Layout: layout, Config: p.stateDesc()})
+	_ = c.Section("worker/0", make([]byte, 100))
+	if _, err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	p2, _ = New(Options{Config: cfg, Workers: 2})
+	_, err = p2.RestoreState(filepath.Join(dir, "short"), RestoreOptions{})
+	if checkpoint.KindOf(err) != checkpoint.Corrupt {
+		t.Errorf("short section: %v", err)
+	}
+	t.Log(err)
+}
