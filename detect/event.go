@@ -101,6 +101,12 @@ type ScannerEntry struct {
 	Ports     uint64 `json:"ports"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	// Technique (technique.go), Summary and Profile (profile.go) say how and what it probed.
+	Technique string   `json:"technique"`
+	Summary   string   `json:"summary"`
+	Profile   *Profile `json:"profile,omitempty"`
+	Who
+	ScanEstimates
 }
 
 func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -111,6 +117,11 @@ func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("ports", e.Ports)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	enc.AddString("technique", e.Technique)
+	enc.AddString("summary", e.Summary)
+	e.Profile.marshalLog(enc)
+	e.Who.marshalLog(enc)
+	e.ScanEstimates.marshalLog(enc)
 	return nil
 }
 
@@ -122,6 +133,7 @@ type TelnetSweepEntry struct {
 	Mirai     bool   `json:"mirai"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	Who
 }
 
 func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -131,6 +143,7 @@ func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddBool("mirai", e.Mirai)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	e.Who.marshalLog(enc)
 	return nil
 }
 
@@ -140,6 +153,9 @@ type TelnetSurgeEntry struct {
 	End         Time    `json:"end"`
 	PeakSources uint64  `json:"peak_sources"`
 	Baseline    float64 `json:"baseline"`
+	// BotsEstimated = peak_sources × 2^32 / dark IPv4 addresses (README, "Internet-wide
+	// estimates"); left out when the dark IPv4 space is unknown.
+	BotsEstimated float64 `json:"bots_estimated,omitempty"`
 }
 
 func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -147,6 +163,9 @@ func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("end", e.End.String())
 	enc.AddUint64("peak_sources", e.PeakSources)
 	enc.AddFloat64("baseline", e.Baseline)
+	if e.BotsEstimated > 0 {
+		enc.AddFloat64("bots_estimated", e.BotsEstimated)
+	}
 	return nil
 }
 
@@ -160,6 +179,7 @@ type UDPThenSYNEntry struct {
 	Payload    string `json:"payload"`
 	FirstSeen  Time   `json:"first_seen"`
 	LastSeen   Time   `json:"last_seen"`
+	Who
 }
 
 func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -171,6 +191,7 @@ func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("payload", e.Payload)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	e.Who.marshalLog(enc)
 	return nil
 }
 
@@ -183,6 +204,7 @@ type BackscatterEntry struct {
 	PeakRate  uint64 `json:"peak_rate_per_minute"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	Who
 }
 
 func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -193,6 +215,7 @@ func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("peak_rate_per_minute", e.PeakRate)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	e.Who.marshalLog(enc)
 	return nil
 }
 
@@ -204,6 +227,7 @@ type ToolEntry struct {
 	Probes    uint64 `json:"syn_probes"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	Who
 }
 
 func (e *ToolEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -213,5 +237,6 @@ func (e *ToolEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("syn_probes", e.Probes)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	e.Who.marshalLog(enc)
 	return nil
 }
