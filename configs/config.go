@@ -32,6 +32,7 @@ type Config struct {
 	Metrics      Metrics        `yaml:"metrics"`
 	Web          Web            `yaml:"web"`
 	Log          Log            `yaml:"log"`
+	Enrich       Enrich         `yaml:"enrich"`
 }
 
 // Capture configures the packet source.
@@ -99,6 +100,14 @@ type Metrics struct {
 	TopPorts   int      `yaml:"top_ports"`
 	WatchPorts []uint16 `yaml:"watch_ports"`
 	TopSources int      `yaml:"top_sources"`
+}
+
+// Enrich names the files that label detections and top sources (package enrich).
+type Enrich struct {
+	KnownScanners string `yaml:"known_scanners"` // "CIDR organisation" lines; "" = none
+	AlertKnown    bool   `yaml:"alert_known"`    // count known scanners' episodes in the alert series
+	GeoIPCountry  string `yaml:"geoip_country"`  // MaxMind-format country database; "" = none
+	GeoIPASN      string `yaml:"geoip_asn"`      // MaxMind-format ASN database; "" = none
 }
 
 // Web configures the HTTP server.

@@ -55,8 +55,9 @@ func documented() *Config {
 			WatchPorts: []uint16{23, 2323, 22, 80, 443, 445, 8080, 52869},
 			TopSources: 20,
 		},
-		Web: Web{ListenAddress: ":9813"},
-		Log: Log{Level: "info", Format: "json"},
+		Web:    Web{ListenAddress: ":9813"},
+		Log:    Log{Level: "info", Format: "json"},
+		Enrich: Enrich{AlertKnown: true},
 	}
 }
 
@@ -160,6 +161,8 @@ func TestParseGoodFiles(t *testing.T) {
 				Metrics: Metrics{TopPorts: 0, WatchPorts: []uint16{443}, TopSources: 1000},
 				Web:     Web{ListenAddress: "[::1]:9100"},
 				Log:     Log{Level: "debug", Format: "console"},
+				Enrich: Enrich{KnownScanners: "/etc/telescope/known-scanners.txt", AlertKnown: false,
+					GeoIPCountry: "/var/lib/GeoIP/GeoLite2-Country.mmdb", GeoIPASN: "/var/lib/GeoIP/GeoLite2-ASN.mmdb"},
 			}
 		}},
 	}

@@ -52,6 +52,7 @@ type Collector struct {
 	uniq, hist, top, detTotal, detActive, telnet, fp, uts, bs   *prometheus.Desc
 	capPackets, capDrops, capUp, workerPkts, reloadOK, reloadTS *prometheus.Desc
 	tracked, evictions, lastTS, buildInfo, watched, freezes     *prometheus.Desc
+	who                                                         whoDescs // who.go
 }
 
 // Options configure a Collector.
@@ -101,6 +102,7 @@ func NewCollector(o Options) *Collector {
 	c.evictions = d("evictions_total", "Least recently seen entries evicted from the bounded per-source tables.")
 	c.lastTS = d("last_packet_timestamp_seconds", "Packet time of the latest packet.")
 	c.buildInfo = d("build_info", "Build information; the value is 1.", "version", "goversion")
+	c.who = newWhoDescs(d)
 	return c
 }
 
@@ -114,6 +116,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	c.who.describe(ch)
 }
 
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
@@ -168,6 +171,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	c.collectWindow(ch, s)
 	c.collectDetections(ch, s)
+	c.collectWho(ch, s)
 
 	for _, cp := range s.Captures {
 		counter(ch, c.capPackets, cp.Packets, cp.Interface)

@@ -33,6 +33,7 @@ type Pipeline struct {
 	surge   *detect.Surge
 	sink    *eventSink
 	log     *zap.Logger
+	who     *who // enrichment and estimates (who.go)
 
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
@@ -57,7 +58,12 @@ func New(o Options) (*Pipeline, error) {
 		log = zap.NewNop()
 	}
 	p := &Pipeline{slots: aggregate.NewPrefixSlots(), log: log}
-	p.sink = &eventSink{log: log, next: o.Sink}
+	wh, err := newWho(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	p.who = wh
+	p.sink = &eventSink{log: log, next: o.Sink, who: wh}
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots)
 	if err != nil {
 		return nil, err
@@ -80,6 +86,9 @@ func New(o Options) (*Pipeline, error) {
 func (p *Pipeline) Reload(c *configs.Config) error {
 	rc, err := newRunConfig(c, len(p.workers), p.slots)
 	if err != nil {
+		return err
+	}
+	if err := p.who.reload(c); err != nil {
 		return err
 	}
 	p.surge.SetConfig(rc.det)

@@ -47,6 +47,8 @@ type Report struct {
 	Sources      AddrSummary `json:"sources"`
 	Destinations AddrSummary `json:"destinations"`
 	Detections   Detections  `json:"detections"`
+	// Groups are coordinated scanners (who_report.go).
+	Groups []Group `json:"groups"`
 }
 
 // PortCount is a destination port and its packets.
@@ -62,6 +64,11 @@ type AddrSummary struct {
 type AddrCount struct {
 	Addr    string `json:"addr"`
 	Packets uint64 `json:"packets"`
+	// Top sources only (who_report.go): how and what they probed, and who they are.
+	Technique string          `json:"technique,omitempty"`
+	Summary   string          `json:"summary,omitempty"`
+	Profile   *detect.Profile `json:"profile,omitempty"`
+	detect.Who
 }
 
 // Detections holds one entry per detection episode, by the detectors' report keys. It
@@ -202,6 +209,7 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	} else {
 		r.Detections = NewEpisodes().Detections()
 	}
+	p.describeReport(r)
 	return r
 }
 

@@ -32,6 +32,7 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.Evictions += w.evictions.Load() + w.Det.Evictions.Load()
 	}
 	p.snapDetectors(s)
+	p.snapWho(s)
 	for _, c := range p.Captures() {
 		s.Captures = append(s.Captures, c.Stats())
 	}
