@@ -131,3 +131,17 @@ func TestGeoIPErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedExampleList: the example file of deploy/ loads and labels its examples.
+func TestShippedExampleList(t *testing.T) {
+	k, err := LoadKnown("../deploy/known-scanners.example.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Lookup(netip.MustParseAddr("198.51.100.70")); got != "Example Exposure Search" {
+		t.Errorf("198.51.100.70: %q", got)
+	}
+	if len(k.Orgs()) != 2 {
+		t.Errorf("orgs %q", k.Orgs())
+	}
+}
