@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,8 +138,8 @@ func (e *Engine) buildProfile(w *ScanWindow, pr *profileRec, ports uint64) *Prof
 	})
 	for _, s := range slots {
 		n := uint64(s.Count - s.Err)
-		if n == 0 {
-			continue
+		if n == 0 || n*100 < uint64(pr.Top.Total) {
+			continue // under 1 %: no port worth naming
 		}
 		p.TopPorts = append(p.TopPorts, PortShare{
 			Proto: protoName(uint8(s.Key >> 16)), Port: uint16(s.Key),
@@ -210,6 +211,10 @@ func Summary(technique string, p *Profile) string {
 	P := strings.ToUpper(main)
 	pp := func(port uint16) string { return P + "/" + strconv.Itoa(int(port)) }
 	span := uint64(p.PortMax) - uint64(p.PortMin) + 1
+	ports := p.Ports // ICMP echo counts as port 0 (as in the scanner rule): not a port here
+	if main != "icmp" && slices.Contains(p.Protocols, "icmp") && ports > 1 {
+		ports--
+	}
 	var top *PortShare
 	if len(p.TopPorts) > 0 {
 		top = &p.TopPorts[0]
@@ -217,20 +222,20 @@ func Summary(technique string, p *Profile) string {
 	switch {
 	case main == "icmp":
 		b.WriteString(plural(p.Addresses, "address", "addresses"))
-	case p.Ports <= 1:
+	case ports <= 1:
 		b.WriteString(pp(p.PortMin))
-	case p.Ports <= 3 && listed(p, main) == int(p.Ports):
-		var ports []int
+	case ports <= 3 && listed(p, main) == int(ports):
+		var list []int
 		for _, s := range p.TopPorts {
 			if s.Proto == main {
-				ports = append(ports, int(s.Port))
+				list = append(list, int(s.Port))
 			}
 		}
-		sort.Ints(ports)
-		for i, port := range ports {
+		sort.Ints(list)
+		for i, port := range list {
 			switch {
 			case i == 0:
-			case i == len(ports)-1:
+			case i == len(list)-1:
 				b.WriteString(" and ")
 			default:
 				b.WriteString(", ")
@@ -238,11 +243,11 @@ func Summary(technique string, p *Profile) string {
 			b.WriteString(pp(uint16(port)))
 		}
 	case top != nil && top.Share >= 0.5:
-		b.WriteString(pp(top.Port) + " and " + plural(p.Ports-1, "other port", "other ports"))
-	case p.Ports >= 4 && float64(p.Ports) >= 0.9*float64(span):
+		b.WriteString(pp(top.Port) + " and " + plural(ports-1, "other port", "other ports"))
+	case ports >= 4 && float64(ports) >= 0.9*float64(span):
 		b.WriteString(P + "/" + strconv.Itoa(int(p.PortMin)) + "-" + strconv.Itoa(int(p.PortMax)))
 	default:
-		b.WriteString(strconv.FormatUint(p.Ports, 10) + " ports in " + P + "/" +
+		b.WriteString(strconv.FormatUint(ports, 10) + " ports in " + P + "/" +
 			strconv.Itoa(int(p.PortMin)) + "-" + strconv.Itoa(int(p.PortMax)))
 	}
 	var others []string

@@ -75,6 +75,19 @@ func TestProfileSummaries(t *testing.T) {
 				return syn(src, ip4("203.0.0.0", i), uint16(100+i*97), ts)
 			})
 		}, "TCP-SYN to 301 ports in TCP/100-38706 (also UDP)", nil},
+		{"SYN and ping", func(src string) []capture.Header {
+			return seq(200, t0, sec/10, func(i int, ts int64) capture.Header {
+				if i%4 == 0 {
+					return echo(src, ip4("203.0.0.0", i), ts)
+				}
+				return syn(src, ip4("203.0.0.0", i), 22, ts)
+			})
+		}, "TCP-SYN to TCP/22 (also ICMP)", func(p *Profile) error {
+			if p.PortMin != 22 || p.PortMax != 22 || p.Ports != 2 {
+				return fmt.Errorf("ports %d in %d-%d", p.Ports, p.PortMin, p.PortMax)
+			}
+			return nil
+		}},
 		{"connect scan", func(src string) []capture.Header {
 			return seq(150, t0, sec/10, func(i int, ts int64) capture.Header {
 				p := syn(src, ip4("203.0.0.0", i), 443, ts)

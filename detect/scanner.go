@@ -32,10 +32,14 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16, tech i
 	}
 	if w.Packets == 0 {
 		w.Start = t
-		w.PortLo, w.PortHi = port, port
-	} else if port < w.PortLo {
+	}
+	switch {
+	case tech == TechICMPEcho: // no port
+	case !w.HasPorts:
+		w.PortLo, w.PortHi, w.HasPorts = port, port, true
+	case port < w.PortLo:
 		w.PortLo = port
-	} else if port > w.PortHi {
+	case port > w.PortHi:
 		w.PortHi = port
 	}
 	w.Last = t

@@ -43,8 +43,9 @@ type ScanWindow struct {
 	// whether there are more than five, so NIPs saturates at len(IPs)+1.
 	IPs  [5]uint32
 	NIPs uint8
-	// PortLo and PortHi are the lowest and highest dst port probed (0 for ICMP echo).
+	// PortLo and PortHi are the lowest and highest TCP/UDP dst port probed, once HasPorts.
 	PortLo, PortHi uint16
+	HasPorts       bool
 	// Watched has bit i set when a probe reached the engine's i-th watched port.
 	Watched uint64
 	Targets aggregate.Distinct // (dst IP, dst port) pairs
