@@ -122,12 +122,16 @@ func (w *who) event(ev *detect.Event) {
 		return
 	}
 	scan, _ := ev.Entry.(*detect.ScannerEntry)
-	if scan == nil && labels.Org == "" {
+	_, victim := ev.Entry.(*detect.BackscatterEntry) // labelled, but no scanner
+	if scan == nil && (labels.Org == "" || victim) {
 		return
 	}
 	key := episodeKey(ev)
 	if ev.Phase == detect.Start {
-		o := openEpisode{org: labels.Org, country: labels.Country}
+		o := openEpisode{country: labels.Country}
+		if !victim {
+			o.org = labels.Org
+		}
 		if o.org != "" {
 			w.knownEpisodes[[2]string{ev.Detector, o.org}]++
 			if !w.alertKnown {
@@ -220,9 +224,31 @@ func (w *who) label(addr string, l *detect.Who) {
 	w.enr.Label(a, l)
 }
 
-// snap adds the label metrics to a snapshot and takes the known scanners' excluded
-// episodes out of the alert series.
-func (p *Pipeline) snapWho(s *snapshot.Snapshot) {
+// excludedCounts copies the counts of episodes left out of the alert series. The snapshot
+// reads them before the engines' counters: an engine counts an episode before its event
+// reaches who, so these never exceed the engine counts read afterwards.
+type excludedCounts struct {
+	started map[[2]string]uint64
+	active  map[string]int64
+}
+
+func (p *Pipeline) excludedCounts() excludedCounts {
+	w := p.who
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ex := excludedCounts{started: map[[2]string]uint64{}, active: map[string]int64{}}
+	for k, n := range w.excludedStarted {
+		ex.started[k] = n
+	}
+	for k, n := range w.excludedActive {
+		ex.active[k] = n
+	}
+	return ex
+}
+
+// snapWho adds the label metrics to a snapshot and takes the known scanners' excluded
+// episodes (ex, read before the engines' counters) out of the alert series.
+func (p *Pipeline) snapWho(s *snapshot.Snapshot, ex excludedCounts) {
 	for i, name := range detect.Techniques {
 		var n uint64
 		for _, wk := range p.workers {
@@ -244,9 +270,10 @@ func (p *Pipeline) snapWho(s *snapshot.Snapshot) {
 	})
 	for i := range s.Detectors {
 		d := &s.Detectors[i]
-		d.Active -= w.excludedActive[d.Name]
+		// An episode may end between the two reads: never below 0.
+		d.Active = max(d.Active-ex.active[d.Name], 0)
 		for j := range d.Started {
-			d.Started[j].Count -= w.excludedStarted[[2]string{d.Name, d.Started[j].Name}]
+			d.Started[j].Count -= min(ex.started[[2]string{d.Name, d.Started[j].Name}], d.Started[j].Count)
 		}
 	}
 	if s.Window != nil && w.enr.HasGeo() {

@@ -289,3 +289,35 @@ func value(m *dto.Metric) float64 {
 	}
 	return math.NaN()
 }
+
+// TestKnownVictimStillAlerts: a listed address that is a backscatter victim is labelled
+// but not taken out of the alert series; a listed scanner source is.
+func TestKnownVictimStillAlerts(t *testing.T) {
+	dir := t.TempDir()
+	known := filepath.Join(dir, "known.txt")
+	if err := os.WriteFile(known, []byte("192.0.2.0/24 Example Research Scanner\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := configs.Default()
+	cfg.Enrich.KnownScanners, cfg.Enrich.AlertKnown = known, false
+	p, err := New(Options{Config: cfg, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := &detect.BackscatterEntry{Victim: "192.0.2.5", Kind: "syn_ack"}
+	sweep := &detect.TelnetSweepEntry{Src: "192.0.2.6"}
+	p.sink.Detection(&detect.Event{Detector: detect.Backscatter, Phase: detect.Start, Class: "syn_ack", Entry: victim})
+	p.sink.Detection(&detect.Event{Detector: detect.TelnetSweep, Phase: detect.Start, Class: "other", Entry: sweep})
+	if victim.Org != "Example Research Scanner" || sweep.Org != "Example Research Scanner" {
+		t.Fatalf("labels: victim %+v, sweep %+v", victim.Who, sweep.Who)
+	}
+	ex := p.excludedCounts()
+	if ex.active[detect.Backscatter] != 0 || ex.active[detect.TelnetSweep] != 1 ||
+		ex.started[[2]string{detect.TelnetSweep, "other"}] != 1 || len(ex.started) != 1 {
+		t.Errorf("excluded %+v", ex)
+	}
+	p.sink.Detection(&detect.Event{Detector: detect.TelnetSweep, Phase: detect.End, Class: "other", Entry: &detect.TelnetSweepEntry{Src: "192.0.2.6"}})
+	if ex := p.excludedCounts(); ex.active[detect.TelnetSweep] != 0 {
+		t.Errorf("after the end, %d excluded sweeps active", ex.active[detect.TelnetSweep])
+	}
+}
