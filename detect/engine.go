@@ -126,7 +126,7 @@ func (e *Engine) Packet(h *capture.Header, st *SourceState) {
 	switch {
 	case h.SYNProbe():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, TechniqueOf(h))
+			e.scanner(h, st, h.DstPort, synTechnique(h))
 		}
 		if cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
 			e.telnetSweep(h, st)

@@ -103,6 +103,16 @@ func TechniqueOf(h *capture.Header) int {
 	return noTech
 }
 
+// synTechnique is TechniqueOf for a SYN probe (syn, connect or odd), small enough to inline
+// on the packet path.
+func synTechnique(h *capture.Header) int {
+	t := int(tcpTech[h.TCPFlags])
+	if t == TechSYN && h.Opts.Kinds&stockSYNOptions == stockSYNOptions {
+		t = TechConnect
+	}
+	return t
+}
+
 // TechCounts is a source's technique mix in a few bytes: one saturating counter per
 // technique, all halved when one would overflow, so the proportions of its recent packets
 // survive in 10 bytes of the per-source state.

@@ -72,6 +72,9 @@ func TestTechniqueFlags(t *testing.T) {
 		if h.SYNProbe() && tech != TechSYN && tech != TechOdd {
 			t.Errorf("%s: SYN probe with technique %q", capture.FlagsName(uint8(f)), techName(tech))
 		}
+		if h.SYNProbe() && synTechnique(&h) != tech {
+			t.Errorf("%s: synTechnique %d, TechniqueOf %d", capture.FlagsName(uint8(f)), synTechnique(&h), tech)
+		}
 	}
 }
 
