@@ -16,6 +16,9 @@ type Who struct {
 	Country string `json:"country,omitempty"` // ISO 3166-1 alpha-2 (enrich.geoip_country)
 	ASN     uint32 `json:"asn,omitempty"`     // autonomous system number (enrich.geoip_asn)
 	ASName  string `json:"as_name,omitempty"` // its organisation
+	// Silenced is true when the episode is left out of the alert series (a known scanner
+	// with enrich.alert_known: false).
+	Silenced bool `json:"silenced,omitempty"`
 }
 
 // Labels returns the entry's labels for the enrichment to fill.
@@ -31,6 +34,9 @@ func (w *Who) marshalLog(enc zapcore.ObjectEncoder) {
 	if w.ASN != 0 {
 		enc.AddUint32("asn", w.ASN)
 		enc.AddString("as_name", w.ASName)
+	}
+	if w.Silenced {
+		enc.AddBool("silenced", true)
 	}
 }
 

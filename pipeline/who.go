@@ -135,7 +135,7 @@ func (w *who) event(ev *detect.Event) {
 		if o.org != "" {
 			w.knownEpisodes[[2]string{ev.Detector, o.org}]++
 			if !w.alertKnown {
-				o.excluded = true
+				o.excluded, labels.Silenced = true, true
 				w.excludedStarted[[2]string{ev.Detector, ev.Class}]++
 				w.excludedActive[ev.Detector]++
 			}
@@ -154,6 +154,7 @@ func (w *who) event(ev *detect.Event) {
 	delete(w.open, key)
 	if o.excluded {
 		w.excludedActive[ev.Detector]--
+		labels.Silenced = true
 	}
 	if scan != nil && scan.Packets > o.packets {
 		w.countPackets(o, scan.Packets-o.packets)
