@@ -291,3 +291,34 @@ func TestDistinctValidateRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestDistinctValues(t *testing.T) {
+	var s Slab
+	for _, n := range []int{0, 3, 4, 5, 100, DistinctExactLimit} {
+		var d Distinct
+		want := map[uint64]bool{}
+		for i := 0; i < n; i++ {
+			x := uint64(i) * 0x9E3779B97F4A7C15 // includes 0
+			d.Add(&s, x)
+			want[x] = true
+		}
+		got := map[uint64]bool{}
+		if !d.Values(&s, func(x uint64) { got[x] = true }) {
+			t.Fatalf("n=%d: not exact", n)
+		}
+		if len(got) != len(want) {
+			t.Errorf("n=%d: %d values, want %d", n, len(got), len(want))
+		}
+		for x := range want {
+			if !got[x] {
+				t.Errorf("n=%d: value %#x missing", n, x)
+			}
+		}
+		d.Add(&s, 0xdeadbeef)
+		d.Add(&s, 0xfeedface)
+		if n == DistinctExactLimit && d.Values(&s, func(uint64) {}) {
+			t.Errorf("sketch reports exact values")
+		}
+		d.Reset(&s)
+	}
+}

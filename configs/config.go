@@ -33,6 +33,7 @@ type Config struct {
 	Web          Web            `yaml:"web"`
 	Log          Log            `yaml:"log"`
 	State        State          `yaml:"state"`
+	Enrich       Enrich         `yaml:"enrich"`
 }
 
 // Capture configures the packet source.
@@ -109,6 +110,14 @@ type Metrics struct {
 	TopPorts   int      `yaml:"top_ports"`
 	WatchPorts []uint16 `yaml:"watch_ports"`
 	TopSources int      `yaml:"top_sources"`
+}
+
+// Enrich names the files that label detections and top sources (package enrich).
+type Enrich struct {
+	KnownScanners string `yaml:"known_scanners"` // "CIDR organisation" lines; "" = none
+	AlertKnown    bool   `yaml:"alert_known"`    // count known scanners' episodes in the alert series
+	GeoIPCountry  string `yaml:"geoip_country"`  // MaxMind-format country database; "" = none
+	GeoIPASN      string `yaml:"geoip_asn"`      // MaxMind-format ASN database; "" = none
 }
 
 // Web configures the HTTP server.

@@ -57,9 +57,10 @@ func documented() *Config {
 			WatchPorts: []uint16{23, 2323, 22, 80, 443, 445, 8080, 52869},
 			TopSources: 20,
 		},
-		Web:   Web{ListenAddress: ":9813"},
-		Log:   Log{Level: "info", Format: "json"},
-		State: State{Path: "", CheckpointInterval: Duration(time.Minute)},
+		Web:    Web{ListenAddress: ":9813"},
+		Log:    Log{Level: "info", Format: "json"},
+		State:  State{Path: "", CheckpointInterval: Duration(time.Minute)},
+		Enrich: Enrich{AlertKnown: true},
 	}
 }
 
@@ -165,6 +166,8 @@ func TestParseGoodFiles(t *testing.T) {
 				Web:     Web{ListenAddress: "[::1]:9100"},
 				Log:     Log{Level: "debug", Format: "console"},
 				State:   State{Path: "/var/lib/telescope/state.ckpt", CheckpointInterval: Duration(30 * time.Second)},
+				Enrich: Enrich{KnownScanners: "/etc/telescope/known-scanners.txt", AlertKnown: false,
+					GeoIPCountry: "/var/lib/GeoIP/GeoLite2-Country.mmdb", GeoIPASN: "/var/lib/GeoIP/GeoLite2-ASN.mmdb"},
 			}
 		}},
 	}

@@ -67,6 +67,9 @@ type Counters struct {
 	UDPThenSYNSources [3]atomic.Uint64
 	// BackscatterPackets counts backscatter packets by kind (index of BackscatterKinds).
 	BackscatterPackets [17]atomic.Uint64
+	// TechniquePackets counts packets by scan technique (index of Techniques), published
+	// by the engine after each batch.
+	TechniquePackets [NumTechniques]atomic.Uint64
 	// watchedMu guards watchedScanners: scanner episodes by watched port they probed
 	// (written once per episode and port, read at scrape time).
 	watchedMu       sync.Mutex

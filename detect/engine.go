@@ -34,6 +34,10 @@ type Engine struct {
 	sb  surgeClock // this worker's telnet surge bucket
 	hot hotWorker  // this worker's hotspot counts (hotspot.go)
 
+	// techPackets counts packets by scan technique (plain adds on the packet path),
+	// published to c.TechniquePackets by flushTech.
+	techPackets [NumTechniques]uint64
+
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[capture.Addr, episode]
 	keys []capture.Addr // scratch for sweeps
@@ -49,6 +53,8 @@ type Engine struct {
 	// episode and victim tables): values in the tables refer to it by index, so the tables
 	// hold no Go pointers. A Distinct must be Reset before it is dropped.
 	slab aggregate.Slab
+	// ports holds the exact port sets of scanner episodes (portmap.go).
+	ports portMaps
 }
 
 // NewEngine returns the engine of worker `worker`. sink receives its events, surge (shared by
@@ -130,7 +136,7 @@ func (e *Engine) Packet(h *capture.Header, st *SourceState) {
 	switch {
 	case h.SYNProbe():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort)
+			e.scanner(h, st, h.DstPort, synTechnique(h))
 		}
 		if cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
 			e.telnetSweep(h, st)
@@ -143,18 +149,23 @@ func (e *Engine) Packet(h *capture.Header, st *SourceState) {
 		}
 	case h.Proto == capture.ProtoUDP && h.L4:
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort)
+			e.scanner(h, st, h.DstPort, TechUDP)
 		}
 		if cfg.UDPThenSYN.Enabled {
 			e.flowUDP(h)
 		}
 	case h.ICMPEchoRequest():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, 0) // ICMP echo counts as port 0
+			e.scanner(h, st, 0, TechICMPEcho) // ICMP echo counts as port 0
 		}
 	default:
 		if cfg.Backscatter.Enabled {
 			e.backscatter(h)
+		}
+		if cfg.Scanner.Enabled && h.Proto == capture.ProtoTCP {
+			if t := TechniqueOf(h); t >= 0 {
+				e.stealth(h, st, t) // ACK, FIN, NULL, XMAS, Maimon, odd: technique only
+			}
 		}
 	}
 }
@@ -186,12 +197,14 @@ func (e *Engine) Advance(now int64) {
 		e.endFlowRefs(func(f *flow) bool { return e.now-f.Last > e.window })
 	}
 	if e.now < e.nextSweep {
+		e.flushTech()
 		return
 	}
 	e.nextSweep = e.now + sweepEvery
 	e.sweepFlows(e.now)
 	e.sweepVictims(e.now)
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
+	e.flushTech()
 }
 
 // watch notes an active episode whose last packet was at last: it can end after last+window.
@@ -211,6 +224,7 @@ func (e *Engine) Finish(now int64) {
 		e.hotFinish()
 	}
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
+	e.flushTech()
 }
 
 // begin records an episode start: counters, then the event.
@@ -286,7 +300,7 @@ func (e *Engine) HeldBlocks() int {
 		}
 	}
 	e.eps.Range(func(_ *capture.Addr, rec *episode) bool {
-		held(&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets)
+		held(&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets, &rec.Prof.Addrs)
 		return true
 	})
 	e.victims.Range(func(_ *capture.Addr, v *victim) bool {

@@ -104,6 +104,12 @@ type ScannerEntry struct {
 	// TargetsEstimated: the distinct counts passed the exact limit (4 096, see
 	// aggregate.Distinct) and are sketch estimates, capped at Packets.
 	TargetsEstimated bool `json:"targets_estimated,omitempty"`
+	// Technique (technique.go), Summary and Profile (profile.go) say how and what it probed.
+	Technique string   `json:"technique"`
+	Summary   string   `json:"summary"`
+	Profile   *Profile `json:"profile,omitempty"`
+	Who
+	ScanEstimates
 }
 
 func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -117,6 +123,11 @@ func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if e.TargetsEstimated {
 		enc.AddBool("targets_estimated", true)
 	}
+	enc.AddString("technique", e.Technique)
+	enc.AddString("summary", e.Summary)
+	e.Profile.marshalLog(enc)
+	e.Who.marshalLog(enc)
+	e.ScanEstimates.marshalLog(enc)
 	return nil
 }
 
@@ -131,6 +142,7 @@ type TelnetSweepEntry struct {
 	// TargetsEstimated: the distinct counts passed the exact limit (4 096, see
 	// aggregate.Distinct) and are sketch estimates, capped at Packets.
 	TargetsEstimated bool `json:"targets_estimated,omitempty"`
+	Who
 }
 
 func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -143,6 +155,7 @@ func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if e.TargetsEstimated {
 		enc.AddBool("targets_estimated", true)
 	}
+	e.Who.marshalLog(enc)
 	return nil
 }
 
@@ -152,6 +165,9 @@ type TelnetSurgeEntry struct {
 	End         Time    `json:"end"`
 	PeakSources uint64  `json:"peak_sources"`
 	Baseline    float64 `json:"baseline"`
+	// BotsEstimated = peak_sources × 2^32 / dark IPv4 addresses (README, "Internet-wide
+	// estimates"); left out when the dark IPv4 space is unknown.
+	BotsEstimated float64 `json:"bots_estimated,omitempty"`
 }
 
 func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -159,6 +175,9 @@ func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("end", e.End.String())
 	enc.AddUint64("peak_sources", e.PeakSources)
 	enc.AddFloat64("baseline", e.Baseline)
+	if e.BotsEstimated > 0 {
+		enc.AddFloat64("bots_estimated", e.BotsEstimated)
+	}
 	return nil
 }
 
@@ -172,6 +191,7 @@ type UDPThenSYNEntry struct {
 	Payload    string `json:"payload"`
 	FirstSeen  Time   `json:"first_seen"`
 	LastSeen   Time   `json:"last_seen"`
+	Who
 }
 
 func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -183,6 +203,7 @@ func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("payload", e.Payload)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	e.Who.marshalLog(enc)
 	return nil
 }
 
@@ -198,6 +219,7 @@ type BackscatterEntry struct {
 	// TargetsEstimated: the distinct counts passed the exact limit (4 096, see
 	// aggregate.Distinct) and are sketch estimates, capped at Packets.
 	TargetsEstimated bool `json:"targets_estimated,omitempty"`
+	Who
 }
 
 func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -211,6 +233,7 @@ func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	if e.TargetsEstimated {
 		enc.AddBool("targets_estimated", true)
 	}
+	e.Who.marshalLog(enc)
 	return nil
 }
 
@@ -222,6 +245,7 @@ type ToolEntry struct {
 	Probes    uint64 `json:"syn_probes"`
 	FirstSeen Time   `json:"first_seen"`
 	LastSeen  Time   `json:"last_seen"`
+	Who
 }
 
 func (e *ToolEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
@@ -231,5 +255,6 @@ func (e *ToolEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("syn_probes", e.Probes)
 	enc.AddString("first_seen", e.FirstSeen.String())
 	enc.AddString("last_seen", e.LastSeen.String())
+	e.Who.marshalLog(enc)
 	return nil
 }

@@ -169,7 +169,11 @@ func evs(events []*Event) []ev {
 		var entry any
 		switch x := e.Entry.(type) {
 		case *ScannerEntry:
-			entry = *x
+			// The rule's fields; technique, summary and profile have tests of their own
+			// (technique_test.go, profile_test.go).
+			y := *x
+			y.Technique, y.Summary, y.Profile = "", "", nil
+			entry = y
 		case *TelnetSweepEntry:
 			entry = *x
 		case *TelnetSurgeEntry:

@@ -15,7 +15,9 @@ const (
 // A window opens at the first probe and spans the configured window; a probe at or past its
 // end opens a new one, unless an episode is active: then the counts keep accumulating until
 // the source is quiet for longer than the window.
-func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
+func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16, tech int) {
+	st.Tech.add(tech)
+	e.techPackets[tech]++
 	w := &st.Scan
 	rec := e.continuing(h.Src, st, epScan, h.TS)
 	if rec != nil {
@@ -31,24 +33,41 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16) {
 	if w.Packets == 0 {
 		w.Start = t
 	}
+	switch {
+	case tech == TechICMPEcho: // no port
+	case !w.HasPorts:
+		w.PortLo, w.PortHi, w.HasPorts = port, port, true
+	case port < w.PortLo:
+		w.PortLo = port
+	case port > w.PortHi:
+		w.PortHi = port
+	}
 	w.Last = t
 	w.Packets++
 	dst := h.Dst.Hash(seedDstIP)
 	changed := w.Targets.Add(&e.slab, capture.Mix64(dst^seedPair^uint64(port)))
-	w.Ports.Add(&e.slab, capture.Mix64(seedPort+uint64(port)))
+	w.Ports.Add(&e.slab, portHash(port))
 	addSmall(&w.IPs, &w.NIPs, uint32(dst))
 	if e.watched.has(port) {
 		e.watchedProbe(w, port, rec != nil)
 	}
 	if rec != nil {
+		pr := &rec.Prof
+		pr.Tech[tech]++
+		pr.Addrs.Add(&e.slab, addrValue(uint32(dst)))
+		pr.Top.add(profileKey(h.Proto, port))
+		if pr.PortMap != 0 {
+			e.ports.at(pr.PortMap).set(port)
+		}
 		return
 	}
 	cfg := &e.cfg.Scanner
 	if w.Packets >= uint64(max(cfg.MinPackets, 0)) && e.reached(&w.Targets, cfg.MinTargets, changed) {
 		rec = e.promote(h.Src, st, epScan)
 		rec.Scan, st.Scan = st.Scan, ScanWindow{} // the window's slab blocks move with it
+		e.startProfile(&rec.Prof, &rec.Scan, &st.Tech)
 		e.watch(rec.Scan.Last)
-		entry := e.scannerEntry(h.Src, &rec.Scan)
+		entry := e.scannerEntry(h.Src, &rec.Scan, &rec.Prof)
 		e.begin(detScanner, scannerClass(entry.Ports, rec.Scan.NIPs), entry)
 		e.countWatched(rec.Scan.Watched)
 	}
@@ -105,10 +124,15 @@ func scannerClass(ports uint64, ips uint8) int {
 	return classMixed
 }
 
-func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
+func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow, pr *profileRec) *ScannerEntry {
 	// Estimates never exceed the packets (each probe reaches one target, one port).
-	ports := min(w.Ports.Count(&e.slab), w.Packets)
+	prof := e.buildProfile(w, pr, min(w.Ports.Count(&e.slab), w.Packets))
+	ports := min(prof.Ports, w.Packets) // exact when the episode has a port map
+	tech := techName(dominant(&pr.Tech))
 	return &ScannerEntry{
+		Technique:        tech,
+		Summary:          Summary(tech, prof),
+		Profile:          prof,
 		Src:              src.String(),
 		Class:            descriptors[detScanner].Classes[scannerClass(ports, w.NIPs)],
 		Packets:          w.Packets,
@@ -123,9 +147,10 @@ func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow) *ScannerEntry {
 // endScanner emits the End event of src's scanner episode with its final values and
 // clears it from the record.
 func (e *Engine) endScanner(src capture.Addr, rec *episode) {
-	entry := e.scannerEntry(src, &rec.Scan)
+	entry := e.scannerEntry(src, &rec.Scan, &rec.Prof)
 	rec.Active &^= epScan
 	e.clearScan(&rec.Scan)
+	e.dropProfile(&rec.Prof)
 	e.end(detScanner, descriptors[detScanner].ClassIndex(entry.Class), entry)
 }
 
@@ -134,4 +159,53 @@ func (e *Engine) clearScan(w *ScanWindow) {
 	w.Targets.Reset(&e.slab)
 	w.Ports.Reset(&e.slab)
 	*w = ScanWindow{}
+}
+
+// startProfile seeds a new scanner episode's profile from the window that became the
+// episode: the source's technique mix and the window's first (up to five) addresses.
+func (e *Engine) startProfile(pr *profileRec, w *ScanWindow, mix *TechCounts) {
+	e.dropProfile(pr)
+	if pr.PortMap = e.ports.get(); pr.PortMap != 0 {
+		m := e.ports.at(pr.PortMap)
+		pr.PortsExact = w.Ports.Values(&e.slab, func(x uint64) {
+			if p, ok := portOfHash(x); ok {
+				m.set(p)
+			}
+		})
+	}
+	for i, n := range mix {
+		pr.Tech[i] = uint32(n)
+	}
+	pr.AddrsComplete = int(w.NIPs) <= len(w.IPs)
+	for _, ip := range w.IPs[:min(int(w.NIPs), len(w.IPs))] {
+		pr.Addrs.Add(&e.slab, addrValue(ip))
+	}
+}
+
+// stealth counts a TCP packet of a technique that is no probe for the scanner rule (ACK,
+// FIN, NULL, XMAS, Maimon, odd flags without SYN): it adds to the source's technique mix,
+// the technique counter and an active scanner episode's technique counts, and changes no
+// rule's counts.
+func (e *Engine) stealth(h *capture.Header, st *SourceState, tech int) {
+	st.Tech.add(tech)
+	e.techPackets[tech]++
+	if st.Moved&epScan != 0 {
+		if rec := e.moved(h.Src, st, epScan); rec != nil {
+			rec.Prof.Tech[tech]++
+		}
+	}
+}
+
+// flushTech publishes the technique counters.
+func (e *Engine) flushTech() {
+	for i, n := range e.techPackets {
+		e.c.TechniquePackets[i].Store(n)
+	}
+}
+
+// dropProfile returns a profile's memory and clears it.
+func (e *Engine) dropProfile(pr *profileRec) {
+	pr.Addrs.Reset(&e.slab)
+	e.ports.put(pr.PortMap)
+	*pr = profileRec{}
 }

@@ -25,9 +25,11 @@ type SourceState struct {
 	// in the engine's episode table. A bit whose episode has ended there is cleared on the
 	// source's next packet.
 	Moved uint8
-	Scan  ScanWindow
-	FP    ToolWindow
-	Tel   TelnetWindow
+	// Tech is the source's technique mix (technique.go): it fills the padding after Moved.
+	Tech TechCounts
+	Scan ScanWindow
+	FP   ToolWindow
+	Tel  TelnetWindow
 }
 
 // A window is open once it has counted a packet (Packets or Probes > 0); the zero value is
@@ -41,6 +43,9 @@ type ScanWindow struct {
 	// whether there are more than five, so NIPs saturates at len(IPs)+1.
 	IPs  [5]uint32
 	NIPs uint8
+	// PortLo and PortHi are the lowest and highest TCP/UDP dst port probed, once HasPorts.
+	PortLo, PortHi uint16
+	HasPorts       bool
 	// Watched has bit i set when a probe reached the engine's i-th watched port.
 	Watched uint64
 	Targets aggregate.Distinct // (dst IP, dst port) pairs
@@ -76,6 +81,7 @@ const (
 // that became episodes (Active says which), moved out of its SourceState.
 type episode struct {
 	Scan   ScanWindow
+	Prof   profileRec // the scanner episode's profile (profile.go)
 	Tel    TelnetWindow
 	FP     ToolWindow
 	Active uint8

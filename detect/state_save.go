@@ -50,6 +50,12 @@ func (e *Engine) SaveState(enc *checkpoint.Encoder) {
 	}
 	checkpoint.Slice(enc, e.rateFree)
 	e.slab.Save(enc)
+	// The scanner episodes' exact port sets (profile.go), referenced from the records.
+	enc.Len(len(e.ports.maps))
+	for _, m := range e.ports.maps {
+		checkpoint.Raw(enc, m)
+	}
+	checkpoint.Slice(enc, e.ports.free)
 }
 
 // LoadState replaces the state of a new engine (built with the same MaxFlows) by one
@@ -81,6 +87,16 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 	}
 	e.rateFree = checkpoint.ReadSlice[int32](d, n)
 	e.slab.Load(d)
+	nm := d.Len(8*1024, maxPortMaps)
+	if d.Err() != nil {
+		return
+	}
+	e.ports = portMaps{maps: make([]*portMap, nm)}
+	for i := range e.ports.maps {
+		e.ports.maps[i] = new(portMap)
+		checkpoint.RawInto(d, e.ports.maps[i])
+	}
+	e.ports.free = checkpoint.ReadSlice[int32](d, nm)
 	if d.Err() != nil {
 		return
 	}
@@ -124,12 +140,26 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 // into the rate windows.
 func (e *Engine) checkLoaded() error {
 	var err error
+	maps := make([]bool, len(e.ports.maps)) // referenced or free, once each
+	for _, r := range e.ports.free {
+		if r < 1 || int(r) > len(maps) || maps[r-1] {
+			return fmt.Errorf("free port map %d out of range or listed twice", r)
+		}
+		maps[r-1] = true
+	}
 	e.eps.Range(func(k *capture.Addr, rec *episode) bool {
-		for _, dc := range []*aggregate.Distinct{&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets} {
+		for _, dc := range []*aggregate.Distinct{&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets, &rec.Prof.Addrs} {
 			if err = dc.Validate(&e.slab); err != nil {
 				err = fmt.Errorf("episode of %v: %w", k, err)
 				return false
 			}
+		}
+		if r := rec.Prof.PortMap; r != 0 {
+			if r < 0 || int(r) > len(maps) || maps[r-1] {
+				err = fmt.Errorf("episode of %v: port map %d out of range or shared", k, r)
+				return false
+			}
+			maps[r-1] = true
 		}
 		return true
 	})

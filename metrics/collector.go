@@ -54,6 +54,7 @@ type Collector struct {
 	capPackets, capDrops, capUp, workerPkts, reloadOK, reloadTS *prometheus.Desc
 	tracked, evictions, lastTS, buildInfo, watched, freezes     *prometheus.Desc
 	logDropped                                                  *prometheus.Desc
+	who                                                         whoDescs // who.go
 }
 
 // Options configure a Collector.
@@ -105,6 +106,7 @@ func NewCollector(o Options) *Collector {
 	c.lastTS = d("last_packet_timestamp_seconds", "Packet time of the latest packet.")
 	c.logDropped = d("log_events_dropped_total", "Log entries (detection events included) dropped because the log output was stalled or too slow.")
 	c.buildInfo = d("build_info", "Build information; the value is 1.", "version", "goversion")
+	c.who = newWhoDescs(d)
 	return c
 }
 
@@ -118,6 +120,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	} {
 		ch <- d
 	}
+	c.who.describe(ch)
 }
 
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
@@ -172,6 +175,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	c.collectWindow(ch, s)
 	c.collectDetections(ch, s)
+	c.collectWho(ch, s)
 
 	for _, cp := range s.Captures {
 		counter(ch, c.capPackets, cp.Packets, cp.Interface)

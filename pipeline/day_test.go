@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -95,5 +97,52 @@ func TestTelescopeDay(t *testing.T) {
 				t.Errorf("workers=%d: report has %d %s entries, %d episodes ended", workers, n, det, ends[det])
 			}
 		}
+		checkDayWho(t, workers, truth, r)
+	}
+}
+
+// checkDayWho: the planted groups come out as the report's groups (and nothing else), and
+// the heavy hitters among the top sources carry their planted summaries.
+func checkDayWho(t *testing.T, workers int, truth *daygen.Truth, r *Report) {
+	t.Helper()
+	if len(r.Groups) != len(truth.Groups) {
+		t.Errorf("workers=%d: %d groups, %d planted: %+v", workers, len(r.Groups), len(truth.Groups), r.Groups)
+	}
+	for _, want := range truth.Groups {
+		var g *Group
+		for i := range r.Groups {
+			if r.Groups[i].Prefix == want.Prefix.String() {
+				g = &r.Groups[i]
+			}
+		}
+		if g == nil {
+			t.Errorf("workers=%d: group %s not found", workers, want.Prefix)
+			continue
+		}
+		var members []string
+		for _, m := range g.Members {
+			members = append(members, m.Src)
+		}
+		var wantMembers []string
+		for _, m := range want.Members {
+			wantMembers = append(wantMembers, m.String())
+		}
+		if g.Packets != want.Packets || g.Summary != want.Summary || !g.TakingTurns || fmt.Sprint(members) != fmt.Sprint(wantMembers) {
+			t.Errorf("workers=%d: group %+v, want %+v", workers, *g, want)
+		}
+	}
+	checked := 0
+	for _, top := range r.Sources.Top {
+		eps := truth.Scanners[netip.MustParseAddr(top.Addr)]
+		if len(eps) != 1 || eps[0].Summary == "" {
+			continue
+		}
+		checked++
+		if top.Summary != eps[0].Summary || top.Technique != eps[0].Technique {
+			t.Errorf("workers=%d: top source %s: %q (%s), planted %q (%s)", workers, top.Addr, top.Summary, top.Technique, eps[0].Summary, eps[0].Technique)
+		}
+	}
+	if checked < 5 {
+		t.Errorf("workers=%d: only %d heavy hitters with a planted summary among the top sources", workers, checked)
 	}
 }

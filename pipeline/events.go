@@ -10,9 +10,13 @@ import (
 type eventSink struct {
 	log  *zap.Logger
 	next detect.Sink
+	who  *who // labels and estimates (who.go)
 }
 
 func (s *eventSink) Detection(ev *detect.Event) {
+	if s.who != nil {
+		s.who.event(ev)
+	}
 	msg := ev.Detector + " " + ev.Phase.String()
 	if d := detect.Lookup(ev.Detector); d != nil {
 		msg = d.Message(ev.Phase)

@@ -48,6 +48,7 @@ type Pipeline struct {
 	// the sensor's own addresses, never dark while no dark prefix is configured.
 	hostMu sync.Mutex
 	host   []netip.Addr
+	who    *who // enrichment and estimates (who.go)
 
 	// Capture sources register their statistics here for the collector.
 	capMu    sync.Mutex
@@ -78,8 +79,13 @@ func New(o Options) (*Pipeline, error) {
 	p := &Pipeline{slots: aggregate.NewPrefixSlots()}
 	p.logq = logq.Wrap(log.Core(), o.LogQueue)
 	p.log = zap.New(p.logq.Core())
+	wh, err := newWho(o.Config)
+	if err != nil {
+		return nil, err
+	}
+	p.who = wh
 	p.episodes = newEpisodeSeries()
-	p.sink = &eventSink{log: p.log, next: Tee{p.episodes, o.Sink}}
+	p.sink = &eventSink{log: p.log, next: Tee{p.episodes, o.Sink}, who: wh}
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {
 		return nil, err
@@ -110,6 +116,9 @@ func (p *Pipeline) Reload(c *configs.Config) error {
 	defer p.hostMu.Unlock()
 	rc, err := newRunConfig(c, len(p.workers), p.slots, p.host)
 	if err != nil {
+		return err
+	}
+	if err := p.who.reload(c); err != nil {
 		return err
 	}
 	p.surge.SetConfig(rc.det)

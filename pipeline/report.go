@@ -55,6 +55,9 @@ type Report struct {
 	Distributions *Distributions `json:"distributions,omitempty"`
 	Sketches      *Sketches      `json:"sketches,omitempty"`
 	Merged        *MergeInfo     `json:"merged,omitempty"`
+
+	// Groups are coordinated scanners (who_report.go).
+	Groups []Group `json:"groups"`
 }
 
 // PortCount is a destination port and its packets.
@@ -70,6 +73,11 @@ type AddrSummary struct {
 type AddrCount struct {
 	Addr    string `json:"addr"`
 	Packets uint64 `json:"packets"`
+	// Top sources only (who_report.go): how and what they probed, and who they are.
+	Technique string          `json:"technique,omitempty"`
+	Summary   string          `json:"summary,omitempty"`
+	Profile   *detect.Profile `json:"profile,omitempty"`
+	detect.Who
 }
 
 // Detections holds one entry per detection episode, by the detectors' report keys. It
@@ -139,13 +147,22 @@ func EntriesOf[T detect.Entry](d Detections, reportKey string) []T {
 
 // Episodes gathers the final entry of every episode (its End event) for the report.
 type Episodes struct {
-	mu sync.Mutex
-	d  Detections
+	mu   sync.Mutex
+	d    Detections
+	only *detect.Descriptor // when set, the one detector collected
 }
 
 // NewEpisodes returns an empty episode collector.
 func NewEpisodes() *Episodes {
 	return &Episodes{d: Detections{}}
+}
+
+// NewScannerEpisodes returns a collector of the scanner episodes only: what the report's
+// descriptions of top sources and groups need when every other episode goes to a
+// DetectionSpool. Each scanner episode stands for at least min_packets probes, so their
+// number is bounded by the traffic's heavy hitters, not by a flood of one-packet sources.
+func NewScannerEpisodes() *Episodes {
+	return &Episodes{d: Detections{}, only: detect.Lookup(detect.Scanner)}
 }
 
 // Detection implements detect.Sink.
@@ -154,7 +171,7 @@ func (c *Episodes) Detection(ev *detect.Event) {
 		return
 	}
 	desc := detect.Lookup(ev.Detector)
-	if desc == nil {
+	if desc == nil || c.only != nil && desc != c.only {
 		return
 	}
 	c.mu.Lock()
@@ -217,6 +234,7 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	} else {
 		r.Detections = NewEpisodes().Detections()
 	}
+	p.describeReport(r)
 	return r
 }
 

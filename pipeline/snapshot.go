@@ -37,7 +37,9 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.Tracked += w.tracked.Load() + w.Det.Tracked.Load()
 		s.Evictions += w.evictions.Load() + w.Det.Evictions.Load()
 	}
+	ex := p.excludedCounts() // before the engines' counters (who.go)
 	p.snapDetectors(s)
+	p.snapWho(s, ex)
 	for _, c := range p.captureSources() {
 		s.Captures = append(s.Captures, c.Stats())
 	}

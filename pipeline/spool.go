@@ -406,25 +406,29 @@ func (d *DetectionSpool) Close() error {
 
 // WriteReport writes the report (as json.Encoder with SetIndent("", "  ") writes
 // Report) with its detections streamed from the spool, so the report's size does not
-// have to fit in memory.
-func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool) error {
+// have to fit in memory; scans (NewScannerEpisodes, may be nil) holds the scanner episodes
+// that describe the top sources and the groups.
+func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool, scans *Episodes) error {
+	r := p.Report(scans) // the scanner episodes describe top sources and groups
+	empty := NewEpisodes().Detections()
+	r.Detections = empty
 	var head bytes.Buffer
 	enc := json.NewEncoder(&head)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(p.Report(nil)); err != nil {
+	if err := enc.Encode(r); err != nil {
 		return err
 	}
 	// The report with empty detections: cut out that object and stream the spool there.
-	empty, err := json.MarshalIndent(NewEpisodes().Detections(), "  ", "  ")
+	emptyJSON, err := json.MarshalIndent(empty, "  ", "  ")
 	if err != nil {
 		return err
 	}
-	key := append([]byte("\n  \"detections\": "), empty...)
+	key := append([]byte("\n  \"detections\": "), emptyJSON...)
 	i := bytes.Index(head.Bytes(), key)
 	if i < 0 || bytes.Index(head.Bytes()[i+1:], key) >= 0 {
 		return errors.New("report: detections not found once in the encoded report")
 	}
-	if _, err := w.Write(head.Bytes()[:i+len(key)-len(empty)]); err != nil {
+	if _, err := w.Write(head.Bytes()[:i+len(key)-len(emptyJSON)]); err != nil {
 		return err
 	}
 	if err := d.WriteJSON(w, "  ", "  "); err != nil {

@@ -48,9 +48,10 @@ func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	}
 	col := NewEpisodes()
 	spool := NewDetectionSpool(dir, 100)
+	scans := NewScannerEpisodes()
 	defer spool.Close()
 	watch := &maxBuffered{s: spool}
-	p, err := New(Options{Config: cfg, Workers: 3, Sink: Tee{col, watch}})
+	p, err := New(Options{Config: cfg, Workers: 3, Sink: Tee{col, watch, scans}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	}
 	runs := spool.lists[5].Runs()
 	var got bytes.Buffer
-	if err := p.WriteReport(&got, spool); err != nil {
+	if err := p.WriteReport(&got, spool, scans); err != nil {
 		t.Fatal(err)
 	}
 	r := p.Report(col)

@@ -46,6 +46,17 @@ type Snapshot struct {
 	// too slow output).
 	LogEntriesDropped uint64
 
+	// Who is scanning (README, "Who is scanning"): packets by scan technique (every
+	// technique, in order); scanner episode packets by known scanning service (every org of
+	// the list) and by source country (ISO codes seen, "unknown"; only with a country
+	// database); episodes of known scanners by detector and org; the last closed window's
+	// top sources summed by AS (only with an ASN database), busiest first.
+	TechniquePackets     []NamedCount
+	KnownScannerPackets  []NamedCount
+	CountryPackets       []NamedCount
+	KnownScannerEpisodes []DetectorOrgCount
+	TopASNs              []ASNCount
+
 	Captures     []CaptureCounts
 	WorkerFrames []uint64 // frames handled, by worker
 	Tracked      int64    // entries in the bounded per-source tables
@@ -90,4 +101,17 @@ type CaptureCounts struct {
 type PortEpisodes struct {
 	Port     uint16
 	Episodes uint64
+}
+
+// DetectorOrgCount is a count by detector and organisation.
+type DetectorOrgCount struct {
+	Detector, Org string
+	Count         uint64
+}
+
+// ASNCount is an autonomous system and its packets.
+type ASNCount struct {
+	ASN     uint32
+	Name    string
+	Packets uint64
 }

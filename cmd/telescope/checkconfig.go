@@ -8,6 +8,7 @@ import (
 	"net"
 
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/enrich"
 )
 
 // cmdCheckConfig validates a config file and prints the effective config (defaults filled
@@ -36,6 +37,13 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, err)
 		return errReported
 	}
+	// The enrichment files are read as at start: a bad one fails the check too.
+	e, err := enrich.Open(enrich.Paths{KnownScanners: cfg.Enrich.KnownScanners, GeoIPCountry: cfg.Enrich.GeoIPCountry, GeoIPASN: cfg.Enrich.GeoIPASN})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return errReported
+	}
+	e.Close()
 	out, err := cfg.Marshal()
 	if err != nil {
 		return err

@@ -65,12 +65,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	// their number. The HTML page needs them in memory (it ranks them): only with --html.
 	spool := pipeline.NewDetectionSpool("", 0)
 	defer spool.Close()
-	var episodes *pipeline.Episodes
-	sink := pipeline.Tee{spool}
+	episodes := pipeline.NewScannerEpisodes() // they describe top sources and groups
 	if htmlOutput != nil {
 		episodes = pipeline.NewEpisodes()
-		sink = append(sink, episodes)
 	}
+	sink := pipeline.Tee{spool, episodes}
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: sink})
 	if err != nil {
 		return err
@@ -122,7 +121,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if reportOut != nil {
-		if err := reportOut.write(stdout, func(w io.Writer) error { return p.WriteReport(w, spool) }); err != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error { return p.WriteReport(w, spool, episodes) }); err != nil {
 			outErr = fmt.Errorf("--report: %w", err)
 		}
 	}

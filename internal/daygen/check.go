@@ -133,7 +133,8 @@ func Check(truth *Truth, events []*detect.Event) (diffs []*Diff, unpaired int) {
 	}
 	gotScan := ends(events, detect.Scanner, func(e *detect.ScannerEntry) string { return e.Src + " " + e.FirstSeen.String() }, &bad)
 	diffs = append(diffs, compare(detect.Scanner, wantScan, gotScan, func(w Scanner, g *detect.ScannerEntry) string {
-		if g.Class != w.Class || g.Packets != w.Packets || !approx(g.Targets, w.Targets) || !approx(g.Ports, w.Ports) || g.LastSeen != ts(w.Last) {
+		if g.Class != w.Class || g.Packets != w.Packets || !approx(g.Targets, w.Targets) || !approx(g.Ports, w.Ports) || g.LastSeen != ts(w.Last) ||
+			w.Technique != "" && g.Technique != w.Technique || w.Summary != "" && g.Summary != w.Summary {
 			return fmt.Sprintf("got %+v, want %+v", *g, w)
 		}
 		return ""

@@ -1,6 +1,7 @@
 package daygen
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -107,11 +108,28 @@ func (g *gen) scanners() {
 		{pEcho, false, g.count(2000, 150), 100 * time.Millisecond, func(i int) target { return target{darkV4(i % darkV4Count), 0} }},
 		{pSYN, true, g.count(2000, 150), 100 * time.Millisecond, func(int) target { return target{g.randDark(true), 22} }},
 	}
-	for _, s := range specs {
+	// The summaries an analyst writes (README, "Who is scanning"); the random mixed scan and
+	// the ping sweep (whose address count is a sketch's past 256) have none.
+	summaries := []string{
+		"TCP-SYN to TCP/445",
+		"TCP-SYN to TCP/1433 and TCP/3389",
+		fmt.Sprintf("TCP-SYN to TCP/%d-%d", vertBase, int(vertBase)+specs[2].n-1),
+		fmt.Sprintf("TCP-SYN to TCP/1000-%d", 1000+(specs[3].n-1)/2),
+		"",
+		"UDP to UDP/1900",
+		"",
+		"TCP-SYN to TCP/22",
+	}
+	techniques := map[probeKind]string{pSYN: "syn", pUDP: "udp", pEcho: "icmp_echo"}
+	for i, s := range specs {
 		src := g.src(s.v6)
 		gap := g.fit(s.n, s.gap)
 		ts := g.spread(s.n, g.actorStart(time.Duration(s.n)*gap*3/2), gap)
-		g.addScanner(src, g.scan(src, s.kind, ts, targets(s.n, s.where), plain))
+		sc := g.scan(src, s.kind, ts, targets(s.n, s.where), plain)
+		if sc != nil {
+			sc.Technique, sc.Summary = techniques[s.kind], summaries[i]
+		}
+		g.addScanner(src, sc)
 	}
 	// A scanner that pauses for 20 minutes (longer than a window): two episodes.
 	src := g.src(false)
@@ -119,7 +137,66 @@ func (g *gen) scanners() {
 	for _, n := range []int{150, 200} {
 		ts := g.spread(n, at, time.Second)
 		base := g.rng.IntN(darkV4Count)
-		g.addScanner(src, g.scan(src, pSYN, ts, targets(n, func(i int) target { return target{darkV4((base + i) % darkV4Count), 80} }), plain))
+		sc := g.scan(src, pSYN, ts, targets(n, func(i int) target { return target{darkV4((base + i) % darkV4Count), 80} }), plain)
+		sc.Technique, sc.Summary = "syn", "TCP-SYN to TCP/80"
+		g.addScanner(src, sc)
 		at = ts[n-1] + int64(20*time.Minute)
 	}
+	g.studyScanners()
+}
+
+// studyScanners plants the study's heavy hitters: a range scanner ("TCP-SYN to
+// TCP/1025-10000"), one port among many ("TCP-SYN to TCP/3031 and 546 other ports") and
+// sources of one /24 taking turns over one port range ("8 IPs, TCP-SYN to
+// TCP/53601-60800"), scaled.
+func (g *gen) studyScanners() {
+	// A range of ports on one address.
+	n := g.count(9000, 300)
+	src, dst := g.src(false), g.randDark(false)
+	gap := g.fit(n, 20*time.Millisecond)
+	ts := g.spread(n, g.actorStart(time.Duration(n)*gap*3/2), gap)
+	sc := g.scan(src, pSYN, ts, targets(n, func(i int) target { return target{dst, 1025 + uint16(i)} }), plain)
+	sc.Technique, sc.Summary = "syn", fmt.Sprintf("TCP-SYN to TCP/1025-%d", 1025+n-1)
+	g.addScanner(src, sc)
+
+	// TCP/3031 for three probes in five, k other ports (each once) for the rest.
+	k := g.count(546, 120) &^ 1
+	n = k*5/2 + 2
+	src = g.src(false)
+	others := 0
+	tgs := targets(n, func(i int) target {
+		if i%5 >= 3 && others < k {
+			others++
+			return target{g.randDark(false), uint16(20000 + 7*others)}
+		}
+		return target{g.randDark(false), 3031}
+	})
+	gap = g.fit(n, 100*time.Millisecond)
+	ts = g.spread(n, g.actorStart(time.Duration(n)*gap*3/2), gap)
+	sc = g.scan(src, pSYN, ts, tgs, plain)
+	sc.Technique, sc.Summary = "syn", fmt.Sprintf("TCP-SYN to TCP/3031 and %d other ports", k)
+	g.addScanner(src, sc)
+
+	// Four sources of one /24, one after the other, each over the same port range.
+	first := g.src(false)
+	for first.As4()[3] > 252 {
+		first = g.src(false)
+	}
+	members := []netip.Addr{first, g.src(false), g.src(false), g.src(false)}
+	m := g.count(2000, 150)
+	gap = g.fit(4*m, 50*time.Millisecond)
+	slot := time.Duration(m)*gap*3/2 + 10*time.Minute // more than a window between members
+	at := g.actorStart(4 * slot)
+	summary := fmt.Sprintf("TCP-SYN to TCP/53601-%d", 53601+m-1)
+	grp := Group{Prefix: netip.PrefixFrom(first, 24).Masked(), Members: members, Summary: summary}
+	for _, src := range members {
+		dst := g.randDark(false)
+		ts := g.spread(m, at, gap)
+		sc := g.scan(src, pSYN, ts, targets(m, func(i int) target { return target{dst, 53601 + uint16(i)} }), plain)
+		sc.Technique, sc.Summary = "syn", summary
+		g.addScanner(src, sc)
+		grp.Packets += uint64(m)
+		at += int64(slot)
+	}
+	g.truth.Groups = append(g.truth.Groups, grp)
 }

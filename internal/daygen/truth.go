@@ -16,6 +16,9 @@ type Truth struct {
 	UDPThenSYN   []Pair
 	Backscatter  []Attack
 	Tools        map[netip.Addr][]Tool // by source, one per labelled tool
+	// Groups are the coordinated scanners planted (sources of one /24 taking turns over one
+	// port range).
+	Groups []Group
 	// Background is the number of background-radiation sources (which must trigger nothing).
 	Background int
 	// Packets is the number of packets in the day.
@@ -27,6 +30,17 @@ type Scanner struct {
 	Class                   string // horizontal, vertical, mixed
 	Packets, Targets, Ports uint64
 	First, Last             time.Time
+	// Technique and Summary, when not empty, are the technique and the one-line summary an
+	// analyst would write (README, "Who is scanning").
+	Technique, Summary string
+}
+
+// Group is a planted group of coordinated scanners.
+type Group struct {
+	Prefix  netip.Prefix
+	Members []netip.Addr
+	Packets uint64
+	Summary string
 }
 
 // TelnetSweep is one telnet sweep episode.
