@@ -60,7 +60,9 @@ func writeBenchSYN(path string, n int) error {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	v4 := func(x uint32) netip.Addr { return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)}) }
+	v4 := func(x uint32) netip.Addr {
+		return netip.AddrFrom4([4]byte{byte(x >> 24), byte(x >> 16), byte(x >> 8), byte(x)})
+	}
 	heavy := make([]uint32, 8)
 	for i := range heavy {
 		heavy[i] = 0x2d000000 | rng.Uint32N(1<<24)
