@@ -138,18 +138,19 @@ type hotCell struct {
 // a hash index. Only the cells of the window are visited when it closes.
 type hotWorker struct {
 	shared *Hotspots
-	cap    int          // cells per window before the counts are handed over early
-	cells  []hotCell    // the open window's destinations
-	heavy  []hotHeavy   // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
-	nheavy int          // in use
-	dense  []int32      // 1 + cell, by dense index of a dark IPv4 destination
-	hash   []int32      // 1 + cell, open addressing by address (len: power of two >= 2 cap)
-	last   int32        // 1 + the cell of the latest packet (for hotPair)
-	split  bool         // the open window was handed over early once
-	full   []HotSummary // scratch: the heavy cells' summaries at close
-	size   int64        // window length in ns of the open window
-	win    int64        // open window index
-	end    int64        // its end
+	cap    int                 // cells per window before the counts are handed over early
+	cells  []hotCell           // the open window's destinations
+	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
+	nheavy int                 // in use
+	dense  []int32             // 1 + cell, by dense index of a dark IPv4 destination
+	px     *aggregate.Prefixes // the dark space whose dense index `dense` uses
+	hash   []int32             // 1 + cell, open addressing by address (len: power of two >= 2 cap)
+	last   int32               // 1 + the cell of the latest packet (for hotPair)
+	split  bool                // the open window was handed over early once
+	full   []HotSummary        // scratch: the heavy cells' summaries at close
+	size   int64               // window length in ns of the open window
+	win    int64               // open window index
+	end    int64               // its end
 	open   bool
 }
 
@@ -160,14 +161,19 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 	e.hot.cap = max(e.cfg.MaxDestinations, 1)
 }
 
-// SetDenseDsts tells the hotspot counts how many dark IPv4 addresses have a dense index
-// (the index PacketAt receives). A different dark space hands the open window's counts over
-// first (its cells may be indexed by the old numbering).
-func (e *Engine) SetDenseDsts(n int) {
+// SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
+// addresses PacketAt receives (nil: none). A different dark space hands the open window's
+// counts over first (its cells may be indexed by the old numbering).
+func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	hw := &e.hot
 	if len(hw.cells) > 0 {
 		e.hotFlush()
 	}
+	n := 0
+	if px != nil {
+		n = px.ExactSize()
+	}
+	hw.px = px
 	if n != len(hw.dense) {
 		hw.dense = make([]int32, n)
 	}
@@ -210,7 +216,7 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 		}
 	}
 	cells := hw.cells
-	hw.cells, hw.nheavy, hw.last = hw.cells[:0], 0, 0
+	hw.cells, hw.nheavy, hw.last = nil, 0, 0
 	return cells, hw.full
 }
 
@@ -221,9 +227,14 @@ func (e *Engine) hotClose(through int64, keep bool) {
 	hw := &e.hot
 	cells, full := e.hotHandOver()
 	if !keep {
+		hw.cells = cells[:0]
 		cells, full = nil, nil
 	}
-	e.c.Evictions.Add(hw.shared.report(e.worker, hw.size, hw.win, cells, full, through))
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, through, hw.px)
+	e.c.Evictions.Add(dropped)
+	if spare != nil {
+		hw.cells = spare[:0]
+	}
 	hw.open, hw.split = false, false
 }
 
@@ -236,7 +247,9 @@ func (e *Engine) hotFlush() {
 	hw.split = true
 	n := len(hw.cells)
 	cells, full := e.hotHandOver()
-	e.c.Evictions.Add(uint64(n) + hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64))
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
+	e.c.Evictions.Add(uint64(n) + dropped)
+	hw.cells = spare[:0]
 }
 
 // hotFinish ends the input: the open window is reported (partial: nothing more will come).
@@ -244,14 +257,15 @@ func (e *Engine) hotFinish() {
 	if e.hot.open {
 		e.hotClose(1<<62, true)
 	} else if e.hot.shared != nil {
-		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, 1<<62)
+		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, 1<<62, nil)
 	}
 }
 
 // hotStop drops the engine's counts (a reload disabled the detector or changed the window;
 // the shared part ends its episodes itself).
 func (e *Engine) hotStop() {
-	e.hotHandOver()
+	cells, _ := e.hotHandOver()
+	e.hot.cells = cells[:0]
 	e.hot.open, e.hot.split = false, false
 }
 
@@ -652,10 +666,12 @@ func (ep *hotEpisode) classOf() int {
 // hotPending is what the workers handed over for one window: their cells, and the
 // summaries of their heavy cells.
 type hotPending struct {
-	cells []hotCell
+	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
 	full  []HotSummary
-	n     []int // cells handed over, by worker
-	split bool  // a worker handed over early: a destination may have several cells in it
+	n     []int               // cells handed over, by worker
+	split bool                // a worker handed over early: a destination may have several cells in it
+	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
+	mixed bool                // cells of different numberings: merge by address only
 }
 
 // Hotspots merges the workers' per-window destination counts, runs the hotspot episodes
@@ -681,11 +697,14 @@ type Hotspots struct {
 	through []int64
 	pending map[int64]*hotPending
 	free    []*hotPending
+	spare   [][]hotCell // cell arrays to hand back to the workers
 	active  map[hotKey]*hotEpisode
 
 	// Scratch of window(), reused.
 	addrIx hotIndex[capture.Addr]
 	pk     []uint64
+	dacc   []uint64 // packets by dense index
+	dtouch []int32  // dense indexes counted in dacc
 	candIx hotIndex[hotKey]
 	dstIx  hotIndex[capture.Addr]
 	sums   []HotSummary
@@ -728,19 +747,28 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
-	p.cells, p.full, p.split = p.cells[:0], p.full[:0], false
+	for _, c := range p.parts {
+		if len(hs.spare) < 2*len(hs.started) {
+			hs.spare = append(hs.spare, c[:0])
+		}
+	}
+	clear(p.parts)
+	p.parts, p.full, p.split, p.px, p.mixed = p.parts[:0], p.full[:0], false, nil, false
 	hs.free = append(hs.free, p)
 }
 
-// report adds worker w's cells and heavy summaries of window `win` and records that it has
-// passed every window before `through`. It returns the cells it dropped: past maxCells
-// for the worker and window (memory stays bounded whatever the traffic).
-func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, through int64) (dropped uint64) {
+// report adds worker w's cells (numbered by px) and heavy summaries of window `win` and
+// records that it has passed every window before `through`. It keeps the cells array and
+// returns one for the worker to reuse (nil: none spare), and how many cells it dropped:
+// past maxCells for the worker and window (memory stays bounded whatever the traffic).
+func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, through int64,
+	px *aggregate.Prefixes) (dropped uint64, spare []hotCell) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if !hs.enabled || size != hs.size || w < 0 || w >= len(hs.started) {
-		return 0
+		return 0, cells
 	}
+	spare = cells
 	if len(cells) > 0 {
 		p := hs.pending[win]
 		if p == nil {
@@ -755,15 +783,25 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			dropped = uint64(len(cells))
 		} else {
 			p.n[w] += len(cells)
-			p.cells = append(p.cells, cells...)
+			p.parts = append(p.parts, cells)
 			p.full = append(p.full, full...)
 			p.split = p.split || cells[0].Split
+			switch {
+			case len(p.parts) == 1:
+				p.px = px
+			case p.px != px && (p.px == nil || px == nil || !p.px.SameExact(px)):
+				p.mixed = true
+			}
+			spare = nil
+			if n := len(hs.spare); n > 0 {
+				spare, hs.spare = hs.spare[n-1], hs.spare[:n-1]
+			}
 		}
 	}
 	hs.started[w] = true
 	hs.through[w] = max(hs.through[w], through)
 	hs.advance()
-	return dropped
+	return dropped, spare
 }
 
 // advance evaluates, in order, every pending window all workers have passed.
@@ -794,34 +832,63 @@ func (hs *Hotspots) advance() {
 
 // observe adds the window's receiver distribution: each destination's packets summed over
 // the workers' cells (one cell per destination and worker, unless a worker handed over
-// early).
+// early), by dense index where the cells share one, else by address.
 func (hs *Hotspots) observe(p *hotPending) {
 	var hist [aggregate.HistBuckets + 1]uint64
 	var sum, count uint64
 	if len(hs.started) == 1 && !p.split {
-		for i := range p.cells {
-			n := uint64(p.cells[i].Packets)
-			hist[aggregate.HistBucket(n)]++
-			sum += n
+		for _, part := range p.parts {
+			for i := range part {
+				n := uint64(part[i].Packets)
+				hist[aggregate.HistBucket(n)]++
+				sum += n
+				count++
+			}
 		}
-		count = uint64(len(p.cells))
-	} else {
-		hs.addrIx.reset(len(p.cells))
-		hs.pk = hs.pk[:0]
-		for i := range p.cells {
-			c := &p.cells[i]
+		hs.Hist.Observe(&hist, sum, count)
+		return
+	}
+	dense := 0
+	if !p.mixed && p.px != nil {
+		dense = p.px.ExactSize()
+	}
+	if len(hs.dacc) < dense {
+		hs.dacc = make([]uint64, dense)
+	}
+	cells := 0
+	for _, part := range p.parts {
+		cells += len(part)
+	}
+	hs.addrIx.reset(cells)
+	hs.pk, hs.dtouch = hs.pk[:0], hs.dtouch[:0]
+	for _, part := range p.parts {
+		for i := range part {
+			c := &part[i]
+			if c.Ix >= 0 && int(c.Ix) < dense {
+				if hs.dacc[c.Ix] == 0 {
+					hs.dtouch = append(hs.dtouch, c.Ix)
+				}
+				hs.dacc[c.Ix] += uint64(c.Packets)
+				continue
+			}
 			pos, isNew := hs.addrIx.get(&c.Dst, true)
 			if isNew {
 				hs.pk = append(hs.pk, 0)
 			}
 			hs.pk[pos] += uint64(c.Packets)
 		}
-		for _, n := range hs.pk {
-			hist[aggregate.HistBucket(n)]++
-			sum += n
-		}
-		count = uint64(len(hs.pk))
 	}
+	for _, ix := range hs.dtouch {
+		n := hs.dacc[ix]
+		hs.dacc[ix] = 0
+		hist[aggregate.HistBucket(n)]++
+		sum += n
+	}
+	for _, n := range hs.pk {
+		hist[aggregate.HistBucket(n)]++
+		sum += n
+	}
+	count = uint64(len(hs.dtouch) + len(hs.pk))
 	hs.Hist.Observe(&hist, sum, count)
 }
 
@@ -841,11 +908,13 @@ func (hs *Hotspots) candidates(p *hotPending) {
 		cand(&p.full[i])
 	}
 	if t <= hotLog { // light cells may hold candidates too (min_sources <= hotLog x workers)
-		for i := range p.cells {
-			if c := &p.cells[i]; c.Heavy == 0 {
-				hs.tmp = c.appendLight(hs.tmp[:0])
-				for j := range hs.tmp {
-					cand(&hs.tmp[j])
+		for _, part := range p.parts {
+			for i := range part {
+				if c := &part[i]; c.Heavy == 0 {
+					hs.tmp = c.appendLight(hs.tmp[:0])
+					for j := range hs.tmp {
+						cand(&hs.tmp[j])
+					}
 				}
 			}
 		}
@@ -873,17 +942,19 @@ func (hs *Hotspots) candidates(p *hotPending) {
 	for i := range p.full {
 		add(&p.full[i])
 	}
-	for i := range p.cells {
-		c := &p.cells[i]
-		if c.Heavy != 0 {
-			continue
-		}
-		if pos, _ := hs.dstIx.get(&c.Dst, false); pos < 0 {
-			continue
-		}
-		hs.tmp = c.appendLight(hs.tmp[:0])
-		for j := range hs.tmp {
-			add(&hs.tmp[j])
+	for _, part := range p.parts {
+		for i := range part {
+			c := &part[i]
+			if c.Heavy != 0 {
+				continue
+			}
+			if pos, _ := hs.dstIx.get(&c.Dst, false); pos < 0 {
+				continue
+			}
+			hs.tmp = c.appendLight(hs.tmp[:0])
+			for j := range hs.tmp {
+				add(&hs.tmp[j])
+			}
 		}
 	}
 }

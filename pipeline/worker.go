@@ -96,7 +96,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 		dstExact:   make([]uint32, rc.prefixes.ExactSize()),
 	}
 	w.engine = detect.NewEngine(rc.det, id, p.sink, p.surge, &w.Det)
-	w.engine.SetDenseDsts(rc.prefixes.ExactSize())
+	w.engine.SetDenseDsts(rc.prefixes)
 	w.sources.SetEvict(w.evicted)
 	w.evTop = aggregate.NewTopHeap(rc.topSources)
 	return w
@@ -120,7 +120,7 @@ func (w *worker) applyConfig() {
 			}
 		}
 		w.dstExact = make([]uint32, rc.prefixes.ExactSize())
-		w.engine.SetDenseDsts(rc.prefixes.ExactSize())
+		w.engine.SetDenseDsts(rc.prefixes)
 	}
 	w.rc = rc
 	w.engine.SetConfig(rc.det)
