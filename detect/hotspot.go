@@ -142,9 +142,11 @@ type hotWorker struct {
 	cells  []hotCell           // the open window's destinations
 	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
 	nheavy int                 // in use
-	dense  []int32             // 1 + cell, by dense index of a dark IPv4 destination
+	dense  []uint64            // gen<<32 | 1+cell, by dense index of a dark IPv4 destination
 	px     *aggregate.Prefixes // the dark space whose dense index `dense` uses
-	hash   []int32             // 1 + cell, open addressing by address (len: power of two >= 2 cap)
+	hash   []uint64            // gen<<32 | 1+cell, open addressing by address (len: power of two >= 2 cap)
+	gen    uint32              // index entries of other generations are empty (no clearing)
+	heavyc []int32             // the cells with full counts
 	last   int32               // 1 + the cell of the latest packet (for hotPair)
 	split  bool                // the open window was handed over early once
 	full   []HotSummary        // scratch: the heavy cells' summaries at close
@@ -175,7 +177,7 @@ func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	}
 	hw.px = px
 	if n != len(hw.dense) {
-		hw.dense = make([]int32, n)
+		hw.dense = make([]uint64, n)
 	}
 }
 
@@ -201,22 +203,20 @@ func (e *Engine) hotTick() {
 func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	hw := &e.hot
 	hw.full = hw.full[:0]
-	for i := range hw.cells {
+	for _, i := range hw.heavyc {
 		c := &hw.cells[i]
-		if c.Ix >= 0 {
-			hw.dense[c.Ix] = 0
-		} else {
-			hw.hash[-1-c.Ix] = 0
-		}
-		c.Split = hw.split
-		if c.Heavy != 0 {
-			hv := &hw.heavy[c.Heavy-1]
-			hw.full = hv.appendSums(hw.full, &c.Dst, hw.split, &e.slab)
-			hv.reset(&e.slab)
-		}
+		hv := &hw.heavy[c.Heavy-1]
+		hw.full = hv.appendSums(hw.full, &c.Dst, c.Split, &e.slab)
+		hv.reset(&e.slab)
+	}
+	// A new generation empties both indexes.
+	if hw.gen++; hw.gen == 0 {
+		clear(hw.dense)
+		clear(hw.hash)
+		hw.gen = 1
 	}
 	cells := hw.cells
-	hw.cells, hw.nheavy, hw.last = nil, 0, 0
+	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
 	return cells, hw.full
 }
 
@@ -246,6 +246,9 @@ func (e *Engine) hotFlush() {
 	hw := &e.hot
 	hw.split = true
 	n := len(hw.cells)
+	for i := range hw.cells {
+		hw.cells[i].Split = true
+	}
 	cells, full := e.hotHandOver()
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
 	e.c.Evictions.Add(uint64(n) + dropped)
@@ -281,12 +284,16 @@ func (hv *hotHeavy) reset(s *aggregate.Slab) {
 // one if there is none (after handing the window over early when the cells are full).
 func (e *Engine) hotCellOf(dst *capture.Addr, dense int32) *hotCell {
 	hw := &e.hot
-	var ref *int32
+	if hw.gen == 0 {
+		hw.gen = 1
+	}
+	gen := uint64(hw.gen)
+	var ref *uint64
 	if dense >= 0 && int(dense) < len(hw.dense) {
 		ref = &hw.dense[dense]
-		if *ref != 0 {
-			hw.last = *ref
-			return &hw.cells[*ref-1]
+		if *ref>>32 == gen {
+			hw.last = int32(uint32(*ref))
+			return &hw.cells[hw.last-1]
 		}
 	} else {
 		if hw.hash == nil {
@@ -294,27 +301,35 @@ func (e *Engine) hotCellOf(dst *capture.Addr, dense int32) *hotCell {
 			for n < 2*hw.cap {
 				n *= 2
 			}
-			hw.hash = make([]int32, n)
+			hw.hash = make([]uint64, n)
 		}
 		mask := uint64(len(hw.hash) - 1)
 		i := dst.Hash(seedDstIP) & mask
-		for hw.hash[i] != 0 {
-			if c := &hw.cells[hw.hash[i]-1]; c.Dst == *dst {
-				hw.last = hw.hash[i]
+		for hw.hash[i]>>32 == gen {
+			if c := &hw.cells[uint32(hw.hash[i])-1]; c.Dst == *dst {
+				hw.last = int32(uint32(hw.hash[i]))
 				return c
 			}
 			i = (i + 1) & mask
 		}
 		ref, dense = &hw.hash[i], -1-int32(i)
 	}
-	if len(hw.cells) >= hw.cap {
+	n := len(hw.cells)
+	if n >= hw.cap {
 		e.hotFlush()
 		return e.hotCellOf(dst, dense) // the index is empty now: ref may have moved
 	}
-	hw.cells = append(hw.cells, hotCell{Dst: *dst, Ix: dense})
-	*ref = int32(len(hw.cells))
-	hw.last = *ref
-	return &hw.cells[len(hw.cells)-1]
+	// A new cell: only the fields read before they are written (Log[N:] is never read).
+	if n < cap(hw.cells) {
+		hw.cells = hw.cells[:n+1]
+	} else {
+		hw.cells = append(hw.cells, hotCell{})
+	}
+	c := &hw.cells[n]
+	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, dense, 0, 0, hw.split
+	*ref = gen<<32 | uint64(n+1)
+	hw.last = int32(n + 1)
+	return c
 }
 
 // hotspot counts one packet to a dark destination (dense: its dense index, or -1).
@@ -364,6 +379,7 @@ func (e *Engine) hotspot(h *capture.Header, dense int32) {
 		}
 		hw.nheavy++
 		c.Heavy = int32(hw.nheavy)
+		hw.heavyc = append(hw.heavyc, hw.last-1)
 		hv := &hw.heavy[c.Heavy-1]
 		for i := range c.Log[:c.N] {
 			hv.add(&e.slab, &c.Log[i])
@@ -669,6 +685,7 @@ type hotPending struct {
 	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
+	np    []int               // cell arrays handed over, by worker
 	split bool                // a worker handed over early: a destination may have several cells in it
 	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
 	mixed bool                // cells of different numberings: merge by address only
@@ -747,6 +764,7 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
+	clear(p.np)
 	for _, c := range p.parts {
 		if len(hs.spare) < 2*len(hs.started) {
 			hs.spare = append(hs.spare, c[:0])
@@ -775,7 +793,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			if n := len(hs.free); n > 0 {
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
-				p = &hotPending{n: make([]int, len(hs.started))}
+				p = &hotPending{n: make([]int, len(hs.started)), np: make([]int, len(hs.started))}
 			}
 			hs.pending[win] = p
 		}
@@ -783,6 +801,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			dropped = uint64(len(cells))
 		} else {
 			p.n[w] += len(cells)
+			p.np[w]++
 			p.parts = append(p.parts, cells)
 			p.full = append(p.full, full...)
 			p.split = p.split || cells[0].Split
@@ -895,7 +914,14 @@ func (hs *Hotspots) observe(p *hotPending) {
 // candidates sums the workers' summaries of the keys that can be hot into hs.sums (see
 // Hotspots).
 func (hs *Hotspots) candidates(p *hotPending) {
-	t := (hs.minSources + uint64(len(hs.started)) - 1) / uint64(len(hs.started))
+	// A key's sources are spread over at most (workers x arrays per worker) summaries: one
+	// of them holds at least min_sources / that many.
+	parts := uint64(1)
+	for _, n := range p.np {
+		parts = max(parts, uint64(n))
+	}
+	parts *= uint64(len(hs.started))
+	t := (hs.minSources + parts - 1) / parts
 	hs.candIx.reset(len(p.full) + 16)
 	hs.dstIx.reset(len(p.full) + 16)
 	cand := func(s *HotSummary) {
