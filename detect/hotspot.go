@@ -133,6 +133,14 @@ type hotCell struct {
 	Log     [hotLog]hotEvent
 }
 
+// A hash index entry is a generation (hotGenShift high bits) and 1 + a cell (the low bits):
+// a window's close starts a new generation instead of clearing the index.
+const (
+	hotGenShift = 24
+	hotCellMask = 1<<hotGenShift - 1
+	hotGenMax   = 1<<(32-hotGenShift) - 1
+)
+
 // hotWorker is one engine's part of the hotspot detector: the open window's cells, found
 // by the dark IPv4 destination's dense index (the pipeline's per-address array) or else by
 // a hash index. Only the cells of the window are visited when it closes.
@@ -142,10 +150,11 @@ type hotWorker struct {
 	cells  []hotCell           // the open window's destinations
 	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
 	nheavy int                 // in use
-	dense  []uint64            // gen<<32 | 1+cell, by dense index of a dark IPv4 destination
+	dense  []int32             // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
+	seen   []uint64            // bitmap by dense index: a cell in the window (small: stays in cache)
 	px     *aggregate.Prefixes // the dark space whose dense index `dense` uses
-	hash   []uint64            // gen<<32 | 1+cell, open addressing by address (len: power of two >= 2 cap)
-	gen    uint32              // index entries of other generations are empty (no clearing)
+	hash   []uint32            // the same, open addressing by address (len: power of two >= 2 cap)
+	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
 	heavyc []int32             // the cells with full counts
 	last   int32               // 1 + the cell of the latest packet (for hotPair)
 	split  bool                // the open window was handed over early once
@@ -160,7 +169,7 @@ type hotWorker struct {
 // before the first packet.
 func (e *Engine) SetHotspots(h *Hotspots) {
 	e.hot.shared = h
-	e.hot.cap = max(e.cfg.MaxDestinations, 1)
+	e.hot.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
 }
 
 // SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
@@ -177,7 +186,7 @@ func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	}
 	hw.px = px
 	if n != len(hw.dense) {
-		hw.dense = make([]uint64, n)
+		hw.dense, hw.seen = make([]int32, n), make([]uint64, (n+63)/64)
 	}
 }
 
@@ -210,10 +219,18 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 		hv.reset(&e.slab)
 	}
 	// A new generation empties both indexes.
-	if hw.gen++; hw.gen == 0 {
-		clear(hw.dense)
+	if hw.gen++; hw.gen > hotGenMax {
 		clear(hw.hash)
 		hw.gen = 1
+	}
+	if len(hw.cells) >= len(hw.seen) {
+		clear(hw.seen)
+	} else {
+		for i := range hw.cells {
+			if ix := hw.cells[i].Ix; ix >= 0 {
+				hw.seen[ix>>6] = 0
+			}
+		}
 	}
 	cells := hw.cells
 	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
@@ -287,47 +304,60 @@ func (e *Engine) hotCellOf(dst *capture.Addr, dense int32) *hotCell {
 	if hw.gen == 0 {
 		hw.gen = 1
 	}
-	gen := uint64(hw.gen)
-	var ref *uint64
+	gen := hw.gen
 	if dense >= 0 && int(dense) < len(hw.dense) {
-		ref = &hw.dense[dense]
-		if *ref>>32 == gen {
-			hw.last = int32(uint32(*ref))
+		// The bitmap is small enough to stay in cache: the index (one entry per dark
+		// address) is read only for a destination already counted in the window.
+		w, bit := &hw.seen[dense>>6], uint64(1)<<(dense&63)
+		if *w&bit != 0 {
+			hw.last = hw.dense[dense]
 			return &hw.cells[hw.last-1]
 		}
-	} else {
-		if hw.hash == nil {
-			n := 16
-			for n < 2*hw.cap {
-				n *= 2
-			}
-			hw.hash = make([]uint64, n)
+		n := len(hw.cells)
+		if n >= hw.cap {
+			e.hotFlush()
+			return e.hotCellOf(dst, dense)
 		}
-		mask := uint64(len(hw.hash) - 1)
-		i := dst.Hash(seedDstIP) & mask
-		for hw.hash[i]>>32 == gen {
-			if c := &hw.cells[uint32(hw.hash[i])-1]; c.Dst == *dst {
-				hw.last = int32(uint32(hw.hash[i]))
-				return c
-			}
-			i = (i + 1) & mask
+		*w |= bit
+		hw.dense[dense] = int32(n + 1)
+		return hw.newCell(dst, dense)
+	}
+	if hw.hash == nil {
+		n := 16
+		for n < 2*hw.cap {
+			n *= 2
 		}
-		ref, dense = &hw.hash[i], -1-int32(i)
+		hw.hash = make([]uint32, n)
+	}
+	mask := uint64(len(hw.hash) - 1)
+	i := dst.Hash(seedDstIP) & mask
+	for hw.hash[i]>>hotGenShift == gen {
+		if c := &hw.cells[hw.hash[i]&hotCellMask-1]; c.Dst == *dst {
+			hw.last = int32(hw.hash[i] & hotCellMask)
+			return c
+		}
+		i = (i + 1) & mask
 	}
 	n := len(hw.cells)
 	if n >= hw.cap {
 		e.hotFlush()
-		return e.hotCellOf(dst, dense) // the index is empty now: ref may have moved
+		return e.hotCellOf(dst, -1) // the index is empty now
 	}
-	// A new cell: only the fields read before they are written (Log[N:] is never read).
+	hw.hash[i] = gen<<hotGenShift | uint32(n+1)
+	return hw.newCell(dst, -1-int32(i))
+}
+
+// newCell appends a cell for dst (index entry ix) and makes it the latest.
+func (hw *hotWorker) newCell(dst *capture.Addr, ix int32) *hotCell {
+	// Only the fields read before they are written (Log[N:] is never read).
+	n := len(hw.cells)
 	if n < cap(hw.cells) {
 		hw.cells = hw.cells[:n+1]
 	} else {
 		hw.cells = append(hw.cells, hotCell{})
 	}
 	c := &hw.cells[n]
-	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, dense, 0, 0, hw.split
-	*ref = gen<<32 | uint64(n+1)
+	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, ix, 0, 0, hw.split
 	hw.last = int32(n + 1)
 	return c
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -111,7 +112,7 @@ func writeBenchSYN(path string, n int) error {
 // the detectors on but hotspot off, and with everything on, and reports packets/s: the
 // hotspot detector's cost is the difference of the last two.
 //
-//	go test -run x -bench ReplayHotspot -benchtime 3x ./pipeline/
+//	go test -run '^$' -bench ReplayHotspot -benchtime 3x ./pipeline/
 func BenchmarkReplayHotspot(b *testing.B) {
 	path := benchSYN(b)
 	for _, tc := range []struct{ name, yaml string }{
@@ -127,6 +128,7 @@ func BenchmarkReplayHotspot(b *testing.B) {
 				b.Fatal(err)
 			}
 			var records uint64
+			cpu0 := cpuTime()
 			for b.Loop() {
 				p, err := New(Options{Config: cfg, Workers: 2})
 				if err != nil {
@@ -139,6 +141,18 @@ func BenchmarkReplayHotspot(b *testing.B) {
 				records += res.Records
 			}
 			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "packets/s")
+			// CPU time per packet (user + system, every thread): steadier than packets/s on a
+			// shared machine.
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(records), "cpu-ns/packet")
 		})
 	}
+}
+
+// cpuTime is the process's user + system CPU time in ns.
+func cpuTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
