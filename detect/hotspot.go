@@ -751,7 +751,9 @@ type Hotspots struct {
 	addrIx hotIndex[capture.Addr]
 	pk     []uint64
 	dacc   []uint64 // packets by dense index
-	dtouch []int32  // dense indexes counted in dacc
+	dseen  []uint64 // bitmaps by dense index: a cell seen, a destination in several cells
+	ddup   []uint64
+	dtouch []int32 // dense indexes counted in dacc
 	candIx hotIndex[hotKey]
 	dstIx  hotIndex[capture.Addr]
 	sums   []HotSummary
@@ -903,10 +905,22 @@ func (hs *Hotspots) observe(p *hotPending) {
 	}
 	if len(hs.dacc) < dense {
 		hs.dacc = make([]uint64, dense)
+		hs.dseen, hs.ddup = make([]uint64, (dense+63)/64), make([]uint64, (dense+63)/64)
 	}
 	cells := 0
 	for _, part := range p.parts {
 		cells += len(part)
+	}
+	// Dense destinations: two bitmaps (small, in cache) find those with several cells; only
+	// they are summed in dacc, the others go to the histogram directly.
+	for _, part := range p.parts {
+		for i := range part {
+			if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
+				w, bit := ix>>6, uint64(1)<<(ix&63)
+				hs.ddup[w] |= hs.dseen[w] & bit
+				hs.dseen[w] |= bit
+			}
+		}
 	}
 	hs.addrIx.reset(cells)
 	hs.pk, hs.dtouch = hs.pk[:0], hs.dtouch[:0]
@@ -914,6 +928,13 @@ func (hs *Hotspots) observe(p *hotPending) {
 		for i := range part {
 			c := &part[i]
 			if c.Ix >= 0 && int(c.Ix) < dense {
+				if hs.ddup[c.Ix>>6]&(1<<(c.Ix&63)) == 0 {
+					n := uint64(c.Packets)
+					hist[aggregate.HistBucket(n)]++
+					sum += n
+					count++
+					continue
+				}
 				if hs.dacc[c.Ix] == 0 {
 					hs.dtouch = append(hs.dtouch, c.Ix)
 				}
@@ -927,6 +948,18 @@ func (hs *Hotspots) observe(p *hotPending) {
 			hs.pk[pos] += uint64(c.Packets)
 		}
 	}
+	if cells >= len(hs.dseen) {
+		clear(hs.dseen)
+		clear(hs.ddup)
+	} else {
+		for _, part := range p.parts {
+			for i := range part {
+				if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
+					hs.dseen[ix>>6], hs.ddup[ix>>6] = 0, 0
+				}
+			}
+		}
+	}
 	for _, ix := range hs.dtouch {
 		n := hs.dacc[ix]
 		hs.dacc[ix] = 0
@@ -937,7 +970,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 		hist[aggregate.HistBucket(n)]++
 		sum += n
 	}
-	count = uint64(len(hs.dtouch) + len(hs.pk))
+	count += uint64(len(hs.dtouch) + len(hs.pk))
 	hs.Hist.Observe(&hist, sum, count)
 }
 
