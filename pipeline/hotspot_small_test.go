@@ -51,3 +51,38 @@ func TestHotspotFullTable(t *testing.T) {
 		t.Errorf("hotspot %+v, want 203.0.113.9:80, 35 packets, 30 to 35 sources labelled estimated", h)
 	}
 }
+
+// TestHotspotThresholdExact: exactly min_sources one-packet sources to one address:port
+// make one episode with exactly that many sources, with 1, 2 and 3 workers (each worker holds
+// a share; the pigeonhole candidate rule must still sum every share, the one- and
+// two-packet destinations of a worker included); one source fewer makes none.
+func TestHotspotThresholdExact(t *testing.T) {
+	for _, n := range []int{100, 99} {
+		var ps []pcaptest.Packet
+		for i := range n {
+			ps = append(ps, pcaptest.Packet{TS: hotT0.Add(time.Duration(i) * time.Millisecond), Src: spoofed(i * 13),
+				Dst: darkAddr(256 + 5), SrcPort: 4000, DstPort: 8080, Flags: 0x02})
+		}
+		path := filepath.Join(t.TempDir(), "threshold.pcap")
+		if err := pcaptest.WriteFile(path, ps); err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{1, 2, 3} {
+			r, res := replayReport(t, hotConfig(t, ""), workers, path)
+			if len(res.Errors) != 0 {
+				t.Fatal(res.Errors)
+			}
+			hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+			switch {
+			case n < 100 && len(hot) != 0:
+				t.Errorf("%d sources, workers=%d: %d episodes, want none: %+v", n, workers, len(hot), hot[0])
+			case n >= 100 && len(hot) != 1:
+				t.Errorf("%d sources, workers=%d: %d episodes, want 1", n, workers, len(hot))
+			case n >= 100:
+				if h := hot[0]; h.Sources != 100 || h.SourcesEstimated || h.Packets != 100 || h.Port != 8080 || h.Class != "syn_flood" {
+					t.Errorf("workers=%d: %+v, want port 8080, exactly 100 sources and packets, syn_flood", workers, h)
+				}
+			}
+		}
+	}
+}
