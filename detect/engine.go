@@ -127,11 +127,15 @@ func (e *Engine) tick(t int64) {
 }
 
 // Packet handles one IP packet to a dark destination; st is the state of h.Src.
-func (e *Engine) Packet(h *capture.Header, st *SourceState) {
+func (e *Engine) Packet(h *capture.Header, st *SourceState) { e.PacketAt(h, st, -1) }
+
+// PacketAt is Packet for a destination with dense index dense (a dark IPv4 address, see
+// SetDenseDsts), or -1.
+func (e *Engine) PacketAt(h *capture.Header, st *SourceState, dense int32) {
 	e.tick(h.TS)
 	cfg := e.cfg
 	if cfg.Hotspot.Enabled && e.hot.shared != nil {
-		e.hotspot(h)
+		e.hotspot(h, dense)
 	}
 	switch {
 	case h.SYNProbe():

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -71,8 +72,31 @@ type hotSrc struct {
 	Err     uint64
 }
 
+// Bits of hotEvent.Bits.
+const (
+	hotBitSYN   = 1 << iota // a SYN probe
+	hotBitUDP               // a UDP datagram
+	hotBitP2P               // with a DHT (KRPC) or uTP payload
+	hotBitReply             // SYN-ACK, RST, ICMP reply or error (backscatter kinds)
+	hotBitPair              // a SYN probe that paired with an earlier UDP datagram
+)
+
+// hotLog is how many packets a destination's cell keeps as they came before it takes the
+// full counts (hotHeavy): most destinations get a packet or two per window and worker, and
+// cost no more than their copy.
+const hotLog = 2
+
+// hotEvent is one packet to a destination, as the hotspot counts need it.
+type hotEvent struct {
+	TS    int64
+	Src   capture.Addr
+	Port  uint16 // destination port, 0: no port level (not TCP/UDP, or port 0)
+	Bits  uint8
+	Proto uint8 // one of the hotTCP... bits
+}
+
 // hotStats counts one destination level (address, or address and port) in one worker and
-// window. Plain values only (it lives in a Table).
+// window. Plain values only.
 type hotStats struct {
 	Sources aggregate.Distinct
 	Packets uint64
@@ -88,34 +112,81 @@ type hotStats struct {
 	Top     [hotTop]hotSrc
 }
 
-// hotCell is one worker's counts for one destination address in the window Win.
-type hotCell struct {
-	Win   int64 // window index + 1 (0: empty)
+// hotHeavy is the full counts of a destination that got more than hotLog packets from one
+// worker's sources in a window.
+type hotHeavy struct {
 	Addr  hotStats
 	Ports [hotPorts]uint16
 	Port  [hotPorts]hotStats
 }
 
-// hotWorker is one engine's part of the hotspot detector.
-type hotWorker struct {
-	shared *Hotspots
-	cells  *aggregate.Table[capture.Addr, hotCell]
-	size   int64 // window length in ns of the open window
-	win    int64 // open window index
-	end    int64 // its end
-	open   bool
-	out    []HotSummary // summaries of the open window (evicted cells, then all at close)
+// hotCell is one worker's record of one destination address in the open window: its
+// packets, and either the packets themselves (Log, up to hotLog) or its full counts
+// (Heavy). Cells live in an array that the window's close hands to Hotspots in one copy.
+type hotCell struct {
+	Dst     capture.Addr
+	Packets uint32 // this worker's packets to Dst in the window (the receiver distribution)
+	Ix      int32  // index entry: dense index >= 0, or -1-slot of the hash index
+	Heavy   int32  // 1 + index of the full counts in hotWorker.heavy (0: light, see Log)
+	N       uint8  // packets in Log
+	Split   bool   // the worker handed its counts over early in this window (see hotFlush)
+	Log     [hotLog]hotEvent
 }
 
-func hashHotDst(a *capture.Addr) uint64 { return a.Hash(seedDstIP) }
+// A hash index entry is a generation (hotGenShift high bits) and 1 + a cell (the low bits):
+// a window's close starts a new generation instead of clearing the index.
+const (
+	hotGenShift = 24
+	hotCellMask = 1<<hotGenShift - 1
+	hotGenMax   = 1<<(32-hotGenShift) - 1
+)
+
+// hotWorker is one engine's part of the hotspot detector: the open window's cells, found
+// by the dark IPv4 destination's dense index (the pipeline's per-address array) or else by
+// a hash index. Only the cells of the window are visited when it closes.
+type hotWorker struct {
+	shared *Hotspots
+	cap    int                 // cells per window before the counts are handed over early
+	cells  []hotCell           // the open window's destinations
+	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
+	nheavy int                 // in use
+	dense  []int32             // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
+	seen   []uint64            // bitmap by dense index: a cell in the window (small: stays in cache)
+	px     *aggregate.Prefixes // the dark space whose dense index `dense` uses
+	hash   []uint32            // the same, open addressing by address (len: power of two >= 2 cap)
+	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
+	heavyc []int32             // the cells with full counts
+	last   int32               // 1 + the cell of the latest packet (for hotPair)
+	split  bool                // the open window was handed over early once
+	full   []HotSummary        // scratch: the heavy cells' summaries at close
+	size   int64               // window length in ns of the open window
+	win    int64               // open window index
+	end    int64               // its end
+	open   bool
+}
 
 // SetHotspots attaches the shared hotspot aggregator (nil: no hotspot detection). Call it
 // before the first packet.
 func (e *Engine) SetHotspots(h *Hotspots) {
 	e.hot.shared = h
-	if h != nil && e.hot.cells == nil {
-		e.hot.cells = aggregate.NewTable[capture.Addr, hotCell](max(e.cfg.MaxDestinations, 1), hashHotDst)
-		e.hot.cells.SetEvict(e.evictHot)
+	e.hot.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
+}
+
+// SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
+// addresses PacketAt receives (nil: none). A different dark space hands the open window's
+// counts over first (its cells may be indexed by the old numbering).
+func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
+	hw := &e.hot
+	if len(hw.cells) > 0 {
+		e.hotFlush()
+	}
+	n := 0
+	if px != nil {
+		n = px.ExactSize()
+	}
+	hw.px = px
+	if n != len(hw.dense) {
+		hw.dense, hw.seen = make([]int32, n), make([]uint64, (n+63)/64)
 	}
 }
 
@@ -136,26 +207,69 @@ func (e *Engine) hotTick() {
 	}
 }
 
-// hotClose hands the open window's summaries to the shared aggregator, telling it that this
-// worker has passed every window before `through`; keep says whether the summaries count
+// hotHandOver summarizes the heavy cells and clears the cells, the index and the heavy
+// counts, returning the cells and summaries to hand over (valid until the next packet).
+func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
+	hw := &e.hot
+	hw.full = hw.full[:0]
+	for _, i := range hw.heavyc {
+		c := &hw.cells[i]
+		hv := &hw.heavy[c.Heavy-1]
+		hw.full = hv.appendSums(hw.full, &c.Dst, c.Split, &e.slab)
+		hv.reset(&e.slab)
+	}
+	// A new generation empties both indexes.
+	if hw.gen++; hw.gen > hotGenMax {
+		clear(hw.hash)
+		hw.gen = 1
+	}
+	if len(hw.cells) >= len(hw.seen) {
+		clear(hw.seen)
+	} else {
+		for i := range hw.cells {
+			if ix := hw.cells[i].Ix; ix >= 0 {
+				hw.seen[ix>>6] = 0
+			}
+		}
+	}
+	cells := hw.cells
+	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
+	return cells, hw.full
+}
+
+// hotClose hands the open window's cells to the shared aggregator, telling it that this
+// worker has passed every window before `through`; keep says whether the counts count
 // (not after a window length change).
 func (e *Engine) hotClose(through int64, keep bool) {
 	hw := &e.hot
-	tag := hw.win + 1
-	hw.cells.Range(func(k *capture.Addr, c *hotCell) bool {
-		if c.Win == tag {
-			hw.out = appendHot(hw.out, k, c, &e.slab)
-		}
-		c.reset(&e.slab)
-		return true
-	})
-	out := hw.out
+	cells, full := e.hotHandOver()
 	if !keep {
-		out = nil
+		hw.cells = cells[:0]
+		cells, full = nil, nil
 	}
-	hw.shared.report(e.worker, hw.size, hw.win, out, through)
-	clear(hw.out)
-	hw.out, hw.open = hw.out[:0], false
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, through, hw.px)
+	e.c.Evictions.Add(dropped)
+	if spare != nil {
+		hw.cells = spare[:0]
+	}
+	hw.open, hw.split = false, false
+}
+
+// hotFlush hands the open window's counts over early (its cells are full, or the dark
+// space changed): a destination counted again later in the window is summed from two
+// parts, whose distinct sources may overlap, so the window's counts of this worker are
+// marked estimated. Each destination handed over counts as an eviction.
+func (e *Engine) hotFlush() {
+	hw := &e.hot
+	hw.split = true
+	n := len(hw.cells)
+	for i := range hw.cells {
+		hw.cells[i].Split = true
+	}
+	cells, full := e.hotHandOver()
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
+	e.c.Evictions.Add(uint64(n) + dropped)
+	hw.cells = spare[:0]
 }
 
 // hotFinish ends the input: the open window is reported (partial: nothing more will come).
@@ -163,158 +277,247 @@ func (e *Engine) hotFinish() {
 	if e.hot.open {
 		e.hotClose(1<<62, true)
 	} else if e.hot.shared != nil {
-		e.hot.shared.report(e.worker, e.hot.size, 0, nil, 1<<62)
+		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, 1<<62, nil)
 	}
 }
 
-// hotStop drops the engine's counts (a reload disabled the detector; the shared part ends
-// its episodes itself).
+// hotStop drops the engine's counts (a reload disabled the detector or changed the window;
+// the shared part ends its episodes itself).
 func (e *Engine) hotStop() {
+	cells, _ := e.hotHandOver()
+	e.hot.cells = cells[:0]
+	e.hot.open, e.hot.split = false, false
+}
+
+func (hv *hotHeavy) reset(s *aggregate.Slab) {
+	hv.Addr.Sources.Reset(s)
+	for i := range hv.Port {
+		hv.Port[i].Sources.Reset(s)
+	}
+	*hv = hotHeavy{}
+}
+
+// hotCellOf returns the open window's cell of dst (dense: its dense index, or -1), a new
+// one if there is none (after handing the window over early when the cells are full).
+func (e *Engine) hotCellOf(dst *capture.Addr, dense int32) *hotCell {
 	hw := &e.hot
-	if hw.cells == nil {
-		return
+	if hw.gen == 0 {
+		hw.gen = 1
 	}
-	hw.cells.Range(func(_ *capture.Addr, c *hotCell) bool {
-		c.reset(&e.slab)
-		return true
-	})
-	clear(hw.out)
-	hw.out, hw.open = hw.out[:0], false
+	gen := hw.gen
+	if dense >= 0 && int(dense) < len(hw.dense) {
+		// The bitmap is small enough to stay in cache: the index (one entry per dark
+		// address) is read only for a destination already counted in the window.
+		w, bit := &hw.seen[dense>>6], uint64(1)<<(dense&63)
+		if *w&bit != 0 {
+			hw.last = hw.dense[dense]
+			return &hw.cells[hw.last-1]
+		}
+		n := len(hw.cells)
+		if n >= hw.cap {
+			e.hotFlush()
+			return e.hotCellOf(dst, dense)
+		}
+		*w |= bit
+		hw.dense[dense] = int32(n + 1)
+		return hw.newCell(dst, dense)
+	}
+	if hw.hash == nil {
+		n := 16
+		for n < 2*hw.cap {
+			n *= 2
+		}
+		hw.hash = make([]uint32, n)
+	}
+	mask := uint64(len(hw.hash) - 1)
+	i := dst.Hash(seedDstIP) & mask
+	for hw.hash[i]>>hotGenShift == gen {
+		if c := &hw.cells[hw.hash[i]&hotCellMask-1]; c.Dst == *dst {
+			hw.last = int32(hw.hash[i] & hotCellMask)
+			return c
+		}
+		i = (i + 1) & mask
+	}
+	n := len(hw.cells)
+	if n >= hw.cap {
+		e.hotFlush()
+		return e.hotCellOf(dst, -1) // the index is empty now
+	}
+	hw.hash[i] = gen<<hotGenShift | uint32(n+1)
+	return hw.newCell(dst, -1-int32(i))
 }
 
-// evictHot keeps the summary of a destination the full table evicts mid-window (bounded:
-// past the table's capacity in summaries, the evicted counts are dropped).
-func (e *Engine) evictHot(k *capture.Addr, c *hotCell) {
-	e.c.Evictions.Add(1)
-	if c.Win == e.hot.win+1 && len(e.hot.out) < 2*e.hot.cells.Cap() {
-		e.hot.out = appendHot(e.hot.out, k, c, &e.slab)
+// newCell appends a cell for dst (index entry ix) and makes it the latest.
+func (hw *hotWorker) newCell(dst *capture.Addr, ix int32) *hotCell {
+	// Only the fields read before they are written (Log[N:] is never read).
+	n := len(hw.cells)
+	if n < cap(hw.cells) {
+		hw.cells = hw.cells[:n+1]
+	} else {
+		hw.cells = append(hw.cells, hotCell{})
 	}
-	c.reset(&e.slab)
+	c := &hw.cells[n]
+	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, ix, 0, 0, hw.split
+	hw.last = int32(n + 1)
+	return c
 }
 
-func (c *hotCell) reset(s *aggregate.Slab) {
-	c.Addr.Sources.Reset(s)
-	for i := range c.Port {
-		c.Port[i].Sources.Reset(s)
-	}
-	*c = hotCell{}
-}
-
-// hotspot counts one packet to a dark destination.
-func (e *Engine) hotspot(h *capture.Header) {
-	hw := &e.hot
-	c, _ := hw.cells.Touch(h.Dst)
-	if c.Win != hw.win+1 {
-		c.reset(&e.slab)
-		c.Win = hw.win + 1
-	}
-	x := h.Src.Hash(seedHotSrc)
-	var proto uint8
-	var syn, udp, p2p, reply bool
+// hotspot counts one packet to a dark destination (dense: its dense index, or -1).
+func (e *Engine) hotspot(h *capture.Header, dense int32) {
+	c := e.hotCellOf(&h.Dst, dense)
+	ev := hotEvent{TS: h.TS, Src: h.Src}
+	var syn, udp bool
 	switch h.Proto {
 	case capture.ProtoTCP:
-		proto = hotTCP
+		ev.Proto = hotTCP
 		syn = h.SYNProbe()
 	case capture.ProtoUDP:
-		proto, udp = hotUDP, h.L4
-		if udp && h.PayloadCap > 0 {
-			p2p = payloadKind(h) != payloadOther
+		ev.Proto, udp = hotUDP, h.L4
+		if udp && h.PayloadCap > 0 && payloadKind(h) != payloadOther {
+			ev.Bits |= hotBitP2P
 		}
 	case capture.ProtoICMP:
-		proto = hotICMP
+		ev.Proto = hotICMP
 	case capture.ProtoICMPv6:
-		proto = hotICMPv6
+		ev.Proto = hotICMPv6
 	default:
-		proto = hotOther
+		ev.Proto = hotOther
 	}
-	if !syn && !udp {
-		reply = backscatterKind(h) >= 0
+	if syn {
+		ev.Bits |= hotBitSYN
 	}
-	c.Addr.add(e, h, x, proto, syn, udp, p2p, reply)
-	if (syn || udp || proto == hotTCP) && h.L4 && h.DstPort != 0 {
-		c.port(e, h.DstPort).add(e, h, x, proto, syn, udp, p2p, reply)
+	if udp {
+		ev.Bits |= hotBitUDP
+	}
+	if !syn && !udp && backscatterKind(h) >= 0 {
+		ev.Bits |= hotBitReply
+	}
+	if (syn || udp || ev.Proto == hotTCP) && h.L4 {
+		ev.Port = h.DstPort
+	}
+	c.Packets++
+	if c.Heavy == 0 {
+		if c.N < hotLog {
+			c.Log[c.N] = ev
+			c.N++
+			return
+		}
+		// Past hotLog packets: the full counts, replaying the logged packets first.
+		hw := &e.hot
+		if hw.nheavy == len(hw.heavy) {
+			hw.heavy = append(hw.heavy, hotHeavy{})
+		}
+		hw.nheavy++
+		c.Heavy = int32(hw.nheavy)
+		hw.heavyc = append(hw.heavyc, hw.last-1)
+		hv := &hw.heavy[c.Heavy-1]
+		for i := range c.Log[:c.N] {
+			hv.add(&e.slab, &c.Log[i])
+		}
+		c.N = 0
+	}
+	e.hot.heavy[c.Heavy-1].add(&e.slab, &ev)
+}
+
+func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent) {
+	x := ev.Src.Hash(seedHotSrc)
+	hv.Addr.add(s, ev, x)
+	if ev.Port != 0 {
+		hv.port(s, ev.Port).add(s, ev, x)
 	}
 }
 
 // port returns the stats of port p: its slot, a free one, or the one with the fewest
 // packets, cleared (so the busiest ports stay).
-func (c *hotCell) port(e *Engine, p uint16) *hotStats {
+func (hv *hotHeavy) port(s *aggregate.Slab, p uint16) *hotStats {
 	low := 0
-	for i := range c.Ports {
-		if c.Ports[i] == p && c.Port[i].Packets > 0 {
-			return &c.Port[i]
+	for i := range hv.Ports {
+		if hv.Ports[i] == p && hv.Port[i].Packets > 0 {
+			return &hv.Port[i]
 		}
-		if c.Port[i].Packets < c.Port[low].Packets {
+		if hv.Port[i].Packets < hv.Port[low].Packets {
 			low = i
 		}
 	}
-	if c.Port[low].Packets > 0 {
-		c.Port[low].Sources.Reset(&e.slab)
-		c.Port[low] = hotStats{}
+	if hv.Port[low].Packets > 0 {
+		hv.Port[low].Sources.Reset(s)
+		hv.Port[low] = hotStats{}
 	}
-	c.Ports[low] = p
-	return &c.Port[low]
+	hv.Ports[low] = p
+	return &hv.Port[low]
 }
 
-func (s *hotStats) add(e *Engine, h *capture.Header, x uint64, proto uint8, syn, udp, p2p, reply bool) {
-	if s.Packets == 0 {
-		s.First, s.Last = h.TS, h.TS
+func (st *hotStats) add(s *aggregate.Slab, ev *hotEvent, x uint64) {
+	if st.Packets == 0 {
+		st.First, st.Last = ev.TS, ev.TS
 	}
-	s.Last = max(s.Last, h.TS)
-	s.First = min(s.First, h.TS)
-	s.Packets++
-	s.Protos |= proto
-	if syn {
-		s.SYN++
+	st.Last = max(st.Last, ev.TS)
+	st.First = min(st.First, ev.TS)
+	st.Packets++
+	st.Protos |= ev.Proto
+	if ev.Bits&hotBitSYN != 0 {
+		st.SYN++
 	}
-	if udp {
-		s.UDP++
-		if p2p {
-			s.P2P++
+	if ev.Bits&hotBitUDP != 0 {
+		st.UDP++
+		if ev.Bits&hotBitP2P != 0 {
+			st.P2P++
 		}
 	}
-	if reply {
-		s.Replies++
+	if ev.Bits&hotBitReply != 0 {
+		st.Replies++
 	}
-	s.Sources.Add(&e.slab, x)
+	if ev.Bits&hotBitPair != 0 {
+		st.Pairs++
+	}
+	st.Sources.Add(s, x)
 	// Space-Saving top sources: the source's slot, a free one, or the smallest replaced.
 	low := 0
-	for i := 0; i < int(s.NTop); i++ {
-		if s.Top[i].Src == h.Src {
-			s.Top[i].Packets++
+	for i := 0; i < int(st.NTop); i++ {
+		if st.Top[i].Src == ev.Src {
+			st.Top[i].Packets++
 			return
 		}
-		if s.Top[i].Packets < s.Top[low].Packets {
+		if st.Top[i].Packets < st.Top[low].Packets {
 			low = i
 		}
 	}
-	if s.NTop < hotTop {
-		s.Top[s.NTop] = hotSrc{h.Src, 1, 0}
-		s.NTop++
+	if st.NTop < hotTop {
+		st.Top[st.NTop] = hotSrc{ev.Src, 1, 0}
+		st.NTop++
 		return
 	}
-	s.Top[low] = hotSrc{h.Src, s.Top[low].Packets + 1, s.Top[low].Packets}
+	st.Top[low] = hotSrc{ev.Src, st.Top[low].Packets + 1, st.Top[low].Packets}
 }
 
-// hotPair notes that a SYN probe paired with an earlier UDP datagram to the same ip:port.
+// hotPair notes that a SYN probe, the packet just counted, paired with an earlier UDP
+// datagram to the same ip:port.
 func (e *Engine) hotPair(h *capture.Header) {
-	if !e.hotOn() {
+	hw := &e.hot
+	if !e.hotOn() || hw.last == 0 {
 		return
 	}
-	c := e.hot.cells.Get(h.Dst)
-	if c == nil || c.Win != e.hot.win+1 {
+	c := &hw.cells[hw.last-1]
+	if c.Dst != h.Dst {
 		return
 	}
-	c.Addr.Pairs++
-	for i := range c.Ports {
-		if c.Ports[i] == h.DstPort && c.Port[i].Packets > 0 {
-			c.Port[i].Pairs++
+	if c.Heavy == 0 {
+		if c.N > 0 {
+			c.Log[c.N-1].Bits |= hotBitPair
+		}
+		return
+	}
+	hv := &hw.heavy[c.Heavy-1]
+	hv.Addr.Pairs++
+	for i := range hv.Ports {
+		if hv.Ports[i] == h.DstPort && hv.Port[i].Packets > 0 {
+			hv.Port[i].Pairs++
 		}
 	}
 }
 
-// HotSummary is one worker's counts for one destination level in one window: what the
-// workers hand to Hotspots.
+// HotSummary is one worker's counts for one destination level in one window, or their sum
+// over workers.
 type HotSummary struct {
 	Dst       capture.Addr
 	Port      uint16 // 0: the address level
@@ -333,23 +536,35 @@ type HotSummary struct {
 	Top       [hotTop]hotSrc
 }
 
-func appendHot(out []HotSummary, k *capture.Addr, c *hotCell, s *aggregate.Slab) []HotSummary {
-	out = append(out, summarize(k, 0, &c.Addr, s))
-	for i := range c.Port {
-		if c.Port[i].Packets > 0 {
-			out = append(out, summarize(k, c.Ports[i], &c.Port[i], s))
+// appendSums appends the summaries of the address and of its counted ports.
+func (hv *hotHeavy) appendSums(out []HotSummary, k *capture.Addr, split bool, s *aggregate.Slab) []HotSummary {
+	out = append(out, summarize(k, 0, &hv.Addr, split, s))
+	for i := range hv.Port {
+		if hv.Port[i].Packets > 0 {
+			out = append(out, summarize(k, hv.Ports[i], &hv.Port[i], split, s))
 		}
 	}
 	return out
 }
 
-func summarize(k *capture.Addr, port uint16, st *hotStats, s *aggregate.Slab) HotSummary {
+func summarize(k *capture.Addr, port uint16, st *hotStats, split bool, s *aggregate.Slab) HotSummary {
 	return HotSummary{
 		Dst: *k, Port: port,
-		Sources: st.Sources.Count(s), Estimated: !st.Sources.Exact(),
+		Sources: st.Sources.Count(s), Estimated: split || !st.Sources.Exact(),
 		Packets: st.Packets, SYN: st.SYN, UDP: st.UDP, P2P: st.P2P, Pairs: st.Pairs, Replies: st.Replies,
 		First: st.First, Last: st.Last, Protos: st.Protos, NTop: st.NTop, Top: st.Top,
 	}
+}
+
+// appendLight appends the summaries of a light cell (at most hotLog packets): its address
+// and each port, exactly as a hotHeavy would count them.
+func (c *hotCell) appendLight(out []HotSummary) []HotSummary {
+	var hv hotHeavy
+	var s aggregate.Slab // at most hotLog sources: Distinct stays inline, never allocates
+	for i := range c.Log[:c.N] {
+		hv.add(&s, &c.Log[i])
+	}
+	return hv.appendSums(out, &c.Dst, c.Split, &s)
 }
 
 // merge adds o (another worker's summary of the same destination level and window).
@@ -368,30 +583,41 @@ func (a *HotSummary) merge(o *HotSummary) {
 	a.addTop(o.Top[:o.NTop])
 }
 
+// topLess orders top sources: most packets for sure (Packets-Err) first, then by address.
+func topLess(x, y *hotSrc) bool {
+	a, b := x.Packets-x.Err, y.Packets-y.Err
+	if a != b {
+		return a > b
+	}
+	return x.Src.Netip().Compare(y.Src.Netip()) < 0
+}
+
 // addTop merges top lists and keeps the hotTop with the most packets for sure
-// (Packets-Err).
+// (Packets-Err). A source in both lists is summed. Workers' sources are disjoint, so
+// merging the workers' lists of a window in any order gives the same list.
 func (a *HotSummary) addTop(top []hotSrc) {
-	all := make([]hotSrc, 0, int(a.NTop)+len(top))
-	all = append(all, a.Top[:a.NTop]...)
-outer:
 	for _, t := range top {
-		for i := range all {
-			if all[i].Src == t.Src {
-				all[i].Packets += t.Packets
-				all[i].Err += t.Err
-				continue outer
+		found := false
+		for i := range a.Top[:a.NTop] {
+			if a.Top[i].Src == t.Src {
+				a.Top[i].Packets += t.Packets
+				a.Top[i].Err += t.Err
+				found = true
+				break
 			}
 		}
-		all = append(all, t)
-	}
-	sort.Slice(all, func(i, j int) bool {
-		x, y := all[i].Packets-all[i].Err, all[j].Packets-all[j].Err
-		if x != y {
-			return x > y
+		if !found {
+			if a.NTop < hotTop {
+				a.Top[a.NTop] = t
+				a.NTop++
+			} else if topLess(&t, &a.Top[hotTop-1]) {
+				a.Top[hotTop-1] = t
+			} else {
+				continue
+			}
 		}
-		return all[i].Src.Netip().Compare(all[j].Src.Netip()) < 0
-	})
-	a.NTop = uint8(copy(a.Top[:], all))
+		sort.Slice(a.Top[:a.NTop], func(i, j int) bool { return topLess(&a.Top[i], &a.Top[j]) })
+	}
 }
 
 // class is the episode class of the counts.
@@ -425,6 +651,49 @@ type hotKey struct {
 	Port uint16
 }
 
+func hashHotKey(k *hotKey) uint64        { return k.Dst.Hash(seedDstIP) ^ uint64(k.Port)*0x9e3779b97f4a7c15 }
+func hashHotAddr(a *capture.Addr) uint64 { return a.Hash(seedDstIP) }
+
+// hotIndex maps keys to positions 0, 1, ... in insertion order (open addressing, reused
+// from window to window without allocating).
+type hotIndex[K comparable] struct {
+	slots []int32 // 1 + position
+	keys  []K
+	hash  func(*K) uint64
+}
+
+// reset empties the index for up to n keys.
+func (x *hotIndex[K]) reset(n int) {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	if len(x.slots) < size || len(x.slots) > 8*size {
+		x.slots = make([]int32, size)
+	} else {
+		clear(x.slots)
+	}
+	x.keys = x.keys[:0]
+}
+
+// get returns k's position; with add, a missing k is added (isNew), else -1.
+func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
+	mask := uint64(len(x.slots) - 1)
+	i := x.hash(k) & mask
+	for x.slots[i] != 0 {
+		if p := x.slots[i] - 1; x.keys[p] == *k {
+			return p, false
+		}
+		i = (i + 1) & mask
+	}
+	if !add {
+		return -1, false
+	}
+	x.keys = append(x.keys, *k)
+	x.slots[i] = int32(len(x.keys))
+	return int32(len(x.keys) - 1), true
+}
+
 // hotEpisode is an open hotspot episode.
 type hotEpisode struct {
 	sum     HotSummary // summed over the episode's windows; Sources is the peak window's
@@ -440,9 +709,27 @@ func (ep *hotEpisode) classOf() int {
 	return s.class()
 }
 
-// Hotspots merges the workers' per-window destination summaries, runs the hotspot episodes
+// hotPending is what the workers handed over for one window: their cells, and the
+// summaries of their heavy cells.
+type hotPending struct {
+	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
+	full  []HotSummary
+	n     []int               // cells handed over, by worker
+	np    []int               // cell arrays handed over, by worker
+	split bool                // a worker handed over early: a destination may have several cells in it
+	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
+	mixed bool                // cells of different numberings: merge by address only
+}
+
+// Hotspots merges the workers' per-window destination counts, runs the hotspot episodes
 // and observes the receiver distribution (packets per dark destination per window). Shared
-// by every engine; locked once per worker per window.
+// by every engine; locked once per worker per window (and when a worker's cells fill up).
+//
+// A window is evaluated once every worker has passed it. The receiver distribution sums
+// each destination's packets over the workers' cells. For hot destinations the workers'
+// summaries are summed only for candidate keys: a key with min_sources distinct sources
+// over W workers (disjoint source sets) has at least ceil(min_sources/W) in one worker's
+// summary, so only such keys are looked up in the other workers' cells.
 type Hotspots struct {
 	mu   sync.Mutex
 	sink Sink
@@ -451,11 +738,27 @@ type Hotspots struct {
 	enabled    bool
 	size       int64
 	minSources uint64
+	maxCells   int // cells kept per worker and window (twice the worker's table)
 
 	started []bool
 	through []int64
-	pending map[int64]map[hotKey]*HotSummary
+	pending map[int64]*hotPending
+	free    []*hotPending
+	spare   [][]hotCell // cell arrays to hand back to the workers
 	active  map[hotKey]*hotEpisode
+
+	// Scratch of window(), reused.
+	addrIx hotIndex[capture.Addr]
+	pk     []uint64
+	dacc   []uint64 // packets by dense index
+	dseen  []uint64 // bitmaps by dense index: a cell seen, a destination in several cells
+	ddup   []uint64
+	dtouch []int32 // dense indexes counted in dacc
+	candIx hotIndex[hotKey]
+	dstIx  hotIndex[capture.Addr]
+	sums   []HotSummary
+	seen   []bool
+	tmp    []HotSummary
 
 	// Hist is the receiver distribution: packets per destination address per window,
 	// observed when every worker has passed the window.
@@ -467,7 +770,9 @@ type Hotspots struct {
 func NewHotspots(workers int, sink Sink, c *Counters) *Hotspots {
 	workers = max(workers, 1)
 	return &Hotspots{sink: sink, c: c, started: make([]bool, workers), through: make([]int64, workers),
-		pending: map[int64]map[hotKey]*HotSummary{}, active: map[hotKey]*hotEpisode{}}
+		pending: map[int64]*hotPending{}, active: map[hotKey]*hotEpisode{},
+		addrIx: hotIndex[capture.Addr]{hash: hashHotAddr}, dstIx: hotIndex[capture.Addr]{hash: hashHotAddr},
+		candIx: hotIndex[hotKey]{hash: hashHotKey}}
 }
 
 // SetConfig applies a (re)loaded config. A new window length, or turning the detector off,
@@ -478,41 +783,76 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 	size := int64(cfg.Window)
 	if cfg.Hotspot.Enabled != hs.enabled || size != hs.size {
 		hs.closeAll()
-		clear(hs.pending)
+		for w, p := range hs.pending {
+			hs.recycle(p)
+			delete(hs.pending, w)
+		}
 		clear(hs.started)
 	}
 	hs.enabled, hs.size = cfg.Hotspot.Enabled, size
 	hs.minSources = uint64(max(cfg.Hotspot.MinSources, 1))
+	hs.maxCells = 2 * max(cfg.MaxDestinations, 1)
 }
 
-// report adds worker w's summaries of window `win` and records that it has passed every
-// window before `through`.
-func (hs *Hotspots) report(w int, size, win int64, sums []HotSummary, through int64) {
+func (hs *Hotspots) recycle(p *hotPending) {
+	clear(p.n)
+	clear(p.np)
+	for _, c := range p.parts {
+		if len(hs.spare) < 2*len(hs.started) {
+			hs.spare = append(hs.spare, c[:0])
+		}
+	}
+	clear(p.parts)
+	p.parts, p.full, p.split, p.px, p.mixed = p.parts[:0], p.full[:0], false, nil, false
+	hs.free = append(hs.free, p)
+}
+
+// report adds worker w's cells (numbered by px) and heavy summaries of window `win` and
+// records that it has passed every window before `through`. It keeps the cells array and
+// returns one for the worker to reuse (nil: none spare), and how many cells it dropped:
+// past maxCells for the worker and window (memory stays bounded whatever the traffic).
+func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, through int64,
+	px *aggregate.Prefixes) (dropped uint64, spare []hotCell) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if !hs.enabled || size != hs.size || w < 0 || w >= len(hs.started) {
-		return
+		return 0, cells
 	}
-	if len(sums) > 0 {
-		m := hs.pending[win]
-		if m == nil {
-			m = map[hotKey]*HotSummary{}
-			hs.pending[win] = m
-		}
-		for i := range sums {
-			s := &sums[i]
-			k := hotKey{s.Dst, s.Port}
-			if a := m[k]; a != nil {
-				a.merge(s)
+	spare = cells
+	if len(cells) > 0 {
+		p := hs.pending[win]
+		if p == nil {
+			if n := len(hs.free); n > 0 {
+				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
-				c := *s
-				m[k] = &c
+				p = &hotPending{n: make([]int, len(hs.started)), np: make([]int, len(hs.started))}
+			}
+			hs.pending[win] = p
+		}
+		if p.n[w]+len(cells) > hs.maxCells {
+			dropped = uint64(len(cells))
+		} else {
+			p.n[w] += len(cells)
+			p.np[w]++
+			p.parts = append(p.parts, cells)
+			p.full = append(p.full, full...)
+			p.split = p.split || cells[0].Split
+			switch {
+			case len(p.parts) == 1:
+				p.px = px
+			case p.px != px && (p.px == nil || px == nil || !p.px.SameExact(px)):
+				p.mixed = true
+			}
+			spare = nil
+			if n := len(hs.spare); n > 0 {
+				spare, hs.spare = hs.spare[n-1], hs.spare[:n-1]
 			}
 		}
 	}
 	hs.started[w] = true
 	hs.through[w] = max(hs.through[w], through)
 	hs.advance()
+	return dropped, spare
 }
 
 // advance evaluates, in order, every pending window all workers have passed.
@@ -532,37 +872,204 @@ func (hs *Hotspots) advance() {
 	}
 	sort.Slice(wins, func(i, j int) bool { return wins[i] < wins[j] })
 	for _, w := range wins {
-		hs.window(w, hs.pending[w])
+		p := hs.pending[w]
+		hs.window(w, p)
 		delete(hs.pending, w)
+		hs.recycle(p)
 	}
 	// Episodes not hot in the last complete window are over.
 	hs.endBefore(lim - 1)
 }
 
-// window evaluates one complete window.
-func (hs *Hotspots) window(win int64, m map[hotKey]*HotSummary) {
-	hs.endBefore(win - 1) // window win-1 is complete: episodes not hot in it are over
+// observe adds the window's receiver distribution: each destination's packets summed over
+// the workers' cells (one cell per destination and worker, unless a worker handed over
+// early), by dense index where the cells share one, else by address.
+func (hs *Hotspots) observe(p *hotPending) {
 	var hist [aggregate.HistBuckets + 1]uint64
 	var sum, count uint64
-	hotAddr := map[capture.Addr]bool{}
-	var hot []hotKey
-	for k, s := range m {
-		if k.Port == 0 {
-			hist[aggregate.HistBucket(s.Packets)]++
-			sum += s.Packets
-			count++
+	if len(hs.started) == 1 && !p.split {
+		for _, part := range p.parts {
+			for i := range part {
+				n := uint64(part[i].Packets)
+				hist[aggregate.HistBucket(n)]++
+				sum += n
+				count++
+			}
 		}
-		if s.Sources >= hs.minSources {
-			hot = append(hot, k)
-			if k.Port != 0 {
-				hotAddr[k.Dst] = true
+		hs.Hist.Observe(&hist, sum, count)
+		return
+	}
+	dense := 0
+	if !p.mixed && p.px != nil {
+		dense = p.px.ExactSize()
+	}
+	if len(hs.dacc) < dense {
+		hs.dacc = make([]uint64, dense)
+		hs.dseen, hs.ddup = make([]uint64, (dense+63)/64), make([]uint64, (dense+63)/64)
+	}
+	cells := 0
+	for _, part := range p.parts {
+		cells += len(part)
+	}
+	// Dense destinations: two bitmaps (small, in cache) find those with several cells; only
+	// they are summed in dacc, the others go to the histogram directly.
+	for _, part := range p.parts {
+		for i := range part {
+			if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
+				w, bit := ix>>6, uint64(1)<<(ix&63)
+				hs.ddup[w] |= hs.dseen[w] & bit
+				hs.dseen[w] |= bit
 			}
 		}
 	}
+	hs.addrIx.reset(cells)
+	hs.pk, hs.dtouch = hs.pk[:0], hs.dtouch[:0]
+	for _, part := range p.parts {
+		for i := range part {
+			c := &part[i]
+			if c.Ix >= 0 && int(c.Ix) < dense {
+				if hs.ddup[c.Ix>>6]&(1<<(c.Ix&63)) == 0 {
+					n := uint64(c.Packets)
+					hist[aggregate.HistBucket(n)]++
+					sum += n
+					count++
+					continue
+				}
+				if hs.dacc[c.Ix] == 0 {
+					hs.dtouch = append(hs.dtouch, c.Ix)
+				}
+				hs.dacc[c.Ix] += uint64(c.Packets)
+				continue
+			}
+			pos, isNew := hs.addrIx.get(&c.Dst, true)
+			if isNew {
+				hs.pk = append(hs.pk, 0)
+			}
+			hs.pk[pos] += uint64(c.Packets)
+		}
+	}
+	if cells >= len(hs.dseen) {
+		clear(hs.dseen)
+		clear(hs.ddup)
+	} else {
+		for _, part := range p.parts {
+			for i := range part {
+				if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
+					hs.dseen[ix>>6], hs.ddup[ix>>6] = 0, 0
+				}
+			}
+		}
+	}
+	for _, ix := range hs.dtouch {
+		n := hs.dacc[ix]
+		hs.dacc[ix] = 0
+		hist[aggregate.HistBucket(n)]++
+		sum += n
+	}
+	for _, n := range hs.pk {
+		hist[aggregate.HistBucket(n)]++
+		sum += n
+	}
+	count += uint64(len(hs.dtouch) + len(hs.pk))
 	hs.Hist.Observe(&hist, sum, count)
+}
+
+// candidates sums the workers' summaries of the keys that can be hot into hs.sums (see
+// Hotspots).
+func (hs *Hotspots) candidates(p *hotPending) {
+	// A key's sources are spread over at most (workers x arrays per worker) summaries: one
+	// of them holds at least min_sources / that many.
+	parts := uint64(1)
+	for _, n := range p.np {
+		parts = max(parts, uint64(n))
+	}
+	parts *= uint64(len(hs.started))
+	t := (hs.minSources + parts - 1) / parts
+	hs.candIx.reset(len(p.full) + 16)
+	hs.dstIx.reset(len(p.full) + 16)
+	cand := func(s *HotSummary) {
+		if s.Sources >= t {
+			hs.candIx.get(&hotKey{s.Dst, s.Port}, true)
+			hs.dstIx.get(&s.Dst, true)
+		}
+	}
+	for i := range p.full {
+		cand(&p.full[i])
+	}
+	if t <= hotLog { // light cells may hold candidates too (min_sources <= hotLog x workers)
+		for _, part := range p.parts {
+			for i := range part {
+				if c := &part[i]; c.Heavy == 0 {
+					hs.tmp = c.appendLight(hs.tmp[:0])
+					for j := range hs.tmp {
+						cand(&hs.tmp[j])
+					}
+				}
+			}
+		}
+	}
+	n := len(hs.candIx.keys)
+	hs.sums = append(hs.sums[:0], make([]HotSummary, n)...)
+	hs.seen = append(hs.seen[:0], make([]bool, n)...)
+	if n == 0 {
+		return
+	}
+	add := func(s *HotSummary) {
+		pos, _ := hs.candIx.get(&hotKey{s.Dst, s.Port}, false)
+		switch {
+		case pos < 0:
+		case !hs.seen[pos]:
+			hs.seen[pos] = true
+			a := &hs.sums[pos]
+			*a = *s
+			a.NTop = 0
+			a.addTop(s.Top[:s.NTop]) // sorted
+		default:
+			hs.sums[pos].merge(s)
+		}
+	}
+	for i := range p.full {
+		add(&p.full[i])
+	}
+	for _, part := range p.parts {
+		for i := range part {
+			c := &part[i]
+			if c.Heavy != 0 {
+				continue
+			}
+			if pos, _ := hs.dstIx.get(&c.Dst, false); pos < 0 {
+				continue
+			}
+			hs.tmp = c.appendLight(hs.tmp[:0])
+			for j := range hs.tmp {
+				add(&hs.tmp[j])
+			}
+		}
+	}
+}
+
+// window evaluates one complete window.
+func (hs *Hotspots) window(win int64, p *hotPending) {
+	hs.endBefore(win - 1) // window win-1 is complete: episodes not hot in it are over
+	hs.observe(p)
+	hs.candidates(p)
+	var hotAddr map[capture.Addr]bool
+	var hot []*HotSummary
+	for i := range hs.sums {
+		s := &hs.sums[i]
+		if s.Sources >= hs.minSources {
+			hot = append(hot, s)
+			if s.Port != 0 {
+				if hotAddr == nil {
+					hotAddr = map[capture.Addr]bool{}
+				}
+				hotAddr[s.Dst] = true
+			}
+		}
+	}
 	// Start episodes in a fixed order (events of the same input come out the same).
 	sort.Slice(hot, func(i, j int) bool {
-		a, b := m[hot[i]], m[hot[j]]
+		a, b := hot[i], hot[j]
 		if a.First != b.First {
 			return a.First < b.First
 		}
@@ -571,11 +1078,11 @@ func (hs *Hotspots) window(win int64, m map[hotKey]*HotSummary) {
 		}
 		return a.Port < b.Port
 	})
-	for _, k := range hot {
-		if k.Port == 0 && hotAddr[k.Dst] {
+	for _, s := range hot {
+		if s.Port == 0 && hotAddr[s.Dst] {
 			continue // reported by port
 		}
-		s := m[k]
+		k := hotKey{s.Dst, s.Port}
 		if ep := hs.active[k]; ep != nil {
 			peak := max(ep.sum.Sources, s.Sources)
 			est := ep.sum.Estimated

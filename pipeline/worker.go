@@ -104,6 +104,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 		dstExact:   make([]uint32, rc.prefixes.ExactSize()),
 	}
 	w.engine = detect.NewEngine(rc.det, id, p.sink, p.surge, &w.Det)
+	w.engine.SetDenseDsts(rc.prefixes)
 	w.sources.SetEvict(w.evicted)
 	w.evTop = aggregate.NewTopHeap(rc.topSources)
 	return w
@@ -127,6 +128,7 @@ func (w *worker) applyConfig() {
 			}
 		}
 		w.dstExact = make([]uint32, rc.prefixes.ExactSize())
+		w.engine.SetDenseDsts(rc.prefixes)
 	}
 	w.rc = rc
 	w.engine.SetConfig(rc.det)
@@ -181,7 +183,7 @@ func (w *worker) handle(h *capture.Header) {
 		w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
 	}
 	if slot != 0 && w.rc.detectOn {
-		w.engine.Packet(h, &e.det)
+		w.engine.PacketAt(h, &e.det, dense)
 	}
 }
 

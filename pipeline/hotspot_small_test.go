@@ -1,0 +1,88 @@
+package pipeline
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+)
+
+// TestHotspotFullTable: a worker whose destination cells fill up (limits.max_destinations)
+// hands its counts over early and keeps counting; the receiver distribution stays exact, a
+// hot destination counted in two parts is still found, its packets exact and its sources
+// (summed over the parts, which may share sources) labelled estimated.
+func TestHotspotFullTable(t *testing.T) {
+	var ps []pcaptest.Packet
+	at := hotT0
+	send := func(dst, from, to int) {
+		for i := from; i < to; i++ {
+			at = at.Add(time.Millisecond)
+			ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(i), Dst: darkAddr(256 + dst), SrcPort: 4000, DstPort: 80, Flags: 0x02})
+		}
+	}
+	send(9, 0, 15) // the hot destination: sources 0-14
+	for d := range 4 {
+		send(20+d, 100, 103) // four more destinations, 3 packets each: the fifth fills 4 cells
+	}
+	send(9, 10, 30) // sources 10-29 (10-14 again): 30 distinct sources, 35 packets
+	path := filepath.Join(t.TempDir(), "full.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hotConfig(t, "detect: {hotspot: {min_sources: 25}}\nlimits: {max_destinations: 4}\n")
+	r, res := replayReport(t, cfg, 1, path)
+	if len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	want := ReceiverDistribution{Window: "5m", Destinations: 5, Packets: 47, Buckets: []HistBucket{
+		{"1", 0}, {"2", 0}, {"4", 4}, {"8", 0}, {"16", 0}, {"32", 0}, {"64", 1},
+	}}
+	if !equalDist(r.Receivers, want) {
+		t.Errorf("receiver distribution %+v, want %+v", r.Receivers, want)
+	}
+	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+	if len(hot) != 1 {
+		t.Fatalf("%d hotspot episodes, want 1: %+v", len(hot), hot)
+	}
+	h := hot[0]
+	if h.Dst != "203.0.113.9" || h.Port != 80 || h.Packets != 35 || h.Sources < 30 || h.Sources > 35 || !h.SourcesEstimated {
+		t.Errorf("hotspot %+v, want 203.0.113.9:80, 35 packets, 30 to 35 sources labelled estimated", h)
+	}
+}
+
+// TestHotspotThresholdExact: exactly min_sources one-packet sources to one address:port
+// make one episode with exactly that many sources, with 1, 2 and 3 workers (each worker holds
+// a share; the pigeonhole candidate rule must still sum every share, the one- and
+// two-packet destinations of a worker included); one source fewer makes none.
+func TestHotspotThresholdExact(t *testing.T) {
+	for _, n := range []int{100, 99} {
+		var ps []pcaptest.Packet
+		for i := range n {
+			ps = append(ps, pcaptest.Packet{TS: hotT0.Add(time.Duration(i) * time.Millisecond), Src: spoofed(i * 13),
+				Dst: darkAddr(256 + 5), SrcPort: 4000, DstPort: 8080, Flags: 0x02})
+		}
+		path := filepath.Join(t.TempDir(), "threshold.pcap")
+		if err := pcaptest.WriteFile(path, ps); err != nil {
+			t.Fatal(err)
+		}
+		for _, workers := range []int{1, 2, 3} {
+			r, res := replayReport(t, hotConfig(t, ""), workers, path)
+			if len(res.Errors) != 0 {
+				t.Fatal(res.Errors)
+			}
+			hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+			switch {
+			case n < 100 && len(hot) != 0:
+				t.Errorf("%d sources, workers=%d: %d episodes, want none: %+v", n, workers, len(hot), hot[0])
+			case n >= 100 && len(hot) != 1:
+				t.Errorf("%d sources, workers=%d: %d episodes, want 1", n, workers, len(hot))
+			case n >= 100:
+				if h := hot[0]; h.Sources != 100 || h.SourcesEstimated || h.Packets != 100 || h.Port != 8080 || h.Class != "syn_flood" {
+					t.Errorf("workers=%d: %+v, want port 8080, exactly 100 sources and packets, syn_flood", workers, h)
+				}
+			}
+		}
+	}
+}
