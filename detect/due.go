@@ -258,8 +258,12 @@ func (e *Engine) endDue(now int64) {
 	}
 	slices.SortFunc(flows, func(a, b flowDueRef) int { return cmp.Compare(a.seq, b.seq) })
 	for _, r := range flows {
-		e.endFlow(&r.key, e.flows.Get(r.key))
-		e.deleteFlow(r.key)
+		// A flow evicted and created again can reuse a generation: its key may be listed
+		// twice (as in the walk over refs before), and ends at the first.
+		if f := e.liveFlow(&r.flowRef); f != nil {
+			e.endFlow(&r.key, f)
+			e.deleteFlow(r.key)
+		}
 	}
 	clear(flows)
 	e.dueFlows = flows[:0]
@@ -284,8 +288,12 @@ func (e *Engine) endFlows() {
 	}
 	slices.SortFunc(flows, func(a, b flowDueRef) int { return cmp.Compare(a.seq, b.seq) })
 	for _, r := range flows {
-		e.endFlow(&r.key, e.flows.Get(r.key))
-		e.deleteFlow(r.key)
+		// A flow evicted and created again can reuse a generation: its key may be listed
+		// twice (as in the walk over refs before), and ends at the first.
+		if f := e.liveFlow(&r.flowRef); f != nil {
+			e.endFlow(&r.key, f)
+			e.deleteFlow(r.key)
+		}
 	}
 	clear(flows)
 	e.dueFlows = flows[:0]
