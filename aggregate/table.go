@@ -165,7 +165,20 @@ func (t *Table[K, V]) Touch(k K) (v *V, created bool) {
 
 // TouchSlot is Touch returning the entry's slot number instead of a pointer; At reads it.
 func (t *Table[K, V]) TouchSlot(k K) (slot int32, created bool) {
-	b, i := t.lookup(k)
+	t.scratch = k
+	return t.touch(k, t.hash(&t.scratch))
+}
+
+// TouchSlotHashed is TouchSlot for a caller that has k's hash already (the value the
+// table's hash function gives for k), so that one hash per key serves the table and, say,
+// a sketch. A different value breaks the table.
+func (t *Table[K, V]) TouchSlotHashed(k K, hash uint64) (slot int32, created bool) {
+	return t.touch(k, hash)
+}
+
+func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
+	b := &t.buckets[hash&uint64(len(t.buckets)-1)]
+	i := t.find(k, b)
 	if i != nilIdx {
 		if i != t.Head {
 			t.unlinkLRU(i)
@@ -176,7 +189,7 @@ func (t *Table[K, V]) TouchSlot(k K) (slot int32, created bool) {
 	slots := t.slots
 	i = t.alloc()
 	if t.slots != slots {
-		b = t.bucket(&t.scratch) // alloc grew the table: the bucket index is new
+		b = &t.buckets[hash&uint64(len(t.buckets)-1)] // alloc grew the table: the bucket index is new
 	}
 	e := t.ent(i)
 	e.Key = k

@@ -105,7 +105,16 @@ func TestTableRandomOpsAgainstModel(t *testing.T) {
 					switch op := rng.IntN(100); {
 					case op < 70:
 						evicted = evicted[:0]
-						v, created := tb.Touch(k)
+						var v *int
+						var created bool
+						if step%2 == 0 {
+							v, created = tb.Touch(k)
+						} else { // the caller's hash: the same table operation
+							kk := k
+							var slot int32
+							slot, created = tb.TouchSlotHashed(k, h.fn(&kk))
+							_, v = tb.At(slot)
+						}
 						wantCreated, victim, ev := ref.touch(k)
 						if created != wantCreated {
 							t.Fatalf("step %d: Touch(%d) created=%v, model %v", step, k, created, wantCreated)

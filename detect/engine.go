@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"math"
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
@@ -27,9 +26,14 @@ type Engine struct {
 	clockSet  bool          // now holds a time
 	nextSweep int64         // packet time of the next expiry sweep of idle flows and victims
 	// due is the earliest time an active scanner, telnet, tool or udp_then_syn episode can
-	// end (the minimum of last_seen + window when it was computed; activity only moves an
-	// episode's end later). Advance walks the episodes only once due has passed.
-	due int64
+	// end (the earliest entry of srcDue and flowDue; activity only moves an episode's end
+	// later). Advance looks at the heaps only once due has passed (due.go).
+	due      int64
+	srcDue   dueHeap[srcRef]     // records of eps (sources with an active episode)
+	flowDue  dueHeap[flowDueRef] // active udp_then_syn flows
+	seq      uint64              // promotions and flow episodes so far (their end order)
+	dueSrcs  []srcRef            // scratch for endDue
+	dueFlows []flowDueRef        // scratch for endDue, endFlows
 
 	sb  surgeClock // this worker's telnet surge bucket
 	hot hotWorker  // this worker's hotspot counts (hotspot.go)
@@ -42,12 +46,11 @@ type Engine struct {
 	eps  *aggregate.Table[capture.Addr, episode]
 	keys []capture.Addr // scratch for sweeps
 
-	flows       *aggregate.Table[flowKey, flow]
-	flowPorts   *[65536]uint32 // flows in the table, by destination port
-	activeFlows []flowRef      // flows with an active episode (and some stale refs)
-	victims     *aggregate.Table[capture.Addr, victim]
-	rates       []rateWin // victims' rate windows, by victim.Rate-1
-	rateFree    []int32   // free entries of rates (as victim.Rate values)
+	flows     *aggregate.Table[flowKey, flow]
+	flowPorts *[65536]uint32 // flows in the table, by destination port
+	victims   *aggregate.Table[capture.Addr, victim]
+	rates     []rateWin // victims' rate windows, by victim.Rate-1
+	rateFree  []int32   // free entries of rates (as victim.Rate values)
 
 	// slab holds the blocks of every Distinct this engine counts with (in SourceState, the
 	// episode and victim tables): values in the tables refer to it by index, so the tables
@@ -96,9 +99,12 @@ func (e *Engine) SetConfig(cfg *Config) {
 }
 
 func (e *Engine) apply(cfg *Config) {
+	first := e.cfg == nil
 	e.cfg = cfg
-	e.window = int64(cfg.Window)
-	e.due = math.MinInt64 // the window may have changed: look at every episode again
+	if w := int64(cfg.Window); first || w != e.window {
+		e.window = w
+		e.requeue() // the episodes' end times move with the window
+	}
 	ports := new([1024]uint64)
 	for _, p := range cfg.Telnet.Ports {
 		ports[p>>6] |= 1 << (p & 63)
@@ -196,9 +202,7 @@ func (e *Engine) Evicted(src capture.Addr, st *SourceState, now int64) {
 func (e *Engine) Advance(now int64) {
 	e.tick(now)
 	if e.now > e.due {
-		e.due = math.MaxInt64
-		e.endSources(0, e.now, false)
-		e.endFlowRefs(func(f *flow) bool { return e.now-f.Last > e.window })
+		e.endDue(e.now)
 	}
 	if e.now < e.nextSweep {
 		e.flushTech()
@@ -212,11 +216,8 @@ func (e *Engine) Advance(now int64) {
 }
 
 // watch notes an active episode whose last packet was at last: it can end after last+window.
-func (e *Engine) watch(last int64) {
-	if d := last + e.window; d < e.due {
-		e.due = d
-	}
-}
+// (Its heap entry, pushed when it became an episode, makes Advance look at it then.)
+func (e *Engine) watch(last int64) { e.watchDue(last + e.window) }
 
 // Finish ends every active episode at time now (end of input or shutdown).
 func (e *Engine) Finish(now int64) {

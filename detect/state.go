@@ -85,6 +85,7 @@ type episode struct {
 	Tel    TelnetWindow
 	FP     ToolWindow
 	Active uint8
+	Seq    uint64 // the engine's sequence number at the record's last promotion (due.go)
 }
 
 // moved returns the record holding src's active episode `bit`, or nil when there is none
@@ -139,8 +140,15 @@ func (e *Engine) promote(src capture.Addr, st *SourceState, bit uint8) *episode 
 		// active: close that episode rather than lose it.
 		e.endRecord(src, rec, bit)
 	}
+	due := st.lastOf(bit) + e.window
+	if d, ok := e.recordDue(rec); ok && d < due {
+		due = d
+	}
 	rec.Active |= bit
 	st.Moved |= bit
+	e.seq++
+	rec.Seq = e.seq
+	e.queueSource(src, rec, due) // due.go
 	return rec
 }
 

@@ -104,13 +104,13 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		d.Fail("%v", err)
 		return
 	}
-	e.due = math.MinInt64 // look at every restored episode at the next Advance
 	clear(e.flowPorts[:])
-	e.activeFlows = e.activeFlows[:0]
+	e.flowDue = e.flowDue[:0]
 	e.flows.Range(func(k *flowKey, f *flow) bool {
 		e.flowPorts[k.Port]++
 		if f.Active {
-			e.activeFlows = append(e.activeFlows, flowRef{key: *k, gen: f.Gen})
+			e.seq++
+			e.flowDue = append(e.flowDue, dueItem[flowDueRef]{ref: flowDueRef{flowRef{key: *k, gen: f.Gen}, e.seq}})
 			e.c.Active[detUDPThenSYN].Add(1)
 		}
 		return true
@@ -133,6 +133,7 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		}
 		return true
 	})
+	e.requeue() // due.go: the restored episodes' end times
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
 }
 

@@ -100,8 +100,7 @@ func (e *Engine) flowSYN(h *capture.Header) {
 	f.Active, f.SYN, f.Last = true, 1, t
 	f.Gen++
 	e.flows.Touch(k)
-	e.activeFlows = append(e.activeFlows, flowRef{key: k, gen: f.Gen})
-	e.watch(f.Last)
+	e.queueFlow(k, f)
 	entry := flowEntry(&k, f)
 	kind := flowPayload(f)
 	e.c.UDPThenSYNSources[kind].Add(1)
@@ -156,32 +155,6 @@ func (e *Engine) sweepFlows(now int64) {
 		}
 		e.deleteFlow(*k)
 	}
-}
-
-// endFlows ends every active flow episode (Finish, or the detector turned off).
-func (e *Engine) endFlows() {
-	e.endFlowRefs(func(*flow) bool { return true })
-}
-
-// endFlowRefs ends (and deletes) the active flows for which due holds, keeping the refs of
-// the others and dropping stale refs.
-func (e *Engine) endFlowRefs(due func(*flow) bool) {
-	kept := e.activeFlows[:0]
-	for _, r := range e.activeFlows {
-		f := e.flows.Get(r.key)
-		if f == nil || !f.Active || f.Gen != r.gen {
-			continue
-		}
-		if !due(f) {
-			kept = append(kept, r)
-			e.watch(f.Last)
-			continue
-		}
-		e.endFlow(&r.key, f)
-		e.deleteFlow(r.key)
-	}
-	clear(e.activeFlows[len(kept):])
-	e.activeFlows = kept
 }
 
 // deleteFlow removes a flow, keeping the per-port flow counts in step.

@@ -2,12 +2,15 @@ package pipeline
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
 )
 
@@ -51,10 +54,18 @@ func benchDay(b *testing.B) string {
 //	go test -run x -bench ReplayDay -benchtime 5x ./pipeline/
 func BenchmarkReplayDay(b *testing.B) {
 	path := benchDay(b)
+	// Every detector off, whatever detectors there are (a section may hold several).
+	off := map[string]bool{}
+	for _, d := range detect.Descriptors() {
+		off[d.ConfigKey] = true
+	}
+	offYAML := "detect:\n"
+	for _, k := range slices.Sorted(maps.Keys(off)) {
+		offYAML += "  " + k + ": {enabled: false}\n"
+	}
 	for _, tc := range []struct{ name, yaml string }{
 		{"detectors=on", ""},
-		{"detectors=off", `detect: {scanner: {enabled: false}, telnet: {enabled: false},
-  udp_then_syn: {enabled: false}, backscatter: {enabled: false}, fingerprint: {enabled: false}}`},
+		{"detectors=off", offYAML},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cfg, err := configs.Parse([]byte(tc.yaml), "bench.yaml")

@@ -299,20 +299,14 @@ func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
 		return err
 	}
 	first := true
-	var ind bytes.Buffer
+	var ind []byte
 	err := merge(s.f, s.runs, func(r spoolRec) error {
 		sep := ",\n" + inner
 		if first {
 			sep, first = "\n"+inner, false
 		}
-		ind.Reset()
-		if err := json.Indent(&ind, r.line, inner, indent); err != nil {
-			return err
-		}
-		if _, err := io.WriteString(w, sep); err != nil {
-			return err
-		}
-		_, err := w.Write(ind.Bytes())
+		ind = appendIndent(append(ind[:0], sep...), r.line, inner, indent)
+		_, err := w.Write(ind)
 		return err
 	})
 	if err != nil {
@@ -436,6 +430,63 @@ func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool, scans *Episodes) 
 	}
 	_, err = w.Write(head.Bytes()[i+len(key):])
 	return err
+}
+
+// appendIndent appends src, compact JSON as json.Marshal writes it (valid, no whitespace
+// outside strings), indented as json.Indent(dst, src, prefix, indent) indents it: the
+// spool's entries are its own marshalled values, so the scanner json.Indent runs to check
+// them (most of the cost of writing a large report) is not needed.
+func appendIndent(dst, src []byte, prefix, indent string) []byte {
+	depth := 0
+	open := false // after '{' or '[': a newline comes unless the value is empty
+	newline := func(dst []byte) []byte {
+		dst = append(dst, '\n')
+		dst = append(dst, prefix...)
+		for range depth {
+			dst = append(dst, indent...)
+		}
+		return dst
+	}
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if open && c != '}' && c != ']' {
+			open = false
+			depth++
+			dst = newline(dst)
+		}
+		switch c {
+		case '"':
+			j := i + 1
+			for j < len(src) && src[j] != '"' {
+				if src[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			j = min(j, len(src)-1)
+			dst = append(dst, src[i:j+1]...)
+			i = j
+		case '{', '[':
+			dst = append(dst, c)
+			open = true
+		case ',':
+			dst = append(dst, c)
+			dst = newline(dst)
+		case ':':
+			dst = append(dst, ':', ' ')
+		case '}', ']':
+			if open {
+				open = false // empty: "{}" or "[]"
+			} else {
+				depth--
+				dst = newline(dst)
+			}
+			dst = append(dst, c)
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
 }
 
 func sortStable(rs []spoolRec, less func(a, b *spoolRec) bool) {

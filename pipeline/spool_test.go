@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,4 +108,79 @@ func (m *maxBuffered) Detection(ev *detect.Event) {
 			m.max = b
 		}
 	}
+}
+
+// TestAppendIndentMatchesJSONIndent: the spool's indenter gives json.Indent's bytes for
+// every value json.Marshal writes: nested objects and arrays, empty ones, strings with
+// quotes, backslashes, escapes and brackets, numbers, booleans and null, at any prefix.
+func TestAppendIndentMatchesJSONIndent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	strs := []string{"", "a", `q"uote`, `back\slash`, "{[,:]}", "tab\tnl\n", "<&>", "é✓", `\"`, "x\\"}
+	var gen func(depth int) any
+	gen = func(depth int) any {
+		switch k := rng.IntN(8); {
+		case depth < 4 && k < 2:
+			m := map[string]any{}
+			for range rng.IntN(4) {
+				m[strs[rng.IntN(len(strs))]] = gen(depth + 1)
+			}
+			return m
+		case depth < 4 && k < 4:
+			a := make([]any, rng.IntN(4))
+			for i := range a {
+				a[i] = gen(depth + 1)
+			}
+			return a
+		case k == 4:
+			return rng.NormFloat64() * 1e6
+		case k == 5:
+			return rng.IntN(3) == 0
+		case k == 6:
+			return nil
+		}
+		return strs[rng.IntN(len(strs))]
+	}
+	for i := range 20000 {
+		v := any(detect.ToolEntry{Src: "192.0.2.1", Tool: "mirai", Packets: uint64(i)})
+		if i > 0 {
+			v = gen(0)
+		}
+		src, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix, indent := strings.Repeat(" ", i%3), []string{"  ", "\t", ""}[i%3]
+		var want bytes.Buffer
+		if err := json.Indent(&want, src, prefix, indent); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendIndent([]byte("x"), src, prefix, indent); string(got[1:]) != want.String() || got[0] != 'x' {
+			t.Fatalf("%s indented (prefix %q, indent %q):\n%s\njson.Indent:\n%s", src, prefix, indent, got, want.String())
+		}
+	}
+}
+
+// BenchmarkIndentEntry: indenting one report entry as the spool writes it, with the
+// spool's indenter and with json.Indent.
+func BenchmarkIndentEntry(b *testing.B) {
+	src, err := json.Marshal(&detect.UDPThenSYNEntry{Src: "2001:db8::1234:5678", Dst: "203.0.113.77", Port: 51413,
+		UDPPackets: 3, SYNPackets: 1, Payload: "utp", FirstSeen: 1714521600123456789, LastSeen: 1714521660123456789})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("appendIndent", func(b *testing.B) {
+		var dst []byte
+		for b.Loop() {
+			dst = appendIndent(dst[:0], src, "    ", "  ")
+		}
+	})
+	b.Run("json.Indent", func(b *testing.B) {
+		var dst bytes.Buffer
+		for b.Loop() {
+			dst.Reset()
+			if err := json.Indent(&dst, src, "    ", "  "); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

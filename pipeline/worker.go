@@ -11,12 +11,10 @@ import (
 	"github.com/telescope-dev/telescope/detect"
 )
 
-// Seeds keep the hash bits of independent uses uncorrelated (the worker choice already
-// fixed some bits of every source a worker sees).
-const (
-	seedTable = 0x9d5c3b1e7a4f2681
-	seedHLL   = 0x2545f4914f6cdd1d
-)
+// seedHLL seeds the hash of the unique-address estimates; the per-source table uses the
+// same hash of a source (one hash per packet serves both: the table takes its low bits,
+// the HLL its high bits and leading zeros), independent of the worker choice's.
+const seedHLL = 0x2545f4914f6cdd1d
 
 // hllPrecision gives a 0.4 % standard error for the unique-address estimates.
 const hllPrecision = 16
@@ -110,7 +108,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 	return w
 }
 
-func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedTable) }
+func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedHLL) }
 
 // applyConfig picks up a reloaded configuration between batches.
 func (w *worker) applyConfig() {
@@ -157,7 +155,8 @@ func (w *worker) handle(h *capture.Header) {
 	if ts > w.now {
 		w.now = ts
 	}
-	si, _ := w.sources.TouchSlot(h.Src)
+	srcHash := h.Src.Hash(seedHLL) // = hashAddr(&h.Src)
+	si, _ := w.sources.TouchSlotHashed(h.Src, srcHash)
 	_, e := w.sources.At(si)
 	if e.win != w.winGen {
 		e.win = w.winGen
@@ -169,7 +168,7 @@ func (w *worker) handle(h *capture.Header) {
 	e.total++
 	w.series.packet(h, &e.telMin, slot != 0, w.rc.det.Telnet.Ports)
 	w.winPackets++
-	w.srcHLL.AddHash(h.Src.Hash(seedHLL))
+	w.srcHLL.AddHash(srcHash)
 	if dense >= 0 {
 		c := &w.dstExact[dense]
 		if *c == math.MaxUint32 { // hand a full counter to the summary rather than wrap

@@ -3,7 +3,10 @@
 # network namespaces this script creates and removes) at rising rates (tcpreplay --pps, then
 # --topspeed) and prints, per rate, packets sent, packets counted by telescope (all
 # detectors on, 2 workers) and its kernel drops, then in the same run at the same rates the
-# drops tcpdump -i IF -w /dev/null reports. Root only. Usage: scripts/bench-live.sh [rates...]
+# drops tcpdump -i IF -w /dev/null reports, and each one's CPU time per packet captured
+# (utime+stime from /proc/PID/stat before and after the injection). Root only.
+# Usage: scripts/bench-live.sh [rates...]; PCAP=FILE injects FILE instead of the SYN file
+# (e.g. a random-source flood, or bench/day-20.pcap from scripts/bench.sh --full).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -15,9 +18,14 @@ rates=("${@:-20000 50000 100000 200000 400000 topspeed}")
 read -r -a rates <<<"${rates[*]}"
 dir=bench
 mkdir -p "$dir"
-pcap="$dir/live-1000000.pcap"
+pcap=${PCAP:-$dir/live-1000000.pcap}
 CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
 [ -s "$pcap" ] || go run ./internal/cmd/mkpcap -n 1000000 -o "$pcap"
+hz=$(getconf CLK_TCK)
+cpu_ns() { # cpu_ns PID: user+system CPU time of PID in ns (fields 14, 15 of /proc/PID/stat)
+	awk -v hz="$hz" '{sub(/.*\) /, ""); printf "%.0f", ($12 + $13) * 1e9 / hz}' "/proc/$1/stat"
+}
+per_pkt() { awk -v ns="$1" -v n="$2" 'BEGIN{if (n > 0) printf "%.0f", ns / n; else printf "-"}'; }
 
 nsA="tsbench-$$-a" nsB="tsbench-$$-b" ifA="tsbencha$$" ifB="tsbenchb$$"
 ifA=${ifA:0:15} ifB=${ifB:0:15}
@@ -50,7 +58,7 @@ inject() {
 	ip netns exec "$nsB" tcpreplay -i "$ifB" --preload-pcap "${speed[@]}" --limit="$2" "$pcap" 2>&1 |
 		awk '/Actual:/ {sent=$2} /Rated:/ {for (i=1;i<=NF;i++) if ($i ~ /pps/) pps=$(i-1)} END {print sent, pps}'
 }
-count_for() { # packets to send at a rate: about 4 s worth, at most the file
+count_for() { # packets to send at a rate: about 4 s worth, at most 1 M
 	local r=$1
 	[ "$r" = topspeed ] && { echo 1000000; return; }
 	echo $(( r * 4 < 1000000 ? r * 4 : 1000000 ))
@@ -64,14 +72,17 @@ ip netns exec "$nsA" "$dir/telescope" run --config "$dir/live.yaml" 2>"$dir/live
 pids+=($!)
 for _ in $(seq 100); do scrape >/dev/null 2>&1 && break; sleep 0.1; done
 
-declare -A t_sent t_rate t_count t_drop d_count d_drop
+declare -A t_sent t_rate t_count t_drop t_cpu d_count d_drop d_cpu
 for r in "${rates[@]}"; do
 	n=$(count_for "$r")
 	c0=$(metric telescope_frames_total 'result="ip"'); k0=$(metric telescope_capture_drops_total 'where="kernel"')
+	u0=$(cpu_ns "${pids[0]}")
 	read -r sent pps < <(inject "$r" "$n")
 	sleep 1
+	u1=$(cpu_ns "${pids[0]}")
 	c1=$(metric telescope_frames_total 'result="ip"'); k1=$(metric telescope_capture_drops_total 'where="kernel"')
 	t_sent[$r]=$sent t_rate[$r]=$pps t_count[$r]=$((c1 - c0)) t_drop[$r]=$((k1 - k0))
+	t_cpu[$r]=$(per_pkt $((u1 - u0)) "${t_count[$r]}")
 done
 kill "${pids[0]}"; wait "${pids[0]}" || true; pids=()
 
@@ -80,14 +91,19 @@ for r in "${rates[@]}"; do
 	ip netns exec "$nsA" tcpdump -n -i "$ifA" -w /dev/null 2>"$dir/tcpdump.log" &
 	tp=$!; pids=("$tp")
 	sleep 1
+	u0=$(cpu_ns "$tp")
 	inject "$r" "$n" >/dev/null
 	sleep 1
+	u1=$(cpu_ns "$tp")
 	kill -INT "$tp"; wait "$tp" || true; pids=()
 	d_count[$r]=$(awk '/packets captured/ {print $1}' "$dir/tcpdump.log")
 	d_drop[$r]=$(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump.log")
+	d_cpu[$r]=$(per_pkt $((u1 - u0)) "${d_count[$r]}")
 done
 
-printf '\n%-10s %10s %12s | %14s %14s | %14s %14s\n' "rate" "sent" "achieved pps" "telescope cnt" "telescope drop" "tcpdump cnt" "tcpdump drop"
+echo
+echo "$pcap; CPU ns/pkt: utime+stime per packet counted (telescope: all threads, 2 workers)"
+printf '%-10s %10s %12s | %14s %14s %10s | %14s %14s %10s\n' "rate" "sent" "achieved pps" "telescope cnt" "telescope drop" "ns/pkt" "tcpdump cnt" "tcpdump drop" "ns/pkt"
 for r in "${rates[@]}"; do
-	printf '%-10s %10s %12s | %14s %14s | %14s %14s\n' "$r" "${t_sent[$r]}" "${t_rate[$r]}" "${t_count[$r]}" "${t_drop[$r]}" "${d_count[$r]}" "${d_drop[$r]}"
+	printf '%-10s %10s %12s | %14s %14s %10s | %14s %14s %10s\n' "$r" "${t_sent[$r]}" "${t_rate[$r]}" "${t_count[$r]}" "${t_drop[$r]}" "${t_cpu[$r]}" "${d_count[$r]}" "${d_drop[$r]}" "${d_cpu[$r]}"
 done

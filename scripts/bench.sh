@@ -48,7 +48,8 @@ config() {
 		echo "dark_prefixes: [$2]"
 		if [ "$3" = off ]; then
 			printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
-			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n  hotspot: {enabled: false}\n'
+			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
+			printf '  hotspot: {enabled: false}\n'
 		fi
 	} >"$dir/$1.yaml"
 }

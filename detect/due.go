@@ -1,0 +1,302 @@
+package detect
+
+import (
+	"cmp"
+	"math"
+	"slices"
+
+	"github.com/telescope-dev/telescope/capture"
+)
+
+// Episode ends by time. Every active scanner, telnet sweep, tool or udp_then_syn episode has
+// an entry in a min-heap ordered by the time it can end at the earliest (its last packet
+// + window when the entry was pushed). Activity only moves an episode's end later, so when
+// Advance pops an entry whose time has passed it looks at the episode once: it ends it, or
+// pushes it again with its real end. Advance costs O(log n) per episode that could end, not
+// a walk over every active episode each time one of them can.
+//
+// Entries are checked when popped, never updated in place: an entry of a flow episode that
+// already ended (a later SYN or UDP closed it, or eviction) is recognised by its generation;
+// a source may have several entries (one per promotion), each re-checking its record. The
+// heaps are rebuilt from the tables once they hold more than twice the tables' capacity, so
+// their memory stays bounded by limits.
+
+// dueItem is one heap entry: ref can end at the earliest at due.
+type dueItem[T any] struct {
+	due int64
+	ref T
+}
+
+// dueHeap is a binary min-heap on due.
+type dueHeap[T any] []dueItem[T]
+
+func (h *dueHeap[T]) push(due int64, ref T) {
+	*h = append(*h, dueItem[T]{due, ref})
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if s[p].due <= s[i].due {
+			break
+		}
+		s[p], s[i] = s[i], s[p]
+		i = p
+	}
+}
+
+// top returns the earliest due, ok=false when empty.
+func (h dueHeap[T]) top() (int64, bool) {
+	if len(h) == 0 {
+		return 0, false
+	}
+	return h[0].due, true
+}
+
+// pop removes and returns the earliest entry; the heap must not be empty.
+func (h *dueHeap[T]) pop() dueItem[T] {
+	s := *h
+	it := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	var zero dueItem[T]
+	s[n] = zero
+	s = s[:n]
+	*h = s
+	h.down(0)
+	return it
+}
+
+func (h dueHeap[T]) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h[r].due < h[l].due {
+			m = r
+		}
+		if h[i].due <= h[m].due {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// heapify restores the heap order after the entries were rewritten.
+func (h dueHeap[T]) heapify() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+// dueLimit is the heap length past which a heap is rebuilt from its table.
+func dueLimit(capacity int) int { return 2*capacity + 1024 }
+
+// srcRef names a record of the episode table; it is current while the record's Seq is seq.
+type srcRef struct {
+	src capture.Addr
+	seq uint64
+}
+
+// flowDueRef names a flow episode; seq orders the ends of episodes due at once.
+type flowDueRef struct {
+	flowRef
+	seq uint64
+}
+
+// queueSource pushes the entry of src's record rec, which was just promoted (rec.Seq is
+// new: its older entries are stale). It can end at due at the earliest.
+func (e *Engine) queueSource(src capture.Addr, rec *episode, due int64) {
+	if len(e.srcDue) >= dueLimit(e.eps.Cap()) {
+		e.requeueSources()
+	}
+	e.srcDue.push(due, srcRef{src, rec.Seq})
+	e.watchDue(due)
+}
+
+// requeueSources rebuilds the source heap from the episode table: one entry per record.
+func (e *Engine) requeueSources() {
+	clear(e.srcDue)
+	e.srcDue = e.srcDue[:0]
+	e.eps.Range(func(k *capture.Addr, rec *episode) bool {
+		e.seq = max(e.seq, rec.Seq)
+		if d, ok := e.recordDue(rec); ok {
+			e.srcDue = append(e.srcDue, dueItem[srcRef]{d, srcRef{*k, rec.Seq}})
+		}
+		return true
+	})
+	e.srcDue.heapify()
+}
+
+// recordDue returns the earliest time an active episode of rec can end.
+func (e *Engine) recordDue(rec *episode) (int64, bool) {
+	due, ok := int64(0), false
+	for _, bit := range episodeBits {
+		if rec.Active&bit != 0 {
+			if d := rec.last(bit) + e.window; !ok || d < due {
+				due, ok = d, true
+			}
+		}
+	}
+	return due, ok
+}
+
+// queueFlow pushes the entry of the flow episode k that just started (generation f.Gen),
+// which can end at f.Last + window.
+func (e *Engine) queueFlow(k flowKey, f *flow) {
+	if len(e.flowDue) >= dueLimit(e.flows.Cap()) {
+		e.requeueFlows()
+	}
+	e.seq++
+	due := f.Last + e.window
+	e.flowDue.push(due, flowDueRef{flowRef{key: k, gen: f.Gen}, e.seq})
+	e.watchDue(due)
+}
+
+// liveFlow returns the flow of r while its episode is active, else nil.
+func (e *Engine) liveFlow(r *flowRef) *flow {
+	if f := e.flows.Get(r.key); f != nil && f.Active && f.Gen == r.gen {
+		return f
+	}
+	return nil
+}
+
+// requeueFlows drops the entries of flow episodes that have ended and recomputes the
+// others' times (the window may have changed).
+func (e *Engine) requeueFlows() {
+	kept := e.flowDue[:0]
+	for _, it := range e.flowDue {
+		if f := e.liveFlow(&it.ref.flowRef); f != nil {
+			kept = append(kept, dueItem[flowDueRef]{f.Last + e.window, it.ref})
+		}
+	}
+	clear(e.flowDue[len(kept):])
+	e.flowDue = kept
+	e.flowDue.heapify()
+}
+
+// requeue rebuilds both heaps with the current window (reload, restore) and has the next
+// Advance look at them.
+func (e *Engine) requeue() {
+	e.requeueSources()
+	e.requeueFlows()
+	e.due = math.MinInt64
+}
+
+// lastOf returns the last packet time of st's window `bit` (about to become an episode).
+func (st *SourceState) lastOf(bit uint8) int64 {
+	switch bit {
+	case epScan:
+		return st.Scan.Last
+	case epTel:
+		return st.Tel.Last
+	}
+	return st.FP.Last
+}
+
+// watchDue keeps e.due at most due: Advance looks at the heaps only once e.due has passed.
+func (e *Engine) watchDue(due int64) {
+	if due < e.due {
+		e.due = due
+	}
+}
+
+// endDue ends the episodes quiet for longer than the window at now and sets e.due to the
+// earliest time another one can end. The episodes due at once end in the order a walk
+// over the tables gave before the heaps existed (and a checkpoint keeps): records most
+// recently promoted first, then flows in the order their episodes started.
+func (e *Engine) endDue(now int64) {
+	srcs := e.dueSrcs[:0]
+	for {
+		d, ok := e.srcDue.top()
+		if !ok || d >= now {
+			break
+		}
+		r := e.srcDue.pop().ref
+		if rec := e.eps.Get(r.src); rec != nil && rec.Seq == r.seq {
+			srcs = append(srcs, r)
+		}
+	}
+	slices.SortFunc(srcs, func(a, b srcRef) int { return cmp.Compare(b.seq, a.seq) })
+	for _, r := range srcs {
+		rec := e.eps.Get(r.src)
+		var bits uint8
+		for _, bit := range episodeBits {
+			if rec.Active&bit != 0 && now-rec.last(bit) > e.window {
+				bits |= bit
+			}
+		}
+		e.endRecord(r.src, rec, bits)
+		if next, ok := e.recordDue(rec); ok {
+			e.srcDue.push(next, r)
+		} else {
+			e.eps.Delete(r.src)
+		}
+	}
+	clear(srcs)
+	e.dueSrcs = srcs[:0]
+
+	flows := e.dueFlows[:0]
+	for {
+		d, ok := e.flowDue.top()
+		if !ok || d >= now {
+			break
+		}
+		it := e.flowDue.pop()
+		f := e.liveFlow(&it.ref.flowRef)
+		if f == nil {
+			continue // ended already
+		}
+		if now-f.Last <= e.window {
+			e.flowDue.push(f.Last+e.window, it.ref)
+			continue
+		}
+		flows = append(flows, it.ref)
+	}
+	slices.SortFunc(flows, func(a, b flowDueRef) int { return cmp.Compare(a.seq, b.seq) })
+	for _, r := range flows {
+		// A flow evicted and created again can reuse a generation: its key may be listed
+		// twice (as in the walk over refs before), and ends at the first.
+		if f := e.liveFlow(&r.flowRef); f != nil {
+			e.endFlow(&r.key, f)
+			e.deleteFlow(r.key)
+		}
+	}
+	clear(flows)
+	e.dueFlows = flows[:0]
+
+	e.due = math.MaxInt64
+	if d, ok := e.srcDue.top(); ok {
+		e.due = d
+	}
+	if d, ok := e.flowDue.top(); ok && d < e.due {
+		e.due = d
+	}
+}
+
+// endFlows ends every active flow episode (Finish, or the detector turned off), in the
+// order they started.
+func (e *Engine) endFlows() {
+	flows := e.dueFlows[:0]
+	for _, it := range e.flowDue {
+		if e.liveFlow(&it.ref.flowRef) != nil {
+			flows = append(flows, it.ref)
+		}
+	}
+	slices.SortFunc(flows, func(a, b flowDueRef) int { return cmp.Compare(a.seq, b.seq) })
+	for _, r := range flows {
+		// A flow evicted and created again can reuse a generation: its key may be listed
+		// twice (as in the walk over refs before), and ends at the first.
+		if f := e.liveFlow(&r.flowRef); f != nil {
+			e.endFlow(&r.key, f)
+			e.deleteFlow(r.key)
+		}
+	}
+	clear(flows)
+	e.dueFlows = flows[:0]
+	clear(e.flowDue)
+	e.flowDue = e.flowDue[:0]
+}
