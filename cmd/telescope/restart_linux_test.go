@@ -2,18 +2,27 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/telescope-dev/telescope/checkpoint"
+	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/internal/netnstest"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/pipeline"
 )
 
 // restartLiveConfig: a short window so episodes end within seconds of the last packet
@@ -244,5 +253,123 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 	}
 	if t.Failed() {
 		t.Logf("first daemon:\n%s\nsecond daemon:\n%s", d1.logs.String(), d2.logs.String())
+	}
+}
+
+// TestRunBadCheckpoint starts `telescope run` (in a namespace) on a state.path holding a
+// damaged or unusable checkpoint, one case each: the daemon logs one warning line naming the
+// reason, starts fresh, keeps running (ready, scraped) and its next periodic checkpoint
+// replaces the bad file with a good one.
+func TestRunBadCheckpoint(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	dir := t.TempDir()
+	cfgText := func(workers int, port int) string {
+		return fmt.Sprintf("dark_prefixes: [203.0.113.0/24]\ncapture: {interface: %s, workers: %d, ring_mb: 1}\n"+
+			"web: {listen_address: \"127.0.0.1:%d\"}\nstate: {path: STATE, checkpoint_interval: 1s}\nlimits: {max_sources: 10000}\n", pair.IfA, workers, port)
+	}
+	// A good checkpoint of an idle two-worker pipeline under the config the cases run with.
+	good := filepath.Join(dir, "good")
+	cfg, err := configs.Parse([]byte(strings.Replace(cfgText(2, 1), "STATE", good, 1)), "good.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: 2, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Checkpoint(good); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hlen := int(binary.LittleEndian.Uint32(data[12:]))
+	edit := func(fn func(b []byte)) []byte {
+		b := bytes.Clone(data)
+		fn(b)
+		return b
+	}
+	// rehead rewrites the header's checksum after an edit of the header.
+	rehead := func(b []byte) {
+		binary.LittleEndian.PutUint32(b[16+hlen:], crc32.Checksum(b[16:16+hlen], crc32.MakeTable(crc32.Castagnoli)))
+	}
+	// The first section (worker/0) filled with 0xff under a valid checksum: framing intact,
+	// state inconsistent (restore fails after it began filling the pipeline).
+	garbleFirst := func(b []byte) {
+		off := 20 + hlen
+		nlen := int(b[off])
+		plen := int(binary.LittleEndian.Uint64(b[off+1+nlen:]))
+		payload := b[off+1+nlen+8 : off+1+nlen+8+plen]
+		for i := range payload {
+			payload[i] = 0xff
+		}
+		h := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+		h.Write(b[off+1 : off+1+nlen])
+		h.Write(payload)
+		binary.LittleEndian.PutUint32(b[off+1+nlen+8+plen:], h.Sum32())
+	}
+	tests := []struct {
+		name    string
+		data    []byte
+		workers int
+		reason  string
+		msg     string
+	}{
+		{"foreign", []byte("# a YAML file\nwindow: 5m\n"), 2, "foreign", "not a telescope state checkpoint"},
+		{"empty", []byte{}, 2, "truncated", "truncated"},
+		{"truncated", data[:len(data)/2], 2, "truncated", "truncated"},
+		{"checksum", edit(func(b []byte) { b[len(b)-10] ^= 0x40 }), 2, "corrupt", "checksum mismatch"},
+		{"inconsistent", edit(garbleFirst), 2, "corrupt", ""},
+		{"old version", edit(func(b []byte) { binary.LittleEndian.PutUint32(b[8:], checkpoint.Version-1) }), 2, "old version", "older state format version"},
+		{"future version", edit(func(b []byte) { binary.LittleEndian.PutUint32(b[8:], checkpoint.Version+1) }), 2, "future version", "newer state format version"},
+		{"layout", edit(func(b []byte) { b[16] ^= 1; rehead(b) }), 2, "layout", "another layout"},
+		{"other worker count", data, 1, "config", "workers=2"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sub := t.TempDir()
+			state := filepath.Join(sub, "state")
+			if err := os.WriteFile(state, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			port := 9830 + i
+			cfgPath := filepath.Join(sub, "telescope.yaml")
+			writeConfig(t, cfgPath, strings.Replace(cfgText(tc.workers, port), "STATE", strconv.Quote(state), 1))
+			start := time.Now()
+			d := startDaemon(t, pair.NsA, fmt.Sprintf("127.0.0.1:%d", port), cfgPath)
+			d.waitLog(t, `"msg":"telescope started"`)
+			var warns []logLine
+			for _, l := range parseLog(t, d.logs.String()) {
+				if l.str("level") != "info" {
+					warns = append(warns, l)
+				}
+			}
+			if len(warns) != 1 || warns[0].str("level") != "warn" || warns[0].str("reason") != tc.reason ||
+				!strings.HasSuffix(warns[0].str("msg"), "; starting fresh") || !strings.Contains(warns[0].str("msg"), tc.msg) ||
+				!strings.Contains(warns[0].str("msg"), state) {
+				t.Fatalf("want one warning with reason %q naming %s and %q; got %v", tc.reason, state, tc.msg, warns)
+			}
+			t.Logf("%s: %s", tc.name, warns[0].str("msg"))
+			if code, _, err := d.get("/metrics"); err != nil || code != 200 {
+				t.Fatalf("scrape after the bad checkpoint: %d %v", code, err)
+			}
+			// Still running, and the bad file is replaced by a good checkpoint.
+			d.waitFor(t, "a good checkpoint over the bad one", 10*time.Second, func() bool {
+				fi, err := os.Stat(state)
+				if err != nil || !fi.ModTime().After(start) {
+					return false
+				}
+				f, err := checkpoint.Open(state)
+				if err == nil {
+					f.Close()
+				}
+				return err == nil
+			})
+			if code := d.stop(t, syscall.SIGTERM); code != 0 {
+				t.Errorf("exit %d after SIGTERM", code)
+			}
+		})
 	}
 }
