@@ -27,7 +27,9 @@ import (
 
 // restartLiveConfig: a short window so episodes end within seconds of the last packet
 // (longer than the kill-to-restart gap, so they continue across it), a 1 s surge bucket and
-// a checkpoint every second. Detectors the test does not follow are off.
+// a checkpoint every second. Detectors the test does not follow are off. A hotspot needs 3
+// sources in a window: every window from the first packet to the last is hot, as the gap of
+// the restart (< 4 s) is shorter than a window less 0.6 s of traffic (3 sources).
 const restartLiveConfig = `sensor: restart
 dark_prefixes: [203.0.113.0/24]
 window: 6s
@@ -39,7 +41,7 @@ detect:
   telnet: {surge_bucket: 1s, surge_factor: 3, surge_min_sources: 10}
   udp_then_syn: {max_gap: 6s}
   fingerprint: {enabled: false}
-  hotspot: {enabled: false}
+  hotspot: {min_sources: 3}
   backscatter: {enabled: false}
 limits: {max_sources: 10000}
 `
@@ -141,13 +143,14 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 		})
 	}
 
-	// First half: 5 s, a tick every 200 ms. Each tick a new telnet source (5 per 1 s
-	// bucket: the baseline) and a scanner probe to a new target (20 probes: an episode);
+	// First half: 5 s, a tick every 200 ms. Each tick a new telnet source to 203.0.113.200
+	// (5 per 1 s bucket: the surge baseline; a hotspot episode) and a scanner probe to a new
+	// target (20 probes: an episode);
 	// a DHT datagram then a SYN to 203.0.113.99:6881 (a flow), at the start and again at the
 	// end (so the flow is not quiet for a window by the time the restarted daemon resumes).
 	d1 := startDaemon(t, pair.NsA, addr, cfgPath)
 	for i := range 25 {
-		send(pcaptest.Packet{Src: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)}), Dst: dark(100 + i), SrcPort: 50000, DstPort: 23, Flags: 0x02})
+		send(pcaptest.Packet{Src: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)}), Dst: dark(200), SrcPort: 50000, DstPort: 23, Flags: 0x02})
 		if i < 20 {
 			send(pcaptest.Packet{Src: scanner, Dst: dark(i), SrcPort: 40000, DstPort: 80, Flags: 0x02})
 		}
@@ -186,6 +189,9 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 				countPhase(ev, "start"), countPhase(ev, "end"), want)
 		}
 	}
+	if ev := detections(first, "hotspot"); countPhase(ev, "end") != 0 {
+		t.Fatalf("the hotspot ended before the restart: %v", ev)
+	}
 	if ev := detections(first, "telnet_surge"); len(ev) != 0 {
 		t.Fatalf("a surge before the restart (the baseline traffic is steady): %v", ev)
 	}
@@ -200,7 +206,7 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 		}
 	}
 	base := restored.num("surge_baseline")
-	if restored["surge_baseline_restored"] != true || base < 2 || base > 8 || restored.num("active_episodes") < 2 {
+	if restored["surge_baseline_restored"] != true || restored["hotspot_restored"] != true || base < 2 || base > 8 || restored.num("active_episodes") < 2 {
 		t.Fatalf("restored %v: want the surge baseline (about 5 sources a bucket) and 2 active episodes", restored)
 	}
 
@@ -209,7 +215,7 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 	// the first bucket), 10 more scanner probes, another DHT datagram and SYN.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 50*time.Millisecond)))
 	for i := range 60 {
-		send(pcaptest.Packet{Src: netip.AddrFrom4([4]byte{192, 0, 3, byte(1 + i)}), Dst: dark(100 + i), SrcPort: 50000, DstPort: 23, Flags: 0x02})
+		send(pcaptest.Packet{Src: netip.AddrFrom4([4]byte{192, 0, 3, byte(1 + i)}), Dst: dark(200), SrcPort: 50000, DstPort: 23, Flags: 0x02})
 	}
 	send(pcaptest.Packet{Proto: "udp", Src: flowSrc, Dst: dark(99), SrcPort: 6881, DstPort: 6881, Payload: dht})
 	for i := range 10 {
@@ -223,12 +229,12 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 	d2.waitFor(t, "every episode ended", 20*time.Second, func() bool {
 		s := d2.logs.String()
 		return strings.Contains(s, `"event":"scanner","phase":"end"`) && strings.Contains(s, `"event":"udp_then_syn","phase":"end"`) &&
-			strings.Contains(s, `"event":"telnet_surge","phase":"end"`)
+			strings.Contains(s, `"event":"telnet_surge","phase":"end"`) && strings.Contains(s, `"event":"hotspot","phase":"end"`)
 	})
 	time.Sleep(200 * time.Millisecond) // a duplicate would show by now
 	second := parseLog(t, d2.logs.String())
 	all := append(append([]logLine(nil), first...), second...)
-	for _, det := range []string{"scanner", "udp_then_syn", "telnet_surge"} {
+	for _, det := range []string{"scanner", "udp_then_syn", "telnet_surge", "hotspot"} {
 		ev := detections(all, det)
 		if countPhase(ev, "start") != 1 || countPhase(ev, "end") != 1 {
 			t.Errorf("%s: %d starts and %d ends over both processes, want 1 and 1", det, countPhase(ev, "start"), countPhase(ev, "end"))
@@ -242,6 +248,12 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 	for _, l := range detections(second, "udp_then_syn") {
 		if l.str("phase") == "end" && (l.num("udp_packets") != 3 || l.num("syn_packets") != 3) {
 			t.Errorf("flow end %v: want 2+1 UDP datagrams and 2+1 SYNs over both halves", l)
+		}
+	}
+	for _, l := range detections(second, "hotspot") {
+		// The telnet sources' 25 + 60 SYNs to 203.0.113.200:23, over both processes.
+		if l.str("phase") == "end" && (l.str("dst") != "203.0.113.200" || l.num("port") != 23 || l.num("packets") != 85) {
+			t.Errorf("hotspot end %v: want 203.0.113.200 port 23 with 25 + 60 packets", l)
 		}
 	}
 	for _, l := range detections(second, "telnet_surge") {
