@@ -15,7 +15,7 @@ import (
 // into the checkpoint's fingerprint, so a binary whose detector state differs (a field
 // added to SourceState, say) refuses an older file instead of misreading it.
 func StateTypes() []reflect.Type {
-	return []reflect.Type{
+	return append([]reflect.Type{
 		reflect.TypeFor[SourceState](),
 		reflect.TypeFor[aggregate.TableEntry[capture.Addr, episode]](),
 		reflect.TypeFor[aggregate.TableEntry[flowKey, flow]](),
@@ -23,7 +23,7 @@ func StateTypes() []reflect.Type {
 		reflect.TypeFor[surgeClock](),
 		reflect.TypeFor[[60]uint32](),
 		reflect.TypeFor[bucketSum](),
-	}
+	}, hotStateTypes()...) // hotspot_state.go
 }
 
 // SaveState appends the engine's state to enc: its clock, its telnet surge bucket, the

@@ -243,6 +243,8 @@ func (l *Live) finish() {
 	if !l.p.keepState.Load() {
 		l.p.surge.Finish(now)
 	}
-	l.p.hot.Finish() // hotspot state is not checkpointed: its episodes end here
+	if !l.p.keepState.Load() {
+		l.p.hot.Finish()
+	}
 	l.p.logq.Drain() // bounded: gives up once the output makes no progress
 }

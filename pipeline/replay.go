@@ -160,7 +160,9 @@ func (d *dispatcher) close() {
 	if !d.p.keepState.Load() {
 		d.p.surge.Finish(d.now)
 	}
-	d.p.hot.Finish() // hotspot state is not checkpointed: its episodes end here
+	if !d.p.keepState.Load() {
+		d.p.hot.Finish()
+	}
 	d.p.logq.Drain() // the end events, as far as the log output takes them
 }
 

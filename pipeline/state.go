@@ -39,8 +39,8 @@ func (p *Pipeline) stateDesc() string {
 	for i, q := range rc.cfg.DarkPrefixes {
 		pfx[i] = q.String()
 	}
-	return fmt.Sprintf("workers=%d sources_per_worker=%d flows_per_worker=%d top_capacity=%d hll_precision=%d dark_prefixes=[%s]",
-		len(p.workers), p.workers[0].sources.Cap(), rc.det.MaxFlows, topCapacity, hllPrecision, strings.Join(pfx, " "))
+	return fmt.Sprintf("workers=%d sources_per_worker=%d flows_per_worker=%d destinations_per_worker=%d top_capacity=%d hll_precision=%d dark_prefixes=[%s]",
+		len(p.workers), p.workers[0].sources.Cap(), rc.det.MaxFlows, rc.det.MaxDestinations, topCapacity, hllPrecision, strings.Join(pfx, " "))
 }
 
 // CheckpointStats describes one checkpoint.
@@ -65,28 +65,37 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	}
 	var st CheckpointStats
 	pauses := make([]time.Duration, len(p.workers))
-	var wg sync.WaitGroup
+	// Every worker copies its state and waits, held, until the shared parts (surge,
+	// hotspots), which the workers feed, are copied too: the file is one consistent cut.
+	var copied, done sync.WaitGroup
+	release := make(chan struct{})
+	var surge, hot checkpoint.Encoder
 	for i, w := range p.workers {
-		wg.Add(1)
+		copied.Add(1)
+		done.Add(1)
 		go func() {
-			defer wg.Done()
+			defer done.Done()
 			w.stateMu.Lock()
 			t := time.Now()
 			w.enc.Reset()
 			w.saveState(&w.enc)
+			copied.Done()
+			<-release
 			pauses[i] = time.Since(t)
 			w.stateMu.Unlock()
 		}()
 	}
-	wg.Wait()
+	copied.Wait()
+	p.surge.SaveState(&surge)
+	p.hot.SaveState(&hot)
+	close(release)
+	done.Wait()
 	var clock int64
 	for i, w := range p.workers {
 		st.Pause = max(st.Pause, pauses[i])
 		st.Sources += w.sources.Len()
 		clock = max(clock, w.now)
 	}
-	var surge checkpoint.Encoder
-	p.surge.SaveState(&surge)
 	cw, err := checkpoint.Create(path, checkpoint.Header{Layout: layout, Config: p.stateDesc(), Written: time.Now().UnixNano(), Clock: clock})
 	if err != nil {
 		return st, err
@@ -98,6 +107,10 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 		}
 	}
 	if err := cw.Section("surge", surge.Bytes()); err != nil {
+		cw.Abort()
+		return st, err
+	}
+	if err := cw.Section("hotspot", hot.Bytes()); err != nil {
 		cw.Abort()
 		return st, err
 	}
@@ -127,6 +140,9 @@ type RestoreInfo struct {
 	Flows, Victims int64 // udp_then_syn flows and backscatter victims tracked
 	SurgeRestored  bool
 	SurgeBaseline  float64
+	// HotspotRestored: the hotspot detector's shared state (its open episodes and
+	// incomplete windows) was restored (not when the window length changed).
+	HotspotRestored bool
 }
 
 // RestoreState loads a checkpoint into a pipeline that has not run yet. Every failure is
@@ -171,6 +187,13 @@ func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, err
 		return info, err
 	}
 	info.SurgeBaseline, _ = p.surge.Baseline()
+	if d, err = f.Section("hotspot"); err != nil {
+		return info, err
+	}
+	info.HotspotRestored = p.hot.LoadState(d)
+	if err := d.Done(); err != nil {
+		return info, err
+	}
 	for _, w := range p.workers {
 		info.Sources += w.sources.Len()
 		for i := range w.Det.Active {
@@ -178,7 +201,7 @@ func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, err
 		}
 		info.Flows += w.Det.Tracked.Load()
 	}
-	info.Episodes += p.surge.Active()
+	info.Episodes += p.surge.Active() + int64(p.hot.Active())
 	if o.Resume {
 		window := int64(p.rc.Load().cfg.Window.D())
 		p.surge.Resume(o.Now, window)
@@ -204,6 +227,7 @@ func (p *Pipeline) FinishAll(now int64) {
 		w.stateMu.Unlock()
 	}
 	p.surge.Finish(now)
+	p.hot.Finish()
 }
 
 // RunCheckpoints writes a checkpoint to path every interval until ctx ends, logging
@@ -250,6 +274,7 @@ func (w *worker) saveState(enc *checkpoint.Encoder) {
 	w.dstHLL.Save(enc)
 	checkpoint.Slice(enc, w.dstExact)
 	w.engine.SaveState(enc)
+	w.engine.SaveHotState(enc)
 }
 
 // loadState replaces the state of a worker that has not run by one written by saveState.
@@ -282,6 +307,7 @@ func (w *worker) loadState(d *checkpoint.Decoder) {
 		}
 	}
 	w.engine.LoadState(d)
+	w.engine.LoadHotState(d)
 	if d.Err() != nil {
 		return
 	}

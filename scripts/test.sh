@@ -11,9 +11,9 @@ export PATH="$PATH:/usr/local/go/bin:$(go env GOPATH 2>/dev/null)/bin:/usr/sbin:
 # through the module proxy when the machine's Go is older.
 export GOTOOLCHAIN=auto
 packages=(libpcap-dev tcpdump tshark tcpreplay prometheus iproute2 gcc chromium
-	prometheus-alertmanager podman buildah libcap2-bin)
+	prometheus-alertmanager podman buildah libcap2-bin curl)
 need_install=0
-for tool in tcpdump tshark tcpreplay promtool ip gcc chromium prometheus-alertmanager amtool podman buildah setcap; do
+for tool in tcpdump tshark tcpreplay promtool ip gcc chromium prometheus-alertmanager amtool podman buildah setcap curl; do
 	command -v "$tool" >/dev/null 2>&1 || need_install=1
 done
 [ -e /usr/include/pcap/pcap.h ] || need_install=1
@@ -66,6 +66,15 @@ echo "== unit and integration tests"
 # The HTML study's browser test keeps its screenshots here.
 export TELESCOPE_ARTIFACTS="${TELESCOPE_ARTIFACTS:-$PWD/test-artifacts}"
 go test -count=1 -timeout 15m ./...
+
+echo "== soak, short (the live daemon for 100 s: looped day, checkpoints, reloads, flaps; no growth after warm-up)"
+if [ "$(id -u)" = 0 ]; then
+	SOAK_SHORT=1 scripts/soak.sh
+elif [ "${CI:-}" = true ]; then
+	echo "the soak needs root (CI=true)"; exit 1
+else
+	echo "!! SOAK SKIPPED: needs root"
+fi
 
 echo "== race detector (concurrent packages)"
 go test -count=1 -race -timeout 10m -short ./pipeline/... ./metrics/... ./aggregate/... ./detect/...

@@ -30,7 +30,8 @@ func restoreLive(p *pipeline.Pipeline, cfg *configs.Config, log *zap.Logger, bui
 			zap.Duration("downtime", now.Sub(time.Unix(0, info.Written)).Round(time.Millisecond)),
 			zap.Int("sources", info.Sources), zap.Int64("active_episodes", info.Episodes),
 			zap.Int64("flows_and_victims", info.Flows),
-			zap.Bool("surge_baseline_restored", info.SurgeRestored), zap.Float64("surge_baseline", info.SurgeBaseline))
+			zap.Bool("surge_baseline_restored", info.SurgeRestored), zap.Float64("surge_baseline", info.SurgeBaseline),
+			zap.Bool("hotspot_restored", info.HotspotRestored))
 		return p, nil
 	case checkpoint.KindOf(err) == checkpoint.Missing:
 		log.Info("no state checkpoint yet; starting fresh", zap.String("path", path))
