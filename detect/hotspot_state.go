@@ -4,22 +4,23 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/checkpoint"
 )
 
 // Checkpoint of the hotspot detector (kept apart from hotspot.go): per engine, its open
-// window, the summaries of cells evicted in it and its destination table (whose distinct
-// source counts live in the engine's slab, saved with the engine); once, the shared
-// Hotspots: the workers' progress, the summaries of windows not yet complete and the open
-// episodes. The receiver distribution (Hist) is a cumulative distribution like a counter:
-// it is not saved.
+// window (the cells of its destinations, their full counts, whose distinct source counts
+// live in the engine's slab, saved with the engine, and which cells are heavy); once, the
+// shared Hotspots: the workers' progress, the cell arrays and summaries of windows not yet
+// complete and the open episodes. The indexes (dense bitmap and array, hash index) are
+// rebuilt from the cells on load. The receiver distribution (Hist) is a cumulative
+// distribution like a counter: it is not saved.
 
 // hotStateTypes are the hotspot types a checkpoint copies as memory (see StateTypes).
 func hotStateTypes() []reflect.Type {
 	return []reflect.Type{
-		reflect.TypeFor[aggregate.TableEntry[capture.Addr, hotCell]](),
+		reflect.TypeFor[hotCell](),
+		reflect.TypeFor[hotHeavy](),
 		reflect.TypeFor[HotSummary](),
 	}
 }
@@ -28,36 +29,41 @@ func hotStateTypes() []reflect.Type {
 // refers to is restored first). Same calling rules as SaveState.
 func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	hw := &e.hot
-	enc.Bool(hw.cells != nil)
-	if hw.cells == nil {
+	enc.Bool(hw.shared != nil)
+	if hw.shared == nil {
 		return
 	}
+	enc.Bool(hw.open)
 	enc.I64(hw.size)
 	enc.I64(hw.win)
 	enc.I64(hw.end)
-	enc.Bool(hw.open)
-	checkpoint.Slice(enc, hw.out)
-	hw.cells.Save(enc)
+	enc.Bool(hw.split)
+	enc.I64(int64(hw.last))
+	checkpoint.Slice(enc, hw.cells)
+	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
+	checkpoint.Slice(enc, hw.heavyc)
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
-// its Hotspots, same limits) by one written by SaveHotState, and checks it.
+// its Hotspots and its dark space, same limits) by one written by SaveHotState, checks it
+// and rebuilds the cells' indexes.
 func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	hw := &e.hot
 	has := d.Bool()
 	if d.Err() != nil {
 		return
 	}
-	if has != (hw.cells != nil) {
-		d.Fail("hotspot table present %v, want %v", has, hw.cells != nil)
+	if has != (hw.shared != nil) {
+		d.Fail("hotspot state present %v, want %v", has, hw.shared != nil)
 		return
 	}
 	if !has {
 		return
 	}
-	size, win, end, open := d.I64(), d.I64(), d.I64(), d.Bool()
-	out := checkpoint.ReadSlice[HotSummary](d, 2*hw.cells.Cap()+2*(1+hotPorts))
-	hw.cells.Load(d)
+	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
+	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
+	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
+	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
 	if d.Err() != nil {
 		return
 	}
@@ -65,39 +71,90 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		d.Fail("hotspot window %d of %d ns ending at %d", win, size, end)
 		return
 	}
-	for i := range out {
-		if out[i].NTop > hotTop {
-			d.Fail("hotspot summary with %d top sources", out[i].NTop)
+	if !open && len(cells) > 0 {
+		d.Fail("hotspot: %d cells without an open window", len(cells))
+		return
+	}
+	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) {
+		d.Fail("hotspot: latest cell %d of %d, %d heavy cells listed of %d", last, len(cells), len(heavyc), len(heavy))
+		return
+	}
+	// heavyc[k] is the cell whose full counts are heavy[k]: one each way.
+	for k, i := range heavyc {
+		if i < 0 || int(i) >= len(cells) || cells[i].Heavy != int32(k+1) {
+			d.Fail("hotspot: heavy counts %d listed for cell %d of %d", k, i, len(cells))
 			return
 		}
 	}
-	var err error
-	hw.cells.Range(func(k *capture.Addr, c *hotCell) bool {
-		for _, st := range append([]*hotStats{&c.Addr}, ptrs(c.Port[:])...) {
+	for i := range cells {
+		c := &cells[i]
+		if c.N > hotLog || c.Heavy < 0 || int(c.Heavy) > len(heavy) || c.Heavy != 0 && heavyc[c.Heavy-1] != int32(i) {
+			d.Fail("hotspot cell %v: %d logged packets, heavy counts %d of %d", c.Dst, c.N, c.Heavy, len(heavy))
+			return
+		}
+	}
+	for k := range heavy {
+		hv := &heavy[k]
+		for _, st := range []*hotStats{&hv.Addr, &hv.Port[0], &hv.Port[1]} {
 			if st.NTop > hotTop {
-				d.Fail("hotspot cell %v: %d top sources", k, st.NTop)
-				return false
+				d.Fail("hotspot cell %v: %d top sources", cells[heavyc[k]].Dst, st.NTop)
+				return
 			}
-			if err = st.Sources.Validate(&e.slab); err != nil {
-				d.Fail("hotspot cell %v: %v", k, err)
-				return false
+			if err := st.Sources.Validate(&e.slab); err != nil {
+				d.Fail("hotspot cell %v: %v", cells[heavyc[k]].Dst, err)
+				return
 			}
 		}
-		return true
-	})
-	if d.Err() != nil {
-		return
 	}
-	hw.size, hw.win, hw.end, hw.open = size, win, end, open
-	hw.out = append(hw.out[:0], out...)
+	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
+	clear(hw.seen)
+	if hw.hash != nil {
+		clear(hw.hash)
+	}
+	hw.gen = 1
+	hw.cells = cells // hashInsert reads the cells' destinations
+	for i := range cells {
+		c := &cells[i]
+		if c.Ix >= 0 {
+			if int(c.Ix) >= len(hw.dense) || hw.seen[c.Ix>>6]&(1<<(c.Ix&63)) != 0 {
+				d.Fail("hotspot cell %v: dense index %d of %d, or twice", c.Dst, c.Ix, len(hw.dense))
+				return // the engine is unusable after an error (see LoadState)
+			}
+			hw.seen[c.Ix>>6] |= 1 << (c.Ix & 63)
+			hw.dense[c.Ix] = int32(i + 1)
+		} else {
+			ix, ok := hw.hashInsert(&c.Dst, int32(i+1))
+			if !ok {
+				d.Fail("hotspot cell %v: twice in the window", c.Dst)
+				return
+			}
+			c.Ix = ix
+		}
+	}
+	hw.open, hw.size, hw.win, hw.end, hw.split, hw.last = open, size, win, end, split, int32(last)
+	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
 }
 
-func ptrs[T any](s []T) []*T {
-	out := make([]*T, len(s))
-	for i := range s {
-		out[i] = &s[i]
+// hashInsert adds cell (1 + index) for dst to the hash index of the current generation,
+// returning its cell index entry (-1-slot); false if dst is there already.
+func (hw *hotWorker) hashInsert(dst *capture.Addr, cell int32) (int32, bool) {
+	if hw.hash == nil {
+		n := 16
+		for n < 2*hw.cap {
+			n *= 2
+		}
+		hw.hash = make([]uint32, n)
 	}
-	return out
+	mask := uint64(len(hw.hash) - 1)
+	i := dst.Hash(seedDstIP) & mask
+	for hw.hash[i]>>hotGenShift == hw.gen {
+		if n := hw.hash[i]&hotCellMask - 1; n < uint32(cell-1) && hw.cells[n].Dst == *dst {
+			return 0, false
+		}
+		i = (i + 1) & mask
+	}
+	hw.hash[i] = hw.gen<<hotGenShift | uint32(cell)
+	return -1 - int32(i), true
 }
 
 // SaveState appends the shared hotspot state to enc. Call it while no engine runs (the
@@ -109,22 +166,23 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 	enc.I64(hs.size)
 	checkpoint.Slice(enc, hs.started)
 	checkpoint.Slice(enc, hs.through)
-	wins := slices.Sorted(func(yield func(int64) bool) {
-		for w := range hs.pending {
-			if !yield(w) {
-				return
-			}
-		}
-	})
+	wins := make([]int64, 0, len(hs.pending))
+	for w := range hs.pending {
+		wins = append(wins, w)
+	}
+	slices.Sort(wins)
 	enc.Len(len(wins))
 	for _, w := range wins {
+		p := hs.pending[w]
 		enc.I64(w)
-		sums := make([]HotSummary, 0, len(hs.pending[w]))
-		for _, s := range hs.pending[w] {
-			sums = append(sums, *s)
+		checkpoint.Slice(enc, p.n)
+		checkpoint.Slice(enc, p.np)
+		enc.Bool(p.split)
+		enc.Len(len(p.parts))
+		for _, part := range p.parts {
+			checkpoint.Slice(enc, part)
 		}
-		slices.SortFunc(sums, func(a, b HotSummary) int { return cmpHotKey(hotKey{a.Dst, a.Port}, hotKey{b.Dst, b.Port}) })
-		checkpoint.Slice(enc, sums)
+		checkpoint.Slice(enc, p.full)
 	}
 	keys := make([]hotKey, 0, len(hs.active))
 	for k := range hs.active {
@@ -148,33 +206,78 @@ func cmpHotKey(a, b hotKey) int {
 	return int(a.Port) - int(b.Port)
 }
 
-// maxHotPending bounds the pending windows and the summaries per window a checkpoint may
-// hold (a reader's limit against damaged lengths; far above what the workers produce).
+// maxHotPending bounds the pending windows and the episodes a checkpoint may hold (a
+// reader's limit against damaged lengths; far above what the workers produce).
 const maxHotPending = 1 << 20
 
 // LoadState replaces the shared hotspot state by one written by SaveState (same worker
-// count). A state saved with the detector off or another window length is dropped (its
-// windows mean nothing now) and restored reports false; so is one the detector is now off
-// for.
+// count and limits). A state saved with the detector off or another window length is
+// dropped (its windows mean nothing now) and restored reports false; so is one the
+// detector is now off for. The restored pending windows' cells are merged by address
+// (their dense numbering is not carried over).
 func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	workers := len(hs.started)
 	enabled, size := d.Bool(), d.I64()
-	started := checkpoint.ReadSlice[bool](d, len(hs.started))
-	through := checkpoint.ReadSlice[int64](d, len(hs.through))
-	nw := d.Len(16, maxHotPending)
-	pending := map[int64]map[hotKey]*HotSummary{}
+	started := checkpoint.ReadSlice[bool](d, workers)
+	through := checkpoint.ReadSlice[int64](d, workers)
+	nw := d.Len(8, maxHotPending)
+	pending := map[int64]*hotPending{}
 	for range nw {
-		w := d.I64()
-		sums := checkpoint.ReadSlice[HotSummary](d, maxHotPending)
-		m := map[hotKey]*HotSummary{}
-		for i := range sums {
-			if sums[i].NTop > hotTop {
-				d.Fail("hotspot summary with %d top sources", sums[i].NTop)
-			}
-			m[hotKey{sums[i].Dst, sums[i].Port}] = &sums[i]
+		if d.Err() != nil {
+			break
 		}
-		pending[w] = m
+		w := d.I64()
+		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true}
+		p.split = d.Bool()
+		np := d.Len(8, maxHotPending)
+		cells, parts := 0, 0
+		for _, n := range p.np {
+			parts += n
+		}
+		for _, n := range p.n {
+			cells += n
+		}
+		if d.Err() == nil && (len(p.n) != workers || len(p.np) != workers || np != parts || np == 0) {
+			d.Fail("hotspot window %d: %d cell arrays, %d by worker", w, np, parts)
+		}
+		for range np {
+			part := checkpoint.ReadSlice[hotCell](d, hs.maxCells)
+			for i := range part {
+				if part[i].N > hotLog {
+					d.Fail("hotspot window %d: cell %v with %d logged packets", w, part[i].Dst, part[i].N)
+					break
+				}
+			}
+			if d.Err() != nil {
+				break
+			}
+			if len(part) == 0 {
+				d.Fail("hotspot window %d: empty cell array", w)
+				break
+			}
+			p.parts = append(p.parts, part)
+			cells -= len(part)
+		}
+		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*hs.maxCells*workers)
+		if d.Err() != nil {
+			break
+		}
+		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > hs.maxCells }) {
+			d.Fail("hotspot window %d: cells by worker %v do not match the arrays", w, p.n)
+			break
+		}
+		for i := range p.full {
+			if p.full[i].NTop > hotTop {
+				d.Fail("hotspot summary with %d top sources", p.full[i].NTop)
+				break
+			}
+		}
+		if pending[w] != nil {
+			d.Fail("hotspot window %d twice", w)
+		}
+		pending[w] = p
 	}
 	na := d.Len(0, maxHotPending)
 	active := map[hotKey]*hotEpisode{}
@@ -193,8 +296,8 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 	if d.Err() != nil {
 		return false
 	}
-	if len(started) != len(hs.started) || len(through) != len(hs.through) {
-		d.Fail("hotspot state of %d workers, want %d", len(started), len(hs.started))
+	if len(started) != workers || len(through) != workers {
+		d.Fail("hotspot state of %d workers, want %d", len(started), workers)
 		return false
 	}
 	if !enabled || !hs.enabled || size != hs.size {
