@@ -415,7 +415,7 @@ func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool) error {
 	}
 	key := append([]byte("\n  \"detections\": "), empty...)
 	i := bytes.Index(head.Bytes(), key)
-	if i < 0 || bytes.Index(head.Bytes()[i+1:], key) >= 0 {
+	if i < 0 || bytes.Contains(head.Bytes()[i+1:], key) {
 		return errors.New("report: detections not found once in the encoded report")
 	}
 	if _, err := w.Write(head.Bytes()[:i+len(key)-len(empty)]); err != nil {
