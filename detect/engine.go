@@ -48,9 +48,12 @@ type Engine struct {
 
 	flows     *aggregate.Table[flowKey, flow]
 	flowPorts *[65536]uint32 // flows in the table, by destination port
-	victims   *aggregate.Table[capture.Addr, victim]
-	rates     []rateWin // victims' rate windows, by victim.Rate-1
-	rateFree  []int32   // free entries of rates (as victim.Rate values)
+	// flowSrcs counts the flows in the table by a hash of their source (saturating at 255,
+	// which then stays): with flowPorts it lets most SYN probes skip the flow lookup.
+	flowSrcs *[flowSrcBuckets]uint8
+	victims  *aggregate.Table[capture.Addr, victim]
+	rates    []rateWin // victims' rate windows, by victim.Rate-1
+	rateFree []int32   // free entries of rates (as victim.Rate values)
 
 	// slab holds the blocks of every Distinct this engine counts with (in SourceState, the
 	// episode and victim tables): values in the tables refer to it by index, so the tables
@@ -71,6 +74,7 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 	e.eps.SetEvict(e.evictEpisode)
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
 	e.flowPorts = new([65536]uint32)
+	e.flowSrcs = new([flowSrcBuckets]uint8)
 	e.flows.SetEvict(e.evictFlow)
 	e.victims = aggregate.NewTable[capture.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)

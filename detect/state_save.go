@@ -104,10 +104,10 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		d.Fail("%v", err)
 		return
 	}
-	clear(e.flowPorts[:])
+	e.clearFlowCounts()
 	e.flowDue = e.flowDue[:0]
 	e.flows.Range(func(k *flowKey, f *flow) bool {
-		e.flowPorts[k.Port]++
+		e.flowAdded(k)
 		if f.Active {
 			e.seq++
 			e.flowDue = append(e.flowDue, dueItem[flowDueRef]{ref: flowDueRef{flowRef{key: *k, gen: f.Gen}, e.seq}})

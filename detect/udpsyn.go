@@ -41,7 +41,7 @@ func (e *Engine) flowUDP(h *capture.Header) {
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f, created := e.flows.Touch(k)
 	if created {
-		e.flowPorts[k.Port]++
+		e.flowAdded(&k)
 	}
 	t := h.TS
 	if !created {
@@ -71,8 +71,8 @@ func (e *Engine) flowUDP(h *capture.Header) {
 // flowSYN pairs a SYN probe with the UDP flow to the same dst ip:port when the last UDP
 // datagram is at most MaxGap before it; later SYNs of an active flow count in its episode.
 func (e *Engine) flowSYN(h *capture.Header) {
-	if e.flowPorts[h.DstPort] == 0 {
-		return // no UDP flow to this port at all: most SYN probes skip the lookup
+	if e.flowPorts[h.DstPort] == 0 || e.flowSrcs[flowSrcBucket(&h.Src)] == 0 {
+		return // no UDP flow to this port, or from this source: most SYN probes skip the lookup
 	}
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f := e.flows.Get(k)
@@ -138,7 +138,7 @@ func (e *Engine) endFlow(k *flowKey, f *flow) {
 // evictFlow is the flow table's eviction callback.
 func (e *Engine) evictFlow(k *flowKey, f *flow) {
 	e.c.Evictions.Add(1)
-	e.flowPorts[k.Port]--
+	e.flowRemoved(k)
 	if f.Active {
 		e.endFlow(k, f)
 	}
@@ -160,6 +160,37 @@ func (e *Engine) sweepFlows(now int64) {
 // deleteFlow removes a flow, keeping the per-port flow counts in step.
 func (e *Engine) deleteFlow(k flowKey) {
 	if e.flows.Delete(k) {
-		e.flowPorts[k.Port]--
+		e.flowRemoved(&k)
 	}
+}
+
+// flowSrcBuckets is the size of the per-source flow counts (1 MiB of uint8).
+const flowSrcBuckets = 1 << 20
+
+const seedFlowSrc = 0x1f83d9abfb41bd6b
+
+func flowSrcBucket(a *capture.Addr) uint32 {
+	return uint32(a.Hash(seedFlowSrc) >> (64 - 20))
+}
+
+// flowAdded and flowRemoved keep the per-port and per-source flow counts in step with the
+// flow table.
+func (e *Engine) flowAdded(k *flowKey) {
+	e.flowPorts[k.Port]++
+	if c := &e.flowSrcs[flowSrcBucket(&k.Src)]; *c < 255 {
+		*c++
+	}
+}
+
+func (e *Engine) flowRemoved(k *flowKey) {
+	e.flowPorts[k.Port]--
+	if c := &e.flowSrcs[flowSrcBucket(&k.Src)]; *c < 255 { // a saturated count stays
+		*c--
+	}
+}
+
+// clearFlowCounts empties the per-port and per-source flow counts (before a recount).
+func (e *Engine) clearFlowCounts() {
+	clear(e.flowPorts[:])
+	clear(e.flowSrcs[:])
 }

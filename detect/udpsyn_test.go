@@ -232,13 +232,26 @@ func TestFlowPortCounts(t *testing.T) {
 		if sum != uint64(h.e.flows.Len()) {
 			t.Fatalf("%s: per-port counts sum to %d, table holds %d flows", when, sum, h.e.flows.Len())
 		}
+		want := map[uint32]int{}
+		h.e.flows.Range(func(k *flowKey, _ *flow) bool {
+			want[flowSrcBucket(&k.Src)]++
+			return true
+		})
+		for i, n := range h.e.flowSrcs {
+			if int(n) != want[uint32(i)] {
+				t.Fatalf("%s: per-source count %d of bucket %d, table holds %d flows there", when, n, i, want[uint32(i)])
+			}
+		}
 	}
 	for i := 0; i < 20; i++ { // more flows than the table holds: evictions
-		h.feed(udp("192.0.2.77", ip4("203.0.113.0", i), uint16(6881+i%3), t0+int64(i)*sec, nil))
+		h.feed(udp(ip4("192.0.0.0", i%5), ip4("203.0.113.0", i), uint16(6881+i%3), t0+int64(i)*sec, nil))
 		check("after a UDP datagram")
 	}
-	h.feed(syn("192.0.2.77", ip4("203.0.113.0", 19), 6882, t0+21*sec))
+	h.feed(syn(ip4("192.0.0.0", 19%5), ip4("203.0.113.0", 19), uint16(6881+19%3), t0+21*sec))
 	check("after a pairing SYN")
+	if h.c.Active[detUDPThenSYN].Load() != 1 {
+		t.Fatal("the SYN did not pair with its flow")
+	}
 	h.e.Advance(t0 + 21*sec + 2*win)
 	check("after expiry")
 	h.e.Finish(t0 + 22*sec + 2*win)
