@@ -6,20 +6,20 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // spoofed returns the i-th of an endless sequence of distinct pseudo-random IPv4 sources, as
 // a flood of spoofed packets looks. The low 32 bits of i go through a bijective 32-bit mixer,
 // the high bits into bytes 4..7, so no two i collide.
-func spoofed(i uint64) capture.Addr {
+func spoofed(i uint64) packet.Addr {
 	x := uint32(i)
 	x ^= x >> 16
 	x *= 0x7feb352d
 	x ^= x >> 15
 	x *= 0x846ca68b
 	x ^= x >> 16
-	var a capture.Addr
+	var a packet.Addr
 	binary.BigEndian.PutUint32(a[4:8], uint32(i>>32))
 	a[10], a[11] = 0xff, 0xff
 	binary.BigEndian.PutUint32(a[12:], x)
@@ -44,9 +44,9 @@ type benchSource struct {
 
 const benchTableCap = 1 << 20
 
-func fullTable(b *testing.B) *Table[capture.Addr, benchSource] {
+func fullTable(b *testing.B) *Table[packet.Addr, benchSource] {
 	b.Helper()
-	tb := NewTable[capture.Addr, benchSource](benchTableCap, func(a *capture.Addr) uint64 { return a.Hash(7) })
+	tb := NewTable[packet.Addr, benchSource](benchTableCap, func(a *packet.Addr) uint64 { return a.Hash(7) })
 	for i := range uint64(benchTableCap) {
 		tb.Touch(spoofed(i))
 	}
@@ -90,7 +90,7 @@ func BenchmarkTableTouchHitUniform(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		v, _ := tb.Touch(spoofed(capture.Mix64(i) & (benchTableCap - 1)))
+		v, _ := tb.Touch(spoofed(packet.Mix64(i) & (benchTableCap - 1)))
 		v.Packets++
 	}
 }
@@ -98,14 +98,14 @@ func BenchmarkTableTouchHitUniform(b *testing.B) {
 // BenchmarkMapBaselineHitUniform is the yardstick for the table benchmarks on a given machine:
 // a Go map (no recency, no bound) read and written with the same keys as TableTouchHitUniform.
 func BenchmarkMapBaselineHitUniform(b *testing.B) {
-	m := make(map[capture.Addr]benchSource, benchTableCap)
+	m := make(map[packet.Addr]benchSource, benchTableCap)
 	for i := range uint64(benchTableCap) {
 		m[spoofed(i)] = benchSource{}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range uint64(b.N) {
-		k := spoofed(capture.Mix64(i) & (benchTableCap - 1))
+		k := spoofed(packet.Mix64(i) & (benchTableCap - 1))
 		v := m[k]
 		v.Packets++
 		m[k] = v
@@ -132,7 +132,7 @@ func BenchmarkTopKAddFlood(b *testing.B) {
 // BenchmarkTopKAddZipf: a Zipf stream over 1M sources into a summary of 1000.
 func BenchmarkTopKAddZipf(b *testing.B) {
 	idx := zipfStream(1<<20, 1.1, 1<<20)
-	keys := make([]capture.Addr, len(idx))
+	keys := make([]packet.Addr, len(idx))
 	for i, x := range idx {
 		keys[i] = spoofed(x)
 	}
@@ -150,7 +150,7 @@ func BenchmarkHLLAddHash(b *testing.B) {
 			h := NewHLL(p)
 			b.ReportAllocs()
 			for i := range uint64(b.N) {
-				h.AddHash(capture.Mix64(i))
+				h.AddHash(packet.Mix64(i))
 			}
 		})
 	}
@@ -161,7 +161,7 @@ func BenchmarkHLLEstimate(b *testing.B) {
 		b.Run("p"+strconv.Itoa(int(p)), func(b *testing.B) {
 			h := NewHLL(p)
 			for i := range uint64(100_000) {
-				h.AddHash(capture.Mix64(i))
+				h.AddHash(packet.Mix64(i))
 			}
 			b.ReportAllocs()
 			for range b.N {
@@ -178,7 +178,7 @@ func BenchmarkDistinctAdd(b *testing.B) {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			vals := make([]uint64, n)
 			for i := range vals {
-				vals[i] = capture.Mix64(uint64(i) + 1)
+				vals[i] = packet.Mix64(uint64(i) + 1)
 			}
 			var d Distinct
 			b.ReportAllocs()
@@ -198,7 +198,7 @@ func BenchmarkDistinctFill(b *testing.B) {
 	for i := range uint64(b.N) {
 		var d Distinct
 		for j := range uint64(300) {
-			d.Add(ts, capture.Mix64(i<<20|j))
+			d.Add(ts, packet.Mix64(i<<20|j))
 		}
 	}
 }
@@ -206,7 +206,7 @@ func BenchmarkDistinctFill(b *testing.B) {
 func BenchmarkDistinctCountSketch(b *testing.B) {
 	var d Distinct
 	for i := range uint64(10_000) {
-		d.Add(ts, capture.Mix64(i))
+		d.Add(ts, packet.Mix64(i))
 	}
 	b.ReportAllocs()
 	for range b.N {

@@ -7,16 +7,16 @@ import (
 	"sort"
 	"sync/atomic"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Protocol indexes of the packet and byte counters.
 const (
-	ProtoTCP = iota
-	ProtoUDP
-	ProtoICMP
-	ProtoICMPv6
-	ProtoOther
+	IdxTCP = iota
+	IdxUDP
+	IdxICMP
+	IdxICMPv6
+	IdxOther
 	NumProtos
 )
 
@@ -39,28 +39,28 @@ const MaxPrefixSlots = 4096
 
 // ProtoIndex maps a decoded IP packet to its protocol counter. ICMP counts as icmp only in
 // IPv4 and ICMPv6 only in IPv6; anything else is other.
-func ProtoIndex(h *capture.Header) int {
+func ProtoIndex(h *packet.Header) int {
 	switch h.Proto {
-	case capture.ProtoTCP:
-		return ProtoTCP
-	case capture.ProtoUDP:
-		return ProtoUDP
-	case capture.ProtoICMP:
+	case packet.ProtoTCP:
+		return IdxTCP
+	case packet.ProtoUDP:
+		return IdxUDP
+	case packet.ProtoICMP:
 		if h.IPVersion == 4 {
-			return ProtoICMP
+			return IdxICMP
 		}
-	case capture.ProtoICMPv6:
+	case packet.ProtoICMPv6:
 		if h.IPVersion == 6 {
-			return ProtoICMPv6
+			return IdxICMPv6
 		}
 	}
-	return ProtoOther
+	return IdxOther
 }
 
 // Counters is one worker's shard. Only its worker writes it; readers sum the shards of all
 // workers with atomic loads at scrape time, like node_exporter reads per-CPU counters.
 type Counters struct {
-	Frames  [capture.NumResults]atomic.Uint64
+	Frames  [packet.NumResults]atomic.Uint64
 	Packets [2][NumProtos]atomic.Uint64 // [IPv4, IPv6][protocol]
 	Bytes   [2][NumProtos]atomic.Uint64
 	Flags   [256]atomic.Uint64
@@ -76,7 +76,7 @@ type Counters struct {
 // per packet); the 128k port counters are added directly, as a local copy would only
 // double the cache misses.
 type Local struct {
-	frames   [capture.NumResults]uint64
+	frames   [packet.NumResults]uint64
 	packets  [2][NumProtos]uint64
 	bytes    [2][NumProtos]uint64
 	flags    [256]uint64
@@ -89,7 +89,7 @@ type Local struct {
 
 // Count adds one decoded frame. slot is the frame's dark-prefix slot (0 = not dark), only
 // meaningful for IP packets.
-func (l *Local) Count(h *capture.Header, slot int, c *Counters) {
+func (l *Local) Count(h *packet.Header, slot int, c *Counters) {
 	l.frames[h.Result]++
 	if l.firstTS == 0 || h.TS < l.firstTS {
 		l.firstTS = h.TS
@@ -97,7 +97,7 @@ func (l *Local) Count(h *capture.Header, slot int, c *Counters) {
 	if h.TS > l.lastTS {
 		l.lastTS = h.TS
 	}
-	if h.Result != capture.ResultIP {
+	if h.Result != packet.ResultIP {
 		return
 	}
 	v := 0
@@ -115,13 +115,13 @@ func (l *Local) Count(h *capture.Header, slot int, c *Counters) {
 		return
 	}
 	switch h.Proto {
-	case capture.ProtoTCP:
+	case packet.ProtoTCP:
 		l.flags[h.TCPFlags]++
 		l.anyFlags = true
-		if h.TCPFlags&(capture.FlagSYN|capture.FlagACK) == capture.FlagSYN {
+		if h.TCPFlags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
 			c.Ports[PortsTCPSYN][h.DstPort].Add(1)
 		}
-	case capture.ProtoUDP:
+	case packet.ProtoUDP:
 		c.Ports[PortsUDP][h.DstPort].Add(1)
 	}
 }
@@ -173,7 +173,7 @@ func (l *Local) Flush(c *Counters) {
 // Totals is the sum of all shards at one moment (each counter read atomically; the set as
 // a whole is not a transaction, which is the usual exporter trade-off).
 type Totals struct {
-	Frames  [capture.NumResults]uint64
+	Frames  [packet.NumResults]uint64
 	Packets [2][NumProtos]uint64
 	Bytes   [2][NumProtos]uint64
 	Flags   [256]uint64

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // ts is the slab the Distinct values under test keep their blocks in.
@@ -23,7 +23,7 @@ var distinctValueSets = []struct {
 	val   func(i uint64) uint64
 	mixed bool
 }{
-	{"mixed", func(i uint64) uint64 { return capture.Mix64(i + 1) }, true},
+	{"mixed", func(i uint64) uint64 { return packet.Mix64(i + 1) }, true},
 	{"small integers", func(i uint64) uint64 { return i }, false},
 	{"same home slot", func(i uint64) uint64 { return i << 51 }, false}, // distinct for i < 8192
 }
@@ -76,7 +76,7 @@ func TestDistinctThresholds(t *testing.T) {
 		var d Distinct
 		for range tt.repeats {
 			for i := range tt.distinct {
-				d.Add(ts, capture.AddrFrom4([]byte{192, 0, 2, byte(i)}).Hash(1))
+				d.Add(ts, packet.AddrFrom4([]byte{192, 0, 2, byte(i)}).Hash(1))
 			}
 		}
 		if d.Count(ts) != uint64(tt.distinct) || d.Count(ts) >= 20 != tt.reaches20 {
@@ -124,7 +124,7 @@ func TestDistinctBigLimit(t *testing.T) {
 	ds := make([]Distinct, 4)
 	for i := range ds {
 		for j := range uint64(600) {
-			ds[i].Add(s, capture.Mix64(uint64(i)<<32|j+1))
+			ds[i].Add(s, packet.Mix64(uint64(i)<<32|j+1))
 		}
 	}
 	// 600 values need 1024 slots: three fit the budget, the fourth switched at 193.
@@ -139,7 +139,7 @@ func TestDistinctBigLimit(t *testing.T) {
 	ds[0].Reset(s)
 	var d Distinct
 	for j := range uint64(600) {
-		d.Add(s, capture.Mix64(j+1))
+		d.Add(s, packet.Mix64(j+1))
 	}
 	if !d.Exact() || d.Count(s) != 600 {
 		t.Errorf("after a reset freed budget: Exact %v, Count %d", d.Exact(), d.Count(s))
@@ -187,7 +187,7 @@ func TestDistinctBytesAndReset(t *testing.T) {
 	for _, tt := range tests {
 		d.Reset(ts)
 		for i := range uint64(tt.distinct) {
-			d.Add(ts, capture.Mix64(i+1)) // Mix64(0) is 0, which takes no slot
+			d.Add(ts, packet.Mix64(i+1)) // Mix64(0) is 0, which takes no slot
 		}
 		if d.Bytes() != tt.bytes {
 			t.Errorf("%d distinct: Bytes %d, want %d", tt.distinct, d.Bytes(), tt.bytes)
@@ -208,7 +208,7 @@ func TestDistinctNoAllocs(t *testing.T) {
 		var d Distinct
 		vals := make([]uint64, tt.distinct)
 		for i := range vals {
-			vals[i] = capture.Mix64(uint64(i))
+			vals[i] = packet.Mix64(uint64(i))
 			d.Add(ts, vals[i])
 		}
 		i := 0
@@ -222,7 +222,7 @@ func TestDistinctCheckpoint(t *testing.T) {
 	for _, n := range []uint64{0, 3, 100, 5000} {
 		var d Distinct
 		for i := range n {
-			d.Add(ts, capture.Mix64(i))
+			d.Add(ts, packet.Mix64(i))
 		}
 		var buf bytes.Buffer
 		enc := gob.NewEncoder(&buf)
@@ -241,7 +241,7 @@ func TestDistinctCheckpoint(t *testing.T) {
 		if err := dec.Decode(&gs); err != nil {
 			t.Fatal(err)
 		}
-		if err := got.Validate(&gs); err != nil || got.Count(&gs) != d.Count(ts) || n > 0 && got.Add(&gs, capture.Mix64(0)) {
+		if err := got.Validate(&gs); err != nil || got.Count(&gs) != d.Count(ts) || n > 0 && got.Add(&gs, packet.Mix64(0)) {
 			t.Fatalf("n=%d: restored Count %d, want %d (err %v)", n, got.Count(&gs), d.Count(ts), err)
 		}
 	}
@@ -251,7 +251,7 @@ func TestDistinctValidateRejects(t *testing.T) {
 	set := func() Distinct {
 		var d Distinct
 		for i := range uint64(20) {
-			d.Add(ts, capture.Mix64(i))
+			d.Add(ts, packet.Mix64(i))
 		}
 		return d
 	}

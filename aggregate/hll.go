@@ -35,7 +35,7 @@ func hllSplit(x uint64, p uint8) (idx uint64, rank uint8) {
 	return x >> (64 - p), uint8(bits.LeadingZeros64(w)) + 1
 }
 
-// AddHash adds x, a well-mixed 64-bit hash (capture.Addr.Hash, capture.Mix64).
+// AddHash adds x, a well-mixed 64-bit hash (packet.Addr.Hash, packet.Mix64).
 func (h *HLL) AddHash(x uint64) {
 	idx, r := hllSplit(x, h.P)
 	// A sketch not made by NewHLL (or a corrupt checkpoint) has no register here.

@@ -6,19 +6,19 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 const testSeed = 0x5eed
 
 // nthAddr returns the i-th of a sequence of distinct addresses (IPv6 for i >= 2^32).
-func nthAddr(i uint64) capture.Addr {
+func nthAddr(i uint64) packet.Addr {
 	if i < 1<<32 {
 		var b [4]byte
 		binary.BigEndian.PutUint32(b[:], uint32(i))
-		return capture.AddrFrom4(b[:])
+		return packet.AddrFrom4(b[:])
 	}
-	var a capture.Addr
+	var a packet.Addr
 	a[0] = 0x20
 	binary.BigEndian.PutUint64(a[8:], i)
 	return a
@@ -153,7 +153,7 @@ func TestHLLNewClampsAndReset(t *testing.T) {
 	}
 	h := NewHLL(8)
 	for i := range uint64(1000) {
-		h.AddHash(capture.Mix64(i))
+		h.AddHash(packet.Mix64(i))
 	}
 	h.Reset()
 	if h.Estimate() != 0 || len(h.Reg) != 256 {

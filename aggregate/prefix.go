@@ -7,7 +7,7 @@ import (
 	"sort"
 	"sync"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // PrefixSlots assigns each dark prefix a counter slot for the life of the process, so a
@@ -55,9 +55,9 @@ func (r *PrefixSlots) Name(slot int) string {
 type Prefixes struct {
 	v4    []prefix4 // longest first
 	v6    []prefix6
-	slots []int          // the slots in use, in configuration order (for exposition)
-	exact int            // addresses with a dense index (0: none)
-	excl  []capture.Addr // never dark (WithExcluded, prefix_host.go)
+	slots []int         // the slots in use, in configuration order (for exposition)
+	exact int           // addresses with a dense index (0: none)
+	excl  []packet.Addr // never dark (WithExcluded, prefix_host.go)
 }
 
 // MaxExactDst bounds the IPv4 dark space counted per address (a few /16s; 4 MiB of
@@ -136,15 +136,15 @@ func (p *Prefixes) indexV4() {
 func (p *Prefixes) ExactSize() int { return p.exact }
 
 // ExactAddr returns the address of dense index i.
-func (p *Prefixes) ExactAddr(i int32) capture.Addr {
+func (p *Prefixes) ExactAddr(i int32) packet.Addr {
 	for _, e := range p.v4 {
 		if i >= e.base && i-e.base <= int32(^e.mask) {
 			var b [4]byte
 			binary.BigEndian.PutUint32(b[:], e.addr+uint32(i-e.base))
-			return capture.AddrFrom4(b[:])
+			return packet.AddrFrom4(b[:])
 		}
 	}
-	return capture.Addr{}
+	return packet.Addr{}
 }
 
 // SameExact reports whether q indexes dark addresses exactly as p does.
@@ -177,13 +177,13 @@ func mask128(bits int) (hi, lo uint64) {
 // Match returns the slot of the most specific dark prefix holding a, or 0 when a is not
 // dark. A linear scan: telescopes configure a handful of prefixes, and for those it beats
 // any tree.
-func (p *Prefixes) Match(a *capture.Addr, v4 bool) int {
+func (p *Prefixes) Match(a *packet.Addr, v4 bool) int {
 	slot, _ := p.MatchDst(a, v4)
 	return slot
 }
 
 // MatchDst is Match also returning a's dense index (-1 when it has none).
-func (p *Prefixes) MatchDst(a *capture.Addr, v4 bool) (slot int, idx int32) {
+func (p *Prefixes) MatchDst(a *packet.Addr, v4 bool) (slot int, idx int32) {
 	if len(p.excl) != 0 && p.excluded(a) {
 		return 0, -1
 	}

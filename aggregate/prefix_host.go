@@ -3,7 +3,7 @@ package aggregate
 import (
 	"net/netip"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // MaxExcluded bounds the host addresses a Prefixes excludes (a host has a handful).
@@ -19,13 +19,13 @@ func (p *Prefixes) WithExcluded(addrs []netip.Addr) *Prefixes {
 		if len(q.excl) == MaxExcluded {
 			break
 		}
-		q.excl = append(q.excl, capture.AddrFromNetip(a))
+		q.excl = append(q.excl, packet.AddrFromNetip(a))
 	}
 	return &q
 }
 
 // excluded reports whether a is one of the excluded addresses.
-func (p *Prefixes) excluded(a *capture.Addr) bool {
+func (p *Prefixes) excluded(a *packet.Addr) bool {
 	for i := range p.excl {
 		if p.excl[i] == *a {
 			return true

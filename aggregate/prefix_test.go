@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 func prefixes(t *testing.T, reg *PrefixSlots, ps ...string) *Prefixes {
@@ -36,7 +36,7 @@ func TestPrefixMatch(t *testing.T) {
 		{"::ffff:203.0.113.7", "not_dark"}, // an IPv6 packet to a mapped address is not IPv4 dark space
 	} {
 		a := netip.MustParseAddr(tc.addr)
-		ca := capture.AddrFromNetip(a)
+		ca := packet.AddrFromNetip(a)
 		v4 := a.Is4()
 		if got := reg.Name(p.Match(&ca, v4)); got != tc.prefix {
 			t.Errorf("%s: %s, want %s", tc.addr, got, tc.prefix)
@@ -52,7 +52,7 @@ func TestPrefixMatch(t *testing.T) {
 	all := prefixes(t, reg)
 	for _, s := range []string{"8.8.8.8", "2001:db8::1"} {
 		a := netip.MustParseAddr(s)
-		ca := capture.AddrFromNetip(a)
+		ca := packet.AddrFromNetip(a)
 		if all.Match(&ca, a.Is4()) == 0 {
 			t.Errorf("%s is not dark with no prefixes configured", s)
 		}
@@ -68,7 +68,7 @@ func TestPrefixDenseIndex(t *testing.T) {
 	seen := map[int32]bool{}
 	for _, s := range []string{"203.0.113.0", "203.0.113.255", "198.51.100.0", "198.51.103.255", "198.51.102.17"} {
 		a := netip.MustParseAddr(s)
-		ca := capture.AddrFromNetip(a)
+		ca := packet.AddrFromNetip(a)
 		_, idx := p.MatchDst(&ca, true)
 		if idx < 0 || int(idx) >= p.ExactSize() || seen[idx] {
 			t.Fatalf("%s: index %d", s, idx)
@@ -80,7 +80,7 @@ func TestPrefixDenseIndex(t *testing.T) {
 	}
 	for _, s := range []string{"2001:db8:1::5", "192.0.2.1"} {
 		a := netip.MustParseAddr(s)
-		ca := capture.AddrFromNetip(a)
+		ca := packet.AddrFromNetip(a)
 		if _, idx := p.MatchDst(&ca, a.Is4()); idx != -1 {
 			t.Errorf("%s has dense index %d", s, idx)
 		}

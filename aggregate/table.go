@@ -55,7 +55,7 @@ type Table[K comparable, V any] struct {
 }
 
 // NewTable returns an empty table holding at most capacity entries (at least 1, at most
-// 2^29). hash must spread keys over all 64 bits (capture.Addr.Hash, capture.Mix64).
+// 2^29). hash must spread keys over all 64 bits (packet.Addr.Hash, packet.Mix64).
 func NewTable[K comparable, V any](capacity int, hash func(*K) uint64) *Table[K, V] {
 	capacity = min(max(capacity, 1), maxTableCap)
 	t := &Table[K, V]{Max: int32(capacity), hash: hash}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // refLRU is the reference model: a map for contents and a slice for recency (most recent first).
@@ -43,7 +43,7 @@ var tableHashes = []struct {
 	name string
 	fn   func(*uint32) uint64
 }{
-	{"mixed", func(k *uint32) uint64 { return capture.Mix64(uint64(*k)) }},
+	{"mixed", func(k *uint32) uint64 { return packet.Mix64(uint64(*k)) }},
 	{"constant", func(*uint32) uint64 { return 7 }}, // one long chain: exercises mid-chain unlinking
 	{"mod3", func(k *uint32) uint64 { return uint64(*k % 3) }},
 }
@@ -215,11 +215,11 @@ func TestTableGetDoesNotRefresh(t *testing.T) {
 }
 
 func TestTableNoAllocs(t *testing.T) {
-	tb := NewTable[capture.Addr, [4]uint64](1000, func(a *capture.Addr) uint64 { return a.Hash(1) })
+	tb := NewTable[packet.Addr, [4]uint64](1000, func(a *packet.Addr) uint64 { return a.Hash(1) })
 	var i uint64
 	allocs := testing.AllocsPerRun(10_000, func() {
 		i++
-		var a capture.Addr
+		var a packet.Addr
 		a[0], a[1], a[2] = byte(i), byte(i>>8), byte(i>>16)
 		v, _ := tb.Touch(a)
 		v[0]++
@@ -238,12 +238,12 @@ type tableState struct {
 	Targets Distinct
 }
 
-func addrHash(a *capture.Addr) uint64 { return a.Hash(42) }
+func addrHash(a *packet.Addr) uint64 { return a.Hash(42) }
 
 func TestTableRestoreRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	orig := NewTable[capture.Addr, tableState](50, addrHash)
-	key := func() capture.Addr { return capture.AddrFrom4([]byte{10, 0, 0, byte(rng.IntN(120))}) }
+	orig := NewTable[packet.Addr, tableState](50, addrHash)
+	key := func() packet.Addr { return packet.AddrFrom4([]byte{10, 0, 0, byte(rng.IntN(120))}) }
 	for range 1000 {
 		k := key()
 		if rng.IntN(10) == 0 {
@@ -258,7 +258,7 @@ func TestTableRestoreRoundTrip(t *testing.T) {
 	if err := gob.NewEncoder(&buf).Encode(orig); err != nil {
 		t.Fatal(err)
 	}
-	var got Table[capture.Addr, tableState]
+	var got Table[packet.Addr, tableState]
 	if err := gob.NewDecoder(&buf).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
@@ -266,9 +266,9 @@ func TestTableRestoreRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Both tables must now behave identically, evictions included.
-	var evOrig, evGot []capture.Addr
-	orig.SetEvict(func(k *capture.Addr, _ *tableState) { evOrig = append(evOrig, *k) })
-	got.SetEvict(func(k *capture.Addr, _ *tableState) { evGot = append(evGot, *k) })
+	var evOrig, evGot []packet.Addr
+	orig.SetEvict(func(k *packet.Addr, _ *tableState) { evOrig = append(evOrig, *k) })
+	got.SetEvict(func(k *packet.Addr, _ *tableState) { evGot = append(evGot, *k) })
 	for range 2000 {
 		k := key()
 		if rng.IntN(10) == 0 {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // topkSeed keeps TopK's bucket choice independent of the worker and table hashes.
@@ -14,7 +14,7 @@ const topkSeed = 0x746f706b
 
 // TopKEntry is one monitored key. Its count is its group's.
 type TopKEntry struct {
-	Key        capture.Addr
+	Key        packet.Addr
 	Err        uint64 // overestimation bound: the count the key inherited when it took the slot
 	Group      int32  // index in TopK.Groups
 	Prev, Next int32  // siblings in the group (unordered), -1 at the ends
@@ -79,13 +79,13 @@ func (t *TopK) Reset() {
 	}
 }
 
-func (t *TopK) bucket(key capture.Addr) *int32 {
+func (t *TopK) bucket(key packet.Addr) *int32 {
 	return &t.index[key.Hash(topkSeed)&uint64(len(t.index)-1)]
 }
 
 // Add counts w occurrences of key (w == 0 is ignored). O(1) for w == 1; a larger w may walk
 // past groups with counts below the new one. No allocation.
-func (t *TopK) Add(key capture.Addr, w uint64) {
+func (t *TopK) Add(key packet.Addr, w uint64) {
 	if w == 0 {
 		return
 	}
@@ -210,7 +210,7 @@ func satAdd(a, b uint64) uint64 {
 
 // Counted is a key with its estimated count: the true count lies in [Count-Err, Count].
 type Counted struct {
-	Key   capture.Addr
+	Key   packet.Addr
 	Count uint64
 	Err   uint64
 }

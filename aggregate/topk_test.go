@@ -9,18 +9,18 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 type weighted struct {
-	key capture.Addr
+	key packet.Addr
 	w   uint64
 }
 
 // checkSpaceSaving asserts the Space-Saving guarantees against the true counts: every key with
 // a true count above Total/capacity is held, every held key's true count is in
 // [Count-Err, Count], and the structure's own invariants hold.
-func checkSpaceSaving(t *testing.T, tk *TopK, truth map[capture.Addr]uint64, total uint64) {
+func checkSpaceSaving(t *testing.T, tk *TopK, truth map[packet.Addr]uint64, total uint64) {
 	t.Helper()
 	if err := tk.check(); err != nil {
 		t.Fatalf("invariant: %v", err)
@@ -29,7 +29,7 @@ func checkSpaceSaving(t *testing.T, tk *TopK, truth map[capture.Addr]uint64, tot
 		t.Fatalf("Total %d (want %d), Len %d, capacity %d", tk.Total(), total, tk.Len(), tk.Capacity)
 	}
 	top := tk.Top(tk.Capacity)
-	held := make(map[capture.Addr]bool, len(top))
+	held := make(map[packet.Addr]bool, len(top))
 	for _, c := range top {
 		held[c.Key] = true
 		if tr := truth[c.Key]; c.Err > c.Count || tr < c.Count-c.Err || tr > c.Count {
@@ -47,7 +47,7 @@ func checkSpaceSaving(t *testing.T, tk *TopK, truth map[capture.Addr]uint64, tot
 func TestTopKExactBelowCapacity(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	tk := NewTopK(50)
-	truth := map[capture.Addr]uint64{}
+	truth := map[packet.Addr]uint64{}
 	var total uint64
 	for range 20_000 {
 		k := nthAddr(rng.Uint64N(50)) // exactly the capacity: never full
@@ -140,7 +140,7 @@ func TestTopKGuarantees(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tk := NewTopK(tt.capacity)
-			truth := map[capture.Addr]uint64{}
+			truth := map[packet.Addr]uint64{}
 			var total uint64
 			for i, a := range tt.stream {
 				tk.Add(a.key, a.w)
@@ -183,15 +183,15 @@ func TestTopKWeightedReplacement(t *testing.T) {
 }
 
 func TestTopKTieOrderAndTopN(t *testing.T) {
-	v6 := capture.AddrFromNetip(netip.MustParseAddr("2001:db8::1"))
-	keys := []capture.Addr{nthAddr(9), v6, nthAddr(3), nthAddr(1 << 20), nthAddr(7)}
+	v6 := packet.AddrFromNetip(netip.MustParseAddr("2001:db8::1"))
+	keys := []packet.Addr{nthAddr(9), v6, nthAddr(3), nthAddr(1 << 20), nthAddr(7)}
 	tk := NewTopK(10)
 	for _, k := range keys {
 		tk.Add(k, 4)
 	}
 	tk.Add(nthAddr(5), 9)
 	// Byte order: IPv4-mapped ::ffff:a.b.c.d starts with zero bytes, so before 2001:db8::.
-	want := []capture.Addr{nthAddr(3), nthAddr(7), nthAddr(9), nthAddr(1 << 20), v6}
+	want := []packet.Addr{nthAddr(3), nthAddr(7), nthAddr(9), nthAddr(1 << 20), v6}
 	got := tk.Top(100)
 	if got[0].Key != nthAddr(5) || got[0].Count != 9 {
 		t.Fatalf("first is %+v, want count 9", got[0])

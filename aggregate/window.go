@@ -6,7 +6,7 @@ import (
 	"sort"
 	"sync/atomic"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // HistBuckets is the number of finite buckets of the packets-per-source histogram:
@@ -47,7 +47,7 @@ func (h *Histogram) Observe(local *[HistBuckets + 1]uint64, sum, count uint64) {
 
 // SourceCount is a source and its packets.
 type SourceCount struct {
-	Addr    capture.Addr
+	Addr    packet.Addr
 	Packets uint64
 }
 
@@ -80,7 +80,7 @@ func less(a, b *SourceCount) bool {
 }
 
 // Offer considers one entry.
-func (t *TopHeap) Offer(a capture.Addr, packets uint64) {
+func (t *TopHeap) Offer(a packet.Addr, packets uint64) {
 	if t.n <= 0 {
 		return
 	}
@@ -142,7 +142,7 @@ func SortCounts(s []SourceCount) {
 // top lists are disjoint but for rare ICMP-error senders, whose counts are summed.
 func MergeWindows(ws []*WindowStats, topN int) *WindowStats {
 	var out *WindowStats
-	sum := map[capture.Addr]uint64{}
+	sum := map[packet.Addr]uint64{}
 	for _, w := range ws {
 		if w == nil {
 			continue

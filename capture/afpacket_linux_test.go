@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/telescope-dev/telescope/internal/netnstest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // --- unit tests (no privilege needed) ---
@@ -158,12 +159,12 @@ func kernelView(eth []byte) liveFrame {
 	f := liveFrame{eth: eth}
 	typ := binary.BigEndian.Uint16(eth[12:])
 	body := eth[14:]
-	if (typ == etherDot1Q || typ == etherDot1AD) && len(body) >= 6 {
+	if (typ == packet.EtherDot1Q || typ == packet.EtherDot1AD) && len(body) >= 6 {
 		f.vlan, f.vlanValid = binary.BigEndian.Uint16(body)&0x0FFF, true
 		typ, body = binary.BigEndian.Uint16(body[2:]), body[4:]
 	}
-	if typ < etherMinType {
-		typ = sllProto8022
+	if typ < packet.EtherMinType {
+		typ = packet.SLLProto8022
 		if len(body) >= 2 && body[0] == 0xFF && body[1] == 0xFF {
 			typ = 0x0001
 		}
@@ -199,9 +200,9 @@ func liveTraffic(rng *rand.Rand, count, sources int) []liveFrame {
 	for len(out) < count {
 		s := rng.IntN(sources)
 		v6 := s >= sources*7/10
-		var et uint16 = etherIPv4
+		var et uint16 = packet.EtherIPv4
 		if v6 {
-			et = etherIPv6
+			et = packet.EtherIPv6
 		}
 		ip := func(proto uint8, l4 []byte) []byte {
 			if v6 {
@@ -212,18 +213,18 @@ func liveTraffic(rng *rand.Rand, count, sources int) []liveFrame {
 		var pkt []byte
 		switch r := rng.IntN(100); {
 		case r < 40:
-			pkt = ip(ProtoTCP, mkSYN(uint16(rng.IntN(65536)), 23, rng.Uint32()))
+			pkt = ip(packet.ProtoTCP, mkSYN(uint16(rng.IntN(65536)), 23, rng.Uint32()))
 		case r < 55:
-			pkt = ip(ProtoUDP, mkUDP(uint16(rng.IntN(65536)), 6881, mkRandom(rng, rng.IntN(32))))
+			pkt = ip(packet.ProtoUDP, mkUDP(uint16(rng.IntN(65536)), 6881, mkRandom(rng, rng.IntN(32))))
 		case r < 72: // backscatter: an error about a packet the victim received from a dark address
 			var typ uint8
 			var quote []byte
 			if v6 {
 				typ = uint8(1 + rng.IntN(4))
-				quote = mkIPv6(dark6(), victim6(), ProtoTCP, mkSYN(80, 1234, 0)[:8])
+				quote = mkIPv6(dark6(), victim6(), packet.ProtoTCP, mkSYN(80, 1234, 0)[:8])
 			} else {
 				typ = []uint8{3, 4, 5, 11, 12}[rng.IntN(5)]
-				quote = mkIPv4(dark4(), victim4(), ProtoTCP, mkSYN(80, 1234, 0)[:8])
+				quote = mkIPv4(dark4(), victim4(), packet.ProtoTCP, mkSYN(80, 1234, 0)[:8])
 			}
 			if r >= 67 { // damaged: cut short or the wrong version
 				if rng.IntN(2) == 0 {
@@ -234,40 +235,40 @@ func liveTraffic(rng *rand.Rand, count, sources int) []liveFrame {
 			}
 			icmp := append([]byte{typ, 1, 0, 0, 0, 0, 0, 0}, quote...)
 			if v6 {
-				pkt = mkIPv6(src6(s), dark6(), ProtoICMPv6, icmp)
+				pkt = mkIPv6(src6(s), dark6(), packet.ProtoICMPv6, icmp)
 			} else {
-				pkt = mkIPv4(src4(s), dark4(), ProtoICMP, icmp)
+				pkt = mkIPv4(src4(s), dark4(), packet.ProtoICMP, icmp)
 			}
 		case r < 75:
-			pkt = ip(ProtoICMP, []byte{8, 0, 0, 0, 0, 1, 0, byte(s)})
+			pkt = ip(packet.ProtoICMP, []byte{8, 0, 0, 0, 0, 1, 0, byte(s)})
 		case r < 77:
 			et, pkt = 0x0806, mkRandom(rng, 28)
 		case r < 79:
-			et, pkt = 0, mkSNAP(etherIPv4, mkIPv4(src4(s), dark4(), ProtoUDP, mkUDP(1, 2, nil)))
+			et, pkt = 0, mkSNAP(packet.EtherIPv4, mkIPv4(src4(s), dark4(), packet.ProtoUDP, mkUDP(1, 2, nil)))
 		default:
 			et, pkt = genNetPacket(rng)
 		}
-		if et < etherMinType { // an 802.3 frame carries its length in the type field
+		if et < packet.EtherMinType { // an 802.3 frame carries its length in the type field
 			et = uint16(len(pkt))
 		}
 		var body []byte
 		switch w := rng.IntN(100); {
 		case w < 15:
 			body = append([]byte{byte(rng.IntN(16)), byte(rng.IntN(256)), byte(et >> 8), byte(et)}, pkt...)
-			et = etherDot1Q
+			et = packet.EtherDot1Q
 		case w < 18:
 			body = append([]byte{0, byte(1 + rng.IntN(255)), byte(et >> 8), byte(et)}, pkt...)
-			et = etherDot1AD
+			et = packet.EtherDot1AD
 		case w < 22: // QinQ: the kernel pops the outer tag, the inner one stays in the data
 			body = append([]byte{0, 7, 0x81, 0x00, 0, byte(rng.IntN(256)), byte(et >> 8), byte(et)}, pkt...)
-			et = etherDot1AD
+			et = packet.EtherDot1AD
 		default:
 			body = pkt
 		}
 		f := kernelView(ethFrame(et, body))
 		// Skip what the kernel drops before the taps (a tag without room for its EtherType)
 		// and what would not fit the snap length whole.
-		if len(f.data) == 0 || len(f.data) > 200 || ((et == etherDot1Q || et == etherDot1AD) && len(body) < 6) {
+		if len(f.data) == 0 || len(f.data) > 200 || ((et == packet.EtherDot1Q || et == packet.EtherDot1AD) && len(body) < 6) {
 			continue
 		}
 		out = append(out, f)
@@ -320,7 +321,7 @@ func checkDelivery(t *testing.T, sent []liveFrame, got [][]rxFrame, ifindex int,
 			if ts := time.Unix(0, f.TS); ts.Before(start.Add(-time.Minute)) || ts.After(end.Add(time.Minute)) {
 				report("timestamp %v outside the test (%v .. %v)", ts, start, end)
 			}
-			if h.Inner.Valid && h.AffinityKey() != FoldAddr(&h.Src, h.IPVersion == 4) {
+			if h.Inner.Valid && h.AffinityKey() != packet.FoldAddr(&h.Src, h.IPVersion == 4) {
 				victims++
 			}
 			if f.VLANValid {
@@ -440,13 +441,13 @@ func TestRingsAnyInterface(t *testing.T) {
 // start at the network header, as on every AF_PACKET SOCK_DGRAM socket.
 var udpOnly = []bpf.Instruction{
 	bpf.LoadExtension{Num: bpf.ExtProto},
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: etherIPv4, SkipFalse: 2},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: packet.EtherIPv4, SkipFalse: 2},
 	bpf.LoadAbsolute{Off: 9, Size: 1},
 	bpf.Jump{Skip: 3},
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: etherIPv6, SkipFalse: 4},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: packet.EtherIPv6, SkipFalse: 4},
 	bpf.LoadAbsolute{Off: 6, Size: 1},
 	bpf.Jump{Skip: 0},
-	bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(ProtoUDP), SkipFalse: 1},
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(packet.ProtoUDP), SkipFalse: 1},
 	bpf.RetConstant{Val: 0xFFFF},
 	bpf.RetConstant{Val: 0},
 }
@@ -463,8 +464,8 @@ func TestRingsUserFilter(t *testing.T) {
 	all := liveTraffic(rand.New(rand.NewPCG(9, 13)), 3000, 100)
 	var udp []liveFrame
 	for _, f := range all {
-		if (f.proto == etherIPv4 && len(f.data) > 9 && f.data[9] == ProtoUDP) ||
-			(f.proto == etherIPv6 && len(f.data) > 6 && f.data[6] == ProtoUDP) {
+		if (f.proto == packet.EtherIPv4 && len(f.data) > 9 && f.data[9] == packet.ProtoUDP) ||
+			(f.proto == packet.EtherIPv6 && len(f.data) > 6 && f.data[6] == packet.ProtoUDP) {
 			udp = append(udp, f)
 		}
 	}
@@ -489,8 +490,8 @@ func TestRingsIgnoreOutgoing(t *testing.T) {
 	frames := func(net byte) []liveFrame {
 		var fs []liveFrame
 		for i := range 300 {
-			pkt := mkIPv4(mkIP4(10, net, byte(i>>8), byte(i)), mkIP4(203, 0, 113, 1), ProtoUDP, mkUDP(1, 2, nil))
-			fs = append(fs, kernelView(ethFrame(etherIPv4, pkt)))
+			pkt := mkIPv4(mkIP4(10, net, byte(i>>8), byte(i)), mkIP4(203, 0, 113, 1), packet.ProtoUDP, mkUDP(1, 2, nil))
+			fs = append(fs, kernelView(ethFrame(packet.EtherIPv4, pkt)))
 		}
 		return fs
 	}
@@ -708,7 +709,7 @@ func BenchmarkRingPoll(b *testing.B) {
 	cfg.Interface, cfg.Workers, cfg.RingBytes = v.IfA, 1, 64<<20
 	r := openRingsIn(b, v.NsA, cfg)[0]
 	sender := netnstest.NewSender(b, v.NsB, v.IfB)
-	frame := ethFrame(etherIPv4, mkIPv4(mkIP4(192, 0, 2, 1), mkIP4(203, 0, 113, 1), ProtoTCP, mkSYN(1, 23, 0)))
+	frame := ethFrame(packet.EtherIPv4, mkIPv4(mkIP4(192, 0, 2, 1), mkIP4(203, 0, 113, 1), packet.ProtoTCP, mkSYN(1, 23, 0)))
 	var stop atomic.Bool
 	done := make(chan struct{})
 	go func() {
@@ -723,8 +724,8 @@ func BenchmarkRingPoll(b *testing.B) {
 	received := 0
 	var key uint32
 	fn := func(f *Frame) {
-		var h Header
-		DecodeNetwork(f.Protocol, f.Data, &h)
+		var h packet.Header
+		packet.DecodeNetwork(f.Protocol, f.Data, &h)
 		key ^= h.AffinityKey()
 		received++
 	}
@@ -757,11 +758,11 @@ func BenchmarkRingDrain(b *testing.B) {
 	cfg.Interface, cfg.Workers, cfg.RingBytes = v.IfA, 1, 64<<20
 	r := openRingsIn(b, v.NsA, cfg)[0]
 	sender := netnstest.NewSender(b, v.NsB, v.IfB)
-	frame := ethFrame(etherIPv4, mkIPv4(mkIP4(192, 0, 2, 1), mkIP4(203, 0, 113, 1), ProtoTCP, mkSYN(1, 23, 0)))
-	var h Header
+	frame := ethFrame(packet.EtherIPv4, mkIPv4(mkIP4(192, 0, 2, 1), mkIP4(203, 0, 113, 1), packet.ProtoTCP, mkSYN(1, 23, 0)))
+	var h packet.Header
 	received := 0
 	fn := func(f *Frame) {
-		DecodeNetwork(f.Protocol, f.Data, &h)
+		packet.DecodeNetwork(f.Protocol, f.Data, &h)
 		received++
 	}
 	const batch = 20000 // few enough that the block timer cannot use up the ring while nobody polls

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // These tests use tcpdump (libpcap) as the oracle: record counts must equal those of
@@ -30,7 +32,7 @@ var corpusDir = filepath.Join("..", "testdata", "tcpdump-tests")
 type testRec struct {
 	TS      int64
 	WireLen uint32
-	Link    LinkType
+	Link    packet.LinkType
 	Data    []byte
 }
 
@@ -167,7 +169,7 @@ func readTcpdumpOutput(path string) ([]testRec, uint32, error) {
 	} else if order.Uint32(b) != 0xa1b23c4d {
 		return nil, 0, fmt.Errorf("magic % x is not that of a ns pcap file", b[:4])
 	}
-	snaplen, link := order.Uint32(b[16:]), LinkType(order.Uint32(b[20:])&linkTypeMask)
+	snaplen, link := order.Uint32(b[16:]), packet.LinkType(order.Uint32(b[20:])&linkTypeMask)
 	var recs []testRec
 	for b = b[24:]; len(b) > 0; {
 		if len(b) < 16 || len(b) < 16+int(order.Uint32(b[8:])) {
@@ -201,7 +203,7 @@ func compareRecords(ours, tcp readResult) error {
 				i, len(o.Data), len(c.Data))
 		}
 		// tcpdump writes DLT_RAW as LINKTYPE_RAW whatever number the input used for it.
-		raw := (o.Link == LinkRawBSD1 || o.Link == LinkRawBSD2) && c.Link == LinkRaw
+		raw := (o.Link == packet.LinkRawBSD1 || o.Link == packet.LinkRawBSD2) && c.Link == packet.LinkRaw
 		if o.Link != c.Link && !raw {
 			return fmt.Errorf("record %d: link type %v, tcpdump %v", i, o.Link, c.Link)
 		}

@@ -3,6 +3,7 @@ package capture
 import (
 	"fmt"
 
+	"github.com/telescope-dev/telescope/packet"
 	"golang.org/x/net/bpf"
 )
 
@@ -34,9 +35,9 @@ const (
 )
 
 // linkSteps is how many link headers (VLAN tags, LLC/SNAP) the decoder's EtherType loop can
-// consume: it runs maxVLANTags+2 passes and only the last may find the IP header without
+// consume: it runs packet.MaxVLANTags+2 passes and only the last may find the IP header without
 // consuming anything.
-const linkSteps = maxVLANTags + 1
+const linkSteps = packet.MaxVLANTags + 1
 
 // FanoutProgram returns the classic BPF fanout program for n workers: it returns
 // WorkerIndex(h.AffinityKey(), n) for the Header h that DecodeNetwork would produce from the
@@ -76,8 +77,8 @@ func FanoutProgram(n int) ([]bpf.Instruction, error) {
 	// A Linux protocol code below 0x0600 is not IP, except 802.2: an LLC header follows,
 	// whose SNAP EtherType starts the loop (decodeLLC).
 	loop, llc, r0 := p.newLabel(), p.newLabel(), p.newLabel()
-	p.jumpIf(bpf.JumpGreaterOrEqual, etherMinType, loop, next)
-	p.jumpIf(bpf.JumpEqual, sllProto8022, llc, r0)
+	p.jumpIf(bpf.JumpGreaterOrEqual, packet.EtherMinType, loop, next)
+	p.jumpIf(bpf.JumpEqual, packet.SLLProto8022, llc, r0)
 	p.mark(llc)
 	p.snapHeader(r0)
 	p.jump(loop)
@@ -88,8 +89,8 @@ func FanoutProgram(n int) ([]bpf.Instruction, error) {
 		p.linkStep(i)
 	}
 	// The decoder's last pass: only an IP EtherType still decodes.
-	p.jumpIf(bpf.JumpEqual, etherIPv4, v4, next)
-	p.jumpIf(bpf.JumpEqual, etherIPv6, v6, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherIPv4, v4, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherIPv6, v6, next)
 	p.emit(bpf.RetConstant{Val: 0})
 
 	p.mark(v4)
@@ -114,12 +115,12 @@ func FanoutProgram(n int) ([]bpf.Instruction, error) {
 // or an LLC/SNAP header is consumed, anything else is not IP.
 func (p *progBuilder) linkStep(i int) {
 	done, vlan, r0 := p.newLabel(), p.newLabel(), p.newLabel()
-	p.jumpIf(bpf.JumpEqual, etherIPv4, done, next)
-	p.jumpIf(bpf.JumpEqual, etherIPv6, done, next)
-	p.jumpIf(bpf.JumpEqual, etherDot1Q, vlan, next)
-	p.jumpIf(bpf.JumpEqual, etherDot1AD, vlan, next)
-	p.jumpIf(bpf.JumpEqual, etherQinQOld, vlan, next)
-	p.jumpIf(bpf.JumpGreaterOrEqual, etherMinType, r0, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherIPv4, done, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherIPv6, done, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherDot1Q, vlan, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherDot1AD, vlan, next)
+	p.jumpIf(bpf.JumpEqual, packet.EtherQinQOld, vlan, next)
+	p.jumpIf(bpf.JumpGreaterOrEqual, packet.EtherMinType, r0, next)
 	// An 802.3 length: the LLC data ends there (the rest is padding), then LLC/SNAP.
 	shorter := p.newLabel()
 	p.emit(bpf.StoreScratch{Src: bpf.RegX, N: memBase})
@@ -135,10 +136,10 @@ func (p *progBuilder) linkStep(i int) {
 	p.jump(done)
 
 	p.mark(vlan)
-	if i == maxVLANTags {
+	if i == packet.MaxVLANTags {
 		// Only a pass after eight tags in a row can meet a ninth; the decoder gives up there.
 		p.emit(bpf.LoadScratch{Dst: bpf.RegA, N: memVLANs})
-		p.jumpIf(bpf.JumpEqual, maxVLANTags, r0, next)
+		p.jumpIf(bpf.JumpEqual, packet.MaxVLANTags, r0, next)
 	}
 	p.needBytes(4, r0)
 	p.emit(bpf.LoadScratch{Dst: bpf.RegA, N: memVLANs})
@@ -208,7 +209,7 @@ func (p *progBuilder) ipv4(hash label) {
 	p.emit(bpf.LoadIndirect{Off: 12, Size: 4})
 	p.emit(bpf.StoreScratch{Src: bpf.RegA, N: memKey})
 	p.emit(bpf.LoadIndirect{Off: 9, Size: 1})
-	p.jumpIf(bpf.JumpNotEqual, uint32(ProtoICMP), done, next)
+	p.jumpIf(bpf.JumpNotEqual, uint32(packet.ProtoICMP), done, next)
 	p.emit(bpf.LoadIndirect{Off: 6, Size: 2})
 	p.jumpIf(bpf.JumpBitsSet, 0x1FFF, done, next)
 	// The ICMP header (8) and quoted header (20) must end inside the capture and the IP length.
@@ -257,7 +258,7 @@ func (p *progBuilder) ipv6() (r0 label) {
 	p.jumpIf(bpf.JumpNotEqual, 0x60, r0, next)
 	p.foldIPv6(8) // source
 	p.emit(bpf.LoadIndirect{Off: 6, Size: 1})
-	p.jumpIf(bpf.JumpNotEqual, uint32(ProtoICMPv6), done, next)
+	p.jumpIf(bpf.JumpNotEqual, uint32(packet.ProtoICMPv6), done, next)
 	// 40 + 8 + 40 bytes inside the capture and, unless the payload length is 0, inside it.
 	p.emit(bpf.LoadScratch{Dst: bpf.RegA, N: memAvail})
 	p.jumpIf(bpf.JumpLessThan, 88, done, next)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/telescope-dev/telescope/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -48,10 +49,10 @@ func (f *fanoutVM) run(et uint16, pkt []byte) int {
 }
 
 // wantIndex is the decoder's choice: the contract the program must meet.
-func wantIndex(et uint16, pkt []byte, n int) (int, *Header) {
-	var h Header
-	DecodeNetwork(et, pkt, &h)
-	return WorkerIndex(h.AffinityKey(), n), &h
+func wantIndex(et uint16, pkt []byte, n int) (int, *packet.Header) {
+	var h packet.Header
+	packet.DecodeNetwork(et, pkt, &h)
+	return packet.WorkerIndex(h.AffinityKey(), n), &h
 }
 
 func TestFanoutProgramRejectsBadSizes(t *testing.T) {
@@ -99,14 +100,14 @@ func TestFanoutProgramKeys(t *testing.T) {
 	kv6 := foldV6(victim6)
 
 	icmpErr := func(typ uint8, quoted []byte) []byte {
-		return mkIPv4(src4, mkIP4(203, 0, 113, 9), ProtoICMP, append([]byte{typ, 0, 0, 0, 0, 0, 0, 0}, quoted...))
+		return mkIPv4(src4, mkIP4(203, 0, 113, 9), packet.ProtoICMP, append([]byte{typ, 0, 0, 0, 0, 0, 0, 0}, quoted...))
 	}
-	quote4 := mkIPv4(mkIP4(203, 0, 113, 5), victim4, ProtoUDP, mkUDP(53, 4444, nil))[:28]
+	quote4 := mkIPv4(mkIP4(203, 0, 113, 5), victim4, packet.ProtoUDP, mkUDP(53, 4444, nil))[:28]
 	icmp6Err := func(typ uint8, quoted []byte) []byte {
-		return mkIPv6(src6, victim6, ProtoICMPv6, append([]byte{typ, 0, 0, 0, 0, 0, 0, 0}, quoted...))
+		return mkIPv6(src6, victim6, packet.ProtoICMPv6, append([]byte{typ, 0, 0, 0, 0, 0, 0, 0}, quoted...))
 	}
-	quote6 := mkIPv6(netip.MustParseAddr("2001:db8:2::5").As16(), victim6, ProtoUDP, mkUDP(53, 4444, nil))[:48]
-	tcp4 := mkIPv4(src4, victim4, ProtoTCP, make([]byte, 20))
+	quote6 := mkIPv6(netip.MustParseAddr("2001:db8:2::5").As16(), victim6, packet.ProtoUDP, mkUDP(53, 4444, nil))[:48]
+	tcp4 := mkIPv4(src4, victim4, packet.ProtoTCP, make([]byte, 20))
 	tag := func(et uint16, inner []byte) []byte {
 		return append([]byte{0x20, 0x07, byte(et >> 8), byte(et)}, inner...)
 	}
@@ -117,51 +118,51 @@ func TestFanoutProgramKeys(t *testing.T) {
 		pkt  []byte
 		key  uint32
 	}{
-		{"ipv4 tcp", etherIPv4, tcp4, k4},
-		{"ipv4 total length 0", etherIPv4, withU16At(tcp4, 2, 0), k4},
-		{"ipv4 total below header", etherIPv4, withU16At(tcp4, 2, 19), 0},
-		{"ipv4 ihl 4", etherIPv4, withByteAt(tcp4, 0, 0x44), 0},
-		{"ipv4 version 6", etherIPv4, withByteAt(tcp4, 0, 0x65), 0},
-		{"ipv4 19 bytes", etherIPv4, tcp4[:19], 0},
-		{"ipv4 options cut", etherIPv4, withByteAt(tcp4, 0, 0x46)[:23], 0},
-		{"icmp unreachable quotes victim", etherIPv4, icmpErr(3, quote4), kv4},
-		{"icmp time exceeded", etherIPv4, icmpErr(11, quote4), kv4},
-		{"icmp parameter problem", etherIPv4, icmpErr(12, quote4), kv4},
-		{"icmp echo is not an error", etherIPv4, icmpErr(8, quote4), k4},
-		{"icmp quote cut at 19", etherIPv4, icmpErr(3, quote4)[:20+8+19], k4},
-		{"icmp quote beyond total length", etherIPv4, withU16At(icmpErr(3, quote4), 2, 20+8+19), k4},
-		{"icmp quote in gso packet", etherIPv4, withU16At(icmpErr(3, quote4), 2, 0), kv4},
-		{"icmp quoted version 6", etherIPv4, icmpErr(3, withByteAt(quote4, 0, 0x65)), k4},
-		{"icmp quoted ihl 4", etherIPv4, icmpErr(3, withByteAt(quote4, 0, 0x44)), k4},
-		{"icmp non-first fragment", etherIPv4, withU16At(icmpErr(3, quote4), 6, 0x0010), k4},
-		{"icmp fragment offset high bit", etherIPv4, withU16At(icmpErr(3, quote4), 6, 0x1000), k4},
-		{"icmp first fragment", etherIPv4, withU16At(icmpErr(3, quote4), 6, 0x2000), kv4},
-		{"icmp behind ip options", etherIPv4, withIPv4Options(icmpErr(3, quote4), 8), kv4},
-		{"ipv6 tcp", etherIPv6, mkIPv6(src6, victim6, ProtoTCP, make([]byte, 20)), k6},
-		{"ipv6 39 bytes", etherIPv6, mkIPv6(src6, victim6, ProtoTCP, nil)[:39], 0},
-		{"ipv6 version 4", etherIPv6, withByteAt(mkIPv6(src6, victim6, ProtoTCP, nil), 0, 0x45), 0},
-		{"icmpv6 unreachable quotes victim", etherIPv6, icmp6Err(1, quote6), kv6},
-		{"icmpv6 packet too big", etherIPv6, icmp6Err(2, quote6), kv6},
-		{"icmpv6 parameter problem", etherIPv6, icmp6Err(4, quote6), kv6},
-		{"icmpv6 echo", etherIPv6, icmp6Err(128, quote6), k6},
-		{"icmpv6 type 5", etherIPv6, icmp6Err(5, quote6), k6},
-		{"icmpv6 quote cut", etherIPv6, icmp6Err(1, quote6)[:87], k6},
-		{"icmpv6 payload length short", etherIPv6, withU16At(icmp6Err(1, quote6), 4, 47), k6},
-		{"icmpv6 payload length 0", etherIPv6, withU16At(icmp6Err(1, quote6), 4, 0), kv6},
-		{"icmpv6 quoted version 4", etherIPv6, icmp6Err(1, withByteAt(quote6, 0, 0x45)), k6},
-		{"icmpv6 behind hop-by-hop", etherIPv6, withHopByHop(icmp6Err(1, quote6)), k6},
-		{"inner 802.1Q tag", etherDot1Q, tag(etherIPv4, tcp4), k4},
-		{"inner 802.1ad tag, icmp", etherDot1AD, tag(etherIPv4, icmpErr(3, quote4)), kv4},
-		{"two inner tags, icmpv6", etherDot1Q, tag(etherDot1Q, tag(etherIPv6, icmp6Err(3, quote6))), kv6},
-		{"eight inner tags", etherDot1Q, mkTags(8, tcp4), k4},
-		{"nine inner tags", etherDot1Q, mkTags(9, tcp4), 0},
-		{"tag cut", etherDot1Q, []byte{0, 1, 8}, 0},
-		{"llc snap ipv4", sllProto8022, mkSNAP(etherIPv4, tcp4), k4},
-		{"llc snap icmp inside a tag", etherDot1Q, tag(0x0040, mkSNAP(etherIPv4, icmpErr(5, quote4))), kv4},
-		{"llc not snap", sllProto8022, append([]byte{0x42, 0x42, 0x03}, tcp4...), 0},
+		{"ipv4 tcp", packet.EtherIPv4, tcp4, k4},
+		{"ipv4 total length 0", packet.EtherIPv4, withU16At(tcp4, 2, 0), k4},
+		{"ipv4 total below header", packet.EtherIPv4, withU16At(tcp4, 2, 19), 0},
+		{"ipv4 ihl 4", packet.EtherIPv4, withByteAt(tcp4, 0, 0x44), 0},
+		{"ipv4 version 6", packet.EtherIPv4, withByteAt(tcp4, 0, 0x65), 0},
+		{"ipv4 19 bytes", packet.EtherIPv4, tcp4[:19], 0},
+		{"ipv4 options cut", packet.EtherIPv4, withByteAt(tcp4, 0, 0x46)[:23], 0},
+		{"icmp unreachable quotes victim", packet.EtherIPv4, icmpErr(3, quote4), kv4},
+		{"icmp time exceeded", packet.EtherIPv4, icmpErr(11, quote4), kv4},
+		{"icmp parameter problem", packet.EtherIPv4, icmpErr(12, quote4), kv4},
+		{"icmp echo is not an error", packet.EtherIPv4, icmpErr(8, quote4), k4},
+		{"icmp quote cut at 19", packet.EtherIPv4, icmpErr(3, quote4)[:20+8+19], k4},
+		{"icmp quote beyond total length", packet.EtherIPv4, withU16At(icmpErr(3, quote4), 2, 20+8+19), k4},
+		{"icmp quote in gso packet", packet.EtherIPv4, withU16At(icmpErr(3, quote4), 2, 0), kv4},
+		{"icmp quoted version 6", packet.EtherIPv4, icmpErr(3, withByteAt(quote4, 0, 0x65)), k4},
+		{"icmp quoted ihl 4", packet.EtherIPv4, icmpErr(3, withByteAt(quote4, 0, 0x44)), k4},
+		{"icmp non-first fragment", packet.EtherIPv4, withU16At(icmpErr(3, quote4), 6, 0x0010), k4},
+		{"icmp fragment offset high bit", packet.EtherIPv4, withU16At(icmpErr(3, quote4), 6, 0x1000), k4},
+		{"icmp first fragment", packet.EtherIPv4, withU16At(icmpErr(3, quote4), 6, 0x2000), kv4},
+		{"icmp behind ip options", packet.EtherIPv4, withIPv4Options(icmpErr(3, quote4), 8), kv4},
+		{"ipv6 tcp", packet.EtherIPv6, mkIPv6(src6, victim6, packet.ProtoTCP, make([]byte, 20)), k6},
+		{"ipv6 39 bytes", packet.EtherIPv6, mkIPv6(src6, victim6, packet.ProtoTCP, nil)[:39], 0},
+		{"ipv6 version 4", packet.EtherIPv6, withByteAt(mkIPv6(src6, victim6, packet.ProtoTCP, nil), 0, 0x45), 0},
+		{"icmpv6 unreachable quotes victim", packet.EtherIPv6, icmp6Err(1, quote6), kv6},
+		{"icmpv6 packet too big", packet.EtherIPv6, icmp6Err(2, quote6), kv6},
+		{"icmpv6 parameter problem", packet.EtherIPv6, icmp6Err(4, quote6), kv6},
+		{"icmpv6 echo", packet.EtherIPv6, icmp6Err(128, quote6), k6},
+		{"icmpv6 type 5", packet.EtherIPv6, icmp6Err(5, quote6), k6},
+		{"icmpv6 quote cut", packet.EtherIPv6, icmp6Err(1, quote6)[:87], k6},
+		{"icmpv6 payload length short", packet.EtherIPv6, withU16At(icmp6Err(1, quote6), 4, 47), k6},
+		{"icmpv6 payload length 0", packet.EtherIPv6, withU16At(icmp6Err(1, quote6), 4, 0), kv6},
+		{"icmpv6 quoted version 4", packet.EtherIPv6, icmp6Err(1, withByteAt(quote6, 0, 0x45)), k6},
+		{"icmpv6 behind hop-by-hop", packet.EtherIPv6, withHopByHop(icmp6Err(1, quote6)), k6},
+		{"inner 802.1Q tag", packet.EtherDot1Q, tag(packet.EtherIPv4, tcp4), k4},
+		{"inner 802.1ad tag, icmp", packet.EtherDot1AD, tag(packet.EtherIPv4, icmpErr(3, quote4)), kv4},
+		{"two inner tags, icmpv6", packet.EtherDot1Q, tag(packet.EtherDot1Q, tag(packet.EtherIPv6, icmp6Err(3, quote6))), kv6},
+		{"eight inner tags", packet.EtherDot1Q, mkTags(8, tcp4), k4},
+		{"nine inner tags", packet.EtherDot1Q, mkTags(9, tcp4), 0},
+		{"tag cut", packet.EtherDot1Q, []byte{0, 1, 8}, 0},
+		{"llc snap ipv4", packet.SLLProto8022, mkSNAP(packet.EtherIPv4, tcp4), k4},
+		{"llc snap icmp inside a tag", packet.EtherDot1Q, tag(0x0040, mkSNAP(packet.EtherIPv4, icmpErr(5, quote4))), kv4},
+		{"llc not snap", packet.SLLProto8022, append([]byte{0x42, 0x42, 0x03}, tcp4...), 0},
 		{"802.3 raw", 0x0001, tcp4, 0},
 		{"arp", 0x0806, make([]byte, 28), 0},
-		{"empty ipv4", etherIPv4, nil, 0},
+		{"empty ipv4", packet.EtherIPv4, nil, 0},
 	}
 	for _, n := range []int{2, 3, 5, 16} {
 		vm := newFanoutVM(t, n)
@@ -170,7 +171,7 @@ func TestFanoutProgramKeys(t *testing.T) {
 			if got := h.AffinityKey(); got != c.key {
 				t.Errorf("%s: decoder key %#x, rules say %#x", c.name, got, c.key)
 			}
-			if got, want := vm.run(c.et, c.pkt), WorkerIndex(c.key, n); got != want {
+			if got, want := vm.run(c.et, c.pkt), packet.WorkerIndex(c.key, n); got != want {
 				t.Errorf("%s, n=%d: program picks worker %d, want %d (key %#x)", c.name, n, got, want, c.key)
 			}
 		}
@@ -195,13 +196,13 @@ func TestFanoutProgramMatchesDecoder(t *testing.T) {
 			}
 			seen[want] = true
 			switch {
-			case h.Result != ResultIP:
+			case h.Result != packet.ResultIP:
 				notIP++
-			case h.Inner.Valid && h.AffinityKey() != FoldAddr(&h.Src, h.IPVersion == 4):
+			case h.Inner.Valid && h.AffinityKey() != packet.FoldAddr(&h.Src, h.IPVersion == 4):
 				victims++
 			}
-			if h.Result == ResultIP && et != etherIPv4 && et != etherIPv6 {
-				if et == sllProto8022 {
+			if h.Result == packet.ResultIP && et != packet.EtherIPv4 && et != packet.EtherIPv6 {
+				if et == packet.SLLProto8022 {
 					snapped++
 				} else {
 					tagged++
@@ -226,7 +227,7 @@ func TestFanoutProgramMatchesDecoder(t *testing.T) {
 
 func mkIP4(a, b, c, d byte) [4]byte { return [4]byte{a, b, c, d} }
 
-func foldV6(a [16]byte) uint32 { x := Addr(a); return FoldAddr(&x, false) }
+func foldV6(a [16]byte) uint32 { x := packet.Addr(a); return packet.FoldAddr(&x, false) }
 
 func withByteAt(b []byte, i int, v byte) []byte {
 	c := append([]byte(nil), b...)
@@ -254,7 +255,7 @@ func mkSYN(sport, dport uint16, seq uint32) []byte {
 	binary.BigEndian.PutUint16(b[2:], dport)
 	binary.BigEndian.PutUint32(b[4:], seq)
 	b[12] = 5 << 4
-	b[13] = FlagSYN
+	b[13] = packet.FlagSYN
 	binary.BigEndian.PutUint16(b[14:], 1024)
 	return b
 }
@@ -308,10 +309,10 @@ func mkSNAP(et uint16, inner []byte) []byte {
 
 // nTags wraps an IPv4 packet in k in-band tags; the outermost EtherType is the caller's.
 func mkTags(k int, inner []byte) []byte {
-	et := uint16(etherIPv4)
+	et := uint16(packet.EtherIPv4)
 	for range k {
 		inner = append([]byte{0, byte(k), byte(et >> 8), byte(et)}, inner...)
-		et = etherDot1Q
+		et = packet.EtherDot1Q
 	}
 	return inner
 }
@@ -325,14 +326,14 @@ func genNetPacket(rng *rand.Rand) (uint16, []byte) {
 	case 0:
 		et, pkt = uint16(rng.IntN(0x10000)), mkRandom(rng, rng.IntN(120))
 	case 1, 2, 3, 4, 5, 6, 7:
-		et, pkt = etherIPv4, genIPv4(rng)
+		et, pkt = packet.EtherIPv4, genIPv4(rng)
 	case 8, 9, 10, 11, 12:
-		et, pkt = etherIPv6, genIPv6(rng)
+		et, pkt = packet.EtherIPv6, genIPv6(rng)
 	default:
 		if rng.IntN(2) == 0 {
-			et, pkt = etherIPv4, genIPv4(rng)
+			et, pkt = packet.EtherIPv4, genIPv4(rng)
 		} else {
-			et, pkt = etherIPv6, genIPv6(rng)
+			et, pkt = packet.EtherIPv6, genIPv6(rng)
 		}
 		et, pkt = wrapLink(rng, et, pkt)
 	}
@@ -344,7 +345,7 @@ func genNetPacket(rng *rand.Rand) (uint16, []byte) {
 
 // wrapLink puts up to nine VLAN tags and LLC/SNAP headers in front of a packet.
 func wrapLink(rng *rand.Rand, et uint16, pkt []byte) (uint16, []byte) {
-	vlanTypes := []uint16{etherDot1Q, etherDot1AD, etherQinQOld}
+	vlanTypes := []uint16{packet.EtherDot1Q, packet.EtherDot1AD, packet.EtherQinQOld}
 	layers := 1 + rng.IntN(4)
 	if rng.IntN(6) == 0 {
 		layers = 7 + rng.IntN(4)
@@ -352,7 +353,7 @@ func wrapLink(rng *rand.Rand, et uint16, pkt []byte) (uint16, []byte) {
 	for range layers {
 		if rng.IntN(4) == 0 {
 			pkt = mkSNAP(et, pkt)
-			et = uint16(rng.IntN(etherMinType))
+			et = uint16(rng.IntN(packet.EtherMinType))
 			if rng.IntN(30) == 0 {
 				pkt[rng.IntN(3)] ^= 1 << rng.IntN(8)
 			}
@@ -361,8 +362,8 @@ func wrapLink(rng *rand.Rand, et uint16, pkt []byte) (uint16, []byte) {
 		pkt = append([]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(et >> 8), byte(et)}, pkt...)
 		et = vlanTypes[rng.IntN(len(vlanTypes))]
 	}
-	if et < etherMinType { // outermost LLC: the kernel reports 802.2
-		et = sllProto8022
+	if et < packet.EtherMinType { // outermost LLC: the kernel reports 802.2
+		et = packet.SLLProto8022
 		if rng.IntN(20) == 0 {
 			et = 0x0001
 		}
@@ -395,14 +396,14 @@ func genAddr6(rng *rand.Rand) [16]byte {
 }
 
 func genIPv4(rng *rand.Rand) []byte {
-	proto := []uint8{ProtoTCP, ProtoUDP, ProtoICMP, ProtoICMP, ProtoICMP, 47}[rng.IntN(6)]
+	proto := []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, packet.ProtoICMP, packet.ProtoICMP, 47}[rng.IntN(6)]
 	var l4 []byte
 	switch proto {
-	case ProtoTCP:
+	case packet.ProtoTCP:
 		l4 = mkSYN(uint16(rng.IntN(65536)), 23, rng.Uint32())
-	case ProtoUDP:
+	case packet.ProtoUDP:
 		l4 = mkUDP(uint16(rng.IntN(65536)), 53, mkRandom(rng, rng.IntN(40)))
-	case ProtoICMP:
+	case packet.ProtoICMP:
 		types := []uint8{0, 3, 4, 5, 8, 11, 12, 13, uint8(rng.IntN(256))}
 		l4 = append([]byte{types[rng.IntN(len(types))], uint8(rng.IntN(16)), 0, 0, 0, 0, 0, 0}, genQuote4(rng)...)
 	default:
@@ -428,7 +429,7 @@ func genIPv4(rng *rand.Rand) []byte {
 
 // genQuote4 returns the start of a quoted IPv4 packet, sometimes damaged or cut.
 func genQuote4(rng *rand.Rand) []byte {
-	q := mkIPv4(genAddr4(rng), genAddr4(rng), ProtoUDP, mkUDP(1, 2, nil))
+	q := mkIPv4(genAddr4(rng), genAddr4(rng), packet.ProtoUDP, mkUDP(1, 2, nil))
 	switch rng.IntN(10) {
 	case 0:
 		q[0] = byte(rng.IntN(256))
@@ -441,12 +442,12 @@ func genQuote4(rng *rand.Rand) []byte {
 }
 
 func genIPv6(rng *rand.Rand) []byte {
-	nh := []uint8{ProtoTCP, ProtoUDP, ProtoICMPv6, ProtoICMPv6, ProtoICMPv6, 0}[rng.IntN(6)]
+	nh := []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMPv6, packet.ProtoICMPv6, packet.ProtoICMPv6, 0}[rng.IntN(6)]
 	var l4 []byte
 	switch nh {
-	case ProtoTCP:
+	case packet.ProtoTCP:
 		l4 = mkSYN(uint16(rng.IntN(65536)), 22, rng.Uint32())
-	case ProtoUDP:
+	case packet.ProtoUDP:
 		l4 = mkUDP(uint16(rng.IntN(65536)), 6881, mkRandom(rng, rng.IntN(40)))
 	default:
 		types := []uint8{0, 1, 2, 3, 4, 5, 128, 129, uint8(rng.IntN(256))}
@@ -454,7 +455,7 @@ func genIPv6(rng *rand.Rand) []byte {
 	}
 	p := mkIPv6(genAddr6(rng), genAddr6(rng), nh, l4)
 	if nh == 0 { // hop-by-hop in front of an ICMPv6 error
-		p[6] = ProtoICMPv6
+		p[6] = packet.ProtoICMPv6
 		p = withHopByHop(p)
 	}
 	switch rng.IntN(12) {
@@ -469,7 +470,7 @@ func genIPv6(rng *rand.Rand) []byte {
 }
 
 func genQuote6(rng *rand.Rand) []byte {
-	q := mkIPv6(genAddr6(rng), genAddr6(rng), ProtoTCP, mkSYN(1, 2, 3)[:8])
+	q := mkIPv6(genAddr6(rng), genAddr6(rng), packet.ProtoTCP, mkSYN(1, 2, 3)[:8])
 	switch rng.IntN(10) {
 	case 0:
 		q[0] = byte(rng.IntN(256))

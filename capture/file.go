@@ -9,15 +9,17 @@ import (
 	"io"
 	"math/bits"
 	"os"
+
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Record is one packet record of a capture file. Data is valid only until the next call to Next.
 type Record struct {
 	Data    []byte
-	TS      int64    // ns since the Unix epoch
-	WireLen uint32   // original length
-	Link    LinkType // link type of the interface the record belongs to
-	Iface   int      // interface index within the file (0 for pcap; pcapng: numbered across sections)
+	TS      int64           // ns since the Unix epoch
+	WireLen uint32          // original length
+	Link    packet.LinkType // link type of the interface the record belongs to
+	Iface   int             // interface index within the file (0 for pcap; pcapng: numbered across sections)
 }
 
 // FileError is a fatal problem of a capture file: a one-line message naming the file and the

@@ -18,6 +18,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // frame returns n bytes of recognisable content for record i.
@@ -273,7 +274,7 @@ func us(t time.Time) int64 { return t.Unix()*1e9 + int64(t.Nanosecond()/1000*100
 func TestReadGoodFiles(t *testing.T) {
 	d := [][]byte{frame(0, 74), frame(1, 60), frame(2, 1514)}
 	times := []time.Time{t0, t1, t2}
-	eth, raw := LinkEthernet, LinkRaw
+	eth, raw := packet.LinkEthernet, packet.LinkRaw
 
 	// A pcapng file with an Ethernet interface (µs, explicit) and a raw IP one (ns), then a
 	// big-endian section whose one interface counts 2^-24 s from an offset of -10 s.
@@ -570,7 +571,7 @@ func TestStreams(t *testing.T) {
 	for i := range 10000 { // several buffers' worth, so the buffer is refilled
 		n := 40 + i%1400
 		recs = append(recs, rec(uint32(i), uint32(i), frame(i, n)))
-		want = append(want, Record{frame(i, n), int64(i)*1e9 + int64(i)*1000, uint32(n), LinkEthernet, 0})
+		want = append(want, Record{frame(i, n), int64(i)*1e9 + int64(i)*1000, uint32(n), packet.LinkEthernet, 0})
 	}
 	file := pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1, recs...)
 	ng := newSection(binary.BigEndian)
@@ -694,23 +695,23 @@ func TestNextDoesNotAllocate(t *testing.T) {
 }
 
 func TestLinkTypeString(t *testing.T) {
-	for l, want := range map[LinkType]string{
-		LinkEthernet:  "LINKTYPE_ETHERNET (1)",
-		0:             "LINKTYPE_NULL (0)",
-		147:           "LINKTYPE_USER0 (147)",
-		162:           "LINKTYPE_USER15 (162)",
-		LinkRaw:       "LINKTYPE_RAW (101)",
-		LinkLinuxSLL:  "LINKTYPE_LINUX_SLL (113)",
-		127:           "LINKTYPE_IEEE802_11_RADIOTAP (127)",
-		LinkIPv4:      "LINKTYPE_IPV4 (228)",
-		LinkLinuxSLL2: "LINKTYPE_LINUX_SLL2 (276)",
-		LinkRawBSD1:   "DLT_RAW (12)",
-		11:            "LINKTYPE 11",
-		4242:          "LINKTYPE 4242",
-		LinkNetwork:   "network layer (internal)",
+	for l, want := range map[packet.LinkType]string{
+		packet.LinkEthernet:  "LINKTYPE_ETHERNET (1)",
+		0:                    "LINKTYPE_NULL (0)",
+		147:                  "LINKTYPE_USER0 (147)",
+		162:                  "LINKTYPE_USER15 (162)",
+		packet.LinkRaw:       "LINKTYPE_RAW (101)",
+		packet.LinkLinuxSLL:  "LINKTYPE_LINUX_SLL (113)",
+		127:                  "LINKTYPE_IEEE802_11_RADIOTAP (127)",
+		packet.LinkIPv4:      "LINKTYPE_IPV4 (228)",
+		packet.LinkLinuxSLL2: "LINKTYPE_LINUX_SLL2 (276)",
+		packet.LinkRawBSD1:   "DLT_RAW (12)",
+		11:                   "LINKTYPE 11",
+		4242:                 "LINKTYPE 4242",
+		packet.LinkNetwork:   "network layer (internal)",
 	} {
 		if got := l.String(); got != want {
-			t.Errorf("LinkType(%d).String() = %q, want %q", uint32(l), got, want)
+			t.Errorf("packet.LinkType(%d).String() = %q, want %q", uint32(l), got, want)
 		}
 	}
 }

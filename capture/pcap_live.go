@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/pcap"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // PcapSource captures through libpcap (build tag pcap, cgo): the capture.method: pcap
@@ -17,7 +18,7 @@ import (
 type PcapSource struct {
 	iface string
 	h     *pcap.Handle
-	link  LinkType
+	link  packet.LinkType
 }
 
 // ErrPcapTimeout is returned by Next when no packet arrived within the read timeout.
@@ -53,7 +54,7 @@ func OpenPcap(iface string, snaplen, bufferBytes int, filter string, timeout tim
 			return nil, &CaptureError{Kind: ErrConfig, Interface: iface, Msg: fmt.Sprintf("capture.filter %q: %v", filter, err)}
 		}
 	}
-	return &PcapSource{iface: iface, h: h, link: LinkType(h.LinkType())}, nil
+	return &PcapSource{iface: iface, h: h, link: packet.LinkType(h.LinkType())}, nil
 }
 
 // pcapError maps libpcap's messages onto the capture error kinds, so the daemon tells a

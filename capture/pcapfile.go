@@ -3,6 +3,8 @@ package capture
 import (
 	"math"
 	"math/bits"
+
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Classic pcap files, accepted and rejected by the rules of libpcap's sf-pcap.c so that
@@ -42,7 +44,7 @@ type pcapState struct {
 	hdrLen  int   // record header length: 16, or 24 for the Kuznetsov format
 	tsMul   int64 // ns per unit of the timestamp fraction field (1000 or 1)
 	lengths lengthOrder
-	link    LinkType
+	link    packet.LinkType
 	snaplen uint32 // the snapshot length as libpcap adjusts it
 	maxCap  uint32 // the largest captured length libpcap accepts for the link type
 	limit   uint32 // min(snaplen, maxCap): longer records need a closer look
@@ -60,7 +62,7 @@ func pcapMagic(m uint32) bool {
 }
 
 // maxSnaplenFor is libpcap's max_snaplen_for_dlt.
-func maxSnaplenFor(l LinkType) uint32 {
+func maxSnaplenFor(l packet.LinkType) uint32 {
 	switch l {
 	case 231: // D-Bus messages may be 128 MiB
 		return 128 << 20
@@ -95,7 +97,7 @@ func (f *File) openPcap(magic uint32) error {
 		return f.errorf(0, "unsupported pcap file format version %d.%d", major, minor)
 	}
 	p := &f.pcap
-	p.link = LinkType(f.u32(h[20:]) & linkTypeMask)
+	p.link = packet.LinkType(f.u32(h[20:]) & linkTypeMask)
 	p.maxCap = maxSnaplenFor(p.link)
 	snaplen := f.u32(h[16:])
 	if snaplen == 0 || snaplen > math.MaxInt32 {
@@ -106,7 +108,7 @@ func (f *File) openPcap(magic uint32) error {
 		p.hdrLen += kuznetsovExtraLen
 		// libpcap assumes such captures were cooked, with a fake Ethernet header added
 		// after the snapshot was taken.
-		if p.link == LinkEthernet {
+		if p.link == packet.LinkEthernet {
 			snaplen = min(snaplen+14, math.MaxInt32)
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"math/bits"
+
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // pcapng files, accepted and rejected by the rules of libpcap's sf-pcapng.c so that record
@@ -12,7 +14,7 @@ import (
 
 // Block types.
 const (
-	blockSHB = 0x0A0D0D0A // Section Header Block (a palindrome: same in both byte orders)
+	blockSHB = 0x0A0D0D0A // Section packet.Header Block (a palindrome: same in both byte orders)
 	blockIDB = 0x00000001 // Interface Description Block
 	blockPB  = 0x00000002 // Packet Block (obsolete)
 	blockSPB = 0x00000003 // Simple Packet Block
@@ -43,7 +45,7 @@ const (
 
 // maxBlockFor is libpcap's MAX_BLOCKSIZE_FOR_SNAPLEN: an EPB of the largest sane packet
 // with 128 KiB of options.
-func maxBlockFor(l LinkType) uint32 {
+func maxBlockFor(l packet.LinkType) uint32 {
 	return blockHeaderLen + epbFixedLen + maxSnaplenFor(l) + 131072 + 4
 }
 
@@ -55,7 +57,7 @@ const (
 )
 
 type ngIface struct {
-	link    LinkType
+	link    packet.LinkType
 	snaplen uint32 // adjusted as libpcap does (0 or absurd: the link type's maximum)
 	ts      uint8
 	shift   uint8
@@ -330,7 +332,7 @@ func (f *File) addInterface(body []byte, off int64) error {
 	if len(body) < idbFixedLen {
 		return f.errorf(off, "interface description block too short (%d bytes of body)", len(body))
 	}
-	ifc := ngIface{link: LinkType(f.u16(body[0:])), ts: tsMul, mul: 1000} // default: µs
+	ifc := ngIface{link: packet.LinkType(f.u16(body[0:])), ts: tsMul, mul: 1000} // default: µs
 	ifc.snaplen = f.u32(body[4:])
 	if ifc.snaplen == 0 || ifc.snaplen > math.MaxInt32 {
 		ifc.snaplen = maxSnaplenFor(ifc.link)

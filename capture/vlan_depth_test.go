@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // TestDeepVLANStacksLiveEqualsReplay: a frame with n stacked VLAN tags decodes the same
@@ -17,20 +19,20 @@ func TestDeepVLANStacksLiveEqualsReplay(t *testing.T) {
 		t.Run(fmt.Sprintf("%d tags", n), func(t *testing.T) {
 			frame := []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1}
 			for i := 0; i < n; i++ {
-				frame = binary.BigEndian.AppendUint16(frame, etherDot1Q)
+				frame = binary.BigEndian.AppendUint16(frame, packet.EtherDot1Q)
 				frame = binary.BigEndian.AppendUint16(frame, uint16(100+i))
 			}
-			frame = binary.BigEndian.AppendUint16(frame, etherIPv4)
+			frame = binary.BigEndian.AppendUint16(frame, packet.EtherIPv4)
 			frame = append(frame, ip...)
 
-			var replay, live Header
-			Decode(LinkEthernet, frame, &replay)
+			var replay, live packet.Header
+			packet.Decode(packet.LinkEthernet, frame, &replay)
 			// Live: the kernel took the outer tag (TCI 100) out of the frame.
 			proto := binary.BigEndian.Uint16(frame[16:18])
-			DecodeNetworkVLAN(proto, frame[18:], 100, &live)
+			packet.DecodeNetworkVLAN(proto, frame[18:], 100, &live)
 
-			wantIP := n <= maxVLANTags
-			if got := replay.Result == ResultIP; got != wantIP {
+			wantIP := n <= packet.MaxVLANTags
+			if got := replay.Result == packet.ResultIP; got != wantIP {
 				t.Fatalf("replay: result %v with %d tags", replay.Result, n)
 			}
 			if live.Result != replay.Result || live.VLANs != replay.VLANs || live.VLAN != replay.VLAN {

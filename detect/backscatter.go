@@ -2,7 +2,7 @@ package detect
 
 import (
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // victim is what the backscatter detector knows about one DoS victim (the host whose
@@ -54,26 +54,26 @@ var icmp6Kinds = [256]uint8{
 }
 
 // backscatterKind returns the reply kind of h, or -1 when it is not backscatter.
-func backscatterKind(h *capture.Header) int {
+func backscatterKind(h *packet.Header) int {
 	if !h.L4 {
 		return -1
 	}
 	switch h.Proto {
-	case capture.ProtoTCP:
-		f := h.TCPFlags & (capture.FlagSYN | capture.FlagACK | capture.FlagRST)
+	case packet.ProtoTCP:
+		f := h.TCPFlags & (packet.FlagSYN | packet.FlagACK | packet.FlagRST)
 		switch f {
-		case capture.FlagSYN | capture.FlagACK:
+		case packet.FlagSYN | packet.FlagACK:
 			return bsSynAck
-		case capture.FlagRST:
+		case packet.FlagRST:
 			return bsRst
-		case capture.FlagRST | capture.FlagACK:
+		case packet.FlagRST | packet.FlagACK:
 			return bsRstAck
 		}
-	case capture.ProtoICMP:
+	case packet.ProtoICMP:
 		if h.IPVersion == 4 {
 			return int(icmp4Kinds[h.ICMPType]) - 1
 		}
-	case capture.ProtoICMPv6:
+	case packet.ProtoICMPv6:
 		if h.IPVersion == 6 {
 			return int(icmp6Kinds[h.ICMPType]) - 1
 		}
@@ -83,7 +83,7 @@ func backscatterKind(h *capture.Header) int {
 
 // backscatter counts one reply packet for its victim: the quoted packet's destination for
 // ICMP errors that quote one, else the packet's source.
-func (e *Engine) backscatter(h *capture.Header) {
+func (e *Engine) backscatter(h *packet.Header) {
 	kind := backscatterKind(h)
 	if kind < 0 {
 		return
@@ -138,7 +138,7 @@ func mainKind(v *victim) int {
 	return best
 }
 
-func (e *Engine) victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
+func (e *Engine) victimEntry(k *packet.Addr, v *victim) *BackscatterEntry {
 	var peak uint64
 	if v.Rate != 0 {
 		peak = e.rate(v).Peak
@@ -155,7 +155,7 @@ func (e *Engine) victimEntry(k *capture.Addr, v *victim) *BackscatterEntry {
 	}
 }
 
-func (e *Engine) endAttack(k *capture.Addr, v *victim) {
+func (e *Engine) endAttack(k *packet.Addr, v *victim) {
 	v.Attack = false
 	e.end(detBackscatter, mainKind(v), e.victimEntry(k, v))
 }
@@ -168,7 +168,7 @@ func (e *Engine) clearVictim(v *victim) {
 }
 
 // evictVictim is the victim table's eviction callback.
-func (e *Engine) evictVictim(k *capture.Addr, v *victim) {
+func (e *Engine) evictVictim(k *packet.Addr, v *victim) {
 	e.c.Evictions.Add(1)
 	if v.Attack {
 		e.endAttack(k, v)
@@ -196,7 +196,7 @@ func (e *Engine) sweepVictims(now int64) {
 
 // endVictims ends every active attack (Finish, or the detector turned off).
 func (e *Engine) endVictims() {
-	e.victims.Range(func(k *capture.Addr, v *victim) bool {
+	e.victims.Range(func(k *packet.Addr, v *victim) bool {
 		if v.Attack {
 			e.endAttack(k, v)
 		}

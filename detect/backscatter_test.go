@@ -3,16 +3,16 @@ package detect
 import (
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 const victimAddr = "192.0.2.50"
 
 // synAcks makes n SYN-ACKs from the victim, the i-th at ts(i), cycling over `targets` dark IPs.
-func synAcks(n, targets int, ts func(i int) int64) []capture.Header {
-	out := make([]capture.Header, n)
+func synAcks(n, targets int, ts func(i int) int64) []packet.Header {
+	out := make([]packet.Header, n)
 	for i := range out {
-		out[i] = tcp(victimAddr, ip4("203.0.113.0", i%targets), capture.FlagSYN|capture.FlagACK, ts(i))
+		out[i] = tcp(victimAddr, ip4("203.0.113.0", i%targets), packet.FlagSYN|packet.FlagACK, ts(i))
 	}
 	return out
 }
@@ -26,25 +26,25 @@ func bsEv(p Phase, kind string, packets, targets, peak uint64, first, last int64
 
 func TestBackscatterKind(t *testing.T) {
 	v4, v6 := "192.0.2.1", "2001:db8::1"
-	icmp := func(src string, typ uint8) capture.Header {
+	icmp := func(src string, typ uint8) packet.Header {
 		h := echo(src, src, t0)
 		h.ICMPType = typ
 		return h
 	}
 	cases := []struct {
 		name string
-		h    capture.Header
+		h    packet.Header
 		want string // "" = not backscatter
 	}{
-		{"SYN-ACK", tcp(v4, v4, capture.FlagSYN|capture.FlagACK, t0), "syn_ack"},
-		{"SYN-ACK-ECE", tcp(v4, v4, capture.FlagSYN|capture.FlagACK|capture.FlagECE, t0), "syn_ack"},
-		{"SYN-RST-ACK", tcp(v4, v4, capture.FlagSYN|capture.FlagRST|capture.FlagACK, t0), ""},
-		{"RST", tcp(v4, v4, capture.FlagRST, t0), "rst"},
-		{"RST-ACK", tcp(v4, v4, capture.FlagRST|capture.FlagACK, t0), "rst_ack"},
-		{"SYN-RST", tcp(v4, v4, capture.FlagSYN|capture.FlagRST, t0), ""},
-		{"ACK", tcp(v4, v4, capture.FlagACK, t0), ""},
-		{"SYN", tcp(v4, v4, capture.FlagSYN, t0), ""},
-		{"IPv6 RST-ACK", tcp(v6, v6, capture.FlagRST|capture.FlagACK, t0), "rst_ack"},
+		{"SYN-ACK", tcp(v4, v4, packet.FlagSYN|packet.FlagACK, t0), "syn_ack"},
+		{"SYN-ACK-ECE", tcp(v4, v4, packet.FlagSYN|packet.FlagACK|packet.FlagECE, t0), "syn_ack"},
+		{"SYN-RST-ACK", tcp(v4, v4, packet.FlagSYN|packet.FlagRST|packet.FlagACK, t0), ""},
+		{"RST", tcp(v4, v4, packet.FlagRST, t0), "rst"},
+		{"RST-ACK", tcp(v4, v4, packet.FlagRST|packet.FlagACK, t0), "rst_ack"},
+		{"SYN-RST", tcp(v4, v4, packet.FlagSYN|packet.FlagRST, t0), ""},
+		{"ACK", tcp(v4, v4, packet.FlagACK, t0), ""},
+		{"SYN", tcp(v4, v4, packet.FlagSYN, t0), ""},
+		{"IPv6 RST-ACK", tcp(v6, v6, packet.FlagRST|packet.FlagACK, t0), "rst_ack"},
 		{"echo reply", icmp(v4, 0), "icmp_echo_reply"},
 		{"unreachable", icmp(v4, 3), "icmp_unreachable"},
 		{"source quench", icmp(v4, 4), "icmp_source_quench"},
@@ -65,8 +65,8 @@ func TestBackscatterKind(t *testing.T) {
 		{"v6 neighbour solicitation", icmp(v6, 135), ""},
 		{"v4 type 0 in ICMPv6 is not an echo reply", icmp(v6, 0), ""},
 		{"UDP", udp(v4, v4, 53, t0, nil), ""},
-		{"truncated TCP", func() capture.Header {
-			h := tcp(v4, v4, capture.FlagRST, t0)
+		{"truncated TCP", func() packet.Header {
+			h := tcp(v4, v4, packet.FlagRST, t0)
 			h.L4 = false
 			return h
 		}(), ""},
@@ -89,10 +89,10 @@ func TestBackscatter(t *testing.T) {
 		slow = int64(2068965518) // 60s/29 rounded up: 30 packets span 60s+22ns, at most 29 in a minute
 		fast = int64(2068965517) // 30 packets span 60s-7ns: 30 in (t-60s, t]
 	)
-	rst := func(n, off int, ts func(i int) int64) []capture.Header {
-		out := make([]capture.Header, n)
+	rst := func(n, off int, ts func(i int) int64) []packet.Header {
+		out := make([]packet.Header, n)
 		for i := range out {
-			out[i] = tcp(victimAddr, ip4("198.51.100.0", i), capture.FlagRST, ts(i+off))
+			out[i] = tcp(victimAddr, ip4("198.51.100.0", i), packet.FlagRST, ts(i+off))
 		}
 		return out
 	}
@@ -186,7 +186,7 @@ func TestBackscatterICMPQuotingVictim(t *testing.T) {
 	// The victim is flooded with packets spoofed from dark IPs; a router in front of it
 	// answers each with an ICMP unreachable to the spoofed (dark) source, quoting the flood
 	// packet (dark IP -> victim). The victim is the quote's destination, not the router.
-	var pkts []capture.Header
+	var pkts []packet.Header
 	for i := range 31 {
 		dark := ip4("203.0.113.0", i%5)
 		pkts = append(pkts, icmpErr("198.18.0.1", dark, 3, dark, victimAddr, t0+int64(i)*2*sec))
@@ -200,7 +200,7 @@ func TestBackscatterICMPQuotingVictim(t *testing.T) {
 	if n := h.c.BackscatterPackets[bsUnreach].Load(); n != 31 {
 		t.Fatalf("BackscatterPackets[icmp_unreachable] = %d, want 31", n)
 	}
-	if got := capture.WorkerIndex(pkts[0].AffinityKey(), 4); got != capture.WorkerIndex(addr(victimAddr).V4(), 4) {
+	if got := packet.WorkerIndex(pkts[0].AffinityKey(), 4); got != packet.WorkerIndex(addr(victimAddr).V4(), 4) {
 		t.Fatalf("ICMP error not routed to the victim's worker")
 	}
 }
@@ -231,7 +231,7 @@ func TestBackscatterVictimEviction(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.feed(synAcks(31, 10, every(2*sec))...)
 	checkEvents(t, h.sink.take(), []ev{bsEv(Start, "syn_ack", 31, 10, 30, t0, t0+60*sec)})
-	h.feed(tcp("192.0.2.51", "203.0.113.1", capture.FlagRST, t0+61*sec))
+	h.feed(tcp("192.0.2.51", "203.0.113.1", packet.FlagRST, t0+61*sec))
 	checkEvents(t, h.sink.take(), []ev{bsEv(End, "syn_ack", 31, 10, 30, t0, t0+60*sec)})
 	if n := h.c.Evictions.Load(); n != 1 {
 		t.Fatalf("evictions = %d, want 1", n)

@@ -5,7 +5,7 @@ import (
 	"math"
 	"slices"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Episode ends by time. Every active scanner, telnet sweep, tool or udp_then_syn episode has
@@ -97,7 +97,7 @@ func dueLimit(capacity int) int { return 2*capacity + 1024 }
 
 // srcRef names a record of the episode table; it is current while the record's Seq is seq.
 type srcRef struct {
-	src capture.Addr
+	src packet.Addr
 	seq uint64
 }
 
@@ -109,7 +109,7 @@ type flowDueRef struct {
 
 // queueSource pushes the entry of src's record rec, which was just promoted (rec.Seq is
 // new: its older entries are stale). It can end at due at the earliest.
-func (e *Engine) queueSource(src capture.Addr, rec *episode, due int64) {
+func (e *Engine) queueSource(src packet.Addr, rec *episode, due int64) {
 	if len(e.srcDue) >= dueLimit(e.eps.Cap()) {
 		e.requeueSources()
 	}
@@ -121,7 +121,7 @@ func (e *Engine) queueSource(src capture.Addr, rec *episode, due int64) {
 func (e *Engine) requeueSources() {
 	clear(e.srcDue)
 	e.srcDue = e.srcDue[:0]
-	e.eps.Range(func(k *capture.Addr, rec *episode) bool {
+	e.eps.Range(func(k *packet.Addr, rec *episode) bool {
 		e.seq = max(e.seq, rec.Seq)
 		if d, ok := e.recordDue(rec); ok {
 			e.srcDue = append(e.srcDue, dueItem[srcRef]{d, srcRef{*k, rec.Seq}})

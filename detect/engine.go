@@ -4,7 +4,7 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // sweepEvery is how often (in packet time) Advance looks for quiet episodes.
@@ -43,15 +43,15 @@ type Engine struct {
 	techPackets [NumTechniques]uint64
 
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
-	eps  *aggregate.Table[capture.Addr, episode]
-	keys []capture.Addr // scratch for sweeps
+	eps  *aggregate.Table[packet.Addr, episode]
+	keys []packet.Addr // scratch for sweeps
 
 	flows     *aggregate.Table[flowKey, flow]
 	flowPorts *[65536]uint32 // flows in the table, by destination port
 	// flowSrcs counts the flows in the table by a hash of their source (saturating at 255,
 	// which then stays): with flowPorts it lets most SYN probes skip the flow lookup.
 	flowSrcs *[flowSrcBuckets]uint8
-	victims  *aggregate.Table[capture.Addr, victim]
+	victims  *aggregate.Table[packet.Addr, victim]
 	rates    []rateWin // victims' rate windows, by victim.Rate-1
 	rateFree []int32   // free entries of rates (as victim.Rate values)
 
@@ -70,13 +70,13 @@ type Engine struct {
 func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *Engine {
 	e := &Engine{worker: worker, sink: sink, surge: surge, c: c}
 	flows := max(cfg.MaxFlows, 1)
-	e.eps = aggregate.NewTable[capture.Addr, episode](flows, hashEpisode)
+	e.eps = aggregate.NewTable[packet.Addr, episode](flows, hashEpisode)
 	e.eps.SetEvict(e.evictEpisode)
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
 	e.flowPorts = new([65536]uint32)
 	e.flowSrcs = new([flowSrcBuckets]uint8)
 	e.flows.SetEvict(e.evictFlow)
-	e.victims = aggregate.NewTable[capture.Addr, victim](flows, hashAddr)
+	e.victims = aggregate.NewTable[packet.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)
 	e.apply(cfg)
 	return e
@@ -137,11 +137,11 @@ func (e *Engine) tick(t int64) {
 }
 
 // Packet handles one IP packet to a dark destination; st is the state of h.Src.
-func (e *Engine) Packet(h *capture.Header, st *SourceState) { e.PacketAt(h, st, -1) }
+func (e *Engine) Packet(h *packet.Header, st *SourceState) { e.PacketAt(h, st, -1) }
 
 // PacketAt is Packet for a destination with dense index dense (a dark IPv4 address, see
 // SetDenseDsts), or -1.
-func (e *Engine) PacketAt(h *capture.Header, st *SourceState, dense int32) {
+func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 	e.tick(h.TS)
 	cfg := e.cfg
 	if cfg.Hotspot.Enabled && e.hot.shared != nil {
@@ -161,7 +161,7 @@ func (e *Engine) PacketAt(h *capture.Header, st *SourceState, dense int32) {
 		if cfg.UDPThenSYN.Enabled {
 			e.flowSYN(h)
 		}
-	case h.Proto == capture.ProtoUDP && h.L4:
+	case h.Proto == packet.ProtoUDP && h.L4:
 		if cfg.Scanner.Enabled {
 			e.scanner(h, st, h.DstPort, TechUDP)
 		}
@@ -176,7 +176,7 @@ func (e *Engine) PacketAt(h *capture.Header, st *SourceState, dense int32) {
 		if cfg.Backscatter.Enabled {
 			e.backscatter(h)
 		}
-		if cfg.Scanner.Enabled && h.Proto == capture.ProtoTCP {
+		if cfg.Scanner.Enabled && h.Proto == packet.ProtoTCP {
 			if t := TechniqueOf(h); t >= 0 {
 				e.stealth(h, st, t) // ACK, FIN, NULL, XMAS, Maimon, odd: technique only
 			}
@@ -186,7 +186,7 @@ func (e *Engine) PacketAt(h *capture.Header, st *SourceState, dense int32) {
 
 // Evicted ends the active episodes of src, whose entry the pipeline's table is evicting
 // (End events with their final values). The engine keeps no pointer to st.
-func (e *Engine) Evicted(src capture.Addr, st *SourceState, now int64) {
+func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	e.tick(now)
 	e.clearScan(&st.Scan)
 	e.clearTel(&st.Tel)
@@ -292,9 +292,9 @@ const (
 	seedEpisode = 0x9b05688c2b3e6c1f
 )
 
-func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedVictim) }
+func hashAddr(a *packet.Addr) uint64 { return a.Hash(seedVictim) }
 
-func hashEpisode(a *capture.Addr) uint64 { return a.Hash(seedEpisode) }
+func hashEpisode(a *packet.Addr) uint64 { return a.Hash(seedEpisode) }
 
 // HeldBlocks counts the slab blocks referenced from the engine's own tables (episodes and
 // victims). With the pipeline's sources all evicted, it must equal SlabBlocks: anything
@@ -308,11 +308,11 @@ func (e *Engine) HeldBlocks() int {
 			}
 		}
 	}
-	e.eps.Range(func(_ *capture.Addr, rec *episode) bool {
+	e.eps.Range(func(_ *packet.Addr, rec *episode) bool {
 		held(&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets, &rec.Prof.Addrs)
 		return true
 	})
-	e.victims.Range(func(_ *capture.Addr, v *victim) bool {
+	e.victims.Range(func(_ *packet.Addr, v *victim) bool {
 		held(&v.Targets)
 		return true
 	})

@@ -5,7 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 func TestIndexesMatchNames(t *testing.T) {
@@ -45,8 +45,8 @@ func TestIndexesMatchNames(t *testing.T) {
 func TestStateSize(t *testing.T) {
 	src := unsafe.Sizeof(SourceState{})
 	flowE := unsafe.Sizeof(aggregate.TableEntry[flowKey, flow]{})
-	victimE := unsafe.Sizeof(aggregate.TableEntry[capture.Addr, victim]{})
-	epE := unsafe.Sizeof(aggregate.TableEntry[capture.Addr, episode]{})
+	victimE := unsafe.Sizeof(aggregate.TableEntry[packet.Addr, victim]{})
+	epE := unsafe.Sizeof(aggregate.TableEntry[packet.Addr, episode]{})
 	t.Logf("SourceState %d B, flow table entry %d B, victim table entry %d B, episode table entry %d B, rate window %d B + 8 B per min_rate_per_minute",
 		src, flowE, victimE, epE, unsafe.Sizeof(rateWin{}))
 	if src > 344 {
@@ -64,7 +64,7 @@ func TestStateSize(t *testing.T) {
 	var slab aggregate.Slab
 	worst := 0
 	for n := 1; n <= aggregate.DistinctExactLimit+1; n++ {
-		st.Scan.Targets.Add(&slab, capture.Mix64(uint64(n)))
+		st.Scan.Targets.Add(&slab, packet.Mix64(uint64(n)))
 		worst = max(worst, st.Scan.Targets.Bytes())
 	}
 	t.Logf("slab memory per source, worst case: 3 x %d B = %d B (+ %d B inline)", worst, 3*worst, src)
@@ -84,21 +84,21 @@ func TestPacketDoesNotAllocate(t *testing.T) {
 	h.sink.take()
 	// Headers are built beforehand: the test helpers format addresses (and allocate).
 	const runs = 2000
-	mk := func(f func(i int, ts int64) capture.Header) []capture.Header {
+	mk := func(f func(i int, ts int64) packet.Header) []packet.Header {
 		return seq(runs+1, t0+300*sec, 1, f) // AllocsPerRun runs once more to warm up
 	}
-	cases := map[string][]capture.Header{
-		"scanner packet": mk(func(i int, ts int64) capture.Header {
+	cases := map[string][]packet.Header{
+		"scanner packet": mk(func(i int, ts int64) packet.Header {
 			return syn(scanSrc, ip4("198.51.0.0", i), uint16(i), ts)
 		}),
-		"new source": mk(func(i int, ts int64) capture.Header {
+		"new source": mk(func(i int, ts int64) packet.Header {
 			return syn(ip4("100.64.0.0", i), "203.0.113.5", 445, ts)
 		}),
-		"UDP flow": mk(func(i int, ts int64) capture.Header {
+		"UDP flow": mk(func(i int, ts int64) packet.Header {
 			return udp(ip4("100.65.0.0", i), "203.0.113.6", 6881, ts, utpSYN)
 		}),
-		"backscatter": mk(func(i int, ts int64) capture.Header {
-			return tcp(ip4("100.66.0.0", i), "203.0.113.7", capture.FlagRST, ts)
+		"backscatter": mk(func(i int, ts int64) packet.Header {
+			return tcp(ip4("100.66.0.0", i), "203.0.113.7", packet.FlagRST, ts)
 		}),
 	}
 	for name, pkts := range cases {
@@ -122,8 +122,8 @@ func BenchmarkPacket(b *testing.B) {
 	cfg.MaxFlows = 1 << 16
 	h := newHarness(b, cfg)
 	h.srcs = newSourceTable(1 << 16)
-	h.srcs.SetEvict(func(k *capture.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
-	pkts := make([]capture.Header, 4096)
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	pkts := make([]packet.Header, 4096)
 	for i := range pkts {
 		ts := t0 + int64(i)*int64(1e6)
 		switch i % 4 {
@@ -134,7 +134,7 @@ func BenchmarkPacket(b *testing.B) {
 		case 2:
 			pkts[i] = udp(ip4("100.65.0.0", i), "203.0.113.6", 6881, ts, utpSYN)
 		default:
-			pkts[i] = tcp(ip4("100.66.0.0", i%64), ip4("203.0.113.0", i), capture.FlagSYN|capture.FlagACK, ts)
+			pkts[i] = tcp(ip4("100.66.0.0", i%64), ip4("203.0.113.0", i), packet.FlagSYN|packet.FlagACK, ts)
 		}
 	}
 	b.ReportAllocs()
@@ -154,9 +154,9 @@ func TestTablesGrowWithActiveEpisodes(t *testing.T) {
 	cfg.MaxFlows = 1 << 14
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(1 << 14)
-	h.srcs.SetEvict(func(k *capture.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
 	const bots = 1500 // more than the 1024 slots the tables start with
-	var pkts []capture.Header
+	var pkts []packet.Header
 	for i := range 20 {
 		for b := range bots {
 			p := syn(ip4("100.64.0.0", b), ip4("203.0.113.0", i), 23, t0+int64(i)*sec+int64(b))
@@ -172,7 +172,7 @@ func TestTablesGrowWithActiveEpisodes(t *testing.T) {
 	}
 	last := t0 + 19*sec + bots
 	// More sources grow the source table again: every entry moves.
-	h.feed(seq(5000, last, 1, func(i int, ts int64) capture.Header {
+	h.feed(seq(5000, last, 1, func(i int, ts int64) packet.Header {
 		return syn(ip4("100.80.0.0", i), "198.51.100.9", 80, ts)
 	})...)
 	h.e.Advance(last + 5000 + win + sec)

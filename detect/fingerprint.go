@@ -1,8 +1,6 @@
 package detect
 
-import (
-	"github.com/telescope-dev/telescope/capture"
-)
+import "github.com/telescope-dev/telescope/packet"
 
 // Tool indexes (positions in Tools).
 const (
@@ -23,7 +21,7 @@ const zmapIPID = 54321
 // toolMatches returns the bit set of tools whose fingerprint the SYN probe h carries.
 // Mirai, ZMap and Masscan are IPv4 fingerprints (an address, or the IPv4 ID field, which
 // IPv6 has only in fragments); Nmap's (window, options, TTL) applies to both.
-func toolMatches(h *capture.Header) uint8 {
+func toolMatches(h *packet.Header) uint8 {
 	var m uint8
 	if h.IPVersion == 4 && h.Dst.Is4() {
 		dst := h.Dst.V4()
@@ -48,7 +46,7 @@ func toolMatches(h *capture.Header) uint8 {
 // probes with no gap longer than the window; a tool labels the source for the rest of the
 // episode once its matching probes are more than half of the episode's SYN probes (and at
 // least toolMinPackets).
-func (e *Engine) fingerprint(h *capture.Header, st *SourceState) {
+func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 	w := &st.FP
 	rec := e.continuing(h.Src, st, epFP, h.TS)
 	if rec != nil {
@@ -88,7 +86,7 @@ func (e *Engine) fingerprint(h *capture.Header, st *SourceState) {
 	}
 }
 
-func toolEntry(src capture.Addr, w *ToolWindow, tool int) *ToolEntry {
+func toolEntry(src packet.Addr, w *ToolWindow, tool int) *ToolEntry {
 	return &ToolEntry{
 		Src:       src.String(),
 		Tool:      Tools[tool],
@@ -100,7 +98,7 @@ func toolEntry(src capture.Addr, w *ToolWindow, tool int) *ToolEntry {
 }
 
 // endTools ends the episode of every tool labelling the source and clears it.
-func (e *Engine) endTools(src capture.Addr, rec *episode) {
+func (e *Engine) endTools(src packet.Addr, rec *episode) {
 	w := rec.FP
 	rec.Active &^= epFP
 	rec.FP = ToolWindow{}

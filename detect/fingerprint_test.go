@@ -3,14 +3,14 @@ package detect
 import (
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 const toolSrc = "192.0.2.66"
 
 // probe is a SYN probe from toolSrc to dark IP i, shaped by the named fingerprints
 // ("mirai", "zmap", "masscan", "nmap"; none = a plain SYN matching nothing).
-func probe(i int, ts int64, tools ...string) capture.Header {
+func probe(i int, ts int64, tools ...string) packet.Header {
 	h := syn(toolSrc, ip4("203.0.113.0", i), 8080, ts)
 	for _, tool := range tools {
 		switch tool {
@@ -22,7 +22,7 @@ func probe(i int, ts int64, tools ...string) capture.Header {
 			h.IPID = uint16(h.Dst.V4() ^ uint32(h.DstPort) ^ h.Seq)
 		case "nmap":
 			h.Window, h.TTL = 1024, 45
-			h.Opts = capture.TCPOptions{Kinds: 1 << 2, Len: 4, Count: 1, MSS: 1460}
+			h.Opts = packet.TCPOptions{Kinds: 1 << 2, Len: 4, Count: 1, MSS: 1460}
 		}
 	}
 	return h
@@ -34,29 +34,29 @@ func toolEv(p Phase, tool string, packets, probes uint64, first, last int64) ev 
 }
 
 func TestToolMatches(t *testing.T) {
-	v6 := func(h capture.Header) capture.Header {
+	v6 := func(h packet.Header) packet.Header {
 		h.IPVersion, h.Src, h.Dst = 6, addr("2001:db8::66"), addr("2001:db8:1::1")
 		return h
 	}
-	with := func(h capture.Header, f func(*capture.Header)) capture.Header { f(&h); return h }
+	with := func(h packet.Header, f func(*packet.Header)) packet.Header { f(&h); return h }
 	cases := []struct {
 		name string
-		h    capture.Header
+		h    packet.Header
 		want uint8
 	}{
 		{"plain", probe(1, t0), 0},
 		{"mirai", probe(1, t0, "mirai"), 1 << toolMirai},
 		{"zmap", probe(1, t0, "zmap"), 1 << toolZMap},
 		{"masscan", probe(1, t0, "masscan"), 1 << toolMasscan},
-		{"nmap TTL 59", with(probe(1, t0, "nmap"), func(h *capture.Header) { h.TTL = 59 }), 1 << toolNmap},
-		{"nmap TTL 60", with(probe(1, t0, "nmap"), func(h *capture.Header) { h.TTL = 60 }), 0},
-		{"nmap window 1025", with(probe(1, t0, "nmap"), func(h *capture.Header) { h.Window = 1025 }), 0},
-		{"nmap MSS 1440", with(probe(1, t0, "nmap"), func(h *capture.Header) { h.Opts.MSS = 1440 }), 0},
-		{"nmap MSS and window scale", with(probe(1, t0, "nmap"), func(h *capture.Header) {
+		{"nmap TTL 59", with(probe(1, t0, "nmap"), func(h *packet.Header) { h.TTL = 59 }), 1 << toolNmap},
+		{"nmap TTL 60", with(probe(1, t0, "nmap"), func(h *packet.Header) { h.TTL = 60 }), 0},
+		{"nmap window 1025", with(probe(1, t0, "nmap"), func(h *packet.Header) { h.Window = 1025 }), 0},
+		{"nmap MSS 1440", with(probe(1, t0, "nmap"), func(h *packet.Header) { h.Opts.MSS = 1440 }), 0},
+		{"nmap MSS and window scale", with(probe(1, t0, "nmap"), func(h *packet.Header) {
 			h.Opts.Kinds |= 1 << 3
 			h.Opts.Count, h.Opts.Len = 2, 8
 		}), 0},
-		{"nmap MSS padded with NOPs", with(probe(1, t0, "nmap"), func(h *capture.Header) { h.Opts.Len = 8 }), 0},
+		{"nmap MSS padded with NOPs", with(probe(1, t0, "nmap"), func(h *packet.Header) { h.Opts.Len = 8 }), 0},
 		{"mirai and zmap", probe(1, t0, "mirai", "zmap"), 1<<toolMirai | 1<<toolZMap},
 		{"IPv6 zmap ID is not zmap", v6(probe(1, t0, "zmap")), 0},
 		{"IPv6 nmap", v6(probe(1, t0, "nmap")), 1 << toolNmap},
@@ -77,69 +77,69 @@ func TestFingerprint(t *testing.T) {
 		steps []step
 	}{
 		{"one Mirai probe labels the source", []step{
-			{pkts: []capture.Header{probe(0, S(0), "mirai")}, want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0))}},
+			{pkts: []packet.Header{probe(0, S(0), "mirai")}, want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0))}},
 			{finish: S(1), want: []ev{toolEv(End, "mirai", 1, 1, S(0), S(0))}},
 		}},
 		{"one ZMap probe is not enough", []step{
-			{pkts: []capture.Header{probe(0, S(0), "zmap")}, finish: S(1)},
+			{pkts: []packet.Header{probe(0, S(0), "zmap")}, finish: S(1)},
 		}},
 		{"two ZMap probes label", []step{
-			{pkts: []capture.Header{probe(0, S(0), "zmap"), probe(1, S(1), "zmap")}, want: []ev{toolEv(Start, "zmap", 2, 2, S(0), S(1))}},
+			{pkts: []packet.Header{probe(0, S(0), "zmap"), probe(1, S(1), "zmap")}, want: []ev{toolEv(Start, "zmap", 2, 2, S(0), S(1))}},
 			{finish: S(2), want: []ev{toolEv(End, "zmap", 2, 2, S(0), S(1))}},
 		}},
 		{"the label stays for the episode", []step{
-			{pkts: []capture.Header{probe(0, S(0), "zmap"), probe(1, S(1), "zmap"), probe(2, S(2)), probe(3, S(3))},
+			{pkts: []packet.Header{probe(0, S(0), "zmap"), probe(1, S(1), "zmap"), probe(2, S(2)), probe(3, S(3))},
 				want: []ev{toolEv(Start, "zmap", 2, 2, S(0), S(1))}},
 			{finish: S(4), want: []ev{toolEv(End, "zmap", 2, 4, S(0), S(3))}},
 		}},
 		{"half is not most", []step{
-			{pkts: []capture.Header{probe(0, S(0)), probe(1, S(1)), probe(2, S(2), "zmap"), probe(3, S(3), "zmap")}, finish: S(4)},
+			{pkts: []packet.Header{probe(0, S(0)), probe(1, S(1)), probe(2, S(2), "zmap"), probe(3, S(3), "zmap")}, finish: S(4)},
 		}},
 		{"more than half", []step{
-			{pkts: []capture.Header{probe(0, S(0)), probe(1, S(1), "masscan"), probe(2, S(2), "masscan")},
+			{pkts: []packet.Header{probe(0, S(0)), probe(1, S(1), "masscan"), probe(2, S(2), "masscan")},
 				want: []ev{toolEv(Start, "masscan", 2, 3, S(0), S(2))}},
 			{finish: S(4), want: []ev{toolEv(End, "masscan", 2, 3, S(0), S(2))}},
 		}},
 		{"nmap", []step{
-			{pkts: []capture.Header{probe(0, S(0), "nmap")}, want: []ev{toolEv(Start, "nmap", 1, 1, S(0), S(0))}},
+			{pkts: []packet.Header{probe(0, S(0), "nmap")}, want: []ev{toolEv(Start, "nmap", 1, 1, S(0), S(0))}},
 			{finish: S(1), want: []ev{toolEv(End, "nmap", 1, 1, S(0), S(0))}},
 		}},
 		{"two tools at once", []step{
-			{pkts: []capture.Header{probe(0, S(0), "mirai", "zmap"), probe(1, S(1), "mirai", "zmap")},
+			{pkts: []packet.Header{probe(0, S(0), "mirai", "zmap"), probe(1, S(1), "mirai", "zmap")},
 				want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0)), toolEv(Start, "zmap", 2, 2, S(0), S(1))}},
 			{finish: S(2), want: []ev{toolEv(End, "mirai", 2, 2, S(0), S(1)), toolEv(End, "zmap", 2, 2, S(0), S(1))}},
 		}},
 		{"gap == window keeps the episode", []step{
-			{pkts: []capture.Header{probe(0, S(0), "mirai")}, want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0))}},
-			{pkts: []capture.Header{probe(1, S(0)+win)}},
+			{pkts: []packet.Header{probe(0, S(0), "mirai")}, want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0))}},
+			{pkts: []packet.Header{probe(1, S(0)+win)}},
 			{finish: S(0) + win, want: []ev{toolEv(End, "mirai", 1, 2, S(0), S(0)+win)}},
 		}},
 		{"gap == window+1ns starts a new episode", []step{
-			{pkts: []capture.Header{probe(0, S(0), "mirai")}, want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0))}},
-			{pkts: []capture.Header{probe(1, S(0)+win+1, "mirai")}, want: []ev{
+			{pkts: []packet.Header{probe(0, S(0), "mirai")}, want: []ev{toolEv(Start, "mirai", 1, 1, S(0), S(0))}},
+			{pkts: []packet.Header{probe(1, S(0)+win+1, "mirai")}, want: []ev{
 				toolEv(End, "mirai", 1, 1, S(0), S(0)),
 				toolEv(Start, "mirai", 1, 1, S(0)+win+1, S(0)+win+1)}},
 			{finish: S(1) + win, want: []ev{toolEv(End, "mirai", 1, 1, S(0)+win+1, S(0)+win+1)}},
 		}},
 		{"gap == window keeps an unlabelled episode", []step{
-			{pkts: []capture.Header{probe(0, S(0)), probe(1, S(0)+win, "zmap"), probe(2, S(1)+win, "zmap")},
+			{pkts: []packet.Header{probe(0, S(0)), probe(1, S(0)+win, "zmap"), probe(2, S(1)+win, "zmap")},
 				want: []ev{toolEv(Start, "zmap", 2, 3, S(0), S(1)+win)}},
 			{finish: S(2) + win, want: []ev{toolEv(End, "zmap", 2, 3, S(0), S(1)+win)}},
 		}},
 		{"gap == window+1ns starts a new unlabelled episode", []step{
-			{pkts: []capture.Header{probe(0, S(0)), probe(1, S(0)+win+1, "zmap"), probe(2, S(1)+win, "zmap")},
+			{pkts: []packet.Header{probe(0, S(0)), probe(1, S(0)+win+1, "zmap"), probe(2, S(1)+win, "zmap")},
 				want: []ev{toolEv(Start, "zmap", 2, 2, S(0)+win+1, S(1)+win)}},
 			{finish: S(2) + win, want: []ev{toolEv(End, "zmap", 2, 2, S(0)+win+1, S(1)+win)}},
 		}},
 		{"Advance ends a quiet episode", []step{
-			{pkts: []capture.Header{probe(0, S(0), "nmap")}, want: []ev{toolEv(Start, "nmap", 1, 1, S(0), S(0))}},
+			{pkts: []packet.Header{probe(0, S(0), "nmap")}, want: []ev{toolEv(Start, "nmap", 1, 1, S(0), S(0))}},
 			{advance: S(0) + win + 1, want: []ev{toolEv(End, "nmap", 1, 1, S(0), S(0))}},
 			{finish: S(0) + win + 2},
 		}},
 		{"non-SYN packets are not probes", []step{
-			{pkts: []capture.Header{func() capture.Header {
+			{pkts: []packet.Header{func() packet.Header {
 				h := probe(0, S(0), "mirai")
-				h.TCPFlags |= capture.FlagACK
+				h.TCPFlags |= packet.FlagACK
 				return h
 			}()}, finish: S(1)},
 		}},

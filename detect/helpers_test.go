@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // t0 is a minute-aligned packet time all test sequences start from.
@@ -62,7 +62,7 @@ type harness struct {
 	sink  *recSink
 	c     *Counters
 	e     *Engine
-	srcs  *aggregate.Table[capture.Addr, SourceState]
+	srcs  *aggregate.Table[packet.Addr, SourceState]
 	surge *Surge
 	now   int64
 }
@@ -73,11 +73,11 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	h.surge.SetConfig(cfg)
 	h.e = NewEngine(cfg, 0, h.sink, h.surge, h.c)
 	h.srcs = newSourceTable(1024)
-	h.srcs.SetEvict(func(k *capture.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
 	return h
 }
 
-func (h *harness) feed(pkts ...capture.Header) {
+func (h *harness) feed(pkts ...packet.Header) {
 	for i := range pkts {
 		p := &pkts[i]
 		h.now = max(h.now, p.TS)
@@ -92,7 +92,7 @@ func (h *harness) finish(now int64) {
 	h.surge.Finish(now)
 }
 
-func addr(s string) capture.Addr { return capture.AddrFromNetip(netip.MustParseAddr(s)) }
+func addr(s string) packet.Addr { return packet.AddrFromNetip(netip.MustParseAddr(s)) }
 
 // ip4 returns the i-th address of a /16 starting at base (a.b.0.0), as a string.
 func ip4(base string, i int) string {
@@ -101,8 +101,8 @@ func ip4(base string, i int) string {
 	return netip.AddrFrom4(a).String()
 }
 
-func ipHeader(src, dst string, ts int64) capture.Header {
-	h := capture.Header{TS: ts, Result: capture.ResultIP, Src: addr(src), Dst: addr(dst), TTL: 64}
+func ipHeader(src, dst string, ts int64) packet.Header {
+	h := packet.Header{TS: ts, Result: packet.ResultIP, Src: addr(src), Dst: addr(dst), TTL: 64}
 	h.IPVersion = 6
 	if h.Src.Is4() {
 		h.IPVersion = 4
@@ -111,43 +111,43 @@ func ipHeader(src, dst string, ts int64) capture.Header {
 }
 
 // syn is a SYN probe.
-func syn(src, dst string, port uint16, ts int64) capture.Header {
+func syn(src, dst string, port uint16, ts int64) packet.Header {
 	h := ipHeader(src, dst, ts)
-	h.Proto, h.L4, h.DstPort, h.SrcPort = capture.ProtoTCP, true, port, 40000
-	h.TCPFlags, h.Window, h.Seq, h.IPID = capture.FlagSYN, 29200, 0x12345678, 0x1111
+	h.Proto, h.L4, h.DstPort, h.SrcPort = packet.ProtoTCP, true, port, 40000
+	h.TCPFlags, h.Window, h.Seq, h.IPID = packet.FlagSYN, 29200, 0x12345678, 0x1111
 	return h
 }
 
 // tcp is a TCP segment with the given flags.
-func tcp(src, dst string, flags uint8, ts int64) capture.Header {
+func tcp(src, dst string, flags uint8, ts int64) packet.Header {
 	h := syn(src, dst, 443, ts)
 	h.TCPFlags = flags
 	return h
 }
 
-func udp(src, dst string, port uint16, ts int64, payload []byte) capture.Header {
+func udp(src, dst string, port uint16, ts int64, payload []byte) packet.Header {
 	h := ipHeader(src, dst, ts)
-	h.Proto, h.L4, h.DstPort, h.SrcPort = capture.ProtoUDP, true, port, 6881
+	h.Proto, h.L4, h.DstPort, h.SrcPort = packet.ProtoUDP, true, port, 6881
 	h.PayloadLen = uint16(len(payload))
 	h.PayloadCap = uint8(copy(h.Payload[:], payload))
-	h.PayloadClass = capture.ClassifyUDP(payload, len(payload))
+	h.PayloadClass = packet.ClassifyUDP(payload, len(payload))
 	return h
 }
 
-func echo(src, dst string, ts int64) capture.Header {
+func echo(src, dst string, ts int64) packet.Header {
 	h := ipHeader(src, dst, ts)
-	h.Proto, h.L4, h.ICMPType = capture.ProtoICMP, true, 8
+	h.Proto, h.L4, h.ICMPType = packet.ProtoICMP, true, 8
 	if h.IPVersion == 6 {
-		h.Proto, h.ICMPType = capture.ProtoICMPv6, 128
+		h.Proto, h.ICMPType = packet.ProtoICMPv6, 128
 	}
 	return h
 }
 
 // icmpErr is an ICMP error of type typ from router about a packet quotedSrc -> quotedDst.
-func icmpErr(router, dst string, typ uint8, quotedSrc, quotedDst string, ts int64) capture.Header {
+func icmpErr(router, dst string, typ uint8, quotedSrc, quotedDst string, ts int64) packet.Header {
 	h := ipHeader(router, dst, ts)
-	h.Proto, h.L4, h.ICMPType = capture.ProtoICMP, true, typ
-	h.Inner = capture.Quoted{Valid: true, Proto: capture.ProtoTCP, Src: addr(quotedSrc), Dst: addr(quotedDst), SrcPort: 80, DstPort: 1234}
+	h.Proto, h.L4, h.ICMPType = packet.ProtoICMP, true, typ
+	h.Inner = packet.Quoted{Valid: true, Proto: packet.ProtoTCP, Src: addr(quotedSrc), Dst: addr(quotedDst), SrcPort: 80, DstPort: 1234}
 	return h
 }
 
@@ -258,7 +258,7 @@ func checkCounters(t testing.TB, c *Counters, all []*Event) {
 // step is one stage of a scenario: feed packets, then optionally advance the clock or
 // finish, then expect exactly these new events.
 type step struct {
-	pkts    []capture.Header
+	pkts    []packet.Header
 	advance int64 // Advance(advance) when non-zero
 	finish  int64 // Finish(finish) (engine, then surge) when non-zero
 	want    []ev
@@ -301,24 +301,24 @@ func only(cfg *Config, dets ...string) *Config {
 }
 
 // seq builds n packets, one every `every` from `from`, with mk(i, ts).
-func seq(n int, from, every int64, mk func(i int, ts int64) capture.Header) []capture.Header {
-	out := make([]capture.Header, n)
+func seq(n int, from, every int64, mk func(i int, ts int64) packet.Header) []packet.Header {
+	out := make([]packet.Header, n)
 	for i := range out {
 		out[i] = mk(i, from+int64(i)*every)
 	}
 	return out
 }
 
-func cat(parts ...[]capture.Header) []capture.Header {
-	var out []capture.Header
+func cat(parts ...[]packet.Header) []packet.Header {
+	var out []packet.Header
 	for _, p := range parts {
 		out = append(out, p...)
 	}
 	return out
 }
 
-func newSourceTable(n int) *aggregate.Table[capture.Addr, SourceState] {
-	return aggregate.NewTable[capture.Addr, SourceState](n, func(a *capture.Addr) uint64 { return a.Hash(1) })
+func newSourceTable(n int) *aggregate.Table[packet.Addr, SourceState] {
+	return aggregate.NewTable[packet.Addr, SourceState](n, func(a *packet.Addr) uint64 { return a.Hash(1) })
 }
 
 // ip6 returns prefix (ending in "::") followed by i in hex.

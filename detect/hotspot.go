@@ -9,7 +9,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Hotspot detection looks at a dark destination from its own side: per window (cfg.Window,
@@ -67,7 +67,7 @@ const seedHotSrc = 0x1f83d9abfb41bd6b
 // that replaced another started from the replaced one's count, Err. Packets-Err is a lower
 // bound of the source's packets (exact for a source that never had to take a slot over).
 type hotSrc struct {
-	Src     capture.Addr
+	Src     packet.Addr
 	Packets uint64
 	Err     uint64
 }
@@ -89,7 +89,7 @@ const hotLog = 2
 // hotEvent is one packet to a destination, as the hotspot counts need it.
 type hotEvent struct {
 	TS    int64
-	Src   capture.Addr
+	Src   packet.Addr
 	Port  uint16 // destination port, 0: no port level (not TCP/UDP, or port 0)
 	Bits  uint8
 	Proto uint8 // one of the hotTCP... bits
@@ -124,7 +124,7 @@ type hotHeavy struct {
 // packets, and either the packets themselves (Log, up to hotLog) or its full counts
 // (Heavy). Cells live in an array that the window's close hands to Hotspots in one copy.
 type hotCell struct {
-	Dst     capture.Addr
+	Dst     packet.Addr
 	Packets uint32 // this worker's packets to Dst in the window (the receiver distribution)
 	Ix      int32  // index entry: dense index >= 0, or -1-slot of the hash index
 	Heavy   int32  // 1 + index of the full counts in hotWorker.heavy (0: light, see Log)
@@ -299,7 +299,7 @@ func (hv *hotHeavy) reset(s *aggregate.Slab) {
 
 // hotCellOf returns the open window's cell of dst (dense: its dense index, or -1), a new
 // one if there is none (after handing the window over early when the cells are full).
-func (e *Engine) hotCellOf(dst *capture.Addr, dense int32) *hotCell {
+func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 	hw := &e.hot
 	if hw.gen == 0 {
 		hw.gen = 1
@@ -348,7 +348,7 @@ func (e *Engine) hotCellOf(dst *capture.Addr, dense int32) *hotCell {
 }
 
 // newCell appends a cell for dst (index entry ix) and makes it the latest.
-func (hw *hotWorker) newCell(dst *capture.Addr, ix int32) *hotCell {
+func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 	// Only the fields read before they are written (Log[N:] is never read).
 	n := len(hw.cells)
 	if n < cap(hw.cells) {
@@ -363,22 +363,22 @@ func (hw *hotWorker) newCell(dst *capture.Addr, ix int32) *hotCell {
 }
 
 // hotspot counts one packet to a dark destination (dense: its dense index, or -1).
-func (e *Engine) hotspot(h *capture.Header, dense int32) {
+func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	c := e.hotCellOf(&h.Dst, dense)
 	ev := hotEvent{TS: h.TS, Src: h.Src}
 	var syn, udp bool
 	switch h.Proto {
-	case capture.ProtoTCP:
+	case packet.ProtoTCP:
 		ev.Proto = hotTCP
 		syn = h.SYNProbe()
-	case capture.ProtoUDP:
+	case packet.ProtoUDP:
 		ev.Proto, udp = hotUDP, h.L4
 		if udp && h.PayloadCap > 0 && payloadKind(h) != payloadOther {
 			ev.Bits |= hotBitP2P
 		}
-	case capture.ProtoICMP:
+	case packet.ProtoICMP:
 		ev.Proto = hotICMP
-	case capture.ProtoICMPv6:
+	case packet.ProtoICMPv6:
 		ev.Proto = hotICMPv6
 	default:
 		ev.Proto = hotOther
@@ -492,7 +492,7 @@ func (st *hotStats) add(s *aggregate.Slab, ev *hotEvent, x uint64) {
 
 // hotPair notes that a SYN probe, the packet just counted, paired with an earlier UDP
 // datagram to the same ip:port.
-func (e *Engine) hotPair(h *capture.Header) {
+func (e *Engine) hotPair(h *packet.Header) {
 	hw := &e.hot
 	if !e.hotOn() || hw.last == 0 {
 		return
@@ -519,7 +519,7 @@ func (e *Engine) hotPair(h *capture.Header) {
 // HotSummary is one worker's counts for one destination level in one window, or their sum
 // over workers.
 type HotSummary struct {
-	Dst       capture.Addr
+	Dst       packet.Addr
 	Port      uint16 // 0: the address level
 	Sources   uint64
 	Estimated bool
@@ -537,7 +537,7 @@ type HotSummary struct {
 }
 
 // appendSums appends the summaries of the address and of its counted ports.
-func (hv *hotHeavy) appendSums(out []HotSummary, k *capture.Addr, split bool, s *aggregate.Slab) []HotSummary {
+func (hv *hotHeavy) appendSums(out []HotSummary, k *packet.Addr, split bool, s *aggregate.Slab) []HotSummary {
 	out = append(out, summarize(k, 0, &hv.Addr, split, s))
 	for i := range hv.Port {
 		if hv.Port[i].Packets > 0 {
@@ -547,7 +547,7 @@ func (hv *hotHeavy) appendSums(out []HotSummary, k *capture.Addr, split bool, s 
 	return out
 }
 
-func summarize(k *capture.Addr, port uint16, st *hotStats, split bool, s *aggregate.Slab) HotSummary {
+func summarize(k *packet.Addr, port uint16, st *hotStats, split bool, s *aggregate.Slab) HotSummary {
 	return HotSummary{
 		Dst: *k, Port: port,
 		Sources: st.Sources.Count(s), Estimated: split || !st.Sources.Exact(),
@@ -647,12 +647,12 @@ func protoName(p uint8) string {
 }
 
 type hotKey struct {
-	Dst  capture.Addr
+	Dst  packet.Addr
 	Port uint16
 }
 
-func hashHotKey(k *hotKey) uint64        { return k.Dst.Hash(seedDstIP) ^ uint64(k.Port)*0x9e3779b97f4a7c15 }
-func hashHotAddr(a *capture.Addr) uint64 { return a.Hash(seedDstIP) }
+func hashHotKey(k *hotKey) uint64       { return k.Dst.Hash(seedDstIP) ^ uint64(k.Port)*0x9e3779b97f4a7c15 }
+func hashHotAddr(a *packet.Addr) uint64 { return a.Hash(seedDstIP) }
 
 // hotIndex maps keys to positions 0, 1, ... in insertion order (open addressing, reused
 // from window to window without allocating).
@@ -748,14 +748,14 @@ type Hotspots struct {
 	active  map[hotKey]*hotEpisode
 
 	// Scratch of window(), reused.
-	addrIx hotIndex[capture.Addr]
+	addrIx hotIndex[packet.Addr]
 	pk     []uint64
 	dacc   []uint64 // packets by dense index
 	dseen  []uint64 // bitmaps by dense index: a cell seen, a destination in several cells
 	ddup   []uint64
 	dtouch []int32 // dense indexes counted in dacc
 	candIx hotIndex[hotKey]
-	dstIx  hotIndex[capture.Addr]
+	dstIx  hotIndex[packet.Addr]
 	sums   []HotSummary
 	seen   []bool
 	tmp    []HotSummary
@@ -771,7 +771,7 @@ func NewHotspots(workers int, sink Sink, c *Counters) *Hotspots {
 	workers = max(workers, 1)
 	return &Hotspots{sink: sink, c: c, started: make([]bool, workers), through: make([]int64, workers),
 		pending: map[int64]*hotPending{}, active: map[hotKey]*hotEpisode{},
-		addrIx: hotIndex[capture.Addr]{hash: hashHotAddr}, dstIx: hotIndex[capture.Addr]{hash: hashHotAddr},
+		addrIx: hotIndex[packet.Addr]{hash: hashHotAddr}, dstIx: hotIndex[packet.Addr]{hash: hashHotAddr},
 		candIx: hotIndex[hotKey]{hash: hashHotKey}}
 }
 
@@ -1053,7 +1053,7 @@ func (hs *Hotspots) window(win int64, p *hotPending) {
 	hs.endBefore(win - 1) // window win-1 is complete: episodes not hot in it are over
 	hs.observe(p)
 	hs.candidates(p)
-	var hotAddr map[capture.Addr]bool
+	var hotAddr map[packet.Addr]bool
 	var hot []*HotSummary
 	for i := range hs.sums {
 		s := &hs.sums[i]
@@ -1061,7 +1061,7 @@ func (hs *Hotspots) window(win int64, p *hotPending) {
 			hot = append(hot, s)
 			if s.Port != 0 {
 				if hotAddr == nil {
-					hotAddr = map[capture.Addr]bool{}
+					hotAddr = map[packet.Addr]bool{}
 				}
 				hotAddr[s.Dst] = true
 			}

@@ -4,8 +4,8 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/checkpoint"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Checkpoint of the hotspot detector (kept apart from hotspot.go): per engine, its open
@@ -137,7 +137,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 
 // hashInsert adds cell (1 + index) for dst to the hash index of the current generation,
 // returning its cell index entry (-1-slot); false if dst is there already.
-func (hw *hotWorker) hashInsert(dst *capture.Addr, cell int32) (int32, bool) {
+func (hw *hotWorker) hashInsert(dst *packet.Addr, cell int32) (int32, bool) {
 	if hw.hash == nil {
 		n := 16
 		for n < 2*hw.cap {

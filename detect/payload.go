@@ -1,8 +1,6 @@
 package detect
 
-import (
-	"github.com/telescope-dev/telescope/capture"
-)
+import "github.com/telescope-dev/telescope/packet"
 
 // Payload classes, indexes of PayloadKinds.
 const (
@@ -11,13 +9,13 @@ const (
 	payloadOther
 )
 
-// payloadKind is the class the decoder gave the UDP payload (capture.ClassifyUDP: strict
+// payloadKind is the class the decoder gave the UDP payload (packet.ClassifyUDP: strict
 // bencoded KRPC, or a BEP 29 uTP header whose length and extension chain agree).
-func payloadKind(h *capture.Header) int {
+func payloadKind(h *packet.Header) int {
 	switch h.PayloadClass {
-	case capture.PayloadDHT:
+	case packet.PayloadDHT:
 		return payloadDHT
-	case capture.PayloadUTP:
+	case packet.PayloadUTP:
 		return payloadUTP
 	}
 	return payloadOther

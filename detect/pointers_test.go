@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // TestTablesHoldNoPointers: the per-source tables can hold millions of entries; their
@@ -13,8 +13,8 @@ import (
 func TestTablesHoldNoPointers(t *testing.T) {
 	for _, v := range []any{
 		SourceState{},
-		aggregate.TableEntry[capture.Addr, episode]{},
-		aggregate.TableEntry[capture.Addr, victim]{},
+		aggregate.TableEntry[packet.Addr, episode]{},
+		aggregate.TableEntry[packet.Addr, victim]{},
 		aggregate.TableEntry[flowKey, flow]{},
 	} {
 		if typ := reflect.TypeOf(v); aggregate.HasPointers(typ) {

@@ -3,7 +3,7 @@ package detect
 import (
 	"math/bits"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // maxPortMaps bounds, per engine, the scanner episodes whose destination ports are kept
@@ -58,7 +58,7 @@ func (m *portMap) count() uint64 {
 }
 
 // portHash is the value a destination port adds to a scanner window's port set.
-func portHash(port uint16) uint64 { return capture.Mix64(seedPort + uint64(port)) }
+func portHash(port uint16) uint64 { return packet.Mix64(seedPort + uint64(port)) }
 
 // portOfHash inverts portHash (Mix64 is a bijection), or reports false for a value no port
 // makes.
@@ -70,7 +70,7 @@ func portOfHash(x uint64) (uint16, bool) {
 	return uint16(p), true
 }
 
-// unmix64 inverts capture.Mix64 (the murmur3 finaliser).
+// unmix64 inverts packet.Mix64 (the murmur3 finaliser).
 func unmix64(x uint64) uint64 {
 	x ^= x >> 33
 	x *= mixInv2

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Profile is what a source probed: the `profile` of scanner episodes and top sources.
@@ -103,16 +103,16 @@ func profileKey(proto uint8, port uint16) uint32 { return uint32(proto)<<16 | ui
 
 // addrValue is the value a destination address adds to a profile's address set (from the
 // low half of the dst hash the scanner window keeps).
-func addrValue(dst32 uint32) uint64 { return capture.Mix64(uint64(dst32) + seedDstIP) }
+func addrValue(dst32 uint32) uint64 { return packet.Mix64(uint64(dst32) + seedDstIP) }
 
 // profileProto is the lower-case protocol name of profiles.
 func profileProto(p uint8) string {
 	switch p {
-	case capture.ProtoTCP:
+	case packet.ProtoTCP:
 		return "tcp"
-	case capture.ProtoUDP:
+	case packet.ProtoUDP:
 		return "udp"
-	case capture.ProtoICMP, capture.ProtoICMPv6:
+	case packet.ProtoICMP, packet.ProtoICMPv6:
 		return "icmp"
 	}
 	return strconv.Itoa(int(p))
@@ -149,9 +149,9 @@ func (e *Engine) buildProfile(w *ScanWindow, pr *profileRec, ports uint64) *Prof
 	var byProto [3]uint64 // tcp, udp, icmp
 	for t, n := range pr.Tech {
 		switch techProto(t) {
-		case capture.ProtoTCP:
+		case packet.ProtoTCP:
 			byProto[0] += uint64(n)
-		case capture.ProtoUDP:
+		case packet.ProtoUDP:
 			byProto[1] += uint64(n)
 		default:
 			byProto[2] += uint64(n)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // TestProfileSummaries reproduces the study's sentences (and the other forms of the
@@ -12,12 +12,12 @@ import (
 func TestProfileSummaries(t *testing.T) {
 	cases := []struct {
 		name string
-		pkts func(src string) []capture.Header
+		pkts func(src string) []packet.Header
 		want string
 		prof func(p *Profile) error
 	}{
-		{"range scan of one host", func(src string) []capture.Header {
-			return seq(10000-1025+1, t0, sec/100, func(i int, ts int64) capture.Header {
+		{"range scan of one host", func(src string) []packet.Header {
+			return seq(10000-1025+1, t0, sec/100, func(i int, ts int64) packet.Header {
 				return syn(src, "203.0.113.5", uint16(1025+i), ts)
 			})
 		}, "TCP-SYN to TCP/1025-10000", func(p *Profile) error {
@@ -26,9 +26,9 @@ func TestProfileSummaries(t *testing.T) {
 			}
 			return nil
 		}},
-		{"one dominant port and 546 others", func(src string) []capture.Header {
+		{"one dominant port and 546 others", func(src string) []packet.Header {
 			other := 0
-			return seq(546*5/2+2, t0, sec/10, func(i int, ts int64) capture.Header {
+			return seq(546*5/2+2, t0, sec/10, func(i int, ts int64) packet.Header {
 				port := uint16(3031)
 				if i%5 >= 3 && other < 546 {
 					port = uint16(20000 + 7*other)
@@ -42,8 +42,8 @@ func TestProfileSummaries(t *testing.T) {
 			}
 			return nil
 		}},
-		{"telnet sweep", func(src string) []capture.Header {
-			return seq(300, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"telnet sweep", func(src string) []packet.Header {
+			return seq(300, t0, sec/10, func(i int, ts int64) packet.Header {
 				return syn(src, ip4("203.0.0.0", i), 23, ts)
 			})
 		}, "TCP-SYN to TCP/23", func(p *Profile) error {
@@ -52,31 +52,31 @@ func TestProfileSummaries(t *testing.T) {
 			}
 			return nil
 		}},
-		{"two UDP ports", func(src string) []capture.Header {
-			return seq(200, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"two UDP ports", func(src string) []packet.Header {
+			return seq(200, t0, sec/10, func(i int, ts int64) packet.Header {
 				return udp(src, ip4("203.0.0.0", i), []uint16{123, 53}[i%2], ts, nil)
 			})
 		}, "UDP to UDP/53 and UDP/123", nil},
-		{"three ports", func(src string) []capture.Header {
-			return seq(300, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"three ports", func(src string) []packet.Header {
+			return seq(300, t0, sec/10, func(i int, ts int64) packet.Header {
 				return syn(src, ip4("203.0.0.0", i), []uint16{22, 2222, 80}[i%3], ts)
 			})
 		}, "TCP-SYN to TCP/22, TCP/80 and TCP/2222", nil},
-		{"ping sweep", func(src string) []capture.Header {
-			return seq(150, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"ping sweep", func(src string) []packet.Header {
+			return seq(150, t0, sec/10, func(i int, ts int64) packet.Header {
 				return echo(src, ip4("203.0.0.0", i), ts)
 			})
 		}, "ICMP echo to 150 addresses", nil},
-		{"scattered ports with UDP too", func(src string) []capture.Header {
-			return seq(400, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"scattered ports with UDP too", func(src string) []packet.Header {
+			return seq(400, t0, sec/10, func(i int, ts int64) packet.Header {
 				if i%4 == 3 {
 					return udp(src, ip4("203.0.0.0", i), 1900, ts, nil)
 				}
 				return syn(src, ip4("203.0.0.0", i), uint16(100+i*97), ts)
 			})
 		}, "TCP-SYN to 301 ports in TCP/100-38706 (also UDP)", nil},
-		{"SYN and ping", func(src string) []capture.Header {
-			return seq(200, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"SYN and ping", func(src string) []packet.Header {
+			return seq(200, t0, sec/10, func(i int, ts int64) packet.Header {
 				if i%4 == 0 {
 					return echo(src, ip4("203.0.0.0", i), ts)
 				}
@@ -88,8 +88,8 @@ func TestProfileSummaries(t *testing.T) {
 			}
 			return nil
 		}},
-		{"connect scan", func(src string) []capture.Header {
-			return seq(150, t0, sec/10, func(i int, ts int64) capture.Header {
+		{"connect scan", func(src string) []packet.Header {
+			return seq(150, t0, sec/10, func(i int, ts int64) packet.Header {
 				p := syn(src, ip4("203.0.0.0", i), 443, ts)
 				p.Opts.Kinds = 1<<2 | 1<<3 | 1<<4
 				return p
@@ -132,8 +132,8 @@ func TestProfileSummaries(t *testing.T) {
 func TestPortTop(t *testing.T) {
 	var p portTop
 	for i := 0; i < 1000; i++ {
-		p.add(profileKey(capture.ProtoTCP, 3031))
-		p.add(profileKey(capture.ProtoTCP, uint16(i)))
+		p.add(profileKey(packet.ProtoTCP, 3031))
+		p.add(profileKey(packet.ProtoTCP, uint16(i)))
 	}
 	for _, s := range p.Slots[:p.N] {
 		if uint16(s.Key) == 3031 {
@@ -153,7 +153,7 @@ func TestPortHashInverse(t *testing.T) {
 			t.Fatalf("port %d: inverse %d %v", p, got, ok)
 		}
 	}
-	if _, ok := portOfHash(capture.Mix64(12345)); ok {
+	if _, ok := portOfHash(packet.Mix64(12345)); ok {
 		t.Error("a hash no port makes inverts to a port")
 	}
 }

@@ -1,8 +1,6 @@
 package detect
 
-import (
-	"github.com/telescope-dev/telescope/capture"
-)
+import "github.com/telescope-dev/telescope/packet"
 
 // Scanner classes, indexes of the scanner descriptor's Classes.
 const (
@@ -15,7 +13,7 @@ const (
 // A window opens at the first probe and spans the configured window; a probe at or past its
 // end opens a new one, unless an episode is active: then the counts keep accumulating until
 // the source is quiet for longer than the window.
-func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16, tech int) {
+func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech int) {
 	st.Tech.add(tech)
 	e.techPackets[tech]++
 	w := &st.Scan
@@ -45,7 +43,7 @@ func (e *Engine) scanner(h *capture.Header, st *SourceState, port uint16, tech i
 	w.Last = t
 	w.Packets++
 	dst := h.Dst.Hash(seedDstIP)
-	changed := w.Targets.Add(&e.slab, capture.Mix64(dst^seedPair^uint64(port)))
+	changed := w.Targets.Add(&e.slab, packet.Mix64(dst^seedPair^uint64(port)))
 	w.Ports.Add(&e.slab, portHash(port))
 	addSmall(&w.IPs, &w.NIPs, uint32(dst))
 	if e.watched.has(port) {
@@ -124,7 +122,7 @@ func scannerClass(ports uint64, ips uint8) int {
 	return classMixed
 }
 
-func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow, pr *profileRec) *ScannerEntry {
+func (e *Engine) scannerEntry(src packet.Addr, w *ScanWindow, pr *profileRec) *ScannerEntry {
 	// Estimates never exceed the packets (each probe reaches one target, one port).
 	prof := e.buildProfile(w, pr, min(w.Ports.Count(&e.slab), w.Packets))
 	ports := min(prof.Ports, w.Packets) // exact when the episode has a port map
@@ -146,7 +144,7 @@ func (e *Engine) scannerEntry(src capture.Addr, w *ScanWindow, pr *profileRec) *
 
 // endScanner emits the End event of src's scanner episode with its final values and
 // clears it from the record.
-func (e *Engine) endScanner(src capture.Addr, rec *episode) {
+func (e *Engine) endScanner(src packet.Addr, rec *episode) {
 	entry := e.scannerEntry(src, &rec.Scan, &rec.Prof)
 	rec.Active &^= epScan
 	e.clearScan(&rec.Scan)
@@ -186,7 +184,7 @@ func (e *Engine) startProfile(pr *profileRec, w *ScanWindow, mix *TechCounts) {
 // FIN, NULL, XMAS, Maimon, odd flags without SYN): it adds to the source's technique mix,
 // the technique counter and an active scanner episode's technique counts, and changes no
 // rule's counts.
-func (e *Engine) stealth(h *capture.Header, st *SourceState, tech int) {
+func (e *Engine) stealth(h *packet.Header, st *SourceState, tech int) {
 	st.Tech.add(tech)
 	e.techPackets[tech]++
 	if st.Moved&epScan != 0 {

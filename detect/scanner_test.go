@@ -3,7 +3,7 @@ package detect
 import (
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 const scanSrc = "192.0.2.1"
@@ -22,15 +22,15 @@ func scanEv6(p Phase, class string, packets, targets, ports uint64, first, last 
 }
 
 // horiz sends n SYNs to port 80 of n distinct dark IPs, one per second from `from`.
-func horiz(n int, from int64) []capture.Header {
-	return seq(n, from, sec, func(i int, ts int64) capture.Header {
+func horiz(n int, from int64) []packet.Header {
+	return seq(n, from, sec, func(i int, ts int64) packet.Header {
 		return syn(scanSrc, ip4("203.0.113.0", i), 80, ts)
 	})
 }
 
 // grid sends n SYNs cycling over ips x ports targets.
-func grid(n, ips, ports int, from int64) []capture.Header {
-	return seq(n, from, sec, func(i int, ts int64) capture.Header {
+func grid(n, ips, ports int, from int64) []packet.Header {
+	return seq(n, from, sec, func(i int, ts int64) packet.Header {
 		return syn(scanSrc, ip4("203.0.113.0", i%ips), uint16(1000+i/ips%ports), ts)
 	})
 }
@@ -52,21 +52,21 @@ func TestScanner(t *testing.T) {
 			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 20, 1, t0, L)}},
 		}},
 		{"probe at window start + window opens a new window", []step{
-			{pkts: cat(horiz(99, t0), []capture.Header{syn(scanSrc, "198.51.100.1", 80, t0+win)}), finish: t0 + win},
+			{pkts: cat(horiz(99, t0), []packet.Header{syn(scanSrc, "198.51.100.1", 80, t0+win)}), finish: t0 + win},
 		}},
 		{"probe 1ns before the window end counts", []step{
-			{pkts: cat(horiz(99, t0), []capture.Header{syn(scanSrc, "198.51.100.1", 80, t0+win-1)}),
+			{pkts: cat(horiz(99, t0), []packet.Header{syn(scanSrc, "198.51.100.1", 80, t0+win-1)}),
 				want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, t0+win-1)}},
 			{finish: t0 + win, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, t0+win-1)}},
 		}},
 		{"gap == window continues the episode past the window", []step{
 			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
-			{pkts: []capture.Header{syn(scanSrc, "198.51.100.1", 80, L+win)}},
+			{pkts: []packet.Header{syn(scanSrc, "198.51.100.1", 80, L+win)}},
 			{finish: L + win, want: []ev{scanEv(End, "horizontal", 101, 101, 1, t0, L+win)}},
 		}},
 		{"gap == window+1ns ends the episode", []step{
 			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
-			{pkts: []capture.Header{syn(scanSrc, "198.51.100.1", 80, L+win+1)},
+			{pkts: []packet.Header{syn(scanSrc, "198.51.100.1", 80, L+win+1)},
 				want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
 			{finish: L + win + 1},
 		}},
@@ -99,44 +99,44 @@ func TestScanner(t *testing.T) {
 		}},
 		{"class recomputed at the end", []step{
 			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
-			{pkts: seq(10, L+sec, sec, func(i int, ts int64) capture.Header {
+			{pkts: seq(10, L+sec, sec, func(i int, ts int64) packet.Header {
 				return syn(scanSrc, "198.51.100.7", uint16(2000+i), ts)
 			})},
 			{finish: L + 20*sec, want: []ev{scanEv(End, "mixed", 110, 110, 11, t0, L+10*sec)}},
 		}},
 		{"ICMP echo counts with port 0", []step{
-			{pkts: seq(100, t0, sec, func(i int, ts int64) capture.Header { return echo(scanSrc, ip4("203.0.113.0", i%20), ts) }),
+			{pkts: seq(100, t0, sec, func(i int, ts int64) packet.Header { return echo(scanSrc, ip4("203.0.113.0", i%20), ts) }),
 				want: []ev{scanEv(Start, "horizontal", 100, 20, 1, t0, L)}},
 			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 20, 1, t0, L)}},
 		}},
 		{"ICMP echo and UDP to port 0 are the same target", []step{
 			{pkts: cat(
-				seq(50, t0, sec, func(i int, ts int64) capture.Header { return echo(scanSrc, ip4("203.0.113.0", i%20), ts) }),
-				seq(50, t0+50*sec, sec, func(i int, ts int64) capture.Header {
+				seq(50, t0, sec, func(i int, ts int64) packet.Header { return echo(scanSrc, ip4("203.0.113.0", i%20), ts) }),
+				seq(50, t0+50*sec, sec, func(i int, ts int64) packet.Header {
 					return udp(scanSrc, ip4("203.0.113.0", i%19), 0, ts, nil)
 				})),
 				want: []ev{scanEv(Start, "horizontal", 100, 20, 1, t0, L)}},
 			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 20, 1, t0, L)}},
 		}},
 		{"UDP probes count", []step{
-			{pkts: seq(100, t0, sec, func(i int, ts int64) capture.Header { return udp(scanSrc, ip4("203.0.113.0", i), 53, ts, nil) }),
+			{pkts: seq(100, t0, sec, func(i int, ts int64) packet.Header { return udp(scanSrc, ip4("203.0.113.0", i), 53, ts, nil) }),
 				want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
 			{finish: L, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
 		}},
 		{"non-probes do not count", []step{
 			{pkts: cat(
-				seq(100, t0, sec, func(i int, ts int64) capture.Header {
-					return tcp(scanSrc, ip4("198.51.100.0", i), capture.FlagSYN|capture.FlagACK, ts)
+				seq(100, t0, sec, func(i int, ts int64) packet.Header {
+					return tcp(scanSrc, ip4("198.51.100.0", i), packet.FlagSYN|packet.FlagACK, ts)
 				}),
 				horiz(99, t0+100*sec)), finish: t0 + 200*sec},
 		}},
 		{"out-of-order probe counts without moving last_seen back", []step{
-			{pkts: cat(horiz(100, t0), []capture.Header{syn(scanSrc, "198.51.100.1", 80, t0+50*sec)}),
+			{pkts: cat(horiz(100, t0), []packet.Header{syn(scanSrc, "198.51.100.1", 80, t0+50*sec)}),
 				want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
 			{finish: L, want: []ev{scanEv(End, "horizontal", 101, 101, 1, t0, L)}},
 		}},
 		{"IPv6", []step{
-			{pkts: seq(100, t0, sec, func(i int, ts int64) capture.Header {
+			{pkts: seq(100, t0, sec, func(i int, ts int64) packet.Header {
 				return syn("2001:db8::1", ip6("2001:db8:1::", i+1), 80, ts)
 			}), want: []ev{scanEv6(Start, "horizontal", 100, 100, 1, t0, L)}},
 			{finish: L, want: []ev{scanEv6(End, "horizontal", 100, 100, 1, t0, L)}},
@@ -150,7 +150,7 @@ func TestScanner(t *testing.T) {
 		{"Advance exactly window+1ns after the last probe ends it", []step{
 			{pkts: horiz(100, t0), want: []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)}},
 			{advance: L + win + 1, want: []ev{scanEv(End, "horizontal", 100, 100, 1, t0, L)}},
-			{pkts: []capture.Header{syn(scanSrc, "198.51.100.1", 80, L+win+2)}},
+			{pkts: []packet.Header{syn(scanSrc, "198.51.100.1", 80, L+win+2)}},
 			{finish: L + win + 3},
 		}},
 	}
@@ -196,7 +196,7 @@ func TestScannerEviction(t *testing.T) {
 	cfg := only(testConfig(t), Scanner)
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(1)
-	h.srcs.SetEvict(func(k *capture.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
 	h.feed(horiz(100, t0)...)
 	L := t0 + 99*sec
 	checkEvents(t, h.sink.take(), []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)})
@@ -224,16 +224,16 @@ func TestWatchedPortScanners(t *testing.T) {
 	cfg.WatchPorts = []uint16{22, 23, 445}
 	h := newHarness(t, cfg)
 	// Below the threshold: a source probing port 22 that never becomes a scanner.
-	h.feed(seq(10, t0, sec, func(i int, ts int64) capture.Header {
+	h.feed(seq(10, t0, sec, func(i int, ts int64) packet.Header {
 		return syn("192.0.2.99", ip4("203.0.113.0", i), 22, ts)
 	})...)
 	// A scanner: 50 probes of 22 (twice per target), then 100 of port 80 (the episode
 	// starts), then port 445 during the episode, then 22 again.
 	pkts := cat(
-		seq(50, t0, sec, func(i int, ts int64) capture.Header { return syn(scanSrc, ip4("203.0.113.0", i%25), 22, ts) }),
+		seq(50, t0, sec, func(i int, ts int64) packet.Header { return syn(scanSrc, ip4("203.0.113.0", i%25), 22, ts) }),
 		horiz(100, t0+50*sec),
-		seq(5, t0+150*sec, sec, func(i int, ts int64) capture.Header { return syn(scanSrc, ip4("203.0.113.0", i), 445, ts) }),
-		seq(5, t0+155*sec, sec, func(i int, ts int64) capture.Header { return syn(scanSrc, ip4("203.0.113.0", i), 22, ts) }),
+		seq(5, t0+150*sec, sec, func(i int, ts int64) packet.Header { return syn(scanSrc, ip4("203.0.113.0", i), 445, ts) }),
+		seq(5, t0+155*sec, sec, func(i int, ts int64) packet.Header { return syn(scanSrc, ip4("203.0.113.0", i), 22, ts) }),
 	)
 	h.feed(pkts...)
 	want := map[uint16]uint64{22: 1, 23: 0, 445: 1, 80: 0}
@@ -243,7 +243,7 @@ func TestWatchedPortScanners(t *testing.T) {
 		}
 	}
 	// A second episode of the same source after a quiet window counts again.
-	h.feed(seq(100, t0+170*sec+win+sec, sec, func(i int, ts int64) capture.Header {
+	h.feed(seq(100, t0+170*sec+win+sec, sec, func(i int, ts int64) packet.Header {
 		return syn(scanSrc, ip4("203.0.114.0", i), 22, ts)
 	})...)
 	if got := h.c.WatchedScanners(22); got != 2 {
@@ -260,7 +260,7 @@ const time30m = 30 * mn
 func TestScannerTargetsExactOrLabelled(t *testing.T) {
 	for _, n := range []int{1001, 4096, 4097, 6000} {
 		h := newHarness(t, only(testConfig(t), Scanner))
-		h.feed(seq(n, t0, int64(1e6), func(i int, ts int64) capture.Header {
+		h.feed(seq(n, t0, int64(1e6), func(i int, ts int64) packet.Header {
 			return syn(scanSrc, ip4("198.51.0.0", i%4000), uint16(1+i/4000), ts)
 		})...)
 		h.finish(t0 + int64(n)*int64(1e6) + 2*win)

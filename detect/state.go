@@ -2,7 +2,7 @@ package detect
 
 import (
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // SourceState is the per-source detector state. It lives inline in the worker's per-source
@@ -90,7 +90,7 @@ type episode struct {
 
 // moved returns the record holding src's active episode `bit`, or nil when there is none
 // (clearing a bit whose episode ended in the engine: Advance, eviction, reload).
-func (e *Engine) moved(src capture.Addr, st *SourceState, bit uint8) *episode {
+func (e *Engine) moved(src packet.Addr, st *SourceState, bit uint8) *episode {
 	if st.Moved&bit == 0 {
 		return nil
 	}
@@ -104,7 +104,7 @@ func (e *Engine) moved(src capture.Addr, st *SourceState, bit uint8) *episode {
 // continuing returns src's active episode `bit` when a packet at t continues it (a gap of
 // at most the window), else nil. An episode the packet does not continue ends first; the
 // source's own window was emptied when the episode moved, so the packet opens a new one.
-func (e *Engine) continuing(src capture.Addr, st *SourceState, bit uint8, t int64) *episode {
+func (e *Engine) continuing(src packet.Addr, st *SourceState, bit uint8, t int64) *episode {
 	rec := e.moved(src, st, bit)
 	if rec == nil {
 		return nil
@@ -133,7 +133,7 @@ func (r *episode) last(bit uint8) int64 {
 // promote returns src's record (created if needed) for a window that becomes an episode.
 // The caller moves the window into it. It may grow the table: no other record pointer may
 // be held across the call.
-func (e *Engine) promote(src capture.Addr, st *SourceState, bit uint8) *episode {
+func (e *Engine) promote(src packet.Addr, st *SourceState, bit uint8) *episode {
 	rec, _ := e.eps.Touch(src)
 	if rec.Active&bit != 0 {
 		// Only if the pipeline dropped the source without Evicted while its episode was
@@ -153,7 +153,7 @@ func (e *Engine) promote(src capture.Addr, st *SourceState, bit uint8) *episode 
 }
 
 // endRecord ends the selected active episodes of a record (End events, final values).
-func (e *Engine) endRecord(src capture.Addr, rec *episode, bits uint8) {
+func (e *Engine) endRecord(src packet.Addr, rec *episode, bits uint8) {
 	if bits&rec.Active&epScan != 0 {
 		e.endScanner(src, rec)
 	}
@@ -166,7 +166,7 @@ func (e *Engine) endRecord(src capture.Addr, rec *episode, bits uint8) {
 }
 
 // release drops src's record once it holds no active episode.
-func (e *Engine) release(src capture.Addr, rec *episode) {
+func (e *Engine) release(src packet.Addr, rec *episode) {
 	if rec.Active == 0 {
 		e.eps.Delete(src)
 	}
@@ -176,7 +176,7 @@ func (e *Engine) release(src capture.Addr, rec *episode) {
 // those quiet for longer than the window at now. Records left empty are dropped.
 func (e *Engine) endSources(bits uint8, now int64, all bool) {
 	e.keys = e.keys[:0]
-	e.eps.Range(func(k *capture.Addr, rec *episode) bool {
+	e.eps.Range(func(k *packet.Addr, rec *episode) bool {
 		b := bits
 		if !all {
 			b = 0
@@ -211,7 +211,7 @@ var episodeBits = [...]uint8{epScan, epTel, epFP}
 
 // evictEpisode is the episode table's eviction callback (only when more sources have active
 // episodes than the table holds).
-func (e *Engine) evictEpisode(k *capture.Addr, rec *episode) {
+func (e *Engine) evictEpisode(k *packet.Addr, rec *episode) {
 	e.c.Evictions.Add(1)
 	e.endRecord(*k, rec, epAll)
 }

@@ -7,8 +7,8 @@ import (
 	"reflect"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/checkpoint"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // StateTypes lists the types an engine's checkpoint copies as memory: their layout goes
@@ -17,9 +17,9 @@ import (
 func StateTypes() []reflect.Type {
 	return append([]reflect.Type{
 		reflect.TypeFor[SourceState](),
-		reflect.TypeFor[aggregate.TableEntry[capture.Addr, episode]](),
+		reflect.TypeFor[aggregate.TableEntry[packet.Addr, episode]](),
 		reflect.TypeFor[aggregate.TableEntry[flowKey, flow]](),
-		reflect.TypeFor[aggregate.TableEntry[capture.Addr, victim]](),
+		reflect.TypeFor[aggregate.TableEntry[packet.Addr, victim]](),
 		reflect.TypeFor[surgeClock](),
 		reflect.TypeFor[[60]uint32](),
 		reflect.TypeFor[bucketSum](),
@@ -115,7 +115,7 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		}
 		return true
 	})
-	e.eps.Range(func(_ *capture.Addr, rec *episode) bool {
+	e.eps.Range(func(_ *packet.Addr, rec *episode) bool {
 		if rec.Active&epScan != 0 {
 			e.c.Active[detScanner].Add(1)
 		}
@@ -127,7 +127,7 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		}
 		return true
 	})
-	e.victims.Range(func(_ *capture.Addr, v *victim) bool {
+	e.victims.Range(func(_ *packet.Addr, v *victim) bool {
 		if v.Attack {
 			e.c.Active[detBackscatter].Add(1)
 		}
@@ -148,7 +148,7 @@ func (e *Engine) checkLoaded() error {
 		}
 		maps[r-1] = true
 	}
-	e.eps.Range(func(k *capture.Addr, rec *episode) bool {
+	e.eps.Range(func(k *packet.Addr, rec *episode) bool {
 		for _, dc := range []*aggregate.Distinct{&rec.Scan.Targets, &rec.Scan.Ports, &rec.Tel.Targets, &rec.Prof.Addrs} {
 			if err = dc.Validate(&e.slab); err != nil {
 				err = fmt.Errorf("episode of %v: %w", k, err)
@@ -174,7 +174,7 @@ func (e *Engine) checkLoaded() error {
 		}
 		used[r-1] = true
 	}
-	e.victims.Range(func(k *capture.Addr, v *victim) bool {
+	e.victims.Range(func(k *packet.Addr, v *victim) bool {
 		if err = v.Targets.Validate(&e.slab); err != nil {
 			err = fmt.Errorf("victim %v: %w", k, err)
 			return false

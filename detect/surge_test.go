@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // multi is several engines sharing one Surge, with source affinity as in the pipeline.
@@ -13,7 +13,7 @@ type multi struct {
 	sink    *recSink
 	surge   *Surge
 	engines []*Engine
-	tables  []*aggregate.Table[capture.Addr, SourceState]
+	tables  []*aggregate.Table[packet.Addr, SourceState]
 	c       []*Counters
 }
 
@@ -25,16 +25,16 @@ func newMulti(t testing.TB, cfg *Config, workers int) *multi {
 		c := &Counters{}
 		e := NewEngine(cfg, w, m.sink, m.surge, c)
 		tab := newSourceTable(4096)
-		tab.SetEvict(func(k *capture.Addr, v *SourceState) { e.Evicted(*k, v, 0) })
+		tab.SetEvict(func(k *packet.Addr, v *SourceState) { e.Evicted(*k, v, 0) })
 		m.engines, m.tables, m.c = append(m.engines, e), append(m.tables, tab), append(m.c, c)
 	}
 	return m
 }
 
-func (m *multi) feed(pkts ...capture.Header) {
+func (m *multi) feed(pkts ...packet.Header) {
 	for i := range pkts {
 		p := &pkts[i]
-		w := capture.WorkerIndex(p.AffinityKey(), len(m.engines))
+		w := packet.WorkerIndex(p.AffinityKey(), len(m.engines))
 		st, _ := m.tables[w].Touch(p.Src)
 		m.engines[w].Packet(p, st)
 	}
@@ -55,8 +55,8 @@ func (m *multi) setConfig(cfg *Config) {
 
 // bucketTraffic makes n distinct sources send two telnet SYNs each (to one dst, so no
 // sweep) in the bucket starting at start: the count is per source, not per packet.
-func bucketTraffic(n int, start int64) []capture.Header {
-	var out []capture.Header
+func bucketTraffic(n int, start int64) []packet.Header {
+	var out []packet.Header
 	for k := range 2 {
 		for j := range n {
 			out = append(out, syn(ip4("100.64.0.0", j), "203.0.113.1", 23, start+int64(k)*20*sec+int64(j)*int64(1e6)))

@@ -1,8 +1,6 @@
 package detect
 
-import (
-	"github.com/telescope-dev/telescope/capture"
-)
+import "github.com/telescope-dev/telescope/packet"
 
 // Scan techniques: how a source probes, named after nmap's scan types. Indexes of
 // Techniques (and of the per-source technique counts).
@@ -33,11 +31,11 @@ const noTech = -1
 // SYN-ECE-CWR is an ECN-capable SYN.
 var tcpTech = func() (t [256]int8) {
 	const (
-		fin, syn, rst, psh, ack, urg = capture.FlagFIN, capture.FlagSYN, capture.FlagRST,
-			capture.FlagPSH, capture.FlagACK, capture.FlagURG
+		fin, syn, rst, psh, ack, urg = packet.FlagFIN, packet.FlagSYN, packet.FlagRST,
+			packet.FlagPSH, packet.FlagACK, packet.FlagURG
 	)
 	for i := range t {
-		f := uint8(i) &^ (capture.FlagECE | capture.FlagCWR)
+		f := uint8(i) &^ (packet.FlagECE | packet.FlagCWR)
 		t[i] = tcpFlagsTechnique(f, fin, syn, rst, psh, ack, urg)
 	}
 	return t
@@ -83,18 +81,18 @@ const stockSYNOptions = 1<<2 | 1<<3 | 1<<4
 
 // TechniqueOf classifies one packet (to a dark destination) by scan technique, or returns
 // -1 when it is no probe of any technique.
-func TechniqueOf(h *capture.Header) int {
+func TechniqueOf(h *packet.Header) int {
 	if !h.L4 {
 		return noTech
 	}
 	switch h.Proto {
-	case capture.ProtoTCP:
+	case packet.ProtoTCP:
 		t := int(tcpTech[h.TCPFlags])
 		if t == TechSYN && h.Opts.Kinds&stockSYNOptions == stockSYNOptions {
 			return TechConnect
 		}
 		return t
-	case capture.ProtoUDP:
+	case packet.ProtoUDP:
 		return TechUDP
 	}
 	if h.ICMPEchoRequest() {
@@ -105,7 +103,7 @@ func TechniqueOf(h *capture.Header) int {
 
 // synTechnique is TechniqueOf for a SYN probe (syn, connect or odd), small enough to inline
 // on the packet path.
-func synTechnique(h *capture.Header) int {
+func synTechnique(h *packet.Header) int {
 	t := int(tcpTech[h.TCPFlags])
 	if t == TechSYN && h.Opts.Kinds&stockSYNOptions == stockSYNOptions {
 		t = TechConnect
@@ -162,11 +160,11 @@ func dominant(c *[NumTechniques]uint32) int {
 func techProto(t int) uint8 {
 	switch t {
 	case TechUDP:
-		return capture.ProtoUDP
+		return packet.ProtoUDP
 	case TechICMPEcho:
-		return capture.ProtoICMP
+		return packet.ProtoICMP
 	}
-	return capture.ProtoTCP
+	return packet.ProtoTCP
 }
 
 // SourceTechnique returns the dominant technique name of a source's state, "" when none.

@@ -3,14 +3,14 @@ package detect
 import (
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // flagsOf parses a flag-combination name (DESIGN.md order) into a flags byte.
 func flagsOf(t *testing.T, name string) uint8 {
 	t.Helper()
 	for f := 0; f < 256; f++ {
-		if capture.FlagsName(uint8(f)) == name {
+		if packet.FlagsName(uint8(f)) == name {
 			return uint8(f)
 		}
 	}
@@ -67,30 +67,30 @@ func TestTechniqueFlags(t *testing.T) {
 		h := tcp("192.0.2.9", "203.0.113.1", uint8(f), t0)
 		tech := TechniqueOf(&h)
 		if tech >= 0 && backscatterKind(&h) >= 0 {
-			t.Errorf("%s: technique %s and backscatter %d", capture.FlagsName(uint8(f)), techName(tech), backscatterKind(&h))
+			t.Errorf("%s: technique %s and backscatter %d", packet.FlagsName(uint8(f)), techName(tech), backscatterKind(&h))
 		}
 		if h.SYNProbe() && tech != TechSYN && tech != TechOdd {
-			t.Errorf("%s: SYN probe with technique %q", capture.FlagsName(uint8(f)), techName(tech))
+			t.Errorf("%s: SYN probe with technique %q", packet.FlagsName(uint8(f)), techName(tech))
 		}
 		if h.SYNProbe() && synTechnique(&h) != tech {
-			t.Errorf("%s: synTechnique %d, TechniqueOf %d", capture.FlagsName(uint8(f)), synTechnique(&h), tech)
+			t.Errorf("%s: synTechnique %d, TechniqueOf %d", packet.FlagsName(uint8(f)), synTechnique(&h), tech)
 		}
 	}
 }
 
 func TestTechniqueProtocols(t *testing.T) {
 	connect := syn("192.0.2.9", "203.0.113.1", 80, t0)
-	connect.Opts = capture.TCPOptions{Kinds: 1<<2 | 1<<3 | 1<<4 | 1<<8, Count: 4, MSS: 1460, WScale: 7} // Linux
+	connect.Opts = packet.TCPOptions{Kinds: 1<<2 | 1<<3 | 1<<4 | 1<<8, Count: 4, MSS: 1460, WScale: 7} // Linux
 	windows := syn("192.0.2.9", "203.0.113.1", 80, t0)
-	windows.Opts = capture.TCPOptions{Kinds: 1<<2 | 1<<3 | 1<<4, Count: 3, MSS: 1460, WScale: 8}
+	windows.Opts = packet.TCPOptions{Kinds: 1<<2 | 1<<3 | 1<<4, Count: 3, MSS: 1460, WScale: 8}
 	nmap := syn("192.0.2.9", "203.0.113.1", 80, t0)
-	nmap.Opts = capture.TCPOptions{Kinds: 1 << 2, Count: 1, MSS: 1460}
+	nmap.Opts = packet.TCPOptions{Kinds: 1 << 2, Count: 1, MSS: 1460}
 	noL4 := syn("192.0.2.9", "203.0.113.1", 80, t0)
 	noL4.L4 = false
 	unreach := icmpErr("198.51.100.1", "203.0.113.1", 3, "203.0.113.1", "192.0.2.1", t0)
 	cases := []struct {
 		name string
-		h    capture.Header
+		h    packet.Header
 		want string
 	}{
 		{"raw SYN without options", syn("192.0.2.9", "203.0.113.1", 80, t0), "syn"},
@@ -141,8 +141,8 @@ func TestTechCountsDecay(t *testing.T) {
 func TestTechniqueEngine(t *testing.T) {
 	h := newHarness(t, testConfig(t))
 	// 150 FIN packets: no probe, no scanner episode, but counted as fin.
-	h.feed(seq(150, t0, sec/10, func(i int, ts int64) capture.Header {
-		return tcp("192.0.2.7", ip4("203.0.113.0", i), capture.FlagFIN, ts)
+	h.feed(seq(150, t0, sec/10, func(i int, ts int64) packet.Header {
+		return tcp("192.0.2.7", ip4("203.0.113.0", i), packet.FlagFIN, ts)
 	})...)
 	if evs := h.sink.take(); len(evs) != 0 {
 		t.Fatalf("FIN packets made %d events", len(evs))
@@ -152,14 +152,14 @@ func TestTechniqueEngine(t *testing.T) {
 		t.Errorf("FIN source technique %q", SourceTechnique(st))
 	}
 	// A connect() scanner with a few ACKs in its episode.
-	conn := func(i int, ts int64) capture.Header {
+	conn := func(i int, ts int64) packet.Header {
 		p := syn(scanSrc, ip4("203.0.113.0", i), 80, ts)
-		p.Opts = capture.TCPOptions{Kinds: 1<<2 | 1<<3 | 1<<4 | 1<<8, Count: 4, MSS: 1460}
+		p.Opts = packet.TCPOptions{Kinds: 1<<2 | 1<<3 | 1<<4 | 1<<8, Count: 4, MSS: 1460}
 		return p
 	}
 	h.feed(seq(120, t0, sec/10, conn)...)
-	h.feed(seq(10, t0+20*sec, sec/10, func(i int, ts int64) capture.Header {
-		return tcp(scanSrc, ip4("203.0.113.0", i), capture.FlagACK, ts)
+	h.feed(seq(10, t0+20*sec, sec/10, func(i int, ts int64) packet.Header {
+		return tcp(scanSrc, ip4("203.0.113.0", i), packet.FlagACK, ts)
 	})...)
 	h.finish(t0 + 40*sec)
 	var end *ScannerEntry

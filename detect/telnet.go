@@ -2,7 +2,7 @@ package detect
 
 import (
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Telnet sweep classes, indexes of the telnet_sweep descriptor's Classes.
@@ -13,7 +13,7 @@ const (
 
 // telnetSweep counts one SYN probe to a telnet port: the sweep window (separate from the
 // scanner's, same rules) and the source's membership in the current surge bucket.
-func (e *Engine) telnetSweep(h *capture.Header, st *SourceState) {
+func (e *Engine) telnetSweep(h *packet.Header, st *SourceState) {
 	if e.surge != nil && e.sb.joined && st.SurgeSeq != e.sb.seq {
 		st.SurgeSeq = e.sb.seq
 		e.sb.count++
@@ -59,7 +59,7 @@ func telnetClass(mirai bool) int {
 }
 
 // telnetEntry reports the sweep; mirai when more than half of its SYNs carry seq == dst IP.
-func (e *Engine) telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntry {
+func (e *Engine) telnetEntry(src packet.Addr, w *TelnetWindow) *TelnetSweepEntry {
 	return &TelnetSweepEntry{
 		Src:              src.String(),
 		Targets:          min(w.Targets.Count(&e.slab), w.Packets),
@@ -72,7 +72,7 @@ func (e *Engine) telnetEntry(src capture.Addr, w *TelnetWindow) *TelnetSweepEntr
 }
 
 // endTelnet emits the End event of src's sweep and clears it from the record.
-func (e *Engine) endTelnet(src capture.Addr, rec *episode) {
+func (e *Engine) endTelnet(src packet.Addr, rec *episode) {
 	entry := e.telnetEntry(src, &rec.Tel)
 	rec.Active &^= epTel
 	e.clearTel(&rec.Tel)

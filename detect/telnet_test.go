@@ -3,13 +3,13 @@ package detect
 import (
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 const botSrc = "192.0.2.23"
 
 // tsyn is a SYN to port from botSrc; a Mirai probe carries seq == dst.
-func tsyn(dst string, port uint16, ts int64, mirai bool) capture.Header {
+func tsyn(dst string, port uint16, ts int64, mirai bool) packet.Header {
 	h := syn(botSrc, dst, port, ts)
 	if mirai {
 		h.Seq = h.Dst.V4()
@@ -18,8 +18,8 @@ func tsyn(dst string, port uint16, ts int64, mirai bool) capture.Header {
 }
 
 // sweep sends n SYNs to port 23 of n distinct IPs, the first `mirai` of them Mirai probes.
-func sweep(n, mirai int, from int64) []capture.Header {
-	return seq(n, from, sec, func(i int, ts int64) capture.Header {
+func sweep(n, mirai int, from int64) []packet.Header {
+	return seq(n, from, sec, func(i int, ts int64) packet.Header {
 		return tsyn(ip4("203.0.113.0", i), 23, ts, i < mirai)
 	})
 }
@@ -53,40 +53,40 @@ func TestTelnetSweep(t *testing.T) {
 			{finish: L, want: []ev{telEv(End, 20, 20, true, t0, L)}},
 		}},
 		{"other ports do not count", []step{
-			{pkts: cat(sweep(19, 0, t0), []capture.Header{tsyn("198.51.100.1", 22, L, false)}), finish: L},
+			{pkts: cat(sweep(19, 0, t0), []packet.Header{tsyn("198.51.100.1", 22, L, false)}), finish: L},
 		}},
 		{"2323 counts with 23", []step{
-			{pkts: cat(sweep(19, 0, t0), []capture.Header{tsyn("198.51.100.1", 2323, L, false)}),
+			{pkts: cat(sweep(19, 0, t0), []packet.Header{tsyn("198.51.100.1", 2323, L, false)}),
 				want: []ev{telEv(Start, 20, 20, false, t0, L)}},
 			{finish: L, want: []ev{telEv(End, 20, 20, false, t0, L)}},
 		}},
 		{"repeated targets count once", []step{
-			{pkts: seq(60, t0, sec, func(i int, ts int64) capture.Header { return tsyn(ip4("203.0.113.0", i%19), 23, ts, false) }),
+			{pkts: seq(60, t0, sec, func(i int, ts int64) packet.Header { return tsyn(ip4("203.0.113.0", i%19), 23, ts, false) }),
 				finish: t0 + 60*sec},
 		}},
 		{"SYN-ACK to 23 is not a probe", []step{
-			{pkts: cat(sweep(19, 0, t0), []capture.Header{func() capture.Header {
+			{pkts: cat(sweep(19, 0, t0), []packet.Header{func() packet.Header {
 				h := tsyn("198.51.100.1", 23, L, false)
-				h.TCPFlags |= capture.FlagACK
+				h.TCPFlags |= packet.FlagACK
 				return h
 			}()}), finish: L},
 		}},
 		{"probe at window start + window opens a new window", []step{
-			{pkts: cat(sweep(19, 0, t0), []capture.Header{tsyn("198.51.100.1", 23, t0+win, false)}), finish: t0 + win},
+			{pkts: cat(sweep(19, 0, t0), []packet.Header{tsyn("198.51.100.1", 23, t0+win, false)}), finish: t0 + win},
 		}},
 		{"probe 1ns before the window end counts", []step{
-			{pkts: cat(sweep(19, 0, t0), []capture.Header{tsyn("198.51.100.1", 23, t0+win-1, false)}),
+			{pkts: cat(sweep(19, 0, t0), []packet.Header{tsyn("198.51.100.1", 23, t0+win-1, false)}),
 				want: []ev{telEv(Start, 20, 20, false, t0, t0+win-1)}},
 			{finish: t0 + win, want: []ev{telEv(End, 20, 20, false, t0, t0+win-1)}},
 		}},
 		{"gap == window continues", []step{
 			{pkts: sweep(20, 20, t0), want: []ev{telEv(Start, 20, 20, true, t0, L)}},
-			{pkts: []capture.Header{tsyn("198.51.100.1", 23, L+win, true)}},
+			{pkts: []packet.Header{tsyn("198.51.100.1", 23, L+win, true)}},
 			{finish: L + win, want: []ev{telEv(End, 21, 21, true, t0, L+win)}},
 		}},
 		{"gap == window+1ns ends", []step{
 			{pkts: sweep(20, 20, t0), want: []ev{telEv(Start, 20, 20, true, t0, L)}},
-			{pkts: []capture.Header{tsyn("198.51.100.1", 23, L+win+1, true)}, want: []ev{telEv(End, 20, 20, true, t0, L)}},
+			{pkts: []packet.Header{tsyn("198.51.100.1", 23, L+win+1, true)}, want: []ev{telEv(End, 20, 20, true, t0, L)}},
 			{advance: L + 2*win + 2, finish: L + 2*win + 2},
 		}},
 		{"Advance past the window ends", []step{
@@ -96,12 +96,12 @@ func TestTelnetSweep(t *testing.T) {
 		}},
 		{"mirai recomputed at the end", []step{
 			{pkts: sweep(20, 20, t0), want: []ev{telEv(Start, 20, 20, true, t0, L)}},
-			{pkts: seq(30, L+sec, sec, func(i int, ts int64) capture.Header { return tsyn(ip4("198.51.100.0", i), 2323, ts, false) })},
+			{pkts: seq(30, L+sec, sec, func(i int, ts int64) packet.Header { return tsyn(ip4("198.51.100.0", i), 2323, ts, false) })},
 			{finish: L + 30*sec, want: []ev{{TelnetSweep, End, "other", TelnetSweepEntry{Src: botSrc, Targets: 50, Packets: 50,
 				Mirai: false, FirstSeen: Time(t0), LastSeen: Time(L + 30*sec)}}}},
 		}},
 		{"IPv6 sweep is never Mirai", []step{
-			{pkts: seq(20, t0, sec, func(i int, ts int64) capture.Header { return syn("2001:db8::23", ip6("2001:db8:1::", i+1), 23, ts) }),
+			{pkts: seq(20, t0, sec, func(i int, ts int64) packet.Header { return syn("2001:db8::23", ip6("2001:db8:1::", i+1), 23, ts) }),
 				want: []ev{{TelnetSweep, Start, "other", TelnetSweepEntry{Src: "2001:db8::23", Targets: 20, Packets: 20,
 					FirstSeen: Time(t0), LastSeen: Time(L)}}}},
 			{finish: L, want: []ev{{TelnetSweep, End, "other", TelnetSweepEntry{Src: "2001:db8::23", Targets: 20, Packets: 20,

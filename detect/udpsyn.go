@@ -1,17 +1,15 @@
 package detect
 
-import (
-	"github.com/telescope-dev/telescope/capture"
-)
+import "github.com/telescope-dev/telescope/packet"
 
 // flowKey identifies a udp_then_syn flow: one source to one dark ip:port.
 type flowKey struct {
-	Src, Dst capture.Addr
+	Src, Dst packet.Addr
 	Port     uint16
 }
 
 func hashFlow(k *flowKey) uint64 {
-	return capture.Mix64(k.Src.Hash(seedFlow) ^ k.Dst.Hash(seedFlow+1) ^ uint64(k.Port))
+	return packet.Mix64(k.Src.Hash(seedFlow) ^ k.Dst.Hash(seedFlow+1) ^ uint64(k.Port))
 }
 
 // flow is the state of one flowKey, created by a UDP datagram. Until a SYN pairs with it
@@ -37,7 +35,7 @@ type flowRef struct {
 
 // flowUDP counts a UDP datagram: creates or refreshes its flow. A flow quiet for longer than
 // the window starts over (its episode, if any, ends).
-func (e *Engine) flowUDP(h *capture.Header) {
+func (e *Engine) flowUDP(h *packet.Header) {
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f, created := e.flows.Touch(k)
 	if created {
@@ -70,7 +68,7 @@ func (e *Engine) flowUDP(h *capture.Header) {
 
 // flowSYN pairs a SYN probe with the UDP flow to the same dst ip:port when the last UDP
 // datagram is at most MaxGap before it; later SYNs of an active flow count in its episode.
-func (e *Engine) flowSYN(h *capture.Header) {
+func (e *Engine) flowSYN(h *packet.Header) {
 	if e.flowPorts[h.DstPort] == 0 || e.flowSrcs[flowSrcBucket(&h.Src)] == 0 {
 		return // no UDP flow to this port, or from this source: most SYN probes skip the lookup
 	}
@@ -169,7 +167,7 @@ const flowSrcBuckets = 1 << 20
 
 const seedFlowSrc = 0x1f83d9abfb41bd6b
 
-func flowSrcBucket(a *capture.Addr) uint32 {
+func flowSrcBucket(a *packet.Addr) uint32 {
 	return uint32(a.Hash(seedFlowSrc) >> (64 - 20))
 }
 

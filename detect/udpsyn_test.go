@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // dhtGetPeers builds the Header of testdata/dht-get-peers.ipv4.hex (a real DHT get_peers
 // query, 189.127.196.8:40386 -> 211.1.11.177:4776) by hand from its bytes.
-func dhtGetPeers(t testing.TB, ts int64) capture.Header {
+func dhtGetPeers(t testing.TB, ts int64) packet.Header {
 	t.Helper()
 	raw, err := os.ReadFile("../testdata/dht-get-peers.ipv4.hex")
 	if err != nil {
@@ -24,19 +24,19 @@ func dhtGetPeers(t testing.TB, ts int64) capture.Header {
 		t.Fatalf("decode DHT sample: %v", err)
 	}
 	ihl := int(b[0]&0x0F) * 4
-	if b[0]>>4 != 4 || b[9] != capture.ProtoUDP || len(b) < ihl+8 {
+	if b[0]>>4 != 4 || b[9] != packet.ProtoUDP || len(b) < ihl+8 {
 		t.Fatalf("DHT sample is not IPv4/UDP")
 	}
 	u := b[ihl:]
-	h := capture.Header{
-		TS: ts, Result: capture.ResultIP, IPVersion: 4, Proto: capture.ProtoUDP, L4: true, TTL: b[8],
+	h := packet.Header{
+		TS: ts, Result: packet.ResultIP, IPVersion: 4, Proto: packet.ProtoUDP, L4: true, TTL: b[8],
 		IPID: binary.BigEndian.Uint16(b[4:6]), IPLen: binary.BigEndian.Uint16(b[2:4]), IPHdrLen: uint16(ihl),
-		Src: capture.AddrFrom4(b[12:16]), Dst: capture.AddrFrom4(b[16:20]),
+		Src: packet.AddrFrom4(b[12:16]), Dst: packet.AddrFrom4(b[16:20]),
 		SrcPort: binary.BigEndian.Uint16(u[0:2]), DstPort: binary.BigEndian.Uint16(u[2:4]),
 		PayloadLen: binary.BigEndian.Uint16(u[4:6]) - 8,
 	}
 	h.PayloadCap = uint8(copy(h.Payload[:], u[8:]))
-	h.PayloadClass = capture.ClassifyUDP(u[8:], len(u[8:]))
+	h.PayloadClass = packet.ClassifyUDP(u[8:], len(u[8:]))
 	if h.Src.String() != "189.127.196.8" || h.Dst.String() != "211.1.11.177" || h.SrcPort != 40386 || h.DstPort != 4776 {
 		t.Fatalf("DHT sample header %s:%d -> %s:%d", h.Src, h.SrcPort, h.Dst, h.DstPort)
 	}
@@ -55,8 +55,8 @@ func flowEv(p Phase, payload string, udpN, synN uint64, first, last int64) ev {
 		SYNPackets: synN, Payload: payload, FirstSeen: Time(first), LastSeen: Time(last)}}
 }
 
-func btUDP(ts int64, payload []byte) capture.Header { return udp(btSrc, btDst, 6881, ts, payload) }
-func btSYN(ts int64) capture.Header                 { return syn(btSrc, btDst, 6881, ts) }
+func btUDP(ts int64, payload []byte) packet.Header { return udp(btSrc, btDst, 6881, ts, payload) }
+func btSYN(ts int64) packet.Header                 { return syn(btSrc, btDst, 6881, ts) }
 
 func TestUDPThenSYNRealDHT(t *testing.T) {
 	cfg := only(testConfig(t), UDPThenSYN)
@@ -81,65 +81,65 @@ func TestUDPThenSYN(t *testing.T) {
 		steps []step
 	}{
 		{"uTP SYN", []step{
-			{pkts: []capture.Header{btUDP(t0, utpSYN), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "utp", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0, utpSYN), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "utp", 1, 1, t0, t0+sec)}},
 			{finish: t0 + sec, want: []ev{flowEv(End, "utp", 1, 1, t0, t0+sec)}},
 		}},
 		{"opaque payload", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
 			{finish: t0 + sec, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
 		}},
 		{"first dht/utp payload wins over other", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, utpSYN), btUDP(t0+2*sec, []byte("d1:rd2:id20:xxxx")), btSYN(t0 + 3*sec)},
+			{pkts: []packet.Header{btUDP(t0, other), btUDP(t0+sec, utpSYN), btUDP(t0+2*sec, []byte("d1:rd2:id20:xxxx")), btSYN(t0 + 3*sec)},
 				want: []ev{flowEv(Start, "utp", 3, 1, t0, t0+3*sec)}},
 			{finish: t0 + 3*sec, want: []ev{flowEv(End, "utp", 3, 1, t0, t0+3*sec)}},
 		}},
 		{"SYN max_gap after the last UDP pairs", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + sec + gap)},
+			{pkts: []packet.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + sec + gap)},
 				want: []ev{flowEv(Start, "other", 2, 1, t0, t0+sec+gap)}},
 			{finish: t0 + sec + gap, want: []ev{flowEv(End, "other", 2, 1, t0, t0+sec+gap)}},
 		}},
 		{"SYN max_gap+1ns after the last UDP does not pair", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + sec + gap + 1)}, finish: t0 + 2*gap},
+			{pkts: []packet.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + sec + gap + 1)}, finish: t0 + 2*gap},
 		}},
 		{"SYN before any UDP never pairs", []step{
-			{pkts: []capture.Header{btSYN(t0), btUDP(t0+sec, other)}, finish: t0 + 2*sec},
+			{pkts: []packet.Header{btSYN(t0), btUDP(t0+sec, other)}, finish: t0 + 2*sec},
 		}},
 		{"SYN to another port of the same dst does not pair", []step{
-			{pkts: []capture.Header{btUDP(t0, other), syn(btSrc, btDst, 6882, t0+sec)}, finish: t0 + 2*sec},
+			{pkts: []packet.Header{btUDP(t0, other), syn(btSrc, btDst, 6882, t0+sec)}, finish: t0 + 2*sec},
 		}},
 		{"SYN from another source does not pair", []step{
-			{pkts: []capture.Header{btUDP(t0, other), syn("192.0.2.78", btDst, 6881, t0+sec)}, finish: t0 + 2*sec},
+			{pkts: []packet.Header{btUDP(t0, other), syn("192.0.2.78", btDst, 6881, t0+sec)}, finish: t0 + 2*sec},
 		}},
 		{"later UDP and SYNs update the episode", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + 2*sec)},
+			{pkts: []packet.Header{btUDP(t0, other), btUDP(t0+sec, other), btSYN(t0 + 2*sec)},
 				want: []ev{flowEv(Start, "other", 2, 1, t0, t0+2*sec)}},
-			{pkts: []capture.Header{btUDP(t0+3*sec, other), btSYN(t0 + 4*sec)}},
+			{pkts: []packet.Header{btUDP(t0+3*sec, other), btSYN(t0 + 4*sec)}},
 			{finish: t0 + 5*sec, want: []ev{flowEv(End, "other", 3, 2, t0, t0+4*sec)}},
 		}},
 		{"quiet gap == window continues", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
-			{pkts: []capture.Header{btUDP(t0+sec+win, other)}},
+			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0+sec+win, other)}},
 			{finish: t0 + sec + win, want: []ev{flowEv(End, "other", 2, 1, t0, t0+sec+win)}},
 		}},
 		{"quiet gap == window+1ns ends, the UDP starts a new flow", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
-			{pkts: []capture.Header{btUDP(t0+sec+win+1, utpSYN)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
-			{pkts: []capture.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(Start, "utp", 1, 1, t0+sec+win+1, t0+2*sec+win)}},
+			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0+sec+win+1, utpSYN)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(Start, "utp", 1, 1, t0+sec+win+1, t0+2*sec+win)}},
 			{finish: t0 + 3*sec + win, want: []ev{flowEv(End, "utp", 1, 1, t0+sec+win+1, t0+2*sec+win)}},
 		}},
 		{"an episode ended by a packet is not ended again by Advance", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
-			{pkts: []capture.Header{btUDP(t0+sec+win+1, other)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0+sec+win+1, other)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
 			{advance: t0 + 2*sec + win},
 			{finish: t0 + 3*sec + win},
 		}},
 		{"SYN after the episode's window ends it and does not pair", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
-			{pkts: []capture.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
 			{finish: t0 + 3*sec + win},
 		}},
 		{"Advance ends a quiet episode", []step{
-			{pkts: []capture.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
+			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
 			{advance: t0 + sec + win},
 			{advance: t0 + 2*sec + win + 1, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
 			{finish: t0 + 3*sec + win},
@@ -186,7 +186,7 @@ func TestPayloadKind(t *testing.T) {
 		length  int // PayloadLen when not len(payload)
 		want    int
 	}{
-		// Only whole, strictly valid KRPC (capture.ClassifyUDP, tested in capture).
+		// Only whole, strictly valid KRPC (packet.ClassifyUDP, tested in capture).
 		{"ping query", []byte("d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"), 0, payloadDHT},
 		{"error", []byte("d1:eli201e5:Errore1:t2:aa1:y1:ee"), 0, payloadDHT},
 		{"the 32 bytes a Header keeps", []byte("d1:ad2:id20:abcdefghij0123456789"), 0, payloadOther},
@@ -208,7 +208,7 @@ func TestPayloadKind(t *testing.T) {
 			h := udp(btSrc, btDst, 6881, t0, tc.payload)
 			if tc.length != 0 {
 				h.PayloadLen = uint16(tc.length)
-				h.PayloadClass = capture.ClassifyUDP(tc.payload, tc.length)
+				h.PayloadClass = packet.ClassifyUDP(tc.payload, tc.length)
 			}
 			if got := payloadKind(&h); got != tc.want {
 				t.Fatalf("payloadKind = %s, want %s", PayloadKinds[got], PayloadKinds[tc.want])

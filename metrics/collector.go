@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/snapshot"
 )
 
@@ -33,9 +33,9 @@ func (r *ReloadStatus) Set(ok bool, t time.Time) {
 
 // alwaysFlags are flag combinations exposed even at zero, so rate() sees their first packets.
 var alwaysFlags = []uint8{
-	capture.FlagSYN, capture.FlagSYN | capture.FlagACK, capture.FlagRST,
-	capture.FlagRST | capture.FlagACK, capture.FlagACK, capture.FlagFIN | capture.FlagACK,
-	capture.FlagPSH | capture.FlagACK, capture.FlagSYN | capture.FlagECE | capture.FlagCWR, 0,
+	packet.FlagSYN, packet.FlagSYN | packet.FlagACK, packet.FlagRST,
+	packet.FlagRST | packet.FlagACK, packet.FlagACK, packet.FlagFIN | packet.FlagACK,
+	packet.FlagPSH | packet.FlagACK, packet.FlagSYN | packet.FlagECE | packet.FlagCWR, 0,
 }
 
 // Collector is a prometheus.Collector over snapshots of a pipeline: each scrape takes one
@@ -138,14 +138,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 
 	for v, ip := range []string{"4", "6"} {
 		for pi, name := range aggregate.ProtoNames {
-			if (v == 0 && pi == aggregate.ProtoICMPv6) || (v == 1 && pi == aggregate.ProtoICMP) {
+			if (v == 0 && pi == aggregate.IdxICMPv6) || (v == 1 && pi == aggregate.IdxICMP) {
 				continue // folded into other below
 			}
 			pk, by := t.Packets[v][pi], t.Bytes[v][pi]
-			if pi == aggregate.ProtoOther {
-				alt := aggregate.ProtoICMPv6
+			if pi == aggregate.IdxOther {
+				alt := aggregate.IdxICMPv6
 				if v == 1 {
-					alt = aggregate.ProtoICMP
+					alt = aggregate.IdxICMP
 				}
 				pk += t.Packets[v][alt]
 				by += t.Bytes[v][alt]
@@ -154,17 +154,17 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(ch, c.bytes, by, ip, name)
 		}
 	}
-	for r := capture.Result(0); r < capture.NumResults; r++ {
+	for r := packet.Result(0); r < packet.NumResults; r++ {
 		counter(ch, c.frames, t.Frames[r], r.String())
 	}
 	seen := [256]bool{}
 	for _, f := range alwaysFlags {
 		seen[f] = true
-		counter(ch, c.flags, t.Flags[f], capture.FlagsName(f))
+		counter(ch, c.flags, t.Flags[f], packet.FlagsName(f))
 	}
 	for f, n := range t.Flags {
 		if n != 0 && !seen[f] {
-			counter(ch, c.flags, n, capture.FlagsName(uint8(f)))
+			counter(ch, c.flags, n, packet.FlagsName(uint8(f)))
 		}
 	}
 	c.collectPorts(ch, t, s.TopPorts, s.WatchPorts)

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/expfmt"
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/snapshot"
 )
 
@@ -33,11 +33,11 @@ func a(s string) netip.Addr { return netip.MustParseAddr(s) }
 // the dark space, over two 1-minute windows with two workers.
 func fixture() *snapshot.Snapshot {
 	t := new(aggregate.Totals)
-	t.Frames[capture.ResultIP] = 36
-	t.Packets[0][aggregate.ProtoTCP], t.Bytes[0][aggregate.ProtoTCP] = 32, 1920
-	t.Packets[0][aggregate.ProtoUDP], t.Bytes[0][aggregate.ProtoUDP] = 3, 180
-	t.Packets[1][aggregate.ProtoTCP], t.Bytes[1][aggregate.ProtoTCP] = 1, 74
-	t.Flags[capture.FlagSYN], t.Flags[capture.FlagSYN|capture.FlagACK] = 32, 1
+	t.Frames[packet.ResultIP] = 36
+	t.Packets[0][aggregate.IdxTCP], t.Bytes[0][aggregate.IdxTCP] = 32, 1920
+	t.Packets[0][aggregate.IdxUDP], t.Bytes[0][aggregate.IdxUDP] = 3, 180
+	t.Packets[1][aggregate.IdxTCP], t.Bytes[1][aggregate.IdxTCP] = 1, 74
+	t.Flags[packet.FlagSYN], t.Flags[packet.FlagSYN|packet.FlagACK] = 32, 1
 	t.Ports[aggregate.PortsTCPSYN][23] = 30
 	t.Ports[aggregate.PortsTCPSYN][22] = 1
 	t.Ports[aggregate.PortsTCPSYN][445] = 1
@@ -50,8 +50,8 @@ func fixture() *snapshot.Snapshot {
 		NotDark:      1,
 		WindowLength: "1m",
 		Window: &aggregate.WindowStats{Index: 28487888, Unique: 2, Packets: 2, Top: []aggregate.SourceCount{
-			{Addr: capture.AddrFromNetip(a("192.0.2.3")), Packets: 1},
-			{Addr: capture.AddrFromNetip(a("2001:db8:ffff::1")), Packets: 1},
+			{Addr: packet.AddrFromNetip(a("192.0.2.3")), Packets: 1},
+			{Addr: packet.AddrFromNetip(a("2001:db8:ffff::1")), Packets: 1},
 		}},
 		TelnetSources:       0,
 		WatchedPortScanners: []snapshot.PortEpisodes{{Port: 23, Episodes: 1}, {Port: 8080, Episodes: 0}},

@@ -3,7 +3,7 @@ package pipeline
 import (
 	"sync/atomic"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // batchSize frames per batch: large enough that the per-batch costs (channel sends, flushes,
@@ -14,7 +14,7 @@ const batchSize = 1024
 // handles the frames it owns (owner[i] == its id) and skips the rest. Broadcasting one batch
 // costs one channel send per worker and copies no headers.
 type batch struct {
-	h     [batchSize]capture.Header
+	h     [batchSize]packet.Header
 	owner [batchSize]uint16
 	n     int
 	now   int64 // packet time of the input when the batch was sent

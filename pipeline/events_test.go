@@ -13,9 +13,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/internal/floodgen"
 	"github.com/telescope-dev/telescope/internal/logq"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // stalledWriter blocks every Write until released, like stderr on a pipe nobody reads.
@@ -76,8 +76,8 @@ func TestStalledLogNeverBlocksCounting(t *testing.T) {
 		t.Fatal("replay blocked behind the stalled log output")
 	}
 	<-w.entered
-	if res.Records != n || p.Totals().Frames[capture.ResultIP] != n {
-		t.Fatalf("records %d, ip frames %d, want %d", res.Records, p.Totals().Frames[capture.ResultIP], n)
+	if res.Records != n || p.Totals().Frames[packet.ResultIP] != n {
+		t.Fatalf("records %d, ip frames %d, want %d", res.Records, p.Totals().Frames[packet.ResultIP], n)
 	}
 	// 2 events per episode, at most the queue and the one stuck write got through.
 	if d := p.LogEntriesDropped(); d < 2*n-64-1 {

@@ -16,6 +16,7 @@ import (
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // hotT0 is inside one 5-minute window (the default), so each attack is one window.
@@ -201,9 +202,9 @@ func TestHotspotP2PReceivers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var h capture.Header
-		capture.Decode(rec.Link, rec.Data, &h)
-		if h.Result != capture.ResultIP || !(h.Proto == capture.ProtoTCP || h.Proto == capture.ProtoUDP) {
+		var h packet.Header
+		packet.Decode(rec.Link, rec.Data, &h)
+		if h.Result != packet.ResultIP || !(h.Proto == packet.ProtoTCP || h.Proto == packet.ProtoUDP) {
 			continue
 		}
 		if set := targets[hotKeyT{h.Dst.String(), h.DstPort}]; set != nil {

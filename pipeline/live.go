@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/snapshot"
 
 	"go.uber.org/zap"
@@ -191,15 +192,15 @@ func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
 
 // poll is a worker's live loop.
 func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
-	var h capture.Header
+	var h packet.Header
 	handle := func(f *capture.Frame) {
 		h.TS = f.TS
 		h.WireLen = f.WireLen
 		if f.VLANValid {
 			// The kernel stripped the outer tag into the ring's metadata: it counts as one.
-			capture.DecodeNetworkVLAN(f.Protocol, f.Data, f.VLAN, &h)
+			packet.DecodeNetworkVLAN(f.Protocol, f.Data, f.VLAN, &h)
 		} else {
-			capture.DecodeNetwork(f.Protocol, f.Data, &h)
+			packet.DecodeNetwork(f.Protocol, f.Data, &h)
 		}
 		w.handle(&h)
 	}

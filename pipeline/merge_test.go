@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/internal/daygen"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // splitPcap splits a classic pcap (nanosecond or microsecond, little-endian, as daygen
@@ -255,8 +255,8 @@ func TestSeriesCoarsens(t *testing.T) {
 	}
 }
 
-func testSYN(t *testing.T) capture.Header {
+func testSYN(t *testing.T) packet.Header {
 	t.Helper()
-	return capture.Header{Result: capture.ResultIP, IPVersion: 4, Proto: capture.ProtoTCP, L4: true,
-		TCPFlags: capture.FlagSYN, DstPort: 23}
+	return packet.Header{Result: packet.ResultIP, IPVersion: 4, Proto: packet.ProtoTCP, L4: true,
+		TCPFlags: packet.FlagSYN, DstPort: 23}
 }

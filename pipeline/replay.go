@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/snapshot"
 
 	"go.uber.org/zap"
@@ -85,7 +86,7 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	}
 	defer f.Close()
 	defer prog.fileDone(f)
-	warned := map[capture.LinkType]bool{}
+	warned := map[packet.LinkType]bool{}
 	defer func() {
 		for _, w := range f.Warnings() {
 			p.log.Warn(w, zap.String("file", name))
@@ -171,8 +172,8 @@ func (d *dispatcher) add(rec *capture.Record) {
 	h := &b.h[b.n]
 	h.TS = rec.TS
 	h.WireLen = rec.WireLen
-	capture.Decode(rec.Link, rec.Data, h)
-	b.owner[b.n] = uint16(capture.WorkerIndex(h.AffinityKey(), d.workers))
+	packet.Decode(rec.Link, rec.Data, h)
+	b.owner[b.n] = uint16(packet.WorkerIndex(h.AffinityKey(), d.workers))
 	b.n++
 	if rec.TS > d.now {
 		d.now = rec.TS

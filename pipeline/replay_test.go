@@ -14,9 +14,9 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 var t0 = time.Date(2019, 1, 10, 12, 0, 0, 0, time.UTC)
@@ -214,7 +214,7 @@ func TestReplayKeepsPacketsBeforeDamageAndReadsTheNextFile(t *testing.T) {
 // TestSourceTableHoldsNoPointers: the per-source table can hold millions of entries; they
 // must stay invisible to the garbage collector (and eligible for the reserved mapping).
 func TestSourceTableHoldsNoPointers(t *testing.T) {
-	if typ := reflect.TypeOf(aggregate.TableEntry[capture.Addr, sourceEntry]{}); aggregate.HasPointers(typ) {
+	if typ := reflect.TypeOf(aggregate.TableEntry[packet.Addr, sourceEntry]{}); aggregate.HasPointers(typ) {
 		t.Errorf("%v holds pointers", typ)
 	}
 }

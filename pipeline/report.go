@@ -8,8 +8,8 @@ import (
 	"sync"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // reportTop is the length of the report's top lists (docs/report.schema.json).
@@ -207,19 +207,19 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	for _, n := range t.Frames {
 		r.Frames += n
 	}
-	r.NonIPFrames = t.Frames[capture.ResultNonIP]
-	r.DecodeErrors.Truncated = t.Frames[capture.ResultTruncated]
-	r.DecodeErrors.Malformed = t.Frames[capture.ResultMalformed]
+	r.NonIPFrames = t.Frames[packet.ResultNonIP]
+	r.DecodeErrors.Truncated = t.Frames[packet.ResultTruncated]
+	r.DecodeErrors.Malformed = t.Frames[packet.ResultMalformed]
 	v4, v6 := &t.Packets[0], &t.Packets[1]
-	r.Packets.IPv4.TCP, r.Packets.IPv4.UDP = v4[aggregate.ProtoTCP], v4[aggregate.ProtoUDP]
-	r.Packets.IPv4.ICMP = v4[aggregate.ProtoICMP]
-	r.Packets.IPv4.Other = v4[aggregate.ProtoOther] + v4[aggregate.ProtoICMPv6]
-	r.Packets.IPv6.TCP, r.Packets.IPv6.UDP = v6[aggregate.ProtoTCP], v6[aggregate.ProtoUDP]
-	r.Packets.IPv6.ICMPv6 = v6[aggregate.ProtoICMPv6]
-	r.Packets.IPv6.Other = v6[aggregate.ProtoOther] + v6[aggregate.ProtoICMP]
+	r.Packets.IPv4.TCP, r.Packets.IPv4.UDP = v4[aggregate.IdxTCP], v4[aggregate.IdxUDP]
+	r.Packets.IPv4.ICMP = v4[aggregate.IdxICMP]
+	r.Packets.IPv4.Other = v4[aggregate.IdxOther] + v4[aggregate.IdxICMPv6]
+	r.Packets.IPv6.TCP, r.Packets.IPv6.UDP = v6[aggregate.IdxTCP], v6[aggregate.IdxUDP]
+	r.Packets.IPv6.ICMPv6 = v6[aggregate.IdxICMPv6]
+	r.Packets.IPv6.Other = v6[aggregate.IdxOther] + v6[aggregate.IdxICMP]
 	for f, n := range t.Flags {
 		if n != 0 {
-			r.TCPFlags[capture.FlagsName(uint8(f))] = n
+			r.TCPFlags[packet.FlagsName(uint8(f))] = n
 		}
 	}
 	r.DstPorts.TCPSYN = aggregate.TopPorts(&t.Ports[aggregate.PortsTCPSYN], reportTop)
@@ -242,10 +242,10 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 // Space-Saving summary of those the table evicted, then the workers' lists.
 func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 	hll := newHLL()
-	sum := map[capture.Addr]uint64{}
+	sum := map[packet.Addr]uint64{}
 	for _, w := range p.workers {
 		_ = hll.Merge(w.srcHLL)
-		evicted := map[capture.Addr]uint64{}
+		evicted := map[packet.Addr]uint64{}
 		for _, c := range w.srcEvicted.Top(w.srcEvicted.Len()) {
 			evicted[c.Key] = c.Count
 		}
@@ -278,7 +278,7 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 // addresses seen, exactly, plus the HLL estimate of the others.
 func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummary {
 	hll := newHLL()
-	sum := map[capture.Addr]uint64{}
+	sum := map[packet.Addr]uint64{}
 	pf := p.rc.Load().prefixes
 	dense := make([]uint64, pf.ExactSize())
 	for _, w := range p.workers {
@@ -321,7 +321,7 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 
 func newHLL() *aggregate.HLL { return aggregate.NewHLL(hllPrecision) }
 
-func summary(unique uint64, sum map[capture.Addr]uint64) AddrSummary {
+func summary(unique uint64, sum map[packet.Addr]uint64) AddrSummary {
 	top := aggregate.NewTopHeap(reportTop)
 	for a, n := range sum {
 		top.Offer(a, n)

@@ -7,8 +7,8 @@ import (
 	"sync"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // SeriesMinStep is the finest step of the report's time series (one minute, in ns), and
@@ -156,10 +156,10 @@ func (s *workerSeries) coarsen() {
 
 // packet counts one IP packet. telMin is the source's last counted telnet minute (in
 // telSeq numbers); dark tells whether the destination is dark.
-func (s *workerSeries) packet(h *capture.Header, telMin *uint32, dark bool, telnetPorts []uint16) {
+func (s *workerSeries) packet(h *packet.Header, telMin *uint32, dark bool, telnetPorts []uint16) {
 	pt := s.point(h.TS)
 	pt.packets[aggregate.ProtoIndex(h)]++
-	if !h.L4 || h.Proto != capture.ProtoTCP || h.TCPFlags&(capture.FlagSYN|capture.FlagACK) != capture.FlagSYN {
+	if !h.L4 || h.Proto != packet.ProtoTCP || h.TCPFlags&(packet.FlagSYN|packet.FlagACK) != packet.FlagSYN {
 		return
 	}
 	pt.syn++

@@ -63,10 +63,10 @@ metrics: {top_ports: 2, watch_ports: [23, 8080], top_sources: 2}
 			t.Errorf("%s = %d, want %d", what, got, want)
 		}
 	}
-	check("tcp4 packets", tt.Packets[0][aggregate.ProtoTCP], 32)
-	check("tcp4 bytes", tt.Bytes[0][aggregate.ProtoTCP], 1920)
-	check("udp4 packets", tt.Packets[0][aggregate.ProtoUDP], 3)
-	check("tcp6 bytes", tt.Bytes[1][aggregate.ProtoTCP], 74)
+	check("tcp4 packets", tt.Packets[0][aggregate.IdxTCP], 32)
+	check("tcp4 bytes", tt.Bytes[0][aggregate.IdxTCP], 1920)
+	check("udp4 packets", tt.Packets[0][aggregate.IdxUDP], 3)
+	check("tcp6 bytes", tt.Bytes[1][aggregate.IdxTCP], 74)
 	check("SYN to 23", tt.Ports[aggregate.PortsTCPSYN][23], 30)
 	check("UDP to 1900", tt.Ports[aggregate.PortsUDP][1900], 3)
 	check("not dark", s.NotDark, 1)

@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Checkpoints hold, per worker, its per-source table (windows, totals, detector state),
@@ -25,7 +25,7 @@ import (
 // stateTypes are the types a checkpoint copies as memory (see checkpoint.LayoutOf).
 func stateTypes() []reflect.Type {
 	return append(detect.StateTypes(),
-		reflect.TypeFor[aggregate.TableEntry[capture.Addr, sourceEntry]](),
+		reflect.TypeFor[aggregate.TableEntry[packet.Addr, sourceEntry]](),
 		reflect.TypeFor[aggregate.TopKEntry](),
 		reflect.TypeFor[aggregate.TopKGroup](),
 	)
@@ -312,7 +312,7 @@ func (w *worker) loadState(d *checkpoint.Decoder) {
 		return
 	}
 	var err error
-	w.sources.Range(func(k *capture.Addr, e *sourceEntry) bool {
+	w.sources.Range(func(k *packet.Addr, e *sourceEntry) bool {
 		if err = w.engine.CheckSource(&e.det); err != nil {
 			err = fmt.Errorf("source %v: %w", k, err)
 			return false

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // BenchmarkCheckpoint1M measures a checkpoint of 1 M tracked sources (2 workers): the
@@ -23,13 +23,13 @@ func BenchmarkCheckpoint1M(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var h capture.Header
-	h.Result, h.IPVersion, h.Proto, h.L4, h.TCPFlags, h.DstPort = capture.ResultIP, 4, capture.ProtoTCP, true, 0x02, 23
-	h.Dst = capture.AddrFrom4([]byte{10, 1, 2, 3})
+	var h packet.Header
+	h.Result, h.IPVersion, h.Proto, h.L4, h.TCPFlags, h.DstPort = packet.ResultIP, 4, packet.ProtoTCP, true, 0x02, 23
+	h.Dst = packet.AddrFrom4([]byte{10, 1, 2, 3})
 	for i := range 1_000_000 {
-		h.Src = capture.AddrFrom4([]byte{100, byte(i >> 16), byte(i >> 8), byte(i)})
+		h.Src = packet.AddrFrom4([]byte{100, byte(i >> 16), byte(i >> 8), byte(i)})
 		h.TS = int64(1e18) + int64(i)*1000
-		p.workers[capture.WorkerIndex(h.AffinityKey(), 2)].handle(&h)
+		p.workers[packet.WorkerIndex(h.AffinityKey(), 2)].handle(&h)
 	}
 	path := filepath.Join(b.TempDir(), "state")
 	var st CheckpointStats

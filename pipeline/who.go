@@ -3,10 +3,11 @@ package pipeline
 import (
 	"net/netip"
 
-	"github.com/telescope-dev/telescope/aggregate"
 	"sort"
 	"strconv"
 	"sync"
+
+	"github.com/telescope-dev/telescope/aggregate"
 
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"

@@ -5,8 +5,8 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Group is a set of scanners that look coordinated: sources of one /24 (IPv4) or /48
@@ -67,7 +67,7 @@ func (p *Pipeline) sourceTechnique(addr string) string {
 	if err != nil {
 		return ""
 	}
-	k := capture.AddrFromNetip(a)
+	k := packet.AddrFromNetip(a)
 	for _, w := range p.workers {
 		if e := w.sources.Get(k); e != nil {
 			return detect.SourceTechnique(&e.det)

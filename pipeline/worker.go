@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // seedHLL seeds the hash of the unique-address estimates; the per-source table uses the
@@ -61,7 +61,7 @@ type worker struct {
 	p          *Pipeline
 	rc         *runConfig
 	loc        aggregate.Local
-	sources    *aggregate.Table[capture.Addr, sourceEntry]
+	sources    *aggregate.Table[packet.Addr, sourceEntry]
 	srcEvicted *aggregate.TopK // totals of sources the table evicted
 	dstTop     *aggregate.TopK // destinations without a dense index
 	dstExact   []uint32        // packets per dark IPv4 address, by dense index (rc.prefixes)
@@ -94,7 +94,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 		id:         id,
 		p:          p,
 		rc:         rc,
-		sources:    aggregate.NewTable[capture.Addr, sourceEntry](tableCap, hashAddr),
+		sources:    aggregate.NewTable[packet.Addr, sourceEntry](tableCap, hashAddr),
 		srcEvicted: aggregate.NewTopK(topCapacity),
 		dstTop:     aggregate.NewTopK(topCapacity),
 		srcHLL:     aggregate.NewHLL(hllPrecision),
@@ -108,7 +108,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 	return w
 }
 
-func hashAddr(a *capture.Addr) uint64 { return a.Hash(seedHLL) }
+func hashAddr(a *packet.Addr) uint64 { return a.Hash(seedHLL) }
 
 // applyConfig picks up a reloaded configuration between batches.
 func (w *worker) applyConfig() {
@@ -139,13 +139,13 @@ func (w *worker) applyConfig() {
 func (w *worker) winLen() int64 { return w.rc.winLen }
 
 // handle processes one frame. This is the hot path: no allocation, no lock.
-func (w *worker) handle(h *capture.Header) {
+func (w *worker) handle(h *packet.Header) {
 	slot, dense := 0, int32(-1)
-	if h.Result == capture.ResultIP {
+	if h.Result == packet.ResultIP {
 		slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
 	}
 	w.loc.Count(h, slot, &w.C)
-	if h.Result != capture.ResultIP {
+	if h.Result != packet.ResultIP {
 		return
 	}
 	ts := h.TS
@@ -187,7 +187,7 @@ func (w *worker) handle(h *capture.Header) {
 }
 
 // evicted is called by the source table before it reuses an entry's slot.
-func (w *worker) evicted(k *capture.Addr, e *sourceEntry) {
+func (w *worker) evicted(k *packet.Addr, e *sourceEntry) {
 	if e.win == w.winGen && w.winOpen {
 		w.evHist[aggregate.HistBucket(e.winPkts)]++
 		w.evSum += e.winPkts

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/internal/netnstest"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // liveTraffic builds Ethernet frames from many sources: SYN probes, UDP, IPv6, VLAN-tagged
@@ -69,13 +69,13 @@ func frames(t *testing.T, ps []pcaptest.Packet) [][]byte {
 }
 
 // perWorker predicts the frames each of n workers handles: the kernel's fanout program
-// picks the worker exactly as capture.WorkerIndex(AffinityKey) does.
+// picks the worker exactly as packet.WorkerIndex(AffinityKey) does.
 func perWorker(fs [][]byte, n int) []int {
 	counts := make([]int, n)
-	var h capture.Header
+	var h packet.Header
 	for _, f := range fs {
-		capture.Decode(capture.LinkEthernet, f, &h)
-		counts[capture.WorkerIndex(h.AffinityKey(), n)]++
+		packet.Decode(packet.LinkEthernet, f, &h)
+		counts[packet.WorkerIndex(h.AffinityKey(), n)]++
 	}
 	return counts
 }

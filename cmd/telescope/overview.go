@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/snapshot"
 	"github.com/telescope-dev/telescope/studyhtml"
 )
@@ -35,7 +35,7 @@ func overview(sensor string, s *snapshot.Snapshot) studyhtml.Overview {
 	}
 	for f, n := range t.Flags {
 		if n != 0 {
-			o.TCPFlags[capture.FlagsName(uint8(f))] = n
+			o.TCPFlags[packet.FlagsName(uint8(f))] = n
 		}
 	}
 	for _, p := range aggregate.TopPorts(&t.Ports[aggregate.PortsTCPSYN], overviewTop) {

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/internal/netnstest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // TestLibPcapDaemon runs capture.method: pcap (the cgo build) with a filter only libpcap's
@@ -23,10 +23,10 @@ func TestLibPcapDaemon(t *testing.T) {
 	d := startDaemon(t, pair.NsA, "127.0.0.1:9813", cfg)
 	all := frames(t, liveTraffic(t, 1, 200))
 	var kept [][]byte
-	var h capture.Header
+	var h packet.Header
 	for _, f := range all {
-		capture.Decode(capture.LinkEthernet, f, &h)
-		if h.Proto != capture.ProtoUDP {
+		packet.Decode(packet.LinkEthernet, f, &h)
+		if h.Proto != packet.ProtoUDP {
 			kept = append(kept, f)
 		}
 	}
@@ -60,10 +60,10 @@ func TestLibPcapFilterOnRings(t *testing.T) {
 	d := startDaemon(t, pair.NsA, "127.0.0.1:9813", cfg)
 	all := frames(t, liveTraffic(t, 1, 200))
 	want := 0.0
-	var h capture.Header
+	var h packet.Header
 	for _, f := range all {
-		capture.Decode(capture.LinkEthernet, f, &h)
-		if h.Proto == capture.ProtoTCP && h.DstPort == 23 {
+		packet.Decode(packet.LinkEthernet, f, &h)
+		if h.Proto == packet.ProtoTCP && h.DstPort == 23 {
 			want++
 		}
 	}

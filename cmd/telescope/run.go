@@ -19,6 +19,7 @@ import (
 	"github.com/telescope-dev/telescope/capture/filter"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/metrics"
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/pipeline"
 )
 
@@ -140,10 +141,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	tracked, evictions := p.Tracked()
 	log.Info("telescope stopped",
-		zap.Uint64("frames", frames), zap.Uint64("ip_packets", t.Frames[capture.ResultIP]),
-		zap.Uint64("non_ip_frames", t.Frames[capture.ResultNonIP]),
-		zap.Uint64("truncated", t.Frames[capture.ResultTruncated]),
-		zap.Uint64("malformed", t.Frames[capture.ResultMalformed]),
+		zap.Uint64("frames", frames), zap.Uint64("ip_packets", t.Frames[packet.ResultIP]),
+		zap.Uint64("non_ip_frames", t.Frames[packet.ResultNonIP]),
+		zap.Uint64("truncated", t.Frames[packet.ResultTruncated]),
+		zap.Uint64("malformed", t.Frames[packet.ResultMalformed]),
 		zap.Int64("tracked_sources", tracked), zap.Uint64("evictions", evictions))
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/pipeline"
 )
 
@@ -159,7 +159,7 @@ func TestTablesMatchTshark(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tcp.flags %q: %v", row[0], err)
 		}
-		flags[capture.FlagsName(uint8(v))]++
+		flags[packet.FlagsName(uint8(v))]++
 	}
 	if !reflect.DeepEqual(flags, r.TCPFlags) {
 		t.Errorf("tcp flags:\ntshark    %v\ntelescope %v", flags, r.TCPFlags)

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Reply kinds, named as in the report; kindOrder is the tie-break order of the detector.
@@ -20,9 +20,9 @@ const (
 var kindOrder = []string{kSynAck, kRst, kRstAck, kUnreach, kUnreach6}
 
 var tcpKinds = map[string]uint8{
-	kSynAck: capture.FlagSYN | capture.FlagACK,
-	kRst:    capture.FlagRST,
-	kRstAck: capture.FlagRST | capture.FlagACK,
+	kSynAck: packet.FlagSYN | packet.FlagACK,
+	kRst:    packet.FlagRST,
+	kRstAck: packet.FlagRST | packet.FlagACK,
 }
 
 // victimSpec is one planted DoS victim: its main reply kind and address family.

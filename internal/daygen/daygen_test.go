@@ -14,9 +14,9 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/telescope-dev/telescope/aggregate"
-	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // collect records every event.
@@ -33,7 +33,7 @@ func (c *collect) Detection(ev *detect.Event) {
 
 // runEngines feeds the day through `workers` engines with source affinity, as the pipeline
 // does: each worker has its own source table; every engine advances after each batch.
-func runEngines(t *testing.T, pkts []capture.Header, workers int) ([]*detect.Event, []*detect.Counters) {
+func runEngines(t *testing.T, pkts []packet.Header, workers int) ([]*detect.Event, []*detect.Counters) {
 	t.Helper()
 	c, err := configs.Parse(nil, "default")
 	if err != nil {
@@ -44,19 +44,19 @@ func runEngines(t *testing.T, pkts []capture.Header, workers int) ([]*detect.Eve
 	sink := &collect{}
 	surge := detect.NewSurge(workers, sink)
 	surge.SetConfig(cfg)
-	srcs := map[capture.Addr]bool{}
+	srcs := map[packet.Addr]bool{}
 	for i := range pkts {
 		srcs[pkts[i].Src] = true
 	}
 	engines := make([]*detect.Engine, workers)
-	tables := make([]*aggregate.Table[capture.Addr, detect.SourceState], workers)
+	tables := make([]*aggregate.Table[packet.Addr, detect.SourceState], workers)
 	counters := make([]*detect.Counters, workers)
 	for w := range workers {
 		counters[w] = &detect.Counters{}
 		engines[w] = detect.NewEngine(cfg, w, sink, surge, counters[w])
 		e := engines[w]
-		tables[w] = aggregate.NewTable[capture.Addr, detect.SourceState](len(srcs)+1, func(a *capture.Addr) uint64 { return a.Hash(7) })
-		tables[w].SetEvict(func(k *capture.Addr, v *detect.SourceState) { e.Evicted(*k, v, 0) })
+		tables[w] = aggregate.NewTable[packet.Addr, detect.SourceState](len(srcs)+1, func(a *packet.Addr) uint64 { return a.Hash(7) })
+		tables[w].SetEvict(func(k *packet.Addr, v *detect.SourceState) { e.Evicted(*k, v, 0) })
 	}
 	advance := func(now int64) {
 		for _, e := range engines {
@@ -67,7 +67,7 @@ func runEngines(t *testing.T, pkts []capture.Header, workers int) ([]*detect.Eve
 	const batch = 256
 	for i := range pkts {
 		p := &pkts[i]
-		w := capture.WorkerIndex(p.AffinityKey(), workers)
+		w := packet.WorkerIndex(p.AffinityKey(), workers)
 		st, _ := tables[w].Touch(p.Src)
 		engines[w].Packet(p, st)
 		if i%batch == batch-1 {
@@ -89,7 +89,7 @@ func runEngines(t *testing.T, pkts []capture.Header, workers int) ([]*detect.Eve
 	// by the engine's own tables (victims), or leaked.
 	n := len(sink.events)
 	for w := range workers {
-		tables[w].Range(func(k *capture.Addr, st *detect.SourceState) bool {
+		tables[w].Range(func(k *packet.Addr, st *detect.SourceState) bool {
 			engines[w].Evicted(*k, st, last)
 			return true
 		})
@@ -204,8 +204,8 @@ func TestGeneratePcap(t *testing.T) {
 			continue
 		}
 		// The decoder must see in each frame exactly the Header that Packets returns.
-		h := capture.Header{TS: tsn, WireLen: uint32(ci.Length)}
-		capture.Decode(capture.LinkEthernet, data, &h)
+		h := packet.Header{TS: tsn, WireLen: uint32(ci.Length)}
+		packet.Decode(packet.LinkEthernet, data, &h)
 		if h != want[n] {
 			t.Fatalf("packet %d decodes differently:\n got  %+v\n want %+v", n, h, want[n])
 		}
@@ -278,16 +278,16 @@ func BenchmarkDayEngines(b *testing.B) {
 		surge := detect.NewSurge(2, sink)
 		surge.SetConfig(cfg)
 		var engines [2]*detect.Engine
-		var tables [2]*aggregate.Table[capture.Addr, detect.SourceState]
+		var tables [2]*aggregate.Table[packet.Addr, detect.SourceState]
 		for w := range 2 {
 			engines[w] = detect.NewEngine(cfg, w, sink, surge, &detect.Counters{})
 			e := engines[w]
-			tables[w] = aggregate.NewTable[capture.Addr, detect.SourceState](1<<17, func(a *capture.Addr) uint64 { return a.Hash(7) })
-			tables[w].SetEvict(func(k *capture.Addr, v *detect.SourceState) { e.Evicted(*k, v, 0) })
+			tables[w] = aggregate.NewTable[packet.Addr, detect.SourceState](1<<17, func(a *packet.Addr) uint64 { return a.Hash(7) })
+			tables[w].SetEvict(func(k *packet.Addr, v *detect.SourceState) { e.Evicted(*k, v, 0) })
 		}
 		for i := range pkts {
 			p := &pkts[i]
-			w := capture.WorkerIndex(p.AffinityKey(), 2)
+			w := packet.WorkerIndex(p.AffinityKey(), 2)
 			st, _ := tables[w].Touch(p.Src)
 			engines[w].Packet(p, st)
 			if i%256 == 255 {

@@ -9,8 +9,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Fixed MACs of the telescope's upstream router and capture interface.
@@ -52,7 +51,7 @@ func frame(buf gopacket.SerializeBuffer, p *pkt) ([]byte, error) {
 	if h.IPVersion == 4 {
 		eth.EthernetType = layers.EthernetTypeIPv4
 		v4 := &layers.IPv4{Version: 4, IHL: 5, TTL: h.TTL, Id: h.IPID, Protocol: layers.IPProtocol(h.Proto), SrcIP: src, DstIP: dst}
-		if h.Frag&capture.FragDontFrag != 0 {
+		if h.Frag&packet.FragDontFrag != 0 {
 			v4.Flags = layers.IPv4DontFragment
 		}
 		ip, netLayer = v4, v4
@@ -63,11 +62,11 @@ func frame(buf gopacket.SerializeBuffer, p *pkt) ([]byte, error) {
 	}
 	ls := []gopacket.SerializableLayer{eth, ip}
 	switch h.Proto {
-	case capture.ProtoTCP:
+	case packet.ProtoTCP:
 		t := &layers.TCP{SrcPort: layers.TCPPort(h.SrcPort), DstPort: layers.TCPPort(h.DstPort), Seq: h.Seq, Ack: h.Ack,
-			Window: h.Window, FIN: h.TCPFlags&capture.FlagFIN != 0, SYN: h.TCPFlags&capture.FlagSYN != 0,
-			RST: h.TCPFlags&capture.FlagRST != 0, PSH: h.TCPFlags&capture.FlagPSH != 0, ACK: h.TCPFlags&capture.FlagACK != 0,
-			URG: h.TCPFlags&capture.FlagURG != 0, ECE: h.TCPFlags&capture.FlagECE != 0, CWR: h.TCPFlags&capture.FlagCWR != 0}
+			Window: h.Window, FIN: h.TCPFlags&packet.FlagFIN != 0, SYN: h.TCPFlags&packet.FlagSYN != 0,
+			RST: h.TCPFlags&packet.FlagRST != 0, PSH: h.TCPFlags&packet.FlagPSH != 0, ACK: h.TCPFlags&packet.FlagACK != 0,
+			URG: h.TCPFlags&packet.FlagURG != 0, ECE: h.TCPFlags&packet.FlagECE != 0, CWR: h.TCPFlags&packet.FlagCWR != 0}
 		if h.Opts.Kinds&(1<<2) != 0 {
 			t.Options = append(t.Options, layers.TCPOption{OptionType: layers.TCPOptionKindMSS, OptionLength: 4,
 				OptionData: []byte{byte(h.Opts.MSS >> 8), byte(h.Opts.MSS)}})
@@ -80,15 +79,15 @@ func frame(buf gopacket.SerializeBuffer, p *pkt) ([]byte, error) {
 			return nil, fmt.Errorf("daygen: tcp checksum: %w", err)
 		}
 		ls = append(ls, t)
-	case capture.ProtoUDP:
+	case packet.ProtoUDP:
 		u := &layers.UDP{SrcPort: layers.UDPPort(h.SrcPort), DstPort: layers.UDPPort(h.DstPort)}
 		if err := u.SetNetworkLayerForChecksum(netLayer); err != nil {
 			return nil, fmt.Errorf("daygen: udp checksum: %w", err)
 		}
 		ls = append(ls, u, gopacket.Payload(p.body))
-	case capture.ProtoICMP:
+	case packet.ProtoICMP:
 		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(h.ICMPType, h.ICMPCode)}, gopacket.Payload(p.body))
-	case capture.ProtoICMPv6:
+	case packet.ProtoICMPv6:
 		icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(h.ICMPType, h.ICMPCode)}
 		if err := icmp.SetNetworkLayerForChecksum(netLayer); err != nil {
 			return nil, fmt.Errorf("daygen: icmpv6 checksum: %w", err)

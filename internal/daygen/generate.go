@@ -9,7 +9,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Generate writes the day as an Ethernet pcap (nanosecond timestamps, time-ordered) and
@@ -26,14 +26,14 @@ func Generate(w io.Writer, o Options) (*Truth, error) {
 	return truth, nil
 }
 
-// Packets returns the same day as decoded Headers (what capture.Decode makes of each frame
+// Packets returns the same day as decoded Headers (what packet.Decode makes of each frame
 // Generate writes), for tests that drive the detectors without a pcap.
-func Packets(o Options) ([]capture.Header, *Truth, error) {
+func Packets(o Options) ([]packet.Header, *Truth, error) {
 	pkts, truth, err := build(o)
 	if err != nil {
 		return nil, nil, err
 	}
-	hs := make([]capture.Header, len(pkts))
+	hs := make([]packet.Header, len(pkts))
 	for i := range pkts {
 		hs[i] = pkts[i].h
 	}

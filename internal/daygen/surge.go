@@ -1,8 +1,6 @@
 package daygen
 
-import (
-	"github.com/telescope-dev/telescope/capture"
-)
+import "github.com/telescope-dev/telescope/packet"
 
 // surgeTruth applies the telnet surge rule to the day, as a reference: per minute bucket the
 // distinct sources of SYN probes to 23 or 2323; the first complete bucket sets the EWMA
@@ -20,13 +18,13 @@ func surgeTruth(pkts []pkt, start int64) []Surge {
 	if len(pkts) == 0 {
 		return nil
 	}
-	sets := map[int64]map[capture.Addr]bool{}
+	sets := map[int64]map[packet.Addr]bool{}
 	for i := range pkts {
 		h := &pkts[i].h
 		if h.SYNProbe() && (h.DstPort == 23 || h.DstPort == 2323) {
 			k := h.TS / b
 			if sets[k] == nil {
-				sets[k] = map[capture.Addr]bool{}
+				sets[k] = map[packet.Addr]bool{}
 			}
 			sets[k][h.Src] = true
 		}

@@ -1,6 +1,8 @@
-// Package capture reads packets (live AF_PACKET rings, libpcap, pcap/pcapng files) and
-// decodes them on the hot path into a small value Header.
-package capture
+// Package packet is the packet model every other package shares: the decoded Header
+// value, addresses, flag and protocol names, and the hot-path decoder that fills a Header
+// from a frame without allocating. It does no I/O: capture/ reads frames, aggregate/ and
+// detect/ count and judge decoded headers.
+package packet
 
 import (
 	"encoding/binary"

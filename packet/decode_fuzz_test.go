@@ -1,4 +1,4 @@
-package capture
+package packet
 
 import (
 	"encoding/binary"
@@ -79,7 +79,7 @@ func checkInvariants(h *Header, frame []byte) error {
 		return fmt.Errorf("PayloadCap %d > PayloadLen %d", h.PayloadCap, h.PayloadLen)
 	case h.Frag&FragNonFirst != 0 && (h.L4 || h.SrcPort != 0 || h.DstPort != 0):
 		return fmt.Errorf("non-first fragment with a transport header")
-	case h.VLANs > maxVLANTags:
+	case h.VLANs > MaxVLANTags:
 		return fmt.Errorf("VLANs %d", h.VLANs)
 	}
 	return nil

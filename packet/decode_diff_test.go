@@ -1,4 +1,4 @@
-package capture
+package packet
 
 import (
 	"bytes"
@@ -154,7 +154,7 @@ func oracleException(link LinkType, v oracleView, h *Header, frame []byte) strin
 		// gopacket follows IP-in-IP / 6in4 tunnels to the inner packet; the decoder reports
 		// the outer packet with protocol 4 or 41.
 		return "tunnel"
-	case v.vlans > maxVLANTags:
+	case v.vlans > MaxVLANTags:
 		return "more than 8 VLAN tags" // the decoder gives up (non-IP), gopacket goes on
 	case h.Result == ResultMalformed:
 		// gopacket does not check the version nibble under EtherType 0x0800/0x86DD.

@@ -1,4 +1,4 @@
-package capture
+package packet
 
 import (
 	"encoding/binary"
@@ -7,18 +7,18 @@ import (
 
 // EtherTypes and link-layer constants the decoder dispatches on.
 const (
-	etherIPv4    = 0x0800
-	etherIPv6    = 0x86DD
-	etherDot1Q   = 0x8100
-	etherDot1AD  = 0x88A8
-	etherQinQOld = 0x9100 // pre-standard QinQ outer tag
-	etherMinType = 0x0600 // values below are 802.3 lengths, not EtherTypes
+	EtherIPv4    = 0x0800
+	EtherIPv6    = 0x86DD
+	EtherDot1Q   = 0x8100
+	EtherDot1AD  = 0x88A8
+	EtherQinQOld = 0x9100 // pre-standard QinQ outer tag
+	EtherMinType = 0x0600 // values below are 802.3 lengths, not EtherTypes
 
-	// sllProto8022 is the Linux cooked-capture protocol for frames that carry an
+	// SLLProto8022 is the Linux cooked-capture protocol for frames that carry an
 	// 802.2 LLC header instead of an EtherType (LINUX_SLL_P_802_2).
-	sllProto8022 = 0x0004
+	SLLProto8022 = 0x0004
 
-	maxVLANTags  = 8  // deeper stacks are not IP traffic we can attribute
+	MaxVLANTags  = 8  // deeper stacks are not IP traffic we can attribute
 	maxIPv6Exts  = 10 // extension headers walked before giving up
 	sllHeaderLen = 16
 	sll2HdrLen   = 20
@@ -36,7 +36,7 @@ func Decode(link LinkType, frame []byte, h *Header) {
 			return
 		}
 		et := binary.BigEndian.Uint16(frame[12:14])
-		if et == etherIPv4 {
+		if et == EtherIPv4 {
 			decodeIPv4(frame[14:], h) // the common case skips the tag loop
 			return
 		}
@@ -104,9 +104,9 @@ func resetHeader(h *Header, capLen int) {
 // type field, small values are protocol codes, of which only 802.2 carries an LLC header.
 func decodeSLLProto(proto uint16, b []byte, h *Header) {
 	switch {
-	case proto == sllProto8022:
+	case proto == SLLProto8022:
 		decodeLLC(b, h)
-	case proto < etherMinType:
+	case proto < EtherMinType:
 		h.Result = ResultNonIP
 	default:
 		decodeEther(proto, b, h)
@@ -147,16 +147,16 @@ func decodeRawIP(b []byte, h *Header) {
 func decodeEther(et uint16, b []byte, h *Header) {
 	// Each pass consumes a tag or a SNAP header, so the loop is bounded by the frame too;
 	// the explicit cap keeps hostile SNAP-in-SNAP chains short.
-	for range maxVLANTags + 2 {
+	for range MaxVLANTags + 2 {
 		switch et {
-		case etherIPv4:
+		case EtherIPv4:
 			decodeIPv4(b, h)
 			return
-		case etherIPv6:
+		case EtherIPv6:
 			decodeIPv6(b, h)
 			return
-		case etherDot1Q, etherDot1AD, etherQinQOld:
-			if h.VLANs == maxVLANTags {
+		case EtherDot1Q, EtherDot1AD, EtherQinQOld:
+			if h.VLANs == MaxVLANTags {
 				h.Result = ResultNonIP
 				return
 			}
@@ -171,7 +171,7 @@ func decodeEther(et uint16, b []byte, h *Header) {
 			et = binary.BigEndian.Uint16(b[2:4])
 			b = b[4:]
 		default:
-			if et >= etherMinType {
+			if et >= EtherMinType {
 				h.Result = ResultNonIP
 				return
 			}

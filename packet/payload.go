@@ -1,4 +1,4 @@
-package capture
+package packet
 
 // UDP payload classes (Header.PayloadClass), decided by the decoder from the whole captured
 // payload: BitTorrent DHT (bencoded KRPC, BEP 5) or uTP (BEP 29); anything else is other.
