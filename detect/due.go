@@ -256,17 +256,7 @@ func (e *Engine) endDue(now int64) {
 		}
 		flows = append(flows, it.ref)
 	}
-	slices.SortFunc(flows, func(a, b flowDueRef) int { return cmp.Compare(a.seq, b.seq) })
-	for _, r := range flows {
-		// A flow evicted and created again can reuse a generation: its key may be listed
-		// twice (as in the walk over refs before), and ends at the first.
-		if f := e.liveFlow(&r.flowRef); f != nil {
-			e.endFlow(&r.key, f)
-			e.deleteFlow(r.key)
-		}
-	}
-	clear(flows)
-	e.dueFlows = flows[:0]
+	e.endFlowsInOrder(flows)
 
 	e.due = math.MaxInt64
 	if d, ok := e.srcDue.top(); ok {
@@ -286,6 +276,14 @@ func (e *Engine) endFlows() {
 			flows = append(flows, it.ref)
 		}
 	}
+	e.endFlowsInOrder(flows)
+	clear(e.flowDue)
+	e.flowDue = e.flowDue[:0]
+}
+
+// endFlowsInOrder ends the listed flow episodes in the order they started and keeps the
+// list's backing array (e.dueFlows) for the next call.
+func (e *Engine) endFlowsInOrder(flows []flowDueRef) {
 	slices.SortFunc(flows, func(a, b flowDueRef) int { return cmp.Compare(a.seq, b.seq) })
 	for _, r := range flows {
 		// A flow evicted and created again can reuse a generation: its key may be listed
@@ -297,6 +295,4 @@ func (e *Engine) endFlows() {
 	}
 	clear(flows)
 	e.dueFlows = flows[:0]
-	clear(e.flowDue)
-	e.flowDue = e.flowDue[:0]
 }
