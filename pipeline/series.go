@@ -264,40 +264,25 @@ func (t Tee) Detection(ev *detect.Event) {
 
 // series merges the workers' series and the episode counts into the report's series.
 func (p *Pipeline) series() *Series {
-	step := SeriesMinStep
-	lo, hi, any := int64(0), int64(0), false
-	span := func(a, b int64) { // [a, b) in ns
-		if !any || a < lo {
-			lo = a
-		}
-		if !any || b > hi {
-			hi = b
-		}
-		any = true
-	}
+	g := seriesGrid{step: SeriesMinStep}
 	for _, w := range p.workers {
 		s := &w.series
 		if len(s.pts) == 0 {
 			continue
 		}
-		step = max(step, s.step)
-		span(s.base*s.step, (s.base+int64(len(s.pts)))*s.step)
+		g.add(s.base*s.step, (s.base+int64(len(s.pts)))*s.step, s.step)
 	}
 	p.episodes.mu.Lock()
 	defer p.episodes.mu.Unlock()
 	for _, m := range p.episodes.starts {
 		for min := range m {
-			span(min*SeriesMinStep, (min+1)*SeriesMinStep)
+			g.add(min*SeriesMinStep, (min+1)*SeriesMinStep, SeriesMinStep)
 		}
 	}
-	if !any {
+	if !g.any {
 		return nil
 	}
-	for aggregate.FloorDiv(hi-1, step)-aggregate.FloorDiv(lo, step)+1 > MaxSeriesPoints {
-		step *= 2
-	}
-	base := aggregate.FloorDiv(lo, step)
-	n := int(aggregate.FloorDiv(hi-1, step) - base + 1)
+	base, step, n := g.fit()
 	s := newSeries(base*step, step, n)
 	for _, w := range p.workers {
 		ws := &w.series
@@ -324,6 +309,34 @@ func (p *Pipeline) series() *Series {
 	return s
 }
 
+// seriesGrid collects the time spans ([lo, hi) in ns) and steps of the series to merge.
+type seriesGrid struct {
+	lo, hi, step int64
+	any          bool
+}
+
+func (g *seriesGrid) add(a, b, step int64) {
+	if !g.any || a < g.lo {
+		g.lo = a
+	}
+	if !g.any || b > g.hi {
+		g.hi = b
+	}
+	g.any = true
+	g.step = max(g.step, step)
+}
+
+// fit returns the merged grid: the coarsest step, doubled until the span fits in
+// MaxSeriesPoints, its first point (in steps) and its length.
+func (g *seriesGrid) fit() (base, step int64, n int) {
+	step = g.step
+	for aggregate.FloorDiv(g.hi-1, step)-aggregate.FloorDiv(g.lo, step)+1 > MaxSeriesPoints {
+		step *= 2
+	}
+	base = aggregate.FloorDiv(g.lo, step)
+	return base, step, int(aggregate.FloorDiv(g.hi-1, step) - base + 1)
+}
+
 func newSeries(start, step int64, n int) *Series {
 	s := &Series{
 		Start: detect.Time(start), StepSeconds: step / 1e9,
@@ -342,29 +355,17 @@ func newSeries(start, step int64, n int) *Series {
 // MergeSeries adds series (of any steps that are SeriesMinStep * 2^k) into one, at the
 // coarsest of their steps or coarser still to stay within MaxSeriesPoints.
 func MergeSeries(in []*Series) *Series {
-	step, lo, hi, any := SeriesMinStep, int64(0), int64(0), false
+	g := seriesGrid{step: SeriesMinStep}
 	for _, s := range in {
 		if s == nil || s.Len() == 0 || s.StepSeconds <= 0 {
 			continue
 		}
-		a, b := int64(s.Start), int64(s.Start)+int64(s.Len())*s.Step()
-		if !any || a < lo {
-			lo = a
-		}
-		if !any || b > hi {
-			hi = b
-		}
-		any = true
-		step = max(step, s.Step())
+		g.add(int64(s.Start), int64(s.Start)+int64(s.Len())*s.Step(), s.Step())
 	}
-	if !any {
+	if !g.any {
 		return nil
 	}
-	for aggregate.FloorDiv(hi-1, step)-aggregate.FloorDiv(lo, step)+1 > MaxSeriesPoints {
-		step *= 2
-	}
-	base := aggregate.FloorDiv(lo, step)
-	n := int(aggregate.FloorDiv(hi-1, step) - base + 1)
+	base, step, n := g.fit()
 	out := newSeries(base*step, step, n)
 	add := func(dst []uint64, src []uint64, s *Series) {
 		for i, v := range src {
