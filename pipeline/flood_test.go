@@ -1,10 +1,7 @@
 package pipeline
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/floodgen"
 )
 
 // writeFlood streams a pcap of n SYN probes, each from a fresh random (spoofed) IPv4 source
@@ -26,46 +24,7 @@ func writeFlood(path string, n int) error {
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	hdr := make([]byte, 24)
-	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d)
-	binary.LittleEndian.PutUint16(hdr[4:], 2)
-	binary.LittleEndian.PutUint16(hdr[6:], 4)
-	binary.LittleEndian.PutUint32(hdr[16:], 65535)
-	binary.LittleEndian.PutUint32(hdr[20:], 1)
-	if _, err := w.Write(hdr); err != nil {
-		f.Close()
-		return err
-	}
-	rng := rand.New(rand.NewPCG(5, 5))
-	rec := make([]byte, 16+54)
-	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
-	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano()
-	step := int64(time.Hour) / int64(n)
-	for i := 0; i < n; i++ {
-		ts := start + int64(i)*step
-		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
-		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
-		binary.LittleEndian.PutUint32(rec[8:], 54)
-		binary.LittleEndian.PutUint32(rec[12:], 54)
-		ip := rec[16+14:]
-		binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
-		ip[8], ip[9] = 64, 6
-		binary.BigEndian.PutUint32(ip[12:], rng.Uint32())
-		dst := 0xcb007100 | rng.Uint32N(256)
-		binary.BigEndian.PutUint32(ip[16:], dst)
-		tcp := ip[20:]
-		binary.BigEndian.PutUint16(tcp[0:], uint16(rng.Uint32()))
-		binary.BigEndian.PutUint16(tcp[2:], uint16(1+rng.Uint32N(65535)))
-		binary.BigEndian.PutUint32(tcp[4:], dst+1) // never Mirai's seq == dst
-		tcp[12], tcp[13] = 5<<4, 0x02
-		binary.BigEndian.PutUint16(tcp[14:], 29200)
-		if _, err := w.Write(rec); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
+	if err := floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: time.Hour, Seed: 5}); err != nil {
 		f.Close()
 		return err
 	}
@@ -142,18 +101,30 @@ func TestSpoofedFloodMemoryIsBounded(t *testing.T) {
 		t.Fatalf("replay: %d records, errors %v, writer %v", res.Records, res.Errors, writeErr)
 	}
 
+	// The live heap once the flood is over (after a collection, the pipeline still holding
+	// every table) is deterministic enough to hold to a tight bound; the peaks in between
+	// depend on when the collector ran (GOGC=100 lets the heap reach twice the live heap
+	// before a collection) and on the machine's load, so they get that headroom.
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	liveHeap := ms.HeapInuse
+
 	// The bound: per tracked source, its table entry and its share of the flow, victim and
 	// episode tables (generously 2 KiB in all), plus what does not depend on sources: two
 	// 64k-entry Space-Saving summaries, two HLLs and a counter shard per worker, the batches.
 	const perSource, fixed = 2 << 10, 48 << 20
 	bound := uint64(maxSources*perSource + fixed)
-	t.Logf("%d packets in %v; Go heap +%d MiB, RSS +%d MiB (bound %d MiB; 5M tracked sources would take > 1.5 GiB)",
-		res.Records, res.Elapsed.Round(time.Millisecond), (peakHeap-heap0)>>20, (peakRSS-rss0)>>20, bound>>20)
-	if peakHeap-heap0 > bound {
-		t.Errorf("Go heap grew by %d MiB, above the bound of %d MiB", (peakHeap-heap0)>>20, bound>>20)
+	t.Logf("%d packets in %v; live Go heap after +%d MiB (bound %d MiB); peaks: Go heap +%d MiB, RSS +%d MiB (bound %d MiB); 5M tracked sources would take > 1.5 GiB",
+		res.Records, res.Elapsed.Round(time.Millisecond), (liveHeap-heap0)>>20, bound>>20,
+		(peakHeap-heap0)>>20, (peakRSS-rss0)>>20, 2*bound>>20)
+	if liveHeap > heap0 && liveHeap-heap0 > bound {
+		t.Errorf("live Go heap grew by %d MiB, above the bound of %d MiB", (liveHeap-heap0)>>20, bound>>20)
 	}
-	if peakRSS-rss0 > bound {
-		t.Errorf("RSS grew by %d MiB, above the bound of %d MiB", (peakRSS-rss0)>>20, bound>>20)
+	if peakHeap-heap0 > 2*bound {
+		t.Errorf("Go heap peaked %d MiB above its start, above the bound of %d MiB", (peakHeap-heap0)>>20, 2*bound>>20)
+	}
+	if peakRSS-rss0 > 2*bound {
+		t.Errorf("RSS peaked %d MiB above its start, above the bound of %d MiB", (peakRSS-rss0)>>20, 2*bound>>20)
 	}
 	tracked, evictions := p.Tracked()
 	if tracked > maxSources {

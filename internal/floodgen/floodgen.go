@@ -18,6 +18,22 @@ var Start = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 // one-packet fingerprint episode. The packets are spread evenly over span of packet time
 // from start.
 func WriteMirai(w io.Writer, start time.Time, n int, span time.Duration, seed uint64) error {
+	return Write(w, Flood{Start: start, N: n, Span: span, Seed: seed, Mirai: true})
+}
+
+// Flood describes a flood of SYN probes to 203.0.113.0/24, each from a fresh random source.
+type Flood struct {
+	Start time.Time
+	N     int
+	Span  time.Duration // the packets are spread evenly over it
+	Seed  uint64
+	// Mirai: to port 23 with seq == dst IP (each a one-packet fingerprint episode);
+	// otherwise to random ports with no tool's fingerprint (plain spoofed scanning).
+	Mirai bool
+}
+
+// Write writes the flood as a nanosecond pcap.
+func Write(w io.Writer, fl Flood) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
@@ -28,12 +44,12 @@ func WriteMirai(w io.Writer, start time.Time, n int, span time.Duration, seed ui
 	if _, err := bw.Write(hdr); err != nil {
 		return err
 	}
-	rng := rand.New(rand.NewPCG(seed, seed))
+	rng := rand.New(rand.NewPCG(fl.Seed, fl.Seed))
 	rec := make([]byte, 16+54)
 	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
-	t0 := start.UnixNano()
-	step := int64(span) / int64(max(n, 1))
-	for i := 0; i < n; i++ {
+	t0 := fl.Start.UnixNano()
+	step := int64(fl.Span) / int64(max(fl.N, 1))
+	for i := 0; i < fl.N; i++ {
 		ts := t0 + int64(i)*step
 		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
 		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
@@ -46,9 +62,15 @@ func WriteMirai(w io.Writer, start time.Time, n int, span time.Duration, seed ui
 		dst := 0xcb007100 | rng.Uint32N(256)
 		binary.BigEndian.PutUint32(ip[16:], dst)
 		tcp := ip[20:]
-		binary.BigEndian.PutUint16(tcp[0:], uint16(1024+rng.Uint32N(60000)))
-		binary.BigEndian.PutUint16(tcp[2:], 23)
-		binary.BigEndian.PutUint32(tcp[4:], dst) // Mirai: seq == dst IP
+		if fl.Mirai {
+			binary.BigEndian.PutUint16(tcp[0:], uint16(1024+rng.Uint32N(60000)))
+			binary.BigEndian.PutUint16(tcp[2:], 23)
+			binary.BigEndian.PutUint32(tcp[4:], dst) // Mirai: seq == dst IP
+		} else {
+			binary.BigEndian.PutUint16(tcp[0:], uint16(rng.Uint32()))
+			binary.BigEndian.PutUint16(tcp[2:], uint16(1+rng.Uint32N(65535)))
+			binary.BigEndian.PutUint32(tcp[4:], dst+1) // never Mirai's seq == dst
+		}
 		tcp[12], tcp[13] = 5<<4, 0x02
 		binary.BigEndian.PutUint16(tcp[14:], 29200)
 		if _, err := bw.Write(rec); err != nil {
