@@ -52,8 +52,14 @@ func benchDay(b *testing.B) string {
 // reports packets/s: the detectors' share of the pipeline's cost.
 //
 //	go test -run x -bench ReplayDay -benchtime 5x ./pipeline/
+//
+// TELESCOPE_BENCH_PCAP=FILE replays that file instead (e.g. to profile bench.sh's files
+// with -cpuprofile).
 func BenchmarkReplayDay(b *testing.B) {
-	path := benchDay(b)
+	path := os.Getenv("TELESCOPE_BENCH_PCAP")
+	if path == "" {
+		path = benchDay(b)
+	}
 	// Every detector off, whatever detectors there are (a section may hold several).
 	off := map[string]bool{}
 	for _, d := range detect.Descriptors() {
@@ -87,4 +93,13 @@ func BenchmarkReplayDay(b *testing.B) {
 			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "packets/s")
 		})
 	}
+}
+
+// TestMain removes the benchmark day written by benchDay (tens of MB) once the binary is done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDayPath != "" {
+		os.RemoveAll(filepath.Dir(benchDayPath))
+	}
+	os.Exit(code)
 }
