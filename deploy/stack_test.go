@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -242,6 +244,81 @@ func writeYAML(t *testing.T, path string, v any) {
 	}
 }
 
+// startAlertmanager runs Debian's Alertmanager on loopback with the shipped route, every
+// receiver pointed at hook and short group waits; it returns its address.
+func startAlertmanager(t *testing.T, alertmanager, dir, hook string) string {
+	t.Helper()
+	am := yamlMap(t, "alertmanager/alertmanager.yml")
+	route := am["route"].(map[string]any)
+	route["group_wait"], route["group_interval"] = "1s", "1s"
+	for _, r := range am["receivers"].([]any) {
+		for _, w := range r.(map[string]any)["webhook_configs"].([]any) {
+			w.(map[string]any)["url"] = hook
+		}
+	}
+	amCfg := filepath.Join(dir, "alertmanager.yml")
+	writeYAML(t, amCfg, am)
+	amAddr := freePort(t)
+	start(t, alertmanager, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am"),
+		"--web.listen-address="+amAddr, "--cluster.listen-address=")
+	return amAddr
+}
+
+// startPrometheus runs Debian's Prometheus on loopback with the shipped scrape config:
+// intervals of 1s, the given rule files, Alertmanager at amAddr, and the shipped job's
+// static configs retargeted to targets (sensor label → address). A shipped static config
+// whose sensor is not in targets is dropped; a sensor the shipped config lacks gets a copy of
+// its first static config. It waits until Prometheus is ready and returns its URL.
+func startPrometheus(t *testing.T, prometheus, dir, amAddr string, targets map[string]string, ruleFiles ...string) string {
+	t.Helper()
+	pc := yamlMap(t, "prometheus/prometheus.yml")
+	pc["global"] = map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+	rules := []any{}
+	for _, f := range ruleFiles {
+		rules = append(rules, f)
+	}
+	pc["rule_files"] = rules
+	pc["alerting"].(map[string]any)["alertmanagers"].([]any)[0].(map[string]any)["static_configs"] = []any{map[string]any{"targets": []any{amAddr}}}
+	job := pc["scrape_configs"].([]any)[0].(map[string]any)
+	statics := job["static_configs"].([]any)
+	if len(statics) == 0 {
+		t.Fatal("the shipped scrape config has no static target")
+	}
+	var out []any
+	seen := map[string]bool{}
+	for _, sc := range statics {
+		m := sc.(map[string]any)
+		sensor, _ := m["labels"].(map[string]any)["sensor"].(string)
+		if addr, ok := targets[sensor]; ok {
+			m["targets"] = []any{addr}
+			out = append(out, m)
+			seen[sensor] = true
+		}
+	}
+	for _, sensor := range slices.Sorted(maps.Keys(targets)) {
+		if seen[sensor] {
+			continue
+		}
+		var m map[string]any
+		b, _ := sigsyaml.Marshal(statics[0])
+		if err := sigsyaml.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		m["targets"] = []any{targets[sensor]}
+		m["labels"].(map[string]any)["sensor"] = sensor
+		out = append(out, m)
+	}
+	job["static_configs"] = out
+	promCfg := filepath.Join(dir, "prometheus.yml")
+	writeYAML(t, promCfg, pc)
+	promAddr := freePort(t)
+	start(t, prometheus, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
+		"--web.listen-address="+promAddr)
+	prom := "http://" + promAddr
+	waitFor(t, "prometheus ready", 60*time.Second, func() bool { return httpOK(prom + "/-/ready") })
+	return prom
+}
+
 // TestNOCStack: Debian's prometheus and prometheus-alertmanager on loopback with the
 // shipped configs (ports and intervals substituted) and the shipped rule file, scraping two
 // `telescope replay --serve` sensors (a, b) of two generated days: the per-sensor packet
@@ -285,20 +362,7 @@ func TestNOCStack(t *testing.T) {
 	hs := httptest.NewServer(hook)
 	defer hs.Close()
 
-	// Alertmanager: the shipped route, receivers pointed at the test webhook, short waits.
-	am := yamlMap(t, "alertmanager/alertmanager.yml")
-	route := am["route"].(map[string]any)
-	route["group_wait"], route["group_interval"] = "1s", "1s"
-	for _, r := range am["receivers"].([]any) {
-		for _, w := range r.(map[string]any)["webhook_configs"].([]any) {
-			w.(map[string]any)["url"] = hs.URL + "/hook"
-		}
-	}
-	amCfg := filepath.Join(dir, "alertmanager.yml")
-	writeYAML(t, amCfg, am)
-	amAddr := freePort(t)
-	start(t, alertmanager, "--config.file="+amCfg, "--storage.path="+filepath.Join(dir, "am"),
-		"--web.listen-address="+amAddr, "--cluster.listen-address=")
+	amAddr := startAlertmanager(t, alertmanager, dir, hs.URL+"/hook")
 
 	// The shipped rule file as is, plus a test-only copy of TelescopeSensorDown whose only
 	// change is `for: 1s` (the shipped 2m would make the test wait minutes).
@@ -317,27 +381,7 @@ func TestNOCStack(t *testing.T) {
 	testRules := filepath.Join(dir, "test-only-sensor-down.yml")
 	writeYAML(t, testRules, monitoringv1.PrometheusRuleSpec{Groups: []monitoringv1.RuleGroup{{Name: "telescope.test-only", Rules: []monitoringv1.Rule{down}}}})
 
-	pc := yamlMap(t, "prometheus/prometheus.yml")
-	pc["global"] = map[string]any{"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
-	pc["rule_files"] = []any{rulesAbs, testRules}
-	pc["alerting"].(map[string]any)["alertmanagers"].([]any)[0].(map[string]any)["static_configs"] = []any{map[string]any{"targets": []any{amAddr}}}
-	job := pc["scrape_configs"].([]any)[0].(map[string]any)
-	statics := job["static_configs"].([]any)
-	for _, sc := range statics {
-		m := sc.(map[string]any)
-		sensor := m["labels"].(map[string]any)["sensor"].(string)
-		m["targets"] = []any{sensors[sensor].addr}
-	}
-	if len(statics) != 2 {
-		t.Fatalf("the shipped scrape config has %d targets, the test expects sensors a and b", len(statics))
-	}
-	promCfg := filepath.Join(dir, "prometheus.yml")
-	writeYAML(t, promCfg, pc)
-	promAddr := freePort(t)
-	start(t, prometheus, "--config.file="+promCfg, "--storage.tsdb.path="+filepath.Join(dir, "tsdb"),
-		"--web.listen-address="+promAddr)
-	prom := "http://" + promAddr
-	waitFor(t, "prometheus ready", 60*time.Second, func() bool { return httpOK(prom + "/-/ready") })
+	prom := startPrometheus(t, prometheus, dir, amAddr, map[string]string{"a": sensors["a"].addr, "b": sensors["b"].addr}, rulesAbs, testRules)
 
 	// 1. Per-sensor packet sums equal each replay's report.
 	waitFor(t, "both sensors scraped", 60*time.Second, func() bool {
