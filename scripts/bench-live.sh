@@ -88,7 +88,7 @@ kill "${pids[0]}"; wait "${pids[0]}" || true; pids=()
 
 for r in "${rates[@]}"; do
 	n=$(count_for "$r")
-	ip netns exec "$nsA" tcpdump -n -i "$ifA" -w /dev/null 2>"$dir/tcpdump.log" &
+	ip netns exec "$nsA" tcpdump -Z root -n -i "$ifA" -w /dev/null 2>"$dir/tcpdump.log" &
 	tp=$!; pids=("$tp")
 	sleep 1
 	u0=$(cpu_ns "$tp")

@@ -96,7 +96,7 @@ bench() {
 	pkts=$(grep -o '"frames": *[0-9]*' "$dir/report-$kind.json" | grep -o '[0-9]*$')
 	echo
 	echo "== $pcap: $pkts packets, $((size / 1048576)) MiB, $(nproc) CPUs, best of $runs"
-	best tcpdump tcpdump -r "$pcap" -w /dev/null
+	best tcpdump tcpdump -Z root -r "$pcap" -w /dev/null
 	best off "$dir/telescope" replay --config "$dir/$kind-off.yaml" "$pcap"
 	best on "$dir/telescope" replay --config "$dir/$kind-on.yaml" "$pcap"
 	best report "$dir/telescope" replay --config "$dir/$kind-on.yaml" --report "$dir/report-$kind.json" "$pcap"
