@@ -14,10 +14,10 @@ import (
 	"github.com/telescope-dev/telescope/internal/netnstest"
 )
 
-// selfScrapeFor is how long TestDefaultDaemonCountsNothingOfItsOwn scrapes: 20 s of
-// 100 ms scrapes (the issue asks for a minute; 20 s keeps the suite cheap and already
-// makes ~400 scrapes, on loopback and over the veth).
-const selfScrapeFor = 20 * time.Second
+// selfScrapeFor is how long TestDefaultDaemonCountsNothingOfItsOwn scrapes: a minute of
+// scrapes 100 ms apart (~500, on loopback and over the veth), as issue 9 asks. It costs wall
+// time, not CPU; -short cuts it to 10 s.
+const selfScrapeFor = time.Minute
 
 // TestDefaultDaemonCountsNothingOfItsOwn runs the daemon with the embedded default config
 // (interface any, no dark prefixes) in a namespace with an address on a veth, scrapes it
@@ -41,6 +41,10 @@ func TestDefaultDaemonCountsNothingOfItsOwn(t *testing.T) {
 			return netnstest.Dial(pair.NsB, network, a)
 		},
 	}}
+	scrapeFor := selfScrapeFor
+	if testing.Short() {
+		scrapeFor = 10 * time.Second
+	}
 	scrapes := 0
 	scrape := func(remoteToo bool, until time.Time) {
 		for ; time.Now().Before(until); scrapes++ {
@@ -57,12 +61,12 @@ func TestDefaultDaemonCountsNothingOfItsOwn(t *testing.T) {
 		}
 	}
 	// Loopback only: nothing may be captured at all (not even as "not dark").
-	scrape(false, time.Now().Add(selfScrapeFor/2))
+	scrape(false, time.Now().Add(scrapeFor/2))
 	if n := value(d.metrics(t), "telescope_frames_total", "result", "ip"); n != 0 {
 		t.Errorf("%v IP frames captured while the daemon was only scraped on loopback", n)
 	}
 	// Then over the veth too: seen, but to the host's own address, so not dark.
-	scrape(true, time.Now().Add(selfScrapeFor/2))
+	scrape(true, time.Now().Add(scrapeFor/2))
 	mfs := d.metrics(t)
 	dark := value(mfs, "telescope_prefix_packets_total", "prefix", "0.0.0.0/0") +
 		value(mfs, "telescope_prefix_packets_total", "prefix", "::/0")
