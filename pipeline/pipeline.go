@@ -134,15 +134,23 @@ func (p *Pipeline) Reload(c *configs.Config) error {
 // adoptConfig makes every worker adopt the published configuration now rather than at its
 // next batch: it takes each worker's state lock in turn, which a worker holds from picking
 // up the configuration to flushing its counts (processBatch, poll), so the worker is
-// between two batches with nothing left to count under the old one. Like a checkpoint, it
-// holds one worker at a time, for the moment applyConfig takes. Called under hostMu, so
-// once a reload returns every worker counts under the slots of p.rc.
+// between two batches with nothing left to count under the old one. The workers are taken
+// in parallel (a live worker holds its lock for up to one poll, pollTimeout), each for the
+// moment applyConfig takes; each goroutine holds one lock only and waits for nothing else
+// while holding it, so it cannot deadlock with a checkpoint. Called under hostMu, so once a
+// reload returns every worker counts under the slots of p.rc.
 func (p *Pipeline) adoptConfig() {
+	var wg sync.WaitGroup
 	for _, w := range p.workers {
-		w.stateMu.Lock()
-		w.applyConfig()
-		w.stateMu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stateMu.Lock()
+			w.applyConfig()
+			w.stateMu.Unlock()
+		}()
 	}
+	wg.Wait()
 }
 
 // releaseSlots frees the counter slots of the prefixes the published configuration no

@@ -35,6 +35,21 @@ func roundConfig(t *testing.T, r int) *configs.Config {
 	return cfg
 }
 
+// adopted checks that every worker counts under the published configuration once Reload
+// has returned: only then may the slots of the removed prefixes be reused.
+func adopted(t *testing.T, p *Pipeline, when string) {
+	t.Helper()
+	rc := p.rc.Load()
+	for _, w := range p.workers {
+		w.stateMu.Lock()
+		same := w.rc == rc
+		w.stateMu.Unlock()
+		if !same {
+			t.Fatalf("%s: worker %d still counts under an earlier configuration", when, w.id)
+		}
+	}
+}
+
 // TestReloadPrefixesReuseSlots reloads a pipeline 10 times with 1 000 new dark prefixes
 // each (one kept), replaying packets to all of them after each reload. Every reload
 // succeeds (the limit is of prefixes configured at once), each new prefix counts exactly
@@ -53,6 +68,7 @@ func TestReloadPrefixesReuseSlots(t *testing.T) {
 			if err := p.Reload(roundConfig(t, r)); err != nil {
 				t.Fatalf("reload %d: %v", r, err)
 			}
+			adopted(t, p, fmt.Sprintf("reload %d", r))
 		}
 		ts := t0.Add(time.Duration(r) * time.Hour)
 		var ps []pcaptest.Packet
@@ -98,7 +114,11 @@ func TestReloadPrefixesReuseSlots(t *testing.T) {
 func TestReloadPrefixesWhileCounting(t *testing.T) {
 	t0 := time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
 	src := netip.MustParseAddr("192.0.2.1")
-	const reps = 4
+	const reps = 30
+	var cfgs []*configs.Config
+	for r := 0; r < 10; r++ {
+		cfgs = append(cfgs, roundConfig(t, r))
+	}
 	var ps []pcaptest.Packet
 	kept := 0
 	for k := 0; k < reps; k++ {
@@ -117,7 +137,7 @@ func TestReloadPrefixesWhileCounting(t *testing.T) {
 	if err := pcaptest.WriteFile(path, ps); err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Options{Config: roundConfig(t, 0), Workers: 2})
+	p, err := New(Options{Config: cfgs[0], Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,15 +163,30 @@ func TestReloadPrefixesWhileCounting(t *testing.T) {
 		// A removed prefix's series ends (re-added, it may start again at 0).
 		last = seen
 	}
+	var res ReplayResult
+	during := 0 // reloads while the replay ran
 	for r := 1; r < 30; r++ {
-		if err := p.Reload(roundConfig(t, r%10)); err != nil {
+		if err := p.Reload(cfgs[r%10]); err != nil {
 			t.Fatalf("reload %d: %v", r, err)
 		}
+		adopted(t, p, fmt.Sprintf("reload %d", r))
 		check(fmt.Sprintf("reload %d", r))
+		select {
+		case res = <-done:
+			done = nil
+		default:
+			if done != nil {
+				during++
+			}
+		}
 	}
-	if res := <-done; len(res.Errors) != 0 {
+	if done != nil {
+		res = <-done
+	}
+	if len(res.Errors) != 0 {
 		t.Fatal(res.Errors)
 	}
+	t.Logf("%d of 29 reloads while the workers counted", during)
 	check("end")
 	if got := last["203.0.113.0/24"]; got != uint64(kept) {
 		t.Errorf("kept prefix counts %d, want %d", got, kept)
