@@ -33,9 +33,13 @@ const (
 // PortKindNames are the `kind` label values, by index.
 var PortKindNames = [NumPortKinds]string{"tcp_syn", "udp"}
 
-// MaxPrefixSlots bounds the number of distinct dark prefixes counted over the life of the
-// process (reloads included). Slot 0 is "not dark".
-const MaxPrefixSlots = 4096
+// MaxPrefixes bounds the dark prefixes configured at once (configs.MaxDarkPrefixes).
+const MaxPrefixes = 4095
+
+// MaxPrefixSlots bounds the prefix counter slots: a reload counts the old and the new
+// prefix set at once until every worker has adopted the new one (PrefixSlots), and slot 0
+// is "not dark".
+const MaxPrefixSlots = 2*MaxPrefixes + 2
 
 // ProtoIndex maps a decoded IP packet to its protocol counter. ICMP counts as icmp only in
 // IPv4 and ICMPv6 only in IPv6; anything else is other.

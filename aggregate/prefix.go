@@ -10,39 +10,134 @@ import (
 	"github.com/telescope-dev/telescope/packet"
 )
 
-// PrefixSlots assigns each dark prefix a counter slot for the life of the process, so a
-// reload that keeps a prefix keeps its counter and one that adds a prefix starts it at 0.
-// Slot 0 is "not dark".
+// PrefixSlots assigns each dark prefix a counter slot while it is configured, so a reload
+// that keeps a prefix keeps its counter and one that adds a prefix starts it at 0. Slot 0
+// is "not dark".
+//
+// The slot of a prefix a reload removed is freed by Release once no worker can count into
+// it any more (every worker has adopted the new configuration), and a later reload may give
+// it to another prefix. The slot's counters are not reset (workers' shards are only ever
+// added to, and a concurrent scrape must never see a counter go back): Release records the
+// slot's final sum, the base that the next prefix's count subtracts (Prefixes.Count). So
+// the budget is one of prefixes configured at once, never one over the life of the
+// process: the old and the new set of one reload, at most MaxPrefixes each, fit. A removed
+// prefix's series ends; re-added while its slot is still free it continues its count,
+// once the slot went to another prefix it starts again at 0 (a new series to Prometheus).
 type PrefixSlots struct {
 	mu    sync.Mutex
 	slots map[netip.Prefix]int
-	names []string // by slot
+	names []string // by slot (a free slot keeps the name of its last prefix)
+	base  []uint64 // by slot: what its prefix's count starts from
+	final []uint64 // by slot: the slot's summed counter when it was last freed
+	free  []int    // freed slots, reused last freed first (entries no longer free are skipped)
+	// freed maps a removed prefix to its slot while that slot is still free: re-added, the
+	// prefix gets it back and its count continues.
+	freed  map[netip.Prefix]int
+	isFree []bool // by slot
 }
 
 // NewPrefixSlots returns an empty registry.
 func NewPrefixSlots() *PrefixSlots {
-	return &PrefixSlots{slots: map[netip.Prefix]int{}, names: []string{"not_dark"}}
+	return &PrefixSlots{slots: map[netip.Prefix]int{}, freed: map[netip.Prefix]int{},
+		names: []string{"not_dark"}, base: []uint64{0}, final: []uint64{0}, isFree: []bool{false}}
 }
 
-func (r *PrefixSlots) slot(p netip.Prefix) (int, error) {
+// slot returns p's slot and the base its count starts from, assigning a free slot to a
+// prefix that has none.
+func (r *PrefixSlots) slot(p netip.Prefix) (int, uint64, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := r.slots[p]; ok {
-		return s, nil
+		return s, r.base[s], nil
 	}
-	if len(r.names) >= MaxPrefixSlots {
-		return 0, fmt.Errorf("dark_prefixes: more than %d distinct prefixes over the life of the process", MaxPrefixSlots-1)
+	if s, ok := r.freed[p]; ok {
+		// Removed and re-added before its slot went to another prefix: the count continues.
+		delete(r.freed, p)
+		r.isFree[s] = false
+		r.slots[p] = s
+		return s, r.base[s], nil
 	}
-	s := len(r.names)
+	for len(r.free) > 0 && !r.isFree[r.free[len(r.free)-1]] {
+		r.free = r.free[:len(r.free)-1]
+	}
+	var s int
+	switch {
+	case len(r.free) > 0:
+		s = r.free[len(r.free)-1]
+		r.free = r.free[:len(r.free)-1]
+		delete(r.freed, netip.MustParsePrefix(r.names[s]))
+		r.isFree[s] = false
+		r.names[s] = p.String()
+		r.base[s] = r.final[s]
+	case len(r.names) < MaxPrefixSlots:
+		s = len(r.names)
+		r.names = append(r.names, p.String())
+		r.base = append(r.base, 0)
+		r.final = append(r.final, 0)
+		r.isFree = append(r.isFree, false)
+	default:
+		return 0, 0, fmt.Errorf("dark_prefixes: no free counter slot: %d prefixes counted (the old and the new configuration of a reload together), at most %d configured at once",
+			len(r.slots), MaxPrefixes)
+	}
 	r.slots[p] = s
-	r.names = append(r.names, p.String())
-	return s, nil
+	return s, r.base[s], nil
 }
 
-// Name returns the `prefix` label of a slot.
+// Release frees the slot of every prefix keep does not count. It must only be called once
+// no worker can count into those slots any more (each worker counts with keep or a
+// Prefixes holding the same slots, its earlier counts flushed); counts holds each slot's
+// counter summed over all workers, read after that point, so the freed slots' values are
+// final: they become the bases of the prefixes the slots are given to next. It returns the
+// number of slots freed.
+func (r *PrefixSlots) Release(keep *Prefixes, counts *[MaxPrefixSlots]uint64) int {
+	used := make(map[int]bool, len(keep.slots))
+	for _, s := range keep.slots {
+		used[s] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var gone []int
+	for p, s := range r.slots {
+		if used[s] {
+			continue
+		}
+		delete(r.slots, p)
+		r.freed[p] = s
+		r.final[s] = counts[s]
+		r.isFree[s] = true
+		gone = append(gone, s)
+	}
+	sort.Ints(gone) // reused in a stable order: the lowest slot first
+	for i := len(gone) - 1; i >= 0; i-- {
+		r.free = append(r.free, gone[i])
+	}
+	if len(r.free) > 2*MaxPrefixSlots {
+		// Drop the entries no longer free, so the list stays bounded by the slots.
+		live := r.free[:0]
+		for _, s := range r.free {
+			if r.isFree[s] {
+				live = append(live, s)
+			}
+		}
+		r.free = live
+	}
+	return len(gone)
+}
+
+// InUse returns the number of slots held by prefixes (slot 0 not included).
+func (r *PrefixSlots) InUse() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.slots)
+}
+
+// Name returns the `prefix` label of a slot ("" when the slot is free or was never used).
 func (r *PrefixSlots) Name(slot int) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if slot < 0 || slot >= len(r.names) || r.isFree[slot] {
+		return ""
+	}
 	return r.names[slot]
 }
 
@@ -56,6 +151,8 @@ type Prefixes struct {
 	v4    []prefix4 // longest first
 	v6    []prefix6
 	slots []int         // the slots in use, in configuration order (for exposition)
+	names []string      // their prefixes (the `prefix` label), in the same order
+	bases []uint64      // their counters' bases (PrefixSlots.Release), in the same order
 	exact int           // addresses with a dense index (0: none)
 	excl  []packet.Addr // never dark (WithExcluded, prefix_host.go)
 }
@@ -86,15 +183,17 @@ func NewPrefixes(list []netip.Prefix, reg *PrefixSlots) (*Prefixes, error) {
 	sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Bits() > sorted[j].Bits() })
 	p := &Prefixes{}
 	for _, pf := range list {
-		s, err := reg.slot(pf.Masked())
+		s, base, err := reg.slot(pf.Masked())
 		if err != nil {
 			return nil, err
 		}
 		p.slots = append(p.slots, s)
+		p.names = append(p.names, pf.Masked().String())
+		p.bases = append(p.bases, base)
 	}
 	for _, pf := range sorted {
 		pf = pf.Masked()
-		s, _ := reg.slot(pf)
+		s, _, _ := reg.slot(pf)
 		if pf.Addr().Is4() {
 			a := pf.Addr().As4()
 			mask := uint32(0)
@@ -212,3 +311,10 @@ func (p *Prefixes) MatchDst(a *packet.Addr, v4 bool) (slot int, idx int32) {
 
 // Slots returns the slots of the configured prefixes in configuration order.
 func (p *Prefixes) Slots() []int { return p.slots }
+
+// Name returns the i-th configured prefix (configuration order), the `prefix` label.
+func (p *Prefixes) Name(i int) string { return p.names[i] }
+
+// Count returns the packets counted under the i-th configured prefix (configuration order)
+// since its slot was assigned to it: the slot's total less the base it started from.
+func (p *Prefixes) Count(i int, t *Totals) uint64 { return t.Prefix[p.slots[i]] - p.bases[i] }

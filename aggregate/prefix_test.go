@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -91,5 +92,148 @@ func TestPrefixDenseIndex(t *testing.T) {
 	}
 	if !p.SameExact(prefixes(t, reg, "2001:db8:1::/48", "198.51.100.0/22", "203.0.113.0/24")) || p.SameExact(big) {
 		t.Error("SameExact")
+	}
+}
+
+// TestPrefixSlotsReuse reloads 10 times with 1 000 new prefixes each (and one kept): the
+// budget is of prefixes configured at once, never of prefixes over the life of the
+// process. A reused slot's prefix counts from 0, the kept prefix's count continues, and
+// the old prefixes' names are gone.
+func TestPrefixSlotsReuse(t *testing.T) {
+	reg := NewPrefixSlots()
+	kept := netip.MustParsePrefix("203.0.113.0/24")
+	var counts [MaxPrefixSlots]uint64 // the workers' shards, summed
+	var keptWant uint64
+	var last *Prefixes
+	reused := 0
+	for round := 0; round < 10; round++ {
+		list := []netip.Prefix{kept}
+		for i := 0; i < 1000; i++ {
+			list = append(list, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(round), byte(i >> 8), byte(i)}), 32))
+		}
+		p, err := NewPrefixes(list, reg)
+		if err != nil {
+			t.Fatalf("reload %d: %v", round, err)
+		}
+		// Every worker has adopted p: the slots only the previous configuration held are freed.
+		reg.Release(p, &counts)
+		if got := reg.InUse(); got != len(list) {
+			t.Fatalf("reload %d: %d slots in use, want %d", round, got, len(list))
+		}
+		var tot Totals
+		tot.Prefix = counts
+		for i, s := range p.Slots() {
+			if i == 0 {
+				if p.Name(0) != kept.String() {
+					t.Fatalf("reload %d: first prefix is %q", round, p.Name(0))
+				}
+				if last != nil && s != last.Slots()[0] {
+					t.Errorf("reload %d: kept prefix moved from slot %d to %d", round, last.Slots()[0], s)
+				}
+				if got := p.Count(0, &tot); got != keptWant {
+					t.Errorf("reload %d: kept prefix counts %d, want %d (its count continues)", round, got, keptWant)
+				}
+				continue
+			}
+			if counts[s] != 0 {
+				reused++
+			}
+			if got := p.Count(i, &tot); got != 0 {
+				t.Errorf("reload %d: new prefix %s on slot %d starts at %d, want 0", round, p.Name(i), s, got)
+			}
+			if p.Name(i) != list[i].String() || reg.Name(s) != list[i].String() {
+				t.Errorf("reload %d: slot %d named %q/%q, want %s", round, s, p.Name(i), reg.Name(s), list[i])
+			}
+		}
+		// The workers count: the kept prefix 3 packets, the i-th new prefix i+1.
+		for i, s := range p.Slots() {
+			n := uint64(i + 1)
+			if i == 0 {
+				n = 3
+				keptWant += n
+			}
+			counts[s] += n
+		}
+		tot.Prefix = counts
+		for i := range p.Slots() {
+			want := uint64(i + 1)
+			if i == 0 {
+				want = keptWant
+			}
+			if got := p.Count(i, &tot); got != want {
+				t.Errorf("reload %d: %s counts %d, want %d", round, p.Name(i), got, want)
+			}
+		}
+		last = p
+	}
+	if reused < 1000 {
+		t.Errorf("only %d slots with counts were reused", reused)
+	}
+	// The old prefixes' slots went to others or are free: no name of an earlier round is left.
+	for s := 1; s < MaxPrefixSlots; s++ {
+		if n := reg.Name(s); n != "" && n != kept.String() && !strings.HasPrefix(n, "10.9.") {
+			t.Fatalf("slot %d still named %s", s, n)
+		}
+	}
+}
+
+// TestPrefixSlotsLimit: the old and the new configuration of a reload, at most MaxPrefixes
+// each, fit together; more fails, and releasing frees the slots of a refused one.
+func TestPrefixSlotsLimit(t *testing.T) {
+	reg := NewPrefixSlots()
+	set := func(octet byte, n int) []netip.Prefix {
+		var l []netip.Prefix
+		for i := 0; i < n; i++ {
+			l = append(l, netip.PrefixFrom(netip.AddrFrom4([4]byte{10, octet, byte(i >> 8), byte(i)}), 32))
+		}
+		return l
+	}
+	var counts [MaxPrefixSlots]uint64
+	if _, err := NewPrefixes(set(1, MaxPrefixes), reg); err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewPrefixes(set(2, MaxPrefixes), reg)
+	if err != nil {
+		t.Fatalf("the whole set replaced: %v", err)
+	}
+	if _, err := NewPrefixes(set(3, 2), reg); err == nil {
+		t.Fatal("a third set while both others are held: no error")
+	}
+	reg.Release(b, &counts)
+	if got := reg.InUse(); got != MaxPrefixes {
+		t.Fatalf("%d slots in use after release, want %d", got, MaxPrefixes)
+	}
+	if _, err := NewPrefixes(set(3, MaxPrefixes), reg); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+// TestPrefixSlotsReadded: a prefix removed and re-added while its slot is still free
+// continues its count; once the slot went to another prefix it starts again at 0.
+func TestPrefixSlotsReadded(t *testing.T) {
+	reg := NewPrefixSlots()
+	var counts [MaxPrefixSlots]uint64
+	a := prefixes(t, reg, "192.0.2.0/24", "198.51.100.0/24")
+	counts[a.Slots()[0]], counts[a.Slots()[1]] = 5, 7
+	b := prefixes(t, reg, "198.51.100.0/24")
+	reg.Release(b, &counts)
+	if reg.Name(a.Slots()[0]) != "" {
+		t.Errorf("a freed slot is named %q", reg.Name(a.Slots()[0]))
+	}
+	c := prefixes(t, reg, "198.51.100.0/24", "192.0.2.0/24")
+	reg.Release(c, &counts)
+	var tot Totals
+	tot.Prefix = counts
+	if c.Slots()[1] != a.Slots()[0] || c.Count(1, &tot) != 5 || c.Count(0, &tot) != 7 {
+		t.Errorf("re-added: slot %d (was %d) counts %d, want 5", c.Slots()[1], a.Slots()[0], c.Count(1, &tot))
+	}
+	d := prefixes(t, reg, "198.51.100.0/24")
+	reg.Release(d, &counts)
+	e := prefixes(t, reg, "198.51.100.0/24", "203.0.113.0/24") // takes 192.0.2.0/24's slot
+	reg.Release(e, &counts)
+	f := prefixes(t, reg, "198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24")
+	tot.Prefix = counts
+	if e.Slots()[1] != a.Slots()[0] || e.Count(1, &tot) != 0 || f.Count(2, &tot) != 0 || f.Count(1, &tot) != 0 {
+		t.Errorf("slot reuse: %v %v counts %d %d %d", e.Slots(), f.Slots(), e.Count(1, &tot), f.Count(1, &tot), f.Count(2, &tot))
 	}
 }

@@ -163,8 +163,9 @@ func (v *validator) labelValue(key, s string) {
 	}
 }
 
-// MaxDarkPrefixes bounds dark_prefixes: each has its own counter slot in every worker
-// (aggregate.MaxPrefixSlots, slot 0 being not_dark).
+// MaxDarkPrefixes bounds dark_prefixes configured at once, in check-config, run and every
+// reload alike: each has its own counter slot in every worker while configured
+// (aggregate.MaxPrefixes; a reload frees the slots of the prefixes it removes).
 const MaxDarkPrefixes = 4095
 
 // prefixes checks the dark prefixes: valid, no host bits, no IPv4-mapped IPv6 (packets carry

@@ -115,16 +115,56 @@ func (p *Pipeline) Reload(c *configs.Config) error {
 	p.hostMu.Lock()
 	defer p.hostMu.Unlock()
 	rc, err := newRunConfig(c, len(p.workers), p.slots, p.host)
-	if err != nil {
-		return err
+	if err == nil {
+		err = p.who.reload(c)
 	}
-	if err := p.who.reload(c); err != nil {
+	if err != nil {
+		// Slots the refused configuration took go back (no worker ever used them).
+		p.releaseSlots()
 		return err
 	}
 	p.surge.SetConfig(rc.det)
 	p.hot.SetConfig(rc.det)
 	p.rc.Store(rc)
+	p.adoptConfig()
+	p.releaseSlots()
 	return nil
+}
+
+// adoptConfig makes every worker adopt the published configuration now rather than at its
+// next batch: it takes each worker's state lock in turn, which a worker holds from picking
+// up the configuration to flushing its counts (processBatch, poll), so the worker is
+// between two batches with nothing left to count under the old one. The workers are taken
+// in parallel (a live worker holds its lock for up to one poll, pollTimeout), each for the
+// moment applyConfig takes; each goroutine holds one lock only and waits for nothing else
+// while holding it, so it cannot deadlock with a checkpoint. Called under hostMu, so once a
+// reload returns every worker counts under the slots of p.rc.
+func (p *Pipeline) adoptConfig() {
+	var wg sync.WaitGroup
+	for _, w := range p.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stateMu.Lock()
+			w.applyConfig()
+			w.stateMu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
+
+// releaseSlots frees the counter slots of the prefixes the published configuration no
+// longer has (under hostMu, after adoptConfig: no worker counts into them any more), their
+// final sums becoming the bases of the prefixes a later reload gives them to.
+func (p *Pipeline) releaseSlots() {
+	rc := p.rc.Load()
+	var counts [aggregate.MaxPrefixSlots]uint64
+	for _, w := range p.workers {
+		for s := range counts {
+			counts[s] += w.C.Prefix[s].Load()
+		}
+	}
+	p.slots.Release(rc.prefixes, &counts)
 }
 
 // SetHostAddrs publishes the sensor's own addresses to the workers, like a reload of the

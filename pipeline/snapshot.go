@@ -16,8 +16,8 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		WatchPorts:   rc.cfg.Metrics.WatchPorts,
 	}
 	t := s.Totals
-	for _, slot := range rc.prefixes.Slots() {
-		s.Prefixes = append(s.Prefixes, snapshot.NamedCount{Name: p.slots.Name(slot), Count: t.Prefix[slot]})
+	for i := range rc.prefixes.Slots() {
+		s.Prefixes = append(s.Prefixes, snapshot.NamedCount{Name: rc.prefixes.Name(i), Count: rc.prefixes.Count(i, t)})
 	}
 	s.NotDark = t.Prefix[0]
 	s.NoDarkPrefixes = len(rc.cfg.DarkPrefixes) == 0
