@@ -61,6 +61,9 @@ type Scanner struct {
 	Enabled    bool `yaml:"enabled"`
 	MinPackets int  `yaml:"min_packets"`
 	MinTargets int  `yaml:"min_targets"`
+	// Log and LogMinPackets control the detector's episode log lines (README, "Log volume").
+	Log           bool `yaml:"log"`
+	LogMinPackets int  `yaml:"log_min_packets"`
 }
 
 // Telnet configures the telnet sweep and surge detectors.
@@ -71,12 +74,18 @@ type Telnet struct {
 	SurgeBucket     Duration `yaml:"surge_bucket"`
 	SurgeFactor     float64  `yaml:"surge_factor"`
 	SurgeMinSources int      `yaml:"surge_min_sources"`
+	// Log and LogMinPackets control the detector's episode log lines (README, "Log volume").
+	Log           bool `yaml:"log"`
+	LogMinPackets int  `yaml:"log_min_packets"`
 }
 
 // UDPThenSYN configures the BitTorrent-like UDP-then-SYN detector.
 type UDPThenSYN struct {
 	Enabled bool     `yaml:"enabled"`
 	MaxGap  Duration `yaml:"max_gap"`
+	// Log and LogMinPackets control the detector's episode log lines (README, "Log volume").
+	Log           bool `yaml:"log"`
+	LogMinPackets int  `yaml:"log_min_packets"`
 }
 
 // Backscatter configures the backscatter (DoS victim) detector.
@@ -85,11 +94,17 @@ type Backscatter struct {
 	MinPackets       int      `yaml:"min_packets"`
 	MinDuration      Duration `yaml:"min_duration"`
 	MinRatePerMinute int      `yaml:"min_rate_per_minute"`
+	// Log and LogMinPackets control the detector's episode log lines (README, "Log volume").
+	Log           bool `yaml:"log"`
+	LogMinPackets int  `yaml:"log_min_packets"`
 }
 
 // Fingerprint configures the per-SYN tool fingerprints.
 type Fingerprint struct {
 	Enabled bool `yaml:"enabled"`
+	// Log and LogMinPackets control the detector's episode log lines (README, "Log volume").
+	Log           bool `yaml:"log"`
+	LogMinPackets int  `yaml:"log_min_packets"`
 }
 
 // Hotspot configures the receiver-side detector: dark destinations (address, and address
@@ -97,6 +112,9 @@ type Fingerprint struct {
 type Hotspot struct {
 	Enabled    bool `yaml:"enabled"`
 	MinSources int  `yaml:"min_sources"`
+	// Log and LogMinPackets control the detector's episode log lines (README, "Log volume").
+	Log           bool `yaml:"log"`
+	LogMinPackets int  `yaml:"log_min_packets"`
 }
 
 // Limits bounds memory.
@@ -129,6 +147,9 @@ type Web struct {
 type Log struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// SummaryInterval is the time between two summary lines per detector (README, "Log
+	// volume"); 0 = none.
+	SummaryInterval Duration `yaml:"summary_interval"`
 }
 
 // State configures the detector-state checkpoint (run: restored at start, written every

@@ -67,6 +67,7 @@ func (c *Config) problems() []problem {
 	}
 	v.atLeast1("detect.backscatter.min_rate_per_minute", d.Backscatter.MinRatePerMinute)
 	v.atLeast1("detect.hotspot.min_sources", d.Hotspot.MinSources)
+	v.detectLog(d) // validate_log.go
 
 	v.atLeast1("limits.max_sources", c.Limits.MaxSources)
 	v.atLeast1("limits.max_destinations", c.Limits.MaxDestinations)
@@ -79,6 +80,7 @@ func (c *Config) problems() []problem {
 
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "logfmt", "console")
+	v.summaryInterval("log.summary_interval", c.Log.SummaryInterval)
 
 	if c.State.Path != "" {
 		v.positive("state.checkpoint_interval", c.State.CheckpointInterval)

@@ -29,6 +29,13 @@ type Descriptor struct {
 	// identity (fields joined by NUL), so reports of the same input are identical whatever
 	// the worker count, and entries spooled to disk sort by key alone.
 	SortKey func(e Entry) string
+	// Log returns the detector's episode-log settings in a configuration: whether its
+	// start and end lines are written, and the fewest packets an episode must have for
+	// them (detect.<section>.log and .log_min_packets; see Logged).
+	Log func(c *Config) (on bool, minPackets int)
+	// Packets returns the packet count of an entry that log_min_packets compares; nil for
+	// a detector whose episodes have none (the surge), which log_min_packets never filters.
+	Packets func(e Entry) uint64
 	// stop ends every active episode of the detector in one engine (a reload disabled
 	// it). Nil for detectors whose state is shared between engines (the surge).
 	stop func(e *Engine)
@@ -56,6 +63,8 @@ var descriptors = [numDetectors]*Descriptor{
 		Classes:  []string{"horizontal", "vertical", "mixed"},
 		StartMsg: "scanner detected", EndMsg: "scanner went quiet",
 		Enabled:  func(c *Config) bool { return c.Scanner.Enabled },
+		Log:      func(c *Config) (bool, int) { return c.Scanner.Log, c.Scanner.LogMinPackets },
+		Packets:  func(e Entry) uint64 { return e.(*ScannerEntry).Packets },
 		NewEntry: func() Entry { return new(ScannerEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*ScannerEntry)
@@ -67,6 +76,8 @@ var descriptors = [numDetectors]*Descriptor{
 		Classes:  []string{"mirai", "other"},
 		StartMsg: "telnet sweep detected", EndMsg: "telnet sweep went quiet",
 		Enabled:  func(c *Config) bool { return c.Telnet.Enabled },
+		Log:      func(c *Config) (bool, int) { return c.Telnet.Log, c.Telnet.LogMinPackets },
+		Packets:  func(e Entry) uint64 { return e.(*TelnetSweepEntry).Packets },
 		NewEntry: func() Entry { return new(TelnetSweepEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*TelnetSweepEntry)
@@ -78,6 +89,7 @@ var descriptors = [numDetectors]*Descriptor{
 		Classes:  []string{"surge"},
 		StartMsg: "telnet surge started", EndMsg: "telnet surge ended",
 		Enabled:  func(c *Config) bool { return c.Telnet.Enabled && c.Telnet.SurgeBucket > 0 },
+		Log:      func(c *Config) (bool, int) { return c.Telnet.Log, c.Telnet.LogMinPackets },
 		NewEntry: func() Entry { return new(TelnetSurgeEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*TelnetSurgeEntry)
@@ -88,7 +100,12 @@ var descriptors = [numDetectors]*Descriptor{
 		Name: UDPThenSYN, ReportKey: "udp_then_syn", ConfigKey: "udp_then_syn",
 		Classes:  PayloadKinds,
 		StartMsg: "udp then syn pair detected", EndMsg: "udp then syn pair went quiet",
-		Enabled:  func(c *Config) bool { return c.UDPThenSYN.Enabled },
+		Enabled: func(c *Config) bool { return c.UDPThenSYN.Enabled },
+		Log:     func(c *Config) (bool, int) { return c.UDPThenSYN.Log, c.UDPThenSYN.LogMinPackets },
+		Packets: func(e Entry) uint64 {
+			x := e.(*UDPThenSYNEntry)
+			return x.UDPPackets + x.SYNPackets
+		},
 		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*UDPThenSYNEntry)
@@ -100,6 +117,8 @@ var descriptors = [numDetectors]*Descriptor{
 		Classes:  BackscatterKinds,
 		StartMsg: "dos attack backscatter detected", EndMsg: "dos attack backscatter ended",
 		Enabled:  func(c *Config) bool { return c.Backscatter.Enabled },
+		Log:      func(c *Config) (bool, int) { return c.Backscatter.Log, c.Backscatter.LogMinPackets },
+		Packets:  func(e Entry) uint64 { return e.(*BackscatterEntry).Packets },
 		NewEntry: func() Entry { return new(BackscatterEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*BackscatterEntry)
@@ -111,6 +130,8 @@ var descriptors = [numDetectors]*Descriptor{
 		Classes:  Tools,
 		StartMsg: "scanning tool fingerprinted", EndMsg: "fingerprinted source went quiet",
 		Enabled:  func(c *Config) bool { return c.Fingerprint.Enabled },
+		Log:      func(c *Config) (bool, int) { return c.Fingerprint.Log, c.Fingerprint.LogMinPackets },
+		Packets:  func(e Entry) uint64 { return e.(*ToolEntry).Packets },
 		NewEntry: func() Entry { return new(ToolEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*ToolEntry)
@@ -122,6 +143,8 @@ var descriptors = [numDetectors]*Descriptor{
 		Classes:  HotspotClasses,
 		StartMsg: "hotspot detected", EndMsg: "hotspot went quiet",
 		Enabled:  func(c *Config) bool { return c.Hotspot.Enabled },
+		Log:      func(c *Config) (bool, int) { return c.Hotspot.Log, c.Hotspot.LogMinPackets },
+		Packets:  func(e Entry) uint64 { return e.(*HotspotEntry).Packets },
 		NewEntry: func() Entry { return new(HotspotEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*HotspotEntry)
@@ -171,6 +194,24 @@ func (d *Descriptor) Message(p Phase) string {
 		return d.StartMsg
 	}
 	return d.EndMsg
+}
+
+// Logged reports whether an event of the detector is written to the log under c: its
+// section's log switch is on and the entry has at least log_min_packets packets. A start
+// event's entry holds the packets up to the start, an end event's the episode's total, so
+// with log_min_packets above the packets a detector needs to start an episode, an episode
+// that grows past it has an end line only (the end line is the complete record: first_seen,
+// last_seen, packets). Every event counts in the report, the metrics and the summary lines
+// whatever this says.
+func (d *Descriptor) Logged(c *Config, e Entry) bool {
+	on, minPackets := d.Log(c)
+	if !on {
+		return false
+	}
+	if d.Packets == nil || minPackets <= 1 {
+		return true
+	}
+	return d.Packets(e) >= uint64(minPackets)
 }
 
 // ClassIndex returns the index of class in d.Classes, or -1.

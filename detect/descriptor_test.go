@@ -74,6 +74,21 @@ func TestDescriptors(t *testing.T) {
 		if d.Enabled(NewConfig(off, 1)) {
 			t.Errorf("%s: still enabled with detect.%s.enabled false", where, d.ConfigKey)
 		}
+		// The log switch: read from the detector's own section.
+		if d.Log == nil {
+			t.Fatalf("%s: Log is required", where)
+		}
+		quiet := configs.Default()
+		reflect.ValueOf(&quiet.Detect).Elem().FieldByIndex(fieldIndex(t, sec.Type(), d.ConfigKey)).FieldByName("Log").SetBool(false)
+		if on, _ := d.Log(NewConfig(quiet, 1)); on {
+			t.Errorf("%s: still logged with detect.%s.log false", where, d.ConfigKey)
+		}
+		if on, _ := d.Log(NewConfig(def, 1)); !on {
+			t.Errorf("%s: not logged by the default config", where)
+		}
+		if d.Packets == nil && d.Name != TelnetSurge {
+			t.Errorf("%s: no Packets function: log_min_packets would not apply", where)
+		}
 		if d.stop == nil && d.Name != TelnetSurge {
 			t.Errorf("%s: no stop function: a reload that disables it would leave episodes open", where)
 		}
@@ -130,5 +145,50 @@ func TestSortKeysOrder(t *testing.T) {
 	y := &UDPThenSYNEntry{Src: "192.0.2.1", Dst: "203.0.113.1", Port: 10, FirstSeen: 7}
 	if u.SortKey(x) >= u.SortKey(y) {
 		t.Errorf("udp_then_syn port 9 sorts after port 10")
+	}
+}
+
+// TestLogged: which events are written under detect.*.log and log_min_packets, with the
+// defaults (one-packet fingerprint episodes and one-datagram, one-SYN pairs are not) and
+// with changed settings.
+func TestLogged(t *testing.T) {
+	def := NewConfig(configs.Default(), 1)
+	set := func(f func(c *configs.Config)) *Config {
+		c := configs.Default()
+		f(c)
+		return NewConfig(c, 1)
+	}
+	tests := []struct {
+		name     string
+		cfg      *Config
+		detector string
+		entry    Entry
+		want     bool
+	}{
+		{"default fingerprint, 1 packet", def, Fingerprint, &ToolEntry{Packets: 1}, false},
+		{"default fingerprint, 2 packets", def, Fingerprint, &ToolEntry{Packets: 2}, true},
+		{"default udp_then_syn, 1+1", def, UDPThenSYN, &UDPThenSYNEntry{UDPPackets: 1, SYNPackets: 1}, false},
+		{"default udp_then_syn, 2+1", def, UDPThenSYN, &UDPThenSYNEntry{UDPPackets: 2, SYNPackets: 1}, true},
+		{"default udp_then_syn, 1+2", def, UDPThenSYN, &UDPThenSYNEntry{UDPPackets: 1, SYNPackets: 2}, true},
+		{"default scanner, 1 packet", def, Scanner, &ScannerEntry{Packets: 1}, true},
+		{"default backscatter", def, Backscatter, &BackscatterEntry{Packets: 1}, true},
+		{"default hotspot", def, Hotspot, &HotspotEntry{Packets: 1}, true},
+		{"default surge", def, TelnetSurge, &TelnetSurgeEntry{}, true},
+		{"fingerprint min 1", set(func(c *configs.Config) { c.Detect.Fingerprint.LogMinPackets = 1 }), Fingerprint, &ToolEntry{Packets: 1}, true},
+		{"fingerprint off", set(func(c *configs.Config) { c.Detect.Fingerprint.Log = false }), Fingerprint, &ToolEntry{Packets: 1000}, false},
+		{"scanner min 500, 499", set(func(c *configs.Config) { c.Detect.Scanner.LogMinPackets = 500 }), Scanner, &ScannerEntry{Packets: 499}, false},
+		{"scanner min 500, 500", set(func(c *configs.Config) { c.Detect.Scanner.LogMinPackets = 500 }), Scanner, &ScannerEntry{Packets: 500}, true},
+		{"telnet min 50: sweep of 49", set(func(c *configs.Config) { c.Detect.Telnet.LogMinPackets = 50 }), TelnetSweep, &TelnetSweepEntry{Packets: 49}, false},
+		{"telnet min 50: surge (no packet count)", set(func(c *configs.Config) { c.Detect.Telnet.LogMinPackets = 50 }), TelnetSurge, &TelnetSurgeEntry{}, true},
+		{"telnet off: surge", set(func(c *configs.Config) { c.Detect.Telnet.Log = false }), TelnetSurge, &TelnetSurgeEntry{}, false},
+		{"hotspot off", set(func(c *configs.Config) { c.Detect.Hotspot.Log = false }), Hotspot, &HotspotEntry{Packets: 9}, false},
+		{"backscatter min 30, 29", set(func(c *configs.Config) { c.Detect.Backscatter.LogMinPackets = 30 }), Backscatter, &BackscatterEntry{Packets: 29}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Lookup(tc.detector).Logged(tc.cfg, tc.entry); got != tc.want {
+				t.Errorf("Logged = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -17,7 +17,10 @@ import (
 // the snapshot, and its own log messages.
 func TestEveryDescriptorReachesReportSnapshotAndLog(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
-	p, err := New(Options{Config: configs.Default(), Workers: 1, Logger: zap.New(core)})
+	cfg := configs.Default()
+	// The empty entries below have 0 packets: log them whatever the packet count.
+	cfg.Detect.UDPThenSYN.LogMinPackets, cfg.Detect.Fingerprint.LogMinPackets = 1, 1
+	p, err := New(Options{Config: cfg, Workers: 1, Logger: zap.New(core)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,7 @@ func TestStalledLogNeverBlocksCounting(t *testing.T) {
 	enc := zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig())
 	log := zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), zap.InfoLevel))
 	cfg := testConfig(t)
+	cfg.Detect.Fingerprint.LogMinPackets = 1 // every one-packet episode logs its two lines
 	p, err := New(Options{Config: cfg, Workers: 2, Logger: log,
 		LogQueue: logq.Options{Size: 64, Stall: 50 * time.Millisecond}})
 	if err != nil {

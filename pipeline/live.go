@@ -102,6 +102,7 @@ func (l *Live) closeRings() {
 // final.
 func (l *Live) Run(ctx context.Context) error {
 	defer l.finish()
+	defer l.p.startSummaryClock()() // stops before finish writes the last summary
 	for {
 		l.mu.Lock()
 		rings := l.rings
@@ -247,5 +248,6 @@ func (l *Live) finish() {
 	if !l.p.keepState.Load() {
 		l.p.hot.Finish()
 	}
+	l.p.summary.final(now)
 	l.p.logq.Drain() // bounded: gives up once the output makes no progress
 }

@@ -39,6 +39,7 @@ type Pipeline struct {
 	surge   *detect.Surge
 	hot     *detect.Hotspots
 	sink    *eventSink
+	summary *logSummary // per-detector summary lines (summary.go)
 	// episodes counts episodes started per minute for the report's series (series.go).
 	episodes *episodeSeries
 	log      *zap.Logger
@@ -85,7 +86,8 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p.who = wh
 	p.episodes = newEpisodeSeries()
-	p.sink = &eventSink{log: p.log, next: Tee{p.episodes, o.Sink}, who: wh}
+	p.sink = newEventSink(p.log, Tee{p.episodes, o.Sink}, wh, func() *detect.Config { return p.rc.Load().det })
+	p.summary = newSummary(p)
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {
 		return nil, err

@@ -55,6 +55,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	p.addCapture(src)
 
 	d := p.startDispatch()
+	d.packetClock = true // summary lines on packet time
 	res := ReplayResult{}
 	prog := newProgress(o, src)
 	for _, name := range o.Files {
@@ -127,6 +128,9 @@ type dispatcher struct {
 	now     int64
 	wg      sync.WaitGroup
 	final   atomic.Int64
+	// packetClock: the summary lines follow packet time (replay), ticked per batch;
+	// otherwise the wall clock (live, startSummaryClock).
+	packetClock bool
 }
 
 // startDispatch starts one goroutine per worker consuming batches.
@@ -164,6 +168,11 @@ func (d *dispatcher) close() {
 	if !d.p.keepState.Load() {
 		d.p.hot.Finish()
 	}
+	if d.packetClock {
+		d.p.summary.final(d.now)
+	} else {
+		d.p.summary.final(time.Now().UnixNano())
+	}
 	d.p.logq.Drain() // the end events, as far as the log output takes them
 }
 
@@ -186,6 +195,9 @@ func (d *dispatcher) add(rec *capture.Record) {
 func (d *dispatcher) send() {
 	b := d.b
 	b.now = d.now
+	if d.packetClock {
+		d.p.summary.tick(d.now)
+	}
 	b.refs.Store(int32(d.workers))
 	for _, c := range d.chans {
 		c <- b

@@ -93,6 +93,7 @@ func (s *Stream) set(src RecordSource) {
 func (s *Stream) Run(ctx context.Context) error {
 	d := s.p.startDispatch()
 	defer d.close()
+	defer s.p.startSummaryClock()() // stops before close writes the last summary
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		src := s.src

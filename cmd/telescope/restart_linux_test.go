@@ -39,7 +39,7 @@ state: {path: %q, checkpoint_interval: 1s}
 detect:
   scanner: {min_packets: 10, min_targets: 5}
   telnet: {surge_bucket: 1s, surge_factor: 3, surge_min_sources: 10}
-  udp_then_syn: {max_gap: 6s}
+  udp_then_syn: {max_gap: 6s, log_min_packets: 1}
   fingerprint: {enabled: false}
   hotspot: {min_sources: 3}
   backscatter: {enabled: false}

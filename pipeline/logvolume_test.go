@@ -1,0 +1,297 @@
+package pipeline
+
+import (
+	"context"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+)
+
+// miraiSYNs returns n Mirai-style SYN probes (seq == destination address) from src to
+// 203.0.113.(1..n), one every `every` from start.
+func miraiSYNs(src string, n int, start time.Time, every time.Duration) []pcaptest.Packet {
+	var ps []pcaptest.Packet
+	for i := 0; i < n; i++ {
+		dst := netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i)})
+		d := dst.As4()
+		ps = append(ps, pcaptest.Packet{TS: start.Add(time.Duration(i) * every), Src: netip.MustParseAddr(src), Dst: dst,
+			SrcPort: 40000, DstPort: 23, Flags: 0x02, Seq: uint32(d[0])<<24 | uint32(d[1])<<16 | uint32(d[2])<<8 | uint32(d[3]),
+			Window: 5840, TTL: 64})
+	}
+	return ps
+}
+
+// logReplay replays ps with cfg on one worker and returns the log and the report.
+func logReplay(t *testing.T, cfg *configs.Config, ps []pcaptest.Packet) (*observer.ObservedLogs, *Report, *Pipeline) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "in.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	col := NewEpisodes()
+	p, err := New(Options{Config: cfg, Workers: 1, Logger: zap.New(core), Sink: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	p.logq.Drain()
+	return logs, p.Report(col), p
+}
+
+// eventLines returns the detection event lines (start, end) of detector name by src.
+func eventLines(logs *observer.ObservedLogs, name string) map[string][]string {
+	got := map[string][]string{}
+	for _, e := range logs.All() {
+		m := e.ContextMap()
+		if m["event"] == name && (m["phase"] == "start" || m["phase"] == "end") {
+			src, _ := m["src"].(string)
+			got[src] = append(got[src], m["phase"].(string))
+		}
+	}
+	return got
+}
+
+// summed adds up the summary lines of detector name.
+type summed struct {
+	lines                                            int
+	started, ended, startedNotLogged, endedNotLogged uint64
+}
+
+func summaries(t *testing.T, logs *observer.ObservedLogs, name string) summed {
+	t.Helper()
+	var s summed
+	for _, e := range logs.All() {
+		m := e.ContextMap()
+		if e.Message != summaryMsg || m["detector"] != name {
+			continue
+		}
+		if _, ok := m["event"]; ok {
+			t.Errorf("summary line with an event field: %v", m)
+		}
+		s.lines++
+		s.started += m["started"].(uint64)
+		s.ended += m["ended"].(uint64)
+		s.startedNotLogged += m["started_not_logged"].(uint64)
+		s.endedNotLogged += m["ended_not_logged"].(uint64)
+	}
+	return s
+}
+
+// TestLogVolumeByConfig: which fingerprint episodes reach the log under detect.fingerprint.log
+// and log_min_packets, with the summary lines counting every episode and the report and
+// the metrics keeping every one whatever is logged.
+func TestLogVolumeByConfig(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 10, 0, time.UTC)
+	// One source sends one fingerprinted SYN, another three.
+	ps := append(miraiSYNs("192.0.2.1", 1, t0, time.Second), miraiSYNs("192.0.2.3", 3, t0.Add(time.Second), time.Second)...)
+	tests := []struct {
+		name   string
+		change func(c *configs.Config)
+		// want: the lines of each source's episode.
+		want    map[string][]string
+		summary summed // lines: at least this many
+	}{
+		{"defaults: the one-packet episode is not logged; the other has its end line",
+			func(c *configs.Config) {},
+			map[string][]string{"192.0.2.3": {"end"}},
+			summed{1, 2, 2, 2, 1}},
+		{"log_min_packets 1: every line",
+			func(c *configs.Config) { c.Detect.Fingerprint.LogMinPackets = 1 },
+			map[string][]string{"192.0.2.1": {"start", "end"}, "192.0.2.3": {"start", "end"}},
+			summed{1, 2, 2, 0, 0}},
+		{"log_min_packets 4: no episode has 4 packets",
+			func(c *configs.Config) { c.Detect.Fingerprint.LogMinPackets = 4 },
+			map[string][]string{},
+			summed{1, 2, 2, 2, 2}},
+		{"log false: nothing, whatever log_min_packets says",
+			func(c *configs.Config) { c.Detect.Fingerprint.Log = false; c.Detect.Fingerprint.LogMinPackets = 1 },
+			map[string][]string{},
+			summed{1, 2, 2, 2, 2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			tc.change(cfg)
+			logs, rep, p := logReplay(t, cfg, ps)
+			got := eventLines(logs, detect.Fingerprint)
+			if len(got) != len(tc.want) {
+				t.Errorf("fingerprint lines %v, want %v", got, tc.want)
+			}
+			for src, w := range tc.want {
+				if g := got[src]; len(g) != len(w) || len(g) > 0 && g[0] != w[0] || len(g) > 1 && g[1] != w[1] {
+					t.Errorf("%s: lines %v, want %v", src, g, w)
+				}
+			}
+			s := summaries(t, logs, detect.Fingerprint)
+			if s.lines < tc.summary.lines || s.started != tc.summary.started || s.ended != tc.summary.ended ||
+				s.startedNotLogged != tc.summary.startedNotLogged || s.endedNotLogged != tc.summary.endedNotLogged {
+				t.Errorf("summary lines sum to %+v, want %+v", s, tc.summary)
+			}
+			// Every other enabled detector has its summary line too, with nothing in it.
+			if sc := summaries(t, logs, detect.Scanner); sc.lines == 0 || sc.started != 0 {
+				t.Errorf("scanner summary %+v, want lines with 0 episodes", sc)
+			}
+			// The report and the metrics keep both episodes.
+			if n := len(rep.Detections["tools"]); n != 2 {
+				t.Errorf("report has %d tools entries, want 2", n)
+			}
+			var started uint64
+			for _, d := range p.Snapshot().Detectors {
+				if d.Name == detect.Fingerprint {
+					for _, n := range d.Started {
+						started += n.Count
+					}
+				}
+			}
+			if started != 2 {
+				t.Errorf("telescope_detections_total{detector=fingerprint} = %d, want 2", started)
+			}
+		})
+	}
+}
+
+// TestSummaryLinesAndReload drives the summary clock by hand: lines fall on multiples of
+// log.summary_interval and count every event since the previous line; a reload changes
+// which events are logged at once and the interval from the next line; 0 stops the lines.
+func TestSummaryLinesAndReload(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	cfg := testConfig(t)
+	p, err := New(Options{Config: cfg, Workers: 1, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s string) int64 {
+		ts, err := time.Parse(time.RFC3339, "2024-05-01T"+s+"Z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts.UnixNano()
+	}
+	fp := func(ph detect.Phase, src string, packets uint64) {
+		p.sink.Detection(&detect.Event{Detector: detect.Fingerprint, Phase: ph, Class: "mirai",
+			Entry: &detect.ToolEntry{Src: src, Tool: "mirai", Packets: packets}})
+	}
+	// take returns the lines written since the last call: fingerprint event lines by
+	// src, and the summary lines by detector.
+	seen := 0
+	take := func() (events map[string]string, sums map[string]map[string]any) {
+		p.logq.Drain()
+		events, sums = map[string]string{}, map[string]map[string]any{}
+		all := logs.All()
+		for _, e := range all[seen:] {
+			m := e.ContextMap()
+			switch {
+			case e.Message == summaryMsg:
+				if _, dup := sums[m["detector"].(string)]; dup {
+					t.Errorf("two summary lines for %s in one interval", m["detector"])
+				}
+				sums[m["detector"].(string)] = m
+			case m["phase"] == "start" || m["phase"] == "end":
+				events[m["src"].(string)] = m["phase"].(string)
+			}
+		}
+		seen = len(all)
+		return events, sums
+	}
+	reload := func(change func(c *configs.Config)) {
+		t.Helper()
+		n := cloneConfig(t, p.rc.Load().cfg)
+		change(n)
+		keys := configs.Diff(p.rc.Load().cfg, n)
+		if len(keys) == 0 {
+			t.Fatal("the reload changes nothing")
+		}
+		for _, k := range keys {
+			if configs.IsRestartOnly(k) {
+				t.Fatalf("%s needs a restart", k)
+			}
+		}
+		if err := p.Reload(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p.summary.tick(at("00:00:30"))
+	fp(detect.Start, "192.0.2.1", 1) // below log_min_packets 2
+	fp(detect.Start, "192.0.2.2", 5)
+	p.summary.tick(at("00:00:50"))
+	if ev, sums := take(); len(sums) != 0 || len(ev) != 1 || ev["192.0.2.2"] != "start" {
+		t.Fatalf("before the first minute ends: events %v, summaries %v", ev, sums)
+	}
+	p.summary.tick(at("00:01:05"))
+	_, sums := take()
+	if len(sums) != len(detect.Descriptors()) {
+		t.Fatalf("%d summary lines, want one per detector (%d): %v", len(sums), len(detect.Descriptors()), sums)
+	}
+	f := sums[detect.Fingerprint]
+	if f["from"] != "2024-05-01T00:00:30Z" || f["to"] != "2024-05-01T00:01:00Z" ||
+		f["started"] != uint64(2) || f["started_not_logged"] != uint64(1) || f["ended"] != uint64(0) ||
+		f["log"] != true || f["log_min_packets"] != int64(2) {
+		t.Errorf("first fingerprint summary %v", f)
+	}
+	if s := sums[detect.Scanner]; s["started"] != uint64(0) || s["ended"] != uint64(0) {
+		t.Errorf("scanner summary %v, want zeros", s)
+	}
+
+	// Reload: fingerprint lines off, scanner off, lines every 10 s.
+	reload(func(c *configs.Config) {
+		c.Detect.Fingerprint.Log = false
+		c.Detect.Scanner.Enabled = false
+		c.Log.SummaryInterval = configs.Duration(10 * time.Second)
+	})
+	fp(detect.End, "192.0.2.2", 9)
+	p.summary.tick(at("00:01:12"))
+	if ev, sums := take(); len(ev) != 0 || len(sums) != 0 {
+		t.Fatalf("after the reload: events %v (want none: log false), summaries %v (want none before 00:01:20)", ev, sums)
+	}
+	p.summary.tick(at("00:01:21"))
+	_, sums = take()
+	f = sums[detect.Fingerprint]
+	if f["from"] != "2024-05-01T00:01:00Z" || f["to"] != "2024-05-01T00:01:20Z" ||
+		f["started"] != uint64(0) || f["ended"] != uint64(1) || f["ended_not_logged"] != uint64(1) || f["log"] != false {
+		t.Errorf("fingerprint summary after the reload %v", f)
+	}
+	if _, ok := sums[detect.Scanner]; ok || len(sums) != len(detect.Descriptors())-1 {
+		t.Errorf("summary lines after disabling the scanner: %v", sums)
+	}
+
+	// A gap of many intervals gives one line per detector covering it.
+	p.summary.tick(at("00:09:03"))
+	if _, sums = take(); sums[detect.Fingerprint]["from"] != "2024-05-01T00:01:20Z" || sums[detect.Fingerprint]["to"] != "2024-05-01T00:09:00Z" {
+		t.Errorf("gap summary %v", sums[detect.Fingerprint])
+	}
+
+	// 0 stops the lines, the last one too.
+	reload(func(c *configs.Config) { c.Log.SummaryInterval = 0 })
+	p.summary.tick(at("00:20:00"))
+	p.summary.final(at("00:21:00"))
+	if _, sums = take(); len(sums) != 0 {
+		t.Errorf("summary lines with summary_interval 0: %v", sums)
+	}
+}
+
+// cloneConfig returns an independent copy of c (a reload must not share the old config).
+func cloneConfig(t *testing.T, c *configs.Config) *configs.Config {
+	t.Helper()
+	b, err := c.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := configs.Parse(b, "clone.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
