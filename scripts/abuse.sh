@@ -22,6 +22,10 @@ cat > "$dir/abuse.yaml" <<'YAML'
 dark_prefixes: [203.0.113.0/24]
 limits:
   max_sources: 20000
+# Log every one-packet Mirai episode (the defaults log none of them), as the issue's
+# figures did: the log volume and the stalled-stderr runs compare like for like.
+detect:
+  fingerprint: {log_min_packets: 1}
 YAML
 bins=("$dir/telescope")
 [ -n "${OLD:-}" ] && bins+=("$OLD")

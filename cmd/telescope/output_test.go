@@ -183,8 +183,8 @@ type blockedWriter struct{ block chan struct{} }
 func (w blockedWriter) Write(p []byte) (int, error) { <-w.block; return len(p), nil }
 
 // TestReplayWithStalledStderr: a replay whose stderr never accepts a byte still reads
-// every packet (a flood of one-packet episodes, two log lines each), writes its report
-// and exits.
+// every packet (a flood of one-packet episodes, two log lines each: the config logs
+// one-packet fingerprint episodes, which the defaults do not), writes its report and exits.
 func TestReplayWithStalledStderr(t *testing.T) {
 	const n = 5000
 	dir := t.TempDir()
@@ -198,10 +198,14 @@ func TestReplayWithStalledStderr(t *testing.T) {
 	}
 	f.Close()
 	report := filepath.Join(dir, "r.json")
+	cfg := filepath.Join(dir, "telescope.yaml")
+	if err := os.WriteFile(cfg, []byte("detect: {fingerprint: {log_min_packets: 1}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	w := blockedWriter{block: make(chan struct{})}
 	defer close(w.block)
 	code := make(chan int, 1)
-	go func() { code <- run([]string{"replay", "--report", report, pcap}, io.Discard, w) }()
+	go func() { code <- run([]string{"replay", "--config", cfg, "--report", report, pcap}, io.Discard, w) }()
 	select {
 	case c := <-code:
 		if c != 0 {

@@ -64,7 +64,9 @@ func TestRunWithStalledStderr(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "telescope.yaml")
 	const addr = "127.0.0.1:9813"
+	// Every one-packet Mirai episode logs its two lines (the defaults log none of them).
 	writeConfig(t, cfgPath, "sensor: stalled\ndark_prefixes: [203.0.113.0/24]\n"+
+		"detect: {fingerprint: {log_min_packets: 1}}\n"+
 		"capture: {interface: "+pair.IfA+", workers: 2, ring_mb: 8}\n"+
 		"web: {listen_address: \""+addr+"\"}\n")
 	pr, pw, err := os.Pipe()
