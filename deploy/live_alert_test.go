@@ -143,13 +143,9 @@ func (in *injector) end(t *testing.T) {
 
 func ethFrames(t *testing.T, ps []pcaptest.Packet) [][]byte {
 	t.Helper()
-	out := make([][]byte, len(ps))
-	for i := range ps {
-		b, err := ps[i].EthernetBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = b
+	out, err := pcaptest.EthernetFrames(ps)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -257,19 +253,25 @@ func TestLiveAlerts(t *testing.T) {
 
 	// 2. The surge: 60 distinct sources per bucket. The alert fires, reaches the webhook, and
 	// resolves after the injection stops.
-	surge := inject(t, send, telnetSYNs(t, 1, 60))
-	waitFor(t, surgeAlert+" firing in Prometheus", 30*time.Second, func() bool { return firingInProm(t, prom, surgeAlert, sensor) })
-	waitFor(t, surgeAlert+" firing at the webhook", 30*time.Second, func() bool { return hook.has("firing", surgeAlert, sensor) })
-	mark(surgeAlert + " firing")
-	if hook.has("resolved", surgeAlert, sensor) {
-		t.Fatalf("%s resolved while the surge was still being injected", surgeAlert)
+	// cycle injects frames until alert fires in Prometheus and reaches the webhook (not
+	// resolved while the traffic lasts), stops, and waits for its resolution at the webhook.
+	cycle := func(alert string, frames [][]byte) {
+		t.Helper()
+		inj := inject(t, send, frames)
+		waitFor(t, alert+" firing in Prometheus", 30*time.Second, func() bool { return firingInProm(t, prom, alert, sensor) })
+		waitFor(t, alert+" firing at the webhook", 30*time.Second, func() bool { return hook.has("firing", alert, sensor) })
+		mark(alert + " firing")
+		if hook.has("resolved", alert, sensor) {
+			t.Fatalf("%s resolved while its traffic was still being injected", alert)
+		}
+		inj.end(t)
+		waitFor(t, alert+" resolved at the webhook", 30*time.Second, func() bool { return hook.has("resolved", alert, sensor) })
+		mark(alert + " resolved")
+		if firingInProm(t, prom, alert, sensor) {
+			t.Errorf("%s still firing in Prometheus after its resolution was notified", alert)
+		}
 	}
-	surge.end(t)
-	waitFor(t, surgeAlert+" resolved at the webhook", 30*time.Second, func() bool { return hook.has("resolved", surgeAlert, sensor) })
-	mark(surgeAlert + " resolved")
-	if firingInProm(t, prom, surgeAlert, sensor) {
-		t.Errorf("%s still firing in Prometheus after its resolution was notified", surgeAlert)
-	}
+	cycle(surgeAlert, telnetSYNs(t, 1, 60))
 	if hook.has("firing", bsAlert, sensor) || firingInProm(t, prom, bsAlert, sensor) {
 		t.Fatalf("%s fired on telnet SYNs, before any backscatter", bsAlert)
 	}
@@ -282,19 +284,7 @@ func TestLiveAlerts(t *testing.T) {
 		ps = append(ps, pcaptest.Packet{Src: victim, Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(100 + i)}),
 			SrcPort: 80, DstPort: uint16(1024 + i), Flags: 0x12, Seq: uint32(i)})
 	}
-	bs := inject(t, send, ethFrames(t, ps))
-	waitFor(t, bsAlert+" firing in Prometheus", 30*time.Second, func() bool { return firingInProm(t, prom, bsAlert, sensor) })
-	waitFor(t, bsAlert+" firing at the webhook", 30*time.Second, func() bool { return hook.has("firing", bsAlert, sensor) })
-	mark(bsAlert + " firing")
-	if hook.has("resolved", bsAlert, sensor) {
-		t.Fatalf("%s resolved while the backscatter was still being injected", bsAlert)
-	}
-	bs.end(t)
-	waitFor(t, bsAlert+" resolved at the webhook", 30*time.Second, func() bool { return hook.has("resolved", bsAlert, sensor) })
-	mark(bsAlert + " resolved")
-	if firingInProm(t, prom, bsAlert, sensor) {
-		t.Errorf("%s still firing in Prometheus after its resolution was notified", bsAlert)
-	}
+	cycle(bsAlert, ethFrames(t, ps))
 	if firingInProm(t, prom, surgeAlert, sensor) {
 		t.Errorf("%s fired again on backscatter", surgeAlert)
 	}

@@ -57,13 +57,9 @@ func liveTraffic(t *testing.T, first, sources int) []pcaptest.Packet {
 
 func frames(t *testing.T, ps []pcaptest.Packet) [][]byte {
 	t.Helper()
-	out := make([][]byte, len(ps))
-	for i := range ps {
-		b, err := ps[i].EthernetBytes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[i] = b
+	out, err := pcaptest.EthernetFrames(ps)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -159,6 +159,19 @@ type Writer struct {
 	w *pcapgo.Writer
 }
 
+// EthernetFrames returns the Ethernet bytes of each packet (for a live sender).
+func EthernetFrames(ps []Packet) ([][]byte, error) {
+	out := make([][]byte, len(ps))
+	for i := range ps {
+		b, err := ps[i].EthernetBytes()
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
+}
+
 // NewWriter writes the file header for link type link (layers.LinkTypeEthernet usually).
 func NewWriter(out io.Writer, link layers.LinkType) (*Writer, error) {
 	w := pcapgo.NewWriterNanos(out)
