@@ -46,6 +46,7 @@ func TestEveryDescriptorReachesReportSnapshotAndLog(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
+	p.logq.Drain() // the lines go through the log queue's writer goroutine
 	msgs := map[string]bool{}
 	for _, e := range logs.All() {
 		msgs[e.Message] = true
