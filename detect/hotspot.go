@@ -118,10 +118,16 @@ type hotStats struct {
 
 // hotHeavy is the full counts of a destination that got more than hotLog packets from one
 // worker's sources in a window.
+//
+// While every packet went to one port (a flood or a receiver's one service, the common
+// case), that port's counts are the address's: Same is set, Ports[0] is the port and
+// Port[0] is not kept (unsame copies Addr into it when a packet to another port comes), so
+// each packet updates one set of counts instead of two.
 type hotHeavy struct {
 	Addr  hotStats
 	Ports [hotPorts]uint16
 	Port  [hotPorts]hotStats
+	Same  bool // every packet went to port Ports[0] (!= 0): Port[0] is Addr (Port[0] itself is empty)
 }
 
 // hotCell is one worker's record of one destination address in the open window: its
@@ -450,9 +456,30 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 
 func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent) {
 	x := ev.Src.Hash(seedHotSrc)
+	if hv.Addr.Packets == 0 && ev.Port != 0 {
+		hv.Same, hv.Ports[0] = true, ev.Port // port() would take slot 0 too
+	}
+	if hv.Same {
+		if ev.Port == hv.Ports[0] {
+			hv.Addr.add(s, ev, x)
+			return
+		}
+		hv.unsame(s)
+	}
 	hv.Addr.add(s, ev, x)
 	if ev.Port != 0 {
 		hv.port(s, ev.Port).add(s, ev, x)
+	}
+}
+
+// unsame gives port Ports[0] counts of its own: a copy of the address's (see Same).
+func (hv *hotHeavy) unsame(s *aggregate.Slab) {
+	hv.Same = false
+	hv.Port[0] = hv.Addr
+	d := &hv.Port[0].Sources
+	if d.Ref != 0 { // the slab block is the address's: copy it
+		d.Ref = s.Alloc(int(d.Size))
+		copy(s.Words(d.Ref, int(d.Size)), s.Words(hv.Addr.Sources.Ref, int(d.Size)))
 	}
 }
 
@@ -537,6 +564,9 @@ func (e *Engine) hotPair(h *packet.Header) {
 		return
 	}
 	hv := &hw.heavy[c.Ref-1]
+	if hv.Same && h.DstPort != hv.Ports[0] {
+		hv.unsame(&e.slab)
+	}
 	hv.Addr.Pairs++
 	for i := range hv.Ports {
 		if hv.Ports[i] == h.DstPort && hv.Port[i].Packets > 0 {
@@ -568,6 +598,9 @@ type HotSummary struct {
 // appendSums appends the summaries of the address and of its counted ports.
 func (hv *hotHeavy) appendSums(out []HotSummary, k *packet.Addr, split bool, s *aggregate.Slab) []HotSummary {
 	out = append(out, summarize(k, 0, &hv.Addr, split, s))
+	if hv.Same {
+		return append(out, summarize(k, hv.Ports[0], &hv.Addr, split, s))
+	}
 	for i := range hv.Port {
 		if hv.Port[i].Packets > 0 {
 			out = append(out, summarize(k, hv.Ports[i], &hv.Port[i], split, s))

@@ -104,6 +104,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	for k := range heavy {
 		hv := &heavy[k]
+		if hv.Same && (hv.Ports[0] == 0 || hv.Port[0] != (hotStats{}) || hv.Port[1].Packets != 0) {
+			d.Fail("hotspot cell %v: one port %d, yet counts of its own", cells[heavyc[k]].Dst, hv.Ports[0])
+			return
+		}
 		for _, st := range []*hotStats{&hv.Addr, &hv.Port[0], &hv.Port[1]} {
 			if st.NTop > hotTop {
 				d.Fail("hotspot cell %v: %d top sources", cells[heavyc[k]].Dst, st.NTop)
