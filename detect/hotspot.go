@@ -86,14 +86,14 @@ const (
 // cost no more than their copy.
 const hotLog = 2
 
-// hotEvent is one packet to a destination, as the hotspot counts need it. A light cell's
-// packets are kept in its worker's append-only log (hotWorker.log), newest last, each
-// linked to the cell's previous one: the packet path writes the log sequentially, and a
-// cell (32 bytes, two per cache line) carries only its latest packet's position.
+// hotEvent is one packet to a destination, as the hotspot counts need it. A light cell
+// holds its first packet (most destinations get one per window and worker: the packet path
+// writes one 64-byte cell, one cache line); its later ones go to its worker's append-only
+// log (hotWorker.log), newest last, each linked to the cell's previous logged one.
 type hotEvent struct {
 	TS    int64
 	Src   packet.Addr
-	Prev  int32  // 1 + the log position of the same cell's previous packet (0: none); below its own
+	Prev  int32  // in the log: 1 + the position of the same cell's previous logged packet (0: none), below its own
 	Port  uint16 // destination port, 0: no port level (not TCP/UDP, or port 0)
 	Bits  uint8
 	Proto uint8 // one of the hotTCP... bits
@@ -131,15 +131,17 @@ type hotHeavy struct {
 }
 
 // hotCell is one worker's record of one destination address in the open window: its
-// packets, and either the packets themselves (light: up to hotLog packets, in the worker's
-// log) or its full counts (heavy: more than hotLog packets). Cells live in an array that
-// the window's close hands to Hotspots with the log (a hotPart) in one copy.
+// packets, and either the packets themselves (light: up to hotLog packets, the first in
+// the cell, the others in the worker's log) or its full counts (heavy: more than hotLog
+// packets). 64 bytes: one cache line. Cells live in an array that the window's close hands
+// to Hotspots with the log (a hotPart) in one copy.
 type hotCell struct {
 	Dst     packet.Addr
-	Packets uint32 // this worker's packets to Dst in the window (the receiver distribution); saturates
-	Ix      int32  // index entry: dense index >= 0, or -1-slot of the hash index
-	Ref     int32  // light: 1 + the log position of its latest packet (0: none); heavy: 1 + index in hotWorker.heavy
-	Split   bool   // the worker handed its counts over early in this window (see hotFlush)
+	First   hotEvent // light: its first packet (Prev unused)
+	Packets uint32   // this worker's packets to Dst in the window (the receiver distribution); saturates
+	Ix      int32    // index entry: dense index >= 0, or -1-slot of the hash index
+	Ref     int32    // light: 1 + the log position of its latest logged packet (0: none); heavy: 1 + index in hotWorker.heavy
+	Split   bool     // the worker handed its counts over early in this window (see hotFlush)
 }
 
 // heavy reports whether the cell has its full counts (more than hotLog packets).
@@ -148,7 +150,11 @@ func (c *hotCell) heavy() bool { return c.Packets > hotLog }
 // light returns a light cell's packets as they came, from log (the cell's hotPart's).
 func (c *hotCell) light(log []hotEvent, buf *[hotLog]hotEvent) []hotEvent {
 	n := int(c.Packets)
-	for i, ref := n-1, c.Ref; i >= 0; i-- {
+	if n == 0 {
+		return nil
+	}
+	buf[0] = c.First
+	for i, ref := n-1, c.Ref; i >= 1; i-- {
 		buf[i] = log[ref-1]
 		ref = buf[i].Prev
 	}
@@ -427,10 +433,14 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	}
 	hw := &e.hot
 	if c.Packets < hotLog {
+		if c.Packets == 0 {
+			c.First = ev
+		} else {
+			ev.Prev = c.Ref
+			hw.log = append(hw.log, ev)
+			c.Ref = int32(len(hw.log))
+		}
 		c.Packets++
-		ev.Prev = c.Ref
-		hw.log = append(hw.log, ev)
-		c.Ref = int32(len(hw.log))
 		return
 	}
 	if c.Packets == hotLog {
@@ -558,8 +568,11 @@ func (e *Engine) hotPair(h *packet.Header) {
 		return
 	}
 	if !c.heavy() {
-		if c.Ref > 0 {
+		switch {
+		case c.Ref > 0:
 			hw.log[c.Ref-1].Bits |= hotBitPair
+		case c.Packets > 0:
+			c.First.Bits |= hotBitPair
 		}
 		return
 	}

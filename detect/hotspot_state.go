@@ -10,7 +10,7 @@ import (
 )
 
 // Checkpoint of the hotspot detector (kept apart from hotspot.go): per engine, its open
-// window (the cells of its destinations, the log of the light cells' packets, the full
+// window (the cells of its destinations, the log of the light cells' later packets, the full
 // counts, whose distinct source counts live in the engine's slab, saved with the engine,
 // and which cells are heavy); once, the shared Hotspots: the workers' progress, the cell
 // arrays with their logs and the summaries of windows not yet complete and the open
@@ -66,7 +66,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
 	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
-	log := checkpoint.ReadSlice[hotEvent](d, hotLog*len(cells))
+	log := checkpoint.ReadSlice[hotEvent](d, (hotLog-1)*len(cells))
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
 	if d.Err() != nil {
@@ -149,9 +149,9 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
 }
 
-// checkLight checks that each light cell's packets are in log: a chain of exactly its
-// packets, each link to an earlier position (so the walk ends). It returns what is wrong,
-// "" if nothing.
+// checkLight checks that each light cell's packets after its first are in log: a chain of
+// exactly those, each link to an earlier position (so the walk ends). It returns what is
+// wrong, "" if nothing.
 func checkLight(cells []hotCell, log []hotEvent) string {
 	for i := range cells {
 		c := &cells[i]
@@ -159,7 +159,7 @@ func checkLight(cells []hotCell, log []hotEvent) string {
 			continue
 		}
 		ref, bound := c.Ref, int32(len(log))+1
-		for range c.Packets {
+		for range max(c.Packets, 1) - 1 {
 			if ref < 1 || ref >= bound {
 				return fmt.Sprintf("hotspot cell %v: %d packets, logged at %d of %d (below %d)", c.Dst, c.Packets, ref, len(log), bound)
 			}
@@ -282,7 +282,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		}
 		for range np {
 			part := hotPart{cells: checkpoint.ReadSlice[hotCell](d, hs.maxCells)}
-			part.log = checkpoint.ReadSlice[hotEvent](d, hotLog*len(part.cells))
+			part.log = checkpoint.ReadSlice[hotEvent](d, (hotLog-1)*len(part.cells))
 			if d.Err() != nil {
 				break
 			}
