@@ -3,6 +3,9 @@ package detect
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // TestCheckLight: a light cell's packets after its first (which it holds) must be a chain
@@ -50,4 +53,62 @@ func TestHotCellSize(t *testing.T) {
 	if n := unsafe.Sizeof(hotEvent{}); n != 32 {
 		t.Errorf("hotEvent is %d bytes, want 32", n)
 	}
+}
+
+// TestHotHeavySame: while every packet goes to one port the address and the port share one
+// set of counts; a packet to another port (or a pair noted on it) splits them. The
+// summaries must equal counts kept apart from the start, whatever the slab holds.
+func TestHotHeavySame(t *testing.T) {
+	var s aggregate.Slab
+	var hv hotHeavy
+	var addr, p80, p443 hotStats // the reference: each level counted by itself
+	var refSlab aggregate.Slab
+	add := func(src int, port uint16, ts int64) {
+		ev := hotEvent{TS: ts, Src: addrOf(src), Port: port, Proto: hotTCP, Bits: hotBitSYN}
+		hv.add(&s, &ev)
+		x := ev.Src.Hash(seedHotSrc)
+		addr.add(&refSlab, &ev, x)
+		switch port {
+		case 80:
+			p80.add(&refSlab, &ev, x)
+		case 443:
+			p443.add(&refSlab, &ev, x)
+		}
+	}
+	for i := range 300 { // past the inline sources: the address's set is a slab block
+		add(i%250, 80, int64(1000-i))
+	}
+	if !hv.Same || hv.Port[0] != (hotStats{}) {
+		t.Fatalf("one port: Same %v, port counts of its own %+v", hv.Same, hv.Port[0].Packets)
+	}
+	check := func(when string) {
+		t.Helper()
+		dst := addrOf(-1)
+		got := hv.appendSums(nil, &dst, false, &s)
+		want := []HotSummary{summarize(&dst, 0, &addr, false, &refSlab), summarize(&dst, 80, &p80, false, &refSlab)}
+		if p443.Packets > 0 {
+			want = append(want, summarize(&dst, 443, &p443, false, &refSlab))
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d summaries, want %d", when, len(got), len(want))
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("%s: summary %d\n got %+v\nwant %+v", when, i, got[i], want[i])
+			}
+		}
+	}
+	check("one port")
+	add(7, 443, 2000) // splits: port 80 gets its own copy, then both go on apart
+	if hv.Same {
+		t.Fatal("still Same after a packet to another port")
+	}
+	for i := range 100 {
+		add(300+i, 80, int64(3000+i))
+	}
+	check("two ports")
+}
+
+func addrOf(i int) packet.Addr {
+	return packet.AddrFrom4([]byte{100, 64, byte(i >> 8), byte(i)})
 }
