@@ -322,3 +322,53 @@ func TestDistinctValues(t *testing.T) {
 		d.Reset(&s)
 	}
 }
+
+// TestDistinctClone: a clone counts apart from its original; within the slab's budget for
+// large sets it is exact, past it the clone is the sketch of the same values and takes no
+// large block.
+func TestDistinctClone(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limit  uint64
+		sketch bool
+	}{
+		{"within budget", 0, false},
+		{"budget spent", 2048, true}, // the original's 2048-slot set is all of it
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Slab{BigLimit: tc.limit}
+			rng := rand.New(rand.NewPCG(7, 7))
+			var d Distinct
+			for range 1000 {
+				d.Add(s, rng.Uint64())
+			}
+			if !d.Exact() || d.Count(s) != 1000 {
+				t.Fatalf("original: exact %v, count %d", d.Exact(), d.Count(s))
+			}
+			big := s.Big
+			c := d.Clone(s)
+			if err := c.Validate(s); err != nil {
+				t.Fatal(err)
+			}
+			if c.Exact() == tc.sketch {
+				t.Errorf("clone exact %v, want %v", c.Exact(), !tc.sketch)
+			}
+			if got := c.Count(s); tc.sketch && (got < 1000 || got > 1100) || !tc.sketch && got != 1000 {
+				t.Errorf("clone counts %d, want 1000 (exact) or 1000-1100 (estimate)", got)
+			}
+			if tc.sketch && s.Big != big {
+				t.Errorf("the clone took a large block past the budget: %d words before, %d after", big, s.Big)
+			}
+			for range 500 {
+				c.Add(s, rng.Uint64())
+			}
+			if d.Count(s) != 1000 {
+				t.Errorf("adding to the clone changed the original: %d", d.Count(s))
+			}
+			d.Reset(s)
+			if err := c.Validate(s); err != nil || c.Count(s) < 1400 {
+				t.Errorf("clone after the original's reset: %v, count %d", err, c.Count(s))
+			}
+		})
+	}
+}
