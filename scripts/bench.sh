@@ -91,7 +91,7 @@ bench() {
 	local pcap=$1 kind=$2
 	cat "$pcap" >/dev/null # warm the page cache so every contender reads from memory
 	local size pkts
-	size=$(stat -c %s "$pcap")
+	size=$(stat -L -c %s "$pcap") # -L: the file may be a symlink to a shared copy
 	"$dir/telescope" replay --config "$dir/$kind-off.yaml" --report "$dir/report-$kind.json" "$pcap" 2>/dev/null
 	pkts=$(grep -o '"frames": *[0-9]*' "$dir/report-$kind.json" | grep -o '[0-9]*$')
 	echo
