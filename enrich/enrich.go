@@ -57,6 +57,9 @@ func (e *Enricher) Orgs() []string {
 	return e.known.Orgs()
 }
 
+// Empty reports whether there is nothing to look up (no known-scanners list, no database).
+func (e *Enricher) Empty() bool { return e == nil || e.known == nil && e.geo == nil }
+
 // HasGeo reports whether a country or ASN database is open.
 func (e *Enricher) HasGeo() bool { return e != nil && e.geo != nil }
 

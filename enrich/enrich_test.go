@@ -145,3 +145,35 @@ func TestShippedExampleList(t *testing.T) {
 		t.Errorf("orgs %q", k.Orgs())
 	}
 }
+
+// TestEmpty: an enricher with no list and no database has nothing to look up (the pipeline
+// then skips the per-episode address parse); one with either is not empty.
+func TestEmpty(t *testing.T) {
+	var none *Enricher
+	if !none.Empty() {
+		t.Error("nil enricher not empty")
+	}
+	e, err := Open(Paths{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Empty() {
+		t.Error("enricher of no files not empty")
+	}
+	k, err := Open(Paths{KnownScanners: "../deploy/known-scanners.example.txt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Empty() {
+		t.Error("enricher with a known-scanners list is empty")
+	}
+	dir := t.TempDir()
+	g, err := Open(Paths{GeoIPCountry: mmdbtest.Country(t, dir, map[string]string{"192.0.2.0/24": "UA"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if g.Empty() {
+		t.Error("enricher with a country database is empty")
+	}
+}

@@ -107,8 +107,10 @@ func (w *who) event(ev *detect.Event) {
 	var labels *detect.Who
 	if l, ok := ev.Entry.(detect.Labelled); ok {
 		labels = l.Labels()
-		if a, err := netip.ParseAddr(l.Address()); err == nil {
-			w.enr.Label(a, labels)
+		if !w.enr.Empty() { // no list, no database: nothing to look up (a flood's every episode)
+			if a, err := netip.ParseAddr(l.Address()); err == nil {
+				w.enr.Label(a, labels)
+			}
 		}
 	}
 	switch e := ev.Entry.(type) {
