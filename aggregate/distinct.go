@@ -158,33 +158,6 @@ func (d *Distinct) insertNew(vals []uint64, x uint64) {
 	vals[i] = x
 }
 
-// Clone returns a copy of d with a slab block of its own, so the two count apart from
-// here on. Within the slab's budget for large sets (Slab.BigLimit) the copy is exact; a
-// set too large for what is left of it is copied as the sketch it would have switched to.
-func (d *Distinct) Clone(s *Slab) Distinct {
-	c := *d
-	if d.Ref == 0 {
-		return c
-	}
-	if !d.Sketch && !s.bigOK(0, int(d.Size)) {
-		set := append([]uint64(nil), d.vals(s)...)
-		c = Distinct{Ref: s.Alloc(distinctWords), Size: distinctWords, Sketch: true, N: d.N}
-		sketch := s.Words(c.Ref, distinctWords)
-		for _, v := range set {
-			if v != 0 {
-				c.addSketch(sketch, v)
-			}
-		}
-		if d.Zero {
-			c.addSketch(sketch, 0)
-		}
-		return c
-	}
-	c.Ref = s.Alloc(int(d.Size))
-	copy(s.Words(c.Ref, int(d.Size)), s.Words(d.Ref, int(d.Size)))
-	return c
-}
-
 // toSketch replaces the full exact set by a sketch holding the same values.
 func (d *Distinct) toSketch(s *Slab) {
 	set := append([]uint64(nil), d.vals(s)...)

@@ -486,7 +486,11 @@ func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent) {
 func (hv *hotHeavy) unsame(s *aggregate.Slab) {
 	hv.Same = false
 	hv.Port[0] = hv.Addr
-	hv.Port[0].Sources = hv.Addr.Sources.Clone(s) // a block of its own, within the budget
+	d := &hv.Port[0].Sources
+	if d.Ref != 0 { // the slab block is the address's: copy it
+		d.Ref = s.Alloc(int(d.Size))
+		copy(s.Words(d.Ref, int(d.Size)), s.Words(hv.Addr.Sources.Ref, int(d.Size)))
+	}
 }
 
 // port returns the stats of port p: its slot, a free one, or the one with the fewest
