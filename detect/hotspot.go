@@ -86,14 +86,10 @@ const (
 // cost no more than their copy.
 const hotLog = 2
 
-// hotEvent is one packet to a destination, as the hotspot counts need it. A light cell
-// holds its first packet (most destinations get one per window and worker: the packet path
-// writes one 64-byte cell, one cache line); its later ones go to its worker's append-only
-// log (hotWorker.log), newest last, each linked to the cell's previous logged one.
+// hotEvent is one packet to a destination, as the hotspot counts need it.
 type hotEvent struct {
 	TS    int64
 	Src   packet.Addr
-	Prev  int32  // in the log: 1 + the position of the same cell's previous logged packet (0: none), below its own
 	Port  uint16 // destination port, 0: no port level (not TCP/UDP, or port 0)
 	Bits  uint8
 	Proto uint8 // one of the hotTCP... bits
@@ -118,54 +114,23 @@ type hotStats struct {
 
 // hotHeavy is the full counts of a destination that got more than hotLog packets from one
 // worker's sources in a window.
-//
-// While every packet went to one port (a flood or a receiver's one service, the common
-// case), that port's counts are the address's: Same is set, Ports[0] is the port and
-// Port[0] is not kept (unsame copies Addr into it when a packet to another port comes), so
-// each packet updates one set of counts instead of two.
 type hotHeavy struct {
 	Addr  hotStats
 	Ports [hotPorts]uint16
 	Port  [hotPorts]hotStats
-	Same  bool // every packet went to port Ports[0] (!= 0): Port[0] is Addr (Port[0] itself is empty)
 }
 
 // hotCell is one worker's record of one destination address in the open window: its
-// packets, and either the packets themselves (light: up to hotLog packets, the first in
-// the cell, the others in the worker's log) or its full counts (heavy: more than hotLog
-// packets). 64 bytes: one cache line. Cells live in an array that the window's close hands
-// to Hotspots with the log (a hotPart) in one copy.
+// packets, and either the packets themselves (Log, up to hotLog) or its full counts
+// (Heavy). Cells live in an array that the window's close hands to Hotspots in one copy.
 type hotCell struct {
 	Dst     packet.Addr
-	First   hotEvent // light: its first packet (Prev unused)
-	Packets uint32   // this worker's packets to Dst in the window (the receiver distribution); saturates
-	Ix      int32    // index entry: dense index >= 0, or -1-slot of the hash index
-	Ref     int32    // light: 1 + the log position of its latest logged packet (0: none); heavy: 1 + index in hotWorker.heavy
-	Split   bool     // the worker handed its counts over early in this window (see hotFlush)
-}
-
-// heavy reports whether the cell has its full counts (more than hotLog packets).
-func (c *hotCell) heavy() bool { return c.Packets > hotLog }
-
-// light returns a light cell's packets as they came, from log (the cell's hotPart's).
-func (c *hotCell) light(log []hotEvent, buf *[hotLog]hotEvent) []hotEvent {
-	n := int(c.Packets)
-	if n == 0 {
-		return nil
-	}
-	buf[0] = c.First
-	for i, ref := n-1, c.Ref; i >= 1; i-- {
-		buf[i] = log[ref-1]
-		ref = buf[i].Prev
-	}
-	return buf[:n]
-}
-
-// hotPart is one worker's cells of a window (or of a part of one, see hotFlush) and the
-// log their light cells refer to.
-type hotPart struct {
-	cells []hotCell
-	log   []hotEvent
+	Packets uint32 // this worker's packets to Dst in the window (the receiver distribution)
+	Ix      int32  // index entry: dense index >= 0, or -1-slot of the hash index
+	Heavy   int32  // 1 + index of the full counts in hotWorker.heavy (0: light, see Log)
+	N       uint8  // packets in Log
+	Split   bool   // the worker handed its counts over early in this window (see hotFlush)
+	Log     [hotLog]hotEvent
 }
 
 // A hash index entry is a generation (hotGenShift high bits) and 1 + a cell (the low bits):
@@ -183,8 +148,7 @@ type hotWorker struct {
 	shared *Hotspots
 	cap    int                 // cells per window before the counts are handed over early
 	cells  []hotCell           // the open window's destinations
-	log    []hotEvent          // the light cells' packets, in arrival order
-	heavy  []hotHeavy          // full counts, cells[i].Ref-1 of heavy cells (reused; Distinct blocks reset)
+	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
 	nheavy int                 // in use
 	dense  []int32             // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
 	seen   []uint64            // bitmap by dense index: a cell in the window (small: stays in cache)
@@ -244,14 +208,13 @@ func (e *Engine) hotTick() {
 }
 
 // hotHandOver summarizes the heavy cells and clears the cells, the index and the heavy
-// counts, returning the cells (with their log) and summaries to hand over (valid until the
-// next packet).
-func (e *Engine) hotHandOver() (hotPart, []HotSummary) {
+// counts, returning the cells and summaries to hand over (valid until the next packet).
+func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	hw := &e.hot
 	hw.full = hw.full[:0]
 	for _, i := range hw.heavyc {
 		c := &hw.cells[i]
-		hv := &hw.heavy[c.Ref-1]
+		hv := &hw.heavy[c.Heavy-1]
 		hw.full = hv.appendSums(hw.full, &c.Dst, c.Split, &e.slab)
 		hv.reset(&e.slab)
 	}
@@ -269,14 +232,9 @@ func (e *Engine) hotHandOver() (hotPart, []HotSummary) {
 			}
 		}
 	}
-	part := hotPart{hw.cells, hw.log}
-	hw.cells, hw.log, hw.nheavy, hw.last, hw.heavyc = nil, nil, 0, 0, hw.heavyc[:0]
-	return part, hw.full
-}
-
-// reuse takes part's arrays (emptied) for the open window.
-func (hw *hotWorker) reuse(part hotPart) {
-	hw.cells, hw.log = part.cells[:0], part.log[:0]
+	cells := hw.cells
+	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
+	return cells, hw.full
 }
 
 // hotClose hands the open window's cells to the shared aggregator, telling it that this
@@ -284,15 +242,15 @@ func (hw *hotWorker) reuse(part hotPart) {
 // (not after a window length change).
 func (e *Engine) hotClose(through int64, keep bool) {
 	hw := &e.hot
-	part, full := e.hotHandOver()
+	cells, full := e.hotHandOver()
 	if !keep {
-		hw.reuse(part)
-		part, full = hotPart{}, nil
+		hw.cells = cells[:0]
+		cells, full = nil, nil
 	}
-	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, part, full, through, hw.px)
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, through, hw.px)
 	e.c.Evictions.Add(dropped)
-	if spare.cells != nil {
-		hw.reuse(spare)
+	if spare != nil {
+		hw.cells = spare[:0]
 	}
 	hw.open, hw.split = false, false
 }
@@ -308,10 +266,10 @@ func (e *Engine) hotFlush() {
 	for i := range hw.cells {
 		hw.cells[i].Split = true
 	}
-	part, full := e.hotHandOver()
-	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, part, full, math.MinInt64, hw.px)
+	cells, full := e.hotHandOver()
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
 	e.c.Evictions.Add(uint64(n) + dropped)
-	hw.reuse(spare)
+	hw.cells = spare[:0]
 }
 
 // hotFinish ends the input: the open window is reported (partial: nothing more will come).
@@ -319,15 +277,15 @@ func (e *Engine) hotFinish() {
 	if e.hot.open {
 		e.hotClose(1<<62, true)
 	} else if e.hot.shared != nil {
-		e.hot.shared.report(e.worker, e.hot.size, 0, hotPart{}, nil, 1<<62, nil)
+		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, 1<<62, nil)
 	}
 }
 
 // hotStop drops the engine's counts (a reload disabled the detector or changed the window;
 // the shared part ends its episodes itself).
 func (e *Engine) hotStop() {
-	part, _ := e.hotHandOver()
-	e.hot.reuse(part)
+	cells, _ := e.hotHandOver()
+	e.hot.cells = cells[:0]
 	e.hot.open, e.hot.split = false, false
 }
 
@@ -391,9 +349,15 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 
 // newCell appends a cell for dst (index entry ix) and makes it the latest.
 func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
+	// Only the fields read before they are written (Log[N:] is never read).
 	n := len(hw.cells)
-	hw.cells = append(hw.cells, hotCell{Dst: *dst, Ix: ix, Split: hw.split})
+	if n < cap(hw.cells) {
+		hw.cells = hw.cells[:n+1]
+	} else {
+		hw.cells = append(hw.cells, hotCell{})
+	}
 	c := &hw.cells[n]
+	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, ix, 0, 0, hw.split
 	hw.last = int32(n + 1)
 	return c
 }
@@ -431,65 +395,35 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	if (syn || udp || ev.Proto == hotTCP) && h.L4 {
 		ev.Port = h.DstPort
 	}
-	hw := &e.hot
-	if c.Packets < hotLog {
-		if c.Packets == 0 {
-			c.First = ev
-		} else {
-			ev.Prev = c.Ref
-			hw.log = append(hw.log, ev)
-			c.Ref = int32(len(hw.log))
+	c.Packets++
+	if c.Heavy == 0 {
+		if c.N < hotLog {
+			c.Log[c.N] = ev
+			c.N++
+			return
 		}
-		c.Packets++
-		return
-	}
-	if c.Packets == hotLog {
 		// Past hotLog packets: the full counts, replaying the logged packets first.
-		var buf [hotLog]hotEvent
-		logged := c.light(hw.log, &buf)
+		hw := &e.hot
 		if hw.nheavy == len(hw.heavy) {
 			hw.heavy = append(hw.heavy, hotHeavy{})
 		}
 		hw.nheavy++
-		c.Ref = int32(hw.nheavy)
+		c.Heavy = int32(hw.nheavy)
 		hw.heavyc = append(hw.heavyc, hw.last-1)
-		hv := &hw.heavy[c.Ref-1]
-		for i := range logged {
-			hv.add(&e.slab, &logged[i])
+		hv := &hw.heavy[c.Heavy-1]
+		for i := range c.Log[:c.N] {
+			hv.add(&e.slab, &c.Log[i])
 		}
+		c.N = 0
 	}
-	if c.Packets < math.MaxUint32 {
-		c.Packets++
-	}
-	hw.heavy[c.Ref-1].add(&e.slab, &ev)
+	e.hot.heavy[c.Heavy-1].add(&e.slab, &ev)
 }
 
 func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent) {
 	x := ev.Src.Hash(seedHotSrc)
-	if hv.Addr.Packets == 0 && ev.Port != 0 {
-		hv.Same, hv.Ports[0] = true, ev.Port // port() would take slot 0 too
-	}
-	if hv.Same {
-		if ev.Port == hv.Ports[0] {
-			hv.Addr.add(s, ev, x)
-			return
-		}
-		hv.unsame(s)
-	}
 	hv.Addr.add(s, ev, x)
 	if ev.Port != 0 {
 		hv.port(s, ev.Port).add(s, ev, x)
-	}
-}
-
-// unsame gives port Ports[0] counts of its own: a copy of the address's (see Same).
-func (hv *hotHeavy) unsame(s *aggregate.Slab) {
-	hv.Same = false
-	hv.Port[0] = hv.Addr
-	d := &hv.Port[0].Sources
-	if d.Ref != 0 { // the slab block is the address's: copy it
-		d.Ref = s.Alloc(int(d.Size))
-		copy(s.Words(d.Ref, int(d.Size)), s.Words(hv.Addr.Sources.Ref, int(d.Size)))
 	}
 }
 
@@ -567,19 +501,13 @@ func (e *Engine) hotPair(h *packet.Header) {
 	if c.Dst != h.Dst {
 		return
 	}
-	if !c.heavy() {
-		switch {
-		case c.Ref > 0:
-			hw.log[c.Ref-1].Bits |= hotBitPair
-		case c.Packets > 0:
-			c.First.Bits |= hotBitPair
+	if c.Heavy == 0 {
+		if c.N > 0 {
+			c.Log[c.N-1].Bits |= hotBitPair
 		}
 		return
 	}
-	hv := &hw.heavy[c.Ref-1]
-	if hv.Same && h.DstPort != hv.Ports[0] {
-		hv.unsame(&e.slab)
-	}
+	hv := &hw.heavy[c.Heavy-1]
 	hv.Addr.Pairs++
 	for i := range hv.Ports {
 		if hv.Ports[i] == h.DstPort && hv.Port[i].Packets > 0 {
@@ -611,9 +539,6 @@ type HotSummary struct {
 // appendSums appends the summaries of the address and of its counted ports.
 func (hv *hotHeavy) appendSums(out []HotSummary, k *packet.Addr, split bool, s *aggregate.Slab) []HotSummary {
 	out = append(out, summarize(k, 0, &hv.Addr, split, s))
-	if hv.Same {
-		return append(out, summarize(k, hv.Ports[0], &hv.Addr, split, s))
-	}
 	for i := range hv.Port {
 		if hv.Port[i].Packets > 0 {
 			out = append(out, summarize(k, hv.Ports[i], &hv.Port[i], split, s))
@@ -631,15 +556,13 @@ func summarize(k *packet.Addr, port uint16, st *hotStats, split bool, s *aggrega
 	}
 }
 
-// appendLight appends the summaries of a light cell (at most hotLog packets, in log): its
-// address and each port, exactly as a hotHeavy would count them.
-func (c *hotCell) appendLight(out []HotSummary, log []hotEvent) []HotSummary {
+// appendLight appends the summaries of a light cell (at most hotLog packets): its address
+// and each port, exactly as a hotHeavy would count them.
+func (c *hotCell) appendLight(out []HotSummary) []HotSummary {
 	var hv hotHeavy
 	var s aggregate.Slab // at most hotLog sources: Distinct stays inline, never allocates
-	var buf [hotLog]hotEvent
-	evs := c.light(log, &buf)
-	for i := range evs {
-		hv.add(&s, &evs[i])
+	for i := range c.Log[:c.N] {
+		hv.add(&s, &c.Log[i])
 	}
 	return hv.appendSums(out, &c.Dst, c.Split, &s)
 }
@@ -789,7 +712,7 @@ func (ep *hotEpisode) classOf() int {
 // hotPending is what the workers handed over for one window: their cells, and the
 // summaries of their heavy cells.
 type hotPending struct {
-	parts []hotPart // the workers' cell arrays and logs (owned by Hotspots until recycled)
+	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
 	np    []int               // cell arrays handed over, by worker
@@ -821,7 +744,7 @@ type Hotspots struct {
 	through []int64
 	pending map[int64]*hotPending
 	free    []*hotPending
-	spare   []hotPart // cell arrays and logs to hand back to the workers
+	spare   [][]hotCell // cell arrays to hand back to the workers
 	active  map[hotKey]*hotEpisode
 
 	// Scratch of window(), reused.
@@ -874,9 +797,9 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
 	clear(p.np)
-	for _, part := range p.parts {
+	for _, c := range p.parts {
 		if len(hs.spare) < 2*len(hs.started) {
-			hs.spare = append(hs.spare, hotPart{part.cells[:0], part.log[:0]})
+			hs.spare = append(hs.spare, c[:0])
 		}
 	}
 	clear(p.parts)
@@ -884,20 +807,18 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	hs.free = append(hs.free, p)
 }
 
-// report adds worker w's cells (numbered by px, with their log) and heavy summaries of
-// window `win` and records that it has passed every window before `through`. It keeps the
-// arrays and returns others for the worker to reuse (nil cells: none spare), and how many
-// cells it dropped: past maxCells for the worker and window (memory stays bounded whatever
-// the traffic).
-func (hs *Hotspots) report(w int, size, win int64, part hotPart, full []HotSummary, through int64,
-	px *aggregate.Prefixes) (dropped uint64, spare hotPart) {
-	cells := part.cells
+// report adds worker w's cells (numbered by px) and heavy summaries of window `win` and
+// records that it has passed every window before `through`. It keeps the cells array and
+// returns one for the worker to reuse (nil: none spare), and how many cells it dropped:
+// past maxCells for the worker and window (memory stays bounded whatever the traffic).
+func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, through int64,
+	px *aggregate.Prefixes) (dropped uint64, spare []hotCell) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	if !hs.enabled || size != hs.size || w < 0 || w >= len(hs.started) {
-		return 0, part
+		return 0, cells
 	}
-	spare = part
+	spare = cells
 	if len(cells) > 0 {
 		p := hs.pending[win]
 		if p == nil {
@@ -913,7 +834,7 @@ func (hs *Hotspots) report(w int, size, win int64, part hotPart, full []HotSumma
 		} else {
 			p.n[w] += len(cells)
 			p.np[w]++
-			p.parts = append(p.parts, part)
+			p.parts = append(p.parts, cells)
 			p.full = append(p.full, full...)
 			p.split = p.split || cells[0].Split
 			switch {
@@ -922,7 +843,7 @@ func (hs *Hotspots) report(w int, size, win int64, part hotPart, full []HotSumma
 			case p.px != px && (p.px == nil || px == nil || !p.px.SameExact(px)):
 				p.mixed = true
 			}
-			spare = hotPart{}
+			spare = nil
 			if n := len(hs.spare); n > 0 {
 				spare, hs.spare = hs.spare[n-1], hs.spare[:n-1]
 			}
@@ -968,8 +889,8 @@ func (hs *Hotspots) observe(p *hotPending) {
 	var sum, count uint64
 	if len(hs.started) == 1 && !p.split {
 		for _, part := range p.parts {
-			for i := range part.cells {
-				n := uint64(part.cells[i].Packets)
+			for i := range part {
+				n := uint64(part[i].Packets)
 				hist[aggregate.HistBucket(n)]++
 				sum += n
 				count++
@@ -988,13 +909,13 @@ func (hs *Hotspots) observe(p *hotPending) {
 	}
 	cells := 0
 	for _, part := range p.parts {
-		cells += len(part.cells)
+		cells += len(part)
 	}
 	// Dense destinations: two bitmaps (small, in cache) find those with several cells; only
 	// they are summed in dacc, the others go to the histogram directly.
 	for _, part := range p.parts {
-		for i := range part.cells {
-			if ix := part.cells[i].Ix; ix >= 0 && int(ix) < dense {
+		for i := range part {
+			if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
 				w, bit := ix>>6, uint64(1)<<(ix&63)
 				hs.ddup[w] |= hs.dseen[w] & bit
 				hs.dseen[w] |= bit
@@ -1004,8 +925,8 @@ func (hs *Hotspots) observe(p *hotPending) {
 	hs.addrIx.reset(cells)
 	hs.pk, hs.dtouch = hs.pk[:0], hs.dtouch[:0]
 	for _, part := range p.parts {
-		for i := range part.cells {
-			c := &part.cells[i]
+		for i := range part {
+			c := &part[i]
 			if c.Ix >= 0 && int(c.Ix) < dense {
 				if hs.ddup[c.Ix>>6]&(1<<(c.Ix&63)) == 0 {
 					n := uint64(c.Packets)
@@ -1032,8 +953,8 @@ func (hs *Hotspots) observe(p *hotPending) {
 		clear(hs.ddup)
 	} else {
 		for _, part := range p.parts {
-			for i := range part.cells {
-				if ix := part.cells[i].Ix; ix >= 0 && int(ix) < dense {
+			for i := range part {
+				if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
 					hs.dseen[ix>>6], hs.ddup[ix>>6] = 0, 0
 				}
 			}
@@ -1077,9 +998,9 @@ func (hs *Hotspots) candidates(p *hotPending) {
 	}
 	if t <= hotLog { // light cells may hold candidates too (min_sources <= hotLog x workers)
 		for _, part := range p.parts {
-			for i := range part.cells {
-				if c := &part.cells[i]; !c.heavy() {
-					hs.tmp = c.appendLight(hs.tmp[:0], part.log)
+			for i := range part {
+				if c := &part[i]; c.Heavy == 0 {
+					hs.tmp = c.appendLight(hs.tmp[:0])
 					for j := range hs.tmp {
 						cand(&hs.tmp[j])
 					}
@@ -1111,15 +1032,15 @@ func (hs *Hotspots) candidates(p *hotPending) {
 		add(&p.full[i])
 	}
 	for _, part := range p.parts {
-		for i := range part.cells {
-			c := &part.cells[i]
-			if c.heavy() {
+		for i := range part {
+			c := &part[i]
+			if c.Heavy != 0 {
 				continue
 			}
 			if pos, _ := hs.dstIx.get(&c.Dst, false); pos < 0 {
 				continue
 			}
-			hs.tmp = c.appendLight(hs.tmp[:0], part.log)
+			hs.tmp = c.appendLight(hs.tmp[:0])
 			for j := range hs.tmp {
 				add(&hs.tmp[j])
 			}

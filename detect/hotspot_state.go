@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"fmt"
 	"reflect"
 	"slices"
 
@@ -10,11 +9,10 @@ import (
 )
 
 // Checkpoint of the hotspot detector (kept apart from hotspot.go): per engine, its open
-// window (the cells of its destinations, the log of the light cells' later packets, the full
-// counts, whose distinct source counts live in the engine's slab, saved with the engine,
-// and which cells are heavy); once, the shared Hotspots: the workers' progress, the cell
-// arrays with their logs and the summaries of windows not yet complete and the open
-// episodes. The indexes (dense bitmap and array, hash index) are
+// window (the cells of its destinations, their full counts, whose distinct source counts
+// live in the engine's slab, saved with the engine, and which cells are heavy); once, the
+// shared Hotspots: the workers' progress, the cell arrays and summaries of windows not yet
+// complete and the open episodes. The indexes (dense bitmap and array, hash index) are
 // rebuilt from the cells on load. The receiver distribution (Hist) is a cumulative
 // distribution like a counter: it is not saved.
 
@@ -22,7 +20,6 @@ import (
 func hotStateTypes() []reflect.Type {
 	return []reflect.Type{
 		reflect.TypeFor[hotCell](),
-		reflect.TypeFor[hotEvent](),
 		reflect.TypeFor[hotHeavy](),
 		reflect.TypeFor[HotSummary](),
 	}
@@ -43,7 +40,6 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.Bool(hw.split)
 	enc.I64(int64(hw.last))
 	checkpoint.Slice(enc, hw.cells)
-	checkpoint.Slice(enc, hw.log)
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
 }
@@ -66,7 +62,6 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
 	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
-	log := checkpoint.ReadSlice[hotEvent](d, (hotLog-1)*len(cells))
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
 	if d.Err() != nil {
@@ -86,28 +81,20 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	// heavyc[k] is the cell whose full counts are heavy[k]: one each way.
 	for k, i := range heavyc {
-		if i < 0 || int(i) >= len(cells) || !cells[i].heavy() || cells[i].Ref != int32(k+1) {
+		if i < 0 || int(i) >= len(cells) || cells[i].Heavy != int32(k+1) {
 			d.Fail("hotspot: heavy counts %d listed for cell %d of %d", k, i, len(cells))
 			return
 		}
 	}
 	for i := range cells {
 		c := &cells[i]
-		if c.heavy() && (c.Ref < 1 || int(c.Ref) > len(heavy) || heavyc[c.Ref-1] != int32(i)) {
-			d.Fail("hotspot cell %v: %d packets, heavy counts %d of %d", c.Dst, c.Packets, c.Ref, len(heavy))
+		if c.N > hotLog || c.Heavy < 0 || int(c.Heavy) > len(heavy) || c.Heavy != 0 && heavyc[c.Heavy-1] != int32(i) {
+			d.Fail("hotspot cell %v: %d logged packets, heavy counts %d of %d", c.Dst, c.N, c.Heavy, len(heavy))
 			return
 		}
-	}
-	if err := checkLight(cells, log); err != "" {
-		d.Fail("%s", err)
-		return
 	}
 	for k := range heavy {
 		hv := &heavy[k]
-		if hv.Same && (hv.Ports[0] == 0 || hv.Port[0] != (hotStats{}) || hv.Port[1].Packets != 0) {
-			d.Fail("hotspot cell %v: one port %d, yet counts of its own", cells[heavyc[k]].Dst, hv.Ports[0])
-			return
-		}
 		for _, st := range []*hotStats{&hv.Addr, &hv.Port[0], &hv.Port[1]} {
 			if st.NTop > hotTop {
 				d.Fail("hotspot cell %v: %d top sources", cells[heavyc[k]].Dst, st.NTop)
@@ -144,32 +131,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 			c.Ix = ix
 		}
 	}
-	hw.log = log
 	hw.open, hw.size, hw.win, hw.end, hw.split, hw.last = open, size, win, end, split, int32(last)
 	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
-}
-
-// checkLight checks that each light cell's packets after its first are in log: a chain of
-// exactly those, each link to an earlier position (so the walk ends). It returns what is
-// wrong, "" if nothing.
-func checkLight(cells []hotCell, log []hotEvent) string {
-	for i := range cells {
-		c := &cells[i]
-		if c.heavy() {
-			continue
-		}
-		ref, bound := c.Ref, int32(len(log))+1
-		for range max(c.Packets, 1) - 1 {
-			if ref < 1 || ref >= bound {
-				return fmt.Sprintf("hotspot cell %v: %d packets, logged at %d of %d (below %d)", c.Dst, c.Packets, ref, len(log), bound)
-			}
-			ref, bound = log[ref-1].Prev, ref
-		}
-		if ref != 0 {
-			return fmt.Sprintf("hotspot cell %v: more than its %d packets logged", c.Dst, c.Packets)
-		}
-	}
-	return ""
 }
 
 // hashInsert adds cell (1 + index) for dst to the hash index of the current generation,
@@ -217,8 +180,7 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		enc.Bool(p.split)
 		enc.Len(len(p.parts))
 		for _, part := range p.parts {
-			checkpoint.Slice(enc, part.cells)
-			checkpoint.Slice(enc, part.log)
+			checkpoint.Slice(enc, part)
 		}
 		checkpoint.Slice(enc, p.full)
 	}
@@ -281,21 +243,22 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			d.Fail("hotspot window %d: %d cell arrays, %d by worker", w, np, parts)
 		}
 		for range np {
-			part := hotPart{cells: checkpoint.ReadSlice[hotCell](d, hs.maxCells)}
-			part.log = checkpoint.ReadSlice[hotEvent](d, (hotLog-1)*len(part.cells))
+			part := checkpoint.ReadSlice[hotCell](d, hs.maxCells)
+			for i := range part {
+				if part[i].N > hotLog {
+					d.Fail("hotspot window %d: cell %v with %d logged packets", w, part[i].Dst, part[i].N)
+					break
+				}
+			}
 			if d.Err() != nil {
 				break
 			}
-			if err := checkLight(part.cells, part.log); err != "" {
-				d.Fail("hotspot window %d: %s", w, err)
-				break
-			}
-			if len(part.cells) == 0 {
+			if len(part) == 0 {
 				d.Fail("hotspot window %d: empty cell array", w)
 				break
 			}
 			p.parts = append(p.parts, part)
-			cells -= len(part.cells)
+			cells -= len(part)
 		}
 		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*hs.maxCells*workers)
 		if d.Err() != nil {
