@@ -97,8 +97,11 @@ func (q *Queue) stalled() bool { return q.Healthy() != nil }
 // written for the stall time; what is still queued then is discarded and counted. It
 // returns the entries dropped over the life of the queue.
 func (q *Queue) Drain() uint64 {
+	// Progress counts from the drain's start: an output idle before it (nothing to write)
+	// is not stalled.
+	start := time.Now().UnixNano()
 	for q.pending.Load() > 0 {
-		if time.Since(time.Unix(0, q.lastDone.Load())) > q.stall {
+		if time.Since(time.Unix(0, max(q.lastDone.Load(), start))) > q.stall {
 			for {
 				select {
 				case <-q.ch:
