@@ -4,9 +4,10 @@
 #   day-S.pcap   the generated telescope day at scale S (internal/daygen ProfileTelescope,
 #                2 h of packet time; scale 20 is ~3.4 M packets from ~540 k sources)
 # For each: tcpdump -r FILE -w /dev/null (reading only), telescope replay with every detector
-# off (counters only), with every detector on (defaults; no report), the same writing the
-# report (its cost is the difference), the log lines and bytes of the detectors-on run, and
-# the max RSS. Timings are the best of 5 runs; the files are generated from fixed seeds.
+# off (counters only), with every detector but hotspot, with every detector on (defaults; no
+# report), the same writing the report (its cost is the difference), the log lines and bytes
+# of the detectors-on run, and the max RSS; the hotspot's cost is the throughput it takes, as
+# a share of the counters-only throughput (issue 9's measure). Timings are the best of 5 runs; the files are generated from fixed seeds.
 #
 # Usage: scripts/bench.sh [--full] [--tshark]
 #   default: 1 M SYN packets and the day at scale 5 (about a minute on 2 cores)
@@ -42,10 +43,13 @@ day="$dir/day-$scale.pcap"
 [ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
 [ -s "$day" ] || go run ./internal/cmd/mkpcap -day "$scale" -seed 1 -o "$day"
 
-# config NAME DARK DETECT: writes $dir/NAME.yaml.
+# config NAME DARK DETECT (on, nohot: all but hotspot, off): writes $dir/NAME.yaml.
 config() {
 	{
 		echo "dark_prefixes: [$2]"
+		if [ "$3" = nohot ]; then
+			printf 'detect:\n  hotspot: {enabled: false}\n'
+		fi
 		if [ "$3" = off ]; then
 			printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
 			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
@@ -55,8 +59,10 @@ config() {
 }
 # mkpcap's SYN file sends to 203.0.0.0/16; the day to two /24s and an IPv6 /48.
 config syn-on 203.0.0.0/16 on
+config syn-nohot 203.0.0.0/16 nohot
 config syn-off 203.0.0.0/16 off
 config day-on "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" on
+config day-nohot "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" nohot
 config day-off "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" off
 
 # timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
@@ -98,26 +104,30 @@ bench() {
 	echo "== $pcap: $pkts packets, $((size / 1048576)) MiB, $(nproc) CPUs, best of $runs"
 	best tcpdump tcpdump -Z root -r "$pcap" -w /dev/null
 	best off "$dir/telescope" replay --config "$dir/$kind-off.yaml" "$pcap"
+	best nohot "$dir/telescope" replay --config "$dir/$kind-nohot.yaml" "$pcap"
 	best on "$dir/telescope" replay --config "$dir/$kind-on.yaml" "$pcap"
 	best report "$dir/telescope" replay --config "$dir/$kind-on.yaml" --report "$dir/report-$kind.json" "$pcap"
 	local lines bytes
 	lines=$(wc -l <"$dir/on.log")
 	bytes=$(wc -c <"$dir/on.log")
 	printf '%-40s %9s %12s %10s %9s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB"
-	for k in tcpdump off on report; do
+	for k in tcpdump off nohot on report; do
 		local label
 		case $k in
 		tcpdump) label="tcpdump -r FILE -w /dev/null" ;;
 		off) label="replay, counters only" ;;
+		nohot) label="replay, all detectors but hotspot" ;;
 		on) label="replay, all detectors" ;;
 		report) label="replay, all detectors + --report" ;;
 		esac
 		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" \
 			'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f\n", l, s, n/s, s/t, r/1024}'
 	done
-	awk -v on="${secs[on]}" -v off="${secs[off]}" -v rep="${secs[report]}" -v l="$lines" -v b="$bytes" \
+	awk -v on="${secs[on]}" -v off="${secs[off]}" -v nohot="${secs[nohot]}" -v rep="${secs[report]}" -v l="$lines" -v b="$bytes" \
 		-v rs="$(stat -c %s "$dir/report-$kind.json")" 'BEGIN{
 		printf "detectors on keep %.0f%% of the counters-only packets/s\n", 100*off/on
+		# packets/s lost by turning hotspot on, as a share of the counters-only packets/s
+		printf "hotspot costs %.0f%% of the counters-only packets/s\n", 100*(off/nohot - off/on)
 		printf "writing the report: %+.2f s (%.1f MiB)\n", rep-on, rs/1048576
 		printf "log: %d lines, %.1f MiB\n", l, b/1048576 }'
 }
