@@ -21,10 +21,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: expected exactly one config file, got %d", errUsage, len(pos))

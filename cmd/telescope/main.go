@@ -98,12 +98,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 var errReported = errors.New("reported")
 
 // parseInterleaved parses flags that may come before or after positional arguments
-// (telescope replay a.pcap --report r.json b.pcap).
+// (telescope replay a.pcap --report r.json b.pcap). A bad flag is a usage error
+// (errUsage); -h gives flag.ErrHelp as it is.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			if err == flag.ErrHelp {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

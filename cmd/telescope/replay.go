@@ -36,10 +36,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(files) == 0 {
 		return fmt.Errorf("%w: no capture files given (telescope replay [flags] PCAP...)", errUsage)

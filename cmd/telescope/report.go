@@ -25,10 +25,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	}
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(files) == 0 {
 		return fmt.Errorf("%w: no report files given (telescope report [--html FILE] [--report FILE] REPORT.json...)", errUsage)

@@ -49,10 +49,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if len(pos) != 0 {
 		return fmt.Errorf("%w: unexpected argument %q (capture files are read by 'telescope replay')", errUsage, pos[0])
