@@ -322,14 +322,7 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 		hw.dense[dense] = int32(n + 1)
 		return hw.newCell(dst, dense)
 	}
-	if hw.hash == nil {
-		n := 16
-		for n < 2*hw.cap {
-			n *= 2
-		}
-		hw.hash = make([]uint32, n)
-	}
-	mask := uint64(len(hw.hash) - 1)
+	mask := uint64(len(hw.hashIndex()) - 1)
 	i := dst.Hash(seedDstIP) & mask
 	for hw.hash[i]>>hotGenShift == gen {
 		if c := &hw.cells[hw.hash[i]&hotCellMask-1]; c.Dst == *dst {

@@ -135,9 +135,9 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
 }
 
-// hashInsert adds cell (1 + index) for dst to the hash index of the current generation,
-// returning its cell index entry (-1-slot); false if dst is there already.
-func (hw *hotWorker) hashInsert(dst *packet.Addr, cell int32) (int32, bool) {
+// hashIndex returns the hash index of the cells without a dense index, allocated on first
+// use: a power of two at least twice the cell cap (load at most 1/2).
+func (hw *hotWorker) hashIndex() []uint32 {
 	if hw.hash == nil {
 		n := 16
 		for n < 2*hw.cap {
@@ -145,7 +145,13 @@ func (hw *hotWorker) hashInsert(dst *packet.Addr, cell int32) (int32, bool) {
 		}
 		hw.hash = make([]uint32, n)
 	}
-	mask := uint64(len(hw.hash) - 1)
+	return hw.hash
+}
+
+// hashInsert adds cell (1 + index) for dst to the hash index of the current generation,
+// returning its cell index entry (-1-slot); false if dst is there already.
+func (hw *hotWorker) hashInsert(dst *packet.Addr, cell int32) (int32, bool) {
+	mask := uint64(len(hw.hashIndex()) - 1)
 	i := dst.Hash(seedDstIP) & mask
 	for hw.hash[i]>>hotGenShift == hw.gen {
 		if n := hw.hash[i]&hotCellMask - 1; n < uint32(cell-1) && hw.cells[n].Dst == *dst {
