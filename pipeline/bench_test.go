@@ -54,7 +54,8 @@ func benchDay(b *testing.B) string {
 //	go test -run x -bench ReplayDay -benchtime 5x ./pipeline/
 //
 // TELESCOPE_BENCH_PCAP=FILE replays that file instead (e.g. to profile bench.sh's files
-// with -cpuprofile).
+// with -cpuprofile), and TELESCOPE_BENCH_DARK=PREFIXES (YAML flow list items, e.g. bench.sh's
+// "203.0.113.0/24, 198.51.100.0/24") sets its dark_prefixes, as bench.sh's configs do.
 func BenchmarkReplayDay(b *testing.B) {
 	path := os.Getenv("TELESCOPE_BENCH_PCAP")
 	if path == "" {
@@ -74,7 +75,11 @@ func BenchmarkReplayDay(b *testing.B) {
 		{"detectors=off", offYAML},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			cfg, err := configs.Parse([]byte(tc.yaml), "bench.yaml")
+			y := tc.yaml
+			if dark := os.Getenv("TELESCOPE_BENCH_DARK"); dark != "" {
+				y = "dark_prefixes: [" + dark + "]\n" + y
+			}
+			cfg, err := configs.Parse([]byte(y), "bench.yaml")
 			if err != nil {
 				b.Fatal(err)
 			}
