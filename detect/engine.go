@@ -145,7 +145,7 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 	e.tick(h.TS)
 	cfg := e.cfg
 	if cfg.Hotspot.Enabled && e.hot.shared != nil {
-		e.hotspot(h, dense)
+		e.hotspot(h, st, dense)
 	}
 	switch {
 	case h.SYNProbe():
@@ -188,6 +188,9 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 // (End events with their final values). The engine keeps no pointer to st.
 func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	e.tick(now)
+	if e.hotOn() {
+		e.hotEvicted(src, &st.Hot)
+	}
 	e.clearScan(&st.Scan)
 	e.clearTel(&st.Tel)
 	if st.Moved == 0 {

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -79,7 +80,34 @@ const (
 	hotBitP2P               // with a DHT (KRPC) or uTP payload
 	hotBitReply             // SYN-ACK, RST, ICMP reply or error (backscatter kinds)
 	hotBitPair              // a SYN probe that paired with an earlier UDP datagram
+	// How the packet counts as a distinct source (see HotMemo): the source's first packet
+	// to the address (to the address and port) in the worker's open part of the window,
+	// counted as one more source; or a packet to count through the level's set of sources.
+	// Neither: the source is counted at that level already.
+	hotBitNewAddr
+	hotBitNewPort
+	hotBitSetAddr
+	hotBitSetPort
 )
+
+// hotMemoLen is how many (destination, port) pairs a source remembers being counted at.
+const hotMemoLen = 3
+
+// HotMemo is a source's record (in its SourceState) of the hotspot cells of its worker's
+// open window part, generation Gen, that count it among their distinct sources: the first
+// packet of a source to a destination (to a destination and port) adds one to a plain
+// counter, the others find the pair here, so a busy destination costs no hash set probe
+// per packet, only this look-up in the source's own entry. A source whose memo is full
+// (N > hotMemoLen) counts through the destinations' sets of sources for the rest of the
+// part, and so does every source once an evicted one was counted in it (HotMemo of an
+// evicted source is lost with its entry: the engine moves its counts into the sets).
+// Plain values only (checkpoints).
+type HotMemo struct {
+	Gen  uint32 // the hotWorker's memo generation (0: none)
+	N    uint8  // pairs in use; hotMemoLen+1: full, no more pairs in this generation
+	Port [hotMemoLen]uint16
+	Cell [hotMemoLen]int32 // cell index in hotWorker.cells
+}
 
 // hotLog is how many packets a destination's cell keeps as they came before it takes the
 // full counts (hotHeavy): most destinations get a packet or two per window and worker, and
@@ -91,14 +119,20 @@ type hotEvent struct {
 	TS    int64
 	Src   packet.Addr
 	Port  uint16 // destination port, 0: no port level (not TCP/UDP, or port 0)
-	Bits  uint8
+	Bits  uint16
 	Proto uint8 // one of the hotTCP... bits
 }
 
 // hotStats counts one destination level (address, or address and port) in one worker and
 // window. Plain values only.
 type hotStats struct {
+	// The distinct sources are Counted + Sources: the sources counted on their first
+	// packet (HotMemo), and a set of the others.
 	Sources aggregate.Distinct
+	Counted uint64
+	// Sets: every packet counts through Sources (a port that took over another port's
+	// slot: the memo's pairs of that port may predate the slot).
+	Sets    bool
 	Packets uint64
 	SYN     uint64 // SYN probes
 	UDP     uint64 // UDP datagrams
@@ -156,6 +190,8 @@ type hotWorker struct {
 	hash   []uint32            // the same, open addressing by address (len: power of two >= 2 cap)
 	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
 	heavyc []int32             // the cells with full counts
+	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
+	sets   bool                // an evicted source was counted in the open part: no new memo pairs
 	last   int32               // 1 + the cell of the latest packet (for hotPair)
 	split  bool                // the open window was handed over early once
 	full   []HotSummary        // scratch: the heavy cells' summaries at close
@@ -232,6 +268,11 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 			}
 		}
 	}
+	// The sources' memos of the part are void (a memo generation of 0 is none).
+	if hw.mgen++; hw.mgen == 0 {
+		hw.mgen = 1
+	}
+	hw.sets = false
 	cells := hw.cells
 	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
 	return cells, hw.full
@@ -355,8 +396,9 @@ func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 	return c
 }
 
-// hotspot counts one packet to a dark destination (dense: its dense index, or -1).
-func (e *Engine) hotspot(h *packet.Header, dense int32) {
+// hotspot counts one packet from the source of st to a dark destination (dense: its dense
+// index, or -1).
+func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	c := e.hotCellOf(&h.Dst, dense)
 	ev := hotEvent{TS: h.TS, Src: h.Src}
 	var syn, udp bool
@@ -388,6 +430,7 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	if (syn || udp || ev.Proto == hotTCP) && h.L4 {
 		ev.Port = h.DstPort
 	}
+	ev.Bits |= e.hot.memo(&st.Hot, e.hot.last-1, ev.Port)
 	c.Packets++
 	if c.Heavy == 0 {
 		if c.N < hotLog {
@@ -405,18 +448,119 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 		hw.heavyc = append(hw.heavyc, hw.last-1)
 		hv := &hw.heavy[c.Heavy-1]
 		for i := range c.Log[:c.N] {
-			hv.add(&e.slab, &c.Log[i])
+			hv.add(&e.slab, &c.Log[i], false)
 		}
 		c.N = 0
 	}
-	e.hot.heavy[c.Heavy-1].add(&e.slab, &ev)
+	e.hot.heavy[c.Heavy-1].add(&e.slab, &ev, false)
 }
 
-func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent) {
-	x := ev.Src.Hash(seedHotSrc)
-	hv.Addr.add(s, ev, x)
+// memo returns how a packet from the source of m to (cell, port) counts as a distinct
+// source (the hotBitNew... and hotBitSet... bits), noting the pair in m.
+func (hw *hotWorker) memo(m *HotMemo, cell int32, port uint16) uint16 {
+	if m.Gen != hw.mgen {
+		m.Gen, m.N = hw.mgen, 0
+	}
+	addr, atPort := false, port == 0
+	for i := range min(int(m.N), hotMemoLen) {
+		if m.Cell[i] == cell {
+			addr = true
+			if m.Port[i] == port {
+				return 0 // counted at both levels
+			}
+		}
+	}
+	if hw.sets || m.N >= hotMemoLen {
+		m.N = hotMemoLen + 1
+		var bits uint16
+		if !addr {
+			bits |= hotBitSetAddr
+		}
+		if !atPort {
+			bits |= hotBitSetPort
+		}
+		return bits
+	}
+	m.Cell[m.N], m.Port[m.N] = cell, port
+	m.N++
+	var bits uint16
+	if !addr {
+		bits |= hotBitNewAddr
+	}
+	if !atPort {
+		bits |= hotBitNewPort
+	}
+	return bits
+}
+
+// hotEvicted moves the counts of src, whose entry (and memo) the pipeline's table is
+// evicting, from the counters to the sets of the cells it was counted in, and makes every
+// source not in its memo count through the sets for the rest of the part: src may come back
+// with an empty memo.
+func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
+	hw := &e.hot
+	if m.Gen != hw.mgen || m.N == 0 {
+		return
+	}
+	hw.sets = true
+	x := src.Hash(seedHotSrc)
+	n := min(int(m.N), hotMemoLen)
+	for i := range n {
+		ci := m.Cell[i]
+		if ci < 0 || int(ci) >= len(hw.cells) {
+			continue
+		}
+		c := &hw.cells[ci]
+		if c.Heavy == 0 {
+			for k := range c.Log[:c.N] {
+				if ev := &c.Log[k]; ev.Src == src {
+					if ev.Bits&hotBitNewAddr != 0 {
+						ev.Bits ^= hotBitNewAddr | hotBitSetAddr
+					}
+					if ev.Bits&hotBitNewPort != 0 {
+						ev.Bits ^= hotBitNewPort | hotBitSetPort
+					}
+				}
+			}
+			continue
+		}
+		hv := &hw.heavy[c.Heavy-1]
+		if !slices.Contains(m.Cell[:i], ci) { // the cell's first pair counted the address
+			hv.Addr.uncount(&e.slab, x)
+		}
+		if p := m.Port[i]; p != 0 {
+			for k := range hv.Ports {
+				if hv.Ports[k] == p && hv.Port[k].Packets > 0 && !hv.Port[k].Sets {
+					hv.Port[k].uncount(&e.slab, x)
+				}
+			}
+		}
+	}
+	m.N = 0
+}
+
+// uncount moves one source (hash x) from Counted to Sources.
+func (st *hotStats) uncount(s *aggregate.Slab, x uint64) {
+	if st.Counted > 0 {
+		st.Counted--
+		st.Sources.Add(s, x)
+	}
+}
+
+// add counts ev at the address level and its port; viaSets counts every packet through
+// the sets of sources (a light cell's summary: its logged packets are all there is).
+func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent, viaSets bool) {
+	var x uint64
+	if viaSets || ev.Bits&(hotBitSetAddr|hotBitSetPort) != 0 {
+		x = ev.Src.Hash(seedHotSrc)
+	}
+	hv.Addr.add(s, ev, x, viaSets, hotBitNewAddr, hotBitSetAddr)
 	if ev.Port != 0 {
-		hv.port(s, ev.Port).add(s, ev, x)
+		st := hv.port(s, ev.Port)
+		if st.Sets && !viaSets && x == 0 {
+			x = ev.Src.Hash(seedHotSrc)
+		}
+		st.add(s, ev, x, viaSets || st.Sets, hotBitNewPort, hotBitSetPort)
 	}
 }
 
@@ -434,13 +578,15 @@ func (hv *hotHeavy) port(s *aggregate.Slab, p uint16) *hotStats {
 	}
 	if hv.Port[low].Packets > 0 {
 		hv.Port[low].Sources.Reset(s)
-		hv.Port[low] = hotStats{}
+		hv.Port[low] = hotStats{Sets: true}
 	}
 	hv.Ports[low] = p
 	return &hv.Port[low]
 }
 
-func (st *hotStats) add(s *aggregate.Slab, ev *hotEvent, x uint64) {
+// add counts ev; x is the source's hash where it counts through the set (viaSets, or the
+// event's setBit), isNew and setBit the level's hotBitNew... and hotBitSet... bits.
+func (st *hotStats) add(s *aggregate.Slab, ev *hotEvent, x uint64, viaSets bool, isNew, setBit uint16) {
 	if st.Packets == 0 {
 		st.First, st.Last = ev.TS, ev.TS
 	}
@@ -463,7 +609,12 @@ func (st *hotStats) add(s *aggregate.Slab, ev *hotEvent, x uint64) {
 	if ev.Bits&hotBitPair != 0 {
 		st.Pairs++
 	}
-	st.Sources.Add(s, x)
+	switch {
+	case viaSets || ev.Bits&setBit != 0:
+		st.Sources.Add(s, x)
+	case ev.Bits&isNew != 0:
+		st.Counted++
+	}
 	// Space-Saving top sources: the source's slot, a free one, or the smallest replaced.
 	low := 0
 	for i := 0; i < int(st.NTop); i++ {
@@ -543,7 +694,7 @@ func (hv *hotHeavy) appendSums(out []HotSummary, k *packet.Addr, split bool, s *
 func summarize(k *packet.Addr, port uint16, st *hotStats, split bool, s *aggregate.Slab) HotSummary {
 	return HotSummary{
 		Dst: *k, Port: port,
-		Sources: st.Sources.Count(s), Estimated: split || !st.Sources.Exact(),
+		Sources: st.Counted + st.Sources.Count(s), Estimated: split || !st.Sources.Exact(),
 		Packets: st.Packets, SYN: st.SYN, UDP: st.UDP, P2P: st.P2P, Pairs: st.Pairs, Replies: st.Replies,
 		First: st.First, Last: st.Last, Protos: st.Protos, NTop: st.NTop, Top: st.Top,
 	}
@@ -555,7 +706,7 @@ func (c *hotCell) appendLight(out []HotSummary) []HotSummary {
 	var hv hotHeavy
 	var s aggregate.Slab // at most hotLog sources: Distinct stays inline, never allocates
 	for i := range c.Log[:c.N] {
-		hv.add(&s, &c.Log[i])
+		hv.add(&s, &c.Log[i], true)
 	}
 	return hv.appendSums(out, &c.Dst, c.Split, &s)
 }

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"reflect"
 	"slices"
 
@@ -39,6 +40,8 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.I64(hw.end)
 	enc.Bool(hw.split)
 	enc.I64(int64(hw.last))
+	enc.I64(int64(hw.mgen)) // the sources' memos (saved with them) refer to it
+	enc.Bool(hw.sets)
 	checkpoint.Slice(enc, hw.cells)
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
@@ -61,6 +64,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		return
 	}
 	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
+	mgen, sets := d.I64(), d.Bool()
 	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
@@ -73,6 +77,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	if !open && len(cells) > 0 {
 		d.Fail("hotspot: %d cells without an open window", len(cells))
+		return
+	}
+	if mgen < 0 || mgen > math.MaxUint32 {
+		d.Fail("hotspot: memo generation %d", mgen)
 		return
 	}
 	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) {
@@ -132,6 +140,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		}
 	}
 	hw.open, hw.size, hw.win, hw.end, hw.split, hw.last = open, size, win, end, split, int32(last)
+	hw.mgen, hw.sets = uint32(mgen), sets
 	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
 }
 

@@ -30,6 +30,8 @@ type SourceState struct {
 	Scan ScanWindow
 	FP   ToolWindow
 	Tel  TelnetWindow
+	// Hot is the hotspot counts this source is in (hotspot.go).
+	Hot HotMemo
 }
 
 // A window is open once it has counted a packet (Packets or Probes > 0); the zero value is

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -82,6 +84,62 @@ func TestHotspotThresholdExact(t *testing.T) {
 				if h := hot[0]; h.Sources != 100 || h.SourcesEstimated || h.Packets != 100 || h.Port != 8080 || h.Class != "syn_flood" {
 					t.Errorf("workers=%d: %+v, want port 8080, exactly 100 sources and packets, syn_flood", workers, h)
 				}
+			}
+		}
+	}
+}
+
+// TestHotspotSourcesExactUnderChurn: a hot address:port whose senders also probe four other
+// addresses and other ports of it (their memo of counted destinations overflows, the port
+// slots change hands), each sending three rounds; with a source table too small to keep
+// them (every source evicted between its rounds, so it comes back without its memo) or
+// large enough, and 1, 2 and 3 workers, the episode's sources and packets are exact.
+func TestHotspotSourcesExactUnderChurn(t *testing.T) {
+	const senders, rounds = 300, 3
+	var ps []pcaptest.Packet
+	at := hotT0
+	add := func(src, dst int, port uint16) {
+		at = at.Add(100 * time.Microsecond)
+		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + dst), SrcPort: 4000, DstPort: port, Flags: 0x02})
+	}
+	for r := range rounds {
+		for i := range senders {
+			add(i, 9, 80) // the hot destination
+			if i%3 == r {
+				add(i, 9, uint16(1000+i)) // another port of it: one packet, the slots change hands
+			}
+			for k := range 4 {
+				add(i, 10+(i+k+r)%8, 22) // four other addresses
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), "churn.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{60, 100000} {
+		for _, workers := range []int{1, 2, 3} {
+			cfg := hotConfig(t, fmt.Sprintf("detect: {hotspot: {min_sources: 250}}\nlimits: {max_sources: %d}\n", limit))
+			col := NewEpisodes()
+			p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
+				t.Fatal(res.Errors)
+			}
+			r := p.Report(col)
+			if _, ev := p.Tracked(); (limit < senders) != (ev > 0) {
+				t.Fatalf("max_sources %d: %d evictions", limit, ev)
+			}
+			hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+			if len(hot) != 1 {
+				t.Fatalf("max_sources %d, workers=%d: %d hotspot episodes, want 1: %+v", limit, workers, len(hot), hot)
+			}
+			h := hot[0]
+			if h.Dst != "203.0.113.9" || h.Port != 80 || h.Sources != senders || h.SourcesEstimated || h.Packets != senders*rounds {
+				t.Errorf("max_sources %d, workers=%d: hotspot %s:%d, %d sources (estimated %v), %d packets; want 203.0.113.9:80, %d exact, %d packets",
+					limit, workers, h.Dst, h.Port, h.Sources, h.SourcesEstimated, h.Packets, senders, senders*rounds)
 			}
 		}
 	}
