@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -98,16 +99,23 @@ const hotMemoLen = 3
 // packet of a source to a destination (to a destination and port) adds one to a plain
 // counter, the others find the pair here, so a busy destination costs no hash set probe
 // per packet, only this look-up in the source's own entry. A source whose memo is full
-// (N > hotMemoLen) counts through the destinations' sets of sources for the rest of the
-// part, and so does every source once an evicted one was counted in it (HotMemo of an
-// evicted source is lost with its entry: the engine moves its counts into the sets).
+// (N > hotMemoLen), a scanner, takes a bitmap of the dark IPv4 addresses it was counted at
+// (one bit per dense index, from a pool of hotBitmapBytes per worker and part), and counts
+// at the ports and at other addresses through the destinations' sets of sources for the
+// rest of the part; so does every source once an evicted one was counted in it (HotMemo of
+// an evicted source is lost with its entry: the engine moves its counts into the sets).
 // Plain values only (checkpoints).
 type HotMemo struct {
 	Gen  uint32 // the hotWorker's memo generation (0: none)
 	N    uint8  // pairs in use; hotMemoLen+1: full, no more pairs in this generation
 	Port [hotMemoLen]uint16
 	Cell [hotMemoLen]int32 // cell index in hotWorker.cells
+	Bits int32             // 1 + its bitmap in hotWorker.bits (0: none)
 }
+
+// hotBitmapBytes bounds a worker's bitmaps of the sources past hotMemoLen pairs in a part
+// (64 B each for a /23 of dark space, 8 KiB for a /16).
+const hotBitmapBytes = 4 << 20
 
 // hotLog is how many packets a destination's cell keeps as they came before it takes the
 // full counts (hotHeavy): most destinations get a packet or two per window and worker, and
@@ -192,6 +200,9 @@ type hotWorker struct {
 	heavyc []int32             // the cells with full counts
 	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
 	sets   bool                // an evicted source was counted in the open part: no new memo pairs
+	bits   []uint64            // the part's HotMemo bitmaps, bitWords each (zero past nbits)
+	nbits  int                 // bitmaps in use
+	bitW   int                 // words per bitmap: one bit per dense index
 	last   int32               // 1 + the cell of the latest packet (for hotPair)
 	split  bool                // the open window was handed over early once
 	full   []HotSummary        // scratch: the heavy cells' summaries at close
@@ -223,6 +234,7 @@ func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	hw.px = px
 	if n != len(hw.dense) {
 		hw.dense, hw.seen = make([]int32, n), make([]uint64, (n+63)/64)
+		hw.bits, hw.nbits, hw.bitW = nil, 0, (n+63)/64
 	}
 }
 
@@ -273,6 +285,8 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 		hw.mgen = 1
 	}
 	hw.sets = false
+	clear(hw.bits[:hw.nbits*hw.bitW])
+	hw.nbits = 0
 	cells := hw.cells
 	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
 	return cells, hw.full
@@ -430,7 +444,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	if (syn || udp || ev.Proto == hotTCP) && h.L4 {
 		ev.Port = h.DstPort
 	}
-	ev.Bits |= e.hot.memo(&st.Hot, e.hot.last-1, ev.Port)
+	ev.Bits |= e.hot.memo(&st.Hot, e.hot.last-1, c.Ix, ev.Port)
 	c.Packets++
 	if c.Heavy == 0 {
 		if c.N < hotLog {
@@ -456,10 +470,11 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 }
 
 // memo returns how a packet from the source of m to (cell, port) counts as a distinct
-// source (the hotBitNew... and hotBitSet... bits), noting the pair in m.
-func (hw *hotWorker) memo(m *HotMemo, cell int32, port uint16) uint16 {
+// source (the hotBitNew... and hotBitSet... bits), noting the pair in m; ix is the cell's
+// dense index (< 0: none).
+func (hw *hotWorker) memo(m *HotMemo, cell, ix int32, port uint16) uint16 {
 	if m.Gen != hw.mgen {
-		m.Gen, m.N = hw.mgen, 0
+		m.Gen, m.N, m.Bits = hw.mgen, 0, 0
 	}
 	addr, atPort := false, port == 0
 	for i := range min(int(m.N), hotMemoLen) {
@@ -470,27 +485,69 @@ func (hw *hotWorker) memo(m *HotMemo, cell int32, port uint16) uint16 {
 			}
 		}
 	}
-	if hw.sets || m.N >= hotMemoLen {
-		m.N = hotMemoLen + 1
-		var bits uint16
+	var bits uint16
+	if m.N < hotMemoLen && !hw.sets {
+		m.Cell[m.N], m.Port[m.N] = cell, port
+		m.N++
 		if !addr {
-			bits |= hotBitSetAddr
+			bits |= hotBitNewAddr
 		}
 		if !atPort {
-			bits |= hotBitSetPort
+			bits |= hotBitNewPort
 		}
 		return bits
 	}
-	m.Cell[m.N], m.Port[m.N] = cell, port
-	m.N++
-	var bits uint16
-	if !addr {
-		bits |= hotBitNewAddr
+	if m.N <= hotMemoLen { // the memo fills up
+		if !hw.sets {
+			m.Bits = hw.newBitmap(m)
+		}
+		m.N = hotMemoLen + 1
 	}
 	if !atPort {
-		bits |= hotBitNewPort
+		bits |= hotBitSetPort
+	}
+	switch {
+	case addr:
+	case m.Bits > 0 && ix >= 0:
+		w, bit := &hw.bits[int(m.Bits-1)*hw.bitW+int(ix>>6)], uint64(1)<<(ix&63)
+		if *w&bit == 0 {
+			*w |= bit
+			bits |= hotBitNewAddr
+		}
+	default:
+		bits |= hotBitSetAddr
 	}
 	return bits
+}
+
+// newBitmap returns 1 + a bitmap for the source of m, whose memo fills up, with the bits
+// of its memo's addresses set (0: the pool is spent, or no dense index).
+func (hw *hotWorker) newBitmap(m *HotMemo) int32 {
+	w := hw.bitW
+	if w == 0 || (hw.nbits+1)*w*8 > hotBitmapBytes {
+		return 0
+	}
+	if need := (hw.nbits + 1) * w; len(hw.bits) < need {
+		hw.bits = append(hw.bits, make([]uint64, max(need, 2*len(hw.bits))-len(hw.bits))...)
+	}
+	b := hw.bits[hw.nbits*w : (hw.nbits+1)*w]
+	hw.nbits++
+	for _, ci := range m.Cell[:min(int(m.N), hotMemoLen)] {
+		if ci >= 0 && int(ci) < len(hw.cells) {
+			if ix := hw.cells[ci].Ix; ix >= 0 {
+				b[ix>>6] |= 1 << (ix & 63)
+			}
+		}
+	}
+	return int32(hw.nbits)
+}
+
+// bitmap returns the memo's bitmap, nil if it has none.
+func (hw *hotWorker) bitmap(m *HotMemo) []uint64 {
+	if m.Bits <= 0 || int(m.Bits) > hw.nbits {
+		return nil
+	}
+	return hw.bits[int(m.Bits-1)*hw.bitW : int(m.Bits)*hw.bitW]
 }
 
 // hotEvicted moves the counts of src, whose entry (and memo) the pipeline's table is
@@ -504,39 +561,58 @@ func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 	}
 	hw.sets = true
 	x := src.Hash(seedHotSrc)
-	n := min(int(m.N), hotMemoLen)
-	for i := range n {
+	bm := hw.bitmap(m)
+	for i := range min(int(m.N), hotMemoLen) {
 		ci := m.Cell[i]
 		if ci < 0 || int(ci) >= len(hw.cells) {
 			continue
 		}
 		c := &hw.cells[ci]
-		if c.Heavy == 0 {
-			for k := range c.Log[:c.N] {
-				if ev := &c.Log[k]; ev.Src == src {
-					if ev.Bits&hotBitNewAddr != 0 {
-						ev.Bits ^= hotBitNewAddr | hotBitSetAddr
-					}
-					if ev.Bits&hotBitNewPort != 0 {
-						ev.Bits ^= hotBitNewPort | hotBitSetPort
-					}
-				}
-			}
-			continue
-		}
-		hv := &hw.heavy[c.Heavy-1]
-		if !slices.Contains(m.Cell[:i], ci) { // the cell's first pair counted the address
-			hv.Addr.uncount(&e.slab, x)
-		}
-		if p := m.Port[i]; p != 0 {
-			for k := range hv.Ports {
-				if hv.Ports[k] == p && hv.Port[k].Packets > 0 && !hv.Port[k].Sets {
-					hv.Port[k].uncount(&e.slab, x)
+		// The cell's first pair counted the address, unless the bitmap took it over.
+		addr := !slices.Contains(m.Cell[:i], ci) && (bm == nil || c.Ix < 0)
+		e.hotUncount(c, src, x, addr, m.Port[i])
+	}
+	for wi, w := range bm {
+		for w != 0 {
+			ix := wi*64 + bits.TrailingZeros64(w)
+			w &= w - 1
+			if ix < len(hw.dense) && hw.seen[ix>>6]&(1<<(ix&63)) != 0 {
+				if ci := hw.dense[ix] - 1; ci >= 0 && int(ci) < len(hw.cells) {
+					e.hotUncount(&hw.cells[ci], src, x, true, 0)
 				}
 			}
 		}
 	}
-	m.N = 0
+	m.N, m.Bits = 0, 0
+}
+
+// hotUncount moves src (hash x) from the counters to the sets of cell c: at the address
+// (addr) and at port (not 0). A light cell's logged packets of src count through the sets.
+func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, port uint16) {
+	if c.Heavy == 0 {
+		for k := range c.Log[:c.N] {
+			if ev := &c.Log[k]; ev.Src == src {
+				if ev.Bits&hotBitNewAddr != 0 {
+					ev.Bits ^= hotBitNewAddr | hotBitSetAddr
+				}
+				if ev.Bits&hotBitNewPort != 0 {
+					ev.Bits ^= hotBitNewPort | hotBitSetPort
+				}
+			}
+		}
+		return
+	}
+	hv := &e.hot.heavy[c.Heavy-1]
+	if addr {
+		hv.Addr.uncount(&e.slab, x)
+	}
+	if port != 0 {
+		for k := range hv.Ports {
+			if hv.Ports[k] == port && hv.Port[k].Packets > 0 && !hv.Port[k].Sets {
+				hv.Port[k].uncount(&e.slab, x)
+			}
+		}
+	}
 }
 
 // uncount moves one source (hash x) from Counted to Sources.

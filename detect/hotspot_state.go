@@ -42,6 +42,8 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.I64(int64(hw.last))
 	enc.I64(int64(hw.mgen)) // the sources' memos (saved with them) refer to it
 	enc.Bool(hw.sets)
+	enc.I64(int64(hw.bitW))
+	checkpoint.Slice(enc, hw.bits[:hw.nbits*hw.bitW])
 	checkpoint.Slice(enc, hw.cells)
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
@@ -64,7 +66,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		return
 	}
 	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
-	mgen, sets := d.I64(), d.Bool()
+	mgen, sets, bitW := d.I64(), d.Bool(), d.I64()
+	bitmaps := checkpoint.ReadSlice[uint64](d, hotBitmapBytes/8)
 	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
@@ -81,6 +84,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	if mgen < 0 || mgen > math.MaxUint32 {
 		d.Fail("hotspot: memo generation %d", mgen)
+		return
+	}
+	if bitW != int64(hw.bitW) || len(bitmaps) > 0 && (hw.bitW == 0 || len(bitmaps)%hw.bitW != 0) {
+		d.Fail("hotspot: %d words of source bitmaps of %d words, want bitmaps of %d", len(bitmaps), bitW, hw.bitW)
 		return
 	}
 	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) {
@@ -141,6 +148,11 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	hw.open, hw.size, hw.win, hw.end, hw.split, hw.last = open, size, win, end, split, int32(last)
 	hw.mgen, hw.sets = uint32(mgen), sets
+	clear(hw.bits)
+	hw.nbits = 0
+	if len(bitmaps) > 0 {
+		hw.bits, hw.nbits = bitmaps, len(bitmaps)/hw.bitW
+	}
 	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
 }
 
