@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live capture under load: floods one end of a veth pair (inside two network namespaces this
 # script creates and removes; nothing is sent anywhere else) and prints, per workload, the
-# packets sent, the rate the sender reached, and for telescope run (all detectors on, 2
+# packets sent, the rate the sender reached with nothing capturing and while each program
+# captured, and for telescope run (all detectors on, 2
 # workers, the day's dark prefixes) and then tcpdump -w /dev/null on the SAME packets: packets
 # counted, kernel drops, and CPU time per packet counted (utime+stime of the whole process,
 # all threads, from /proc/PID/stat before and after the injection). Root only.
@@ -160,8 +161,12 @@ capture: {interface: $ifA, workers: 2, ring_mb: 64}
 web: {listen_address: "127.0.0.1:9813"}
 YAML
 echo "load before: $(uptime)"
-declare -A sent rate injector t_count t_drop t_qdrop t_cpu d_count d_drop d_cpu
+declare -A sent n_rate rate d_rate injector t_count t_drop t_qdrop t_cpu d_count d_drop d_cpu
 for w in "${work[@]}"; do
+	# The sender's ceiling: the same packets with nothing capturing.
+	inject "$w" "$dir/inject-none-$w.out"
+	n_rate[$w]=$inj_rate
+
 	# A fresh daemon per workload, so that one workload's state does not slow the next.
 	ip netns exec "$nsA" "$dir/telescope" run --config "$dir/live.yaml" 2>"$dir/live-$w.log" &
 	tp=$!
@@ -190,7 +195,7 @@ for w in "${work[@]}"; do
 	sleep 0.5
 	u0=$(cpu_ns "$tp")
 	inject "$w" "$dir/inject-tcpdump-$w.out"
-	d_sent=$inj_sent
+	d_sent=$inj_sent d_rate[$w]=$inj_rate
 	settle "$tp"
 	u1=$(cpu_ns "$tp")
 	kill -INT "$tp"
@@ -205,11 +210,12 @@ echo "load after:  $(uptime)"
 
 echo
 echo "CPU ns/pkt: utime+stime of the process (telescope: all threads, 2 workers) per packet counted;"
-echo "rate: packets sent per second (trafgen: sent / its wall time; tcpreplay: its own figure)"
-printf '%-6s %-9s %9s %9s | %9s %11s %8s | %9s %8s %8s | %6s\n' workload injector sent "rate pps" \
+echo "rate none/t/d: packets sent per second with nothing capturing / while telescope captured /"
+echo "while tcpdump captured (trafgen: sent / its wall time; tcpreplay: its own figure, after preloading)"
+printf '%-6s %-9s %9s %23s | %9s %11s %8s | %9s %8s %8s | %6s\n' workload injector sent "rate none/t/d" \
 	"telescope" "drops k/q" "ns/pkt" "tcpdump" "drops" "ns/pkt" ratio
 for w in "${work[@]}"; do
-	printf '%-6s %-9s %9s %9s | %9s %11s %8s | %9s %8s %8s | %6s\n' "$w" "${injector[$w]}" "${sent[$w]}" "${rate[$w]}" \
+	printf '%-6s %-9s %9s %23s | %9s %11s %8s | %9s %8s %8s | %6s\n' "$w" "${injector[$w]}" "${sent[$w]}" "${n_rate[$w]}/${rate[$w]}/${d_rate[$w]}" \
 		"${t_count[$w]}" "${t_drop[$w]}/${t_qdrop[$w]}" "${t_cpu[$w]}" "${d_count[$w]}" "${d_drop[$w]}" "${d_cpu[$w]}" \
 		"$(awk -v a="${t_cpu[$w]}" -v b="${d_cpu[$w]}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else printf "-"}')"
 done
