@@ -2,10 +2,10 @@
 # Live capture under load: floods one end of a veth pair (inside two network namespaces this
 # script creates and removes; nothing is sent anywhere else) and prints, per workload, the
 # packets sent, the rate the sender reached with nothing capturing and while each program
-# captured, and for telescope run (all detectors on, 2
-# workers, the day's dark prefixes) and then tcpdump -w /dev/null on the SAME packets: packets
-# counted, kernel drops, and CPU time per packet counted (utime+stime of the whole process,
-# all threads, from /proc/PID/stat before and after the injection). Root only.
+# captured, and for telescope run (all detectors on, 2 workers, the day's dark prefixes) and
+# then tcpdump -w /dev/null on the SAME packets: packets counted, kernel drops, and CPU time per
+# packet counted (utime+stime of the whole process, all threads, from /proc/PID/stat before
+# the injection and once the program has drained its ring). Root only.
 #
 # Workloads (arguments, default: flood day):
 #   flood  FLOOD_PACKETS (default 3 M) TCP/23 SYNs from random sources (random source port,
