@@ -1,31 +1,74 @@
 #!/usr/bin/env bash
-# Live capture under load: injects a SYN-dominated pcap into one end of a veth pair (inside
-# network namespaces this script creates and removes) at rising rates (tcpreplay --pps, then
-# --topspeed) and prints, per rate, packets sent, packets counted by telescope (all
-# detectors on, 2 workers) and its kernel drops, then in the same run at the same rates the
-# drops tcpdump -i IF -w /dev/null reports, and each one's CPU time per packet captured
-# (utime+stime from /proc/PID/stat before and after the injection). Root only.
-# Usage: scripts/bench-live.sh [rates...]; PCAP=FILE injects FILE instead of the SYN file
-# (e.g. a random-source flood, or bench/day-20.pcap from scripts/bench.sh --full).
+# Live capture under load: floods one end of a veth pair (inside two network namespaces this
+# script creates and removes; nothing is sent anywhere else) and prints, per workload, the
+# packets sent, the rate the sender reached with nothing capturing and while each program
+# captured, and for telescope run (all detectors on, 2 workers, the day's dark prefixes) and
+# then tcpdump -w /dev/null on the SAME packets: packets counted, kernel drops, and CPU time per
+# packet counted (utime+stime of the whole process, all threads, from /proc/PID/stat before
+# the injection and once the program has drained its ring). Root only.
+#
+# Workloads (arguments, default: flood day):
+#   flood  FLOOD_PACKETS (default 3 M) TCP/23 SYNs from random sources (random source port,
+#          IP ID and sequence number) to 203.0.113.0/24, sent by trafgen at its top rate from
+#          one CPU (-P 1, no rate limit; RATE=500000pps sets trafgen's -b instead), each
+#          program seeing the same packets (fixed trafgen seed)
+#   mirai  the same flood with Mirai's fingerprint (seq == destination address): every packet
+#          is a one-packet fingerprint episode
+#   day    the generated telescope day at 20x (bench/day-20.pcap, built as scripts/bench.sh
+#          --full does; DAY_PACKETS limits it), sent with tcpreplay --topspeed: trafgen 0.6.8
+#          can read a pcap (-i FILE.pcap) but its load time grows faster than the packet
+#          count (0.45 s for 20 k packets, 25 s for 100 k here), so it cannot send millions
+# Needs trafgen (apt-get install netsniff-ng), tcpreplay, tcpdump, ip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 [ "$(id -u)" = 0 ] || { echo "bench-live: needs root (network namespaces, AF_PACKET)"; exit 1; }
-for tool in ip tcpreplay tcpdump; do
-	command -v "$tool" >/dev/null || { echo "bench-live: $tool is missing"; exit 1; }
+work=("${@:-flood day}")
+read -r -a work <<<"${work[*]}"
+need=(ip tcpdump)
+for w in "${work[@]}"; do
+	case $w in
+	flood | mirai) need+=(trafgen) ;;
+	day) need+=(tcpreplay) ;;
+	*) echo "usage: $0 [flood] [mirai] [day]" >&2; exit 2 ;;
+	esac
 done
-rates=("${@:-20000 50000 100000 200000 400000 topspeed}")
-read -r -a rates <<<"${rates[*]}"
+for tool in "${need[@]}"; do
+	if ! command -v "$tool" >/dev/null; then
+		case $tool in
+		trafgen) echo "bench-live: trafgen is missing: install netsniff-ng (apt-get install netsniff-ng)" ;;
+		*) echo "bench-live: $tool is missing (apt-get install $tool)" ;;
+		esac
+		exit 1
+	fi
+done
+flood_n=${FLOOD_PACKETS:-3000000}
 dir=bench
 mkdir -p "$dir"
-pcap=${PCAP:-$dir/live-1000000.pcap}
 CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
-[ -s "$pcap" ] || go run ./internal/cmd/mkpcap -n 1000000 -o "$pcap"
+day=$dir/day-20.pcap
+case " ${work[*]} " in *" day "*) [ -s "$day" ] || go run ./internal/cmd/mkpcap -day 20 -seed 1 -o "$day" ;; esac
 hz=$(getconf CLK_TCK)
 cpu_ns() { # cpu_ns PID: user+system CPU time of PID in ns (fields 14, 15 of /proc/PID/stat)
 	awk -v hz="$hz" '{sub(/.*\) /, ""); printf "%.0f", ($12 + $13) * 1e9 / hz}' "/proc/$1/stat"
 }
 per_pkt() { awk -v ns="$1" -v n="$2" 'BEGIN{if (n > 0) printf "%.0f", ns / n; else printf "-"}'; }
+now_ns() { date +%s%N; }
+# settle PID: returns once PID has used at most 10 ms (one tick) of CPU in half a second, and
+# at least 2 s after the injection (a ring block not yet full reaches the reader when its
+# timeout, 1 s in libpcap, retires it): it has worked through the packets queued in its ring.
+# Waits at most 2 minutes.
+settle() {
+	local a b
+	sleep 2
+	b=$(cpu_ns "$1")
+	for _ in $(seq 240); do
+		sleep 0.5
+		a=$b b=$(cpu_ns "$1")
+		[ $((b - a)) -le 10000000 ] && return
+	done
+	echo "bench-live: PID $1 still busy 2 minutes after the injection"
+}
 
 nsA="tsbench-$$-a" nsB="tsbench-$$-b" ifA="tsbencha$$" ifB="tsbenchb$$"
 ifA=${ifA:0:15} ifB=${ifB:0:15}
@@ -36,6 +79,7 @@ cleanup() {
 	ip netns del "$nsB" 2>/dev/null || true
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 ip netns add "$nsA"
 ip netns add "$nsB"
 for ns in "$nsA" "$nsB"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; done
@@ -44,6 +88,64 @@ ip -n "$nsA" link add "$ifA" type veth peer name "$ifB" netns "$nsB"
 ip -n "$nsA" link set "$ifA" up
 ip -n "$nsB" link set "$ifB" up
 
+# flood_cfg MIRAI: a trafgen config of 256 packets, one per destination 203.0.113.0-255 (trafgen
+# sends them round robin), each an Ethernet/IPv4/TCP SYN to port 23 with a random source
+# address, IP ID and source port, and a random sequence number (MIRAI=0) or seq == the
+# destination address (MIRAI=1); IPv4 and TCP checksums are computed for each packet sent. The
+# destination MAC is not the capturing end's, as on a tap: the kernel drops the frames after
+# the packet sockets have seen them.
+flood_cfg() {
+	local d seq
+	for d in $(seq 0 255); do
+		seq=drnd\(4\)
+		[ "$1" = 1 ] && seq="203, 0, 113, $d"
+		cat <<CFG
+{
+  0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x01, c16(0x0800),
+  0x45, 0x00, c16(40), drnd(2), c16(0), 64, 6, csumip(14, 33), drnd(4), 203, 0, 113, $d,
+  drnd(2), c16(23), $seq, c32(0), 0x50, 0x02, c16(65535), csumtcp(14, 34), c16(0)
+}
+CFG
+	done
+}
+flood_cfg 0 >"$dir/flood.trafgen"
+flood_cfg 1 >"$dir/mirai.trafgen"
+
+# inject WORKLOAD LOG: sends WORKLOAD into namespace B's end of the veth, output to LOG; sets
+# inj_sent, inj_rate (packets sent per second) and inj_name (the injector). Not in a subshell,
+# so that cleanup knows the injector's PID.
+inject() {
+	local t0 t1
+	t0=$(now_ns)
+	case $1 in
+	flood | mirai)
+		local rate=()
+		[ -n "${RATE:-}" ] && rate=(-b "$RATE")
+		# --no-sock-mem, --notouch-irq: leave the machine's socket memory and IRQ settings alone.
+		ip netns exec "$nsB" trafgen --no-sock-mem --notouch-irq -P 1 -E 1 "${rate[@]}" \
+			-i "$dir/$1.trafgen" -o "$ifB" -n "$flood_n" >"$2" 2>&1 &
+		;;
+	day)
+		local limit=()
+		[ -n "${DAY_PACKETS:-}" ] && limit=(--limit="$DAY_PACKETS")
+		ip netns exec "$nsB" tcpreplay -i "$ifB" --preload-pcap --topspeed "${limit[@]}" "$day" >"$2" 2>&1 &
+		;;
+	esac
+	pids+=($!)
+	wait "${pids[-1]}" || { echo "bench-live: injecting $1 failed:"; tail -5 "$2"; exit 1; }
+	unset 'pids[-1]'
+	t1=$(now_ns)
+	case $1 in
+	day)
+		inj_name=tcpreplay inj_sent=$(awk '/Actual:/ {print $2}' "$2")
+		# tcpreplay's own rate (after preloading the file), not the wall time
+		inj_rate=$(awk '/Rated:/ {for (i = 1; i <= NF; i++) if ($i ~ /pps/) printf "%.0f", $(i-1)}' "$2") ;;
+	*)
+		inj_name=trafgen inj_sent=$(tr -d '\r' <"$2" | awk '/packets outgoing/ {print $1}')
+		inj_rate=$(awk -v n="$inj_sent" -v ns=$((t1 - t0)) 'BEGIN {printf "%.0f", n / (ns / 1e9)}') ;;
+	esac
+}
+
 # scrape prints telescope's /metrics from inside namespace A (bash's /dev/tcp: no curl needed).
 scrape() {
 	ip netns exec "$nsA" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9813; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3'
@@ -51,59 +153,69 @@ scrape() {
 metric() { # metric NAME LABEL-SUBSTRING: sum of matching samples
 	scrape | awk -v n="$1" -v l="$2" '$1 ~ "^"n"[{ ]" && index($1, l) {s += $2} END {printf "%.0f", s}'
 }
-# inject RATE N: sends N packets at RATE (or topspeed); prints "sent achieved_pps".
-inject() {
-	local speed=(--pps="$1")
-	[ "$1" = topspeed ] && speed=(--topspeed)
-	ip netns exec "$nsB" tcpreplay -i "$ifB" --preload-pcap "${speed[@]}" --limit="$2" "$pcap" 2>&1 |
-		awk '/Actual:/ {sent=$2} /Rated:/ {for (i=1;i<=NF;i++) if ($i ~ /pps/) pps=$(i-1)} END {print sent, pps}'
-}
-count_for() { # packets to send at a rate: about 4 s worth, at most 1 M
-	local r=$1
-	[ "$r" = topspeed ] && { echo 1000000; return; }
-	echo $(( r * 4 < 1000000 ? r * 4 : 1000000 ))
-}
 
-cat > "$dir/live.yaml" <<YAML
+# The day's dark prefixes (the floods go to the first). Every detector on (the defaults).
+cat >"$dir/live.yaml" <<YAML
+dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']
 capture: {interface: $ifA, workers: 2, ring_mb: 64}
 web: {listen_address: "127.0.0.1:9813"}
 YAML
-ip netns exec "$nsA" "$dir/telescope" run --config "$dir/live.yaml" 2>"$dir/live.log" &
-pids+=($!)
-for _ in $(seq 100); do scrape >/dev/null 2>&1 && break; sleep 0.1; done
+echo "load before: $(uptime)"
+declare -A sent n_rate rate d_rate injector t_count t_drop t_qdrop t_cpu d_count d_drop d_cpu
+for w in "${work[@]}"; do
+	# The sender's ceiling: the same packets with nothing capturing.
+	inject "$w" "$dir/inject-none-$w.out"
+	n_rate[$w]=$inj_rate
 
-declare -A t_sent t_rate t_count t_drop t_cpu d_count d_drop d_cpu
-for r in "${rates[@]}"; do
-	n=$(count_for "$r")
-	c0=$(metric telescope_frames_total 'result="ip"'); k0=$(metric telescope_capture_drops_total 'where="kernel"')
-	u0=$(cpu_ns "${pids[0]}")
-	read -r sent pps < <(inject "$r" "$n")
-	sleep 1
-	u1=$(cpu_ns "${pids[0]}")
-	c1=$(metric telescope_frames_total 'result="ip"'); k1=$(metric telescope_capture_drops_total 'where="kernel"')
-	t_sent[$r]=$sent t_rate[$r]=$pps t_count[$r]=$((c1 - c0)) t_drop[$r]=$((k1 - k0))
-	t_cpu[$r]=$(per_pkt $((u1 - u0)) "${t_count[$r]}")
-done
-kill "${pids[0]}"; wait "${pids[0]}" || true; pids=()
-
-for r in "${rates[@]}"; do
-	n=$(count_for "$r")
-	ip netns exec "$nsA" tcpdump -Z root -n -i "$ifA" -w /dev/null 2>"$dir/tcpdump.log" &
-	tp=$!; pids=("$tp")
-	sleep 1
+	# A fresh daemon per workload, so that one workload's state does not slow the next.
+	ip netns exec "$nsA" "$dir/telescope" run --config "$dir/live.yaml" 2>"$dir/live-$w.log" &
+	tp=$!
+	pids+=("$tp")
+	for _ in $(seq 100); do scrape >/dev/null 2>&1 && break; sleep 0.1; done
+	c0=$(metric telescope_frames_total 'result=')
+	k0=$(metric telescope_capture_drops_total 'where="kernel"') q0=$(metric telescope_capture_drops_total 'where="queue"')
 	u0=$(cpu_ns "$tp")
-	inject "$r" "$n" >/dev/null
-	sleep 1
+	inject "$w" "$dir/inject-telescope-$w.out"
+	sent[$w]=$inj_sent rate[$w]=$inj_rate injector[$w]=$inj_name
+	settle "$tp"
 	u1=$(cpu_ns "$tp")
-	kill -INT "$tp"; wait "$tp" || true; pids=()
-	d_count[$r]=$(awk '/packets captured/ {print $1}' "$dir/tcpdump.log")
-	d_drop[$r]=$(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump.log")
-	d_cpu[$r]=$(per_pkt $((u1 - u0)) "${d_count[$r]}")
+	c1=$(metric telescope_frames_total 'result=')
+	k1=$(metric telescope_capture_drops_total 'where="kernel"') q1=$(metric telescope_capture_drops_total 'where="queue"')
+	kill "$tp"
+	wait "$tp" || true
+	unset 'pids[-1]'
+	t_count[$w]=$((c1 - c0)) t_drop[$w]=$((k1 - k0)) t_qdrop[$w]=$((q1 - q0))
+	t_cpu[$w]=$(per_pkt $((u1 - u0)) "${t_count[$w]}")
+
+	# tcpdump with a 64 MiB buffer, as telescope's ring.
+	ip netns exec "$nsA" tcpdump -Z root -n -B 65536 -i "$ifA" -w /dev/null 2>"$dir/tcpdump-$w.log" &
+	tp=$!
+	pids+=("$tp")
+	for _ in $(seq 100); do grep -q listening "$dir/tcpdump-$w.log" && break; sleep 0.1; done
+	sleep 0.5
+	u0=$(cpu_ns "$tp")
+	inject "$w" "$dir/inject-tcpdump-$w.out"
+	d_sent=$inj_sent d_rate[$w]=$inj_rate
+	settle "$tp"
+	u1=$(cpu_ns "$tp")
+	kill -INT "$tp"
+	wait "$tp" || true
+	unset 'pids[-1]'
+	[ "$d_sent" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, $d_sent for tcpdump"
+	d_count[$w]=$(awk '/packets captured/ {print $1}' "$dir/tcpdump-$w.log")
+	d_drop[$w]=$(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump-$w.log")
+	d_cpu[$w]=$(per_pkt $((u1 - u0)) "${d_count[$w]}")
 done
+echo "load after:  $(uptime)"
 
 echo
-echo "$pcap; CPU ns/pkt: utime+stime per packet counted (telescope: all threads, 2 workers)"
-printf '%-10s %10s %12s | %14s %14s %10s | %14s %14s %10s\n' "rate" "sent" "achieved pps" "telescope cnt" "telescope drop" "ns/pkt" "tcpdump cnt" "tcpdump drop" "ns/pkt"
-for r in "${rates[@]}"; do
-	printf '%-10s %10s %12s | %14s %14s %10s | %14s %14s %10s\n' "$r" "${t_sent[$r]}" "${t_rate[$r]}" "${t_count[$r]}" "${t_drop[$r]}" "${t_cpu[$r]}" "${d_count[$r]}" "${d_drop[$r]}" "${d_cpu[$r]}"
+echo "CPU ns/pkt: utime+stime of the process (telescope: all threads, 2 workers) per packet counted;"
+echo "rate none/t/d: packets sent per second with nothing capturing / while telescope captured /"
+echo "while tcpdump captured (trafgen: sent / its wall time; tcpreplay: its own figure, after preloading)"
+printf '%-6s %-9s %9s %23s | %9s %11s %8s | %9s %8s %8s | %6s\n' workload injector sent "rate none/t/d" \
+	"telescope" "drops k/q" "ns/pkt" "tcpdump" "drops" "ns/pkt" ratio
+for w in "${work[@]}"; do
+	printf '%-6s %-9s %9s %23s | %9s %11s %8s | %9s %8s %8s | %6s\n' "$w" "${injector[$w]}" "${sent[$w]}" "${n_rate[$w]}/${rate[$w]}/${d_rate[$w]}" \
+		"${t_count[$w]}" "${t_drop[$w]}/${t_qdrop[$w]}" "${t_cpu[$w]}" "${d_count[$w]}" "${d_drop[$w]}" "${d_cpu[$w]}" \
+		"$(awk -v a="${t_cpu[$w]}" -v b="${d_cpu[$w]}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else printf "-"}')"
 done
