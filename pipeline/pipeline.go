@@ -192,6 +192,10 @@ func (p *Pipeline) SetHostAddrs(addrs []netip.Addr) (bool, error) {
 	return true, nil
 }
 
+// HostAddrsApply reports whether the host's addresses (SetHostAddrs) are taken out of the
+// dark space: only while the config has no dark prefix.
+func (p *Pipeline) HostAddrsApply() bool { return len(p.rc.Load().cfg.DarkPrefixes) == 0 }
+
 // addCapture registers a packet source's statistics.
 func (p *Pipeline) addCapture(c captureStats) {
 	p.capMu.Lock()

@@ -44,8 +44,11 @@ func updateHostAddrs(p *pipeline.Pipeline, log *zap.Logger) {
 		log.Warn("cannot publish the host's addresses", zap.Error(err))
 		return
 	}
-	if changed {
-		log.Info("host addresses are not dark while no dark prefix is configured", zap.Stringers("addresses", addrs))
+	switch {
+	case changed && p.HostAddrsApply():
+		log.Info("host addresses are not dark (no dark prefix is configured)", zap.Stringers("addresses", addrs))
+	case changed:
+		log.Debug("host addresses read; only the configured dark prefixes count", zap.Stringers("addresses", addrs))
 	}
 }
 
