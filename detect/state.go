@@ -94,11 +94,22 @@ func (e *Engine) moved(src packet.Addr, st *SourceState, bit uint8) *episode {
 	if st.Moved&bit == 0 {
 		return nil
 	}
-	if rec := e.eps.Get(src); rec != nil && rec.Active&bit != 0 {
+	if rec := e.record(src); rec != nil && rec.Active&bit != 0 {
 		return rec
 	}
 	st.Moved &^= bit
 	return nil
+}
+
+// record returns src's record, nil when there is none. It looks the table up once per
+// packet (the scanner, telnet and fingerprint detectors of one probe share the answer):
+// PacketAt forgets the answer before each packet, and promote and release, the packet
+// path's only changes to the table, replace it. For the packet path only.
+func (e *Engine) record(src packet.Addr) *episode {
+	if !e.recOK {
+		e.rec, e.recOK = e.eps.Get(src), true
+	}
+	return e.rec
 }
 
 // continuing returns src's active episode `bit` when a packet at t continues it (a gap of
@@ -135,6 +146,7 @@ func (r *episode) last(bit uint8) int64 {
 // be held across the call.
 func (e *Engine) promote(src packet.Addr, st *SourceState, bit uint8) *episode {
 	rec, _ := e.eps.Touch(src)
+	e.rec, e.recOK = rec, true // Touch may have moved the records (growth, eviction)
 	if rec.Active&bit != 0 {
 		// Only if the pipeline dropped the source without Evicted while its episode was
 		// active: close that episode rather than lose it.
@@ -169,6 +181,7 @@ func (e *Engine) endRecord(src packet.Addr, rec *episode, bits uint8) {
 func (e *Engine) release(src packet.Addr, rec *episode) {
 	if rec.Active == 0 {
 		e.eps.Delete(src)
+		e.rec, e.recOK = nil, false
 	}
 }
 
