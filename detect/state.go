@@ -79,13 +79,17 @@ const (
 
 // episode is the engine's record of a source with at least one active episode: the windows
 // that became episodes (Active says which), moved out of its SourceState.
+//
+// Field order follows use: the many one-tool sources (tens of thousands of Mirai bots, a
+// handful of SYNs each) read Active and FP right after the table entry's key, on the same
+// or the next cache line; the few scanners' large windows come last.
 type episode struct {
-	Scan   ScanWindow
-	Prof   profileRec // the scanner episode's profile (profile.go)
-	Tel    TelnetWindow
-	FP     ToolWindow
 	Active uint8
 	Seq    uint64 // the engine's sequence number at the record's last promotion (due.go)
+	FP     ToolWindow
+	Tel    TelnetWindow
+	Scan   ScanWindow
+	Prof   profileRec // the scanner episode's profile (profile.go)
 }
 
 // moved returns the record holding src's active episode `bit`, or nil when there is none
