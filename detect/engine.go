@@ -70,6 +70,8 @@ type Engine struct {
 	slab aggregate.Slab
 	// ports holds the exact port sets of scanner episodes (portmap.go).
 	ports portMaps
+	// memos holds the scanner episodes' memos of targets and addresses (memo.go).
+	memos memoPool
 }
 
 // NewEngine returns the engine of worker `worker`. sink receives its events, surge (shared by
@@ -162,7 +164,7 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 	switch {
 	case h.SYNProbe():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, synTechnique(h))
+			e.scanner(h, st, h.DstPort, synTechnique(h), dense)
 		}
 		if cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
 			e.telnetSweep(h, st)
@@ -175,14 +177,14 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 		}
 	case h.Proto == packet.ProtoUDP && h.L4:
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, TechUDP)
+			e.scanner(h, st, h.DstPort, TechUDP, dense)
 		}
 		if cfg.UDPThenSYN.Enabled {
 			e.flowUDP(h)
 		}
 	case h.ICMPEchoRequest():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, 0, TechICMPEcho) // ICMP echo counts as port 0
+			e.scanner(h, st, 0, TechICMPEcho, dense) // ICMP echo counts as port 0
 		}
 	default:
 		if cfg.Backscatter.Enabled {
