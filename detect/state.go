@@ -183,7 +183,7 @@ func (e *Engine) promote(src packet.Addr, st *SourceState, bit uint8) *episode {
 	st.Moved |= bit
 	e.seq++
 	rec.Seq = e.seq
-	e.queueSource(src, rec, due) // due.go
+	e.queueSource(src, rec, slot, due) // due.go
 	return rec
 }
 
