@@ -22,11 +22,11 @@ import (
 // to the sets as before.
 
 // maxMemoDsts bounds the dense dark space memos are kept for (1 KiB per bitmap),
-// maxMemoWords the words of a memo's Pair bitmaps (8 KiB), and maxMemos the episodes
-// holding a memo per engine (at most about 9 MiB).
+// maxMemoWords the words of a memo's Pair bitmaps (4 KiB), and maxMemos the episodes
+// holding a memo per engine: a memo has at most 5.1 KiB, an engine at most 5.1 MiB.
 const (
 	maxMemoDsts  = 1 << 13
-	maxMemoWords = 1 << 10
+	maxMemoWords = 1 << 9
 	maxMemoPorts = 64
 	maxMemos     = 1024
 )
