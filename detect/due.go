@@ -96,9 +96,27 @@ func (h dueHeap[T]) heapify() {
 func dueLimit(capacity int) int { return 2*capacity + 1024 }
 
 // srcRef names a record of the episode table; it is current while the record's Seq is seq.
+// slot is 1 + the record's slot when known (0: look src up), as in ToolWindow.Rec.
 type srcRef struct {
-	src packet.Addr
-	seq uint64
+	src  packet.Addr
+	seq  uint64
+	slot int32
+}
+
+// dueRecord returns the record r names while it is current, else nil.
+func (e *Engine) dueRecord(r *srcRef) *episode {
+	if i := r.slot - 1; i >= 0 && int(i) < e.eps.Slots() {
+		if k, rec := e.eps.At(i); *k == r.src && rec.Active != 0 {
+			if rec.Seq == r.seq {
+				return rec
+			}
+			return nil
+		}
+	}
+	if rec := e.eps.Get(r.src); rec != nil && rec.Seq == r.seq {
+		return rec
+	}
+	return nil
 }
 
 // flowDueRef names a flow episode; seq orders the ends of episodes due at once.
@@ -107,13 +125,13 @@ type flowDueRef struct {
 	seq uint64
 }
 
-// queueSource pushes the entry of src's record rec, which was just promoted (rec.Seq is
-// new: its older entries are stale). It can end at due at the earliest.
-func (e *Engine) queueSource(src packet.Addr, rec *episode, due int64) {
+// queueSource pushes the entry of src's record rec in slot `slot`, which was just promoted
+// (rec.Seq is new: its older entries are stale). It can end at due at the earliest.
+func (e *Engine) queueSource(src packet.Addr, rec *episode, slot int32, due int64) {
 	if len(e.srcDue) >= dueLimit(e.eps.Cap()) {
 		e.requeueSources()
 	}
-	e.srcDue.push(due, srcRef{src, rec.Seq})
+	e.srcDue.push(due, srcRef{src, rec.Seq, slot + 1})
 	e.watchDue(due)
 }
 
@@ -124,7 +142,7 @@ func (e *Engine) requeueSources() {
 	e.eps.Range(func(k *packet.Addr, rec *episode) bool {
 		e.seq = max(e.seq, rec.Seq)
 		if d, ok := e.recordDue(rec); ok {
-			e.srcDue = append(e.srcDue, dueItem[srcRef]{d, srcRef{*k, rec.Seq}})
+			e.srcDue = append(e.srcDue, dueItem[srcRef]{d, srcRef{*k, rec.Seq, 0}})
 		}
 		return true
 	})
@@ -216,13 +234,13 @@ func (e *Engine) endDue(now int64) {
 			break
 		}
 		r := e.srcDue.pop().ref
-		if rec := e.eps.Get(r.src); rec != nil && rec.Seq == r.seq {
+		if e.dueRecord(&r) != nil {
 			srcs = append(srcs, r)
 		}
 	}
 	slices.SortFunc(srcs, func(a, b srcRef) int { return cmp.Compare(b.seq, a.seq) })
 	for _, r := range srcs {
-		rec := e.eps.Get(r.src)
+		rec := e.dueRecord(&r)
 		var bits uint8
 		for _, bit := range episodeBits {
 			if rec.Active&bit != 0 && now-rec.last(bit) > e.window {

@@ -45,12 +45,21 @@ type Engine struct {
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[packet.Addr, episode]
 	keys []packet.Addr // scratch for sweeps
+	// rec is the record of the current packet's source in eps while recOK (see record).
+	rec   *episode
+	recOK bool
 
 	flows     *aggregate.Table[flowKey, flow]
 	flowPorts *[65536]uint32 // flows in the table, by destination port
 	// flowSrcs counts the flows in the table by a hash of their source (saturating at 255,
 	// which then stays): with flowPorts it lets most SYN probes skip the flow lookup.
 	flowSrcs *[flowSrcBuckets]uint8
+	// flowPortBits and flowSrcBits have a bit set where flowPorts and flowSrcs are not zero:
+	// what a SYN probe reads (8 KiB and 128 KiB that stay in cache, where the counts, 256 KiB
+	// and 1 MiB, cost a cache miss per probe).
+	flowPortBits *[65536 / 64]uint64
+	flowSrcBits  *[flowSrcBuckets / 64]uint64
+
 	victims  *aggregate.Table[packet.Addr, victim]
 	rates    []rateWin // victims' rate windows, by victim.Rate-1
 	rateFree []int32   // free entries of rates (as victim.Rate values)
@@ -61,6 +70,8 @@ type Engine struct {
 	slab aggregate.Slab
 	// ports holds the exact port sets of scanner episodes (portmap.go).
 	ports portMaps
+	// memos holds the scanner episodes' memos of targets and addresses (memo.go).
+	memos memoPool
 }
 
 // NewEngine returns the engine of worker `worker`. sink receives its events, surge (shared by
@@ -75,6 +86,8 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
 	e.flowPorts = new([65536]uint32)
 	e.flowSrcs = new([flowSrcBuckets]uint8)
+	e.flowPortBits = new([65536 / 64]uint64)
+	e.flowSrcBits = new([flowSrcBuckets / 64]uint64)
 	e.flows.SetEvict(e.evictFlow)
 	e.victims = aggregate.NewTable[packet.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)
@@ -143,6 +156,7 @@ func (e *Engine) Packet(h *packet.Header, st *SourceState) { e.PacketAt(h, st, -
 // SetDenseDsts), or -1.
 func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 	e.tick(h.TS)
+	e.rec, e.recOK = nil, false
 	cfg := e.cfg
 	if cfg.Hotspot.Enabled && e.hot.shared != nil {
 		e.hotspot(h, st, dense)
@@ -150,7 +164,7 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 	switch {
 	case h.SYNProbe():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, synTechnique(h))
+			e.scanner(h, st, h.DstPort, synTechnique(h), dense)
 		}
 		if cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
 			e.telnetSweep(h, st)
@@ -163,14 +177,14 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 		}
 	case h.Proto == packet.ProtoUDP && h.L4:
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, TechUDP)
+			e.scanner(h, st, h.DstPort, TechUDP, dense)
 		}
 		if cfg.UDPThenSYN.Enabled {
 			e.flowUDP(h)
 		}
 	case h.ICMPEchoRequest():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, 0, TechICMPEcho) // ICMP echo counts as port 0
+			e.scanner(h, st, 0, TechICMPEcho, dense) // ICMP echo counts as port 0
 		}
 	default:
 		if cfg.Backscatter.Enabled {

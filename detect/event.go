@@ -75,7 +75,12 @@ type Time int64
 
 // MarshalText implements encoding.TextMarshaler (so encoding/json writes a string).
 func (t Time) MarshalText() ([]byte, error) {
-	return []byte(t.String()), nil
+	return t.AppendText(make([]byte, 0, maxTimeLen))
+}
+
+// AppendText implements encoding.TextAppender.
+func (t Time) AppendText(b []byte) ([]byte, error) {
+	return appendTime(b, int64(t)), nil
 }
 
 // UnmarshalText parses RFC 3339 (so reports can be read back).
@@ -89,7 +94,66 @@ func (t *Time) UnmarshalText(b []byte) error {
 }
 
 func (t Time) String() string {
-	return time.Unix(0, int64(t)).UTC().Format(time.RFC3339Nano)
+	var buf [maxTimeLen]byte
+	return string(appendTime(buf[:0], int64(t)))
+}
+
+// maxTimeLen is the longest text of a Time: "2006-01-02T15:04:05.999999999Z".
+const maxTimeLen = 30
+
+// appendTime appends ns (nanoseconds since the Unix epoch) as time.RFC3339Nano formats it in
+// UTC: every event's entry formats two times for its log line and its report entry, and
+// time.Format's general layout machinery cost more than the detectors' work on an episode.
+// An int64 of nanoseconds spans the years 1677 to 2262, so the year has four digits.
+func appendTime(b []byte, ns int64) []byte {
+	secs := ns / 1e9
+	frac := ns - secs*1e9
+	if frac < 0 {
+		secs, frac = secs-1, frac+1e9
+	}
+	days := secs / 86400
+	sod := secs - days*86400
+	if sod < 0 {
+		days, sod = days-1, sod+86400
+	}
+	// Civil date from days since 1970-01-01 (H. Hinnant's days_from_civil, inverted).
+	z := days + 719468
+	era := z / 146097
+	if z < 0 && z%146097 != 0 {
+		era--
+	}
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if mp >= 10 {
+		m = mp - 9
+	}
+	if m <= 2 {
+		y++
+	}
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
+	b = append(b, byte('0'+m/10), byte('0'+m%10), '-', byte('0'+d/10), byte('0'+d%10), 'T')
+	h, mi, s := sod/3600, sod/60%60, sod%60
+	b = append(b, byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+		byte('0'+s/10), byte('0'+s%10))
+	if frac != 0 {
+		var digits [9]byte
+		for i := 8; i >= 0; i-- {
+			digits[i] = byte('0' + frac%10)
+			frac /= 10
+		}
+		n := 9
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(b, '.')
+		b = append(b, digits[:n]...)
+	}
+	return append(b, 'Z')
 }
 
 // ScannerEntry is a report entry of detections.scanner.

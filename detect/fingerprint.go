@@ -56,7 +56,7 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 	if w.Probes > 0 { // the window is open
 		t = later(t, w.Last)
 		if rec == nil && t-w.Last > e.window {
-			*w = ToolWindow{} // a new episode, no label was given in the old one
+			*w = ToolWindow{Rec: w.Rec} // a new episode, no label was given in the old one
 		}
 	}
 	if w.Probes == 0 {
@@ -77,7 +77,7 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 		}
 		if rec == nil {
 			rec = e.promote(h.Src, st, epFP)
-			rec.FP, st.FP = st.FP, ToolWindow{}
+			rec.FP, st.FP = st.FP, ToolWindow{Rec: st.FP.Rec}
 			w = &rec.FP
 			e.watch(rec.FP.Last)
 		}

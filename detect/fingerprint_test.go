@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -159,5 +160,47 @@ func TestFingerprintPacketCounters(t *testing.T) {
 		if got := h.c.FingerprintPackets[i].Load(); got != want[i] {
 			t.Errorf("FingerprintPackets[%s] = %d, want %d", Tools[i], got, want[i])
 		}
+	}
+}
+
+// TestRecordSlotHint: a source's packets find its episode record through the slot its
+// state remembers (ToolWindow.Rec), and never take another source's record for theirs when
+// that slot was freed and reused.
+func TestRecordSlotHint(t *testing.T) {
+	cfg := only(testConfig(t), Fingerprint)
+	h := newHarness(t, cfg)
+	mirai := func(src string, i int, ts int64) packet.Header {
+		p := syn(src, ip4("203.0.113.0", i), 23, ts)
+		p.Seq = p.Dst.V4()
+		return p
+	}
+	a, b := "192.0.2.1", "192.0.2.2"
+	h.feed(mirai(a, 0, t0))
+	stA := h.srcs.Get(addr(a))
+	if stA.FP.Rec == 0 || stA.Moved&epFP == 0 {
+		t.Fatalf("a's episode record is not remembered: Rec %d, Moved %b", stA.FP.Rec, stA.Moved)
+	}
+	slot := stA.FP.Rec
+	// a's episode ends (its record leaves the table; a's state still names the slot), then
+	// b's episode takes the freed slot.
+	h.e.Advance(t0 + 2*win)
+	h.feed(mirai(b, 1, t0+2*win+sec))
+	if stB := h.srcs.Get(addr(b)); stB.FP.Rec != slot {
+		t.Fatalf("b's record took slot %d, not a's freed slot %d: the test needs the reuse", stB.FP.Rec, slot)
+	}
+	// a probes again: a new episode of its own, b's record untouched.
+	h.feed(mirai(a, 2, t0+2*win+2*sec), mirai(b, 3, t0+2*win+3*sec))
+	h.finish(t0 + 2*win + 4*sec)
+	got := map[string][]uint64{}
+	for _, e := range h.sink.take() {
+		te := e.Entry.(*ToolEntry)
+		got[te.Src+" "+e.Phase.String()] = append(got[te.Src+" "+e.Phase.String()], te.Probes)
+	}
+	want := map[string][]uint64{
+		a + " start": {1, 1}, a + " end": {1, 1},
+		b + " start": {1}, b + " end": {2},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("probes by source and phase = %v, want %v", got, want)
 	}
 }

@@ -93,6 +93,8 @@ type profileRec struct {
 	// already left the exact phase of its distinct count (then ports it probed are missing).
 	PortMap    int32
 	PortsExact bool
+	// Memo refers to the episode's memo in the engine's pool (memo.go; 0: none).
+	Memo int32
 	// AddrsComplete: the window before the episode probed at most five addresses, all
 	// seeded into Addrs.
 	AddrsComplete bool

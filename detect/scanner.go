@@ -13,7 +13,7 @@ const (
 // A window opens at the first probe and spans the configured window; a probe at or past its
 // end opens a new one, unless an episode is active: then the counts keep accumulating until
 // the source is quiet for longer than the window.
-func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech int) {
+func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech int, dense int32) {
 	st.Tech.add(tech)
 	e.techPackets[tech]++
 	w := &st.Scan
@@ -43,7 +43,17 @@ func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech in
 	w.Last = t
 	w.Packets++
 	dst := h.Dst.Hash(seedDstIP)
-	changed := w.Targets.Add(&e.slab, packet.Mix64(dst^seedPair^uint64(port)))
+	var memoPair, memoAddr []uint64 // memo.go
+	if rec != nil && dense >= 0 {
+		memoPair, memoAddr = e.memoBits(&rec.Prof, port, dense)
+	}
+	changed := false
+	if memoPair == nil || !hasBit(memoPair, uint32(dense)) {
+		changed = w.Targets.Add(&e.slab, packet.Mix64(dst^seedPair^uint64(port)))
+		if memoPair != nil {
+			setBit(memoPair, uint32(dense), true)
+		}
+	}
 	w.Ports.Add(&e.slab, portHash(port))
 	addSmall(&w.IPs, &w.NIPs, uint32(dst))
 	if e.watched.has(port) {
@@ -52,7 +62,12 @@ func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech in
 	if rec != nil {
 		pr := &rec.Prof
 		pr.Tech[tech]++
-		pr.Addrs.Add(&e.slab, addrValue(uint32(dst)))
+		if memoAddr == nil || !hasBit(memoAddr, uint32(dense)) {
+			pr.Addrs.Add(&e.slab, addrValue(uint32(dst)))
+			if memoAddr != nil {
+				setBit(memoAddr, uint32(dense), true)
+			}
+		}
 		pr.Top.add(profileKey(h.Proto, port))
 		if pr.PortMap != 0 {
 			e.ports.at(pr.PortMap).set(port)
@@ -163,6 +178,7 @@ func (e *Engine) clearScan(w *ScanWindow) {
 // episode: the source's technique mix and the window's first (up to five) addresses.
 func (e *Engine) startProfile(pr *profileRec, w *ScanWindow, mix *TechCounts) {
 	e.dropProfile(pr)
+	pr.Memo = e.memoGet(e.densePx())
 	if pr.PortMap = e.ports.get(); pr.PortMap != 0 {
 		m := e.ports.at(pr.PortMap)
 		pr.PortsExact = w.Ports.Values(&e.slab, func(x uint64) {
@@ -205,5 +221,6 @@ func (e *Engine) flushTech() {
 func (e *Engine) dropProfile(pr *profileRec) {
 	pr.Addrs.Reset(&e.slab)
 	e.ports.put(pr.PortMap)
+	e.memoPut(pr.Memo)
 	*pr = profileRec{}
 }

@@ -69,6 +69,11 @@ type ToolWindow struct {
 	Probes      uint64
 	Match       [4]uint64 // by index of Tools
 	Labels      uint8     // bit i: Tools[i] labels the source in this episode
+	// Rec, in a SourceState, is 1 + the slot of the source's record in the engine's
+	// episode table, set when a window of the source became an episode: a hint, checked
+	// against the slot's key, that spares the packets of a source with active episodes a
+	// hash lookup. 0: none. (It fills the window's padding; a record's copy means nothing.)
+	Rec int32
 }
 
 // Episode bits (SourceState.Moved, episode.Active).
@@ -81,13 +86,17 @@ const (
 
 // episode is the engine's record of a source with at least one active episode: the windows
 // that became episodes (Active says which), moved out of its SourceState.
+//
+// Field order follows use: the many one-tool sources (tens of thousands of Mirai bots, a
+// handful of SYNs each) read Active and FP right after the table entry's key, on the same
+// or the next cache line; the few scanners' large windows come last.
 type episode struct {
-	Scan   ScanWindow
-	Prof   profileRec // the scanner episode's profile (profile.go)
-	Tel    TelnetWindow
-	FP     ToolWindow
 	Active uint8
 	Seq    uint64 // the engine's sequence number at the record's last promotion (due.go)
+	FP     ToolWindow
+	Tel    TelnetWindow
+	Scan   ScanWindow
+	Prof   profileRec // the scanner episode's profile (profile.go)
 }
 
 // moved returns the record holding src's active episode `bit`, or nil when there is none
@@ -96,11 +105,34 @@ func (e *Engine) moved(src packet.Addr, st *SourceState, bit uint8) *episode {
 	if st.Moved&bit == 0 {
 		return nil
 	}
-	if rec := e.eps.Get(src); rec != nil && rec.Active&bit != 0 {
+	if rec := e.record(src, st); rec != nil && rec.Active&bit != 0 {
 		return rec
 	}
 	st.Moved &^= bit
 	return nil
+}
+
+// record returns src's record, nil when there is none. It looks the table up once per
+// packet (the scanner, telnet and fingerprint detectors of one probe share the answer):
+// PacketAt forgets the answer before each packet, and promote and release, the packet
+// path's only changes to the table, replace it. For the packet path only.
+func (e *Engine) record(src packet.Addr, st *SourceState) *episode {
+	if !e.recOK {
+		e.rec, e.recOK = e.findRecord(src, st), true
+	}
+	return e.rec
+}
+
+// findRecord returns src's record: from the slot st.FP.Rec names when that slot holds a
+// live record of src (one with an active episode: a record leaves the table, by deletion
+// or eviction, only with none), else by a lookup.
+func (e *Engine) findRecord(src packet.Addr, st *SourceState) *episode {
+	if i := st.FP.Rec - 1; i >= 0 && int(i) < e.eps.Slots() {
+		if k, rec := e.eps.At(i); *k == src && rec.Active != 0 {
+			return rec
+		}
+	}
+	return e.eps.Get(src)
 }
 
 // continuing returns src's active episode `bit` when a packet at t continues it (a gap of
@@ -136,7 +168,10 @@ func (r *episode) last(bit uint8) int64 {
 // The caller moves the window into it. It may grow the table: no other record pointer may
 // be held across the call.
 func (e *Engine) promote(src packet.Addr, st *SourceState, bit uint8) *episode {
-	rec, _ := e.eps.Touch(src)
+	slot, _ := e.eps.TouchSlot(src)
+	_, rec := e.eps.At(slot)
+	e.rec, e.recOK = rec, true // the touch may have changed the table (growth, eviction)
+	st.FP.Rec = slot + 1
 	if rec.Active&bit != 0 {
 		// Only if the pipeline dropped the source without Evicted while its episode was
 		// active: close that episode rather than lose it.
@@ -150,7 +185,7 @@ func (e *Engine) promote(src packet.Addr, st *SourceState, bit uint8) *episode {
 	st.Moved |= bit
 	e.seq++
 	rec.Seq = e.seq
-	e.queueSource(src, rec, due) // due.go
+	e.queueSource(src, rec, slot, due) // due.go
 	return rec
 }
 
@@ -171,6 +206,7 @@ func (e *Engine) endRecord(src packet.Addr, rec *episode, bits uint8) {
 func (e *Engine) release(src packet.Addr, rec *episode) {
 	if rec.Active == 0 {
 		e.eps.Delete(src)
+		e.rec, e.recOK = nil, false
 	}
 }
 

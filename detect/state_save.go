@@ -115,7 +115,9 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		}
 		return true
 	})
+	e.memos = memoPool{} // the records' memo references are this pool's, not the saved one's
 	e.eps.Range(func(_ *packet.Addr, rec *episode) bool {
+		rec.Prof.Memo = 0
 		if rec.Active&epScan != 0 {
 			e.c.Active[detScanner].Add(1)
 		}

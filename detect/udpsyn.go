@@ -69,7 +69,7 @@ func (e *Engine) flowUDP(h *packet.Header) {
 // flowSYN pairs a SYN probe with the UDP flow to the same dst ip:port when the last UDP
 // datagram is at most MaxGap before it; later SYNs of an active flow count in its episode.
 func (e *Engine) flowSYN(h *packet.Header) {
-	if e.flowPorts[h.DstPort] == 0 || e.flowSrcs[flowSrcBucket(&h.Src)] == 0 {
+	if !hasBit(e.flowPortBits[:], uint32(h.DstPort)) || !hasBit(e.flowSrcBits[:], flowSrcBucket(&h.Src)) {
 		return // no UDP flow to this port, or from this source: most SYN probes skip the lookup
 	}
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
@@ -174,16 +174,26 @@ func flowSrcBucket(a *packet.Addr) uint32 {
 // flowAdded and flowRemoved keep the per-port and per-source flow counts in step with the
 // flow table.
 func (e *Engine) flowAdded(k *flowKey) {
-	e.flowPorts[k.Port]++
-	if c := &e.flowSrcs[flowSrcBucket(&k.Src)]; *c < 255 {
-		*c++
+	if e.flowPorts[k.Port]++; e.flowPorts[k.Port] == 1 {
+		setBit(e.flowPortBits[:], uint32(k.Port), true)
+	}
+	b := flowSrcBucket(&k.Src)
+	if c := &e.flowSrcs[b]; *c < 255 {
+		if *c++; *c == 1 {
+			setBit(e.flowSrcBits[:], b, true)
+		}
 	}
 }
 
 func (e *Engine) flowRemoved(k *flowKey) {
-	e.flowPorts[k.Port]--
-	if c := &e.flowSrcs[flowSrcBucket(&k.Src)]; *c < 255 { // a saturated count stays
-		*c--
+	if e.flowPorts[k.Port]--; e.flowPorts[k.Port] == 0 {
+		setBit(e.flowPortBits[:], uint32(k.Port), false)
+	}
+	b := flowSrcBucket(&k.Src)
+	if c := &e.flowSrcs[b]; *c < 255 { // a saturated count stays
+		if *c--; *c == 0 {
+			setBit(e.flowSrcBits[:], b, false)
+		}
 	}
 }
 
@@ -191,4 +201,18 @@ func (e *Engine) flowRemoved(k *flowKey) {
 func (e *Engine) clearFlowCounts() {
 	clear(e.flowPorts[:])
 	clear(e.flowSrcs[:])
+	clear(e.flowPortBits[:])
+	clear(e.flowSrcBits[:])
+}
+
+// hasBit reports whether bit i of the bitset is set.
+func hasBit(set []uint64, i uint32) bool { return set[i/64]&(1<<(i%64)) != 0 }
+
+// setBit sets or clears bit i of the bitset.
+func setBit(set []uint64, i uint32, on bool) {
+	if on {
+		set[i/64] |= 1 << (i % 64)
+	} else {
+		set[i/64] &^= 1 << (i % 64)
+	}
 }

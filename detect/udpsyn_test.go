@@ -241,6 +241,14 @@ func TestFlowPortCounts(t *testing.T) {
 			if int(n) != want[uint32(i)] {
 				t.Fatalf("%s: per-source count %d of bucket %d, table holds %d flows there", when, n, i, want[uint32(i)])
 			}
+			if hasBit(h.e.flowSrcBits[:], uint32(i)) != (n != 0) {
+				t.Fatalf("%s: per-source bit of bucket %d disagrees with its count %d", when, i, n)
+			}
+		}
+		for p, n := range h.e.flowPorts {
+			if hasBit(h.e.flowPortBits[:], uint32(p)) != (n != 0) {
+				t.Fatalf("%s: per-port bit of port %d disagrees with its count %d", when, p, n)
+			}
 		}
 	}
 	for i := 0; i < 20; i++ { // more flows than the table holds: evictions

@@ -1,0 +1,49 @@
+package detect
+
+import (
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// TestTimeFormat: Time formats exactly as time.RFC3339Nano in UTC, over the whole int64
+// range (before and after the epoch, whole seconds, trailing zeros of the fraction).
+func TestTimeFormat(t *testing.T) {
+	vals := []int64{0, 1, -1, 1e9, -1e9, 1e9 + 1, -1e9 - 1, 100, 120_000_000, 951_782_400e9,
+		951_868_799_999_999_999, 1_767_225_599e9, 4_107_542_400e9,
+		-86_400e9, -86_400e9 + 1, math.MaxInt64, math.MinInt64, math.MinInt64 + 1, math.MaxInt64 - 1}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		v := r.Int64()
+		if r.IntN(2) == 0 {
+			v = -v
+		}
+		switch r.IntN(4) {
+		case 0:
+			v -= v % 1e9 // whole seconds
+		case 1:
+			v -= v % 1e6
+		}
+		vals = append(vals, v)
+	}
+	for _, v := range vals {
+		want := time.Unix(0, v).UTC().Format(time.RFC3339Nano)
+		if got := Time(v).String(); got != want {
+			t.Fatalf("Time(%d).String() = %q, want %q", v, got, want)
+		}
+		b, err := Time(v).MarshalText()
+		if err != nil || string(b) != want {
+			t.Fatalf("Time(%d).MarshalText() = %q, %v, want %q", v, b, err, want)
+		}
+		var back Time
+		if err := back.UnmarshalText(b); err != nil || back != Time(v) {
+			t.Fatalf("UnmarshalText(%q) = %d, %v, want %d", b, back, err, v)
+		}
+	}
+	j, err := json.Marshal(struct{ T Time }{Time(1_500_000_000_123_400_000)})
+	if err != nil || string(j) != `{"T":"2017-07-14T02:40:00.1234Z"}` {
+		t.Fatalf("json = %s, %v", j, err)
+	}
+}
