@@ -23,7 +23,11 @@ type TableEntry[K comparable, V any] struct {
 	Chain int32
 	// Prev and Next link the LRU list (Prev: touched more recently). Next also links free slots.
 	Prev, Next int32
-	Val        V
+	// hash is the low 32 bits of the key's hash (the bucket index uses at most 31), kept so
+	// that rebuilding the index and evicting do not hash keys again. It fills what was
+	// padding before Val; Restore recomputes it.
+	hash uint32
+	Val  V
 }
 
 // Table maps keys to values with a hard capacity; when full, inserting evicts the least
@@ -80,7 +84,12 @@ func (t *Table[K, V]) ent(i int32) *TableEntry[K, V] {
 
 // grow adds a chunk of slots (up to Max) and, when the bucket index becomes too small for
 // them, rebuilds it at twice the size. Entries do not move.
+//
+// alloc grows only when every slot is live (no free slot, none fresh), so the rebuild
+// reads the slots in memory order with their stored hashes: a sequential scan, where
+// walking the LRU list and hashing every key again missed the cache on each entry.
 func (t *Table[K, V]) grow() {
+	old := t.slots
 	n := min(chunkSlots, int(t.Max-t.slots))
 	if t.region != nil {
 		// Carved from the reserved mapping: its pages are only used once written.
@@ -93,9 +102,25 @@ func (t *Table[K, V]) grow() {
 		return
 	}
 	t.buckets = newBuckets(int(t.slots))
+	mask := uint32(len(t.buckets) - 1)
+	if t.Count == old {
+		for c := range t.Chunks {
+			chunk := t.Chunks[c]
+			base := int32(c) << chunkBits
+			for j := range chunk {
+				if i := base + int32(j); i < old {
+					e := &chunk[j]
+					b := &t.buckets[e.hash&mask]
+					e.Chain = *b
+					*b = i
+				}
+			}
+		}
+		return
+	}
 	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
 		e := t.ent(i)
-		b := t.bucket(&e.Key)
+		b := &t.buckets[e.hash&mask]
 		e.Chain = *b
 		*b = i
 	}
@@ -193,6 +218,7 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 	}
 	e := t.ent(i)
 	e.Key = k
+	e.hash = uint32(hash)
 	var zero V
 	e.Val = zero
 	e.Chain = *b // read after alloc: evicting may have changed this very bucket
@@ -228,7 +254,7 @@ func (t *Table[K, V]) alloc() int32 {
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
 	}
-	t.unlinkChain(i, t.bucket(&e.Key))
+	t.unlinkChain(i, &t.buckets[uint64(e.hash)&uint64(len(t.buckets)-1)])
 	t.unlinkLRU(i)
 	t.Count--
 	t.Evicted++
@@ -360,7 +386,9 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 			t.free = j
 			continue
 		}
-		b := t.bucket(&e.Key)
+		h := t.hash(&e.Key)
+		e.hash = uint32(h)
+		b := &t.buckets[h&uint64(len(t.buckets)-1)]
 		if t.find(e.Key, b) != nilIdx {
 			return fmt.Errorf("restore table: key of slot %d appears twice", j)
 		}
