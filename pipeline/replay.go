@@ -98,8 +98,9 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	// count at most 1023 records behind; the end adds the rest).
 	records := uint64(0)
 	defer func() { src.records.Add(records) }()
+	var rec capture.Record
 	for i := 0; ; i++ {
-		rec, err := f.Next()
+		err := f.Read(&rec)
 		if err == io.EOF {
 			return nil
 		}
