@@ -212,15 +212,20 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 		return i, false
 	}
 	slots := t.slots
-	i = t.alloc()
+	i, used := t.alloc()
 	if t.slots != slots {
 		b = &t.buckets[hash&uint64(len(t.buckets)-1)] // alloc grew the table: the bucket index is new
 	}
 	e := t.ent(i)
 	e.Key = k
 	e.hash = uint32(hash)
-	var zero V
-	e.Val = zero
+	if used {
+		// Only an evicted entry's value needs clearing: fresh slots are zero memory and
+		// Delete zeroes the slots it frees. Not writing a large V here leaves the pages of
+		// a fresh slot's unused fields untouched.
+		var zero V
+		e.Val = zero
+	}
 	e.Chain = *b // read after alloc: evicting may have changed this very bucket
 	*b = i
 	t.pushFront(i)
@@ -236,20 +241,21 @@ func (t *Table[K, V]) At(i int32) (*K, *V) {
 	return &e.Key, &e.Val
 }
 
-// alloc returns an unused slot, evicting the least recently touched entry when full.
-func (t *Table[K, V]) alloc() int32 {
-	if i := t.free; i != nilIdx {
+// alloc returns an unused slot, evicting the least recently touched entry when full;
+// used reports an evicted slot (whose value is not zero).
+func (t *Table[K, V]) alloc() (i int32, used bool) {
+	if i = t.free; i != nilIdx {
 		t.free = t.ent(i).Next
-		return i
+		return i, false
 	}
 	if t.fresh == t.slots && t.slots < t.Max {
 		t.grow()
 	}
 	if t.fresh < t.slots {
 		t.fresh++
-		return t.fresh - 1
+		return t.fresh - 1, false
 	}
-	i := t.Tail
+	i = t.Tail
 	e := t.ent(i)
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
@@ -258,7 +264,7 @@ func (t *Table[K, V]) alloc() int32 {
 	t.unlinkLRU(i)
 	t.Count--
 	t.Evicted++
-	return i
+	return i, true
 }
 
 // Get returns the value for k, nil when absent. It does not change recency.
