@@ -84,6 +84,8 @@ type Counters struct {
 // rest of the counting, and it stalls the worker on the stores before it.
 type Local struct {
 	ports    [portCacheSlots]portCount
+	portUsed [portCacheSlots]uint8 // the port cache's taken slots, in the order taken
+	nPorts   int
 	frames   [packet.NumResults]uint64
 	packets  [2][NumProtos]uint64
 	bytes    [2][NumProtos]uint64
@@ -96,7 +98,7 @@ type Local struct {
 }
 
 // portCacheSlots is the size of Local's port cache (16 bytes a slot).
-const portCacheSlots = 256
+const portCacheSlots = 256 // a power of two <= 256 (portUsed holds uint8 indexes)
 
 // portCount is one slot of Local's port cache: key is kind<<16 | port, plus 1 so that the
 // zero slot is empty.
@@ -108,7 +110,8 @@ type portCount struct {
 // countPort adds one packet to a port counter through the cache.
 func (l *Local) countPort(kind int, port uint16, c *Counters) {
 	key := uint32(kind)<<16 | uint32(port) + 1
-	s := &l.ports[(key*0x9E3779B1)>>24]
+	i := (key * 0x9E3779B1) >> 24
+	s := &l.ports[i]
 	if s.key == key {
 		s.n++
 		return
@@ -116,6 +119,9 @@ func (l *Local) countPort(kind int, port uint16, c *Counters) {
 	if s.key != 0 {
 		k := s.key - 1
 		c.Ports[k>>16][k&0xffff].Add(s.n)
+	} else {
+		l.portUsed[l.nPorts] = uint8(i)
+		l.nPorts++
 	}
 	s.key, s.n = key, 1
 }
@@ -161,13 +167,13 @@ func (l *Local) Count(h *packet.Header, slot int, c *Counters) {
 
 // Flush publishes and clears what Count accumulated.
 func (l *Local) Flush(c *Counters) {
-	for i := range l.ports {
-		if s := &l.ports[i]; s.key != 0 {
-			k := s.key - 1
-			c.Ports[k>>16][k&0xffff].Add(s.n)
-			*s = portCount{}
-		}
+	for _, i := range l.portUsed[:l.nPorts] {
+		s := &l.ports[i]
+		k := s.key - 1
+		c.Ports[k>>16][k&0xffff].Add(s.n)
+		*s = portCount{}
 	}
+	l.nPorts = 0
 	for i, n := range l.frames {
 		if n != 0 {
 			c.Frames[i].Add(n)
