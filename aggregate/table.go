@@ -126,14 +126,19 @@ func (t *Table[K, V]) grow() {
 	}
 }
 
-// newBuckets returns an empty bucket index for capacity slots: a power of two >= 2*capacity,
-// so chains stay short (load <= 1/2) at 4 bytes per bucket.
-func newBuckets(capacity int) []int32 {
+// bucketsFor is the bucket count for capacity slots: a power of two >= 2*capacity.
+func bucketsFor(capacity int) int {
 	n := 2
 	for n < 2*capacity {
 		n <<= 1
 	}
-	b := make([]int32, n)
+	return n
+}
+
+// newBuckets returns an empty bucket index for capacity slots: a power of two >= 2*capacity,
+// so chains stay short (load <= 1/2) at 4 bytes per bucket.
+func newBuckets(capacity int) []int32 {
+	b := make([]int32, bucketsFor(capacity))
 	for i := range b {
 		b[i] = nilIdx
 	}
