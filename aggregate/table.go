@@ -48,7 +48,7 @@ type Table[K comparable, V any] struct {
 	Count   int32  // live entries
 	Evicted uint64 // entries evicted to make room
 
-	buckets []int32 // hash & (len-1) -> first slot of the chain
+	buckets []int32 // hash & (len-1) -> 1 + first slot of the chain, 0 when empty (zero memory is an empty index)
 	free    int32   // deleted slots, linked by Next
 	fresh   int32   // slots [fresh, slots) were never used
 	slots   int32   // slots allocated in Chunks
@@ -111,8 +111,8 @@ func (t *Table[K, V]) grow() {
 				if i := base + int32(j); i < old {
 					e := &chunk[j]
 					b := &t.buckets[e.hash&mask]
-					e.Chain = *b
-					*b = i
+					e.Chain = *b - 1
+					*b = i + 1
 				}
 			}
 		}
@@ -121,8 +121,8 @@ func (t *Table[K, V]) grow() {
 	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
 		e := t.ent(i)
 		b := &t.buckets[e.hash&mask]
-		e.Chain = *b
-		*b = i
+		e.Chain = *b - 1
+		*b = i + 1
 	}
 }
 
@@ -136,13 +136,10 @@ func bucketsFor(capacity int) int {
 }
 
 // newBuckets returns an empty bucket index for capacity slots: a power of two >= 2*capacity,
-// so chains stay short (load <= 1/2) at 4 bytes per bucket.
+// so chains stay short (load <= 1/2) at 4 bytes per bucket. A bucket holds 1 + its first
+// slot, so the zero memory make returns is empty without a pass to fill it.
 func newBuckets(capacity int) []int32 {
-	b := make([]int32, bucketsFor(capacity))
-	for i := range b {
-		b[i] = nilIdx
-	}
-	return b
+	return make([]int32, bucketsFor(capacity))
 }
 
 // SetEvict sets the callback that sees each evicted entry before its slot is reused. It must
@@ -176,7 +173,7 @@ func (t *Table[K, V]) lookup(k K) (b *int32, i int32) {
 
 // find returns the slot of k in chain b, or -1.
 func (t *Table[K, V]) find(k K, b *int32) int32 {
-	for i := *b; i != nilIdx; i = t.ent(i).Chain {
+	for i := *b - 1; i != nilIdx; i = t.ent(i).Chain {
 		if t.ent(i).Key == k {
 			return i
 		}
@@ -231,8 +228,8 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 		var zero V
 		e.Val = zero
 	}
-	e.Chain = *b // read after alloc: evicting may have changed this very bucket
-	*b = i
+	e.Chain = *b - 1 // read after alloc: evicting may have changed this very bucket
+	*b = i + 1
 	t.pushFront(i)
 	t.Count++
 	return i, true
@@ -314,12 +311,17 @@ func (t *Table[K, V]) Range(fn func(k *K, v *V) bool) {
 	}
 }
 
+// unlinkChain removes slot i from the chain of bucket b.
 func (t *Table[K, V]) unlinkChain(i int32, b *int32) {
-	p := b
-	for *p != i {
-		p = &t.ent(*p).Chain
+	if *b-1 == i {
+		*b = t.ent(i).Chain + 1
+		return
 	}
-	*p = t.ent(i).Chain
+	p := t.ent(*b - 1)
+	for p.Chain != i {
+		p = t.ent(p.Chain)
+	}
+	p.Chain = t.ent(i).Chain
 }
 
 func (t *Table[K, V]) unlinkLRU(i int32) {
@@ -403,8 +405,8 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 		if t.find(e.Key, b) != nilIdx {
 			return fmt.Errorf("restore table: key of slot %d appears twice", j)
 		}
-		e.Chain = *b
-		*b = j
+		e.Chain = *b - 1
+		*b = j + 1
 	}
 	return nil
 }
