@@ -77,9 +77,15 @@ type Counters struct {
 
 // Local accumulates a batch of packets in plain memory; Flush publishes it to the shard.
 // Small, hot counters go through Local (one atomic add per counter per batch instead of
-// per packet); the 128k port counters are added directly, as a local copy would only
-// double the cache misses.
+// per packet). The 128k port counters go through a small direct-mapped cache of recent
+// ports (a full local copy would only double the cache misses): a port seen again in the
+// batch is counted in plain memory, and a shard counter gets one atomic add when its cache
+// slot is taken by another port or at Flush. A locked add per packet costs more than the
+// rest of the counting, and it stalls the worker on the stores before it.
 type Local struct {
+	ports    [portCacheSlots]portCount
+	portUsed [portCacheSlots]uint8 // the port cache's taken slots, in the order taken
+	nPorts   int
 	frames   [packet.NumResults]uint64
 	packets  [2][NumProtos]uint64
 	bytes    [2][NumProtos]uint64
@@ -89,6 +95,35 @@ type Local struct {
 	firstTS  int64
 	lastTS   int64
 	anyFlags bool
+}
+
+// portCacheSlots is the size of Local's port cache (16 bytes a slot).
+const portCacheSlots = 256 // a power of two <= 256 (portUsed holds uint8 indexes)
+
+// portCount is one slot of Local's port cache: key is kind<<16 | port, plus 1 so that the
+// zero slot is empty.
+type portCount struct {
+	key uint32
+	n   uint64
+}
+
+// countPort adds one packet to a port counter through the cache.
+func (l *Local) countPort(kind int, port uint16, c *Counters) {
+	key := uint32(kind)<<16 | uint32(port) + 1
+	i := (key * 0x9E3779B1) >> 24
+	s := &l.ports[i]
+	if s.key == key {
+		s.n++
+		return
+	}
+	if s.key != 0 {
+		k := s.key - 1
+		c.Ports[k>>16][k&0xffff].Add(s.n)
+	} else {
+		l.portUsed[l.nPorts] = uint8(i)
+		l.nPorts++
+	}
+	s.key, s.n = key, 1
 }
 
 // Count adds one decoded frame. slot is the frame's dark-prefix slot (0 = not dark), only
@@ -123,15 +158,22 @@ func (l *Local) Count(h *packet.Header, slot int, c *Counters) {
 		l.flags[h.TCPFlags]++
 		l.anyFlags = true
 		if h.TCPFlags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
-			c.Ports[PortsTCPSYN][h.DstPort].Add(1)
+			l.countPort(PortsTCPSYN, h.DstPort, c)
 		}
 	case packet.ProtoUDP:
-		c.Ports[PortsUDP][h.DstPort].Add(1)
+		l.countPort(PortsUDP, h.DstPort, c)
 	}
 }
 
 // Flush publishes and clears what Count accumulated.
 func (l *Local) Flush(c *Counters) {
+	for _, i := range l.portUsed[:l.nPorts] {
+		s := &l.ports[i]
+		k := s.key - 1
+		c.Ports[k>>16][k&0xffff].Add(s.n)
+		*s = portCount{}
+	}
+	l.nPorts = 0
 	for i, n := range l.frames {
 		if n != 0 {
 			c.Frames[i].Add(n)

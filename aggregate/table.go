@@ -23,7 +23,11 @@ type TableEntry[K comparable, V any] struct {
 	Chain int32
 	// Prev and Next link the LRU list (Prev: touched more recently). Next also links free slots.
 	Prev, Next int32
-	Val        V
+	// hash is the low 32 bits of the key's hash (the bucket index uses at most 31), kept so
+	// that rebuilding the index and evicting do not hash keys again. It fills what was
+	// padding before Val; Restore recomputes it.
+	hash uint32
+	Val  V
 }
 
 // Table maps keys to values with a hard capacity; when full, inserting evicts the least
@@ -44,7 +48,7 @@ type Table[K comparable, V any] struct {
 	Count   int32  // live entries
 	Evicted uint64 // entries evicted to make room
 
-	buckets []int32 // hash & (len-1) -> first slot of the chain
+	buckets []int32 // hash & (len-1) -> 1 + first slot of the chain, 0 when empty (zero memory is an empty index)
 	free    int32   // deleted slots, linked by Next
 	fresh   int32   // slots [fresh, slots) were never used
 	slots   int32   // slots allocated in Chunks
@@ -80,7 +84,12 @@ func (t *Table[K, V]) ent(i int32) *TableEntry[K, V] {
 
 // grow adds a chunk of slots (up to Max) and, when the bucket index becomes too small for
 // them, rebuilds it at twice the size. Entries do not move.
+//
+// alloc grows only when every slot is live (no free slot, none fresh), so the rebuild
+// reads the slots in memory order with their stored hashes: a sequential scan, where
+// walking the LRU list and hashing every key again missed the cache on each entry.
 func (t *Table[K, V]) grow() {
+	old := t.slots
 	n := min(chunkSlots, int(t.Max-t.slots))
 	if t.region != nil {
 		// Carved from the reserved mapping: its pages are only used once written.
@@ -93,26 +102,44 @@ func (t *Table[K, V]) grow() {
 		return
 	}
 	t.buckets = newBuckets(int(t.slots))
+	mask := uint32(len(t.buckets) - 1)
+	if t.Count == old {
+		for c := range t.Chunks {
+			chunk := t.Chunks[c]
+			base := int32(c) << chunkBits
+			for j := range chunk {
+				if i := base + int32(j); i < old {
+					e := &chunk[j]
+					b := &t.buckets[e.hash&mask]
+					e.Chain = *b - 1
+					*b = i + 1
+				}
+			}
+		}
+		return
+	}
 	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
 		e := t.ent(i)
-		b := t.bucket(&e.Key)
-		e.Chain = *b
-		*b = i
+		b := &t.buckets[e.hash&mask]
+		e.Chain = *b - 1
+		*b = i + 1
 	}
 }
 
-// newBuckets returns an empty bucket index for capacity slots: a power of two >= 2*capacity,
-// so chains stay short (load <= 1/2) at 4 bytes per bucket.
-func newBuckets(capacity int) []int32 {
+// bucketsFor is the bucket count for capacity slots: a power of two >= 2*capacity.
+func bucketsFor(capacity int) int {
 	n := 2
 	for n < 2*capacity {
 		n <<= 1
 	}
-	b := make([]int32, n)
-	for i := range b {
-		b[i] = nilIdx
-	}
-	return b
+	return n
+}
+
+// newBuckets returns an empty bucket index for capacity slots: a power of two >= 2*capacity,
+// so chains stay short (load <= 1/2) at 4 bytes per bucket. A bucket holds 1 + its first
+// slot, so the zero memory make returns is empty without a pass to fill it.
+func newBuckets(capacity int) []int32 {
+	return make([]int32, bucketsFor(capacity))
 }
 
 // SetEvict sets the callback that sees each evicted entry before its slot is reused. It must
@@ -146,7 +173,7 @@ func (t *Table[K, V]) lookup(k K) (b *int32, i int32) {
 
 // find returns the slot of k in chain b, or -1.
 func (t *Table[K, V]) find(k K, b *int32) int32 {
-	for i := *b; i != nilIdx; i = t.ent(i).Chain {
+	for i := *b - 1; i != nilIdx; i = t.ent(i).Chain {
 		if t.ent(i).Key == k {
 			return i
 		}
@@ -187,16 +214,22 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 		return i, false
 	}
 	slots := t.slots
-	i = t.alloc()
+	i, used := t.alloc()
 	if t.slots != slots {
 		b = &t.buckets[hash&uint64(len(t.buckets)-1)] // alloc grew the table: the bucket index is new
 	}
 	e := t.ent(i)
 	e.Key = k
-	var zero V
-	e.Val = zero
-	e.Chain = *b // read after alloc: evicting may have changed this very bucket
-	*b = i
+	e.hash = uint32(hash)
+	if used {
+		// Only an evicted entry's value needs clearing: fresh slots are zero memory and
+		// Delete zeroes the slots it frees. Not writing a large V here leaves the pages of
+		// a fresh slot's unused fields untouched.
+		var zero V
+		e.Val = zero
+	}
+	e.Chain = *b - 1 // read after alloc: evicting may have changed this very bucket
+	*b = i + 1
 	t.pushFront(i)
 	t.Count++
 	return i, true
@@ -210,29 +243,30 @@ func (t *Table[K, V]) At(i int32) (*K, *V) {
 	return &e.Key, &e.Val
 }
 
-// alloc returns an unused slot, evicting the least recently touched entry when full.
-func (t *Table[K, V]) alloc() int32 {
-	if i := t.free; i != nilIdx {
+// alloc returns an unused slot, evicting the least recently touched entry when full;
+// used reports an evicted slot (whose value is not zero).
+func (t *Table[K, V]) alloc() (i int32, used bool) {
+	if i = t.free; i != nilIdx {
 		t.free = t.ent(i).Next
-		return i
+		return i, false
 	}
 	if t.fresh == t.slots && t.slots < t.Max {
 		t.grow()
 	}
 	if t.fresh < t.slots {
 		t.fresh++
-		return t.fresh - 1
+		return t.fresh - 1, false
 	}
-	i := t.Tail
+	i = t.Tail
 	e := t.ent(i)
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
 	}
-	t.unlinkChain(i, t.bucket(&e.Key))
+	t.unlinkChain(i, &t.buckets[uint64(e.hash)&uint64(len(t.buckets)-1)])
 	t.unlinkLRU(i)
 	t.Count--
 	t.Evicted++
-	return i
+	return i, true
 }
 
 // Get returns the value for k, nil when absent. It does not change recency.
@@ -277,12 +311,17 @@ func (t *Table[K, V]) Range(fn func(k *K, v *V) bool) {
 	}
 }
 
+// unlinkChain removes slot i from the chain of bucket b.
 func (t *Table[K, V]) unlinkChain(i int32, b *int32) {
-	p := b
-	for *p != i {
-		p = &t.ent(*p).Chain
+	if *b-1 == i {
+		*b = t.ent(i).Chain + 1
+		return
 	}
-	*p = t.ent(i).Chain
+	p := t.ent(*b - 1)
+	for p.Chain != i {
+		p = t.ent(p.Chain)
+	}
+	p.Chain = t.ent(i).Chain
 }
 
 func (t *Table[K, V]) unlinkLRU(i int32) {
@@ -360,12 +399,14 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 			t.free = j
 			continue
 		}
-		b := t.bucket(&e.Key)
+		h := t.hash(&e.Key)
+		e.hash = uint32(h)
+		b := &t.buckets[h&uint64(len(t.buckets)-1)]
 		if t.find(e.Key, b) != nilIdx {
 			return fmt.Errorf("restore table: key of slot %d appears twice", j)
 		}
-		e.Chain = *b
-		*b = j
+		e.Chain = *b - 1
+		*b = j + 1
 	}
 	return nil
 }

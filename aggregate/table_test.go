@@ -332,3 +332,74 @@ func TestTableRestoreRejectsCorruptState(t *testing.T) {
 		t.Fatal("nil hash accepted")
 	}
 }
+
+// TestTableGrowthKeepsEveryKey grows a table through several chunks and bucket-index
+// rebuilds (from stored hashes), restores a checkpoint copy mid-way and grows that too,
+// then fills both past capacity: every key must stay findable with its value, and the
+// evictions must follow the model's LRU order.
+func TestTableGrowthKeepsEveryKey(t *testing.T) {
+	const capacity = 5*chunkSlots + 123
+	hash := tableHashes[0].fn
+	tb := NewTable[uint32, int](capacity, hash)
+	ref := &refLRU{cap: capacity, vals: map[uint32]int{}}
+	var evicted []uint32
+	tb.SetEvict(func(k *uint32, _ *int) { evicted = append(evicted, *k) })
+	rng := rand.New(rand.NewPCG(5, 6))
+	check := func(tb *Table[uint32, int], step int) {
+		t.Helper()
+		for k, want := range ref.vals {
+			if v := tb.Get(k); v == nil || *v != want {
+				t.Fatalf("step %d: Get(%d) = %v, want %d", step, k, v, want)
+			}
+		}
+		if tb.Len() != len(ref.vals) {
+			t.Fatalf("step %d: Len %d, model %d", step, tb.Len(), len(ref.vals))
+		}
+	}
+	touch := func(tb *Table[uint32, int], k uint32, step int) {
+		t.Helper()
+		evicted = evicted[:0]
+		v, created := tb.Touch(k)
+		wantCreated, victim, ev := ref.touch(k)
+		if created != wantCreated || ev != (len(evicted) == 1) || ev && evicted[0] != victim {
+			t.Fatalf("step %d: Touch(%d) created=%v evicted %v, model %v %d %v", step, k, created, evicted, wantCreated, victim, ev)
+		}
+		*v = step + 1
+		ref.vals[k] = step + 1
+	}
+	step := 0
+	for ; step < 3*chunkSlots; step++ { // about 2.5 chunks of distinct keys
+		touch(tb, rng.Uint32(), step)
+		if step%5 == 0 { // refresh an older key: chains and LRU links change under growth
+			touch(tb, ref.order[rng.IntN(len(ref.order))], step)
+		}
+	}
+	check(tb, step)
+	if tb.Slots() <= 2*chunkSlots {
+		t.Fatalf("the table did not grow: %d slots", tb.Slots())
+	}
+
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(tb); err != nil {
+		t.Fatal(err)
+	}
+	var got Table[uint32, int]
+	if err := gob.NewDecoder(&buf).Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Restore(hash); err != nil {
+		t.Fatal(err)
+	}
+	got.SetEvict(func(k *uint32, _ *int) { evicted = append(evicted, *k) })
+	check(&got, step)
+	for ; step < 3*capacity; step++ { // grow the restored table to capacity, then evict
+		touch(&got, rng.Uint32(), step)
+		if step%1000 == 0 {
+			check(&got, step)
+		}
+	}
+	check(&got, step)
+	if got.Slots() != capacity || got.Evictions() == 0 {
+		t.Fatalf("restored table: %d slots (capacity %d), %d evictions", got.Slots(), capacity, got.Evictions())
+	}
+}

@@ -41,23 +41,29 @@ type TopK struct {
 	Entries   []TopKEntry // the held keys, len <= Capacity
 	Groups    []TopKGroup // len == Capacity: a group per distinct count, the rest free
 	MinGroup  int32       // group with the smallest count, -1 when empty
-	FreeGroup int32       // free groups, linked by Next
-	Sum       uint64      // total weight added
+	FreeGroup int32       // freed groups, linked by Next
+	// FreshGroup: groups [FreshGroup, Capacity) were never used (free too, and not linked),
+	// so an empty summary writes none of its groups and their memory stays untouched.
+	FreshGroup int32
+	Sum        uint64 // total weight added
 
-	index []int32 // hash bucket -> first entry of its chain
+	// index maps a hash bucket to 1 + the first entry of its chain, 0 for an empty bucket:
+	// a new index is zero memory, which costs nothing until buckets are used.
+	index []int32
 }
 
 // NewTopK returns an empty summary of at most capacity keys (clamped to [1, 2^29]).
 func NewTopK(capacity int) *TopK {
 	capacity = min(max(capacity, 1), maxTableCap)
-	t := &TopK{
+	// Nothing is initialised element by element: the three arrays (about 5 MiB for 2^16
+	// keys) are only written, and so only take memory, as keys arrive.
+	return &TopK{
 		Capacity: capacity,
 		Entries:  make([]TopKEntry, 0, capacity),
 		Groups:   make([]TopKGroup, capacity),
-		index:    newBuckets(capacity),
+		MinGroup: nilIdx, FreeGroup: nilIdx,
+		index: make([]int32, bucketsFor(capacity)),
 	}
-	t.Reset()
-	return t
 }
 
 // Len returns the number of keys held.
@@ -69,16 +75,11 @@ func (t *TopK) Total() uint64 { return t.Sum }
 // Reset empties the summary without releasing memory.
 func (t *TopK) Reset() {
 	t.Entries = t.Entries[:0]
-	t.MinGroup, t.FreeGroup, t.Sum = nilIdx, nilIdx, 0
-	for g := len(t.Groups) - 1; g >= 0; g-- {
-		t.Groups[g] = TopKGroup{First: nilIdx, Prev: nilIdx, Next: t.FreeGroup}
-		t.FreeGroup = int32(g)
-	}
-	for i := range t.index {
-		t.index[i] = nilIdx
-	}
+	t.MinGroup, t.FreeGroup, t.FreshGroup, t.Sum = nilIdx, nilIdx, 0, 0
+	clear(t.index)
 }
 
+// bucket returns key's bucket, which holds 1 + the first entry of the chain (0: none).
 func (t *TopK) bucket(key packet.Addr) *int32 {
 	return &t.index[key.Hash(topkSeed)&uint64(len(t.index)-1)]
 }
@@ -91,7 +92,7 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 	}
 	t.Sum = satAdd(t.Sum, w)
 	b := t.bucket(key)
-	for i := *b; i != nilIdx; i = t.Entries[i].Chain {
+	for i := *b - 1; i != nilIdx; i = t.Entries[i].Chain {
 		if t.Entries[i].Key == key {
 			t.increment(i, w)
 			return
@@ -99,21 +100,25 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 	}
 	if len(t.Entries) < t.Capacity {
 		i := int32(len(t.Entries))
-		t.Entries = append(t.Entries, TopKEntry{Key: key, Chain: *b})
-		*b = i
+		t.Entries = append(t.Entries, TopKEntry{Key: key, Chain: *b - 1})
+		*b = i + 1
 		t.place(i, w, nilIdx, t.MinGroup)
 		return
 	}
 	// Full: the new key takes over an entry with the minimum count m, inheriting m as error.
 	i := t.Groups[t.MinGroup].First
 	e := &t.Entries[i]
-	p := t.bucket(e.Key)
-	for *p != i {
-		p = &t.Entries[*p].Chain
+	if p := t.bucket(e.Key); *p-1 == i {
+		*p = e.Chain + 1
+	} else {
+		j := *p - 1
+		for t.Entries[j].Chain != i {
+			j = t.Entries[j].Chain
+		}
+		t.Entries[j].Chain = e.Chain
 	}
-	*p = e.Chain
-	e.Key, e.Err, e.Chain = key, t.Groups[t.MinGroup].Count, *b
-	*b = i
+	e.Key, e.Err, e.Chain = key, t.Groups[t.MinGroup].Count, *b-1 // *b after the unlink: it may be the same bucket
+	*b = i + 1
 	t.increment(i, w)
 }
 
@@ -153,8 +158,12 @@ func (t *TopK) place(i int32, c uint64, prev, next int32) {
 	g := next
 	if g == nilIdx || t.Groups[g].Count != c {
 		// A free group exists: groups in use never outnumber the other entries.
-		g = t.FreeGroup
-		t.FreeGroup = t.Groups[g].Next
+		if g = t.FreeGroup; g != nilIdx {
+			t.FreeGroup = t.Groups[g].Next
+		} else {
+			g = t.FreshGroup
+			t.FreshGroup++
+		}
 		t.Groups[g] = TopKGroup{Count: c, First: nilIdx, Prev: prev, Next: next}
 		if prev != nilIdx {
 			t.Groups[prev].Next = g
@@ -237,24 +246,35 @@ func (t *TopK) Top(n int) []Counted {
 // Restore makes a summary whose exported fields were decoded from a checkpoint usable again:
 // it checks the group and entry links and rebuilds the hash index. A corrupt state is
 // rejected with an error (after which t is unusable) instead of failing later.
+//
+// A checkpoint need not hold FreshGroup (Save does not write it): every group that is
+// neither in use nor on the free list is taken as never used and put on the free list.
 func (t *TopK) Restore() error {
-	if err := t.check(); err != nil {
+	used, err := t.checkLinks(t.Capacity)
+	if err != nil {
 		return fmt.Errorf("restore top-k: %w", err)
 	}
+	for g := len(used) - 1; g >= 0; g-- {
+		if !used[g] {
+			t.Groups[g] = TopKGroup{First: nilIdx, Prev: nilIdx, Next: t.FreeGroup}
+			t.FreeGroup = int32(g)
+		}
+	}
+	t.FreshGroup = int32(t.Capacity)
 	if cap(t.Entries) < t.Capacity { // a decoded slice has no room to grow
 		t.Entries = slices.Grow(t.Entries, t.Capacity-len(t.Entries))
 	}
-	t.index = newBuckets(t.Capacity)
+	t.index = make([]int32, bucketsFor(t.Capacity))
 	for i := range t.Entries {
 		e := &t.Entries[i]
 		b := t.bucket(e.Key)
-		for j := *b; j != nilIdx; j = t.Entries[j].Chain {
+		for j := *b - 1; j != nilIdx; j = t.Entries[j].Chain {
 			if t.Entries[j].Key == e.Key {
 				return fmt.Errorf("restore top-k: key %v held twice", e.Key)
 			}
 		}
-		e.Chain = *b
-		*b = int32(i)
+		e.Chain = *b - 1
+		*b = int32(i) + 1
 	}
 	return nil
 }
@@ -262,33 +282,51 @@ func (t *TopK) Restore() error {
 // check verifies the stream summary: groups sorted by strictly increasing count, each with a
 // non-empty, consistently linked entry list, every entry in exactly one group, Err <= Count,
 // counts summing to Sum (each Add raises the sum by w, also when a key is replaced), and the
-// remaining groups on the free list.
+// other groups below FreshGroup on the free list.
 func (t *TopK) check() error {
+	if t.FreshGroup < 0 || int(t.FreshGroup) > t.Capacity {
+		return fmt.Errorf("%d groups used so far, capacity %d", t.FreshGroup, t.Capacity)
+	}
+	linked, err := t.checkLinks(int(t.FreshGroup))
+	if err != nil {
+		return err
+	}
+	for g, ok := range linked {
+		if !ok {
+			return fmt.Errorf("group %d is neither in use nor free", g)
+		}
+	}
+	return nil
+}
+
+// checkLinks verifies what check does for the groups below fresh (the rest must not be
+// linked) and returns which of them are in use or on the free list.
+func (t *TopK) checkLinks(fresh int) ([]bool, error) {
 	n, k := len(t.Entries), t.Capacity
-	if k < 1 || k > maxTableCap || n > k || len(t.Groups) != k {
-		return fmt.Errorf("capacity %d with %d entries and %d groups", k, n, len(t.Groups))
+	if k < 1 || k > maxTableCap || n > k || len(t.Groups) != k || fresh > k {
+		return nil, fmt.Errorf("capacity %d with %d entries and %d groups", k, n, len(t.Groups))
 	}
 	inGroup := make([]bool, n)
 	usedGroup := make([]bool, k)
 	seen, sum := 0, uint64(0)
 	prev, g := nilIdx, t.MinGroup
 	for g != nilIdx {
-		if g < 0 || int(g) >= k || usedGroup[g] {
-			return fmt.Errorf("group list broken at %d", g)
+		if g < 0 || int(g) >= fresh || usedGroup[g] {
+			return nil, fmt.Errorf("group list broken at %d", g)
 		}
 		gr := t.Groups[g]
 		if gr.Prev != prev || prev != nilIdx && t.Groups[prev].Count >= gr.Count || gr.First == nilIdx {
-			return fmt.Errorf("group %d (count %d) is empty or out of order", g, gr.Count)
+			return nil, fmt.Errorf("group %d (count %d) is empty or out of order", g, gr.Count)
 		}
 		usedGroup[g] = true
 		pe := nilIdx
 		for i := gr.First; i != nilIdx; i = t.Entries[i].Next {
 			if i < 0 || int(i) >= n || inGroup[i] {
-				return fmt.Errorf("entry list of group %d broken at %d", g, i)
+				return nil, fmt.Errorf("entry list of group %d broken at %d", g, i)
 			}
 			e := t.Entries[i]
 			if e.Prev != pe || e.Group != g || e.Err > gr.Count {
-				return fmt.Errorf("entry %d of group %d: bad links or error %d above count %d", i, g, e.Err, gr.Count)
+				return nil, fmt.Errorf("entry %d of group %d: bad links or error %d above count %d", i, g, e.Err, gr.Count)
 			}
 			inGroup[i] = true
 			seen++
@@ -298,18 +336,13 @@ func (t *TopK) check() error {
 		prev, g = g, gr.Next
 	}
 	if seen != n || sum != t.Sum && t.Sum != ^uint64(0) {
-		return fmt.Errorf("groups hold %d of %d entries, counts sum to %d of total %d", seen, n, sum, t.Sum)
+		return nil, fmt.Errorf("groups hold %d of %d entries, counts sum to %d of total %d", seen, n, sum, t.Sum)
 	}
 	for g := t.FreeGroup; g != nilIdx; g = t.Groups[g].Next {
-		if g < 0 || int(g) >= k || usedGroup[g] {
-			return fmt.Errorf("free group list broken at %d", g)
+		if g < 0 || int(g) >= fresh || usedGroup[g] {
+			return nil, fmt.Errorf("free group list broken at %d", g)
 		}
 		usedGroup[g] = true
 	}
-	for g, used := range usedGroup {
-		if !used {
-			return fmt.Errorf("group %d is neither in use nor free", g)
-		}
-	}
-	return nil
+	return usedGroup[:fresh], nil
 }

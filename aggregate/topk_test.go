@@ -308,3 +308,43 @@ func TestTopKRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestTopKFreshGroups checks the never-used groups: a new summary links none, check
+// rejects a fresh mark below the groups in use or past the capacity, and Restore of a state
+// saved without the mark (as Save writes it) frees every unlinked group.
+func TestTopKFreshGroups(t *testing.T) {
+	tk := NewTopK(50)
+	if tk.FreshGroup != 0 || tk.FreeGroup != nilIdx {
+		t.Fatalf("new summary: FreshGroup %d FreeGroup %d", tk.FreshGroup, tk.FreeGroup)
+	}
+	for i := range uint64(30) {
+		tk.Add(nthAddr(i%10), i%4+1)
+	}
+	if err := tk.check(); err != nil {
+		t.Fatal(err)
+	}
+	if tk.FreshGroup == 0 || int(tk.FreshGroup) > 10 {
+		t.Fatalf("10 keys used %d groups", tk.FreshGroup)
+	}
+	want := tk.Top(10)
+	for _, bad := range []int32{0, tk.FreshGroup - 1, 51, -1} {
+		c := *tk
+		c.FreshGroup = bad
+		if c.check() == nil {
+			t.Errorf("FreshGroup %d accepted with %d groups used", bad, tk.FreshGroup)
+		}
+	}
+	tk.FreshGroup = 0 // as after a Load: Save does not write the mark
+	if err := tk.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if tk.FreshGroup != 50 || tk.check() != nil || !slices.Equal(tk.Top(10), want) {
+		t.Fatalf("after Restore: FreshGroup %d, check %v, top %v, want %v", tk.FreshGroup, tk.check(), tk.Top(10), want)
+	}
+	for i := range uint64(200) { // the freed groups serve new counts
+		tk.Add(nthAddr(100+i), i+1)
+	}
+	if err := tk.check(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -166,20 +166,28 @@ func (f *File) startGzip() error {
 // Next returns the next record, io.EOF at a clean end, or a *FileError. After an error
 // every further call returns the same error.
 func (f *File) Next() (rec Record, err error) {
+	err = f.Read(&rec)
+	return rec, err
+}
+
+// Read is Next filling the caller's record in place: a loop over millions of records
+// copies no 48-byte record back up through the return values. On an error rec holds
+// nothing useful.
+func (f *File) Read(rec *Record) error {
 	if f.err != nil {
-		return rec, f.err
+		return f.err
 	}
-	// The readers fill rec in place: passing a 48-byte record back up by value through
-	// several calls costs as much as parsing it.
+	*rec = Record{} // the readers set only what a record has (a simple packet block has no time)
+	var err error
 	if f.format == fmtPcap {
-		err = f.nextPcap(&rec)
+		err = f.nextPcap(rec)
 	} else {
-		err = f.nextPcapng(&rec)
+		err = f.nextPcapng(rec)
 	}
 	if err != nil {
 		f.err = err
 	}
-	return rec, err
+	return err
 }
 
 // RecordOffset is the byte offset (in the uncompressed stream) where the last record

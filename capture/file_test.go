@@ -241,6 +241,29 @@ func readFile(t *testing.T, path string) (*File, []Record, error) {
 	}
 }
 
+// readFileReusing reads path with Read into one reused record, as the replay loop does.
+func readFileReusing(t *testing.T, path string) ([]Record, error) {
+	t.Helper()
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var recs []Record
+	var r Record
+	for {
+		if err := f.Read(&r); err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return recs, err
+		}
+		c := r
+		c.Data = bytes.Clone(r.Data)
+		recs = append(recs, c)
+	}
+}
+
 func checkRecords(t *testing.T, got, want []Record) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -292,6 +315,8 @@ func TestReadGoodFiles(t *testing.T) {
 	old.idb(1, 64).idb(228, 0)
 	old.spb(74, d[0][:64]).pb(1, 1700000000123456, d[1])
 	old.block(0x0BAD, []byte("an unknown block is skipped"))
+	// A simple packet block after a timed record: a reused Record must not keep that time.
+	old.spb(60, d[1][:60])
 
 	twoSections := append(gopacketPcapng(t, layers.LinkTypeEthernet, times[:2], d[:2]),
 		gopacketPcapng(t, layers.LinkTypeRaw, times[2:], d[2:])...)
@@ -349,7 +374,7 @@ func TestReadGoodFiles(t *testing.T) {
 			{d[0], t0.UnixNano(), 84, eth, 0}, {d[1], t1.UnixNano(), 70, eth, 0}, {d[2], t2.UnixNano(), 1524, raw, 1}},
 			[]string{"different link types"}},
 		{"pcapng simple and obsolete packet blocks", old.b, []Record{
-			{d[0][:64], 0, 74, eth, 0}, {d[1], 1700000000123456000, 60, 228, 1}},
+			{d[0][:64], 0, 74, eth, 0}, {d[1], 1700000000123456000, 60, 228, 1}, {d[1][:60], 0, 60, eth, 0}},
 			[]string{"different link types", "different snapshot lengths",
 				"simple packet blocks carry no timestamp; their records have time 0 (as in libpcap)"}},
 		{"gzip pcap", gzipped(t, pcapUs), []Record{
@@ -366,6 +391,11 @@ func TestReadGoodFiles(t *testing.T) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			checkRecords(t, got, c.want)
+			reused, err := readFileReusing(t, path)
+			if err != nil {
+				t.Fatalf("Read: unexpected error: %v", err)
+			}
+			checkRecords(t, reused, c.want)
 			warns := f.Warnings()
 			if len(warns) != len(c.warn) {
 				t.Fatalf("warnings %q, want %d", warns, len(c.warn))

@@ -1,0 +1,97 @@
+package aggregate
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/telescope-dev/telescope/packet"
+)
+
+// TestLocalCountsExactly counts random frames through Local, flushing every few hundred
+// like the workers do, and compares every shard counter with a plain count of the same
+// frames. The ports are drawn so the port cache sees repeats, collisions and more distinct
+// ports than it has slots.
+func TestLocalCountsExactly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var (
+		l     Local
+		c     Counters
+		want  Totals
+		slots = [...]int{0, 1, 2, 7}
+	)
+	hot := []uint16{23, 22, 80, 443, 0, 65535}
+	for i := 0; i < 200000; i++ {
+		h := packet.Header{TS: int64(1 + rng.IntN(1000)), WireLen: uint32(40 + rng.IntN(1500))}
+		h.Result = packet.Result(rng.IntN(int(packet.NumResults)))
+		if rng.IntN(4) != 0 {
+			h.Result = packet.ResultIP
+		}
+		h.IPVersion = 4
+		if rng.IntN(5) == 0 {
+			h.IPVersion = 6
+		}
+		h.Proto = []uint8{packet.ProtoTCP, packet.ProtoUDP, packet.ProtoICMP, 47}[rng.IntN(4)]
+		h.L4 = rng.IntN(10) != 0
+		h.TCPFlags = uint8(rng.IntN(256))
+		if rng.IntN(2) == 0 {
+			h.TCPFlags = packet.FlagSYN
+		}
+		h.DstPort = hot[rng.IntN(len(hot))]
+		if rng.IntN(3) == 0 {
+			h.DstPort = uint16(rng.IntN(65536))
+		}
+		slot := slots[rng.IntN(len(slots))]
+		l.Count(&h, slot, &c)
+		if rng.IntN(300) == 0 {
+			l.Flush(&c)
+		}
+
+		want.Frames[h.Result]++
+		if h.Result != packet.ResultIP {
+			continue
+		}
+		v := 0
+		if h.IPVersion == 6 {
+			v = 1
+		}
+		want.Packets[v][ProtoIndex(&h)]++
+		want.Bytes[v][ProtoIndex(&h)] += uint64(h.WireLen)
+		want.Prefix[slot]++
+		if !h.L4 {
+			continue
+		}
+		switch h.Proto {
+		case packet.ProtoTCP:
+			want.Flags[h.TCPFlags]++
+			if h.TCPFlags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
+				want.Ports[PortsTCPSYN][h.DstPort]++
+			}
+		case packet.ProtoUDP:
+			want.Ports[PortsUDP][h.DstPort]++
+		}
+	}
+	l.Flush(&c)
+	var got Totals
+	got.Add(&c)
+	if got.Frames != want.Frames || got.Packets != want.Packets || got.Bytes != want.Bytes ||
+		got.Flags != want.Flags || got.Prefix != want.Prefix {
+		t.Fatalf("small counters differ:\ngot  %v %v %v\nwant %v %v %v", got.Frames, got.Packets, got.Bytes, want.Frames, want.Packets, want.Bytes)
+	}
+	for k := range want.Ports {
+		for p := range want.Ports[k] {
+			if got.Ports[k][p] != want.Ports[k][p] {
+				t.Fatalf("%s port %d: %d packets, want %d", PortKindNames[k], p, got.Ports[k][p], want.Ports[k][p])
+			}
+		}
+	}
+	if want.Ports[PortsTCPSYN][23] == 0 || want.Ports[PortsUDP][65535] == 0 {
+		t.Fatal("the test drew no repeated ports")
+	}
+	// Flush leaves nothing behind: a second one adds nothing.
+	l.Flush(&c)
+	var again Totals
+	again.Add(&c)
+	if again.Ports != got.Ports || again.Frames != got.Frames {
+		t.Fatal("a second Flush changed the shard")
+	}
+}
