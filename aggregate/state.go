@@ -31,7 +31,8 @@ func (t *Table[K, V]) Load(d *checkpoint.Decoder) {
 	if d.Err() != nil {
 		return
 	}
-	// Grow while empty (growing walks the LRU list to rebuild the bucket index).
+	// Grow while empty: the bucket index grow builds is empty, Restore rebuilds it from the
+	// entries read below.
 	t.Head, t.Tail, t.Count = nilIdx, nilIdx, 0
 	for int(t.slots) < slots {
 		t.grow()
