@@ -114,8 +114,14 @@ type HotMemo struct {
 }
 
 // hotBitmapBytes bounds a worker's bitmaps of the sources past hotMemoLen pairs in a part
-// (64 B each for a /23 of dark space, 8 KiB for a /16).
+// (64 B each for a /23 of dark space).
 const hotBitmapBytes = 4 << 20
+
+// hotBitmapMaxWords is the largest bitmap taken (1 KiB: dark spaces of up to 8192 IPv4
+// addresses). Over a larger space a bitmap costs more to clear and to bring into the
+// cache than the set probes it saves: bench.sh's SYN file, over a /16, spent 8 KiB on
+// each of its many short scanners in every part of a window.
+const hotBitmapMaxWords = 128
 
 // hotLog is how many packets a destination's cell keeps as they came before it takes the
 // full counts (hotHeavy): most destinations get a packet or two per window and worker, and
@@ -524,7 +530,7 @@ func (hw *hotWorker) memo(m *HotMemo, cell, ix int32, port uint16) uint16 {
 // of its memo's addresses set (0: the pool is spent, or no dense index).
 func (hw *hotWorker) newBitmap(m *HotMemo) int32 {
 	w := hw.bitW
-	if w == 0 || (hw.nbits+1)*w*8 > hotBitmapBytes {
+	if w == 0 || w > hotBitmapMaxWords || (hw.nbits+1)*w*8 > hotBitmapBytes {
 		return 0
 	}
 	if need := (hw.nbits + 1) * w; len(hw.bits) < need {

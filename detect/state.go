@@ -27,11 +27,12 @@ type SourceState struct {
 	Moved uint8
 	// Tech is the source's technique mix (technique.go): it fills the padding after Moved.
 	Tech TechCounts
+	// Hot is the hotspot counts this source is in (hotspot.go), read on every dark packet:
+	// next to the fields the pipeline and the scanner also touch, not on a line of its own.
+	Hot  HotMemo
 	Scan ScanWindow
 	FP   ToolWindow
 	Tel  TelnetWindow
-	// Hot is the hotspot counts this source is in (hotspot.go).
-	Hot HotMemo
 }
 
 // A window is open once it has counted a packet (Packets or Probes > 0); the zero value is
