@@ -3,8 +3,11 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +16,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/floodgen"
 	"github.com/telescope-dev/telescope/internal/logq"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -104,5 +110,75 @@ func TestStalledLogNeverBlocksCounting(t *testing.T) {
 			t.Fatalf("no recovery line after the output came back; healthy: %v\n%.2000s", p.LogHealthy(), w.String())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEpisodeCountsOverWorkerSinks: every worker reports through its own sink (tallies,
+// episode series); the summary's tallies and the report's series add them all up, with the
+// shared detectors' events (hotspot), whatever the number of workers.
+func TestEpisodeCountsOverWorkerSinks(t *testing.T) {
+	const perMinute, minutes = 200, 3
+	dst := netip.MustParseAddr("203.0.113.5")
+	var ps []pcaptest.Packet
+	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range perMinute * minutes {
+		ps = append(ps, pcaptest.Packet{
+			TS:  t0.Add(time.Duration(i/perMinute)*time.Minute + time.Duration(i%perMinute)*time.Millisecond),
+			Src: netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 1}), Dst: dst,
+			SrcPort: 40000, DstPort: 23, Flags: 0x02, Seq: binary.BigEndian.Uint32(dst.AsSlice()), // Mirai: seq = dst
+		})
+	}
+	path := filepath.Join(t.TempDir(), "mirai.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, hot := detect.DetectorIndex(detect.Fingerprint), detect.DetectorIndex(detect.Hotspot)
+	for _, workers := range []int{1, 2, 3} {
+		col := NewEpisodes()
+		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		r := p.Report(col)
+		n := perMinute * minutes
+		if got := len(EntriesOf[*detect.ToolEntry](r.Detections, "tools")); got != n {
+			t.Fatalf("workers=%d: %d fingerprint episodes, want %d", workers, got, n)
+		}
+		if got, want := p.sink.tallied(fp), (tallyCounts{uint64(n), uint64(n), uint64(n), uint64(n)}); got != want {
+			t.Errorf("workers=%d: fingerprint tally %+v, want %+v (one-packet episodes are not logged)", workers, got, want)
+		}
+		if got := p.sink.tallied(hot); got.started != 1 || got.ended != 1 {
+			t.Errorf("workers=%d: hotspot tally %+v, want one episode", workers, got)
+		}
+		if r.Series == nil || r.Series.StepSeconds != 60 {
+			t.Fatalf("workers=%d: series %+v, want a 60 s step", workers, r.Series)
+		}
+		if got := r.Series.EpisodesStarted["fingerprint"]; !slices.Equal(got, []uint64{perMinute, perMinute, perMinute}) {
+			t.Errorf("workers=%d: fingerprint episodes started per minute %v, want %d each", workers, got, perMinute)
+		}
+		var hs uint64
+		for _, c := range r.Series.EpisodesStarted["hotspot"] {
+			hs += c
+		}
+		if hs != 1 {
+			t.Errorf("workers=%d: %d hotspot episodes in the series, want 1", workers, hs)
+		}
+	}
+}
+
+// TestEntryStartKnowsEveryDetector: the report's series counts the episodes of every
+// detector, so EntryStart must know each descriptor's entry type.
+func TestEntryStartKnowsEveryDetector(t *testing.T) {
+	for _, d := range detect.Descriptors() {
+		if _, ok := EntryStart(d.NewEntry()); !ok {
+			t.Errorf("EntryStart does not know %s's entry %T: its episodes are missing from the series", d.Name, d.NewEntry())
+		}
 	}
 }

@@ -40,10 +40,8 @@ type Pipeline struct {
 	hot     *detect.Hotspots
 	sink    *eventSink
 	summary *logSummary // per-detector summary lines (summary.go)
-	// episodes counts episodes started per minute for the report's series (series.go).
-	episodes *episodeSeries
-	log      *zap.Logger
-	logq     *logq.Queue
+	log     *zap.Logger
+	logq    *logq.Queue
 
 	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs); host holds
 	// the sensor's own addresses, never dark while no dark prefix is configured.
@@ -85,8 +83,7 @@ func New(o Options) (*Pipeline, error) {
 		return nil, err
 	}
 	p.who = wh
-	p.episodes = newEpisodeSeries()
-	p.sink = newEventSink(p.log, Tee{p.episodes, o.Sink}, wh, func() *detect.Config { return p.rc.Load().det })
+	p.sink = newEventSink(p.log, o.Sink, wh, func() *detect.Config { return p.rc.Load().det })
 	p.summary = newSummary(p)
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {

@@ -181,8 +181,8 @@ func (s *workerSeries) packet(h *packet.Header, telMin *uint32, dark bool, telne
 	}
 }
 
-// episodeSeries counts episodes started per detector and step; detectors report from
-// every worker, so it has a lock (episodes are rare).
+// episodeSeries counts episodes started per detector and step: one per worker and one for
+// the shared detectors (eventSink), each with its lock (uncontended but for the report).
 type episodeSeries struct {
 	mu     sync.Mutex
 	starts map[string]map[int64]uint64 // detector -> minute -> episodes started
@@ -246,6 +246,8 @@ func EntryStart(e detect.Entry) (detect.Time, bool) {
 		return e.FirstSeen, true
 	case *detect.ToolEntry:
 		return e.FirstSeen, true
+	case *detect.HotspotEntry:
+		return e.FirstSeen, true
 	}
 	return 0, false
 }
@@ -272,11 +274,14 @@ func (p *Pipeline) series() *Series {
 		}
 		g.add(s.base*s.step, (s.base+int64(len(s.pts)))*s.step, s.step)
 	}
-	p.episodes.mu.Lock()
-	defer p.episodes.mu.Unlock()
-	for _, m := range p.episodes.starts {
-		for min := range m {
-			g.add(min*SeriesMinStep, (min+1)*SeriesMinStep, SeriesMinStep)
+	eps := p.sink.allSeries()
+	for _, e := range eps {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, m := range e.starts {
+			for min := range m {
+				g.add(min*SeriesMinStep, (min+1)*SeriesMinStep, SeriesMinStep)
+			}
 		}
 	}
 	if !g.any {
@@ -296,14 +301,16 @@ func (p *Pipeline) series() *Series {
 			s.TelnetSourceMinutes[j] += pt.telnet
 		}
 	}
-	for det, m := range p.episodes.starts {
-		v := s.EpisodesStarted[det]
-		if v == nil {
-			v = make([]uint64, n)
-			s.EpisodesStarted[det] = v
-		}
-		for min, c := range m {
-			v[aggregate.FloorDiv(min*SeriesMinStep, step)-base] += c
+	for _, e := range eps {
+		for det, m := range e.starts {
+			v := s.EpisodesStarted[det]
+			if v == nil {
+				v = make([]uint64, n)
+				s.EpisodesStarted[det] = v
+			}
+			for min, c := range m {
+				v[aggregate.FloorDiv(min*SeriesMinStep, step)-base] += c
+			}
 		}
 	}
 	return s

@@ -90,8 +90,7 @@ func (s *logSummary) write(to int64) {
 	from := detect.Time(s.from).String()
 	until := detect.Time(to).String()
 	for i, d := range detect.Descriptors() {
-		t := &s.p.sink.tally[i]
-		cur := tallyCounts{t.started.Load(), t.ended.Load(), t.startsNotLogged.Load(), t.endsNotLogged.Load()}
+		cur := s.p.sink.tallied(i)
 		prev := s.prev[i]
 		s.prev[i] = cur
 		delta := tallyCounts{cur.started - prev.started, cur.ended - prev.ended,

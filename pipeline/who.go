@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/aggregate"
 
@@ -21,6 +22,10 @@ import (
 // label metrics. Events arrive from every worker; one mutex guards everything (events are
 // rare, and a reload swaps the databases under it).
 type who struct {
+	// empty: no list and no database are open (kept with enr): then only scanner and
+	// telnet surge entries have anything to do here, and event returns at once for the
+	// others, without the lock (a flood's every episode, from every worker).
+	empty      atomic.Bool
 	mu         sync.Mutex
 	enr        *enrich.Enricher
 	alertKnown bool
@@ -77,6 +82,7 @@ func (w *who) reload(c *configs.Config) error {
 	w.mu.Lock()
 	old := w.enr
 	w.enr, w.alertKnown, w.dark4 = e, c.Enrich.AlertKnown, darkIPv4(c.DarkPrefixes)
+	w.empty.Store(e.Empty())
 	for _, org := range e.Orgs() {
 		if _, ok := w.orgPackets[org]; !ok {
 			w.orgPackets[org] = 0 // every org of the file has its series from the start
@@ -102,6 +108,13 @@ func darkIPv4(prefixes []netip.Prefix) uint64 {
 
 // event labels an event's entry before it is logged and collected.
 func (w *who) event(ev *detect.Event) {
+	if w.empty.Load() {
+		switch ev.Entry.(type) {
+		case *detect.ScannerEntry, *detect.TelnetSurgeEntry:
+		default:
+			return // unlabelled (nothing to look up), and not a scanner: nothing below applies
+		}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var labels *detect.Who

@@ -101,7 +101,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 		dstHLL:     aggregate.NewHLL(hllPrecision),
 		dstExact:   make([]uint32, rc.prefixes.ExactSize()),
 	}
-	w.engine = detect.NewEngine(rc.det, id, p.sink, p.surge, &w.Det)
+	w.engine = detect.NewEngine(rc.det, id, p.sink.forWorker(), p.surge, &w.Det)
 	w.engine.SetDenseDsts(rc.prefixes)
 	w.sources.SetEvict(w.evicted)
 	w.evTop = aggregate.NewTopHeap(rc.topSources)
