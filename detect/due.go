@@ -85,6 +85,66 @@ func (h dueHeap[T]) down(i int) {
 	}
 }
 
+// dueQueue is a min-queue on due: a FIFO for the entries pushed in due order and a heap for
+// the others. A new episode's entry is due at its packet time + window, so pushes at packet
+// time come in order; only a re-push (an episode that went on: its real end is earlier than
+// newer entries') or a changed window goes to the heap. A flood of one-packet episodes then
+// costs two sequential accesses per episode, not a heap's log n cache misses each way.
+type dueQueue[T any] struct {
+	fifo []dueItem[T] // [head:] in due order
+	head int
+	heap dueHeap[T]
+}
+
+// len returns the entries queued.
+func (q *dueQueue[T]) len() int { return len(q.fifo) - q.head + len(q.heap) }
+
+func (q *dueQueue[T]) push(due int64, ref T) {
+	n := len(q.fifo)
+	if n > q.head && due < q.fifo[n-1].due {
+		q.heap.push(due, ref)
+		return
+	}
+	if n == cap(q.fifo) && q.head > 0 {
+		// Move the live entries down rather than grow: the FIFO stays within twice them.
+		m := copy(q.fifo, q.fifo[q.head:])
+		clear(q.fifo[m:])
+		q.fifo, q.head = q.fifo[:m], 0
+	}
+	q.fifo = append(q.fifo, dueItem[T]{due, ref})
+}
+
+// top returns the earliest due, ok=false when empty.
+func (q *dueQueue[T]) top() (int64, bool) {
+	d, ok := q.heap.top()
+	if q.head < len(q.fifo) && (!ok || q.fifo[q.head].due < d) {
+		return q.fifo[q.head].due, true
+	}
+	return d, ok
+}
+
+// pop removes and returns the earliest entry; the queue must not be empty.
+func (q *dueQueue[T]) pop() dueItem[T] {
+	if q.head < len(q.fifo) {
+		if d, ok := q.heap.top(); !ok || q.fifo[q.head].due <= d {
+			it := q.fifo[q.head]
+			q.fifo[q.head] = dueItem[T]{}
+			if q.head++; q.head == len(q.fifo) {
+				q.fifo, q.head = q.fifo[:0], 0
+			}
+			return it
+		}
+	}
+	return q.heap.pop()
+}
+
+// reset empties the queue (keeping its memory).
+func (q *dueQueue[T]) reset() {
+	clear(q.fifo)
+	clear(q.heap)
+	q.fifo, q.head, q.heap = q.fifo[:0], 0, q.heap[:0]
+}
+
 // heapify restores the heap order after the entries were rewritten.
 func (h dueHeap[T]) heapify() {
 	for i := len(h)/2 - 1; i >= 0; i-- {
@@ -128,7 +188,7 @@ type flowDueRef struct {
 // queueSource pushes the entry of src's record rec in slot `slot`, which was just promoted
 // (rec.Seq is new: its older entries are stale). It can end at due at the earliest.
 func (e *Engine) queueSource(src packet.Addr, rec *episode, slot int32, due int64) {
-	if len(e.srcDue) >= dueLimit(e.eps.Cap()) {
+	if e.srcDue.len() >= dueLimit(e.eps.Cap()) {
 		e.requeueSources()
 	}
 	e.srcDue.push(due, srcRef{src, rec.Seq, slot + 1})
@@ -137,16 +197,17 @@ func (e *Engine) queueSource(src packet.Addr, rec *episode, slot int32, due int6
 
 // requeueSources rebuilds the source heap from the episode table: one entry per record.
 func (e *Engine) requeueSources() {
-	clear(e.srcDue)
-	e.srcDue = e.srcDue[:0]
+	e.srcDue.reset()
+	h := e.srcDue.heap
 	e.eps.Range(func(k *packet.Addr, rec *episode) bool {
 		e.seq = max(e.seq, rec.Seq)
 		if d, ok := e.recordDue(rec); ok {
-			e.srcDue = append(e.srcDue, dueItem[srcRef]{d, srcRef{*k, rec.Seq, 0}})
+			h = append(h, dueItem[srcRef]{d, srcRef{*k, rec.Seq, 0}})
 		}
 		return true
 	})
-	e.srcDue.heapify()
+	h.heapify()
+	e.srcDue.heap = h
 }
 
 // recordDue returns the earliest time an active episode of rec can end.

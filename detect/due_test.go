@@ -62,7 +62,7 @@ func TestEpisodesEndOnTime(t *testing.T) {
 			h.feed(syn(src(s), "203.0.113.7", 6881, now))
 		}
 		h.sink.take() // start events, and ends caused by a packet that did not continue
-		if n := len(h.e.srcDue); n > dueLimit(h.e.eps.Cap()) {
+		if n := h.e.srcDue.len(); n > dueLimit(h.e.eps.Cap()) {
 			t.Fatalf("source heap holds %d entries for a table of %d", n, h.e.eps.Cap())
 		}
 		if n := len(h.e.flowDue); n > dueLimit(h.e.flows.Cap()) {

@@ -29,7 +29,7 @@ type Engine struct {
 	// end (the earliest entry of srcDue and flowDue; activity only moves an episode's end
 	// later). Advance looks at the heaps only once due has passed (due.go).
 	due      int64
-	srcDue   dueHeap[srcRef]     // records of eps (sources with an active episode)
+	srcDue   dueQueue[srcRef]    // records of eps (sources with an active episode)
 	flowDue  dueHeap[flowDueRef] // active udp_then_syn flows
 	seq      uint64              // promotions and flow episodes so far (their end order)
 	dueSrcs  []srcRef            // scratch for endDue
