@@ -37,6 +37,7 @@ type Engine struct {
 
 	sb  surgeClock // this worker's telnet surge bucket
 	hot hotWorker  // this worker's hotspot counts (hotspot.go)
+	ev  Event      // the event being reported (a sink keeps no *Event: one allocation less per event)
 
 	// techPackets counts packets by scan technique (plain adds on the packet path),
 	// published to c.TechniquePackets by flushTech.
@@ -258,14 +259,16 @@ func (e *Engine) begin(det, class int, entry Entry) {
 	d := descriptors[det]
 	e.c.Detections[det][class].Add(1)
 	e.c.Active[det].Add(1)
-	e.sink.Detection(&Event{Detector: d.Name, Phase: Start, Class: d.Classes[class], Entry: entry})
+	e.ev = Event{Detector: d.Name, Phase: Start, Class: d.Classes[class], Entry: entry}
+	e.sink.Detection(&e.ev)
 }
 
 // end records an episode end with its final entry; class is the final class.
 func (e *Engine) end(det, class int, entry Entry) {
 	d := descriptors[det]
 	e.c.Active[det].Add(-1)
-	e.sink.Detection(&Event{Detector: d.Name, Phase: End, Class: d.Classes[class], Entry: entry})
+	e.ev = Event{Detector: d.Name, Phase: End, Class: d.Classes[class], Entry: entry}
+	e.sink.Detection(&e.ev)
 }
 
 // later returns t, or last when t is earlier: out-of-order packets count with gap 0 and

@@ -65,7 +65,8 @@ type Entry interface {
 }
 
 // Sink receives events. It is called from worker goroutines concurrently and must be safe
-// for that; events are rare (episodes), so a mutex inside is fine.
+// for that. ev is valid only during the call (the engine reuses it): a sink may keep
+// ev.Entry, or a copy of *ev, never ev itself.
 type Sink interface {
 	Detection(ev *Event)
 }

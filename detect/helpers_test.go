@@ -31,7 +31,8 @@ type recSink struct {
 
 func (s *recSink) Detection(ev *Event) {
 	s.mu.Lock()
-	s.events = append(s.events, ev)
+	c := *ev // ev is reused after the call
+	s.events = append(s.events, &c)
 	s.mu.Unlock()
 }
 

@@ -24,7 +24,8 @@ type recorder struct {
 
 func (r *recorder) Detection(ev *detect.Event) {
 	r.mu.Lock()
-	r.events = append(r.events, ev)
+	c := *ev // ev is reused after the call
+	r.events = append(r.events, &c)
 	r.mu.Unlock()
 	r.next.Detection(ev)
 }

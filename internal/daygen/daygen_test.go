@@ -27,7 +27,8 @@ type collect struct {
 
 func (c *collect) Detection(ev *detect.Event) {
 	c.mu.Lock()
-	c.events = append(c.events, ev)
+	cp := *ev // ev is reused after the call
+	c.events = append(c.events, &cp)
 	c.mu.Unlock()
 }
 
