@@ -161,3 +161,41 @@ func TestHotspotSourcesExactUnderChurn(t *testing.T) {
 		}
 	}
 }
+
+// TestHotspotPortSlotTakenOver: a port that loses its slot (each worker counts the busiest
+// two ports of a destination) and takes one back starts counting again, and its senders,
+// whose memo says they were counted at that port already, are counted again in the new
+// slot (through its set): the port is still found hot with all its senders.
+func TestHotspotPortSlotTakenOver(t *testing.T) {
+	var ps []pcaptest.Packet
+	at := hotT0
+	add := func(src int, port uint16) {
+		at = at.Add(time.Millisecond)
+		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 9), SrcPort: 4000, DstPort: port, Flags: 0x02})
+	}
+	for i := range 300 {
+		add(i%3, 80) // the busiest port: 3 sources, 300 packets
+	}
+	for i := range 110 {
+		add(1000+i, 81) // 110 senders to port 81
+	}
+	add(5000, 82) // a third port takes 81's slot (the lesser)
+	for i := range 110 {
+		add(1000+i, 81) // the same senders again: 81 takes 82's slot
+	}
+	path := filepath.Join(t.TempDir(), "slots.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	r, res := replayReport(t, hotConfig(t, ""), 1, path)
+	if len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+	if len(hot) != 1 || hot[0].Dst != "203.0.113.9" || hot[0].Port != 81 || hot[0].Sources != 110 {
+		for _, h := range hot {
+			t.Logf("episode %s:%d, %d sources, %d packets", h.Dst, h.Port, h.Sources, h.Packets)
+		}
+		t.Fatalf("%d hotspot episodes, want one at 203.0.113.9:81 with 110 sources", len(hot))
+	}
+}
