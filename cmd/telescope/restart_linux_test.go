@@ -148,7 +148,18 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 	// target (20 probes: an episode);
 	// a DHT datagram then a SYN to 203.0.113.99:6881 (a flow), at the start and again at the
 	// end (so the flow is not quiet for a window by the time the restarted daemon resumes).
+	// The 25 hotspot packets take 4.8 s: they all fall in one 6 s window (windows are
+	// aligned to multiples of it in Unix time) when sending starts in its first 1.2 s, so
+	// the daemon starts just after a window boundary (it is up within a few hundred ms).
+	// Otherwise a window holding only the first one or two of them (below min_sources) is not
+	// hot, and their packets are not the episode's (85 packets expected, 83 or 84 seen).
+	if off := time.Duration(time.Now().UnixNano() % int64(6*time.Second)); off > 200*time.Millisecond {
+		time.Sleep(6*time.Second - off + 20*time.Millisecond)
+	}
 	d1 := startDaemon(t, pair.NsA, addr, cfgPath)
+	if off := time.Duration(time.Now().UnixNano() % int64(6*time.Second)); off > 1100*time.Millisecond {
+		t.Fatalf("the daemon took until %v into the window to start: the hotspot's packets would span two windows", off)
+	}
 	for i := range 25 {
 		send(pcaptest.Packet{Src: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i)}), Dst: dark(200), SrcPort: 50000, DstPort: 23, Flags: 0x02})
 		if i < 20 {
