@@ -18,20 +18,18 @@ import (
 // Every worker's engine reports through its own workerSink, with its own tallies and
 // episode series: a flood of one-packet episodes (two events each) from every worker would
 // otherwise spend its time handing the same locks and counters between the cores. The
-// eventSink's own tallies and series take the events of the shared detectors (telnet
-// surge, hotspot).
+// first of them (parts[0]) takes the events of the shared detectors (telnet surge,
+// hotspot): eventSink.Detection.
 type eventSink struct {
-	log    *zap.Logger
-	next   detect.Sink
-	who    *who                  // labels and estimates (who.go)
-	cfg    func() *detect.Config // the published detector configuration
-	tally  []eventTally          // indexed like detect.Descriptors()
-	series *episodeSeries
-	// workers are the workers' sinks (whose tallies the summary adds up).
-	workers []*workerSink
+	log   *zap.Logger
+	next  detect.Sink
+	who   *who                  // labels and estimates (who.go)
+	cfg   func() *detect.Config // the published detector configuration
+	parts []*workerSink         // the shared detectors' part, then one per worker
 }
 
-// workerSink is one worker's way into the eventSink.
+// workerSink is one worker's (or the shared detectors') way into the eventSink: its own
+// tallies (indexed like detect.Descriptors()) and episode series.
 type workerSink struct {
 	s      *eventSink
 	tally  []eventTally
@@ -48,14 +46,15 @@ type eventTally struct {
 }
 
 func newEventSink(log *zap.Logger, next detect.Sink, wh *who, cfg func() *detect.Config) *eventSink {
-	return &eventSink{log: log, next: next, who: wh, cfg: cfg,
-		tally: make([]eventTally, len(detect.Descriptors())), series: newEpisodeSeries()}
+	s := &eventSink{log: log, next: next, who: wh, cfg: cfg}
+	s.forWorker() // parts[0]: the shared detectors'
+	return s
 }
 
 // forWorker returns a new worker's sink (call it before the workers start).
 func (s *eventSink) forWorker() *workerSink {
 	w := &workerSink{s: s, tally: make([]eventTally, len(detect.Descriptors())), series: newEpisodeSeries()}
-	s.workers = append(s.workers, w)
+	s.parts = append(s.parts, w)
 	return w
 }
 
@@ -68,24 +67,14 @@ func (s *eventSink) tallied(i int) tallyCounts {
 		c.startsNotLogged += t.startsNotLogged.Load()
 		c.endsNotLogged += t.endsNotLogged.Load()
 	}
-	add(&s.tally[i])
-	for _, w := range s.workers {
+	for _, w := range s.parts {
 		add(&w.tally[i])
 	}
 	return c
 }
 
-// allSeries returns the episode series of every sink.
-func (s *eventSink) allSeries() []*episodeSeries {
-	out := []*episodeSeries{s.series}
-	for _, w := range s.workers {
-		out = append(out, w.series)
-	}
-	return out
-}
-
 // Detection implements detect.Sink for the shared detectors.
-func (s *eventSink) Detection(ev *detect.Event) { s.detection(ev, s.tally, s.series) }
+func (s *eventSink) Detection(ev *detect.Event) { s.parts[0].Detection(ev) }
 
 func (s *eventSink) detection(ev *detect.Event, tally []eventTally, series *episodeSeries) {
 	if s.who != nil {

@@ -138,15 +138,7 @@ func TestEpisodeCountsOverWorkerSinks(t *testing.T) {
 	}
 	fp, hot := detect.DetectorIndex(detect.Fingerprint), detect.DetectorIndex(detect.Hotspot)
 	for _, workers := range []int{1, 2, 3} {
-		col := NewEpisodes()
-		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		r := p.Report(col)
+		p, r := replayPipeline(t, cfg, workers, path)
 		n := perMinute * minutes
 		if got := len(EntriesOf[*detect.ToolEntry](r.Detections, "tools")); got != n {
 			t.Fatalf("workers=%d: %d fingerprint episodes, want %d", workers, got, n)

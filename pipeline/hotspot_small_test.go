@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -135,15 +134,7 @@ func TestHotspotSourcesExactUnderChurn(t *testing.T) {
 	for _, limit := range []int{120, 100000} {
 		for _, workers := range []int{1, 2, 3} {
 			cfg := hotConfig(t, fmt.Sprintf("detect: {hotspot: {min_sources: 250}}\nlimits: {max_sources: %d}\n", limit))
-			col := NewEpisodes()
-			p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
-				t.Fatal(res.Errors)
-			}
-			r := p.Report(col)
+			p, r := replayPipeline(t, cfg, workers, path)
 			if _, ev := p.Tracked(); (limit < 2*senders) != (ev > 0) {
 				t.Fatalf("max_sources %d: %d evictions", limit, ev)
 			}

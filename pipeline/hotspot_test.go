@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net/netip"
@@ -288,15 +287,8 @@ func TestReceiverDistribution(t *testing.T) {
 	}
 	cfg := hotConfig(t, "window: 1m\n")
 	for _, workers := range []int{1, 2, 3} {
-		col := NewEpisodes()
-		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		got := p.Report(col).Receivers
+		p, r := replayPipeline(t, cfg, workers, path)
+		got := r.Receivers
 		if !equalDist(got, want) {
 			t.Errorf("workers=%d: receiver distribution %+v, want %+v", workers, got, want)
 		}

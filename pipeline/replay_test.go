@@ -127,6 +127,21 @@ func replayReport(t *testing.T, cfg *configs.Config, workers int, files ...strin
 	return p.Report(col), res
 }
 
+// replayPipeline replays files with cfg on `workers` workers, failing on any replay error,
+// and returns the pipeline (for its state) and its report.
+func replayPipeline(t *testing.T, cfg *configs.Config, workers int, files ...string) (*Pipeline, *Report) {
+	t.Helper()
+	col := NewEpisodes()
+	p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := p.Replay(context.Background(), ReplayOptions{Files: files}); len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	return p, p.Report(col)
+}
+
 func TestReplayCountsEveryTableExactly(t *testing.T) {
 	fs := knownFrames(t)
 	path := writePcap(t, fs)

@@ -274,8 +274,8 @@ func (p *Pipeline) series() *Series {
 		}
 		g.add(s.base*s.step, (s.base+int64(len(s.pts)))*s.step, s.step)
 	}
-	eps := p.sink.allSeries()
-	for _, e := range eps {
+	for _, w := range p.sink.parts {
+		e := w.series
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		for _, m := range e.starts {
@@ -301,8 +301,8 @@ func (p *Pipeline) series() *Series {
 			s.TelnetSourceMinutes[j] += pt.telnet
 		}
 	}
-	for _, e := range eps {
-		for det, m := range e.starts {
+	for _, w := range p.sink.parts {
+		for det, m := range w.series.starts {
 			v := s.EpisodesStarted[det]
 			if v == nil {
 				v = make([]uint64, n)
