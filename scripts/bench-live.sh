@@ -18,7 +18,9 @@
 #          --full does; DAY_PACKETS limits it), sent with tcpreplay --topspeed: trafgen 0.6.8
 #          can read a pcap (-i FILE.pcap) but its load time grows faster than the packet
 #          count (0.45 s for 20 k packets, 25 s for 100 k here), so it cannot send millions
-# Needs trafgen (apt-get install netsniff-ng), tcpreplay, tcpdump, ip.
+# PERF=1 also records a perf profile (call graphs) of telescope while each workload is sent
+# and drained, to bench/perf-WORKLOAD.data.
+# Needs trafgen (apt-get install netsniff-ng), tcpreplay, tcpdump, ip (and perf with PERF=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -26,6 +28,7 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 work=("${@:-flood day}")
 read -r -a work <<<"${work[*]}"
 need=(ip tcpdump)
+[ -n "${PERF:-}" ] && need+=(perf)
 for w in "${work[@]}"; do
 	case $w in
 	flood | mirai) need+=(trafgen) ;;
@@ -175,10 +178,21 @@ for w in "${work[@]}"; do
 	c0=$(metric telescope_frames_total 'result=')
 	k0=$(metric telescope_capture_drops_total 'where="kernel"') q0=$(metric telescope_capture_drops_total 'where="queue"')
 	u0=$(cpu_ns "$tp")
+	if [ -n "${PERF:-}" ]; then
+		perf record -q -F 1999 -g -p "$tp" -o "$dir/perf-$w.data" 2>/dev/null &
+		perf_pid=$!
+		pids+=("$perf_pid")
+	fi
 	inject "$w" "$dir/inject-telescope-$w.out"
 	sent[$w]=$inj_sent rate[$w]=$inj_rate injector[$w]=$inj_name
 	settle "$tp"
 	u1=$(cpu_ns "$tp")
+	if [ -n "${PERF:-}" ]; then
+		kill -INT "$perf_pid"
+		wait "$perf_pid" || true
+		unset 'pids[-1]'
+		echo "bench-live: profile of telescope under $w: perf report -i $dir/perf-$w.data"
+	fi
 	c1=$(metric telescope_frames_total 'result=')
 	k1=$(metric telescope_capture_drops_total 'where="kernel"') q1=$(metric telescope_capture_drops_total 'where="queue"')
 	kill "$tp"
