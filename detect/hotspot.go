@@ -102,8 +102,9 @@ const hotMemoLen = 3
 // (N > hotMemoLen), a scanner, takes a bitmap of the dark IPv4 addresses it was counted at
 // (one bit per dense index, from a pool of hotBitmapBytes per worker and part), and counts
 // at the ports and at other addresses through the destinations' sets of sources for the
-// rest of the part; so does every source once an evicted one was counted in it (HotMemo of
-// an evicted source is lost with its entry: the engine moves its counts into the sets).
+// rest of the part. The HotMemo of an evicted source is lost with its entry: the engine moves
+// its counts into the sets and marks it in a filter of evicted sources, and a source of the
+// filter that comes back counts through the sets only.
 // Plain values only (checkpoints).
 type HotMemo struct {
 	Gen  uint32 // the hotWorker's memo generation (0: none)
@@ -205,7 +206,9 @@ type hotWorker struct {
 	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
 	heavyc []int32             // the cells with full counts
 	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
-	sets   bool                // an evicted source was counted in the open part: no new memo pairs
+	sets   bool                // every source new to the part counts through the sets (restored part with evictions)
+	evict  []uint64            // filter of the sources evicted after being counted in the part (hotEvictBits)
+	nevict int                 // sources marked in evict since the part began (0: evict is clear)
 	bits   []uint64            // the part's HotMemo bitmaps, bitWords each (zero past nbits)
 	nbits  int                 // bitmaps in use
 	bitW   int                 // words per bitmap: one bit per dense index
@@ -291,6 +294,10 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 		hw.mgen = 1
 	}
 	hw.sets = false
+	if hw.nevict > 0 {
+		clear(hw.evict)
+		hw.nevict = 0
+	}
 	clear(hw.bits[:hw.nbits*hw.bitW])
 	hw.nbits = 0
 	cells := hw.cells
@@ -450,7 +457,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	if (syn || udp || ev.Proto == hotTCP) && h.L4 {
 		ev.Port = h.DstPort
 	}
-	ev.Bits |= e.hot.memo(&st.Hot, e.hot.last-1, c.Ix, ev.Port)
+	ev.Bits |= e.hot.memo(&st.Hot, &h.Src, e.hot.last-1, c.Ix, ev.Port)
 	c.Packets++
 	if c.Heavy == 0 {
 		if c.N < hotLog {
@@ -475,12 +482,17 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	e.hot.heavy[c.Heavy-1].add(&e.slab, &ev, false)
 }
 
-// memo returns how a packet from the source of m to (cell, port) counts as a distinct
+// memo returns how a packet from src, the source of m, to (cell, port) counts as a distinct
 // source (the hotBitNew... and hotBitSet... bits), noting the pair in m; ix is the cell's
 // dense index (< 0: none).
-func (hw *hotWorker) memo(m *HotMemo, cell, ix int32, port uint16) uint16 {
-	if m.Gen != hw.mgen {
+func (hw *hotWorker) memo(m *HotMemo, src *packet.Addr, cell, ix int32, port uint16) uint16 {
+	if m.Gen != hw.mgen || m.N == 0 { // N == 0: a fresh entry in the first part (mgen 0)
 		m.Gen, m.N, m.Bits = hw.mgen, 0, 0
+		if hw.sets || hw.nevict > 0 && hw.wasEvicted(src.Hash(seedHotSrc)) {
+			// Perhaps counted in the part before its entry was evicted (its counts are in the
+			// sets now, hotEvicted): it counts through the sets only, with no pairs.
+			m.N, m.Cell = hotMemoLen+1, [hotMemoLen]int32{-1, -1, -1}
+		}
 	}
 	addr, atPort := false, port == 0
 	for i := range min(int(m.N), hotMemoLen) {
@@ -492,7 +504,7 @@ func (hw *hotWorker) memo(m *HotMemo, cell, ix int32, port uint16) uint16 {
 		}
 	}
 	var bits uint16
-	if m.N < hotMemoLen && !hw.sets {
+	if m.N < hotMemoLen {
 		m.Cell[m.N], m.Port[m.N] = cell, port
 		m.N++
 		if !addr {
@@ -503,10 +515,8 @@ func (hw *hotWorker) memo(m *HotMemo, cell, ix int32, port uint16) uint16 {
 		}
 		return bits
 	}
-	if m.N <= hotMemoLen { // the memo fills up
-		if !hw.sets {
-			m.Bits = hw.newBitmap(m)
-		}
+	if m.N == hotMemoLen { // the memo fills up
+		m.Bits = hw.newBitmap(m)
 		m.N = hotMemoLen + 1
 	}
 	if !atPort {
@@ -556,17 +566,37 @@ func (hw *hotWorker) bitmap(m *HotMemo) []uint64 {
 	return hw.bits[int(m.Bits-1)*hw.bitW : int(m.Bits)*hw.bitW]
 }
 
+// hotEvictBits is the size of a worker's filter of evicted sources: 128 KiB, allocated at the
+// first eviction of a counted source. A source that is not in it is not a returning one; one
+// that is (or shares its bit) counts through the sets, exactly but at a set probe per packet.
+const (
+	hotEvictShift = 20
+	hotEvictBits  = 1 << hotEvictShift
+)
+
+// wasEvicted reports whether a source with hash x (seedHotSrc) may have been evicted after
+// being counted in the open part.
+func (hw *hotWorker) wasEvicted(x uint64) bool {
+	i := x >> (64 - hotEvictShift)
+	return hw.evict[i>>6]&(1<<(i&63)) != 0
+}
+
 // hotEvicted moves the counts of src, whose entry (and memo) the pipeline's table is
-// evicting, from the counters to the sets of the cells it was counted in, and makes every
-// source not in its memo count through the sets for the rest of the part: src may come back
-// with an empty memo.
+// evicting, from the counters to the sets of the cells it was counted in, and marks src in
+// the part's filter of evicted sources: if it comes back in the part, with an empty memo,
+// it counts through the sets (memo).
 func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 	hw := &e.hot
 	if m.Gen != hw.mgen || m.N == 0 {
 		return
 	}
-	hw.sets = true
 	x := src.Hash(seedHotSrc)
+	if hw.evict == nil {
+		hw.evict = make([]uint64, hotEvictBits/64)
+	}
+	i := x >> (64 - hotEvictShift)
+	hw.evict[i>>6] |= 1 << (i & 63)
+	hw.nevict++
 	bm := hw.bitmap(m)
 	for i := range min(int(m.N), hotMemoLen) {
 		ci := m.Cell[i]

@@ -41,7 +41,9 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.Bool(hw.split)
 	enc.I64(int64(hw.last))
 	enc.I64(int64(hw.mgen)) // the sources' memos (saved with them) refer to it
-	enc.Bool(hw.sets)
+	// The filter of evicted sources is not saved: after a restore, every source new to the
+	// part counts through the sets.
+	enc.Bool(hw.sets || hw.nevict > 0)
 	enc.I64(int64(hw.bitW))
 	checkpoint.Slice(enc, hw.bits[:hw.nbits*hw.bitW])
 	checkpoint.Slice(enc, hw.cells)

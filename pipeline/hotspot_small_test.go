@@ -141,6 +141,9 @@ func TestHotspotSourcesExactUnderChurn(t *testing.T) {
 			hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
 			want := map[string]bool{"203.0.113.9:80": true, "203.0.113.30:0": true, "2001:db8:1::9:80": true, "2001:db8:1::1e:0": true}
 			if len(hot) != len(want) {
+				for _, h := range hot {
+					t.Logf("%s:%d %d %d", h.Dst, h.Port, h.Sources, h.Packets)
+				}
 				t.Fatalf("max_sources %d, workers=%d: %d hotspot episodes, want %d: %+v", limit, workers, len(hot), len(want), hot)
 			}
 			for _, h := range hot {
