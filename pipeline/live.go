@@ -193,28 +193,45 @@ func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
 
 // poll is a worker's live loop.
 func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
-	var h packet.Header
+	// Frames are decoded into hs and handled warmAhead at a time, their source entries
+	// warmed together first (processBatch does the same in replay).
+	var hs [warmAhead]packet.Header
+	n := 0
+	drain := func() {
+		var hashes [warmAhead]uint64
+		for i := range hs[:n] {
+			hashes[i] = w.warmSource(&hs[i])
+		}
+		for i := range hs[:n] {
+			w.handleHashed(&hs[i], hashes[i])
+		}
+		n = 0
+	}
 	handle := func(f *capture.Frame) {
+		h := &hs[n]
 		h.TS = f.TS
 		h.WireLen = f.WireLen
 		if f.VLANValid {
 			// The kernel stripped the outer tag into the ring's metadata: it counts as one.
-			packet.DecodeNetworkVLAN(f.Protocol, f.Data, f.VLAN, &h)
+			packet.DecodeNetworkVLAN(f.Protocol, f.Data, f.VLAN, h)
 		} else {
-			packet.DecodeNetwork(f.Protocol, f.Data, &h)
+			packet.DecodeNetwork(f.Protocol, f.Data, h)
 		}
-		w.handle(&h)
+		if n++; n == warmAhead {
+			drain()
+		}
 	}
 	for ctx.Err() == nil {
 		w.stateMu.Lock() // a checkpoint copies the state between two polls (state.go)
 		w.applyConfig()
-		n, err := r.Poll(pollTimeout, handle)
+		got, err := r.Poll(pollTimeout, handle)
+		drain()
 		if err != nil {
 			w.flush()
 			w.stateMu.Unlock()
 			return err
 		}
-		if n == 0 {
+		if got == 0 {
 			// Idle: live packet time is the kernel's clock, so the wall clock moves it on.
 			w.advance(time.Now().UnixNano())
 		} else {
@@ -227,9 +244,10 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
 	for i := 0; i < 3; i++ {
-		n, err := r.Poll(pollTimeout, handle)
+		got, err := r.Poll(pollTimeout, handle)
+		drain()
 		w.flush()
-		if err != nil || n == 0 {
+		if err != nil || got == 0 {
 			break
 		}
 	}

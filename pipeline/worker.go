@@ -58,6 +58,7 @@ type worker struct {
 	enc     checkpoint.Encoder
 
 	// Owned by the worker goroutine.
+	warm       uint32 // keeps the loads of Table.Warm (processBatch)
 	p          *Pipeline
 	rc         *runConfig
 	loc        aggregate.Local
@@ -138,8 +139,26 @@ func (w *worker) applyConfig() {
 
 func (w *worker) winLen() int64 { return w.rc.winLen }
 
+// warmAhead is how many packets of a batch (of all workers) processBatch warms at once.
+const warmAhead = 32
+
+// warmSource loads the source entry that handle will touch for h (Table.Warm).
+func (w *worker) warmSource(h *packet.Header) uint64 {
+	if h.Result != packet.ResultIP {
+		return 0
+	}
+	x := h.Src.Hash(seedHLL)
+	w.warm ^= w.sources.Warm(x)
+	return x
+}
+
 // handle processes one frame. This is the hot path: no allocation, no lock.
 func (w *worker) handle(h *packet.Header) {
+	w.handleHashed(h, h.Src.Hash(seedHLL))
+}
+
+// handleHashed is handle for a caller that has hashed the source already (seedHLL).
+func (w *worker) handleHashed(h *packet.Header, srcHash uint64) {
 	slot, dense := 0, int32(-1)
 	if h.Result == packet.ResultIP {
 		slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
@@ -155,7 +174,6 @@ func (w *worker) handle(h *packet.Header) {
 	if ts > w.now {
 		w.now = ts
 	}
-	srcHash := h.Src.Hash(seedHLL) // = hashAddr(&h.Src)
 	si, _ := w.sources.TouchSlotHashed(h.Src, srcHash)
 	_, e := w.sources.At(si)
 	if e.win != w.winGen {
@@ -326,9 +344,20 @@ func (w *worker) processBatch(b *batch) {
 	defer w.stateMu.Unlock()
 	w.applyConfig()
 	id := uint16(w.id)
-	for i := 0; i < b.n; i++ {
-		if b.owner[i] == id {
-			w.handle(&b.h[i])
+	for lo := 0; lo < b.n; lo += warmAhead {
+		hi := min(lo+warmAhead, b.n)
+		// Load the source entries of the next packets together: their cache misses overlap,
+		// where handle, one packet at a time, would wait for each in turn.
+		var hashes [warmAhead]uint64
+		for i := lo; i < hi; i++ {
+			if b.owner[i] == id {
+				hashes[i-lo] = w.warmSource(&b.h[i])
+			}
+		}
+		for i := lo; i < hi; i++ {
+			if b.owner[i] == id {
+				w.handleHashed(&b.h[i], hashes[i-lo])
+			}
 		}
 	}
 	w.advance(b.now)
