@@ -174,15 +174,34 @@ func (t *Table[K, V]) lookup(k K) (b *int32, i int32) {
 // Warm loads what a touch of a key with hash h reads first, the bucket and the first entry
 // of its chain, and returns a value derived from them. A caller about to touch several keys
 // warms them all first, so that their cache misses overlap instead of coming one after
-// another; it must keep the result (store it in a field): the compiler drops loads whose
-// values are unused. Warm changes nothing. (Loading the rest of the entry, or its LRU
+// another; it must keep the result x (store it in a field): the compiler drops loads whose
+// values are unused. likely reports that the key is probably present (the first entry has
+// its hash): a caller may warm evictions (WarmEvict) for the others. Warm changes nothing. (Loading the rest of the entry, or its LRU
 // neighbours, too cost more than it saved on bench.sh's files.)
-func (t *Table[K, V]) Warm(h uint64) uint32 {
+func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
 	b := t.buckets[h&uint64(len(t.buckets)-1)]
 	if b == 0 {
-		return 0
+		return 0, false
 	}
-	return t.ent(b - 1).hash
+	x = t.ent(b - 1).hash
+	return x, x == uint32(h)
+}
+
+// WarmEvict is Warm for the evictions that inserting n new keys makes: it loads the n least
+// recently touched entries and their buckets (walking the LRU list from its tail), when the
+// table is full. The same rules apply.
+func (t *Table[K, V]) WarmEvict(n int) uint32 {
+	if t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max {
+		return 0 // an insert takes a free slot
+	}
+	var x uint32
+	mask := uint64(len(t.buckets) - 1)
+	for i := t.Tail; i != nilIdx && n > 0; n-- {
+		e := t.ent(i)
+		x ^= uint32(t.buckets[uint64(e.hash)&mask])
+		i = e.Prev
+	}
+	return x
 }
 
 // find returns the slot of k in chain b, or -1.

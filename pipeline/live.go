@@ -202,6 +202,7 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 		for i := range hs[:n] {
 			hashes[i] = w.warmSource(&hs[i])
 		}
+		w.warmEvictions()
 		for i := range hs[:n] {
 			w.handleHashed(&hs[i], hashes[i])
 		}

@@ -59,6 +59,7 @@ type worker struct {
 
 	// Owned by the worker goroutine.
 	warm       uint32 // keeps the loads of Table.Warm (processBatch)
+	warmNew    int    // sources warmed that are probably new
 	p          *Pipeline
 	rc         *runConfig
 	loc        aggregate.Local
@@ -148,8 +149,20 @@ func (w *worker) warmSource(h *packet.Header) uint64 {
 		return 0
 	}
 	x := h.Src.Hash(seedHLL)
-	w.warm ^= w.sources.Warm(x)
+	v, likely := w.sources.Warm(x)
+	w.warm ^= v
+	if !likely {
+		w.warmNew++
+	}
 	return x
+}
+
+// warmEvictions warms the evictions that the new sources counted by warmSource will make.
+func (w *worker) warmEvictions() {
+	if w.warmNew > 0 {
+		w.warm ^= w.sources.WarmEvict(w.warmNew)
+		w.warmNew = 0
+	}
 }
 
 // handle processes one frame. This is the hot path: no allocation, no lock.
@@ -354,6 +367,7 @@ func (w *worker) processBatch(b *batch) {
 				hashes[i-lo] = w.warmSource(&b.h[i])
 			}
 		}
+		w.warmEvictions()
 		for i := lo; i < hi; i++ {
 			if b.owner[i] == id {
 				w.handleHashed(&b.h[i], hashes[i-lo])

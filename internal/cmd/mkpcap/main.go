@@ -5,6 +5,11 @@
 //
 //	go run ./internal/cmd/mkpcap -n 5000000 -o bench/syn.pcap
 //
+// With -flood it writes instead -n SYN probes from fresh random sources (internal/floodgen),
+// the worst case for the per-source table:
+//
+//	go run ./internal/cmd/mkpcap -flood -n 3000000 -o bench/flood-3000000.pcap
+//
 // With -day SCALE it writes instead the generated telescope day (internal/daygen,
 // ProfileTelescope: 2 h of packet time, ~168 k packets per unit of scale; scale 20 is the
 // day of issue 10) and prints its planted detections:
@@ -22,6 +27,7 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/internal/daygen"
+	"github.com/telescope-dev/telescope/internal/floodgen"
 )
 
 func main() {
@@ -29,7 +35,15 @@ func main() {
 	out := flag.String("o", "syn.pcap", "output file")
 	seed := flag.Uint64("seed", 1, "random seed")
 	day := flag.Float64("day", 0, "write the generated telescope day at this scale (1 to 50) instead")
+	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over an hour, each from a fresh random (spoofed) source")
 	flag.Parse()
+	if *flood {
+		if err := writeFlood(*out, *n, *seed); err != nil {
+			fmt.Fprintln(os.Stderr, "mkpcap:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *day != 0 {
 		if err := writeDay(*out, *day, *seed); err != nil {
 			fmt.Fprintln(os.Stderr, "mkpcap:", err)
@@ -45,6 +59,18 @@ func main() {
 
 // synPorts are weighted like a real telescope's top SYN destination ports.
 var synPorts = []uint16{23, 23, 23, 23, 52869, 8545, 22, 22, 445, 445, 80, 80, 8080, 2323, 3389, 5555, 81, 8443, 7547, 37215}
+
+func writeFlood(path string, n int, seed uint64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: time.Hour, Seed: seed})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 func writeDay(path string, scale float64, seed uint64) error {
 	f, err := os.Create(path)
