@@ -188,8 +188,8 @@ func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
 }
 
 // WarmEvict is Warm for the evictions that inserting n new keys makes: it loads the n least
-// recently touched entries and their buckets (walking the LRU list from its tail), when the
-// table is full. The same rules apply.
+// recently touched entries, their buckets and the chains up to them (walking the LRU list
+// from its tail), when the table is full. The same rules apply.
 func (t *Table[K, V]) WarmEvict(n int) uint32 {
 	if t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max {
 		return 0 // an insert takes a free slot
@@ -198,7 +198,10 @@ func (t *Table[K, V]) WarmEvict(n int) uint32 {
 	mask := uint64(len(t.buckets) - 1)
 	for i := t.Tail; i != nilIdx && n > 0; n-- {
 		e := t.ent(i)
-		x ^= uint32(t.buckets[uint64(e.hash)&mask])
+		// The chain up to the victim: new entries go first, so the oldest is often last.
+		for j := t.buckets[uint64(e.hash)&mask] - 1; j != nilIdx && j != i; j = t.ent(j).Chain {
+			x ^= uint32(j)
+		}
 		i = e.Prev
 	}
 	return x
