@@ -128,8 +128,7 @@ func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 			d.addSketch(d.vals(s), x)
 			return true
 		}
-		old := make([]uint64, n)
-		copy(old, vals)
+		old := s.copyOut(vals)
 		grown := d.setBlock(s, 2*n)
 		for _, v := range old[:n] {
 			if v != 0 {
@@ -160,7 +159,7 @@ func (d *Distinct) insertNew(vals []uint64, x uint64) {
 
 // toSketch replaces the full exact set by a sketch holding the same values.
 func (d *Distinct) toSketch(s *Slab) {
-	set := append([]uint64(nil), d.vals(s)...)
+	set := s.copyOut(d.vals(s))
 	zero, seen := d.Zero, d.N
 	sketch := d.setBlock(s, distinctWords)
 	*d = Distinct{Ref: d.Ref, Size: d.Size, Sketch: true, N: seen}

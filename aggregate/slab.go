@@ -20,6 +20,18 @@ type Slab struct {
 	// 256 values) in use at once; 0 means DefaultBigLimit. Past it, Distinct estimates.
 	BigLimit uint64
 	Big      uint64 // words in such blocks now
+
+	scratch []uint64 // a copy of a set being rebuilt (Distinct), reused: not state
+}
+
+// copyOut copies v into the slab's scratch buffer, which stays valid until the next call.
+func (s *Slab) copyOut(v []uint64) []uint64 {
+	if cap(s.scratch) < len(v) {
+		s.scratch = make([]uint64, len(v), max(len(v), slabMaxWords))
+	}
+	s.scratch = s.scratch[:len(v)]
+	copy(s.scratch, v)
+	return s.scratch
 }
 
 // slabBigWords is the largest block size not counted against BigLimit.
