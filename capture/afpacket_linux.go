@@ -498,7 +498,11 @@ func (r *Ring) ready(uintptr) bool {
 		return true
 	}
 	r.pfd[0].Revents = 0
-	if _, err := unix.Ppoll(r.pfd[:], &r.zero, nil); err != nil {
+	// A raw syscall: a ppoll that cannot block need not tell the scheduler, and entering a
+	// syscall while every P is idle wakes sysmon into 20 µs ticks for a millisecond or more.
+	_, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&r.pfd[0])), 1,
+		uintptr(unsafe.Pointer(&r.zero)), 0, 0, 0)
+	if errno != 0 {
 		r.pfd[0].Revents = 0
 		return false
 	}
