@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -63,14 +64,18 @@ type Ring struct {
 
 	mu        sync.Mutex // Poll and Close: the ring memory must outlive every walk over it
 	closed    bool       // guarded by mu and statsMu (written with both held)
-	fd        int
+	closing   atomic.Bool
+	fd        int      // non-blocking; file owns it and closes it
+	file      *os.File // registers fd with the runtime's poller, which Poll waits in
+	raw       syscall.RawConn
+	check     func(uintptr) bool // r.ready, bound once so Poll does not allocate
 	ring      []byte
 	blockSize int
 	blocks    int
 	cur       int
 	frame     Frame
 	pfd       [1]unix.PollFd
-	ts        unix.Timespec // ppoll timeout, kept here so Poll does not allocate
+	zero      unix.Timespec // ppoll timeout of the readiness check: do not wait
 	gone      *CaptureError
 	goneUntil time.Time
 	closedErr *CaptureError
@@ -263,9 +268,11 @@ func setFilter(fd, level, opt int, prog []bpf.RawInstruction) error {
 var dropAll = []bpf.RawInstruction{{Op: 0x06, K: 0}}
 
 // openSocket creates the socket with protocol 0, which registers no packet hook until bind:
-// nothing is queued before the ring exists.
+// nothing is queued before the ring exists. The socket is non-blocking and registered with
+// the runtime's poller: a Poll that waits parks its goroutine instead of holding a thread
+// (and its P) in a blocking syscall, which kept sysmon retaking Ps every 20 µs.
 func openSocket(cfg RingConfig, sockType, index int) (*Ring, error) {
-	fd, err := unix.Socket(unix.AF_PACKET, sockType|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, sockType|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, sysError(cfg.Interface, "socket(AF_PACKET)", err)
 	}
@@ -273,8 +280,20 @@ func openSocket(cfg RingConfig, sockType, index int) (*Ring, error) {
 		grace: 3*cfg.BlockTimeout + 20*time.Millisecond}
 	r.closedErr = newError(ErrClosed, cfg.Interface, nil, "ring %d on %q is closed", index, cfg.Interface)
 	r.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN | unix.POLLERR}
+	r.check = r.ready
+	// os.NewFile registers a non-blocking descriptor with the poller; SetReadDeadline fails
+	// with os.ErrNoDeadline if that did not work.
+	r.file = os.NewFile(uintptr(fd), "packet")
+	if err := r.file.SetReadDeadline(time.Time{}); err != nil {
+		_ = r.file.Close()
+		return nil, sysError(cfg.Interface, "register the socket with the runtime poller", err)
+	}
+	if r.raw, err = r.file.SyscallConn(); err != nil {
+		_ = r.file.Close()
+		return nil, sysError(cfg.Interface, "register the socket with the runtime poller", err)
+	}
 	if err := setFilter(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, dropAll); err != nil {
-		_ = unix.Close(fd)
+		_ = r.file.Close()
 		return nil, sysError(cfg.Interface, "attach the startup filter", err)
 	}
 	return r, nil
@@ -405,10 +424,13 @@ const (
 // Poll keeps delivering what the kernel still retires for three block timeouts, then returns a
 // *CaptureError of kind ErrInterfaceGone on every call: close all rings of the group and
 // reopen them (the kernel reorders a group's sockets when the interface comes back).
+//
+// Poll waits in the runtime's network poller, so a waiting Poll holds no thread; Close from
+// another goroutine wakes it, and it returns the ErrClosed error.
 func (r *Ring) Poll(timeout time.Duration, fn func(*Frame)) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed {
+	if r.closed || r.closing.Load() {
 		return 0, r.closedErr
 	}
 	if n := r.walkReady(fn); n > 0 {
@@ -423,24 +445,74 @@ func (r *Ring) Poll(timeout time.Duration, fn func(*Frame)) (int, error) {
 			timeout = left
 		}
 	}
-	r.pfd[0].Revents = 0
-	var ts *unix.Timespec // nil: wait forever
-	if timeout >= 0 {
-		r.ts = unix.NsecToTimespec(int64(timeout))
-		ts = &r.ts
-	}
-	_, err := unix.Ppoll(r.pfd[:], ts, nil)
-	if err != nil && err != unix.EINTR {
-		return 0, sysError(r.iface, "poll", err)
-	}
-	if rev := r.pfd[0].Revents; rev&unix.POLLNVAL != 0 {
-		return 0, r.closedErr
-	} else if rev&unix.POLLERR != 0 {
-		if err := r.socketError(); err != nil {
-			return 0, err
-		}
+	if err := r.wait(timeout); err != nil {
+		return 0, err
 	}
 	return r.walkReady(fn), nil
+}
+
+// wait returns once a block is ready, the socket reports an error (handled as socketError
+// does), timeout (negative: none) has passed or Close was called (r.closedErr).
+func (r *Ring) wait(timeout time.Duration) error {
+	r.pfd[0].Revents = 0
+	var err error
+	if timeout == 0 {
+		r.ready(0) // a past deadline would fail the poller's Read before it calls ready
+	} else {
+		var deadline time.Time // zero: none
+		if timeout > 0 {
+			deadline = time.Now().Add(timeout)
+		}
+		if err := r.file.SetReadDeadline(deadline); err != nil {
+			return sysError(r.iface, "poll", err)
+		}
+		// Close sets closing, then a past deadline: either we see closing here, or its
+		// deadline replaces ours and ends the Read.
+		if r.closing.Load() {
+			return r.closedErr
+		}
+		err = r.raw.Read(r.check)
+		if r.closing.Load() {
+			return r.closedErr
+		}
+	}
+	if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		return sysError(r.iface, "poll", err)
+	}
+	if rev := r.pfd[0].Revents; rev&unix.POLLNVAL != 0 {
+		return r.closedErr
+	} else if rev&unix.POLLERR != 0 {
+		return r.socketError()
+	}
+	return nil
+}
+
+// ready tells the poller's Read whether to stop waiting. Read calls it once the poller is
+// armed and again after every wake-up. The poller is edge-triggered and forgets an edge
+// that came before it was armed, so ready looks at the state itself: the next block's
+// status in the ring (TPACKET_V3 wakes the socket when it retires a block), and, with a
+// non-blocking ppoll, a pending socket error (POLLERR, which stays until socketError reads
+// it, while its edge may have been spent on a wake-up that found a block to deliver).
+func (r *Ring) ready(uintptr) bool {
+	if r.blockReady() {
+		return true
+	}
+	r.pfd[0].Revents = 0
+	// A raw syscall: a ppoll that cannot block need not tell the scheduler, and entering a
+	// syscall while every P is idle wakes sysmon into 20 µs ticks for a millisecond or more.
+	_, _, errno := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&r.pfd[0])), 1,
+		uintptr(unsafe.Pointer(&r.zero)), 0, 0, 0)
+	if errno != 0 {
+		r.pfd[0].Revents = 0
+		return false
+	}
+	return r.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0
+}
+
+// blockReady reports whether the kernel has handed over the next block in ring order.
+func (r *Ring) blockReady() bool {
+	blk := r.ring[r.cur*r.blockSize:]
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])))&unix.TP_STATUS_USER != 0
 }
 
 // socketError reads the pending socket error after POLLERR. A departed interface starts the
@@ -555,9 +627,12 @@ func (r *Ring) readStats() error {
 	return nil
 }
 
-// Close unmaps the ring and closes the socket. It waits for a Poll in progress (at most its
-// timeout). Closing twice is harmless.
+// Close unmaps the ring and closes the socket. It wakes a Poll that waits and waits for a
+// Poll that delivers frames to finish. Closing twice is harmless.
 func (r *Ring) Close() error {
+	if !r.closing.Swap(true) {
+		_ = r.file.SetReadDeadline(time.Unix(1, 0)) // in the past: wakes a waiting Poll
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.statsMu.Lock()
@@ -574,7 +649,7 @@ func (r *Ring) Close() error {
 		}
 		r.ring = nil
 	}
-	if err := unix.Close(r.fd); err != nil {
+	if err := r.file.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close socket: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -564,6 +564,106 @@ func TestRingsInterfaceGone(t *testing.T) {
 	}
 }
 
+// watchdog closes r if the test has not stopped it within a generous time: Close wakes a
+// Poll that waits forever, so a lost wake-up fails the test instead of hanging it.
+func watchdog(t *testing.T, r *Ring) (stop func() bool) {
+	return time.AfterFunc(20*time.Second, func() {
+		t.Error("Poll still waiting after 20 s: closing the ring")
+		r.Close()
+	}).Stop
+}
+
+func TestCloseWakesPollWaitingForever(t *testing.T) {
+	v := newVethPair(t)
+	cfg := liveCfg
+	cfg.Interface, cfg.Workers = v.IfA, 1
+	// Not openRingsIn: its cleanup would wait forever for the Close that failed to wake Poll.
+	var rings []*Ring
+	if err := inNetns(v.NsA, func() (err error) { rings, err = OpenRings(cfg); return err }); err != nil {
+		t.Fatal(err)
+	}
+	r := rings[0]
+	polled := make(chan error, 1)
+	go func() {
+		_, err := r.Poll(-1, nil)
+		polled <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // most likely waiting by now; if not, it sees the ring closed
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	for _, c := range []struct {
+		what string
+		ch   chan error
+		want error
+	}{{"Poll", polled, ErrClosed}, {"Close", closed, nil}} {
+		select {
+		case err := <-c.ch:
+			if !errors.Is(err, c.want) {
+				t.Errorf("%s returned %v, want %v", c.what, err, c.want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not return after Close (leaking the ring)", c.what)
+		}
+	}
+	if _, err := r.Poll(-1, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Poll after Close: %v", err)
+	}
+	if _, err := r.Stats(); err != nil {
+		t.Errorf("Stats after Close: %v", err)
+	}
+}
+
+// TestPollForeverSeesEveryBlock sends one frame at a time and waits for it with Poll(-1):
+// the block retires (on its timer) sometimes before Poll waits and sometimes while it does.
+func TestPollForeverSeesEveryBlock(t *testing.T) {
+	v := newVethPair(t)
+	cfg := liveCfg
+	cfg.Interface, cfg.Workers = v.IfA, 1
+	r := openRingsIn(t, v.NsA, cfg)[0]
+	defer watchdog(t, r)()
+	sent := ethFrames(liveTraffic(rand.New(rand.NewPCG(5, 6)), 40, 40))
+	rng := rand.New(rand.NewPCG(7, 8))
+	got := 0
+	count := func(*Frame) { got++ }
+	for i, f := range sent {
+		sendFrames(t, v.NsB, v.IfB, [][]byte{f})
+		time.Sleep(time.Duration(rng.IntN(3)) * cfg.BlockTimeout)
+		for got <= i {
+			if _, err := r.Poll(-1, count); err != nil {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+		}
+	}
+	if got != len(sent) {
+		t.Errorf("received %d frames, sent %d", got, len(sent))
+	}
+}
+
+// TestPollForeverSeesErrorRaisedBeforeIt: the interface leaves while nobody polls, so the
+// socket error's wake-up comes before Poll waits; Poll(-1) must still find the error.
+func TestPollForeverSeesErrorRaisedBeforeIt(t *testing.T) {
+	v := newVethPair(t)
+	cfg := liveCfg
+	cfg.Interface, cfg.Workers = v.IfA, 1
+	r := openRingsIn(t, v.NsA, cfg)[0]
+	defer watchdog(t, r)()
+	if _, err := r.Poll(0, nil); err != nil {
+		t.Fatal(err)
+	}
+	runIP(t, "-n", v.NsA, "link", "del", v.IfA)
+	time.Sleep(5 * cfg.BlockTimeout)
+	for {
+		_, err := r.Poll(-1, nil)
+		if err == nil {
+			continue // the grace period
+		}
+		if !errors.Is(err, ErrInterfaceGone) {
+			t.Errorf("Poll error %v, want interface %s gone", err, v.IfA)
+		}
+		break
+	}
+}
+
 func TestOpenRingsErrors(t *testing.T) {
 	v := newVethPair(t)
 	cfg := liveCfg

@@ -18,9 +18,12 @@
 #          --full does; DAY_PACKETS limits it), sent with tcpreplay --topspeed: trafgen 0.6.8
 #          can read a pcap (-i FILE.pcap) but its load time grows faster than the packet
 #          count (0.45 s for 20 k packets, 25 s for 100 k here), so it cannot send millions
-# PERF=1 also records a perf profile (call graphs) of telescope while each workload is sent
-# and drained, to bench/perf-WORKLOAD.data.
-# Needs trafgen (apt-get install netsniff-ng), tcpreplay, tcpdump, ip (and perf with PERF=1).
+# Needs trafgen (apt-get install netsniff-ng), tcpreplay, tcpdump, ip.
+#
+# PERF=1 also records telescope with perf (call graphs, all threads) from the injection until
+# it has drained, into bench/perf-WORKLOAD.data (perf report -i bench/perf-day.data
+# --no-children -g none --sort sym). TELESCOPE=BINARY runs that binary instead of building one
+# (to interleave runs of two versions).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -28,7 +31,6 @@ export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 work=("${@:-flood day}")
 read -r -a work <<<"${work[*]}"
 need=(ip tcpdump)
-[ -n "${PERF:-}" ] && need+=(perf)
 for w in "${work[@]}"; do
 	case $w in
 	flood | mirai) need+=(trafgen) ;;
@@ -48,7 +50,11 @@ done
 flood_n=${FLOOD_PACKETS:-3000000}
 dir=bench
 mkdir -p "$dir"
-CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
+bin=${TELESCOPE:-$dir/telescope}
+[ -n "${TELESCOPE:-}" ] || CGO_ENABLED=0 go build -o "$bin" ./cmd/telescope
+if [ -n "${PERF:-}" ] && ! command -v perf >/dev/null; then
+	echo "bench-live: PERF=1 needs perf (apt-get install linux-perf)"; exit 1
+fi
 day=$dir/day-20.pcap
 case " ${work[*]} " in *" day "*) [ -s "$day" ] || go run ./internal/cmd/mkpcap -day 20 -seed 1 -o "$day" ;; esac
 hz=$(getconf CLK_TCK)
@@ -171,27 +177,26 @@ for w in "${work[@]}"; do
 	n_rate[$w]=$inj_rate
 
 	# A fresh daemon per workload, so that one workload's state does not slow the next.
-	ip netns exec "$nsA" "$dir/telescope" run --config "$dir/live.yaml" 2>"$dir/live-$w.log" &
+	ip netns exec "$nsA" "$bin" run --config "$dir/live.yaml" 2>"$dir/live-$w.log" &
 	tp=$!
 	pids+=("$tp")
 	for _ in $(seq 100); do scrape >/dev/null 2>&1 && break; sleep 0.1; done
 	c0=$(metric telescope_frames_total 'result=')
 	k0=$(metric telescope_capture_drops_total 'where="kernel"') q0=$(metric telescope_capture_drops_total 'where="queue"')
-	u0=$(cpu_ns "$tp")
 	if [ -n "${PERF:-}" ]; then
-		perf record -q -F 1999 -g -p "$tp" -o "$dir/perf-$w.data" 2>/dev/null &
-		perf_pid=$!
-		pids+=("$perf_pid")
+		perf record -q -g -p "$tp" -o "$dir/perf-$w.data" 2>"$dir/perf-$w.log" &
+		pids+=($!)
+		sleep 0.5 # perf attaches to every thread
 	fi
+	u0=$(cpu_ns "$tp")
 	inject "$w" "$dir/inject-telescope-$w.out"
 	sent[$w]=$inj_sent rate[$w]=$inj_rate injector[$w]=$inj_name
 	settle "$tp"
 	u1=$(cpu_ns "$tp")
 	if [ -n "${PERF:-}" ]; then
-		kill -INT "$perf_pid"
-		wait "$perf_pid" || true
+		kill -INT "${pids[-1]}"
+		wait "${pids[-1]}" || true
 		unset 'pids[-1]'
-		echo "bench-live: profile of telescope under $w: perf report -i $dir/perf-$w.data"
 	fi
 	c1=$(metric telescope_frames_total 'result=')
 	k1=$(metric telescope_capture_drops_total 'where="kernel"') q1=$(metric telescope_capture_drops_total 'where="queue"')
