@@ -17,7 +17,9 @@
 #   day    the generated telescope day at 20x (bench/day-20.pcap, built as scripts/bench.sh
 #          --full does; DAY_PACKETS limits it), sent with tcpreplay --topspeed: trafgen 0.6.8
 #          can read a pcap (-i FILE.pcap) but its load time grows faster than the packet
-#          count (0.45 s for 20 k packets, 25 s for 100 k here), so it cannot send millions
+#          count (0.45 s for 20 k packets, 25 s for 100 k here), so it cannot send millions;
+#          DAY_PPS=N sends at N packets per second instead (a quiet telescope: the workers
+#          wait for most blocks, so the cost of waiting shows)
 # Needs trafgen (apt-get install netsniff-ng), tcpreplay, tcpdump, ip.
 #
 # PERF=1 also records telescope with perf (call graphs, all threads) from the injection until
@@ -137,7 +139,9 @@ inject() {
 	day)
 		local limit=()
 		[ -n "${DAY_PACKETS:-}" ] && limit=(--limit="$DAY_PACKETS")
-		ip netns exec "$nsB" tcpreplay -i "$ifB" --preload-pcap --topspeed "${limit[@]}" "$day" >"$2" 2>&1 &
+		local speed=(--topspeed)
+		[ -n "${DAY_PPS:-}" ] && speed=(--pps="$DAY_PPS")
+		ip netns exec "$nsB" tcpreplay -i "$ifB" --preload-pcap "${speed[@]}" "${limit[@]}" "$day" >"$2" 2>&1 &
 		;;
 	esac
 	pids+=($!)
