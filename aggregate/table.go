@@ -176,8 +176,9 @@ func (t *Table[K, V]) lookup(k K) (b *int32, i int32) {
 // warms them all first, so that their cache misses overlap instead of coming one after
 // another; it must keep the result x (store it in a field): the compiler drops loads whose
 // values are unused. likely reports that the key is probably present (the first entry has
-// its hash): a caller may warm evictions (WarmEvict) for the others. Warm changes nothing. (Loading the rest of the entry, or its LRU
-// neighbours, too cost more than it saved on bench.sh's files.)
+// its hash): a caller may warm evictions (WarmEvict) for the others. Warm changes nothing.
+// (Loading the rest of the entry, or its LRU neighbours, too cost more than it saved on
+// bench.sh's files.)
 func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
 	b := t.buckets[h&uint64(len(t.buckets)-1)]
 	if b == 0 {

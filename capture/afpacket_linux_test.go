@@ -566,6 +566,17 @@ func TestRingsInterfaceGone(t *testing.T) {
 
 // watchdog closes r if the test has not stopped it within a generous time: Close wakes a
 // Poll that waits forever, so a lost wake-up fails the test instead of hanging it.
+// watchedRing opens one ring on the first end of a new veth pair, under a watchdog.
+func watchedRing(t *testing.T) (*vethPair, RingConfig, *Ring) {
+	v := newVethPair(t)
+	cfg := liveCfg
+	cfg.Interface, cfg.Workers = v.IfA, 1
+	r := openRingsIn(t, v.NsA, cfg)[0]
+	stop := watchdog(t, r)
+	t.Cleanup(func() { stop() }) // before openRingsIn's Close: cleanups run last first
+	return v, cfg, r
+}
+
 func watchdog(t *testing.T, r *Ring) (stop func() bool) {
 	return time.AfterFunc(20*time.Second, func() {
 		t.Error("Poll still waiting after 20 s: closing the ring")
@@ -616,11 +627,7 @@ func TestCloseWakesPollWaitingForever(t *testing.T) {
 // TestPollForeverSeesEveryBlock sends one frame at a time and waits for it with Poll(-1):
 // the block retires (on its timer) sometimes before Poll waits and sometimes while it does.
 func TestPollForeverSeesEveryBlock(t *testing.T) {
-	v := newVethPair(t)
-	cfg := liveCfg
-	cfg.Interface, cfg.Workers = v.IfA, 1
-	r := openRingsIn(t, v.NsA, cfg)[0]
-	defer watchdog(t, r)()
+	v, cfg, r := watchedRing(t)
 	sent := ethFrames(liveTraffic(rand.New(rand.NewPCG(5, 6)), 40, 40))
 	rng := rand.New(rand.NewPCG(7, 8))
 	got := 0
@@ -642,11 +649,7 @@ func TestPollForeverSeesEveryBlock(t *testing.T) {
 // TestPollForeverSeesErrorRaisedBeforeIt: the interface leaves while nobody polls, so the
 // socket error's wake-up comes before Poll waits; Poll(-1) must still find the error.
 func TestPollForeverSeesErrorRaisedBeforeIt(t *testing.T) {
-	v := newVethPair(t)
-	cfg := liveCfg
-	cfg.Interface, cfg.Workers = v.IfA, 1
-	r := openRingsIn(t, v.NsA, cfg)[0]
-	defer watchdog(t, r)()
+	v, cfg, r := watchedRing(t)
 	if _, err := r.Poll(0, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -193,19 +193,11 @@ func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
 
 // poll is a worker's live loop.
 func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
-	// Frames are decoded into hs and handled warmAhead at a time, their source entries
-	// warmed together first (processBatch does the same in replay).
+	// Frames are decoded into hs and handled warmAhead at a time (handleGroup).
 	var hs [warmAhead]packet.Header
 	n := 0
 	drain := func() {
-		var hashes [warmAhead]uint64
-		for i := range hs[:n] {
-			hashes[i] = w.warmSource(&hs[i])
-		}
-		w.warmEvictions()
-		for i := range hs[:n] {
-			w.handleHashed(&hs[i], hashes[i])
-		}
+		w.handleGroup(hs[:n], nil)
 		n = 0
 	}
 	handle := func(f *capture.Frame) {

@@ -58,7 +58,7 @@ type worker struct {
 	enc     checkpoint.Encoder
 
 	// Owned by the worker goroutine.
-	warm       uint32 // keeps the loads of Table.Warm (processBatch)
+	warm       uint32 // keeps the loads of Table.Warm (handleGroup)
 	warmNew    int    // sources warmed that are probably new
 	p          *Pipeline
 	rc         *runConfig
@@ -140,8 +140,32 @@ func (w *worker) applyConfig() {
 
 func (w *worker) winLen() int64 { return w.rc.winLen }
 
-// warmAhead is how many packets of a batch (of all workers) processBatch warms at once.
+// warmAhead is how many packets handleGroup takes at once: of a replay batch (all workers'
+// packets), or of the frames of a live ring.
 const warmAhead = 32
+
+// handleGroup handles hs (at most warmAhead packets), those of this worker (owner[i] is its
+// id; owner nil: all), after loading their source entries together: their cache misses
+// overlap, where handle, one packet at a time, would wait for each in turn.
+func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
+	id := uint16(w.id)
+	var hashes [warmAhead]uint64
+	hs = hs[:min(len(hs), warmAhead)] // no bounds checks below
+	if owner != nil {
+		owner = owner[:len(hs)]
+	}
+	for i := range hs {
+		if owner == nil || owner[i] == id {
+			hashes[i] = w.warmSource(&hs[i])
+		}
+	}
+	w.warmEvictions()
+	for i := range hs {
+		if owner == nil || owner[i] == id {
+			w.handleHashed(&hs[i], hashes[i])
+		}
+	}
+}
 
 // warmSource loads the source entry that handle will touch for h (Table.Warm).
 func (w *worker) warmSource(h *packet.Header) uint64 {
@@ -356,23 +380,9 @@ func (w *worker) processBatch(b *batch) {
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
 	w.applyConfig()
-	id := uint16(w.id)
 	for lo := 0; lo < b.n; lo += warmAhead {
 		hi := min(lo+warmAhead, b.n)
-		// Load the source entries of the next packets together: their cache misses overlap,
-		// where handle, one packet at a time, would wait for each in turn.
-		var hashes [warmAhead]uint64
-		for i := lo; i < hi; i++ {
-			if b.owner[i] == id {
-				hashes[i-lo] = w.warmSource(&b.h[i])
-			}
-		}
-		w.warmEvictions()
-		for i := lo; i < hi; i++ {
-			if b.owner[i] == id {
-				w.handleHashed(&b.h[i], hashes[i-lo])
-			}
-		}
+		w.handleGroup(b.h[lo:hi], b.owner[lo:hi])
 	}
 	w.advance(b.now)
 	w.flush()
