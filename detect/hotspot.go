@@ -51,7 +51,7 @@ const (
 	hotPorts = 2 // ports counted per destination per worker (the busiest stay)
 )
 
-// Protocol bits of hotStats.Protos.
+// Protocol bits of hotLevel.Protos.
 const (
 	hotTCP = 1 << iota
 	hotUDP
@@ -138,35 +138,48 @@ type hotEvent struct {
 	Proto uint8 // one of the hotTCP... bits
 }
 
-// hotStats counts one destination level (address, or address and port) in one worker and
-// window. Plain values only.
-type hotStats struct {
-	// The distinct sources are Counted + Sources: the sources counted on their first
-	// packet (HotMemo), and a set of the others.
-	Sources aggregate.Distinct
-	Counted uint64
-	// Sets: every packet counts through Sources (a port that took over another port's
-	// slot: the memo's pairs of that port may predate the slot).
-	Sets    bool
+// hotLevel counts one destination level (the address, or the address and one port) in one
+// worker and window: what every packet to it updates, kept together (the level's set of
+// sources and top sources are apart, in hotHeavy, touched less often). Plain values only.
+type hotLevel struct {
 	Packets uint64
+	// The distinct sources are Counted + the level's set (hotHeavy.Srcs): the sources
+	// counted on their first packet (HotMemo), and a set of the others.
+	Counted uint64
+	First   int64
+	Last    int64
 	SYN     uint64 // SYN probes
 	UDP     uint64 // UDP datagrams
 	P2P     uint64 // UDP datagrams with a DHT (KRPC) or uTP payload
 	Pairs   uint64 // SYN probes that paired with an earlier UDP datagram (udp_then_syn)
 	Replies uint64 // SYN-ACK, RST, ICMP replies and errors (backscatter kinds)
-	First   int64
-	Last    int64
+	Port    uint16 // a port level's port (0: the address level)
 	Protos  uint8
-	NTop    uint8
-	Top     [hotTop]hotSrc
+	// Sets: every packet counts through the set (a port that took over another port's
+	// slot: the memo's pairs of that port may predate the slot).
+	Sets bool
+	NTop uint8
 }
 
 // hotHeavy is the full counts of a destination that got more than hotLog packets from one
-// worker's sources in a window.
+// worker's sources in a window: level 0 is the address, levels 1.. its busiest ports (a
+// port level with no packets is free). A packet updates the address level and its port's
+// (three or four cache lines, side by side; the heavy cells' levels stay in cache
+// together), a set of sources (hotCold) only for a source the memo cannot count, and the
+// top sources only for a source's packets after its first.
 type hotHeavy struct {
-	Addr  hotStats
-	Ports [hotPorts]uint16
-	Port  [hotPorts]hotStats
+	Lv [1 + hotPorts]hotLevel
+	// Miss counts the packets to ports without a level since the last take-over: a port
+	// takes the level with the fewest packets over only once Miss exceeds them, so that a
+	// crowd of one-packet ports does not wipe the busy ones (Space-Saving, lazily).
+	Miss uint64
+}
+
+// hotCold is the rest of a hotHeavy's counts, per level: its set of sources and its top
+// sources, apart so that the levels of all heavy cells stay in cache together.
+type hotCold struct {
+	Srcs [1 + hotPorts]aggregate.Distinct
+	Top  [1 + hotPorts][hotTop]hotSrc
 }
 
 // hotCell is one worker's record of one destination address in the open window: its
@@ -198,6 +211,7 @@ type hotWorker struct {
 	cap    int                 // cells per window before the counts are handed over early
 	cells  []hotCell           // the open window's destinations
 	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
+	cold   []hotCold           // the same, their sets and top sources
 	nheavy int                 // in use
 	dense  []int32             // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
 	seen   []uint64            // bitmap by dense index: a cell in the window (small: stays in cache)
@@ -271,9 +285,9 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	hw.full = hw.full[:0]
 	for _, i := range hw.heavyc {
 		c := &hw.cells[i]
-		hv := &hw.heavy[c.Heavy-1]
-		hw.full = hv.appendSums(hw.full, &c.Dst, c.Split, &e.slab)
-		hv.reset(&e.slab)
+		hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
+		hw.full = hv.appendSums(cd, hw.full, &c.Dst, c.Split, &e.slab)
+		hv.reset(cd, &e.slab)
 	}
 	// A new generation empties both indexes.
 	if hw.gen++; hw.gen > hotGenMax {
@@ -357,12 +371,12 @@ func (e *Engine) hotStop() {
 	e.hot.open, e.hot.split = false, false
 }
 
-func (hv *hotHeavy) reset(s *aggregate.Slab) {
-	hv.Addr.Sources.Reset(s)
-	for i := range hv.Port {
-		hv.Port[i].Sources.Reset(s)
+func (hv *hotHeavy) reset(cd *hotCold, s *aggregate.Slab) {
+	for i := range cd.Srcs {
+		cd.Srcs[i].Reset(s)
 	}
-	*hv = hotHeavy{}
+	// cd.Top is read up to each level's NTop only: it is not cleared.
+	*hv, cd.Srcs = hotHeavy{}, [1 + hotPorts]aggregate.Distinct{}
 }
 
 // hotCellOf returns the open window's cell of dst (dense: its dense index, or -1), a new
@@ -427,7 +441,8 @@ func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 // index, or -1).
 func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	c := e.hotCellOf(&h.Dst, dense)
-	ev := hotEvent{TS: h.TS, Src: h.Src}
+	var ev hotEvent
+	ev.TS, ev.Src = h.TS, h.Src
 	var syn, udp bool
 	switch h.Proto {
 	case packet.ProtoTCP:
@@ -469,17 +484,18 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 		hw := &e.hot
 		if hw.nheavy == len(hw.heavy) {
 			hw.heavy = append(hw.heavy, hotHeavy{})
+			hw.cold = append(hw.cold, hotCold{})
 		}
 		hw.nheavy++
 		c.Heavy = int32(hw.nheavy)
 		hw.heavyc = append(hw.heavyc, hw.last-1)
-		hv := &hw.heavy[c.Heavy-1]
+		hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
 		for i := range c.Log[:c.N] {
-			hv.add(&e.slab, &c.Log[i], false)
+			hv.add(cd, &e.slab, &c.Log[i], false)
 		}
 		c.N = 0
 	}
-	e.hot.heavy[c.Heavy-1].add(&e.slab, &ev, false)
+	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.slab, &ev, false)
 }
 
 // memo returns how a packet from src, the source of m, to (cell, port) counts as a distinct
@@ -638,112 +654,131 @@ func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, po
 		}
 		return
 	}
-	hv := &e.hot.heavy[c.Heavy-1]
+	hv, cd := &e.hot.heavy[c.Heavy-1], &e.hot.cold[c.Heavy-1]
 	if addr {
-		hv.Addr.uncount(&e.slab, x)
+		hv.uncount(cd, &e.slab, 0, x)
 	}
 	if port != 0 {
-		for k := range hv.Ports {
-			if hv.Ports[k] == port && hv.Port[k].Packets > 0 && !hv.Port[k].Sets {
-				hv.Port[k].uncount(&e.slab, x)
+		for k := 1; k < len(hv.Lv); k++ {
+			if lv := &hv.Lv[k]; lv.Port == port && lv.Packets > 0 && !lv.Sets {
+				hv.uncount(cd, &e.slab, k, x)
 			}
 		}
 	}
 }
 
-// uncount moves one source (hash x) from Counted to Sources.
-func (st *hotStats) uncount(s *aggregate.Slab, x uint64) {
-	if st.Counted > 0 {
-		st.Counted--
-		st.Sources.Add(s, x)
+// uncount moves one source (hash x) from level k's Counted to its set.
+func (hv *hotHeavy) uncount(cd *hotCold, s *aggregate.Slab, k int, x uint64) {
+	if hv.Lv[k].Counted > 0 {
+		hv.Lv[k].Counted--
+		cd.Srcs[k].Add(s, x)
 	}
 }
 
 // add counts ev at the address level and its port; viaSets counts every packet through
 // the sets of sources (a light cell's summary: its logged packets are all there is).
-func (hv *hotHeavy) add(s *aggregate.Slab, ev *hotEvent, viaSets bool) {
+func (hv *hotHeavy) add(cd *hotCold, s *aggregate.Slab, ev *hotEvent, viaSets bool) {
 	var x uint64
 	if viaSets || ev.Bits&(hotBitSetAddr|hotBitSetPort) != 0 {
 		x = ev.Src.Hash(seedHotSrc)
 	}
-	hv.Addr.add(s, ev, x, viaSets, hotBitNewAddr, hotBitSetAddr)
-	if ev.Port != 0 {
-		st := hv.port(s, ev.Port)
-		if st.Sets && !viaSets && x == 0 {
+	hv.addAt(cd, s, 0, ev, x, viaSets, hotBitNewAddr, hotBitSetAddr)
+	if ev.Port == 0 {
+		return
+	}
+	if k := hv.port(cd, s, ev.Port); k > 0 {
+		sets := hv.Lv[k].Sets
+		if sets && !viaSets && x == 0 {
 			x = ev.Src.Hash(seedHotSrc)
 		}
-		st.add(s, ev, x, viaSets || st.Sets, hotBitNewPort, hotBitSetPort)
+		hv.addAt(cd, s, k, ev, x, viaSets || sets, hotBitNewPort, hotBitSetPort)
 	}
 }
 
-// port returns the stats of port p: its slot, a free one, or the one with the fewest
-// packets, cleared (so the busiest ports stay).
-func (hv *hotHeavy) port(s *aggregate.Slab, p uint16) *hotStats {
-	low := 0
-	for i := range hv.Ports {
-		if hv.Ports[i] == p && hv.Port[i].Packets > 0 {
-			return &hv.Port[i]
+// port returns the level of port p: its own, a free one, or the one with the fewest
+// packets, cleared, once the packets to ports without a level outnumber its own (so the
+// busiest ports stay); 0: none, the packet counts at the address level only.
+func (hv *hotHeavy) port(cd *hotCold, s *aggregate.Slab, p uint16) int {
+	low := 1
+	for k := 1; k < len(hv.Lv); k++ {
+		lv := &hv.Lv[k]
+		if lv.Port == p && lv.Packets > 0 {
+			return k
 		}
-		if hv.Port[i].Packets < hv.Port[low].Packets {
-			low = i
+		if lv.Packets < hv.Lv[low].Packets {
+			low = k
 		}
 	}
-	if hv.Port[low].Packets > 0 {
-		hv.Port[low].Sources.Reset(s)
-		hv.Port[low] = hotStats{Sets: true}
+	if n := hv.Lv[low].Packets; n > 0 {
+		if hv.Miss++; hv.Miss <= n {
+			return 0
+		}
+		hv.Miss = 0
+		cd.Srcs[low].Reset(s)
+		hv.Lv[low] = hotLevel{Sets: true}
 	}
-	hv.Ports[low] = p
-	return &hv.Port[low]
+	hv.Lv[low].Port = p
+	return low
 }
 
-// add counts ev; x is the source's hash where it counts through the set (viaSets, or the
-// event's setBit), isNew and setBit the level's hotBitNew... and hotBitSet... bits.
-func (st *hotStats) add(s *aggregate.Slab, ev *hotEvent, x uint64, viaSets bool, isNew, setBit uint16) {
-	if st.Packets == 0 {
-		st.First, st.Last = ev.TS, ev.TS
+// addAt counts ev at level k; x is the source's hash where it counts through the set
+// (viaSets, or the event's setBit), isNew and setBit the level's hotBitNew... and
+// hotBitSet... bits.
+func (hv *hotHeavy) addAt(cd *hotCold, s *aggregate.Slab, k int, ev *hotEvent, x uint64, viaSets bool, isNew, setBit uint16) {
+	lv := &hv.Lv[k]
+	if lv.Packets == 0 {
+		lv.First, lv.Last = ev.TS, ev.TS
 	}
-	st.Last = max(st.Last, ev.TS)
-	st.First = min(st.First, ev.TS)
-	st.Packets++
-	st.Protos |= ev.Proto
+	lv.Last = max(lv.Last, ev.TS)
+	lv.First = min(lv.First, ev.TS)
+	lv.Packets++
+	lv.Protos |= ev.Proto
 	if ev.Bits&hotBitSYN != 0 {
-		st.SYN++
+		lv.SYN++
 	}
 	if ev.Bits&hotBitUDP != 0 {
-		st.UDP++
+		lv.UDP++
 		if ev.Bits&hotBitP2P != 0 {
-			st.P2P++
+			lv.P2P++
 		}
 	}
 	if ev.Bits&hotBitReply != 0 {
-		st.Replies++
+		lv.Replies++
 	}
 	if ev.Bits&hotBitPair != 0 {
-		st.Pairs++
+		lv.Pairs++
 	}
+	first := false // the source's first packet at this level (for sure)
 	switch {
 	case viaSets || ev.Bits&setBit != 0:
-		st.Sources.Add(s, x)
+		first = cd.Srcs[k].Add(s, x) && cd.Srcs[k].Exact()
 	case ev.Bits&isNew != 0:
-		st.Counted++
+		lv.Counted++
+		first = true
+	}
+	if first && lv.NTop == hotTop {
+		// A source's first packet counts 1, no more than the least of the top sources: it
+		// would only take the least one's slot and lose it to the next newcomer.
+		return
 	}
 	// Space-Saving top sources: the source's slot, a free one, or the smallest replaced.
+	top := &cd.Top[k]
 	low := 0
-	for i := 0; i < int(st.NTop); i++ {
-		if st.Top[i].Src == ev.Src {
-			st.Top[i].Packets++
+	for i := 0; i < int(lv.NTop); i++ {
+		if top[i].Src == ev.Src {
+			top[i].Packets++
 			return
 		}
-		if st.Top[i].Packets < st.Top[low].Packets {
+		if top[i].Packets < top[low].Packets {
 			low = i
 		}
 	}
-	if st.NTop < hotTop {
-		st.Top[st.NTop] = hotSrc{ev.Src, 1, 0}
-		st.NTop++
+	if lv.NTop < hotTop {
+		top[lv.NTop] = hotSrc{ev.Src, 1, 0}
+		lv.NTop++
 		return
 	}
-	st.Top[low] = hotSrc{ev.Src, st.Top[low].Packets + 1, st.Top[low].Packets}
+	top[low] = hotSrc{ev.Src, top[low].Packets + 1, top[low].Packets}
 }
 
 // hotPair notes that a SYN probe, the packet just counted, paired with an earlier UDP
@@ -764,10 +799,10 @@ func (e *Engine) hotPair(h *packet.Header) {
 		return
 	}
 	hv := &hw.heavy[c.Heavy-1]
-	hv.Addr.Pairs++
-	for i := range hv.Ports {
-		if hv.Ports[i] == h.DstPort && hv.Port[i].Packets > 0 {
-			hv.Port[i].Pairs++
+	hv.Lv[0].Pairs++
+	for k := 1; k < len(hv.Lv); k++ {
+		if hv.Lv[k].Port == h.DstPort && hv.Lv[k].Packets > 0 {
+			hv.Lv[k].Pairs++
 		}
 	}
 }
@@ -793,22 +828,24 @@ type HotSummary struct {
 }
 
 // appendSums appends the summaries of the address and of its counted ports.
-func (hv *hotHeavy) appendSums(out []HotSummary, k *packet.Addr, split bool, s *aggregate.Slab) []HotSummary {
-	out = append(out, summarize(k, 0, &hv.Addr, split, s))
-	for i := range hv.Port {
-		if hv.Port[i].Packets > 0 {
-			out = append(out, summarize(k, hv.Ports[i], &hv.Port[i], split, s))
+func (hv *hotHeavy) appendSums(cd *hotCold, out []HotSummary, k *packet.Addr, split bool, s *aggregate.Slab) []HotSummary {
+	for i := range hv.Lv {
+		if i == 0 || hv.Lv[i].Packets > 0 {
+			out = append(out, hv.summarize(cd, k, i, split, s))
 		}
 	}
 	return out
 }
 
-func summarize(k *packet.Addr, port uint16, st *hotStats, split bool, s *aggregate.Slab) HotSummary {
+// summarize is level i's summary.
+func (hv *hotHeavy) summarize(cd *hotCold, k *packet.Addr, i int, split bool, s *aggregate.Slab) HotSummary {
+	lv, set := &hv.Lv[i], &cd.Srcs[i]
 	return HotSummary{
-		Dst: *k, Port: port,
-		Sources: st.Counted + st.Sources.Count(s), Estimated: split || !st.Sources.Exact(),
-		Packets: st.Packets, SYN: st.SYN, UDP: st.UDP, P2P: st.P2P, Pairs: st.Pairs, Replies: st.Replies,
-		First: st.First, Last: st.Last, Protos: st.Protos, NTop: st.NTop, Top: st.Top,
+		Dst: *k, Port: lv.Port,
+		// A port that took a level over (Sets) is counted from then on: a lower bound.
+		Sources: lv.Counted + set.Count(s), Estimated: split || !set.Exact() || lv.Sets,
+		Packets: lv.Packets, SYN: lv.SYN, UDP: lv.UDP, P2P: lv.P2P, Pairs: lv.Pairs, Replies: lv.Replies,
+		First: lv.First, Last: lv.Last, Protos: lv.Protos, NTop: lv.NTop, Top: cd.Top[i],
 	}
 }
 
@@ -816,11 +853,12 @@ func summarize(k *packet.Addr, port uint16, st *hotStats, split bool, s *aggrega
 // and each port, exactly as a hotHeavy would count them.
 func (c *hotCell) appendLight(out []HotSummary) []HotSummary {
 	var hv hotHeavy
+	var cd hotCold
 	var s aggregate.Slab // at most hotLog sources: Distinct stays inline, never allocates
 	for i := range c.Log[:c.N] {
-		hv.add(&s, &c.Log[i], true)
+		hv.add(&cd, &s, &c.Log[i], true)
 	}
-	return hv.appendSums(out, &c.Dst, c.Split, &s)
+	return hv.appendSums(&cd, out, &c.Dst, c.Split, &s)
 }
 
 // merge adds o (another worker's summary of the same destination level and window).

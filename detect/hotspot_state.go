@@ -22,6 +22,7 @@ func hotStateTypes() []reflect.Type {
 	return []reflect.Type{
 		reflect.TypeFor[hotCell](),
 		reflect.TypeFor[hotHeavy](),
+		reflect.TypeFor[hotCold](),
 		reflect.TypeFor[HotSummary](),
 	}
 }
@@ -48,6 +49,7 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	checkpoint.Slice(enc, hw.bits[:hw.nbits*hw.bitW])
 	checkpoint.Slice(enc, hw.cells)
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
+	checkpoint.Slice(enc, hw.cold[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
 }
 
@@ -72,6 +74,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	bitmaps := checkpoint.ReadSlice[uint64](d, hotBitmapBytes/8)
 	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
+	cold := checkpoint.ReadSlice[hotCold](d, len(heavy))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
 	if d.Err() != nil {
 		return
@@ -92,7 +95,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		d.Fail("hotspot: %d words of source bitmaps of %d words, want bitmaps of %d", len(bitmaps), bitW, hw.bitW)
 		return
 	}
-	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) {
+	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) || len(cold) != len(heavy) {
 		d.Fail("hotspot: latest cell %d of %d, %d heavy cells listed of %d", last, len(cells), len(heavyc), len(heavy))
 		return
 	}
@@ -112,12 +115,12 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	for k := range heavy {
 		hv := &heavy[k]
-		for _, st := range []*hotStats{&hv.Addr, &hv.Port[0], &hv.Port[1]} {
-			if st.NTop > hotTop {
-				d.Fail("hotspot cell %v: %d top sources", cells[heavyc[k]].Dst, st.NTop)
+		for i := range hv.Lv {
+			if hv.Lv[i].NTop > hotTop || (i == 0) != (hv.Lv[i].Port == 0) && hv.Lv[i].Packets > 0 {
+				d.Fail("hotspot cell %v: level %d of port %d with %d top sources", cells[heavyc[k]].Dst, i, hv.Lv[i].Port, hv.Lv[i].NTop)
 				return
 			}
-			if err := st.Sources.Validate(&e.slab); err != nil {
+			if err := cold[k].Srcs[i].Validate(&e.slab); err != nil {
 				d.Fail("hotspot cell %v: %v", cells[heavyc[k]].Dst, err)
 				return
 			}
@@ -155,7 +158,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	if len(bitmaps) > 0 {
 		hw.bits, hw.nbits = bitmaps, len(bitmaps)/hw.bitW
 	}
-	hw.heavy, hw.nheavy, hw.heavyc = heavy, len(heavy), heavyc
+	hw.heavy, hw.cold, hw.nheavy, hw.heavyc = heavy, cold, len(heavy), heavyc
 }
 
 // hashIndex returns the hash index of the cells without a dense index, allocated on first

@@ -72,6 +72,7 @@ func BenchmarkReplayDay(b *testing.B) {
 	}
 	for _, tc := range []struct{ name, yaml string }{
 		{"detectors=on", ""},
+		{"detectors=nohot", "detect:\n  hotspot: {enabled: false}\n"}, // the hotspot's cost is on - nohot
 		{"detectors=off", offYAML},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -84,6 +85,7 @@ func BenchmarkReplayDay(b *testing.B) {
 				b.Fatal(err)
 			}
 			var records uint64
+			cpu0 := cpuTime()
 			for b.Loop() {
 				p, err := New(Options{Config: cfg, Workers: 2})
 				if err != nil {
@@ -96,6 +98,7 @@ func BenchmarkReplayDay(b *testing.B) {
 				records += res.Records
 			}
 			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "packets/s")
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(records), "cpu-ns/packet")
 		})
 	}
 }

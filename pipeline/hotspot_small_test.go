@@ -156,10 +156,12 @@ func TestHotspotSourcesExactUnderChurn(t *testing.T) {
 	}
 }
 
-// TestHotspotPortSlotTakenOver: a port that loses its slot (each worker counts the busiest
-// two ports of a destination) and takes one back starts counting again, and its senders,
-// whose memo says they were counted at that port already, are counted again in the new
-// slot (through its set): the port is still found hot with all its senders.
+// TestHotspotPortSlotTakenOver: a port takes the lesser of a destination's two port slots
+// (each worker counts the busiest two ports) once the packets to ports without a slot
+// outnumber that slot's; a port that loses its slot and takes one back starts counting
+// again, and its senders, whose memo says they were counted at that port already, are
+// counted again in the new slot (through its set): the port is still found hot with all
+// its senders, labelled estimated (counted since it took the slot).
 func TestHotspotPortSlotTakenOver(t *testing.T) {
 	var ps []pcaptest.Packet
 	at := hotT0
@@ -173,9 +175,15 @@ func TestHotspotPortSlotTakenOver(t *testing.T) {
 	for i := range 110 {
 		add(1000+i, 81) // 110 senders to port 81
 	}
-	add(5000, 82) // a third port takes 81's slot (the lesser)
-	for i := range 110 {
-		add(1000+i, 81) // the same senders again: 81 takes 82's slot
+	for range 111 {
+		add(5000, 82) // a third port outnumbers 81 (the lesser) and takes its slot
+	}
+	for range 2 {
+		for i := range 110 {
+			// The same senders again: 81 takes 82's slot (1 packet) at its second packet,
+			// the first sender is counted in the second round.
+			add(1000+i, 81)
+		}
 	}
 	path := filepath.Join(t.TempDir(), "slots.pcap")
 	if err := pcaptest.WriteFile(path, ps); err != nil {
@@ -186,10 +194,95 @@ func TestHotspotPortSlotTakenOver(t *testing.T) {
 		t.Fatal(res.Errors)
 	}
 	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
-	if len(hot) != 1 || hot[0].Dst != "203.0.113.9" || hot[0].Port != 81 || hot[0].Sources != 110 {
+	if len(hot) != 1 || hot[0].Dst != "203.0.113.9" || hot[0].Port != 81 || hot[0].Sources != 110 ||
+		!hot[0].SourcesEstimated || hot[0].Packets != 219 {
 		for _, h := range hot {
-			t.Logf("episode %s:%d, %d sources, %d packets", h.Dst, h.Port, h.Sources, h.Packets)
+			t.Logf("episode %s:%d, %d sources (estimated %v), %d packets", h.Dst, h.Port, h.Sources, h.SourcesEstimated, h.Packets)
 		}
-		t.Fatalf("%d hotspot episodes, want one at 203.0.113.9:81 with 110 sources", len(hot))
+		t.Fatalf("%d hotspot episodes, want one at 203.0.113.9:81 with 110 sources (estimated), 219 packets", len(hot))
+	}
+}
+
+// TestHotspotBusyPortsStay: a crowd of one-packet ports, fewer packets than either busy
+// port's, takes no slot: both busy ports stay counted exactly, with 1, 2 and 3 workers.
+func TestHotspotBusyPortsStay(t *testing.T) {
+	var ps []pcaptest.Packet
+	at := hotT0
+	add := func(src int, port uint16) {
+		at = at.Add(time.Millisecond)
+		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 11), SrcPort: 4000, DstPort: port, Flags: 0x02})
+	}
+	for i := range 300 {
+		add(i%150, 23) // 150 senders, two packets each
+	}
+	for i := range 120 {
+		add(1000+i, 80) // 120 senders, one each
+	}
+	for i := range 100 {
+		add(2000+i, uint16(10000+i)) // 100 ports, one packet each
+	}
+	path := filepath.Join(t.TempDir(), "ports.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3} {
+		r, res := replayReport(t, hotConfig(t, ""), workers, path)
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		got := map[uint16]*detect.HotspotEntry{}
+		for _, h := range EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot") {
+			got[h.Port] = h
+		}
+		for _, w := range []struct {
+			port             uint16
+			sources, packets uint64
+		}{{23, 150, 300}, {80, 120, 120}} {
+			h := got[w.port]
+			if len(got) != 2 || h == nil || h.Dst != "203.0.113.11" || h.Sources != w.sources || h.SourcesEstimated || h.Packets != w.packets {
+				for _, h := range got {
+					t.Logf("episode %s:%d, %d sources (estimated %v), %d packets", h.Dst, h.Port, h.Sources, h.SourcesEstimated, h.Packets)
+				}
+				t.Fatalf("workers=%d: want 2 episodes, port %d with %d exact sources and %d packets", workers, w.port, w.sources, w.packets)
+			}
+		}
+	}
+}
+
+// TestHotspotTopKeepsRepeatSender: a source that sent a few packets before a crowd of
+// one-packet sources and a few after stays the top source with all its packets: a
+// source's first packet to a destination never takes a top slot that is held.
+func TestHotspotTopKeepsRepeatSender(t *testing.T) {
+	var ps []pcaptest.Packet
+	at := hotT0
+	add := func(src int) {
+		at = at.Add(time.Millisecond)
+		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 12), SrcPort: 4000, DstPort: 8080, Flags: 0x02})
+	}
+	for range 3 {
+		add(7)
+	}
+	for i := range 500 {
+		add(1000 + i)
+	}
+	for range 2 {
+		add(7)
+	}
+	path := filepath.Join(t.TempDir(), "top.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3} {
+		r, res := replayReport(t, hotConfig(t, ""), workers, path)
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+		if len(hot) != 1 || hot[0].Port != 8080 || len(hot[0].TopSources) == 0 {
+			t.Fatalf("workers=%d: %d hotspot episodes, want one at port 8080 with top sources: %+v", workers, len(hot), hot)
+		}
+		if top := hot[0].TopSources[0]; top.Src != spoofed(7).String() || top.Packets != 5 {
+			t.Errorf("workers=%d: top source %s with %d packets, want %s with 5", workers, top.Src, top.Packets, spoofed(7))
+		}
 	}
 }
