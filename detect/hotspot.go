@@ -441,42 +441,47 @@ func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 // index, or -1).
 func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	c := e.hotCellOf(&h.Dst, dense)
-	var ev hotEvent
-	ev.TS, ev.Src = h.TS, h.Src
+	// The event's fields are kept apart until they are stored where they go: a hotEvent
+	// built on the stack and copied whole is read back in 16-byte moves that straddle its
+	// field stores, a load that must wait for every older store (the cache misses among
+	// them) to complete.
+	var bits, port uint16
+	var proto uint8
 	var syn, udp bool
 	switch h.Proto {
 	case packet.ProtoTCP:
-		ev.Proto = hotTCP
+		proto = hotTCP
 		syn = h.SYNProbe()
 	case packet.ProtoUDP:
-		ev.Proto, udp = hotUDP, h.L4
+		proto, udp = hotUDP, h.L4
 		if udp && h.PayloadCap > 0 && payloadKind(h) != payloadOther {
-			ev.Bits |= hotBitP2P
+			bits |= hotBitP2P
 		}
 	case packet.ProtoICMP:
-		ev.Proto = hotICMP
+		proto = hotICMP
 	case packet.ProtoICMPv6:
-		ev.Proto = hotICMPv6
+		proto = hotICMPv6
 	default:
-		ev.Proto = hotOther
+		proto = hotOther
 	}
 	if syn {
-		ev.Bits |= hotBitSYN
+		bits |= hotBitSYN
 	}
 	if udp {
-		ev.Bits |= hotBitUDP
+		bits |= hotBitUDP
 	}
 	if !syn && !udp && backscatterKind(h) >= 0 {
-		ev.Bits |= hotBitReply
+		bits |= hotBitReply
 	}
-	if (syn || udp || ev.Proto == hotTCP) && h.L4 {
-		ev.Port = h.DstPort
+	if (syn || udp || proto == hotTCP) && h.L4 {
+		port = h.DstPort
 	}
-	ev.Bits |= e.hot.memo(&st.Hot, &h.Src, e.hot.last-1, c.Ix, ev.Port)
+	bits |= e.hot.memo(&st.Hot, &h.Src, e.hot.last-1, c.Ix, port)
 	c.Packets++
 	if c.Heavy == 0 {
 		if c.N < hotLog {
-			c.Log[c.N] = ev
+			l := &c.Log[c.N]
+			l.TS, l.Src, l.Port, l.Bits, l.Proto = h.TS, h.Src, port, bits, proto
 			c.N++
 			return
 		}
@@ -495,6 +500,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 		}
 		c.N = 0
 	}
+	ev := hotEvent{TS: h.TS, Src: h.Src, Port: port, Bits: bits, Proto: proto}
 	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.slab, &ev, false)
 }
 
@@ -1105,6 +1111,9 @@ func (hs *Hotspots) recycle(p *hotPending) {
 // records that it has passed every window before `through`. It keeps the cells array and
 // returns one for the worker to reuse (nil: none spare), and how many cells it dropped:
 // past maxCells for the worker and window (memory stays bounded whatever the traffic).
+// The array returned is one a window's evaluation gave back, else a new one as large as
+// the cells: a worker whose array grew cell by cell would write fresh memory (and copy it)
+// all through the next window.
 func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, through int64,
 	px *aggregate.Prefixes) (dropped uint64, spare []hotCell) {
 	hs.mu.Lock()
@@ -1113,6 +1122,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		return 0, cells
 	}
 	spare = cells
+	kept := false
 	if len(cells) > 0 {
 		p := hs.pending[win]
 		if p == nil {
@@ -1137,15 +1147,19 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			case p.px != px && (p.px == nil || px == nil || !p.px.SameExact(px)):
 				p.mixed = true
 			}
-			spare = nil
-			if n := len(hs.spare); n > 0 {
-				spare, hs.spare = hs.spare[n-1], hs.spare[:n-1]
-			}
+			kept = true
 		}
 	}
 	hs.started[w] = true
 	hs.through[w] = max(hs.through[w], through)
-	hs.advance()
+	hs.advance() // may give arrays back
+	if kept {
+		if n := len(hs.spare); n > 0 {
+			spare, hs.spare = hs.spare[n-1], hs.spare[:n-1]
+		} else {
+			spare = make([]hotCell, 0, len(cells))
+		}
+	}
 	return dropped, spare
 }
 
