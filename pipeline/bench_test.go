@@ -70,6 +70,7 @@ func BenchmarkReplayDay(b *testing.B) {
 	for _, k := range slices.Sorted(maps.Keys(off)) {
 		offYAML += "  " + k + ": {enabled: false}\n"
 	}
+	b.Run("alternating", func(b *testing.B) { benchAlternating(b, path, offYAML) })
 	for _, tc := range []struct{ name, yaml string }{
 		{"detectors=on", ""},
 		{"detectors=nohot", "detect:\n  hotspot: {enabled: false}\n"}, // the hotspot's cost is on - nohot
@@ -101,6 +102,55 @@ func BenchmarkReplayDay(b *testing.B) {
 			b.ReportMetric(float64(cpuTime()-cpu0)/float64(records), "cpu-ns/packet")
 		})
 	}
+}
+
+// benchAlternating replays the file with every detector off, with all but hotspot, and
+// with all, in turn in each iteration, and reports each one's CPU time per packet and
+// the shares bench.sh reports, from CPU time: a machine whose speed drifts over the
+// minutes (a shared host) weighs on the three alike, where separate benchmarks run
+// minutes apart compare different machines.
+//
+//	TELESCOPE_BENCH_PCAP=bench/day-20.pcap TELESCOPE_BENCH_DARK=... go test -run x \
+//	    -bench ReplayDay/alternating -benchtime 10x ./pipeline/
+func benchAlternating(b *testing.B, path, offYAML string) {
+	dark := ""
+	if d := os.Getenv("TELESCOPE_BENCH_DARK"); d != "" {
+		dark = "dark_prefixes: [" + d + "]\n"
+	}
+	yamls := []string{offYAML, "detect:\n  hotspot: {enabled: false}\n", ""}
+	cfgs := make([]*configs.Config, len(yamls))
+	for i, y := range yamls {
+		var err error
+		if cfgs[i], err = configs.Parse([]byte(dark+y), "bench.yaml"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := make([]int64, len(cfgs))
+	var records uint64
+	for b.Loop() {
+		for i, cfg := range cfgs {
+			p, err := New(Options{Config: cfg, Workers: 2})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c0 := cpuTime()
+			res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+			cpu[i] += cpuTime() - c0
+			if len(res.Errors) != 0 {
+				b.Fatal(res.Errors)
+			}
+			if i == 0 {
+				records += res.Records
+			}
+		}
+	}
+	off, nohot, on := float64(cpu[0]), float64(cpu[1]), float64(cpu[2])
+	n := float64(records)
+	b.ReportMetric(off/n, "off-cpu-ns/packet")
+	b.ReportMetric(nohot/n, "nohot-cpu-ns/packet")
+	b.ReportMetric(on/n, "on-cpu-ns/packet")
+	b.ReportMetric(100*off/on, "on-keeps-%")
+	b.ReportMetric(100*(off/nohot-off/on), "hotspot-costs-%")
 }
 
 // TestMain removes the benchmark day written by benchDay (tens of MB) once the binary is done.
