@@ -7,13 +7,15 @@
 # off (counters only), with every detector but hotspot, with every detector on (defaults; no
 # report), the same writing the report (its cost is the difference), the log lines and bytes
 # of the detectors-on run, and the max RSS; the hotspot's cost is the throughput it takes, as
-# a share of the counters-only throughput (issue 9's measure). Timings are the best of 5 runs; the files are generated from fixed seeds.
+# a share of the counters-only throughput (issue 9's measure). Timings are the best of 5 runs,
+# taken in turn (one run of each, five times); the files are generated from fixed seeds.
 #
 # Usage: scripts/bench.sh [--full] [--tshark]
 #   default: 1 M SYN packets and the day at scale 5 (about a minute on 2 cores)
 #   --full:  5 M SYN packets and the day at scale 20 (the issue's day)
 #   --tshark also times a tshark extraction of the same tables on the SYN file (minutes)
-# Environment: SYN_PACKETS, DAY_SCALE and RUNS override the sizes and the run count.
+# Environment: SYN_PACKETS, DAY_SCALE and RUNS override the sizes and the run count;
+# TELESCOPE=BINARY times that binary instead of building the tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -36,8 +38,12 @@ for tool in "${need[@]}"; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 
-echo "== building"
-CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
+if [ -n "${TELESCOPE:-}" ]; then # a prebuilt binary (e.g. to compare two versions)
+	cp "$TELESCOPE" "$dir/telescope"
+else
+	echo "== building"
+	CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
+fi
 syn="$dir/syn-$n.pcap"
 day="$dir/day-$scale.pcap"
 [ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
@@ -81,15 +87,19 @@ timed() {
 	secs[$name]=${out% *}
 	rss[$name]=${out#* }
 }
-best() { # best of $runs runs (the RSS of the last)
-	local name=$1
-	shift
-	local b=""
+# bestof NAME...: runs every NAME's command (the function cmd_NAME) $runs times, in turn
+# (tcpdump, off, nohot, ... then again), so that a machine that slows down or speeds up
+# over the minutes weighs on each the same; keeps each one's best time (and last RSS).
+bestof() {
+	local -A b=()
+	local name
 	for _ in $(seq "$runs"); do
-		timed "$name" "$@"
-		if [ -z "$b" ] || awk "BEGIN{exit !(${secs[$name]} < $b)}"; then b=${secs[$name]}; fi
+		for name in "$@"; do
+			"cmd_$name"
+			if [ -z "${b[$name]:-}" ] || awk "BEGIN{exit !(${secs[$name]} < ${b[$name]})}"; then b[$name]=${secs[$name]}; fi
+		done
 	done
-	secs[$name]=$b
+	for name in "$@"; do secs[$name]=${b[$name]}; done
 }
 
 # bench FILE KIND: the runs and the table of one file.
@@ -102,11 +112,12 @@ bench() {
 	pkts=$(grep -o '"frames": *[0-9]*' "$dir/report-$kind.json" | grep -o '[0-9]*$')
 	echo
 	echo "== $pcap: $pkts packets, $((size / 1048576)) MiB, $(nproc) CPUs, best of $runs"
-	best tcpdump tcpdump -Z root -r "$pcap" -w /dev/null
-	best off "$dir/telescope" replay --config "$dir/$kind-off.yaml" "$pcap"
-	best nohot "$dir/telescope" replay --config "$dir/$kind-nohot.yaml" "$pcap"
-	best on "$dir/telescope" replay --config "$dir/$kind-on.yaml" "$pcap"
-	best report "$dir/telescope" replay --config "$dir/$kind-on.yaml" --report "$dir/report-$kind.json" "$pcap"
+	cmd_tcpdump() { timed tcpdump tcpdump -Z root -r "$pcap" -w /dev/null; }
+	cmd_off() { timed off "$dir/telescope" replay --config "$dir/$kind-off.yaml" "$pcap"; }
+	cmd_nohot() { timed nohot "$dir/telescope" replay --config "$dir/$kind-nohot.yaml" "$pcap"; }
+	cmd_on() { timed on "$dir/telescope" replay --config "$dir/$kind-on.yaml" "$pcap"; }
+	cmd_report() { timed report "$dir/telescope" replay --config "$dir/$kind-on.yaml" --report "$dir/report-$kind.json" "$pcap"; }
+	bestof tcpdump off nohot on report
 	local lines bytes
 	lines=$(wc -l <"$dir/on.log")
 	bytes=$(wc -c <"$dir/on.log")
