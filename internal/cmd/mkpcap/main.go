@@ -10,6 +10,9 @@
 //
 //	go run ./internal/cmd/mkpcap -flood -n 3000000 -o bench/flood-3000000.pcap
 //
+// and with -flood -mirai the same flood to TCP/23 with Mirai's fingerprint (seq ==
+// destination), each packet a one-packet fingerprint episode.
+//
 // With -day SCALE it writes instead the generated telescope day (internal/daygen,
 // ProfileTelescope: 2 h of packet time, ~168 k packets per unit of scale; scale 20 is the
 // day of issue 10) and prints its planted detections:
@@ -36,9 +39,10 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	day := flag.Float64("day", 0, "write the generated telescope day at this scale (1 to 50) instead")
 	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over an hour, each from a fresh random (spoofed) source")
+	mirai := flag.Bool("mirai", false, "with -flood: TCP/23 SYNs with Mirai's fingerprint (seq == destination), each a one-packet fingerprint episode")
 	flag.Parse()
 	if *flood {
-		if err := writeFlood(*out, *n, *seed); err != nil {
+		if err := writeFlood(*out, *n, *seed, *mirai); err != nil {
 			fmt.Fprintln(os.Stderr, "mkpcap:", err)
 			os.Exit(1)
 		}
@@ -60,12 +64,12 @@ func main() {
 // synPorts are weighted like a real telescope's top SYN destination ports.
 var synPorts = []uint16{23, 23, 23, 23, 52869, 8545, 22, 22, 445, 445, 80, 80, 8080, 2323, 3389, 5555, 81, 8443, 7547, 37215}
 
-func writeFlood(path string, n int, seed uint64) error {
+func writeFlood(path string, n int, seed uint64, mirai bool) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	err = floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: time.Hour, Seed: seed})
+	err = floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: time.Hour, Seed: seed, Mirai: mirai})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
