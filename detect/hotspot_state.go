@@ -96,7 +96,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		return
 	}
 	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) || len(cold) != len(heavy) {
-		d.Fail("hotspot: latest cell %d of %d, %d heavy cells listed of %d", last, len(cells), len(heavyc), len(heavy))
+		d.Fail("hotspot: latest cell %d of %d, %d heavy cells listed and %d sets of %d", last, len(cells), len(heavyc), len(cold), len(heavy))
 		return
 	}
 	// heavyc[k] is the cell whose full counts are heavy[k]: one each way.
