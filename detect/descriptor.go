@@ -135,7 +135,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(ToolEntry) },
 		SortKey: func(e Entry) string {
 			x := e.(*ToolEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Src + "\x00" + x.Tool
+			return TimeKey(x.FirstSeen) + "\x00" + x.Src.String() + "\x00" + x.Tool
 		},
 	},
 	detHotspot: {

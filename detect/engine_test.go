@@ -202,7 +202,7 @@ func TestTablesGrowWithActiveEpisodes(t *testing.T) {
 	h.feed(p)
 	back := h.sink.take()
 	all = append(all, back...)
-	checkEvents(t, back, []ev{{Fingerprint, Start, "mirai", ToolEntry{Src: ip4("100.64.0.0", 7), Tool: "mirai",
+	checkEvents(t, back, []ev{{Fingerprint, Start, "mirai", ToolEntry{Src: ipOf(ip4("100.64.0.0", 7)), Tool: "mirai",
 		Packets: 1, Probes: 1, FirstSeen: Time(p.TS), LastSeen: Time(p.TS)}}})
 	st := h.srcs.Get(p.Src)
 	if st.Tel.Packets != 1 || st.Moved != epFP {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,5 +46,31 @@ func TestTimeFormat(t *testing.T) {
 	j, err := json.Marshal(struct{ T Time }{Time(1_500_000_000_123_400_000)})
 	if err != nil || string(j) != `{"T":"2017-07-14T02:40:00.1234Z"}` {
 		t.Fatalf("json = %s, %v", j, err)
+	}
+}
+
+// TestIPText: an entry's IP writes as the address's text in JSON (as the string field did
+// before) and reads back to the same address; text that is not an address is an error.
+func TestIPText(t *testing.T) {
+	for _, s := range []string{"192.0.2.1", "2001:db8::1", "100.64.0.7"} {
+		e := ToolEntry{Src: ipOf(s), Tool: "mirai", Packets: 1}
+		b, err := json.Marshal(&e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := `{"src":"` + s + `",`; !strings.HasPrefix(string(b), want) {
+			t.Errorf("%s: JSON %s, want it to start with %s", s, b, want)
+		}
+		var back ToolEntry
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if back.Src != e.Src || back.Src.String() != s {
+			t.Errorf("%s: read back as %s", s, back.Src)
+		}
+	}
+	var e ToolEntry
+	if err := json.Unmarshal([]byte(`{"src":"not an address"}`), &e); err == nil {
+		t.Error("src \"not an address\" read without an error")
 	}
 }

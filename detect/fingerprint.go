@@ -88,7 +88,7 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 
 func toolEntry(src packet.Addr, w *ToolWindow, tool int) *ToolEntry {
 	return &ToolEntry{
-		Src:       src.String(),
+		Src:       IP(src),
 		Tool:      Tools[tool],
 		Packets:   w.Match[tool],
 		Probes:    w.Probes,

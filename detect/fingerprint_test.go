@@ -30,7 +30,7 @@ func probe(i int, ts int64, tools ...string) packet.Header {
 }
 
 func toolEv(p Phase, tool string, packets, probes uint64, first, last int64) ev {
-	return ev{Fingerprint, p, tool, ToolEntry{Src: toolSrc, Tool: tool, Packets: packets, Probes: probes,
+	return ev{Fingerprint, p, tool, ToolEntry{Src: ipOf(toolSrc), Tool: tool, Packets: packets, Probes: probes,
 		FirstSeen: Time(first), LastSeen: Time(last)}}
 }
 
@@ -194,7 +194,7 @@ func TestRecordSlotHint(t *testing.T) {
 	got := map[string][]uint64{}
 	for _, e := range h.sink.take() {
 		te := e.Entry.(*ToolEntry)
-		got[te.Src+" "+e.Phase.String()] = append(got[te.Src+" "+e.Phase.String()], te.Probes)
+		got[te.Src.String()+" "+e.Phase.String()] = append(got[te.Src.String()+" "+e.Phase.String()], te.Probes)
 	}
 	want := map[string][]uint64{
 		a + " start": {1, 1}, a + " end": {1, 1},

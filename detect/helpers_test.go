@@ -95,6 +95,9 @@ func (h *harness) finish(now int64) {
 
 func addr(s string) packet.Addr { return packet.AddrFromNetip(netip.MustParseAddr(s)) }
 
+// ipOf is s as a report entry's address.
+func ipOf(s string) IP { return IP(addr(s)) }
+
 // ip4 returns the i-th address of a /16 starting at base (a.b.0.0), as a string.
 func ip4(base string, i int) string {
 	a := netip.MustParseAddr(base).As4()

@@ -51,7 +51,7 @@ func (e *ScannerEntry) Address() string     { return e.Src }
 func (e *TelnetSweepEntry) Address() string { return e.Src }
 func (e *UDPThenSYNEntry) Address() string  { return e.Src }
 func (e *BackscatterEntry) Address() string { return e.Victim }
-func (e *ToolEntry) Address() string        { return e.Src }
+func (e *ToolEntry) Address() string        { return e.Src.String() }
 
 // ScanEstimates extrapolate a scanner seen in the dark IPv4 space to the whole IPv4 space
 // (README, "Internet-wide estimates"). They are left out when the dark IPv4 space is unknown

@@ -13,6 +13,7 @@ import (
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // miraiSYNs returns n Mirai-style SYN probes (seq == destination address) from src to
@@ -181,7 +182,7 @@ func TestSummaryLinesAndReload(t *testing.T) {
 	}
 	fp := func(ph detect.Phase, src string, packets uint64) {
 		p.sink.Detection(&detect.Event{Detector: detect.Fingerprint, Phase: ph, Class: "mirai",
-			Entry: &detect.ToolEntry{Src: src, Tool: "mirai", Packets: packets}})
+			Entry: &detect.ToolEntry{Src: detect.IP(packet.AddrFromNetip(netip.MustParseAddr(src))), Tool: "mirai", Packets: packets}})
 	}
 	// take returns the lines written since the last call: fingerprint event lines by
 	// src, and the summary lines by detector.

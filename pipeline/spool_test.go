@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
 	"github.com/telescope-dev/telescope/internal/floodgen"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // TestSpoolReportIdenticalToInMemory: the report written with its detections streamed
@@ -141,7 +143,7 @@ func TestAppendIndentMatchesJSONIndent(t *testing.T) {
 		return strs[rng.IntN(len(strs))]
 	}
 	for i := range 20000 {
-		v := any(detect.ToolEntry{Src: "192.0.2.1", Tool: "mirai", Packets: uint64(i)})
+		v := any(detect.ToolEntry{Src: detect.IP(packet.AddrFromNetip(netip.MustParseAddr("192.0.2.1"))), Tool: "mirai", Packets: uint64(i)})
 		if i > 0 {
 			v = gen(0)
 		}

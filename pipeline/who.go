@@ -223,7 +223,7 @@ func episodeKey(ev *detect.Event) string {
 	case *detect.UDPThenSYNEntry:
 		return k + e.Src + "|" + e.Dst + "|" + strconv.Itoa(int(e.Port))
 	case *detect.ToolEntry:
-		return k + e.Src + "|" + e.Tool
+		return k + e.Src.String() + "|" + e.Tool
 	case detect.Labelled:
 		return k + e.Address()
 	}

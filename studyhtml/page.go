@@ -438,7 +438,7 @@ func profiles(r *pipeline.Report) map[string][]string {
 		}
 	}
 	for _, e := range d.Tools {
-		add(e.Src, "tool "+e.Tool)
+		add(e.Src.String(), "tool "+e.Tool)
 	}
 	for _, e := range d.UDPThenSYN {
 		add(e.Src, "udp→syn "+e.Payload)
@@ -671,7 +671,7 @@ func episodeTables(r *pipeline.Report, maxRows int) []table {
 	out = append(out, mk("ep-backscatter", "backscatter", []col{{"victim", false}, {"kind", false}, {"packets", true}, {"targets", true}, {"peak / min", true}, {"first seen (UTC)", true}, {"duration", true}}, es))
 	es = nil
 	for _, e := range d.Tools {
-		es = append(es, entry{e.Packets, e.FirstSeen, []cell{{e.Src, ""}, {e.Tool, ""}, num64(e.Packets), num64(e.Probes), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}})
+		es = append(es, entry{e.Packets, e.FirstSeen, []cell{{e.Src.String(), ""}, {e.Tool, ""}, num64(e.Packets), num64(e.Probes), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}})
 	}
 	out = append(out, mk("ep-fingerprint", "fingerprint (tools)", []col{{"source", false}, {"tool", false}, {"packets", true}, {"SYN probes", true}, {"first seen (UTC)", true}, {"duration", true}}, es))
 	return out

@@ -206,7 +206,7 @@ func Check(truth *Truth, events []*detect.Event) (diffs []*Diff, unpaired int) {
 		}
 	}
 	gotTool := ends(events, detect.Fingerprint, func(e *detect.ToolEntry) string {
-		return e.Src + " " + e.Tool + " " + e.FirstSeen.String()
+		return e.Src.String() + " " + e.Tool + " " + e.FirstSeen.String()
 	}, &bad)
 	diffs = append(diffs, compare("tools", wantTool, gotTool, func(w Tool, g *detect.ToolEntry) string {
 		if g.Packets != w.Packets || g.Probes != w.Probes || g.LastSeen != ts(w.Last) {
