@@ -25,7 +25,10 @@
 # PERF=1 also records telescope with perf (call graphs, all threads) from the injection until
 # it has drained, into bench/perf-WORKLOAD.data (perf report -i bench/perf-day.data
 # --no-children -g none --sort sym). TELESCOPE=BINARY runs that binary instead of building one
-# (to interleave runs of two versions).
+# (to interleave runs of two versions). WARM=1 sends each workload to telescope once before
+# the measured run (the floods from other sources; the day again), so that the measure is of
+# a running daemon whose tables are grown and faulted in, not of a fresh one: a fresh daemon
+# spends much of a flood's CPU zeroing the pages its per-source and episode tables grow into.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -122,6 +125,7 @@ CFG
 flood_cfg 0 >"$dir/flood.trafgen"
 flood_cfg 1 >"$dir/mirai.trafgen"
 
+inj_seed=1 # trafgen's seed (the warm-up's floods use another: fresh sources)
 # inject WORKLOAD LOG: sends WORKLOAD into namespace B's end of the veth, output to LOG; sets
 # inj_sent, inj_rate (packets sent per second) and inj_name (the injector). Not in a subshell,
 # so that cleanup knows the injector's PID.
@@ -133,7 +137,7 @@ inject() {
 		local rate=()
 		[ -n "${RATE:-}" ] && rate=(-b "$RATE")
 		# --no-sock-mem, --notouch-irq: leave the machine's socket memory and IRQ settings alone.
-		ip netns exec "$nsB" trafgen --no-sock-mem --notouch-irq -P 1 -E 1 "${rate[@]}" \
+		ip netns exec "$nsB" trafgen --no-sock-mem --notouch-irq -P 1 -E "$inj_seed" "${rate[@]}" \
 			-i "$dir/$1.trafgen" -o "$ifB" -n "$flood_n" >"$2" 2>&1 &
 		;;
 	day)
@@ -185,6 +189,14 @@ for w in "${work[@]}"; do
 	tp=$!
 	pids+=("$tp")
 	for _ in $(seq 100); do scrape >/dev/null 2>&1 && break; sleep 0.1; done
+	if [ -n "${WARM:-}" ]; then
+		# A running telescope, not a fresh one: the same workload once before (floods from
+		# other sources), so that its tables are grown (or full) and their memory faulted in.
+		inj_seed=2
+		inject "$w" "$dir/inject-warm-$w.out"
+		inj_seed=1
+		settle "$tp"
+	fi
 	c0=$(metric telescope_frames_total 'result=')
 	k0=$(metric telescope_capture_drops_total 'where="kernel"') q0=$(metric telescope_capture_drops_total 'where="queue"')
 	if [ -n "${PERF:-}" ]; then
