@@ -306,6 +306,12 @@ func (t *Table[K, V]) alloc() (i int32, used bool) {
 	return i, true
 }
 
+// Find returns k's slot, -1 when absent. It does not change recency.
+func (t *Table[K, V]) Find(k K) int32 {
+	_, i := t.lookup(k)
+	return i
+}
+
 // Get returns the value for k, nil when absent. It does not change recency.
 func (t *Table[K, V]) Get(k K) *V {
 	if _, i := t.lookup(k); i != nilIdx {
@@ -320,13 +326,24 @@ func (t *Table[K, V]) Delete(k K) bool {
 	if i == nilIdx {
 		return false
 	}
+	t.remove(i, b)
+	return true
+}
+
+// DeleteAt removes the entry in slot i (a slot At or TouchSlot gave, still in use): a caller
+// that holds the slot spares the key's hash and look-up. The evict callback is not called.
+func (t *Table[K, V]) DeleteAt(i int32) {
+	t.remove(i, &t.buckets[uint64(t.ent(i).hash)&uint64(len(t.buckets)-1)])
+}
+
+// remove unlinks slot i (in bucket b's chain) and frees it.
+func (t *Table[K, V]) remove(i int32, b *int32) {
 	t.unlinkChain(i, b)
 	t.unlinkLRU(i)
 	t.Count--
 	// Zero the slot so the value's memory (slices inside V) can be collected.
 	*t.ent(i) = TableEntry[K, V]{Prev: nilIdx, Next: t.free, Chain: nilIdx}
 	t.free = i
-	return true
 }
 
 // Oldest returns the least recently touched entry (for expiry sweeps), ok=false when empty.

@@ -140,7 +140,19 @@ func TestTableRandomOpsAgainstModel(t *testing.T) {
 						}
 					default:
 						_, ok := ref.vals[k]
-						if got := tb.Delete(k); got != ok {
+						var got bool
+						if step%2 == 0 {
+							got = tb.Delete(k)
+						} else { // by slot: Find, then DeleteAt
+							i := tb.Find(k)
+							if got = i >= 0; got {
+								if kk, _ := tb.At(i); *kk != k {
+									t.Fatalf("step %d: Find(%d) = slot %d holding %d", step, k, i, *kk)
+								}
+								tb.DeleteAt(i)
+							}
+						}
+						if got != ok {
 							t.Fatalf("step %d: Delete(%d) = %v, model %v", step, k, got, ok)
 						}
 						if ok {

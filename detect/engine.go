@@ -211,9 +211,11 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	if st.Moved == 0 {
 		return
 	}
-	if rec := e.eps.Get(src); rec != nil {
+	// The record's slot is most often the one st.FP.Rec names (findRecord): no look-up.
+	if i := e.recordSlot(src, st); i >= 0 {
+		_, rec := e.eps.At(i)
 		e.endRecord(src, rec, epAll)
-		e.eps.Delete(src)
+		e.eps.DeleteAt(i)
 	}
 	st.Moved = 0
 }

@@ -128,12 +128,21 @@ func (e *Engine) record(src packet.Addr, st *SourceState) *episode {
 // live record of src (one with an active episode: a record leaves the table, by deletion
 // or eviction, only with none), else by a lookup.
 func (e *Engine) findRecord(src packet.Addr, st *SourceState) *episode {
+	if i := e.recordSlot(src, st); i >= 0 {
+		_, rec := e.eps.At(i)
+		return rec
+	}
+	return nil
+}
+
+// recordSlot is findRecord's slot (-1: src has no record).
+func (e *Engine) recordSlot(src packet.Addr, st *SourceState) int32 {
 	if i := st.FP.Rec - 1; i >= 0 && int(i) < e.eps.Slots() {
 		if k, rec := e.eps.At(i); *k == src && rec.Active != 0 {
-			return rec
+			return i
 		}
 	}
-	return e.eps.Get(src)
+	return e.eps.Find(src)
 }
 
 // continuing returns src's active episode `bit` when a packet at t continues it (a gap of
