@@ -31,7 +31,7 @@ func (t *Table[K, V]) Load(d *checkpoint.Decoder) {
 	if d.Err() != nil {
 		return
 	}
-	// Grow while empty: the bucket index grow builds is empty, Restore rebuilds it from the
+	// Grow while empty: the index grow builds is empty, Restore rebuilds it from the
 	// entries read below.
 	t.Head, t.Tail, t.Count = nilIdx, nilIdx, 0
 	for int(t.slots) < slots {

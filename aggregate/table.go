@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// nilIdx ends the int32 links (LRU list, hash chains, free list) of Table and TopK.
+// nilIdx ends the int32 links (LRU list, free list; TopK's hash chains) of Table and TopK.
 const nilIdx int32 = -1
 
 // maxTableCap bounds capacities so every slot index fits an int32 and the bucket count
@@ -15,17 +15,15 @@ const maxTableCap = 1 << 29
 // TableEntry is one slot of a Table. Its fields are exported so a Table can be checkpointed
 // (gob, JSON); treat them as read-only.
 //
-// The key and the links come first: a lookup reads the key and the chain, a touch the LRU
-// links, so with them on the value's first cache line a hit touches as few lines as it can.
+// The key and the links come first: a lookup reads the key, a touch the LRU links, so
+// with them on the value's first cache line a hit touches as few lines as it can.
 type TableEntry[K comparable, V any] struct {
 	Key K
-	// Chain links the slots of one hash bucket; Restore rebuilds it.
-	Chain int32
 	// Prev and Next link the LRU list (Prev: touched more recently). Next also links free slots.
 	Prev, Next int32
-	// hash is the low 32 bits of the key's hash (the bucket index uses at most 31), kept so
-	// that rebuilding the index and evicting do not hash keys again. It fills what was
-	// padding before Val; Restore recomputes it.
+	// hash is the low 32 bits of the key's hash (the index uses at most 31 for the position),
+	// kept so that rebuilding the index and evicting do not hash keys again; Restore
+	// recomputes it.
 	hash uint32
 	Val  V
 }
@@ -48,7 +46,13 @@ type Table[K comparable, V any] struct {
 	Count   int32  // live entries
 	Evicted uint64 // entries evicted to make room
 
-	buckets []int32 // hash & (len-1) -> 1 + first slot of the chain, 0 when empty (zero memory is an empty index)
+	// index is an open-addressed hash index (linear probing from hash & (len-1), at most
+	// half full): each word holds a key's 32-bit hash (high half) and 1 + its slot (low
+	// half), 0 when empty (zero memory is an empty index). A key is looked up, and a slot
+	// unlinked, by reading consecutive words of the index, which compare hashes without
+	// reading entries: only a matching hash reads its entry's key. (Chained buckets read
+	// every entry of a chain, a cache miss each, and an eviction walked its victim's chain.)
+	index []uint64
 	free    int32   // deleted slots, linked by Next
 	fresh   int32   // slots [fresh, slots) were never used
 	slots   int32   // slots allocated in Chunks
@@ -82,8 +86,8 @@ func (t *Table[K, V]) ent(i int32) *TableEntry[K, V] {
 	return &t.Chunks[i>>chunkBits][i&(chunkSlots-1)]
 }
 
-// grow adds a chunk of slots (up to Max) and, when the bucket index becomes too small for
-// them, rebuilds it at twice the size. Entries do not move.
+// grow adds a chunk of slots (up to Max) and, when the index becomes too small for them,
+// rebuilds it at twice the size. Entries do not move.
 //
 // alloc grows only when every slot is live (no free slot, none fresh), so the rebuild
 // reads the slots in memory order with their stored hashes: a sequential scan, where
@@ -98,35 +102,28 @@ func (t *Table[K, V]) grow() {
 		t.Chunks = append(t.Chunks, make([]TableEntry[K, V], n))
 	}
 	t.slots += int32(n)
-	if len(t.buckets) >= 2*int(t.slots) {
+	if len(t.index) >= 2*int(t.slots) {
 		return
 	}
-	t.buckets = newBuckets(int(t.slots))
-	mask := uint32(len(t.buckets) - 1)
+	t.index = newIndex(int(t.slots))
 	if t.Count == old {
 		for c := range t.Chunks {
 			chunk := t.Chunks[c]
 			base := int32(c) << chunkBits
 			for j := range chunk {
 				if i := base + int32(j); i < old {
-					e := &chunk[j]
-					b := &t.buckets[e.hash&mask]
-					e.Chain = *b - 1
-					*b = i + 1
+					t.insertIndex(chunk[j].hash, i)
 				}
 			}
 		}
 		return
 	}
 	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
-		e := t.ent(i)
-		b := &t.buckets[e.hash&mask]
-		e.Chain = *b - 1
-		*b = i + 1
+		t.insertIndex(t.ent(i).hash, i)
 	}
 }
 
-// bucketsFor is the bucket count for capacity slots: a power of two >= 2*capacity.
+// bucketsFor is the index size for capacity slots (Table, TopK): a power of two >= 2*capacity.
 func bucketsFor(capacity int) int {
 	n := 2
 	for n < 2*capacity {
@@ -135,11 +132,49 @@ func bucketsFor(capacity int) int {
 	return n
 }
 
-// newBuckets returns an empty bucket index for capacity slots: a power of two >= 2*capacity,
-// so chains stay short (load <= 1/2) at 4 bytes per bucket. A bucket holds 1 + its first
-// slot, so the zero memory make returns is empty without a pass to fill it.
-func newBuckets(capacity int) []int32 {
-	return make([]int32, bucketsFor(capacity))
+// newIndex returns an empty index for capacity slots: a power of two >= 2*capacity words,
+// so probes stay short (load <= 1/2) at 8 bytes a word. A word holds 1 + its slot, so the
+// zero memory make returns is empty without a pass to fill it.
+func newIndex(capacity int) []uint64 {
+	return make([]uint64, bucketsFor(capacity))
+}
+
+// indexWord is the index word of slot i whose key has hash h.
+func indexWord(h uint32, i int32) uint64 { return uint64(h)<<32 | uint64(uint32(i+1)) }
+
+// insertIndex adds slot i, whose key has hash h, to the index (the key must be absent).
+func (t *Table[K, V]) insertIndex(h uint32, i int32) {
+	mask := uint64(len(t.index) - 1)
+	p := uint64(h) & mask
+	for t.index[p] != 0 {
+		p = (p + 1) & mask
+	}
+	t.index[p] = indexWord(h, i)
+}
+
+// unlinkIndex removes slot i, whose key has hash h, from the index: the word's place is
+// filled by shifting back the words after it that may move (linear probing's deletion, no
+// tombstones: lookups of absent keys stay short however many deletions there were).
+func (t *Table[K, V]) unlinkIndex(h uint32, i int32) {
+	mask := uint64(len(t.index) - 1)
+	w := indexWord(h, i)
+	p := uint64(h) & mask
+	for t.index[p] != w {
+		p = (p + 1) & mask
+	}
+	for j := p; ; {
+		j = (j + 1) & mask
+		v := t.index[j]
+		if v == 0 {
+			break
+		}
+		// v may fill p unless its home lies cyclically in (p, j].
+		if home := (v >> 32) & mask; (j-home)&mask >= (j-p)&mask {
+			t.index[p] = v
+			p = j
+		}
+	}
+	t.index[p] = 0
 }
 
 // SetEvict sets the callback that sees each evicted entry before its slot is reused. It must
@@ -158,64 +193,68 @@ func (t *Table[K, V]) Slots() int { return int(t.slots) }
 // Evictions returns how many entries were evicted to make room for new keys.
 func (t *Table[K, V]) Evictions() uint64 { return t.Evicted }
 
-// bucket returns the chain head for k. k must point into the table (an entry or scratch):
-// a pointer to a caller's variable would make it escape to the heap on every call.
-func (t *Table[K, V]) bucket(k *K) *int32 {
-	return &t.buckets[t.hash(k)&uint64(len(t.buckets)-1)]
-}
-
-// lookup hashes k via scratch and returns its chain head and slot (-1 when absent).
-func (t *Table[K, V]) lookup(k K) (b *int32, i int32) {
+// lookup hashes k via scratch (a pointer to a caller's variable would make it escape to
+// the heap on every call) and returns its slot (-1 when absent).
+func (t *Table[K, V]) lookup(k K) int32 {
 	t.scratch = k
-	b = t.bucket(&t.scratch)
-	return b, t.find(k, b)
+	i, _ := t.find(k, t.hash(&t.scratch))
+	return i
 }
 
-// Warm loads what a touch of a key with hash h reads first, the bucket and the first entry
-// of its chain, and returns a value derived from them. A caller about to touch several keys
-// warms them all first, so that their cache misses overlap instead of coming one after
-// another; it must keep the result x (store it in a field): the compiler drops loads whose
-// values are unused. likely reports that the key is probably present (the first entry has
-// its hash): a caller may warm evictions (WarmEvict) for the others. Warm changes nothing.
-// (Loading the rest of the entry, or its LRU neighbours, too cost more than it saved on
-// bench.sh's files.)
+// Warm loads what a touch of a key with hash h reads first, the key's index words and, if
+// one has its hash, that entry, and returns a value derived from them. A caller about to
+// touch several keys warms them all first, so that their cache misses overlap instead of
+// coming one after another; it must keep the result x (store it in a field): the compiler
+// drops loads whose values are unused. likely reports that the key is probably present (an
+// entry has its hash): a caller may warm evictions (WarmEvict) for the others. Warm changes
+// nothing. (Loading the rest of the entry, or its LRU neighbours, too cost more than it
+// saved on bench.sh's files.)
 func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
-	b := t.buckets[h&uint64(len(t.buckets)-1)]
-	if b == 0 {
-		return 0, false
+	mask := uint64(len(t.index) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		v := t.index[p]
+		if v == 0 {
+			return x, false
+		}
+		if uint32(v>>32) == uint32(h) {
+			return x ^ t.ent(int32(uint32(v))-1).hash, true
+		}
+		x ^= uint32(v)
 	}
-	x = t.ent(b - 1).hash
-	return x, x == uint32(h)
 }
 
 // WarmEvict is Warm for the evictions that inserting n new keys makes: it loads the n least
-// recently touched entries, their buckets and the chains up to them (walking the LRU list
-// from its tail), when the table is full. The same rules apply.
+// recently touched entries and their index words (walking the LRU list from its tail), when
+// the table is full. The same rules apply.
 func (t *Table[K, V]) WarmEvict(n int) uint32 {
 	if t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max {
 		return 0 // an insert takes a free slot
 	}
 	var x uint32
-	mask := uint64(len(t.buckets) - 1)
+	mask := uint64(len(t.index) - 1)
 	for i := t.Tail; i != nilIdx && n > 0; n-- {
 		e := t.ent(i)
-		// The chain up to the victim: new entries go first, so the oldest is often last.
-		for j := t.buckets[uint64(e.hash)&mask] - 1; j != nilIdx && j != i; j = t.ent(j).Chain {
-			x ^= uint32(j)
-		}
+		x ^= uint32(t.index[uint64(e.hash)&mask])
 		i = e.Prev
 	}
 	return x
 }
 
-// find returns the slot of k in chain b, or -1.
-func (t *Table[K, V]) find(k K, b *int32) int32 {
-	for i := *b - 1; i != nilIdx; i = t.ent(i).Chain {
-		if t.ent(i).Key == k {
-			return i
+// find returns the slot of k, whose hash is h, or -1, and the index position where the
+// probe ended (k's word, or the empty word where it would go).
+func (t *Table[K, V]) find(k K, h uint64) (int32, uint64) {
+	mask := uint64(len(t.index) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		v := t.index[p]
+		if v == 0 {
+			return nilIdx, p
+		}
+		if uint32(v>>32) == uint32(h) {
+			if i := int32(uint32(v)) - 1; t.ent(i).Key == k {
+				return i, p
+			}
 		}
 	}
-	return nilIdx
 }
 
 // Touch returns the value for k, inserting a zero V when absent (created=true), and marks the
@@ -241,8 +280,7 @@ func (t *Table[K, V]) TouchSlotHashed(k K, hash uint64) (slot int32, created boo
 }
 
 func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
-	b := &t.buckets[hash&uint64(len(t.buckets)-1)]
-	i := t.find(k, b)
+	i, _ := t.find(k, hash)
 	if i != nilIdx {
 		if i != t.Head {
 			t.unlinkLRU(i)
@@ -250,11 +288,7 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 		}
 		return i, false
 	}
-	slots := t.slots
 	i, used := t.alloc()
-	if t.slots != slots {
-		b = &t.buckets[hash&uint64(len(t.buckets)-1)] // alloc grew the table: the bucket index is new
-	}
 	e := t.ent(i)
 	e.Key = k
 	e.hash = uint32(hash)
@@ -265,8 +299,9 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 		var zero V
 		e.Val = zero
 	}
-	e.Chain = *b - 1 // read after alloc: evicting may have changed this very bucket
-	*b = i + 1
+	// After alloc: evicting may have shifted the words of this very probe, growing rebuilt
+	// the index.
+	t.insertIndex(uint32(hash), i)
 	t.pushFront(i)
 	t.Count++
 	return i, true
@@ -299,7 +334,7 @@ func (t *Table[K, V]) alloc() (i int32, used bool) {
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
 	}
-	t.unlinkChain(i, &t.buckets[uint64(e.hash)&uint64(len(t.buckets)-1)])
+	t.unlinkIndex(e.hash, i)
 	t.unlinkLRU(i)
 	t.Count--
 	t.Evicted++
@@ -308,13 +343,12 @@ func (t *Table[K, V]) alloc() (i int32, used bool) {
 
 // Find returns k's slot, -1 when absent. It does not change recency.
 func (t *Table[K, V]) Find(k K) int32 {
-	_, i := t.lookup(k)
-	return i
+	return t.lookup(k)
 }
 
 // Get returns the value for k, nil when absent. It does not change recency.
 func (t *Table[K, V]) Get(k K) *V {
-	if _, i := t.lookup(k); i != nilIdx {
+	if i := t.lookup(k); i != nilIdx {
 		return &t.ent(i).Val
 	}
 	return nil
@@ -322,27 +356,27 @@ func (t *Table[K, V]) Get(k K) *V {
 
 // Delete removes k, reporting whether it was present. The evict callback is not called.
 func (t *Table[K, V]) Delete(k K) bool {
-	b, i := t.lookup(k)
+	i := t.lookup(k)
 	if i == nilIdx {
 		return false
 	}
-	t.remove(i, b)
+	t.remove(i)
 	return true
 }
 
 // DeleteAt removes the entry in slot i (a slot At or TouchSlot gave, still in use): a caller
 // that holds the slot spares the key's hash and look-up. The evict callback is not called.
 func (t *Table[K, V]) DeleteAt(i int32) {
-	t.remove(i, &t.buckets[uint64(t.ent(i).hash)&uint64(len(t.buckets)-1)])
+	t.remove(i)
 }
 
-// remove unlinks slot i (in bucket b's chain) and frees it.
-func (t *Table[K, V]) remove(i int32, b *int32) {
-	t.unlinkChain(i, b)
+// remove unlinks slot i and frees it.
+func (t *Table[K, V]) remove(i int32) {
+	t.unlinkIndex(t.ent(i).hash, i)
 	t.unlinkLRU(i)
 	t.Count--
 	// Zero the slot so the value's memory (slices inside V) can be collected.
-	*t.ent(i) = TableEntry[K, V]{Prev: nilIdx, Next: t.free, Chain: nilIdx}
+	*t.ent(i) = TableEntry[K, V]{Prev: nilIdx, Next: t.free}
 	t.free = i
 }
 
@@ -363,19 +397,6 @@ func (t *Table[K, V]) Range(fn func(k *K, v *V) bool) {
 			return
 		}
 	}
-}
-
-// unlinkChain removes slot i from the chain of bucket b.
-func (t *Table[K, V]) unlinkChain(i int32, b *int32) {
-	if *b-1 == i {
-		*b = t.ent(i).Chain + 1
-		return
-	}
-	p := t.ent(*b - 1)
-	for p.Chain != i {
-		p = t.ent(p.Chain)
-	}
-	p.Chain = t.ent(i).Chain
 }
 
 func (t *Table[K, V]) unlinkLRU(i int32) {
@@ -404,7 +425,7 @@ func (t *Table[K, V]) pushFront(i int32) {
 }
 
 // Restore makes a table whose exported fields were decoded from a checkpoint usable again:
-// it checks the LRU list, rebuilds the bucket index and free list with hash, and rejects a
+// it checks the LRU list, rebuilds the index and free list with hash, and rejects a
 // corrupt state (bad links, duplicate keys) with an error instead of failing later.
 // The evict callback must be set again with SetEvict. After an error the table is unusable.
 func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
@@ -444,23 +465,21 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 		return fmt.Errorf("restore table: LRU list of %d entries does not end at tail %d", t.Count, t.Tail)
 	}
 	t.hash = hash
-	t.buckets = newBuckets(n)
+	t.index = newIndex(n)
 	t.slots, t.free, t.fresh = int32(n), nilIdx, int32(n)
 	for j := int32(n - 1); j >= 0; j-- {
 		e := t.ent(j)
 		if !live[j] {
-			*e = TableEntry[K, V]{Prev: nilIdx, Next: t.free, Chain: nilIdx}
+			*e = TableEntry[K, V]{Prev: nilIdx, Next: t.free}
 			t.free = j
 			continue
 		}
 		h := t.hash(&e.Key)
 		e.hash = uint32(h)
-		b := &t.buckets[h&uint64(len(t.buckets)-1)]
-		if t.find(e.Key, b) != nilIdx {
+		if i, _ := t.find(e.Key, h); i != nilIdx {
 			return fmt.Errorf("restore table: key of slot %d appears twice", j)
 		}
-		e.Chain = *b - 1
-		*b = j + 1
+		t.insertIndex(e.hash, j)
 	}
 	return nil
 }

@@ -44,8 +44,10 @@ var tableHashes = []struct {
 	fn   func(*uint32) uint64
 }{
 	{"mixed", func(k *uint32) uint64 { return packet.Mix64(uint64(*k)) }},
-	{"constant", func(*uint32) uint64 { return 7 }}, // one long chain: exercises mid-chain unlinking
+	{"constant", func(*uint32) uint64 { return 7 }}, // one long probe run: deletions mid-run
 	{"mod3", func(k *uint32) uint64 { return uint64(*k % 3) }},
+	// Five homes at the end of the index: probes and backward shifts wrap around to its start.
+	{"wrap", func(k *uint32) uint64 { return ^uint64(*k % 5) }},
 }
 
 // checkTable compares the table with the model: contents, values, recency order, Len <= Cap.
