@@ -52,10 +52,10 @@ type Table[K comparable, V any] struct {
 	// unlinked, by reading consecutive words of the index, which compare hashes without
 	// reading entries: only a matching hash reads its entry's key. (Chained buckets read
 	// every entry of a chain, a cache miss each, and an eviction walked its victim's chain.)
-	index []uint64
-	free    int32   // deleted slots, linked by Next
-	fresh   int32   // slots [fresh, slots) were never used
-	slots   int32   // slots allocated in Chunks
+	index   []uint64
+	free    int32 // deleted slots, linked by Next
+	fresh   int32 // slots [fresh, slots) were never used
+	slots   int32 // slots allocated in Chunks
 	hash    func(*K) uint64
 	evict   func(*K, *V)
 	region  []TableEntry[K, V] // address space reserved for every slot (pointer-free K, V on Linux), or nil
