@@ -46,12 +46,8 @@ type Table[K comparable, V any] struct {
 	Count   int32  // live entries
 	Evicted uint64 // entries evicted to make room
 
-	// index is an open-addressed hash index (linear probing from hash & (len-1), at most
-	// half full): each word holds a key's 32-bit hash (high half) and 1 + its slot (low
-	// half), 0 when empty (zero memory is an empty index). A key is looked up, and a slot
-	// unlinked, by reading consecutive words of the index, which compare hashes without
-	// reading entries: only a matching hash reads its entry's key. (Chained buckets read
-	// every entry of a chain, a cache miss each, and an eviction walked its victim's chain.)
+	// index finds a key's slot (index.go): open addressing, probes that read index words,
+	// not entries.
 	index   []uint64
 	free    int32 // deleted slots, linked by Next
 	fresh   int32 // slots [fresh, slots) were never used
@@ -112,14 +108,14 @@ func (t *Table[K, V]) grow() {
 			base := int32(c) << chunkBits
 			for j := range chunk {
 				if i := base + int32(j); i < old {
-					t.insertIndex(chunk[j].hash, i)
+					indexInsert(t.index, chunk[j].hash, i)
 				}
 			}
 		}
 		return
 	}
 	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
-		t.insertIndex(t.ent(i).hash, i)
+		indexInsert(t.index, t.ent(i).hash, i)
 	}
 }
 
@@ -130,51 +126,6 @@ func bucketsFor(capacity int) int {
 		n <<= 1
 	}
 	return n
-}
-
-// newIndex returns an empty index for capacity slots: a power of two >= 2*capacity words,
-// so probes stay short (load <= 1/2) at 8 bytes a word. A word holds 1 + its slot, so the
-// zero memory make returns is empty without a pass to fill it.
-func newIndex(capacity int) []uint64 {
-	return make([]uint64, bucketsFor(capacity))
-}
-
-// indexWord is the index word of slot i whose key has hash h.
-func indexWord(h uint32, i int32) uint64 { return uint64(h)<<32 | uint64(uint32(i+1)) }
-
-// insertIndex adds slot i, whose key has hash h, to the index (the key must be absent).
-func (t *Table[K, V]) insertIndex(h uint32, i int32) {
-	mask := uint64(len(t.index) - 1)
-	p := uint64(h) & mask
-	for t.index[p] != 0 {
-		p = (p + 1) & mask
-	}
-	t.index[p] = indexWord(h, i)
-}
-
-// unlinkIndex removes slot i, whose key has hash h, from the index: the word's place is
-// filled by shifting back the words after it that may move (linear probing's deletion, no
-// tombstones: lookups of absent keys stay short however many deletions there were).
-func (t *Table[K, V]) unlinkIndex(h uint32, i int32) {
-	mask := uint64(len(t.index) - 1)
-	w := indexWord(h, i)
-	p := uint64(h) & mask
-	for t.index[p] != w {
-		p = (p + 1) & mask
-	}
-	for j := p; ; {
-		j = (j + 1) & mask
-		v := t.index[j]
-		if v == 0 {
-			break
-		}
-		// v may fill p unless its home lies cyclically in (p, j].
-		if home := (v >> 32) & mask; (j-home)&mask >= (j-p)&mask {
-			t.index[p] = v
-			p = j
-		}
-	}
-	t.index[p] = 0
 }
 
 // SetEvict sets the callback that sees each evicted entry before its slot is reused. It must
@@ -217,7 +168,7 @@ func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
 			return x, false
 		}
 		if uint32(v>>32) == uint32(h) {
-			return x ^ t.ent(int32(uint32(v))-1).hash, true
+			return x ^ t.ent(indexSlot(v)).hash, true
 		}
 		x ^= uint32(v)
 	}
@@ -250,7 +201,7 @@ func (t *Table[K, V]) find(k K, h uint64) (int32, uint64) {
 			return nilIdx, p
 		}
 		if uint32(v>>32) == uint32(h) {
-			if i := int32(uint32(v)) - 1; t.ent(i).Key == k {
+			if i := indexSlot(v); t.ent(i).Key == k {
 				return i, p
 			}
 		}
@@ -301,7 +252,7 @@ func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 	}
 	// After alloc: evicting may have shifted the words of this very probe, growing rebuilt
 	// the index.
-	t.insertIndex(uint32(hash), i)
+	indexInsert(t.index, uint32(hash), i)
 	t.pushFront(i)
 	t.Count++
 	return i, true
@@ -334,7 +285,7 @@ func (t *Table[K, V]) alloc() (i int32, used bool) {
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
 	}
-	t.unlinkIndex(e.hash, i)
+	indexUnlink(t.index, e.hash, i)
 	t.unlinkLRU(i)
 	t.Count--
 	t.Evicted++
@@ -372,7 +323,7 @@ func (t *Table[K, V]) DeleteAt(i int32) {
 
 // remove unlinks slot i and frees it.
 func (t *Table[K, V]) remove(i int32) {
-	t.unlinkIndex(t.ent(i).hash, i)
+	indexUnlink(t.index, t.ent(i).hash, i)
 	t.unlinkLRU(i)
 	t.Count--
 	// Zero the slot so the value's memory (slices inside V) can be collected.
@@ -479,7 +430,7 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 		if i, _ := t.find(e.Key, h); i != nilIdx {
 			return fmt.Errorf("restore table: key of slot %d appears twice", j)
 		}
-		t.insertIndex(e.hash, j)
+		indexInsert(t.index, e.hash, j)
 	}
 	return nil
 }

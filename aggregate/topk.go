@@ -18,7 +18,6 @@ type TopKEntry struct {
 	Err        uint64 // overestimation bound: the count the key inherited when it took the slot
 	Group      int32  // index in TopK.Groups
 	Prev, Next int32  // siblings in the group (unordered), -1 at the ends
-	Chain      int32  // next entry in the same hash bucket; Restore rebuilds it
 }
 
 // TopKGroup holds the entries sharing one count (a "bucket" of Metwally's stream summary).
@@ -47,9 +46,9 @@ type TopK struct {
 	FreshGroup int32
 	Sum        uint64 // total weight added
 
-	// index maps a hash bucket to 1 + the first entry of its chain, 0 for an empty bucket:
-	// a new index is zero memory, which costs nothing until buckets are used.
-	index []int32
+	// index finds a key's entry (index.go; Restore rebuilds it): open addressing, so that
+	// replacing the minimum entry's key reads index words, not a chain of entries.
+	index []uint64
 }
 
 // NewTopK returns an empty summary of at most capacity keys (clamped to [1, 2^29]).
@@ -62,7 +61,7 @@ func NewTopK(capacity int) *TopK {
 		Entries:  make([]TopKEntry, 0, capacity),
 		Groups:   make([]TopKGroup, capacity),
 		MinGroup: nilIdx, FreeGroup: nilIdx,
-		index: make([]int32, bucketsFor(capacity)),
+		index: newIndex(capacity),
 	}
 }
 
@@ -79,9 +78,23 @@ func (t *TopK) Reset() {
 	clear(t.index)
 }
 
-// bucket returns key's bucket, which holds 1 + the first entry of the chain (0: none).
-func (t *TopK) bucket(key packet.Addr) *int32 {
-	return &t.index[key.Hash(topkSeed)&uint64(len(t.index)-1)]
+// topkHash is key's hash for the index.
+func topkHash(key *packet.Addr) uint64 { return key.Hash(topkSeed) }
+
+// find returns key's entry, -1 when absent (h: its hash).
+func (t *TopK) find(key *packet.Addr, h uint64) int32 {
+	mask := uint64(len(t.index) - 1)
+	for p := h & mask; ; p = (p + 1) & mask {
+		v := t.index[p]
+		if v == 0 {
+			return nilIdx
+		}
+		if uint32(v>>32) == uint32(h) {
+			if i := indexSlot(v); t.Entries[i].Key == *key {
+				return i
+			}
+		}
+	}
 }
 
 // Add counts w occurrences of key (w == 0 is ignored). O(1) for w == 1; a larger w may walk
@@ -91,34 +104,24 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 		return
 	}
 	t.Sum = satAdd(t.Sum, w)
-	b := t.bucket(key)
-	for i := *b - 1; i != nilIdx; i = t.Entries[i].Chain {
-		if t.Entries[i].Key == key {
-			t.increment(i, w)
-			return
-		}
+	h := topkHash(&key)
+	if i := t.find(&key, h); i != nilIdx {
+		t.increment(i, w)
+		return
 	}
 	if len(t.Entries) < t.Capacity {
 		i := int32(len(t.Entries))
-		t.Entries = append(t.Entries, TopKEntry{Key: key, Chain: *b - 1})
-		*b = i + 1
+		t.Entries = append(t.Entries, TopKEntry{Key: key})
+		indexInsert(t.index, uint32(h), i)
 		t.place(i, w, nilIdx, t.MinGroup)
 		return
 	}
 	// Full: the new key takes over an entry with the minimum count m, inheriting m as error.
 	i := t.Groups[t.MinGroup].First
 	e := &t.Entries[i]
-	if p := t.bucket(e.Key); *p-1 == i {
-		*p = e.Chain + 1
-	} else {
-		j := *p - 1
-		for t.Entries[j].Chain != i {
-			j = t.Entries[j].Chain
-		}
-		t.Entries[j].Chain = e.Chain
-	}
-	e.Key, e.Err, e.Chain = key, t.Groups[t.MinGroup].Count, *b-1 // *b after the unlink: it may be the same bucket
-	*b = i + 1
+	indexUnlink(t.index, uint32(topkHash(&e.Key)), i)
+	e.Key, e.Err = key, t.Groups[t.MinGroup].Count
+	indexInsert(t.index, uint32(h), i)
 	t.increment(i, w)
 }
 
@@ -264,17 +267,14 @@ func (t *TopK) Restore() error {
 	if cap(t.Entries) < t.Capacity { // a decoded slice has no room to grow
 		t.Entries = slices.Grow(t.Entries, t.Capacity-len(t.Entries))
 	}
-	t.index = make([]int32, bucketsFor(t.Capacity))
+	t.index = newIndex(t.Capacity)
 	for i := range t.Entries {
 		e := &t.Entries[i]
-		b := t.bucket(e.Key)
-		for j := *b - 1; j != nilIdx; j = t.Entries[j].Chain {
-			if t.Entries[j].Key == e.Key {
-				return fmt.Errorf("restore top-k: key %v held twice", e.Key)
-			}
+		h := topkHash(&e.Key)
+		if t.find(&e.Key, h) != nilIdx {
+			return fmt.Errorf("restore top-k: key %v held twice", e.Key)
 		}
-		e.Chain = *b - 1
-		*b = int32(i) + 1
+		indexInsert(t.index, uint32(h), int32(i))
 	}
 	return nil
 }
