@@ -65,16 +65,8 @@ func TestHotspotThresholdExact(t *testing.T) {
 			ps = append(ps, pcaptest.Packet{TS: hotT0.Add(time.Duration(i) * time.Millisecond), Src: spoofed(i * 13),
 				Dst: darkAddr(256 + 5), SrcPort: 4000, DstPort: 8080, Flags: 0x02})
 		}
-		path := filepath.Join(t.TempDir(), "threshold.pcap")
-		if err := pcaptest.WriteFile(path, ps); err != nil {
-			t.Fatal(err)
-		}
 		for _, workers := range []int{1, 2, 3} {
-			r, res := replayReport(t, hotConfig(t, ""), workers, path)
-			if len(res.Errors) != 0 {
-				t.Fatal(res.Errors)
-			}
-			hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+			hot := hotspotsIn(t, ps, workers)
 			switch {
 			case n < 100 && len(hot) != 0:
 				t.Errorf("%d sources, workers=%d: %d episodes, want none: %+v", n, workers, len(hot), hot[0])
@@ -156,6 +148,35 @@ func TestHotspotSourcesExactUnderChurn(t *testing.T) {
 	}
 }
 
+// hotspotsIn replays ps (written to a capture in a temporary directory) with `workers`
+// workers and the default detectors, and returns the hotspot episodes.
+func hotspotsIn(t *testing.T, ps []pcaptest.Packet, workers int) []*detect.HotspotEntry {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hot.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	r, res := replayReport(t, hotConfig(t, ""), workers, path)
+	if len(res.Errors) != 0 || res.Records != uint64(len(ps)) {
+		t.Fatalf("workers=%d: %d of %d records, errors %v", workers, res.Records, len(ps), res.Errors)
+	}
+	return EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+}
+
+// synsTo collects SYN probes to one dark address (darkAddr(dst)), a millisecond apart
+// from hotT0.
+type synsTo struct {
+	dst int
+	n   int
+	ps  []pcaptest.Packet
+}
+
+func (b *synsTo) add(src int, port uint16) {
+	b.n++
+	b.ps = append(b.ps, pcaptest.Packet{TS: hotT0.Add(time.Duration(b.n) * time.Millisecond), Src: spoofed(src),
+		Dst: darkAddr(b.dst), SrcPort: 4000, DstPort: port, Flags: 0x02})
+}
+
 // TestHotspotPortSlotTakenOver: a port takes the lesser of a destination's two port slots
 // (each worker counts the busiest two ports) once the packets to ports without a slot
 // outnumber that slot's; a port that loses its slot and takes one back starts counting
@@ -163,37 +184,24 @@ func TestHotspotSourcesExactUnderChurn(t *testing.T) {
 // counted again in the new slot (through its set): the port is still found hot with all
 // its senders, labelled estimated (counted since it took the slot).
 func TestHotspotPortSlotTakenOver(t *testing.T) {
-	var ps []pcaptest.Packet
-	at := hotT0
-	add := func(src int, port uint16) {
-		at = at.Add(time.Millisecond)
-		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 9), SrcPort: 4000, DstPort: port, Flags: 0x02})
-	}
+	b := synsTo{dst: 256 + 9}
 	for i := range 300 {
-		add(i%3, 80) // the busiest port: 3 sources, 300 packets
+		b.add(i%3, 80) // the busiest port: 3 sources, 300 packets
 	}
 	for i := range 110 {
-		add(1000+i, 81) // 110 senders to port 81
+		b.add(1000+i, 81) // 110 senders to port 81
 	}
 	for range 111 {
-		add(5000, 82) // a third port outnumbers 81 (the lesser) and takes its slot
+		b.add(5000, 82) // a third port outnumbers 81 (the lesser) and takes its slot
 	}
 	for range 2 {
 		for i := range 110 {
 			// The same senders again: 81 takes 82's slot (1 packet) at its second packet,
 			// the first sender is counted in the second round.
-			add(1000+i, 81)
+			b.add(1000+i, 81)
 		}
 	}
-	path := filepath.Join(t.TempDir(), "slots.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
-	}
-	r, res := replayReport(t, hotConfig(t, ""), 1, path)
-	if len(res.Errors) != 0 {
-		t.Fatal(res.Errors)
-	}
-	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+	hot := hotspotsIn(t, b.ps, 1)
 	if len(hot) != 1 || hot[0].Dst != "203.0.113.9" || hot[0].Port != 81 || hot[0].Sources != 110 ||
 		!hot[0].SourcesEstimated || hot[0].Packets != 219 {
 		for _, h := range hot {
@@ -206,32 +214,19 @@ func TestHotspotPortSlotTakenOver(t *testing.T) {
 // TestHotspotBusyPortsStay: a crowd of one-packet ports, fewer packets than either busy
 // port's, takes no slot: both busy ports stay counted exactly, with 1, 2 and 3 workers.
 func TestHotspotBusyPortsStay(t *testing.T) {
-	var ps []pcaptest.Packet
-	at := hotT0
-	add := func(src int, port uint16) {
-		at = at.Add(time.Millisecond)
-		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 11), SrcPort: 4000, DstPort: port, Flags: 0x02})
-	}
+	b := synsTo{dst: 256 + 11}
 	for i := range 300 {
-		add(i%150, 23) // 150 senders, two packets each
+		b.add(i%150, 23) // 150 senders, two packets each
 	}
 	for i := range 120 {
-		add(1000+i, 80) // 120 senders, one each
+		b.add(1000+i, 80) // 120 senders, one each
 	}
 	for i := range 100 {
-		add(2000+i, uint16(10000+i)) // 100 ports, one packet each
-	}
-	path := filepath.Join(t.TempDir(), "ports.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
+		b.add(2000+i, uint16(10000+i)) // 100 ports, one packet each
 	}
 	for _, workers := range []int{1, 2, 3} {
-		r, res := replayReport(t, hotConfig(t, ""), workers, path)
-		if len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
 		got := map[uint16]*detect.HotspotEntry{}
-		for _, h := range EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot") {
+		for _, h := range hotspotsIn(t, b.ps, workers) {
 			got[h.Port] = h
 		}
 		for _, w := range []struct {
@@ -253,31 +248,18 @@ func TestHotspotBusyPortsStay(t *testing.T) {
 // one-packet sources and a few after stays the top source with all its packets: a
 // source's first packet to a destination never takes a top slot that is held.
 func TestHotspotTopKeepsRepeatSender(t *testing.T) {
-	var ps []pcaptest.Packet
-	at := hotT0
-	add := func(src int) {
-		at = at.Add(time.Millisecond)
-		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 12), SrcPort: 4000, DstPort: 8080, Flags: 0x02})
-	}
+	b := synsTo{dst: 256 + 12}
 	for range 3 {
-		add(7)
+		b.add(7, 8080)
 	}
 	for i := range 500 {
-		add(1000 + i)
+		b.add(1000+i, 8080)
 	}
 	for range 2 {
-		add(7)
-	}
-	path := filepath.Join(t.TempDir(), "top.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
+		b.add(7, 8080)
 	}
 	for _, workers := range []int{1, 2, 3} {
-		r, res := replayReport(t, hotConfig(t, ""), workers, path)
-		if len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+		hot := hotspotsIn(t, b.ps, workers)
 		if len(hot) != 1 || hot[0].Port != 8080 || len(hot[0].TopSources) == 0 {
 			t.Fatalf("workers=%d: %d hotspot episodes, want one at port 8080 with top sources: %+v", workers, len(hot), hot)
 		}
