@@ -37,7 +37,10 @@ func indexUnlink(index []uint64, h uint32, i int32) {
 	mask := uint64(len(index) - 1)
 	w := indexWord(h, i)
 	p := uint64(h) & mask
-	for index[p] != w {
+	for n := 0; index[p] != w; n++ {
+		if n == len(index) { // a slot that is not in the index: a caller's bug, not a hang
+			panic("aggregate: unlinking a slot the index does not hold")
+		}
 		p = (p + 1) & mask
 	}
 	for j := p; ; {
