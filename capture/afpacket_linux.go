@@ -540,15 +540,14 @@ func (r *Ring) socketError() error {
 func (r *Ring) walkReady(fn func(*Frame)) int {
 	n := 0
 	for range r.blocks {
-		blk := r.ring[r.cur*r.blockSize : (r.cur+1)*r.blockSize]
-		status := (*uint32)(unsafe.Pointer(&blk[blockStatusOff]))
-		if atomic.LoadUint32(status)&unix.TP_STATUS_USER == 0 {
+		if !r.blockReady() {
 			break
 		}
+		blk := r.ring[r.cur*r.blockSize : (r.cur+1)*r.blockSize]
 		if fn != nil {
 			n += r.walkBlock(blk, fn)
 		}
-		atomic.StoreUint32(status, unix.TP_STATUS_KERNEL)
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])), unix.TP_STATUS_KERNEL)
 		r.cur++
 		if r.cur == r.blocks {
 			r.cur = 0
