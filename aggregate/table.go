@@ -48,14 +48,18 @@ type Table[K comparable, V any] struct {
 
 	// index finds a key's slot (index.go): open addressing, probes that read index words,
 	// not entries.
-	index   []uint64
-	free    int32 // deleted slots, linked by Next
-	fresh   int32 // slots [fresh, slots) were never used
-	slots   int32 // slots allocated in Chunks
-	hash    func(*K) uint64
-	evict   func(*K, *V)
-	region  []TableEntry[K, V] // address space reserved for every slot (pointer-free K, V on Linux), or nil
-	scratch K                  // the key being hashed: &k of a parameter would escape through hash
+	index []uint64
+	// indexRegion is address space for the largest index (reserveSlots), whose prefix
+	// holds index: huge pages, where a heap index of millions of words took a TLB miss
+	// (a page walk, dear in a virtual machine) on nearly every probe. nil: heap.
+	indexRegion []uint64
+	free        int32 // deleted slots, linked by Next
+	fresh       int32 // slots [fresh, slots) were never used
+	slots       int32 // slots allocated in Chunks
+	hash        func(*K) uint64
+	evict       func(*K, *V)
+	region      []TableEntry[K, V] // address space reserved for every slot (pointer-free K, V on Linux), or nil
+	scratch     K                  // the key being hashed: &k of a parameter would escape through hash
 }
 
 // NewTable returns an empty table holding at most capacity entries (at least 1, at most
@@ -65,6 +69,7 @@ func NewTable[K comparable, V any](capacity int, hash func(*K) uint64) *Table[K,
 	t := &Table[K, V]{Max: int32(capacity), hash: hash}
 	t.Head, t.Tail, t.free = nilIdx, nilIdx, nilIdx
 	t.region = reserveSlots[TableEntry[K, V]](t, capacity)
+	t.indexRegion = reserveSlots[uint64](t, bucketsFor(capacity))
 	t.grow()
 	return t
 }
@@ -101,7 +106,7 @@ func (t *Table[K, V]) grow() {
 	if len(t.index) >= 2*int(t.slots) {
 		return
 	}
-	t.index = newIndex(int(t.slots))
+	t.index = t.newIndex(int(t.slots))
 	if t.Count == old {
 		for c := range t.Chunks {
 			chunk := t.Chunks[c]
@@ -117,6 +122,17 @@ func (t *Table[K, V]) grow() {
 	for i := t.Head; i != nilIdx; i = t.ent(i).Next {
 		indexInsert(t.index, t.ent(i).hash, i)
 	}
+}
+
+// newIndex returns an empty index for n slots, in indexRegion when there is one. The old
+// index is dropped: rebuilding reads the entries, never the old index.
+func (t *Table[K, V]) newIndex(n int) []uint64 {
+	if t.indexRegion == nil {
+		return newIndex(n)
+	}
+	idx := t.indexRegion[:bucketsFor(n)]
+	clear(idx)
+	return idx
 }
 
 // bucketsFor is the index size for capacity slots (Table, TopK): a power of two >= 2*capacity.
@@ -416,7 +432,7 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 		return fmt.Errorf("restore table: LRU list of %d entries does not end at tail %d", t.Count, t.Tail)
 	}
 	t.hash = hash
-	t.index = newIndex(n)
+	t.index = t.newIndex(n)
 	t.slots, t.free, t.fresh = int32(n), nilIdx, int32(n)
 	for j := int32(n - 1); j >= 0; j-- {
 		e := t.ent(j)
