@@ -61,7 +61,13 @@ func NewSpool(dir string, runEntries int) *Spool {
 
 // Add adds an entry under its sort key. Errors (a full disk) are kept for WriteJSON.
 func (s *Spool) Add(key string, entry any) {
-	line, err := json.Marshal(entry)
+	var line []byte
+	var err error
+	if a, ok := entry.(detect.JSONAppender); ok {
+		line = a.AppendJSON(make([]byte, 0, 256))
+	} else {
+		line, err = json.Marshal(entry)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
