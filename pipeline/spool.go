@@ -10,7 +10,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/telescope-dev/telescope/detect"
@@ -23,9 +24,10 @@ import (
 // an unlinked temporary file. At the end the runs are merged (64 at a time, in passes when
 // there are more) into one JSON array in key order.
 //
-// Memory: one run (runEntries marshalled entries, about 0.25 KiB each), 16 bytes per run
-// written (1 M episodes at 4096 per run: 245 runs, 4 KiB), and 64 read buffers of 32 KiB
-// while merging. Disk: about 0.25 KiB per entry, twice during a merge pass.
+// Memory: one run (runEntries marshalled entries, about 0.25 KiB each: 4 MiB), 16 bytes per
+// run written (1 M episodes at 16384 per run: 62 runs, 1 KiB), and 64 read buffers of
+// 32 KiB while merging. Disk: about 0.25 KiB per entry, twice during a merge pass (past
+// 1 M entries; below, the runs are merged straight into the report).
 type Spool struct {
 	mu         sync.Mutex
 	dir        string
@@ -48,8 +50,9 @@ type spoolRun struct{ off, size int64 }
 // spoolFanIn is how many runs one merge reads at once.
 const spoolFanIn = 64
 
-// DefaultSpoolRun is the run length in entries.
-const DefaultSpoolRun = 4096
+// DefaultSpoolRun is the run length in entries: 1 M episodes (a flood of one-packet
+// fingerprint episodes) make at most spoolFanIn runs, merged in one pass.
+const DefaultSpoolRun = 16384
 
 // NewSpool returns an empty spool writing its runs in dir ("" for the OS temp dir).
 func NewSpool(dir string, runEntries int) *Spool {
@@ -152,7 +155,7 @@ func (s *Spool) spill() error {
 
 func sortRecs(rs []spoolRec) {
 	// Stable, so equal keys keep their arrival order.
-	sortStable(rs, func(a, b *spoolRec) bool { return a.key < b.key })
+	slices.SortStableFunc(rs, func(a, b spoolRec) int { return strings.Compare(a.key, b.key) })
 }
 
 func writeRec(w *bufio.Writer, r spoolRec) (int64, error) {
@@ -493,8 +496,4 @@ func appendIndent(dst, src []byte, prefix, indent string) []byte {
 		}
 	}
 	return dst
-}
-
-func sortStable(rs []spoolRec, less func(a, b *spoolRec) bool) {
-	sort.SliceStable(rs, func(i, j int) bool { return less(&rs[i], &rs[j]) })
 }
