@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/gob"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -416,4 +417,42 @@ func TestTableGrowthKeepsEveryKey(t *testing.T) {
 	if got.Slots() != capacity || got.Evictions() == 0 {
 		t.Fatalf("restored table: %d slots (capacity %d), %d evictions", got.Slots(), capacity, got.Evictions())
 	}
+}
+
+// A table large enough for a huge-page index (Linux) keeps it in one reserved range whose
+// prefix each rebuild reuses: growing through every index size, evicting, deleting and
+// rebuilding in place (Restore) must leave exactly the live keys findable. An index
+// prefix reused without clearing keeps stale words and lookups go wrong.
+func TestTableLargeIndexRegion(t *testing.T) {
+	const capacity = 1 << 18 // an index of 4 MiB: above the 2 MiB of a huge page
+	hash := tableHashes[0].fn
+	tb := NewTable[uint32, uint32](capacity, hash)
+	if runtime.GOOS == "linux" && tb.indexRegion == nil {
+		t.Fatal("no index region for a table of 256 k slots on Linux")
+	}
+	const total = capacity + capacity/2
+	for k := uint32(1); k <= total; k++ {
+		v, _ := tb.Touch(k)
+		*v = k
+	}
+	for k := uint32(total); k > total-1000; k-- {
+		tb.Delete(k)
+	}
+	check := func(stage string) {
+		t.Helper()
+		for k := uint32(1); k <= total; k++ {
+			live := k > total-capacity && k <= total-1000
+			if v := tb.Get(k); (v != nil) != live || live && *v != k {
+				t.Fatalf("%s: key %d found %v (want %v)", stage, k, v != nil, live)
+			}
+		}
+		if tb.Len() != capacity-1000 {
+			t.Fatalf("%s: %d entries, want %d", stage, tb.Len(), capacity-1000)
+		}
+	}
+	check("after growing and evicting")
+	if err := tb.Restore(hash); err != nil {
+		t.Fatal(err)
+	}
+	check("after rebuilding the index in place")
 }
