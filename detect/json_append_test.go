@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"reflect"
 	"testing"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -15,6 +16,11 @@ import (
 // depend on which path wrote an entry): random entries, with every label combination and
 // strings that encoding/json escapes.
 func TestToolEntryAppendJSONMatchesEncodingJSON(t *testing.T) {
+	// A field added to either type must be added to AppendJSON (an omitempty field left
+	// zero here would not show the difference).
+	if n, m := reflect.TypeFor[ToolEntry]().NumField(), reflect.TypeFor[Who]().NumField(); n != 7 || m != 5 {
+		t.Fatalf("ToolEntry has %d fields, Who %d: update AppendJSON and this test", n, m)
+	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	addrs := []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::", "::ffff:192.0.2.7", "fe80::1:2:3:4"}
 	strs := []string{"", "Shodan", "US", "AS \"quoted\" \\ back", "<script>&", "Ünïcödé", "tab\there", "bad \xff utf8", "line\u2028sep", "\x00\x1f\x7f"}
