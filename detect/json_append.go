@@ -34,6 +34,30 @@ func (e *ToolEntry) AppendJSON(b []byte) []byte {
 	return append(b, '}')
 }
 
+// AppendJSON implements JSONAppender (udp_then_syn: one entry per pair, tens of thousands
+// on a telescope day).
+func (e *UDPThenSYNEntry) AppendJSON(b []byte) []byte {
+	b = append(b, `{"src":`...)
+	b = appendJSONString(b, e.Src)
+	b = append(b, `,"dst":`...)
+	b = appendJSONString(b, e.Dst)
+	b = append(b, `,"port":`...)
+	b = strconv.AppendUint(b, uint64(e.Port), 10)
+	b = append(b, `,"udp_packets":`...)
+	b = strconv.AppendUint(b, e.UDPPackets, 10)
+	b = append(b, `,"syn_packets":`...)
+	b = strconv.AppendUint(b, e.SYNPackets, 10)
+	b = append(b, `,"payload":`...)
+	b = appendJSONString(b, e.Payload)
+	b = append(b, `,"first_seen":"`...)
+	b = appendTime(b, int64(e.FirstSeen))
+	b = append(b, `","last_seen":"`...)
+	b = appendTime(b, int64(e.LastSeen))
+	b = append(b, '"')
+	b = e.Who.appendJSON(b)
+	return append(b, '}')
+}
+
 // appendJSON appends the labels' fields as encoding/json writes them embedded in an
 // entry (each omitted when empty), each after a comma.
 func (w *Who) appendJSON(b []byte) []byte {
