@@ -58,15 +58,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	defer stopLog()
 
-	// Ended episodes are spooled to disk ($TMPDIR) as they end: memory does not grow with
-	// their number. The HTML page needs them in memory (it ranks them): only with --html.
-	spool := pipeline.NewDetectionSpool("", 0)
-	defer spool.Close()
-	episodes := pipeline.NewScannerEpisodes() // they describe top sources and groups
-	if htmlOutput != nil {
-		episodes = pipeline.NewEpisodes()
+	sink, spool, episodes := replaySinks(reportOut != nil, htmlOutput != nil)
+	if spool != nil {
+		defer spool.Close()
 	}
-	sink := pipeline.Tee{spool, episodes}
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: sink})
 	if err != nil {
 		return err
@@ -170,4 +165,24 @@ func writeExposition(reg *prometheus.Registry, w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// replaySinks returns what collects replay's episodes: the scanner episodes (they describe
+// the report's top sources and groups), every episode in memory with html (the page ranks
+// them), and with report a spool to disk ($TMPDIR) of every ended episode, so memory does
+// not grow with their number. Without a report nothing would read a spool: a flood of
+// one-packet fingerprint episodes spent most of its replay marshalling, sorting and
+// writing entries for nothing.
+func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pipeline.Episodes) {
+	episodes := pipeline.NewScannerEpisodes()
+	if html {
+		episodes = pipeline.NewEpisodes()
+	}
+	sink := pipeline.Tee{episodes}
+	var spool *pipeline.DetectionSpool
+	if report {
+		spool = pipeline.NewDetectionSpool("", 0)
+		sink = append(sink, spool)
+	}
+	return sink, spool, episodes
 }
