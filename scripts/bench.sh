@@ -8,7 +8,9 @@
 # report), the same writing the report (its cost is the difference), the log lines and bytes
 # of the detectors-on run, and the max RSS; the hotspot's cost is the throughput it takes, as
 # a share of the counters-only throughput (issue 9's measure). Timings are the best of 5 runs,
-# taken in turn (one run of each, five times); the files are generated from fixed seeds.
+# taken in turn (one run of each, five times); the files are generated from fixed seeds. The
+# CPU column (user + system, median of the runs) and the shares computed from it are
+# steadier than wall times on a shared machine.
 #
 # Usage: scripts/bench.sh [--full] [--tshark]
 #   default: 1 M SYN packets and the day at scale 5 (about a minute on 2 cores)
@@ -72,34 +74,38 @@ config day-nohot "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" nohot
 config day-off "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" off
 
 # timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
-# seconds and max RSS (KiB).
-declare -A secs rss
+# seconds, max RSS (KiB) and CPU seconds (user + system, all threads).
+declare -A secs rss cpu
 timed() {
 	local name=$1
 	shift
 	local out
-	/usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.log" || {
+	/usr/bin/time -f '%e %M %U %S' -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.log" || {
 		echo "bench: $name failed: $*"
 		tail -3 "$dir/$name.log"
 		exit 1
 	}
-	out=$(tail -1 "$dir/time.out")
-	secs[$name]=${out% *}
-	rss[$name]=${out#* }
+	read -r secs[$name] rss[$name] u s < <(tail -1 "$dir/time.out")
+	cpu[$name]=$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')
 }
 # bestof NAME...: runs every NAME's command (the function cmd_NAME) $runs times, in turn
 # (tcpdump, off, nohot, ... then again), so that a machine that slows down or speeds up
-# over the minutes weighs on each the same; keeps each one's best time (and last RSS).
+# over the minutes weighs on each the same; keeps each one's best time, the median of its
+# CPU times (steadier than wall times on a shared machine) and its last RSS.
 bestof() {
-	local -A b=()
+	local -A b=() c=()
 	local name
 	for _ in $(seq "$runs"); do
 		for name in "$@"; do
 			"cmd_$name"
 			if [ -z "${b[$name]:-}" ] || awk "BEGIN{exit !(${secs[$name]} < ${b[$name]})}"; then b[$name]=${secs[$name]}; fi
+			c[$name]+="${cpu[$name]} "
 		done
 	done
-	for name in "$@"; do secs[$name]=${b[$name]}; done
+	for name in "$@"; do
+		secs[$name]=${b[$name]}
+		cpu[$name]=$(tr ' ' '\n' <<<"${c[$name]}" | grep . | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
+	done
 }
 
 # bench FILE KIND: the runs and the table of one file.
@@ -121,7 +127,7 @@ bench() {
 	local lines bytes
 	lines=$(wc -l <"$dir/on.log")
 	bytes=$(wc -c <"$dir/on.log")
-	printf '%-40s %9s %12s %10s %9s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB"
+	printf '%-40s %9s %12s %10s %9s %8s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB" "CPU s"
 	for k in tcpdump off nohot on report; do
 		local label
 		case $k in
@@ -131,14 +137,15 @@ bench() {
 		on) label="replay, all detectors" ;;
 		report) label="replay, all detectors + --report" ;;
 		esac
-		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" \
-			'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f\n", l, s, n/s, s/t, r/1024}'
+		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" -v c="${cpu[$k]}" \
+			'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f %8.2f\n", l, s, n/s, s/t, r/1024, c}'
 	done
 	awk -v on="${secs[on]}" -v off="${secs[off]}" -v nohot="${secs[nohot]}" -v rep="${secs[report]}" -v l="$lines" -v b="$bytes" \
+		-v con="${cpu[on]}" -v coff="${cpu[off]}" -v cnohot="${cpu[nohot]}" \
 		-v rs="$(stat -c %s "$dir/report-$kind.json")" 'BEGIN{
-		printf "detectors on keep %.0f%% of the counters-only packets/s\n", 100*off/on
+		printf "detectors on keep %.0f%% of the counters-only packets/s (from median CPU time: %.0f%%)\n", 100*off/on, 100*coff/con
 		# packets/s lost by turning hotspot on, as a share of the counters-only packets/s
-		printf "hotspot costs %.0f%% of the counters-only packets/s\n", 100*(off/nohot - off/on)
+		printf "hotspot costs %.0f%% of the counters-only packets/s (from median CPU time: %.0f%%)\n", 100*(off/nohot - off/on), 100*(coff/cnohot - coff/con)
 		printf "writing the report: %+.2f s (%.1f MiB)\n", rep-on, rs/1048576
 		printf "log: %d lines, %.1f MiB\n", l, b/1048576 }'
 }
