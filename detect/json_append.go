@@ -25,13 +25,7 @@ func (e *ToolEntry) AppendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, e.Packets, 10)
 	b = append(b, `,"syn_probes":`...)
 	b = strconv.AppendUint(b, e.Probes, 10)
-	b = append(b, `,"first_seen":"`...)
-	b = appendTime(b, int64(e.FirstSeen))
-	b = append(b, `","last_seen":"`...)
-	b = appendTime(b, int64(e.LastSeen))
-	b = append(b, '"')
-	b = e.Who.appendJSON(b)
-	return append(b, '}')
+	return appendSeenWho(b, e.FirstSeen, e.LastSeen, &e.Who)
 }
 
 // AppendJSON implements JSONAppender (udp_then_syn: one entry per pair, tens of thousands
@@ -49,12 +43,17 @@ func (e *UDPThenSYNEntry) AppendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, e.SYNPackets, 10)
 	b = append(b, `,"payload":`...)
 	b = appendJSONString(b, e.Payload)
+	return appendSeenWho(b, e.FirstSeen, e.LastSeen, &e.Who)
+}
+
+// appendSeenWho ends an entry whose last fields are first_seen, last_seen and the labels.
+func appendSeenWho(b []byte, first, last Time, w *Who) []byte {
 	b = append(b, `,"first_seen":"`...)
-	b = appendTime(b, int64(e.FirstSeen))
+	b = appendTime(b, int64(first))
 	b = append(b, `","last_seen":"`...)
-	b = appendTime(b, int64(e.LastSeen))
+	b = appendTime(b, int64(last))
 	b = append(b, '"')
-	b = e.Who.appendJSON(b)
+	b = w.appendJSON(b)
 	return append(b, '}')
 }
 

@@ -79,7 +79,7 @@ declare -A secs rss cpu
 timed() {
 	local name=$1
 	shift
-	local out
+	local u s
 	/usr/bin/time -f '%e %M %U %S' -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.log" || {
 		echo "bench: $name failed: $*"
 		tail -3 "$dir/$name.log"
