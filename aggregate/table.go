@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// nilIdx ends the int32 links (LRU list, free list; TopK's hash chains) of Table and TopK.
+// nilIdx ends the int32 links of Table (LRU list, free list) and TopK (group siblings).
 const nilIdx int32 = -1
 
 // maxTableCap bounds capacities so every slot index fits an int32 and the bucket count
@@ -160,9 +160,9 @@ func (t *Table[K, V]) Slots() int { return int(t.slots) }
 // Evictions returns how many entries were evicted to make room for new keys.
 func (t *Table[K, V]) Evictions() uint64 { return t.Evicted }
 
-// lookup hashes k via scratch (a pointer to a caller's variable would make it escape to
-// the heap on every call) and returns its slot (-1 when absent).
-func (t *Table[K, V]) lookup(k K) int32 {
+// Find returns k's slot, -1 when absent. It does not change recency. k is hashed via
+// scratch: a pointer to a caller's variable would make it escape to the heap on every call.
+func (t *Table[K, V]) Find(k K) int32 {
 	t.scratch = k
 	i, _ := t.find(k, t.hash(&t.scratch))
 	return i
@@ -308,14 +308,9 @@ func (t *Table[K, V]) alloc() (i int32, used bool) {
 	return i, true
 }
 
-// Find returns k's slot, -1 when absent. It does not change recency.
-func (t *Table[K, V]) Find(k K) int32 {
-	return t.lookup(k)
-}
-
 // Get returns the value for k, nil when absent. It does not change recency.
 func (t *Table[K, V]) Get(k K) *V {
-	if i := t.lookup(k); i != nilIdx {
+	if i := t.Find(k); i != nilIdx {
 		return &t.ent(i).Val
 	}
 	return nil
@@ -323,7 +318,7 @@ func (t *Table[K, V]) Get(k K) *V {
 
 // Delete removes k, reporting whether it was present. The evict callback is not called.
 func (t *Table[K, V]) Delete(k K) bool {
-	i := t.lookup(k)
+	i := t.Find(k)
 	if i == nilIdx {
 		return false
 	}

@@ -313,8 +313,12 @@ type IP packet.Addr
 // String returns the address as netip writes it (IPv4 dotted, IPv6 RFC 5952).
 func (a IP) String() string { return packet.Addr(a).String() }
 
+// AppendText implements encoding.TextAppender: the address as String writes it (the zero
+// IP: nothing).
+func (a IP) AppendText(b []byte) ([]byte, error) { return packet.Addr(a).Netip().AppendTo(b), nil }
+
 // MarshalText implements encoding.TextMarshaler (so encoding/json writes a string).
-func (a IP) MarshalText() ([]byte, error) { return packet.Addr(a).Netip().MarshalText() }
+func (a IP) MarshalText() ([]byte, error) { return a.AppendText(nil) }
 
 // UnmarshalText parses an address (so reports can be read back).
 func (a *IP) UnmarshalText(b []byte) error {

@@ -664,13 +664,19 @@ func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, po
 	if addr {
 		hv.uncount(cd, &e.slab, 0, x)
 	}
-	if port != 0 {
-		for k := 1; k < len(hv.Lv); k++ {
-			if lv := &hv.Lv[k]; lv.Port == port && lv.Packets > 0 && !lv.Sets {
-				hv.uncount(cd, &e.slab, k, x)
-			}
+	if k := hv.levelOf(port); k > 0 && !hv.Lv[k].Sets {
+		hv.uncount(cd, &e.slab, k, x)
+	}
+}
+
+// levelOf returns the level counting port p, 0 when none does (p 0: the address only).
+func (hv *hotHeavy) levelOf(p uint16) int {
+	for k := 1; p != 0 && k < len(hv.Lv); k++ {
+		if hv.Lv[k].Port == p && hv.Lv[k].Packets > 0 {
+			return k
 		}
 	}
+	return 0
 }
 
 // uncount moves one source (hash x) from level k's Counted to its set.
@@ -806,10 +812,8 @@ func (e *Engine) hotPair(h *packet.Header) {
 	}
 	hv := &hw.heavy[c.Heavy-1]
 	hv.Lv[0].Pairs++
-	for k := 1; k < len(hv.Lv); k++ {
-		if hv.Lv[k].Port == h.DstPort && hv.Lv[k].Packets > 0 {
-			hv.Lv[k].Pairs++
-		}
+	if k := hv.levelOf(h.DstPort); k > 0 {
+		hv.Lv[k].Pairs++
 	}
 }
 

@@ -3,8 +3,6 @@ package detect
 import (
 	"encoding/json"
 	"strconv"
-
-	"github.com/telescope-dev/telescope/packet"
 )
 
 // JSONAppender is an entry that writes its own JSON, byte for byte what encoding/json
@@ -18,7 +16,7 @@ type JSONAppender interface {
 // AppendJSON implements JSONAppender.
 func (e *ToolEntry) AppendJSON(b []byte) []byte {
 	b = append(b, `{"src":"`...)
-	b = packet.Addr(e.Src).Netip().AppendTo(b)
+	b, _ = e.Src.AppendText(b)
 	b = append(b, `","tool":`...)
 	b = appendJSONString(b, e.Tool)
 	b = append(b, `,"packets":`...)
