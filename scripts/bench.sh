@@ -10,7 +10,9 @@
 # a share of the counters-only throughput (issue 9's measure). Timings are the best of 5 runs,
 # taken in turn (one run of each, five times); the files are generated from fixed seeds. The
 # CPU column (user + system, median of the runs) and the shares computed from it are
-# steadier than wall times on a shared machine.
+# steadier than wall times on a shared machine; the user column (median) steadier still:
+# the system time of one command is mostly the kernel zeroing fresh pages of the tables,
+# which on a virtual machine varied from 0.2 to 1.4 s between identical runs.
 #
 # Usage: scripts/bench.sh [--full] [--tshark]
 #   default: 1 M SYN packets and the day at scale 5 (about a minute on 2 cores)
@@ -74,8 +76,8 @@ config day-nohot "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" nohot
 config day-off "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" off
 
 # timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
-# seconds, max RSS (KiB) and CPU seconds (user + system, all threads).
-declare -A secs rss cpu
+# seconds, max RSS (KiB), CPU seconds (user + system, all threads) and user seconds.
+declare -A secs rss cpu usr
 timed() {
 	local name=$1
 	shift
@@ -87,26 +89,30 @@ timed() {
 	}
 	read -r secs[$name] rss[$name] u s < <(tail -1 "$dir/time.out")
 	cpu[$name]=$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')
+	usr[$name]=$u
 }
 # bestof NAME...: runs every NAME's command (the function cmd_NAME) $runs times, in turn
 # (tcpdump, off, nohot, ... then again), so that a machine that slows down or speeds up
-# over the minutes weighs on each the same; keeps each one's best time, the median of its
-# CPU times (steadier than wall times on a shared machine) and its last RSS.
+# over the minutes weighs on each the same; keeps each one's best time, the medians of its
+# CPU and user times (steadier than wall times on a shared machine) and its last RSS.
 bestof() {
-	local -A b=() c=()
+	local -A b=() c=() us=()
 	local name
 	for _ in $(seq "$runs"); do
 		for name in "$@"; do
 			"cmd_$name"
 			if [ -z "${b[$name]:-}" ] || awk "BEGIN{exit !(${secs[$name]} < ${b[$name]})}"; then b[$name]=${secs[$name]}; fi
 			c[$name]+="${cpu[$name]} "
+			us[$name]+="${usr[$name]} "
 		done
 	done
 	for name in "$@"; do
 		secs[$name]=${b[$name]}
-		cpu[$name]=$(tr ' ' '\n' <<<"${c[$name]}" | grep . | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
+		cpu[$name]=$(median ${c[$name]})
+		usr[$name]=$(median ${us[$name]})
 	done
 }
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
 
 # bench FILE KIND: the runs and the table of one file.
 bench() {
@@ -127,7 +133,7 @@ bench() {
 	local lines bytes
 	lines=$(wc -l <"$dir/on.log")
 	bytes=$(wc -c <"$dir/on.log")
-	printf '%-40s %9s %12s %10s %9s %8s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB" "CPU s"
+	printf '%-40s %9s %12s %10s %9s %8s %8s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB" "CPU s" "user s"
 	for k in tcpdump off nohot on report; do
 		local label
 		case $k in
@@ -138,14 +144,15 @@ bench() {
 		report) label="replay, all detectors + --report" ;;
 		esac
 		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" -v c="${cpu[$k]}" \
-			'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f %8.2f\n", l, s, n/s, s/t, r/1024, c}'
+			-v u="${usr[$k]}" 'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f %8.2f %8.2f\n", l, s, n/s, s/t, r/1024, c, u}'
 	done
 	awk -v on="${secs[on]}" -v off="${secs[off]}" -v nohot="${secs[nohot]}" -v rep="${secs[report]}" -v l="$lines" -v b="$bytes" \
 		-v con="${cpu[on]}" -v coff="${cpu[off]}" -v cnohot="${cpu[nohot]}" \
+		-v uon="${usr[on]}" -v uoff="${usr[off]}" -v unohot="${usr[nohot]}" \
 		-v rs="$(stat -c %s "$dir/report-$kind.json")" 'BEGIN{
-		printf "detectors on keep %.0f%% of the counters-only packets/s (from median CPU time: %.0f%%)\n", 100*off/on, 100*coff/con
+		printf "detectors on keep %.0f%% of the counters-only packets/s (from median CPU time: %.0f%%, user time: %.0f%%)\n", 100*off/on, 100*coff/con, 100*uoff/uon
 		# packets/s lost by turning hotspot on, as a share of the counters-only packets/s
-		printf "hotspot costs %.0f%% of the counters-only packets/s (from median CPU time: %.0f%%)\n", 100*(off/nohot - off/on), 100*(coff/cnohot - coff/con)
+		printf "hotspot costs %.0f%% of the counters-only packets/s (from median CPU time: %.0f%%, user time: %.0f%%)\n", 100*(off/nohot - off/on), 100*(coff/cnohot - coff/con), 100*(uoff/unohot - uoff/uon)
 		printf "writing the report: %+.2f s (%.1f MiB)\n", rep-on, rs/1048576
 		printf "log: %d lines, %.1f MiB\n", l, b/1048576 }'
 }
