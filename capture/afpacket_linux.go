@@ -46,6 +46,11 @@ type Frame struct {
 	VLAN      uint16 // VLAN ID (TCI & 0x0FFF) of the tag the NIC/kernel stripped, from tp_vlan_tci
 	VLANValid bool   // TP_STATUS_VLAN_VALID: a tag was stripped
 	IfIndex   int    // receiving interface (useful with "any")
+	// Behind is how many blocks the kernel had handed over and the reader had not read yet
+	// when the frame's block was read, that block included (AF_PACKET rings only): with
+	// Ring.Blocks, how full the ring was, so a reader that falls behind can lighten its work
+	// before the kernel has to drop packets.
+	Behind int
 }
 
 // RingStats are cumulative kernel counters since the ring was opened. Packets counts every
@@ -539,14 +544,17 @@ func (r *Ring) socketError() error {
 // walkReady delivers the frames of every block the kernel has handed over, in ring order.
 func (r *Ring) walkReady(fn func(*Frame)) int {
 	n := 0
+	behind := r.readyBlocks()
 	for range r.blocks {
 		if !r.blockReady() {
 			break
 		}
 		blk := r.ring[r.cur*r.blockSize : (r.cur+1)*r.blockSize]
 		if fn != nil {
+			r.frame.Behind = max(behind, 1) // blocks retired since the count are not in it
 			n += r.walkBlock(blk, fn)
 		}
+		behind--
 		atomic.StoreUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])), unix.TP_STATUS_KERNEL)
 		r.cur++
 		if r.cur == r.blocks {
@@ -555,6 +563,24 @@ func (r *Ring) walkReady(fn func(*Frame)) int {
 	}
 	return n
 }
+
+// readyBlocks counts the blocks handed over and not read yet, in ring order from the next.
+func (r *Ring) readyBlocks() int {
+	n := 0
+	for i := r.cur; n < r.blocks; n++ {
+		blk := r.ring[i*r.blockSize:]
+		if atomic.LoadUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])))&unix.TP_STATUS_USER == 0 {
+			break
+		}
+		if i++; i == r.blocks {
+			i = 0
+		}
+	}
+	return n
+}
+
+// Blocks returns the number of blocks of the ring (see Frame.Behind).
+func (r *Ring) Blocks() int { return r.blocks }
 
 // discardReady returns every ready block to the kernel unread.
 func (r *Ring) discardReady() { r.walkReady(nil) }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -904,5 +905,44 @@ func BenchmarkRingDrain(b *testing.B) {
 	b.ReportMetric(float64(s.Drops), "kernel-drops")
 	if received+int(s.Drops) != b.N {
 		b.Errorf("sent %d frames, received %d, kernel dropped %d", b.N, received, s.Drops)
+	}
+}
+
+// TestFrameBehindCountsUnreadBlocks leaves three blocks unread (a frame each, each sent once
+// the previous one's block retired), then reads them: the frames say
+// how far behind the reader was, 3, 2 and 1 blocks, out of the ring's Blocks.
+func TestFrameBehindCountsUnreadBlocks(t *testing.T) {
+	v, cfg, r := watchedRing(t)
+	sent := ethFrames(liveTraffic(rand.New(rand.NewPCG(9, 10)), 3, 3))
+	for i, f := range sent {
+		sendFrames(t, v.NsB, v.IfB, [][]byte{f})
+		// Wait until its block retired, so that the next frame opens a block of its own.
+		for deadline := time.Now().Add(10 * time.Second); r.readyBlocks() < i+1; {
+			if time.Now().After(deadline) {
+				t.Fatalf("frame %d: its block did not retire (%d blocks ready)", i, r.readyBlocks())
+			}
+			time.Sleep(cfg.BlockTimeout)
+		}
+	}
+	var behind []int
+	if _, err := r.Poll(0, func(f *Frame) { behind = append(behind, f.Behind) }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{3, 2, 1}; !slices.Equal(behind, want) {
+		t.Errorf("Behind of the frames read: %v, want %v", behind, want)
+	}
+	if r.Blocks() < 8 {
+		t.Errorf("Blocks() = %d, want at least 8 (minBlocks)", r.Blocks())
+	}
+	// Nothing unread: the next frame is 1 block behind.
+	sendFrames(t, v.NsB, v.IfB, sent[:1])
+	behind = behind[:0]
+	for len(behind) == 0 {
+		if _, err := r.Poll(-1, func(f *Frame) { behind = append(behind, f.Behind) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if behind[0] != 1 {
+		t.Errorf("Behind of a frame read at once: %d, want 1", behind[0])
 	}
 }
