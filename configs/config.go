@@ -44,6 +44,10 @@ type Capture struct {
 	Snaplen   int    `yaml:"snaplen"`   // default 256
 	RingMB    int    `yaml:"ring_mb"`   // default 64
 	Filter    string `yaml:"filter"`    // pcap-filter(7) expression; "" = none
+	// ShedBacklog is the share of a worker's AF_PACKET ring, unread, at which the detectors
+	// start skipping packets (the counters keep counting them) until the ring is down to a
+	// quarter of that; 0 = never (default 0.5).
+	ShedBacklog float64 `yaml:"shed_backlog"`
 }
 
 // Detect holds one section per detector.

@@ -23,12 +23,13 @@ func documented() *Config {
 		Sensor:       "",
 		DarkPrefixes: nil,
 		Capture: Capture{
-			Interface: "any",
-			Method:    "afpacket",
-			Workers:   0,
-			Snaplen:   256,
-			RingMB:    64,
-			Filter:    "",
+			Interface:   "any",
+			Method:      "afpacket",
+			Workers:     0,
+			Snaplen:     256,
+			RingMB:      64,
+			Filter:      "",
+			ShedBacklog: 0.5,
 		},
 		Window: Duration(5 * time.Minute),
 		Detect: Detect{
@@ -154,7 +155,7 @@ func TestParseGoodFiles(t *testing.T) {
 					netip.MustParsePrefix("198.51.100.0/24"),
 					netip.MustParsePrefix("2001:db8:100::/40"),
 				},
-				Capture: Capture{Interface: "eth1", Method: "pcap", Workers: 4, Snaplen: 192, RingMB: 256, Filter: "not port 22"},
+				Capture: Capture{Interface: "eth1", Method: "pcap", Workers: 4, Snaplen: 192, RingMB: 256, Filter: "not port 22", ShedBacklog: 0.25},
 				Window:  Duration(90 * time.Second),
 				Detect: Detect{
 					Scanner: Scanner{Enabled: false, MinPackets: 50, MinTargets: 10, Log: false, LogMinPackets: 5},
@@ -206,6 +207,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-duplicate-prefix.yaml", `bad.yaml:4: dark_prefixes[2]: "192.0.2.0/24" is listed twice (also dark_prefixes[0])`},
 		{"bad-negative-count.yaml", `bad.yaml:3: detect.backscatter.min_packets: must be at least 1, got -5`},
 		{"bad-zero-window.yaml", `bad.yaml:1: window: must be a duration greater than 0, got 0s`},
+		{"bad-shed-backlog.yaml", `bad.yaml:2: capture.shed_backlog: must be a share of the ring from 0 (never shed) to less than 1, got 1`},
 		{"bad-state-interval.yaml", `bad.yaml:3: state.checkpoint_interval: must be a duration greater than 0, got 0s`},
 		{"bad-duration-words.yaml", `bad.yaml:3: detect.udp_then_syn.max_gap: expected a duration such as "5m" or "90s", got "5 minutes"`},
 		{"bad-negative-duration.yaml", `bad.yaml:3: detect.backscatter.min_duration: must not be negative, got -30s`},
@@ -666,5 +668,23 @@ func TestLoadLimits(t *testing.T) {
 	want := fmt.Sprintf(`many.yaml:%d: dark_prefixes[%d]: "10.0.0.0/12" overlaps dark_prefixes[0] "10.0.0.0/24"`, MaxDarkPrefixes+1, MaxDarkPrefixes-1)
 	if _, err := Parse([]byte(b.String()), "many.yaml"); err == nil || err.Error() != want {
 		t.Fatalf("Parse(overlap at the end) = %.300v\nwant %s", err, want)
+	}
+}
+
+// TestRestartOnlyKeys: the capture section is fixed at start but for its shed_backlog.
+func TestRestartOnlyKeys(t *testing.T) {
+	for key, want := range map[string]bool{
+		"sensor": true, "capture.snaplen": true, "capture.ring_mb": true, "limits.max_sources": true,
+		"log.format": true, "capture.shed_backlog": false, "log.level": false, "window": false,
+		"detect.scanner.min_targets": false, "dark_prefixes": false,
+	} {
+		if got := IsRestartOnly(key); got != want {
+			t.Errorf("IsRestartOnly(%q) = %v, want %v", key, got, want)
+		}
+	}
+	a, b := Default(), Default()
+	b.Capture.ShedBacklog = 0.25
+	if got := Diff(a, b); len(got) != 1 || got[0] != "capture.shed_backlog" {
+		t.Errorf("Diff of a new shed_backlog: %v", got)
 	}
 }

@@ -2,6 +2,7 @@ package configs
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -34,11 +35,17 @@ func diffValue(a, b reflect.Value, prefix string, keys *[]string) {
 }
 
 // RestartOnly lists the keys fixed at start: a change to any of them (or under them)
-// takes effect only after a restart.
+// takes effect only after a restart, except the keys of reloadable.
 var RestartOnly = []string{"sensor", "capture", "limits", "web", "log.format"}
+
+// reloadable are keys under RestartOnly ones that a reload applies.
+var reloadable = []string{"capture.shed_backlog"}
 
 // IsRestartOnly reports whether key (from Diff) is fixed at start.
 func IsRestartOnly(key string) bool {
+	if slices.Contains(reloadable, key) {
+		return false
+	}
 	for _, r := range RestartOnly {
 		if key == r || strings.HasPrefix(key, r+".") {
 			return true

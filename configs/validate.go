@@ -39,6 +39,9 @@ func (c *Config) problems() []problem {
 	v.between("capture.workers", cp.Workers, 0, 1024)
 	v.between("capture.snaplen", cp.Snaplen, 168, 262144) // the fanout program reads up to 168 bytes
 	v.between("capture.ring_mb", cp.RingMB, 1, 65536)
+	if f := cp.ShedBacklog; !(f >= 0 && f < 1) {
+		v.add("capture.shed_backlog", "must be a share of the ring from 0 (never shed) to less than 1, got "+strconv.FormatFloat(f, 'g', -1, 64))
+	}
 	if cp.Filter != "" && FilterCheck != nil {
 		if err := FilterCheck(cp.Filter); err != nil {
 			v.add("capture.filter", fmt.Sprintf("invalid pcap-filter expression %q: %v", cp.Filter, err))

@@ -109,7 +109,7 @@ func TestAlertsAreDocumentedAndTested(t *testing.T) {
 	readme := string(read(t, "../README.md"))
 	tests := string(read(t, "prometheus/telescope-rules.test.yml"))
 	want := []string{"TelescopeTelnetSurge", "TelescopeTelnetSourcesAboveBaseline", "TelescopeNewHeavyScanner",
-		"TelescopeWatchedPortScanner", "TelescopeBackscatter", "TelescopePrefixSilent", "TelescopeCaptureDrops",
+		"TelescopeWatchedPortScanner", "TelescopeBackscatter", "TelescopePrefixSilent", "TelescopeCaptureDrops", "TelescopeDetectionShed",
 		"TelescopeCaptureDown", "TelescopeLastPacketTooOld", "TelescopeSensorDown", "TelescopeConfigReloadFailed"}
 	var got []string
 	for _, g := range ruleSpec(t).Groups {

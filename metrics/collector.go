@@ -53,7 +53,7 @@ type Collector struct {
 	dstHist                                                     *prometheus.Desc
 	capPackets, capDrops, capUp, workerPkts, reloadOK, reloadTS *prometheus.Desc
 	tracked, evictions, lastTS, buildInfo, watched, freezes     *prometheus.Desc
-	logDropped                                                  *prometheus.Desc
+	logDropped, shed                                            *prometheus.Desc
 	who                                                         whoDescs // who.go
 }
 
@@ -105,6 +105,7 @@ func NewCollector(o Options) *Collector {
 	c.evictions = d("evictions_total", "Least recently seen entries evicted from the bounded per-source tables.")
 	c.lastTS = d("last_packet_timestamp_seconds", "Packet time of the latest packet.")
 	c.logDropped = d("log_events_dropped_total", "Log entries (detection events included) dropped because the log output was stalled or too slow.")
+	c.shed = d("detection_shed_packets_total", "Dark-space packets the detectors skipped because the capture ring was filling up (capture.shed_backlog); the counters counted them.")
 	c.buildInfo = d("build_info", "Build information; the value is 1.", "version", "goversion")
 	c.who = newWhoDescs(d)
 	return c
@@ -116,7 +117,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.packets, c.bytes, c.frames, c.flags, c.ports, c.prefix, c.uniq, c.hist, c.top,
 		c.detTotal, c.detActive, c.telnet, c.fp, c.uts, c.bs, c.watched, c.capPackets,
 		c.capDrops, c.freezes, c.capUp, c.workerPkts, c.reloadOK, c.reloadTS, c.tracked,
-		c.evictions, c.lastTS, c.buildInfo, c.dstHist, c.logDropped,
+		c.evictions, c.lastTS, c.buildInfo, c.dstHist, c.logDropped, c.shed,
 	} {
 		ch <- d
 	}
@@ -192,6 +193,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.evictions, s.Evictions)
 	gauge(ch, c.lastTS, float64(s.LastPacketTS)/1e9)
 	counter(ch, c.logDropped, s.LogEntriesDropped)
+	counter(ch, c.shed, s.DetectionShed)
 	gauge(ch, c.buildInfo, 1, c.version, runtime.Version())
 }
 

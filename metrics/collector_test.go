@@ -189,6 +189,7 @@ func TestEverySeriesOfTheInterfaceExists(t *testing.T) {
 		"telescope_config_last_reload_successful", "telescope_config_last_reload_success_timestamp_seconds",
 		"telescope_tracked_sources", "telescope_evictions_total",
 		"telescope_last_packet_timestamp_seconds", "telescope_build_info",
+		"telescope_detection_shed_packets_total",
 	} {
 		if !got[n] {
 			t.Errorf("metric %s is not exposed", n)

@@ -200,7 +200,15 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 		w.handleGroup(hs[:n], nil)
 		n = 0
 	}
+	var shed shedder
+	defer func() { w.shed = false }()
 	handle := func(f *capture.Frame) {
+		if on := shed.update(f.Behind); on != w.shed {
+			drain() // the frames before this one are handled as decided for them
+			if w.shed = on; on {
+				w.noteShed(f.Behind, r.Blocks())
+			}
+		}
 		h := &hs[n]
 		h.TS = f.TS
 		h.WireLen = f.WireLen
@@ -217,6 +225,7 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	for ctx.Err() == nil {
 		w.stateMu.Lock() // a checkpoint copies the state between two polls (state.go)
 		w.applyConfig()
+		shed.setLimit(w.rc.shed, r.Blocks())
 		got, err := r.Poll(pollTimeout, handle)
 		drain()
 		if err != nil {

@@ -20,6 +20,7 @@ type runConfig struct {
 	detectOn   bool  // any detector enabled
 	winLen     int64 // ns
 	topSources int
+	shed       float64 // capture.shed_backlog
 }
 
 func newRunConfig(c *configs.Config, workers int, slots *aggregate.PrefixSlots, host []netip.Addr) (*runConfig, error) {
@@ -39,5 +40,6 @@ func newRunConfig(c *configs.Config, workers int, slots *aggregate.PrefixSlots, 
 		detectOn:   detect.AnyEnabled(det),
 		winLen:     int64(c.Window.D()),
 		topSources: c.Metrics.TopSources,
+		shed:       c.Capture.ShedBacklog,
 	}, nil
 }

@@ -36,6 +36,7 @@ func (p *Pipeline) Snapshot() *snapshot.Snapshot {
 		s.WorkerFrames = append(s.WorkerFrames, w.C.FrameTotal())
 		s.Tracked += w.tracked.Load() + w.Det.Tracked.Load()
 		s.Evictions += w.evictions.Load() + w.Det.Evictions.Load()
+		s.DetectionShed += w.shedTotal.Load()
 	}
 	ex := p.excludedCounts() // before the engines' counters (who.go)
 	p.snapDetectors(s)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
@@ -89,6 +90,12 @@ type worker struct {
 	// and the close scans every slot instead (winScanAll).
 	winSlots   []int32
 	winScanAll bool
+
+	// Load shedding (shed.go): while shed is set the detectors skip the worker's packets.
+	shed         bool
+	shedTotal    atomic.Uint64 // dark-space packets the detectors skipped (read at scrape time)
+	shedLogged   time.Time     // last line about shedding
+	shedLogTotal uint64        // shedTotal then
 }
 
 func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
@@ -237,7 +244,11 @@ func (w *worker) handleHashed(h *packet.Header, srcHash uint64) {
 		w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
 	}
 	if slot != 0 && w.rc.detectOn {
-		w.engine.PacketAt(h, &e.det, dense)
+		if w.shed {
+			w.shedTotal.Add(1)
+		} else {
+			w.engine.PacketAt(h, &e.det, dense)
+		}
 	}
 }
 

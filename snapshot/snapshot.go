@@ -61,9 +61,12 @@ type Snapshot struct {
 	WorkerFrames []uint64 // frames handled, by worker
 	Tracked      int64    // entries in the bounded per-source tables
 	Evictions    uint64
-	LastPacketTS int64 // ns of packet time, 0 before the first packet
-	TopPorts     int   // metrics.top_ports in effect
-	WatchPorts   []uint16
+	// DetectionShed counts dark-space packets the detectors skipped because the capture ring
+	// was filling up (capture.shed_backlog); the counters counted them.
+	DetectionShed uint64
+	LastPacketTS  int64 // ns of packet time, 0 before the first packet
+	TopPorts      int   // metrics.top_ports in effect
+	WatchPorts    []uint16
 }
 
 // NamedCount is a label value and its count.

@@ -1,0 +1,111 @@
+package pipeline
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/netnstest"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+)
+
+// TestLiveShedsWhenBehind holds a live worker (as a long checkpoint would) while 5 000 SYNs
+// fill most of its 8-block ring, then lets it go: it reads the first blocks with the ring
+// over half full, so the detectors skip their packets, logs a warning, and counts every
+// frame with no kernel drop; once it has caught up, further packets reach the detectors.
+func TestLiveShedsWhenBehind(t *testing.T) {
+	pair := netnstest.NewPair(t)
+	cfg, err := configs.Parse([]byte("dark_prefixes: [198.51.100.0/24]\ncapture: {shed_backlog: 0.5}\n"), "shed.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	p, err := New(Options{Config: cfg, Workers: 1, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 MiB: 8 blocks of 128 KiB, about 900 of these frames each.
+	l := p.NewLive(capture.RingConfig{Interface: pair.IfA, SnapLen: 256, RingBytes: 1 << 20, BlockTimeout: 10 * time.Millisecond})
+	if err := netnstest.In(pair.NsA, l.Open); err != nil {
+		t.Fatal(err)
+	}
+	w := p.workers[0]
+	w.stateMu.Lock() // the worker cannot poll until released
+	locked := true
+	defer func() {
+		if locked {
+			w.stateMu.Unlock()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+
+	syns := func(n, first int) [][]byte {
+		out := make([][]byte, 0, n)
+		for i := first; i < first+n; i++ {
+			pk := pcaptest.Packet{TS: time.Now(), Src: netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)}),
+				Dst: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}), SrcPort: 40000, DstPort: 23, Flags: 0x02}
+			b, err := pk.EthernetBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	frames := func() uint64 {
+		var n uint64
+		for _, f := range p.Snapshot().WorkerFrames {
+			n += f
+		}
+		return n
+	}
+	waitFrames := func(want uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(20 * time.Second); frames() < want; {
+			if time.Now().After(deadline) {
+				t.Fatalf("worker counted %d frames, want %d", frames(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	snd := netnstest.NewSender(t, pair.NsB, pair.IfB)
+	snd.SendAll(t, syns(5000, 0))
+	time.Sleep(100 * time.Millisecond) // the last, partly filled block retires on its timer
+	w.stateMu.Unlock()
+	locked = false
+	waitFrames(5000)
+
+	s := p.Snapshot()
+	if s.DetectionShed == 0 || s.DetectionShed > 5000 {
+		t.Errorf("packets shed: %d, want some of the 5000", s.DetectionShed)
+	}
+	for _, c := range s.Captures {
+		if c.KernelDrops != 0 {
+			t.Errorf("kernel drops: %d", c.KernelDrops)
+		}
+	}
+	if n := logs.FilterMessageSnippet("detection shed under load").Len(); n != 1 {
+		t.Errorf("%d shedding warnings, want 1: %v", n, logs.All())
+	}
+	shed := s.DetectionShed
+	t.Logf("%d of 5000 packets shed", shed)
+
+	// Caught up: the next packets reach the detectors.
+	snd.SendAll(t, syns(100, 5000))
+	waitFrames(5100)
+	if got := p.Snapshot().DetectionShed; got != shed {
+		t.Errorf("packets shed after catching up: %d, want still %d", got, shed)
+	}
+}
