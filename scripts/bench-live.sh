@@ -168,7 +168,7 @@ scrape() {
 	ip netns exec "$nsA" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9813; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; cat <&3'
 }
 metric() { # metric NAME LABEL-SUBSTRING: sum of matching samples
-	scrape | awk -v n="$1" -v l="$2" '$1 ~ "^"n"[{ ]" && index($1, l) {s += $2} END {printf "%.0f", s}'
+	scrape | awk -v n="$1" -v l="$2" '$1 ~ "^"n"[{ ]" && (l == "" || index($1, l)) {s += $2} END {printf "%.0f", s}'
 }
 
 # The day's dark prefixes (the floods go to the first). Every detector on (the defaults).
@@ -178,7 +178,7 @@ capture: {interface: $ifA, workers: 2, ring_mb: 64}
 web: {listen_address: "127.0.0.1:9813"}
 YAML
 echo "load before: $(uptime)"
-declare -A sent n_rate rate d_rate injector t_count t_drop t_qdrop t_cpu d_count d_drop d_cpu
+declare -A sent n_rate rate d_rate injector t_count t_drop t_shed t_cpu d_count d_drop d_cpu
 for w in "${work[@]}"; do
 	# The sender's ceiling: the same packets with nothing capturing.
 	inject "$w" "$dir/inject-none-$w.out"
@@ -198,7 +198,7 @@ for w in "${work[@]}"; do
 		settle "$tp"
 	fi
 	c0=$(metric telescope_frames_total 'result=')
-	k0=$(metric telescope_capture_drops_total 'where="kernel"') q0=$(metric telescope_capture_drops_total 'where="queue"')
+	k0=$(metric telescope_capture_drops_total 'where="kernel"') s0=$(metric telescope_detection_shed_packets_total '')
 	if [ -n "${PERF:-}" ]; then
 		perf record -q -g -p "$tp" -o "$dir/perf-$w.data" 2>"$dir/perf-$w.log" &
 		pids+=($!)
@@ -215,11 +215,11 @@ for w in "${work[@]}"; do
 		unset 'pids[-1]'
 	fi
 	c1=$(metric telescope_frames_total 'result=')
-	k1=$(metric telescope_capture_drops_total 'where="kernel"') q1=$(metric telescope_capture_drops_total 'where="queue"')
+	k1=$(metric telescope_capture_drops_total 'where="kernel"') s1=$(metric telescope_detection_shed_packets_total '')
 	kill "$tp"
 	wait "$tp" || true
 	unset 'pids[-1]'
-	t_count[$w]=$((c1 - c0)) t_drop[$w]=$((k1 - k0)) t_qdrop[$w]=$((q1 - q0))
+	t_count[$w]=$((c1 - c0)) t_drop[$w]=$((k1 - k0)) t_shed[$w]=$((s1 - s0))
 	t_cpu[$w]=$(per_pkt $((u1 - u0)) "${t_count[$w]}")
 
 	# tcpdump with a 64 MiB buffer, as telescope's ring.
@@ -245,12 +245,13 @@ echo "load after:  $(uptime)"
 
 echo
 echo "CPU ns/pkt: utime+stime of the process (telescope: all threads, 2 workers) per packet counted;"
+echo "drops/shed: packets the kernel dropped / packets the detectors skipped to keep up (counted);"
 echo "rate none/t/d: packets sent per second with nothing capturing / while telescope captured /"
 echo "while tcpdump captured (trafgen: sent / its wall time; tcpreplay: its own figure, after preloading)"
-printf '%-6s %-9s %9s %23s | %9s %11s %8s | %9s %8s %8s | %6s\n' workload injector sent "rate none/t/d" \
-	"telescope" "drops k/q" "ns/pkt" "tcpdump" "drops" "ns/pkt" ratio
+printf '%-6s %-9s %9s %23s | %9s %15s %8s | %9s %8s %8s | %6s\n' workload injector sent "rate none/t/d" \
+	"telescope" "drops/shed" "ns/pkt" "tcpdump" "drops" "ns/pkt" ratio
 for w in "${work[@]}"; do
-	printf '%-6s %-9s %9s %23s | %9s %11s %8s | %9s %8s %8s | %6s\n' "$w" "${injector[$w]}" "${sent[$w]}" "${n_rate[$w]}/${rate[$w]}/${d_rate[$w]}" \
-		"${t_count[$w]}" "${t_drop[$w]}/${t_qdrop[$w]}" "${t_cpu[$w]}" "${d_count[$w]}" "${d_drop[$w]}" "${d_cpu[$w]}" \
+	printf '%-6s %-9s %9s %23s | %9s %15s %8s | %9s %8s %8s | %6s\n' "$w" "${injector[$w]}" "${sent[$w]}" "${n_rate[$w]}/${rate[$w]}/${d_rate[$w]}" \
+		"${t_count[$w]}" "${t_drop[$w]}/${t_shed[$w]}" "${t_cpu[$w]}" "${d_count[$w]}" "${d_drop[$w]}" "${d_cpu[$w]}" \
 		"$(awk -v a="${t_cpu[$w]}" -v b="${d_cpu[$w]}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else printf "-"}')"
 done
