@@ -196,16 +196,23 @@ func (e *Engine) queueSource(src packet.Addr, rec *episode, slot int32, due int6
 }
 
 // requeueSources rebuilds the source heap from the episode table: one entry per record.
+// The slots are read in memory order, not down the LRU list: under a flood of evictions
+// the rebuild comes every table's worth of episodes, and following the list took a cache
+// miss per record, one after the other. A slot without an active episode holds no record
+// (deleted slots are zeroed, and a record is deleted once its last episode ends).
 func (e *Engine) requeueSources() {
 	e.srcDue.reset()
 	h := e.srcDue.heap
-	e.eps.Range(func(k *packet.Addr, rec *episode) bool {
+	for i := range int32(e.eps.Slots()) {
+		k, rec := e.eps.At(i)
+		if rec.Active == 0 {
+			continue
+		}
 		e.seq = max(e.seq, rec.Seq)
 		if d, ok := e.recordDue(rec); ok {
-			h = append(h, dueItem[srcRef]{d, srcRef{*k, rec.Seq, 0}})
+			h = append(h, dueItem[srcRef]{d, srcRef{*k, rec.Seq, i + 1}})
 		}
-		return true
-	})
+	}
 	h.heapify()
 	e.srcDue.heap = h
 }
