@@ -30,8 +30,11 @@ func TestLiveShedsWhenBehind(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 MiB: 8 blocks of 128 KiB, about 900 of these frames each.
-	l := p.NewLive(capture.RingConfig{Interface: pair.IfA, SnapLen: 256, RingBytes: 1 << 20, BlockTimeout: 10 * time.Millisecond})
+	// 1 MiB: 8 blocks of 128 KiB, about 900 of these frames each. Blocks retire when full,
+	// not on a short timer: on a busy machine a slow sender would otherwise spread the
+	// frames over more, partly filled blocks than the ring has.
+	const timeout = 500 * time.Millisecond
+	l := p.NewLive(capture.RingConfig{Interface: pair.IfA, SnapLen: 256, RingBytes: 1 << 20, BlockTimeout: timeout})
 	if err := netnstest.In(pair.NsA, l.Open); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +85,7 @@ func TestLiveShedsWhenBehind(t *testing.T) {
 	}
 	snd := netnstest.NewSender(t, pair.NsB, pair.IfB)
 	snd.SendAll(t, syns(5000, 0))
-	time.Sleep(100 * time.Millisecond) // the last, partly filled block retires on its timer
+	time.Sleep(2 * timeout) // the last, partly filled block retires on its timer
 	w.stateMu.Unlock()
 	locked = false
 	waitFrames(5000)
