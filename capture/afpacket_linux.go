@@ -515,8 +515,11 @@ func (r *Ring) ready(uintptr) bool {
 }
 
 // blockReady reports whether the kernel has handed over the next block in ring order.
-func (r *Ring) blockReady() bool {
-	blk := r.ring[r.cur*r.blockSize:]
+func (r *Ring) blockReady() bool { return r.readyAt(r.cur) }
+
+// readyAt reports whether the kernel has handed over block i.
+func (r *Ring) readyAt(i int) bool {
+	blk := r.ring[i*r.blockSize:]
 	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])))&unix.TP_STATUS_USER != 0
 }
 
@@ -567,11 +570,7 @@ func (r *Ring) walkReady(fn func(*Frame)) int {
 // readyBlocks counts the blocks handed over and not read yet, in ring order from the next.
 func (r *Ring) readyBlocks() int {
 	n := 0
-	for i := r.cur; n < r.blocks; n++ {
-		blk := r.ring[i*r.blockSize:]
-		if atomic.LoadUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])))&unix.TP_STATUS_USER == 0 {
-			break
-		}
+	for i := r.cur; n < r.blocks && r.readyAt(i); n++ {
 		if i++; i == r.blocks {
 			i = 0
 		}

@@ -55,7 +55,7 @@ func (w *worker) noteShed(behind, blocks int) {
 	if !w.shedLogged.IsZero() && now.Sub(w.shedLogged) < shedLogEvery {
 		return
 	}
-	total := w.shedTotal.Load()
+	total := w.shedCount
 	w.p.log.Warn("detection shed under load: the capture ring is filling up; the detectors skip packets, the counters keep counting them",
 		zap.Int("worker", w.id), zap.Int("ring_blocks_unread", behind), zap.Int("ring_blocks", blocks),
 		zap.Uint64("packets_shed_since_last_line", total-w.shedLogTotal))

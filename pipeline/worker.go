@@ -93,9 +93,10 @@ type worker struct {
 
 	// Load shedding (shed.go): while shed is set the detectors skip the worker's packets.
 	shed         bool
-	shedTotal    atomic.Uint64 // dark-space packets the detectors skipped (read at scrape time)
+	shedCount    uint64        // dark-space packets the detectors skipped
+	shedTotal    atomic.Uint64 // shedCount as of the last flush (read at scrape time)
 	shedLogged   time.Time     // last line about shedding
-	shedLogTotal uint64        // shedTotal then
+	shedLogTotal uint64        // shedCount then
 }
 
 func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
@@ -245,7 +246,7 @@ func (w *worker) handleHashed(h *packet.Header, srcHash uint64) {
 	}
 	if slot != 0 && w.rc.detectOn {
 		if w.shed {
-			w.shedTotal.Add(1)
+			w.shedCount++
 		} else {
 			w.engine.PacketAt(h, &e.det, dense)
 		}
@@ -280,6 +281,7 @@ func (w *worker) flush() {
 	w.loc.Flush(&w.C)
 	w.tracked.Store(int64(w.sources.Len()))
 	w.evictions.Store(w.sources.Evictions())
+	w.shedTotal.Store(w.shedCount)
 }
 
 // finish ends the input: the open window closes and every episode ends at time now.
