@@ -174,7 +174,7 @@ metric() { # metric NAME LABEL-SUBSTRING: sum of matching samples
 # The day's dark prefixes (the floods go to the first). Every detector on (the defaults).
 cat >"$dir/live.yaml" <<YAML
 dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']
-capture: {interface: $ifA, workers: 2, ring_mb: 64}
+capture: {interface: $ifA, workers: 2, ring_mb: 64, shed_backlog: ${SHED_BACKLOG:-0.5}}
 web: {listen_address: "127.0.0.1:9813"}
 YAML
 echo "load before: $(uptime)"
