@@ -99,6 +99,7 @@ func TestLiveShedsWhenBehind(t *testing.T) {
 			t.Errorf("kernel drops: %d", c.KernelDrops)
 		}
 	}
+	p.logq.Drain() // log entries are written by the log queue's goroutine
 	if n := logs.FilterMessageSnippet("detection shed under load").Len(); n != 1 {
 		t.Errorf("%d shedding warnings, want 1: %v", n, logs.All())
 	}
