@@ -51,6 +51,10 @@ type Frame struct {
 	// Ring.Blocks, how full the ring was, so a reader that falls behind can lighten its work
 	// before the kernel has to drop packets.
 	Behind int
+	// BehindBytes is the bytes those blocks hold (their blk_len, headers included): with
+	// Ring.Bytes, how much work is waiting. Blocks alone overstate it when blocks retire on
+	// their timer nearly empty (light traffic, a reader paused for a moment).
+	BehindBytes int
 }
 
 // RingStats are cumulative kernel counters since the ring was opened. Packets counts every
@@ -418,6 +422,7 @@ const (
 	blockStatusOff = 8  // tpacket_block_desc.hdr.bh1.block_status
 	blockNumOff    = 12 // num_pkts
 	blockFirstOff  = 16 // offset_to_first_pkt
+	blockLenOff    = 20 // blk_len: the bytes used, from the block's start
 	blockHdrLen    = 48
 	sllOff         = unix.SizeofTpacket3Hdr // TPACKET_ALIGN(sizeof(tpacket3_hdr)): sockaddr_ll
 	sllLen         = unix.SizeofSockaddrLinklayer
@@ -547,17 +552,21 @@ func (r *Ring) socketError() error {
 // walkReady delivers the frames of every block the kernel has handed over, in ring order.
 func (r *Ring) walkReady(fn func(*Frame)) int {
 	n := 0
-	behind := r.readyBlocks()
+	behind, bytes := r.readyBlocks()
 	for range r.blocks {
 		if !r.blockReady() {
 			break
 		}
 		blk := r.ring[r.cur*r.blockSize : (r.cur+1)*r.blockSize]
+		used := r.usedAt(r.cur)
 		if fn != nil {
-			r.frame.Behind = max(behind, 1) // blocks retired since the count are not in it
+			// Blocks retired since the count are not in it.
+			r.frame.Behind = max(behind, 1)
+			r.frame.BehindBytes = max(bytes, used)
 			n += r.walkBlock(blk, fn)
 		}
 		behind--
+		bytes -= used
 		atomic.StoreUint32((*uint32)(unsafe.Pointer(&blk[blockStatusOff])), unix.TP_STATUS_KERNEL)
 		r.cur++
 		if r.cur == r.blocks {
@@ -567,19 +576,32 @@ func (r *Ring) walkReady(fn func(*Frame)) int {
 	return n
 }
 
-// readyBlocks counts the blocks handed over and not read yet, in ring order from the next.
-func (r *Ring) readyBlocks() int {
-	n := 0
+// readyBlocks counts the blocks handed over and not read yet, in ring order from the next,
+// and the bytes they hold.
+func (r *Ring) readyBlocks() (n, bytes int) {
 	for i := r.cur; n < r.blocks && r.readyAt(i); n++ {
+		bytes += r.usedAt(i)
 		if i++; i == r.blocks {
 			i = 0
 		}
 	}
-	return n
+	return n, bytes
+}
+
+// usedAt returns the bytes used in block i (ready: the kernel no longer writes to it), at
+// most the block size.
+func (r *Ring) usedAt(i int) int {
+	return min(int(binary.NativeEndian.Uint32(r.ring[i*r.blockSize+blockLenOff:])), r.blockSize)
 }
 
 // Blocks returns the number of blocks of the ring (see Frame.Behind).
 func (r *Ring) Blocks() int { return r.blocks }
+
+// Bytes returns the size of the ring (see Frame.BehindBytes).
+func (r *Ring) Bytes() int { return r.blocks * r.blockSize }
+
+// BlockBytes returns the size of one block.
+func (r *Ring) BlockBytes() int { return r.blockSize }
 
 // discardReady returns every ready block to the kernel unread.
 func (r *Ring) discardReady() { r.walkReady(nil) }

@@ -910,29 +910,48 @@ func BenchmarkRingDrain(b *testing.B) {
 
 // TestFrameBehindCountsUnreadBlocks leaves three blocks unread (a frame each, each sent once
 // the previous one's block retired), then reads them: the frames say
-// how far behind the reader was, 3, 2 and 1 blocks, out of the ring's Blocks.
+// how far behind the reader was, 3, 2 and 1 blocks, out of the ring's Blocks, and in bytes
+// what those blocks hold: a block header and one frame each, far less than the blocks' size.
 func TestFrameBehindCountsUnreadBlocks(t *testing.T) {
 	v, cfg, r := watchedRing(t)
 	sent := ethFrames(liveTraffic(rand.New(rand.NewPCG(9, 10)), 3, 3))
 	for i, f := range sent {
 		sendFrames(t, v.NsB, v.IfB, [][]byte{f})
 		// Wait until its block retired, so that the next frame opens a block of its own.
-		for deadline := time.Now().Add(10 * time.Second); r.readyBlocks() < i+1; {
+		for deadline := time.Now().Add(10 * time.Second); ready(r) < i+1; {
 			if time.Now().After(deadline) {
-				t.Fatalf("frame %d: its block did not retire (%d blocks ready)", i, r.readyBlocks())
+				t.Fatalf("frame %d: its block did not retire (%d blocks ready)", i, ready(r))
 			}
 			time.Sleep(cfg.BlockTimeout)
 		}
 	}
-	var behind []int
-	if _, err := r.Poll(0, func(f *Frame) { behind = append(behind, f.Behind) }); err != nil {
+	var behind, bytes []int
+	if _, err := r.Poll(0, func(f *Frame) {
+		behind = append(behind, f.Behind)
+		bytes = append(bytes, f.BehindBytes)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if want := []int{3, 2, 1}; !slices.Equal(behind, want) {
 		t.Errorf("Behind of the frames read: %v, want %v", behind, want)
 	}
-	if r.Blocks() < 8 {
-		t.Errorf("Blocks() = %d, want at least 8 (minBlocks)", r.Blocks())
+	if r.Blocks() < 8 || r.Bytes() != r.Blocks()*r.BlockBytes() {
+		t.Errorf("Blocks() = %d (want at least 8, minBlocks), Bytes() = %d, BlockBytes() = %d", r.Blocks(), r.Bytes(), r.BlockBytes())
+	}
+	// Block i holds its header, frame i's tpacket3_hdr and sockaddr_ll (under 256 bytes with
+	// alignment) and the frame from its network header on (the link header, up to 22 bytes
+	// with a tag, is not kept).
+	if len(bytes) == 3 {
+		for i := range bytes {
+			used := bytes[i]
+			if i < 2 {
+				used -= bytes[i+1]
+			}
+			lo, hi := blockHdrLen+len(sent[i])-22, blockHdrLen+256+len(sent[i])
+			if used < lo || used > hi {
+				t.Errorf("BehindBytes %v: block %d holds %d bytes, want %d to %d for a %d-byte frame", bytes, i, used, lo, hi, len(sent[i]))
+			}
+		}
 	}
 	// Nothing unread: the next frame is 1 block behind.
 	sendFrames(t, v.NsB, v.IfB, sent[:1])
@@ -945,4 +964,9 @@ func TestFrameBehindCountsUnreadBlocks(t *testing.T) {
 	if behind[0] != 1 {
 		t.Errorf("Behind of a frame read at once: %d, want 1", behind[0])
 	}
+}
+
+func ready(r *Ring) int {
+	n, _ := r.readyBlocks()
+	return n
 }

@@ -203,10 +203,10 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	var shed shedder
 	defer func() { w.shed = false }()
 	handle := func(f *capture.Frame) {
-		if on := shed.update(f.Behind); on != w.shed {
+		if on := shed.update(f.BehindBytes); on != w.shed {
 			drain() // the frames before this one are handled as decided for them
 			if w.shed = on; on {
-				w.noteShed(f.Behind, r.Blocks())
+				w.noteShed(f, r)
 			}
 		}
 		h := &hs[n]
@@ -225,7 +225,7 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	for ctx.Err() == nil {
 		w.stateMu.Lock() // a checkpoint copies the state between two polls (state.go)
 		w.applyConfig()
-		shed.setLimit(w.rc.shed, r.Blocks())
+		shed.setLimit(w.rc.shed, r.Bytes(), r.BlockBytes())
 		got, err := r.Poll(pollTimeout, handle)
 		drain()
 		if err != nil {

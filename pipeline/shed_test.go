@@ -9,25 +9,27 @@ import (
 )
 
 func TestShedderThresholds(t *testing.T) {
+	const block = 1000
 	for _, tc := range []struct {
 		share      float64
 		blocks     int
-		at, resume int
+		at, resume int // bytes
 	}{
-		{0.5, 32, 16, 4},
-		{0.5, 8, 4, 1},
-		{0.9, 10, 9, 2},
-		{0.01, 32, 2, 0}, // at least 2 blocks: one unread block is the normal case
-		{0.99, 3, 3, 0},
+		{0.5, 32, 16000, 4000},
+		{0.5, 8, 4000, 1000},
+		{0.9, 10, 9000, 2250},
+		{0.01, 32, 2000, 500}, // at least 2 blocks: one unread block is the normal case
+		{0.99, 3, 2970, 742},
+		{0.999, 3, 2997, 749},
 		{0, 32, 0, 0},  // never
 		{0.5, 1, 0, 0}, // a one-block ring cannot tell
 		{-1, 32, 0, 0}, // config validation refuses it; never, if it came
-		{0.75, 64, 48, 12},
+		{0.75, 64, 48000, 12000},
 	} {
 		var s shedder
-		s.setLimit(tc.share, tc.blocks)
+		s.setLimit(tc.share, tc.blocks*block, block)
 		if s.at != tc.at || s.resume != tc.resume {
-			t.Errorf("setLimit(%v, %d): at %d resume %d, want %d and %d", tc.share, tc.blocks, s.at, s.resume, tc.at, tc.resume)
+			t.Errorf("setLimit(%v, %d blocks): at %d resume %d, want %d and %d", tc.share, tc.blocks, s.at, s.resume, tc.at, tc.resume)
 		}
 	}
 }
@@ -36,22 +38,22 @@ func TestShedderThresholds(t *testing.T) {
 // to a quarter of it; a new limit of 0 stops it at once.
 func TestShedderHysteresis(t *testing.T) {
 	var s shedder
-	s.setLimit(0.5, 32) // 16 and 4
+	s.setLimit(0.5, 3200, 100) // 1600 and 400 bytes
 	var got []bool
-	for _, behind := range []int{1, 15, 16, 30, 10, 5, 4, 8, 15, 16, 1} {
+	for _, behind := range []int{100, 1500, 1600, 3000, 1000, 500, 400, 800, 1500, 1600, 100} {
 		got = append(got, s.update(behind))
 	}
 	want := []bool{false, false, true, true, true, true, false, false, false, true, false}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("shedding by backlog: %v, want %v", got, want)
 	}
-	s.update(20)
-	s.setLimit(0.5, 32) // a reload with the same value keeps the state
+	s.update(2000)
+	s.setLimit(0.5, 3200, 100) // a reload with the same value keeps the state
 	if !s.on {
 		t.Error("setLimit with the same share ended the shedding")
 	}
-	s.setLimit(0, 32)
-	if s.update(31) {
+	s.setLimit(0, 3200, 100)
+	if s.update(3100) {
 		t.Error("shedding with shed_backlog 0")
 	}
 }
