@@ -46,7 +46,7 @@ type Capture struct {
 	Filter    string `yaml:"filter"`    // pcap-filter(7) expression; "" = none
 	// ShedBacklog is the share of a worker's AF_PACKET ring, unread, at which the detectors
 	// start skipping packets (the counters keep counting them) until the ring is down to a
-	// quarter of that; 0 = never (default).
+	// quarter of that, in bytes; 0 = never (default 0.5).
 	ShedBacklog float64 `yaml:"shed_backlog"`
 }
 

@@ -29,7 +29,7 @@ func documented() *Config {
 			Snaplen:     256,
 			RingMB:      64,
 			Filter:      "",
-			ShedBacklog: 0,
+			ShedBacklog: 0.5,
 		},
 		Window: Duration(5 * time.Minute),
 		Detect: Detect{
