@@ -415,7 +415,8 @@ func TestDashboard(t *testing.T) {
 	for _, want := range []string{"telescope_packets_total", "telescope_prefix_packets_total", "telescope_tcp_flags_packets_total",
 		`kind="tcp_syn"`, `kind="udp"`, "telescope_top_source_packets", "telescope_source_packets_per_window_bucket",
 		"telescope_detections_active", "telescope_telnet_sources", "telescope_backscatter_packets_total",
-		"telescope_fingerprint_packets_total", "telescope_capture_drops_total", "telescope_capture_up",
+		"telescope_fingerprint_packets_total", "telescope_capture_drops_total", "telescope_detection_shed_packets_total",
+		"telescope_capture_up",
 		"telescope_last_packet_timestamp_seconds", "telescope_config_last_reload_successful"} {
 		if !bytes.Contains(raw, []byte(strings.ReplaceAll(want, `"`, `\"`))) {
 			t.Errorf("no dashboard panel shows %s", want)
