@@ -500,7 +500,10 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 		}
 		c.N = 0
 	}
-	ev := hotEvent{TS: h.TS, Src: h.Src, Port: port, Bits: bits, Proto: proto}
+	// Field by field: a composite literal is built in a temporary and copied in 16-byte
+	// moves, which wait for its field stores (no store forwarding across them).
+	var ev hotEvent
+	ev.TS, ev.Src, ev.Port, ev.Bits, ev.Proto = h.TS, h.Src, port, bits, proto
 	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.slab, &ev, false)
 }
 
@@ -786,11 +789,14 @@ func (hv *hotHeavy) addAt(cd *hotCold, s *aggregate.Slab, k int, ev *hotEvent, x
 		}
 	}
 	if lv.NTop < hotTop {
-		top[lv.NTop] = hotSrc{ev.Src, 1, 0}
+		t := &top[lv.NTop] // field by field, see hotspot
+		t.Src, t.Packets, t.Err = ev.Src, 1, 0
 		lv.NTop++
 		return
 	}
-	top[low] = hotSrc{ev.Src, top[low].Packets + 1, top[low].Packets}
+	t := &top[low]
+	t.Src, t.Err = ev.Src, t.Packets
+	t.Packets++
 }
 
 // hotPair notes that a SYN probe, the packet just counted, paired with an earlier UDP
