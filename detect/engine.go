@@ -39,6 +39,10 @@ type Engine struct {
 	hot hotWorker  // this worker's hotspot counts (hotspot.go)
 	ev  Event      // the event being reported (a sink keeps no *Event: one allocation less per event)
 
+	// Entries of the episodes a flood starts and ends by the packet (entrypool.go).
+	toolEntries entryPool[ToolEntry]
+	flowEntries entryPool[UDPThenSYNEntry]
+
 	// techPackets counts packets by scan technique (plain adds on the packet path),
 	// published to c.TechniquePackets by flushTech.
 	techPackets [NumTechniques]uint64

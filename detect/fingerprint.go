@@ -82,19 +82,15 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 			e.watch(rec.FP.Last)
 		}
 		w.Labels |= 1 << i
-		e.begin(detFingerprint, i, toolEntry(h.Src, w, i))
+		e.begin(detFingerprint, i, e.toolEntry(h.Src, w, i))
 	}
 }
 
-func toolEntry(src packet.Addr, w *ToolWindow, tool int) *ToolEntry {
-	return &ToolEntry{
-		Src:       IP(src),
-		Tool:      Tools[tool],
-		Packets:   w.Match[tool],
-		Probes:    w.Probes,
-		FirstSeen: Time(w.First),
-		LastSeen:  Time(w.Last),
-	}
+func (e *Engine) toolEntry(src packet.Addr, w *ToolWindow, tool int) *ToolEntry {
+	t := e.toolEntries.get() // zeroed; field by field (no temporary copied in)
+	t.Src, t.Tool, t.Packets, t.Probes = IP(src), Tools[tool], w.Match[tool], w.Probes
+	t.FirstSeen, t.LastSeen = Time(w.First), Time(w.Last)
+	return t
 }
 
 // endTools ends the episode of every tool labelling the source and clears it.
@@ -104,7 +100,7 @@ func (e *Engine) endTools(src packet.Addr, rec *episode) {
 	rec.FP = ToolWindow{}
 	for i := range Tools {
 		if w.Labels&(1<<i) != 0 {
-			e.end(detFingerprint, i, toolEntry(src, &w, i))
+			e.end(detFingerprint, i, e.toolEntry(src, &w, i))
 		}
 	}
 }

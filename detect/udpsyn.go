@@ -99,7 +99,7 @@ func (e *Engine) flowSYN(h *packet.Header) {
 	f.Gen++
 	e.flows.Touch(k)
 	e.queueFlow(k, f)
-	entry := flowEntry(&k, f)
+	entry := e.flowEntry(&k, f)
 	kind := flowPayload(f)
 	e.c.UDPThenSYNSources[kind].Add(1)
 	e.begin(detUDPThenSYN, kind, entry)
@@ -114,23 +114,18 @@ func flowPayload(f *flow) int {
 	return int(f.Kind) - 1
 }
 
-func flowEntry(k *flowKey, f *flow) *UDPThenSYNEntry {
-	return &UDPThenSYNEntry{
-		Src:        k.Src.String(),
-		Dst:        k.Dst.String(),
-		Port:       k.Port,
-		UDPPackets: uint64(f.UDP),
-		SYNPackets: uint64(f.SYN),
-		Payload:    PayloadKinds[flowPayload(f)],
-		FirstSeen:  Time(f.First),
-		LastSeen:   Time(f.Last),
-	}
+func (e *Engine) flowEntry(k *flowKey, f *flow) *UDPThenSYNEntry {
+	t := e.flowEntries.get() // zeroed; field by field (no temporary copied in)
+	t.Src, t.Dst, t.Port = k.Src.String(), k.Dst.String(), k.Port
+	t.UDPPackets, t.SYNPackets, t.Payload = uint64(f.UDP), uint64(f.SYN), PayloadKinds[flowPayload(f)]
+	t.FirstSeen, t.LastSeen = Time(f.First), Time(f.Last)
+	return t
 }
 
 // endFlow ends an active flow's episode; the caller deletes or resets the flow.
 func (e *Engine) endFlow(k *flowKey, f *flow) {
 	f.Active = false
-	e.end(detUDPThenSYN, flowPayload(f), flowEntry(k, f))
+	e.end(detUDPThenSYN, flowPayload(f), e.flowEntry(k, f))
 }
 
 // evictFlow is the flow table's eviction callback.
