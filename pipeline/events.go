@@ -53,7 +53,10 @@ func newEventSink(log *zap.Logger, next detect.Sink, wh *who, cfg func() *detect
 
 // forWorker returns a new worker's sink (call it before the workers start).
 func (s *eventSink) forWorker() *workerSink {
-	w := &workerSink{s: s, tally: make([]eventTally, len(detect.Descriptors())), series: newEpisodeSeries()}
+	// The tallies are written on every event: padded so that no other worker's share a
+	// cache line with them.
+	n := len(detect.Descriptors())
+	w := &workerSink{s: s, tally: make([]eventTally, n+4)[2 : n+2 : n+2], series: newEpisodeSeries()}
 	s.parts = append(s.parts, w)
 	return w
 }

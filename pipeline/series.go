@@ -183,9 +183,20 @@ func (s *workerSeries) packet(h *packet.Header, telMin *uint32, dark bool, telne
 
 // episodeSeries counts episodes started per detector and step: one per worker and one for
 // the shared detectors (eventSink), each with its lock (uncontended but for the report).
+// Each is written on every episode start, so it has cache lines of its own (the padding): a
+// flood's starts from two workers otherwise handed one line between the cores. A run of
+// starts of one detector in one minute (a flood's) is counted in last, without writing to
+// the maps (a Go map's header is written on every assignment).
 type episodeSeries struct {
+	_      [64]byte
 	mu     sync.Mutex
-	starts map[string]map[int64]uint64 // detector -> minute -> episodes started
+	starts map[string]map[int64]uint64 // detector -> minute -> episodes started (but last)
+	last   struct {
+		det string
+		min int64
+		n   uint64
+	}
+	_ [64]byte
 }
 
 func newEpisodeSeries() *episodeSeries {
@@ -201,20 +212,36 @@ func (e *episodeSeries) Detection(ev *detect.Event) {
 	if !ok {
 		return
 	}
+	min := aggregate.FloorDiv(int64(ts), SeriesMinStep)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	m := e.starts[ev.Detector]
+	if l := &e.last; l.n > 0 && l.min == min && l.det == ev.Detector {
+		l.n++
+		return
+	}
+	e.flushLast()
+	e.last.det, e.last.min, e.last.n = ev.Detector, min, 1
+}
+
+// flushLast adds the pending run of starts to the maps (e.mu held).
+func (e *episodeSeries) flushLast() {
+	l := &e.last
+	if l.n == 0 {
+		return
+	}
+	m := e.starts[l.det]
 	if m == nil {
 		// Bounded: past MaxSeriesPoints distinct minutes the count goes to the nearest one
 		// kept (the report coarsens anyway).
 		m = map[int64]uint64{}
-		e.starts[ev.Detector] = m
+		e.starts[l.det] = m
 	}
-	min := aggregate.FloorDiv(int64(ts), SeriesMinStep)
+	min := l.min
 	if _, seen := m[min]; !seen && len(m) >= 4*MaxSeriesPoints {
 		min = nearestKey(m, min)
 	}
-	m[min]++
+	m[min] += l.n
+	l.n = 0
 }
 
 func nearestKey(m map[int64]uint64, k int64) int64 {
@@ -278,6 +305,7 @@ func (p *Pipeline) series() *Series {
 		e := w.series
 		e.mu.Lock()
 		defer e.mu.Unlock()
+		e.flushLast()
 		for _, m := range e.starts {
 			for min := range m {
 				g.add(min*SeriesMinStep, (min+1)*SeriesMinStep, SeriesMinStep)
