@@ -4,7 +4,7 @@
 package aggregate
 
 import (
-	"sort"
+	"slices"
 	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -275,18 +275,29 @@ type PortCount struct {
 }
 
 // TopPorts returns the n busiest ports with packets, by packets descending, ties by port.
+// A selection in one pass (each scrape and report takes it over all 65536 counters): a port
+// enters the sorted list only when it beats the list's last one.
 func TopPorts(counts *[65536]uint64, n int) []PortCount {
-	out := []PortCount{}
-	for p, c := range counts {
-		if c != 0 {
-			out = append(out, PortCount{Port: uint16(p), Packets: c})
-		}
+	out := make([]PortCount, 0, min(max(n, 0), 128))
+	if n <= 0 {
+		return out
 	}
-	sort.Slice(out, func(i, j int) bool {
-		return out[i].Packets > out[j].Packets || out[i].Packets == out[j].Packets && out[i].Port < out[j].Port
-	})
-	if len(out) > n {
-		out = out[:n]
+	for p, c := range counts {
+		if c == 0 || len(out) == n && c <= out[n-1].Packets {
+			continue // ports come in ascending order: a tie with the last one loses
+		}
+		// After every port with at least c packets (the earlier ports win ties).
+		i, _ := slices.BinarySearchFunc(out, c, func(e PortCount, c uint64) int {
+			if e.Packets >= c {
+				return -1
+			}
+			return 1
+		})
+		if len(out) < n {
+			out = append(out, PortCount{})
+		}
+		copy(out[i+1:], out[i:len(out)-1])
+		out[i] = PortCount{Port: uint16(p), Packets: c}
 	}
 	return out
 }

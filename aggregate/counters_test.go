@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"cmp"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -93,5 +95,47 @@ func TestLocalCountsExactly(t *testing.T) {
 	again.Add(&c)
 	if again.Ports != got.Ports || again.Frames != got.Frames {
 		t.Fatal("a second Flush changed the shard")
+	}
+}
+
+// TestTopPortsMatchesSort compares TopPorts' one-pass selection with sorting every port,
+// on counters with many ties, rising and falling runs (each new port the best or the
+// worst so far) and list lengths around the number of ports with packets.
+func TestTopPortsMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	shapes := map[string]func(p int) uint64{
+		"ties":    func(int) uint64 { return uint64(rng.IntN(4)) },
+		"sparse":  func(int) uint64 { return uint64(max(0, rng.IntN(400)-390)) },
+		"rising":  func(p int) uint64 { return uint64(p % 5000) },
+		"falling": func(p int) uint64 { return uint64(70000 - p) },
+		"empty":   func(int) uint64 { return 0 },
+	}
+	for name, f := range shapes {
+		var counts [65536]uint64
+		for p := range counts {
+			counts[p] = f(p)
+		}
+		var all []PortCount
+		for p, c := range counts {
+			if c != 0 {
+				all = append(all, PortCount{Port: uint16(p), Packets: c})
+			}
+		}
+		slices.SortFunc(all, func(a, b PortCount) int {
+			if a.Packets != b.Packets {
+				return cmp.Compare(b.Packets, a.Packets)
+			}
+			return cmp.Compare(a.Port, b.Port)
+		})
+		for _, n := range []int{0, 1, 7, 100, len(all) - 1, len(all), len(all) + 1, 70000} {
+			if n < 0 {
+				continue
+			}
+			got := TopPorts(&counts, n)
+			want := all[:min(n, len(all))]
+			if got == nil || !slices.Equal(got, want) {
+				t.Fatalf("%s, n=%d: got %d ports %v..., want %d %v...", name, n, len(got), got[:min(len(got), 5)], len(want), want[:min(len(want), 5)])
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"iter"
 	"slices"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -244,6 +245,19 @@ func (t *TopK) Top(n int) []Counted {
 		return bytes.Compare(a.Key[:], b.Key[:])
 	})
 	return all[:min(n, len(all))]
+}
+
+// All yields every held key and its count, in no particular order: for a caller that
+// visits them all (Top sorts them first).
+func (t *TopK) All() iter.Seq2[packet.Addr, uint64] {
+	return func(yield func(packet.Addr, uint64) bool) {
+		for i := range t.Entries {
+			e := &t.Entries[i]
+			if !yield(e.Key, t.Groups[e.Group].Count) {
+				return
+			}
+		}
+	}
 }
 
 // Restore makes a summary whose exported fields were decoded from a checkpoint usable again:

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"bytes"
 	"encoding/gob"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -346,5 +347,38 @@ func TestTopKFreshGroups(t *testing.T) {
 	}
 	if err := tk.check(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTopKAllMatchesTop checks that All yields exactly Top's keys and counts, each once,
+// over a full summary that has replaced keys, and that it stops when asked to.
+func TestTopKAllMatchesTop(t *testing.T) {
+	tk := NewTopK(64)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 5000 {
+		tk.Add(nthAddr(uint64(rng.IntN(300))), uint64(1+rng.IntN(3)))
+	}
+	want := map[packet.Addr]uint64{}
+	for _, c := range tk.Top(tk.Len()) {
+		want[c.Key] = c.Count
+	}
+	got := map[packet.Addr]uint64{}
+	for k, n := range tk.All() {
+		if _, dup := got[k]; dup {
+			t.Fatalf("All yields %v twice", k)
+		}
+		got[k] = n
+	}
+	if len(want) != 64 || !maps.Equal(got, want) {
+		t.Fatalf("All: %d keys, Top: %d keys, or their counts differ", len(got), len(want))
+	}
+	n := 0
+	for range tk.All() {
+		if n++; n == 3 {
+			break
+		}
+	}
+	if n != 3 {
+		t.Fatalf("All went on after break: %d", n)
 	}
 }

@@ -245,9 +245,9 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 	sum := map[packet.Addr]uint64{}
 	for _, w := range p.workers {
 		_ = hll.Merge(w.srcHLL)
-		evicted := map[packet.Addr]uint64{}
-		for _, c := range w.srcEvicted.Top(w.srcEvicted.Len()) {
-			evicted[c.Key] = c.Count
+		evicted := make(map[packet.Addr]uint64, w.srcEvicted.Len())
+		for k, n := range w.srcEvicted.All() {
+			evicted[k] = n
 		}
 		top := aggregate.NewTopHeap(reportTop)
 		// Slots in memory order (a live entry has counted a packet), not the LRU list.
@@ -278,13 +278,17 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 // addresses seen, exactly, plus the HLL estimate of the others.
 func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummary {
 	hll := newHLL()
-	sum := map[packet.Addr]uint64{}
+	n := 0
+	for _, w := range p.workers {
+		n += w.dstTop.Len()
+	}
+	sum := make(map[packet.Addr]uint64, n)
 	pf := p.rc.Load().prefixes
 	dense := make([]uint64, pf.ExactSize())
 	for _, w := range p.workers {
 		_ = hll.Merge(w.dstHLL)
-		for _, c := range w.dstTop.Top(w.dstTop.Len()) {
-			sum[c.Key] += c.Count
+		for k, n := range w.dstTop.All() {
+			sum[k] += n
 		}
 		if len(w.dstExact) == len(dense) {
 			for i, n := range w.dstExact {
