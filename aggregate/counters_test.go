@@ -139,3 +139,25 @@ func TestTopPortsMatchesSort(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTopPorts takes the 100 busiest of 65536 port counters, as every scrape and
+// report does: after a random-port flood (every port counted) and with a few busy ports.
+func BenchmarkTopPorts(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var flood, few [65536]uint64
+	for p := range flood {
+		flood[p] = uint64(1 + rng.IntN(1000))
+	}
+	for _, p := range []int{22, 23, 80, 443, 2323, 5555, 8080, 37215, 52869} {
+		few[p] = uint64(1 + rng.IntN(100000))
+	}
+	for name, counts := range map[string]*[65536]uint64{"flood": &flood, "few": &few} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if len(TopPorts(counts, 100)) == 0 {
+					b.Fatal("no ports")
+				}
+			}
+		})
+	}
+}
