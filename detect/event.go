@@ -232,9 +232,11 @@ type TelnetSurgeEntry struct {
 	Start       Time    `json:"start"`
 	End         Time    `json:"end"`
 	PeakSources uint64  `json:"peak_sources"`
+	PeakProbes  uint64  `json:"peak_probes"` // the peak bucket's SYN probes to the telnet ports
 	Baseline    float64 `json:"baseline"`
-	// BotsEstimated = peak_sources × 2^32 / dark IPv4 addresses (README, "Internet-wide
-	// estimates"); left out when the dark IPv4 space is unknown.
+	// BotsEstimated is the bots behind the peak bucket, from its sources and probes and
+	// the dark IPv4 space (README, "Internet-wide estimates"); left out when the dark IPv4
+	// space is unknown.
 	BotsEstimated float64 `json:"bots_estimated,omitempty"`
 }
 
@@ -242,6 +244,7 @@ func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddString("start", e.Start.String())
 	enc.AddString("end", e.End.String())
 	enc.AddUint64("peak_sources", e.PeakSources)
+	enc.AddUint64("peak_probes", e.PeakProbes)
 	enc.AddFloat64("baseline", e.Baseline)
 	if e.BotsEstimated > 0 {
 		enc.AddFloat64("bots_estimated", e.BotsEstimated)

@@ -213,7 +213,7 @@ func (e *Engine) CheckSource(st *SourceState) error {
 // their last packet.
 func (e *Engine) Resume() {
 	e.sb.joined = false
-	e.sb.count = 0
+	e.sb.count, e.sb.probes = 0, 0
 }
 
 // Now returns the engine's clock (latest packet or Advance time).
@@ -240,6 +240,7 @@ func (s *Surge) SaveState(enc *checkpoint.Encoder) {
 	enc.I64(s.start)
 	enc.I64(s.surgeEnd)
 	enc.U64(s.peak)
+	enc.U64(s.peakProbe)
 	enc.F64(s.startBase)
 	enc.U64(s.lastSources.Load())
 }
@@ -259,7 +260,7 @@ func (s *Surge) LoadState(d *checkpoint.Decoder) (restored bool) {
 	var hist [surgeLag - 1]float64
 	checkpoint.RawInto(d, &hist)
 	nhist, hpos := d.I64(), d.I64()
-	in, start, end, peak, startBase := d.Bool(), d.I64(), d.I64(), d.U64(), d.F64()
+	in, start, end, peak, peakProbe, startBase := d.Bool(), d.I64(), d.I64(), d.U64(), d.U64(), d.F64()
 	last := d.U64()
 	if d.Err() != nil {
 		return false
@@ -277,7 +278,7 @@ func (s *Surge) LoadState(d *checkpoint.Decoder) (restored bool) {
 	s.nJoined, s.first, s.next = int(nJoined), first, next
 	s.pending = append(s.pending[:0], pending...)
 	s.baseSet, s.baseline, s.hist, s.nhist, s.hpos = baseSet, baseline, hist, int(nhist), int(hpos)
-	s.in, s.start, s.surgeEnd, s.peak, s.startBase = in, start, end, peak, startBase
+	s.in, s.start, s.surgeEnd, s.peak, s.peakProbe, s.startBase = in, start, end, peak, peakProbe, startBase
 	s.lastSources.Store(last)
 	if in {
 		s.active.Store(1)

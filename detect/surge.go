@@ -53,6 +53,7 @@ type Surge struct {
 	start     int64   // its first bucket's start
 	surgeEnd  int64   // end of its last bucket so far
 	peak      uint64  // most sources in one of its buckets
+	peakProbe uint64  // the telnet SYN probes of that bucket
 	startBase float64 // baseline when it started
 	resumed   bool    // restored after a restart: the next bucket follows a gap of unknown buckets
 
@@ -64,6 +65,7 @@ type Surge struct {
 type bucketSum struct {
 	bucket  int64
 	sources uint64
+	probes  uint64 // telnet SYN probes (for the bots estimate)
 }
 
 // NewSurge returns the surge detector shared by `workers` engines. Call SetConfig before use.
@@ -145,7 +147,7 @@ func (s *Surge) joinLocked(w int, first int64) {
 
 // report adds worker w's count for `bucket` and records that it has passed every bucket
 // before `through`. Reports made under another bucket size (during a reload) are dropped.
-func (s *Surge) report(w int, size, bucket int64, sources uint64, through int64) {
+func (s *Surge) report(w int, size, bucket int64, sources, probes uint64, through int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.enabled || size != s.size || w < 0 || w >= len(s.joined) {
@@ -159,7 +161,7 @@ func (s *Surge) report(w int, size, bucket int64, sources uint64, through int64)
 		return
 	}
 	if sources > 0 && bucket >= s.first && (s.nJoined < len(s.joined) || bucket >= s.next) {
-		s.add(bucket, sources)
+		s.add(bucket, sources, probes)
 	}
 	if through > s.through[w] {
 		s.through[w] = through
@@ -167,16 +169,17 @@ func (s *Surge) report(w int, size, bucket int64, sources uint64, through int64)
 	s.advance()
 }
 
-// add adds sources to the pending sum of bucket (pending is sorted by bucket).
-func (s *Surge) add(bucket int64, sources uint64) {
+// add adds sources and probes to the pending sums of bucket (pending is sorted by bucket).
+func (s *Surge) add(bucket int64, sources, probes uint64) {
 	i := sort.Search(len(s.pending), func(i int) bool { return s.pending[i].bucket >= bucket })
 	if i < len(s.pending) && s.pending[i].bucket == bucket {
 		s.pending[i].sources += sources
+		s.pending[i].probes += probes
 		return
 	}
 	s.pending = append(s.pending, bucketSum{})
 	copy(s.pending[i+1:], s.pending[i:])
-	s.pending[i] = bucketSum{bucket, sources}
+	s.pending[i] = bucketSum{bucket, sources, probes}
 	if len(s.pending) <= maxPendingBuckets {
 		return
 	}
@@ -207,7 +210,7 @@ func (s *Surge) advance() {
 			done++ // reported for a bucket before the first whole one
 		}
 		if done < len(s.pending) && s.pending[done].bucket == s.next {
-			s.bucket(s.next, s.pending[done].sources)
+			s.bucket(s.next, s.pending[done].sources, s.pending[done].probes)
 			done++
 			s.next++
 			continue
@@ -229,7 +232,7 @@ func (s *Surge) advance() {
 // end a surge; none can start one (minSources >= 1), so the rest only decay the baseline,
 // in closed form: a long silence (or a jump in packet time) costs O(1).
 func (s *Surge) empty(b, n int64) {
-	s.bucket(b, 0)
+	s.bucket(b, 0, 0)
 	rest := n - 1
 	if rest > surgeLag {
 		// Baselines that the reference window no longer reaches: decay in one step.
@@ -260,7 +263,7 @@ func (s *Surge) reference() float64 {
 }
 
 // bucket evaluates one complete bucket holding `sources` distinct telnet sources.
-func (s *Surge) bucket(b int64, sources uint64) {
+func (s *Surge) bucket(b int64, sources, probes uint64) {
 	s.lastSources.Store(sources)
 	if !s.baseSet {
 		// The first complete bucket only initialises the baseline.
@@ -275,7 +278,7 @@ func (s *Surge) bucket(b int64, sources uint64) {
 	switch {
 	case surging && !s.in:
 		s.in, s.start, s.surgeEnd = true, b*s.size, (b+1)*s.size
-		s.peak, s.startBase = sources, ref
+		s.peak, s.peakProbe, s.startBase = sources, probes, ref
 		// What the EWMA learnt from the ramp is forgotten: the surge is measured against,
 		// and afterwards learns from, the baseline from before it.
 		s.baseline, s.nhist, s.hpos = ref, 0, 0
@@ -283,7 +286,9 @@ func (s *Surge) bucket(b int64, sources uint64) {
 		s.active.Store(1)
 		s.sink.Detection(&Event{Detector: TelnetSurge, Phase: Start, Class: "surge", Entry: s.entry()})
 	case surging:
-		s.peak = max(s.peak, sources)
+		if sources > s.peak {
+			s.peak, s.peakProbe = sources, probes
+		}
 		s.surgeEnd = (b + 1) * s.size
 	case s.in:
 		if !s.resumed { // after a restart the surge ends at its last busy bucket before it
@@ -310,5 +315,5 @@ func (s *Surge) closeSurge() {
 }
 
 func (s *Surge) entry() *TelnetSurgeEntry {
-	return &TelnetSurgeEntry{Start: Time(s.start), End: Time(s.surgeEnd), PeakSources: s.peak, Baseline: s.startBase}
+	return &TelnetSurgeEntry{Start: Time(s.start), End: Time(s.surgeEnd), PeakSources: s.peak, PeakProbes: s.peakProbe, Baseline: s.startBase}
 }

@@ -76,8 +76,10 @@ func (m *multi) playBuckets(counts []int, bucket int64) {
 	}
 }
 
+// surgeEv is a surge event whose peak bucket had peak sources of bucketTraffic (two SYN
+// probes each).
 func surgeEv(p Phase, start, end int64, peak uint64, baseline float64) ev {
-	return ev{TelnetSurge, p, "surge", TelnetSurgeEntry{Start: Time(start), End: Time(end), PeakSources: peak, Baseline: baseline}}
+	return ev{TelnetSurge, p, "surge", TelnetSurgeEntry{Start: Time(start), End: Time(end), PeakSources: peak, PeakProbes: 2 * peak, Baseline: baseline}}
 }
 
 func TestTelnetSurge(t *testing.T) {

@@ -14,9 +14,12 @@ const (
 // telnetSweep counts one SYN probe to a telnet port: the sweep window (separate from the
 // scanner's, same rules) and the source's membership in the current surge bucket.
 func (e *Engine) telnetSweep(h *packet.Header, st *SourceState) {
-	if e.surge != nil && e.sb.joined && st.SurgeSeq != e.sb.seq {
-		st.SurgeSeq = e.sb.seq
-		e.sb.count++
+	if e.surge != nil && e.sb.joined {
+		e.sb.probes++
+		if st.SurgeSeq != e.sb.seq {
+			st.SurgeSeq = e.sb.seq
+			e.sb.count++
+		}
 	}
 	w := &st.Tel
 	rec := e.continuing(h.Src, st, epTel, h.TS)
@@ -94,6 +97,7 @@ type surgeClock struct {
 	end    int64  // (bucket+1)*size
 	seq    uint32 // bucket sequence number: SourceState.SurgeSeq marks sources counted in it
 	count  uint64 // distinct telnet sources in this bucket
+	probes uint64 // their SYN probes to the telnet ports
 }
 
 // surgeTick joins the Surge on the first clock tick (or after a bucket size change) and
@@ -106,14 +110,14 @@ func (e *Engine) surgeTick() {
 	}
 	nb := aggregate.FloorDiv(e.now, size)
 	if sb.joined {
-		e.surge.report(e.worker, size, sb.bucket, sb.count, nb)
+		e.surge.report(e.worker, size, sb.bucket, sb.count, sb.probes, nb)
 	} else {
 		sb.joined, sb.size = true, size
 		// The first bucket this worker sees whole: the current one only when the clock
 		// starts exactly at its beginning.
 		e.surge.join(e.worker, size, aggregate.FloorDiv(e.now+size-1, size))
 	}
-	sb.bucket, sb.end, sb.count = nb, (nb+1)*size, 0
+	sb.bucket, sb.end, sb.count, sb.probes = nb, (nb+1)*size, 0, 0
 	// A fresh sequence number: no source is counted in the new bucket yet. 0 means "never".
 	if sb.seq++; sb.seq == 0 {
 		sb.seq = 1

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"math"
 	"net/netip"
 
 	"sort"
@@ -131,7 +132,7 @@ func (w *who) event(ev *detect.Event) {
 		w.estimateScan(e)
 	case *detect.TelnetSurgeEntry:
 		if w.dark4 > 0 {
-			e.BotsEstimated = float64(e.PeakSources) * (1 << 32) / float64(w.dark4)
+			e.BotsEstimated = round(botsEstimate(e.PeakSources, e.PeakProbes, w.dark4))
 		}
 	}
 	if labels == nil {
@@ -208,6 +209,42 @@ func (w *who) estimateScan(e *detect.ScannerEntry) {
 	if e.Profile != nil && e.Profile.Addresses > 0 {
 		e.IPv4SweepSecondsEstimated = round(secs * float64(w.dark4) / float64(e.Profile.Addresses))
 	}
+}
+
+// botsEstimate is the number of bots behind a surge bucket in which `sources` distinct
+// sources sent `probes` SYN probes to a dark IPv4 space of dark4 addresses. A bot that sends
+// k probes in the bucket, each to a uniformly random IPv4 address, sends a Poisson number
+// of them, of mean lambda = k x dark4 / 2^32, into the dark space; only the bots with at
+// least one are seen, so probes/sources is the mean of a zero-truncated Poisson,
+// lambda / (1 - e^-lambda), solved here for lambda, and the bots are sources / (1 - e^-lambda).
+// A bot active in the bucket sends at least one probe (lambda >= dark4 / 2^32): with one
+// probe per source the estimate is sources x 2^32 / dark4, the most the data allow. Never
+// more than 2^32 (one bot per IPv4 address). Bots that differ in speed make this an
+// underestimate (the slow ones are seen less often than the mean says).
+func botsEstimate(sources, probes, dark4 uint64) float64 {
+	if sources == 0 || dark4 == 0 {
+		return 0
+	}
+	const space = 1 << 32
+	lo := float64(dark4) / space
+	mean := float64(max(probes, sources)) / float64(sources)
+	seen := func(l float64) float64 { return -math.Expm1(-l) } // P(a bot is seen)
+	lam := lo
+	if lo/seen(lo) < mean {
+		// lambda / (1 - e^-lambda) increases with lambda and is at least lambda: the root
+		// lies in [lo, mean].
+		a, b := lo, mean
+		for range 200 {
+			m := (a + b) / 2
+			if m/seen(m) < mean {
+				a = m
+			} else {
+				b = m
+			}
+		}
+		lam = (a + b) / 2
+	}
+	return min(float64(sources)/seen(lam), space)
 }
 
 // round keeps three significant decimals (estimates claim no more).

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -328,5 +329,62 @@ func TestKnownVictimStillAlerts(t *testing.T) {
 	p.sink.Detection(&detect.Event{Detector: detect.TelnetSweep, Phase: detect.End, Class: "other", Entry: &detect.TelnetSweepEntry{Src: "192.0.2.6"}})
 	if ex := p.excludedCounts(); ex.active[detect.TelnetSweep] != 0 {
 		t.Errorf("after the end, %d excluded sweeps active", ex.active[detect.TelnetSweep])
+	}
+}
+
+// TestBotsEstimate checks the surge's bots estimate against bots simulated the way it
+// models them: each sends k probes in the bucket to random IPv4 addresses, a Poisson number
+// of them (mean k x D / 2^32) into the dark space, and only those with one or more are seen.
+func TestBotsEstimate(t *testing.T) {
+	const space = 1 << 32
+	rng := rand.New(rand.NewPCG(9, 10))
+	poisson := func(l float64) uint64 { // Knuth's method: fine for the small means used here
+		n, p := uint64(0), rng.Float64()
+		for lim := math.Exp(-l); p > lim; p *= rng.Float64() {
+			n++
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		bots  int
+		lam   float64 // expected probes into the dark space per bot
+		dark4 uint64
+	}{
+		{20000, 0.3, 1 << 16},
+		{20000, 1.5, 512},
+		{5000, 4, 1 << 24},
+	} {
+		var sources, probes uint64
+		for range tc.bots {
+			if n := poisson(tc.lam); n > 0 {
+				sources++
+				probes += n
+			}
+		}
+		got := botsEstimate(sources, probes, tc.dark4)
+		if math.Abs(got-float64(tc.bots)) > 0.05*float64(tc.bots) {
+			t.Errorf("%d bots at lambda %v: %d sources, %d probes, estimate %.0f", tc.bots, tc.lam, sources, probes, got)
+		}
+	}
+	// One probe per source: each bot sent at least one, the largest number of bots the
+	// counts allow, sources x 2^32 / D.
+	if got, want := botsEstimate(40, 40, 65792), 40.0*space/65792; math.Abs(got-want) > 1e-6*want+25 {
+		t.Errorf("one probe per source: %v, want about %v", got, want)
+	}
+	// Never more bots than IPv4 addresses, none without sources.
+	if got := botsEstimate(3210, 3210, 512); got != space {
+		t.Errorf("3210 one-probe sources over 512 addresses: %v, want 2^32", got)
+	}
+	if got := botsEstimate(0, 0, 512); got != 0 {
+		t.Errorf("no sources: %v", got)
+	}
+	// More probes per source: busier bots, more of them seen, fewer unseen.
+	prev := math.Inf(1)
+	for _, p := range []uint64{100, 101, 150, 300, 1000} {
+		got := botsEstimate(100, p, 512)
+		if got >= prev || got < 100 {
+			t.Errorf("100 sources, %d probes: %v bots (previous %v)", p, got, prev)
+		}
+		prev = got
 	}
 }
