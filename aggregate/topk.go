@@ -247,13 +247,13 @@ func (t *TopK) Top(n int) []Counted {
 	return all[:min(n, len(all))]
 }
 
-// All yields every held key and its count, in no particular order: for a caller that
-// visits them all (Top sorts them first).
-func (t *TopK) All() iter.Seq2[packet.Addr, uint64] {
-	return func(yield func(packet.Addr, uint64) bool) {
+// All yields every held key with its count and error, in no particular order: for a
+// caller that visits them all (Top sorts them first).
+func (t *TopK) All() iter.Seq[Counted] {
+	return func(yield func(Counted) bool) {
 		for i := range t.Entries {
 			e := &t.Entries[i]
-			if !yield(e.Key, t.Groups[e.Group].Count) {
+			if !yield(Counted{Key: e.Key, Count: t.Groups[e.Group].Count, Err: e.Err}) {
 				return
 			}
 		}

@@ -350,27 +350,31 @@ func TestTopKFreshGroups(t *testing.T) {
 	}
 }
 
-// TestTopKAllMatchesTop checks that All yields exactly Top's keys and counts, each once,
-// over a full summary that has replaced keys, and that it stops when asked to.
+// TestTopKAllMatchesTop checks that All yields exactly Top's keys, counts and errors, each
+// once, over a full summary that has replaced keys, and that it stops when asked to.
 func TestTopKAllMatchesTop(t *testing.T) {
 	tk := NewTopK(64)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for range 5000 {
 		tk.Add(nthAddr(uint64(rng.IntN(300))), uint64(1+rng.IntN(3)))
 	}
-	want := map[packet.Addr]uint64{}
+	want := map[packet.Addr]Counted{}
+	errs := 0
 	for _, c := range tk.Top(tk.Len()) {
-		want[c.Key] = c.Count
-	}
-	got := map[packet.Addr]uint64{}
-	for k, n := range tk.All() {
-		if _, dup := got[k]; dup {
-			t.Fatalf("All yields %v twice", k)
+		want[c.Key] = c
+		if c.Err > 0 {
+			errs++
 		}
-		got[k] = n
 	}
-	if len(want) != 64 || !maps.Equal(got, want) {
-		t.Fatalf("All: %d keys, Top: %d keys, or their counts differ", len(got), len(want))
+	got := map[packet.Addr]Counted{}
+	for c := range tk.All() {
+		if _, dup := got[c.Key]; dup {
+			t.Fatalf("All yields %v twice", c.Key)
+		}
+		got[c.Key] = c
+	}
+	if len(want) != 64 || errs == 0 || !maps.Equal(got, want) {
+		t.Fatalf("All: %d keys, Top: %d keys (%d with an error), or their counts differ", len(got), len(want), errs)
 	}
 	n := 0
 	for range tk.All() {

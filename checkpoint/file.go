@@ -35,8 +35,9 @@ const Magic = "TLSCSTAT"
 // Version is the format version this binary writes and reads. It changes when the framing
 // or the meaning of a section changes; a change of the encoded structs' layout is caught by
 // the layout fingerprint in the header without a version change. 1: the first format;
-// 2: the hotspot detector's state (a "hotspot" section, and its table in each worker's).
-const Version uint32 = 2
+// 2: the hotspot detector's state (a "hotspot" section, and its table in each worker's);
+// 3: the surge's peak probes, and each worker's count of sources evicted after one packet.
+const Version uint32 = 3
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -245,9 +245,13 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 	sum := map[packet.Addr]uint64{}
 	for _, w := range p.workers {
 		_ = hll.Merge(w.srcHLL)
+		// What the summary guarantees of each evicted source (Count - Err): a source
+		// listed with a share of its packets from evicted entries is listed with a lower
+		// bound, not with the count it inherited from the entry it replaced (a spoofed
+		// flood's random sources would otherwise rank above real ones).
 		evicted := make(map[packet.Addr]uint64, w.srcEvicted.Len())
-		for k, n := range w.srcEvicted.All() {
-			evicted[k] = n
+		for c := range w.srcEvicted.All() {
+			evicted[c.Key] = c.Count - c.Err
 		}
 		top := aggregate.NewTopHeap(reportTop)
 		// Slots in memory order (a live entry has counted a packet), not the LRU list.
@@ -264,6 +268,12 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 		for k, n := range evicted {
 			top.Offer(k, n)
 			addLog2(&d.PacketsPerSource, n)
+		}
+		// The sources evicted after one packet (not summarized): one-packet sources, and
+		// again when they came back.
+		if w.evictedOne > 0 {
+			addLog2(&d.PacketsPerSource, 1)
+			d.PacketsPerSource[log2Bucket(1)] += w.evictedOne - 1
 		}
 		for _, c := range top.Sorted() {
 			sum[c.Addr] += c.Packets
@@ -287,8 +297,8 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 	dense := make([]uint64, pf.ExactSize())
 	for _, w := range p.workers {
 		_ = hll.Merge(w.dstHLL)
-		for k, n := range w.dstTop.All() {
-			sum[k] += n
+		for c := range w.dstTop.All() {
+			sum[c.Key] += c.Count
 		}
 		if len(w.dstExact) == len(dense) {
 			for i, n := range w.dstExact {

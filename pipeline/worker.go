@@ -65,7 +65,8 @@ type worker struct {
 	rc         *runConfig
 	loc        aggregate.Local
 	sources    *aggregate.Table[packet.Addr, sourceEntry]
-	srcEvicted *aggregate.TopK // totals of sources the table evicted
+	srcEvicted *aggregate.TopK // totals of sources the table evicted (more than one packet)
+	evictedOne uint64          // sources the table evicted after a single packet
 	dstTop     *aggregate.TopK // destinations without a dense index
 	dstExact   []uint32        // packets per dark IPv4 address, by dense index (rc.prefixes)
 	srcHLL     *aggregate.HLL
@@ -261,7 +262,15 @@ func (w *worker) evicted(k *packet.Addr, e *sourceEntry) {
 		w.evCount++
 		w.evTop.Offer(*k, e.winPkts)
 	}
-	w.srcEvicted.Add(*k, e.total)
+	// A source evicted after a single packet is not summarized: it is what a spoofed flood
+	// is made of (each add replaced the least entry of a full summary, two index misses),
+	// and a source whose every stay in the table was one packet cannot reach the report's
+	// top list unless nearly every source is that small (README, "Accuracy").
+	if e.total > 1 {
+		w.srcEvicted.Add(*k, e.total)
+	} else {
+		w.evictedOne++ // for the report's packets-per-source distribution
+	}
 	w.engine.Evicted(*k, &e.det, w.now)
 }
 

@@ -1,0 +1,187 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+)
+
+// topSourcesReport replays ps with a source table of 1000 entries and returns the report's
+// top sources.
+func topSourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) []AddrCount {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "top.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\nlimits: {max_sources: 1000}\ndetect: {hotspot: {enabled: false}}\n"), "top.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := NewEpisodes()
+	p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 || res.Records != uint64(len(ps)) {
+		t.Fatalf("replay: %d records of %d, errors %v", res.Records, len(ps), res.Errors)
+	}
+	return p.Report(col).Sources.Top
+}
+
+// floodSource is the i-th source of a spoofed flood (distinct for i < 2^22).
+func floodSource(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)})
+}
+
+// TestTopSourcesUnderSpoofedFlood: real sources whose stays in a small source table are
+// cut short by a flood of one-packet spoofed sources, more than a worker's summary of
+// evicted sources holds, keep their exact counts at the head of the report's top sources,
+// and the flood's sources are listed with the one packet each sent, not with counts
+// inherited in a full Space-Saving summary.
+func TestTopSourcesUnderSpoofedFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 200 k-packet flood, skipped in -short mode")
+	}
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	a, b, c := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")
+	var ps []pcaptest.Packet
+	add := func(src netip.Addr, port int) {
+		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(len(ps)) * time.Millisecond), Src: src,
+			Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(len(ps))}), DstPort: uint16(port), Flags: 0x02})
+	}
+	next := 0
+	for round := range 4 {
+		for range 5 {
+			add(a, 80) // four stays of 5 packets: 20
+		}
+		if round < 3 {
+			for range 3 {
+				add(b, 81) // three stays of 3: 9
+			}
+		}
+		for range 50_000 { // the table (1000) evicts a and b: both are summarized
+			add(floodSource(next), 23)
+			next++
+		}
+	}
+	for range 40 {
+		add(c, 82) // one stay at the end, still in the table
+	}
+	for _, workers := range []int{1, 2} {
+		top := topSourcesReport(t, ps, workers)
+		want := []AddrCount{{Addr: c.String(), Packets: 40}, {Addr: a.String(), Packets: 20}, {Addr: b.String(), Packets: 9}}
+		if len(top) != reportTop || fmt.Sprint(addrPackets(top[:3])) != fmt.Sprint(want) {
+			t.Fatalf("workers=%d: %d top sources %v..., want %d beginning %v", workers, len(top), addrPackets(top[:min(len(top), 6)]), reportTop, want)
+		}
+		for _, s := range top[3:] {
+			if s.Packets != 1 {
+				t.Fatalf("workers=%d: flood source %s listed with %d packets, sent 1", workers, s.Addr, s.Packets)
+			}
+		}
+	}
+}
+
+// TestTopSourcesEvictedLowerBound: when the summary of evicted sources is full (sources of
+// two packets each, more of them than it holds), every listed source still has exactly the
+// packets it sent: the summary's guaranteed part, not the count an entry inherited.
+func TestTopSourcesEvictedLowerBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 200 k-packet flood, skipped in -short mode")
+	}
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	for i := range 100_000 {
+		for range 2 {
+			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(len(ps)) * time.Millisecond), Src: floodSource(i),
+				Dst: netip.MustParseAddr("203.0.113." + strconv.Itoa(i%200)), DstPort: 23, Flags: 0x02})
+		}
+	}
+	top := topSourcesReport(t, ps, 1)
+	if len(top) != reportTop {
+		t.Fatalf("%d top sources, want %d", len(top), reportTop)
+	}
+	for _, s := range top {
+		if s.Packets != 2 {
+			t.Fatalf("%s listed with %d packets, sent 2 (top: %v...)", s.Addr, s.Packets, addrPackets(top[:5]))
+		}
+	}
+}
+
+// TestTopSourcesAcrossCheckpoint: the summary of evicted sources and the count of those
+// evicted after one packet go through a checkpoint: a replay split in two with the state
+// carried over reports the same top sources and packets-per-source distribution as one run.
+func TestTopSourcesAcrossCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 100 k-packet flood, skipped in -short mode")
+	}
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	for i := range 60_000 {
+		n := 1 + i%3 // one-, two- and three-packet sources, most evicted
+		for range n {
+			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(len(ps)) * time.Millisecond), Src: floodSource(i),
+				Dst: netip.MustParseAddr("203.0.113." + strconv.Itoa(i%200)), DstPort: 23, Flags: 0x02})
+		}
+	}
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.pcap")
+	if err := pcaptest.WriteFile(whole, ps); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := splitPcap(t, data, ps[len(ps)/2].TS)
+	parts := []string{filepath.Join(dir, "first.pcap"), filepath.Join(dir, "second.pcap")}
+	for i, b := range [][]byte{first, second} {
+		if err := os.WriteFile(parts[i], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\nlimits: {max_sources: 1000}\n"), "top.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := func(files []string, state string, restore, keep bool) *Report {
+		col := NewEpisodes()
+		p, err := New(Options{Config: cfg, Workers: 2, Sink: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if restore {
+			if _, err := p.RestoreState(state, RestoreOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p.SetKeepState(keep)
+		p.Replay(context.Background(), ReplayOptions{Files: files})
+		if keep {
+			if _, err := p.Checkpoint(state); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p.Report(col)
+	}
+	want := report([]string{whole}, "", false, false)
+	state := filepath.Join(dir, "state")
+	report(parts[:1], state, false, true)
+	got := report(parts[1:], state, true, false)
+	d := want.Distributions.PacketsPerSource
+	if len(d) < 2 || d[0] < 15_000 || d[1] < 30_000 {
+		t.Fatalf("packets per source %v: want ~20 000 one-packet and ~40 000 two- and three-packet sources", d)
+	}
+	if fmt.Sprint(got.Distributions.PacketsPerSource) != fmt.Sprint(d) || fmt.Sprint(addrPackets(got.Sources.Top)) != fmt.Sprint(addrPackets(want.Sources.Top)) {
+		t.Fatalf("split: packets per source %v, top %v...; whole: %v, %v...", got.Distributions.PacketsPerSource,
+			addrPackets(got.Sources.Top[:3]), d, addrPackets(want.Sources.Top[:3]))
+	}
+}
