@@ -1,7 +1,7 @@
 package aggregate
 
 import (
-	"bytes"
+	"encoding/binary"
 	"math/bits"
 	"sort"
 	"sync/atomic"
@@ -76,7 +76,18 @@ func less(a, b *SourceCount) bool {
 		return a.Packets < b.Packets
 	}
 	// Among equal counts the larger address ranks lower, so ties keep the smaller addresses.
-	return bytes.Compare(a.Addr[:], b.Addr[:]) > 0
+	return addrLess(&b.Addr, &a.Addr)
+}
+
+// addrLess orders addresses as bytes.Compare does, in two word compares: a spoofed flood's
+// sources all tie at one packet, so every eviction offered to a window's top compares
+// addresses.
+func addrLess(a, b *packet.Addr) bool {
+	ah, bh := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])
+	if ah != bh {
+		return ah < bh
+	}
+	return binary.BigEndian.Uint64(a[8:]) < binary.BigEndian.Uint64(b[8:])
 }
 
 // Offer considers one entry.
