@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -40,6 +39,20 @@ func topSourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) []AddrCou
 // floodSource is the i-th source of a spoofed flood (distinct for i < 2^22).
 func floodSource(i int) netip.Addr {
 	return netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)})
+}
+
+// floodPackets is n flood sources, source i sending packets(i) SYNs in a row, a
+// millisecond apart.
+func floodPackets(n int, packets func(i int) int) []pcaptest.Packet {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	for i := range n {
+		for range packets(i) {
+			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(len(ps)) * time.Millisecond), Src: floodSource(i),
+				Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i % 200)}), DstPort: 23, Flags: 0x02})
+		}
+	}
+	return ps
 }
 
 // TestTopSourcesUnderSpoofedFlood: real sources whose stays in a small source table are
@@ -97,15 +110,7 @@ func TestTopSourcesEvictedLowerBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 200 k-packet flood, skipped in -short mode")
 	}
-	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	var ps []pcaptest.Packet
-	for i := range 100_000 {
-		for range 2 {
-			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(len(ps)) * time.Millisecond), Src: floodSource(i),
-				Dst: netip.MustParseAddr("203.0.113." + strconv.Itoa(i%200)), DstPort: 23, Flags: 0x02})
-		}
-	}
-	top := topSourcesReport(t, ps, 1)
+	top := topSourcesReport(t, floodPackets(100_000, func(int) int { return 2 }), 1)
 	if len(top) != reportTop {
 		t.Fatalf("%d top sources, want %d", len(top), reportTop)
 	}
@@ -123,15 +128,8 @@ func TestTopSourcesAcrossCheckpoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 100 k-packet flood, skipped in -short mode")
 	}
-	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	var ps []pcaptest.Packet
-	for i := range 60_000 {
-		n := 1 + i%3 // one-, two- and three-packet sources, most evicted
-		for range n {
-			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(len(ps)) * time.Millisecond), Src: floodSource(i),
-				Dst: netip.MustParseAddr("203.0.113." + strconv.Itoa(i%200)), DstPort: 23, Flags: 0x02})
-		}
-	}
+	// One-, two- and three-packet sources, most evicted.
+	ps := floodPackets(60_000, func(i int) int { return 1 + i%3 })
 	dir := t.TempDir()
 	whole := filepath.Join(dir, "whole.pcap")
 	if err := pcaptest.WriteFile(whole, ps); err != nil {
