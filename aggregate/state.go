@@ -61,6 +61,7 @@ func (t *TopK) Save(e *checkpoint.Encoder) {
 	e.U64(t.Sum)
 	checkpoint.Slice(e, t.Entries)
 	checkpoint.Slice(e, t.Groups)
+	checkpoint.Raw(e, &t.Dropped)
 }
 
 // Load replaces the state of t (same capacity) by one written by Save, and checks it.
@@ -73,6 +74,7 @@ func (t *TopK) Load(d *checkpoint.Decoder) {
 	t.Sum = d.U64()
 	t.Entries = checkpoint.ReadSlice[TopKEntry](d, t.Capacity)
 	checkpoint.SliceInto(d, t.Groups)
+	checkpoint.RawInto(d, &t.Dropped)
 	if d.Err() != nil {
 		return
 	}

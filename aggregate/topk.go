@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"fmt"
 	"iter"
+	"math/bits"
 	"slices"
 
 	"github.com/telescope-dev/telescope/packet"
@@ -46,6 +47,11 @@ type TopK struct {
 	// so an empty summary writes none of its groups and their memory stays untouched.
 	FreshGroup int32
 	Sum        uint64 // total weight added
+	// Dropped counts the keys that lost their entry to a new key, by the log2 of the count
+	// the summary guaranteed them (Count - Err, >= 1): Dropped[i] those with 2^i to
+	// 2^(i+1)-1. With the held entries, a distribution of every key added (a key that
+	// came back after losing its entry counts twice).
+	Dropped [64]uint64
 
 	// index finds a key's entry (index.go; Restore rebuilds it): open addressing, so that
 	// replacing the minimum entry's key reads index words, not a chain of entries.
@@ -76,6 +82,7 @@ func (t *TopK) Total() uint64 { return t.Sum }
 func (t *TopK) Reset() {
 	t.Entries = t.Entries[:0]
 	t.MinGroup, t.FreeGroup, t.FreshGroup, t.Sum = nilIdx, nilIdx, 0, 0
+	t.Dropped = [64]uint64{}
 	clear(t.index)
 }
 
@@ -120,8 +127,10 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 	// Full: the new key takes over an entry with the minimum count m, inheriting m as error.
 	i := t.Groups[t.MinGroup].First
 	e := &t.Entries[i]
+	m := t.Groups[t.MinGroup].Count
+	t.Dropped[bits.Len64(m-e.Err)-1]++
 	indexUnlink(t.index, uint32(topkHash(&e.Key)), i)
-	e.Key, e.Err = key, t.Groups[t.MinGroup].Count
+	e.Key, e.Err = key, m
 	indexInsert(t.index, uint32(h), i)
 	t.increment(i, w)
 }

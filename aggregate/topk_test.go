@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"maps"
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -384,5 +385,27 @@ func TestTopKAllMatchesTop(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("All went on after break: %d", n)
+	}
+}
+
+// TestTopKDropped checks the count of keys that lost their entry, by the log2 of what the
+// summary guaranteed them: unique keys of one weight each, a heavy key that is never
+// dropped among them, and Reset.
+func TestTopKDropped(t *testing.T) {
+	for _, w := range []uint64{1, 5, 300} {
+		tk := NewTopK(64)
+		for i := range 1000 {
+			tk.Add(nthAddr(uint64(1000+i)), w)
+			tk.Add(nthAddr(1), 1000) // heavy: always held
+		}
+		var want [64]uint64
+		want[bits.Len64(w)-1] = 1000 - 63 // 63 entries for the unique keys, one for the heavy one
+		if tk.Dropped != want {
+			t.Errorf("weight %d: dropped %v, want %d in bucket %d", w, tk.Dropped, want[bits.Len64(w)-1], bits.Len64(w)-1)
+		}
+		tk.Reset()
+		if tk.Dropped != [64]uint64{} {
+			t.Errorf("weight %d: Reset left %v", w, tk.Dropped)
+		}
 	}
 }

@@ -270,11 +270,12 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 			addLog2(&d.PacketsPerSource, n)
 		}
 		// The sources evicted after one packet (not summarized): one-packet sources, and
-		// again when they came back.
+		// again when they came back; and those that lost their place in the summary.
 		if w.evictedOne > 0 {
 			addLog2(&d.PacketsPerSource, 1)
 			d.PacketsPerSource[log2Bucket(1)] += w.evictedOne - 1
 		}
+		addDropped(&d.PacketsPerSource, &w.srcEvicted.Dropped)
 		for _, c := range top.Sorted() {
 			sum[c.Addr] += c.Packets
 		}
@@ -297,9 +298,12 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 	dense := make([]uint64, pf.ExactSize())
 	for _, w := range p.workers {
 		_ = hll.Merge(w.dstHLL)
+		// What the summary guarantees (a lower bound, as for sources), and the
+		// destinations it had to let go, by what it guaranteed them.
 		for c := range w.dstTop.All() {
-			sum[c.Key] += c.Count
+			sum[c.Key] += c.Count - c.Err
 		}
+		addDropped(&d.PacketsPerDestination, &w.dstTop.Dropped)
 		if len(w.dstExact) == len(dense) {
 			for i, n := range w.dstExact {
 				dense[i] += uint64(n)
@@ -334,6 +338,16 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 }
 
 func newHLL() *aggregate.HLL { return aggregate.NewHLL(hllPrecision) }
+
+// addDropped adds a summary's keys dropped by log2 of their packets to a log2 distribution.
+func addDropped(d *[]uint64, dropped *[64]uint64) {
+	for i, n := range dropped {
+		if n > 0 {
+			addLog2(d, 1<<i)
+			(*d)[i] += n - 1
+		}
+	}
+}
 
 func summary(unique uint64, sum map[packet.Addr]uint64) AddrSummary {
 	top := aggregate.NewTopHeap(reportTop)

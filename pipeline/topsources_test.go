@@ -17,6 +17,12 @@ import (
 // top sources.
 func topSourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) []AddrCount {
 	t.Helper()
+	return sourcesReport(t, ps, workers).Sources.Top
+}
+
+// sourcesReport replays ps with a source table of 1000 entries and returns the report.
+func sourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) *Report {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "top.pcap")
 	if err := pcaptest.WriteFile(path, ps); err != nil {
 		t.Fatal(err)
@@ -33,7 +39,7 @@ func topSourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) []AddrCou
 	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 || res.Records != uint64(len(ps)) {
 		t.Fatalf("replay: %d records of %d, errors %v", res.Records, len(ps), res.Errors)
 	}
-	return p.Report(col).Sources.Top
+	return p.Report(col)
 }
 
 // floodSource is the i-th source of a spoofed flood (distinct for i < 2^22).
@@ -110,7 +116,13 @@ func TestTopSourcesEvictedLowerBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 200 k-packet flood, skipped in -short mode")
 	}
-	top := topSourcesReport(t, floodPackets(100_000, func(int) int { return 2 }), 1)
+	r := sourcesReport(t, floodPackets(100_000, func(int) int { return 2 }), 1)
+	// 1000 in the table, 65 536 in the summary of evicted sources, the rest dropped from
+	// it: every one of them a source of two packets.
+	if d := r.Distributions.PacketsPerSource; fmt.Sprint(d) != "[0 100000]" {
+		t.Errorf("packets per source %v, want [0 100000]", d)
+	}
+	top := r.Sources.Top
 	if len(top) != reportTop {
 		t.Fatalf("%d top sources, want %d", len(top), reportTop)
 	}
@@ -126,10 +138,11 @@ func TestTopSourcesEvictedLowerBound(t *testing.T) {
 // carried over reports the same top sources and packets-per-source distribution as one run.
 func TestTopSourcesAcrossCheckpoint(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a 100 k-packet flood, skipped in -short mode")
+		t.Skip("a 300 k-packet flood, skipped in -short mode")
 	}
-	// One-, two- and three-packet sources, most evicted.
-	ps := floodPackets(60_000, func(i int) int { return 1 + i%3 })
+	// One-, two- and three-packet sources, most evicted: 100 000 summarized by one worker,
+	// so some are dropped from its summary too.
+	ps := floodPackets(150_000, func(i int) int { return 1 + i%3 })
 	dir := t.TempDir()
 	whole := filepath.Join(dir, "whole.pcap")
 	if err := pcaptest.WriteFile(whole, ps); err != nil {
@@ -139,7 +152,7 @@ func TestTopSourcesAcrossCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, second := splitPcap(t, data, ps[len(ps)/2].TS)
+	first, second := splitPcap(t, data, ps[len(ps)*3/4].TS) // after the summary filled up
 	parts := []string{filepath.Join(dir, "first.pcap"), filepath.Join(dir, "second.pcap")}
 	for i, b := range [][]byte{first, second} {
 		if err := os.WriteFile(parts[i], b, 0o644); err != nil {
@@ -152,7 +165,7 @@ func TestTopSourcesAcrossCheckpoint(t *testing.T) {
 	}
 	report := func(files []string, state string, restore, keep bool) *Report {
 		col := NewEpisodes()
-		p, err := New(Options{Config: cfg, Workers: 2, Sink: col})
+		p, err := New(Options{Config: cfg, Workers: 1, Sink: col})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,11 +188,53 @@ func TestTopSourcesAcrossCheckpoint(t *testing.T) {
 	report(parts[:1], state, false, true)
 	got := report(parts[1:], state, true, false)
 	d := want.Distributions.PacketsPerSource
-	if len(d) < 2 || d[0] < 15_000 || d[1] < 30_000 {
-		t.Fatalf("packets per source %v: want ~20 000 one-packet and ~40 000 two- and three-packet sources", d)
+	if fmt.Sprint(d) != "[50000 100000]" {
+		t.Fatalf("packets per source %v: want 50 000 one-packet and 100 000 two- and three-packet sources", d)
 	}
 	if fmt.Sprint(got.Distributions.PacketsPerSource) != fmt.Sprint(d) || fmt.Sprint(addrPackets(got.Sources.Top)) != fmt.Sprint(addrPackets(want.Sources.Top)) {
 		t.Fatalf("split: packets per source %v, top %v...; whole: %v, %v...", got.Distributions.PacketsPerSource,
 			addrPackets(got.Sources.Top[:3]), d, addrPackets(want.Sources.Top[:3]))
+	}
+}
+
+// TestDestinationsOfADarkIPv6Prefix: packets to 100 000 distinct addresses of a dark IPv6
+// prefix (no dense index: a Space-Saving summary of 65 536 per worker) are 100 000
+// one-packet destinations in the distribution, and every listed one has 1 packet.
+func TestDestinationsOfADarkIPv6Prefix(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 k packets, skipped in -short mode")
+	}
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	src := netip.MustParseAddr("2001:db8:99::1")
+	var ps []pcaptest.Packet
+	for i := range 100_000 {
+		dst := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)})
+		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(i) * time.Millisecond), Src: src, Dst: dst, DstPort: 22, Flags: 0x02})
+	}
+	path := filepath.Join(t.TempDir(), "v6.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte("dark_prefixes: ['2001:db8:1::/48']\n"), "v6.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := NewEpisodes()
+	p, err := New(Options{Config: cfg, Workers: 1, Sink: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+	r := p.Report(col)
+	if d := r.Distributions.PacketsPerDestination; fmt.Sprint(d) != "[100000]" {
+		t.Errorf("packets per destination %v, want [100000]", d)
+	}
+	for _, c := range r.Destinations.Top {
+		if c.Packets != 1 {
+			t.Fatalf("destination %s listed with %d packets, got 1", c.Addr, c.Packets)
+		}
+	}
+	if len(r.Destinations.Top) != reportTop {
+		t.Errorf("%d top destinations, want %d", len(r.Destinations.Top), reportTop)
 	}
 }
