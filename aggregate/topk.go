@@ -128,7 +128,9 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 	i := t.Groups[t.MinGroup].First
 	e := &t.Entries[i]
 	m := t.Groups[t.MinGroup].Count
-	t.Dropped[bits.Len64(m-e.Err)-1]++
+	if lb := m - e.Err; lb > 0 { // 0 only for a count saturated at its error
+		t.Dropped[bits.Len64(lb)-1]++
+	}
 	indexUnlink(t.index, uint32(topkHash(&e.Key)), i)
 	e.Key, e.Err = key, m
 	indexInsert(t.index, uint32(h), i)
