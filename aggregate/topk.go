@@ -48,9 +48,9 @@ type TopK struct {
 	FreshGroup int32
 	Sum        uint64 // total weight added
 	// Dropped counts the keys that lost their entry to a new key, by the log2 of the count
-	// the summary guaranteed them (Count - Err, >= 1): Dropped[i] those with 2^i to
-	// 2^(i+1)-1. With the held entries, a distribution of every key added (a key that
-	// came back after losing its entry counts twice).
+	// the summary guaranteed them (Count - Err, >= 1), and those the caller kept out (Drop):
+	// Dropped[i] those with 2^i to 2^(i+1)-1. With the held entries, a distribution of every
+	// key (one that came back after losing its entry counts twice).
 	Dropped [64]uint64
 
 	// index finds a key's entry (index.go; Restore rebuilds it): open addressing, so that
@@ -128,13 +128,19 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 	i := t.Groups[t.MinGroup].First
 	e := &t.Entries[i]
 	m := t.Groups[t.MinGroup].Count
-	if lb := m - e.Err; lb > 0 { // 0 only for a count saturated at its error
-		t.Dropped[bits.Len64(lb)-1]++
-	}
+	t.Drop(m - e.Err) // 0 only for a count saturated at its error: not binned
 	indexUnlink(t.index, uint32(topkHash(&e.Key)), i)
 	e.Key, e.Err = key, m
 	indexInsert(t.index, uint32(h), i)
 	t.increment(i, w)
+}
+
+// Drop counts a key of weight w (> 0) in Dropped without adding it: for a caller that keeps
+// the keys it knows cannot matter out of the summary.
+func (t *TopK) Drop(w uint64) {
+	if w > 0 {
+		t.Dropped[bits.Len64(w)-1]++
+	}
 }
 
 // increment moves entry i from its group to the group of count+w.

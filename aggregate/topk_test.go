@@ -403,6 +403,12 @@ func TestTopKDropped(t *testing.T) {
 		if tk.Dropped != want {
 			t.Errorf("weight %d: dropped %v, want %d in bucket %d", w, tk.Dropped, want[bits.Len64(w)-1], bits.Len64(w)-1)
 		}
+		tk.Drop(w) // a key kept out: binned like one let go
+		tk.Drop(0) // nothing
+		want[bits.Len64(w)-1]++
+		if tk.Dropped != want || tk.Len() != 64 {
+			t.Errorf("weight %d: after Drop, dropped %v (%d held)", w, tk.Dropped, tk.Len())
+		}
 		tk.Reset()
 		if tk.Dropped != [64]uint64{} {
 			t.Errorf("weight %d: Reset left %v", w, tk.Dropped)

@@ -36,8 +36,8 @@ const Magic = "TLSCSTAT"
 // or the meaning of a section changes; a change of the encoded structs' layout is caught by
 // the layout fingerprint in the header without a version change. 1: the first format;
 // 2: the hotspot detector's state (a "hotspot" section, and its table in each worker's);
-// 3: the surge's peak probes, each worker's count of sources evicted after one packet, and
-// each top-k summary's dropped keys.
+// 3: the surge's peak probes and each top-k summary's dropped keys (with, for the evicted
+// sources, those evicted after one packet).
 const Version uint32 = 3
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

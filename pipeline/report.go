@@ -269,12 +269,8 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 			top.Offer(k, n)
 			addLog2(&d.PacketsPerSource, n)
 		}
-		// The sources evicted after one packet (not summarized): one-packet sources, and
-		// again when they came back; and those that lost their place in the summary.
-		if w.evictedOne > 0 {
-			addLog2(&d.PacketsPerSource, 1)
-			d.PacketsPerSource[log2Bucket(1)] += w.evictedOne - 1
-		}
+		// The sources evicted after one packet (kept out of the summary) and those that
+		// lost their place in it; again when they came back.
 		addDropped(&d.PacketsPerSource, &w.srcEvicted.Dropped)
 		for _, c := range top.Sorted() {
 			sum[c.Addr] += c.Packets
@@ -342,10 +338,7 @@ func newHLL() *aggregate.HLL { return aggregate.NewHLL(hllPrecision) }
 // addDropped adds a summary's keys dropped by log2 of their packets to a log2 distribution.
 func addDropped(d *[]uint64, dropped *[64]uint64) {
 	for i, n := range dropped {
-		if n > 0 {
-			addLog2(d, 1<<i)
-			(*d)[i] += n - 1
-		}
+		addLog2N(d, 1<<i, n)
 	}
 }
 

@@ -80,15 +80,18 @@ func DecodeHLL(p uint8, s string) (*aggregate.HLL, error) {
 // log2Bucket is the distribution bucket of n >= 1.
 func log2Bucket(n uint64) int { return bits.Len64(n) - 1 }
 
-func addLog2(d *[]uint64, n uint64) {
-	if n == 0 {
+func addLog2(d *[]uint64, n uint64) { addLog2N(d, n, 1) }
+
+// addLog2N counts `count` addresses of n packets each in the log2 distribution d.
+func addLog2N(d *[]uint64, n, count uint64) {
+	if n == 0 || count == 0 {
 		return
 	}
 	b := log2Bucket(n)
 	for len(*d) <= b {
 		*d = append(*d, 0)
 	}
-	(*d)[b]++
+	(*d)[b] += count
 }
 
 // seriesPoint is one step of a worker's series.

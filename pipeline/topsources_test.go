@@ -23,23 +23,26 @@ func topSourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) []AddrCou
 // sourcesReport replays ps with a source table of 1000 entries and returns the report.
 func sourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) *Report {
 	t.Helper()
+	return packetsReport(t, ps, "dark_prefixes: [203.0.113.0/24]\nlimits: {max_sources: 1000}\ndetect: {hotspot: {enabled: false}}\n", workers)
+}
+
+// packetsReport writes ps to a capture, replays it with the config yml (replayPipeline:
+// no replay error) and returns the report.
+func packetsReport(t *testing.T, ps []pcaptest.Packet, yml string, workers int) *Report {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "top.pcap")
 	if err := pcaptest.WriteFile(path, ps); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\nlimits: {max_sources: 1000}\ndetect: {hotspot: {enabled: false}}\n"), "top.yaml")
+	cfg, err := configs.Parse([]byte(yml), "top.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	col := NewEpisodes()
-	p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-	if err != nil {
-		t.Fatal(err)
+	_, r := replayPipeline(t, cfg, workers, path)
+	if r.Frames != uint64(len(ps)) {
+		t.Fatalf("replay: %d frames of %d", r.Frames, len(ps))
 	}
-	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 || res.Records != uint64(len(ps)) {
-		t.Fatalf("replay: %d records of %d, errors %v", res.Records, len(ps), res.Errors)
-	}
-	return p.Report(col)
+	return r
 }
 
 // floodSource is the i-th source of a spoofed flood (distinct for i < 2^22).
@@ -133,8 +136,8 @@ func TestTopSourcesEvictedLowerBound(t *testing.T) {
 	}
 }
 
-// TestTopSourcesAcrossCheckpoint: the summary of evicted sources and the count of those
-// evicted after one packet go through a checkpoint: a replay split in two with the state
+// TestTopSourcesAcrossCheckpoint: the summary of evicted sources and its dropped keys
+// (those evicted after one packet among them) go through a checkpoint: a replay split in two with the state
 // carried over reports the same top sources and packets-per-source distribution as one run.
 func TestTopSourcesAcrossCheckpoint(t *testing.T) {
 	if testing.Short() {
@@ -211,21 +214,7 @@ func TestDestinationsOfADarkIPv6Prefix(t *testing.T) {
 		dst := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)})
 		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(i) * time.Millisecond), Src: src, Dst: dst, DstPort: 22, Flags: 0x02})
 	}
-	path := filepath.Join(t.TempDir(), "v6.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte("dark_prefixes: ['2001:db8:1::/48']\n"), "v6.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := NewEpisodes()
-	p, err := New(Options{Config: cfg, Workers: 1, Sink: col})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
-	r := p.Report(col)
+	r := packetsReport(t, ps, "dark_prefixes: ['2001:db8:1::/48']\n", 1)
 	if d := r.Distributions.PacketsPerDestination; fmt.Sprint(d) != "[100000]" {
 		t.Errorf("packets per destination %v, want [100000]", d)
 	}

@@ -66,7 +66,6 @@ type worker struct {
 	loc        aggregate.Local
 	sources    *aggregate.Table[packet.Addr, sourceEntry]
 	srcEvicted *aggregate.TopK // totals of sources the table evicted (more than one packet)
-	evictedOne uint64          // sources the table evicted after a single packet
 	dstTop     *aggregate.TopK // destinations without a dense index
 	dstExact   []uint32        // packets per dark IPv4 address, by dense index (rc.prefixes)
 	srcHLL     *aggregate.HLL
@@ -269,7 +268,7 @@ func (w *worker) evicted(k *packet.Addr, e *sourceEntry) {
 	if e.total > 1 {
 		w.srcEvicted.Add(*k, e.total)
 	} else {
-		w.evictedOne++ // for the report's packets-per-source distribution
+		w.srcEvicted.Drop(e.total) // counted for the report's packets-per-source distribution
 	}
 	w.engine.Evicted(*k, &e.det, w.now)
 }
