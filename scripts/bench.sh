@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Replay throughput on two files, one table each:
+# Replay throughput on three files, one table each:
 #   syn-N.pcap   a SYN-dominated capture with few sources (internal/cmd/mkpcap -n N)
 #   day-S.pcap   the generated telescope day at scale S (internal/daygen ProfileTelescope,
 #                2 h of packet time; scale 20 is ~3.4 M packets from ~540 k sources)
+#   burst-F.pcap a spoofed flood: F SYNs to random ports of a /24, each from a fresh random
+#                source, at 1 M packets/s of packet time (mkpcap -flood -span), so that the
+#                whole flood falls in one detection window, as a live flood does: every
+#                source is evicted from a full table, the hotspot counts thousands of
+#                sources per destination
 # For each: tcpdump -r FILE -w /dev/null (reading only), telescope replay with every detector
 # off (counters only), with every detector but hotspot, with every detector on (defaults; no
 # report), the same writing the report (its cost is the difference), the log lines and bytes
@@ -15,10 +20,10 @@
 # which on a virtual machine varied from 0.2 to 1.4 s between identical runs.
 #
 # Usage: scripts/bench.sh [--full] [--tshark]
-#   default: 1 M SYN packets and the day at scale 5 (about a minute on 2 cores)
-#   --full:  5 M SYN packets and the day at scale 20 (the issue's day)
+#   default: 1 M SYN packets, the day at scale 5, a 1 M-packet burst (a minute or two)
+#   --full:  5 M SYN packets, the day at scale 20 (the issue's day), a 3 M-packet burst
 #   --tshark also times a tshark extraction of the same tables on the SYN file (minutes)
-# Environment: SYN_PACKETS, DAY_SCALE and RUNS override the sizes and the run count;
+# Environment: SYN_PACKETS, DAY_SCALE, BURST_PACKETS and RUNS override the sizes and the run count;
 # TELESCOPE=BINARY times that binary instead of building the tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +38,7 @@ for a in "$@"; do
 done
 n=${SYN_PACKETS:-$([ $full = 1 ] && echo 5000000 || echo 1000000)}
 scale=${DAY_SCALE:-$([ $full = 1 ] && echo 20 || echo 5)}
+nburst=${BURST_PACKETS:-$([ $full = 1 ] && echo 3000000 || echo 1000000)}
 runs=${RUNS:-5}
 dir=bench
 mkdir -p "$dir"
@@ -52,6 +58,8 @@ syn="$dir/syn-$n.pcap"
 day="$dir/day-$scale.pcap"
 [ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
 [ -s "$day" ] || go run ./internal/cmd/mkpcap -day "$scale" -seed 1 -o "$day"
+burst="$dir/burst-$nburst.pcap"
+[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$nburst" -span "$((nburst / 1000))ms" -o "$burst"
 
 # config NAME DARK DETECT (on, nohot: all but hotspot, off): writes $dir/NAME.yaml.
 config() {
@@ -67,13 +75,17 @@ config() {
 		fi
 	} >"$dir/$1.yaml"
 }
-# mkpcap's SYN file sends to 203.0.0.0/16; the day to two /24s and an IPv6 /48.
+# mkpcap's SYN file sends to 203.0.0.0/16; the day to two /24s and an IPv6 /48; the burst
+# to 203.0.113.0/24.
 config syn-on 203.0.0.0/16 on
 config syn-nohot 203.0.0.0/16 nohot
 config syn-off 203.0.0.0/16 off
 config day-on "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" on
 config day-nohot "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" nohot
 config day-off "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" off
+config burst-on 203.0.113.0/24 on
+config burst-nohot 203.0.113.0/24 nohot
+config burst-off 203.0.113.0/24 off
 
 # timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
 # seconds, max RSS (KiB), CPU seconds (user + system, all threads) and user seconds.
@@ -159,6 +171,7 @@ bench() {
 
 bench "$syn" syn
 bench "$day" day
+bench "$burst" burst
 
 if [ $tshark = 1 ]; then
 	timed tshark tshark -n -r "$syn" -o ip.defragment:FALSE -T fields -E occurrence=f \

@@ -38,11 +38,16 @@ func main() {
 	out := flag.String("o", "syn.pcap", "output file")
 	seed := flag.Uint64("seed", 1, "random seed")
 	day := flag.Float64("day", 0, "write the generated telescope day at this scale (1 to 50) instead")
-	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over an hour, each from a fresh random (spoofed) source")
+	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over -span, each from a fresh random (spoofed) source")
+	span := flag.Duration("span", time.Hour, "with -flood: the packet time the flood lasts (3s is trafgen's rate on a veth)")
 	mirai := flag.Bool("mirai", false, "with -flood: TCP/23 SYNs with Mirai's fingerprint (seq == destination), each a one-packet fingerprint episode")
 	flag.Parse()
 	if *flood {
-		if err := writeFlood(*out, *n, *seed, *mirai); err != nil {
+		if *span <= 0 {
+			fmt.Fprintln(os.Stderr, "mkpcap: -span must be positive")
+			os.Exit(2)
+		}
+		if err := writeFlood(*out, *n, *seed, *mirai, *span); err != nil {
 			fmt.Fprintln(os.Stderr, "mkpcap:", err)
 			os.Exit(1)
 		}
@@ -64,12 +69,12 @@ func main() {
 // synPorts are weighted like a real telescope's top SYN destination ports.
 var synPorts = []uint16{23, 23, 23, 23, 52869, 8545, 22, 22, 445, 445, 80, 80, 8080, 2323, 3389, 5555, 81, 8443, 7547, 37215}
 
-func writeFlood(path string, n int, seed uint64, mirai bool) error {
+func writeFlood(path string, n int, seed uint64, mirai bool, span time.Duration) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	err = floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: time.Hour, Seed: seed, Mirai: mirai})
+	err = floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: span, Seed: seed, Mirai: mirai})
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
