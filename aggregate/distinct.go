@@ -206,38 +206,6 @@ func (d *Distinct) Count(s *Slab) uint64 {
 	return max(ertlEstimate(c[:], 8*len(vals)), uint64(d.N)+1)
 }
 
-// Has reports whether x was added, while d is exact (Exact); a sketch cannot tell, and
-// Has returns false.
-func (d *Distinct) Has(s *Slab, x uint64) bool {
-	if d.Sketch {
-		return false
-	}
-	vals := d.vals(s)
-	if vals == nil { // the first values, 0 among them, are inline
-		for _, v := range d.Small[:min(int(d.N), distinctInline)] {
-			if v == x {
-				return true
-			}
-		}
-		return false
-	}
-	if x == 0 {
-		return d.Zero
-	}
-	mask := uint64(len(vals) - 1)
-	i := x & mask
-	for range vals {
-		switch vals[i] {
-		case x:
-			return true
-		case 0:
-			return false
-		}
-		i = (i + 1) & mask
-	}
-	return false
-}
-
 // Floor returns a lower bound of Count that costs nothing: the count while exact, else the
 // exact count reached before the switch plus the value that caused it.
 func (d *Distinct) Floor() uint64 {

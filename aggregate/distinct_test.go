@@ -67,41 +67,6 @@ func TestDistinctExactUpToLimit(t *testing.T) {
 	}
 }
 
-// Has answers for every value added and for none other, in every exact phase (inline,
-// each set size, the last one full), 0 included; a sketch cannot tell.
-func TestDistinctHas(t *testing.T) {
-	for _, vs := range distinctValueSets {
-		t.Run(vs.name, func(t *testing.T) {
-			for _, n := range []int{0, 1, 3, 4, 5, 8, 100, 3072, DistinctExactLimit} {
-				var d Distinct
-				for i := range uint64(n) {
-					d.Add(ts, vs.val(i))
-				}
-				if !d.Exact() {
-					t.Fatalf("n=%d: a sketch", n)
-				}
-				for i := range uint64(n) {
-					if !d.Has(ts, vs.val(i)) {
-						t.Fatalf("n=%d: Has(value %d = %#x) = false", n, i, vs.val(i))
-					}
-				}
-				for i := uint64(n); i < uint64(n)+300; i++ {
-					if d.Has(ts, vs.val(i)) {
-						t.Fatalf("n=%d: Has(value %d = %#x, never added) = true", n, i, vs.val(i))
-					}
-				}
-				if n == DistinctExactLimit {
-					d.Add(ts, vs.val(uint64(n)))
-					if d.Exact() || d.Has(ts, vs.val(0)) {
-						t.Fatalf("past the limit: Exact %v, Has %v", d.Exact(), d.Has(ts, vs.val(0)))
-					}
-				}
-				d.Reset(ts)
-			}
-		})
-	}
-}
-
 func TestDistinctThresholds(t *testing.T) {
 	// Detectors decide ">= 20 distinct targets": the counts around it must be exact.
 	for _, tt := range []struct {

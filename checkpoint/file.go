@@ -37,9 +37,8 @@ const Magic = "TLSCSTAT"
 // the layout fingerprint in the header without a version change. 1: the first format;
 // 2: the hotspot detector's state (a "hotspot" section, and its table in each worker's);
 // 3: the surge's peak probes and each top-k summary's dropped keys (with, for the evicted
-// sources, those evicted after one packet); 4: each worker's hotspot log of the sources
-// evicted in the open part.
-const Version uint32 = 4
+// sources, those evicted after one packet).
+const Version uint32 = 3
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -102,9 +102,9 @@ const hotMemoLen = 3
 // (N > hotMemoLen), a scanner, takes a bitmap of the dark IPv4 addresses it was counted at
 // (one bit per dense index, from a pool of hotBitmapBytes per worker and part), and counts
 // at the ports and at other addresses through the destinations' sets of sources for the
-// rest of the part. The HotMemo of an evicted source is lost with its entry: the engine marks
-// it in a filter of evicted sources (and settles its counts, hotEvicted), and a source of
-// the filter that comes back counts through the sets only.
+// rest of the part. The HotMemo of an evicted source is lost with its entry: the engine moves
+// its counts into the sets and marks it in a filter of evicted sources, and a source of the
+// filter that comes back counts through the sets only.
 // Plain values only (checkpoints).
 type HotMemo struct {
 	Gen  uint32 // the hotWorker's memo generation (0: none)
@@ -220,9 +220,9 @@ type hotWorker struct {
 	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
 	heavyc []int32             // the cells with full counts
 	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
+	sets   bool                // every source new to the part counts through the sets (restored part with evictions)
 	evict  []uint64            // filter of the sources evicted after being counted in the part (hotEvictBits)
 	nevict int                 // sources marked in evict since the part began (0: evict is clear)
-	gone   goneLog             // the part's evicted sources still counted at heavy cells (hotSettle)
 	bits   []uint64            // the part's HotMemo bitmaps, bitWords each (zero past nbits)
 	nbits  int                 // bitmaps in use
 	bitW   int                 // words per bitmap: one bit per dense index
@@ -281,7 +281,6 @@ func (e *Engine) hotTick() {
 // hotHandOver summarizes the heavy cells and clears the cells, the index and the heavy
 // counts, returning the cells and summaries to hand over (valid until the next packet).
 func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
-	e.hotSettle(true)
 	hw := &e.hot
 	hw.full = hw.full[:0]
 	for _, i := range hw.heavyc {
@@ -308,6 +307,7 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	if hw.mgen++; hw.mgen == 0 {
 		hw.mgen = 1
 	}
+	hw.sets = false
 	if hw.nevict > 0 {
 		clear(hw.evict)
 		hw.nevict = 0
@@ -513,7 +513,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 func (hw *hotWorker) memo(m *HotMemo, src *packet.Addr, cell, ix int32, port uint16) uint16 {
 	if m.Gen != hw.mgen || m.N == 0 { // N == 0: a fresh entry in the first part (mgen 0)
 		m.Gen, m.N, m.Bits = hw.mgen, 0, 0
-		if hw.nevict > 0 && hw.wasEvicted(src.Hash(seedHotSrc)) {
+		if hw.sets || hw.nevict > 0 && hw.wasEvicted(src.Hash(seedHotSrc)) {
 			// Perhaps counted in the part before its entry was evicted (its counts are in the
 			// sets now, hotEvicted): it counts through the sets only, with no pairs.
 			m.N, m.Cell = hotMemoLen+1, [hotMemoLen]int32{-1, -1, -1}
@@ -591,56 +591,13 @@ func (hw *hotWorker) bitmap(m *HotMemo) []uint64 {
 	return hw.bits[int(m.Bits-1)*hw.bitW : int(m.Bits)*hw.bitW]
 }
 
-// hotEvictBits is the size of a worker's filter of evicted sources: 512 KiB, allocated at
-// the first eviction of a counted source. A source that is not in it is not a returning one;
-// one that is (or shares its bit) counts through the sets, exactly but at a set probe per
-// packet. A full log of evicted sources (hotGoneMax) sets a fifth of its bits: most of a
-// flood's new sources keep the memo's plain counters, and its sets stay small and exact.
+// hotEvictBits is the size of a worker's filter of evicted sources: 128 KiB, allocated at the
+// first eviction of a counted source. A source that is not in it is not a returning one; one
+// that is (or shares its bit) counts through the sets, exactly but at a set probe per packet.
 const (
-	hotEvictShift = 22
+	hotEvictShift = 20
 	hotEvictBits  = 1 << hotEvictShift
 )
-
-// hotGone is a source that its memo counted at a heavy cell (the address level, if Addr,
-// and the level of Port) and that the pipeline's table evicted in the open part: X is its
-// hash (seedHotSrc). Plain values only (checkpoints).
-type hotGone struct {
-	X    uint64
-	Cell int32
-	Port uint16
-	Addr bool
-}
-
-// hotGoneMax bounds a worker's log of evicted sources (16 MiB), in chunks of hotGoneChunk
-// (growing it never copies it); a full log is settled early (hotSettle).
-const (
-	hotGoneMax   = 1 << 20
-	hotGoneChunk = 4096
-)
-
-// goneLog is a log of evicted sources. Its chunks stay for the next part.
-type goneLog struct {
-	chunks [][]hotGone // hotGoneChunk entries each
-	n      int
-}
-
-func (l *goneLog) add(g hotGone) {
-	c := l.n / hotGoneChunk
-	if c == len(l.chunks) {
-		l.chunks = append(l.chunks, make([]hotGone, hotGoneChunk))
-	}
-	l.chunks[c][l.n%hotGoneChunk] = g
-	l.n++
-}
-
-// parts returns the log's entries as slices, in order.
-func (l *goneLog) parts() [][]hotGone {
-	var out [][]hotGone
-	for c := 0; c*hotGoneChunk < l.n; c++ {
-		out = append(out, l.chunks[c][:min(hotGoneChunk, l.n-c*hotGoneChunk)])
-	}
-	return out
-}
 
 // wasEvicted reports whether a source with hash x (seedHotSrc) may have been evicted after
 // being counted in the open part.
@@ -649,15 +606,10 @@ func (hw *hotWorker) wasEvicted(x uint64) bool {
 	return hw.evict[i>>6]&(1<<(i&63)) != 0
 }
 
-// hotEvicted marks src, whose entry (and memo) the pipeline's table is evicting, in the
-// part's filter of evicted sources: if it comes back in the part, with an empty memo, it
-// counts through the sets (memo). Its counts at light cells move from the counters to the
-// sets at once (hotUncount); at heavy cells, where a flood's sources are counted, the
-// move waits in the part's log (hotGone) until the counts are read (hotSettle): most
-// evicted sources never come back, and only those that do were counted twice. A spoofed
-// flood's sources then stay plain counts, where moving each into its destination's set
-// was a random write into a set of up to 4 096 values (32 KiB) per destination: a
-// quarter of the counting's cost in a flood that fills one window.
+// hotEvicted moves the counts of src, whose entry (and memo) the pipeline's table is
+// evicting, from the counters to the sets of the cells it was counted in, and marks src in
+// the part's filter of evicted sources: if it comes back in the part, with an empty memo,
+// it counts through the sets (memo).
 func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 	hw := &e.hot
 	if m.Gen != hw.mgen || m.N == 0 {
@@ -679,14 +631,7 @@ func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 		c := &hw.cells[ci]
 		// The cell's first pair counted the address, unless the bitmap took it over.
 		addr := !slices.Contains(m.Cell[:i], ci) && (bm == nil || c.Ix < 0)
-		if c.Heavy == 0 {
-			e.hotUncount(c, src, x, addr, m.Port[i])
-			continue
-		}
-		if hw.gone.n == hotGoneMax {
-			e.hotSettle(false)
-		}
-		hw.gone.add(hotGone{X: x, Cell: ci, Port: m.Port[i], Addr: addr})
+		e.hotUncount(c, src, x, addr, m.Port[i])
 	}
 	for wi, w := range bm {
 		for w != 0 {
@@ -743,43 +688,6 @@ func (hv *hotHeavy) uncount(cd *hotCold, s *aggregate.Slab, k int, x uint64) {
 		hv.Lv[k].Counted--
 		cd.Srcs[k].Add(s, x)
 	}
-}
-
-// hotSettle settles the part's log of evicted sources (hotEvicted). At the end of the part
-// (final), a source that came back and was counted again through a level's exact set is
-// taken off the level's counters, and one that did not stays counted there; a level whose
-// set is a sketch cannot tell, and takes the source into it off the counters (as before
-// the log). Otherwise (a full log) every logged source moves into the sets: one coming back
-// later in the part is then counted once. The moves wait for nothing but the counts: the
-// sets only grow, so a source in a set at the end was in it since it came back; a level a
-// port took over since is a new one that counts through its set (Sets), or none.
-func (e *Engine) hotSettle(final bool) {
-	hw := &e.hot
-	for c := 0; c*hotGoneChunk < hw.gone.n; c++ {
-		for _, g := range hw.gone.chunks[c][:min(hotGoneChunk, hw.gone.n-c*hotGoneChunk)] {
-			cell := &hw.cells[g.Cell]
-			hv, cd := &hw.heavy[cell.Heavy-1], &hw.cold[cell.Heavy-1]
-			if g.Addr {
-				hv.settle(cd, &e.slab, 0, g.X, final)
-			}
-			if k := hv.levelOf(g.Port); k > 0 && !hv.Lv[k].Sets {
-				hv.settle(cd, &e.slab, k, g.X, final)
-			}
-		}
-	}
-	hw.gone.n = 0
-}
-
-// settle takes one evicted source (hash x) counted at level k off its counters: at the
-// end of the part only if it was counted again in the exact set (see hotSettle).
-func (hv *hotHeavy) settle(cd *hotCold, s *aggregate.Slab, k int, x uint64, final bool) {
-	if final && cd.Srcs[k].Exact() {
-		if hv.Lv[k].Counted > 0 && cd.Srcs[k].Has(s, x) {
-			hv.Lv[k].Counted--
-		}
-		return
-	}
-	hv.uncount(cd, s, k, x)
 }
 
 // add counts ev at the address level and its port; viaSets counts every packet through

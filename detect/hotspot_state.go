@@ -24,7 +24,6 @@ func hotStateTypes() []reflect.Type {
 		reflect.TypeFor[hotHeavy](),
 		reflect.TypeFor[hotCold](),
 		reflect.TypeFor[HotSummary](),
-		reflect.TypeFor[hotGone](),
 	}
 }
 
@@ -43,22 +42,15 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.Bool(hw.split)
 	enc.I64(int64(hw.last))
 	enc.I64(int64(hw.mgen)) // the sources' memos (saved with them) refer to it
-	// The filter of evicted sources goes with the log (hotGone): a source evicted before the
-	// checkpoint that comes back after it is still known to have been counted.
-	enc.I64(int64(hw.nevict))
-	if hw.nevict > 0 {
-		checkpoint.Slice(enc, hw.evict)
-	}
+	// The filter of evicted sources is not saved: after a restore, every source new to the
+	// part counts through the sets.
+	enc.Bool(hw.sets || hw.nevict > 0)
 	enc.I64(int64(hw.bitW))
 	checkpoint.Slice(enc, hw.bits[:hw.nbits*hw.bitW])
 	checkpoint.Slice(enc, hw.cells)
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
 	checkpoint.Slice(enc, hw.cold[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
-	enc.Len(hw.gone.n) // settled when the part ends, after the restore too
-	for _, part := range hw.gone.parts() {
-		checkpoint.Elems(enc, part)
-	}
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
@@ -78,18 +70,12 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		return
 	}
 	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
-	mgen, nevict := d.I64(), d.I64()
-	var evict []uint64
-	if nevict > 0 {
-		evict = checkpoint.ReadSlice[uint64](d, hotEvictBits/64)
-	}
-	bitW := d.I64()
+	mgen, sets, bitW := d.I64(), d.Bool(), d.I64()
 	bitmaps := checkpoint.ReadSlice[uint64](d, hotBitmapBytes/8)
 	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	cold := checkpoint.ReadSlice[hotCold](d, len(heavy))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
-	gone := checkpoint.ReadSlice[hotGone](d, hotGoneMax)
 	if d.Err() != nil {
 		return
 	}
@@ -99,10 +85,6 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	if !open && len(cells) > 0 {
 		d.Fail("hotspot: %d cells without an open window", len(cells))
-		return
-	}
-	if nevict < 0 || nevict > 0 && len(evict) != hotEvictBits/64 {
-		d.Fail("hotspot: %d evicted sources marked in a filter of %d words, want %d", nevict, len(evict), hotEvictBits/64)
 		return
 	}
 	if mgen < 0 || mgen > math.MaxUint32 {
@@ -144,12 +126,6 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 			}
 		}
 	}
-	for _, g := range gone {
-		if g.Cell < 0 || int(g.Cell) >= len(cells) || cells[g.Cell].Heavy == 0 {
-			d.Fail("hotspot: an evicted source logged at cell %d of %d, not fully counted", g.Cell, len(cells))
-			return
-		}
-	}
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
 	clear(hw.seen)
 	if hw.hash != nil {
@@ -176,22 +152,13 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		}
 	}
 	hw.open, hw.size, hw.win, hw.end, hw.split, hw.last = open, size, win, end, split, int32(last)
-	hw.mgen = uint32(mgen)
-	if hw.nevict = int(nevict); hw.nevict > 0 {
-		hw.evict = evict
-	} else if hw.evict != nil {
-		clear(hw.evict)
-	}
+	hw.mgen, hw.sets = uint32(mgen), sets
 	clear(hw.bits)
 	hw.nbits = 0
 	if len(bitmaps) > 0 {
 		hw.bits, hw.nbits = bitmaps, len(bitmaps)/hw.bitW
 	}
 	hw.heavy, hw.cold, hw.nheavy, hw.heavyc = heavy, cold, len(heavy), heavyc
-	hw.gone.n = 0
-	for _, g := range gone {
-		hw.gone.add(g)
-	}
 }
 
 // hashIndex returns the hash index of the cells without a dense index, allocated on first

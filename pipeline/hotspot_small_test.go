@@ -1,10 +1,8 @@
 package pipeline
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -268,101 +266,5 @@ func TestHotspotTopKeepsRepeatSender(t *testing.T) {
 		if top := hot[0].TopSources[0]; top.Src != spoofed(7).String() || top.Packets != 5 {
 			t.Errorf("workers=%d: top source %s with %d packets, want %s with 5", workers, top.Src, top.Packets, spoofed(7))
 		}
-	}
-}
-
-// TestHotspotFloodExact: a spoofed flood that fills one window, 20 000 one-packet sources
-// to one address:port, with 200 senders that send again after the source table (1 000
-// entries) evicted them, once or twice. Every source is evicted counted; the counts stay exact
-// (the evicted sources wait in the worker's log, and only those that came back are taken
-// off the plain counts at the window's end), where moving each evicted source into the
-// destination's set (4 096 values exact, then a sketch) made the counts estimates. Also
-// with a checkpoint in the middle of the window (the log carried over): the same episode.
-func TestHotspotFloodExact(t *testing.T) {
-	const flood, back, rounds = 20000, 200, 3
-	var ps []pcaptest.Packet
-	at := hotT0
-	add := func(src int) {
-		at = at.Add(50 * time.Microsecond)
-		ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(src), Dst: darkAddr(256 + 9), SrcPort: 4000, DstPort: 80, Flags: 0x02})
-	}
-	next := back
-	for r := range rounds {
-		for i := range back {
-			if r == rounds-1 && i%2 == 1 {
-				continue // half of them come back only once (after the checkpoint below)
-			}
-			add(i) // a sender that comes back (evicted in between: 10 000 sources later)
-			if r < rounds-1 {
-				for range flood / back / (rounds - 1) {
-					add(next)
-					next++
-				}
-			}
-		}
-	}
-	if next != back+flood {
-		t.Fatalf("%d flood sources, want %d", next-back, flood)
-	}
-	dir := t.TempDir()
-	whole := filepath.Join(dir, "flood.pcap")
-	if err := pcaptest.WriteFile(whole, ps); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(whole)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Cut after the first round of the returning senders, in the flood of the second.
-	a, b := splitPcap(t, data, ps[len(ps)/2].TS)
-	parts := []string{filepath.Join(dir, "a.pcap"), filepath.Join(dir, "b.pcap")}
-	for i, part := range [][]byte{a, b} {
-		if err := os.WriteFile(parts[i], part, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := hotConfig(t, "limits: {max_sources: 1000}\n")
-	check := func(name string, workers int, r *Report) {
-		t.Helper()
-		hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
-		if len(hot) != 1 {
-			t.Fatalf("%s, workers=%d: %d hotspot episodes, want 1: %+v", name, workers, len(hot), hot)
-		}
-		h := hot[0]
-		if h.Dst != "203.0.113.9" || h.Port != 80 || h.Sources != flood+back || h.SourcesEstimated || h.Packets != flood+(rounds-1)*back+back/2 {
-			t.Errorf("%s, workers=%d: hotspot %s:%d, %d sources (estimated %v), %d packets; want 203.0.113.9:80, %d exact, %d packets",
-				name, workers, h.Dst, h.Port, h.Sources, h.SourcesEstimated, h.Packets, flood+back, flood+(rounds-1)*back+back/2)
-		}
-	}
-	for _, workers := range []int{1, 2, 3} {
-		p, r := replayPipeline(t, cfg, workers, whole)
-		if _, ev := p.Tracked(); ev < flood+back-1000 {
-			t.Fatalf("workers=%d: %d evictions, want every source evicted", workers, ev)
-		}
-		check("one run", workers, r)
-
-		state := filepath.Join(dir, fmt.Sprintf("state-%d", workers))
-		p1, err := New(Options{Config: cfg, Workers: workers})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p1.SetKeepState(true)
-		p1.Replay(context.Background(), ReplayOptions{Files: parts[:1]})
-		if _, err := p1.Checkpoint(state); err != nil {
-			t.Fatal(err)
-		}
-		col := NewEpisodes()
-		p2, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info, err := p2.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
-			t.Fatalf("workers=%d: restore: %+v, %v", workers, info, err)
-		}
-		res := p2.Replay(context.Background(), ReplayOptions{Files: parts[1:]})
-		if len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		check("across a checkpoint", workers, p2.Report(col))
 	}
 }
