@@ -13,13 +13,6 @@ import (
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
 
-// topSourcesReport replays ps with a source table of 1000 entries and returns the report's
-// top sources.
-func topSourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) []AddrCount {
-	t.Helper()
-	return sourcesReport(t, ps, workers).Sources.Top
-}
-
 // sourcesReport replays ps with a source table of 1000 entries and returns the report.
 func sourcesReport(t *testing.T, ps []pcaptest.Packet, workers int) *Report {
 	t.Helper()
@@ -99,7 +92,7 @@ func TestTopSourcesUnderSpoofedFlood(t *testing.T) {
 		add(c, 82) // one stay at the end, still in the table
 	}
 	for _, workers := range []int{1, 2} {
-		top := topSourcesReport(t, ps, workers)
+		top := sourcesReport(t, ps, workers).Sources.Top
 		want := []AddrCount{{Addr: c.String(), Packets: 40}, {Addr: a.String(), Packets: 20}, {Addr: b.String(), Packets: 9}}
 		if len(top) != reportTop || fmt.Sprint(addrPackets(top[:3])) != fmt.Sprint(want) {
 			t.Fatalf("workers=%d: %d top sources %v..., want %d beginning %v", workers, len(top), addrPackets(top[:min(len(top), 6)]), reportTop, want)
