@@ -37,8 +37,9 @@ const Magic = "TLSCSTAT"
 // the layout fingerprint in the header without a version change. 1: the first format;
 // 2: the hotspot detector's state (a "hotspot" section, and its table in each worker's);
 // 3: the surge's peak probes and each top-k summary's dropped keys (with, for the evicted
-// sources, those evicted after one packet).
-const Version uint32 = 3
+// sources, those evicted after one packet); 4: the hotspot's sets in a slab of their own
+// (saved with each worker's hotspot state).
+const Version uint32 = 4
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

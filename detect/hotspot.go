@@ -124,6 +124,14 @@ const hotBitmapBytes = 4 << 20
 // each of its many short scanners in every part of a window.
 const hotBitmapMaxWords = 128
 
+// hotBigWords bounds a worker's words in the hotspot's exact sets of more than 256 sources
+// (2 MiB: 64 sets of 4 096 in the open window); past it, a set switches to a sketch once it
+// holds 192 sources. A spoofed flood over a whole dark /24 moves every source the source
+// table evicts into its destination's set: with the engine's 64 MiB budget, 256 growing sets
+// of 32 KiB per worker, and the probes of the flood's packets missed the cache (bench.sh's
+// burst: the hotspot's CPU time 0.72 s with that budget, 0.33-0.40 s with this one).
+const hotBigWords = 256 << 10
+
 // hotLog is how many packets a destination's cell keeps as they came before it takes the
 // full counts (hotHeavy): most destinations get a packet or two per window and worker, and
 // cost no more than their copy.
@@ -212,6 +220,7 @@ type hotWorker struct {
 	cells  []hotCell           // the open window's destinations
 	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
 	cold   []hotCold           // the same, their sets and top sources
+	slab   aggregate.Slab      // the blocks of the cold counts' sets (BigLimit hotBigWords)
 	nheavy int                 // in use
 	dense  []int32             // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
 	seen   []uint64            // bitmap by dense index: a cell in the window (small: stays in cache)
@@ -240,6 +249,7 @@ type hotWorker struct {
 func (e *Engine) SetHotspots(h *Hotspots) {
 	e.hot.shared = h
 	e.hot.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
+	e.hot.slab.BigLimit = hotBigWords
 }
 
 // SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
@@ -286,8 +296,8 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	for _, i := range hw.heavyc {
 		c := &hw.cells[i]
 		hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
-		hw.full = hv.appendSums(cd, hw.full, &c.Dst, c.Split, &e.slab)
-		hv.reset(cd, &e.slab)
+		hw.full = hv.appendSums(cd, hw.full, &c.Dst, c.Split, &e.hot.slab)
+		hv.reset(cd, &e.hot.slab)
 	}
 	// A new generation empties both indexes.
 	if hw.gen++; hw.gen > hotGenMax {
@@ -496,7 +506,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 		hw.heavyc = append(hw.heavyc, hw.last-1)
 		hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
 		for i := range c.Log[:c.N] {
-			hv.add(cd, &e.slab, &c.Log[i], false)
+			hv.add(cd, &e.hot.slab, &c.Log[i], false)
 		}
 		c.N = 0
 	}
@@ -504,7 +514,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	// moves, which wait for its field stores (no store forwarding across them).
 	var ev hotEvent
 	ev.TS, ev.Src, ev.Port, ev.Bits, ev.Proto = h.TS, h.Src, port, bits, proto
-	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.slab, &ev, false)
+	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.hot.slab, &ev, false)
 }
 
 // memo returns how a packet from src, the source of m, to (cell, port) counts as a distinct
@@ -665,10 +675,10 @@ func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, po
 	}
 	hv, cd := &e.hot.heavy[c.Heavy-1], &e.hot.cold[c.Heavy-1]
 	if addr {
-		hv.uncount(cd, &e.slab, 0, x)
+		hv.uncount(cd, &e.hot.slab, 0, x)
 	}
 	if k := hv.levelOf(port); k > 0 && !hv.Lv[k].Sets {
-		hv.uncount(cd, &e.slab, k, x)
+		hv.uncount(cd, &e.hot.slab, k, x)
 	}
 }
 
@@ -858,8 +868,9 @@ func (hv *hotHeavy) summarize(cd *hotCold, k *packet.Addr, i int, split bool, s 
 	lv, set := &hv.Lv[i], &cd.Srcs[i]
 	return HotSummary{
 		Dst: *k, Port: lv.Port,
-		// A port that took a level over (Sets) is counted from then on: a lower bound.
-		Sources: lv.Counted + set.Count(s), Estimated: split || !set.Exact() || lv.Sets,
+		// A port that took a level over (Sets) is counted from then on: a lower bound. A
+		// sketch's estimate may exceed the packets, which bound the sources.
+		Sources: min(lv.Counted+set.Count(s), lv.Packets), Estimated: split || !set.Exact() || lv.Sets,
 		Packets: lv.Packets, SYN: lv.SYN, UDP: lv.UDP, P2P: lv.P2P, Pairs: lv.Pairs, Replies: lv.Replies,
 		First: lv.First, Last: lv.Last, Protos: lv.Protos, NTop: lv.NTop, Top: cd.Top[i],
 	}

@@ -5,13 +5,14 @@ import (
 	"reflect"
 	"slices"
 
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/packet"
 )
 
 // Checkpoint of the hotspot detector (kept apart from hotspot.go): per engine, its open
-// window (the cells of its destinations, their full counts, whose distinct source counts
-// live in the engine's slab, saved with the engine, and which cells are heavy); once, the
+// window (the cells of its destinations, their full counts and the slab their distinct
+// source counts live in, and which cells are heavy); once, the
 // shared Hotspots: the workers' progress, the cell arrays and summaries of windows not yet
 // complete and the open episodes. The indexes (dense bitmap and array, hash index) are
 // rebuilt from the cells on load. The receiver distribution (Hist) is a cumulative
@@ -27,8 +28,7 @@ func hotStateTypes() []reflect.Type {
 	}
 }
 
-// SaveHotState appends the engine's hotspot state to enc (after SaveState: the slab it
-// refers to is restored first). Same calling rules as SaveState.
+// SaveHotState appends the engine's hotspot state to enc. Same calling rules as SaveState.
 func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	hw := &e.hot
 	enc.Bool(hw.shared != nil)
@@ -51,6 +51,7 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
 	checkpoint.Slice(enc, hw.cold[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
+	hw.slab.Save(enc)
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
@@ -76,6 +77,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	cold := checkpoint.ReadSlice[hotCold](d, len(heavy))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
+	var slab aggregate.Slab
+	slab.Load(d)
 	if d.Err() != nil {
 		return
 	}
@@ -120,7 +123,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 				d.Fail("hotspot cell %v: level %d of port %d with %d top sources", cells[heavyc[k]].Dst, i, hv.Lv[i].Port, hv.Lv[i].NTop)
 				return
 			}
-			if err := cold[k].Srcs[i].Validate(&e.slab); err != nil {
+			if err := cold[k].Srcs[i].Validate(&slab); err != nil {
 				d.Fail("hotspot cell %v: %v", cells[heavyc[k]].Dst, err)
 				return
 			}
@@ -159,6 +162,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		hw.bits, hw.nbits = bitmaps, len(bitmaps)/hw.bitW
 	}
 	hw.heavy, hw.cold, hw.nheavy, hw.heavyc = heavy, cold, len(heavy), heavyc
+	hw.slab, hw.slab.BigLimit = slab, hotBigWords
 }
 
 // hashIndex returns the hash index of the cells without a dense index, allocated on first

@@ -1,9 +1,11 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -266,5 +268,97 @@ func TestHotspotTopKeepsRepeatSender(t *testing.T) {
 		if top := hot[0].TopSources[0]; top.Src != spoofed(7).String() || top.Packets != 5 {
 			t.Errorf("workers=%d: top source %s with %d packets, want %s with 5", workers, top.Src, top.Packets, spoofed(7))
 		}
+	}
+}
+
+// TestHotspotSetBudget: the hotspot's sets of sources larger than 256 values draw on a
+// per-worker budget (2 MiB): 300 scanners each probing the same 600 dark IPv6 addresses
+// (memos full after three pairs: the rest counts through the destinations' sets, 512-word
+// tables at 300 values) need more, so the sets that grow first stay exact and the others
+// switch to sketches; every destination is still found, with exact packets, and only the
+// sketched ones are labelled estimated.
+func TestHotspotSetBudget(t *testing.T) {
+	const scanners, dsts = 300, 600
+	var ps []pcaptest.Packet
+	at := hotT0
+	for i := range scanners {
+		src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xff, 14: byte(i >> 8), 15: byte(i)})
+		for d := range dsts {
+			at = at.Add(time.Microsecond)
+			dst := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte(d >> 8), 15: byte(d)})
+			ps = append(ps, pcaptest.Packet{TS: at, Src: src, Dst: dst, SrcPort: 4000, DstPort: 80, Flags: 0x02})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "budget.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg := hotConfig(t, "detect: {hotspot: {min_sources: 250}}\n")
+	r, res := replayReport(t, cfg, 1, path)
+	if len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+	if len(hot) != dsts {
+		t.Fatalf("%d hotspot episodes, want %d", len(hot), dsts)
+	}
+	exact := 0
+	for _, h := range hot {
+		switch {
+		case h.Packets != scanners || h.Port != 80:
+			t.Errorf("hotspot %s:%d: %d packets, want port 80 and %d", h.Dst, h.Port, h.Packets, scanners)
+		case !h.SourcesEstimated && h.Sources != scanners:
+			t.Errorf("hotspot %s: %d sources not labelled estimated, want exactly %d", h.Dst, h.Sources, scanners)
+		case h.SourcesEstimated && (h.Sources < scanners*85/100 || h.Sources > scanners):
+			t.Errorf("hotspot %s: %d sources estimated, want %d within 15 %% and at most its packets", h.Dst, h.Sources, scanners)
+		case !h.SourcesEstimated:
+			exact++
+		}
+	}
+	// 2 MiB holds 512 tables of 512 words; each destination has two (address and port 80),
+	// but the first three a scanner probes count in its memo, not in their sets.
+	if exact == 0 || exact > 256+3 {
+		t.Errorf("%d of %d destinations counted exactly, want 1 to 259 (the sets' budget)", exact, dsts)
+	}
+	t.Logf("%d of %d destinations counted exactly", exact, dsts)
+
+	// Cut at 250 of 300 scanners, the large sets grown and the budget spent, and carried
+	// over a checkpoint: the same episodes as in one run (the sets, exact and sketched,
+	// restored).
+	dir := t.TempDir()
+	events := func(cut bool) []string {
+		parts := [][]pcaptest.Packet{ps}
+		if cut {
+			parts = [][]pcaptest.Packet{ps[:len(ps)*5/6], ps[len(ps)*5/6:]}
+		}
+		rec := &recorder{next: NewEpisodes()}
+		state := filepath.Join(dir, "state")
+		for i, part := range parts {
+			path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
+			if err := pcaptest.WriteFile(path, part); err != nil {
+				t.Fatal(err)
+			}
+			p, err := New(Options{Config: cfg, Workers: 1, Sink: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i > 0 {
+				if info, err := p.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
+					t.Fatalf("restore: %+v, %v", info, err)
+				}
+			}
+			last := i == len(parts)-1
+			p.SetKeepState(!last)
+			p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+			if !last {
+				if _, err := p.Checkpoint(state); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		return eventKeys(t, rec.events)
+	}
+	if whole, split := events(false), events(true); !slices.Equal(whole, split) {
+		t.Errorf("cut and restored: %d events, %d in one run", len(split), len(whole))
 	}
 }
