@@ -54,16 +54,15 @@ type Engine struct {
 	rec   *episode
 	recOK bool
 
-	flows     *aggregate.Table[flowKey, flow]
-	flowPorts *[65536]uint32 // flows in the table, by destination port
-	// flowSrcs counts the flows in the table by a hash of their source (saturating at 255,
-	// which then stays): with flowPorts it lets most SYN probes skip the flow lookup.
-	flowSrcs *[flowSrcBuckets]uint8
-	// flowPortBits and flowSrcBits have a bit set where flowPorts and flowSrcs are not zero:
-	// what a SYN probe reads (8 KiB and 128 KiB that stay in cache, where the counts, 256 KiB
-	// and 1 MiB, cost a cache miss per probe).
-	flowPortBits *[65536 / 64]uint64
-	flowSrcBits  *[flowSrcBuckets / 64]uint64
+	flows *aggregate.Table[flowKey, flow]
+	// flowEv marks (by a hash) the sources evicted from the pipeline's table while their
+	// flows could still pair or continue: a source new to the table, whose SourceState has
+	// no FlowSec, looks its flows up only when marked. Two generations, the older cleared
+	// every flow horizon (flowEvEnd), so a mark lasts at least a horizon. Nil until the first
+	// mark.
+	flowEv    [2][]uint64
+	flowEvN   [2]int // marks set in each generation
+	flowEvEnd int64  // when the generations turn (0: not yet set)
 
 	victims  *aggregate.Table[packet.Addr, victim]
 	rates    []rateWin // victims' rate windows, by victim.Rate-1
@@ -89,10 +88,6 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 	e.eps = aggregate.NewTable[packet.Addr, episode](flows, hashEpisode)
 	e.eps.SetEvict(e.evictEpisode)
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
-	e.flowPorts = new([65536]uint32)
-	e.flowSrcs = new([flowSrcBuckets]uint8)
-	e.flowPortBits = new([65536 / 64]uint64)
-	e.flowSrcBits = new([flowSrcBuckets / 64]uint64)
 	e.flows.SetEvict(e.evictFlow)
 	e.victims = aggregate.NewTable[packet.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)
@@ -126,6 +121,9 @@ func (e *Engine) apply(cfg *Config) {
 	if w := int64(cfg.Window); first || w != e.window {
 		e.window = w
 		e.requeue() // the episodes' end times move with the window
+	}
+	if !first {
+		e.flowEvEnd = 0 // a longer horizon keeps the marks longer: the next turn waits for it
 	}
 	ports := new([1024]uint64)
 	for _, p := range cfg.Telnet.Ports {
@@ -178,14 +176,14 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 			e.fingerprint(h, st)
 		}
 		if cfg.UDPThenSYN.Enabled {
-			e.flowSYN(h)
+			e.flowSYN(h, st)
 		}
 	case h.Proto == packet.ProtoUDP && h.L4:
 		if cfg.Scanner.Enabled {
 			e.scanner(h, st, h.DstPort, TechUDP, dense)
 		}
 		if cfg.UDPThenSYN.Enabled {
-			e.flowUDP(h)
+			e.flowUDP(h, st)
 		}
 	case h.ICMPEchoRequest():
 		if cfg.Scanner.Enabled {
@@ -212,6 +210,9 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	}
 	e.clearScan(&st.Scan)
 	e.clearTel(&st.Tel)
+	if st.FlowSec != 0 && now-int64(st.FlowSec)*int64(time.Second) <= e.flowHorizon() {
+		e.flowMark(&src)
+	}
 	if st.Moved == 0 {
 		return
 	}

@@ -104,10 +104,12 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		d.Fail("%v", err)
 		return
 	}
-	e.clearFlowCounts()
+	e.flowEv, e.flowEvN, e.flowEvEnd = [2][]uint64{}, [2]int{}, 0
 	e.flowDue = e.flowDue[:0]
 	e.flows.Range(func(k *flowKey, f *flow) bool {
-		e.flowAdded(k)
+		// The sources' FlowSec came with the pipeline's table, but not the marks of the
+		// evicted ones: every flow's source is marked.
+		e.flowMark(&k.Src)
 		if f.Active {
 			e.seq++
 			e.flowDue = append(e.flowDue, dueItem[flowDueRef]{ref: flowDueRef{flowRef{key: *k, gen: f.Gen}, e.seq}})

@@ -1,6 +1,11 @@
 package detect
 
-import "github.com/telescope-dev/telescope/packet"
+import (
+	"math"
+	"time"
+
+	"github.com/telescope-dev/telescope/packet"
+)
 
 // flowKey identifies a udp_then_syn flow: one source to one dark ip:port.
 type flowKey struct {
@@ -35,12 +40,9 @@ type flowRef struct {
 
 // flowUDP counts a UDP datagram: creates or refreshes its flow. A flow quiet for longer than
 // the window starts over (its episode, if any, ends).
-func (e *Engine) flowUDP(h *packet.Header) {
+func (e *Engine) flowUDP(h *packet.Header, st *SourceState) {
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f, created := e.flows.Touch(k)
-	if created {
-		e.flowAdded(&k)
-	}
 	t := h.TS
 	if !created {
 		t = later(t, f.Last)
@@ -56,6 +58,7 @@ func (e *Engine) flowUDP(h *packet.Header) {
 		f.First = t
 	}
 	f.Last, f.LastUDP = t, t
+	st.FlowSec = max(st.FlowSec, flowSec(t))
 	if f.UDP < ^uint32(0) {
 		f.UDP++
 	}
@@ -68,9 +71,9 @@ func (e *Engine) flowUDP(h *packet.Header) {
 
 // flowSYN pairs a SYN probe with the UDP flow to the same dst ip:port when the last UDP
 // datagram is at most MaxGap before it; later SYNs of an active flow count in its episode.
-func (e *Engine) flowSYN(h *packet.Header) {
-	if !hasBit(e.flowPortBits[:], uint32(h.DstPort)) || !hasBit(e.flowSrcBits[:], flowSrcBucket(&h.Src)) {
-		return // no UDP flow to this port, or from this source: most SYN probes skip the lookup
+func (e *Engine) flowSYN(h *packet.Header, st *SourceState) {
+	if !e.mayHaveFlows(h, st) {
+		return // most SYN probes come from sources without a flow: no lookup
 	}
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	f := e.flows.Get(k)
@@ -89,6 +92,7 @@ func (e *Engine) flowSYN(h *packet.Header) {
 			f.SYN++
 		}
 		f.Last = t
+		st.FlowSec = max(st.FlowSec, flowSec(t))
 		e.flows.Touch(k)
 		return
 	}
@@ -96,6 +100,7 @@ func (e *Engine) flowSYN(h *packet.Header) {
 		return
 	}
 	f.Active, f.SYN, f.Last = true, 1, t
+	st.FlowSec = max(st.FlowSec, flowSec(t))
 	f.Gen++
 	e.flows.Touch(k)
 	e.queueFlow(k, f)
@@ -131,7 +136,6 @@ func (e *Engine) endFlow(k *flowKey, f *flow) {
 // evictFlow is the flow table's eviction callback.
 func (e *Engine) evictFlow(k *flowKey, f *flow) {
 	e.c.Evictions.Add(1)
-	e.flowRemoved(k)
 	if f.Active {
 		e.endFlow(k, f)
 	}
@@ -140,7 +144,8 @@ func (e *Engine) evictFlow(k *flowKey, f *flow) {
 // sweepFlows ends the episodes of flows quiet for longer than the window (dropping stale
 // refs), then drops the least recently used flows that can neither pair nor continue.
 func (e *Engine) sweepFlows(now int64) {
-	horizon := max(e.window, int64(e.cfg.UDPThenSYN.MaxGap))
+	horizon := e.flowHorizon()
+	e.flowTurn(now, horizon)
 	for {
 		k, f, ok := e.flows.Oldest()
 		if !ok || f.Active || now-f.Last <= horizon {
@@ -150,54 +155,74 @@ func (e *Engine) sweepFlows(now int64) {
 	}
 }
 
-// deleteFlow removes a flow, keeping the per-port flow counts in step.
-func (e *Engine) deleteFlow(k flowKey) {
-	if e.flows.Delete(k) {
-		e.flowRemoved(&k)
+// deleteFlow removes a flow.
+func (e *Engine) deleteFlow(k flowKey) { e.flows.Delete(k) }
+
+// flowHorizon is how long after its last packet a flow can still matter: an active one
+// continues for a window, an inactive one pairs for max_gap.
+func (e *Engine) flowHorizon() int64 { return max(e.window, int64(e.cfg.UDPThenSYN.MaxGap)) }
+
+// mayHaveFlows reports whether the source of SYN probe h (state st) may have a flow the
+// probe can pair with or continue. Its FlowSec is the latest packet time of its flows
+// while its entry lives (a flow's Last never exceeds it), so past the horizon it has none
+// that matter; a source whose entry never had a flow (FlowSec 0) may have some from before
+// an eviction of its entry, which marked it.
+func (e *Engine) mayHaveFlows(h *packet.Header, st *SourceState) bool {
+	if st.FlowSec != 0 {
+		return h.TS-int64(st.FlowSec)*int64(time.Second) <= e.flowHorizon()
+	}
+	if e.flowEvN[0]+e.flowEvN[1] == 0 {
+		return false
+	}
+	i := flowEvBit(&h.Src)
+	return e.flowEv[0][i>>6]&(1<<(i&63)) != 0 || e.flowEv[1][i>>6]&(1<<(i&63)) != 0
+}
+
+// flowSec is packet time t as a SourceState.FlowSec: seconds rounded up, so never before
+// t; a time that does not fit (before 1970 or after 2106) gives the largest value, which
+// no SYN probe is past (the lookup is always made).
+func flowSec(t int64) uint32 {
+	if t <= 0 || t/int64(time.Second) >= math.MaxUint32-1 {
+		return math.MaxUint32
+	}
+	return uint32((t + int64(time.Second) - 1) / int64(time.Second))
+}
+
+// flowEvBits is the size of each generation of flowEv (128 KiB).
+const flowEvBits = 1 << 20
+
+const seedFlowEv = 0x1f83d9abfb41bd6b
+
+func flowEvBit(a *packet.Addr) uint64 { return a.Hash(seedFlowEv) >> (64 - 20) }
+
+// flowMark marks src, evicted with flows that may still matter, in the newer generation.
+func (e *Engine) flowMark(src *packet.Addr) {
+	if e.flowEv[0] == nil {
+		e.flowEv = [2][]uint64{make([]uint64, flowEvBits/64), make([]uint64, flowEvBits/64)}
+	}
+	i := flowEvBit(src)
+	if w := &e.flowEv[0][i>>6]; *w&(1<<(i&63)) == 0 {
+		*w |= 1 << (i & 63)
+		e.flowEvN[0]++
 	}
 }
 
-// flowSrcBuckets is the size of the per-source flow counts (1 MiB of uint8).
-const flowSrcBuckets = 1 << 20
-
-const seedFlowSrc = 0x1f83d9abfb41bd6b
-
-func flowSrcBucket(a *packet.Addr) uint32 {
-	return uint32(a.Hash(seedFlowSrc) >> (64 - 20))
-}
-
-// flowAdded and flowRemoved keep the per-port and per-source flow counts in step with the
-// flow table.
-func (e *Engine) flowAdded(k *flowKey) {
-	if e.flowPorts[k.Port]++; e.flowPorts[k.Port] == 1 {
-		setBit(e.flowPortBits[:], uint32(k.Port), true)
+// flowTurn makes the newer generation of marks the older one, dropping the older, once a
+// horizon has passed since the last turn: a mark made at time T lasts until at least
+// T + horizon, the last moment its source's flows may matter.
+func (e *Engine) flowTurn(now, horizon int64) {
+	if e.flowEvEnd == 0 {
+		e.flowEvEnd = now + horizon
 	}
-	b := flowSrcBucket(&k.Src)
-	if c := &e.flowSrcs[b]; *c < 255 {
-		if *c++; *c == 1 {
-			setBit(e.flowSrcBits[:], b, true)
-		}
+	if now < e.flowEvEnd {
+		return
 	}
-}
-
-func (e *Engine) flowRemoved(k *flowKey) {
-	if e.flowPorts[k.Port]--; e.flowPorts[k.Port] == 0 {
-		setBit(e.flowPortBits[:], uint32(k.Port), false)
+	e.flowEvEnd = now + horizon
+	if e.flowEvN[1] > 0 {
+		clear(e.flowEv[1])
 	}
-	b := flowSrcBucket(&k.Src)
-	if c := &e.flowSrcs[b]; *c < 255 { // a saturated count stays
-		if *c--; *c == 0 {
-			setBit(e.flowSrcBits[:], b, false)
-		}
-	}
-}
-
-// clearFlowCounts empties the per-port and per-source flow counts (before a recount).
-func (e *Engine) clearFlowCounts() {
-	clear(e.flowPorts[:])
-	clear(e.flowSrcs[:])
-	clear(e.flowPortBits[:])
-	clear(e.flowSrcBits[:])
+	e.flowEv[0], e.flowEv[1] = e.flowEv[1], e.flowEv[0]
+	e.flowEvN[0], e.flowEvN[1] = 0, e.flowEvN[0]
 }
 
 // hasBit reports whether bit i of the bitset is set.

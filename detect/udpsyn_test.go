@@ -133,10 +133,12 @@ func TestUDPThenSYN(t *testing.T) {
 			{advance: t0 + 2*sec + win},
 			{finish: t0 + 3*sec + win},
 		}},
-		{"SYN after the episode's window ends it and does not pair", []step{
+		// Past the flows' horizon the source's SYN probes skip the lookup: the sweep ends it.
+		{"SYN after the episode's window does not continue it", []step{
 			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
-			{pkts: []packet.Header{btSYN(t0 + 2*sec + win)}, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
-			{finish: t0 + 3*sec + win},
+			{pkts: []packet.Header{btSYN(t0 + 2*sec + win)}},
+			{advance: t0 + 3*sec + win, want: []ev{flowEv(End, "other", 1, 1, t0, t0+sec)}},
+			{finish: t0 + 4*sec + win},
 		}},
 		{"Advance ends a quiet episode", []step{
 			{pkts: []packet.Header{btUDP(t0, other), btSYN(t0 + sec)}, want: []ev{flowEv(Start, "other", 1, 1, t0, t0+sec)}},
@@ -219,49 +221,47 @@ func TestPayloadKind(t *testing.T) {
 
 // TestFlowPortCounts: the per-port flow counts that let SYN probes skip the flow lookup stay
 // equal to the flows in the table through creation, pairing, expiry and eviction.
-func TestFlowPortCounts(t *testing.T) {
+// TestUDPThenSYNSourceEvicted: a SYN probe looks up flows only for a source whose entry
+// had a flow within the horizon, or that was evicted with one: a source evicted from the
+// pipeline's table between its datagram and its SYN still pairs, in a table of two; the
+// marks of evicted sources last a horizon and are then dropped; a source whose entry has
+// only flows past the horizon does not pair.
+func TestUDPThenSYNSourceEvicted(t *testing.T) {
 	cfg := only(testConfig(t), UDPThenSYN)
-	cfg.MaxFlows = 8
 	h := newHarness(t, cfg)
-	check := func(when string) {
-		t.Helper()
-		var sum uint64
-		for _, n := range h.e.flowPorts {
-			sum += uint64(n)
-		}
-		if sum != uint64(h.e.flows.Len()) {
-			t.Fatalf("%s: per-port counts sum to %d, table holds %d flows", when, sum, h.e.flows.Len())
-		}
-		want := map[uint32]int{}
-		h.e.flows.Range(func(k *flowKey, _ *flow) bool {
-			want[flowSrcBucket(&k.Src)]++
-			return true
-		})
-		for i, n := range h.e.flowSrcs {
-			if int(n) != want[uint32(i)] {
-				t.Fatalf("%s: per-source count %d of bucket %d, table holds %d flows there", when, n, i, want[uint32(i)])
-			}
-			if hasBit(h.e.flowSrcBits[:], uint32(i)) != (n != 0) {
-				t.Fatalf("%s: per-source bit of bucket %d disagrees with its count %d", when, i, n)
-			}
-		}
-		for p, n := range h.e.flowPorts {
-			if hasBit(h.e.flowPortBits[:], uint32(p)) != (n != 0) {
-				t.Fatalf("%s: per-port bit of port %d disagrees with its count %d", when, p, n)
-			}
-		}
+	h.srcs = newSourceTable(2)
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.feed(btUDP(t0, utpSYN))
+	h.feed(syn(ip4("192.0.0.0", 1), btDst, 80, t0+sec), syn(ip4("192.0.0.0", 2), btDst, 80, t0+2*sec))
+	if st := h.srcs.Get(addr(btSrc)); st != nil {
+		t.Fatal("the datagram's source is still in the table of two")
 	}
-	for i := 0; i < 20; i++ { // more flows than the table holds: evictions
-		h.feed(udp(ip4("192.0.0.0", i%5), ip4("203.0.113.0", i), uint16(6881+i%3), t0+int64(i)*sec, nil))
-		check("after a UDP datagram")
+	if h.e.flowEvN[0] != 1 {
+		t.Fatalf("%d sources marked as evicted with flows, want 1", h.e.flowEvN[0])
 	}
-	h.feed(syn(ip4("192.0.0.0", 19%5), ip4("203.0.113.0", 19), uint16(6881+19%3), t0+21*sec))
-	check("after a pairing SYN")
-	if h.c.Active[detUDPThenSYN].Load() != 1 {
-		t.Fatal("the SYN did not pair with its flow")
+	h.feed(btSYN(t0 + 3*sec))
+	checkEvents(t, h.sink.take(), []ev{flowEv(Start, "utp", 1, 1, t0, t0+3*sec)})
+	// The sources never had a flow: no mark when they go.
+	h.feed(syn(ip4("192.0.0.0", 3), btDst, 80, t0+4*sec), syn(ip4("192.0.0.0", 4), btDst, 80, t0+5*sec))
+	if n := h.e.flowEvN[0] + h.e.flowEvN[1]; n != 1 || !h.e.mayHaveFlows(&packet.Header{Src: addr(btSrc)}, &SourceState{}) {
+		t.Fatalf("%d marks, want btSrc's (evicted again, with its episode)", n)
 	}
-	h.e.Advance(t0 + 21*sec + 2*win)
-	check("after expiry")
-	h.e.Finish(t0 + 22*sec + 2*win)
-	check("after Finish")
+	// Two horizons later every mark is gone.
+	horizon := max(int64(cfg.Window), int64(cfg.UDPThenSYN.MaxGap))
+	for at := t0 + 5*sec; at <= t0+5*sec+3*horizon; at += sec {
+		h.e.Advance(at)
+	}
+	if n := h.e.flowEvN[0] + h.e.flowEvN[1]; n != 0 {
+		t.Fatalf("%d marks two horizons on, want 0", n)
+	}
+	checkEvents(t, h.sink.take(), []ev{flowEv(End, "utp", 1, 1, t0, t0+3*sec)})
+	// A source that stays in the table: its datagram pairs within max_gap, not past it.
+	h = newHarness(t, cfg)
+	h.feed(btUDP(t0, nil), btSYN(t0+int64(cfg.UDPThenSYN.MaxGap)+1))
+	if ev := h.sink.take(); len(ev) != 0 {
+		t.Fatalf("a SYN past max_gap paired: %v", evs(ev))
+	}
+	if st := h.srcs.Get(addr(btSrc)); st == nil || st.FlowSec != flowSec(t0) || int64(st.FlowSec)*sec < t0 || int64(st.FlowSec-1)*sec >= t0 {
+		t.Fatalf("source state %+v, want FlowSec %d (t0 %d rounded up to seconds)", st, flowSec(t0), t0)
+	}
 }
