@@ -147,11 +147,11 @@ func (e *Engine) sweepFlows(now int64) {
 	horizon := e.flowHorizon()
 	e.flowTurn(now, horizon)
 	for {
-		k, f, ok := e.flows.Oldest()
+		_, f, ok := e.flows.Oldest()
 		if !ok || f.Active || now-f.Last <= horizon {
 			return
 		}
-		e.deleteFlow(*k)
+		e.flows.DeleteAt(e.flows.Tail) // the oldest: no hash, no look-up
 	}
 }
 
