@@ -376,7 +376,7 @@ func (e *Engine) endFlowsInOrder(flows []flowDueRef) {
 		// twice (as in the walk over refs before), and ends at the first.
 		if f := e.liveFlow(&r.flowRef); f != nil {
 			e.endFlow(&r.key, f)
-			e.deleteFlow(r.key)
+			e.flows.Delete(r.key)
 		}
 	}
 	clear(flows)

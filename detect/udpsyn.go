@@ -85,7 +85,7 @@ func (e *Engine) flowSYN(h *packet.Header, st *SourceState) {
 		if t-f.Last > e.window {
 			// The episode is over and no UDP has come since: this SYN cannot pair.
 			e.endFlow(&k, f)
-			e.deleteFlow(k)
+			e.flows.Delete(k)
 			return
 		}
 		if f.SYN < ^uint32(0) {
@@ -154,9 +154,6 @@ func (e *Engine) sweepFlows(now int64) {
 		e.flows.DeleteAt(e.flows.Tail) // the oldest: no hash, no look-up
 	}
 }
-
-// deleteFlow removes a flow.
-func (e *Engine) deleteFlow(k flowKey) { e.flows.Delete(k) }
 
 // flowHorizon is how long after its last packet a flow can still matter: an active one
 // continues for a window, an inactive one pairs for max_gap.
