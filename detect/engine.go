@@ -63,6 +63,10 @@ type Engine struct {
 	flowEv    [2][]uint64
 	flowEvN   [2]int // marks set in each generation
 	flowEvEnd int64  // when the generations turn (0: not yet set)
+	// flowPortSec is, per destination port, the latest packet time of a flow to it (in
+	// seconds rounded up, like SourceState.FlowSec): 256 KiB that a probe reads only when
+	// its source may have flows.
+	flowPortSec *[65536]uint32
 
 	victims  *aggregate.Table[packet.Addr, victim]
 	rates    []rateWin // victims' rate windows, by victim.Rate-1
@@ -88,6 +92,7 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 	e.eps = aggregate.NewTable[packet.Addr, episode](flows, hashEpisode)
 	e.eps.SetEvict(e.evictEpisode)
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
+	e.flowPortSec = new([65536]uint32)
 	e.flows.SetEvict(e.evictFlow)
 	e.victims = aggregate.NewTable[packet.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)

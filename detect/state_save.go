@@ -105,11 +105,13 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		return
 	}
 	e.flowEv, e.flowEvN, e.flowEvEnd = [2][]uint64{}, [2]int{}, 0
+	clear(e.flowPortSec[:])
 	e.flowDue = e.flowDue[:0]
 	e.flows.Range(func(k *flowKey, f *flow) bool {
 		// The sources' FlowSec came with the pipeline's table, but not the marks of the
 		// evicted ones: every flow's source is marked.
 		e.flowMark(&k.Src)
+		e.flowPortSec[k.Port] = max(e.flowPortSec[k.Port], flowSec(f.Last))
 		if f.Active {
 			e.seq++
 			e.flowDue = append(e.flowDue, dueItem[flowDueRef]{ref: flowDueRef{flowRef{key: *k, gen: f.Gen}, e.seq}})

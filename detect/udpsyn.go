@@ -58,7 +58,7 @@ func (e *Engine) flowUDP(h *packet.Header, st *SourceState) {
 		f.First = t
 	}
 	f.Last, f.LastUDP = t, t
-	st.FlowSec = max(st.FlowSec, flowSec(t))
+	e.flowAt(st, h.DstPort, t)
 	if f.UDP < ^uint32(0) {
 		f.UDP++
 	}
@@ -92,7 +92,7 @@ func (e *Engine) flowSYN(h *packet.Header, st *SourceState) {
 			f.SYN++
 		}
 		f.Last = t
-		st.FlowSec = max(st.FlowSec, flowSec(t))
+		e.flowAt(st, h.DstPort, t)
 		e.flows.Touch(k)
 		return
 	}
@@ -100,7 +100,7 @@ func (e *Engine) flowSYN(h *packet.Header, st *SourceState) {
 		return
 	}
 	f.Active, f.SYN, f.Last = true, 1, t
-	st.FlowSec = max(st.FlowSec, flowSec(t))
+	e.flowAt(st, h.DstPort, t)
 	f.Gen++
 	e.flows.Touch(k)
 	e.queueFlow(k, f)
@@ -163,16 +163,28 @@ func (e *Engine) flowHorizon() int64 { return max(e.window, int64(e.cfg.UDPThenS
 // probe can pair with or continue. Its FlowSec is the latest packet time of its flows
 // while its entry lives (a flow's Last never exceeds it), so past the horizon it has none
 // that matter; a source whose entry never had a flow (FlowSec 0) may have some from before
-// an eviction of its entry, which marked it.
+// an eviction of its entry, which marked it. The same holds per destination port
+// (flowPortSec).
 func (e *Engine) mayHaveFlows(h *packet.Header, st *SourceState) bool {
 	if st.FlowSec != 0 {
-		return h.TS-int64(st.FlowSec)*int64(time.Second) <= e.flowHorizon()
-	}
-	if e.flowEvN[0]+e.flowEvN[1] == 0 {
+		if h.TS-int64(st.FlowSec)*int64(time.Second) > e.flowHorizon() {
+			return false
+		}
+	} else if i := flowEvBit(&h.Src); e.flowEvN[0]+e.flowEvN[1] == 0 ||
+		e.flowEv[0][i>>6]&(1<<(i&63)) == 0 && e.flowEv[1][i>>6]&(1<<(i&63)) == 0 {
 		return false
 	}
-	i := flowEvBit(&h.Src)
-	return e.flowEv[0][i>>6]&(1<<(i&63)) != 0 || e.flowEv[1][i>>6]&(1<<(i&63)) != 0
+	// A source scanning TCP and UDP has flows, but rarely to the port it probes.
+	return h.TS-int64(e.flowPortSec[h.DstPort])*int64(time.Second) <= e.flowHorizon()
+}
+
+// flowAt notes that a flow of the source of st to port moved its Last to t.
+func (e *Engine) flowAt(st *SourceState, port uint16, t int64) {
+	sec := flowSec(t)
+	st.FlowSec = max(st.FlowSec, sec)
+	if p := &e.flowPortSec[port]; *p < sec {
+		*p = sec
+	}
 }
 
 // flowSec is packet time t as a SourceState.FlowSec: seconds rounded up, so never before

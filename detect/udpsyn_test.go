@@ -264,4 +264,12 @@ func TestUDPThenSYNSourceEvicted(t *testing.T) {
 	if st := h.srcs.Get(addr(btSrc)); st == nil || st.FlowSec != flowSec(t0) || int64(st.FlowSec)*sec < t0 || int64(st.FlowSec-1)*sec >= t0 {
 		t.Fatalf("source state %+v, want FlowSec %d (t0 %d rounded up to seconds)", st, flowSec(t0), t0)
 	}
+	// Its probes to another port skip the lookup, those to the flow's port within the
+	// horizon do not.
+	st := h.srcs.Get(addr(btSrc))
+	other, same := syn(btSrc, btDst, 80, t0+sec), btSYN(t0+sec)
+	if h.e.mayHaveFlows(&other, st) || !h.e.mayHaveFlows(&same, st) {
+		t.Fatalf("a probe to port 80 may pair: %v, to 6881: %v; want false, true",
+			h.e.mayHaveFlows(&other, st), h.e.mayHaveFlows(&same, st))
+	}
 }
