@@ -215,7 +215,7 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	}
 	e.clearScan(&st.Scan)
 	e.clearTel(&st.Tel)
-	if st.FlowSec != 0 && now-int64(st.FlowSec)*int64(time.Second) <= e.flowHorizon() {
+	if st.FlowSec != 0 && e.flowRecent(st.FlowSec, now) {
 		e.flowMark(&src)
 	}
 	if st.Moved == 0 {

@@ -167,15 +167,20 @@ func (e *Engine) flowHorizon() int64 { return max(e.window, int64(e.cfg.UDPThenS
 // (flowPortSec).
 func (e *Engine) mayHaveFlows(h *packet.Header, st *SourceState) bool {
 	if st.FlowSec != 0 {
-		if h.TS-int64(st.FlowSec)*int64(time.Second) > e.flowHorizon() {
+		if !e.flowRecent(st.FlowSec, h.TS) {
 			return false
 		}
-	} else if i := flowEvBit(&h.Src); e.flowEvN[0]+e.flowEvN[1] == 0 ||
-		e.flowEv[0][i>>6]&(1<<(i&63)) == 0 && e.flowEv[1][i>>6]&(1<<(i&63)) == 0 {
+	} else if i := flowEvBit(&h.Src); e.flowEvN[0]+e.flowEvN[1] == 0 || !hasBit(e.flowEv[0], i) && !hasBit(e.flowEv[1], i) {
 		return false
 	}
 	// A source scanning TCP and UDP has flows, but rarely to the port it probes.
-	return h.TS-int64(e.flowPortSec[h.DstPort])*int64(time.Second) <= e.flowHorizon()
+	return e.flowRecent(e.flowPortSec[h.DstPort], h.TS)
+}
+
+// flowRecent reports whether a flow whose Last was at most sec (a flowSec) may still matter
+// at packet time t.
+func (e *Engine) flowRecent(sec uint32, t int64) bool {
+	return t-int64(sec)*int64(time.Second) <= e.flowHorizon()
 }
 
 // flowAt notes that a flow of the source of st to port moved its Last to t.
@@ -200,18 +205,17 @@ func flowSec(t int64) uint32 {
 // flowEvBits is the size of each generation of flowEv (128 KiB).
 const flowEvBits = 1 << 20
 
-const seedFlowEv = 0x1f83d9abfb41bd6b
+const seedFlowEv = 0x5be0cd19137e2179 // not seedHotSrc: that filter marks evicted sources too
 
-func flowEvBit(a *packet.Addr) uint64 { return a.Hash(seedFlowEv) >> (64 - 20) }
+func flowEvBit(a *packet.Addr) uint32 { return uint32(a.Hash(seedFlowEv) >> (64 - 20)) }
 
 // flowMark marks src, evicted with flows that may still matter, in the newer generation.
 func (e *Engine) flowMark(src *packet.Addr) {
 	if e.flowEv[0] == nil {
 		e.flowEv = [2][]uint64{make([]uint64, flowEvBits/64), make([]uint64, flowEvBits/64)}
 	}
-	i := flowEvBit(src)
-	if w := &e.flowEv[0][i>>6]; *w&(1<<(i&63)) == 0 {
-		*w |= 1 << (i & 63)
+	if i := flowEvBit(src); !hasBit(e.flowEv[0], i) {
+		setBit(e.flowEv[0], i, true)
 		e.flowEvN[0]++
 	}
 }
