@@ -38,8 +38,9 @@ const Magic = "TLSCSTAT"
 // 2: the hotspot detector's state (a "hotspot" section, and its table in each worker's);
 // 3: the surge's peak probes and each top-k summary's dropped keys (with, for the evicted
 // sources, those evicted after one packet); 4: the hotspot's sets in a slab of their own
-// (saved with each worker's hotspot state).
-const Version uint32 = 4
+// (saved with each worker's hotspot state); 5: the hotspot's spilled cells (free slots,
+// tags in the memos, the filter of spilled destinations).
+const Version uint32 = 5
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

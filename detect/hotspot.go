@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap/zapcore"
 
@@ -110,7 +111,7 @@ type HotMemo struct {
 	Gen  uint32 // the hotWorker's memo generation (0: none)
 	N    uint8  // pairs in use; hotMemoLen+1: full, no more pairs in this generation
 	Port [hotMemoLen]uint16
-	Cell [hotMemoLen]int32 // cell index in hotWorker.cells
+	Cell [hotMemoLen]int32 // cell in hotWorker.cells: slot and tag (hotMemoCell)
 	Bits int32             // 1 + its bitmap in hotWorker.bits (0: none)
 }
 
@@ -200,8 +201,20 @@ type hotCell struct {
 	Heavy   int32  // 1 + index of the full counts in hotWorker.heavy (0: light, see Log)
 	N       uint8  // packets in Log
 	Split   bool   // the worker handed its counts over early in this window (see hotFlush)
-	Log     [hotLog]hotEvent
+	// Tag counts the cells this slot held before in the part (hotSpill frees light cells'
+	// slots for new ones): a memo names a cell by slot and tag (hotMemoCell), so that one
+	// naming a destination spilled since matches no later cell of the slot.
+	Tag uint8
+	Log [hotLog]hotEvent
 }
+
+// A memo names a cell as its slot (the low hotTagShift bits) and the slot's Tag above.
+// A slot whose Tag reached hotTagMax is not freed again in the part (hotSpill flushes
+// instead), so the value stays a positive int32 and never names two cells.
+const (
+	hotTagShift = 24
+	hotTagMax   = 127
+)
 
 // A hash index entry is a generation (hotGenShift high bits) and 1 + a cell (the low bits):
 // a window's close starts a new generation instead of clearing the index.
@@ -228,6 +241,9 @@ type hotWorker struct {
 	hash   []uint32            // the same, open addressing by address (len: power of two >= 2 cap)
 	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
 	heavyc []int32             // the cells with full counts
+	free   []int32             // slots of cells spilled in the part (Packets 0), for new cells
+	back   []uint64            // filter of the destinations spilled in the part (hotBackBits), nil: none
+	spillc []hotCell           // scratch: the cells a spill hands over (an array Hotspots gave back)
 	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
 	sets   bool                // every source new to the part counts through the sets (restored part with evictions)
 	evict  []uint64            // filter of the sources evicted after being counted in the part (hotEvictBits)
@@ -325,6 +341,13 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	clear(hw.bits[:hw.nbits*hw.bitW])
 	hw.nbits = 0
 	cells := hw.cells
+	if len(hw.free) > 0 { // the slots of spilled cells hold no destination
+		cells = slices.DeleteFunc(cells, func(c hotCell) bool { return c.Packets == 0 })
+		hw.free = hw.free[:0]
+	}
+	if hw.back != nil {
+		clear(hw.back)
+	}
 	hw.cells, hw.nheavy, hw.last, hw.heavyc = nil, 0, 0, hw.heavyc[:0]
 	return cells, hw.full
 }
@@ -362,6 +385,108 @@ func (e *Engine) hotFlush() {
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
 	e.c.Evictions.Add(uint64(n) + dropped)
 	hw.cells = spare[:0]
+}
+
+// hotSpill makes room in a full cell table by handing its light cells over early (each
+// has at most hotLog packets: a destination that is not, or not yet, busy in this worker),
+// and keeps the heavy ones, which go on counting exactly: a flood of one-packet
+// destinations (an IPv6 scanner's random addresses) no longer splits, nor past twice the
+// table drops, the counts of the destinations that can be hot. A destination spilled and
+// counted again later in the window is summed from two parts, so its cells after a spill
+// are marked estimated (Split), as after hotFlush. The spilled cells' slots take the new
+// destinations; the memos that name them name them by tag too (hotMemoCell). It reports
+// false, having done nothing, when too few cells are light for a spill to make room for
+// long (a quarter of the table), or a slot has been freed hotTagMax times in the part: the
+// caller flushes everything then.
+func (e *Engine) hotSpill() bool {
+	hw := &e.hot
+	light := 0
+	for i := range hw.cells {
+		if c := &hw.cells[i]; c.Packets > 0 && c.Heavy == 0 {
+			if c.Tag >= hotTagMax {
+				return false
+			}
+			light++
+		}
+	}
+	if light < max(hw.cap/4, 1) {
+		return false
+	}
+	out := hw.spillc[:0]
+	hw.spillc = nil
+	for i := range hw.cells {
+		c := &hw.cells[i]
+		if c.Packets == 0 || c.Heavy != 0 {
+			continue
+		}
+		out = append(out, *c)
+		if hw.back == nil {
+			hw.back = make([]uint64, hotBackBits/64)
+		}
+		w, bit := backBit(&c.Dst)
+		hw.back[w] |= bit
+		if ix := c.Ix; ix >= 0 {
+			hw.seen[ix>>6] &^= 1 << (ix & 63)
+		}
+		c.Packets, c.N, c.Heavy = 0, 0, 0
+		c.Tag++
+		hw.free = append(hw.free, int32(i))
+		if hw.last == int32(i+1) {
+			hw.last = 0
+		}
+	}
+	// The hash index cannot drop entries: a new generation, the cells left inserted again.
+	if hw.hash != nil {
+		if hw.gen++; hw.gen > hotGenMax {
+			clear(hw.hash)
+			hw.gen = 1
+		}
+		for i := range hw.cells {
+			if c := &hw.cells[i]; c.Packets > 0 && c.Ix < 0 {
+				c.Ix, _ = hw.hashInsert(&c.Dst, int32(i+1))
+			}
+		}
+	}
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, out, nil, math.MinInt64, hw.px)
+	e.c.Evictions.Add(uint64(len(out)) + dropped)
+	hw.spillc = spare[:0]
+	return true
+}
+
+// hotBackBits is the size of a worker's filter of the destinations spilled in the part
+// (16 KiB, allocated at the first spill): a destination spilled that comes back takes its
+// full counts at once, so that it is not spilled again while it keeps coming (a busy
+// destination whose sources are spread over the workers may get a packet or two in this
+// worker between spills). A random destination sharing a bit does too, at the cost of a
+// slot kept until the next part.
+const (
+	hotBackShift = 17
+	hotBackBits  = 1 << hotBackShift
+)
+
+// backBit returns the word and bit of dst in the filter of spilled destinations.
+func backBit(dst *packet.Addr) (int, uint64) {
+	i := dst.Hash(seedDstIP) >> (64 - hotBackShift)
+	return int(i >> 6), 1 << (i & 63)
+}
+
+// hotMemoCell returns the cell a memo's value names (slot and tag), nil when that cell was
+// spilled since.
+func (hw *hotWorker) hotMemoCell(ci int32) *hotCell {
+	slot := int(ci & hotCellMask)
+	if ci < 0 || slot >= len(hw.cells) {
+		return nil
+	}
+	c := &hw.cells[slot]
+	if c.Packets == 0 || int32(c.Tag) != ci>>hotTagShift {
+		return nil
+	}
+	return c
+}
+
+// memoName is the memo's value for the cell in slot i (see hotMemoCell).
+func (hw *hotWorker) memoName(i int32) int32 {
+	return i | int32(hw.cells[i].Tag)<<hotTagShift
 }
 
 // hotFinish ends the input: the open window is reported (partial: nothing more will come).
@@ -405,14 +530,16 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 			hw.last = hw.dense[dense]
 			return &hw.cells[hw.last-1]
 		}
-		n := len(hw.cells)
-		if n >= hw.cap {
-			e.hotFlush()
+		if len(hw.cells)-len(hw.free) >= hw.cap {
+			if !e.hotSpill() {
+				e.hotFlush()
+			}
 			return e.hotCellOf(dst, dense)
 		}
 		*w |= bit
-		hw.dense[dense] = int32(n + 1)
-		return hw.newCell(dst, dense)
+		c := hw.newCell(dst, dense)
+		hw.dense[dense] = hw.last
+		return c
 	}
 	mask := uint64(len(hw.hashIndex()) - 1)
 	i := dst.Hash(seedDstIP) & mask
@@ -423,27 +550,45 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 		}
 		i = (i + 1) & mask
 	}
-	n := len(hw.cells)
-	if n >= hw.cap {
-		e.hotFlush()
-		return e.hotCellOf(dst, -1) // the index is empty now
+	if len(hw.cells)-len(hw.free) >= hw.cap {
+		if !e.hotSpill() {
+			e.hotFlush()
+		}
+		return e.hotCellOf(dst, -1) // the index changed
 	}
-	hw.hash[i] = gen<<hotGenShift | uint32(n+1)
-	return hw.newCell(dst, -1-int32(i))
+	c := hw.newCell(dst, -1-int32(i))
+	hw.hash[i] = gen<<hotGenShift | uint32(hw.last)
+	return c
 }
 
-// newCell appends a cell for dst (index entry ix) and makes it the latest.
+// newCell takes a slot for a cell of dst (index entry ix), a spilled cell's or a new one,
+// and makes it the latest.
 func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 	// Only the fields read before they are written (Log[N:] is never read).
-	n := len(hw.cells)
-	if n < cap(hw.cells) {
-		hw.cells = hw.cells[:n+1]
+	var c *hotCell
+	if k := len(hw.free); k > 0 {
+		n := hw.free[k-1]
+		hw.free = hw.free[:k-1]
+		c, hw.last = &hw.cells[n], n+1 // keeps its Tag
 	} else {
-		hw.cells = append(hw.cells, hotCell{})
+		n := len(hw.cells)
+		if n < cap(hw.cells) {
+			hw.cells = hw.cells[:n+1]
+		} else {
+			hw.cells = append(hw.cells, hotCell{})
+		}
+		c, hw.last = &hw.cells[n], int32(n+1)
+		c.Tag = 0
 	}
-	c := &hw.cells[n]
 	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, ix, 0, 0, hw.split
-	hw.last = int32(n + 1)
+	if hw.back != nil {
+		if w, bit := backBit(dst); hw.back[w]&bit != 0 {
+			// Spilled in this part (or sharing its bit): its sources are summed from two
+			// cells, which may share some (at most the hotLog of the spilled one).
+			c.Split = true
+			hw.makeHeavy(c)
+		}
+	}
 	return c
 }
 
@@ -486,7 +631,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	if (syn || udp || proto == hotTCP) && h.L4 {
 		port = h.DstPort
 	}
-	bits |= e.hot.memo(&st.Hot, &h.Src, e.hot.last-1, c.Ix, port)
+	bits |= e.hot.memo(&st.Hot, &h.Src, e.hot.memoName(e.hot.last-1), c.Ix, port)
 	c.Packets++
 	if c.Heavy == 0 {
 		if c.N < hotLog {
@@ -495,20 +640,7 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 			c.N++
 			return
 		}
-		// Past hotLog packets: the full counts, replaying the logged packets first.
-		hw := &e.hot
-		if hw.nheavy == len(hw.heavy) {
-			hw.heavy = append(hw.heavy, hotHeavy{})
-			hw.cold = append(hw.cold, hotCold{})
-		}
-		hw.nheavy++
-		c.Heavy = int32(hw.nheavy)
-		hw.heavyc = append(hw.heavyc, hw.last-1)
-		hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
-		for i := range c.Log[:c.N] {
-			hv.add(cd, &e.hot.slab, &c.Log[i], false)
-		}
-		c.N = 0
+		e.hot.makeHeavy(c) // past hotLog packets
 	}
 	// Field by field: a composite literal is built in a temporary and copied in 16-byte
 	// moves, which wait for its field stores (no store forwarding across them).
@@ -517,9 +649,25 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.hot.slab, &ev, false)
 }
 
+// makeHeavy gives c, the latest cell, its full counts, replaying its logged packets.
+func (hw *hotWorker) makeHeavy(c *hotCell) {
+	if hw.nheavy == len(hw.heavy) {
+		hw.heavy = append(hw.heavy, hotHeavy{})
+		hw.cold = append(hw.cold, hotCold{})
+	}
+	hw.nheavy++
+	c.Heavy = int32(hw.nheavy)
+	hw.heavyc = append(hw.heavyc, hw.last-1)
+	hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
+	for i := range c.Log[:c.N] {
+		hv.add(cd, &hw.slab, &c.Log[i], false)
+	}
+	c.N = 0
+}
+
 // memo returns how a packet from src, the source of m, to (cell, port) counts as a distinct
-// source (the hotBitNew... and hotBitSet... bits), noting the pair in m; ix is the cell's
-// dense index (< 0: none).
+// source (the hotBitNew... and hotBitSet... bits), noting the pair in m; cell is the cell's
+// memo name (memoName), ix its dense index (< 0: none).
 func (hw *hotWorker) memo(m *HotMemo, src *packet.Addr, cell, ix int32, port uint16) uint16 {
 	if m.Gen != hw.mgen || m.N == 0 { // N == 0: a fresh entry in the first part (mgen 0)
 		m.Gen, m.N, m.Bits = hw.mgen, 0, 0
@@ -584,10 +732,8 @@ func (hw *hotWorker) newBitmap(m *HotMemo) int32 {
 	b := hw.bits[hw.nbits*w : (hw.nbits+1)*w]
 	hw.nbits++
 	for _, ci := range m.Cell[:min(int(m.N), hotMemoLen)] {
-		if ci >= 0 && int(ci) < len(hw.cells) {
-			if ix := hw.cells[ci].Ix; ix >= 0 {
-				b[ix>>6] |= 1 << (ix & 63)
-			}
+		if c := hw.hotMemoCell(ci); c != nil && c.Ix >= 0 {
+			b[c.Ix>>6] |= 1 << (c.Ix & 63)
 		}
 	}
 	return int32(hw.nbits)
@@ -635,10 +781,10 @@ func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 	bm := hw.bitmap(m)
 	for i := range min(int(m.N), hotMemoLen) {
 		ci := m.Cell[i]
-		if ci < 0 || int(ci) >= len(hw.cells) {
+		c := hw.hotMemoCell(ci)
+		if c == nil {
 			continue
 		}
-		c := &hw.cells[ci]
 		// The cell's first pair counted the address, unless the bitmap took it over.
 		addr := !slices.Contains(m.Cell[:i], ci) && (bm == nil || c.Ix < 0)
 		e.hotUncount(c, src, x, addr, m.Port[i])
@@ -1037,6 +1183,7 @@ type hotPending struct {
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
 	np    []int               // cell arrays handed over, by worker
+	nl    []int               // of which with light cells only (hotSpill), by worker
 	split bool                // a worker handed over early: a destination may have several cells in it
 	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
 	mixed bool                // cells of different numberings: merge by address only
@@ -1084,6 +1231,10 @@ type Hotspots struct {
 	// Hist is the receiver distribution: packets per destination address per window,
 	// observed when every worker has passed the window.
 	Hist aggregate.Histogram
+	// Unmerged counts the cells observed in Hist on their own, when they came (light
+	// cells past a worker's limit of cells for a window, dropLight): each is a destination
+	// there, though another cell of the same destination and window may be one too.
+	Unmerged atomic.Uint64
 }
 
 // NewHotspots returns the aggregator shared by `workers` engines; c receives its detection
@@ -1118,6 +1269,7 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
 	clear(p.np)
+	clear(p.nl)
 	for _, c := range p.parts {
 		if len(hs.spare) < 2*len(hs.started) {
 			hs.spare = append(hs.spare, c[:0])
@@ -1131,7 +1283,9 @@ func (hs *Hotspots) recycle(p *hotPending) {
 // report adds worker w's cells (numbered by px) and heavy summaries of window `win` and
 // records that it has passed every window before `through`. It keeps the cells array and
 // returns one for the worker to reuse (nil: none spare), and how many cells it dropped:
-// past maxCells for the worker and window (memory stays bounded whatever the traffic).
+// the light ones past maxCells for the worker and window (memory stays bounded whatever the
+// traffic; the heavy ones, at most the worker's table, are always kept). through
+// math.MinInt64: a part handed over before the window's end (hotFlush, hotSpill).
 // The array returned is one a window's evaluation gave back, else a new one as large as
 // the cells: a worker whose array grew cell by cell would write fresh memory (and copy it)
 // all through the next window.
@@ -1150,15 +1304,25 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			if n := len(hs.free); n > 0 {
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
-				p = &hotPending{n: make([]int, len(hs.started)), np: make([]int, len(hs.started))}
+				p = &hotPending{n: make([]int, len(hs.started)), np: make([]int, len(hs.started)), nl: make([]int, len(hs.started))}
 			}
 			hs.pending[win] = p
 		}
+		if through == math.MinInt64 { // handed over early: a destination may be in several parts
+			p.split = true
+		}
 		if p.n[w]+len(cells) > hs.maxCells {
-			dropped = uint64(len(cells))
-		} else {
+			// Past the limit the light cells go, each observed as a destination of its own in
+			// the receiver distribution (its packets are not lost; its destination may be
+			// counted twice there): the heavy ones, those that can be hot, stay.
+			cells, dropped = hs.dropLight(cells)
+		}
+		if len(cells) > 0 {
 			p.n[w] += len(cells)
 			p.np[w]++
+			if len(full) == 0 { // no heavy cell: at most hotLog sources per destination
+				p.nl[w]++
+			}
 			p.parts = append(p.parts, cells)
 			p.full = append(p.full, full...)
 			p.split = p.split || cells[0].Split
@@ -1182,6 +1346,28 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		}
 	}
 	return dropped, spare
+}
+
+// dropLight keeps the heavy cells of a worker's cells (in place) and observes each light
+// one in the receiver distribution as a destination of its own, returning the heavy cells
+// and how many light ones went.
+func (hs *Hotspots) dropLight(cells []hotCell) ([]hotCell, uint64) {
+	var hist [aggregate.HistBuckets + 1]uint64
+	var sum, count uint64
+	kept := cells[:0]
+	for i := range cells {
+		if cells[i].Heavy != 0 {
+			kept = append(kept, cells[i])
+			continue
+		}
+		n := uint64(cells[i].Packets)
+		hist[aggregate.HistBucket(n)]++
+		sum += n
+		count++
+	}
+	hs.Hist.Observe(&hist, sum, count)
+	hs.Unmerged.Add(count)
+	return kept, count
 }
 
 // advance evaluates, in order, every pending window all workers have passed.
@@ -1307,13 +1493,20 @@ func (hs *Hotspots) observe(p *hotPending) {
 // Hotspots).
 func (hs *Hotspots) candidates(p *hotPending) {
 	// A key's sources are spread over at most (workers x arrays per worker) summaries: one
-	// of them holds at least min_sources / that many.
-	parts := uint64(1)
-	for _, n := range p.np {
-		parts = max(parts, uint64(n))
+	// of them holds at least min_sources / that many. An array of light cells only (a
+	// spill) holds at most hotLog of them: the others hold the rest.
+	parts, light := uint64(1), uint64(0)
+	for w, n := range p.np {
+		l := 0
+		if w < len(p.nl) {
+			l = p.nl[w]
+		}
+		parts = max(parts, uint64(n-l))
+		light += uint64(l)
 	}
 	parts *= uint64(len(hs.started))
-	t := (hs.minSources + parts - 1) / parts
+	rest := hs.minSources - min(hs.minSources, hotLog*light)
+	t := (rest + parts - 1) / parts
 	hs.candIx.reset(len(p.full) + 16)
 	hs.dstIx.reset(len(p.full) + 16)
 	cand := func(s *HotSummary) {

@@ -51,6 +51,7 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
 	checkpoint.Slice(enc, hw.cold[:hw.nheavy])
 	checkpoint.Slice(enc, hw.heavyc)
+	checkpoint.Slice(enc, hw.back)
 	hw.slab.Save(enc)
 }
 
@@ -77,6 +78,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	cold := checkpoint.ReadSlice[hotCold](d, len(heavy))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
+	back := checkpoint.ReadSlice[uint64](d, hotBackBits/64)
 	var slab aggregate.Slab
 	slab.Load(d)
 	if d.Err() != nil {
@@ -88,6 +90,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	if !open && len(cells) > 0 {
 		d.Fail("hotspot: %d cells without an open window", len(cells))
+		return
+	}
+	if len(back) != 0 && len(back) != hotBackBits/64 {
+		d.Fail("hotspot: filter of spilled destinations of %d words, want %d", len(back), hotBackBits/64)
 		return
 	}
 	if mgen < 0 || mgen > math.MaxUint32 {
@@ -111,8 +117,9 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	for i := range cells {
 		c := &cells[i]
-		if c.N > hotLog || c.Heavy < 0 || int(c.Heavy) > len(heavy) || c.Heavy != 0 && heavyc[c.Heavy-1] != int32(i) {
-			d.Fail("hotspot cell %v: %d logged packets, heavy counts %d of %d", c.Dst, c.N, c.Heavy, len(heavy))
+		if c.N > hotLog || c.Heavy < 0 || int(c.Heavy) > len(heavy) || c.Heavy != 0 && heavyc[c.Heavy-1] != int32(i) ||
+			c.Tag > hotTagMax || c.Packets == 0 && (c.N != 0 || c.Heavy != 0) {
+			d.Fail("hotspot cell %v: %d packets, %d logged, heavy counts %d of %d, tag %d", c.Dst, c.Packets, c.N, c.Heavy, len(heavy), c.Tag)
 			return
 		}
 	}
@@ -136,8 +143,13 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	hw.gen = 1
 	hw.cells = cells // hashInsert reads the cells' destinations
+	hw.free = hw.free[:0]
 	for i := range cells {
 		c := &cells[i]
+		if c.Packets == 0 { // a spilled cell's slot (hotSpill)
+			hw.free = append(hw.free, int32(i))
+			continue
+		}
 		if c.Ix >= 0 {
 			if int(c.Ix) >= len(hw.dense) || hw.seen[c.Ix>>6]&(1<<(c.Ix&63)) != 0 {
 				d.Fail("hotspot cell %v: dense index %d of %d, or twice", c.Dst, c.Ix, len(hw.dense))
@@ -162,6 +174,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		hw.bits, hw.nbits = bitmaps, len(bitmaps)/hw.bitW
 	}
 	hw.heavy, hw.cold, hw.nheavy, hw.heavyc = heavy, cold, len(heavy), heavyc
+	hw.back = nil
+	if len(back) > 0 {
+		hw.back = back
+	}
 	hw.slab, hw.slab.BigLimit = slab, hotBigWords
 }
 
@@ -265,7 +281,8 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			break
 		}
 		w := d.I64()
-		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true}
+		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true,
+			nl: make([]int, workers)} // not saved: counting every array in np is the safe bound (candidates)
 		p.split = d.Bool()
 		np := d.Len(8, maxHotPending)
 		cells, parts := 0, 0

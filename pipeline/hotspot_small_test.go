@@ -14,7 +14,8 @@ import (
 )
 
 // TestHotspotFullTable: a worker whose destination cells fill up (limits.max_destinations)
-// hands its counts over early and keeps counting; the receiver distribution stays exact, a
+// with busy destinations (nothing to spill, see TestHotspotSpill) hands all its counts over
+// early and keeps counting; the receiver distribution stays exact, a
 // hot destination counted in two parts is still found, its packets exact and its sources
 // (summed over the parts, which may share sources) labelled estimated.
 func TestHotspotFullTable(t *testing.T) {

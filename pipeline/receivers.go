@@ -11,10 +11,13 @@ import (
 // (empty while it is off). Buckets are not cumulative: Destinations counts the pairs with
 // more packets than the previous bucket's LE and at most LE ("+Inf" for the last).
 type ReceiverDistribution struct {
-	Window       string       `json:"window"`
-	Destinations uint64       `json:"destinations"` // (destination, window) pairs observed
-	Packets      uint64       `json:"packets"`
-	Buckets      []HistBucket `json:"buckets"`
+	Window       string `json:"window"`
+	Destinations uint64 `json:"destinations"` // (destination, window) pairs observed
+	Packets      uint64 `json:"packets"`
+	// Unmerged destinations were counted on their own, unsummed with their other cells of
+	// the window (detect.Hotspots.Unmerged): destinations may count one more than once.
+	Unmerged uint64       `json:"unmerged"`
+	Buckets  []HistBucket `json:"buckets"`
 }
 
 // HistBucket is one row of a histogram table.
@@ -28,7 +31,7 @@ type HistBucket struct {
 func (p *Pipeline) receiverDistribution() ReceiverDistribution {
 	h := &p.hot.Hist
 	r := ReceiverDistribution{Window: p.rc.Load().cfg.Window.String(), Buckets: []HistBucket{},
-		Destinations: h.Count.Load(), Packets: h.Sum.Load()}
+		Destinations: h.Count.Load(), Packets: h.Sum.Load(), Unmerged: p.hot.Unmerged.Load()}
 	last := -1
 	for i := range h.Counts {
 		if h.Counts[i].Load() != 0 {
