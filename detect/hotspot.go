@@ -392,8 +392,8 @@ func (e *Engine) hotFlush() {
 // and keeps the heavy ones, which go on counting exactly: a flood of one-packet
 // destinations (an IPv6 scanner's random addresses) no longer splits, nor past twice the
 // table drops, the counts of the destinations that can be hot. A destination spilled and
-// counted again later in the window is summed from two parts, so its cells after a spill
-// are marked estimated (Split), as after hotFlush. The spilled cells' slots take the new
+// counted again later in the part is summed from two cells, so its new cell is marked
+// estimated (Split; the filter of spilled destinations tells). The spilled cells' slots take the new
 // destinations; the memos that name them name them by tag too (hotMemoCell). It reports
 // false, having done nothing, when too few cells are light for a spill to make room for
 // long (a quarter of the table), or a slot has been freed hotTagMax times in the part: the
@@ -1315,7 +1315,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			// Past the limit the light cells go, each observed as a destination of its own in
 			// the receiver distribution (its packets are not lost; its destination may be
 			// counted twice there): the heavy ones, those that can be hot, stay.
-			cells, dropped = hs.dropLight(cells)
+			cells, dropped = hs.dropLight(cells, 2*hs.maxCells-p.n[w])
 		}
 		if len(cells) > 0 {
 			p.n[w] += len(cells)
@@ -1348,15 +1348,24 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	return dropped, spare
 }
 
-// dropLight keeps the heavy cells of a worker's cells (in place) and observes each light
-// one in the receiver distribution as a destination of its own, returning the heavy cells
-// and how many light ones went.
-func (hs *Hotspots) dropLight(cells []hotCell) ([]hotCell, uint64) {
+// dropLight keeps the heavy cells of a worker's cells (in place), if there are at most
+// room of them, and observes each other one in the receiver distribution as a destination
+// of its own, returning the cells kept and how many went. (Past maxCells a worker's window
+// keeps at most maxCells more: its busy destinations, unless a flood of them refills its
+// table again and again.)
+func (hs *Hotspots) dropLight(cells []hotCell, room int) ([]hotCell, uint64) {
+	heavy := 0
+	for i := range cells {
+		if cells[i].Heavy != 0 {
+			heavy++
+		}
+	}
+	keep := heavy <= room
 	var hist [aggregate.HistBuckets + 1]uint64
 	var sum, count uint64
 	kept := cells[:0]
 	for i := range cells {
-		if cells[i].Heavy != 0 {
+		if keep && cells[i].Heavy != 0 {
 			kept = append(kept, cells[i])
 			continue
 		}

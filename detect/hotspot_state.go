@@ -313,11 +313,11 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			p.parts = append(p.parts, part)
 			cells -= len(part)
 		}
-		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*hs.maxCells*workers)
+		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*2*hs.maxCells*workers)
 		if d.Err() != nil {
 			break
 		}
-		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > hs.maxCells }) {
+		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > 2*hs.maxCells }) {
 			d.Fail("hotspot window %d: cells by worker %v do not match the arrays", w, p.n)
 			break
 		}

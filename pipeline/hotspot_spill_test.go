@@ -155,3 +155,37 @@ func TestHotspotSpill(t *testing.T) {
 		t.Errorf("cut and restored: %d events, %d in one run\n%v\n%v", len(split), len(whole), split, whole)
 	}
 }
+
+// TestHotspotBusyFloodBounded: destinations that each get three packets (full counts at
+// once) refill a worker's table again and again, so it hands everything over (nothing light
+// to spill). Past twice its table in a window the shared counts keep at most as many cells
+// again, then count the rest in the receiver distribution on their own: memory stays bounded
+// by the config, and no packet leaves the distribution.
+func TestHotspotBusyFloodBounded(t *testing.T) {
+	const dsts = 200
+	var ps []pcaptest.Packet
+	at := hotT0
+	for d := range dsts {
+		dst := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0xee, 14: byte(d >> 8), 15: byte(d)})
+		for k := range 3 {
+			at = at.Add(time.Millisecond)
+			src := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xdd, 13: byte(k), 14: byte(d >> 8), 15: byte(d)})
+			ps = append(ps, pcaptest.Packet{TS: at, Src: src, Dst: dst, SrcPort: 4000, DstPort: 80, Flags: 0x02})
+		}
+	}
+	path := filepath.Join(t.TempDir(), "busy.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	// One worker, 8 cells: parts of 8 busy cells; 16 kept within twice the table, 16 more
+	// past it, the other 168 each on their own.
+	cfg := hotConfig(t, "limits: {max_destinations: 8}\n")
+	r, res := replayReport(t, cfg, 1, path)
+	if len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	if d := r.Receivers; d.Packets != 3*dsts || d.Destinations != dsts || d.Unmerged != dsts-32 {
+		t.Errorf("receiver distribution of %d packets to %d destinations, %d unmerged; want %d to %d, %d unmerged",
+			d.Packets, d.Destinations, d.Unmerged, 3*dsts, dsts, dsts-32)
+	}
+}
