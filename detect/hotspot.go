@@ -448,7 +448,9 @@ func (e *Engine) hotSpill() bool {
 		}
 	}
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, out, nil, math.MinInt64, hw.px)
-	e.c.Evictions.Add(uint64(len(out)) + dropped)
+	// A spilled cell is not an eviction: its counts are summed at the window's end, exact;
+	// one the limit dropped is (its packets are only in the receiver distribution).
+	e.c.Evictions.Add(dropped)
 	hw.spillc = spare[:0]
 	return true
 }
