@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
@@ -326,40 +327,45 @@ func TestHotspotSetBudget(t *testing.T) {
 	// Cut at 250 of 300 scanners, the large sets grown and the budget spent, and carried
 	// over a checkpoint: the same episodes as in one run (the sets, exact and sketched,
 	// restored).
-	dir := t.TempDir()
-	events := func(cut bool) []string {
-		parts := [][]pcaptest.Packet{ps}
-		if cut {
-			parts = [][]pcaptest.Packet{ps[:len(ps)*5/6], ps[len(ps)*5/6:]}
-		}
-		rec := &recorder{next: NewEpisodes()}
-		state := filepath.Join(dir, "state")
-		for i, part := range parts {
-			path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
-			if err := pcaptest.WriteFile(path, part); err != nil {
-				t.Fatal(err)
-			}
-			p, err := New(Options{Config: cfg, Workers: 1, Sink: rec})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if i > 0 {
-				if info, err := p.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
-					t.Fatalf("restore: %+v, %v", info, err)
-				}
-			}
-			last := i == len(parts)-1
-			p.SetKeepState(!last)
-			p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
-			if !last {
-				if _, err := p.Checkpoint(state); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		return eventKeys(t, rec.events)
-	}
-	if whole, split := events(false), events(true); !slices.Equal(whole, split) {
+	if whole, split := hotEventsCut(t, cfg, ps, 0), hotEventsCut(t, cfg, ps, len(ps)*5/6); !slices.Equal(whole, split) {
 		t.Errorf("cut and restored: %d events, %d in one run", len(split), len(whole))
 	}
+}
+
+// hotEventsCut replays ps with one worker, in one run (cut 0) or cut before ps[cut] with the
+// detector state carried over a checkpoint (the hotspot's restored), and returns the
+// events' keys.
+func hotEventsCut(t *testing.T, cfg *configs.Config, ps []pcaptest.Packet, cut int) []string {
+	t.Helper()
+	dir := t.TempDir()
+	parts := [][]pcaptest.Packet{ps}
+	if cut > 0 {
+		parts = [][]pcaptest.Packet{ps[:cut], ps[cut:]}
+	}
+	rec := &recorder{next: NewEpisodes()}
+	state := filepath.Join(dir, "state")
+	for i, part := range parts {
+		path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
+		if err := pcaptest.WriteFile(path, part); err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(Options{Config: cfg, Workers: 1, Sink: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			if info, err := p.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
+				t.Fatalf("restore: %+v, %v", info, err)
+			}
+		}
+		last := i == len(parts)-1
+		p.SetKeepState(!last)
+		p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+		if !last {
+			if _, err := p.Checkpoint(state); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return eventKeys(t, rec.events)
 }

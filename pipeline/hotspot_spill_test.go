@@ -125,40 +125,7 @@ func TestHotspotSpill(t *testing.T) {
 	// spilled cells), and restored: the same events as in one run.
 	ps, _, _ := spillCapture(300)
 	cfg := hotConfig(t, "detect: {hotspot: {min_sources: 50}}\nlimits: {max_destinations: 96}\n")
-	dir := t.TempDir()
-	events := func(cut bool) []string {
-		parts := [][]pcaptest.Packet{ps}
-		if cut {
-			parts = [][]pcaptest.Packet{ps[:len(ps)/2], ps[len(ps)/2:]}
-		}
-		rec := &recorder{next: NewEpisodes()}
-		state := filepath.Join(dir, "state")
-		for i, part := range parts {
-			path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
-			if err := pcaptest.WriteFile(path, part); err != nil {
-				t.Fatal(err)
-			}
-			p, err := New(Options{Config: cfg, Workers: 1, Sink: rec})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if i > 0 {
-				if info, err := p.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
-					t.Fatalf("restore: %+v, %v", info, err)
-				}
-			}
-			last := i == len(parts)-1
-			p.SetKeepState(!last)
-			p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
-			if !last {
-				if _, err := p.Checkpoint(state); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		return eventKeys(t, rec.events)
-	}
-	whole, split := events(false), events(true)
+	whole, split := hotEventsCut(t, cfg, ps, 0), hotEventsCut(t, cfg, ps, len(ps)/2)
 	if n := len(slices.DeleteFunc(slices.Clone(whole), func(k string) bool { return !strings.HasPrefix(k, "hotspot ") })); n != 4 {
 		t.Errorf("%d hotspot events in one run, want 4 (two episodes' start and end): %v", n, whole)
 	}
