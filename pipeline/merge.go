@@ -23,6 +23,8 @@ const (
 	noteNoSketch = "some parts carry no sketches: unique counts are the sums of the parts' counts (upper bounds)"
 	noteDist     = "packets per address distributions are the sums of the parts': an address active in several parts counts once in each"
 	noteEpisodes = "episodes are the parts' episodes: one running across a boundary between parts appears once per part"
+	noteRecv     = "the receiver distribution is the sum of the parts': a window cut by a boundary between parts counts its destinations once per part (packets exactly)"
+	noteNoRecv   = "the parts' receiver distributions have different windows: not merged"
 )
 
 // MergeReports merges reports of disjoint inputs (several files, or days) into one.
@@ -126,7 +128,35 @@ func MergeReports(rs []*Report) (*Report, error) {
 		out.Merged.Notes = append(out.Merged.Notes, noteNoSketch)
 	}
 	out.Merged.Notes = append(out.Merged.Notes, noteDist, noteEpisodes)
+	var ok bool
+	if out.Receivers, ok = mergeReceivers(rs); ok {
+		out.Merged.Notes = append(out.Merged.Notes, noteRecv)
+	} else {
+		out.Merged.Notes = append(out.Merged.Notes, noteNoRecv)
+	}
 	return out, nil
+}
+
+// mergeReceivers sums the parts' receiver distributions, bucket by bucket; false (and an
+// empty one) when their windows differ.
+func mergeReceivers(rs []*Report) (ReceiverDistribution, bool) {
+	out := ReceiverDistribution{Window: rs[0].Receivers.Window, Buckets: []HistBucket{}}
+	for _, r := range rs {
+		d := &r.Receivers
+		if d.Window != out.Window {
+			return ReceiverDistribution{Buckets: []HistBucket{}}, false
+		}
+		out.Destinations += d.Destinations
+		out.Packets += d.Packets
+		out.Unmerged += d.Unmerged
+		for i, b := range d.Buckets {
+			if i == len(out.Buckets) {
+				out.Buckets = append(out.Buckets, HistBucket{LE: b.LE})
+			}
+			out.Buckets[i].Destinations += b.Destinations
+		}
+	}
+	return out, true
 }
 
 func addSlices(a, b []uint64) []uint64 {

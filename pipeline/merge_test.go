@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -103,6 +104,21 @@ func TestMergeHalves(t *testing.T) {
 	}
 	if m.Frames != w.Frames || m.Packets != w.Packets || m.DecodeErrors != w.DecodeErrors {
 		t.Errorf("counters: merged %d frames %+v, whole %d frames %+v", m.Frames, m.Packets, w.Frames, w.Packets)
+	}
+	// The receiver distribution: every packet once; the window the cut falls in counts its
+	// destinations once per half.
+	if d, wd := m.Receivers, w.Receivers; d.Window != wd.Window || d.Packets != wd.Packets || d.Packets == 0 ||
+		d.Destinations < wd.Destinations || d.Destinations != r1.Receivers.Destinations+r2.Receivers.Destinations {
+		t.Errorf("receiver distribution: merged %s, %d packets to %d destinations; whole %s, %d to %d; halves %d + %d destinations",
+			d.Window, d.Packets, d.Destinations, wd.Window, wd.Packets, wd.Destinations, r1.Receivers.Destinations, r2.Receivers.Destinations)
+	} else {
+		var sum uint64
+		for _, b := range d.Buckets {
+			sum += b.Destinations
+		}
+		if sum != d.Destinations {
+			t.Errorf("receiver distribution: buckets sum to %d destinations, want %d", sum, d.Destinations)
+		}
 	}
 	if *m.FirstPacket != *w.FirstPacket || *m.LastPacket != *w.LastPacket {
 		t.Errorf("time span: merged %v-%v, whole %v-%v", m.FirstPacket, m.LastPacket, w.FirstPacket, w.LastPacket)
@@ -259,4 +275,28 @@ func testSYN(t *testing.T) packet.Header {
 	t.Helper()
 	return packet.Header{Result: packet.ResultIP, IPVersion: 4, Proto: packet.ProtoTCP, L4: true,
 		TCPFlags: packet.FlagSYN, DstPort: 23}
+}
+
+// TestMergeReceiversWindows: receiver distributions of different windows are not summed
+// (a (destination, window) pair means something else in each); the note says so.
+func TestMergeReceiversWindows(t *testing.T) {
+	part := func(window string, dsts uint64) *Report {
+		return &Report{TCPFlags: map[string]uint64{}, Receivers: ReceiverDistribution{Window: window,
+			Destinations: dsts, Packets: 3 * dsts, Buckets: []HistBucket{{"1", 0}, {"2", 0}, {"4", dsts}}}}
+	}
+	m, err := MergeReports([]*Report{part("5m", 2), part("5m", 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Receivers; d.Window != "5m" || d.Destinations != 5 || d.Packets != 15 || len(d.Buckets) != 3 || d.Buckets[2] != (HistBucket{"4", 5}) ||
+		!slices.Contains(m.Merged.Notes, noteRecv) {
+		t.Errorf("same windows: %+v, notes %q", d, m.Merged.Notes)
+	}
+	m, err = MergeReports([]*Report{part("5m", 2), part("1m", 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Receivers; d.Window != "" || d.Destinations != 0 || len(d.Buckets) != 0 || !slices.Contains(m.Merged.Notes, noteNoRecv) {
+		t.Errorf("different windows: %+v, notes %q", d, m.Merged.Notes)
+	}
 }
