@@ -118,7 +118,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	for i := range cells {
 		c := &cells[i]
 		if c.N > hotLog || c.Heavy < 0 || int(c.Heavy) > len(heavy) || c.Heavy != 0 && heavyc[c.Heavy-1] != int32(i) ||
-			c.Tag > hotTagMax || c.Packets == 0 && (c.N != 0 || c.Heavy != 0) {
+			c.Tag > hotTagMax || c.Packets == 0 && (c.N != 0 || c.Heavy != 0) || c.Heavy == 0 && uint32(c.N) != c.Packets {
 			d.Fail("hotspot cell %v: %d packets, %d logged, heavy counts %d of %d, tag %d", c.Dst, c.Packets, c.N, c.Heavy, len(heavy), c.Tag)
 			return
 		}
