@@ -242,11 +242,11 @@ type hotWorker struct {
 	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
 	heavyc []int32             // the cells with full counts
 	free   []int32             // slots of cells spilled in the part (Packets 0), for new cells
-	back   []uint64            // filter of the destinations spilled in the part (hotBackBits), nil: none
+	back   []uint64            // filter (filter.go) of the destinations spilled in the part (seedDstIP), nil: none
 	spillc []hotCell           // scratch: the cells a spill hands over (an array Hotspots gave back)
 	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
 	sets   bool                // every source new to the part counts through the sets (restored part with evictions)
-	evict  []uint64            // filter of the sources evicted after being counted in the part (hotEvictBits)
+	evict  []uint64            // filter (filter.go) of the sources evicted after being counted in the part (seedHotSrc)
 	nevict int                 // sources marked in evict since the part began (0: evict is clear)
 	bits   []uint64            // the part's HotMemo bitmaps, bitWords each (zero past nbits)
 	nbits  int                 // bitmaps in use
@@ -420,11 +420,7 @@ func (e *Engine) hotSpill() bool {
 			continue
 		}
 		out = append(out, *c)
-		if hw.back == nil {
-			hw.back = make([]uint64, hotBackBits/64)
-		}
-		w, bit := backBit(&c.Dst)
-		hw.back[w] |= bit
+		markFilter(&hw.back, c.Dst.Hash(seedDstIP))
 		if ix := c.Ix; ix >= 0 {
 			hw.seen[ix>>6] &^= 1 << (ix & 63)
 		}
@@ -455,23 +451,12 @@ func (e *Engine) hotSpill() bool {
 	return true
 }
 
-// hotBackBits is the size of a worker's filter of the destinations spilled in the part
-// (128 KiB, allocated at the first spill): a destination spilled that comes back takes its
-// full counts at once, so that it is not spilled again while it keeps coming (a busy
-// destination whose sources are spread over the workers may get a packet or two in this
-// worker between spills). A random destination sharing a bit does too, at the cost of a
-// slot kept until the next part: with 16 KiB the 20x day's 250 000 spilled destinations
-// made 16 508 heavy at once, with 128 KiB 2 212.
-const (
-	hotBackShift = 20
-	hotBackBits  = 1 << hotBackShift
-)
-
-// backBit returns the word and bit of dst in the filter of spilled destinations.
-func backBit(dst *packet.Addr) (int, uint64) {
-	i := dst.Hash(seedDstIP) >> (64 - hotBackShift)
-	return int(i >> 6), 1 << (i & 63)
-}
+// The filter of the destinations spilled in the part (hotWorker.back): a destination
+// spilled that comes back takes its full counts at once, so that it is not spilled again
+// while it keeps coming (a busy destination whose sources are spread over the workers may
+// get a packet or two in this worker between spills). A random destination sharing a bit
+// does too, at the cost of a slot kept until the next part: with 16 KiB the 20x day's
+// 250 000 spilled destinations made 16 508 heavy at once, with the 128 KiB filter 2 212.
 
 // hotMemoCell returns the cell a memo's value names (slot and tag), nil when that cell was
 // spilled since.
@@ -586,7 +571,7 @@ func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 	}
 	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, ix, 0, 0, hw.split
 	if hw.back != nil {
-		if w, bit := backBit(dst); hw.back[w]&bit != 0 {
+		if hasBit(hw.back, filterBit(dst.Hash(seedDstIP))) {
 			// Spilled in this part (or sharing its bit): its sources are summed from two
 			// cells, which may share some (at most the hotLog of the spilled one).
 			c.Split = true
@@ -751,20 +736,11 @@ func (hw *hotWorker) bitmap(m *HotMemo) []uint64 {
 	return hw.bits[int(m.Bits-1)*hw.bitW : int(m.Bits)*hw.bitW]
 }
 
-// hotEvictBits is the size of a worker's filter of evicted sources: 128 KiB, allocated at the
-// first eviction of a counted source. A source that is not in it is not a returning one; one
-// that is (or shares its bit) counts through the sets, exactly but at a set probe per packet.
-const (
-	hotEvictShift = 20
-	hotEvictBits  = 1 << hotEvictShift
-)
-
 // wasEvicted reports whether a source with hash x (seedHotSrc) may have been evicted after
-// being counted in the open part.
-func (hw *hotWorker) wasEvicted(x uint64) bool {
-	i := x >> (64 - hotEvictShift)
-	return hw.evict[i>>6]&(1<<(i&63)) != 0
-}
+// being counted in the open part (hotWorker.evict, allocated at the first eviction of a
+// counted source). A source that may have counts through the sets, exactly but at a set
+// probe per packet.
+func (hw *hotWorker) wasEvicted(x uint64) bool { return hasBit(hw.evict, filterBit(x)) }
 
 // hotEvicted moves the counts of src, whose entry (and memo) the pipeline's table is
 // evicting, from the counters to the sets of the cells it was counted in, and marks src in
@@ -776,11 +752,7 @@ func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 		return
 	}
 	x := src.Hash(seedHotSrc)
-	if hw.evict == nil {
-		hw.evict = make([]uint64, hotEvictBits/64)
-	}
-	i := x >> (64 - hotEvictShift)
-	hw.evict[i>>6] |= 1 << (i & 63)
+	markFilter(&hw.evict, x)
 	hw.nevict++
 	bm := hw.bitmap(m)
 	for i := range min(int(m.N), hotMemoLen) {

@@ -78,7 +78,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
 	cold := checkpoint.ReadSlice[hotCold](d, len(heavy))
 	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
-	back := checkpoint.ReadSlice[uint64](d, hotBackBits/64)
+	back := checkpoint.ReadSlice[uint64](d, filterWords)
 	var slab aggregate.Slab
 	slab.Load(d)
 	if d.Err() != nil {
@@ -92,8 +92,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		d.Fail("hotspot: %d cells without an open window", len(cells))
 		return
 	}
-	if len(back) != 0 && len(back) != hotBackBits/64 {
-		d.Fail("hotspot: filter of spilled destinations of %d words, want %d", len(back), hotBackBits/64)
+	if len(back) != 0 && len(back) != filterWords {
+		d.Fail("hotspot: filter of spilled destinations of %d words, want %d", len(back), filterWords)
 		return
 	}
 	if mgen < 0 || mgen > math.MaxUint32 {

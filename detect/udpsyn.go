@@ -202,20 +202,17 @@ func flowSec(t int64) uint32 {
 	return uint32((t + int64(time.Second) - 1) / int64(time.Second))
 }
 
-// flowEvBits is the size of each generation of flowEv (128 KiB).
-const flowEvBits = 1 << 20
-
 const seedFlowEv = 0x5be0cd19137e2179 // not seedHotSrc: that filter marks evicted sources too
 
-func flowEvBit(a *packet.Addr) uint32 { return uint32(a.Hash(seedFlowEv) >> (64 - 20)) }
+// flowEvBit is src's bit in each generation of flowEv (a filter, filter.go).
+func flowEvBit(src *packet.Addr) uint32 { return filterBit(src.Hash(seedFlowEv)) }
 
 // flowMark marks src, evicted with flows that may still matter, in the newer generation.
 func (e *Engine) flowMark(src *packet.Addr) {
-	if e.flowEv[0] == nil {
-		e.flowEv = [2][]uint64{make([]uint64, flowEvBits/64), make([]uint64, flowEvBits/64)}
+	if e.flowEv[1] == nil {
+		e.flowEv[1] = make([]uint64, filterWords) // read by mayHaveFlows
 	}
-	if i := flowEvBit(src); !hasBit(e.flowEv[0], i) {
-		setBit(e.flowEv[0], i, true)
+	if markFilter(&e.flowEv[0], src.Hash(seedFlowEv)) {
 		e.flowEvN[0]++
 	}
 }
@@ -236,16 +233,4 @@ func (e *Engine) flowTurn(now, horizon int64) {
 	}
 	e.flowEv[0], e.flowEv[1] = e.flowEv[1], e.flowEv[0]
 	e.flowEvN[0], e.flowEvN[1] = 0, e.flowEvN[0]
-}
-
-// hasBit reports whether bit i of the bitset is set.
-func hasBit(set []uint64, i uint32) bool { return set[i/64]&(1<<(i%64)) != 0 }
-
-// setBit sets or clears bit i of the bitset.
-func setBit(set []uint64, i uint32, on bool) {
-	if on {
-		set[i/64] |= 1 << (i % 64)
-	} else {
-		set[i/64] &^= 1 << (i % 64)
-	}
 }

@@ -291,15 +291,8 @@ func TestHotspotSetBudget(t *testing.T) {
 			ps = append(ps, pcaptest.Packet{TS: at, Src: src, Dst: dst, SrcPort: 4000, DstPort: 80, Flags: 0x02})
 		}
 	}
-	path := filepath.Join(t.TempDir(), "budget.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
-	}
-	cfg := hotConfig(t, "detect: {hotspot: {min_sources: 250}}\n")
-	r, res := replayReport(t, cfg, 1, path)
-	if len(res.Errors) != 0 {
-		t.Fatal(res.Errors)
-	}
+	const extra = "detect: {hotspot: {min_sources: 250}}\n"
+	r := packetsReport(t, ps, hotDark+extra, 1)
 	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
 	if len(hot) != dsts {
 		t.Fatalf("%d hotspot episodes, want %d", len(hot), dsts)
@@ -327,6 +320,7 @@ func TestHotspotSetBudget(t *testing.T) {
 	// Cut at 250 of 300 scanners, the large sets grown and the budget spent, and carried
 	// over a checkpoint: the same episodes as in one run (the sets, exact and sketched,
 	// restored).
+	cfg := hotConfig(t, extra)
 	if whole, split := hotEventsCut(t, cfg, ps, 0), hotEventsCut(t, cfg, ps, len(ps)*5/6); !slices.Equal(whole, split) {
 		t.Errorf("cut and restored: %d events, %d in one run", len(split), len(whole))
 	}

@@ -151,17 +151,9 @@ func TestHotspotBusyFloodBounded(t *testing.T) {
 			ps = append(ps, pcaptest.Packet{TS: at, Src: src, Dst: dst, SrcPort: 4000, DstPort: 80, Flags: 0x02})
 		}
 	}
-	path := filepath.Join(t.TempDir(), "busy.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
-	}
 	// One worker, 8 cells: parts of 8 busy cells; 16 kept within twice the table, 16 more
 	// past it, the other 168 each on their own.
-	cfg := hotConfig(t, "limits: {max_destinations: 8}\n")
-	r, res := replayReport(t, cfg, 1, path)
-	if len(res.Errors) != 0 {
-		t.Fatal(res.Errors)
-	}
+	r := packetsReport(t, ps, hotDark+"limits: {max_destinations: 8}\n", 1)
 	if d := r.Receivers; d.Packets != 3*dsts || d.Destinations != dsts || d.Unmerged != dsts-32 {
 		t.Errorf("receiver distribution of %d packets to %d destinations, %d unmerged; want %d to %d, %d unmerged",
 			d.Packets, d.Destinations, d.Unmerged, 3*dsts, dsts, dsts-32)

@@ -31,9 +31,12 @@ func darkAddr(n int) netip.Addr {
 	return netip.AddrFrom4([4]byte{203, 0, 112 + byte(n>>8), byte(n)})
 }
 
+// hotDark is the dark space of the hotspot tests (darkAddr's, and an IPv6 /48).
+const hotDark = "dark_prefixes: [203.0.112.0/22, 2001:db8:1::/48]\n"
+
 func hotConfig(t *testing.T, extra string) *configs.Config {
 	t.Helper()
-	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.112.0/22, 2001:db8:1::/48]\n"+extra), "test.yaml")
+	cfg, err := configs.Parse([]byte(hotDark+extra), "test.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
