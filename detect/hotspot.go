@@ -126,12 +126,14 @@ const hotBitmapBytes = 4 << 20
 const hotBitmapMaxWords = 128
 
 // hotBigWords bounds a worker's words in the hotspot's exact sets of more than 256 sources
-// (2 MiB: 64 sets of 4 096 in the open window); past it, a set switches to a sketch once it
-// holds 192 sources. A spoofed flood over a whole dark /24 moves every source the source
-// table evicts into its destination's set: with the engine's 64 MiB budget, 256 growing sets
-// of 32 KiB per worker, and the probes of the flood's packets missed the cache (bench.sh's
-// burst: the hotspot's CPU time 0.72 s with that budget, 0.33-0.40 s with this one).
-const hotBigWords = 256 << 10
+// (256 KiB: 8 sets of 4 096, or 64 of 512, in the open window); past it, a set switches to a
+// sketch once it holds 192 sources. A spoofed flood over a whole dark /24 moves every source
+// the source table evicts into its destination's set: with the engine's 64 MiB budget, 256
+// growing sets of 32 KiB per worker, and the probes of the flood's packets missed the cache
+// (bench.sh's burst: the hotspot's CPU time 0.72 s with that budget, 0.33-0.40 s with 2 MiB).
+// 2 MiB still missed a 1 MiB L2 cache (an AMD EPYC: the burst's hotspot cost 0.8 s, 0.5 s
+// with 256 KiB); the generated day's receivers stay under 192 sources per worker either way.
+const hotBigWords = 32 << 10
 
 // hotLog is how many packets a destination's cell keeps as they came before it takes the
 // full counts (hotHeavy): most destinations get a packet or two per window and worker, and

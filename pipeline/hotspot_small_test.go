@@ -274,7 +274,7 @@ func TestHotspotTopKeepsRepeatSender(t *testing.T) {
 }
 
 // TestHotspotSetBudget: the hotspot's sets of sources larger than 256 values draw on a
-// per-worker budget (2 MiB): 300 scanners each probing the same 600 dark IPv6 addresses
+// per-worker budget (256 KiB): 300 scanners each probing the same 600 dark IPv6 addresses
 // (memos full after three pairs: the rest counts through the destinations' sets, 512-word
 // tables at 300 values) need more, so the sets that grow first stay exact and the others
 // switch to sketches; every destination is still found, with exact packets, and only the
@@ -310,10 +310,10 @@ func TestHotspotSetBudget(t *testing.T) {
 			exact++
 		}
 	}
-	// 2 MiB holds 512 tables of 512 words; each destination has two (address and port 80),
+	// 256 KiB holds 64 tables of 512 words; each destination has two (address and port 80),
 	// but the first three a scanner probes count in its memo, not in their sets.
-	if exact == 0 || exact > 256+3 {
-		t.Errorf("%d of %d destinations counted exactly, want 1 to 259 (the sets' budget)", exact, dsts)
+	if exact == 0 || exact > 32+3 {
+		t.Errorf("%d of %d destinations counted exactly, want 1 to 35 (the sets' budget)", exact, dsts)
 	}
 	t.Logf("%d of %d destinations counted exactly", exact, dsts)
 
