@@ -311,6 +311,13 @@ func (e *Engine) hotTick() {
 func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 	hw := &e.hot
 	hw.full = hw.full[:0]
+	if hw.back != nil {
+		for i := range hw.cells {
+			if c := &hw.cells[i]; c.Heavy == 0 && c.Packets > 0 {
+				hw.spilledBefore(c)
+			}
+		}
+	}
 	for _, i := range hw.heavyc {
 		c := &hw.cells[i]
 		hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
@@ -405,6 +412,10 @@ func (e *Engine) hotSpill() bool {
 	light := 0
 	for i := range hw.cells {
 		if c := &hw.cells[i]; c.Packets > 0 && c.Heavy == 0 {
+			if hw.spilledBefore(c) {
+				hw.makeHeavy(c, int32(i)) // back after a spill: kept (see spilledBefore)
+				continue
+			}
 			if c.Tag >= hotTagMax {
 				return false
 			}
@@ -572,15 +583,21 @@ func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 		c.Tag = 0
 	}
 	c.Dst, c.Packets, c.Ix, c.Heavy, c.N, c.Split = *dst, 0, ix, 0, 0, hw.split
-	if hw.back != nil {
-		if hasBit(hw.back, filterBit(dst.Hash(seedDstIP))) {
-			// Spilled in this part (or sharing its bit): its sources are summed from two
-			// cells, which may share some (at most the hotLog of the spilled one).
-			c.Split = true
-			hw.makeHeavy(c)
-		}
-	}
 	return c
+}
+
+// spilledBefore reports whether c's destination was spilled earlier in the part (or shares
+// its bit in the filter), and then marks c Split: its sources are summed from two cells,
+// which may share some (at most the hotLog of the spilled one). A light cell is looked up
+// only when it becomes heavy, at a spill (which keeps it, heavy, so that it is not spilled
+// again while it keeps coming) or at the window's close: in a loop over the cells, whose
+// loads of the 128 KiB filter overlap, rather than one wait for the filter per new cell.
+func (hw *hotWorker) spilledBefore(c *hotCell) bool {
+	if hw.back == nil || !hasBit(hw.back, filterBit(c.Dst.Hash(seedDstIP))) {
+		return false
+	}
+	c.Split = true
+	return true
 }
 
 // hotspot counts one packet from the source of st to a dark destination (dense: its dense
@@ -631,7 +648,8 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 			c.N++
 			return
 		}
-		e.hot.makeHeavy(c) // past hotLog packets
+		e.hot.spilledBefore(c)
+		e.hot.makeHeavy(c, e.hot.last-1) // past hotLog packets
 	}
 	// Field by field: a composite literal is built in a temporary and copied in 16-byte
 	// moves, which wait for its field stores (no store forwarding across them).
@@ -640,15 +658,15 @@ func (e *Engine) hotspot(h *packet.Header, st *SourceState, dense int32) {
 	e.hot.heavy[c.Heavy-1].add(&e.hot.cold[c.Heavy-1], &e.hot.slab, &ev, false)
 }
 
-// makeHeavy gives c, the latest cell, its full counts, replaying its logged packets.
-func (hw *hotWorker) makeHeavy(c *hotCell) {
+// makeHeavy gives c, the cell in slot i, its full counts, replaying its logged packets.
+func (hw *hotWorker) makeHeavy(c *hotCell, i int32) {
 	if hw.nheavy == len(hw.heavy) {
 		hw.heavy = append(hw.heavy, hotHeavy{})
 		hw.cold = append(hw.cold, hotCold{})
 	}
 	hw.nheavy++
 	c.Heavy = int32(hw.nheavy)
-	hw.heavyc = append(hw.heavyc, hw.last-1)
+	hw.heavyc = append(hw.heavyc, i)
 	hv, cd := &hw.heavy[c.Heavy-1], &hw.cold[c.Heavy-1]
 	for i := range c.Log[:c.N] {
 		hv.add(cd, &hw.slab, &c.Log[i], false)
