@@ -562,6 +562,25 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 	return c
 }
 
+// WarmDst loads what hotCellOf will read for a packet to dst (IP version v) when the
+// destination has no dense index: its word of the hash index and the cell it names. A
+// caller that handles packets in groups calls it for each before handling them, so that
+// these cache misses (an IPv6 scanner's random destinations: one new cell a packet) overlap
+// instead of each stalling its packet. It returns a value to keep, so that the loads stay.
+func (e *Engine) WarmDst(dst *packet.Addr, v uint8) uint32 {
+	hw := &e.hot
+	if hw.hash == nil || v == 4 && len(hw.dense) > 0 || !e.hotOn() {
+		return 0 // no hash index yet, or a dense IPv4 space (its index stays in cache)
+	}
+	x := hw.hash[dst.Hash(seedDstIP)&uint64(len(hw.hash)-1)]
+	if x>>hotGenShift == hw.gen {
+		if i := int(x&hotCellMask) - 1; i >= 0 && i < len(hw.cells) {
+			x ^= hw.cells[i].Packets
+		}
+	}
+	return x
+}
+
 // newCell takes a slot for a cell of dst (index entry ix), a spilled cell's or a new one,
 // and makes it the latest.
 func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {

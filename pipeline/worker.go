@@ -182,7 +182,7 @@ func (w *worker) warmSource(h *packet.Header) uint64 {
 	}
 	x := h.Src.Hash(seedHLL)
 	v, likely := w.sources.Warm(x)
-	w.warm ^= v
+	w.warm ^= v ^ w.engine.WarmDst(&h.Dst, h.IPVersion)
 	if !likely {
 		w.warmNew++
 	}
