@@ -45,6 +45,23 @@ func (h *Histogram) Observe(local *[HistBuckets + 1]uint64, sum, count uint64) {
 	h.Count.Add(count)
 }
 
+// HistBatch counts observations locally for one Histogram.ObserveBatch: one atomic add per
+// bucket used rather than per observation.
+type HistBatch struct {
+	Counts     [HistBuckets + 1]uint64
+	Sum, Count uint64
+}
+
+// Add counts one observation of n.
+func (b *HistBatch) Add(n uint64) {
+	b.Counts[HistBucket(n)]++
+	b.Sum += n
+	b.Count++
+}
+
+// ObserveBatch adds the observations counted in b.
+func (h *Histogram) ObserveBatch(b *HistBatch) { h.Observe(&b.Counts, b.Sum, b.Count) }
+
 // SourceCount is a source and its packets.
 type SourceCount struct {
 	Addr    packet.Addr

@@ -464,13 +464,6 @@ func (e *Engine) hotSpill() bool {
 	return true
 }
 
-// The filter of the destinations spilled in the part (hotWorker.back): a destination
-// spilled that comes back takes its full counts at once, so that it is not spilled again
-// while it keeps coming (a busy destination whose sources are spread over the workers may
-// get a packet or two in this worker between spills). A random destination sharing a bit
-// does too, at the cost of a slot kept until the next part: with 16 KiB the 20x day's
-// 250 000 spilled destinations made 16 508 heavy at once, with the 128 KiB filter 2 212.
-
 // hotMemoCell returns the cell a memo's value names (slot and tag), nil when that cell was
 // spilled since.
 func (hw *hotWorker) hotMemoCell(ci int32) *hotCell {
@@ -605,12 +598,16 @@ func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 	return c
 }
 
-// spilledBefore reports whether c's destination was spilled earlier in the part (or shares
-// its bit in the filter), and then marks c Split: its sources are summed from two cells,
-// which may share some (at most the hotLog of the spilled one). A light cell is looked up
-// only when it becomes heavy, at a spill (which keeps it, heavy, so that it is not spilled
-// again while it keeps coming) or at the window's close: in a loop over the cells, whose
-// loads of the 128 KiB filter overlap, rather than one wait for the filter per new cell.
+// spilledBefore reports whether c's destination was spilled earlier in the part (its bit is
+// set in hotWorker.back, the filter of spilled destinations), and then marks c Split: its
+// sources are summed from two cells, which may share some (at most the hotLog of the
+// spilled one). A light cell is looked up only when it becomes heavy, at a spill, which
+// keeps it, heavy, so that it is not spilled again while it keeps coming (a busy
+// destination whose sources are spread over the workers may get a packet or two in this
+// worker between spills), or at the window's close: in a loop over the cells, whose loads
+// of the filter overlap, rather than one wait for it per new cell. A destination sharing
+// the bit is kept too, at the cost of a slot until the next part: with 16 KiB the 20x day's
+// 250 000 spilled destinations made 16 508 heavy, with the 128 KiB filter 2 212.
 func (hw *hotWorker) spilledBefore(c *hotCell) bool {
 	if hw.back == nil || !hasBit(hw.back, filterBit(c.Dst.Hash(seedDstIP))) {
 		return false
@@ -1376,22 +1373,18 @@ func (hs *Hotspots) dropLight(cells []hotCell, room int) ([]hotCell, uint64) {
 		}
 	}
 	keep := heavy <= room
-	var hist [aggregate.HistBuckets + 1]uint64
-	var sum, count uint64
+	var b aggregate.HistBatch
 	kept := cells[:0]
 	for i := range cells {
 		if keep && cells[i].Heavy != 0 {
 			kept = append(kept, cells[i])
 			continue
 		}
-		n := uint64(cells[i].Packets)
-		hist[aggregate.HistBucket(n)]++
-		sum += n
-		count++
+		b.Add(uint64(cells[i].Packets))
 	}
-	hs.Hist.Observe(&hist, sum, count)
-	hs.Unmerged.Add(count)
-	return kept, count
+	hs.Hist.ObserveBatch(&b)
+	hs.Unmerged.Add(b.Count)
+	return kept, b.Count
 }
 
 // advance evaluates, in order, every pending window all workers have passed.
@@ -1424,18 +1417,14 @@ func (hs *Hotspots) advance() {
 // the workers' cells (one cell per destination and worker, unless a worker handed over
 // early), by dense index where the cells share one, else by address.
 func (hs *Hotspots) observe(p *hotPending) {
-	var hist [aggregate.HistBuckets + 1]uint64
-	var sum, count uint64
+	var b aggregate.HistBatch
 	if len(hs.started) == 1 && !p.split {
 		for _, part := range p.parts {
 			for i := range part {
-				n := uint64(part[i].Packets)
-				hist[aggregate.HistBucket(n)]++
-				sum += n
-				count++
+				b.Add(uint64(part[i].Packets))
 			}
 		}
-		hs.Hist.Observe(&hist, sum, count)
+		hs.Hist.ObserveBatch(&b)
 		return
 	}
 	dense := 0
@@ -1468,10 +1457,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 			c := &part[i]
 			if c.Ix >= 0 && int(c.Ix) < dense {
 				if hs.ddup[c.Ix>>6]&(1<<(c.Ix&63)) == 0 {
-					n := uint64(c.Packets)
-					hist[aggregate.HistBucket(n)]++
-					sum += n
-					count++
+					b.Add(uint64(c.Packets))
 					continue
 				}
 				if hs.dacc[c.Ix] == 0 {
@@ -1500,17 +1486,13 @@ func (hs *Hotspots) observe(p *hotPending) {
 		}
 	}
 	for _, ix := range hs.dtouch {
-		n := hs.dacc[ix]
+		b.Add(hs.dacc[ix])
 		hs.dacc[ix] = 0
-		hist[aggregate.HistBucket(n)]++
-		sum += n
 	}
 	for _, n := range hs.pk {
-		hist[aggregate.HistBucket(n)]++
-		sum += n
+		b.Add(n)
 	}
-	count += uint64(len(hs.dtouch) + len(hs.pk))
-	hs.Hist.Observe(&hist, sum, count)
+	hs.Hist.ObserveBatch(&b)
 }
 
 // candidates sums the workers' summaries of the keys that can be hot into hs.sums (see
@@ -1521,12 +1503,8 @@ func (hs *Hotspots) candidates(p *hotPending) {
 	// spill) holds at most hotLog of them: the others hold the rest.
 	parts, light := uint64(1), uint64(0)
 	for w, n := range p.np {
-		l := 0
-		if w < len(p.nl) {
-			l = p.nl[w]
-		}
-		parts = max(parts, uint64(n-l))
-		light += uint64(l)
+		parts = max(parts, uint64(n-p.nl[w]))
+		light += uint64(p.nl[w])
 	}
 	parts *= uint64(len(hs.started))
 	rest := hs.minSources - min(hs.minSources, hotLog*light)
