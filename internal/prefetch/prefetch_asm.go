@@ -1,0 +1,16 @@
+//go:build amd64 || arm64
+
+package prefetch
+
+import "unsafe"
+
+// Line starts loading the cache line that holds p. It never faults (the CPU ignores an
+// address it cannot load) and changes nothing a program can observe but time.
+//
+//go:noescape
+func Line(p unsafe.Pointer)
+
+// Span starts loading every cache line of the n bytes at p (n > 0).
+//
+//go:noescape
+func Span(p unsafe.Pointer, n uintptr)
