@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unsafe"
+
+	"github.com/telescope-dev/telescope/internal/prefetch"
 )
 
 // HLL precision bounds: 16 registers (26 % error) to 256 KiB (0.2 %).
@@ -41,6 +44,13 @@ func (h *HLL) AddHash(x uint64) {
 	// A sketch not made by NewHLL (or a corrupt checkpoint) has no register here.
 	if idx < uint64(len(h.Reg)) && r > h.Reg[idx] {
 		h.Reg[idx] = r
+	}
+}
+
+// Prefetch requests the register AddHash(x) will read, without waiting for it.
+func (h *HLL) Prefetch(x uint64) {
+	if idx := x >> (64 - h.P); idx < uint64(len(h.Reg)) {
+		prefetch.Line(unsafe.Pointer(&h.Reg[idx]))
 	}
 }
 

@@ -3,6 +3,9 @@ package aggregate
 import (
 	"errors"
 	"fmt"
+	"unsafe"
+
+	"github.com/telescope-dev/telescope/internal/prefetch"
 )
 
 // nilIdx ends the int32 links of Table (LRU list, free list) and TopK (group siblings).
@@ -168,14 +171,13 @@ func (t *Table[K, V]) Find(k K) int32 {
 	return i
 }
 
-// Warm loads what a touch of a key with hash h reads first, the key's index words and, if
-// one has its hash, that entry, and returns a value derived from them. A caller about to
-// touch several keys warms them all first, so that their cache misses overlap instead of
-// coming one after another; it must keep the result x (store it in a field): the compiler
-// drops loads whose values are unused. likely reports that the key is probably present (an
-// entry has its hash): a caller may warm evictions (WarmEvict) for the others. Warm changes
-// nothing. (Loading the rest of the entry, or its LRU neighbours, too cost more than it
-// saved on bench.sh's files.)
+// Warm reads the index words a touch of a key with hash h reads first and, if one has its
+// hash, requests every line of that entry (prefetch: no waiting). A caller about to touch
+// several keys requests their index words first (Prefetch), then warms them all, so that
+// their cache misses overlap instead of coming one after another. x is derived from the
+// words read past: the caller keeps it (in a field) so that the compiler keeps the loads.
+// likely reports that the key is probably present (an entry has its hash): a caller may
+// warm evictions (WarmEvict) for the others. Warm changes nothing.
 func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
 	mask := uint64(len(t.index) - 1)
 	for p := h & mask; ; p = (p + 1) & mask {
@@ -184,9 +186,18 @@ func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
 			return x, false
 		}
 		if uint32(v>>32) == uint32(h) {
-			return x ^ t.ent(indexSlot(v)).hash, true
+			prefetch.Span(unsafe.Pointer(t.ent(indexSlot(v))), unsafe.Sizeof(TableEntry[K, V]{}))
+			return x, true
 		}
 		x ^= uint32(v)
+	}
+}
+
+// Prefetch starts loading the index word where a probe for hash h begins, without waiting:
+// a group's prefetches overlap, and its Warm calls then find the words on their way.
+func (t *Table[K, V]) Prefetch(h uint64) {
+	if len(t.index) > 0 {
+		prefetch.Line(unsafe.Pointer(&t.index[h&uint64(len(t.index)-1)]))
 	}
 }
 

@@ -8,10 +8,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"go.uber.org/zap/zapcore"
 
 	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -555,23 +557,43 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 	return c
 }
 
-// WarmDst loads what hotCellOf will read for a packet to dst (IP version v) when the
-// destination has no dense index: its word of the hash index and the cell it names. A
-// caller that handles packets in groups calls it for each before handling them, so that
-// these cache misses (an IPv6 scanner's random destinations: one new cell a packet) overlap
-// instead of each stalling its packet. It returns a value to keep, so that the loads stay.
-func (e *Engine) WarmDst(dst *packet.Addr, v uint8) uint32 {
+// PrefetchDst requests what hotCellOf will read first for a packet to dst (dense: its dense
+// index, or -1): the cell of a dense destination already counted in the window, else the
+// destination's word of the hash index (WarmDst then requests the cell it names). A caller
+// that handles packets in groups calls it for each before handling them, so that these
+// cache misses (a scanner's new destination each packet) overlap instead of each stalling
+// its packet. It waits for nothing and changes nothing.
+func (e *Engine) PrefetchDst(dst *packet.Addr, dense int32) {
 	hw := &e.hot
-	if hw.hash == nil || v == 4 && len(hw.dense) > 0 || !e.hotOn() {
-		return 0 // no hash index yet, or a dense IPv4 space (its index stays in cache)
+	if !e.hotOn() {
+		return
+	}
+	if dense >= 0 && int(dense) < len(hw.dense) {
+		if hw.seen[dense>>6]&(1<<(dense&63)) != 0 {
+			if i := int(hw.dense[dense]) - 1; i >= 0 && i < len(hw.cells) {
+				prefetch.Line(unsafe.Pointer(&hw.cells[i]))
+			}
+		}
+		return
+	}
+	if len(hw.hash) > 0 {
+		prefetch.Line(unsafe.Pointer(&hw.hash[dst.Hash(seedDstIP)&uint64(len(hw.hash)-1)]))
+	}
+}
+
+// WarmDst is PrefetchDst's second stage for a destination without a dense index: it reads
+// the index word (requested by PrefetchDst) and requests the cell it names.
+func (e *Engine) WarmDst(dst *packet.Addr, v uint8) {
+	hw := &e.hot
+	if len(hw.hash) == 0 || v == 4 && len(hw.dense) > 0 || !e.hotOn() {
+		return // no hash index yet, or a dense IPv4 space
 	}
 	x := hw.hash[dst.Hash(seedDstIP)&uint64(len(hw.hash)-1)]
 	if x>>hotGenShift == hw.gen {
 		if i := int(x&hotCellMask) - 1; i >= 0 && i < len(hw.cells) {
-			x ^= hw.cells[i].Packets
+			prefetch.Line(unsafe.Pointer(&hw.cells[i]))
 		}
 	}
-	return x
 }
 
 // newCell takes a slot for a cell of dst (index entry ix), a spilled cell's or a new one,

@@ -153,40 +153,68 @@ func (w *worker) winLen() int64 { return w.rc.winLen }
 const warmAhead = 32
 
 // handleGroup handles hs (at most warmAhead packets), those of this worker (owner[i] is its
-// id; owner nil: all), after loading their source entries together: their cache misses
-// overlap, where handle, one packet at a time, would wait for each in turn.
+// id; owner nil: all), in stages over the whole group: what each packet will touch is
+// requested first (prefetch, no waiting), then the words that name further lines are read
+// and those lines requested, and only then are the packets handled. The group's cache misses
+// overlap, where handle, one packet at a time, would wait for each in turn (the reorder
+// buffer holds only a packet or two of work).
 func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	id := uint16(w.id)
-	var hashes [warmAhead]uint64
+	var (
+		hashes [warmAhead]uint64
+		slots  [warmAhead]int
+		dense  [warmAhead]int32
+	)
 	hs = hs[:min(len(hs), warmAhead)] // no bounds checks below
 	if owner != nil {
 		owner = owner[:len(hs)]
 	}
 	for i := range hs {
-		if owner == nil || owner[i] == id {
-			hashes[i] = w.warmSource(&hs[i])
+		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
+			hashes[i], slots[i], dense[i] = w.prefetchIP(&hs[i])
+		}
+	}
+	for i := range hs {
+		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
+			w.warmSource(&hs[i], hashes[i])
 		}
 	}
 	w.warmEvictions()
 	for i := range hs {
 		if owner == nil || owner[i] == id {
-			w.handleHashed(&hs[i], hashes[i])
+			w.handleHashed(&hs[i], hashes[i], slots[i], dense[i])
 		}
 	}
 }
 
-// warmSource loads the source entry that handle will touch for h (Table.Warm).
-func (w *worker) warmSource(h *packet.Header) uint64 {
-	if h.Result != packet.ResultIP {
-		return 0
+// prefetchIP is the first stage for an IP packet: it hashes the source, matches the
+// destination (its dark-prefix slot and dense index, as handleHashed takes them) and
+// requests the lines these name: the source's index word, its unique-count registers, the
+// destination's hotspot cell or index word.
+func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) {
+	x = h.Src.Hash(seedHLL)
+	slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
+	w.sources.Prefetch(x)
+	w.srcHLL.Prefetch(x)
+	if dense < 0 {
+		w.dstHLL.Prefetch(h.Dst.Hash(seedHLL))
 	}
-	x := h.Src.Hash(seedHLL)
+	if slot != 0 && w.rc.detectOn {
+		w.engine.PrefetchDst(&h.Dst, dense)
+	}
+	return x, slot, dense
+}
+
+// warmSource is the second stage: the source's index word, requested by prefetchIP, names
+// its entry, whose lines are requested in turn (Table.Warm); so for the destination's
+// hotspot cell when it has no dense index.
+func (w *worker) warmSource(h *packet.Header, x uint64) {
 	v, likely := w.sources.Warm(x)
-	w.warm ^= v ^ w.engine.WarmDst(&h.Dst, h.IPVersion)
+	w.warm ^= v
+	w.engine.WarmDst(&h.Dst, h.IPVersion)
 	if !likely {
 		w.warmNew++
 	}
-	return x
 }
 
 // warmEvictions warms the evictions that the new sources counted by warmSource will make.
@@ -199,15 +227,16 @@ func (w *worker) warmEvictions() {
 
 // handle processes one frame. This is the hot path: no allocation, no lock.
 func (w *worker) handle(h *packet.Header) {
-	w.handleHashed(h, h.Src.Hash(seedHLL))
-}
-
-// handleHashed is handle for a caller that has hashed the source already (seedHLL).
-func (w *worker) handleHashed(h *packet.Header, srcHash uint64) {
 	slot, dense := 0, int32(-1)
 	if h.Result == packet.ResultIP {
 		slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
 	}
+	w.handleHashed(h, h.Src.Hash(seedHLL), slot, dense)
+}
+
+// handleHashed is handle for a caller that has hashed the source (seedHLL) and matched the
+// destination already (slot 0 and dense -1 for a frame that is not IP).
+func (w *worker) handleHashed(h *packet.Header, srcHash uint64, slot int, dense int32) {
 	w.loc.Count(h, slot, &w.C)
 	if h.Result != packet.ResultIP {
 		return
@@ -226,12 +255,14 @@ func (w *worker) handleHashed(h *packet.Header, srcHash uint64) {
 		e.winPkts = 0
 		w.winUnique++
 		w.noteSlot(si)
+		// Once per source and window is enough for the run's sketch (adding is idempotent):
+		// its 64 KiB of registers stay out of most packets' cache misses.
+		w.srcHLL.AddHash(srcHash)
 	}
 	e.winPkts++
 	e.total++
 	w.series.packet(h, &e.telMin, slot != 0, w.rc.det.Telnet.Ports)
 	w.winPackets++
-	w.srcHLL.AddHash(srcHash)
 	if dense >= 0 {
 		c := &w.dstExact[dense]
 		if *c == math.MaxUint32 { // hand a full counter to the summary rather than wrap
