@@ -557,17 +557,11 @@ func (e *Engine) hotCellOf(dst *packet.Addr, dense int32) *hotCell {
 	return c
 }
 
-// PrefetchDst requests what hotCellOf will read first for a packet to dst (dense: its dense
+// prefetchDst requests what hotCellOf will read first for a packet to dst (dense: its dense
 // index, or -1): the cell of a dense destination already counted in the window, else the
-// destination's word of the hash index (WarmDst then requests the cell it names). A caller
-// that handles packets in groups calls it for each before handling them, so that these
-// cache misses (a scanner's new destination each packet) overlap instead of each stalling
-// its packet. It waits for nothing and changes nothing.
-func (e *Engine) PrefetchDst(dst *packet.Addr, dense int32) {
+// destination's word of the hash index (warmDst then requests the cell it names).
+func (e *Engine) prefetchDst(dst *packet.Addr, dense int32) {
 	hw := &e.hot
-	if !e.hotOn() {
-		return
-	}
 	if dense >= 0 && int(dense) < len(hw.dense) {
 		if hw.seen[dense>>6]&(1<<(dense&63)) != 0 {
 			if i := int(hw.dense[dense]) - 1; i >= 0 && i < len(hw.cells) {
@@ -581,12 +575,12 @@ func (e *Engine) PrefetchDst(dst *packet.Addr, dense int32) {
 	}
 }
 
-// WarmDst is PrefetchDst's second stage for a destination without a dense index: it reads
-// the index word (requested by PrefetchDst) and requests the cell it names.
-func (e *Engine) WarmDst(dst *packet.Addr, v uint8) {
+// warmDst is prefetchDst's second stage for a destination without a dense index: it reads
+// the index word (requested by prefetchDst) and requests the cell it names.
+func (e *Engine) warmDst(dst *packet.Addr, dense int32) {
 	hw := &e.hot
-	if len(hw.hash) == 0 || v == 4 && len(hw.dense) > 0 || !e.hotOn() {
-		return // no hash index yet, or a dense IPv4 space
+	if len(hw.hash) == 0 || dense >= 0 {
+		return
 	}
 	x := hw.hash[dst.Hash(seedDstIP)&uint64(len(hw.hash)-1)]
 	if x>>hotGenShift == hw.gen {

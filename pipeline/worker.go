@@ -176,7 +176,10 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	}
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
-			w.warmSource(&hs[i], hashes[i])
+			w.warmSource(hashes[i])
+			if slots[i] != 0 && w.rc.detectOn {
+				w.engine.Warm(&hs[i], dense[i])
+			}
 		}
 	}
 	w.warmEvictions()
@@ -189,8 +192,8 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 
 // prefetchIP is the first stage for an IP packet: it hashes the source, matches the
 // destination (its dark-prefix slot and dense index, as handleHashed takes them) and
-// requests the lines these name: the source's index word, its unique-count registers, the
-// destination's hotspot cell or index word.
+// requests the lines these name: the source's index word, its unique-count registers, and
+// for a dark packet the detectors' first words (Engine.Prefetch).
 func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) {
 	x = h.Src.Hash(seedHLL)
 	slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
@@ -200,18 +203,17 @@ func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) 
 		w.dstHLL.Prefetch(h.Dst.Hash(seedHLL))
 	}
 	if slot != 0 && w.rc.detectOn {
-		w.engine.PrefetchDst(&h.Dst, dense)
+		w.engine.Prefetch(h, dense)
 	}
 	return x, slot, dense
 }
 
 // warmSource is the second stage: the source's index word, requested by prefetchIP, names
-// its entry, whose lines are requested in turn (Table.Warm); so for the destination's
-// hotspot cell when it has no dense index.
-func (w *worker) warmSource(h *packet.Header, x uint64) {
+// its entry, whose lines are requested in turn (Table.Warm); the detectors' words likewise
+// (Engine.Warm).
+func (w *worker) warmSource(x uint64) {
 	v, likely := w.sources.Warm(x)
 	w.warm ^= v
-	w.engine.WarmDst(&h.Dst, h.IPVersion)
 	if !likely {
 		w.warmNew++
 	}

@@ -1,0 +1,33 @@
+package detect
+
+import "github.com/telescope-dev/telescope/packet"
+
+// A caller that handles packets in groups (the pipeline's workers) requests, for each dark
+// packet of a group, the lines the detectors will read, before it handles any: Prefetch
+// first, then Warm once the words Prefetch requested had time to arrive. The cache misses
+// of the group overlap instead of each stalling its packet. Neither waits for memory or
+// changes anything: a stale word (a cell or flow gone since) only wastes a request.
+
+// Prefetch is the first stage for a dark packet h (dense: its dense index, or -1): the
+// destination's hotspot cell or index word, the index word of its udp_then_syn flow.
+func (e *Engine) Prefetch(h *packet.Header, dense int32) {
+	if e.hotOn() {
+		e.prefetchDst(&h.Dst, dense)
+	}
+	if e.cfg.UDPThenSYN.Enabled && h.Proto == packet.ProtoUDP && h.L4 {
+		k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
+		e.flows.Prefetch(hashFlow(&k))
+	}
+}
+
+// Warm is the second stage: the lines the words requested by Prefetch name (the hotspot
+// cell of a destination without a dense index, the flow's entry).
+func (e *Engine) Warm(h *packet.Header, dense int32) {
+	if e.hotOn() {
+		e.warmDst(&h.Dst, dense)
+	}
+	if e.cfg.UDPThenSYN.Enabled && h.Proto == packet.ProtoUDP && h.L4 {
+		k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
+		e.flows.Warm(hashFlow(&k))
+	}
+}
