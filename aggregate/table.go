@@ -28,11 +28,13 @@ type TableEntry[K comparable, V any] struct {
 	// kept so that rebuilding the index and evicting do not hash keys again; Restore
 	// recomputes it.
 	hash uint32
-	Val  V
+	// stamp is the table's clock when the entry last went to the front (see SetSlack).
+	stamp uint32
+	Val   V
 }
 
 // Table maps keys to values with a hard capacity; when full, inserting evicts the least
-// recently touched entry. Its slots grow by doubling up to the capacity, so a table holds
+// recently touched entry (or one near it: SetSlack). Its slots grow by doubling up to the capacity, so a table holds
 // memory for the entries it has had, never more than the capacity; once grown, operations
 // do not allocate.
 //
@@ -63,6 +65,9 @@ type Table[K comparable, V any] struct {
 	evict       func(*K, *V)
 	region      []TableEntry[K, V] // address space reserved for every slot (pointer-free K, V on Linux), or nil
 	scratch     K                  // the key being hashed: &k of a parameter would escape through hash
+	// clock counts the moves to the front (wrapping); slack is how many moves behind the
+	// head a touched entry may be and keep its place (SetSlack; 0: exact LRU).
+	clock, slack uint32
 }
 
 // NewTable returns an empty table holding at most capacity entries (at least 1, at most
@@ -75,6 +80,19 @@ func NewTable[K comparable, V any](capacity int, hash func(*K) uint64) *Table[K,
 	t.indexRegion = reserveSlots[uint64](t, bucketsFor(capacity))
 	t.grow()
 	return t
+}
+
+// SetSlack lets a touched entry keep its place in the LRU list while it is fewer than
+// moves (to the front, by touches and inserts) behind the head, where the order is exact by
+// default. Its position is at most that far from the head, so an entry at the tail always
+// moves when touched, and an eviction takes an entry untouched for at least capacity-moves
+// moves instead of capacity. On a full table of a telescope day nearly every touch is of a
+// source seen a few seconds before: a touch is then no write to three random entries (its
+// two neighbours and the head). Tables whose sweeps rely on the exact order of last touches
+// keep the default.
+func (t *Table[K, V]) SetSlack(moves int) {
+	t.slack = uint32(min(max(moves, 0), int(t.Max)))
+	t.clock += t.slack // every entry there is now moves at its next touch
 }
 
 // Slots are allocated in chunks of chunkSlots, so a table holds memory for the entries it
@@ -260,7 +278,9 @@ func (t *Table[K, V]) TouchSlotHashed(k K, hash uint64) (slot int32, created boo
 func (t *Table[K, V]) touch(k K, hash uint64) (int32, bool) {
 	i, _ := t.find(k, hash)
 	if i != nilIdx {
-		if i != t.Head {
+		// Within the slack an entry keeps its place: moving it writes both its neighbours
+		// and the head, three random lines, for an order that changes nothing yet.
+		if i != t.Head && t.clock-t.ent(i).stamp >= t.slack {
 			t.unlinkLRU(i)
 			t.pushFront(i)
 		}
@@ -388,6 +408,8 @@ func (t *Table[K, V]) unlinkLRU(i int32) {
 
 func (t *Table[K, V]) pushFront(i int32) {
 	e := t.ent(i)
+	t.clock++
+	e.stamp = t.clock
 	e.Prev, e.Next = nilIdx, t.Head
 	if t.Head != nilIdx {
 		t.ent(t.Head).Prev = i
@@ -448,11 +470,14 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 			continue
 		}
 		h := t.hash(&e.Key)
-		e.hash = uint32(h)
+		e.hash, e.stamp = uint32(h), 0
 		if i, _ := t.find(e.Key, h); i != nilIdx {
 			return fmt.Errorf("restore table: key of slot %d appears twice", j)
 		}
 		indexInsert(t.index, e.hash, j)
 	}
+	// The saved stamps belong to another clock: each entry moves at its first touch, as
+	// under exact LRU.
+	t.clock = t.slack
 	return nil
 }
