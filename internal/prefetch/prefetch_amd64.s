@@ -18,3 +18,28 @@ loop:
 	CMPQ	AX, BX
 	JB	loop
 	RET
+
+// func write(p unsafe.Pointer)
+TEXT ·write(SB), NOSPLIT|NOFRAME, $0-8
+	MOVQ	p+0(FP), AX
+	// PREFETCHW (AX): 0F 0D /1 (the Go assembler has no mnemonic for it)
+	BYTE	$0x0f; BYTE $0x0d; BYTE $0x08
+	RET
+
+// func hasWrite() bool: CPUID 0x80000001 ECX bit 8 (PRFCHW, AMD's 3DNowPrefetch): whether
+// PREFETCHW is a prefetch here.
+TEXT ·hasWrite(SB), NOSPLIT, $0-1
+	MOVL	$0x80000000, AX
+	CPUID
+	CMPL	AX, $0x80000001
+	JB	none
+	MOVL	$0x80000001, AX
+	XORL	CX, CX
+	CPUID
+	SHRL	$8, CX
+	ANDL	$1, CX
+	MOVB	CX, ret+0(FP)
+	RET
+none:
+	MOVB	$0, ret+0(FP)
+	RET

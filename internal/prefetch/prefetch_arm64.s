@@ -18,3 +18,9 @@ loop:
 	CMP	R1, R0
 	BLO	loop
 	RET
+
+// func write(p unsafe.Pointer)
+TEXT ·write(SB), NOSPLIT|NOFRAME, $0-8
+	MOVD	p+0(FP), R0
+	PRFM	(R0), PSTL1KEEP
+	RET

@@ -14,3 +14,19 @@ func Line(p unsafe.Pointer)
 //
 //go:noescape
 func Span(p unsafe.Pointer, n uintptr)
+
+// Write is Line for a line about to be written (PREFETCHW, PRFM PSTL1KEEP): it is fetched
+// for ownership, so that the store or locked add that follows need not ask for it again.
+// An x86 without PREFETCHW gets Line.
+func Write(p unsafe.Pointer) {
+	if canWrite {
+		write(p)
+	} else {
+		Line(p)
+	}
+}
+
+var canWrite = hasWrite()
+
+//go:noescape
+func write(p unsafe.Pointer)

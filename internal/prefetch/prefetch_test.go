@@ -19,6 +19,7 @@ func TestPrefetchChangesNothing(t *testing.T) {
 			p := unsafe.Pointer(&buf[off])
 			Line(p)
 			Span(p, n)
+			Write(p)
 		}
 	}
 	if !bytes.Equal(buf, want) {
@@ -26,4 +27,5 @@ func TestPrefetchChangesNothing(t *testing.T) {
 	}
 	Line(nil)
 	Span(nil, 64)
+	Write(nil)
 }

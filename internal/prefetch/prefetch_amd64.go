@@ -1,0 +1,3 @@
+package prefetch
+
+func hasWrite() bool
