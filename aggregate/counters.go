@@ -6,7 +6,9 @@ package aggregate
 import (
 	"slices"
 	"sync/atomic"
+	"unsafe"
 
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -124,6 +126,29 @@ func (l *Local) countPort(kind int, port uint16, c *Counters) {
 		l.nPorts++
 	}
 	s.key, s.n = key, 1
+}
+
+// Prefetch requests, for writing, the shard counter that counting h's port will add to:
+// that of the port its slot of the port cache holds now. Under a flood to random ports every
+// packet takes a slot over, and its locked add to a random line of 1 MiB of counters waits
+// for that line with every later load behind it.
+func (l *Local) Prefetch(h *packet.Header, c *Counters) {
+	var kind uint32
+	switch {
+	case !h.L4:
+		return
+	case h.Proto == packet.ProtoTCP && h.TCPFlags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN:
+		kind = PortsTCPSYN
+	case h.Proto == packet.ProtoUDP:
+		kind = PortsUDP
+	default:
+		return
+	}
+	key := kind<<16 | uint32(h.DstPort) + 1
+	if s := &l.ports[(key*0x9E3779B1)>>24]; s.key != key && s.key != 0 {
+		k := s.key - 1
+		prefetch.Write(unsafe.Pointer(&c.Ports[(k>>16)%NumPortKinds][k&0xffff]))
+	}
 }
 
 // Count adds one decoded frame. slot is the frame's dark-prefix slot (0 = not dark), only

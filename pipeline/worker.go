@@ -195,13 +195,15 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 
 // prefetchIP is the first stage for an IP packet: it hashes the source, matches the
 // destination (its dark-prefix slot and dense index, as handleHashed takes them) and
-// requests the lines these name: the source's index word, its unique-count registers, and
+// requests the lines these name: the source's index word, its unique-count registers, the
+// port counter its port's slot of the cache will write back, and
 // for a dark packet the detectors' first words (Engine.Prefetch).
 func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) {
 	x = h.Src.Hash(seedHLL)
 	slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
 	w.sources.Prefetch(x)
 	w.srcHLL.Prefetch(x)
+	w.loc.Prefetch(h, &w.C)
 	if dense < 0 {
 		w.dstHLL.Prefetch(h.Dst.Hash(seedHLL))
 	}
