@@ -30,6 +30,7 @@ func TestTableWarmChangesNothing(t *testing.T) {
 	var x uint32
 	for k := uint64(1); k <= 300; k++ {
 		kk := k
+		tab.Prefetch(hash(&kk))
 		v, _ := tab.Warm(hash(&kk))
 		x ^= v ^ tab.WarmEvict(3)
 	}

@@ -7,7 +7,9 @@ import (
 	"iter"
 	"math/bits"
 	"slices"
+	"unsafe"
 
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -88,6 +90,13 @@ func (t *TopK) Reset() {
 
 // topkHash is key's hash for the index.
 func topkHash(key *packet.Addr) uint64 { return key.Hash(topkSeed) }
+
+// Prefetch requests the index word where Add's look-up of key begins, without waiting.
+func (t *TopK) Prefetch(key *packet.Addr) {
+	if len(t.index) > 0 {
+		prefetch.Line(unsafe.Pointer(&t.index[topkHash(key)&uint64(len(t.index)-1)]))
+	}
+}
 
 // find returns key's entry, -1 when absent (h: its hash).
 func (t *TopK) find(key *packet.Addr, h uint64) int32 {
