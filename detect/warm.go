@@ -14,9 +14,8 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	if e.hotOn() {
 		e.prefetchDst(&h.Dst, dense)
 	}
-	if e.cfg.UDPThenSYN.Enabled && h.Proto == packet.ProtoUDP && h.L4 {
-		k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
-		e.flows.Prefetch(hashFlow(&k))
+	if x, ok := e.udpFlowHash(h); ok {
+		e.flows.Prefetch(x)
 	}
 }
 
@@ -26,8 +25,17 @@ func (e *Engine) Warm(h *packet.Header, dense int32) {
 	if e.hotOn() {
 		e.warmDst(&h.Dst, dense)
 	}
-	if e.cfg.UDPThenSYN.Enabled && h.Proto == packet.ProtoUDP && h.L4 {
-		k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
-		e.flows.Warm(hashFlow(&k))
+	if x, ok := e.udpFlowHash(h); ok {
+		e.flows.Warm(x)
 	}
+}
+
+// udpFlowHash is the hash of h's udp_then_syn flow when flowUDP will touch it (a UDP
+// datagram with the detector on).
+func (e *Engine) udpFlowHash(h *packet.Header) (uint64, bool) {
+	if !e.cfg.UDPThenSYN.Enabled || h.Proto != packet.ProtoUDP || !h.L4 {
+		return 0, false
+	}
+	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
+	return hashFlow(&k), true
 }
