@@ -111,8 +111,7 @@ type portCount struct {
 
 // countPort adds one packet to a port counter through the cache.
 func (l *Local) countPort(kind int, port uint16, c *Counters) {
-	key := uint32(kind)<<16 | uint32(port) + 1
-	i := (key * 0x9E3779B1) >> 24
+	key, i := portSlot(kind, port)
 	s := &l.ports[i]
 	if s.key == key {
 		s.n++
@@ -128,24 +127,34 @@ func (l *Local) countPort(kind int, port uint16, c *Counters) {
 	s.key, s.n = key, 1
 }
 
+// portSlot is the port cache's key for a port counter and the slot it maps to.
+func portSlot(kind int, port uint16) (key, slot uint32) {
+	key = uint32(kind)<<16 | uint32(port) + 1
+	return key, (key * 0x9E3779B1) >> 24
+}
+
+// portKind is the port counters h counts in (PortsTCPSYN, PortsUDP), or -1: none.
+func portKind(h *packet.Header) int {
+	switch {
+	case h.SYNProbe():
+		return PortsTCPSYN
+	case h.Proto == packet.ProtoUDP && h.L4:
+		return PortsUDP
+	}
+	return -1
+}
+
 // Prefetch requests, for writing, the shard counter that counting h's port will add to:
 // that of the port its slot of the port cache holds now. Under a flood to random ports every
 // packet takes a slot over, and its locked add to a random line of 1 MiB of counters waits
 // for that line with every later load behind it.
 func (l *Local) Prefetch(h *packet.Header, c *Counters) {
-	var kind uint32
-	switch {
-	case !h.L4:
-		return
-	case h.Proto == packet.ProtoTCP && h.TCPFlags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN:
-		kind = PortsTCPSYN
-	case h.Proto == packet.ProtoUDP:
-		kind = PortsUDP
-	default:
+	kind := portKind(h)
+	if kind < 0 {
 		return
 	}
-	key := kind<<16 | uint32(h.DstPort) + 1
-	if s := &l.ports[(key*0x9E3779B1)>>24]; s.key != key && s.key != 0 {
+	key, i := portSlot(kind, h.DstPort)
+	if s := &l.ports[i]; s.key != key && s.key != 0 {
 		k := s.key - 1
 		prefetch.Write(unsafe.Pointer(&c.Ports[(k>>16)%NumPortKinds][k&0xffff]))
 	}
@@ -178,15 +187,12 @@ func (l *Local) Count(h *packet.Header, slot int, c *Counters) {
 	if !h.L4 {
 		return
 	}
-	switch h.Proto {
-	case packet.ProtoTCP:
+	if h.Proto == packet.ProtoTCP {
 		l.flags[h.TCPFlags]++
 		l.anyFlags = true
-		if h.TCPFlags&(packet.FlagSYN|packet.FlagACK) == packet.FlagSYN {
-			l.countPort(PortsTCPSYN, h.DstPort, c)
-		}
-	case packet.ProtoUDP:
-		l.countPort(PortsUDP, h.DstPort, c)
+	}
+	if kind := portKind(h); kind >= 0 {
+		l.countPort(kind, h.DstPort, c)
 	}
 }
 

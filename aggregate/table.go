@@ -34,9 +34,9 @@ type TableEntry[K comparable, V any] struct {
 }
 
 // Table maps keys to values with a hard capacity; when full, inserting evicts the least
-// recently touched entry (or one near it: SetSlack). Its slots grow by doubling up to the capacity, so a table holds
-// memory for the entries it has had, never more than the capacity; once grown, operations
-// do not allocate.
+// recently touched entry (or one near it: SetSlack). Its slots grow by doubling up to the
+// capacity, so a table holds memory for the entries it has had, never more than the
+// capacity; once grown, operations do not allocate.
 //
 // The exported fields are the whole state (for checkpoints); the bucket index, the free-slot
 // list and the callbacks are rebuilt or re-attached by Restore. A Table is not safe for
@@ -82,11 +82,11 @@ func NewTable[K comparable, V any](capacity int, hash func(*K) uint64) *Table[K,
 	return t
 }
 
-// SetSlack lets a touched entry keep its place in the LRU list while it is fewer than
-// moves (to the front, by touches and inserts) behind the head, where the order is exact by
-// default. Its position is at most that far from the head, so an entry at the tail always
-// moves when touched, and an eviction takes an entry untouched for at least capacity-moves
-// moves instead of capacity. On a full table of a telescope day nearly every touch is of a
+// SetSlack lets a touched entry keep its place in the LRU list while fewer than `moves`
+// moves to the front (by touches and inserts) have happened since its own, where the order
+// is exact by default. Its position is at most that far from the head, so an entry at the
+// tail always moves when touched, and an eviction takes an entry untouched for at least
+// capacity-moves moves instead of capacity. On a full table of a telescope day nearly every touch is of a
 // source seen a few seconds before: a touch is then no write to three random entries (its
 // two neighbours and the head). Tables whose sweeps rely on the exact order of last touches
 // keep the default.
@@ -192,22 +192,20 @@ func (t *Table[K, V]) Find(k K) int32 {
 // Warm reads the index words a touch of a key with hash h reads first and, if one has its
 // hash, requests every line of that entry (prefetch: no waiting). A caller about to touch
 // several keys requests their index words first (Prefetch), then warms them all, so that
-// their cache misses overlap instead of coming one after another. x is derived from the
-// words read past: the caller keeps it (in a field) so that the compiler keeps the loads.
-// likely reports that the key is probably present (an entry has its hash): a caller may
-// warm evictions (WarmEvict) for the others. Warm changes nothing.
-func (t *Table[K, V]) Warm(h uint64) (x uint32, likely bool) {
+// their cache misses overlap instead of coming one after another. It reports whether the
+// key is probably present (an entry has its hash): a caller may warm evictions (WarmEvict)
+// for the others. Warm changes nothing.
+func (t *Table[K, V]) Warm(h uint64) (likely bool) {
 	mask := uint64(len(t.index) - 1)
 	for p := h & mask; ; p = (p + 1) & mask {
 		v := t.index[p]
 		if v == 0 {
-			return x, false
+			return false
 		}
 		if uint32(v>>32) == uint32(h) {
 			prefetch.Span(unsafe.Pointer(t.ent(indexSlot(v))), unsafe.Sizeof(TableEntry[K, V]{}))
-			return x, true
+			return true
 		}
-		x ^= uint32(v)
 	}
 }
 

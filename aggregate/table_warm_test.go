@@ -31,8 +31,8 @@ func TestTableWarmChangesNothing(t *testing.T) {
 	for k := uint64(1); k <= 300; k++ {
 		kk := k
 		tab.Prefetch(hash(&kk))
-		v, _ := tab.Warm(hash(&kk))
-		x ^= v ^ tab.WarmEvict(3)
+		tab.Warm(hash(&kk))
+		x ^= tab.WarmEvict(3)
 	}
 	_ = x
 	if after := order(); !slices.Equal(before, after) {

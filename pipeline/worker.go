@@ -59,7 +59,7 @@ type worker struct {
 	enc     checkpoint.Encoder
 
 	// Owned by the worker goroutine.
-	warm       uint32 // keeps the loads of Table.Warm (handleGroup)
+	warm       uint32 // keeps the loads of Table.WarmEvict (warmEvictions)
 	warmNew    int    // sources warmed that are probably new
 	p          *Pipeline
 	rc         *runConfig
@@ -195,10 +195,10 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 
 // prefetchIP is the first stage for an IP packet: it hashes the source, matches the
 // destination (its dark-prefix slot and dense index, as handleHashed takes them) and
-// requests the lines these name: the source's index word, its unique-count registers (and
-// for a destination without a dense counter its register and summary index word), the
-// port counter its port's slot of the cache will write back, and
-// for a dark packet the detectors' first words (Engine.Prefetch).
+// requests the lines these name: the source's index word and unique-count register, for a
+// destination without a dense counter its register and summary index word, the port
+// counter its port's slot of the cache will write back, and for a dark packet the
+// detectors' first words (Engine.Prefetch).
 func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) {
 	x = h.Src.Hash(seedHLL)
 	slot, dense = w.rc.prefixes.MatchDst(&h.Dst, h.IPVersion == 4)
@@ -215,13 +215,10 @@ func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) 
 	return x, slot, dense
 }
 
-// warmSource is the second stage: the source's index word, requested by prefetchIP, names
-// its entry, whose lines are requested in turn (Table.Warm); the detectors' words likewise
-// (Engine.Warm).
+// warmSource is the second stage for the source: its index word, requested by
+// prefetchIP, names its entry, whose lines are requested in turn (Table.Warm).
 func (w *worker) warmSource(x uint64) {
-	v, likely := w.sources.Warm(x)
-	w.warm ^= v
-	if !likely {
+	if !w.sources.Warm(x) {
 		w.warmNew++
 	}
 }
@@ -244,7 +241,7 @@ func (w *worker) handle(h *packet.Header) {
 }
 
 // handleHashed is handle for a caller that has hashed the source (seedHLL) and matched the
-// destination already (slot 0 and dense -1 for a frame that is not IP).
+// destination already (all three ignored for a frame that is not IP).
 func (w *worker) handleHashed(h *packet.Header, srcHash uint64, slot int, dense int32) {
 	w.loc.Count(h, slot, &w.C)
 	if h.Result != packet.ResultIP {
@@ -264,8 +261,7 @@ func (w *worker) handleHashed(h *packet.Header, srcHash uint64, slot int, dense 
 		e.winPkts = 0
 		w.winUnique++
 		w.noteSlot(si)
-		// Once per source and window is enough for the run's sketch (adding is idempotent):
-		// its 64 KiB of registers stay out of most packets' cache misses.
+		// Once per source and window is enough for the run's sketch (adding is idempotent).
 		w.srcHLL.AddHash(srcHash)
 	}
 	e.winPkts++
