@@ -39,12 +39,13 @@ type Distinct struct {
 	Sketch bool   // switched to the HyperLogLog
 }
 
-// vals returns the block, nil when there is none.
+// vals returns the block, nil when there is none. It does not settle the slab: every
+// method that reads or writes the block settles it first.
 func (d *Distinct) vals(s *Slab) []uint64 {
 	if d.Ref == 0 {
 		return nil
 	}
-	return s.Words(d.Ref, int(d.Size))
+	return s.words(d.Ref, int(d.Size))
 }
 
 // setBlock replaces the block by a new zeroed one of size words and returns it.
@@ -58,6 +59,7 @@ func (d *Distinct) setBlock(s *Slab, size int) []uint64 {
 // switch, whether a sketch register grew. It takes slab blocks only when the set grows (at
 // the 5th, 7th, 13th, 25th, 49th and 97th value) and once at the switch.
 func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
+	s.Settle()
 	if d.Sketch {
 		return d.addSketch(d.vals(s), x)
 	}
@@ -106,6 +108,22 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 	d.toSketch(s)
 	d.addSketch(d.vals(s), x)
 	return true
+}
+
+// AddLater adds x like Add when the result is not needed: in the sketch phase the
+// register's update waits in the slab (asked for from memory now, applied by the slab's
+// next use or Settle), so that the cache misses of many adds to many sketches overlap
+// instead of each stalling its packet. The sketch ends the same either way.
+func (d *Distinct) AddLater(s *Slab, x uint64) {
+	if !d.Sketch || d.Ref == 0 {
+		d.Add(s, x)
+		return
+	}
+	idx, r := hllSplit(x, distinctP)
+	if idx/8 >= uint64(d.Size) { // only a corrupt checkpoint lacks registers
+		return
+	}
+	s.raiseLater(d.Ref+uint32(idx/8), uint8(idx%8*8), r)
 }
 
 // insertAt stores x (known absent) at the empty slot i, growing the set or switching to the
@@ -195,6 +213,7 @@ func (d *Distinct) Count(s *Slab) uint64 {
 	if !d.Sketch {
 		return uint64(d.N)
 	}
+	s.Settle()
 	var c [distinctRegMax + 1]uint32
 	vals := d.vals(s)
 	for _, w := range vals {
@@ -230,6 +249,7 @@ func (d *Distinct) Bytes() int { return int(d.Size) * 8 }
 // Validate reports whether d (e.g. decoded from a checkpoint) is consistent, so that a
 // corrupt state is rejected before it miscounts.
 func (d *Distinct) Validate(s *Slab) error {
+	s.Settle()
 	if d.Ref != 0 {
 		if err := s.Validate(d.Ref, int(d.Size)); err != nil {
 			return fmt.Errorf("distinct: %w", err)

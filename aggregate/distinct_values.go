@@ -7,6 +7,7 @@ func (d *Distinct) Values(s *Slab, fn func(x uint64)) bool {
 	if d.Sketch {
 		return false
 	}
+	s.Settle()
 	vals := d.vals(s)
 	if vals == nil {
 		for _, v := range d.Small[:min(int(d.N), distinctInline)] {

@@ -3,6 +3,9 @@ package aggregate
 import (
 	"fmt"
 	"math/bits"
+	"unsafe"
+
+	"github.com/telescope-dev/telescope/internal/prefetch"
 )
 
 // Slab hands out blocks of 8 to 4096 words from arenas of plain uint64s, addressed by a
@@ -22,10 +25,63 @@ type Slab struct {
 	Big      uint64 // words in such blocks now
 
 	scratch []uint64 // a copy of a set being rebuilt (Distinct), reused: not state
+
+	// Sketch register raises waiting to be applied (Distinct.AddLater): every other method
+	// applies them first, so no read or reuse of a block can miss one. Not state: Save
+	// writes them out applied.
+	pend  [slabPendMax]slabPend
+	npend int
+}
+
+// slabPend raises the byte at bit shift of word w (an absolute word reference) to r.
+type slabPend struct {
+	w     uint32
+	shift uint8
+	r     uint8
+}
+
+// slabPendMax is how many register raises wait: enough for the cache misses of a group of
+// packets' sketch adds to overlap (a flood's sketches of hundreds of destinations do not
+// stay in a 1 MiB cache beside the source table).
+const slabPendMax = 64
+
+// raiseLater raises the byte at bit shift of word w to at least r once the raises before
+// it are applied, asking for the word's line now.
+func (s *Slab) raiseLater(w uint32, shift, r uint8) {
+	if s.npend == slabPendMax {
+		s.settle()
+	}
+	prefetch.Write(unsafe.Pointer(&s.Chunks[w/slabChunk][w%slabChunk]))
+	s.pend[s.npend] = slabPend{w: w, shift: shift, r: r}
+	s.npend++
+}
+
+// settle applies the waiting register raises. A max is order-free, so applying them late
+// gives the words the values applying them at once would have. Not inlined, so that
+// Settle, in every method, stays one test.
+//
+//go:noinline
+func (s *Slab) settle() {
+	for _, p := range s.pend[:s.npend] {
+		word := &s.Chunks[p.w/slabChunk][p.w%slabChunk]
+		if uint8(*word>>p.shift) < p.r {
+			*word = *word&^(0xff<<p.shift) | uint64(p.r)<<p.shift
+		}
+	}
+	s.npend = 0
+}
+
+// Settle applies the register raises that wait (see Distinct.AddLater). Every method of
+// the slab does that first; call it before reading the slab's words any other way.
+func (s *Slab) Settle() {
+	if s.npend > 0 {
+		s.settle()
+	}
 }
 
 // copyOut copies v into the slab's scratch buffer, which stays valid until the next call.
 func (s *Slab) copyOut(v []uint64) []uint64 {
+	s.Settle()
 	if cap(s.scratch) < len(v) {
 		s.scratch = make([]uint64, len(v), max(len(v), slabMaxWords))
 	}
@@ -70,6 +126,7 @@ func slabClass(words int) int { return bits.Len(uint(words)) - 4 }
 
 // Alloc returns a zeroed block of words words (a power of two from 8 to 4096).
 func (s *Slab) Alloc(words int) uint32 {
+	s.Settle()
 	c := slabClass(words)
 	s.InUse[c]++
 	if words > slabBigWords {
@@ -98,6 +155,7 @@ func (s *Slab) Release(ref uint32, words int) {
 	if ref == 0 {
 		return
 	}
+	s.Settle()
 	c := slabClass(words)
 	s.InUse[c]--
 	if words > slabBigWords {
@@ -110,6 +168,12 @@ func (s *Slab) Release(ref uint32, words int) {
 
 // Words returns the block's words.
 func (s *Slab) Words(ref uint32, words int) []uint64 {
+	s.Settle()
+	return s.words(ref, words)
+}
+
+// words is Words without Settle, for callers that settled already.
+func (s *Slab) words(ref uint32, words int) []uint64 {
 	off := int(ref % slabChunk)
 	return s.Chunks[ref/slabChunk][off : off+words : off+words]
 }

@@ -106,6 +106,7 @@ func (h *HLL) Load(d *checkpoint.Decoder) {
 
 // Save appends the slab to e.
 func (s *Slab) Save(e *checkpoint.Encoder) {
+	s.Settle()
 	checkpoint.Raw(e, &s.Free)
 	e.U64(uint64(s.Next))
 	checkpoint.Raw(e, &s.InUse)
@@ -120,6 +121,7 @@ func (s *Slab) Save(e *checkpoint.Encoder) {
 // Load replaces the slab by one written by Save. Block references into it are checked by
 // the owners' Distinct.Validate; here the free lists are.
 func (s *Slab) Load(d *checkpoint.Decoder) {
+	s.npend = 0 // raises of the replaced contents
 	checkpoint.RawInto(d, &s.Free)
 	s.Next = uint32(d.U64())
 	checkpoint.RawInto(d, &s.InUse)

@@ -870,7 +870,7 @@ func (hv *hotHeavy) levelOf(p uint16) int {
 func (hv *hotHeavy) uncount(cd *hotCold, s *aggregate.Slab, k int, x uint64) {
 	if hv.Lv[k].Counted > 0 {
 		hv.Lv[k].Counted--
-		cd.Srcs[k].Add(s, x)
+		cd.Srcs[k].AddLater(s, x)
 	}
 }
 
@@ -950,7 +950,11 @@ func (hv *hotHeavy) addAt(cd *hotCold, s *aggregate.Slab, k int, ev *hotEvent, x
 	first := false // the source's first packet at this level (for sure)
 	switch {
 	case viaSets || ev.Bits&setBit != 0:
-		first = cd.Srcs[k].Add(s, x) && cd.Srcs[k].Exact()
+		if set := &cd.Srcs[k]; set.Exact() {
+			first = set.Add(s, x) && set.Exact()
+		} else {
+			set.AddLater(s, x) // a sketch's source is never first for sure
+		}
 	case ev.Bits&isNew != 0:
 		lv.Counted++
 		first = true
