@@ -1,6 +1,11 @@
 package detect
 
-import "github.com/telescope-dev/telescope/packet"
+import (
+	"unsafe"
+
+	"github.com/telescope-dev/telescope/internal/prefetch"
+	"github.com/telescope-dev/telescope/packet"
+)
 
 // A caller that handles packets in groups (the pipeline's workers) requests, for each dark
 // packet of a group, the lines the detectors will read, before it handles any: Prefetch
@@ -13,6 +18,11 @@ import "github.com/telescope-dev/telescope/packet"
 func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	if e.hotOn() {
 		e.prefetchDst(&h.Dst, dense)
+		// A source's first packet in the part asks the filter of evicted sources (memo):
+		// a random bit of 128 KiB, which a flood's table walk keeps out of the cache.
+		if hw := &e.hot; hw.nevict > 0 && len(hw.evict) == filterWords {
+			prefetch.Line(unsafe.Pointer(&hw.evict[filterBit(h.Src.Hash(seedHotSrc))/64]))
+		}
 	}
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Prefetch(x)
