@@ -4,7 +4,8 @@ package detect
 // the hotspot or udp_then_syn counts still need them, the destinations a hotspot table
 // spilled) are bitsets of one bit per address, at the top bits of a hash of it: 1 Mbit
 // (128 KiB) each, allocated at the first mark. An address whose bit is clear was not
-// marked; one whose bit is set was, or shares the bit.
+// marked; one whose bit is set was, or shares the bit. (The spilled destinations' filter
+// takes a dark address's dense index as its bit where it has one: spillBit.)
 const (
 	filterShift = 20
 	filterWords = 1 << filterShift / 64
@@ -25,6 +26,14 @@ func markFilter(f *[]uint64, x uint64) bool {
 	}
 	setBit(*f, i, true)
 	return true
+}
+
+// markBit sets bit i of the filter *f, allocating it first if need be.
+func markBit(f *[]uint64, i uint32) {
+	if *f == nil {
+		*f = make([]uint64, filterWords)
+	}
+	setBit(*f, i, true)
 }
 
 // hasBit reports whether bit i of the bitset is set.
