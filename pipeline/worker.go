@@ -5,10 +5,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -171,6 +173,14 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	hs = hs[:min(len(hs), warmAhead)] // no bounds checks below
 	if owner != nil {
 		owner = owner[:len(hs)]
+	}
+	// The headers, written by the reader on another core: the first stage's work per
+	// packet fills the reorder buffer before the next header's load is issued, so their
+	// transfers are requested together first.
+	for i := range hs {
+		if owner == nil || owner[i] == id {
+			prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[i]))
+		}
 	}
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
