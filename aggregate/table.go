@@ -68,7 +68,17 @@ type Table[K comparable, V any] struct {
 	// clock counts the moves to the front (wrapping); slack is how many moves behind the
 	// head a touched entry may be and keep its place (SetSlack; 0: exact LRU).
 	clock, slack uint32
+	// The next victims, walked ahead (Ahead): ahead[aheadAt:aheadAt+aheadN] (a ring) were
+	// the entries from the tail on when walked, cursor the next one (its line requested).
+	// Hints only: an eviction checks the first against the tail and drops them all if they
+	// went stale.
+	ahead           [aheadMax]int32
+	aheadAt, aheadN int
+	cursor          int32
 }
+
+// aheadMax is how many victims Ahead walks ahead of the evictions: two groups of packets.
+const aheadMax = 64
 
 // NewTable returns an empty table holding at most capacity entries (at least 1, at most
 // 2^29). hash must spread keys over all 64 bits (packet.Addr.Hash, packet.Mix64).
@@ -222,8 +232,8 @@ func (t *Table[K, V]) Prefetch(h uint64) {
 // the table is full, and requests their values (the eviction callback reads them). The
 // same rules apply.
 func (t *Table[K, V]) WarmEvict(n int) uint32 {
-	if t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max {
-		return 0 // an insert takes a free slot
+	if t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max || n <= t.aheadN {
+		return 0 // an insert takes a free slot, or Ahead's walk warmed the victims
 	}
 	var x uint32
 	mask := uint64(len(t.index) - 1)
@@ -238,6 +248,48 @@ func (t *Table[K, V]) WarmEvict(n int) uint32 {
 		i = e.Prev
 	}
 	return x
+}
+
+// Ahead takes one step of a walk of the LRU list ahead of the evictions, when the table is
+// full: it reads the entry the previous step requested, requests its value and index words
+// (an eviction reads them), and requests the next. Called once per packet, the walk stays
+// up to aheadMax victims ahead of a flood that evicts at every packet, each of its loads
+// a packet after its request: an eviction no longer waits for the tail entry, and the
+// entries' chain of Prev links, which WarmEvict walked one cache miss after another, is
+// followed at the pace of the packets. It changes nothing but hints.
+func (t *Table[K, V]) Ahead() {
+	if t.aheadN == aheadMax || t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max {
+		return
+	}
+	i := t.cursor
+	if t.aheadN == 0 {
+		i = t.Tail // (re)start at the tail
+	}
+	if i < 0 || i >= t.slots {
+		return // nilIdx: the walk reached the head
+	}
+	e := t.ent(i)
+	t.ahead[(t.aheadAt+t.aheadN)%aheadMax] = i
+	t.aheadN++
+	mask := uint64(len(t.index) - 1)
+	home := uint64(e.hash) & mask
+	prefetch.Line(unsafe.Pointer(&t.index[home]))
+	prefetch.Line(unsafe.Pointer(&t.index[(home|7+1)&mask]))
+	prefetch.Span(unsafe.Pointer(e), unsafe.Sizeof(*e))
+	if t.cursor = e.Prev; t.cursor != nilIdx {
+		prefetch.Line(unsafe.Pointer(t.ent(t.cursor)))
+	}
+}
+
+// aheadEvict notes the eviction of slot i, the tail: the walk's first victim if it is i,
+// else the walk went stale (an entry of it touched or deleted) and starts again.
+func (t *Table[K, V]) aheadEvict(i int32) {
+	if t.aheadN > 0 && t.ahead[t.aheadAt] == i {
+		t.aheadAt = (t.aheadAt + 1) % aheadMax
+		t.aheadN--
+	} else {
+		t.aheadN = 0
+	}
 }
 
 // find returns the slot of k, whose hash is h, or -1, and the index position where the
@@ -332,6 +384,7 @@ func (t *Table[K, V]) alloc() (i int32, used bool) {
 		return t.fresh - 1, false
 	}
 	i = t.Tail
+	t.aheadEvict(i)
 	e := t.ent(i)
 	if t.evict != nil {
 		t.evict(&e.Key, &e.Val)
@@ -431,6 +484,7 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 	if hash == nil {
 		return errors.New("restore table: nil hash function")
 	}
+	t.aheadN = 0
 	n := 0
 	for c, chunk := range t.Chunks {
 		if len(chunk) > chunkSlots || len(chunk) < chunkSlots && c != len(t.Chunks)-1 {

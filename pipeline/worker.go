@@ -185,6 +185,7 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
 			hashes[i], slots[i], dense[i] = w.prefetchIP(&hs[i])
+			w.sources.Ahead() // gets the walk ahead of the evictions (after a restart)
 		}
 	}
 	for i := range hs {
@@ -198,6 +199,7 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	w.warmEvictions()
 	for i := range hs {
 		if owner == nil || owner[i] == id {
+			w.sources.Ahead() // keeps it there, a step per packet (a flood evicts at each)
 			w.handleHashed(&hs[i], hashes[i], slots[i], dense[i])
 		}
 	}
@@ -233,7 +235,8 @@ func (w *worker) warmSource(x uint64) {
 	}
 }
 
-// warmEvictions warms the evictions that the new sources counted by warmSource will make.
+// warmEvictions warms the evictions that the new sources counted by warmSource will make,
+// unless the table's walk ahead (Table.Ahead) has warmed them.
 func (w *worker) warmEvictions() {
 	if w.warmNew > 0 {
 		w.warm ^= w.sources.WarmEvict(w.warmNew)
