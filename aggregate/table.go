@@ -75,6 +75,7 @@ type Table[K comparable, V any] struct {
 	ahead           [aheadMax]int32
 	aheadAt, aheadN int
 	cursor          int32
+	victim          func(*K) // SetVictimHint
 }
 
 // aheadMax is how many victims Ahead walks ahead of the evictions: two groups of packets.
@@ -174,6 +175,11 @@ func bucketsFor(capacity int) int {
 	}
 	return n
 }
+
+// SetVictimHint sets a function Ahead calls with the key of each coming victim it walks,
+// so that the caller may request what its eviction callback will read beyond the entry.
+// It must change nothing and not wait for memory.
+func (t *Table[K, V]) SetVictimHint(fn func(k *K)) { t.victim = fn }
 
 // SetEvict sets the callback that sees each evicted entry before its slot is reused. It must
 // not modify the table. It is not called by Delete.
@@ -276,6 +282,9 @@ func (t *Table[K, V]) Ahead() {
 	prefetch.Line(unsafe.Pointer(&t.index[home]))
 	prefetch.Line(unsafe.Pointer(&t.index[(home|7+1)&mask]))
 	prefetch.Span(unsafe.Pointer(e), unsafe.Sizeof(*e))
+	if t.victim != nil {
+		t.victim(&e.Key)
+	}
 	if t.cursor = e.Prev; t.cursor != nilIdx {
 		prefetch.Line(unsafe.Pointer(t.ent(t.cursor)))
 	}

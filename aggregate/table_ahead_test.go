@@ -62,7 +62,8 @@ func TestTableAheadChangesNothing(t *testing.T) {
 
 // TestTableAheadFollowsTheTail floods a full table with new keys, walking ahead once per
 // key: after the walk got ahead, each eviction finds its victim first in the walk (the
-// hint is right), and a touch of the next victim makes the walk start again.
+// hint is right) and its key was handed to the victim hint before, and a touch of the next
+// victim makes the walk start again.
 func TestTableAheadFollowsTheTail(t *testing.T) {
 	hash := func(k *uint64) uint64 { return packet.Mix64(*k) }
 	tab := NewTable[uint64, [5]uint64](1000, hash)
@@ -70,6 +71,14 @@ func TestTableAheadFollowsTheTail(t *testing.T) {
 	for k := range uint64(1000) {
 		tab.Touch(k)
 	}
+	hinted := map[uint64]bool{}
+	tab.SetVictimHint(func(k *uint64) { hinted[*k] = true })
+	unhinted := 0
+	tab.SetEvict(func(k *uint64, _ *[5]uint64) {
+		if !hinted[*k] {
+			unhinted++
+		}
+	})
 	for range aheadMax {
 		tab.Ahead() // as a group's first stage does
 	}
@@ -85,6 +94,9 @@ func TestTableAheadFollowsTheTail(t *testing.T) {
 		if tab.aheadN != aheadMax-1 {
 			t.Fatalf("key %d: %d victims ahead after an eviction, want %d", k, tab.aheadN, aheadMax-1)
 		}
+	}
+	if unhinted > 0 {
+		t.Fatalf("%d of 4 000 victims evicted without a hint first", unhinted)
 	}
 	tab.Touch(*tabKey(tab, tab.Tail)) // the next victim comes back: it moves to the front
 	tab.Touch(5000)                   // evicts another: the walk is stale

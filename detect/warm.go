@@ -49,3 +49,12 @@ func (e *Engine) udpFlowHash(h *packet.Header) (uint64, bool) {
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
 	return hashFlow(&k), true
 }
+
+// WarmEvicted requests what Evicted of src will read beyond its state (a coming victim of
+// the pipeline's table, Table.SetVictimHint): the word hotEvicted marks in the filter of
+// evicted sources, a random one of 128 KiB.
+func (e *Engine) WarmEvicted(src *packet.Addr) {
+	if hw := &e.hot; hw.nevict > 0 && len(hw.evict) == filterWords && e.hotOn() {
+		prefetch.Write(unsafe.Pointer(&hw.evict[filterBit(src.Hash(seedHotSrc))/64]))
+	}
+}

@@ -116,6 +116,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 	w.engine = detect.NewEngine(rc.det, id, p.sink.forWorker(), p.surge, &w.Det)
 	w.engine.SetDenseDsts(rc.prefixes)
 	w.sources.SetEvict(w.evicted)
+	w.sources.SetVictimHint(w.engine.WarmEvicted)
 	// Nothing sweeps the source table by age: a source touched within the newest eighth
 	// keeps its place (an eviction takes a source idle for 7/8 of the table's moves at least).
 	w.sources.SetSlack(tableCap / 8)
