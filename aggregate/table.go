@@ -238,22 +238,33 @@ func (t *Table[K, V]) Prefetch(h uint64) {
 // the table is full, and requests their values (the eviction callback reads them). The
 // same rules apply.
 func (t *Table[K, V]) WarmEvict(n int) uint32 {
-	if t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max || n <= t.aheadN {
+	if !t.evicts() || n <= t.aheadN {
 		return 0 // an insert takes a free slot, or Ahead's walk warmed the victims
 	}
 	var x uint32
-	mask := uint64(len(t.index) - 1)
 	for i := t.Tail; i != nilIdx && n > 0; n-- {
 		e := t.ent(i)
-		home := uint64(e.hash) & mask
-		x ^= uint32(t.index[home])
-		// Unlinking shifts back the words after the key's up to an empty one: often into
-		// the next line (a flood's evictions stalled there, on 62 % of indexUnlink's time).
-		prefetch.Line(unsafe.Pointer(&t.index[(home|7+1)&mask]))
-		prefetch.Span(unsafe.Pointer(e), unsafe.Sizeof(*e))
+		x ^= uint32(t.index[t.requestVictim(e)])
 		i = e.Prev
 	}
 	return x
+}
+
+// evicts reports whether an insert evicts: the table is full, no slot free or never used.
+func (t *Table[K, V]) evicts() bool {
+	return t.free == nilIdx && t.fresh == t.slots && t.slots == t.Max
+}
+
+// requestVictim requests what evicting e reads beyond its index word (the entry, with the
+// value the eviction callback reads, and the index line after the word: unlinking shifts
+// back the words after the key's up to an empty one, often into the next line; a flood's
+// evictions stalled there, on 62 % of indexUnlink's time) and returns the word's position.
+func (t *Table[K, V]) requestVictim(e *TableEntry[K, V]) (home uint64) {
+	mask := uint64(len(t.index) - 1)
+	home = uint64(e.hash) & mask
+	prefetch.Line(unsafe.Pointer(&t.index[(home|7+1)&mask]))
+	prefetch.Span(unsafe.Pointer(e), unsafe.Sizeof(*e))
+	return home
 }
 
 // Ahead takes one step of a walk of the LRU list ahead of the evictions, when the table is
@@ -264,7 +275,7 @@ func (t *Table[K, V]) WarmEvict(n int) uint32 {
 // entries' chain of Prev links, which WarmEvict walked one cache miss after another, is
 // followed at the pace of the packets. It changes nothing but hints.
 func (t *Table[K, V]) Ahead() {
-	if t.aheadN == aheadMax || t.free != nilIdx || t.fresh < t.slots || t.slots < t.Max {
+	if t.aheadN == aheadMax || !t.evicts() {
 		return
 	}
 	i := t.cursor
@@ -277,11 +288,7 @@ func (t *Table[K, V]) Ahead() {
 	e := t.ent(i)
 	t.ahead[(t.aheadAt+t.aheadN)%aheadMax] = i
 	t.aheadN++
-	mask := uint64(len(t.index) - 1)
-	home := uint64(e.hash) & mask
-	prefetch.Line(unsafe.Pointer(&t.index[home]))
-	prefetch.Line(unsafe.Pointer(&t.index[(home|7+1)&mask]))
-	prefetch.Span(unsafe.Pointer(e), unsafe.Sizeof(*e))
+	prefetch.Line(unsafe.Pointer(&t.index[t.requestVictim(e)]))
 	if t.victim != nil {
 		t.victim(&e.Key)
 	}

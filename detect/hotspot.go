@@ -806,6 +806,15 @@ func (hw *hotWorker) bitmap(m *HotMemo) []uint64 {
 // probe per packet.
 func (hw *hotWorker) wasEvicted(x uint64) bool { return hasBit(hw.evict, filterBit(x)) }
 
+// evictWord is the word of the filter of evicted sources that holds src's bit, nil while no
+// source was marked in the part (for requesting it ahead: memo reads it, hotEvicted sets it).
+func (hw *hotWorker) evictWord(src *packet.Addr) *uint64 {
+	if hw.nevict == 0 || len(hw.evict) != filterWords {
+		return nil
+	}
+	return &hw.evict[filterBit(src.Hash(seedHotSrc))/64]
+}
+
 // hotEvicted moves the counts of src, whose entry (and memo) the pipeline's table is
 // evicting, from the counters to the sets of the cells it was counted in, and marks src in
 // the part's filter of evicted sources: if it comes back in the part, with an empty memo,

@@ -20,8 +20,8 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 		e.prefetchDst(&h.Dst, dense)
 		// A source's first packet in the part asks the filter of evicted sources (memo):
 		// a random bit of 128 KiB, which a flood's table walk keeps out of the cache.
-		if hw := &e.hot; hw.nevict > 0 && len(hw.evict) == filterWords {
-			prefetch.Line(unsafe.Pointer(&hw.evict[filterBit(h.Src.Hash(seedHotSrc))/64]))
+		if w := e.hot.evictWord(&h.Src); w != nil {
+			prefetch.Line(unsafe.Pointer(w))
 		}
 	}
 	if x, ok := e.udpFlowHash(h); ok {
@@ -54,7 +54,10 @@ func (e *Engine) udpFlowHash(h *packet.Header) (uint64, bool) {
 // the pipeline's table, Table.SetVictimHint): the word hotEvicted marks in the filter of
 // evicted sources, a random one of 128 KiB.
 func (e *Engine) WarmEvicted(src *packet.Addr) {
-	if hw := &e.hot; hw.nevict > 0 && len(hw.evict) == filterWords && e.hotOn() {
-		prefetch.Write(unsafe.Pointer(&hw.evict[filterBit(src.Hash(seedHotSrc))/64]))
+	if !e.hotOn() {
+		return
+	}
+	if w := e.hot.evictWord(src); w != nil {
+		prefetch.Write(unsafe.Pointer(w))
 	}
 }
