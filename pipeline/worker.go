@@ -208,8 +208,8 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 
 // prefetchIP is the first stage for an IP packet: it hashes the source, matches the
 // destination (its dark-prefix slot and dense index, as handleHashed takes them) and
-// requests the lines these name: the source's index word and unique-count register, for a
-// destination without a dense counter its register and summary index word, the port
+// requests the lines these name: the source's index word and unique-count register, the
+// destination's dense counter or, for one without, its register and summary index word, the port
 // counter its port's slot of the cache will write back, and for a dark packet the
 // detectors' first words (Engine.Prefetch).
 func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) {
@@ -221,6 +221,8 @@ func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) 
 	if dense < 0 {
 		w.dstHLL.Prefetch(h.Dst.Hash(seedHLL))
 		w.dstTop.Prefetch(&h.Dst)
+	} else if int(dense) < len(w.dstExact) {
+		prefetch.Write(unsafe.Pointer(&w.dstExact[dense]))
 	}
 	if slot != 0 && w.rc.detectOn {
 		w.engine.Prefetch(h, dense)
