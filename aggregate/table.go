@@ -60,6 +60,7 @@ type Table[K comparable, V any] struct {
 	indexRegion []uint64
 	free        int32 // deleted slots, linked by Next
 	fresh       int32 // slots [fresh, slots) were never used
+	freshWarm   int32 // slots [fresh, freshWarm) were requested (warmFresh)
 	slots       int32 // slots allocated in Chunks
 	hash        func(*K) uint64
 	evict       func(*K, *V)
@@ -233,13 +234,17 @@ func (t *Table[K, V]) Prefetch(h uint64) {
 	}
 }
 
-// WarmEvict is Warm for the evictions that inserting n new keys makes: it loads the n least
-// recently touched entries and their index words (walking the LRU list from its tail), when
-// the table is full, and requests their values (the eviction callback reads them). The
-// same rules apply.
+// WarmEvict is Warm for the slots that inserting n new keys takes. When the table is full
+// it loads the n least recently touched entries and their index words (walking the LRU list
+// from its tail) and requests their values (the eviction callback reads them); before, it
+// requests the never-used slots the inserts will fill (warmFresh). The same rules apply.
 func (t *Table[K, V]) WarmEvict(n int) uint32 {
-	if !t.evicts() || n <= t.aheadN {
-		return 0 // an insert takes a free slot, or Ahead's walk warmed the victims
+	if !t.evicts() {
+		t.warmFresh(n)
+		return 0
+	}
+	if n <= t.aheadN {
+		return 0 // Ahead's walk warmed the victims
 	}
 	var x uint32
 	for i := t.Tail; i != nilIdx && n > 0; n-- {
@@ -248,6 +253,34 @@ func (t *Table[K, V]) WarmEvict(n int) uint32 {
 		i = e.Prev
 	}
 	return x
+}
+
+// warmFresh requests the never-used slots that the next n inserts take, when no deleted
+// slot comes first. They are cold: a chunk was zeroed when allocated, the reserved
+// region's huge pages when first touched, 2 MiB at a time, long before an insert reaches
+// them. Each slot is requested once (freshWarm), so calls for overlapping groups cost
+// nothing twice; past the chunks, only the reserved region's slots have an address yet.
+func (t *Table[K, V]) warmFresh(n int) {
+	if t.free != nilIdx {
+		return
+	}
+	i := max(t.fresh, t.freshWarm)
+	end := int32(min(int(t.fresh)+n, int(t.Max)))
+	for ; i < end; i++ {
+		var p unsafe.Pointer
+		switch {
+		case i < t.slots:
+			p = unsafe.Pointer(t.ent(i))
+		case t.region != nil:
+			p = unsafe.Pointer(&t.region[i])
+		default:
+			end = i
+		}
+		if p != nil {
+			prefetch.Span(p, unsafe.Sizeof(TableEntry[K, V]{}))
+		}
+	}
+	t.freshWarm = max(t.freshWarm, end)
 }
 
 // evicts reports whether an insert evicts: the table is full, no slot free or never used.
@@ -535,7 +568,7 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 	}
 	t.hash = hash
 	t.index = t.newIndex(n)
-	t.slots, t.free, t.fresh = int32(n), nilIdx, int32(n)
+	t.slots, t.free, t.fresh, t.freshWarm = int32(n), nilIdx, int32(n), int32(n)
 	for j := int32(n - 1); j >= 0; j-- {
 		e := t.ent(j)
 		if !live[j] {
