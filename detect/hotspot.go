@@ -1275,6 +1275,7 @@ type Hotspots struct {
 	dseen  []uint64 // bitmaps by dense index: a cell seen, a destination in several cells
 	ddup   []uint64
 	dtouch []int32 // dense indexes counted in dacc
+	obs    []hotObs
 	candIx hotIndex[hotKey]
 	dstIx  hotIndex[packet.Addr]
 	sums   []HotSummary
@@ -1454,6 +1455,15 @@ func (hs *Hotspots) advance() {
 	hs.endBefore(lim - 1)
 }
 
+// hotObs is a dense destination's cell as the receiver distribution reads it.
+type hotObs struct {
+	ix      int32
+	packets uint32
+}
+
+// observeAhead is how many cells observe requests ahead of the one it reads.
+const observeAhead = 24
+
 // observe adds the window's receiver distribution: each destination's packets summed over
 // the workers' cells (one cell per destination and worker, unless a worker handed over
 // early), by dense index where the cells share one, else by address.
@@ -1480,31 +1490,22 @@ func (hs *Hotspots) observe(p *hotPending) {
 	for _, part := range p.parts {
 		cells += len(part)
 	}
-	// Dense destinations: two bitmaps (small, in cache) find those with several cells; only
-	// they are summed in dacc, the others go to the histogram directly.
+	// One pass over the cells (96 bytes each, written on the other cores): a dense
+	// destination's index and packets go to obs, 8 bytes each, and mark two bitmaps (small,
+	// in cache) that find those with several cells; the others are summed by address.
+	hs.addrIx.reset(cells)
+	hs.pk, hs.dtouch, hs.obs = hs.pk[:0], hs.dtouch[:0], hs.obs[:0]
 	for _, part := range p.parts {
 		for i := range part {
-			if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
+			if i+observeAhead < len(part) {
+				prefetch.Line(unsafe.Pointer(&part[i+observeAhead].Packets))
+			}
+			c := &part[i]
+			if ix := c.Ix; ix >= 0 && int(ix) < dense {
 				w, bit := ix>>6, uint64(1)<<(ix&63)
 				hs.ddup[w] |= hs.dseen[w] & bit
 				hs.dseen[w] |= bit
-			}
-		}
-	}
-	hs.addrIx.reset(cells)
-	hs.pk, hs.dtouch = hs.pk[:0], hs.dtouch[:0]
-	for _, part := range p.parts {
-		for i := range part {
-			c := &part[i]
-			if c.Ix >= 0 && int(c.Ix) < dense {
-				if hs.ddup[c.Ix>>6]&(1<<(c.Ix&63)) == 0 {
-					b.Add(uint64(c.Packets))
-					continue
-				}
-				if hs.dacc[c.Ix] == 0 {
-					hs.dtouch = append(hs.dtouch, c.Ix)
-				}
-				hs.dacc[c.Ix] += uint64(c.Packets)
+				hs.obs = append(hs.obs, hotObs{ix, c.Packets})
 				continue
 			}
 			pos, isNew := hs.addrIx.get(&c.Dst, true)
@@ -1514,16 +1515,30 @@ func (hs *Hotspots) observe(p *hotPending) {
 			hs.pk[pos] += uint64(c.Packets)
 		}
 	}
-	if cells >= len(hs.dseen) {
+	// A destination in one cell goes to the histogram directly; the others are summed in
+	// dacc (by dense index: a /16's 512 KiB, requested observeAhead cells ahead).
+	obs := hs.obs
+	for j, o := range obs {
+		if j+observeAhead < len(obs) {
+			if x := obs[j+observeAhead].ix; hs.ddup[x>>6]&(1<<(x&63)) != 0 {
+				prefetch.Write(unsafe.Pointer(&hs.dacc[x]))
+			}
+		}
+		if hs.ddup[o.ix>>6]&(1<<(o.ix&63)) == 0 {
+			b.Add(uint64(o.packets))
+			continue
+		}
+		if hs.dacc[o.ix] == 0 {
+			hs.dtouch = append(hs.dtouch, o.ix)
+		}
+		hs.dacc[o.ix] += uint64(o.packets)
+	}
+	if len(obs) >= len(hs.dseen) {
 		clear(hs.dseen)
 		clear(hs.ddup)
 	} else {
-		for _, part := range p.parts {
-			for i := range part {
-				if ix := part[i].Ix; ix >= 0 && int(ix) < dense {
-					hs.dseen[ix>>6], hs.ddup[ix>>6] = 0, 0
-				}
-			}
+		for _, o := range obs {
+			hs.dseen[o.ix>>6], hs.ddup[o.ix>>6] = 0, 0
 		}
 	}
 	for _, ix := range hs.dtouch {
