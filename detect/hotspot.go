@@ -413,6 +413,7 @@ func (e *Engine) hotSpill() bool {
 	hw := &e.hot
 	light := 0
 	for i := range hw.cells {
+		hw.spillAhead(i)
 		if c := &hw.cells[i]; c.Packets > 0 && c.Heavy == 0 {
 			if hw.spilledBefore(c) {
 				hw.makeHeavy(c, int32(i)) // back after a spill: kept (see spilledBefore)
@@ -430,6 +431,9 @@ func (e *Engine) hotSpill() bool {
 	out := slices.Grow(hw.spillc[:0], light)
 	hw.spillc = nil
 	for i := range hw.cells {
+		if j := i + hotSpillAhead; j < len(hw.cells) {
+			prefetch.Span(unsafe.Pointer(&hw.cells[j]), unsafe.Sizeof(hw.cells[j])) // copied whole
+		}
 		c := &hw.cells[i]
 		if c.Packets == 0 || c.Heavy != 0 {
 			continue
@@ -465,6 +469,16 @@ func (e *Engine) hotSpill() bool {
 	hw.spillc = spare[:0]
 	return true
 }
+
+// spillAhead requests the counts of the cell hotSpillAhead after i for hotSpill's first
+// pass over all cells (768 KiB at the default size, more than stays cached between spills).
+func (hw *hotWorker) spillAhead(i int) {
+	if j := i + hotSpillAhead; j < len(hw.cells) {
+		prefetch.Line(unsafe.Pointer(&hw.cells[j].Packets))
+	}
+}
+
+const hotSpillAhead = 16
 
 // hotMemoCell returns the cell a memo's value names (slot and tag), nil when that cell was
 // spilled since.
