@@ -164,7 +164,12 @@ const warmAhead = 32
 // and those lines requested, and only then are the packets handled. The group's cache misses
 // overlap, where handle, one packet at a time, would wait for each in turn (the reorder
 // buffer holds only a packet or two of work).
-func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
+//
+// next is the group that follows in the batch (nil: none, or hs was decoded here): its
+// headers, written by the reader on another core, are requested a packet at a time in the
+// last stage, so that its first stage finds them arrived; hs's own were requested by the
+// previous group, unless warmed is false.
+func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.Header, warmed bool) {
 	id := uint16(w.id)
 	var (
 		hashes [warmAhead]uint64
@@ -175,13 +180,11 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	if owner != nil {
 		owner = owner[:len(hs)]
 	}
-	// The headers, written by the reader on another core: the first stage's work per
-	// packet fills the reorder buffer before the next header's load is issued, so their
-	// transfers are requested together first.
-	for i := range hs {
-		if owner == nil || owner[i] == id {
-			prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[i]))
-		}
+	next = next[:min(len(next), warmAhead)]
+	if !warmed {
+		// The first stage's work per packet fills the reorder buffer before the next
+		// header's load is issued, so their transfers are requested together first.
+		requestHeaders(hs)
 	}
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
@@ -199,10 +202,22 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16) {
 	}
 	w.warmEvictions()
 	for i := range hs {
+		if i < len(next) {
+			// Every header of the next group, this worker's or not: reading its owner
+			// would wait for the reader's line as long.
+			prefetch.Span(unsafe.Pointer(&next[i]), unsafe.Sizeof(next[i]))
+		}
 		if owner == nil || owner[i] == id {
 			w.sources.Ahead() // keeps it there, a step per packet (a flood evicts at each)
 			w.handleHashed(&hs[i], hashes[i], slots[i], dense[i])
 		}
+	}
+}
+
+// requestHeaders requests the lines of headers hs.
+func requestHeaders(hs []packet.Header) {
+	for i := range hs {
+		prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[i]))
 	}
 }
 
@@ -466,7 +481,7 @@ func (w *worker) processBatch(b *batch) {
 	w.applyConfig()
 	for lo := 0; lo < b.n; lo += warmAhead {
 		hi := min(lo+warmAhead, b.n)
-		w.handleGroup(b.h[lo:hi], b.owner[lo:hi])
+		w.handleGroup(b.h[lo:hi], b.owner[lo:hi], b.h[hi:min(hi+warmAhead, b.n)], lo > 0)
 	}
 	w.advance(b.now)
 	w.flush()
