@@ -9,7 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/snapshot"
 
@@ -186,8 +188,16 @@ func (d *dispatcher) close() {
 	d.p.logq.Drain() // the end events, as far as the log output takes them
 }
 
+// headerAhead is how many headers ahead of the one it fills the dispatcher requests.
+const headerAhead = 8
+
 func (d *dispatcher) add(rec *capture.Record) {
 	b := d.b
+	if j := b.n + headerAhead; j < batchSize {
+		// The batch's headers were last read by the workers on the other cores: each is
+		// requested for writing a few packets before decoding fills it.
+		prefetch.WriteSpan(unsafe.Pointer(&b.h[j]), unsafe.Sizeof(b.h[j]))
+	}
 	h := &b.h[b.n]
 	h.TS = rec.TS
 	h.WireLen = rec.WireLen

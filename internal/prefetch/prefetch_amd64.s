@@ -26,6 +26,19 @@ TEXT ·write(SB), NOSPLIT|NOFRAME, $0-8
 	BYTE	$0x0f; BYTE $0x0d; BYTE $0x08
 	RET
 
+// func writeSpan(p unsafe.Pointer, n uintptr)
+TEXT ·writeSpan(SB), NOSPLIT|NOFRAME, $0-16
+	MOVQ	p+0(FP), AX
+	MOVQ	n+8(FP), BX
+	ADDQ	AX, BX
+	ANDQ	$~63, AX
+wloop:
+	BYTE	$0x0f; BYTE $0x0d; BYTE $0x08 // PREFETCHW (AX)
+	ADDQ	$64, AX
+	CMPQ	AX, BX
+	JB	wloop
+	RET
+
 // func hasWrite() bool: CPUID 0x80000001 ECX bit 8 (PRFCHW, AMD's 3DNowPrefetch): whether
 // PREFETCHW is a prefetch here.
 TEXT ·hasWrite(SB), NOSPLIT, $0-1

@@ -24,3 +24,16 @@ TEXT ·write(SB), NOSPLIT|NOFRAME, $0-8
 	MOVD	p+0(FP), R0
 	PRFM	(R0), PSTL1KEEP
 	RET
+
+// func writeSpan(p unsafe.Pointer, n uintptr)
+TEXT ·writeSpan(SB), NOSPLIT|NOFRAME, $0-16
+	MOVD	p+0(FP), R0
+	MOVD	n+8(FP), R1
+	ADD	R0, R1
+	AND	$~63, R0
+wloop:
+	PRFM	(R0), PSTL1KEEP
+	ADD	$64, R0
+	CMP	R1, R0
+	BLO	wloop
+	RET

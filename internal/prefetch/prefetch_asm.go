@@ -26,7 +26,19 @@ func Write(p unsafe.Pointer) {
 	}
 }
 
+// WriteSpan is Write for every cache line of the n bytes at p (n > 0).
+func WriteSpan(p unsafe.Pointer, n uintptr) {
+	if canWrite {
+		writeSpan(p, n)
+	} else {
+		Span(p, n)
+	}
+}
+
 var canWrite = hasWrite()
 
 //go:noescape
 func write(p unsafe.Pointer)
+
+//go:noescape
+func writeSpan(p unsafe.Pointer, n uintptr)

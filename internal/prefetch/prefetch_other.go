@@ -12,3 +12,6 @@ func Span(p unsafe.Pointer, n uintptr) {}
 
 // Write does nothing here either.
 func Write(p unsafe.Pointer) {}
+
+// WriteSpan does nothing here either.
+func WriteSpan(p unsafe.Pointer, n uintptr) {}

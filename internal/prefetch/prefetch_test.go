@@ -20,6 +20,7 @@ func TestPrefetchChangesNothing(t *testing.T) {
 			Line(p)
 			Span(p, n)
 			Write(p)
+			WriteSpan(p, n)
 		}
 	}
 	if !bytes.Equal(buf, want) {
@@ -28,4 +29,5 @@ func TestPrefetchChangesNothing(t *testing.T) {
 	Line(nil)
 	Span(nil, 64)
 	Write(nil)
+	WriteSpan(nil, 64)
 }
