@@ -196,9 +196,19 @@ func (l *Local) Count(h *packet.Header, slot int, c *Counters) {
 	}
 }
 
+// flushAhead is how many port counters ahead of its locked add Flush requests.
+const flushAhead = 8
+
 // Flush publishes and clears what Count accumulated.
 func (l *Local) Flush(c *Counters) {
-	for _, i := range l.portUsed[:l.nPorts] {
+	used := l.portUsed[:l.nPorts]
+	for j, i := range used {
+		if j+flushAhead < len(used) {
+			// Each locked add waits for its line (random ports: cold) and for every older
+			// store: the lines are requested for writing ahead.
+			k := l.ports[used[j+flushAhead]].key - 1
+			prefetch.Write(unsafe.Pointer(&c.Ports[(k>>16)%NumPortKinds][k&0xffff]))
+		}
 		s := &l.ports[i]
 		k := s.key - 1
 		c.Ports[k>>16][k&0xffff].Add(s.n)
