@@ -170,7 +170,9 @@ func (e *Engine) mayHaveFlows(h *packet.Header, st *SourceState) bool {
 		if !e.flowRecent(st.FlowSec, h.TS) {
 			return false
 		}
-	} else if i := flowEvBit(&h.Src); e.flowEvN[0]+e.flowEvN[1] == 0 || !hasBit(e.flowEv[0], i) && !hasBit(e.flowEv[1], i) {
+	} else if e.flowEvN[0]+e.flowEvN[1] == 0 {
+		return false // no source was marked: no hash
+	} else if i := flowEvBit(&h.Src); !hasBit(e.flowEv[0], i) && !hasBit(e.flowEv[1], i) {
 		return false
 	}
 	// A source scanning TCP and UDP has flows, but rarely to the port it probes.
