@@ -13,8 +13,12 @@ type flowKey struct {
 	Port     uint16
 }
 
-func hashFlow(k *flowKey) uint64 {
-	return packet.Mix64(k.Src.Hash(seedFlow) ^ k.Dst.Hash(seedFlow+1) ^ uint64(k.Port))
+func hashFlow(k *flowKey) uint64 { return flowHash(&k.Src, &k.Dst, k.Port) }
+
+// flowHash is hashFlow of the key (src, dst, port) read in place: a flowKey built from a
+// header just to be hashed was read back while its field stores were still in flight.
+func flowHash(src, dst *packet.Addr, port uint16) uint64 {
+	return packet.Mix64(src.Hash(seedFlow) ^ dst.Hash(seedFlow+1) ^ uint64(port))
 }
 
 // flow is the state of one flowKey, created by a UDP datagram. Until a SYN pairs with it
@@ -42,7 +46,8 @@ type flowRef struct {
 // the window starts over (its episode, if any, ends).
 func (e *Engine) flowUDP(h *packet.Header, st *SourceState) {
 	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
-	f, created := e.flows.Touch(k)
+	slot, created := e.flows.TouchSlotHashed(k, flowHash(&h.Src, &h.Dst, h.DstPort))
+	_, f := e.flows.At(slot)
 	t := h.TS
 	if !created {
 		t = later(t, f.Last)

@@ -46,8 +46,7 @@ func (e *Engine) udpFlowHash(h *packet.Header) (uint64, bool) {
 	if !e.cfg.UDPThenSYN.Enabled || h.Proto != packet.ProtoUDP || !h.L4 {
 		return 0, false
 	}
-	k := flowKey{Src: h.Src, Dst: h.Dst, Port: h.DstPort}
-	return hashFlow(&k), true
+	return flowHash(&h.Src, &h.Dst, h.DstPort), true
 }
 
 // WarmEvicted requests what Evicted of src will read beyond its state (a coming victim of
