@@ -233,35 +233,38 @@ const (
 // a hash index. Only the cells of the window are visited when it closes.
 type hotWorker struct {
 	shared *Hotspots
-	cap    int                 // cells per window before the counts are handed over early
-	cells  []hotCell           // the open window's destinations
-	heavy  []hotHeavy          // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
-	cold   []hotCold           // the same, their sets and top sources
-	slab   aggregate.Slab      // the blocks of the cold counts' sets (BigLimit hotBigWords)
-	nheavy int                 // in use
-	dense  []int32             // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
-	seen   []uint64            // bitmap by dense index: a cell in the window (small: stays in cache)
-	px     *aggregate.Prefixes // the dark space whose dense index `dense` uses
-	hash   []uint32            // the same, open addressing by address (len: power of two >= 2 cap)
-	gen    uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
-	heavyc []int32             // the cells with full counts
-	free   []int32             // slots of cells spilled in the part (Packets 0), for new cells
-	back   []uint64            // filter (filter.go) of the destinations spilled in the part (seedDstIP), nil: none
-	spillc []hotCell           // scratch: the cells a spill hands over (an array Hotspots gave back)
-	mgen   uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
-	sets   bool                // every source new to the part counts through the sets (restored part with evictions)
-	evict  []uint64            // filter (filter.go) of the sources evicted after being counted in the part (seedHotSrc)
-	nevict int                 // sources marked in evict since the part began (0: evict is clear)
-	bits   []uint64            // the part's HotMemo bitmaps, bitWords each (zero past nbits)
-	nbits  int                 // bitmaps in use
-	bitW   int                 // words per bitmap: one bit per dense index
-	last   int32               // 1 + the cell of the latest packet (for hotPair)
-	split  bool                // the open window was handed over early once
-	full   []HotSummary        // scratch: the heavy cells' summaries at close
-	size   int64               // window length in ns of the open window
-	win    int64               // open window index
-	end    int64               // its end
-	open   bool
+	cap    int            // cells per window before the counts are handed over early
+	cells  []hotCell      // the open window's destinations
+	heavy  []hotHeavy     // full counts, cells[i].Heavy-1 (reused; Distinct blocks reset)
+	cold   []hotCold      // the same, their sets and top sources
+	slab   aggregate.Slab // the blocks of the cold counts' sets (BigLimit hotBigWords)
+	nheavy int            // in use
+	dense  []int32        // 1+cell, by dense index of a dark IPv4 destination, valid where seen is set
+	seen   []uint64       // bitmap by dense index: a cell in the window (small: stays in cache)
+	// pendNew counts the new cells of the group whose slots were requested (requestNewCell)
+	// and not taken yet.
+	pendNew int
+	px      *aggregate.Prefixes // the dark space whose dense index `dense` uses
+	hash    []uint32            // the same, open addressing by address (len: power of two >= 2 cap)
+	gen     uint32              // index entries of other generations are empty (no clearing), 1..hotGenMax
+	heavyc  []int32             // the cells with full counts
+	free    []int32             // slots of cells spilled in the part (Packets 0), for new cells
+	back    []uint64            // filter (filter.go) of the destinations spilled in the part (seedDstIP), nil: none
+	spillc  []hotCell           // scratch: the cells a spill hands over (an array Hotspots gave back)
+	mgen    uint32              // generation of the sources' HotMemo: one per open part (hotHandOver), 1..
+	sets    bool                // every source new to the part counts through the sets (restored part with evictions)
+	evict   []uint64            // filter (filter.go) of the sources evicted after being counted in the part (seedHotSrc)
+	nevict  int                 // sources marked in evict since the part began (0: evict is clear)
+	bits    []uint64            // the part's HotMemo bitmaps, bitWords each (zero past nbits)
+	nbits   int                 // bitmaps in use
+	bitW    int                 // words per bitmap: one bit per dense index
+	last    int32               // 1 + the cell of the latest packet (for hotPair)
+	split   bool                // the open window was handed over early once
+	full    []HotSummary        // scratch: the heavy cells' summaries at close
+	size    int64               // window length in ns of the open window
+	win     int64               // open window index
+	end     int64               // its end
+	open    bool
 }
 
 // SetHotspots attaches the shared hotspot aggregator (nil: no hotspot detection). Call it
@@ -581,7 +584,13 @@ func (e *Engine) prefetchDst(dst *packet.Addr, dense int32) {
 			if i := int(hw.dense[dense]) - 1; i >= 0 && i < len(hw.cells) {
 				prefetch.Line(unsafe.Pointer(&hw.cells[i]))
 			}
+			return
 		}
+		// A new cell: hotCellOf writes the index entry (a /16's are 256 KiB) and newCell
+		// the slot it takes, stores that missed the cache and filled the store buffer
+		// (the next function's first stores waited for them).
+		prefetch.Write(unsafe.Pointer(&hw.dense[dense]))
+		hw.requestNewCell()
 		return
 	}
 	if len(hw.hash) > 0 {
@@ -604,10 +613,31 @@ func (e *Engine) warmDst(dst *packet.Addr, dense int32) {
 	}
 }
 
+// requestNewCell requests for writing the slot that the next new cell takes, or the one
+// after it for each new cell requested in the group and not taken yet (pendNew).
+func (hw *hotWorker) requestNewCell() {
+	if c := hw.newCellAhead(hw.pendNew); c != nil {
+		prefetch.Write(unsafe.Pointer(c))
+	}
+	hw.pendNew++
+}
+
+// newCellAhead returns the slot the k+1th new cell from now takes, nil if the cells must
+// grow first.
+func (hw *hotWorker) newCellAhead(k int) *hotCell {
+	if n := len(hw.free); k < n {
+		return &hw.cells[hw.free[n-1-k]]
+	} else if i := len(hw.cells) + k - n; i < cap(hw.cells) {
+		return &hw.cells[:i+1][i]
+	}
+	return nil
+}
+
 // newCell takes a slot for a cell of dst (index entry ix), a spilled cell's or a new one,
 // and makes it the latest.
 func (hw *hotWorker) newCell(dst *packet.Addr, ix int32) *hotCell {
 	// Only the fields read before they are written (Log[N:] is never read).
+	hw.pendNew = max(hw.pendNew-1, 0)
 	var c *hotCell
 	if k := len(hw.free); k > 0 {
 		n := hw.free[k-1]

@@ -43,3 +43,26 @@ func TestSpilledBeforeDenseExact(t *testing.T) {
 		}
 	}
 }
+
+// TestNewCellAhead checks the slots requestNewCell requests: the k+1th new cell from now
+// takes the slot newCellAhead(k) names, first the freed slots (last freed first), then
+// those after the cells in use, and none past the cells' capacity (they grow first).
+func TestNewCellAhead(t *testing.T) {
+	var hw hotWorker
+	hw.cap = 64
+	hw.cells = make([]hotCell, 8, 12)
+	hw.free = []int32{5, 1, 6}
+	var want []*hotCell
+	for k := range 8 {
+		want = append(want, hw.newCellAhead(k))
+	}
+	if want[7] != nil {
+		t.Fatalf("a cell past the capacity was named (3 free, 4 after the 8 in use)")
+	}
+	for k := range 7 {
+		dst := packet.AddrFrom4([]byte{192, 0, 2, byte(k)})
+		if c := hw.newCell(&dst, -1); c != want[k] || want[k] == nil {
+			t.Fatalf("new cell %d took slot %d, newCellAhead named %p", k, hw.last-1, want[k])
+		}
+	}
+}

@@ -13,6 +13,10 @@ import (
 // of the group overlap instead of each stalling its packet. Neither waits for memory or
 // changes anything: a stale word (a cell or flow gone since) only wastes a request.
 
+// BeginGroup starts a group's first stage: the new hotspot cells Prefetch expects are
+// counted afresh (requestNewCell).
+func (e *Engine) BeginGroup() { e.hot.pendNew = 0 }
+
 // Prefetch is the first stage for a dark packet h (dense: its dense index, or -1): the
 // destination's hotspot cell or index word, the index word of its udp_then_syn flow.
 func (e *Engine) Prefetch(h *packet.Header, dense int32) {

@@ -186,6 +186,9 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 		// header's load is issued, so their transfers are requested together first.
 		requestHeaders(hs)
 	}
+	if w.rc.detectOn {
+		w.engine.BeginGroup()
+	}
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
 			hashes[i], slots[i], dense[i] = w.prefetchIP(&hs[i])
