@@ -88,7 +88,7 @@ func (e *Engine) backscatter(h *packet.Header) {
 	if kind < 0 {
 		return
 	}
-	e.c.BackscatterPackets[kind].Add(1)
+	e.bsPackets[kind]++
 	key := h.Src
 	if h.Inner.Valid {
 		key = h.Inner.Dst

@@ -43,9 +43,15 @@ type Engine struct {
 	toolEntries entryPool[ToolEntry]
 	flowEntries entryPool[UDPThenSYNEntry]
 
-	// techPackets counts packets by scan technique (plain adds on the packet path),
-	// published to c.TechniquePackets by flushTech.
+	// techPackets, fpPackets and bsPackets count packets by scan technique, tool
+	// fingerprint and backscatter kind: plain adds on the packet path (a locked add waits
+	// for every older store, the cache misses among them), published to c by flushTech.
 	techPackets [NumTechniques]uint64
+	fpPackets   [len(Counters{}.FingerprintPackets)]uint64
+	// evRecords has a bit for each of the last 32 sources evicted (Evicted), set when it
+	// had an episode record (WarmEvicted).
+	evRecords uint32
+	bsPackets [len(Counters{}.BackscatterPackets)]uint64
 
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[packet.Addr, episode]
@@ -218,9 +224,11 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	if st.FlowSec != 0 && e.flowRecent(st.FlowSec, now) {
 		e.flowMark(&src)
 	}
+	e.evRecords <<= 1
 	if st.Moved == 0 {
 		return
 	}
+	e.evRecords |= 1
 	// The record's slot is most often the one st.FP.Rec names (findRecord): no look-up.
 	if i := e.recordSlot(src, st); i >= 0 {
 		_, rec := e.eps.At(i)

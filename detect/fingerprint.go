@@ -70,7 +70,7 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 			continue
 		}
 		w.Match[i]++
-		e.c.FingerprintPackets[i].Add(1)
+		e.fpPackets[i]++
 		// Only a matching probe can make a tool the majority, so only those check.
 		if w.Labels&(1<<i) != 0 || w.Match[i]*2 <= w.Probes || w.Match[i] < toolMinPackets[i] {
 			continue

@@ -156,6 +156,7 @@ func TestFingerprintPacketCounters(t *testing.T) {
 	h := newHarness(t, only(testConfig(t), Fingerprint))
 	h.feed(probe(0, t0, "mirai"), probe(1, t0+1, "mirai", "zmap"), probe(2, t0+2, "masscan"), probe(3, t0+3, "nmap"), probe(4, t0+4))
 	want := [4]uint64{toolMirai: 2, toolZMap: 1, toolMasscan: 1, toolNmap: 1}
+	h.e.Advance(t0 + 5) // the pipeline's end of a batch publishes the tallies
 	for i := range want {
 		if got := h.c.FingerprintPackets[i].Load(); got != want[i] {
 			t.Errorf("FingerprintPackets[%s] = %d, want %d", Tools[i], got, want[i])

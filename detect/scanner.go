@@ -70,7 +70,7 @@ func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech in
 		}
 		pr.Top.add(profileKey(h.Proto, port))
 		if pr.PortMap != 0 {
-			e.ports.at(pr.PortMap).set(port)
+			e.ports.set(pr.PortMap, port)
 		}
 		return
 	}
@@ -180,10 +180,10 @@ func (e *Engine) startProfile(pr *profileRec, w *ScanWindow, mix *TechCounts) {
 	e.dropProfile(pr)
 	pr.Memo = e.memoGet(e.densePx())
 	if pr.PortMap = e.ports.get(); pr.PortMap != 0 {
-		m := e.ports.at(pr.PortMap)
+		ref := pr.PortMap
 		pr.PortsExact = w.Ports.Values(&e.slab, func(x uint64) {
 			if p, ok := portOfHash(x); ok {
-				m.set(p)
+				e.ports.set(ref, p)
 			}
 		})
 	}
@@ -210,10 +210,16 @@ func (e *Engine) stealth(h *packet.Header, st *SourceState, tech int) {
 	}
 }
 
-// flushTech publishes the technique counters.
+// flushTech publishes the packet tallies (techPackets, fpPackets, bsPackets).
 func (e *Engine) flushTech() {
 	for i, n := range e.techPackets {
 		e.c.TechniquePackets[i].Store(n)
+	}
+	for i, n := range e.fpPackets {
+		e.c.FingerprintPackets[i].Store(n)
+	}
+	for i, n := range e.bsPackets {
+		e.c.BackscatterPackets[i].Store(n)
 	}
 }
 
