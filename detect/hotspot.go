@@ -610,7 +610,9 @@ func (e *Engine) warmDst(dst *packet.Addr, dense int32) {
 		if i := int(x&hotCellMask) - 1; i >= 0 && i < len(hw.cells) {
 			prefetch.Line(unsafe.Pointer(&hw.cells[i]))
 		}
+		return
 	}
+	hw.requestNewCell() // an empty word: a new destination in the window
 }
 
 // requestNewCell requests for writing the slot that the next new cell takes, or the one
