@@ -49,9 +49,10 @@ type Engine struct {
 	techPackets [NumTechniques]uint64
 	fpPackets   [len(Counters{}.FingerprintPackets)]uint64
 	// evRecords has a bit for each of the last 32 sources evicted (Evicted), set when it
-	// had an episode record (WarmEvicted).
-	evRecords uint32
-	bsPackets [len(Counters{}.BackscatterPackets)]uint64
+	// had an episode record (WarmEvicted); fpRecent one for each of the last 32 SYN probes,
+	// set when it matched a tool's fingerprint (Prefetch).
+	evRecords, fpRecent uint32
+	bsPackets           [len(Counters{}.BackscatterPackets)]uint64
 
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[packet.Addr, episode]

@@ -34,8 +34,10 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	}
 	// A probe with a tool's fingerprint is promoted to an episode record (or continues
 	// one): the record table's index word, as random as the source table's. Under a flood
-	// of Mirai-fingerprinted sources the promotion's look-up was 9 % of the CPU.
-	if e.cfg.Fingerprint.Enabled && h.SYNProbe() && toolMatches(h) != 0 {
+	// of Mirai-fingerprinted sources the promotion's look-up was 9 % of the CPU. Only
+	// while at least 8 of the last 32 probes matched a tool (fpRecent): elsewhere the
+	// match here cost more than it saved.
+	if bits.OnesCount32(e.fpRecent) >= 8 && h.SYNProbe() && toolMatches(h) != 0 {
 		e.eps.Prefetch(hashEpisode(&h.Src))
 	}
 }
