@@ -48,11 +48,11 @@ type Engine struct {
 	// for every older store, the cache misses among them), published to c by flushTech.
 	techPackets [NumTechniques]uint64
 	fpPackets   [len(Counters{}.FingerprintPackets)]uint64
-	// evRecords has a bit for each of the last 32 sources evicted (Evicted), set when it
-	// had an episode record (WarmEvicted); fpRecent one for each of the last 32 SYN probes,
-	// set when it matched a tool's fingerprint (Prefetch).
-	evRecords, fpRecent uint32
-	bsPackets           [len(Counters{}.BackscatterPackets)]uint64
+	bsPackets   [len(Counters{}.BackscatterPackets)]uint64
+
+	// evRecords: of the last sources evicted (Evicted), those with an episode record
+	// (WarmEvicted); fpRecent: of the last SYN probes, those matching a tool (Prefetch).
+	evRecords, fpRecent recent
 
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[packet.Addr, episode]
@@ -225,11 +225,10 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	if st.FlowSec != 0 && e.flowRecent(st.FlowSec, now) {
 		e.flowMark(&src)
 	}
-	e.evRecords <<= 1
+	e.evRecords.note(st.Moved != 0)
 	if st.Moved == 0 {
 		return
 	}
-	e.evRecords |= 1
 	// The record's slot is most often the one st.FP.Rec names (findRecord): no look-up.
 	if i := e.recordSlot(src, st); i >= 0 {
 		_, rec := e.eps.At(i)

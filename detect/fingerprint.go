@@ -65,10 +65,7 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 	w.Last = t
 	w.Probes++
 	m := toolMatches(h)
-	e.fpRecent <<= 1
-	if m != 0 {
-		e.fpRecent |= 1
-	}
+	e.fpRecent.note(m != 0)
 	for i := range Tools {
 		if m&(1<<i) == 0 {
 			continue

@@ -35,9 +35,9 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	// A probe with a tool's fingerprint is promoted to an episode record (or continues
 	// one): the record table's index word, as random as the source table's. Under a flood
 	// of Mirai-fingerprinted sources the promotion's look-up was 9 % of the CPU. Only
-	// while at least 8 of the last 32 probes matched a tool (fpRecent): elsewhere the
+	// while probes often matched a tool lately (fpRecent): elsewhere the
 	// match here cost more than it saved.
-	if bits.OnesCount32(e.fpRecent) >= 8 && h.SYNProbe() && toolMatches(h) != 0 {
+	if e.fpRecent.often() && h.SYNProbe() && toolMatches(h) != 0 {
 		e.eps.Prefetch(hashEpisode(&h.Src))
 	}
 }
@@ -75,7 +75,22 @@ func (e *Engine) WarmEvicted(src *packet.Addr) {
 	// word: requested when many recent victims had one (a flood of one-packet fingerprint
 	// episodes, where that unlink was 10 % of the CPU), not for every victim of a flood
 	// without episodes.
-	if bits.OnesCount32(e.evRecords) >= 8 {
+	if e.evRecords.often() {
 		e.eps.Prefetch(hashEpisode(src))
 	}
 }
+
+// recent remembers which of the last 32 events of a kind had a property, for hints that
+// pay only when it is common (a flood of it) and cost a little otherwise.
+type recent uint32
+
+// note shifts in the latest event.
+func (r *recent) note(had bool) {
+	*r <<= 1
+	if had {
+		*r |= 1
+	}
+}
+
+// often reports whether at least 8 of the last 32 had it.
+func (r recent) often() bool { return bits.OnesCount32(uint32(r)) >= 8 }

@@ -167,9 +167,9 @@ const warmAhead = 32
 //
 // next is the group that follows in the batch (nil: none, or hs was decoded here): its
 // headers, written by the reader on another core, are requested a packet at a time in the
-// last stage, so that its first stage finds them arrived; hs's own were requested by the
-// previous group, unless warmed is false.
-func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.Header, warmed bool) {
+// last stage, so that its first stage finds them arrived (processBatch requests the
+// first group's).
+func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.Header) {
 	id := uint16(w.id)
 	var (
 		hashes [warmAhead]uint64
@@ -181,11 +181,6 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 		owner = owner[:len(hs)]
 	}
 	next = next[:min(len(next), warmAhead)]
-	if !warmed {
-		// The first stage's work per packet fills the reorder buffer before the next
-		// header's load is issued, so their transfers are requested together first.
-		requestHeaders(hs)
-	}
 	if w.rc.detectOn {
 		w.engine.BeginGroup()
 	}
@@ -482,9 +477,13 @@ func (w *worker) processBatch(b *batch) {
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
 	w.applyConfig()
+	// The first group's headers, together: the first stage's work per packet fills the
+	// reorder buffer before the next header's load is issued. Each group requests the
+	// next one's.
+	requestHeaders(b.h[:min(warmAhead, b.n)])
 	for lo := 0; lo < b.n; lo += warmAhead {
 		hi := min(lo+warmAhead, b.n)
-		w.handleGroup(b.h[lo:hi], b.owner[lo:hi], b.h[hi:min(hi+warmAhead, b.n)], lo > 0)
+		w.handleGroup(b.h[lo:hi], b.owner[lo:hi], b.h[hi:min(hi+warmAhead, b.n)])
 	}
 	w.advance(b.now)
 	w.flush()
