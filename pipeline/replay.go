@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,12 +83,23 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	return res
 }
 
-func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress) error {
+func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress) (err error) {
 	f, err := capture.Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	// A mapped file that shrinks while it is read faults past its new end (in f.Read or in
+	// decoding a record's data in d.add, before the packet counts): a damaged file, reported
+	// like the others, not a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			if err = f.FaultError(v); err == nil {
+				panic(v)
+			}
+		}
+	}()
 	defer prog.fileDone(f)
 	warned := map[packet.LinkType]bool{}
 	defer func() {
