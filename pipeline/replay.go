@@ -83,12 +83,18 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	return res
 }
 
+// replayOpened, when set (by tests), is called with each file replay has just opened.
+var replayOpened func(name string)
+
 func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress) (err error) {
 	f, err := capture.Open(name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if replayOpened != nil {
+		replayOpened(name)
+	}
 	// A mapped file that shrinks while it is read faults past its new end (in f.Read or in
 	// decoding a record's data in d.add, before the packet counts): a damaged file, reported
 	// like the others, not a crash.

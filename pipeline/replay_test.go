@@ -3,17 +3,20 @@ package pipeline
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 	"github.com/telescope-dev/telescope/packet"
@@ -276,4 +279,52 @@ func addrPackets(l []AddrCount) []AddrCount {
 		out[i] = AddrCount{Addr: a.Addr, Packets: a.Packets}
 	}
 	return out
+}
+
+// TestReplayReportsAFileThatShrinks: a file cut short while replay has it mapped is a
+// damaged file like the others: one error naming it, the records before the cut counted,
+// the next file read. Without the recovery of the fault (SIGBUS) the test process dies.
+func TestReplayReportsAFileThatShrinks(t *testing.T) {
+	// Records of 8 KiB on 8 KiB boundaries (the first absorbs the 24-byte file header), so
+	// that a cut at 64 KiB falls between two records.
+	var fs []pcaptest.Frame
+	for i := range 256 { // 2 MiB: mapped
+		size := 8192 - 16
+		if i == 0 {
+			size -= 24
+		}
+		p := pcaptest.Packet{Proto: "udp", Src: addr("192.0.2.9"), Dst: addr("203.0.113.7"), SrcPort: 5000, DstPort: 9, Payload: make([]byte, size-42)}
+		p.TS = t0.Add(time.Duration(i) * time.Millisecond)
+		b, err := p.EthernetBytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) != size {
+			t.Fatalf("frame of %d bytes, want %d", len(b), size)
+		}
+		fs = append(fs, pcaptest.Frame{TS: p.TS, Data: b})
+	}
+	big := writePcap(t, fs)
+	if st, err := os.Stat(big); err != nil || st.Size() != 256*8192 {
+		t.Fatalf("file: %v, %v", st, err)
+	}
+	good := writePcap(t, knownFrames(t))
+	const cut = 16 * 8192 // 128 KiB: 16 records survive
+	replayOpened = func(name string) {
+		if name == big {
+			if err := os.Truncate(big, cut); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { replayOpened = nil })
+	r, res := replayReport(t, testConfig(t), 2, big, good)
+	var fe *capture.FileError
+	if len(res.Errors) != 1 || !errors.As(res.Errors[0], &fe) || fe.Path != big ||
+		!strings.HasPrefix(fe.Msg, "the file shrank while it was being read") || fe.Offset < cut || fe.Offset >= cut+4096 {
+		t.Fatalf("errors %v, want the shrink of %s in the page at offset %d", res.Errors, big, cut)
+	}
+	if want := uint64(16 + len(knownFrames(t))); r.Frames != want {
+		t.Errorf("frames %d, want %d", r.Frames, want)
+	}
 }
