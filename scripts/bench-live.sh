@@ -2,10 +2,11 @@
 # Live capture under load: floods one end of a veth pair (inside two network namespaces this
 # script creates and removes; nothing is sent anywhere else) and prints, per workload, the
 # packets sent, the rate the sender reached with nothing capturing and while each program
-# captured, and for telescope run (all detectors on, 2 workers, the day's dark prefixes) and
-# then tcpdump -w /dev/null on the SAME packets: packets counted, kernel drops, and CPU time per
-# packet counted (utime+stime of the whole process, all threads, from /proc/PID/stat before
-# the injection and once the program has drained its ring). Root only.
+# captured, and for telescope run (all detectors on, 2 workers, the day's dark prefixes), the
+# same with every detector off (counting only: what the detectors add live) and then tcpdump
+# -w /dev/null on the SAME packets: packets counted, kernel drops, and CPU time per packet
+# counted (utime+stime of the whole process, all threads, from /proc/PID/stat before the
+# injection and once the program has drained its ring). Root only.
 #
 # Workloads (arguments, default: flood day):
 #   flood  FLOOD_PACKETS (default 3 M) TCP/23 SYNs from random sources (random source port,
@@ -24,7 +25,7 @@
 #
 # PERF=1 also records telescope with perf (call graphs, all threads) from the injection until
 # it has drained, into bench/perf-WORKLOAD.data (perf report -i bench/perf-day.data
-# --no-children -g none --sort sym). TELESCOPE=BINARY runs that binary instead of building one
+# --no-children -g none --sort sym), and the counters-only run into perf-WORKLOAD-off.data. TELESCOPE=BINARY runs that binary instead of building one
 # (to interleave runs of two versions). WARM=1 sends each workload to telescope once before
 # the measured run (the floods from other sources; the day again), so that the measure is of
 # a running daemon whose tables are grown and faulted in, not of a fresh one: a fresh daemon
@@ -177,15 +178,18 @@ dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']
 capture: {interface: $ifA, workers: 2, ring_mb: 64, shed_backlog: ${SHED_BACKLOG:-0.5}}
 web: {listen_address: "127.0.0.1:9813"}
 YAML
-echo "load before: $(uptime)"
-declare -A sent n_rate rate d_rate injector t_count t_drop t_shed t_cpu d_count d_drop d_cpu
-for w in "${work[@]}"; do
-	# The sender's ceiling: the same packets with nothing capturing.
-	inject "$w" "$dir/inject-none-$w.out"
-	n_rate[$w]=$inj_rate
-
-	# A fresh daemon per workload, so that one workload's state does not slow the next.
-	ip netns exec "$nsA" "$bin" run --config "$dir/live.yaml" 2>"$dir/live-$w.log" &
+# The same with every detector off: counting only.
+{
+	cat "$dir/live.yaml"
+	echo "detect:"
+	for d in scanner telnet udp_then_syn backscatter fingerprint hotspot; do echo "  $d: {enabled: false}"; done
+} >"$dir/live-off.yaml"
+# telescope_run WORKLOAD CONFIG KEY: a fresh daemon (so that one run's state does not slow
+# the next) with $dir/CONFIG.yaml, warmed up first under WARM=1, measured while WORKLOAD is
+# injected; sets t_count, t_drop, t_shed and t_cpu[KEY], and sent, rate and injector[KEY].
+telescope_run() {
+	local w=$1 conf=$2 key=$3 tp c0 c1 k0 k1 s0 s1 u0 u1
+	ip netns exec "$nsA" "$bin" run --config "$dir/$conf.yaml" 2>"$dir/$conf-$w.log" &
 	tp=$!
 	pids+=("$tp")
 	for _ in $(seq 100); do scrape >/dev/null 2>&1 && break; sleep 0.1; done
@@ -199,17 +203,19 @@ for w in "${work[@]}"; do
 	fi
 	c0=$(metric telescope_frames_total 'result=')
 	k0=$(metric telescope_capture_drops_total 'where="kernel"') s0=$(metric telescope_detection_shed_packets_total '')
+	local perf=
 	if [ -n "${PERF:-}" ]; then
-		perf record -q -g -p "$tp" -o "$dir/perf-$w.data" 2>"$dir/perf-$w.log" &
+		perf=1
+		perf record -q -g -p "$tp" -o "$dir/perf-$key.data" 2>"$dir/perf-$key.log" &
 		pids+=($!)
 		sleep 0.5 # perf attaches to every thread
 	fi
 	u0=$(cpu_ns "$tp")
-	inject "$w" "$dir/inject-telescope-$w.out"
-	sent[$w]=$inj_sent rate[$w]=$inj_rate injector[$w]=$inj_name
+	inject "$w" "$dir/inject-$conf-$w.out"
+	sent[$key]=$inj_sent rate[$key]=$inj_rate injector[$key]=$inj_name
 	settle "$tp"
 	u1=$(cpu_ns "$tp")
-	if [ -n "${PERF:-}" ]; then
+	if [ -n "$perf" ]; then
 		kill -INT "${pids[-1]}"
 		wait "${pids[-1]}" || true
 		unset 'pids[-1]'
@@ -219,8 +225,20 @@ for w in "${work[@]}"; do
 	kill "$tp"
 	wait "$tp" || true
 	unset 'pids[-1]'
-	t_count[$w]=$((c1 - c0)) t_drop[$w]=$((k1 - k0)) t_shed[$w]=$((s1 - s0))
-	t_cpu[$w]=$(per_pkt $((u1 - u0)) "${t_count[$w]}")
+	t_count[$key]=$((c1 - c0)) t_drop[$key]=$((k1 - k0)) t_shed[$key]=$((s1 - s0))
+	t_cpu[$key]=$(per_pkt $((u1 - u0)) "${t_count[$key]}")
+}
+
+echo "load before: $(uptime)"
+declare -A sent n_rate rate d_rate injector t_count t_drop t_shed t_cpu d_count d_drop d_cpu
+for w in "${work[@]}"; do
+	# The sender's ceiling: the same packets with nothing capturing.
+	inject "$w" "$dir/inject-none-$w.out"
+	n_rate[$w]=$inj_rate
+
+	# All detectors, then counters only (every detector off): what the detectors add live.
+	telescope_run "$w" live "$w"
+	telescope_run "$w" live-off "$w-off"
 
 	# tcpdump with a 64 MiB buffer, as telescope's ring.
 	ip netns exec "$nsA" tcpdump -Z root -n -B 65536 -i "$ifA" -w /dev/null 2>"$dir/tcpdump-$w.log" &
@@ -237,6 +255,7 @@ for w in "${work[@]}"; do
 	wait "$tp" || true
 	unset 'pids[-1]'
 	[ "$d_sent" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, $d_sent for tcpdump"
+	[ "${sent[$w-off]}" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, ${sent[$w-off]} for it with every detector off"
 	d_count[$w]=$(awk '/packets captured/ {print $1}' "$dir/tcpdump-$w.log")
 	d_drop[$w]=$(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump-$w.log")
 	d_cpu[$w]=$(per_pkt $((u1 - u0)) "${d_count[$w]}")
@@ -254,4 +273,13 @@ for w in "${work[@]}"; do
 	printf '%-6s %-9s %9s %23s | %9s %15s %8s | %9s %8s %8s | %6s\n' "$w" "${injector[$w]}" "${sent[$w]}" "${n_rate[$w]}/${rate[$w]}/${d_rate[$w]}" \
 		"${t_count[$w]}" "${t_drop[$w]}/${t_shed[$w]}" "${t_cpu[$w]}" "${d_count[$w]}" "${d_drop[$w]}" "${d_cpu[$w]}" \
 		"$(awk -v a="${t_cpu[$w]}" -v b="${d_cpu[$w]}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else printf "-"}')"
+done
+echo
+echo "Counters only: telescope with every detector off, on the same packets (a fresh daemon, warmed"
+echo "up the same way); keep: the packets per CPU second all detectors keep of it (off ns / on ns)."
+printf '%-6s | %9s %15s %8s | %9s | %6s\n' workload "counted" "drops/shed" "ns/pkt" "x tcpdump" keep
+for w in "${work[@]}"; do
+	printf '%-6s | %9s %15s %8s | %9s | %6s\n' "$w" "${t_count[$w-off]}" "${t_drop[$w-off]}/${t_shed[$w-off]}" "${t_cpu[$w-off]}" \
+		"$(awk -v a="${t_cpu[$w-off]}" -v b="${d_cpu[$w]}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else printf "-"}')" \
+		"$(awk -v off="${t_cpu[$w-off]}" -v on="${t_cpu[$w]}" 'BEGIN {if (on > 0) printf "%.0f%%", 100 * off / on; else printf "-"}')"
 done
