@@ -160,7 +160,10 @@ func init() {
 	descriptors[detTelnetSweep].stop = func(e *Engine) { e.endSources(epTel, 0, true) }
 	descriptors[detUDPThenSYN].stop = func(e *Engine) { e.endFlows() }
 	descriptors[detBackscatter].stop = func(e *Engine) { e.endVictims() }
-	descriptors[detFingerprint].stop = func(e *Engine) { e.endSources(epFP, 0, true) }
+	descriptors[detFingerprint].stop = func(e *Engine) {
+		e.endSources(epFP, 0, true)
+		e.endToolsInPlace()
+	}
 	descriptors[detHotspot].stop = func(e *Engine) { e.hotStop() }
 }
 

@@ -269,6 +269,7 @@ func (e *Engine) requeueFlows() {
 func (e *Engine) requeue() {
 	e.requeueSources()
 	e.requeueFlows()
+	e.requeueTools()
 	e.due = math.MinInt64
 }
 
@@ -324,6 +325,7 @@ func (e *Engine) endDue(now int64) {
 	}
 	clear(srcs)
 	e.dueSrcs = srcs[:0]
+	e.endToolsDue(now)
 
 	flows := e.dueFlows[:0]
 	for {
@@ -349,6 +351,9 @@ func (e *Engine) endDue(now int64) {
 		e.due = d
 	}
 	if d, ok := e.flowDue.top(); ok && d < e.due {
+		e.due = d
+	}
+	if d, ok := e.toolDue.top(); ok && d < e.due {
 		e.due = d
 	}
 }

@@ -68,13 +68,16 @@ func TestEpisodesEndOnTime(t *testing.T) {
 		if n := len(h.e.flowDue); n > dueLimit(h.e.flows.Cap()) {
 			t.Fatalf("flow heap holds %d entries for a table of %d", n, h.e.flows.Cap())
 		}
+		if n := h.e.toolDue.len(); n > dueLimit(h.srcs.Slots()) {
+			t.Fatalf("tool queue holds %d entries for a source table of %d slots", n, h.srcs.Slots())
+		}
 		if i%1000 == 999 { // quiet for longer than the window: everything ends
 			prev, now = now, now+win+sec
 			h.e.Advance(now)
 			check()
-			if h.e.eps.Len() != 0 || h.c.Active[detUDPThenSYN].Load() != 0 {
-				t.Fatalf("after a quiet window: %d records, %d flow episodes still active",
-					h.e.eps.Len(), h.c.Active[detUDPThenSYN].Load())
+			if h.e.eps.Len() != 0 || h.c.Active[detUDPThenSYN].Load() != 0 || h.c.Active[detFingerprint].Load() != 0 {
+				t.Fatalf("after a quiet window: %d records, %d flow and %d tool episodes still active",
+					h.e.eps.Len(), h.c.Active[detUDPThenSYN].Load(), h.c.Active[detFingerprint].Load())
 			}
 		}
 	}

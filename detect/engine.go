@@ -30,6 +30,7 @@ type Engine struct {
 	// later). Advance looks at the heaps only once due has passed (due.go).
 	due      int64
 	srcDue   dueQueue[srcRef]    // records of eps (sources with an active episode)
+	toolDue  dueQueue[toolRef]   // tool episodes in place (toolplace.go)
 	flowDue  dueHeap[flowDueRef] // active udp_then_syn flows
 	seq      uint64              // promotions and flow episodes so far (their end order)
 	dueSrcs  []srcRef            // scratch for endDue
@@ -53,6 +54,11 @@ type Engine struct {
 	// evRecords: of the last sources evicted (Evicted), those with an episode record
 	// (WarmEvicted); fpRecent: of the last SYN probes, those matching a tool (Prefetch).
 	evRecords, fpRecent recent
+
+	// srcs is the pipeline's source table (nil: none), slot the current packet's slot in
+	// it (-1: unknown): tool episodes stay in place when both are known (toolplace.go).
+	srcs Sources
+	slot int32
 
 	// eps holds the sources with an active scanner, telnet sweep or tool episode.
 	eps  *aggregate.Table[packet.Addr, episode]
@@ -94,7 +100,7 @@ type Engine struct {
 // counts, c its counters. Its three tables (sources with active episodes, udp_then_syn
 // flows, backscatter victims) each hold at most cfg.MaxFlows entries and grow to it lazily.
 func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *Engine {
-	e := &Engine{worker: worker, sink: sink, surge: surge, c: c}
+	e := &Engine{worker: worker, sink: sink, surge: surge, c: c, slot: -1}
 	flows := max(cfg.MaxFlows, 1)
 	e.eps = aggregate.NewTable[packet.Addr, episode](flows, hashEpisode)
 	e.eps.SetEvict(e.evictEpisode)
@@ -165,11 +171,18 @@ func (e *Engine) tick(t int64) {
 }
 
 // Packet handles one IP packet to a dark destination; st is the state of h.Src.
-func (e *Engine) Packet(h *packet.Header, st *SourceState) { e.PacketAt(h, st, -1) }
+func (e *Engine) Packet(h *packet.Header, st *SourceState) { e.PacketIn(h, st, -1, -1) }
 
 // PacketAt is Packet for a destination with dense index dense (a dark IPv4 address, see
 // SetDenseDsts), or -1.
 func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
+	e.PacketIn(h, st, dense, -1)
+}
+
+// PacketIn is PacketAt for a source whose state is slot `slot` of the table given to
+// SetSources (-1: not known, or not in it).
+func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) {
+	e.slot = slot
 	e.tick(h.TS)
 	e.rec, e.recOK = nil, false
 	cfg := e.cfg
@@ -226,16 +239,18 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 		e.flowMark(&src)
 	}
 	e.evRecords.note(st.Moved != 0)
-	if st.Moved == 0 {
-		return
+	if st.Moved != 0 {
+		// The record's slot is most often the one st.FP.Rec names (findRecord): no look-up.
+		if i := e.recordSlot(src, st); i >= 0 {
+			_, rec := e.eps.At(i)
+			e.endRecord(src, rec, epAll)
+			e.eps.DeleteAt(i)
+		}
+		st.Moved = 0
 	}
-	// The record's slot is most often the one st.FP.Rec names (findRecord): no look-up.
-	if i := e.recordSlot(src, st); i >= 0 {
-		_, rec := e.eps.At(i)
-		e.endRecord(src, rec, epAll)
-		e.eps.DeleteAt(i)
+	if st.FP.Labels != 0 { // a tool episode in place (toolplace.go)
+		e.endToolWindow(src, &st.FP)
 	}
-	st.Moved = 0
 }
 
 // Advance tells the engine that packet time has reached now: it closes finished surge
@@ -265,6 +280,7 @@ func (e *Engine) watch(last int64) { e.watchDue(last + e.window) }
 func (e *Engine) Finish(now int64) {
 	e.tick(now)
 	e.endSources(epAll, 0, true)
+	e.endToolsInPlace()
 	e.endFlows()
 	e.endVictims()
 	if e.hotOn() {
@@ -315,6 +331,10 @@ func (e *Engine) reached(d *aggregate.Distinct, n int, changed bool) bool {
 	}
 	return changed && d.Count(&e.slab) >= uint64(n)
 }
+
+// Records returns the sources whose active episodes are in the episode table (scanner and
+// telnet sweep episodes, and tool episodes kept there: see toolplace.go).
+func (e *Engine) Records() int { return e.eps.Len() }
 
 // SlabBlocks returns the slab blocks in use (for tests and memory accounting).
 func (e *Engine) SlabBlocks() int { return e.slab.Blocks() }

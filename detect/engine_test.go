@@ -123,6 +123,7 @@ func BenchmarkPacket(b *testing.B) {
 	h := newHarness(b, cfg)
 	h.srcs = newSourceTable(1 << 16)
 	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.e.SetSources(h.srcs)
 	pkts := make([]packet.Header, 4096)
 	for i := range pkts {
 		ts := t0 + int64(i)*int64(1e6)
@@ -155,6 +156,7 @@ func TestTablesGrowWithActiveEpisodes(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(1 << 14)
 	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.e.SetSources(h.srcs)
 	const bots = 1500 // more than the 1024 slots the tables start with
 	var pkts []packet.Header
 	for i := range 20 {
@@ -205,8 +207,9 @@ func TestTablesGrowWithActiveEpisodes(t *testing.T) {
 	checkEvents(t, back, []ev{{Fingerprint, Start, "mirai", ToolEntry{Src: ipOf(ip4("100.64.0.0", 7)), Tool: "mirai",
 		Packets: 1, Probes: 1, FirstSeen: Time(p.TS), LastSeen: Time(p.TS)}}})
 	st := h.srcs.Get(p.Src)
-	if st.Tel.Packets != 1 || st.Moved != epFP {
-		t.Fatalf("returning bot's state: telnet packets %d, moved %03b", st.Tel.Packets, st.Moved)
+	if st.Tel.Packets != 1 || st.Moved != 0 || st.FP.Labels != 1<<toolMirai {
+		t.Fatalf("returning bot's state: telnet packets %d, moved %03b, tool labels %04b (the episode stays in place)",
+			st.Tel.Packets, st.Moved, st.FP.Labels)
 	}
 	h.finish(p.TS)
 	all = append(all, h.sink.take()...)

@@ -56,6 +56,9 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 	if w.Probes > 0 { // the window is open
 		t = later(t, w.Last)
 		if rec == nil && t-w.Last > e.window {
+			if w.Labels != 0 { // an episode in place (toolplace.go) that had not ended yet
+				e.endToolWindow(h.Src, w)
+			}
 			*w = ToolWindow{Rec: w.Rec} // a new episode, no label was given in the old one
 		}
 	}
@@ -76,7 +79,12 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 		if w.Labels&(1<<i) != 0 || w.Match[i]*2 <= w.Probes || w.Match[i] < toolMinPackets[i] {
 			continue
 		}
-		if rec == nil {
+		switch {
+		case rec == nil && e.inPlace():
+			if w.Labels == 0 { // the window becomes an episode where it is
+				e.queueTool(h.Src, e.slot, w.Last)
+			}
+		case rec == nil:
 			rec = e.promote(h.Src, st, epFP)
 			rec.FP, st.FP = st.FP, ToolWindow{Rec: st.FP.Rec}
 			w = &rec.FP
@@ -96,12 +104,19 @@ func (e *Engine) toolEntry(src packet.Addr, w *ToolWindow, tool int) *ToolEntry 
 
 // endTools ends the episode of every tool labelling the source and clears it.
 func (e *Engine) endTools(src packet.Addr, rec *episode) {
-	w := rec.FP
 	rec.Active &^= epFP
+	e.endToolWindow(src, &rec.FP)
 	rec.FP = ToolWindow{}
+}
+
+// endToolWindow ends the episode of every tool labelling window w of src and clears w,
+// keeping its record hint (Rec).
+func (e *Engine) endToolWindow(src packet.Addr, w *ToolWindow) {
+	ended := *w
+	*w = ToolWindow{Rec: w.Rec}
 	for i := range Tools {
-		if w.Labels&(1<<i) != 0 {
-			e.end(detFingerprint, i, e.toolEntry(src, &w, i))
+		if ended.Labels&(1<<i) != 0 {
+			e.end(detFingerprint, i, e.toolEntry(src, &ended, i))
 		}
 	}
 }

@@ -170,6 +170,7 @@ func TestFingerprintPacketCounters(t *testing.T) {
 func TestRecordSlotHint(t *testing.T) {
 	cfg := only(testConfig(t), Fingerprint)
 	h := newHarness(t, cfg)
+	h.legacyTools() // records: the hint is theirs
 	mirai := func(src string, i int, ts int64) packet.Header {
 		p := syn(src, ip4("203.0.113.0", i), 23, ts)
 		p.Seq = p.Dst.V4()

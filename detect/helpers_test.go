@@ -75,15 +75,21 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	h.e = NewEngine(cfg, 0, h.sink, h.surge, h.c)
 	h.srcs = newSourceTable(1024)
 	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.e.SetSources(h.srcs) // tool episodes stay in place, as in the pipeline
 	return h
 }
+
+// legacyTools makes the harness's engine move tool episodes into its episode table, as an
+// engine without the source table does (and as records restored from older checkpoints go on).
+func (h *harness) legacyTools() { h.e.SetSources(nil) }
 
 func (h *harness) feed(pkts ...packet.Header) {
 	for i := range pkts {
 		p := &pkts[i]
 		h.now = max(h.now, p.TS)
-		st, _ := h.srcs.Touch(p.Src)
-		h.e.Packet(p, st)
+		slot, _ := h.srcs.TouchSlot(p.Src)
+		_, st := h.srcs.At(slot)
+		h.e.PacketIn(p, st, -1, slot)
 	}
 }
 

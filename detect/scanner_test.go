@@ -197,6 +197,7 @@ func TestScannerEviction(t *testing.T) {
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(1)
 	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.e.SetSources(h.srcs)
 	h.feed(horiz(100, t0)...)
 	L := t0 + 99*sec
 	checkEvents(t, h.sink.take(), []ev{scanEv(Start, "horizontal", 100, 100, 1, t0, L)})

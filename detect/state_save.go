@@ -139,7 +139,8 @@ func (e *Engine) LoadState(d *checkpoint.Decoder) {
 		}
 		return true
 	})
-	e.requeue() // due.go: the restored episodes' end times
+	e.countToolsInPlace() // the source table was restored before the engine
+	e.requeue()           // due.go: the restored episodes' end times
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
 }
 

@@ -32,12 +32,13 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Prefetch(x)
 	}
-	// A probe with a tool's fingerprint is promoted to an episode record (or continues
-	// one): the record table's index word, as random as the source table's. Under a flood
-	// of Mirai-fingerprinted sources the promotion's look-up was 9 % of the CPU. Only
-	// while probes often matched a tool lately (fpRecent): elsewhere the
-	// match here cost more than it saved.
-	if e.fpRecent.often() && h.SYNProbe() && toolMatches(h) != 0 {
+	// Without the source table (SetSources), a probe with a tool's fingerprint is promoted
+	// to an episode record (or continues one): the record table's index word, as random as
+	// the source table's. Under a flood of Mirai-fingerprinted sources the promotion's
+	// look-up was 9 % of the CPU. Only while probes often matched a tool lately (fpRecent):
+	// elsewhere the match here cost more than it saved. With the table, tool episodes stay
+	// in place (toolplace.go) and there is no record to look up.
+	if e.srcs == nil && e.fpRecent.often() && h.SYNProbe() && toolMatches(h) != 0 {
 		e.eps.Prefetch(hashEpisode(&h.Src))
 	}
 }

@@ -115,6 +115,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 	}
 	w.engine = detect.NewEngine(rc.det, id, p.sink.forWorker(), p.surge, &w.Det)
 	w.engine.SetDenseDsts(rc.prefixes)
+	w.engine.SetSources(detectSources{w.sources})
 	w.sources.SetEvict(w.evicted)
 	w.sources.SetVictimHint(w.engine.WarmEvicted)
 	// Nothing sweeps the source table by age: a source touched within the newest eighth
@@ -125,6 +126,19 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 }
 
 func hashAddr(a *packet.Addr) uint64 { return a.Hash(seedHLL) }
+
+// detectSources is the worker's source table as the detector engine reads it (its
+// detector states, by slot: detect.Sources).
+type detectSources struct {
+	t *aggregate.Table[packet.Addr, sourceEntry]
+}
+
+func (s detectSources) Slots() int { return s.t.Slots() }
+
+func (s detectSources) At(i int32) (*packet.Addr, *detect.SourceState) {
+	k, e := s.t.At(i)
+	return k, &e.det
+}
 
 // applyConfig picks up a reloaded configuration between batches.
 func (w *worker) applyConfig() {
@@ -313,7 +327,7 @@ func (w *worker) handleHashed(h *packet.Header, srcHash uint64, slot int, dense 
 		if w.shed {
 			w.shedCount++
 		} else {
-			w.engine.PacketAt(h, &e.det, dense)
+			w.engine.PacketIn(h, &e.det, dense, si)
 		}
 	}
 }

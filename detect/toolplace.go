@@ -1,0 +1,136 @@
+package detect
+
+import (
+	"math/bits"
+
+	"github.com/telescope-dev/telescope/packet"
+)
+
+// Tool episodes in place. Most tool episodes are Mirai bots: one to a few SYN probes each,
+// tens of thousands a day, a new one per packet in a flood. Moving each into the episode
+// table (a record of several hundred bytes, its index entry and its due entry, then the
+// deletion) cost more than everything else the flood's packets do. So, when the engine can
+// read the pipeline's source table (SetSources) and knows the packet's slot (PacketIn), a
+// tool episode stays in the source's SourceState.FP: a window with Labels set is an active
+// episode. It ends like a record's: after a window without a probe (fpDue, by slot), when
+// the source is evicted (Evicted), at Finish, or when the detector is turned off.
+//
+// A source table's slots keep their place (the table grows by chunks), so a slot names a
+// source until it is evicted or deleted; a due entry is checked against the slot's key and
+// Labels when it comes up, as the record entries are.
+//
+// Without SetSources (or with slot -1) tool episodes move into the episode table as before,
+// and records restored from an older checkpoint go on there until they end.
+
+// Sources is the pipeline's per-source table as the engine reads it: At(i) returns slot i's
+// key and state (a free slot's state is zero), for i < Slots().
+type Sources interface {
+	Slots() int
+	At(i int32) (*packet.Addr, *SourceState)
+}
+
+// SetSources gives the engine the source table whose SourceStates PacketIn receives (nil:
+// none). Call it before the first packet and before LoadState.
+func (e *Engine) SetSources(s Sources) {
+	e.srcs = s
+	e.requeueTools()
+}
+
+// toolRef names the slot of a source with a tool episode in place.
+type toolRef struct {
+	src  packet.Addr
+	slot int32
+}
+
+// inPlace reports whether a new tool episode of the current packet's source stays in place.
+func (e *Engine) inPlace() bool { return e.srcs != nil && e.slot >= 0 }
+
+// queueTool pushes the due entry of the tool episode that the window of src (in slot) just
+// became, whose last probe was at last.
+func (e *Engine) queueTool(src packet.Addr, slot int32, last int64) {
+	if e.toolDue.len() >= dueLimit(e.srcs.Slots()) {
+		e.requeueTools()
+	}
+	due := last + e.window
+	e.toolDue.push(due, toolRef{src, slot})
+	e.watchDue(due)
+}
+
+// placedTool returns the window of r's source while it holds an active tool episode, else
+// nil (the source was evicted or deleted, or its episode ended).
+func (e *Engine) placedTool(r *toolRef) *ToolWindow {
+	if e.srcs == nil || int(r.slot) >= e.srcs.Slots() {
+		return nil
+	}
+	k, st := e.srcs.At(r.slot)
+	if *k != r.src || st.FP.Labels == 0 {
+		return nil
+	}
+	return &st.FP
+}
+
+// requeueTools rebuilds the tool episodes' due entries from the source table: one per
+// episode in place, at its last probe + window (after a reload, a restore, or once the
+// entries of ended episodes pile up).
+func (e *Engine) requeueTools() {
+	e.toolDue.reset()
+	if e.srcs == nil {
+		return
+	}
+	h := e.toolDue.heap
+	for i := range int32(e.srcs.Slots()) {
+		if k, st := e.srcs.At(i); st.FP.Labels != 0 {
+			h = append(h, dueItem[toolRef]{st.FP.Last + e.window, toolRef{*k, i}})
+		}
+	}
+	h.heapify()
+	e.toolDue.heap = h
+	if d, ok := e.toolDue.top(); ok {
+		e.watchDue(d)
+	}
+}
+
+// endToolsDue ends the tool episodes in place quiet for longer than the window at now.
+func (e *Engine) endToolsDue(now int64) {
+	for {
+		d, ok := e.toolDue.top()
+		if !ok || d >= now {
+			return
+		}
+		r := e.toolDue.pop().ref
+		w := e.placedTool(&r)
+		if w == nil {
+			continue // ended already
+		}
+		if now-w.Last <= e.window {
+			e.toolDue.push(w.Last+e.window, r)
+			continue
+		}
+		e.endToolWindow(r.src, w)
+	}
+}
+
+// endToolsInPlace ends every tool episode in place (Finish, or the detector turned off).
+func (e *Engine) endToolsInPlace() {
+	if e.srcs == nil {
+		return
+	}
+	for i := range int32(e.srcs.Slots()) {
+		if k, st := e.srcs.At(i); st.FP.Labels != 0 {
+			e.endToolWindow(*k, &st.FP)
+		}
+	}
+	e.toolDue.reset()
+}
+
+// countToolsInPlace adds the restored tool episodes in place to the active gauge.
+func (e *Engine) countToolsInPlace() {
+	if e.srcs == nil {
+		return
+	}
+	for i := range int32(e.srcs.Slots()) {
+		if _, st := e.srcs.At(i); st.FP.Labels != 0 {
+			e.c.Active[detFingerprint].Add(int64(bits.OnesCount8(st.FP.Labels)))
+		}
+	}
+}
