@@ -68,7 +68,7 @@ func TestEpisodesEndOnTime(t *testing.T) {
 		if n := len(h.e.flowDue); n > dueLimit(h.e.flows.Cap()) {
 			t.Fatalf("flow heap holds %d entries for a table of %d", n, h.e.flows.Cap())
 		}
-		if n := h.e.toolDue.len(); n > dueLimit(h.srcs.Slots()) {
+		if n := h.e.toolDue.len(); n > toolDueLimit(h.srcs.Slots()) {
 			t.Fatalf("tool queue holds %d entries for a source table of %d slots", n, h.srcs.Slots())
 		}
 		if i%1000 == 999 { // quiet for longer than the window: everything ends

@@ -82,7 +82,7 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 		switch {
 		case rec == nil && e.inPlace():
 			if w.Labels == 0 { // the window becomes an episode where it is
-				e.queueTool(h.Src, e.slot, w.Last)
+				e.queueTool(e.slot, w.Last)
 			}
 		case rec == nil:
 			rec = e.promote(h.Src, st, epFP)

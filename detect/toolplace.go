@@ -15,9 +15,11 @@ import (
 // episode. It ends like a record's: after a window without a probe (fpDue, by slot), when
 // the source is evicted (Evicted), at Finish, or when the detector is turned off.
 //
-// A source table's slots keep their place (the table grows by chunks), so a slot names a
-// source until it is evicted or deleted; a due entry is checked against the slot's key and
-// Labels when it comes up, as the record entries are.
+// A source table's slots keep their place (the table grows by chunks). A due entry names
+// only a slot: when it comes up, the slot's episode, whichever source holds it now, ends if
+// it is due, or gets an entry at its real due time. Every episode in place pushed an entry
+// when it started, due no later than the episode, so none ends late; an entry whose episode
+// ended (eviction, a gap) finds the slot without one, or with a newer one not yet due.
 //
 // Without SetSources (or with slot -1) tool episodes move into the episode table as before,
 // and records restored from an older checkpoint go on there until they end.
@@ -36,37 +38,40 @@ func (e *Engine) SetSources(s Sources) {
 	e.requeueTools()
 }
 
-// toolRef names the slot of a source with a tool episode in place.
-type toolRef struct {
-	src  packet.Addr
-	slot int32
-}
+// toolRef names a source-table slot that held a tool episode in place.
+type toolRef int32
+
+// toolDueLimit is the tool queue length past which it is rebuilt from the source table
+// (slots: the table's slots): four entries of 16 bytes per slot, the memory the record
+// queue takes with two of 32. A flood of one-probe episodes pushes one entry per packet;
+// the rebuild reads every slot, once per three tables' worth of packets.
+func toolDueLimit(slots int) int { return 4*slots + 1024 }
 
 // inPlace reports whether a new tool episode of the current packet's source stays in place.
 func (e *Engine) inPlace() bool { return e.srcs != nil && e.slot >= 0 }
 
 // queueTool pushes the due entry of the tool episode that the window of src (in slot) just
 // became, whose last probe was at last.
-func (e *Engine) queueTool(src packet.Addr, slot int32, last int64) {
-	if e.toolDue.len() >= dueLimit(e.srcs.Slots()) {
+func (e *Engine) queueTool(slot int32, last int64) {
+	if e.toolDue.len() >= toolDueLimit(e.srcs.Slots()) {
 		e.requeueTools()
 	}
 	due := last + e.window
-	e.toolDue.push(due, toolRef{src, slot})
+	e.toolDue.push(due, toolRef(slot))
 	e.watchDue(due)
 }
 
-// placedTool returns the window of r's source while it holds an active tool episode, else
-// nil (the source was evicted or deleted, or its episode ended).
-func (e *Engine) placedTool(r *toolRef) *ToolWindow {
-	if e.srcs == nil || int(r.slot) >= e.srcs.Slots() {
-		return nil
+// placedTool returns the source in slot r and its tool window while that holds an active
+// episode, else nil.
+func (e *Engine) placedTool(r toolRef) (*packet.Addr, *ToolWindow) {
+	if e.srcs == nil || int(r) >= e.srcs.Slots() {
+		return nil, nil
 	}
-	k, st := e.srcs.At(r.slot)
-	if *k != r.src || st.FP.Labels == 0 {
-		return nil
+	k, st := e.srcs.At(int32(r))
+	if st.FP.Labels == 0 {
+		return nil, nil
 	}
-	return &st.FP
+	return k, &st.FP
 }
 
 // requeueTools rebuilds the tool episodes' due entries from the source table: one per
@@ -79,8 +84,8 @@ func (e *Engine) requeueTools() {
 	}
 	h := e.toolDue.heap
 	for i := range int32(e.srcs.Slots()) {
-		if k, st := e.srcs.At(i); st.FP.Labels != 0 {
-			h = append(h, dueItem[toolRef]{st.FP.Last + e.window, toolRef{*k, i}})
+		if _, st := e.srcs.At(i); st.FP.Labels != 0 {
+			h = append(h, dueItem[toolRef]{st.FP.Last + e.window, toolRef(i)})
 		}
 	}
 	h.heapify()
@@ -98,7 +103,7 @@ func (e *Engine) endToolsDue(now int64) {
 			return
 		}
 		r := e.toolDue.pop().ref
-		w := e.placedTool(&r)
+		src, w := e.placedTool(r)
 		if w == nil {
 			continue // ended already
 		}
@@ -106,7 +111,7 @@ func (e *Engine) endToolsDue(now int64) {
 			e.toolDue.push(w.Last+e.window, r)
 			continue
 		}
-		e.endToolWindow(r.src, w)
+		e.endToolWindow(*src, w)
 	}
 }
 

@@ -198,7 +198,7 @@ func TestToolDueBoundedUnderFlood(t *testing.T) {
 		h.feed(p)
 		most = max(most, h.e.toolDue.len())
 	}
-	if lim := dueLimit(h.srcs.Slots()); most > lim {
+	if lim := toolDueLimit(h.srcs.Slots()); most > lim {
 		t.Fatalf("the tool queue reached %d entries, more than %d for %d slots", most, lim, h.srcs.Slots())
 	}
 	h.finish(t0 + n*1000)
