@@ -135,19 +135,12 @@ func TestToolEpisodesInPlaceMatchRecords(t *testing.T) {
 			t.Fatalf("%d slots: only %d events with records: the workload lost its episodes", slots, len(want))
 		}
 		if !slices.Equal(got, want) {
-			for i := range max(len(got), len(want)) {
-				var g, w string
-				if i < len(got) {
-					g = got[i]
-				}
-				if i < len(want) {
-					w = want[i]
-				}
-				if g != w {
-					t.Fatalf("%d slots: %d events in place, %d with records; first difference at %d:\n in place %s\n records  %s",
-						slots, len(got), len(want), i, g, w)
-				}
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
 			}
+			t.Fatalf("%d slots: %d events in place, %d with records, the same up to the %dth; from there:\n in place %q\n records  %q",
+				slots, len(got), len(want), i, got[i:min(i+1, len(got))], want[i:min(i+1, len(want))])
 		}
 		if a := h.c.Active[detFingerprint].Load(); a != 0 {
 			t.Fatalf("%d slots: %d tool episodes active after Finish", slots, a)

@@ -63,6 +63,19 @@ func restartTraffic(base time.Time, from, to int) []pcaptest.Packet {
 	return ps
 }
 
+// keptPipeline returns a 2-worker pipeline whose replays keep their state (no Finish: a
+// daemon killed or checkpointed mid-episode) and the recorder of its events.
+func keptPipeline(t *testing.T, cfg *configs.Config) (*Pipeline, *recorder) {
+	t.Helper()
+	rec := &recorder{next: NewEpisodes()}
+	p, err := New(Options{Config: cfg, Workers: 2, Sink: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetKeepState(true)
+	return p, rec
+}
+
 func writeTraffic(t *testing.T, path string, ps []pcaptest.Packet) string {
 	t.Helper()
 	if err := pcaptest.WriteFile(path, ps); err != nil {
@@ -99,12 +112,7 @@ func TestRestartContinuesEpisodes(t *testing.T) {
 		t.Run(kill, func(t *testing.T) {
 			dir := t.TempDir()
 			state := filepath.Join(dir, "state")
-			before := &recorder{next: NewEpisodes()}
-			p1, err := New(Options{Config: cfg, Workers: 2, Sink: before})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p1.SetKeepState(true)
+			p1, before := keptPipeline(t, cfg)
 			// Up to 75 s. SIGKILL: the last checkpoint was at 72 s; what came after is lost.
 			ckAt := 75
 			if kill == "SIGKILL" {

@@ -48,12 +48,7 @@ func TestToolEpisodesInPlaceSurviveRestart(t *testing.T) {
 	base := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	before := &recorder{next: NewEpisodes()}
-	p1, err := New(Options{Config: cfg, Workers: 2, Sink: before})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p1.SetKeepState(true)
+	p1, before := keptPipeline(t, cfg)
 	p1.Replay(context.Background(), ReplayOptions{Files: []string{writeTraffic(t, filepath.Join(dir, "a.pcap"), miraiBots(base, 200))}})
 	if got := phases(before.events)["fingerprint"]; got != [2]int{200, 0} {
 		t.Fatalf("before the checkpoint: fingerprint %v, want 200 started and none ended", got)
@@ -70,12 +65,7 @@ func TestToolEpisodesInPlaceSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	after := &recorder{next: NewEpisodes()}
-	p2, err := New(Options{Config: cfg, Workers: 2, Sink: after})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2.SetKeepState(true) // no Finish: the episodes can only end by time
+	p2, after := keptPipeline(t, cfg) // no Finish: the episodes can only end by time
 	if _, err := p2.RestoreState(state, RestoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
