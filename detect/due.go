@@ -293,7 +293,8 @@ func (e *Engine) watchDue(due int64) {
 // endDue ends the episodes quiet for longer than the window at now and sets e.due to the
 // earliest time another one can end. The episodes due at once end in the order a walk
 // over the tables gave before the heaps existed (and a checkpoint keeps): records most
-// recently promoted first, then flows in the order their episodes started.
+// recently promoted first, then the tool episodes in place (toolplace.go) in due order,
+// then flows in the order their episodes started.
 func (e *Engine) endDue(now int64) {
 	srcs := e.dueSrcs[:0]
 	for {

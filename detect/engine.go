@@ -26,8 +26,8 @@ type Engine struct {
 	clockSet  bool          // now holds a time
 	nextSweep int64         // packet time of the next expiry sweep of idle flows and victims
 	// due is the earliest time an active scanner, telnet, tool or udp_then_syn episode can
-	// end (the earliest entry of srcDue and flowDue; activity only moves an episode's end
-	// later). Advance looks at the heaps only once due has passed (due.go).
+	// end (the earliest entry of srcDue, toolDue and flowDue; activity only moves an
+	// episode's end later). Advance looks at the queues only once due has passed (due.go).
 	due      int64
 	srcDue   dueQueue[srcRef]    // records of eps (sources with an active episode)
 	toolDue  dueQueue[toolRef]   // tool episodes in place (toolplace.go)
@@ -60,7 +60,8 @@ type Engine struct {
 	srcs Sources
 	slot int32
 
-	// eps holds the sources with an active scanner, telnet sweep or tool episode.
+	// eps holds the sources with an active scanner or telnet sweep episode, and tool
+	// episodes when they cannot stay in place (no srcs, or restored from an older version).
 	eps  *aggregate.Table[packet.Addr, episode]
 	keys []packet.Addr // scratch for sweeps
 	// rec is the record of the current packet's source in eps while recOK (see record).
