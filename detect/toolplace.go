@@ -12,7 +12,7 @@ import (
 // deletion) cost more than everything else the flood's packets do. So, when the engine can
 // read the pipeline's source table (SetSources) and knows the packet's slot (PacketIn), a
 // tool episode stays in the source's SourceState.FP: a window with Labels set is an active
-// episode. It ends like a record's: after a window without a probe (fpDue, by slot), when
+// episode. It ends like a record's: after a window without a probe (toolDue, by slot), when
 // the source is evicted (Evicted), at Finish, or when the detector is turned off.
 //
 // A source table's slots keep their place (the table grows by chunks). A due entry names
@@ -50,8 +50,9 @@ func toolDueLimit(slots int) int { return 4*slots + 1024 }
 // inPlace reports whether a new tool episode of the current packet's source stays in place.
 func (e *Engine) inPlace() bool { return e.srcs != nil && e.slot >= 0 }
 
-// queueTool pushes the due entry of the tool episode that the window of src (in slot) just
-// became, whose last probe was at last.
+// queueTool pushes the due entry of the tool episode that the window in slot `slot` is
+// about to become (its labels are not set yet: a rebuild here leaves it out), whose last
+// probe was at last.
 func (e *Engine) queueTool(slot int32, last int64) {
 	if e.toolDue.len() >= toolDueLimit(e.srcs.Slots()) {
 		e.requeueTools()
