@@ -75,20 +75,28 @@ func (e *Engine) placedTool(r toolRef) (*packet.Addr, *ToolWindow) {
 	return k, &st.FP
 }
 
+// eachToolInPlace calls fn for every slot of the source table holding a tool episode in
+// place, in slot order (none without the table).
+func (e *Engine) eachToolInPlace(fn func(slot int32, src *packet.Addr, w *ToolWindow)) {
+	if e.srcs == nil {
+		return
+	}
+	for i := range int32(e.srcs.Slots()) {
+		if k, st := e.srcs.At(i); st.FP.Labels != 0 {
+			fn(i, k, &st.FP)
+		}
+	}
+}
+
 // requeueTools rebuilds the tool episodes' due entries from the source table: one per
 // episode in place, at its last probe + window (after a reload, a restore, or once the
 // entries of ended episodes pile up).
 func (e *Engine) requeueTools() {
 	e.toolDue.reset()
-	if e.srcs == nil {
-		return
-	}
 	h := e.toolDue.heap
-	for i := range int32(e.srcs.Slots()) {
-		if _, st := e.srcs.At(i); st.FP.Labels != 0 {
-			h = append(h, dueItem[toolRef]{st.FP.Last + e.window, toolRef(i)})
-		}
-	}
+	e.eachToolInPlace(func(slot int32, _ *packet.Addr, w *ToolWindow) {
+		h = append(h, dueItem[toolRef]{w.Last + e.window, toolRef(slot)})
+	})
 	h.heapify()
 	e.toolDue.heap = h
 	if d, ok := e.toolDue.top(); ok {
@@ -118,25 +126,13 @@ func (e *Engine) endToolsDue(now int64) {
 
 // endToolsInPlace ends every tool episode in place (Finish, or the detector turned off).
 func (e *Engine) endToolsInPlace() {
-	if e.srcs == nil {
-		return
-	}
-	for i := range int32(e.srcs.Slots()) {
-		if k, st := e.srcs.At(i); st.FP.Labels != 0 {
-			e.endToolWindow(*k, &st.FP)
-		}
-	}
+	e.eachToolInPlace(func(_ int32, src *packet.Addr, w *ToolWindow) { e.endToolWindow(*src, w) })
 	e.toolDue.reset()
 }
 
 // countToolsInPlace adds the restored tool episodes in place to the active gauge.
 func (e *Engine) countToolsInPlace() {
-	if e.srcs == nil {
-		return
-	}
-	for i := range int32(e.srcs.Slots()) {
-		if _, st := e.srcs.At(i); st.FP.Labels != 0 {
-			e.c.Active[detFingerprint].Add(int64(bits.OnesCount8(st.FP.Labels)))
-		}
-	}
+	e.eachToolInPlace(func(_ int32, _ *packet.Addr, w *ToolWindow) {
+		e.c.Active[detFingerprint].Add(int64(bits.OnesCount8(w.Labels)))
+	})
 }
