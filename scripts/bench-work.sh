@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# The work per packet, counted rather than timed: valgrind's cachegrind runs telescope replay
+# on three sample files and counts the instructions it executes and the misses of a
+# simulated cache (32 KiB L1 data cache, 1 MiB last level: the AMD EPYC core the other
+# benchmarks ran on). The counts do not depend on the machine's load, so a change of a few
+# percent shows, where bench.sh's times on a shared virtual machine vary by 10-25 % between
+# identical runs. They are a model, not a measure of time: cachegrind does not model
+# prefetches, the reorder buffer or two cores sharing a cache (it runs the threads one at a
+# time), so the cycle estimate below ranks changes, and bench.sh says what they are worth.
+#
+# Files (generated from fixed seeds, the shapes of bench.sh's at a tenth of the size):
+#   syn    300 000 SYNs from few sources to a /16 (mkpcap -n)
+#   day    the generated telescope day at scale 2 (mkpcap -day 2: ~340 000 packets)
+#   burst  300 000 SYNs from fresh random sources to random ports of a /24 over 0.3 s, with
+#          max_sources 100 000, so that (as in bench.sh's burst) most sources are evicted
+# Configs: every detector off (counters only), all but hotspot, all (the defaults); 2 workers.
+# And tcpdump -r FILE -w /dev/null, counted the same way; cachegrind sees user space only, so
+# tcpdump's reads (the kernel copying the file into one buffer) cost it nothing here, while
+# telescope's loads of the mapped file count as misses: the ratio to tcpdump printed here is
+# higher than the ratio of times.
+#
+# For each file and config: instructions (Ir), L1 data misses (D1) and last-level misses
+# (LL) per packet, less those of the same run on the file's first packet alone (startup and
+# the end of the run: 2 % of the day's detectors-on counts), and an estimated cycles per
+# packet, Ir + 10 D1 + 100 LL (KCachegrind's estimate). Then, from the
+# estimates, the share of the counters-only packet rate that all detectors keep and the share
+# of it that the hotspot takes (issue 9's measure, as bench.sh computes it from times).
+#
+# Usage: scripts/bench-work.sh [--top N]   (--top: the N functions with the most estimated
+# cycles in each detectors-on run, from cg_annotate; default 0)
+# Environment: TELESCOPE=BINARY counts that binary instead of building the tree; WORK_PACKETS
+# changes the SYN and burst sizes. Needs valgrind (apt-get install valgrind). A minute or two
+# on 2 cores (two cachegrind runs at a time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+top=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--top)
+		[ $# -ge 2 ] || { echo "usage: $0 [--top N]" >&2; exit 2; }
+		top=$2
+		shift 2
+		;;
+	*) echo "usage: $0 [--top N]" >&2; exit 2 ;;
+	esac
+done
+for tool in valgrind cg_annotate tcpdump; do
+	command -v $tool >/dev/null || { echo "bench-work: $tool is missing (apt-get install valgrind tcpdump)"; exit 1; }
+done
+n=${WORK_PACKETS:-300000}
+dir=bench/work
+mkdir -p "$dir"
+if [ -n "${TELESCOPE:-}" ]; then
+	cp "$TELESCOPE" "$dir/telescope"
+else
+	echo "== building"
+	CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
+fi
+syn="$dir/syn-$n.pcap"
+day="$dir/day-2.pcap"
+burst="$dir/burst-$n.pcap"
+[ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
+[ -s "$day" ] || go run ./internal/cmd/mkpcap -day 2 -seed 1 -o "$day"
+[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$n" -span "$((n / 1000))ms" -o "$burst"
+for f in syn day burst; do # each file's first packet: the fixed cost of a run
+	pcap=$dir/$f
+	[ -s "$pcap-1.pcap" ] || tcpdump -r "${!f}" -c 1 -w "$pcap-1.pcap" 2>/dev/null
+done
+
+# config NAME DARK DETECT [EXTRA]: writes $dir/NAME.yaml (DETECT: on, nohot, off).
+config() {
+	{
+		echo "dark_prefixes: [$2]"
+		echo "capture: {workers: 2}"
+		[ -z "${4:-}" ] || echo "$4"
+		case $3 in
+		nohot) printf 'detect:\n  hotspot: {enabled: false}\n' ;;
+		off)
+			printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
+			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
+			printf '  hotspot: {enabled: false}\n'
+			;;
+		esac
+	} >"$dir/$1.yaml"
+}
+for d in on nohot off; do
+	config "syn-$d" 203.0.0.0/16 $d
+	config "day-$d" "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" $d
+	config "burst-$d" 203.0.113.0/24 $d "limits: {max_sources: 100000}"
+done
+
+# count NAME CONF PCAP: one cachegrind run (CONF "tcpdump": tcpdump -r PCAP -w /dev/null);
+# its summary goes to $dir/NAME.cg.err.
+count() {
+	local cmd=("$dir/telescope" replay --config "$2" "$3")
+	[ "$2" != tcpdump ] || cmd=(tcpdump -Z root -r "$3" -w /dev/null)
+	valgrind --tool=cachegrind --cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64 \
+		--cachegrind-out-file="$dir/$1.cg" "${cmd[@]}" >/dev/null 2>"$dir/$1.cg.err" || {
+		echo "bench-work: $1 failed"
+		tail -3 "$dir/$1.cg.err"
+		exit 1
+	}
+}
+# total NAME FIELD: a count from a run's summary (I refs, D1 misses, LL misses), less the
+# one-packet run's, no commas.
+total() {
+	local a b
+	a=$(grep -E "== $2:" "$dir/$1.cg.err" | head -1 | awk '{print $4}' | tr -d ,)
+	b=$(grep -E "== $2:" "$dir/$1-1.cg.err" | head -1 | awk '{print $4}' | tr -d ,)
+	echo $((a - b))
+}
+
+for f in syn day burst; do
+	pcap=${!f}
+	for d in on nohot off tcpdump; do
+		for one in "" -1; do
+			if [ -z "$one" ]; then in=$pcap; else in=$dir/$f-1.pcap; fi
+			conf=$dir/$f-$d.yaml
+			[ $d != tcpdump ] || conf=tcpdump
+			count "$f-$d$one" "$conf" "$in" &
+			# two at a time: cachegrind runs a process's threads one at a time
+			if [ "$(jobs -rp | wc -l)" -ge 2 ]; then wait -n; fi
+		done
+	done
+done
+wait
+
+for f in syn day burst; do
+	pcap=${!f}
+	pkts=$("$dir/telescope" replay --config "$dir/$f-off.yaml" --report "$dir/report-$f.json" "$pcap" 2>/dev/null &&
+		grep -o '"frames": *[0-9]*' "$dir/report-$f.json" | grep -o '[0-9]*$')
+	echo
+	echo "== $pcap: $pkts packets (per packet: instructions, simulated L1 data and last-level misses)"
+	printf '%-28s %9s %8s %8s %12s\n' run Ir D1 LL "est. cycles"
+	declare -A est=()
+	for d in tcpdump off nohot on; do
+		ir=$(total "$f-$d" "I *refs") d1=$(total "$f-$d" "D1 *misses") ll=$(total "$f-$d" "LL misses")
+		est[$d]=$(awk -v i="$ir" -v a="$d1" -v b="$ll" -v p="$((pkts - 1))" 'BEGIN{printf "%.1f", (i+10*a+100*b)/p}')
+		case $d in
+		tcpdump) label="tcpdump -r -w /dev/null" ;;
+		off) label="counters only" ;;
+		nohot) label="all detectors but hotspot" ;;
+		on) label="all detectors (defaults)" ;;
+		esac
+		awk -v l="$label" -v i="$ir" -v a="$d1" -v b="$ll" -v p="$((pkts - 1))" -v e="${est[$d]}" \
+			'BEGIN{printf "%-28s %9.0f %8.2f %8.2f %12.0f\n", l, i/p, a/p, b/p, e}'
+	done
+	awk -v off="${est[off]}" -v nohot="${est[nohot]}" -v on="${est[on]}" -v td="${est[tcpdump]}" 'BEGIN{
+		printf "detectors on take %.2fx the cycles of tcpdump, counters only %.2fx\n", on/td, off/td
+		printf "detectors on keep %.0f%% of the counters-only packets per cycle\n", 100*off/on
+		printf "hotspot costs %.0f%% of the counters-only packets per cycle\n", 100*(off/nohot - off/on)
+	}'
+	if [ "$top" -gt 0 ]; then
+		echo "-- top functions of the detectors-on run (estimated cycles, whole run)"
+		cg_annotate --show=Ir,D1mr,DLmr,D1mw,DLmw --show-percs=no --auto=no "$dir/$f-on.cg" 2>/dev/null |
+			awk '/file:function/{f=1; next} f && NF>=6 && $1 ~ /^[0-9,]+$/' |
+			awk '{c=0; for(i=1;i<=5;i++){v=$i; gsub(",","",v); c+=(i==1?1:(i%2==0?10:100))*v}
+				fn=$6; for(i=7;i<=NF;i++) fn=fn" "$i
+				sub(/^[^:]*:/,"",fn); gsub(/go\.shape\.struct \{[^]]*\}\]/,"…]",fn); sub(/^github.com\/telescope-dev\/telescope\//,"",fn)
+				sum[fn]+=c} END{for(f in sum) printf "%14.0f  %s\n", sum[f], f}' |
+			sort -rn | head -"$top"
+	fi
+done
