@@ -6,7 +6,8 @@
 # percent shows, where bench.sh's times on a shared virtual machine vary by 10-25 % between
 # identical runs. They are a model, not a measure of time: cachegrind does not model
 # prefetches, the reorder buffer or two cores sharing a cache (it runs the threads one at a
-# time), so the cycle estimate below ranks changes, and bench.sh says what they are worth.
+# time; it charges a sequential copy a miss per line, which a CPU's prefetcher mostly hides),
+# so the cycle estimate below ranks changes, and bench.sh says what they are worth.
 #
 # Files (generated from fixed seeds, the shapes of bench.sh's at a tenth of the size):
 #   syn    300 000 SYNs from few sources to a /16 (mkpcap -n)
