@@ -52,44 +52,16 @@ done
 n=${WORK_PACKETS:-300000}
 dir=bench/work
 mkdir -p "$dir"
-if [ -n "${TELESCOPE:-}" ]; then
-	cp "$TELESCOPE" "$dir/telescope"
-else
-	echo "== building"
-	CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
-fi
-syn="$dir/syn-$n.pcap"
-day="$dir/day-2.pcap"
-burst="$dir/burst-$n.pcap"
-[ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
-[ -s "$day" ] || go run ./internal/cmd/mkpcap -day 2 -seed 1 -o "$day"
-[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$n" -span "$((n / 1000))ms" -o "$burst"
+# shellcheck source=scripts/bench-files.sh
+. scripts/bench-files.sh
+bench_binary "$dir"
+bench_pcaps "$dir" "$n" 2 "$n"
 for f in syn day burst; do # each file's first packet: the fixed cost of a run
 	pcap=$dir/$f
 	[ -s "$pcap-1.pcap" ] || tcpdump -r "${!f}" -c 1 -w "$pcap-1.pcap" 2>/dev/null
 done
 
-# config NAME DARK DETECT [EXTRA]: writes $dir/NAME.yaml (DETECT: on, nohot, off).
-config() {
-	{
-		echo "dark_prefixes: [$2]"
-		echo "capture: {workers: 2}"
-		[ -z "${4:-}" ] || echo "$4"
-		case $3 in
-		nohot) printf 'detect:\n  hotspot: {enabled: false}\n' ;;
-		off)
-			printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
-			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
-			printf '  hotspot: {enabled: false}\n'
-			;;
-		esac
-	} >"$dir/$1.yaml"
-}
-for d in on nohot off; do
-	config "syn-$d" 203.0.0.0/16 $d
-	config "day-$d" "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" $d
-	config "burst-$d" 203.0.113.0/24 $d "limits: {max_sources: 100000}"
-done
+bench_configs "$dir" "capture: {workers: 2}" "burst: limits: {max_sources: 100000}"
 
 # count NAME CONF PCAP: one cachegrind run (CONF "tcpdump": tcpdump -r PCAP -w /dev/null);
 # its summary goes to $dir/NAME.cg.err.

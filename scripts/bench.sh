@@ -49,44 +49,11 @@ for tool in "${need[@]}"; do
 	command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install $tool)"; exit 1; }
 done
 
-if [ -n "${TELESCOPE:-}" ]; then # a prebuilt binary (e.g. to compare two versions)
-	cp "$TELESCOPE" "$dir/telescope"
-else
-	echo "== building"
-	CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
-fi
-syn="$dir/syn-$n.pcap"
-day="$dir/day-$scale.pcap"
-[ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$n" -o "$syn"
-[ -s "$day" ] || go run ./internal/cmd/mkpcap -day "$scale" -seed 1 -o "$day"
-burst="$dir/burst-$nburst.pcap"
-[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$nburst" -span "$((nburst / 1000))ms" -o "$burst"
-
-# config NAME DARK DETECT (on, nohot: all but hotspot, off): writes $dir/NAME.yaml.
-config() {
-	{
-		echo "dark_prefixes: [$2]"
-		if [ "$3" = nohot ]; then
-			printf 'detect:\n  hotspot: {enabled: false}\n'
-		fi
-		if [ "$3" = off ]; then
-			printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
-			printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
-			printf '  hotspot: {enabled: false}\n'
-		fi
-	} >"$dir/$1.yaml"
-}
-# mkpcap's SYN file sends to 203.0.0.0/16; the day to two /24s and an IPv6 /48; the burst
-# to 203.0.113.0/24.
-config syn-on 203.0.0.0/16 on
-config syn-nohot 203.0.0.0/16 nohot
-config syn-off 203.0.0.0/16 off
-config day-on "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" on
-config day-nohot "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" nohot
-config day-off "203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" off
-config burst-on 203.0.113.0/24 on
-config burst-nohot 203.0.113.0/24 nohot
-config burst-off 203.0.113.0/24 off
+# shellcheck source=scripts/bench-files.sh
+. scripts/bench-files.sh
+bench_binary "$dir"
+bench_pcaps "$dir" "$n" "$scale" "$nburst"
+bench_configs "$dir"
 
 # timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
 # seconds, max RSS (KiB), CPU seconds (user + system, all threads) and user seconds.

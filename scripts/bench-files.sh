@@ -1,0 +1,63 @@
+# shellcheck shell=bash
+# Sourced by bench.sh and bench-work.sh: the binary they run, the files they generate and
+# the configs they run them with, written the same way for both.
+
+# bench_binary DIR: DIR/telescope is $TELESCOPE (a prebuilt binary, e.g. to compare two
+# versions) or a build of the tree.
+bench_binary() {
+	if [ -n "${TELESCOPE:-}" ]; then
+		cp "$TELESCOPE" "$1/telescope"
+	else
+		echo "== building"
+		CGO_ENABLED=0 go build -o "$1/telescope" ./cmd/telescope
+	fi
+}
+
+# bench_pcaps DIR SYN_PACKETS DAY_SCALE BURST_PACKETS: sets syn, day and burst to the three
+# files in DIR, generating those missing from fixed seeds (mkpcap): SYN_PACKETS SYNs from few
+# sources to 203.0.0.0/16; the generated telescope day at DAY_SCALE (two /24s and an IPv6
+# /48); BURST_PACKETS SYNs to random ports of 203.0.113.0/24, each from a fresh random source,
+# at 1 M packets/s of packet time.
+bench_pcaps() {
+	syn="$1/syn-$2.pcap"
+	day="$1/day-$3.pcap"
+	burst="$1/burst-$4.pcap"
+	[ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$2" -o "$syn"
+	[ -s "$day" ] || go run ./internal/cmd/mkpcap -day "$3" -seed 1 -o "$day"
+	[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$4" -span "$(($4 / 1000))ms" -o "$burst"
+}
+
+# bench_configs DIR [LINE...]: writes DIR/KIND-DETECT.yaml for each file kind (syn, day,
+# burst) and DETECT: on (every detector, the defaults), nohot (all but hotspot), off
+# (counters only). Each LINE is added to every config; a LINE "KIND: TEXT" only to KIND's.
+bench_configs() {
+	local dir=$1 kind d dark line
+	shift
+	for kind in syn day burst; do
+		case $kind in
+		syn) dark="203.0.0.0/16" ;;
+		day) dark="203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" ;;
+		burst) dark="203.0.113.0/24" ;;
+		esac
+		for d in on nohot off; do
+			{
+				echo "dark_prefixes: [$dark]"
+				for line in "$@"; do
+					case $line in
+					"$kind: "*) echo "${line#"$kind: "}" ;;
+					syn:* | day:* | burst:*) ;;
+					*) echo "$line" ;;
+					esac
+				done
+				case $d in
+				nohot) printf 'detect:\n  hotspot: {enabled: false}\n' ;;
+				off)
+					printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
+					printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
+					printf '  hotspot: {enabled: false}\n'
+					;;
+				esac
+			} >"$dir/$kind-$d.yaml"
+		done
+	done
+}
