@@ -27,25 +27,39 @@
 # estimates, the share of the counters-only packet rate that all detectors keep and the share
 # of it that the hotspot takes (issue 9's measure, as bench.sh computes it from times).
 #
-# Usage: scripts/bench-work.sh [--top N]   (--top: the N functions with the most estimated
-# cycles in each detectors-on run, from cg_annotate; default 0)
+# Usage: scripts/bench-work.sh [--top N] [--each] [--base BINARY]
+#   --top N        the N functions with the most estimated cycles in each detectors-on run
+#                  (cg_annotate; inlined parts summed under their function)
+#   --each         also each detector's share: all detectors less all but that one (a run per
+#                  detector and file; shares move by about 100 cycles per packet between runs)
+#   --base BINARY  also counts BINARY (e.g. a build of the commit before a change) on the same
+#                  runs and prints its estimate and the change beside each row
 # Environment: TELESCOPE=BINARY counts that binary instead of building the tree; WORK_PACKETS
 # changes the SYN and burst sizes. Needs valgrind (apt-get install valgrind). A minute or two
 # on 2 cores (two cachegrind runs at a time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
-top=0
+usage() { echo "usage: $0 [--top N] [--each] [--base BINARY]" >&2; exit 2; }
+top=0 each=0 base=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--top)
-		[ $# -ge 2 ] || { echo "usage: $0 [--top N]" >&2; exit 2; }
+		[ $# -ge 2 ] || usage
 		top=$2
 		shift 2
 		;;
-	*) echo "usage: $0 [--top N]" >&2; exit 2 ;;
+	--each) each=1 && shift ;;
+	--base)
+		[ $# -ge 2 ] || usage
+		base=$2
+		[ -x "$base" ] || { echo "bench-work: --base $base is not an executable file" >&2; exit 2; }
+		shift 2
+		;;
+	*) usage ;;
 	esac
 done
+detectors=(scanner telnet udp_then_syn backscatter fingerprint hotspot)
 for tool in valgrind cg_annotate tcpdump; do
 	command -v $tool >/dev/null || { echo "bench-work: $tool is missing (apt-get install valgrind tcpdump)"; exit 1; }
 done
@@ -62,11 +76,17 @@ for f in syn day burst; do # each file's first packet: the fixed cost of a run
 done
 
 bench_configs "$dir" "capture: {workers: 2}" "burst: limits: {max_sources: 100000}"
+[ -z "$base" ] || cp "$base" "$dir/telescope-base"
+for f in syn day burst; do # KIND-no-DETECTOR.yaml: all detectors but one (--each)
+	for x in "${detectors[@]}"; do
+		{ cat "$dir/$f-on.yaml"; printf 'detect:\n  %s: {enabled: false}\n' "$x"; } >"$dir/$f-no-$x.yaml"
+	done
+done
 
-# count NAME CONF PCAP: one cachegrind run (CONF "tcpdump": tcpdump -r PCAP -w /dev/null);
-# its summary goes to $dir/NAME.cg.err.
+# count NAME CONF PCAP [BINARY]: one cachegrind run (CONF "tcpdump": tcpdump -r PCAP -w
+# /dev/null); its summary goes to $dir/NAME.cg.err.
 count() {
-	local cmd=("$dir/telescope" replay --config "$2" "$3")
+	local cmd=("${4:-$dir/telescope}" replay --config "$2" "$3")
 	[ "$2" != tcpdump ] || cmd=(tcpdump -Z root -r "$3" -w /dev/null)
 	valgrind --tool=cachegrind --cache-sim=yes --D1=32768,8,64 --LL=1048576,16,64 \
 		--cachegrind-out-file="$dir/$1.cg" "${cmd[@]}" >/dev/null 2>"$dir/$1.cg.err" || {
@@ -84,20 +104,31 @@ total() {
 	echo $((a - b))
 }
 
+# The runs: NAME (a config of $dir, or tcpdump) for each file, on the file and on its first
+# packet; with --base, the configs again with the base binary (names base-...).
+runs=(on nohot off tcpdump)
+[ $each = 0 ] || for x in "${detectors[@]}"; do [ "$x" = hotspot ] || runs+=("no-$x"); done
 for f in syn day burst; do
 	pcap=${!f}
-	for d in on nohot off tcpdump; do
+	for d in "${runs[@]}" ${base:+base-on base-nohot base-off}; do
 		for one in "" -1; do
 			if [ -z "$one" ]; then in=$pcap; else in=$dir/$f-1.pcap; fi
-			conf=$dir/$f-$d.yaml
-			[ $d != tcpdump ] || conf=tcpdump
-			count "$f-$d$one" "$conf" "$in" &
+			conf=$dir/$f-${d#base-}.yaml bin=$dir/telescope
+			[ "$d" != tcpdump ] || conf=tcpdump
+			[ "${d#base-}" = "$d" ] || bin=$dir/telescope-base
+			count "$f-$d$one" "$conf" "$in" "$bin" &
 			# two at a time: cachegrind runs a process's threads one at a time
 			if [ "$(jobs -rp | wc -l)" -ge 2 ]; then wait -n; fi
 		done
 	done
 done
 wait
+# estimate NAME PACKETS: estimated cycles per packet of run NAME.
+estimate() {
+	local ir d1 ll
+	ir=$(total "$1" "I *refs") d1=$(total "$1" "D1 *misses") ll=$(total "$1" "LL misses")
+	awk -v i="$ir" -v a="$d1" -v b="$ll" -v p="$2" 'BEGIN{printf "%.1f", (i+10*a+100*b)/p}'
+}
 
 for f in syn day burst; do
 	pcap=${!f}
@@ -105,11 +136,12 @@ for f in syn day burst; do
 		grep -o '"frames": *[0-9]*' "$dir/report-$f.json" | grep -o '[0-9]*$')
 	echo
 	echo "== $pcap: $pkts packets (per packet: instructions, simulated L1 data and last-level misses)"
-	printf '%-28s %9s %8s %8s %12s\n' run Ir D1 LL "est. cycles"
-	declare -A est=()
+	printf '%-28s %9s %8s %8s %12s' run Ir D1 LL "est. cycles"
+	[ -z "$base" ] && echo || printf ' %12s %8s\n' "base" change
+	declare -A est=() best=()
 	for d in tcpdump off nohot on; do
 		ir=$(total "$f-$d" "I *refs") d1=$(total "$f-$d" "D1 *misses") ll=$(total "$f-$d" "LL misses")
-		est[$d]=$(awk -v i="$ir" -v a="$d1" -v b="$ll" -v p="$((pkts - 1))" 'BEGIN{printf "%.1f", (i+10*a+100*b)/p}')
+		est[$d]=$(estimate "$f-$d" $((pkts - 1)))
 		case $d in
 		tcpdump) label="tcpdump -r -w /dev/null" ;;
 		off) label="counters only" ;;
@@ -117,13 +149,30 @@ for f in syn day burst; do
 		on) label="all detectors (defaults)" ;;
 		esac
 		awk -v l="$label" -v i="$ir" -v a="$d1" -v b="$ll" -v p="$((pkts - 1))" -v e="${est[$d]}" \
-			'BEGIN{printf "%-28s %9.0f %8.2f %8.2f %12.0f\n", l, i/p, a/p, b/p, e}'
+			'BEGIN{printf "%-28s %9.0f %8.2f %8.2f %12.0f", l, i/p, a/p, b/p, e}'
+		if [ -n "$base" ] && [ $d != tcpdump ]; then
+			best[$d]=$(estimate "$f-base-$d" $((pkts - 1)))
+			awk -v e="${est[$d]}" -v b="${best[$d]}" 'BEGIN{printf " %12.0f %+7.1f%%\n", b, 100*(e-b)/b}'
+		else
+			echo
+		fi
 	done
 	awk -v off="${est[off]}" -v nohot="${est[nohot]}" -v on="${est[on]}" -v td="${est[tcpdump]}" 'BEGIN{
 		printf "detectors on take %.2fx the cycles of tcpdump, counters only %.2fx\n", on/td, off/td
 		printf "detectors on keep %.0f%% of the counters-only packets per cycle\n", 100*off/on
 		printf "hotspot costs %.0f%% of the counters-only packets per cycle\n", 100*(off/nohot - off/on)
 	}'
+	[ -z "$base" ] || awk -v off="${best[off]}" -v nohot="${best[nohot]}" -v on="${best[on]}" 'BEGIN{
+		printf "base: keep %.0f%%, hotspot %.0f%%\n", 100*off/on, 100*(off/nohot - off/on)
+	}'
+	if [ $each = 1 ]; then
+		printf 'each detector (estimated cycles per packet: all detectors less all but it):'
+		for x in "${detectors[@]}"; do
+			if [ "$x" = hotspot ]; then without=${est[nohot]}; else without=$(estimate "$f-no-$x" $((pkts - 1))); fi
+			awk -v x="$x" -v on="${est[on]}" -v w="$without" 'BEGIN{printf " %s %.0f", x, on-w}'
+		done
+		echo
+	fi
 	if [ "$top" -gt 0 ]; then
 		echo "-- top functions of the detectors-on run (estimated cycles, whole run)"
 		cg_annotate --show=Ir,D1mr,DLmr,D1mw,DLmw --show-percs=no --auto=no "$dir/$f-on.cg" 2>/dev/null |
