@@ -292,6 +292,7 @@ func (w *worker) loadState(d *checkpoint.Decoder) {
 	w.series.telMin = d.I64()
 	w.series.telSeq = uint32(d.U64())
 	w.sources.Load(d)
+	w.detEver = true // the entries may hold detector state from before the restart
 	w.srcEvicted.Load(d)
 	w.dstTop.Load(d)
 	w.srcHLL.Load(d)
