@@ -27,11 +27,14 @@ bench_pcaps() {
 	[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$4" -span "$(($4 / 1000))ms" -o "$burst"
 }
 
+# bench_detectors: every detector's config key, in the order the off configs list them.
+bench_detectors=(scanner telnet udp_then_syn backscatter fingerprint hotspot)
+
 # bench_configs DIR [LINE...]: writes DIR/KIND-DETECT.yaml for each file kind (syn, day,
 # burst) and DETECT: on (every detector, the defaults), nohot (all but hotspot), off
 # (counters only). Each LINE is added to every config; a LINE "KIND: TEXT" only to KIND's.
 bench_configs() {
-	local dir=$1 kind d dark line
+	local dir=$1 kind d dark line x
 	shift
 	for kind in syn day burst; do
 		case $kind in
@@ -52,9 +55,8 @@ bench_configs() {
 				case $d in
 				nohot) printf 'detect:\n  hotspot: {enabled: false}\n' ;;
 				off)
-					printf 'detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n'
-					printf '  udp_then_syn: {enabled: false}\n  backscatter: {enabled: false}\n  fingerprint: {enabled: false}\n'
-					printf '  hotspot: {enabled: false}\n'
+					echo "detect:"
+					for x in "${bench_detectors[@]}"; do echo "  $x: {enabled: false}"; done
 					;;
 				esac
 			} >"$dir/$kind-$d.yaml"

@@ -59,7 +59,6 @@ while [ $# -gt 0 ]; do
 	*) usage ;;
 	esac
 done
-detectors=(scanner telnet udp_then_syn backscatter fingerprint hotspot)
 for tool in valgrind cg_annotate tcpdump; do
 	command -v $tool >/dev/null || { echo "bench-work: $tool is missing (apt-get install valgrind tcpdump)"; exit 1; }
 done
@@ -71,14 +70,13 @@ mkdir -p "$dir"
 bench_binary "$dir"
 bench_pcaps "$dir" "$n" 2 "$n"
 for f in syn day burst; do # each file's first packet: the fixed cost of a run
-	pcap=$dir/$f
-	[ -s "$pcap-1.pcap" ] || tcpdump -r "${!f}" -c 1 -w "$pcap-1.pcap" 2>/dev/null
+	[ -s "$dir/$f-1.pcap" ] || tcpdump -r "${!f}" -c 1 -w "$dir/$f-1.pcap" 2>/dev/null
 done
 
 bench_configs "$dir" "capture: {workers: 2}" "burst: limits: {max_sources: 100000}"
 [ -z "$base" ] || cp "$base" "$dir/telescope-base"
 for f in syn day burst; do # KIND-no-DETECTOR.yaml: all detectors but one (--each)
-	for x in "${detectors[@]}"; do
+	for x in "${bench_detectors[@]}"; do
 		{ cat "$dir/$f-on.yaml"; printf 'detect:\n  %s: {enabled: false}\n' "$x"; } >"$dir/$f-no-$x.yaml"
 	done
 done
@@ -107,7 +105,7 @@ total() {
 # The runs: NAME (a config of $dir, or tcpdump) for each file, on the file and on its first
 # packet; with --base, the configs again with the base binary (names base-...).
 runs=(on nohot off tcpdump)
-[ $each = 0 ] || for x in "${detectors[@]}"; do [ "$x" = hotspot ] || runs+=("no-$x"); done
+[ $each = 0 ] || for x in "${bench_detectors[@]}"; do [ "$x" = hotspot ] || runs+=("no-$x"); done
 for f in syn day burst; do
 	pcap=${!f}
 	for d in "${runs[@]}" ${base:+base-on base-nohot base-off}; do
@@ -123,11 +121,15 @@ for f in syn day burst; do
 	done
 done
 wait
+# counts NAME: run NAME's instructions, L1 data misses and last-level misses (total's).
+counts() { echo "$(total "$1" "I *refs") $(total "$1" "D1 *misses") $(total "$1" "LL misses")"; }
+# cycles IR D1 LL PACKETS: the estimated cycles per packet of those counts.
+cycles() { awk -v i="$1" -v a="$2" -v b="$3" -v p="$4" 'BEGIN{printf "%.1f", (i+10*a+100*b)/p}'; }
 # estimate NAME PACKETS: estimated cycles per packet of run NAME.
 estimate() {
 	local ir d1 ll
-	ir=$(total "$1" "I *refs") d1=$(total "$1" "D1 *misses") ll=$(total "$1" "LL misses")
-	awk -v i="$ir" -v a="$d1" -v b="$ll" -v p="$2" 'BEGIN{printf "%.1f", (i+10*a+100*b)/p}'
+	read -r ir d1 ll < <(counts "$1")
+	cycles "$ir" "$d1" "$ll" "$2"
 }
 
 for f in syn day burst; do
@@ -140,8 +142,8 @@ for f in syn day burst; do
 	[ -z "$base" ] && echo || printf ' %12s %8s\n' "base" change
 	declare -A est=() best=()
 	for d in tcpdump off nohot on; do
-		ir=$(total "$f-$d" "I *refs") d1=$(total "$f-$d" "D1 *misses") ll=$(total "$f-$d" "LL misses")
-		est[$d]=$(estimate "$f-$d" $((pkts - 1)))
+		read -r ir d1 ll < <(counts "$f-$d")
+		est[$d]=$(cycles "$ir" "$d1" "$ll" $((pkts - 1)))
 		case $d in
 		tcpdump) label="tcpdump -r -w /dev/null" ;;
 		off) label="counters only" ;;
@@ -167,7 +169,7 @@ for f in syn day burst; do
 	}'
 	if [ $each = 1 ]; then
 		printf 'each detector (estimated cycles per packet: all detectors less all but it):'
-		for x in "${detectors[@]}"; do
+		for x in "${bench_detectors[@]}"; do
 			if [ "$x" = hotspot ]; then without=${est[nohot]}; else without=$(estimate "$f-no-$x" $((pkts - 1))); fi
 			awk -v x="$x" -v on="${est[on]}" -v w="$without" 'BEGIN{printf " %s %.0f", x, on-w}'
 		done
