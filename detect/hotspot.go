@@ -52,6 +52,11 @@ var HotspotClasses = []string{"p2p", "syn_flood", "reflection", "popular"}
 const (
 	hotTop   = 5 // top sources kept per destination and level
 	hotPorts = 2 // ports counted per destination per worker (the busiest stay)
+	// hotTakeOver is the fewest packets to ports without a level after which one takes a
+	// level over (hotHeavy.port), however few packets that level has: where every port gets
+	// a packet or two (a scan of random ports, a flood from random source ports' replies),
+	// every other packet took a level over, clearing it, to count through a new set.
+	hotTakeOver = 8
 )
 
 // Protocol bits of hotLevel.Protos.
@@ -976,7 +981,7 @@ func (hv *hotHeavy) port(cd *hotCold, s *aggregate.Slab, p uint16) int {
 		}
 	}
 	if n := hv.Lv[low].Packets; n > 0 {
-		if hv.Miss++; hv.Miss <= n {
+		if hv.Miss++; hv.Miss <= max(n, hotTakeOver) {
 			return 0
 		}
 		hv.Miss = 0
