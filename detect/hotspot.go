@@ -186,11 +186,18 @@ type hotLevel struct {
 // together), a set of sources (hotCold) only for a source the memo cannot count, and the
 // top sources only for a source's packets after its first.
 type hotHeavy struct {
-	Lv [1 + hotPorts]hotLevel
 	// Miss counts the packets to ports without a level since the last take-over: a port
 	// takes the level with the fewest packets over only once Miss exceeds them, so that a
 	// crowd of one-packet ports does not wipe the busy ones (Space-Saving, lazily).
 	Miss uint64
+	// PortN and Ports are the port levels' packets and ports (copies of Lv[1:]'s Packets
+	// and Port), beside Miss and ahead of the address level, whose first line every packet
+	// updates: a packet to a port without a level reads that line only, where finding the
+	// level (or the lesser) read both port levels' (a scan of random ports: the burst
+	// sample's hotHeavy.port missed the L1 cache at 2 of 3 packets).
+	PortN [hotPorts]uint64
+	Ports [hotPorts]uint16
+	Lv    [1 + hotPorts]hotLevel
 }
 
 // hotCold is the rest of a hotHeavy's counts, per level: its set of sources and its top
@@ -930,9 +937,9 @@ func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, po
 
 // levelOf returns the level counting port p, 0 when none does (p 0: the address only).
 func (hv *hotHeavy) levelOf(p uint16) int {
-	for k := 1; p != 0 && k < len(hv.Lv); k++ {
-		if hv.Lv[k].Port == p && hv.Lv[k].Packets > 0 {
-			return k
+	for k := range hv.Ports {
+		if p != 0 && hv.Ports[k] == p && hv.PortN[k] > 0 {
+			return k + 1
 		}
 	}
 	return 0
@@ -970,26 +977,25 @@ func (hv *hotHeavy) add(cd *hotCold, s *aggregate.Slab, ev *hotEvent, viaSets bo
 // packets, cleared, once the packets to ports without a level outnumber its own (so the
 // busiest ports stay); 0: none, the packet counts at the address level only.
 func (hv *hotHeavy) port(cd *hotCold, s *aggregate.Slab, p uint16) int {
-	low := 1
-	for k := 1; k < len(hv.Lv); k++ {
-		lv := &hv.Lv[k]
-		if lv.Port == p && lv.Packets > 0 {
-			return k
+	low := 0
+	for k := range hv.Ports {
+		if hv.Ports[k] == p && hv.PortN[k] > 0 {
+			return k + 1
 		}
-		if lv.Packets < hv.Lv[low].Packets {
+		if hv.PortN[k] < hv.PortN[low] {
 			low = k
 		}
 	}
-	if n := hv.Lv[low].Packets; n > 0 {
+	if n := hv.PortN[low]; n > 0 {
 		if hv.Miss++; hv.Miss <= max(n, hotTakeOver) {
 			return 0
 		}
 		hv.Miss = 0
-		cd.Srcs[low].Reset(s)
-		hv.Lv[low] = hotLevel{Sets: true}
+		cd.Srcs[low+1].Reset(s)
+		hv.Lv[low+1], hv.PortN[low] = hotLevel{Sets: true}, 0
 	}
-	hv.Lv[low].Port = p
-	return low
+	hv.Lv[low+1].Port, hv.Ports[low] = p, p
+	return low + 1
 }
 
 // addAt counts ev at level k; x is the source's hash where it counts through the set
@@ -1003,6 +1009,9 @@ func (hv *hotHeavy) addAt(cd *hotCold, s *aggregate.Slab, k int, ev *hotEvent, x
 	lv.Last = max(lv.Last, ev.TS)
 	lv.First = min(lv.First, ev.TS)
 	lv.Packets++
+	if k > 0 {
+		hv.PortN[k-1]++
+	}
 	lv.Protos |= ev.Proto
 	if ev.Bits&hotBitSYN != 0 {
 		lv.SYN++
@@ -1107,23 +1116,25 @@ type HotSummary struct {
 func (hv *hotHeavy) appendSums(cd *hotCold, out []HotSummary, k *packet.Addr, split bool, s *aggregate.Slab) []HotSummary {
 	for i := range hv.Lv {
 		if i == 0 || hv.Lv[i].Packets > 0 {
-			out = append(out, hv.summarize(cd, k, i, split, s))
+			// In place: a summary built and then appended was copied twice (a temporary).
+			out = slices.Grow(out, 1)
+			out = out[:len(out)+1]
+			hv.summarize(&out[len(out)-1], cd, k, i, split, s)
 		}
 	}
 	return out
 }
 
-// summarize is level i's summary.
-func (hv *hotHeavy) summarize(cd *hotCold, k *packet.Addr, i int, split bool, s *aggregate.Slab) HotSummary {
+// summarize writes level i's summary to a, field by field (a composite literal is built in
+// a temporary and copied).
+func (hv *hotHeavy) summarize(a *HotSummary, cd *hotCold, k *packet.Addr, i int, split bool, s *aggregate.Slab) {
 	lv, set := &hv.Lv[i], &cd.Srcs[i]
-	return HotSummary{
-		Dst: *k, Port: lv.Port,
-		// A port that took a level over (Sets) is counted from then on: a lower bound. A
-		// sketch's estimate may exceed the packets, which bound the sources.
-		Sources: min(lv.Counted+set.Count(s), lv.Packets), Estimated: split || !set.Exact() || lv.Sets,
-		Packets: lv.Packets, SYN: lv.SYN, UDP: lv.UDP, P2P: lv.P2P, Pairs: lv.Pairs, Replies: lv.Replies,
-		First: lv.First, Last: lv.Last, Protos: lv.Protos, NTop: lv.NTop, Top: cd.Top[i],
-	}
+	a.Dst, a.Port = *k, lv.Port
+	// A port that took a level over (Sets) is counted from then on: a lower bound. A
+	// sketch's estimate may exceed the packets, which bound the sources.
+	a.Sources, a.Estimated = min(lv.Counted+set.Count(s), lv.Packets), split || !set.Exact() || lv.Sets
+	a.Packets, a.SYN, a.UDP, a.P2P, a.Pairs, a.Replies = lv.Packets, lv.SYN, lv.UDP, lv.P2P, lv.Pairs, lv.Replies
+	a.First, a.Last, a.Protos, a.NTop, a.Top = lv.First, lv.Last, lv.Protos, lv.NTop, cd.Top[i]
 }
 
 // appendLight appends the summaries of a light cell (at most hotLog packets): its address

@@ -130,6 +130,11 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 				d.Fail("hotspot cell %v: level %d of port %d with %d top sources", cells[heavyc[k]].Dst, i, hv.Lv[i].Port, hv.Lv[i].NTop)
 				return
 			}
+			if i > 0 && (hv.Ports[i-1] != hv.Lv[i].Port || hv.PortN[i-1] != hv.Lv[i].Packets) {
+				d.Fail("hotspot cell %v: level %d of port %d with %d packets, listed as port %d with %d", cells[heavyc[k]].Dst,
+					i, hv.Lv[i].Port, hv.Lv[i].Packets, hv.Ports[i-1], hv.PortN[i-1])
+				return
+			}
 			if err := cold[k].Srcs[i].Validate(&slab); err != nil {
 				d.Fail("hotspot cell %v: %v", cells[heavyc[k]].Dst, err)
 				return
