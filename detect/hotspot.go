@@ -346,7 +346,9 @@ func (e *Engine) hotHandOver() ([]hotCell, []HotSummary) {
 		clear(hw.hash)
 		hw.gen = 1
 	}
-	if len(hw.cells) >= len(hw.seen) {
+	// Clearing the bitmap writes len(seen)/8 lines that stay in cache; the loop reads every
+	// cell (one or two lines each) again: it pays only for a few cells over a large space.
+	if 8*len(hw.cells) >= len(hw.seen) {
 		clear(hw.seen)
 	} else {
 		for i := range hw.cells {
