@@ -76,7 +76,8 @@ func TestDistinctThresholds(t *testing.T) {
 		var d Distinct
 		for range tt.repeats {
 			for i := range tt.distinct {
-				d.Add(ts, packet.AddrFrom4([]byte{192, 0, 2, byte(i)}).Hash(1))
+				a := packet.AddrFrom4([]byte{192, 0, 2, byte(i)})
+				d.Add(ts, a.Hash(1))
 			}
 		}
 		if d.Count(ts) != uint64(tt.distinct) || d.Count(ts) >= 20 != tt.reaches20 {
@@ -158,7 +159,7 @@ func TestDistinctSketchAccuracy(t *testing.T) {
 		var d Distinct
 		h := NewHLL(distinctP)
 		for i := range n {
-			x := nthAddr(i).Hash(testSeed)
+			x := hashAddr(nthAddr(i), testSeed)
 			d.Add(ts, x)
 			d.Add(ts, x)
 			h.AddHash(x)

@@ -200,7 +200,8 @@ func TestBackscatterICMPQuotingVictim(t *testing.T) {
 	if n := h.c.BackscatterPackets[bsUnreach].Load(); n != 31 {
 		t.Fatalf("BackscatterPackets[icmp_unreachable] = %d, want 31", n)
 	}
-	if got := packet.WorkerIndex(pkts[0].AffinityKey(), 4); got != packet.WorkerIndex(addr(victimAddr).V4(), 4) {
+	victim := addr(victimAddr)
+	if got := packet.WorkerIndex(pkts[0].AffinityKey(), 4); got != packet.WorkerIndex(victim.V4(), 4) {
 		t.Fatalf("ICMP error not routed to the victim's worker")
 	}
 }

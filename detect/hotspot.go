@@ -787,7 +787,13 @@ func (hw *hotWorker) memo(m *HotMemo, src *packet.Addr, cell, ix int32, port uin
 		if hw.sets || hw.nevict > 0 && hw.wasEvicted(src.Hash(seedHotSrc)) {
 			// Perhaps counted in the part before its entry was evicted (its counts are in the
 			// sets now, hotEvicted): it counts through the sets only, with no pairs.
-			m.N, m.Cell = hotMemoLen+1, [hotMemoLen]int32{-1, -1, -1}
+			// Element by element: an array literal was built on the stack and read back in
+			// a load spanning two of its stores, which cannot forward (a tenth of the
+			// hotspot's samples on the live flood).
+			m.N = hotMemoLen + 1
+			for i := range m.Cell {
+				m.Cell[i] = -1
+			}
 		}
 	}
 	addr, atPort := false, port == 0
