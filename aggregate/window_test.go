@@ -26,3 +26,36 @@ func TestAddrLessMatchesBytesCompare(t *testing.T) {
 		}
 	}
 }
+
+// TestTopHeapKeepsLargest offers many sources with few distinct counts (ties everywhere)
+// and checks that Sorted gives the n largest, ties broken by the smaller address, as a sort
+// of all of them does.
+func TestTopHeapKeepsLargest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, n := range []int{1, 5, 100} {
+		th := NewTopHeap(n)
+		var all []SourceCount
+		seen := map[packet.Addr]bool{}
+		for range 5_000 {
+			var a packet.Addr
+			a[10], a[11], a[14], a[15] = 0xff, 0xff, byte(rng.IntN(40)), byte(rng.IntN(256))
+			if seen[a] {
+				continue
+			}
+			seen[a] = true
+			c := uint64(rng.IntN(4))
+			th.Offer(a, c)
+			all = append(all, SourceCount{Addr: a, Packets: c})
+		}
+		SortCounts(all)
+		got := th.Sorted()
+		if len(got) != n {
+			t.Fatalf("n=%d: %d kept", n, len(got))
+		}
+		for i := range got {
+			if got[i] != all[i] {
+				t.Fatalf("n=%d: entry %d is %v, want %v", n, i, got[i], all[i])
+			}
+		}
+	}
+}
