@@ -11,10 +11,10 @@ import (
 
 const testSeed = 0x5eed
 
-// nthAddr returns the i-th of a sequence of distinct addresses (IPv6 for i >= 2^32).
 // hashAddr is a.Hash(seed) for an Addr that is not addressable (a call's result).
 func hashAddr(a packet.Addr, seed uint64) uint64 { return a.Hash(seed) }
 
+// nthAddr returns the i-th of a sequence of distinct addresses (IPv6 for i >= 2^32).
 func nthAddr(i uint64) packet.Addr {
 	if i < 1<<32 {
 		var b [4]byte

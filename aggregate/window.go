@@ -88,12 +88,16 @@ type TopHeap struct {
 // NewTopHeap returns a heap keeping the n largest entries.
 func NewTopHeap(n int) *TopHeap { return &TopHeap{n: n, h: make([]SourceCount, 0, n)} }
 
-func less(a, b *SourceCount) bool {
-	if a.Packets != b.Packets {
-		return a.Packets < b.Packets
+func less(a, b *SourceCount) bool { return lessThan(a, b.Packets, &b.Addr) }
+
+// lessThan reports whether a ranks below a count of packets from addr (less, without a
+// SourceCount to compare with).
+func lessThan(a *SourceCount, packets uint64, addr *packet.Addr) bool {
+	if a.Packets != packets {
+		return a.Packets < packets
 	}
 	// Among equal counts the larger address ranks lower, so ties keep the smaller addresses.
-	return addrLess(&b.Addr, &a.Addr)
+	return addrLess(addr, &a.Addr)
 }
 
 // addrLess orders addresses as bytes.Compare does, in two word compares: a spoofed flood's
@@ -123,8 +127,8 @@ func (t *TopHeap) Offer(a packet.Addr, packets uint64) {
 		t.up(len(t.h) - 1)
 		return
 	}
-	m := &t.h[0] // the least kept: replaced by a larger count, or an equal one from a smaller address (less)
-	if m.Packets > packets || m.Packets == packets && !addrLess(&a, &m.Addr) {
+	m := &t.h[0] // the least kept
+	if !lessThan(m, packets, &a) {
 		return
 	}
 	m.Addr, m.Packets = a, packets

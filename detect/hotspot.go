@@ -945,8 +945,11 @@ func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, po
 
 // levelOf returns the level counting port p, 0 when none does (p 0: the address only).
 func (hv *hotHeavy) levelOf(p uint16) int {
+	if p == 0 {
+		return 0
+	}
 	for k := range hv.Ports {
-		if p != 0 && hv.Ports[k] == p && hv.PortN[k] > 0 {
+		if hv.Ports[k] == p && hv.PortN[k] > 0 {
 			return k + 1
 		}
 	}

@@ -183,8 +183,8 @@ func (b *synsTo) add(src int, port uint16) {
 
 // TestHotspotPortSlotTakenOver: a port takes the lesser of a destination's two port slots
 // (each worker counts the busiest two ports) once the packets to ports without a slot
-// outnumber that slot's, and at least 8 of them; a port that loses its slot and takes one back starts counting
-// again, and its senders, whose memo says they were counted at that port already, are
+// outnumber that slot's, and at least 8 of them; a port that loses its slot and takes one
+// back starts counting again, and its senders, whose memo says they were counted at that port already, are
 // counted again in the new slot (through its set): the port is still found hot with all
 // its senders, labelled estimated (counted since it took the slot).
 func TestHotspotPortSlotTakenOver(t *testing.T) {
