@@ -110,3 +110,46 @@ func TestScannerMemo(t *testing.T) {
 		t.Errorf("%d memos still held after Finish", n)
 	}
 }
+
+// TestMemoBitsPorts: a port that got a Pair bitmap gets the same one at every probe and no
+// other port shares it; once the slots are taken, a port keeps its bitmap and a new port
+// gets none (its probes add to the sets); every slot can be taken by some port.
+func TestMemoBitsPorts(t *testing.T) {
+	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, aggregate.NewPrefixSlots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newHarness(t, testConfig(t)).e
+	e.SetDenseDsts(px)
+	var pr profileRec
+	if pr.Memo = e.memoGet(px); pr.Memo == 0 {
+		t.Fatal("no memo for a /24")
+	}
+	slots := e.memos.ports
+	owner := map[*uint64]uint16{}
+	got := map[uint16]*uint64{}
+	for port := range uint16(4096) {
+		pair, addr := e.memoBits(&pr, port, 7)
+		if addr == nil {
+			t.Fatalf("port %d: no address bitmap", port)
+		}
+		if pair == nil {
+			continue
+		}
+		if o, ok := owner[&pair[0]]; ok {
+			t.Fatalf("ports %d and %d share a Pair bitmap", o, port)
+		}
+		owner[&pair[0]], got[port] = port, &pair[0]
+	}
+	if len(got) != slots {
+		t.Fatalf("%d ports got a Pair bitmap, want all %d slots taken", len(got), slots)
+	}
+	for port, w := range got {
+		if pair, _ := e.memoBits(&pr, port, 7); pair == nil || &pair[0] != w {
+			t.Fatalf("port %d lost its Pair bitmap", port)
+		}
+	}
+	if pair, _ := e.memoBits(&pr, 4097, 7); pair != nil {
+		t.Fatalf("a new port got a Pair bitmap with every slot taken")
+	}
+}
