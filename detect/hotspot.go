@@ -1145,7 +1145,11 @@ func (hv *hotHeavy) summarize(a *HotSummary, cd *hotCold, k *packet.Addr, i int,
 	// sketch's estimate may exceed the packets, which bound the sources.
 	a.Sources, a.Estimated = min(lv.Counted+set.Count(s), lv.Packets), split || !set.Exact() || lv.Sets
 	a.Packets, a.SYN, a.UDP, a.P2P, a.Pairs, a.Replies = lv.Packets, lv.SYN, lv.UDP, lv.P2P, lv.Pairs, lv.Replies
-	a.First, a.Last, a.Protos, a.NTop, a.Top = lv.First, lv.Last, lv.Protos, lv.NTop, cd.Top[i]
+	a.First, a.Last, a.Protos, a.NTop = lv.First, lv.Last, lv.Protos, lv.NTop
+	// Only the level's top sources are read (most heavy levels have none: a source's first
+	// packet does not count there); the rest is zeroed, as checkpoints write all of it.
+	a.Top = [hotTop]hotSrc{}
+	copy(a.Top[:lv.NTop], cd.Top[i][:lv.NTop])
 }
 
 // appendLight appends the summaries of a light cell (at most hotLog packets): its address
