@@ -251,7 +251,8 @@ func TestHotspotBusyPortsStay(t *testing.T) {
 
 // TestHotspotTopKeepsRepeatSender: a source that sent a few packets before a crowd of
 // one-packet sources and a few after stays the top source with all its packets: a
-// source's first packet to a destination never takes a top slot that is held.
+// source's first packet to a destination never takes a top slot that is held. The other
+// repeat senders follow it, in order, each with its packets after the first.
 func TestHotspotTopKeepsRepeatSender(t *testing.T) {
 	b := synsTo{dst: 256 + 12}
 	for range 3 {
@@ -263,6 +264,19 @@ func TestHotspotTopKeepsRepeatSender(t *testing.T) {
 	for range 2 {
 		b.add(7, 8080)
 	}
+	for src := 8; src <= 10; src++ {
+		for range 12 - src { // 4, 3, 2 packets
+			b.add(src, 8080)
+		}
+	}
+	// Counted from a source's second packet (its first counts it as a source; the packets
+	// are a lower bound), 7's all five as checked above. Fourth place is a tie at one.
+	want := []string{}
+	for src, n := range []int{7: 5, 8: 3, 9: 2} {
+		if n > 0 {
+			want = append(want, fmt.Sprintf("%s:%d", spoofed(src), n))
+		}
+	}
 	for _, workers := range []int{1, 2, 3} {
 		hot := hotspotsIn(t, b.ps, workers)
 		if len(hot) != 1 || hot[0].Port != 8080 || len(hot[0].TopSources) == 0 {
@@ -270,6 +284,13 @@ func TestHotspotTopKeepsRepeatSender(t *testing.T) {
 		}
 		if top := hot[0].TopSources[0]; top.Src != spoofed(7).String() || top.Packets != 5 {
 			t.Errorf("workers=%d: top source %s with %d packets, want %s with 5", workers, top.Src, top.Packets, spoofed(7))
+		}
+		var got []string
+		for _, s := range hot[0].TopSources[:min(len(want), len(hot[0].TopSources))] {
+			got = append(got, fmt.Sprintf("%s:%d", s.Src, s.Packets))
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("workers=%d: top sources %v, want %v first", workers, got, want)
 		}
 	}
 }
