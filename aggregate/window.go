@@ -111,8 +111,10 @@ func addrLess(a, b *packet.Addr) bool {
 	return binary.BigEndian.Uint64(a[8:]) < binary.BigEndian.Uint64(b[8:])
 }
 
-// Offer considers one entry.
-func (t *TopHeap) Offer(a packet.Addr, packets uint64) {
+// Offer considers one entry. The address is read through its pointer: a value was copied
+// to the stack in one 16-byte store and read back in two 8-byte loads, which wait for it
+// (store forwarding) on the flood's path (worker.evicted offers every evicted source).
+func (t *TopHeap) Offer(a *packet.Addr, packets uint64) {
 	if t.n <= 0 {
 		return
 	}
@@ -123,15 +125,15 @@ func (t *TopHeap) Offer(a packet.Addr, packets uint64) {
 	if len(t.h) < t.n {
 		t.h = append(t.h, SourceCount{})
 		e := &t.h[len(t.h)-1]
-		e.Addr, e.Packets = a, packets
+		e.Addr, e.Packets = *a, packets
 		t.up(len(t.h) - 1)
 		return
 	}
 	m := &t.h[0] // the least kept
-	if !lessThan(m, packets, &a) {
+	if !lessThan(m, packets, a) {
 		return
 	}
-	m.Addr, m.Packets = a, packets
+	m.Addr, m.Packets = *a, packets
 	t.down(0)
 }
 
@@ -199,7 +201,7 @@ func MergeWindows(ws []*WindowStats, topN int) *WindowStats {
 	}
 	th := NewTopHeap(topN)
 	for a, n := range sum {
-		th.Offer(a, n)
+		th.Offer(&a, n)
 	}
 	out.Top = th.Sorted()
 	return out

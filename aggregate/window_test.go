@@ -44,7 +44,7 @@ func TestTopHeapKeepsLargest(t *testing.T) {
 			}
 			seen[a] = true
 			c := uint64(rng.IntN(4))
-			th.Offer(a, c)
+			th.Offer(&a, c)
 			all = append(all, SourceCount{Addr: a, Packets: c})
 		}
 		SortCounts(all)

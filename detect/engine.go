@@ -228,8 +228,9 @@ func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) 
 }
 
 // Evicted ends the active episodes of src, whose entry the pipeline's table is evicting
-// (End events with their final values). The engine keeps no pointer to st.
-func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
+// (End events with their final values). The engine keeps no pointer to src or st (both
+// in the evicted entry: src is read through its pointer, see DESIGN on store forwarding).
+func (e *Engine) Evicted(src *packet.Addr, st *SourceState, now int64) {
 	e.tick(now)
 	if e.hotOn() {
 		e.hotEvicted(src, &st.Hot)
@@ -237,20 +238,20 @@ func (e *Engine) Evicted(src packet.Addr, st *SourceState, now int64) {
 	e.clearScan(&st.Scan)
 	e.clearTel(&st.Tel)
 	if st.FlowSec != 0 && e.flowRecent(st.FlowSec, now) {
-		e.flowMark(&src)
+		e.flowMark(src)
 	}
 	e.evRecords.note(st.Moved != 0)
 	if st.Moved != 0 {
 		// The record's slot is most often the one st.FP.Rec names (findRecord): no look-up.
-		if i := e.recordSlot(src, st); i >= 0 {
+		if i := e.recordSlot(*src, st); i >= 0 {
 			_, rec := e.eps.At(i)
-			e.endRecord(src, rec, epAll)
+			e.endRecord(*src, rec, epAll)
 			e.eps.DeleteAt(i)
 		}
 		st.Moved = 0
 	}
 	if st.FP.Labels != 0 { // a tool episode in place (toolplace.go)
-		e.endToolWindow(src, &st.FP)
+		e.endToolWindow(*src, &st.FP)
 	}
 }
 

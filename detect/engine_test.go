@@ -122,7 +122,7 @@ func BenchmarkPacket(b *testing.B) {
 	cfg.MaxFlows = 1 << 16
 	h := newHarness(b, cfg)
 	h.srcs = newSourceTable(1 << 16)
-	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 	h.e.SetSources(h.srcs)
 	pkts := make([]packet.Header, 4096)
 	for i := range pkts {
@@ -155,7 +155,7 @@ func TestTablesGrowWithActiveEpisodes(t *testing.T) {
 	cfg.MaxFlows = 1 << 14
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(1 << 14)
-	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 	h.e.SetSources(h.srcs)
 	const bots = 1500 // more than the 1024 slots the tables start with
 	var pkts []packet.Header

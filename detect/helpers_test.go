@@ -74,7 +74,7 @@ func newHarness(t testing.TB, cfg *Config) *harness {
 	h.surge.SetConfig(cfg)
 	h.e = NewEngine(cfg, 0, h.sink, h.surge, h.c)
 	h.srcs = newSourceTable(1024)
-	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 	h.e.SetSources(h.srcs) // tool episodes stay in place, as in the pipeline
 	return h
 }

@@ -885,7 +885,7 @@ func (hw *hotWorker) evictWord(src *packet.Addr) *uint64 {
 // evicting, from the counters to the sets of the cells it was counted in, and marks src in
 // the part's filter of evicted sources: if it comes back in the part, with an empty memo,
 // it counts through the sets (memo).
-func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
+func (e *Engine) hotEvicted(src *packet.Addr, m *HotMemo) {
 	hw := &e.hot
 	if m.Gen != hw.mgen || m.N == 0 {
 		return
@@ -920,10 +920,10 @@ func (e *Engine) hotEvicted(src packet.Addr, m *HotMemo) {
 
 // hotUncount moves src (hash x) from the counters to the sets of cell c: at the address
 // (addr) and at port (not 0). A light cell's logged packets of src count through the sets.
-func (e *Engine) hotUncount(c *hotCell, src packet.Addr, x uint64, addr bool, port uint16) {
+func (e *Engine) hotUncount(c *hotCell, src *packet.Addr, x uint64, addr bool, port uint16) {
 	if c.Heavy == 0 {
 		for k := range c.Log[:c.N] {
-			if ev := &c.Log[k]; ev.Src == src {
+			if ev := &c.Log[k]; ev.Src == *src {
 				if ev.Bits&hotBitNewAddr != 0 {
 					ev.Bits ^= hotBitNewAddr | hotBitSetAddr
 				}

@@ -196,7 +196,7 @@ func TestScannerEviction(t *testing.T) {
 	cfg := only(testConfig(t), Scanner)
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(1)
-	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 	h.e.SetSources(h.srcs)
 	h.feed(horiz(100, t0)...)
 	L := t0 + 99*sec

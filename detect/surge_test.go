@@ -25,7 +25,7 @@ func newMulti(t testing.TB, cfg *Config, workers int) *multi {
 		c := &Counters{}
 		e := NewEngine(cfg, w, m.sink, m.surge, c)
 		tab := newSourceTable(4096)
-		tab.SetEvict(func(k *packet.Addr, v *SourceState) { e.Evicted(*k, v, 0) })
+		tab.SetEvict(func(k *packet.Addr, v *SourceState) { e.Evicted(k, v, 0) })
 		m.engines, m.tables, m.c = append(m.engines, e), append(m.tables, tab), append(m.c, c)
 	}
 	return m

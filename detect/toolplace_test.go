@@ -104,7 +104,7 @@ func TestToolEpisodesInPlaceMatchRecords(t *testing.T) {
 		newH := func() *harness {
 			h := newHarness(t, cfg)
 			h.srcs = newSourceTable(slots)
-			h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+			h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 			h.e.SetSources(h.srcs)
 			return h
 		}
@@ -181,7 +181,7 @@ func TestToolEpisodesInPlaceStop(t *testing.T) {
 func TestToolDueBoundedUnderFlood(t *testing.T) {
 	h := newHarness(t, only(testConfig(t), Fingerprint))
 	h.srcs = newSourceTable(16)
-	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 	h.e.SetSources(h.srcs)
 	const n = 5000
 	most := 0

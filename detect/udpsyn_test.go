@@ -230,7 +230,7 @@ func TestUDPThenSYNSourceEvicted(t *testing.T) {
 	cfg := only(testConfig(t), UDPThenSYN)
 	h := newHarness(t, cfg)
 	h.srcs = newSourceTable(2)
-	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(*k, v, h.now) })
+	h.srcs.SetEvict(func(k *packet.Addr, v *SourceState) { h.e.Evicted(k, v, h.now) })
 	h.e.SetSources(h.srcs)
 	h.feed(btUDP(t0, utpSYN))
 	h.feed(syn(ip4("192.0.0.0", 1), btDst, 80, t0+sec), syn(ip4("192.0.0.0", 2), btDst, 80, t0+2*sec))

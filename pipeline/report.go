@@ -262,11 +262,11 @@ func (p *Pipeline) sourceSummary(d *Distributions, sk *Sketches) AddrSummary {
 			}
 			n := e.total + evicted[*k]
 			delete(evicted, *k)
-			top.Offer(*k, n)
+			top.Offer(k, n)
 			addLog2(&d.PacketsPerSource, n)
 		}
 		for k, n := range evicted {
-			top.Offer(k, n)
+			top.Offer(&k, n)
 			addLog2(&d.PacketsPerSource, n)
 		}
 		// The sources evicted after one packet (kept out of the summary) and those that
@@ -317,12 +317,12 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 		seen++
 		a := pf.ExactAddr(int32(i))
 		all.AddHash(a.Hash(seedHLL))
-		top.Offer(a, n+sum[a])
+		top.Offer(&a, n+sum[a])
 		addLog2(&d.PacketsPerDestination, n+sum[a])
 		delete(sum, a)
 	}
 	for a, n := range sum {
-		top.Offer(a, n)
+		top.Offer(&a, n)
 		addLog2(&d.PacketsPerDestination, n)
 	}
 	sk.DestinationsHLL = EncodeHLL(all)
@@ -345,7 +345,7 @@ func addDropped(d *[]uint64, dropped *[64]uint64) {
 func summary(unique uint64, sum map[packet.Addr]uint64) AddrSummary {
 	top := aggregate.NewTopHeap(reportTop)
 	for a, n := range sum {
-		top.Offer(a, n)
+		top.Offer(&a, n)
 	}
 	s := AddrSummary{Unique: unique, Top: []AddrCount{}}
 	for _, c := range top.Sorted() {

@@ -344,7 +344,7 @@ func (w *worker) evicted(k *packet.Addr, e *sourceEntry) {
 		w.evHist[aggregate.HistBucket(e.winPkts)]++
 		w.evSum += e.winPkts
 		w.evCount++
-		w.evTop.Offer(*k, e.winPkts)
+		w.evTop.Offer(k, e.winPkts)
 	}
 	// A source evicted after a single packet is not summarized: it is what a spoofed flood
 	// is made of (each add replaced the least entry of a full summary, two index misses),
@@ -356,7 +356,7 @@ func (w *worker) evicted(k *packet.Addr, e *sourceEntry) {
 		w.srcEvicted.Drop(e.total) // counted for the report's packets-per-source distribution
 	}
 	if w.detEver {
-		w.engine.Evicted(*k, &e.det, w.now)
+		w.engine.Evicted(k, &e.det, w.now)
 	}
 }
 
@@ -451,7 +451,7 @@ func (w *worker) closeWindow() {
 			hist[aggregate.HistBucket(e.winPkts)]++
 			sum += e.winPkts
 			count++
-			top.Offer(*k, e.winPkts)
+			top.Offer(k, e.winPkts)
 			e.winPkts = 0
 		}
 	}

@@ -57,7 +57,7 @@ func runEngines(t *testing.T, pkts []packet.Header, workers int) ([]*detect.Even
 		engines[w] = detect.NewEngine(cfg, w, sink, surge, counters[w])
 		e := engines[w]
 		tables[w] = aggregate.NewTable[packet.Addr, detect.SourceState](len(srcs)+1, func(a *packet.Addr) uint64 { return a.Hash(7) })
-		tables[w].SetEvict(func(k *packet.Addr, v *detect.SourceState) { e.Evicted(*k, v, 0) })
+		tables[w].SetEvict(func(k *packet.Addr, v *detect.SourceState) { e.Evicted(k, v, 0) })
 	}
 	advance := func(now int64) {
 		for _, e := range engines {
@@ -91,7 +91,7 @@ func runEngines(t *testing.T, pkts []packet.Header, workers int) ([]*detect.Even
 	n := len(sink.events)
 	for w := range workers {
 		tables[w].Range(func(k *packet.Addr, st *detect.SourceState) bool {
-			engines[w].Evicted(*k, st, last)
+			engines[w].Evicted(k, st, last)
 			return true
 		})
 		if got, held := engines[w].SlabBlocks(), engines[w].HeldBlocks(); got != held {
@@ -284,7 +284,7 @@ func BenchmarkDayEngines(b *testing.B) {
 			engines[w] = detect.NewEngine(cfg, w, sink, surge, &detect.Counters{})
 			e := engines[w]
 			tables[w] = aggregate.NewTable[packet.Addr, detect.SourceState](1<<17, func(a *packet.Addr) uint64 { return a.Hash(7) })
-			tables[w].SetEvict(func(k *packet.Addr, v *detect.SourceState) { e.Evicted(*k, v, 0) })
+			tables[w].SetEvict(func(k *packet.Addr, v *detect.SourceState) { e.Evicted(k, v, 0) })
 		}
 		for i := range pkts {
 			p := &pkts[i]
