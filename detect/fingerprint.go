@@ -1,6 +1,10 @@
 package detect
 
-import "github.com/telescope-dev/telescope/packet"
+import (
+	"math/bits"
+
+	"github.com/telescope-dev/telescope/packet"
+)
 
 // Tool indexes (positions in Tools).
 const (
@@ -69,10 +73,10 @@ func (e *Engine) fingerprint(h *packet.Header, st *SourceState) {
 	w.Probes++
 	m := toolMatches(h)
 	e.fpRecent.note(m != 0)
-	for i := range Tools {
-		if m&(1<<i) == 0 {
-			continue
-		}
+	// Over the matching tools only: most probes match none (a loop over every tool was 1 %
+	// of bench-work's day sample).
+	for rest := m; rest != 0; rest &= rest - 1 {
+		i := bits.TrailingZeros8(rest)
 		w.Match[i]++
 		e.fpPackets[i]++
 		// Only a matching probe can make a tool the majority, so only those check.
