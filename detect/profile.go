@@ -59,28 +59,30 @@ func (p *portTop) add(key uint32) {
 	if p.Total < ^uint32(0) {
 		p.Total++
 	}
-	n := int(p.N)
-	for i := 0; i < n; i++ {
-		if p.Slots[i].Key == key {
-			if p.Slots[i].Count < ^uint32(0) {
-				p.Slots[i].Count++
+	// One pass finds the key or, in full slots, the first least one (a vertical scan's
+	// probes are nearly all to ports without a slot).
+	n, m := int(p.N), 0
+	for i := range p.Slots[:n] {
+		sl := &p.Slots[i]
+		if sl.Key == key {
+			if sl.Count < ^uint32(0) {
+				sl.Count++
 			}
 			return
 		}
-	}
-	if n < profileTop {
-		p.Slots[n] = portSlot{Key: key, Count: 1}
-		p.N++
-		return
-	}
-	m := 0
-	for i := 1; i < profileTop; i++ {
-		if p.Slots[i].Count < p.Slots[m].Count {
+		if sl.Count < p.Slots[m].Count {
 			m = i
 		}
 	}
-	c := p.Slots[m].Count
-	p.Slots[m] = portSlot{Key: key, Count: c + 1, Err: c}
+	if n < profileTop {
+		sl := &p.Slots[n]
+		sl.Key, sl.Count, sl.Err = key, 1, 0
+		p.N++
+		return
+	}
+	sl := &p.Slots[m]
+	sl.Key, sl.Err = key, sl.Count
+	sl.Count++
 }
 
 // profileRec is the profile part of a scanner episode in the engine's episode record.

@@ -146,6 +146,31 @@ func TestPortTop(t *testing.T) {
 	t.Fatal("the port with half the probes left the summary")
 }
 
+// TestPortTopReplacesFirstLeast: a key without a slot in full slots takes the first slot
+// with the least count, counting from it (Err: that count); the others stay as they were.
+func TestPortTopReplacesFirstLeast(t *testing.T) {
+	var p portTop
+	counts := []uint32{5, 3, 7, 2, 9, 2, 4, 6} // least: 2, first at slot 3
+	for i, c := range counts {
+		for range c {
+			p.add(uint32(100 + i))
+		}
+	}
+	p.add(999)
+	for i, s := range p.Slots {
+		want := portSlot{Key: uint32(100 + i), Count: counts[i]}
+		if i == 3 {
+			want = portSlot{Key: 999, Count: 3, Err: 2}
+		}
+		if s != want {
+			t.Errorf("slot %d: %+v, want %+v", i, s, want)
+		}
+	}
+	if p.N != profileTop || p.Total != 5+3+7+2+9+2+4+6+1 {
+		t.Errorf("N %d, Total %d", p.N, p.Total)
+	}
+}
+
 func TestPortHashInverse(t *testing.T) {
 	for p := 0; p < 65536; p++ {
 		got, ok := portOfHash(portHash(uint16(p)))
