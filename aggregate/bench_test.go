@@ -114,7 +114,7 @@ func BenchmarkMapBaselineHitUniform(b *testing.B) {
 
 // BenchmarkTopKAddFlood: distinct keys into a full summary: every Add replaces the minimum.
 func BenchmarkTopKAddFlood(b *testing.B) {
-	for _, capacity := range []int{100, 10_000} {
+	for _, capacity := range []int{100, 10_000, 1 << 16} {
 		b.Run(strconv.Itoa(capacity), func(b *testing.B) {
 			tk := NewTopK(capacity)
 			for i := range uint64(capacity) {

@@ -142,6 +142,27 @@ func (t *TopK) Add(key packet.Addr, w uint64) {
 	e.Key, e.Err = key, m
 	indexInsert(t.index, uint32(h), i)
 	t.increment(i, w)
+	t.victimsAhead()
+}
+
+// victimsAhead requests what the next replacements read first: the index word of the next
+// victim's key, whose entry the previous replacement requested, and the entry after it (the
+// minimum group's list gives the victims in order). A stream of new keys (a scan of random
+// IPv6 addresses, into the workers' destination summaries) replaces an entry per key, and
+// its unlink waited for that index word at nearly every replacement.
+func (t *TopK) victimsAhead() {
+	if t.MinGroup == nilIdx {
+		return
+	}
+	v := t.Groups[t.MinGroup].First
+	if v == nilIdx {
+		return
+	}
+	e := &t.Entries[v]
+	prefetch.Line(unsafe.Pointer(&t.index[topkHash(&e.Key)&uint64(len(t.index)-1)]))
+	if e.Next != nilIdx {
+		prefetch.Line(unsafe.Pointer(&t.Entries[e.Next]))
+	}
 }
 
 // Drop counts a key of weight w (> 0) in Dropped without adding it: for a caller that keeps
