@@ -64,14 +64,24 @@ type TopK struct {
 func NewTopK(capacity int) *TopK {
 	capacity = min(max(capacity, 1), maxTableCap)
 	// Nothing is initialised element by element: the three arrays (about 5 MiB for 2^16
-	// keys) are only written, and so only take memory, as keys arrive.
-	return &TopK{
-		Capacity: capacity,
-		Entries:  make([]TopKEntry, 0, capacity),
-		Groups:   make([]TopKGroup, capacity),
-		MinGroup: nilIdx, FreeGroup: nilIdx,
-		index: newIndex(capacity),
+	// keys) are only written, and so only take memory, as keys arrive. Large ones are
+	// mapped outside the Go heap, as the tables are (reserveSlots): in huge pages, where
+	// a full summary's random replacements took a TLB miss each, and out of the heap's
+	// live size, which the garbage collector lets the heap grow to twice of (fresh pages,
+	// a fault each: the workers' 20 MiB of summaries were 40 % of a day's live heap).
+	t := &TopK{Capacity: capacity, MinGroup: nilIdx, FreeGroup: nilIdx}
+	if t.Entries = reserveSlots[TopKEntry](t, capacity); t.Entries != nil {
+		t.Entries = t.Entries[:0]
+	} else {
+		t.Entries = make([]TopKEntry, 0, capacity)
 	}
+	if t.Groups = reserveSlots[TopKGroup](t, capacity); t.Groups == nil {
+		t.Groups = make([]TopKGroup, capacity)
+	}
+	if t.index = reserveSlots[uint64](t, bucketsFor(capacity)); t.index == nil {
+		t.index = newIndex(capacity)
+	}
+	return t
 }
 
 // Len returns the number of keys held.
