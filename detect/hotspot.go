@@ -1196,6 +1196,17 @@ func topLess(x, y *hotSrc) bool {
 	return x.Src.Netip().Compare(y.Src.Netip()) < 0
 }
 
+// topCmp is topLess as a comparison.
+func topCmp(x, y hotSrc) int {
+	switch {
+	case topLess(&x, &y):
+		return -1
+	case topLess(&y, &x):
+		return 1
+	}
+	return 0
+}
+
 // addTop merges top lists and keeps the hotTop with the most packets for sure
 // (Packets-Err). A source in both lists is summed. Workers' sources are disjoint, so
 // merging the workers' lists of a window in any order gives the same list.
@@ -1220,7 +1231,9 @@ func (a *HotSummary) addTop(top []hotSrc) {
 				continue
 			}
 		}
-		sort.Slice(a.Top[:a.NTop], func(i, j int) bool { return topLess(&a.Top[i], &a.Top[j]) })
+		// slices.SortFunc, not sort.Slice: that allocated a swapper at each call (4.5 MB
+		// on the 20x day). topLess orders distinct sources totally, so any sort agrees.
+		slices.SortFunc(a.Top[:a.NTop], topCmp)
 	}
 }
 
