@@ -64,11 +64,11 @@ type TopK struct {
 func NewTopK(capacity int) *TopK {
 	capacity = min(max(capacity, 1), maxTableCap)
 	// Nothing is initialised element by element: the three arrays (about 5 MiB for 2^16
-	// keys) are only written, and so only take memory, as keys arrive. Large ones are
-	// mapped outside the Go heap, as the tables are (reserveSlots): in huge pages, where
-	// a full summary's random replacements took a TLB miss each, and out of the heap's
-	// live size, which the garbage collector lets the heap grow to twice of (fresh pages,
-	// a fault each: the workers' 20 MiB of summaries were 40 % of a day's live heap).
+	// keys) are only written, and so only take memory, as keys arrive. Those of 2 MiB or
+	// more (a worker's 65 536 entries) are mapped outside the Go heap, as the tables are
+	// (reserveSlots, huge pages requested): the garbage collector lets the heap grow to
+	// twice its live size, into fresh pages that each take a fault, and the workers'
+	// summaries allocated 20 of the 20x day's 48 MiB of live heap.
 	t := &TopK{Capacity: capacity, MinGroup: nilIdx, FreeGroup: nilIdx}
 	if t.Entries = reserveSlots[TopKEntry](t, capacity); t.Entries != nil {
 		t.Entries = t.Entries[:0]
