@@ -995,11 +995,11 @@ func (hv *hotHeavy) add(cd *hotCold, s *aggregate.Slab, ev *hotEvent, viaSets bo
 // packets, cleared, once the packets to ports without a level outnumber its own (so the
 // busiest ports stay); 0: none, the packet counts at the address level only.
 func (hv *hotHeavy) port(cd *hotCold, s *aggregate.Slab, p uint16) int {
+	if k := hv.levelOf(p); k > 0 {
+		return k
+	}
 	low := 0
-	for k := range hv.Ports {
-		if hv.Ports[k] == p && hv.PortN[k] > 0 {
-			return k + 1
-		}
+	for k := range hv.PortN {
 		if hv.PortN[k] < hv.PortN[low] {
 			low = k
 		}
@@ -1187,25 +1187,19 @@ func (a *HotSummary) merge(o *HotSummary) {
 	a.addTop(o.Top[:o.NTop])
 }
 
-// topLess orders top sources: most packets for sure (Packets-Err) first, then by address.
-func topLess(x, y *hotSrc) bool {
-	a, b := x.Packets-x.Err, y.Packets-y.Err
-	if a != b {
-		return a > b
-	}
-	return x.Src.Netip().Compare(y.Src.Netip()) < 0
-}
-
-// topCmp is topLess as a comparison.
+// topCmp orders top sources: most packets for sure (Packets-Err) first, then by address.
 func topCmp(x, y hotSrc) int {
-	switch {
-	case topLess(&x, &y):
-		return -1
-	case topLess(&y, &x):
+	if a, b := x.Packets-x.Err, y.Packets-y.Err; a != b {
+		if a > b {
+			return -1
+		}
 		return 1
 	}
-	return 0
+	return x.Src.Netip().Compare(y.Src.Netip())
 }
+
+// topLess reports whether x ranks before y (topCmp).
+func topLess(x, y *hotSrc) bool { return topCmp(*x, *y) < 0 }
 
 // addTop merges top lists and keeps the hotTop with the most packets for sure
 // (Packets-Err). A source in both lists is summed. Workers' sources are disjoint, so
