@@ -9,12 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// reserveSlots maps address space for n values of T outside the Go heap: anonymous, not
+// Reserve maps address space for n values of T outside the Go heap: anonymous, not
 // committed (MAP_NORESERVE), with transparent huge pages requested, so memory is only used
 // as slots are first written, 2 MiB at a time instead of 4 KiB page faults. owner's
-// cleanup unmaps it. Only for pointer-free T: the garbage collector never sees this memory.
-// It returns nil when the mapping fails (the caller falls back to the heap).
-func reserveSlots[T, O any](owner *O, n int) []T {
+// cleanup unmaps it: the slice must not outlive owner. Only for pointer-free T: the garbage
+// collector never sees this memory. It returns nil below 2 MiB or when the mapping fails
+// (the caller falls back to the heap).
+func Reserve[T, O any](owner *O, n int) []T {
 	var zero T
 	size := n * int(unsafe.Sizeof(zero))
 	if size < hugePage || hasPointers(zero) {

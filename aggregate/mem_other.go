@@ -2,5 +2,5 @@
 
 package aggregate
 
-// reserveSlots is Linux-only; elsewhere tables allocate their chunks on the heap.
-func reserveSlots[T, O any](owner *O, n int) []T { return nil }
+// Reserve is Linux-only; elsewhere callers allocate on the heap.
+func Reserve[T, O any](owner *O, n int) []T { return nil }

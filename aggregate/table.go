@@ -54,7 +54,7 @@ type Table[K comparable, V any] struct {
 	// index finds a key's slot (index.go): open addressing, probes that read index words,
 	// not entries.
 	index []uint64
-	// indexRegion is address space for the largest index (reserveSlots), whose prefix
+	// indexRegion is address space for the largest index (Reserve), whose prefix
 	// holds index: huge pages, where a heap index of millions of words took a TLB miss
 	// (a page walk, dear in a virtual machine) on nearly every probe. nil: heap.
 	indexRegion []uint64
@@ -88,8 +88,8 @@ func NewTable[K comparable, V any](capacity int, hash func(*K) uint64) *Table[K,
 	capacity = min(max(capacity, 1), maxTableCap)
 	t := &Table[K, V]{Max: int32(capacity), hash: hash}
 	t.Head, t.Tail, t.free = nilIdx, nilIdx, nilIdx
-	t.region = reserveSlots[TableEntry[K, V]](t, capacity)
-	t.indexRegion = reserveSlots[uint64](t, bucketsFor(capacity))
+	t.region = Reserve[TableEntry[K, V]](t, capacity)
+	t.indexRegion = Reserve[uint64](t, bucketsFor(capacity))
 	t.grow()
 	return t
 }

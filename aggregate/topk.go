@@ -66,19 +66,19 @@ func NewTopK(capacity int) *TopK {
 	// Nothing is initialised element by element: the three arrays (about 5 MiB for 2^16
 	// keys) are only written, and so only take memory, as keys arrive. Those of 2 MiB or
 	// more (a worker's 65 536 entries) are mapped outside the Go heap, as the tables are
-	// (reserveSlots, huge pages requested): the garbage collector lets the heap grow to
+	// (Reserve, huge pages requested): the garbage collector lets the heap grow to
 	// twice its live size, into fresh pages that each take a fault, and the workers'
 	// summaries allocated 20 of the 20x day's 48 MiB of live heap.
 	t := &TopK{Capacity: capacity, MinGroup: nilIdx, FreeGroup: nilIdx}
-	if t.Entries = reserveSlots[TopKEntry](t, capacity); t.Entries != nil {
+	if t.Entries = Reserve[TopKEntry](t, capacity); t.Entries != nil {
 		t.Entries = t.Entries[:0]
 	} else {
 		t.Entries = make([]TopKEntry, 0, capacity)
 	}
-	if t.Groups = reserveSlots[TopKGroup](t, capacity); t.Groups == nil {
+	if t.Groups = Reserve[TopKGroup](t, capacity); t.Groups == nil {
 		t.Groups = make([]TopKGroup, capacity)
 	}
-	if t.index = reserveSlots[uint64](t, bucketsFor(capacity)); t.index == nil {
+	if t.index = Reserve[uint64](t, bucketsFor(capacity)); t.index == nil {
 		t.index = newIndex(capacity)
 	}
 	return t

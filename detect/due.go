@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -96,6 +97,29 @@ type dueQueue[T any] struct {
 	heap dueHeap[T]
 }
 
+// dueCompactMin is the FIFO length under which its dead entries are moved out only when it
+// is full.
+const dueCompactMin = 4096
+
+// reserveQueue gives q's FIFO and heap address space for n entries each outside the Go heap
+// (aggregate.Reserve; n is the queue's limit, at which it is rebuilt), keeping its entries.
+// A flood of one-packet episodes pushes an entry per packet: grown by append, the FIFO was
+// copied into fresh memory at each growth (nearly 9 M entries moved while a 2 M-packet Mirai
+// flood filled the queues), and the garbage collector waited on those copies to stop the
+// worker. Below 2 MiB, or where the mapping fails, the queue stays on the heap.
+func reserveQueue[T any](q *dueQueue[T], n int) {
+	if cap(q.fifo) < n {
+		if f := aggregate.Reserve[dueItem[T]](q, n); f != nil {
+			q.fifo, q.head = append(f[:0], q.fifo[q.head:]...), 0
+		}
+	}
+	if cap(q.heap) < n {
+		if h := aggregate.Reserve[dueItem[T]](q, n); h != nil {
+			q.heap = append(h[:0], q.heap...)
+		}
+	}
+}
+
 // len returns the entries queued.
 func (q *dueQueue[T]) len() int { return len(q.fifo) - q.head + len(q.heap) }
 
@@ -105,8 +129,10 @@ func (q *dueQueue[T]) push(due int64, ref T) {
 		q.heap.push(due, ref)
 		return
 	}
-	if n == cap(q.fifo) && q.head > 0 {
-		// Move the live entries down rather than grow: the FIFO stays within twice them.
+	if q.head > 0 && (n == cap(q.fifo) || q.head >= n/2 && n >= dueCompactMin) {
+		// Move the live entries down once the dead ones before them are as many (or at the
+		// end of the memory): the FIFO stays within twice them, each move of an entry paid
+		// by a pop, and a reserved FIFO (reserveQueue) does not walk through all its pages.
 		m := copy(q.fifo, q.fifo[q.head:])
 		clear(q.fifo[m:])
 		q.fifo, q.head = q.fifo[:m], 0

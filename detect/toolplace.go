@@ -25,9 +25,11 @@ import (
 // and records restored from an older checkpoint go on there until they end.
 
 // Sources is the pipeline's per-source table as the engine reads it: At(i) returns slot i's
-// key and state (a free slot's state is zero), for i < Slots().
+// key and state (a free slot's state is zero), for i < Slots(); Cap() is the most slots
+// it can grow to.
 type Sources interface {
 	Slots() int
+	Cap() int
 	At(i int32) (*packet.Addr, *SourceState)
 }
 
@@ -35,6 +37,9 @@ type Sources interface {
 // none). Call it before the first packet and before LoadState.
 func (e *Engine) SetSources(s Sources) {
 	e.srcs = s
+	if s != nil {
+		reserveQueue(&e.toolDue, toolDueLimit(s.Cap()))
+	}
 	e.requeueTools()
 }
 

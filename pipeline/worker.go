@@ -139,6 +139,7 @@ type detectSources struct {
 }
 
 func (s detectSources) Slots() int { return s.t.Slots() }
+func (s detectSources) Cap() int   { return s.t.Cap() }
 
 func (s detectSources) At(i int32) (*packet.Addr, *detect.SourceState) {
 	k, e := s.t.At(i)
