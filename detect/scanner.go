@@ -210,8 +210,22 @@ func (e *Engine) stealth(h *packet.Header, st *SourceState, tech int) {
 	}
 }
 
-// flushTech publishes the packet tallies (techPackets, fpPackets, bsPackets).
-func (e *Engine) flushTech() {
+// Publish publishes the packet tallies (techPackets, fpPackets, bsPackets) and the episode
+// counts (started, active) to the counters: after each batch (Advance, and the pipeline's
+// flush), at Finish and after a reload.
+func (e *Engine) Publish() {
+	for d := range e.started {
+		for c, n := range e.started[d] {
+			if n != 0 {
+				e.c.Detections[d][c].Add(n)
+				e.started[d][c] = 0
+			}
+		}
+		if n := e.active[d]; n != 0 {
+			e.c.Active[d].Add(n)
+			e.active[d] = 0
+		}
+	}
 	for i, n := range e.techPackets {
 		e.c.TechniquePackets[i].Store(n)
 	}

@@ -194,12 +194,48 @@ type episodeSeries struct {
 	_      [64]byte
 	mu     sync.Mutex
 	starts map[string]map[int64]uint64 // detector -> minute -> episodes started (but last)
-	last   struct {
-		det string
-		min int64
-		n   uint64
+	last   seriesRun
+	_      [64]byte
+}
+
+// seriesRun is a run of n episode starts of detector det in minute min.
+type seriesRun struct {
+	det string
+	min int64
+	n   uint64
+}
+
+// count counts ev in r when it is a Start of r's detector in r's minute; other starts
+// replace r, which goes to the series first (a worker's own run, workerSink).
+func (r *seriesRun) count(ev *detect.Event, e *episodeSeries) {
+	if ev.Phase != detect.Start {
+		return
 	}
-	_ [64]byte
+	ts, ok := EntryStart(ev.Entry)
+	if !ok {
+		return
+	}
+	min := aggregate.FloorDiv(int64(ts), SeriesMinStep)
+	if r.n > 0 && r.min == min && r.det == ev.Detector {
+		r.n++
+		return
+	}
+	if r.n > 0 {
+		e.add(*r)
+	}
+	*r = seriesRun{ev.Detector, min, 1}
+}
+
+// add adds the run r of starts.
+func (e *episodeSeries) add(r seriesRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if l := &e.last; l.n > 0 && l.min == r.min && l.det == r.det {
+		l.n += r.n
+		return
+	}
+	e.flushLast()
+	e.last = r
 }
 
 func newEpisodeSeries() *episodeSeries {
@@ -215,15 +251,7 @@ func (e *episodeSeries) Detection(ev *detect.Event) {
 	if !ok {
 		return
 	}
-	min := aggregate.FloorDiv(int64(ts), SeriesMinStep)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if l := &e.last; l.n > 0 && l.min == min && l.det == ev.Detector {
-		l.n++
-		return
-	}
-	e.flushLast()
-	e.last.det, e.last.min, e.last.n = ev.Detector, min, 1
+	e.add(seriesRun{ev.Detector, aggregate.FloorDiv(int64(ts), SeriesMinStep), 1})
 }
 
 // flushLast adds the pending run of starts to the maps (e.mu held).

@@ -73,7 +73,8 @@ type worker struct {
 	srcHLL     *aggregate.HLL
 	dstHLL     *aggregate.HLL // destinations without a dense index
 	engine     *detect.Engine
-	now        int64 // latest packet time seen (monotonic)
+	sink       *workerSink // its engine's events (publish: flush)
+	now        int64       // latest packet time seen (monotonic)
 	series     workerSeries
 	// detEver: a detector ran since the start, or the state came from a checkpoint. Until
 	// then every entry's detector state is zero and an eviction skips the engine (which
@@ -118,7 +119,8 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 		dstExact:   make([]uint32, rc.prefixes.ExactSize()),
 	}
 	w.detEver = rc.detectOn
-	w.engine = detect.NewEngine(rc.det, id, p.sink.forWorker(), p.surge, &w.Det)
+	w.sink = p.sink.forWorker()
+	w.engine = detect.NewEngine(rc.det, id, w.sink, p.surge, &w.Det)
 	w.engine.SetDenseDsts(rc.prefixes)
 	w.engine.SetSources(detectSources{w.sources})
 	w.sources.SetEvict(w.evicted)
@@ -167,6 +169,7 @@ func (w *worker) applyConfig() {
 	w.rc = rc
 	w.detEver = w.detEver || rc.detectOn
 	w.engine.SetConfig(rc.det)
+	w.sink.publish() // the episodes the reload ended
 	if w.winOpen && rc.winLen != w.winLen() {
 		// A new window length starts a new window at the next packet.
 		w.winEnd = w.now
@@ -374,6 +377,8 @@ func (w *worker) advance(now int64) {
 
 // flush publishes the batch's counts and the table gauges.
 func (w *worker) flush() {
+	w.engine.Publish()
+	w.sink.publish()
 	w.loc.Flush(&w.C)
 	w.tracked.Store(int64(w.sources.Len()))
 	w.evictions.Store(w.sources.Evictions())
