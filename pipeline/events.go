@@ -41,7 +41,8 @@ type workerSink struct {
 	tally  []eventTally
 	series *episodeSeries
 	pend   []tallyCounts
-	run    seriesRun // the latest run of starts of one detector in one minute
+	run    seriesRun   // the latest run of starts of one detector in one minute
+	next   detect.Sink // the eventSink's next, or the worker's part of it (partOf)
 }
 
 // Detection implements detect.Sink.
@@ -83,13 +84,14 @@ func newEventSink(log *zap.Logger, next detect.Sink, wh *who, cfg func() *detect
 func (s *eventSink) forWorker() *workerSink {
 	w := s.newPart()
 	w.pend = make([]tallyCounts, len(w.tally))
+	w.next = partOf(s.next)
 	return w
 }
 
 func (s *eventSink) newPart() *workerSink {
 	// The tallies are padded so that no other part's share a cache line with them.
 	n := len(detect.Descriptors())
-	w := &workerSink{s: s, tally: make([]eventTally, n+4)[2 : n+2 : n+2], series: newEpisodeSeries()}
+	w := &workerSink{s: s, tally: make([]eventTally, n+4)[2 : n+2 : n+2], series: newEpisodeSeries(), next: s.next}
 	s.parts = append(s.parts, w)
 	return w
 }
@@ -164,8 +166,8 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 	} else {
 		w.series.Detection(ev)
 	}
-	if s.next != nil {
-		s.next.Detection(ev)
+	if w.next != nil {
+		w.next.Detection(ev)
 	}
 }
 

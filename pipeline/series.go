@@ -313,6 +313,27 @@ func EntryStart(e detect.Entry) (detect.Time, bool) {
 // Tee passes every event to each of the sinks (nil sinks are skipped).
 type Tee []detect.Sink
 
+// parter is a sink that gives each worker a part of its own, which only that worker
+// writes (DetectionSpool: no lock per episode).
+type parter interface{ part() detect.Sink }
+
+// partOf returns a worker's part of s, or s itself when it has no parts.
+func partOf(s detect.Sink) detect.Sink {
+	if p, ok := s.(parter); ok {
+		return p.part()
+	}
+	return s
+}
+
+// part returns a Tee of the sinks' parts.
+func (t Tee) part() detect.Sink {
+	out := make(Tee, len(t))
+	for i, s := range t {
+		out[i] = partOf(s)
+	}
+	return out
+}
+
 // Detection implements detect.Sink.
 func (t Tee) Detection(ev *detect.Event) {
 	for _, s := range t {

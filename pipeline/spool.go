@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/telescope-dev/telescope/detect"
@@ -24,26 +23,38 @@ import (
 // an unlinked temporary file. At the end the runs are merged (64 at a time, in passes when
 // there are more) into one JSON array in key order.
 //
-// Memory: one run (runEntries marshalled entries, about 0.25 KiB each: 4 MiB), 16 bytes per
-// run written (1 M episodes at 16384 per run: 62 runs, 1 KiB), and 64 read buffers of
-// 32 KiB while merging. Disk: about 0.25 KiB per entry, twice during a merge pass (past
-// 1 M entries; below, the runs are merged straight into the report).
+// Each worker adds through a part of its own (Part): its run gathers without a lock, and
+// only a full run takes the lock, to claim its place in the file. Under a flood the shared
+// run's lock, a spill holding it while the other workers waited, and an allocation per
+// entry were a quarter of a replay's CPU.
+//
+// Memory: one run per part and one shared (runEntries marshalled entries, about 0.25 KiB
+// each: 4 MiB), 16 bytes per run written (1 M episodes at 16384 per run: 62 runs, 1 KiB),
+// and 64 read buffers of 32 KiB while merging. Disk: about 0.25 KiB per entry, twice
+// during a merge pass (past 1 M entries; below, the runs are merged straight into the
+// report).
 type Spool struct {
 	mu         sync.Mutex
 	dir        string
 	runEntries int
-	buf        []spoolRec
+	buf        runBuf // the shared run (Add)
+	parts      []*SpoolPart
 	f          *os.File
 	off        int64
 	runs       []spoolRun
-	n          int
+	n          int // entries in the runs written
 	err        error
 }
 
-type spoolRec struct {
-	key  string
-	line []byte
+// runBuf gathers one run: every entry's key and line in one arena, so an entry costs no
+// allocation of its own.
+type runBuf struct {
+	mem  []byte
+	recs []runRec // in arrival order
 }
+
+// runRec is an entry of a runBuf: its key at mem[off:off+klen], its line right after.
+type runRec struct{ off, klen, llen uint32 }
 
 type spoolRun struct{ off, size int64 }
 
@@ -62,25 +73,86 @@ func NewSpool(dir string, runEntries int) *Spool {
 	return &Spool{dir: dir, runEntries: runEntries}
 }
 
+// add marshals entry into b under key.
+func (b *runBuf) add(key string, entry any) error {
+	off := len(b.mem)
+	b.mem = append(b.mem, key...)
+	if a, ok := entry.(detect.JSONAppender); ok {
+		b.mem = a.AppendJSON(b.mem)
+	} else {
+		line, err := json.Marshal(entry)
+		if err != nil {
+			b.mem = b.mem[:off]
+			return err
+		}
+		b.mem = append(b.mem, line...)
+	}
+	b.recs = append(b.recs, runRec{uint32(off), uint32(len(key)), uint32(len(b.mem) - off - len(key))})
+	return nil
+}
+
+func (b *runBuf) key(r runRec) []byte  { return b.mem[r.off : r.off+r.klen] }
+func (b *runBuf) line(r runRec) []byte { return b.mem[r.off+r.klen : r.off+r.klen+r.llen] }
+
+// sort orders the run by key; stable, so equal keys keep their arrival order.
+func (b *runBuf) sort() {
+	slices.SortStableFunc(b.recs, func(x, y runRec) int { return bytes.Compare(b.key(x), b.key(y)) })
+}
+
+// size returns the bytes the run takes on disk.
+func (b *runBuf) size() int64 {
+	var n int64
+	for _, r := range b.recs {
+		n += recSize(r.klen, r.llen)
+	}
+	return n
+}
+
+func (b *runBuf) reset() { b.mem, b.recs = b.mem[:0], b.recs[:0] }
+
 // Add adds an entry under its sort key. Errors (a full disk) are kept for WriteJSON.
 func (s *Spool) Add(key string, entry any) {
-	var line []byte
-	var err error
-	if a, ok := entry.(detect.JSONAppender); ok {
-		line = a.AppendJSON(make([]byte, 0, 256))
-	} else {
-		line, err = json.Marshal(entry)
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err != nil {
+	if err := s.buf.add(key, entry); err != nil {
 		s.fail(err)
 		return
 	}
-	s.n++
-	s.buf = append(s.buf, spoolRec{key: key, line: line})
-	if len(s.buf) >= s.runEntries {
-		s.fail(s.spill())
+	if len(s.buf.recs) >= s.runEntries {
+		s.fail(s.spill(&s.buf))
+	}
+}
+
+// SpoolPart is one worker's way into a Spool: only that worker adds through it.
+type SpoolPart struct {
+	s   *Spool
+	buf runBuf
+	err error
+}
+
+// Part returns a new part of s (call it before the workers start).
+func (s *Spool) Part() *SpoolPart {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := &SpoolPart{s: s}
+	s.parts = append(s.parts, p)
+	return p
+}
+
+// Add adds an entry under its sort key, as Spool.Add does.
+func (p *SpoolPart) Add(key string, entry any) {
+	if err := p.buf.add(key, entry); err != nil {
+		p.fail(err)
+		return
+	}
+	if len(p.buf.recs) >= p.s.runEntries {
+		p.fail(p.s.spillOut(&p.buf))
+	}
+}
+
+func (p *SpoolPart) fail(err error) {
+	if err != nil && p.err == nil {
+		p.err = err
 	}
 }
 
@@ -90,11 +162,15 @@ func (s *Spool) fail(err error) {
 	}
 }
 
-// Len returns the entries added.
+// Len returns the entries added (the parts' too: call it once no part adds any more).
 func (s *Spool) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.n
+	n := s.n + len(s.buf.recs)
+	for _, p := range s.parts {
+		n += len(p.buf.recs)
+	}
+	return n
 }
 
 // Runs returns the runs written to disk so far.
@@ -104,11 +180,11 @@ func (s *Spool) Runs() int {
 	return len(s.runs)
 }
 
-// Buffered returns the entries held in memory (at most the run length).
+// Buffered returns the entries of the shared run held in memory (at most the run length).
 func (s *Spool) Buffered() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.buf)
+	return len(s.buf.recs)
 }
 
 func tempFile(dir string) (*os.File, error) {
@@ -122,63 +198,95 @@ func tempFile(dir string) (*os.File, error) {
 }
 
 // spill sorts the buffered entries and appends them to the file as one run.
-func (s *Spool) spill() error {
-	if len(s.buf) == 0 {
+// spill writes b as a run (s.mu held).
+func (s *Spool) spill(b *runBuf) error {
+	if len(b.recs) == 0 {
 		return nil
 	}
+	b.sort()
+	off, err := s.claim(b)
+	if err != nil {
+		return err
+	}
+	return s.writeRun(b, off)
+}
+
+// spillOut writes a part's run b, holding s.mu only to claim its place in the file: the
+// other workers go on adding meanwhile (pwrite to distinct ranges of one file).
+func (s *Spool) spillOut(b *runBuf) error {
+	if len(b.recs) == 0 {
+		return nil
+	}
+	b.sort()
+	s.mu.Lock()
+	off, err := s.claim(b)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.writeRun(b, off)
+}
+
+// claim reserves the file range of run b and returns its offset (s.mu held).
+func (s *Spool) claim(b *runBuf) (int64, error) {
 	if s.f == nil {
 		f, err := tempFile(s.dir)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		s.f = f
 	}
-	sortRecs(s.buf)
-	w := bufio.NewWriterSize(io.NewOffsetWriter(s.f, s.off), 64<<10)
-	var size int64
-	for _, r := range s.buf {
-		n, err := writeRec(w, r)
-		if err != nil {
+	size := b.size()
+	off := s.off
+	s.runs = append(s.runs, spoolRun{off: off, size: size})
+	s.off += size
+	s.n += len(b.recs)
+	return off, nil
+}
+
+// writeRun writes b's records at off and empties b.
+func (s *Spool) writeRun(b *runBuf, off int64) error {
+	w := bufio.NewWriterSize(io.NewOffsetWriter(s.f, off), 64<<10)
+	for _, r := range b.recs {
+		if _, err := writeRec(w, b.key(r), b.line(r)); err != nil {
 			return err
 		}
-		size += n
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	s.runs = append(s.runs, spoolRun{off: s.off, size: size})
-	s.off += size
-	clear(s.buf)
-	s.buf = s.buf[:0]
+	b.reset()
 	return nil
 }
 
-func sortRecs(rs []spoolRec) {
-	// Stable, so equal keys keep their arrival order.
-	slices.SortStableFunc(rs, func(a, b spoolRec) int { return strings.Compare(a.key, b.key) })
+func recSize(klen, llen uint32) int64 {
+	var hdr [binary.MaxVarintLen64]byte
+	return int64(binary.PutUvarint(hdr[:], uint64(klen)) + binary.PutUvarint(hdr[:], uint64(llen)) +
+		int(klen) + int(llen))
 }
 
-func writeRec(w *bufio.Writer, r spoolRec) (int64, error) {
+func writeRec(w *bufio.Writer, key, line []byte) (int64, error) {
 	var hdr [2 * binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(r.key)))
-	n += binary.PutUvarint(hdr[n:], uint64(len(r.line)))
+	n := binary.PutUvarint(hdr[:], uint64(len(key)))
+	n += binary.PutUvarint(hdr[n:], uint64(len(line)))
 	if _, err := w.Write(hdr[:n]); err != nil {
 		return 0, err
 	}
-	if _, err := w.WriteString(r.key); err != nil {
+	if _, err := w.Write(key); err != nil {
 		return 0, err
 	}
-	if _, err := w.Write(r.line); err != nil {
+	if _, err := w.Write(line); err != nil {
 		return 0, err
 	}
-	return int64(n + len(r.key) + len(r.line)), nil
+	return int64(n + len(key) + len(line)), nil
 }
 
 // runReader reads one run's records in order.
 type runReader struct {
-	r   *bufio.Reader
-	cur spoolRec
-	seq int // the run's position, to break ties in arrival order
+	r         *bufio.Reader
+	buf       []byte // the current record's key then line (reused: valid until next)
+	key, line []byte
+	seq       int // the run's position, to break ties in arrival order
 }
 
 func (rr *runReader) next() (bool, error) {
@@ -193,11 +301,11 @@ func (rr *runReader) next() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	b := make([]byte, kl+ll)
-	if _, err := io.ReadFull(rr.r, b); err != nil {
+	rr.buf = slices.Grow(rr.buf[:0], int(kl+ll))[:kl+ll]
+	if _, err := io.ReadFull(rr.r, rr.buf); err != nil {
 		return false, err
 	}
-	rr.cur = spoolRec{key: string(b[:kl]), line: b[kl:]}
+	rr.key, rr.line = rr.buf[:kl], rr.buf[kl:]
 	return true, nil
 }
 
@@ -205,8 +313,8 @@ type runHeap []*runReader
 
 func (h runHeap) Len() int { return len(h) }
 func (h runHeap) Less(i, j int) bool {
-	if h[i].cur.key != h[j].cur.key {
-		return h[i].cur.key < h[j].cur.key
+	if c := bytes.Compare(h[i].key, h[j].key); c != 0 {
+		return c < 0
 	}
 	return h[i].seq < h[j].seq
 }
@@ -219,8 +327,9 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
-// merge reads runs of f in key order, calling emit for each record.
-func merge(f *os.File, runs []spoolRun, emit func(spoolRec) error) error {
+// merge reads runs of f in key order, calling emit for each record (key and line are valid
+// until emit returns).
+func merge(f *os.File, runs []spoolRun, emit func(key, line []byte) error) error {
 	h := make(runHeap, 0, len(runs))
 	for i, r := range runs {
 		rr := &runReader{r: bufio.NewReaderSize(io.NewSectionReader(f, r.off, r.size), 32<<10), seq: i}
@@ -235,7 +344,7 @@ func merge(f *os.File, runs []spoolRun, emit func(spoolRec) error) error {
 	heap.Init(&h)
 	for len(h) > 0 {
 		rr := h[0]
-		if err := emit(rr.cur); err != nil {
+		if err := emit(rr.key, rr.line); err != nil {
 			return err
 		}
 		ok, err := rr.next()
@@ -264,8 +373,8 @@ func (s *Spool) reduce() error {
 			group := s.runs[i:min(i+spoolFanIn, len(s.runs))]
 			w := bufio.NewWriterSize(io.NewOffsetWriter(nf, off), 64<<10)
 			var size int64
-			if err := merge(s.f, group, func(r spoolRec) error {
-				n, err := writeRec(w, r)
+			if err := merge(s.f, group, func(key, line []byte) error {
+				n, err := writeRec(w, key, line)
 				size += n
 				return err
 			}); err != nil {
@@ -290,14 +399,16 @@ func (s *Spool) reduce() error {
 func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.fail(s.spill(&s.buf))
+	for _, p := range s.parts {
+		s.fail(p.err)
+		s.fail(s.spill(&p.buf))
+	}
 	if s.err != nil {
 		return s.err
 	}
 	if s.n == 0 {
 		_, err := io.WriteString(w, "[]")
-		return err
-	}
-	if err := s.spill(); err != nil {
 		return err
 	}
 	if err := s.reduce(); err != nil {
@@ -309,12 +420,12 @@ func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
 	}
 	first := true
 	var ind []byte
-	err := merge(s.f, s.runs, func(r spoolRec) error {
+	err := merge(s.f, s.runs, func(_, line []byte) error {
 		sep := ",\n" + inner
 		if first {
 			sep, first = "\n"+inner, false
 		}
-		ind = appendIndent(append(ind[:0], sep...), r.line, inner, indent)
+		ind = appendIndent(append(ind[:0], sep...), line, inner, indent)
 		_, err := w.Write(ind)
 		return err
 	})
@@ -357,6 +468,29 @@ func NewDetectionSpool(dir string, runEntries int) *DetectionSpool {
 // Detection implements detect.Sink: the End event of every episode is spooled under its
 // detector's sort key.
 func (d *DetectionSpool) Detection(ev *detect.Event) {
+	if ev.Phase != detect.End {
+		return
+	}
+	if i := detect.DetectorIndex(ev.Detector); i >= 0 {
+		d.lists[i].Add(detect.Descriptors()[i].SortKey(ev.Entry), ev.Entry)
+	}
+}
+
+// part returns a worker's part of d: it adds to each list through a part of its own
+// (Spool.Part). Call it before the workers start.
+func (d *DetectionSpool) part() detect.Sink {
+	p := &detectionSpoolPart{}
+	for _, s := range d.lists {
+		p.lists = append(p.lists, s.Part())
+	}
+	return p
+}
+
+// detectionSpoolPart is one worker's part of a DetectionSpool.
+type detectionSpoolPart struct{ lists []*SpoolPart }
+
+// Detection implements detect.Sink, as DetectionSpool.Detection.
+func (d *detectionSpoolPart) Detection(ev *detect.Event) {
 	if ev.Phase != detect.End {
 		return
 	}

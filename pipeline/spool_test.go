@@ -24,7 +24,8 @@ import (
 // from the disk spool is byte for byte the report the in-memory collector gives, for a
 // generated telescope day (every detector) plus a flood of one-packet Mirai episodes;
 // runs of 100 entries force several merge passes, and the spool never holds more than
-// one run in memory.
+// one run in memory. Both ways in: every worker through the shared runs, and each through
+// its own part (the way a replay's report spool is fed).
 func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	dir := t.TempDir()
 	day := filepath.Join(dir, "day.pcap")
@@ -50,16 +51,31 @@ func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// shared: every worker adds to the shared runs (the sink wraps the spool), whose size
+	// is watched; parts: the spool is the workers' sink, so each adds through its own part.
+	for _, mode := range []string{"shared", "parts"} {
+		t.Run(mode, func(t *testing.T) { checkSpoolReport(t, cfg, dir, mode == "parts", day, flood) })
+	}
+}
+
+func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool, files ...string) {
 	col := NewEpisodes()
 	spool := NewDetectionSpool(dir, 100)
 	scans := NewScannerEpisodes()
 	defer spool.Close()
 	watch := &maxBuffered{s: spool}
-	p, err := New(Options{Config: cfg, Workers: 3, Sink: Tee{col, watch, scans}})
+	sink := Tee{col, watch, scans}
+	if parts {
+		sink = Tee{col, spool, scans}
+	}
+	p, err := New(Options{Config: cfg, Workers: 3, Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Replay(context.Background(), ReplayOptions{Files: []string{day, flood}})
+	p.Replay(context.Background(), ReplayOptions{Files: files})
+	if n := len(spool.lists[5].parts); parts && n != 3 {
+		t.Fatalf("%d parts of the tools' list for 3 workers", n)
+	}
 
 	var want bytes.Buffer
 	enc := json.NewEncoder(&want)
@@ -91,6 +107,13 @@ func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	}
 	if watch.max > 100 {
 		t.Errorf("the spool held %d entries in memory, its run length is 100", watch.max)
+	}
+	for _, l := range spool.lists {
+		for i, pt := range l.parts {
+			if n := len(pt.buf.recs); n != 0 {
+				t.Errorf("part %d holds %d entries after the report was written", i, n)
+			}
+		}
 	}
 }
 
