@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -114,6 +115,67 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 				t.Errorf("part %d holds %d entries after the report was written", i, n)
 			}
 		}
+	}
+}
+
+// TestSpoolPartsConcurrent: three goroutines add 1 000 entries each through parts of one
+// spool (runs of 50: each part writes its runs while the others add), a fourth through
+// the spool itself; the array written holds every entry once, in key order, and entries
+// of one part under one key in the order they were added.
+func TestSpoolPartsConcurrent(t *testing.T) {
+	type rec struct {
+		K    string
+		Part int
+		I    int
+	}
+	s := NewSpool(t.TempDir(), 50)
+	defer s.Close()
+	parts := []interface{ Add(string, any) }{s.Part(), s.Part(), s.Part(), s}
+	var wg sync.WaitGroup
+	for p, pt := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(p), 9))
+			for i := range 1000 {
+				k := fmt.Sprintf("k%02d", r.IntN(40)) // many entries share a key
+				pt.Add(k, rec{k, p, i})
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.Len(); n != 4000 {
+		t.Fatalf("Len %d, want 4000", n)
+	}
+	if runs := s.Runs(); runs != 80 {
+		t.Errorf("%d runs written for 4 000 entries in runs of 50, want 80", runs)
+	}
+	var out bytes.Buffer
+	if err := s.WriteJSON(&out, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	var got []rec
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %.200s", err, out.Bytes())
+	}
+	if len(got) != 4000 {
+		t.Fatalf("%d entries written, want 4000", len(got))
+	}
+	seen := map[[2]int]bool{}
+	last := map[[2]any]int{} // part, key -> last I
+	for i, r := range got {
+		if i > 0 && r.K < got[i-1].K {
+			t.Fatalf("entry %d: key %s after %s", i, r.K, got[i-1].K)
+		}
+		if seen[[2]int{r.Part, r.I}] {
+			t.Fatalf("entry %d of part %d written twice", r.I, r.Part)
+		}
+		seen[[2]int{r.Part, r.I}] = true
+		k := [2]any{r.Part, r.K}
+		if prev, ok := last[k]; ok && r.I < prev {
+			t.Fatalf("part %d, key %s: entry %d after %d", r.Part, r.K, r.I, prev)
+		}
+		last[k] = r.I
 	}
 }
 
