@@ -197,12 +197,13 @@ func tempFile(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// spill sorts the buffered entries and appends them to the file as one run.
-// spill writes b as a run (s.mu held).
+// spill sorts b and appends it to the file as one run (s.mu held). b is emptied even when
+// that fails: the error fails the report, and a full disk must not grow the memory.
 func (s *Spool) spill(b *runBuf) error {
 	if len(b.recs) == 0 {
 		return nil
 	}
+	defer b.reset()
 	b.sort()
 	off, err := s.claim(b)
 	if err != nil {
@@ -217,6 +218,7 @@ func (s *Spool) spillOut(b *runBuf) error {
 	if len(b.recs) == 0 {
 		return nil
 	}
+	defer b.reset()
 	b.sort()
 	s.mu.Lock()
 	off, err := s.claim(b)
@@ -244,7 +246,7 @@ func (s *Spool) claim(b *runBuf) (int64, error) {
 	return off, nil
 }
 
-// writeRun writes b's records at off and empties b.
+// writeRun writes b's records at off.
 func (s *Spool) writeRun(b *runBuf, off int64) error {
 	w := bufio.NewWriterSize(io.NewOffsetWriter(s.f, off), 64<<10)
 	for _, r := range b.recs {
@@ -252,11 +254,7 @@ func (s *Spool) writeRun(b *runBuf, off int64) error {
 			return err
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	b.reset()
-	return nil
+	return w.Flush()
 }
 
 func recSize(klen, llen uint32) int64 {
