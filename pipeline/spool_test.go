@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -176,6 +177,28 @@ func TestSpoolPartsConcurrent(t *testing.T) {
 			t.Fatalf("part %d, key %s: entry %d after %d", r.Part, r.K, r.I, prev)
 		}
 		last[k] = r.I
+	}
+}
+
+// TestSpoolWriteFails: a spool whose file cannot be created (its directory is missing)
+// fails WriteJSON with that error, and neither it nor a part holds more than one run in
+// memory meanwhile, however many entries come.
+func TestSpoolWriteFails(t *testing.T) {
+	s := NewSpool(filepath.Join(t.TempDir(), "missing"), 10)
+	defer s.Close()
+	p := s.Part()
+	most := 0
+	for i := range 1000 {
+		s.Add(fmt.Sprint(i), i)
+		p.Add(fmt.Sprint(i), i)
+		most = max(most, s.Buffered(), len(p.buf.recs))
+	}
+	if most > 10 {
+		t.Errorf("%d entries held in memory with runs of 10 that cannot be written", most)
+	}
+	err := s.WriteJSON(io.Discard, "", "  ")
+	if err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("WriteJSON: %v, want the spool file's error", err)
 	}
 }
 
