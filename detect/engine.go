@@ -44,17 +44,16 @@ type Engine struct {
 	toolEntries entryPool[ToolEntry]
 	flowEntries entryPool[UDPThenSYNEntry]
 
-	// techPackets, fpPackets and bsPackets count packets by scan technique, tool
-	// fingerprint and backscatter kind: plain adds on the packet path (a locked add waits
-	// for every older store, the cache misses among them), published to c by publish.
+	// The counts since the last Publish, which adds them to c: packets by scan technique,
+	// tool fingerprint and backscatter kind, episodes started by detector and class, and
+	// the change in episodes in progress by detector. Plain adds on the packet path: a
+	// locked add waits for every older store, the cache misses among them (a flood starts
+	// and ends an episode per packet; those adds were 3 % of its CPU).
 	techPackets [NumTechniques]uint64
 	fpPackets   [len(Counters{}.FingerprintPackets)]uint64
 	bsPackets   [len(Counters{}.BackscatterPackets)]uint64
-	// started and active count the episodes started (by detector and class) and the change
-	// in episodes in progress (by detector) since the last publish, the same way: a flood
-	// starts and ends an episode per packet, and these locked adds were 3 % of its CPU.
-	started [numDetectors][maxClasses]uint64
-	active  [numDetectors]int64
+	started     [numDetectors][maxClasses]uint64
+	active      [numDetectors]int64
 
 	// evRecords: of the last sources evicted (Evicted), those with an episode record
 	// (WarmEvicted); fpRecent: of the last SYN probes, those matching a tool (Prefetch).
@@ -300,6 +299,32 @@ func (e *Engine) Finish(now int64) {
 	}
 	e.c.Tracked.Store(int64(e.flows.Len() + e.victims.Len()))
 	e.Publish()
+}
+
+// Publish adds the counts since the last call to the counters (c): after each batch
+// (Advance, and the pipeline's flush, which also follows work without an Advance), at Finish
+// and after a reload. A call with nothing new only reads the pending counts.
+func (e *Engine) Publish() {
+	publishCounts(e.techPackets[:], e.c.TechniquePackets[:])
+	publishCounts(e.fpPackets[:], e.c.FingerprintPackets[:])
+	publishCounts(e.bsPackets[:], e.c.BackscatterPackets[:])
+	for d := range e.started {
+		publishCounts(e.started[d][:], e.c.Detections[d][:])
+	}
+	publishCounts(e.active[:], e.c.Active[:])
+}
+
+// publishCounts adds each nonzero pending count to its counter and clears it.
+func publishCounts[T int64 | uint64, A any, PA interface {
+	*A
+	Add(T) T
+}](pend []T, to []A) {
+	for i, n := range pend {
+		if n != 0 {
+			PA(&to[i]).Add(n)
+			pend[i] = 0
+		}
+	}
 }
 
 // begin records an episode start: counters, then the event.

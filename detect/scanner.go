@@ -210,33 +210,6 @@ func (e *Engine) stealth(h *packet.Header, st *SourceState, tech int) {
 	}
 }
 
-// Publish publishes the packet tallies (techPackets, fpPackets, bsPackets) and the episode
-// counts (started, active) to the counters: after each batch (Advance, and the pipeline's
-// flush), at Finish and after a reload.
-func (e *Engine) Publish() {
-	for d := range e.started {
-		for c, n := range e.started[d] {
-			if n != 0 {
-				e.c.Detections[d][c].Add(n)
-				e.started[d][c] = 0
-			}
-		}
-		if n := e.active[d]; n != 0 {
-			e.c.Active[d].Add(n)
-			e.active[d] = 0
-		}
-	}
-	for i, n := range e.techPackets {
-		e.c.TechniquePackets[i].Store(n)
-	}
-	for i, n := range e.fpPackets {
-		e.c.FingerprintPackets[i].Store(n)
-	}
-	for i, n := range e.bsPackets {
-		e.c.BackscatterPackets[i].Store(n)
-	}
-}
-
 // dropProfile returns a profile's memory and clears it.
 func (e *Engine) dropProfile(pr *profileRec) {
 	pr.Addrs.Reset(&e.slab)

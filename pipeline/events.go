@@ -51,15 +51,8 @@ func (w *workerSink) Detection(ev *detect.Event) { w.s.detection(ev, w) }
 // publish adds the counts of a worker's part since the last call to its tallies and series.
 func (w *workerSink) publish() {
 	for i := range w.pend {
-		p, t := &w.pend[i], &w.tally[i]
-		if *p == (tallyCounts{}) {
-			continue
-		}
-		t.started.Add(p.started)
-		t.ended.Add(p.ended)
-		t.startsNotLogged.Add(p.startsNotLogged)
-		t.endsNotLogged.Add(p.endsNotLogged)
-		*p = tallyCounts{}
+		w.tally[i].add(w.pend[i])
+		w.pend[i] = tallyCounts{}
 	}
 	if w.run.n > 0 {
 		w.series.add(w.run)
@@ -71,6 +64,26 @@ func (w *workerSink) publish() {
 type eventTally struct {
 	started, ended                 atomic.Uint64
 	startsNotLogged, endsNotLogged atomic.Uint64
+}
+
+// add adds c, with no locked add for a count of zero.
+func (t *eventTally) add(c tallyCounts) {
+	if c.started != 0 {
+		t.started.Add(c.started)
+	}
+	if c.ended != 0 {
+		t.ended.Add(c.ended)
+	}
+	if c.startsNotLogged != 0 {
+		t.startsNotLogged.Add(c.startsNotLogged)
+	}
+	if c.endsNotLogged != 0 {
+		t.endsNotLogged.Add(c.endsNotLogged)
+	}
+}
+
+func (t *eventTally) load() tallyCounts {
+	return tallyCounts{t.started.Load(), t.ended.Load(), t.startsNotLogged.Load(), t.endsNotLogged.Load()}
 }
 
 func newEventSink(log *zap.Logger, next detect.Sink, wh *who, cfg func() *detect.Config) *eventSink {
@@ -99,14 +112,8 @@ func (s *eventSink) newPart() *workerSink {
 // tallied returns detector i's events so far, over every sink.
 func (s *eventSink) tallied(i int) tallyCounts {
 	var c tallyCounts
-	add := func(t *eventTally) {
-		c.started += t.started.Load()
-		c.ended += t.ended.Load()
-		c.startsNotLogged += t.startsNotLogged.Load()
-		c.endsNotLogged += t.endsNotLogged.Load()
-	}
 	for _, w := range s.parts {
-		add(&w.tally[i])
+		c.add(w.tally[i].load())
 	}
 	return c
 }
@@ -126,30 +133,20 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 		if s.cfg != nil {
 			logged = d.Logged(s.cfg(), ev.Entry)
 		}
-		if w.pend != nil {
-			p := &w.pend[i]
-			switch {
-			case ev.Phase == detect.Start:
-				p.started++
-				p.startsNotLogged += notLogged(logged)
-			default:
-				p.ended++
-				p.endsNotLogged += notLogged(logged)
-			}
+		var c tallyCounts // this event
+		var notLogged uint64
+		if !logged {
+			notLogged = 1
+		}
+		if ev.Phase == detect.Start {
+			c.started, c.startsNotLogged = 1, notLogged
 		} else {
-			t := &w.tally[i]
-			switch {
-			case ev.Phase == detect.Start && logged:
-				t.started.Add(1)
-			case ev.Phase == detect.Start:
-				t.started.Add(1)
-				t.startsNotLogged.Add(1)
-			case logged:
-				t.ended.Add(1)
-			default:
-				t.ended.Add(1)
-				t.endsNotLogged.Add(1)
-			}
+			c.ended, c.endsNotLogged = 1, notLogged
+		}
+		if w.pend != nil {
+			w.pend[i].add(c)
+		} else {
+			w.tally[i].add(c)
 		}
 	}
 	if logged {
@@ -169,11 +166,4 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 	if w.next != nil {
 		w.next.Detection(ev)
 	}
-}
-
-func notLogged(logged bool) uint64 {
-	if logged {
-		return 0
-	}
-	return 1
 }

@@ -205,25 +205,33 @@ type seriesRun struct {
 	n   uint64
 }
 
-// count counts ev in r when it is a Start of r's detector in r's minute; other starts
-// replace r, which goes to the series first (a worker's own run, workerSink).
-func (r *seriesRun) count(ev *detect.Event, e *episodeSeries) {
+// seriesStart returns ev as a run of one start, ok=false when ev is not a Start.
+func seriesStart(ev *detect.Event) (seriesRun, bool) {
 	if ev.Phase != detect.Start {
-		return
+		return seriesRun{}, false
 	}
 	ts, ok := EntryStart(ev.Entry)
 	if !ok {
+		return seriesRun{}, false
+	}
+	return seriesRun{ev.Detector, aggregate.FloorDiv(int64(ts), SeriesMinStep), 1}, true
+}
+
+// count counts ev in r when it is a Start of r's detector in r's minute; other starts
+// replace r, which goes to the series first (a worker's own run, workerSink).
+func (r *seriesRun) count(ev *detect.Event, e *episodeSeries) {
+	st, ok := seriesStart(ev)
+	if !ok {
 		return
 	}
-	min := aggregate.FloorDiv(int64(ts), SeriesMinStep)
-	if r.n > 0 && r.min == min && r.det == ev.Detector {
+	if r.n > 0 && r.min == st.min && r.det == st.det {
 		r.n++
 		return
 	}
 	if r.n > 0 {
 		e.add(*r)
 	}
-	*r = seriesRun{ev.Detector, min, 1}
+	*r = st
 }
 
 // add adds the run r of starts.
@@ -244,14 +252,9 @@ func newEpisodeSeries() *episodeSeries {
 
 // Detection implements detect.Sink: it counts Start events at the episode's first packet.
 func (e *episodeSeries) Detection(ev *detect.Event) {
-	if ev.Phase != detect.Start {
-		return
+	if st, ok := seriesStart(ev); ok {
+		e.add(st)
 	}
-	ts, ok := EntryStart(ev.Entry)
-	if !ok {
-		return
-	}
-	e.add(seriesRun{ev.Detector, aggregate.FloorDiv(int64(ts), SeriesMinStep), 1})
 }
 
 // flushLast adds the pending run of starts to the maps (e.mu held).

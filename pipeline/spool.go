@@ -150,15 +150,13 @@ func (p *SpoolPart) Add(key string, entry any) {
 	}
 }
 
-func (p *SpoolPart) fail(err error) {
-	if err != nil && p.err == nil {
-		p.err = err
-	}
-}
+func (p *SpoolPart) fail(err error) { keepFirst(&p.err, err) }
+func (s *Spool) fail(err error)     { keepFirst(&s.err, err) }
 
-func (s *Spool) fail(err error) {
-	if err != nil && s.err == nil {
-		s.err = err
+// keepFirst keeps err in *first unless an error is there already.
+func keepFirst(first *error, err error) {
+	if err != nil && *first == nil {
+		*first = err
 	}
 }
 
@@ -466,12 +464,22 @@ func NewDetectionSpool(dir string, runEntries int) *DetectionSpool {
 // Detection implements detect.Sink: the End event of every episode is spooled under its
 // detector's sort key.
 func (d *DetectionSpool) Detection(ev *detect.Event) {
+	if i, key, ok := spooled(ev); ok {
+		d.lists[i].Add(key, ev.Entry)
+	}
+}
+
+// spooled returns the list (index of detect.Descriptors()) and sort key of ev, ok=false
+// when ev is not spooled (not an End).
+func spooled(ev *detect.Event) (int, string, bool) {
 	if ev.Phase != detect.End {
-		return
+		return 0, "", false
 	}
-	if i := detect.DetectorIndex(ev.Detector); i >= 0 {
-		d.lists[i].Add(detect.Descriptors()[i].SortKey(ev.Entry), ev.Entry)
+	i := detect.DetectorIndex(ev.Detector)
+	if i < 0 {
+		return 0, "", false
 	}
+	return i, detect.Descriptors()[i].SortKey(ev.Entry), true
 }
 
 // part returns a worker's part of d: it adds to each list through a part of its own
@@ -489,11 +497,8 @@ type detectionSpoolPart struct{ lists []*SpoolPart }
 
 // Detection implements detect.Sink, as DetectionSpool.Detection.
 func (d *detectionSpoolPart) Detection(ev *detect.Event) {
-	if ev.Phase != detect.End {
-		return
-	}
-	if i := detect.DetectorIndex(ev.Detector); i >= 0 {
-		d.lists[i].Add(detect.Descriptors()[i].SortKey(ev.Entry), ev.Entry)
+	if i, key, ok := spooled(ev); ok {
+		d.lists[i].Add(key, ev.Entry)
 	}
 }
 

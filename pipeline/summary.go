@@ -36,6 +36,13 @@ type logSummary struct {
 
 type tallyCounts struct{ started, ended, startsNotLogged, endsNotLogged uint64 }
 
+func (c *tallyCounts) add(d tallyCounts) {
+	c.started += d.started
+	c.ended += d.ended
+	c.startsNotLogged += d.startsNotLogged
+	c.endsNotLogged += d.endsNotLogged
+}
+
 func newSummary(p *Pipeline) *logSummary {
 	return &logSummary{p: p, prev: make([]tallyCounts, len(detect.Descriptors()))}
 }
