@@ -21,22 +21,44 @@ const (
 // Distinct counts distinct 64-bit hashes exactly up to DistinctExactLimit values, then
 // switches to a HyperLogLog with p=10 (1 KiB, ~3 % error); it switches earlier, past 192
 // values (a set of 256 slots 3/4 full), when its slab's budget for large sets
-// (Slab.BigLimit) is spent. The zero value is ready to use and holds no memory. Its 48 bytes are plain fields without pointers (for checkpoints, and so the tables
+// (Slab.BigLimit) is spent. The zero value is ready to use and holds no memory. Its 40 bytes are plain fields without pointers (for checkpoints, and so the tables
 // holding them are not scanned by the garbage collector); treat them as read-only.
 //
-// Phases: the first 4 values live in Small; then a block of the caller's Slab (Ref, Size
-// words) holds an open-addressing set (0 marks an empty slot, so the value 0 is kept in Zero)
+// Phases: the first 4 values live in Small; then a block of the caller's Slab (Ref, 1<<Shift
+// words) holds an open-addressing set (0 marks an empty slot, so the value 0 is a flag)
 // doubling from 8 to 4096 slots; the 4097th distinct value turns the block into the sketch's
 // 1024 one-byte registers, packed 8 per word. After the switch N keeps the exact count
 // reached, a floor for the estimate. Every method that may touch the block takes
 // the Slab; Reset returns the block to it.
 type Distinct struct {
-	Small  [distinctInline]uint64
-	Ref    uint32 // slab block (0: none)
-	Size   uint16 // words of the block
-	N      uint16 // distinct values seen (exact phase), or seen before the switch (sketch)
-	Zero   bool   // the value 0 was seen (set phase)
-	Sketch bool   // switched to the HyperLogLog
+	Small [distinctInline]uint64
+	Ref   uint32 // slab block (0: none)
+	N     uint16 // distinct values seen (exact phase), or seen before the switch (sketch)
+	// Shift is the block's size: 1<<Shift words (blocks are powers of two). With the flags
+	// in one byte beside it, a Distinct is 40 bytes, not 48: three of them are in every
+	// source's table entry.
+	Shift uint8
+	Flags uint8 // distinctZero, distinctSketch
+}
+
+// Bits of Distinct.Flags.
+const (
+	distinctZero   = 1 << iota // the value 0 was seen (set phase)
+	distinctSketch             // switched to the HyperLogLog
+)
+
+// distinctMaxShift is the largest valid Shift (the largest set).
+var distinctMaxShift = uint8(bits.Len(distinctMaxSet) - 1)
+
+func (d *Distinct) zero() bool   { return d.Flags&distinctZero != 0 }
+func (d *Distinct) sketch() bool { return d.Flags&distinctSketch != 0 }
+
+// size is the block's words, 0 without a block.
+func (d *Distinct) size() int {
+	if d.Ref == 0 || d.Shift > distinctMaxShift {
+		return 0
+	}
+	return 1 << d.Shift
 }
 
 // vals returns the block, nil when there is none. It does not settle the slab: every
@@ -45,13 +67,13 @@ func (d *Distinct) vals(s *Slab) []uint64 {
 	if d.Ref == 0 {
 		return nil
 	}
-	return s.words(d.Ref, int(d.Size))
+	return s.words(d.Ref, d.size())
 }
 
 // setBlock replaces the block by a new zeroed one of size words and returns it.
 func (d *Distinct) setBlock(s *Slab, size int) []uint64 {
-	s.Release(d.Ref, int(d.Size))
-	d.Ref, d.Size = s.Alloc(size), uint16(size)
+	s.Release(d.Ref, d.size())
+	d.Ref, d.Shift = s.Alloc(size), uint8(bits.Len(uint(size))-1)
 	return s.Words(d.Ref, size)
 }
 
@@ -60,7 +82,7 @@ func (d *Distinct) setBlock(s *Slab, size int) []uint64 {
 // the 5th, 7th, 13th, 25th, 49th and 97th value) and once at the switch.
 func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 	s.Settle()
-	if d.Sketch {
+	if d.sketch() {
 		return d.addSketch(d.vals(s), x)
 	}
 	vals := d.vals(s)
@@ -82,7 +104,7 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 		d.Small = [distinctInline]uint64{}
 	}
 	if x == 0 {
-		if d.Zero {
+		if d.zero() {
 			return false
 		}
 		if d.N >= DistinctExactLimit {
@@ -90,7 +112,7 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 			d.addSketch(d.vals(s), 0)
 			return true
 		}
-		d.Zero, d.N = true, d.N+1
+		d.Flags, d.N = d.Flags|distinctZero, d.N+1
 		return true
 	}
 	mask := uint64(len(vals) - 1)
@@ -115,12 +137,12 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 // next use or Settle), so that the cache misses of many adds to many sketches overlap
 // instead of each stalling its packet. The sketch ends the same either way.
 func (d *Distinct) AddLater(s *Slab, x uint64) {
-	if !d.Sketch || d.Ref == 0 {
+	if !d.sketch() || d.Ref == 0 {
 		d.Add(s, x)
 		return
 	}
 	idx, r := hllSplit(x, distinctP)
-	if idx/8 >= uint64(d.Size) { // only a corrupt checkpoint lacks registers
+	if idx/8 >= uint64(d.size()) { // only a corrupt checkpoint lacks registers
 		return
 	}
 	s.raiseLater(d.Ref+uint32(idx/8), uint8(idx%8*8), r)
@@ -135,7 +157,7 @@ func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 		return true
 	}
 	used := int(d.N)
-	if d.Zero {
+	if d.zero() {
 		used--
 	}
 	// Keep the load at most 3/4 while the set may still grow; the last size fills up.
@@ -164,7 +186,7 @@ func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 // insertNew places a value known to be absent during a rebuild (no count, no growth).
 func (d *Distinct) insertNew(vals []uint64, x uint64) {
 	if x == 0 {
-		d.Zero = true
+		d.Flags |= distinctZero
 		return
 	}
 	mask := uint64(len(vals) - 1)
@@ -178,9 +200,9 @@ func (d *Distinct) insertNew(vals []uint64, x uint64) {
 // toSketch replaces the full exact set by a sketch holding the same values.
 func (d *Distinct) toSketch(s *Slab) {
 	set := s.copyOut(d.vals(s))
-	zero, seen := d.Zero, d.N
+	zero, seen := d.zero(), d.N
 	sketch := d.setBlock(s, distinctWords)
-	*d = Distinct{Ref: d.Ref, Size: d.Size, Sketch: true, N: seen}
+	*d = Distinct{Ref: d.Ref, Shift: d.Shift, Flags: distinctSketch, N: seen}
 	for _, v := range set {
 		if v != 0 {
 			d.addSketch(sketch, v)
@@ -210,7 +232,7 @@ func (d *Distinct) addSketch(vals []uint64, x uint64) bool {
 // the 1 KiB sketch (about a microsecond): per-packet threshold checks above the exact limit
 // should run only when Add reports a change.
 func (d *Distinct) Count(s *Slab) uint64 {
-	if !d.Sketch {
+	if !d.sketch() {
 		return uint64(d.N)
 	}
 	s.Settle()
@@ -228,36 +250,39 @@ func (d *Distinct) Count(s *Slab) uint64 {
 // Floor returns a lower bound of Count that costs nothing: the count while exact, else the
 // exact count reached before the switch plus the value that caused it.
 func (d *Distinct) Floor() uint64 {
-	if d.Sketch {
+	if d.sketch() {
 		return uint64(d.N) + 1
 	}
 	return uint64(d.N)
 }
 
 // Exact reports whether Count is exact (at most DistinctExactLimit values seen).
-func (d *Distinct) Exact() bool { return !d.Sketch }
+func (d *Distinct) Exact() bool { return !d.sketch() }
 
 // Reset returns d to the zero value, returning its block to the slab.
 func (d *Distinct) Reset(s *Slab) {
-	s.Release(d.Ref, int(d.Size))
+	s.Release(d.Ref, d.size())
 	*d = Distinct{}
 }
 
 // Bytes returns the slab bytes d holds (for memory accounting), not counting d itself.
-func (d *Distinct) Bytes() int { return int(d.Size) * 8 }
+func (d *Distinct) Bytes() int { return d.size() * 8 }
 
 // Validate reports whether d (e.g. decoded from a checkpoint) is consistent, so that a
 // corrupt state is rejected before it miscounts.
 func (d *Distinct) Validate(s *Slab) error {
 	s.Settle()
 	if d.Ref != 0 {
-		if err := s.Validate(d.Ref, int(d.Size)); err != nil {
+		if d.Shift > distinctMaxShift || d.Flags&^(distinctZero|distinctSketch) != 0 {
+			return fmt.Errorf("distinct: block of 2^%d words, flags %#x", d.Shift, d.Flags)
+		}
+		if err := s.Validate(d.Ref, d.size()); err != nil {
 			return fmt.Errorf("distinct: %w", err)
 		}
 	}
 	vals := d.vals(s)
 	switch {
-	case d.Sketch:
+	case d.sketch():
 		if len(vals) != distinctWords {
 			return fmt.Errorf("distinct: sketch has %d words, want %d", len(vals), distinctWords)
 		}
@@ -269,8 +294,8 @@ func (d *Distinct) Validate(s *Slab) error {
 			}
 		}
 	case vals == nil:
-		if d.N > distinctInline || d.Zero {
-			return fmt.Errorf("distinct: inline phase with count %d (zero flag %v)", d.N, d.Zero)
+		if d.N > distinctInline || d.Flags != 0 {
+			return fmt.Errorf("distinct: inline phase with count %d (flags %#x)", d.N, d.Flags)
 		}
 		for i := 0; i < int(d.N); i++ {
 			for j := 0; j < i; j++ {
@@ -285,7 +310,7 @@ func (d *Distinct) Validate(s *Slab) error {
 			return fmt.Errorf("distinct: set of %d slots, want a power of two in [%d, %d]", n, distinctMinSet, distinctMaxSet)
 		}
 		used := 0
-		if d.Zero {
+		if d.zero() {
 			used++
 		}
 		mask := uint64(n - 1)

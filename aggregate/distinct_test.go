@@ -178,8 +178,8 @@ func TestDistinctSketchAccuracy(t *testing.T) {
 
 func TestDistinctBytesAndReset(t *testing.T) {
 	var d Distinct
-	if unsafe.Sizeof(d) > 48 {
-		t.Errorf("Distinct is %d bytes, want at most 48", unsafe.Sizeof(d))
+	if unsafe.Sizeof(d) > 40 {
+		t.Errorf("Distinct is %d bytes, want at most 40", unsafe.Sizeof(d))
 	}
 	tests := []struct{ distinct, bytes int }{
 		{0, 0}, {4, 0}, {5, 64}, {6, 64}, {7, 128}, {96, 1024}, {97, 2048}, {192, 2048}, {193, 4096},
@@ -195,7 +195,7 @@ func TestDistinctBytesAndReset(t *testing.T) {
 		}
 	}
 	d.Reset(ts)
-	if d.Ref != 0 || d.Bytes() != 0 || d.Count(ts) != 0 || !d.Exact() || d.N != 0 || d.Zero || d.Small != [distinctInline]uint64{} {
+	if d.Ref != 0 || d.Bytes() != 0 || d.Count(ts) != 0 || !d.Exact() || d.N != 0 || d.Flags != 0 || d.Small != [distinctInline]uint64{} {
 		t.Fatalf("Reset left %+v", d)
 	}
 }
@@ -262,9 +262,11 @@ func TestDistinctValidateRejects(t *testing.T) {
 	}{
 		{"inline count", func() Distinct { return Distinct{N: 5} }},
 		{"inline duplicate", func() Distinct { return Distinct{N: 2, Small: [4]uint64{7, 7}} }},
-		{"inline zero flag", func() Distinct { return Distinct{N: 1, Zero: true} }},
+		{"inline zero flag", func() Distinct { return Distinct{N: 1, Flags: distinctZero} }},
 		{"set count", func() Distinct { d := set(); d.N++; return d }},
-		{"set size", func() Distinct { d := set(); d.Size = 5; return d }},
+		{"set size", func() Distinct { d := set(); d.Shift = 2; return d }},
+		{"set shift", func() Distinct { d := set(); d.Shift = 40; return d }},
+		{"unknown flag", func() Distinct { d := set(); d.Flags |= 0x80; return d }},
 		{"set outside the slab", func() Distinct { d := set(); d.Ref = ts.Next + 64; return d }},
 		{"set duplicate", func() Distinct {
 			d := set()
@@ -278,9 +280,9 @@ func TestDistinctValidateRejects(t *testing.T) {
 			}
 			return d
 		}},
-		{"sketch size", func() Distinct { return Distinct{Sketch: true, Ref: ts.Alloc(8), Size: 8} }},
+		{"sketch size", func() Distinct { return Distinct{Flags: distinctSketch, Ref: ts.Alloc(8), Shift: 3} }},
 		{"sketch register", func() Distinct {
-			d := Distinct{Sketch: true, Ref: ts.Alloc(distinctWords), Size: distinctWords}
+			d := Distinct{Flags: distinctSketch, Ref: ts.Alloc(distinctWords), Shift: 7}
 			d.vals(ts)[distinctWords-1] = 99 << 8
 			return d
 		}},

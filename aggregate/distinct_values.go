@@ -4,7 +4,7 @@ package aggregate
 // that switched to its sketch it calls nothing and reports false. (The scanner profile uses
 // it to carry a window's ports into an episode.)
 func (d *Distinct) Values(s *Slab, fn func(x uint64)) bool {
-	if d.Sketch {
+	if d.sketch() {
 		return false
 	}
 	s.Settle()
@@ -15,7 +15,7 @@ func (d *Distinct) Values(s *Slab, fn func(x uint64)) bool {
 		}
 		return true
 	}
-	if d.Zero {
+	if d.zero() {
 		fn(0)
 	}
 	for _, v := range vals {

@@ -49,11 +49,12 @@ func TestStateSize(t *testing.T) {
 	epE := unsafe.Sizeof(aggregate.TableEntry[packet.Addr, episode]{})
 	t.Logf("SourceState %d B, flow table entry %d B, victim table entry %d B, episode table entry %d B, rate window %d B + 8 B per min_rate_per_minute",
 		src, flowE, victimE, epE, unsafe.Sizeof(rateWin{}))
-	if src > 352 {
-		t.Errorf("SourceState is %d bytes, budget 352", src)
+	// 328: with the pipeline's 24 bytes and the table's 32, an entry is six cache lines.
+	if src > 328 {
+		t.Errorf("SourceState is %d bytes, budget 328", src)
 	}
-	if flowE > 96 || victimE > 208 {
-		t.Errorf("table entries grew: flow %d (budget 96), victim %d (budget 208)", flowE, victimE)
+	if flowE > 96 || victimE > 168 {
+		t.Errorf("table entries grew: flow %d (budget 96), victim %d (budget 168)", flowE, victimE)
 	}
 
 	// Worst case heap per source: each of its three Distinct sets at its largest (the last
