@@ -13,9 +13,10 @@
 # report), the same writing the report (its cost is the difference), the log lines and bytes
 # of the detectors-on run, and the max RSS; the hotspot's cost is the throughput it takes, as
 # a share of the counters-only throughput (issue 9's measure). Timings are the best of 5 runs,
-# taken in turn (one run of each, five times); the files are generated from fixed seeds. The
-# CPU column (user + system, median of the runs) and the shares computed from it are
-# steadier than wall times on a shared machine; the user column (median) steadier still:
+# taken in turn (one run of each, five times, each round starting one further on); the files
+# are generated from fixed seeds. The CPU column (user + system, median of the runs) and
+# the shares computed from it are steadier than wall times on a shared machine; the user
+# column (median) steadier still:
 # the system time of one command is mostly the kernel zeroing fresh pages of the tables,
 # which on a virtual machine varied from 0.2 to 1.4 s between identical runs.
 #
@@ -74,12 +75,19 @@ timed() {
 # bestof NAME...: runs every NAME's command (the function cmd_NAME) $runs times, in turn
 # (tcpdump, off, nohot, ... then again), so that a machine that slows down or speeds up
 # over the minutes weighs on each the same; keeps each one's best time, the medians of its
-# CPU and user times (steadier than wall times on a shared machine) and its last RSS.
+# CPU and user times (steadier than wall times on a shared machine) and its last RSS. Each
+# round starts one name further on (off, nohot, ..., tcpdump the second time): on a virtual
+# machine that hands freed memory back to its host, the run that follows another may find
+# that one's pages still in the guest and fault in its own at a fraction of the cost (in a
+# fixed order, the same binary got 0.2 s of system time where the others got 0.3-0.6 s).
 bestof() {
 	local -A b=() c=() us=()
-	local name
+	local name r=0
+	local names=("$@")
 	for _ in $(seq "$runs"); do
-		for name in "$@"; do
+		local order=("${names[@]:r}" "${names[@]:0:r}")
+		r=$(((r + 1) % ${#names[@]}))
+		for name in "${order[@]}"; do
 			"cmd_$name"
 			if [ -z "${b[$name]:-}" ] || awk "BEGIN{exit !(${secs[$name]} < ${b[$name]})}"; then b[$name]=${secs[$name]}; fi
 			c[$name]+="${cpu[$name]} "

@@ -7,10 +7,10 @@
 // sources, the class counts and the top sources.
 //
 // It is a prototype for measuring, not the detector: it decodes the file first (not timed),
-// deals the dark packets to the workers by source, then times, per worker, the appends and
-// the windows' work, and prints the time per packet beside the number of groups and
-// candidates. With -check it also counts every window's distinct sources with Go maps and
-// reports any difference. Memory is bounded: past -cap records a window's records are
+// deals the dark packets to the workers by source, then times, per worker (one after the
+// other, or at once with -parallel; the last of -passes), the appends and the windows' work,
+// and prints the time per packet beside the number of groups and candidates. With -check it
+// also counts every window's distinct sources with Go maps and reports any difference. Memory is bounded: past -cap records a window's records are
 // counted early and each destination's distinct sources go into a set of its own
 // (aggregate.Distinct, exact to 4 096, 256 KiB of large sets per worker as the hotspot's),
 // into which the window's later records are counted at its close. It leaves out the merge
@@ -27,8 +27,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/telescope-dev/telescope/aggregate"
@@ -98,6 +100,8 @@ func main() {
 	minSources := flag.Int("min-sources", 100, "hotspot.min_sources")
 	check := flag.Bool("check", false, "check the distinct counts against Go maps (with no early count)")
 	capRecs := flag.Int("cap", 1<<20, "records per worker and window before they are counted early")
+	parallel := flag.Bool("parallel", false, "run the workers at once (each on a thread), not one after the other")
+	passes := flag.Int("passes", 1, "passes over the file per worker, the last one timed (2: buffers already in use, as in a running daemon)")
 	flag.Parse()
 	if flag.NArg() != 1 || *dark == "" {
 		fmt.Fprintln(os.Stderr, "usage: hotbatch -dark PREFIXES [-workers N] [-window D] [-check] FILE")
@@ -122,8 +126,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hotbatch:", err)
 		os.Exit(1)
 	}
-	total := 0
-	var elapsed time.Duration
+	// The workers run one after the other, or (-parallel) at once, each on a thread of its
+	// own, as the pipeline's do: they then share the caches and the memory bus.
+	wks := make([]*worker, len(ins))
+	took := make([]time.Duration, len(ins))
+	var wg sync.WaitGroup
 	for wi, w := range ins {
 		wk := &worker{dense: px.ExactSize(), ids: map[packet.Addr]uint32{}, idK: make([]packet.Addr, 1<<16), idV: make([]uint32, 1<<16),
 			minSources: (*minSources + *workers - 1) / *workers, cap: max(*capRecs, 1)}
@@ -131,13 +138,34 @@ func main() {
 		if *check {
 			wk.distinct = map[uint32]int{}
 		}
-		t0 := time.Now()
-		wk.run(w, int64(*window), *check)
-		d := time.Since(t0)
+		wks[wi] = wk
+		one := func() {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			for range *passes - 1 { // warm-up passes: the buffers, then reused
+				wk.run(w, int64(*window), false)
+			}
+			wk.groups, wk.multi, wk.cands, wk.spills, wk.closing = 0, 0, 0, 0, 0
+			t0 := time.Now()
+			wk.run(w, int64(*window), *check)
+			took[wi] = time.Since(t0)
+		}
+		if *parallel {
+			wg.Add(1)
+			go func() { defer wg.Done(); one() }()
+		} else {
+			one()
+		}
+	}
+	wg.Wait()
+	total := 0
+	var elapsed time.Duration
+	for wi, wk := range wks {
+		n, d := len(ins[wi]), took[wi]
 		elapsed += d
-		total += len(w)
+		total += n
 		fmt.Printf("worker %d: %d packets, %.1f ns/packet (%.1f counting); %d destination groups (%d with 2+ packets), %d with >= %d sources; %d early counts\n",
-			wi, len(w), float64(d.Nanoseconds())/float64(max(len(w), 1)), float64(wk.closing.Nanoseconds())/float64(max(len(w), 1)),
+			wi, n, float64(d.Nanoseconds())/float64(max(n, 1)), float64(wk.closing.Nanoseconds())/float64(max(n, 1)),
 			wk.groups, wk.multi, wk.cands, wk.minSources, wk.spills)
 	}
 	fmt.Printf("all: %d packets, %.1f ns/packet\n", total, float64(elapsed.Nanoseconds())/float64(max(total, 1)))
