@@ -113,9 +113,14 @@ func reserveQueue[T any](q *dueQueue[T], n int) {
 			q.fifo, q.head = append(f[:0], q.fifo[q.head:]...), 0
 		}
 	}
-	if cap(q.heap) < n {
-		if h := aggregate.Reserve[dueItem[T]](q, n); h != nil {
-			q.heap = append(h[:0], q.heap...)
+	reserveHeap(&q.heap, q, n)
+}
+
+// reserveHeap is reserveQueue for a heap alone (owner: what holds it).
+func reserveHeap[T, O any](h *dueHeap[T], owner *O, n int) {
+	if cap(*h) < n {
+		if r := aggregate.Reserve[dueItem[T]](owner, n); r != nil {
+			*h = append(r[:0], *h...)
 		}
 	}
 }

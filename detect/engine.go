@@ -115,9 +115,7 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 	e.victims = aggregate.NewTable[packet.Addr, victim](flows, hashAddr)
 	e.victims.SetEvict(e.evictVictim)
 	reserveQueue(&e.srcDue, dueLimit(flows))
-	if h := aggregate.Reserve[dueItem[flowDueRef]](e, dueLimit(flows)); h != nil {
-		e.flowDue = h[:0]
-	}
+	reserveHeap(&e.flowDue, e, dueLimit(flows))
 	e.apply(cfg)
 	return e
 }

@@ -205,6 +205,15 @@ type seriesRun struct {
 	n   uint64
 }
 
+// join adds o to r when both count starts of one detector in one minute (r not empty).
+func (r *seriesRun) join(o seriesRun) bool {
+	if r.n == 0 || r.min != o.min || r.det != o.det {
+		return false
+	}
+	r.n += o.n
+	return true
+}
+
 // seriesStart returns ev as a run of one start, ok=false when ev is not a Start.
 func seriesStart(ev *detect.Event) (seriesRun, bool) {
 	if ev.Phase != detect.Start {
@@ -224,8 +233,7 @@ func (r *seriesRun) count(ev *detect.Event, e *episodeSeries) {
 	if !ok {
 		return
 	}
-	if r.n > 0 && r.min == st.min && r.det == st.det {
-		r.n++
+	if r.join(st) {
 		return
 	}
 	if r.n > 0 {
@@ -238,8 +246,7 @@ func (r *seriesRun) count(ev *detect.Event, e *episodeSeries) {
 func (e *episodeSeries) add(r seriesRun) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if l := &e.last; l.n > 0 && l.min == r.min && l.det == r.det {
-		l.n += r.n
+	if e.last.join(r) {
 		return
 	}
 	e.flushLast()

@@ -255,16 +255,21 @@ func (s *Spool) writeRun(b *runBuf, off int64) error {
 	return w.Flush()
 }
 
+// recHeader writes a record's header (its key's and line's lengths) and returns its length.
+func recHeader(hdr *[2 * binary.MaxVarintLen64]byte, klen, llen int) int {
+	n := binary.PutUvarint(hdr[:], uint64(klen))
+	return n + binary.PutUvarint(hdr[n:], uint64(llen))
+}
+
+// recSize is the bytes writeRec writes for a record.
 func recSize(klen, llen uint32) int64 {
-	var hdr [binary.MaxVarintLen64]byte
-	return int64(binary.PutUvarint(hdr[:], uint64(klen)) + binary.PutUvarint(hdr[:], uint64(llen)) +
-		int(klen) + int(llen))
+	var hdr [2 * binary.MaxVarintLen64]byte
+	return int64(recHeader(&hdr, int(klen), int(llen))) + int64(klen) + int64(llen)
 }
 
 func writeRec(w *bufio.Writer, key, line []byte) (int64, error) {
 	var hdr [2 * binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(key)))
-	n += binary.PutUvarint(hdr[n:], uint64(len(line)))
+	n := recHeader(&hdr, len(key), len(line))
 	if _, err := w.Write(hdr[:n]); err != nil {
 		return 0, err
 	}

@@ -71,7 +71,7 @@ const srcBits = 40
 type worker struct {
 	recs, sorted []rec
 	srcs         []packet.Addr
-	ids          map[packet.Addr]uint32 // destinations without a dense index, this window
+	nids         int // destinations without a dense index, this window (in idK, idV)
 	dense        int
 	count        []uint32
 	set          []uint64 // scratch: a group's distinct sources (hash+1), open addressing
@@ -132,7 +132,7 @@ func main() {
 	took := make([]time.Duration, len(ins))
 	var wg sync.WaitGroup
 	for wi, w := range ins {
-		wk := &worker{dense: px.ExactSize(), ids: map[packet.Addr]uint32{}, idK: make([]packet.Addr, 1<<16), idV: make([]uint32, 1<<16),
+		wk := &worker{dense: px.ExactSize(), idK: make([]packet.Addr, 1<<16), idV: make([]uint32, 1<<16),
 			minSources: (*minSources + *workers - 1) / *workers, cap: max(*capRecs, 1)}
 		wk.slab.BigLimit = 32 << 10
 		if *check {
@@ -228,7 +228,7 @@ func (w *worker) run(ins []in, size int64, check bool) {
 			id = uint32(p.dense)
 		} else {
 			// Open addressing by the address's hash, at most half full.
-			if len(w.ids) >= len(w.idV)/2 {
+			if w.nids >= len(w.idV)/2 {
 				fmt.Fprintf(os.Stderr, "hotbatch: more than %d destinations without a dense index in one window and worker (this prototype's table)\n", len(w.idV)/2)
 				os.Exit(1)
 			}
@@ -237,8 +237,8 @@ func (w *worker) run(ins []in, size int64, check bool) {
 				j = (j + 1) & uint64(len(w.idV)-1)
 			}
 			if w.idV[j] == 0 {
-				w.idK[j], w.idV[j] = p.dst, uint32(w.dense+len(w.ids)+1)
-				w.ids[p.dst] = w.idV[j] - 1
+				w.idK[j], w.idV[j] = p.dst, uint32(w.dense+w.nids+1)
+				w.nids++
 			}
 			id = w.idV[j] - 1
 		}
@@ -266,7 +266,7 @@ func (w *worker) countRecs(early, check bool) {
 		w.spills++
 		check = false
 	}
-	n := w.dense + len(w.ids) + 1
+	n := w.dense + w.nids + 1
 	if cap(w.count) < n {
 		w.count = make([]uint32, n)
 	}
@@ -306,9 +306,9 @@ func (w *worker) countRecs(early, check bool) {
 		w.setOn[id>>6] = 0
 	}
 	w.touched = w.touched[:0]
-	if len(w.ids) > 0 {
+	if w.nids > 0 {
 		clear(w.idV)
-		clear(w.ids)
+		w.nids = 0
 	}
 }
 

@@ -37,7 +37,7 @@ func groupCounts(t *testing.T, capRecs int) {
 	for range 3 {
 		ins = append(ins, in{ts: ts + 1, src: addr("10.9.9.8"), dst: addr("2001:db8::1"), dense: -1, port: 53, bits: bUDP})
 	}
-	w := &worker{dense: 256, ids: map[packet.Addr]uint32{}, idK: make([]packet.Addr, 1<<16), idV: make([]uint32, 1<<16),
+	w := &worker{dense: 256, idK: make([]packet.Addr, 1<<16), idV: make([]uint32, 1<<16),
 		minSources: 100, distinct: map[uint32]int{}, cap: capRecs}
 	w.run(ins, int64(300e9), false)
 	want := map[uint32]int{1: 120, 2: 1, 256: 1}
