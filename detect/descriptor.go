@@ -25,10 +25,9 @@ type Descriptor struct {
 	Enabled func(c *Config) bool
 	// NewEntry returns an empty report entry of the detector (reports are read back with it).
 	NewEntry func() Entry
-	// SortKey orders the detector's report entries bytewise: first packet time, then
-	// identity (fields joined by NUL), so reports of the same input are identical whatever
-	// the worker count, and entries spooled to disk sort by key alone.
-	SortKey func(e Entry) string
+	// AppendKey appends the entry's sort key (see SortKey) to b: the spool writes keys
+	// straight into its run buffer, with no string per episode.
+	AppendKey func(b []byte, e Entry) []byte
 	// Log returns the detector's episode-log settings in a configuration: whether its
 	// start and end lines are written, and the fewest packets an episode must have for
 	// them (detect.<section>.log and .log_min_packets; see Logged).
@@ -66,9 +65,9 @@ var descriptors = [numDetectors]*Descriptor{
 		Log:      func(c *Config) (bool, int) { return c.Scanner.Log, c.Scanner.LogMinPackets },
 		Packets:  func(e Entry) uint64 { return e.(*ScannerEntry).Packets },
 		NewEntry: func() Entry { return new(ScannerEntry) },
-		SortKey: func(e Entry) string {
+		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*ScannerEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Src
+			return append(append(appendTimeKey(b, x.FirstSeen), 0), x.Src...)
 		},
 	},
 	detTelnetSweep: {
@@ -79,9 +78,9 @@ var descriptors = [numDetectors]*Descriptor{
 		Log:      func(c *Config) (bool, int) { return c.Telnet.Log, c.Telnet.LogMinPackets },
 		Packets:  func(e Entry) uint64 { return e.(*TelnetSweepEntry).Packets },
 		NewEntry: func() Entry { return new(TelnetSweepEntry) },
-		SortKey: func(e Entry) string {
+		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*TelnetSweepEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Src
+			return append(append(appendTimeKey(b, x.FirstSeen), 0), x.Src...)
 		},
 	},
 	detTelnetSurge: {
@@ -91,9 +90,8 @@ var descriptors = [numDetectors]*Descriptor{
 		Enabled:  func(c *Config) bool { return c.Telnet.Enabled && c.Telnet.SurgeBucket > 0 },
 		Log:      func(c *Config) (bool, int) { return c.Telnet.Log, c.Telnet.LogMinPackets },
 		NewEntry: func() Entry { return new(TelnetSurgeEntry) },
-		SortKey: func(e Entry) string {
-			x := e.(*TelnetSurgeEntry)
-			return TimeKey(x.Start)
+		AppendKey: func(b []byte, e Entry) []byte {
+			return appendTimeKey(b, e.(*TelnetSurgeEntry).Start)
 		},
 	},
 	detUDPThenSYN: {
@@ -107,9 +105,10 @@ var descriptors = [numDetectors]*Descriptor{
 			return x.UDPPackets + x.SYNPackets
 		},
 		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
-		SortKey: func(e Entry) string {
+		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*UDPThenSYNEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Src + "\x00" + x.Dst + "\x00" + portKey(x.Port)
+			b = append(append(appendTimeKey(b, x.FirstSeen), 0), x.Src...)
+			return appendPortKey(append(append(append(b, 0), x.Dst...), 0), x.Port)
 		},
 	},
 	detBackscatter: {
@@ -120,9 +119,9 @@ var descriptors = [numDetectors]*Descriptor{
 		Log:      func(c *Config) (bool, int) { return c.Backscatter.Log, c.Backscatter.LogMinPackets },
 		Packets:  func(e Entry) uint64 { return e.(*BackscatterEntry).Packets },
 		NewEntry: func() Entry { return new(BackscatterEntry) },
-		SortKey: func(e Entry) string {
+		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*BackscatterEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Victim
+			return append(append(appendTimeKey(b, x.FirstSeen), 0), x.Victim...)
 		},
 	},
 	detFingerprint: {
@@ -133,9 +132,10 @@ var descriptors = [numDetectors]*Descriptor{
 		Log:      func(c *Config) (bool, int) { return c.Fingerprint.Log, c.Fingerprint.LogMinPackets },
 		Packets:  func(e Entry) uint64 { return e.(*ToolEntry).Packets },
 		NewEntry: func() Entry { return new(ToolEntry) },
-		SortKey: func(e Entry) string {
+		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*ToolEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Src.String() + "\x00" + x.Tool
+			b, _ = x.Src.AppendText(append(appendTimeKey(b, x.FirstSeen), 0))
+			return append(append(b, 0), x.Tool...)
 		},
 	},
 	detHotspot: {
@@ -146,9 +146,10 @@ var descriptors = [numDetectors]*Descriptor{
 		Log:      func(c *Config) (bool, int) { return c.Hotspot.Log, c.Hotspot.LogMinPackets },
 		Packets:  func(e Entry) uint64 { return e.(*HotspotEntry).Packets },
 		NewEntry: func() Entry { return new(HotspotEntry) },
-		SortKey: func(e Entry) string {
+		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*HotspotEntry)
-			return TimeKey(x.FirstSeen) + "\x00" + x.Dst + "\x00" + portKey(x.Port)
+			b = append(append(appendTimeKey(b, x.FirstSeen), 0), x.Dst...)
+			return appendPortKey(append(b, 0), x.Port)
 		},
 	},
 }
@@ -237,19 +238,28 @@ func DetectorIndex(name string) int {
 	return -1
 }
 
+// SortKey orders the detector's report entries bytewise: first packet time, then
+// identity (fields joined by NUL), so reports of the same input are identical whatever
+// the worker count, and entries spooled to disk sort by key alone.
+func (d *Descriptor) SortKey(e Entry) string { return string(d.AppendKey(nil, e)) }
+
 // TimeKey encodes a packet time as a string that sorts bytewise in time order.
-func TimeKey(t Time) string {
-	var b [16]byte
+func TimeKey(t Time) string { return string(appendTimeKey(nil, t)) }
+
+// appendTimeKey appends TimeKey(t) to b.
+func appendTimeKey(b []byte, t Time) []byte {
 	v := uint64(t) ^ 1<<63
 	const hex = "0123456789abcdef"
-	for i := 15; i >= 0; i-- {
-		b[i] = hex[v&15]
-		v >>= 4
+	for i := 60; i >= 0; i -= 4 {
+		b = append(b, hex[v>>i&15])
 	}
-	return string(b[:])
+	return b
 }
 
 // portKey encodes a port in fixed width, so it sorts bytewise in numeric order.
-func portKey(p uint16) string {
-	return string([]byte{'0' + byte(p/10000), '0' + byte(p/1000%10), '0' + byte(p/100%10), '0' + byte(p/10%10), '0' + byte(p%10)})
+func portKey(p uint16) string { return string(appendPortKey(nil, p)) }
+
+// appendPortKey appends portKey(p) to b.
+func appendPortKey(b []byte, p uint16) []byte {
+	return append(b, '0'+byte(p/10000), '0'+byte(p/1000%10), '0'+byte(p/100%10), '0'+byte(p/10%10), '0'+byte(p%10))
 }

@@ -38,8 +38,8 @@ func TestDescriptors(t *testing.T) {
 		if d.Name == "" || d.ReportKey == "" || d.ConfigKey == "" || d.StartMsg == "" || d.EndMsg == "" {
 			t.Errorf("%s: empty name, report key, config key or log message: %+v", where, d)
 		}
-		if d.Enabled == nil || d.NewEntry == nil || d.SortKey == nil {
-			t.Fatalf("%s: Enabled, NewEntry and SortKey are required", where)
+		if d.Enabled == nil || d.NewEntry == nil || d.AppendKey == nil {
+			t.Fatalf("%s: Enabled, NewEntry and AppendKey are required", where)
 		}
 		if names[d.Name] || keys[d.ReportKey] {
 			t.Errorf("%s: name or report key used twice", where)

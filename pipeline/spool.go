@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"encoding/json"
@@ -10,8 +11,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/telescope-dev/telescope/detect"
 )
@@ -19,24 +22,25 @@ import (
 // Spool holds the entries of one report list on disk, so a replay's memory does not grow
 // with the number of detection episodes (a flood of one-packet episodes from spoofed
 // sources makes millions). Entries are marshalled as they arrive and kept in memory only
-// until runEntries of them have gathered; each such run is sorted by key and appended to
-// an unlinked temporary file. At the end the runs are merged (64 at a time, in passes when
-// there are more) into one JSON array in key order.
+// until runEntries of them (or spoolRunBytes) have gathered; each such run is sorted by key
+// and appended to an unlinked temporary file. At the end the runs are merged (256 at a
+// time, in passes when there are more) into one JSON array in key order.
 //
 // Each worker adds through a part of its own (Part): its run gathers without a lock, and
 // only a full run takes the lock, to claim its place in the file. Under a flood the shared
 // run's lock, a spill holding it while the other workers waited, and an allocation per
 // entry were a quarter of a replay's CPU.
 //
-// Memory: one run per part and one shared (runEntries marshalled entries, about 0.25 KiB
-// each: 4 MiB), 16 bytes per run written (1 M episodes at 16384 per run: 62 runs, 1 KiB),
-// and 64 read buffers of 32 KiB while merging. Disk: about 0.25 KiB per entry, twice
-// during a merge pass (past 1 M entries; below, the runs are merged straight into the
+// Memory: one run per part and one shared (at most spoolRunBytes, 1 MiB, plus 12 bytes an
+// entry), 16 bytes per run written (1 M episodes: about 230 runs, 4 KiB), and 256 read
+// buffers of 32 KiB while merging (8 MiB). Disk: about 0.25 KiB per entry, twice during
+// a merge pass (past about 1 M entries; below, the runs are merged straight into the
 // report).
 type Spool struct {
 	mu         sync.Mutex
 	dir        string
 	runEntries int
+	fanIn      int    // runs merged at once (spoolFanIn)
 	buf        runBuf // the shared run (Add)
 	parts      []*SpoolPart
 	f          *os.File
@@ -58,25 +62,49 @@ type runRec struct{ off, klen, llen uint32 }
 
 type spoolRun struct{ off, size int64 }
 
-// spoolFanIn is how many runs one merge reads at once.
-const spoolFanIn = 64
+// spoolFanIn is how many runs one merge reads at once (a 32 KiB read buffer each).
+const spoolFanIn = 256
 
-// DefaultSpoolRun is the run length in entries: 1 M episodes (a flood of one-packet
-// fingerprint episodes) make at most spoolFanIn runs, merged in one pass.
+// DefaultSpoolRun is the run length in entries (or spoolRunBytes): 1 M episodes (a flood
+// of one-packet fingerprint episodes, about 0.23 KiB each) make at most spoolFanIn runs,
+// merged in one pass.
 const DefaultSpoolRun = 16384
+
+// spoolRunBytes also ends a run: a run's buffer is written again for the next run, where
+// runs of 16384 entries each grew a buffer of about 4 MiB per worker and detector into
+// fresh memory (the first touch of a page costs more than the copy into it).
+const spoolRunBytes = 1 << 20
 
 // NewSpool returns an empty spool writing its runs in dir ("" for the OS temp dir).
 func NewSpool(dir string, runEntries int) *Spool {
 	if runEntries < 1 {
 		runEntries = DefaultSpoolRun
 	}
-	return &Spool{dir: dir, runEntries: runEntries}
+	return &Spool{dir: dir, runEntries: runEntries, fanIn: spoolFanIn}
 }
 
 // add marshals entry into b under key.
 func (b *runBuf) add(key string, entry any) error {
 	off := len(b.mem)
 	b.mem = append(b.mem, key...)
+	return b.addLine(off, entry)
+}
+
+// addEntry marshals a detector's entry into b under its sort key (d.AppendKey).
+func (b *runBuf) addEntry(d *detect.Descriptor, entry detect.Entry) error {
+	off := len(b.mem)
+	b.mem = d.AppendKey(b.mem, entry)
+	return b.addLine(off, entry)
+}
+
+// full reports whether b holds a whole run: runEntries entries, or spoolRunBytes.
+func (b *runBuf) full(runEntries int) bool {
+	return len(b.recs) >= runEntries || len(b.mem) >= spoolRunBytes
+}
+
+// addLine marshals entry after its key, which starts at mem[off:].
+func (b *runBuf) addLine(off int, entry any) error {
+	key := len(b.mem) - off
 	if a, ok := entry.(detect.JSONAppender); ok {
 		b.mem = a.AppendJSON(b.mem)
 	} else {
@@ -87,16 +115,22 @@ func (b *runBuf) add(key string, entry any) error {
 		}
 		b.mem = append(b.mem, line...)
 	}
-	b.recs = append(b.recs, runRec{uint32(off), uint32(len(key)), uint32(len(b.mem) - off - len(key))})
+	b.recs = append(b.recs, runRec{uint32(off), uint32(key), uint32(len(b.mem) - off - key)})
 	return nil
 }
 
 func (b *runBuf) key(r runRec) []byte  { return b.mem[r.off : r.off+r.klen] }
 func (b *runBuf) line(r runRec) []byte { return b.mem[r.off+r.klen : r.off+r.klen+r.llen] }
 
-// sort orders the run by key; stable, so equal keys keep their arrival order.
+// sort orders the run by key, equal keys in arrival order (their place in mem): a total
+// order, so the faster unstable sort gives the stable order.
 func (b *runBuf) sort() {
-	slices.SortStableFunc(b.recs, func(x, y runRec) int { return bytes.Compare(b.key(x), b.key(y)) })
+	slices.SortFunc(b.recs, func(x, y runRec) int {
+		if c := bytes.Compare(b.key(x), b.key(y)); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.off, y.off)
+	})
 }
 
 // size returns the bytes the run takes on disk.
@@ -118,7 +152,20 @@ func (s *Spool) Add(key string, entry any) {
 		s.fail(err)
 		return
 	}
-	if len(s.buf.recs) >= s.runEntries {
+	if s.buf.full(s.runEntries) {
+		s.fail(s.spill(&s.buf))
+	}
+}
+
+// addEntry adds a detector's entry under its sort key (d.AppendKey), as Add does.
+func (s *Spool) addEntry(d *detect.Descriptor, entry detect.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.buf.addEntry(d, entry); err != nil {
+		s.fail(err)
+		return
+	}
+	if s.buf.full(s.runEntries) {
 		s.fail(s.spill(&s.buf))
 	}
 }
@@ -141,11 +188,21 @@ func (s *Spool) Part() *SpoolPart {
 
 // Add adds an entry under its sort key, as Spool.Add does.
 func (p *SpoolPart) Add(key string, entry any) {
-	if err := p.buf.add(key, entry); err != nil {
+	p.added(p.buf.add(key, entry))
+}
+
+// addEntry adds a detector's entry under its sort key (d.AppendKey).
+func (p *SpoolPart) addEntry(d *detect.Descriptor, entry detect.Entry) {
+	p.added(p.buf.addEntry(d, entry))
+}
+
+// added spills the part's run once it is full (err: the entry could not be added).
+func (p *SpoolPart) added(err error) {
+	if err != nil {
 		p.fail(err)
 		return
 	}
-	if len(p.buf.recs) >= p.s.runEntries {
+	if p.buf.full(p.s.runEntries) {
 		p.fail(p.s.spillOut(&p.buf))
 	}
 }
@@ -361,36 +418,62 @@ func merge(f *os.File, runs []spoolRun, emit func(key, line []byte) error) error
 	return nil
 }
 
-// reduce merges runs spoolFanIn at a time into a new file until at most spoolFanIn remain.
+// reduce merges runs fanIn at a time into a new file until at most fanIn remain.
+// The groups of a pass are merged at once, up to GOMAXPROCS of them: a group's records are
+// its runs' records, written the same way, so its place in the new file is known before.
 func (s *Spool) reduce() error {
-	for len(s.runs) > spoolFanIn {
+	for len(s.runs) > s.fanIn {
 		nf, err := tempFile(s.dir)
 		if err != nil {
 			return err
 		}
-		var off int64
 		var out []spoolRun
-		for i := 0; i < len(s.runs); i += spoolFanIn {
-			group := s.runs[i:min(i+spoolFanIn, len(s.runs))]
-			w := bufio.NewWriterSize(io.NewOffsetWriter(nf, off), 64<<10)
+		var off int64
+		for i := 0; i < len(s.runs); i += s.fanIn {
 			var size int64
-			if err := merge(s.f, group, func(key, line []byte) error {
-				n, err := writeRec(w, key, line)
-				size += n
-				return err
-			}); err != nil {
-				nf.Close()
-				return err
-			}
-			if err := w.Flush(); err != nil {
-				nf.Close()
-				return err
+			for _, r := range s.runs[i:min(i+s.fanIn, len(s.runs))] {
+				size += r.size
 			}
 			out = append(out, spoolRun{off: off, size: size})
 			off += size
 		}
+		errs := make([]error, len(out))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range min(runtime.GOMAXPROCS(0), len(out)) {
+			wg.Go(func() {
+				for g := int(next.Add(1) - 1); g < len(out); g = int(next.Add(1) - 1) {
+					errs[g] = s.mergeGroup(nf, out[g], s.runs[g*s.fanIn:min((g+1)*s.fanIn, len(s.runs))])
+				}
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			nf.Close()
+			return err
+		}
 		s.f.Close()
 		s.f, s.runs, s.off = nf, out, off
+	}
+	return nil
+}
+
+// mergeGroup merges the runs of group into nf as the run at.
+func (s *Spool) mergeGroup(nf *os.File, at spoolRun, group []spoolRun) error {
+	w := bufio.NewWriterSize(io.NewOffsetWriter(nf, at.off), 64<<10)
+	var size int64
+	if err := merge(s.f, group, func(key, line []byte) error {
+		n, err := writeRec(w, key, line)
+		size += n
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if size != at.size {
+		return fmt.Errorf("detection spool: merged %d bytes of runs of %d", size, at.size)
 	}
 	return nil
 }
@@ -415,26 +498,75 @@ func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
 	if err := s.reduce(); err != nil {
 		return err
 	}
-	inner := prefix + indent
 	if _, err := io.WriteString(w, "["); err != nil {
 		return err
 	}
-	first := true
-	var ind []byte
-	err := merge(s.f, s.runs, func(_, line []byte) error {
-		sep := ",\n" + inner
-		if first {
-			sep, first = "\n"+inner, false
-		}
-		ind = appendIndent(append(ind[:0], sep...), line, inner, indent)
-		_, err := w.Write(ind)
-		return err
-	})
-	if err != nil {
+	if err := writeMerged(s.f, s.runs, w, prefix+indent, indent); err != nil {
 		return err
 	}
-	_, err = io.WriteString(w, "\n"+prefix+"]")
+	_, err := io.WriteString(w, "\n"+prefix+"]")
 	return err
+}
+
+// mergedBlock is how many bytes of lines the merge hands over at a time.
+const mergedBlock = 256 << 10
+
+// errMergeStopped ends a merge whose output failed.
+var errMergeStopped = errors.New("detection spool: output failed")
+
+// writeMerged writes the lines of runs in key order to w as the elements of a JSON array,
+// each on a new line at depth inner, indented by indent: the merge (reading the runs) and
+// the indenting and writing go on two goroutines, a block of lines at a time (a report's
+// last step, when the workers have stopped: one core did both).
+func writeMerged(f *os.File, runs []spoolRun, w io.Writer, inner, indent string) error {
+	full, free := make(chan []byte, 2), make(chan []byte, 4)
+	for range cap(free) {
+		free <- make([]byte, 0, mergedBlock+4<<10)
+	}
+	stop := make(chan struct{})
+	var mergeErr error
+	go func() {
+		defer close(full)
+		blk := <-free
+		mergeErr = merge(f, runs, func(_, line []byte) error {
+			// A line is compact JSON: a newline ends it (strings escape theirs).
+			blk = append(append(blk, line...), '\n')
+			if len(blk) < mergedBlock {
+				return nil
+			}
+			select {
+			case <-stop:
+				return errMergeStopped
+			case full <- blk:
+			}
+			blk = <-free
+			return nil
+		})
+		if mergeErr == nil && len(blk) > 0 {
+			full <- blk
+		}
+	}()
+	var werr error
+	var out []byte
+	sep, next := "\n"+inner, ",\n"+inner
+	for blk := range full {
+		if werr == nil {
+			out = out[:0]
+			for rest := blk; len(rest) > 0; {
+				i := bytes.IndexByte(rest, '\n')
+				out = appendIndent(append(out, sep...), rest[:i], inner, indent)
+				sep, rest = next, rest[i+1:]
+			}
+			if _, werr = w.Write(out); werr != nil {
+				close(stop)
+			}
+		}
+		free <- blk[:0]
+	}
+	if werr != nil {
+		return werr
+	}
+	return mergeErr
 }
 
 // Close removes the spool's file.
@@ -469,22 +601,18 @@ func NewDetectionSpool(dir string, runEntries int) *DetectionSpool {
 // Detection implements detect.Sink: the End event of every episode is spooled under its
 // detector's sort key.
 func (d *DetectionSpool) Detection(ev *detect.Event) {
-	if i, key, ok := spooled(ev); ok {
-		d.lists[i].Add(key, ev.Entry)
+	if i := spooled(ev); i >= 0 {
+		d.lists[i].addEntry(detect.Descriptors()[i], ev.Entry)
 	}
 }
 
-// spooled returns the list (index of detect.Descriptors()) and sort key of ev, ok=false
-// when ev is not spooled (not an End).
-func spooled(ev *detect.Event) (int, string, bool) {
+// spooled returns the list of ev (its index in detect.Descriptors()), -1 when ev is not
+// spooled (not an End).
+func spooled(ev *detect.Event) int {
 	if ev.Phase != detect.End {
-		return 0, "", false
+		return -1
 	}
-	i := detect.DetectorIndex(ev.Detector)
-	if i < 0 {
-		return 0, "", false
-	}
-	return i, detect.Descriptors()[i].SortKey(ev.Entry), true
+	return detect.DetectorIndex(ev.Detector)
 }
 
 // part returns a worker's part of d: it adds to each list through a part of its own
@@ -502,8 +630,8 @@ type detectionSpoolPart struct{ lists []*SpoolPart }
 
 // Detection implements detect.Sink, as DetectionSpool.Detection.
 func (d *detectionSpoolPart) Detection(ev *detect.Event) {
-	if i, key, ok := spooled(ev); ok {
-		d.lists[i].Add(key, ev.Entry)
+	if i := spooled(ev); i >= 0 {
+		d.lists[i].addEntry(detect.Descriptors()[i], ev.Entry)
 	}
 }
 

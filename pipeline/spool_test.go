@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -63,6 +64,9 @@ func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool, files ...string) {
 	col := NewEpisodes()
 	spool := NewDetectionSpool(dir, 100)
+	for _, l := range spool.lists {
+		l.fanIn = 8 // merge passes with this test's hundreds of runs
+	}
 	scans := NewScannerEpisodes()
 	defer spool.Close()
 	watch := &maxBuffered{s: spool}
@@ -104,8 +108,8 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 		}
 		t.Fatalf("reports differ at byte %d of %d/%d:\ngot  …%.300s\nwant …%.300s", i, len(g), len(w), g[max(0, i-100):], w[max(0, i-100):])
 	}
-	if runs <= spoolFanIn {
-		t.Errorf("tools: %d runs, want more than %d to exercise a merge pass", runs, spoolFanIn)
+	if runs <= 8*8 {
+		t.Errorf("tools: %d runs, want more than 64 to exercise two merge passes of 8 runs", runs)
 	}
 	if watch.max > 100 {
 		t.Errorf("the spool held %d entries in memory, its run length is 100", watch.max)
@@ -130,6 +134,7 @@ func TestSpoolPartsConcurrent(t *testing.T) {
 		I    int
 	}
 	s := NewSpool(t.TempDir(), 50)
+	s.fanIn = 16 // a merge pass of five groups, at once
 	defer s.Close()
 	parts := []interface{ Add(string, any) }{s.Part(), s.Part(), s.Part(), s}
 	var wg sync.WaitGroup
@@ -199,6 +204,71 @@ func TestSpoolWriteFails(t *testing.T) {
 	err := s.WriteJSON(io.Discard, "", "  ")
 	if err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("WriteJSON: %v, want the spool file's error", err)
+	}
+}
+
+// TestSpoolRunBytes: runs end at spoolRunBytes too, however many entries a run may hold:
+// a part adding 3 000 entries of about 1 KiB never holds much more than 1 MiB, writes a
+// run per MiB, and the array written holds every entry once, in key order.
+func TestSpoolRunBytes(t *testing.T) {
+	s := NewSpool(t.TempDir(), 1<<20)
+	defer s.Close()
+	p := s.Part()
+	pad := strings.Repeat("x", 1000)
+	most := 0
+	for i := range 3000 {
+		p.Add(fmt.Sprintf("%05d", (i*7919)%3000), pad)
+		most = max(most, len(p.buf.mem))
+	}
+	if most > spoolRunBytes+2048 {
+		t.Errorf("a part held %d bytes, want at most about %d", most, spoolRunBytes)
+	}
+	if runs := s.Runs(); runs < 2 || runs > 3 {
+		t.Errorf("%d runs for 3 MiB of entries, want 2 written and the last in memory", runs)
+	}
+	var out bytes.Buffer
+	if err := s.WriteJSON(&out, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got) != 3000 {
+		t.Fatalf("%d entries read back (%v), want 3000", len(got), err)
+	}
+}
+
+// failAfter is a writer that fails once it has taken n bytes.
+type failAfter struct{ n int }
+
+var errOutput = errors.New("output failed")
+
+func (f *failAfter) Write(b []byte) (int, error) {
+	if len(b) > f.n {
+		return f.n, errOutput
+	}
+	f.n -= len(b)
+	return len(b), nil
+}
+
+// TestSpoolOutputFails: a report output that fails in the middle of a spool's array (the
+// merge goes on in a goroutine of its own, several blocks ahead) fails WriteJSON with the
+// output's error, and WriteJSON returns.
+func TestSpoolOutputFails(t *testing.T) {
+	s := NewSpool(t.TempDir(), 100)
+	defer s.Close()
+	for i := range 20000 {
+		s.Add(fmt.Sprintf("%06d", (i*7919)%20000), strings.Repeat("y", 100))
+	}
+	var all bytes.Buffer
+	if err := s.WriteJSON(&all, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	if all.Len() < 4*mergedBlock {
+		t.Fatalf("%d bytes written, want several blocks of %d", all.Len(), mergedBlock)
+	}
+	for _, n := range []int{0, 10, mergedBlock + 5, all.Len() - 10} {
+		if err := s.WriteJSON(&failAfter{n}, "", "  "); !errors.Is(err, errOutput) {
+			t.Errorf("output failing after %d bytes: WriteJSON %v, want %v", n, err, errOutput)
+		}
 	}
 }
 
