@@ -8,9 +8,23 @@ const entryChunk = 128
 // (an episode started and ended per packet) is most of the events' cost. An entry is never
 // reused (sinks may keep it: the log queue, the report's spool); a chunk is freed once
 // none of its entries is referenced.
-type entryPool[T any] struct{ buf []T }
+//
+// With a transient sink (TransientSink) the pool hands out one entry again and again
+// instead (reuse): its sinks copy what they keep (KeepEntry), so a flood's entries are
+// not allocated, zeroed and collected one per event (a fifth of the CPU of a replay of a
+// flood of one-packet Mirai episodes).
+type entryPool[T any] struct {
+	buf     []T
+	scratch T
+	reuse   bool
+}
 
 func (p *entryPool[T]) get() *T {
+	if p.reuse {
+		var zero T
+		p.scratch = zero
+		return &p.scratch
+	}
 	if len(p.buf) == 0 {
 		p.buf = make([]T, entryChunk)
 	}

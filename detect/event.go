@@ -69,9 +69,42 @@ type Entry interface {
 
 // Sink receives events. It is called from worker goroutines concurrently and must be safe
 // for that. ev is valid only during the call (the engine reuses it): a sink may keep
-// ev.Entry, or a copy of *ev, never ev itself.
+// ev.Entry, or a copy of *ev, never ev itself. A TransientSink keeps entries only through
+// KeepEntry.
 type Sink interface {
 	Detection(ev *Event)
+}
+
+// TransientSink is a Sink that keeps no event's Entry past Detection: an entry it keeps,
+// it keeps through KeepEntry. An engine whose sink is one (TransientEntries true) reuses
+// one entry of each type a flood makes one of per event (ToolEntry, UDPThenSYNEntry)
+// instead of allocating one per event.
+type TransientSink interface {
+	Sink
+	TransientEntries() bool
+}
+
+// IsTransient reports whether s is a TransientSink that keeps no entry (nil keeps none).
+func IsTransient(s Sink) bool {
+	if s == nil {
+		return true
+	}
+	t, ok := s.(TransientSink)
+	return ok && t.TransientEntries()
+}
+
+// KeepEntry returns an entry a sink may keep past Detection: a copy of one an engine may
+// reuse (see TransientSink), e itself otherwise.
+func KeepEntry(e Entry) Entry {
+	switch x := e.(type) {
+	case *ToolEntry:
+		c := *x
+		return &c
+	case *UDPThenSYNEntry:
+		c := *x
+		return &c
+	}
+	return e
 }
 
 // Time is a packet timestamp that marshals as RFC 3339 with nanoseconds, in UTC.

@@ -48,6 +48,10 @@ type workerSink struct {
 // Detection implements detect.Sink.
 func (w *workerSink) Detection(ev *detect.Event) { w.s.detection(ev, w) }
 
+// TransientEntries implements detect.TransientSink: a logged entry is copied for the log
+// queue (KeepEntry), so the part keeps none unless the sink it passes events on to does.
+func (w *workerSink) TransientEntries() bool { return detect.IsTransient(w.next) }
+
 // publish adds the counts of a worker's part since the last call to its tallies and series.
 func (w *workerSink) publish() {
 	for i := range w.pend {
@@ -121,6 +125,9 @@ func (s *eventSink) tallied(i int) tallyCounts {
 // Detection implements detect.Sink for the shared detectors.
 func (s *eventSink) Detection(ev *detect.Event) { s.parts[0].Detection(ev) }
 
+// TransientEntries implements detect.TransientSink, as workerSink's.
+func (s *eventSink) TransientEntries() bool { return s.parts[0].TransientEntries() }
+
 func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 	if s.who != nil {
 		s.who.event(ev)
@@ -156,7 +163,7 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 		s.log.Info(msg,
 			zap.String("event", ev.Detector),
 			zap.String("phase", ev.Phase.String()),
-			zap.Inline(ev.Entry))
+			zap.Inline(detect.KeepEntry(ev.Entry))) // the log queue keeps it
 	}
 	if w.pend != nil {
 		w.run.count(ev, w.series)

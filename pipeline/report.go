@@ -176,8 +176,11 @@ func (c *Episodes) Detection(ev *detect.Event) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.d[desc.ReportKey] = append(c.d[desc.ReportKey], ev.Entry)
+	c.d[desc.ReportKey] = append(c.d[desc.ReportKey], detect.KeepEntry(ev.Entry))
 }
+
+// TransientEntries implements detect.TransientSink: the entries kept are copies.
+func (c *Episodes) TransientEntries() bool { return true }
 
 // Detections returns the collected entries, each list in its detector's report order.
 func (c *Episodes) Detections() Detections {

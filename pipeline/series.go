@@ -353,6 +353,17 @@ func (t Tee) Detection(ev *detect.Event) {
 	}
 }
 
+// TransientEntries implements detect.TransientSink: a Tee keeps an entry when one of its
+// sinks does.
+func (t Tee) TransientEntries() bool {
+	for _, s := range t {
+		if !detect.IsTransient(s) {
+			return false
+		}
+	}
+	return true
+}
+
 // series merges the workers' series and the episode counts into the report's series.
 func (p *Pipeline) series() *Series {
 	g := seriesGrid{step: SeriesMinStep}

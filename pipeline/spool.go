@@ -625,6 +625,12 @@ func (d *DetectionSpool) part() detect.Sink {
 	return p
 }
 
+// TransientEntries implements detect.TransientSink: entries are marshalled as they come.
+func (d *DetectionSpool) TransientEntries() bool { return true }
+
+// TransientEntries implements detect.TransientSink, as DetectionSpool's.
+func (d *detectionSpoolPart) TransientEntries() bool { return true }
+
 // detectionSpoolPart is one worker's part of a DetectionSpool.
 type detectionSpoolPart struct{ lists []*SpoolPart }
 
