@@ -23,7 +23,7 @@ import (
 // with the number of detection episodes (a flood of one-packet episodes from spoofed
 // sources makes millions). Entries are marshalled as they arrive and kept in memory only
 // until runEntries of them (or spoolRunBytes) have gathered; each such run is sorted by key
-// and appended to an unlinked temporary file. At the end the runs are merged (256 at a
+// and appended to an unlinked temporary file. At the end the runs are merged (1024 at a
 // time, in passes when there are more) into one JSON array in key order.
 //
 // Each worker adds through a part of its own (Part): its run gathers without a lock, and
@@ -32,10 +32,10 @@ import (
 // entry were a quarter of a replay's CPU.
 //
 // Memory: one run per part and one shared (at most spoolRunBytes, 1 MiB, plus 12 bytes an
-// entry), 16 bytes per run written (1 M episodes: about 230 runs, 4 KiB), and 256 read
-// buffers of 32 KiB while merging (8 MiB). Disk: about 0.25 KiB per entry, twice during
-// a merge pass (past about 1 M entries; below, the runs are merged straight into the
-// report).
+// entry), 16 bytes per run written (1 M episodes: about 230 runs, 4 KiB), and 16 MiB of
+// read buffers while merging (spoolReadBytes). Disk: about 0.25 KiB per entry, twice
+// during a merge pass (past about 4 M entries of a list; below, the runs are merged
+// straight into the report).
 type Spool struct {
 	mu         sync.Mutex
 	dir        string
@@ -62,8 +62,13 @@ type runRec struct{ off, klen, llen uint32 }
 
 type spoolRun struct{ off, size int64 }
 
-// spoolFanIn is how many runs one merge reads at once (a 32 KiB read buffer each).
-const spoolFanIn = 256
+// spoolFanIn is how many runs one merge reads at once, with spoolReadBytes of read
+// buffers in all: 2 M one-packet episodes of a list (about 460 runs of 1 MiB) merge into
+// the report with no pass over the disk before.
+const (
+	spoolFanIn     = 1024
+	spoolReadBytes = 16 << 20
+)
 
 // DefaultSpoolRun is the run length in entries (or spoolRunBytes): 1 M episodes (a flood
 // of one-packet fingerprint episodes, about 0.23 KiB each) make at most spoolFanIn runs,
@@ -389,8 +394,10 @@ func (h *runHeap) Pop() any {
 // until emit returns).
 func merge(f *os.File, runs []spoolRun, emit func(key, line []byte) error) error {
 	h := make(runHeap, 0, len(runs))
+	// 32 KiB of read buffer a run, less past 512 runs: at most spoolReadBytes in all.
+	size := max(4<<10, min(32<<10, spoolReadBytes/max(len(runs), 1)))
 	for i, r := range runs {
-		rr := &runReader{r: bufio.NewReaderSize(io.NewSectionReader(f, r.off, r.size), 32<<10), seq: i}
+		rr := &runReader{r: bufio.NewReaderSize(io.NewSectionReader(f, r.off, r.size), size), seq: i}
 		ok, err := rr.next()
 		if err != nil {
 			return err
