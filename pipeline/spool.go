@@ -153,20 +153,20 @@ func (b *runBuf) reset() { b.mem, b.recs = b.mem[:0], b.recs[:0] }
 func (s *Spool) Add(key string, entry any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.buf.add(key, entry); err != nil {
-		s.fail(err)
-		return
-	}
-	if s.buf.full(s.runEntries) {
-		s.fail(s.spill(&s.buf))
-	}
+	s.added(s.buf.add(key, entry))
 }
 
 // addEntry adds a detector's entry under its sort key (d.AppendKey), as Add does.
 func (s *Spool) addEntry(d *detect.Descriptor, entry detect.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.buf.addEntry(d, entry); err != nil {
+	s.added(s.buf.addEntry(d, entry))
+}
+
+// added spills the shared run once it is full (err: the entry could not be added; s.mu
+// held).
+func (s *Spool) added(err error) {
+	if err != nil {
 		s.fail(err)
 		return
 	}
