@@ -160,10 +160,12 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 		if msg == "" {
 			msg = ev.Detector + " " + ev.Phase.String()
 		}
-		s.log.Info(msg,
-			zap.String("event", ev.Detector),
-			zap.String("phase", ev.Phase.String()),
-			zap.Inline(detect.KeepEntry(ev.Entry))) // the log queue keeps it
+		// Checked first: the entry is copied (the log queue keeps it) only for a line written.
+		if ce := s.log.Check(zap.InfoLevel, msg); ce != nil {
+			ce.Write(zap.String("event", ev.Detector),
+				zap.String("phase", ev.Phase.String()),
+				zap.Inline(detect.KeepEntry(ev.Entry)))
+		}
 	}
 	if w.pend != nil {
 		w.run.count(ev, w.series)
