@@ -74,3 +74,12 @@ func TestIPText(t *testing.T) {
 		t.Error("src \"not an address\" read without an error")
 	}
 }
+
+// BenchmarkAppendTime: one report or log time, nanoseconds within a second varying.
+func BenchmarkAppendTime(b *testing.B) {
+	buf := make([]byte, 0, maxTimeLen)
+	v := int64(1_714_521_610_123_456_789)
+	for i := 0; i < b.N; i++ {
+		buf = appendTime(buf[:0], v+int64(i)*7919)
+	}
+}
