@@ -67,7 +67,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(ScannerEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*ScannerEntry)
-			return append(append(appendTimeKey(b, x.FirstSeen), 0), x.Src...)
+			return appendTimeID(b, x.FirstSeen, x.Src)
 		},
 	},
 	detTelnetSweep: {
@@ -80,7 +80,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(TelnetSweepEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*TelnetSweepEntry)
-			return append(append(appendTimeKey(b, x.FirstSeen), 0), x.Src...)
+			return appendTimeID(b, x.FirstSeen, x.Src)
 		},
 	},
 	detTelnetSurge: {
@@ -107,7 +107,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*UDPThenSYNEntry)
-			b = append(append(appendTimeKey(b, x.FirstSeen), 0), x.Src...)
+			b = appendTimeID(b, x.FirstSeen, x.Src)
 			return appendPortKey(append(append(append(b, 0), x.Dst...), 0), x.Port)
 		},
 	},
@@ -121,7 +121,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(BackscatterEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*BackscatterEntry)
-			return append(append(appendTimeKey(b, x.FirstSeen), 0), x.Victim...)
+			return appendTimeID(b, x.FirstSeen, x.Victim)
 		},
 	},
 	detFingerprint: {
@@ -148,7 +148,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(HotspotEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*HotspotEntry)
-			b = append(append(appendTimeKey(b, x.FirstSeen), 0), x.Dst...)
+			b = appendTimeID(b, x.FirstSeen, x.Dst)
 			return appendPortKey(append(b, 0), x.Port)
 		},
 	},
@@ -254,6 +254,12 @@ func appendTimeKey(b []byte, t Time) []byte {
 		b = append(b, hex[v>>i&15])
 	}
 	return b
+}
+
+// appendTimeID appends the key of an entry first seen at t with identity id: TimeKey(t),
+// NUL, id.
+func appendTimeID(b []byte, t Time, id string) []byte {
+	return append(append(appendTimeKey(b, t), 0), id...)
 }
 
 // portKey encodes a port in fixed width, so it sorts bytewise in numeric order.

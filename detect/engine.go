@@ -106,7 +106,7 @@ type Engine struct {
 // flows, backscatter victims) each hold at most cfg.MaxFlows entries and grow to it lazily.
 func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *Engine {
 	e := &Engine{worker: worker, sink: sink, surge: surge, c: c, slot: -1}
-	if sink != nil && IsTransient(sink) {
+	if IsTransient(sink) {
 		e.toolEntries.reuse, e.flowEntries.reuse = true, true
 	}
 	flows := max(cfg.MaxFlows, 1)
