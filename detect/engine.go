@@ -198,7 +198,7 @@ func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) 
 	e.rec, e.recOK = nil, false
 	cfg := e.cfg
 	if cfg.Hotspot.Enabled && e.hot.shared != nil {
-		e.hotspot(h, st, dense)
+		e.hotspot(h, dense)
 	}
 	switch {
 	case h.SYNProbe():
@@ -242,9 +242,6 @@ func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) 
 // in the evicted entry: src is read through its pointer, see DESIGN on store forwarding).
 func (e *Engine) Evicted(src *packet.Addr, st *SourceState, now int64) {
 	e.tick(now)
-	if e.hotOn() {
-		e.hotEvicted(src, &st.Hot)
-	}
 	e.clearScan(&st.Scan)
 	e.clearTel(&st.Tel)
 	if st.FlowSec != 0 && e.flowRecent(st.FlowSec, now) {

@@ -1,29 +1,26 @@
 package detect
 
 import (
-	"math"
 	"reflect"
 	"slices"
 
-	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/packet"
 )
 
 // Checkpoint of the hotspot detector (kept apart from hotspot.go): per engine, its open
-// window (the cells of its destinations, their full counts and the slab their distinct
-// source counts live in, and which cells are heavy); once, the
-// shared Hotspots: the workers' progress, the cell arrays and summaries of windows not yet
-// complete and the open episodes. The indexes (dense bitmap and array, hash index) are
-// rebuilt from the cells on load. The receiver distribution (Hist) is a cumulative
-// distribution like a counter: it is not saved.
+// window (the records of its part, the destinations without a dense index they name, the
+// filter of destinations spilled in the part); once, the shared Hotspots: the workers'
+// progress, the cell arrays and summaries of windows not yet complete and the open
+// episodes. The indexes (dense bitmap, hash index) are rebuilt from the records on load.
+// The receiver distribution (Hist) is a cumulative distribution like a counter: it is not
+// saved.
 
 // hotStateTypes are the hotspot types a checkpoint copies as memory (see StateTypes).
 func hotStateTypes() []reflect.Type {
 	return []reflect.Type{
+		reflect.TypeFor[hotRec](),
 		reflect.TypeFor[hotCell](),
-		reflect.TypeFor[hotHeavy](),
-		reflect.TypeFor[hotCold](),
 		reflect.TypeFor[HotSummary](),
 	}
 }
@@ -40,24 +37,15 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.I64(hw.win)
 	enc.I64(hw.end)
 	enc.Bool(hw.split)
-	enc.I64(int64(hw.last))
-	enc.I64(int64(hw.mgen)) // the sources' memos (saved with them) refer to it
-	// The filter of evicted sources is not saved: after a restore, every source new to the
-	// part counts through the sets.
-	enc.Bool(hw.sets || hw.nevict > 0)
-	enc.I64(int64(hw.bitW))
-	checkpoint.Slice(enc, hw.bits[:hw.nbits*hw.bitW])
-	checkpoint.Slice(enc, hw.cells)
-	checkpoint.Slice(enc, hw.heavy[:hw.nheavy])
-	checkpoint.Slice(enc, hw.cold[:hw.nheavy])
-	checkpoint.Slice(enc, hw.heavyc)
+	enc.I64(int64(hw.ndense))
+	checkpoint.Slice(enc, hw.recs)
+	checkpoint.Slice(enc, hw.dsts)
 	checkpoint.Slice(enc, hw.back)
-	hw.slab.Save(enc)
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
 // its Hotspots and its dark space, same limits) by one written by SaveHotState, checks it
-// and rebuilds the cells' indexes.
+// and rebuilds the destinations' indexes.
 func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	hw := &e.hot
 	has := d.Bool()
@@ -71,16 +59,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	if !has {
 		return
 	}
-	open, size, win, end, split, last := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
-	mgen, sets, bitW := d.I64(), d.Bool(), d.I64()
-	bitmaps := checkpoint.ReadSlice[uint64](d, hotBitmapBytes/8)
-	cells := checkpoint.ReadSlice[hotCell](d, hw.cap)
-	heavy := checkpoint.ReadSlice[hotHeavy](d, len(cells))
-	cold := checkpoint.ReadSlice[hotCold](d, len(heavy))
-	heavyc := checkpoint.ReadSlice[int32](d, len(heavy))
+	open, size, win, end, split, ndense := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
+	recs := checkpoint.ReadSlice[hotRec](d, hw.recCap)
+	dsts := checkpoint.ReadSlice[packet.Addr](d, hw.cap)
 	back := checkpoint.ReadSlice[uint64](d, filterWords)
-	var slab aggregate.Slab
-	slab.Load(d)
 	if d.Err() != nil {
 		return
 	}
@@ -88,130 +70,60 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		d.Fail("hotspot window %d of %d ns ending at %d", win, size, end)
 		return
 	}
-	if !open && len(cells) > 0 {
-		d.Fail("hotspot: %d cells without an open window", len(cells))
+	if !open && len(recs) > 0 {
+		d.Fail("hotspot: %d records without an open window", len(recs))
+		return
+	}
+	if ndense != int64(hw.ndense) {
+		d.Fail("hotspot: %d dense destinations, want %d", ndense, hw.ndense)
 		return
 	}
 	if len(back) != 0 && len(back) != filterWords {
 		d.Fail("hotspot: filter of spilled destinations of %d words, want %d", len(back), filterWords)
 		return
 	}
-	if mgen < 0 || mgen > math.MaxUint32 {
-		d.Fail("hotspot: memo generation %d", mgen)
-		return
-	}
-	if bitW != int64(hw.bitW) || len(bitmaps) > 0 && (hw.bitW == 0 || len(bitmaps)%hw.bitW != 0) {
-		d.Fail("hotspot: %d words of source bitmaps of %d words, want bitmaps of %d", len(bitmaps), bitW, hw.bitW)
-		return
-	}
-	if last < 0 || last > int64(len(cells)) || len(heavyc) != len(heavy) || len(cold) != len(heavy) {
-		d.Fail("hotspot: latest cell %d of %d, %d heavy cells listed and %d sets of %d", last, len(cells), len(heavyc), len(cold), len(heavy))
-		return
-	}
-	// heavyc[k] is the cell whose full counts are heavy[k]: one each way.
-	for k, i := range heavyc {
-		if i < 0 || int(i) >= len(cells) || cells[i].Heavy != int32(k+1) {
-			d.Fail("hotspot: heavy counts %d listed for cell %d of %d", k, i, len(cells))
-			return
-		}
-	}
-	for i := range cells {
-		c := &cells[i]
-		if c.N > hotLog || c.Heavy < 0 || int(c.Heavy) > len(heavy) || c.Heavy != 0 && heavyc[c.Heavy-1] != int32(i) ||
-			c.Tag > hotTagMax || c.Packets == 0 && (c.N != 0 || c.Heavy != 0) || c.Heavy == 0 && uint32(c.N) != c.Packets {
-			d.Fail("hotspot cell %v: %d packets, %d logged, heavy counts %d of %d, tag %d", c.Dst, c.Packets, c.N, c.Heavy, len(heavy), c.Tag)
-			return
-		}
-	}
-	for k := range heavy {
-		hv := &heavy[k]
-		for i := range hv.Lv {
-			if hv.Lv[i].NTop > hotTop || (i == 0) != (hv.Lv[i].Port == 0) && hv.Lv[i].Packets > 0 {
-				d.Fail("hotspot cell %v: level %d of port %d with %d top sources", cells[heavyc[k]].Dst, i, hv.Lv[i].Port, hv.Lv[i].NTop)
-				return
-			}
-			if i > 0 && (hv.Ports[i-1] != hv.Lv[i].Port || hv.PortN[i-1] != hv.Lv[i].Packets) {
-				d.Fail("hotspot cell %v: level %d of port %d with %d packets, listed as port %d with %d", cells[heavyc[k]].Dst,
-					i, hv.Lv[i].Port, hv.Lv[i].Packets, hv.Ports[i-1], hv.PortN[i-1])
-				return
-			}
-			if err := cold[k].Srcs[i].Validate(&slab); err != nil {
-				d.Fail("hotspot cell %v: %v", cells[heavyc[k]].Dst, err)
-				return
-			}
-		}
-	}
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
-	clear(hw.seen)
-	if hw.hash != nil {
-		clear(hw.hash)
-	}
-	hw.gen = 1
-	hw.cells = cells // hashInsert reads the cells' destinations
-	hw.free = hw.free[:0]
-	for i := range cells {
-		c := &cells[i]
-		if c.Packets == 0 { // a spilled cell's slot (hotSpill)
-			hw.free = append(hw.free, int32(i))
-			continue
+	hw.clearPart()
+	for i := range dsts {
+		if hw.findHash(&dsts[i]) >= 0 {
+			d.Fail("hotspot: destination %v twice in the part", dsts[i])
+			return // the engine is unusable after an error (see LoadState)
 		}
-		if c.Ix >= 0 {
-			if int(c.Ix) >= len(hw.dense) || hw.seen[c.Ix>>6]&(1<<(c.Ix&63)) != 0 {
-				d.Fail("hotspot cell %v: dense index %d of %d, or twice", c.Dst, c.Ix, len(hw.dense))
-				return // the engine is unusable after an error (see LoadState)
-			}
-			hw.seen[c.Ix>>6] |= 1 << (c.Ix & 63)
-			hw.dense[c.Ix] = int32(i + 1)
-		} else {
-			ix, ok := hw.hashInsert(&c.Dst, int32(i+1))
-			if !ok {
-				d.Fail("hotspot cell %v: twice in the window", c.Dst)
-				return
-			}
-			c.Ix = ix
+		hw.dsts = append(hw.dsts, dsts[i])
+		hw.dcount, hw.slot = append(hw.dcount, 0), append(hw.slot, 0)
+		hw.insertHash(&dsts[i], len(hw.dsts))
+		hw.ndst++
+	}
+	for i := range recs {
+		r := &recs[i]
+		id := r.ID
+		if id < 0 || id >= hw.ndense+int32(len(dsts)) || r.Bits >= 1<<5 || r.Proto >= 1<<5 {
+			d.Fail("hotspot record %d: destination %d of %d, bits %#x, protocol %#x", i, id, hw.ndense+int32(len(dsts)), r.Bits, r.Proto)
+			return
 		}
+		if id < hw.ndense {
+			if w, bit := &hw.seen[id>>6], uint64(1)<<(id&63); *w&bit == 0 {
+				*w |= bit
+				hw.ndst++
+			}
+		}
+		hw.dcount[id]++
 	}
-	hw.open, hw.size, hw.win, hw.end, hw.split, hw.last = open, size, win, end, split, int32(last)
-	hw.mgen, hw.sets = uint32(mgen), sets
-	clear(hw.bits)
-	hw.nbits = 0
-	if len(bitmaps) > 0 {
-		hw.bits, hw.nbits = bitmaps, len(bitmaps)/hw.bitW
+	if hw.ndst > hw.cap {
+		d.Fail("hotspot: %d destinations in the part, limit %d", hw.ndst, hw.cap)
+		return
 	}
-	hw.heavy, hw.cold, hw.nheavy, hw.heavyc = heavy, cold, len(heavy), heavyc
+	if len(recs) > 0 {
+		if hw.recs == nil {
+			hw.recs = make([]hotRec, 0, hw.recCap)
+		}
+		hw.recs = append(hw.recs[:0], recs...)
+	}
+	hw.open, hw.size, hw.win, hw.end, hw.split = open, size, win, end, split
 	hw.back = nil
 	if len(back) > 0 {
 		hw.back = back
 	}
-	hw.slab, hw.slab.BigLimit = slab, hotBigWords
-}
-
-// hashIndex returns the hash index of the cells without a dense index, allocated on first
-// use: a power of two at least twice the cell cap (load at most 1/2).
-func (hw *hotWorker) hashIndex() []uint32 {
-	if hw.hash == nil {
-		n := 16
-		for n < 2*hw.cap {
-			n *= 2
-		}
-		hw.hash = make([]uint32, n)
-	}
-	return hw.hash
-}
-
-// hashInsert adds cell (1 + index) for dst to the hash index of the current generation,
-// returning its cell index entry (-1-slot); false if dst is there already.
-func (hw *hotWorker) hashInsert(dst *packet.Addr, cell int32) (int32, bool) {
-	mask := uint64(len(hw.hashIndex()) - 1)
-	i := dst.Hash(seedDstIP) & mask
-	for hw.hash[i]>>hotGenShift == hw.gen {
-		if n := hw.hash[i]&hotCellMask - 1; n < uint32(cell-1) && hw.cells[n].Dst == *dst {
-			return 0, false
-		}
-		i = (i + 1) & mask
-	}
-	hw.hash[i] = hw.gen<<hotGenShift | uint32(cell)
-	return -1 - int32(i), true
 }
 
 // SaveState appends the shared hotspot state to enc. Call it while no engine runs (the

@@ -27,12 +27,9 @@ type SourceState struct {
 	Moved uint8
 	// Tech is the source's technique mix (technique.go): it fills the padding after Moved.
 	Tech TechCounts
-	// Hot is the hotspot counts this source is in (hotspot.go), read on every dark packet:
-	// next to the fields the pipeline and the scanner also touch, not on a line of its own.
-	Hot HotMemo
 	// FlowSec is the latest packet time of this source's udp_then_syn flows while its entry
 	// lives, in whole seconds rounded up (0: none; see flowSec): a SYN probe looks its
-	// flows up only within the flows' horizon of it (mayHaveFlows). In the padding after Hot.
+	// flows up only within the flows' horizon of it (mayHaveFlows). In the padding after Tech.
 	FlowSec uint32
 	Scan    ScanWindow
 	FP      ToolWindow

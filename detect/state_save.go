@@ -201,9 +201,6 @@ func (e *Engine) checkLoaded() error {
 // CheckSource checks a per-source state restored from a checkpoint against this engine
 // (its distinct counts refer into the engine's slab).
 func (e *Engine) CheckSource(st *SourceState) error {
-	if st.Hot.N > hotMemoLen+1 {
-		return fmt.Errorf("hotspot memo of %d pairs", st.Hot.N)
-	}
 	for _, dc := range []*aggregate.Distinct{&st.Scan.Targets, &st.Scan.Ports, &st.Tel.Targets} {
 		if err := dc.Validate(&e.slab); err != nil {
 			return err

@@ -2,9 +2,7 @@ package detect
 
 import (
 	"math/bits"
-	"unsafe"
 
-	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -14,21 +12,10 @@ import (
 // of the group overlap instead of each stalling its packet. Neither waits for memory or
 // changes anything: a stale word (a cell or flow gone since) only wastes a request.
 
-// BeginGroup starts a group's first stage: the new hotspot cells Prefetch expects are
-// counted afresh (requestNewCell).
-func (e *Engine) BeginGroup() { e.hot.pendNew = 0 }
-
-// Prefetch is the first stage for a dark packet h (dense: its dense index, or -1): the
-// destination's hotspot cell or index word, the index word of its udp_then_syn flow.
+// Prefetch is the first stage for a dark packet h (dense: its dense index, or -1): the index
+// word of its udp_then_syn flow, of its episode record under a flood of fingerprints. (The
+// hotspot detector appends a record per packet, in order: nothing to request.)
 func (e *Engine) Prefetch(h *packet.Header, dense int32) {
-	if e.hotOn() {
-		e.prefetchDst(&h.Dst, dense)
-		// A source's first packet in the part asks the filter of evicted sources (memo):
-		// a random bit of 128 KiB, which a flood's table walk keeps out of the cache.
-		if w := e.hot.evictWord(&h.Src); w != nil {
-			prefetch.Line(unsafe.Pointer(w))
-		}
-	}
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Prefetch(x)
 	}
@@ -43,12 +30,9 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	}
 }
 
-// Warm is the second stage: the lines the words requested by Prefetch name (the hotspot
-// cell of a destination without a dense index, the flow's entry).
+// Warm is the second stage: the lines the words requested by Prefetch name (the flow's
+// entry).
 func (e *Engine) Warm(h *packet.Header, dense int32) {
-	if e.hotOn() {
-		e.warmDst(&h.Dst, dense)
-	}
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Warm(x)
 	}
@@ -64,14 +48,8 @@ func (e *Engine) udpFlowHash(h *packet.Header) (uint64, bool) {
 }
 
 // WarmEvicted requests what Evicted of src will read beyond its state (a coming victim of
-// the pipeline's table, Table.SetVictimHint): the word hotEvicted marks in the filter of
-// evicted sources, a random one of 128 KiB, and its episode record's index word.
+// the pipeline's table, Table.SetVictimHint): its episode record's index word.
 func (e *Engine) WarmEvicted(src *packet.Addr) {
-	if e.hotOn() {
-		if w := e.hot.evictWord(src); w != nil {
-			prefetch.Write(unsafe.Pointer(w))
-		}
-	}
 	// A victim with an episode record has it deleted (Evicted), which unlinks its index
 	// word: requested when many recent victims had one (a flood of one-packet fingerprint
 	// episodes, where that unlink was 10 % of the CPU), not for every victim of a flood

@@ -205,9 +205,6 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 		owner = owner[:len(hs)]
 	}
 	next = next[:min(len(next), warmAhead)]
-	if w.rc.detectOn {
-		w.engine.BeginGroup()
-	}
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
 			hashes[i], slots[i], dense[i] = w.prefetchIP(&hs[i])

@@ -1,0 +1,761 @@
+package detect
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+
+	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/packet"
+)
+
+// A worker's hotspot counts are counted in batches. A dark packet costs one record,
+// appended to the open part of the window (hotRec: its destination's id, source, time, port
+// and kind); nothing per destination or per source is touched on the packet path. When the
+// part ends (the window closes, or a limit is reached, see below) its records are sorted by
+// destination (a counting sort on the id, stable: each destination's records stay in
+// arrival order) and each destination's records are counted together, with scratch tables
+// sized to them that stay in the cache: its packets, its distinct sources, its busiest
+// ports' and the top sources, exactly. A destination with at most hotLog packets is handed
+// over as its packets (a light cell), the others as summaries (HotSummary), to the shared
+// Hotspots, which sums the workers' counts per window as before.
+//
+// Counting per packet, the detector touched the destination's cell, its levels, a set of
+// sources or the source's memo of the destinations it was counted at, and the top sources:
+// several lines in random order per packet, and work at every eviction of the source
+// table (the memo lived in the source's entry). The records are written in order and read
+// in order, and each destination's counts are built while its records are in the cache.
+//
+// Two limits bound a part's memory (both per worker):
+//   - destinations (limits.max_destinations): a new one past the cap first hands the
+//     light destinations over early (a spill: those with at most hotLog packets that were
+//     not spilled before, if they are at least a quarter of the cap), keeping the others'
+//     records; a destination spilled and counted again later in the part is summed from
+//     two hand-overs, which may share sources, so its counts are marked estimated (the
+//     filter of spilled destinations, back, tells). Too few light ones: everything is
+//     handed over (a flush) and the window's counts of this worker are marked estimated.
+//   - records (hotRecCap): the part is flushed.
+
+// hotRec is one packet of the open part: what the counts need of it. Plain values only
+// (checkpoints).
+type hotRec struct {
+	TS  int64
+	Src packet.Addr
+	// ID is the destination: its dense index, or the dense space's size + its place in
+	// hotWorker.dsts.
+	ID    int32
+	Port  uint16 // destination port, 0: no port level (not TCP/UDP, or port 0)
+	Bits  uint8  // hotBitSYN, hotBitUDP, hotBitP2P, hotBitReply, hotBitPair
+	Proto uint8  // one of the hotTCP... bits
+}
+
+// hotRecCap is the records per part of a worker with a cap of c destinations: 32 per
+// destination, from 64 Ki to 1 Mi records (2-32 MiB, with the sorted copy twice that).
+func hotRecCap(c int) int { return min(max(32*c, 1<<16), 1<<20) }
+
+// hotWorker is one engine's part of the hotspot detector: the records of the open window's
+// part and the destinations they name.
+type hotWorker struct {
+	shared *Hotspots
+	cap    int // destinations per part before the light ones are handed over early
+	recCap int // records per part before all are handed over early
+	recs   []hotRec
+	px     *aggregate.Prefixes // the dark space whose dense index the records' ids use
+	ndense int32               // its dense indexes (ids below this)
+	seen   []uint64            // bitmap by dense index: the destination has records in the part
+	dsts   []packet.Addr       // the part's destinations without a dense index, by id-ndense
+	dsts2  []packet.Addr       // spare array for dsts (spillLight)
+	// hash indexes dsts by address: gen<<hotGenShift | 1+place, entries of other
+	// generations are empty (a part's end starts a new one instead of clearing).
+	hash []uint32
+	gen  uint32
+	ndst int      // destinations in the part
+	back []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
+	// split: the open window was handed over early once (its counts are estimated).
+	split bool
+	size  int64 // window length in ns of the open window
+	win   int64 // open window index
+	end   int64 // its end
+	open  bool
+
+	// Scratch of the counts.
+	dcount []uint32     // the part's packets by destination id
+	slot   []int32      // by destination id, at a hand-over: its light cell, or heavy group
+	at     []int32      // by heavy group: its next place in sorted
+	sorted []hotRec     // the heavy destinations' records, by destination
+	cnt    hotCounter   // a destination's counts
+	cells  []hotCell    // the next array of cells to hand over (Hotspots gives them back)
+	full   []HotSummary // the summaries of the destinations with more than hotLog packets
+}
+
+// hotCounter counts one destination's records, with scratch tables reused from one to the
+// next.
+type hotCounter struct {
+	set   []hotSlot             // a level's sources (open addressing)
+	ports []hotPortSlot         // the destination's ports (open addressing)
+	old   []hotPortSlot         // the port table being grown
+	order [1 + hotPorts][]int32 // each level's sources' slots, in order of arrival
+}
+
+// hotSlot is a source of a level being counted: its hash (0: empty slot), packets and first
+// record.
+type hotSlot struct {
+	x     uint64
+	n     uint32
+	first int32
+}
+
+// hotPortSlot is a port of a destination being counted (k: port+1, 0: empty slot).
+type hotPortSlot struct {
+	k     uint32
+	n     uint32
+	first int32
+}
+
+// SetHotspots attaches the shared hotspot aggregator (nil: no hotspot detection). Call it
+// before the first packet.
+func (e *Engine) SetHotspots(h *Hotspots) {
+	e.hot.shared = h
+	e.hot.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
+	e.hot.recCap = hotRecCap(e.hot.cap)
+}
+
+// SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
+// addresses PacketAt receives (nil: none). A different dark space hands the open part
+// over first (its records' ids use the old numbering).
+func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
+	hw := &e.hot
+	if len(hw.recs) > 0 {
+		e.hotFlush()
+	}
+	n := 0
+	if px != nil {
+		n = px.ExactSize()
+	}
+	hw.px = px
+	if n != int(hw.ndense) || hw.seen == nil {
+		hw.ndense, hw.seen = int32(n), make([]uint64, (n+63)/64)
+		hw.dcount, hw.slot = make([]uint32, n), make([]int32, n)
+	}
+}
+
+func (e *Engine) hotOn() bool { return e.hot.shared != nil && e.cfg.Hotspot.Enabled }
+
+// hotTick closes the open window once the clock has passed it (or the window length
+// changed) and opens the one holding the clock.
+func (e *Engine) hotTick() {
+	hw := &e.hot
+	size := int64(e.cfg.Window)
+	if hw.open && (e.now >= hw.end || size != hw.size) {
+		e.hotClose(aggregate.FloorDiv(e.now, size), size == hw.size)
+	}
+	if !hw.open {
+		hw.open, hw.size = true, size
+		hw.win = aggregate.FloorDiv(e.now, size)
+		hw.end = (hw.win + 1) * size
+	}
+}
+
+// hotspot records one packet to a dark destination (dense: its dense index, or -1).
+func (e *Engine) hotspot(h *packet.Header, dense int32) {
+	hw := &e.hot
+	if len(hw.recs) >= hw.recCap {
+		e.hotFlush()
+	}
+	id := e.hotID(&h.Dst, dense)
+	var bits uint8
+	var port uint16
+	var proto uint8
+	var syn, udp bool
+	switch h.Proto {
+	case packet.ProtoTCP:
+		proto = hotTCP
+		syn = h.SYNProbe()
+	case packet.ProtoUDP:
+		proto, udp = hotUDP, h.L4
+		if udp && h.PayloadCap > 0 && payloadKind(h) != payloadOther {
+			bits |= hotBitP2P
+		}
+	case packet.ProtoICMP:
+		proto = hotICMP
+	case packet.ProtoICMPv6:
+		proto = hotICMPv6
+	default:
+		proto = hotOther
+	}
+	if syn {
+		bits |= hotBitSYN
+	}
+	if udp {
+		bits |= hotBitUDP
+	}
+	if !syn && !udp && backscatterKind(h) >= 0 {
+		bits |= hotBitReply
+	}
+	if (syn || udp || proto == hotTCP) && h.L4 {
+		port = h.DstPort
+	}
+	if hw.recs == nil {
+		hw.recs = make([]hotRec, 0, hw.recCap)
+	}
+	// Field by field: a composite literal is built in a temporary and copied.
+	n := len(hw.recs)
+	hw.recs = hw.recs[:n+1]
+	r := &hw.recs[n]
+	r.TS, r.Src, r.ID, r.Port, r.Bits, r.Proto = h.TS, h.Src, id, port, bits, proto
+	hw.dcount[id]++
+}
+
+// hotID returns the id of dst (dense: its dense index, or -1) in the open part, a new one if
+// it has none (after handing light destinations, or all, over when the part has cap).
+func (e *Engine) hotID(dst *packet.Addr, dense int32) int32 {
+	hw := &e.hot
+	if dense >= 0 && dense < hw.ndense {
+		w, bit := &hw.seen[dense>>6], uint64(1)<<(dense&63)
+		if *w&bit != 0 {
+			return dense
+		}
+		if hw.ndst >= hw.cap {
+			e.hotMakeRoom()
+		}
+		*w |= bit
+		hw.ndst++
+		return dense
+	}
+	if j := hw.findHash(dst); j >= 0 {
+		return hw.ndense + j
+	}
+	if hw.ndst >= hw.cap {
+		e.hotMakeRoom()
+		return e.hotID(dst, dense) // the index changed
+	}
+	hw.dsts = append(hw.dsts, *dst)
+	hw.dcount, hw.slot = append(hw.dcount, 0), append(hw.slot, 0)
+	hw.insertHash(dst, len(hw.dsts))
+	hw.ndst++
+	return hw.ndense + int32(len(hw.dsts)-1)
+}
+
+// findHash returns dst's place in hw.dsts, -1 if it has none.
+func (hw *hotWorker) findHash(dst *packet.Addr) int32 {
+	if hw.hash == nil {
+		n := 16
+		for n < 2*hw.cap {
+			n *= 2
+		}
+		hw.hash, hw.gen = make([]uint32, n), 1
+	}
+	mask := uint64(len(hw.hash) - 1)
+	for i := dst.Hash(seedDstIP) & mask; hw.hash[i]>>hotGenShift == hw.gen; i = (i + 1) & mask {
+		if j := hw.hash[i]&hotCellMask - 1; hw.dsts[j] == *dst {
+			return int32(j)
+		}
+	}
+	return -1
+}
+
+// hotMakeRoom hands the part's light destinations over early, or all of them.
+func (e *Engine) hotMakeRoom() {
+	if !e.hotSpill() {
+		e.hotFlush()
+	}
+}
+
+// hotPair notes that a SYN probe, the packet just recorded, paired with an earlier UDP
+// datagram to the same ip:port.
+func (e *Engine) hotPair(h *packet.Header) {
+	hw := &e.hot
+	if !e.hotOn() || len(hw.recs) == 0 {
+		return
+	}
+	if r := &hw.recs[len(hw.recs)-1]; r.TS == h.TS && r.Src == h.Src && r.Port == h.DstPort {
+		r.Bits |= hotBitPair
+	}
+}
+
+// hotClose hands the open window's counts to the shared aggregator, telling it that this
+// worker has passed every window before `through`; keep says whether the counts count
+// (not after a window length change).
+func (e *Engine) hotClose(through int64, keep bool) {
+	hw := &e.hot
+	cells, full := hw.handOver()
+	mine := cells
+	if !keep {
+		cells, full = nil, nil
+	}
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, through, hw.px)
+	e.c.Evictions.Add(dropped)
+	hw.takeSpare(spare, mine)
+	hw.open, hw.split = false, false
+}
+
+// hotFlush hands the open part over early (the part is full, or the dark space changed):
+// a destination counted again later in the window is summed from two parts, whose distinct
+// sources may overlap, so the window's counts of this worker are marked estimated. Each
+// destination handed over counts as an eviction.
+func (e *Engine) hotFlush() {
+	hw := &e.hot
+	hw.split = true
+	n := hw.ndst
+	cells, full := hw.handOver()
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
+	e.c.Evictions.Add(uint64(n) + dropped)
+	hw.takeSpare(spare, cells)
+}
+
+// hotSpill makes room for new destinations by handing the light ones over early (see the
+// top of this file), keeping the others' records: a flood of one-packet destinations (an
+// IPv6 scanner's random addresses) does not split the busy destinations' counts. It
+// reports false, having changed nothing, when too few are light.
+func (e *Engine) hotSpill() bool {
+	hw := &e.hot
+	cells, ok := hw.spillLight()
+	if !ok {
+		return false
+	}
+	// A spilled cell is not an eviction: its counts are summed at the window's end, exact;
+	// one the limit dropped is (its packets are only in the receiver distribution).
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, nil, math.MinInt64, hw.px)
+	e.c.Evictions.Add(dropped)
+	hw.takeSpare(spare, cells)
+	return true
+}
+
+// takeSpare keeps the array Hotspots gave back (or, when it gave none, the one handed) for
+// the next hand-over.
+func (hw *hotWorker) takeSpare(spare, handed []hotCell) {
+	if spare == nil {
+		spare = handed
+	}
+	hw.cells = spare[:0]
+}
+
+// hotFinish ends the input: the open window is reported (partial: nothing more will come).
+func (e *Engine) hotFinish() {
+	if e.hot.open {
+		e.hotClose(1<<62, true)
+	} else if e.hot.shared != nil {
+		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, 1<<62, nil)
+	}
+}
+
+// hotStop drops the engine's counts (a reload disabled the detector or changed the window;
+// the shared part ends its episodes itself).
+func (e *Engine) hotStop() {
+	hw := &e.hot
+	hw.clearPart()
+	hw.back = nil
+	hw.open, hw.split = false, false
+}
+
+// dstOf returns the destination of id.
+func (hw *hotWorker) dstOf(id int32) packet.Addr {
+	if id < hw.ndense {
+		return hw.px.ExactAddr(id)
+	}
+	return hw.dsts[id-hw.ndense]
+}
+
+// spillBitOf is a destination's bit in the filter of spilled destinations: its dense index
+// where it has one below the filter's size (no two share it, no hash to compute), else its
+// address's hash's.
+func spillBitOf(dst *packet.Addr, ix int32) uint32 {
+	if ix >= 0 && ix < 1<<filterShift {
+		return uint32(ix)
+	}
+	return filterBit(dst.Hash(seedDstIP))
+}
+
+// spilled reports whether the destination was spilled earlier in the part.
+func (hw *hotWorker) spilled(dst *packet.Addr, ix int32) bool {
+	return hw.back != nil && hasBit(hw.back, spillBitOf(dst, ix))
+}
+
+// eachDst calls fn with the id of every destination of the part: the dense ones in index
+// order, then the others in order of arrival.
+func (hw *hotWorker) eachDst(fn func(id int32)) {
+	for w, word := range hw.seen {
+		for word != 0 {
+			fn(int32(w*64 + bits.TrailingZeros64(word)))
+			word &= word - 1
+		}
+	}
+	for i := range hw.dsts {
+		fn(hw.ndense + int32(i))
+	}
+}
+
+// newCell appends the cell of destination id to cells, light (its records are logged as
+// they come) or heavy (counted as summaries).
+func (hw *hotWorker) newCell(cells []hotCell, id int32, heavy, split bool) []hotCell {
+	dst, ix := hw.dstOf(id), id
+	if ix >= hw.ndense {
+		ix = -1
+	}
+	cells = append(cells, hotCell{Dst: dst, Packets: hw.dcount[id], Ix: ix, Split: split || hw.spilled(&dst, ix)})
+	if heavy {
+		cells[len(cells)-1].Heavy = 1
+	}
+	return cells
+}
+
+// logRec logs r in light cell c.
+func (c *hotCell) logRec(r *hotRec) {
+	l := &c.Log[c.N]
+	l.TS, l.Src, l.Port, l.Bits, l.Proto = r.TS, r.Src, r.Port, uint16(r.Bits), r.Proto
+	c.N++
+}
+
+// handOver counts the part's records and returns the cells (hw.cells' array) and summaries
+// to hand over (hw.split: all marked estimated), and clears the part. No sort: each
+// destination's packets are counted as they come (dcount), so a light destination's cell
+// is filled in one pass over the records while the others' records go to their places in
+// hw.sorted (offsets from their counts: in arrival order, one write stream per busy
+// destination), then each busy destination's records are counted together.
+func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
+	cells, full := hw.cells[:0], hw.full[:0]
+	at := hw.at[:0] // by heavy group: its next place in sorted
+	n := 0
+	hw.eachDst(func(id int32) {
+		if c := hw.dcount[id]; c <= hotLog {
+			hw.slot[id] = int32(len(cells) + 1)
+			cells = hw.newCell(cells, id, false, hw.split)
+			return
+		}
+		hw.slot[id] = -int32(len(at) + 1)
+		at = append(at, int32(n))
+		n += int(hw.dcount[id])
+		cells = hw.newCell(cells, id, true, hw.split)
+	})
+	hw.sorted = slices.Grow(hw.sorted[:0], n)[:n]
+	for i := range hw.recs {
+		r := &hw.recs[i]
+		if k := hw.slot[r.ID]; k > 0 {
+			cells[k-1].logRec(r)
+		} else {
+			g := &at[-k-1]
+			hw.sorted[*g] = *r
+			*g++
+		}
+	}
+	// at[g] is now the end of group g, in cells' order of the heavy cells.
+	lo, g := 0, 0
+	for i := range cells {
+		c := &cells[i]
+		if c.Heavy == 0 {
+			continue
+		}
+		hi := int(at[g])
+		full = hw.cnt.summarize(full, hw.sorted[lo:hi], &c.Dst, c.Split)
+		lo = hi
+		g++
+	}
+	hw.at, hw.full = at, full
+	hw.clearPart()
+	hw.back = nil
+	return cells, full
+}
+
+// clearPart empties the part: its records, its destinations, their counts and indexes.
+func (hw *hotWorker) clearPart() {
+	hw.eachDst(func(id int32) { hw.dcount[id] = 0 })
+	clear(hw.seen)
+	hw.recs, hw.dsts, hw.ndst = hw.recs[:0], hw.dsts[:0], 0
+	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
+	hw.newGen()
+}
+
+// newGen empties the hash index (a new generation).
+func (hw *hotWorker) newGen() {
+	if hw.gen++; hw.gen > hotGenMax {
+		clear(hw.hash)
+		hw.gen = 1
+	}
+}
+
+// spillLight hands the part's light destinations over (see hotSpill) and keeps the others'
+// records, renumbered; ok=false: too few are light, nothing changed. A destination back
+// after a spill is kept, so that it is not spilled again while it keeps coming (its counts
+// are marked estimated).
+func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
+	light := 0
+	hw.eachDst(func(id int32) {
+		if hw.dcount[id] <= hotLog {
+			dst, ix := hw.dstOf(id), id
+			if ix >= hw.ndense {
+				ix = -1
+			}
+			if !hw.spilled(&dst, ix) {
+				light++
+			}
+		}
+	})
+	if light < max(hw.cap/4, 1) {
+		return nil, false
+	}
+	cells = hw.cells[:0]
+	// Decide for every destination: a light cell (slot > 0) or kept, under its new id
+	// (slot <= 0: -new id).
+	hw.ndst = 0
+	var keptDsts int32
+	hw.eachDst(func(id int32) {
+		dst, ix := hw.dstOf(id), id
+		if ix >= hw.ndense {
+			ix = -1
+		}
+		if hw.dcount[id] > hotLog || hw.spilled(&dst, ix) {
+			hw.ndst++
+			if ix >= 0 {
+				hw.slot[id] = -id
+			} else {
+				hw.slot[id] = -(hw.ndense + keptDsts)
+				keptDsts++
+			}
+			return
+		}
+		hw.slot[id] = int32(len(cells) + 1)
+		cells = hw.newCell(cells, id, false, hw.split)
+		markBit(&hw.back, spillBitOf(&dst, ix))
+		if ix >= 0 {
+			hw.seen[ix>>6] &^= 1 << (ix & 63)
+		}
+	})
+	kept := hw.recs[:0]
+	for i := range hw.recs {
+		r := hw.recs[i]
+		if k := hw.slot[r.ID]; k > 0 {
+			cells[k-1].logRec(&r)
+		} else {
+			r.ID = -k
+			kept = append(kept, r)
+		}
+	}
+	hw.recs = kept
+	// The destinations without a dense index kept, renumbered in order, and their counts.
+	dsts, counts := hw.dsts, hw.dcount[hw.ndense:]
+	hw.dsts, hw.dsts2 = hw.dsts2[:0], dsts
+	hw.newGen()
+	for i := range dsts {
+		id := hw.ndense + int32(i)
+		if k := hw.slot[id]; k <= 0 {
+			hw.dsts = append(hw.dsts, dsts[i])
+			hw.insertHash(&dsts[i], len(hw.dsts))
+			hw.dcount[-k] = counts[i] // -k <= id: moved down in place
+		}
+	}
+	for i := range cells {
+		if ix := cells[i].Ix; ix >= 0 {
+			hw.dcount[ix] = 0
+		}
+	}
+	hw.dcount, hw.slot = hw.dcount[:hw.ndense+int32(len(hw.dsts))], hw.slot[:hw.ndense+int32(len(hw.dsts))]
+	return cells, true
+}
+
+// insertHash adds place-1 of hw.dsts (dst) to the hash index.
+func (hw *hotWorker) insertHash(dst *packet.Addr, place int) {
+	mask := uint64(len(hw.hash) - 1)
+	i := dst.Hash(seedDstIP) & mask
+	for hw.hash[i]>>hotGenShift == hw.gen {
+		i = (i + 1) & mask
+	}
+	hw.hash[i] = hw.gen<<hotGenShift | uint32(place)
+}
+
+// summarize appends the summaries of a destination's records g: the address and its
+// hotPorts busiest ports (most packets, then the first seen), counted in one pass.
+func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, split bool) []HotSummary {
+	// The busiest ports: a table that starts small (most destinations get a few ports)
+	// and doubles at half full.
+	ports := hc.portTable(min(tableSize(len(g)), 64))
+	used := 0
+	for i := range g {
+		if g[i].Port == 0 {
+			continue
+		}
+		k := uint32(g[i].Port) + 1
+		mask := uint32(len(ports) - 1)
+		j := k * 0x9e3779b1 >> 16 & mask
+		for ports[j].k != 0 && ports[j].k != k {
+			j = (j + 1) & mask
+		}
+		if ports[j].k == 0 {
+			ports[j] = hotPortSlot{k: k, first: int32(i)}
+			if used++; 2*used > len(ports) {
+				ports = hc.growPorts(ports)
+				mask = uint32(len(ports) - 1)
+				for j = k * 0x9e3779b1 >> 16 & mask; ports[j].k != k; j = (j + 1) & mask {
+				}
+			}
+		}
+		ports[j].n++
+	}
+	var best [hotPorts]hotPortSlot
+	for _, p := range ports {
+		if p.k == 0 {
+			continue
+		}
+		for b := range best {
+			if q := best[b]; q.k == 0 || p.n > q.n || p.n == q.n && p.first < q.first {
+				copy(best[b+1:], best[b:])
+				best[b] = p
+				break
+			}
+		}
+	}
+	// The levels: the address, then each port counted, each with a table of its sources
+	// (hash, packets, first record) sized to its packets.
+	var lv [1 + hotPorts]hotLevelScratch
+	nlv := 1
+	lv[0].size = tableSize(len(g))
+	for _, p := range best {
+		if p.k != 0 {
+			lv[nlv].port, lv[nlv].size = uint16(p.k-1), tableSize(int(p.n))
+			nlv++
+		}
+	}
+	total := 0
+	for k := range nlv {
+		lv[k].off = total
+		total += lv[k].size
+	}
+	if cap(hc.set) < total {
+		hc.set = make([]hotSlot, total)
+	}
+	set := hc.set[:total]
+	clear(set)
+	start := len(out)
+	out = slices.Grow(out, nlv)[:start+nlv]
+	sums := out[start:]
+	for k := range nlv {
+		lv[k].order = hc.order[k][:0]
+		lv[k].tab = set[lv[k].off : lv[k].off+lv[k].size]
+		lv[k].shift = 64 - bits.TrailingZeros(uint(lv[k].size)) // the hash's high bits pick the slot
+		sums[k] = HotSummary{Dst: *dst, Port: lv[k].port, Estimated: split, First: math.MaxInt64, Last: math.MinInt64}
+	}
+	for i := range g {
+		r := &g[i]
+		x := r.Src.Hash(seedHotSrc) | 1 // 0 marks an empty slot
+		sums[0].add(r, &lv[0], x, int32(i))
+		if r.Port == 0 {
+			continue
+		}
+		for k := 1; k < nlv; k++ {
+			if r.Port == lv[k].port {
+				sums[k].add(r, &lv[k], x, int32(i))
+				break
+			}
+		}
+	}
+	for k := range nlv {
+		sums[k].topOf(lv[k].tab, lv[k].order, g)
+		hc.order[k] = lv[k].order[:0]
+	}
+	return out
+}
+
+// portTable returns an empty port table of size slots (a power of two).
+func (hc *hotCounter) portTable(size int) []hotPortSlot {
+	if cap(hc.ports) < size {
+		hc.ports = make([]hotPortSlot, size)
+	}
+	t := hc.ports[:size]
+	clear(t)
+	return t
+}
+
+// growPorts moves the port table's entries into one twice its size.
+func (hc *hotCounter) growPorts(old []hotPortSlot) []hotPortSlot {
+	hc.old = append(hc.old[:0], old...)
+	t := hc.portTable(2 * len(old))
+	mask := uint32(len(t) - 1)
+	for _, p := range hc.old {
+		if p.k == 0 {
+			continue
+		}
+		j := p.k * 0x9e3779b1 >> 16 & mask
+		for t[j].k != 0 {
+			j = (j + 1) & mask
+		}
+		t[j] = p
+	}
+	return t
+}
+
+// hotLevelScratch is a level being counted: its port and its table of sources.
+type hotLevelScratch struct {
+	port      uint16
+	size, off int
+	shift     int
+	tab       []hotSlot
+	order     []int32 // the table's slots in use, in order of arrival
+}
+
+// add counts record r (index i, source hash x) at the level whose scratch is l.
+func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
+	a.Packets++
+	a.First = min(a.First, r.TS)
+	a.Last = max(a.Last, r.TS)
+	a.Protos |= r.Proto
+	if r.Bits&hotBitSYN != 0 {
+		a.SYN++
+	}
+	if r.Bits&hotBitUDP != 0 {
+		a.UDP++
+		if r.Bits&hotBitP2P != 0 {
+			a.P2P++
+		}
+	}
+	if r.Bits&hotBitReply != 0 {
+		a.Replies++
+	}
+	if r.Bits&hotBitPair != 0 {
+		a.Pairs++
+	}
+	tab, mask := l.tab, uint64(l.size-1)
+	j := x >> l.shift
+	for tab[j].x != 0 && tab[j].x != x {
+		j = (j + 1) & mask
+	}
+	if tab[j].x == 0 {
+		tab[j] = hotSlot{x: x, first: i}
+		a.Sources++
+		l.order = append(l.order, int32(j))
+	}
+	tab[j].n++
+}
+
+// topOf sets the level's top sources from its table of sources (of the records g; order:
+// the slots in use in order of arrival): the hotTop with the most packets, then the first
+// seen, in topCmp's order. A source seen later ranks after an earlier one with as many.
+func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec) {
+	var top [hotTop]hotSlot
+	n := 0
+	for _, j := range order {
+		s := tab[j]
+		if n == hotTop && s.n <= top[n-1].n {
+			continue
+		}
+		k := min(n, hotTop-1)
+		for k > 0 && s.n > top[k-1].n {
+			top[k] = top[k-1]
+			k--
+		}
+		top[k] = s
+		n = min(n+1, hotTop)
+	}
+	for k := range n {
+		a.Top[k] = hotSrc{Src: g[top[k].first].Src, Packets: uint64(top[k].n)}
+	}
+	a.NTop = uint8(n)
+	slices.SortFunc(a.Top[:n], topCmp)
+}
+
+// tableSize is the open-addressing table size for n keys: a power of two >= 2n, at least 8.
+func tableSize(n int) int {
+	size := 8
+	for size < 2*n {
+		size *= 2
+	}
+	return size
+}
