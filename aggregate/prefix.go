@@ -246,6 +246,19 @@ func (p *Prefixes) ExactAddr(i int32) packet.Addr {
 	return packet.Addr{}
 }
 
+// ExactAddrTo writes the address of dense index i to *a (ExactAddr in place).
+func (p *Prefixes) ExactAddrTo(a *packet.Addr, i int32) {
+	for _, e := range p.v4 {
+		if i >= e.base && i-e.base <= int32(^e.mask) {
+			*a = packet.Addr{}
+			a[10], a[11] = 0xff, 0xff
+			binary.BigEndian.PutUint32(a[12:], e.addr+uint32(i-e.base))
+			return
+		}
+	}
+	*a = packet.Addr{}
+}
+
 // SameExact reports whether q indexes dark addresses exactly as p does.
 func (p *Prefixes) SameExact(q *Prefixes) bool {
 	if p.exact != q.exact || len(p.v4) != len(q.v4) {

@@ -14,7 +14,7 @@ import (
 // too (about 3 % of them with 32 768 marks in the 1 Mbit filter). Destinations without a
 // dense index keep the hashed bit: each marked one is found.
 func TestSpilledBeforeDenseExact(t *testing.T) {
-	var hw hotWorker
+	hw := hotWorker{ndense: 1 << 16}
 	addr := func(ix int32) packet.Addr { return packet.AddrFrom4([]byte{198, 18, byte(ix >> 8), byte(ix)}) }
 	for ix := int32(0); ix < 1<<16; ix += 2 {
 		a := addr(ix)
@@ -22,23 +22,21 @@ func TestSpilledBeforeDenseExact(t *testing.T) {
 	}
 	wrong := 0
 	for ix := int32(0); ix < 1<<16; ix++ {
-		a := addr(ix)
-		if hw.spilled(&a, ix) != (ix%2 == 0) {
+		if hw.spilled(ix) != (ix%2 == 0) {
 			wrong++
 		}
 	}
 	if wrong > 0 {
 		t.Fatalf("%d of 65 536 dense destinations found spilled wrongly", wrong)
 	}
-	var other []packet.Addr
 	for i := range 1000 {
 		a := addr(int32(i))
 		a[12] = 10 // another /8, no dense index
 		markBit(&hw.back, spillBitOf(&a, -1))
-		other = append(other, a)
+		hw.dsts = append(hw.dsts, a)
 	}
-	for i := range other {
-		if !hw.spilled(&other[i], -1) {
+	for i := range hw.dsts {
+		if !hw.spilled(hw.ndense + int32(i)) {
 			t.Fatalf("destination %d without a dense index not found spilled", i)
 		}
 	}

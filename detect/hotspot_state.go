@@ -107,7 +107,9 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 				hw.ndst++
 			}
 		}
-		hw.dcount[id]++
+		if hw.dcount[id]++; hw.dcount[id] == hotLog+1 {
+			hw.nbusy++
+		}
 	}
 	if hw.ndst > hw.cap {
 		d.Fail("hotspot: %d destinations in the part, limit %d", hw.ndst, hw.cap)
