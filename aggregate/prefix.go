@@ -235,18 +235,13 @@ func (p *Prefixes) indexV4() {
 func (p *Prefixes) ExactSize() int { return p.exact }
 
 // ExactAddr returns the address of dense index i.
-func (p *Prefixes) ExactAddr(i int32) packet.Addr {
-	for _, e := range p.v4 {
-		if i >= e.base && i-e.base <= int32(^e.mask) {
-			var b [4]byte
-			binary.BigEndian.PutUint32(b[:], e.addr+uint32(i-e.base))
-			return packet.AddrFrom4(b[:])
-		}
-	}
-	return packet.Addr{}
+func (p *Prefixes) ExactAddr(i int32) (a packet.Addr) {
+	p.ExactAddrTo(&a, i)
+	return a
 }
 
-// ExactAddrTo writes the address of dense index i to *a (ExactAddr in place).
+// ExactAddrTo writes the address of dense index i to *a (ExactAddr in place: a caller that
+// reads the address back soon after avoids a copy whose load waits for these stores).
 func (p *Prefixes) ExactAddrTo(a *packet.Addr, i int32) {
 	for _, e := range p.v4 {
 		if i >= e.base && i-e.base <= int32(^e.mask) {

@@ -12,11 +12,10 @@ import (
 // A worker's hotspot counts are counted in batches. A dark packet costs one record,
 // appended to the open part of the window (hotRec: its destination's id, source, time, port
 // and kind); nothing per destination or per source is touched on the packet path. When the
-// part ends (the window closes, or a limit is reached, see below) its records are sorted by
-// destination (a counting sort on the id, stable: each destination's records stay in
-// arrival order) and each destination's records are counted together, with scratch tables
-// sized to them that stay in the cache: its packets, its distinct sources, its busiest
-// ports' and the top sources, exactly. A destination with at most hotLog packets is handed
+// part ends (the window closes, or a limit is reached, see below) each destination's records
+// are counted together, with scratch tables sized to them that stay in the cache: its
+// packets, its distinct sources, its busiest ports' and the top sources, exactly (see
+// handOver). A destination with at most hotLog packets is handed
 // over as its packets (a light cell), the others as summaries (HotSummary), to the shared
 // Hotspots, which sums the workers' counts per window as before.
 //
@@ -380,15 +379,18 @@ func spillBitOf(dst *packet.Addr, ix int32) uint32 {
 	return filterBit(dst.Hash(seedDstIP))
 }
 
+// spillBit is destination id's bit in the filter of spilled destinations (spillBitOf; a
+// dense space is never larger than the filter, TestDenseSpaceWithinFilter).
+func (hw *hotWorker) spillBit(id int32) uint32 {
+	if id < hw.ndense {
+		return uint32(id)
+	}
+	return spillBitOf(&hw.dsts[id-hw.ndense], -1)
+}
+
 // spilled reports whether destination id was spilled earlier in the part.
 func (hw *hotWorker) spilled(id int32) bool {
-	if hw.back == nil {
-		return false
-	}
-	if id < hw.ndense {
-		return hasBit(hw.back, spillBitOf(nil, id))
-	}
-	return hasBit(hw.back, spillBitOf(&hw.dsts[id-hw.ndense], -1))
+	return hw.back != nil && hasBit(hw.back, hw.spillBit(id))
 }
 
 // eachDst calls fn with the id of every destination of the part: the dense ones in index
@@ -524,7 +526,7 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 		}
 		hw.slot[id] = int32(len(cells) + 1)
 		cells = hw.newCell(cells, id, false, hw.split)
-		markBit(&hw.back, spillBitOf(&cells[len(cells)-1].Dst, ix))
+		markBit(&hw.back, hw.spillBit(id))
 		if ix >= 0 {
 			hw.seen[ix>>6] &^= 1 << (ix & 63)
 		}
@@ -583,18 +585,12 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 			continue
 		}
 		k := uint32(g[i].Port) + 1
-		mask := uint32(len(ports) - 1)
-		j := k * 0x9e3779b1 >> 16 & mask
-		for ports[j].k != 0 && ports[j].k != k {
-			j = (j + 1) & mask
-		}
+		j := hotPortFind(ports, k)
 		if ports[j].k == 0 {
 			ports[j] = hotPortSlot{k: k, first: int32(i)}
 			if used++; 2*used > len(ports) {
 				ports = hc.growPorts(ports)
-				mask = uint32(len(ports) - 1)
-				for j = k * 0x9e3779b1 >> 16 & mask; ports[j].k != k; j = (j + 1) & mask {
-				}
+				j = hotPortFind(ports, k)
 			}
 		}
 		ports[j].n++
@@ -615,18 +611,15 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	// The levels: the address, then each port counted, each with a table of its sources
 	// (hash, packets, first record) sized to its packets.
 	var lv [1 + hotPorts]hotLevelScratch
-	nlv := 1
-	lv[0].size = tableSize(len(g))
+	var size [1 + hotPorts]int
+	size[0] = tableSize(len(g))
+	nlv, total := 1, size[0]
 	for _, p := range best {
 		if p.k != 0 {
-			lv[nlv].port, lv[nlv].size = uint16(p.k-1), tableSize(int(p.n))
+			lv[nlv].port, size[nlv] = uint16(p.k-1), tableSize(int(p.n))
+			total += size[nlv]
 			nlv++
 		}
-	}
-	total := 0
-	for k := range nlv {
-		lv[k].off = total
-		total += lv[k].size
 	}
 	if cap(hc.set) < total {
 		hc.set = make([]hotSlot, total)
@@ -638,8 +631,8 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	sums := out[start:]
 	for k := range nlv {
 		lv[k].order = hc.order[k][:0]
-		lv[k].tab = set[lv[k].off : lv[k].off+lv[k].size]
-		lv[k].shift = 64 - bits.TrailingZeros(uint(lv[k].size)) // the hash's high bits pick the slot
+		lv[k].tab, set = set[:size[k]], set[size[k]:]
+		lv[k].shift = 64 - bits.TrailingZeros(uint(size[k])) // the hash's high bits pick the slot
 		sums[k] = HotSummary{Dst: *dst, Port: lv[k].port, Estimated: split, First: math.MaxInt64, Last: math.MinInt64}
 	}
 	for i := range g {
@@ -677,27 +670,31 @@ func (hc *hotCounter) portTable(size int) []hotPortSlot {
 func (hc *hotCounter) growPorts(old []hotPortSlot) []hotPortSlot {
 	hc.old = append(hc.old[:0], old...)
 	t := hc.portTable(2 * len(old))
-	mask := uint32(len(t) - 1)
 	for _, p := range hc.old {
-		if p.k == 0 {
-			continue
+		if p.k != 0 {
+			t[hotPortFind(t, p.k)] = p
 		}
-		j := p.k * 0x9e3779b1 >> 16 & mask
-		for t[j].k != 0 {
-			j = (j + 1) & mask
-		}
-		t[j] = p
 	}
 	return t
 }
 
+// hotPortFind returns the slot of port key k in table t: its own, or the empty one where it
+// goes.
+func hotPortFind(t []hotPortSlot, k uint32) uint32 {
+	mask := uint32(len(t) - 1)
+	j := uint32(uint64(k)*0x9e3779b97f4a7c15>>32) & mask
+	for t[j].k != 0 && t[j].k != k {
+		j = (j + 1) & mask
+	}
+	return j
+}
+
 // hotLevelScratch is a level being counted: its port and its table of sources.
 type hotLevelScratch struct {
-	port      uint16
-	size, off int
-	shift     int
-	tab       []hotSlot
-	order     []int32 // the table's slots in use, in order of arrival
+	port  uint16
+	shift int
+	tab   []hotSlot
+	order []int32 // the table's slots in use, in order of arrival
 }
 
 // add counts record r (index i, source hash x) at the level whose scratch is l.
@@ -721,7 +718,7 @@ func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
 	if r.Bits&hotBitPair != 0 {
 		a.Pairs++
 	}
-	tab, mask := l.tab, uint64(l.size-1)
+	tab, mask := l.tab, uint64(len(l.tab)-1)
 	j := x >> l.shift
 	for tab[j].x != 0 && tab[j].x != x {
 		j = (j + 1) & mask

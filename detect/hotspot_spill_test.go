@@ -2,9 +2,11 @@ package detect
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
 
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -152,6 +154,32 @@ func TestHotCounterExact(t *testing.T) {
 			if s != w {
 				t.Fatalf("round %d, port %d:\n got %+v\nwant %+v", round, port, s, w)
 			}
+		}
+	}
+}
+
+// TestDenseSpaceWithinFilter: a dense index is its own bit of the filter of spilled
+// destinations (spillBit), which holds only while no dark space with dense indexes is larger
+// than the filter.
+func TestDenseSpaceWithinFilter(t *testing.T) {
+	if aggregate.MaxExactDst > 1<<filterShift {
+		t.Fatalf("dense spaces of up to %d addresses, a filter of %d bits: dense indexes would share bits", aggregate.MaxExactDst, 1<<filterShift)
+	}
+	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("10.32.0.0/12")}, aggregate.NewPrefixSlots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hw := hotWorker{px: px, ndense: int32(px.ExactSize())}
+	if hw.ndense != aggregate.MaxExactDst {
+		t.Fatalf("a /12 has %d dense indexes, want %d", hw.ndense, aggregate.MaxExactDst)
+	}
+	for _, id := range []int32{0, 5, hw.ndense - 1} {
+		if hw.spilled(id) {
+			t.Fatalf("dense index %d spilled before any mark", id)
+		}
+		markBit(&hw.back, hw.spillBit(id))
+		if !hw.spilled(id) || hw.spillBit(id) != uint32(id) {
+			t.Fatalf("dense index %d: bit %d, spilled %v after its mark", id, hw.spillBit(id), hw.spilled(id))
 		}
 	}
 }

@@ -12,10 +12,10 @@ import (
 // of the group overlap instead of each stalling its packet. Neither waits for memory or
 // changes anything: a stale word (a cell or flow gone since) only wastes a request.
 
-// Prefetch is the first stage for a dark packet h (dense: its dense index, or -1): the index
-// word of its udp_then_syn flow, of its episode record under a flood of fingerprints. (The
-// hotspot detector appends a record per packet, in order: nothing to request.)
-func (e *Engine) Prefetch(h *packet.Header, dense int32) {
+// Prefetch is the first stage for a dark packet h: the index word of its udp_then_syn flow,
+// of its episode record under a flood of fingerprints. (The hotspot detector appends a
+// record per packet, in order: nothing to request.)
+func (e *Engine) Prefetch(h *packet.Header) {
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Prefetch(x)
 	}
@@ -32,7 +32,7 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 
 // Warm is the second stage: the lines the words requested by Prefetch name (the flow's
 // entry).
-func (e *Engine) Warm(h *packet.Header, dense int32) {
+func (e *Engine) Warm(h *packet.Header) {
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Warm(x)
 	}

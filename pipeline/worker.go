@@ -215,7 +215,7 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
 			w.warmSource(hashes[i])
 			if slots[i] != 0 && w.rc.detectOn {
-				w.engine.Warm(&hs[i], dense[i])
+				w.engine.Warm(&hs[i])
 			}
 		}
 	}
@@ -259,7 +259,7 @@ func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) 
 		prefetch.Write(unsafe.Pointer(&w.dstExact[dense]))
 	}
 	if slot != 0 && w.rc.detectOn {
-		w.engine.Prefetch(h, dense)
+		w.engine.Prefetch(h)
 	}
 	return x, slot, dense
 }
