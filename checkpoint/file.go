@@ -19,6 +19,7 @@ package checkpoint
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -374,4 +375,10 @@ func (f *File) Section(name string) (*Decoder, error) {
 		return nil, Errorf(Corrupt, f.path, "corrupt: section %q missing", name)
 	}
 	return &Decoder{r: bufio.NewReaderSize(io.NewSectionReader(f.f, s.off, s.n), 1<<20), rest: s.n, name: name, path: f.path}, nil
+}
+
+// NewDecoder returns a decoder over a section's payload held in memory (an Encoder's
+// Bytes): a state's round trip without a file.
+func NewDecoder(b []byte) *Decoder {
+	return &Decoder{r: bufio.NewReader(bytes.NewReader(b)), rest: int64(len(b)), name: "memory", path: "memory"}
 }

@@ -25,8 +25,15 @@ import (
 // table (the memo lived in the source's entry). The records are written in order and read
 // in order, and each destination's counts are built while its records are in the cache.
 //
+// A light destination with a dense index (a dark IPv4 address) is handed over as its
+// packets and its records (hotLight: 8 bytes, and the records copied in order), not as a
+// cell: most destinations of a telescope window are those, one per packet or nearly, and
+// the shared side reads a cell's records only for the few destinations another worker's
+// counts make candidates.
+//
 // Two limits bound a part's memory (both per worker):
-//   - destinations (limits.max_destinations): a new one past the cap first hands the
+//   - destinations without a dense index (limits.max_destinations; the dense ones have
+//     their arrays, by index, for the whole dark space): a new one past the cap first hands the
 //     light destinations over early (a spill: those with at most hotLog packets that were
 //     not spilled before, if they are at least a quarter of the cap), keeping the others'
 //     records; a destination spilled and counted again later in the part is summed from
@@ -66,11 +73,12 @@ type hotWorker struct {
 	dsts2  []packet.Addr       // spare array for dsts (spillLight)
 	// hash indexes dsts by address: gen<<hotGenShift | 1+place, entries of other
 	// generations are empty (a part's end starts a new one instead of clearing).
-	hash  []uint32
-	gen   uint32
-	ndst  int      // destinations in the part
-	nbusy int      // of which with more than hotLog packets
-	back  []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
+	hash   []uint32
+	gen    uint32
+	ndst   int      // destinations in the part
+	nother int      // of which without a dense index (those the cap counts)
+	nbusy  int      // of those with more than hotLog packets
+	back   []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
 	// split: the open window was handed over early once (its counts are estimated).
 	split bool
 	size  int64 // window length in ns of the open window
@@ -86,7 +94,24 @@ type hotWorker struct {
 	cnt    hotCounter   // a destination's counts
 	cells  []hotCell    // the next array of cells to hand over (Hotspots gives them back)
 	full   []HotSummary // the summaries of the destinations with more than hotLog packets
+	light  hotLight     // the light destinations with a dense index to hand over (Hotspots swaps the arrays)
 }
+
+// hotLight is what a worker hands over of its light destinations with a dense index: each
+// one's packets (obs, in dense index order) and their records, grouped by destination in
+// obs' order (ID: the dense index in px).
+type hotLight struct {
+	obs   []hotObs
+	recs  []hotRec
+	split bool // the worker handed its counts over early in this window (see hotFlush)
+	w     int  // the worker (Hotspots' copy only)
+	alone bool // handed over without cells (Hotspots' copy only)
+	px    *aggregate.Prefixes
+}
+
+// hotLightBase marks, in hotWorker.slot, a light destination with a dense index: slot -
+// hotLightBase is the place of its next record in hotLight.recs.
+const hotLightBase = 1 << 30
 
 // hotCounter counts one destination's records, with scratch tables reused from one to the
 // next.
@@ -203,31 +228,27 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	hw.recs = hw.recs[:n+1]
 	r := &hw.recs[n]
 	r.TS, r.Src, r.ID, r.Port, r.Bits, r.Proto = h.TS, h.Src, id, port, bits, proto
-	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 {
+	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 && id >= hw.ndense {
 		hw.nbusy++
 	}
 }
 
 // hotID returns the id of dst (dense: its dense index, or -1) in the open part, a new one if
-// it has none (after handing light destinations, or all, over when the part has cap).
+// it has none (after handing light destinations, or all, over when the part has cap of
+// those without a dense index).
 func (e *Engine) hotID(dst *packet.Addr, dense int32) int32 {
 	hw := &e.hot
 	if dense >= 0 && dense < hw.ndense {
-		w, bit := &hw.seen[dense>>6], uint64(1)<<(dense&63)
-		if *w&bit != 0 {
-			return dense
+		if w, bit := &hw.seen[dense>>6], uint64(1)<<(dense&63); *w&bit == 0 {
+			*w |= bit
+			hw.ndst++
 		}
-		if hw.ndst >= hw.cap {
-			e.hotMakeRoom()
-		}
-		*w |= bit
-		hw.ndst++
 		return dense
 	}
 	if j := hw.findHash(dst); j >= 0 {
 		return hw.ndense + j
 	}
-	if hw.ndst >= hw.cap {
+	if hw.nother >= hw.cap {
 		e.hotMakeRoom()
 		return e.hotID(dst, dense) // the index changed
 	}
@@ -235,6 +256,7 @@ func (e *Engine) hotID(dst *packet.Addr, dense int32) int32 {
 	hw.dcount, hw.slot = append(hw.dcount, 0), append(hw.slot, 0)
 	hw.insertHash(dst, len(hw.dsts))
 	hw.ndst++
+	hw.nother++
 	return hw.ndense + int32(len(hw.dsts)-1)
 }
 
@@ -281,11 +303,11 @@ func (e *Engine) hotPair(h *packet.Header) {
 func (e *Engine) hotClose(through int64, keep bool) {
 	hw := &e.hot
 	cells, full := hw.handOver()
-	mine := cells
+	mine, light := cells, &hw.light
 	if !keep {
-		cells, full = nil, nil
+		cells, full, light = nil, nil, nil
 	}
-	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, through, hw.px)
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, light, through, hw.px)
 	e.c.Evictions.Add(dropped)
 	hw.takeSpare(spare, mine)
 	hw.open, hw.split = false, false
@@ -300,7 +322,7 @@ func (e *Engine) hotFlush() {
 	hw.split = true
 	n := hw.ndst
 	cells, full := hw.handOver()
-	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, math.MinInt64, hw.px)
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, &hw.light, math.MinInt64, hw.px)
 	e.c.Evictions.Add(uint64(n) + dropped)
 	hw.takeSpare(spare, cells)
 }
@@ -317,7 +339,7 @@ func (e *Engine) hotSpill() bool {
 	}
 	// A spilled cell is not an eviction: its counts are summed at the window's end, exact;
 	// one the limit dropped is (its packets are only in the receiver distribution).
-	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, nil, math.MinInt64, hw.px)
+	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, nil, nil, math.MinInt64, hw.px)
 	e.c.Evictions.Add(dropped)
 	hw.takeSpare(spare, cells)
 	return true
@@ -337,7 +359,7 @@ func (e *Engine) hotFinish() {
 	if e.hot.open {
 		e.hotClose(1<<62, true)
 	} else if e.hot.shared != nil {
-		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, 1<<62, nil)
+		e.hot.shared.report(e.worker, e.hot.size, 0, nil, nil, nil, 1<<62, nil)
 	}
 }
 
@@ -369,28 +391,16 @@ func (hw *hotWorker) ixOf(id int32) int32 {
 	return -1
 }
 
-// spillBitOf is a destination's bit in the filter of spilled destinations: its dense index
-// where it has one below the filter's size (no two share it, no hash to compute), else its
-// address's hash's.
-func spillBitOf(dst *packet.Addr, ix int32) uint32 {
-	if ix >= 0 && ix < 1<<filterShift {
-		return uint32(ix)
-	}
-	return filterBit(dst.Hash(seedDstIP))
-}
-
-// spillBit is destination id's bit in the filter of spilled destinations (spillBitOf; a
-// dense space is never larger than the filter, TestDenseSpaceWithinFilter).
+// spillBit is the bit in the filter of spilled destinations of destination id, one without
+// a dense index (the others are never spilled).
 func (hw *hotWorker) spillBit(id int32) uint32 {
-	if id < hw.ndense {
-		return uint32(id)
-	}
-	return spillBitOf(&hw.dsts[id-hw.ndense], -1)
+	return filterBit(hw.dsts[id-hw.ndense].Hash(seedDstIP))
 }
 
-// spilled reports whether destination id was spilled earlier in the part.
+// spilled reports whether destination id was spilled earlier in the part (never one with a
+// dense index).
 func (hw *hotWorker) spilled(id int32) bool {
-	return hw.back != nil && hasBit(hw.back, hw.spillBit(id))
+	return id >= hw.ndense && hw.back != nil && hasBit(hw.back, hw.spillBit(id))
 }
 
 // eachDst calls fn with the id of every destination of the part: the dense ones in index
@@ -431,32 +441,46 @@ func (c *hotCell) logRec(r *hotRec) {
 }
 
 // handOver counts the part's records and returns the cells (hw.cells' array) and summaries
-// to hand over (hw.split: all marked estimated), and clears the part. No sort: each
-// destination's packets are counted as they come (dcount), so a light destination's cell
-// is filled in one pass over the records while the others' records go to their places in
-// hw.sorted (offsets from their counts: in arrival order, one write stream per busy
-// destination), then each busy destination's records are counted together.
+// to hand over (hw.split: all marked estimated), fills hw.light, and clears the part. No
+// sort: each destination's packets are counted as they come (dcount), so in one pass over
+// the records a light destination's records go to its cell, or to their places in
+// hw.light.recs where it has a dense index, and the others' to their places in hw.sorted
+// (offsets from their counts: in arrival order, one write stream per busy destination),
+// then each busy destination's records are counted together.
 func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
 	cells, full := hw.cells[:0], hw.full[:0]
+	lt := &hw.light
+	lt.obs, lt.split = lt.obs[:0], hw.split
 	at := hw.at[:0] // by heavy group: its next place in sorted
-	n := 0
+	n, nl := 0, 0
 	hw.eachDst(func(id int32) {
-		if c := hw.dcount[id]; c <= hotLog {
+		c := hw.dcount[id]
+		switch {
+		case c <= hotLog && id < hw.ndense:
+			hw.slot[id] = int32(hotLightBase + nl)
+			nl += int(c)
+			lt.obs = append(lt.obs, hotObs{id, c})
+		case c <= hotLog:
 			hw.slot[id] = int32(len(cells) + 1)
 			cells = hw.newCell(cells, id, false, hw.split)
-			return
+		default:
+			hw.slot[id] = -int32(len(at) + 1)
+			at = append(at, int32(n))
+			n += int(c)
+			cells = hw.newCell(cells, id, true, hw.split)
 		}
-		hw.slot[id] = -int32(len(at) + 1)
-		at = append(at, int32(n))
-		n += int(hw.dcount[id])
-		cells = hw.newCell(cells, id, true, hw.split)
 	})
 	hw.sorted = slices.Grow(hw.sorted[:0], n)[:n]
+	lt.recs = slices.Grow(lt.recs[:0], nl)[:nl]
 	for i := range hw.recs {
 		r := &hw.recs[i]
-		if k := hw.slot[r.ID]; k > 0 {
+		switch k := hw.slot[r.ID]; {
+		case k >= hotLightBase:
+			lt.recs[k-hotLightBase] = *r
+			hw.slot[r.ID]++
+		case k > 0:
 			cells[k-1].logRec(r)
-		} else {
+		default:
 			g := &at[-k-1]
 			hw.sorted[*g] = *r
 			*g++
@@ -484,7 +508,7 @@ func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
 func (hw *hotWorker) clearPart() {
 	hw.eachDst(func(id int32) { hw.dcount[id] = 0 })
 	clear(hw.seen)
-	hw.recs, hw.dsts, hw.ndst, hw.nbusy = hw.recs[:0], hw.dsts[:0], 0, 0
+	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy = hw.recs[:0], hw.dsts[:0], 0, 0, 0
 	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
 	hw.newGen()
 }
@@ -497,69 +521,59 @@ func (hw *hotWorker) newGen() {
 	}
 }
 
-// spillLight hands the part's light destinations over (see hotSpill) and keeps the others'
-// records, renumbered; ok=false: too few are light, nothing changed. A destination back
-// after a spill is kept, so that it is not spilled again while it keeps coming (its counts
-// are marked estimated).
+// spillLight hands the part's light destinations without a dense index over (see
+// hotSpill) and keeps the others' records, renumbered; ok=false: too few are light,
+// nothing changed. A destination back after a spill is kept, so that it is not spilled
+// again while it keeps coming (its counts are marked estimated).
 func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	// The light destinations, some of which may have been spilled before (kept): too few
 	// to make room for long, and everything is handed over instead.
-	if hw.ndst-hw.nbusy < max(hw.cap/4, 1) {
+	if hw.nother-hw.nbusy < max(hw.cap/4, 1) {
 		return nil, false
 	}
 	cells = hw.cells[:0]
-	// Decide for every destination: a light cell (slot > 0) or kept, under its new id
-	// (slot <= 0: -new id).
-	hw.ndst = 0
-	var keptDsts int32
-	hw.eachDst(func(id int32) {
-		ix := hw.ixOf(id)
+	// Decide for every destination without a dense index: a light cell (slot > 0) or
+	// kept, under its new id (slot <= 0: -new id).
+	var kept int32
+	for i := range hw.dsts {
+		id := hw.ndense + int32(i)
 		if hw.dcount[id] > hotLog || hw.spilled(id) {
-			hw.ndst++
-			if ix >= 0 {
-				hw.slot[id] = -id
-			} else {
-				hw.slot[id] = -(hw.ndense + keptDsts)
-				keptDsts++
-			}
-			return
+			hw.slot[id] = -(hw.ndense + kept)
+			kept++
+			continue
 		}
 		hw.slot[id] = int32(len(cells) + 1)
 		cells = hw.newCell(cells, id, false, hw.split)
 		markBit(&hw.back, hw.spillBit(id))
-		if ix >= 0 {
-			hw.seen[ix>>6] &^= 1 << (ix & 63)
-		}
-	})
-	kept := hw.recs[:0]
+	}
+	recs := hw.recs[:0]
 	for i := range hw.recs {
 		r := hw.recs[i]
-		if k := hw.slot[r.ID]; k > 0 {
-			cells[k-1].logRec(&r)
-		} else {
-			r.ID = -k
-			kept = append(kept, r)
+		if r.ID >= hw.ndense {
+			if k := hw.slot[r.ID]; k > 0 {
+				cells[k-1].logRec(&r)
+				continue
+			} else {
+				r.ID = -k
+			}
 		}
+		recs = append(recs, r)
 	}
-	hw.recs = kept
-	// The destinations without a dense index kept, renumbered in order, and their counts.
+	hw.recs = recs
+	// The destinations kept, renumbered in order, and their counts.
 	dsts, counts := hw.dsts, hw.dcount[hw.ndense:]
 	hw.dsts, hw.dsts2 = hw.dsts2[:0], dsts
 	hw.newGen()
 	for i := range dsts {
-		id := hw.ndense + int32(i)
-		if k := hw.slot[id]; k <= 0 {
+		if k := hw.slot[hw.ndense+int32(i)]; k <= 0 {
 			hw.dsts = append(hw.dsts, dsts[i])
 			hw.insertHash(&dsts[i], len(hw.dsts))
 			hw.dcount[-k] = counts[i] // -k <= id: moved down in place
 		}
 	}
-	for i := range cells {
-		if ix := cells[i].Ix; ix >= 0 {
-			hw.dcount[ix] = 0
-		}
-	}
-	hw.dcount, hw.slot = hw.dcount[:hw.ndense+int32(len(hw.dsts))], hw.slot[:hw.ndense+int32(len(hw.dsts))]
+	hw.ndst -= hw.nother - int(kept)
+	hw.nother = int(kept)
+	hw.dcount, hw.slot = hw.dcount[:hw.ndense+kept], hw.slot[:hw.ndense+kept]
 	return cells, true
 }
 

@@ -267,8 +267,13 @@ func (x *hotIndex[K]) reset(n int) {
 	x.keys = x.keys[:0]
 }
 
-// get returns k's position; with add, a missing k is added (isNew), else -1.
+// get returns k's position; with add, a missing k is added (isNew), else -1. The index
+// doubles when half full: reset's size is a guess (candidates may add a key per light
+// cell), and a full index would probe forever.
 func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
+	if add && 2*(len(x.keys)+1) > len(x.slots) {
+		x.grow()
+	}
 	mask := uint64(len(x.slots) - 1)
 	i := x.hash(k) & mask
 	for x.slots[i] != 0 {
@@ -283,6 +288,19 @@ func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
 	x.keys = append(x.keys, *k)
 	x.slots[i] = int32(len(x.keys))
 	return int32(len(x.keys) - 1), true
+}
+
+// grow doubles the index's slots and puts the keys back.
+func (x *hotIndex[K]) grow() {
+	x.slots = make([]int32, 2*max(len(x.slots), 8))
+	mask := uint64(len(x.slots) - 1)
+	for p := range x.keys {
+		i := x.hash(&x.keys[p]) & mask
+		for x.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		x.slots[i] = int32(p + 1)
+	}
 }
 
 // hotEpisode is an open hotspot episode.
@@ -304,8 +322,10 @@ func (ep *hotEpisode) classOf() int {
 // summaries of their heavy cells.
 type hotPending struct {
 	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
+	light []hotLight  // the workers' light destinations with a dense index (likewise)
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
+	nd    []int               // light destinations with a dense index handed over, by worker
 	np    []int               // cell arrays handed over, by worker
 	nl    []int               // of which with light cells only (hotSpill), by worker
 	split bool                // a worker handed over early: a destination may have several cells in it
@@ -331,12 +351,14 @@ type Hotspots struct {
 	size       int64
 	minSources uint64
 	maxCells   int // cells kept per worker and window (twice the worker's table)
+	maxLight   int // light destinations with a dense index kept per worker and window (its records' cap)
 
 	started []bool
 	through []int64
 	pending map[int64]*hotPending
 	free    []*hotPending
 	spare   [][]hotCell // cell arrays to hand back to the workers
+	spareLt []hotLight  // arrays of light destinations to hand back to the workers
 	active  map[hotKey]*hotEpisode
 
 	// Scratch of window(), reused.
@@ -353,6 +375,7 @@ type Hotspots struct {
 	seen   []bool
 	tmp    []HotSummary
 	cnt    hotCounter // scratch of appendLight
+	want   []uint64   // bitmap by dense index: a candidate destination (candidates)
 
 	// Hist is the receiver distribution: packets per destination address per window,
 	// observed when every worker has passed the window.
@@ -390,10 +413,12 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 	hs.enabled, hs.size = cfg.Hotspot.Enabled, size
 	hs.minSources = uint64(max(cfg.Hotspot.MinSources, 1))
 	hs.maxCells = 2 * max(cfg.MaxDestinations, 1)
+	hs.maxLight = hotRecCap(max(cfg.MaxDestinations, 1))
 }
 
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
+	clear(p.nd)
 	clear(p.np)
 	clear(p.nl)
 	for _, c := range p.parts {
@@ -402,20 +427,28 @@ func (hs *Hotspots) recycle(p *hotPending) {
 		}
 	}
 	clear(p.parts)
-	p.parts, p.full, p.split, p.px, p.mixed = p.parts[:0], p.full[:0], false, nil, false
+	for _, lt := range p.light {
+		if len(hs.spareLt) < 2*len(hs.started) {
+			hs.spareLt = append(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]})
+		}
+	}
+	clear(p.light)
+	p.parts, p.light, p.full, p.split, p.px, p.mixed = p.parts[:0], p.light[:0], p.full[:0], false, nil, false
 	hs.free = append(hs.free, p)
 }
 
-// report adds worker w's cells (numbered by px) and heavy summaries of window `win` and
-// records that it has passed every window before `through`. It keeps the cells array and
-// returns one for the worker to reuse (nil: none spare), and how many cells it dropped:
-// the light ones past maxCells for the worker and window (memory stays bounded whatever the
-// traffic; the heavy ones, at most the worker's table, are always kept). through
-// math.MinInt64: a part handed over before the window's end (hotFlush, hotSpill).
+// report adds worker w's cells and light destinations with a dense index (lt; nil: none),
+// numbered by px, and heavy summaries of window `win`, and records that it has passed every
+// window before `through`. It keeps the cells array and returns one for the worker to
+// reuse (nil: none spare), swaps lt's arrays for spare ones when it keeps them, and
+// returns how many destinations it dropped: the light ones past maxCells (cells) or
+// maxLight (with a dense index) for the worker and window (memory stays bounded whatever the traffic; the heavy ones, at most the
+// worker's table, are always kept). through math.MinInt64: a part handed over before the
+// window's end (hotFlush, hotSpill).
 // The array returned is one a window's evaluation gave back, else a new one as large as
 // the cells: a worker whose array grew cell by cell would write fresh memory (and copy it)
 // all through the next window.
-func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, through int64,
+func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSummary, lt *hotLight, through int64,
 	px *aggregate.Prefixes) (dropped uint64, spare []hotCell) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
@@ -424,41 +457,68 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	}
 	spare = cells
 	kept := false
-	if len(cells) > 0 {
+	nl := 0
+	if lt != nil {
+		nl = len(lt.obs)
+	}
+	if len(cells)+nl > 0 {
 		p := hs.pending[win]
 		if p == nil {
 			if n := len(hs.free); n > 0 {
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
-				p = &hotPending{n: make([]int, len(hs.started)), np: make([]int, len(hs.started)), nl: make([]int, len(hs.started))}
+				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
+					np: make([]int, len(hs.started)), nl: make([]int, len(hs.started))}
 			}
 			hs.pending[win] = p
 		}
 		if through == math.MinInt64 { // handed over early: a destination may be in several parts
 			p.split = true
 		}
-		if p.n[w]+len(cells) > hs.maxCells {
-			// Past the limit the light cells go, each observed as a destination of its own in
-			// the receiver distribution (its packets are not lost; its destination may be
-			// counted twice there): the heavy ones, those that can be hot, stay.
-			cells, dropped = hs.dropLight(cells, 2*hs.maxCells-p.n[w])
-		}
-		if len(cells) > 0 {
-			p.n[w] += len(cells)
-			p.np[w]++
-			if len(full) == 0 { // no heavy cell: at most hotLog sources per destination
-				p.nl[w]++
+		// Past the limits the light destinations go, each observed as a destination of its
+		// own in the receiver distribution (its packets are not lost; its destination may
+		// be counted twice there): the heavy ones, those that can be hot, stay.
+		if nl > 0 && p.nd[w]+nl > hs.maxLight {
+			var b aggregate.HistBatch
+			for _, o := range lt.obs {
+				b.Add(uint64(o.packets))
 			}
-			p.parts = append(p.parts, cells)
-			p.full = append(p.full, full...)
-			p.split = p.split || cells[0].Split
+			hs.Hist.ObserveBatch(&b)
+			hs.Unmerged.Add(b.Count)
+			dropped, nl = b.Count, 0
+		}
+		if p.n[w]+len(cells) > hs.maxCells {
+			var d uint64
+			cells, d = hs.dropLight(cells, 2*hs.maxCells-p.n[w])
+			dropped += d
+		}
+		if len(cells)+nl > 0 {
 			switch {
-			case len(p.parts) == 1:
+			case len(p.parts) == 0 && len(p.light) == 0:
 				p.px = px
 			case p.px != px && (p.px == nil || px == nil || !p.px.SameExact(px)):
 				p.mixed = true
 			}
-			kept = true
+			p.n[w] += len(cells)
+			p.nd[w] += nl
+			p.np[w]++
+			if len(full) == 0 { // no heavy cell: at most hotLog sources per destination
+				p.nl[w]++
+			}
+			if len(cells) > 0 {
+				p.parts = append(p.parts, cells)
+				p.split = p.split || cells[0].Split
+				kept = true
+			}
+			p.full = append(p.full, full...)
+			if nl > 0 {
+				p.light = append(p.light, hotLight{obs: lt.obs, recs: lt.recs, split: lt.split, w: w, alone: len(cells) == 0, px: px})
+				p.split = p.split || lt.split
+				lt.obs, lt.recs = nil, nil
+				if n := len(hs.spareLt); n > 0 {
+					lt.obs, lt.recs, hs.spareLt = hs.spareLt[n-1].obs, hs.spareLt[n-1].recs, hs.spareLt[:n-1]
+				}
+			}
 		}
 	}
 	hs.started[w] = true
@@ -547,6 +607,11 @@ func (hs *Hotspots) observe(p *hotPending) {
 				b.Add(uint64(part[i].Packets))
 			}
 		}
+		for _, lt := range p.light {
+			for _, o := range lt.obs {
+				b.Add(uint64(o.packets))
+			}
+		}
 		hs.Hist.ObserveBatch(&b)
 		return
 	}
@@ -561,6 +626,9 @@ func (hs *Hotspots) observe(p *hotPending) {
 	cells := 0
 	for _, part := range p.parts {
 		cells += len(part)
+	}
+	for _, lt := range p.light {
+		cells += len(lt.obs)
 	}
 	// One pass over the cells (96 bytes each, written on the other cores): a dense
 	// destination's index and packets go to obs, 8 bytes each, and mark two bitmaps (small,
@@ -580,11 +648,23 @@ func (hs *Hotspots) observe(p *hotPending) {
 				hs.obs = append(hs.obs, hotObs{ix, c.Packets})
 				continue
 			}
-			pos, isNew := hs.addrIx.get(&c.Dst, true)
-			if isNew {
-				hs.pk = append(hs.pk, 0)
+			hs.observeAddr(&c.Dst, c.Packets)
+		}
+	}
+	for _, lt := range p.light {
+		if dense > 0 { // numbered as the cells' dense indexes
+			for _, o := range lt.obs {
+				w, bit := o.ix>>6, uint64(1)<<(o.ix&63)
+				hs.ddup[w] |= hs.dseen[w] & bit
+				hs.dseen[w] |= bit
 			}
-			hs.pk[pos] += uint64(c.Packets)
+			hs.obs = append(hs.obs, lt.obs...)
+			continue
+		}
+		var a packet.Addr
+		for _, o := range lt.obs {
+			lt.px.ExactAddrTo(&a, o.ix)
+			hs.observeAddr(&a, o.packets)
 		}
 	}
 	// A destination in one cell goes to the histogram directly; the others are summed in
@@ -623,6 +703,15 @@ func (hs *Hotspots) observe(p *hotPending) {
 	hs.Hist.ObserveBatch(&b)
 }
 
+// observeAddr adds packets to destination a's sum in the receiver distribution (observe).
+func (hs *Hotspots) observeAddr(a *packet.Addr, packets uint32) {
+	pos, isNew := hs.addrIx.get(a, true)
+	if isNew {
+		hs.pk = append(hs.pk, 0)
+	}
+	hs.pk[pos] += uint64(packets)
+}
+
 // candidates sums the workers' summaries of the keys that can be hot into hs.sums (see
 // Hotspots).
 func (hs *Hotspots) candidates(p *hotPending) {
@@ -658,6 +747,9 @@ func (hs *Hotspots) candidates(p *hotPending) {
 					}
 				}
 			}
+		}
+		for i := range p.light {
+			hs.eachLight(&p.light[i], nil, cand)
 		}
 	}
 	n := len(hs.candIx.keys)
@@ -696,6 +788,44 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			for j := range hs.tmp {
 				add(&hs.tmp[j])
 			}
+		}
+	}
+	for i := range p.light {
+		lt := &p.light[i]
+		// The candidate destinations' bits by lt's dense index (few: those of the hot ones).
+		want := false
+		for k := range hs.dstIx.keys {
+			a := &hs.dstIx.keys[k]
+			if _, ix := lt.px.MatchDst(a, a.Is4()); ix >= 0 {
+				if n := (lt.px.ExactSize() + 63) / 64; len(hs.want) < n {
+					hs.want = make([]uint64, n)
+				}
+				hs.want[ix>>6] |= 1 << (ix & 63)
+				want = true
+			}
+		}
+		if want {
+			hs.eachLight(lt, hs.want, add)
+			clear(hs.want)
+		}
+	}
+}
+
+// eachLight calls fn with the summaries of each light destination of lt (those whose bit is
+// set in want; nil: all), counted as a worker counts a destination's records.
+func (hs *Hotspots) eachLight(lt *hotLight, want []uint64, fn func(*HotSummary)) {
+	var dst packet.Addr
+	at := 0
+	for _, o := range lt.obs {
+		g := lt.recs[at : at+int(o.packets)]
+		at += int(o.packets)
+		if want != nil && want[o.ix>>6]&(1<<(o.ix&63)) == 0 {
+			continue
+		}
+		lt.px.ExactAddrTo(&dst, o.ix)
+		hs.tmp = hs.cnt.summarize(hs.tmp[:0], g, &dst, lt.split)
+		for j := range hs.tmp {
+			fn(&hs.tmp[j])
 		}
 	}
 }

@@ -7,39 +7,32 @@ import (
 	"testing"
 
 	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/packet"
 )
 
-// TestSpilledBeforeDenseExact marks every other address of a dark /16 as spilled, as a
-// scan's spills do: a destination with a dense index is found spilled exactly when it was
-// (its bit is its index), where a hashed bit would make some of the others look spilled
-// too (about 3 % of them with 32 768 marks in the 1 Mbit filter). Destinations without a
-// dense index keep the hashed bit: each marked one is found.
-func TestSpilledBeforeDenseExact(t *testing.T) {
+// TestDenseNeverSpilled: a destination with a dense index is never found spilled, even
+// with every bit of the filter of spilled destinations set (they are not capped, so never
+// spilled: a hashed bit would make them look spilled, their counts estimated), while each
+// marked destination without one is found.
+func TestDenseNeverSpilled(t *testing.T) {
 	hw := hotWorker{ndense: 1 << 16}
-	addr := func(ix int32) packet.Addr { return packet.AddrFrom4([]byte{198, 18, byte(ix >> 8), byte(ix)}) }
-	for ix := int32(0); ix < 1<<16; ix += 2 {
-		a := addr(ix)
-		markBit(&hw.back, spillBitOf(&a, ix))
-	}
-	wrong := 0
-	for ix := int32(0); ix < 1<<16; ix++ {
-		if hw.spilled(ix) != (ix%2 == 0) {
-			wrong++
-		}
-	}
-	if wrong > 0 {
-		t.Fatalf("%d of 65 536 dense destinations found spilled wrongly", wrong)
-	}
 	for i := range 1000 {
-		a := addr(int32(i))
-		a[12] = 10 // another /8, no dense index
-		markBit(&hw.back, spillBitOf(&a, -1))
+		a := packet.AddrFrom4([]byte{10, 0, byte(i >> 8), byte(i)})
 		hw.dsts = append(hw.dsts, a)
+		markBit(&hw.back, hw.spillBit(hw.ndense+int32(i)))
 	}
 	for i := range hw.dsts {
 		if !hw.spilled(hw.ndense + int32(i)) {
 			t.Fatalf("destination %d without a dense index not found spilled", i)
+		}
+	}
+	for i := range hw.back {
+		hw.back[i] = ^uint64(0)
+	}
+	for ix := range hw.ndense {
+		if hw.spilled(ix) {
+			t.Fatalf("dense destination %d found spilled", ix)
 		}
 	}
 }
@@ -158,28 +151,162 @@ func TestHotCounterExact(t *testing.T) {
 	}
 }
 
-// TestDenseSpaceWithinFilter: a dense index is its own bit of the filter of spilled
-// destinations (spillBit), which holds only while no dark space with dense indexes is larger
-// than the filter.
-func TestDenseSpaceWithinFilter(t *testing.T) {
-	if aggregate.MaxExactDst > 1<<filterShift {
-		t.Fatalf("dense spaces of up to %d addresses, a filter of %d bits: dense indexes would share bits", aggregate.MaxExactDst, 1<<filterShift)
-	}
-	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("10.32.0.0/12")}, aggregate.NewPrefixSlots())
+// TestHotspotLightDenseShare: a dark IPv4 destination that one worker counts as a busy
+// destination (60 one-packet sources) and another as a light one (2 sources, handed over as
+// its records, not a cell) is found hot with exactly the 62 sources of both: the share of
+// the light destination is looked up for the candidate. The same with the shared counts
+// saved and restored between the two workers' hand-overs (the light share saved as cells).
+// The receiver distribution counts every destination once.
+func TestHotspotLightDenseShare(t *testing.T) {
+	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, aggregate.NewPrefixSlots())
 	if err != nil {
 		t.Fatal(err)
 	}
-	hw := hotWorker{px: px, ndense: int32(px.ExactSize())}
-	if hw.ndense != aggregate.MaxExactDst {
-		t.Fatalf("a /12 has %d dense indexes, want %d", hw.ndense, aggregate.MaxExactDst)
+	for _, restore := range []bool{false, true} {
+		cfg := only(testConfig(t), Hotspot)
+		cfg.Hotspot.MinSources = 62
+		sink := &recSink{}
+		hs := NewHotspots(2, sink, &Counters{})
+		hs.SetConfig(cfg)
+		var hs2 *Hotspots
+		engines := make([]*harness, 2)
+		for w := range engines {
+			h := newHarness(t, cfg)
+			h.e = NewEngine(cfg, w, h.sink, h.surge, h.c)
+			h.e.SetHotspots(hs)
+			h.e.SetDenseDsts(px)
+			engines[w] = h
+		}
+		ts := t0
+		send := func(w int, src, dst string) {
+			ts += sec / 100
+			p := syn(src, dst, 80, ts)
+			_, ix := px.MatchDst(&p.Dst, true)
+			st, _ := engines[w].srcs.Touch(p.Src)
+			engines[w].e.PacketAt(&p, st, ix)
+		}
+		for i := range 60 {
+			send(0, ip4("10.0.0.0", i), "198.51.100.5")
+		}
+		send(0, "10.1.0.1", "198.51.100.6")
+		send(1, "10.2.0.1", "198.51.100.5")
+		send(1, "10.2.0.2", "198.51.100.5")
+		send(1, "10.2.0.3", "198.51.100.6")
+		for i := range 50 {
+			send(1, "10.2.0.4", ip4("198.51.100.100", i))
+		}
+		engines[1].e.Finish(ts + sec) // the light share first: restored, it comes back as cells
+		if restore {
+			var enc checkpoint.Encoder
+			hs.SaveState(&enc)
+			hs2 = NewHotspots(2, sink, &Counters{})
+			hs2.SetConfig(cfg)
+			d := checkpoint.NewDecoder(enc.Bytes())
+			if !hs2.LoadState(d) || d.Done() != nil {
+				t.Fatalf("restore: %v", d.Done())
+			}
+			engines[0].e.SetHotspots(hs2)
+			hs = hs2
+		}
+		engines[0].e.Finish(ts + sec)
+		hs.Finish()
+		var hot []*HotspotEntry
+		for _, ev := range sink.take() {
+			if ev.Detector == Hotspot && ev.Phase == Start {
+				hot = append(hot, ev.Entry.(*HotspotEntry))
+			}
+		}
+		if len(hot) != 1 || hot[0].Dst != "198.51.100.5" || hot[0].Sources != 62 || hot[0].SourcesEstimated || hot[0].Packets != 62 {
+			t.Fatalf("restore %v: hotspot episodes %+v, want one of 198.51.100.5 with 62 sources and packets", restore, hot)
+		}
+		if n, p := hs.Hist.Count.Load(), hs.Hist.Sum.Load(); n != 52 || p != 114 {
+			t.Errorf("restore %v: receiver distribution of %d destinations, %d packets; want 52, 114", restore, n, p)
+		}
 	}
-	for _, id := range []int32{0, 5, hw.ndense - 1} {
-		if hw.spilled(id) {
-			t.Fatalf("dense index %d spilled before any mark", id)
+}
+
+// TestHotspotLightDenseBounded: light destinations with a dense index are not capped by
+// max_destinations in a worker's part (70 000 one-packet destinations, with a cap of 4),
+// but the shared counts keep at most the records' cap of them per worker and window (65 536
+// here, which also ends the part early): the 4 464 the worker hands over at the window's end
+// are counted in the receiver distribution on their own (unmerged, every packet kept),
+// while another worker's 100 destinations among the first 65 536 are merged with them. The
+// same when the first hand-overs are saved (as cells, in arrays of at most twice
+// max_destinations) and restored before the last: the limit holds across the restart.
+func TestHotspotLightDenseBounded(t *testing.T) {
+	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/15")}, aggregate.NewPrefixSlots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, restore := range []bool{false, true} {
+		cfg := only(testConfig(t), Hotspot)
+		cfg.MaxDestinations = 4 // cells: 8 per worker and window; records: 65 536
+		hs := NewHotspots(2, &recSink{}, &Counters{})
+		hs.SetConfig(cfg)
+		engines := make([]*harness, 2)
+		for w := range engines {
+			h := newHarness(t, cfg)
+			h.e = NewEngine(cfg, w, h.sink, h.surge, h.c)
+			h.e.SetHotspots(hs)
+			h.e.SetDenseDsts(px)
+			engines[w] = h
 		}
-		markBit(&hw.back, hw.spillBit(id))
-		if !hw.spilled(id) || hw.spillBit(id) != uint32(id) {
-			t.Fatalf("dense index %d: bit %d, spilled %v after its mark", id, hw.spillBit(id), hw.spilled(id))
+		ts := t0
+		send := func(w, i int) {
+			ts += sec / 1000000
+			p := syn(ip4("172.16.0.0", w), "10.0.0.0", 80, ts)
+			p.Dst = packet.AddrFrom4([]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+			_, ix := px.MatchDst(&p.Dst, true)
+			st, _ := engines[w].srcs.Touch(p.Src)
+			engines[w].e.PacketAt(&p, st, ix)
 		}
+		for i := range 100 {
+			send(1, 2000+i)
+		}
+		for i := range 70000 {
+			send(0, i)
+		}
+		engines[1].e.Finish(ts + sec)
+		if restore {
+			var enc checkpoint.Encoder
+			hs.SaveState(&enc)
+			hs2 := NewHotspots(2, &recSink{}, &Counters{})
+			hs2.SetConfig(cfg)
+			d := checkpoint.NewDecoder(enc.Bytes())
+			if !hs2.LoadState(d) || d.Done() != nil {
+				t.Fatalf("restore: %v", d.Done())
+			}
+			engines[0].e.SetHotspots(hs2)
+			hs = hs2
+		}
+		engines[0].e.Finish(ts + sec)
+		hs.Finish()
+		if n, p, u := hs.Hist.Count.Load(), hs.Hist.Sum.Load(), hs.Unmerged.Load(); n != 70000 || p != 70100 || u != 4464 {
+			t.Errorf("restore %v: receiver distribution of %d destinations, %d packets, %d unmerged; want 70 000, 70 100, 4 464",
+				restore, n, p, u)
+		}
+	}
+}
+
+// TestHotIndexGrows: an index reset for a few keys takes many more (candidates adds a key
+// per light cell when the threshold is low: a full index probed forever) and finds each at
+// its position.
+func TestHotIndexGrows(t *testing.T) {
+	x := hotIndex[packet.Addr]{hash: hashHotAddr}
+	x.reset(16)
+	for i := range 5000 {
+		a := packet.AddrFrom4([]byte{10, 0, byte(i >> 8), byte(i)})
+		if pos, isNew := x.get(&a, true); pos != int32(i) || !isNew {
+			t.Fatalf("key %d added at %d (new %v)", i, pos, isNew)
+		}
+	}
+	for i := range 5000 {
+		a := packet.AddrFrom4([]byte{10, 0, byte(i >> 8), byte(i)})
+		if pos, _ := x.get(&a, false); pos != int32(i) {
+			t.Fatalf("key %d found at %d", i, pos)
+		}
+	}
+	if a := packet.AddrFrom4([]byte{10, 1, 0, 0}); func() bool { pos, _ := x.get(&a, false); return pos != -1 }() {
+		t.Fatal("a key never added was found")
 	}
 }

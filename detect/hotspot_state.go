@@ -93,6 +93,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		hw.dcount, hw.slot = append(hw.dcount, 0), append(hw.slot, 0)
 		hw.insertHash(&dsts[i], len(hw.dsts))
 		hw.ndst++
+		hw.nother++
 	}
 	for i := range recs {
 		r := &recs[i]
@@ -107,12 +108,12 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 				hw.ndst++
 			}
 		}
-		if hw.dcount[id]++; hw.dcount[id] == hotLog+1 {
+		if hw.dcount[id]++; hw.dcount[id] == hotLog+1 && id >= hw.ndense {
 			hw.nbusy++
 		}
 	}
-	if hw.ndst > hw.cap {
-		d.Fail("hotspot: %d destinations in the part, limit %d", hw.ndst, hw.cap)
+	if hw.nother > hw.cap {
+		d.Fail("hotspot: %d destinations without a dense index in the part, limit %d", hw.nother, hw.cap)
 		return
 	}
 	if len(recs) > 0 {
@@ -145,12 +146,34 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 	enc.Len(len(wins))
 	for _, w := range wins {
 		p := hs.pending[w]
+		// Light destinations with a dense index are saved as cells, in arrays of their own
+		// of at most maxCells: each one more hand-over of their worker but the first of a
+		// hand-over without cells (a looser bound on where a key's sources are, see
+		// candidates).
+		n, np := slices.Clone(p.n), slices.Clone(p.np)
+		var light [][]hotCell
+		for i := range p.light {
+			lt := &p.light[i]
+			cells := lt.cells()
+			n[lt.w] += len(cells)
+			for first := true; len(cells) > 0; first = false {
+				k := min(len(cells), hs.maxCells)
+				light = append(light, cells[:k])
+				cells = cells[k:]
+				if !first || !lt.alone {
+					np[lt.w]++
+				}
+			}
+		}
 		enc.I64(w)
-		checkpoint.Slice(enc, p.n)
-		checkpoint.Slice(enc, p.np)
+		checkpoint.Slice(enc, n)
+		checkpoint.Slice(enc, np)
 		enc.Bool(p.split)
-		enc.Len(len(p.parts))
+		enc.Len(len(p.parts) + len(light))
 		for _, part := range p.parts {
+			checkpoint.Slice(enc, part)
+		}
+		for _, part := range light {
 			checkpoint.Slice(enc, part)
 		}
 		checkpoint.Slice(enc, p.full)
@@ -168,6 +191,22 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		enc.I64(int64(ep.class))
 		enc.I64(ep.lastWin)
 	}
+}
+
+// cells returns lt's destinations as light cells.
+func (lt *hotLight) cells() []hotCell {
+	cells := make([]hotCell, len(lt.obs))
+	at := 0
+	for i, o := range lt.obs {
+		c := &cells[i]
+		lt.px.ExactAddrTo(&c.Dst, o.ix)
+		c.Packets, c.Ix, c.Split = o.packets, o.ix, lt.split
+		for j := range lt.recs[at : at+int(o.packets)] {
+			c.logRec(&lt.recs[at+j])
+		}
+		at += int(o.packets)
+	}
+	return cells
 }
 
 func cmpHotKey(a, b hotKey) int {
@@ -202,6 +241,8 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		w := d.I64()
 		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true,
 			nl: make([]int, workers)} // not saved: counting every array in np is the safe bound (candidates)
+		// Light destinations with a dense index come back as cells: they count against
+		// both limits (report), which therefore hold across a restart.
 		p.split = d.Bool()
 		np := d.Len(8, maxHotPending)
 		cells, parts := 0, 0
@@ -236,10 +277,11 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		if d.Err() != nil {
 			break
 		}
-		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > 2*hs.maxCells }) {
+		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > 2*hs.maxCells+hs.maxLight }) {
 			d.Fail("hotspot window %d: cells by worker %v do not match the arrays", w, p.n)
 			break
 		}
+		p.nd = slices.Clone(p.n)
 		for i := range p.full {
 			if p.full[i].NTop > hotTop {
 				d.Fail("hotspot summary with %d top sources", p.full[i].NTop)

@@ -14,47 +14,66 @@ import (
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
 
-// TestHotspotFullTable: a worker whose destination cells fill up (limits.max_destinations)
-// with busy destinations (nothing to spill, see TestHotspotSpill) hands all its counts over
-// early and keeps counting; the receiver distribution stays exact, a
-// hot destination counted in two parts is still found, its packets exact and its sources
-// (summed over the parts, which may share sources) labelled estimated.
+// TestHotspotFullTable: a worker whose cells of destinations without a dense index fill up
+// (limits.max_destinations) with busy destinations (nothing to spill, see TestHotspotSpill)
+// hands all its counts over early and keeps counting; the receiver distribution stays
+// exact, a hot destination counted in two parts is still found, its packets exact and its
+// sources (summed over the parts, which may share sources) labelled estimated. Dark IPv4
+// addresses, which have a dense index, are not capped: the same packets to them give exact
+// counts.
 func TestHotspotFullTable(t *testing.T) {
-	var ps []pcaptest.Packet
-	at := hotT0
-	send := func(dst, from, to int) {
-		for i := from; i < to; i++ {
-			at = at.Add(time.Millisecond)
-			ps = append(ps, pcaptest.Packet{TS: at, Src: spoofed(i), Dst: darkAddr(256 + dst), SrcPort: 4000, DstPort: 80, Flags: 0x02})
+	v6 := func(n int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 14: byte(n >> 8), 15: byte(n)})
+	}
+	v6src := func(n int) netip.Addr {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0xee, 14: byte(n >> 8), 15: byte(n)})
+	}
+	for _, tc := range []struct {
+		dst, src func(int) netip.Addr
+		exact    bool
+	}{{v6, v6src, false}, {darkAddr, spoofed, true}} {
+		var ps []pcaptest.Packet
+		at := hotT0
+		send := func(dst, from, to int) {
+			for i := from; i < to; i++ {
+				at = at.Add(time.Millisecond)
+				ps = append(ps, pcaptest.Packet{TS: at, Src: tc.src(i), Dst: tc.dst(256 + dst), SrcPort: 4000, DstPort: 80, Flags: 0x02})
+			}
 		}
-	}
-	send(9, 0, 15) // the hot destination: sources 0-14
-	for d := range 4 {
-		send(20+d, 100, 103) // four more destinations, 3 packets each: the fifth fills 4 cells
-	}
-	send(9, 10, 30) // sources 10-29 (10-14 again): 30 distinct sources, 35 packets
-	path := filepath.Join(t.TempDir(), "full.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
-	}
-	cfg := hotConfig(t, "detect: {hotspot: {min_sources: 25}}\nlimits: {max_destinations: 4}\n")
-	r, res := replayReport(t, cfg, 1, path)
-	if len(res.Errors) != 0 {
-		t.Fatal(res.Errors)
-	}
-	want := ReceiverDistribution{Window: "5m", Destinations: 5, Packets: 47, Buckets: []HistBucket{
-		{"1", 0}, {"2", 0}, {"4", 4}, {"8", 0}, {"16", 0}, {"32", 0}, {"64", 1},
-	}}
-	if !equalDist(r.Receivers, want) {
-		t.Errorf("receiver distribution %+v, want %+v", r.Receivers, want)
-	}
-	hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
-	if len(hot) != 1 {
-		t.Fatalf("%d hotspot episodes, want 1: %+v", len(hot), hot)
-	}
-	h := hot[0]
-	if h.Dst != "203.0.113.9" || h.Port != 80 || h.Packets != 35 || h.Sources < 30 || h.Sources > 35 || !h.SourcesEstimated {
-		t.Errorf("hotspot %+v, want 203.0.113.9:80, 35 packets, 30 to 35 sources labelled estimated", h)
+		send(9, 0, 15) // the hot destination: sources 0-14
+		for d := range 4 {
+			send(20+d, 100, 103) // four more destinations, 3 packets each: the fifth fills 4 cells
+		}
+		send(9, 10, 30) // sources 10-29 (10-14 again): 30 distinct sources, 35 packets
+		path := filepath.Join(t.TempDir(), "full.pcap")
+		if err := pcaptest.WriteFile(path, ps); err != nil {
+			t.Fatal(err)
+		}
+		cfg := hotConfig(t, "detect: {hotspot: {min_sources: 25}}\nlimits: {max_destinations: 4}\n")
+		r, res := replayReport(t, cfg, 1, path)
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		want := ReceiverDistribution{Window: "5m", Destinations: 5, Packets: 47, Buckets: []HistBucket{
+			{"1", 0}, {"2", 0}, {"4", 4}, {"8", 0}, {"16", 0}, {"32", 0}, {"64", 1},
+		}}
+		if !equalDist(r.Receivers, want) {
+			t.Errorf("%v: receiver distribution %+v, want %+v", tc.dst(9), r.Receivers, want)
+		}
+		hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+		if len(hot) != 1 {
+			t.Fatalf("%v: %d hotspot episodes, want 1: %+v", tc.dst(9), len(hot), hot)
+		}
+		h := hot[0]
+		wantDst := tc.dst(256 + 9).String()
+		switch {
+		case h.Dst != wantDst || h.Port != 80 || h.Packets != 35:
+			t.Errorf("hotspot %+v, want %s:80 with 35 packets", h, wantDst)
+		case tc.exact && (h.Sources != 30 || h.SourcesEstimated):
+			t.Errorf("hotspot %+v, want exactly 30 sources (a dense destination is never capped)", h)
+		case !tc.exact && (h.Sources < 30 || h.Sources > 35 || !h.SourcesEstimated):
+			t.Errorf("hotspot %+v, want 30 to 35 sources labelled estimated", h)
+		}
 	}
 }
 
