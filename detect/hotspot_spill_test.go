@@ -151,6 +151,44 @@ func TestHotCounterExact(t *testing.T) {
 	}
 }
 
+// sharedHot returns two engines sharing a Hotspots (events to sink) over the dark space px.
+func sharedHot(t *testing.T, cfg *Config, sink Sink, px *aggregate.Prefixes) (*Hotspots, []*harness) {
+	hs := NewHotspots(2, sink, &Counters{})
+	hs.SetConfig(cfg)
+	engines := make([]*harness, 2)
+	for w := range engines {
+		h := newHarness(t, cfg)
+		h.e = NewEngine(cfg, w, h.sink, h.surge, h.c)
+		h.e.SetHotspots(hs)
+		h.e.SetDenseDsts(px)
+		engines[w] = h
+	}
+	return hs, engines
+}
+
+// packetTo gives the harness's engine packet p with its dense index in px.
+func (h *harness) packetTo(p *packet.Header, px *aggregate.Prefixes) {
+	_, ix := px.MatchDst(&p.Dst, true)
+	st, _ := h.srcs.Touch(p.Src)
+	h.e.PacketAt(p, st, ix)
+}
+
+// restoreHot saves hs, restores it into a new Hotspots and attaches the engines to that.
+func restoreHot(t *testing.T, hs *Hotspots, cfg *Config, sink Sink, engines []*harness) *Hotspots {
+	var enc checkpoint.Encoder
+	hs.SaveState(&enc)
+	hs2 := NewHotspots(len(engines), sink, &Counters{})
+	hs2.SetConfig(cfg)
+	d := checkpoint.NewDecoder(enc.Bytes())
+	if !hs2.LoadState(d) || d.Done() != nil {
+		t.Fatalf("restore: %v", d.Done())
+	}
+	for _, h := range engines {
+		h.e.SetHotspots(hs2)
+	}
+	return hs2
+}
+
 // TestHotspotLightDenseShare: a dark IPv4 destination that one worker counts as a busy
 // destination (60 one-packet sources) and another as a light one (2 sources, handed over as
 // its records, not a cell) is found hot with exactly the 62 sources of both: the share of
@@ -166,24 +204,12 @@ func TestHotspotLightDenseShare(t *testing.T) {
 		cfg := only(testConfig(t), Hotspot)
 		cfg.Hotspot.MinSources = 62
 		sink := &recSink{}
-		hs := NewHotspots(2, sink, &Counters{})
-		hs.SetConfig(cfg)
-		var hs2 *Hotspots
-		engines := make([]*harness, 2)
-		for w := range engines {
-			h := newHarness(t, cfg)
-			h.e = NewEngine(cfg, w, h.sink, h.surge, h.c)
-			h.e.SetHotspots(hs)
-			h.e.SetDenseDsts(px)
-			engines[w] = h
-		}
+		hs, engines := sharedHot(t, cfg, sink, px)
 		ts := t0
 		send := func(w int, src, dst string) {
 			ts += sec / 100
 			p := syn(src, dst, 80, ts)
-			_, ix := px.MatchDst(&p.Dst, true)
-			st, _ := engines[w].srcs.Touch(p.Src)
-			engines[w].e.PacketAt(&p, st, ix)
+			engines[w].packetTo(&p, px)
 		}
 		for i := range 60 {
 			send(0, ip4("10.0.0.0", i), "198.51.100.5")
@@ -197,16 +223,7 @@ func TestHotspotLightDenseShare(t *testing.T) {
 		}
 		engines[1].e.Finish(ts + sec) // the light share first: restored, it comes back as cells
 		if restore {
-			var enc checkpoint.Encoder
-			hs.SaveState(&enc)
-			hs2 = NewHotspots(2, sink, &Counters{})
-			hs2.SetConfig(cfg)
-			d := checkpoint.NewDecoder(enc.Bytes())
-			if !hs2.LoadState(d) || d.Done() != nil {
-				t.Fatalf("restore: %v", d.Done())
-			}
-			engines[0].e.SetHotspots(hs2)
-			hs = hs2
+			hs = restoreHot(t, hs, cfg, sink, engines)
 		}
 		engines[0].e.Finish(ts + sec)
 		hs.Finish()
@@ -241,24 +258,14 @@ func TestHotspotLightDenseBounded(t *testing.T) {
 	for _, restore := range []bool{false, true} {
 		cfg := only(testConfig(t), Hotspot)
 		cfg.MaxDestinations = 4 // cells: 8 per worker and window; records: 65 536
-		hs := NewHotspots(2, &recSink{}, &Counters{})
-		hs.SetConfig(cfg)
-		engines := make([]*harness, 2)
-		for w := range engines {
-			h := newHarness(t, cfg)
-			h.e = NewEngine(cfg, w, h.sink, h.surge, h.c)
-			h.e.SetHotspots(hs)
-			h.e.SetDenseDsts(px)
-			engines[w] = h
-		}
+		sink := &recSink{}
+		hs, engines := sharedHot(t, cfg, sink, px)
 		ts := t0
 		send := func(w, i int) {
 			ts += sec / 1000000
 			p := syn(ip4("172.16.0.0", w), "10.0.0.0", 80, ts)
 			p.Dst = packet.AddrFrom4([]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			_, ix := px.MatchDst(&p.Dst, true)
-			st, _ := engines[w].srcs.Touch(p.Src)
-			engines[w].e.PacketAt(&p, st, ix)
+			engines[w].packetTo(&p, px)
 		}
 		for i := range 100 {
 			send(1, 2000+i)
@@ -268,16 +275,7 @@ func TestHotspotLightDenseBounded(t *testing.T) {
 		}
 		engines[1].e.Finish(ts + sec)
 		if restore {
-			var enc checkpoint.Encoder
-			hs.SaveState(&enc)
-			hs2 := NewHotspots(2, &recSink{}, &Counters{})
-			hs2.SetConfig(cfg)
-			d := checkpoint.NewDecoder(enc.Bytes())
-			if !hs2.LoadState(d) || d.Done() != nil {
-				t.Fatalf("restore: %v", d.Done())
-			}
-			engines[0].e.SetHotspots(hs2)
-			hs = hs2
+			hs = restoreHot(t, hs, cfg, sink, engines)
 		}
 		engines[0].e.Finish(ts + sec)
 		hs.Finish()
