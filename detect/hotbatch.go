@@ -531,6 +531,21 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	if hw.nother-hw.nbusy < max(hw.cap/4, 1) {
 		return nil, false
 	}
+	// Light destinations spilled before are kept, so they do not make room: a spill that
+	// freed fewer than a quarter of the cap would come again a few packets later (walking
+	// all the part's records each time), and one that freed none would recurse forever
+	// (hotID). Once the filter of spilled destinations is well filled its false positives
+	// keep more and more new ones: an IPv6 flood of random addresses (2 M packets in two
+	// windows) overflowed the stack that way.
+	spillable := 0
+	for i := range hw.dsts {
+		if id := hw.ndense + int32(i); hw.dcount[id] <= hotLog && !hw.spilled(id) {
+			spillable++
+		}
+	}
+	if spillable < max(hw.cap/4, 1) {
+		return nil, false
+	}
 	cells = hw.cells[:0]
 	// Decide for every destination without a dense index: a light cell (slot > 0) or
 	// kept, under its new id (slot <= 0: -new id).

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -158,5 +159,31 @@ func TestHotspotBusyFloodBounded(t *testing.T) {
 	if d := r.Receivers; d.Packets != 3*dsts || d.Destinations != dsts || d.Unmerged != dsts-32 {
 		t.Errorf("receiver distribution of %d packets to %d destinations, %d unmerged; want %d to %d, %d unmerged",
 			d.Packets, d.Destinations, d.Unmerged, 3*dsts, dsts, dsts-32)
+	}
+}
+
+// TestHotspotSpillFilterFull: an IPv6 scanner sends one packet to each of 70 000 random
+// dark addresses in one window, with 8 destinations a part: the filter of spilled
+// destinations fills with tens of thousands of marks, and its false positives keep new
+// destinations as if they had come back. A spill that would free too few hands everything
+// over instead (it recursed forever once nothing was left to spill). Every packet is in
+// the receiver distribution.
+func TestHotspotSpillFilterFull(t *testing.T) {
+	const dsts = 70000
+	r := rand.New(rand.NewPCG(7, 9))
+	var ps []pcaptest.Packet
+	at := hotT0
+	scanner := netip.MustParseAddr("2001:db8:ffff::5ca")
+	for range dsts {
+		at = at.Add(time.Millisecond)
+		d := [16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1}
+		for k := 6; k < 16; k++ {
+			d[k] = byte(r.Uint32())
+		}
+		ps = append(ps, pcaptest.Packet{TS: at, Src: scanner, Dst: netip.AddrFrom16(d), SrcPort: 4000, DstPort: 22, Flags: 0x02})
+	}
+	rep := packetsReport(t, ps, hotDark+"limits: {max_destinations: 8}\n", 1)
+	if d := rep.Receivers; d.Packets != dsts || d.Destinations != dsts {
+		t.Errorf("receiver distribution of %d packets to %d destinations, want %d to %d", d.Packets, d.Destinations, dsts, dsts)
 	}
 }
