@@ -109,6 +109,15 @@ type hotLight struct {
 	px    *aggregate.Prefixes
 }
 
+// each calls fn with each light destination of lt and its records.
+func (lt *hotLight) each(fn func(o hotObs, g []hotRec)) {
+	at := 0
+	for _, o := range lt.obs {
+		fn(o, lt.recs[at:at+int(o.packets)])
+		at += int(o.packets)
+	}
+}
+
 // hotLightBase marks, in hotWorker.slot, a light destination with a dense index: slot -
 // hotLightBase is the place of its next record in hotLight.recs.
 const hotLightBase = 1 << 30
@@ -536,7 +545,8 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	// all the part's records each time), and one that freed none would recurse forever
 	// (hotID). Once the filter of spilled destinations is well filled its false positives
 	// keep more and more new ones: an IPv6 flood of random addresses (2 M packets in two
-	// windows) overflowed the stack that way.
+	// windows) overflowed the stack that way. (Counted before any mark: the decisions
+	// below also keep one whose bit a destination spilled before it in this pass set.)
 	spillable := 0
 	for i := range hw.dsts {
 		if id := hw.ndense + int32(i); hw.dcount[id] <= hotLog && !hw.spilled(id) {
@@ -565,12 +575,12 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	for i := range hw.recs {
 		r := hw.recs[i]
 		if r.ID >= hw.ndense {
-			if k := hw.slot[r.ID]; k > 0 {
+			k := hw.slot[r.ID]
+			if k > 0 {
 				cells[k-1].logRec(&r)
 				continue
-			} else {
-				r.ID = -k
 			}
+			r.ID = -k
 		}
 		recs = append(recs, r)
 	}

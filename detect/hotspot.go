@@ -442,9 +442,9 @@ func (hs *Hotspots) recycle(p *hotPending) {
 // window before `through`. It keeps the cells array and returns one for the worker to
 // reuse (nil: none spare), swaps lt's arrays for spare ones when it keeps them, and
 // returns how many destinations it dropped: the light ones past maxCells (cells) or
-// maxLight (with a dense index) for the worker and window (memory stays bounded whatever the traffic; the heavy ones, at most the
-// worker's table, are always kept). through math.MinInt64: a part handed over before the
-// window's end (hotFlush, hotSpill).
+// maxLight (with a dense index) for the worker and window (memory stays bounded whatever
+// the traffic; the heavy ones, at most the worker's table, are always kept). through
+// math.MinInt64: a part handed over before the window's end (hotFlush, hotSpill).
 // The array returned is one a window's evaluation gave back, else a new one as large as
 // the cells: a worker whose array grew cell by cell would write fresh memory (and copy it)
 // all through the next window.
@@ -483,9 +483,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			for _, o := range lt.obs {
 				b.Add(uint64(o.packets))
 			}
-			hs.Hist.ObserveBatch(&b)
-			hs.Unmerged.Add(b.Count)
-			dropped, nl = b.Count, 0
+			dropped, nl = hs.unmerged(&b), 0
 		}
 		if p.n[w]+len(cells) > hs.maxCells {
 			var d uint64
@@ -556,9 +554,15 @@ func (hs *Hotspots) dropLight(cells []hotCell, room int) ([]hotCell, uint64) {
 		}
 		b.Add(uint64(cells[i].Packets))
 	}
-	hs.Hist.ObserveBatch(&b)
+	return kept, hs.unmerged(&b)
+}
+
+// unmerged observes b's destinations in the receiver distribution on their own (each one a
+// destination, though another part may hold the same) and returns how many they were.
+func (hs *Hotspots) unmerged(b *aggregate.HistBatch) uint64 {
+	hs.Hist.ObserveBatch(b)
 	hs.Unmerged.Add(b.Count)
-	return kept, b.Count
+	return b.Count
 }
 
 // advance evaluates, in order, every pending window all workers have passed.
@@ -631,8 +635,8 @@ func (hs *Hotspots) observe(p *hotPending) {
 		cells += len(lt.obs)
 	}
 	// One pass over the cells (96 bytes each, written on the other cores): a dense
-	// destination's index and packets go to obs, 8 bytes each, and mark two bitmaps (small,
-	// in cache) that find those with several cells; the others are summed by address.
+	// destination's index and packets go to obs, 8 bytes each, as the light ones already
+	// are; the others are summed by address.
 	hs.addrIx.reset(cells)
 	hs.pk, hs.dtouch, hs.obs = hs.pk[:0], hs.dtouch[:0], hs.obs[:0]
 	for _, part := range p.parts {
@@ -642,9 +646,6 @@ func (hs *Hotspots) observe(p *hotPending) {
 			}
 			c := &part[i]
 			if ix := c.Ix; ix >= 0 && int(ix) < dense {
-				w, bit := ix>>6, uint64(1)<<(ix&63)
-				hs.ddup[w] |= hs.dseen[w] & bit
-				hs.dseen[w] |= bit
 				hs.obs = append(hs.obs, hotObs{ix, c.Packets})
 				continue
 			}
@@ -653,11 +654,6 @@ func (hs *Hotspots) observe(p *hotPending) {
 	}
 	for _, lt := range p.light {
 		if dense > 0 { // numbered as the cells' dense indexes
-			for _, o := range lt.obs {
-				w, bit := o.ix>>6, uint64(1)<<(o.ix&63)
-				hs.ddup[w] |= hs.dseen[w] & bit
-				hs.dseen[w] |= bit
-			}
 			hs.obs = append(hs.obs, lt.obs...)
 			continue
 		}
@@ -666,6 +662,12 @@ func (hs *Hotspots) observe(p *hotPending) {
 			lt.px.ExactAddrTo(&a, o.ix)
 			hs.observeAddr(&a, o.packets)
 		}
+	}
+	// Two bitmaps (small, in cache) find the dense destinations with several cells.
+	for _, o := range hs.obs {
+		w, bit := o.ix>>6, uint64(1)<<(o.ix&63)
+		hs.ddup[w] |= hs.dseen[w] & bit
+		hs.dseen[w] |= bit
 	}
 	// A destination in one cell goes to the histogram directly; the others are summed in
 	// dacc (by dense index: a /16's 512 KiB, requested observeAhead cells ahead).
@@ -815,19 +817,16 @@ func (hs *Hotspots) candidates(p *hotPending) {
 // set in want; nil: all), counted as a worker counts a destination's records.
 func (hs *Hotspots) eachLight(lt *hotLight, want []uint64, fn func(*HotSummary)) {
 	var dst packet.Addr
-	at := 0
-	for _, o := range lt.obs {
-		g := lt.recs[at : at+int(o.packets)]
-		at += int(o.packets)
+	lt.each(func(o hotObs, g []hotRec) {
 		if want != nil && want[o.ix>>6]&(1<<(o.ix&63)) == 0 {
-			continue
+			return
 		}
 		lt.px.ExactAddrTo(&dst, o.ix)
 		hs.tmp = hs.cnt.summarize(hs.tmp[:0], g, &dst, lt.split)
 		for j := range hs.tmp {
 			fn(&hs.tmp[j])
 		}
-	}
+	})
 }
 
 // window evaluates one complete window.

@@ -195,17 +195,15 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 
 // cells returns lt's destinations as light cells.
 func (lt *hotLight) cells() []hotCell {
-	cells := make([]hotCell, len(lt.obs))
-	at := 0
-	for i, o := range lt.obs {
-		c := &cells[i]
+	cells := make([]hotCell, 0, len(lt.obs))
+	lt.each(func(o hotObs, g []hotRec) {
+		cells = append(cells, hotCell{Packets: o.packets, Ix: o.ix, Split: lt.split})
+		c := &cells[len(cells)-1]
 		lt.px.ExactAddrTo(&c.Dst, o.ix)
-		c.Packets, c.Ix, c.Split = o.packets, o.ix, lt.split
-		for j := range lt.recs[at : at+int(o.packets)] {
-			c.logRec(&lt.recs[at+j])
+		for i := range g {
+			c.logRec(&g[i])
 		}
-		at += int(o.packets)
-	}
+	})
 	return cells
 }
 
