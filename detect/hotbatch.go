@@ -78,6 +78,7 @@ type hotWorker struct {
 	ndst   int      // destinations in the part
 	nother int      // of which without a dense index (those the cap counts)
 	nbusy  int      // of those with more than hotLog packets
+	ndbusy int      // destinations with a dense index and more than hotLog packets
 	back   []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
 	// split: the open window was handed over early once (its counts are estimated).
 	split bool
@@ -124,10 +125,17 @@ const hotLightBase = 1 << 30
 
 // hotCounter counts one destination's records, with scratch tables reused from one to the
 // next.
+//
+// The tables are zero between counts: a count empties the slots it used (it knows them:
+// order, pused) rather than clearing whole tables, and walks only those. Sized to the
+// records, a table has about twice as many slots as a destination has sources or ports, and
+// a destination of a scanned dark space has few ports: clearing and walking every slot of the
+// port table was as much work as counting the records (cachegrind, the generated day).
 type hotCounter struct {
-	set   []hotSlot             // a level's sources (open addressing)
-	ports []hotPortSlot         // the destination's ports (open addressing)
-	old   []hotPortSlot         // the port table being grown
+	set   []hotSlot             // the levels' sources (open addressing), all zero between counts
+	ports []hotPortSlot         // the destination's ports (open addressing), likewise
+	pused []uint32              // the port table's slots in use
+	old   []hotPortSlot         // the ports of a table being grown
 	order [1 + hotPorts][]int32 // each level's sources' slots, in order of arrival
 }
 
@@ -237,8 +245,17 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	hw.recs = hw.recs[:n+1]
 	r := &hw.recs[n]
 	r.TS, r.Src, r.ID, r.Port, r.Bits, r.Proto = h.TS, h.Src, id, port, bits, proto
-	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 && id >= hw.ndense {
-		hw.nbusy++
+	hw.count(id)
+}
+
+// count counts a packet to destination id in the part.
+func (hw *hotWorker) count(id int32) {
+	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 {
+		if id >= hw.ndense {
+			hw.nbusy++
+		} else {
+			hw.ndbusy++
+		}
 	}
 }
 
@@ -457,9 +474,12 @@ func (c *hotCell) logRec(r *hotRec) {
 // (offsets from their counts: in arrival order, one write stream per busy destination),
 // then each busy destination's records are counted together.
 func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
-	cells, full := hw.cells[:0], hw.full[:0]
+	// Each array sized at once (room): grown element by element, or by slices.Grow (which
+	// copies the whole old array), they were copied a few times per hand-over, 2-4 % of the
+	// 20x day's samples with spills' (below).
+	cells, full := room(hw.cells, hw.nother+hw.ndbusy), hw.full[:0]
 	lt := &hw.light
-	lt.obs, lt.split = lt.obs[:0], hw.split
+	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother-hw.ndbusy), hw.split
 	at := hw.at[:0] // by heavy group: its next place in sorted
 	n, nl := 0, 0
 	hw.eachDst(func(id int32) {
@@ -479,8 +499,8 @@ func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
 			cells = hw.newCell(cells, id, true, hw.split)
 		}
 	})
-	hw.sorted = slices.Grow(hw.sorted[:0], n)[:n]
-	lt.recs = slices.Grow(lt.recs[:0], nl)[:nl]
+	hw.sorted = room(hw.sorted, n)[:n]
+	lt.recs = room(lt.recs, nl)[:nl]
 	for i := range hw.recs {
 		r := &hw.recs[i]
 		switch k := hw.slot[r.ID]; {
@@ -513,11 +533,21 @@ func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
 	return cells, full
 }
 
+// room returns s emptied, or a new empty array if s holds fewer than n elements (a quarter
+// more: the next hand-over may be a little larger). Not slices.Grow: it copies the old
+// array's capacity over, though no element is kept.
+func room[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:0]
+	}
+	return make([]T, 0, n+n/4)
+}
+
 // clearPart empties the part: its records, its destinations, their counts and indexes.
 func (hw *hotWorker) clearPart() {
 	hw.eachDst(func(id int32) { hw.dcount[id] = 0 })
 	clear(hw.seen)
-	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy = hw.recs[:0], hw.dsts[:0], 0, 0, 0
+	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ndbusy = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0
 	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
 	hw.newGen()
 }
@@ -556,7 +586,7 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	if spillable < max(hw.cap/4, 1) {
 		return nil, false
 	}
-	cells = hw.cells[:0]
+	cells = room(hw.cells, spillable)
 	// Decide for every destination without a dense index: a light cell (slot > 0) or
 	// kept, under its new id (slot <= 0: -new id).
 	var kept int32
@@ -618,7 +648,7 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	// The busiest ports: a table sized to the records up to hotPortStart slots, doubling
 	// at half full past it.
 	ports := hc.portTable(min(tableSize(len(g)), hotPortStart))
-	used := 0
+	pused := hc.pused[:0]
 	for i := range g {
 		if g[i].Port == 0 {
 			continue
@@ -627,18 +657,19 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 		j := hotPortFind(ports, k)
 		if ports[j].k == 0 {
 			ports[j] = hotPortSlot{k: k, first: int32(i)}
-			if used++; 2*used > len(ports) {
-				ports = hc.growPorts(ports)
+			pused = append(pused, j)
+			if 2*len(pused) > len(ports) {
+				ports, pused = hc.growPorts(ports, pused)
 				j = hotPortFind(ports, k)
 			}
 		}
 		ports[j].n++
 	}
+	// The ports' order in pused does not matter: (packets, first record) ranks them all.
 	var best [hotPorts]hotPortSlot
-	for _, p := range ports {
-		if p.k == 0 {
-			continue
-		}
+	for _, j := range pused {
+		p := ports[j]
+		ports[j] = hotPortSlot{}
 		for b := range best {
 			if q := best[b]; q.k == 0 || p.n > q.n || p.n == q.n && p.first < q.first {
 				copy(best[b+1:], best[b:])
@@ -660,11 +691,11 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 			nlv++
 		}
 	}
+	hc.pused = pused
 	if cap(hc.set) < total {
 		hc.set = make([]hotSlot, total)
 	}
 	set := hc.set[:total]
-	clear(set)
 	start := len(out)
 	out = slices.Grow(out, nlv)[:start+nlv]
 	sums := out[start:]
@@ -690,6 +721,9 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	}
 	for k := range nlv {
 		sums[k].topOf(lv[k].tab, lv[k].order, g)
+		for _, j := range lv[k].order {
+			lv[k].tab[j] = hotSlot{}
+		}
 		hc.order[k] = lv[k].order[:0]
 	}
 	return out
@@ -706,21 +740,27 @@ func (hc *hotCounter) portTable(size int) []hotPortSlot {
 	if cap(hc.ports) < size {
 		hc.ports = make([]hotPortSlot, size)
 	}
-	t := hc.ports[:size]
-	clear(t)
-	return t
+	return hc.ports[:size]
 }
 
-// growPorts moves the port table's entries into one twice its size.
-func (hc *hotCounter) growPorts(old []hotPortSlot) []hotPortSlot {
-	hc.old = append(hc.old[:0], old...)
-	t := hc.portTable(2 * len(old))
-	for _, p := range hc.old {
-		if p.k != 0 {
-			t[hotPortFind(t, p.k)] = p
-		}
+// growPorts moves the port table's entries (in the slots used) into one twice its size,
+// and returns it and the slots they use there.
+func (hc *hotCounter) growPorts(t []hotPortSlot, used []uint32) ([]hotPortSlot, []uint32) {
+	hc.old = hc.old[:0]
+	for _, j := range used {
+		hc.old = append(hc.old, t[j])
+		t[j] = hotPortSlot{}
 	}
-	return t
+	if cap(hc.ports) < 2*len(t) {
+		hc.ports = make([]hotPortSlot, 2*len(t))
+	}
+	t, used = hc.ports[:2*len(t)], used[:0]
+	for _, p := range hc.old {
+		j := hotPortFind(t, p.k)
+		t[j] = p
+		used = append(used, j)
+	}
+	return t, used
 }
 
 // hotPortFind returns the slot of port key k in table t: its own, or the empty one where it

@@ -422,15 +422,11 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.np)
 	clear(p.nl)
 	for _, c := range p.parts {
-		if len(hs.spare) < 2*len(hs.started) {
-			hs.spare = append(hs.spare, c[:0])
-		}
+		hs.spare = pushSpare(hs.spare, c[:0], 2*len(hs.started), capCells)
 	}
 	clear(p.parts)
 	for _, lt := range p.light {
-		if len(hs.spareLt) < 2*len(hs.started) {
-			hs.spareLt = append(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]})
-		}
+		hs.spareLt = pushSpare(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]}, 2*len(hs.started), capLight)
 	}
 	clear(p.light)
 	p.parts, p.light, p.full, p.split, p.px, p.mixed = p.parts[:0], p.light[:0], p.full[:0], false, nil, false
@@ -513,8 +509,10 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p.light = append(p.light, hotLight{obs: lt.obs, recs: lt.recs, split: lt.split, w: w, alone: len(cells) == 0, px: px})
 				p.split = p.split || lt.split
 				lt.obs, lt.recs = nil, nil
-				if n := len(hs.spareLt); n > 0 {
-					lt.obs, lt.recs, hs.spareLt = hs.spareLt[n-1].obs, hs.spareLt[n-1].recs, hs.spareLt[:n-1]
+				if len(hs.spareLt) > 0 {
+					var sp hotLight
+					sp, hs.spareLt = popSpare(hs.spareLt, capLight)
+					lt.obs, lt.recs = sp.obs, sp.recs
 				}
 			}
 		}
@@ -523,14 +521,51 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	hs.through[w] = max(hs.through[w], through)
 	hs.advance() // may give arrays back
 	if kept {
-		if n := len(hs.spare); n > 0 {
-			spare, hs.spare = hs.spare[n-1], hs.spare[:n-1]
+		if len(hs.spare) > 0 {
+			spare, hs.spare = popSpare(hs.spare, capCells)
 		} else {
 			spare = make([]hotCell, 0, len(cells))
 		}
 	}
 	return dropped, spare
 }
+
+// pushSpare adds a to the spare arrays, at most limit of them; past that it replaces the
+// smallest if it is larger (size), so that the arrays kept grow to what the workers' largest
+// hand-overs need, rather than being regrown for each.
+func pushSpare[T any](spare []T, a T, limit int, size func(*T) int) []T {
+	if len(spare) < limit {
+		return append(spare, a)
+	}
+	small := 0
+	for i := range spare {
+		if size(&spare[i]) < size(&spare[small]) {
+			small = i
+		}
+	}
+	if size(&a) > size(&spare[small]) {
+		spare[small] = a
+	}
+	return spare
+}
+
+// popSpare removes the largest of the spare arrays (at least one) and returns it.
+func popSpare[T any](spare []T, size func(*T) int) (T, []T) {
+	big := 0
+	for i := range spare {
+		if size(&spare[i]) > size(&spare[big]) {
+			big = i
+		}
+	}
+	a, n := spare[big], len(spare)-1
+	spare[big] = spare[n]
+	var zero T
+	spare[n] = zero
+	return a, spare[:n]
+}
+
+func capCells(c *[]hotCell) int { return cap(*c) }
+func capLight(lt *hotLight) int { return cap(lt.recs) + cap(lt.obs) }
 
 // dropLight keeps the heavy cells of a worker's cells (in place), if there are at most
 // room of them, and observes each other one in the receiver distribution as a destination

@@ -108,9 +108,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 				hw.ndst++
 			}
 		}
-		if hw.dcount[id]++; hw.dcount[id] == hotLog+1 && id >= hw.ndense {
-			hw.nbusy++
-		}
+		hw.count(id)
 	}
 	if hw.nother > hw.cap {
 		d.Fail("hotspot: %d destinations without a dense index in the part, limit %d", hw.nother, hw.cap)
