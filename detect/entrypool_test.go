@@ -4,6 +4,9 @@ import (
 	"reflect"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -120,5 +123,50 @@ func TestToolEntryAllocations(t *testing.T) {
 	}
 	if last.Src != IP(src) || last.Tool != Tools[0] || last.Packets != 1 || last.Probes != 1 {
 		t.Errorf("entry %+v", *last)
+	}
+}
+
+// logLine is e as a JSON log line's fields.
+func logLine(t *testing.T, e Entry) string {
+	t.Helper()
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{})
+	buf, err := enc.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(e)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestLogEntryCopies: LogEntry gives a copy of each reused entry type that logs as the entry
+// does and can be given back (ReleaseLogged); the entry itself for the others, which cannot.
+// A copy given back and taken again holds the new entry's values only.
+func TestLogEntryCopies(t *testing.T) {
+	type releaser interface{ ReleaseLogged() }
+	tool := &ToolEntry{Src: IP(addr(ip4("198.51.0.0", 7))), Tool: "mirai", Packets: 3, Probes: 3, FirstSeen: Time(t0), LastSeen: Time(t0 + sec)}
+	flow := &UDPThenSYNEntry{Src: "198.51.0.8", Dst: "203.0.113.9", Port: 6881, UDPPackets: 2, SYNPackets: 1, Payload: "dht"}
+	for _, e := range []Entry{tool, flow} {
+		c := LogEntry(e)
+		if reflect.ValueOf(c).Pointer() == reflect.ValueOf(e).Pointer() {
+			t.Fatalf("%T: LogEntry returned the entry itself", e)
+		}
+		if got, want := logLine(t, c), logLine(t, e); got != want {
+			t.Fatalf("%T: the copy logs %s, want %s", e, got, want)
+		}
+		r, ok := c.(releaser)
+		if !ok {
+			t.Fatalf("%T: the copy cannot be given back", e)
+		}
+		r.ReleaseLogged()
+	}
+	other := &ToolEntry{Src: IP(addr(ip4("198.51.0.0", 9))), Tool: "zmap", Packets: 1}
+	if got, want := logLine(t, LogEntry(other)), logLine(t, other); got != want {
+		t.Fatalf("a copy taken again logs %s, want %s", got, want)
+	}
+	var scan Entry = &ScannerEntry{Src: "192.0.2.1"}
+	if LogEntry(scan) != scan {
+		t.Error("LogEntry copied an entry type no engine reuses")
+	}
+	if _, ok := Entry(tool).(releaser); ok {
+		t.Error("an engine's own ToolEntry can be given back to the pool")
 	}
 }

@@ -4,6 +4,7 @@ package detect
 
 import (
 	"net/netip"
+	"sync"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -106,6 +107,42 @@ func KeepEntry(e Entry) Entry {
 	}
 	return e
 }
+
+// LogEntry is KeepEntry for a log queue that gives back what it has written: the copy comes
+// from a pool, and the queue calls its ReleaseLogged method once the line is written (see
+// logq.Options.Release); e itself when it needs no copy. A copy never released is collected
+// as usual. A day's fingerprint and udp_then_syn lines allocated one copy each, 2-3 % of the
+// 20x day's samples with the fresh memory they took.
+func LogEntry(e Entry) Entry {
+	switch x := e.(type) {
+	case *ToolEntry:
+		c := loggedTools.Get().(*loggedTool)
+		c.ToolEntry = *x
+		return c
+	case *UDPThenSYNEntry:
+		c := loggedFlows.Get().(*loggedFlow)
+		c.UDPThenSYNEntry = *x
+		return c
+	}
+	return e
+}
+
+// loggedTool and loggedFlow are LogEntry's copies: types of their own, so that only they are
+// given back, never an entry an engine or a report holds.
+type loggedTool struct{ ToolEntry }
+
+type loggedFlow struct{ UDPThenSYNEntry }
+
+var (
+	loggedTools = sync.Pool{New: func() any { return new(loggedTool) }}
+	loggedFlows = sync.Pool{New: func() any { return new(loggedFlow) }}
+)
+
+// ReleaseLogged gives the copy back to LogEntry's pool; the caller must not use it after.
+func (c *loggedTool) ReleaseLogged() { loggedTools.Put(c) }
+
+// ReleaseLogged gives the copy back to LogEntry's pool; the caller must not use it after.
+func (c *loggedFlow) ReleaseLogged() { loggedFlows.Put(c) }
 
 // Time is a packet timestamp that marshals as RFC 3339 with nanoseconds, in UTC.
 type Time int64

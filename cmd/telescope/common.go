@@ -107,7 +107,7 @@ func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, z
 		enc = zapcore.NewJSONEncoder(ec)
 	}
 	ws := zapcore.Lock(logq.Buffer(w))
-	q := logq.New(zapcore.NewCore(enc, ws, lvl), logq.Options{Lossless: lossless})
+	q := logq.New(zapcore.NewCore(enc, ws, lvl), logq.Options{Lossless: lossless, Release: true})
 	log := zap.New(q.Core())
 	return log, lvl, q, func() { _ = log.Sync() }, nil
 }

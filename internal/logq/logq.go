@@ -30,13 +30,22 @@ type Options struct {
 	// where nothing is lost by waiting); entries are dropped only once it is stalled.
 	// Otherwise a full queue drops at once (live capture).
 	Lossless bool
+	// Release: once an entry is written, the queue gives back each field value that has a
+	// ReleaseLogged method (Releaser; detect.LogEntry's copies) to its owner. Only for an
+	// inner core that keeps nothing of the fields once Write returns (zapcore.NewCore
+	// writing to a WriteSyncer; not an observer that records the fields for later).
+	Release bool
 }
+
+// Releaser is a field value the queue gives back once written (see Options.Release).
+type Releaser interface{ ReleaseLogged() }
 
 // Queue is a bounded queue in front of a zapcore.Core with one writer goroutine.
 type Queue struct {
 	inner    zapcore.Core
 	ch       chan item
 	stall    time.Duration
+	release  bool
 	lossless atomic.Bool
 
 	dropped    atomic.Uint64
@@ -63,7 +72,7 @@ func New(inner zapcore.Core, o Options) *Queue {
 	if o.Stall <= 0 {
 		o.Stall = DefaultStall
 	}
-	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall}
+	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall, release: o.Release}
 	q.lossless.Store(o.Lossless)
 	q.lastDone.Store(time.Now().UnixNano())
 	go q.run()
@@ -147,6 +156,13 @@ func (q *Queue) run() {
 		start := time.Now()
 		q.busySince.Store(start.UnixNano())
 		_ = it.core.Write(it.ent, it.fields)
+		if q.release {
+			for _, f := range it.fields {
+				if r, ok := f.Interface.(Releaser); ok {
+					r.ReleaseLogged()
+				}
+			}
+		}
 		if len(q.ch) == 0 {
 			// Nothing more to write for now: flush a buffered output (one write for
 			// every entry that queued up while the last one was written).
