@@ -692,6 +692,12 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 		}
 	}
 	hc.pused = pused
+	// Every record to the one port counted (a flood to one port, a telnet sweep's
+	// destination): the port's level counts what the address's does, counted once.
+	counted := nlv
+	if nlv == 2 && int(best[0].n) == len(g) {
+		counted, total = 1, size[0]
+	}
 	if cap(hc.set) < total {
 		hc.set = make([]hotSlot, total)
 	}
@@ -699,7 +705,7 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	start := len(out)
 	out = slices.Grow(out, nlv)[:start+nlv]
 	sums := out[start:]
-	for k := range nlv {
+	for k := range counted {
 		lv[k].order = hc.order[k][:0]
 		lv[k].tab, set = set[:size[k]], set[size[k]:]
 		lv[k].shift = 64 - bits.TrailingZeros(uint(size[k])) // the hash's high bits pick the slot
@@ -712,19 +718,23 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 		if r.Port == 0 {
 			continue
 		}
-		for k := 1; k < nlv; k++ {
+		for k := 1; k < counted; k++ {
 			if r.Port == lv[k].port {
 				sums[k].add(r, &lv[k], x, int32(i))
 				break
 			}
 		}
 	}
-	for k := range nlv {
+	for k := range counted {
 		sums[k].topOf(lv[k].tab, lv[k].order, g)
 		for _, j := range lv[k].order {
 			lv[k].tab[j] = hotSlot{}
 		}
 		hc.order[k] = lv[k].order[:0]
+	}
+	if counted < nlv {
+		sums[1] = sums[0]
+		sums[1].Port = lv[1].port
 	}
 	return out
 }

@@ -38,10 +38,11 @@ func TestDenseNeverSpilled(t *testing.T) {
 }
 
 // TestHotCounterExact counts random destinations' records (a few sources sending many
-// packets among many sending one, random ports, every kind) and checks every summary
-// against a count made with maps: packets, kinds, first and last, distinct sources, the
-// two busiest ports and the top sources (most packets, then the first seen; listed in
-// topCmp's order).
+// packets among many sending one, random ports or all to one port, every kind) with one
+// counter, whose scratch tables must be left empty from one destination to the next, and
+// checks every summary against a count made with maps: packets, kinds, first and last,
+// distinct sources, the two busiest ports and the top sources (most packets, then the
+// first seen; listed in topCmp's order).
 func TestHotCounterExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	var hc hotCounter
@@ -64,6 +65,12 @@ func TestHotCounterExact(t *testing.T) {
 			r.Port = uint16(rng.IntN(6)) // 0: no port level
 			if rng.IntN(4) == 0 {
 				r.Port = uint16(rng.IntN(65536))
+			}
+			switch round % 5 {
+			case 1: // every record to one port: the port's level is the address's
+				r.Port = 23
+			case 2: // one port and records without one
+				r.Port = 23 * uint16(rng.IntN(10)/9^1)
 			}
 			r.Bits = uint8(rng.IntN(1 << 5))
 			r.Proto = uint8(1 << rng.IntN(5))
