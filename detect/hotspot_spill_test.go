@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -313,5 +314,61 @@ func TestHotIndexGrows(t *testing.T) {
 	}
 	if a := packet.AddrFrom4([]byte{10, 1, 0, 0}); func() bool { pos, _ := x.get(&a, false); return pos != -1 }() {
 		t.Fatal("a key never added was found")
+	}
+}
+
+// TestHotspotDenseCountedAcrossSpills: a busy dark IPv4 destination's packets, counted at
+// the hand-overs rather than as they come (countDense), are counted once each across the
+// spills of the light IPv6 destinations that share its part (the records move at each spill)
+// and across a save and restore of the worker's part in the middle: one episode of exactly
+// its 300 sources and packets, not estimated, and a receiver distribution of every
+// destination and packet.
+func TestHotspotDenseCountedAcrossSpills(t *testing.T) {
+	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"),
+		netip.MustParsePrefix("2001:db8::/32")}, aggregate.NewPrefixSlots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, restore := range []bool{false, true} {
+		cfg := only(testConfig(t), Hotspot)
+		cfg.MaxDestinations = 8 // a spill every few IPv6 destinations
+		cfg.Hotspot.MinSources = 300
+		sink := &recSink{}
+		hs, engines := sharedHot(t, cfg, sink, px)
+		h := engines[0]
+		ts := t0
+		for i := range 300 {
+			ts += sec / 1000
+			p := syn(ip4("10.0.0.0", i), "198.51.100.7", 80, ts)
+			h.packetTo(&p, px)
+			q := syn("2001:db8:ffff::1", "2001:db8::1", 80, ts)
+			q.Dst = addr(fmt.Sprintf("2001:db8::%x", i+1))
+			_, ix := px.MatchDst(&q.Dst, false)
+			st, _ := h.srcs.Touch(q.Src)
+			h.e.PacketAt(&q, st, ix)
+			if restore && i == 150 {
+				var enc checkpoint.Encoder
+				h.e.SaveHotState(&enc)
+				d := checkpoint.NewDecoder(enc.Bytes())
+				if h.e.LoadHotState(d); d.Done() != nil {
+					t.Fatalf("restore: %v", d.Done())
+				}
+			}
+		}
+		engines[1].e.Finish(ts + sec)
+		h.e.Finish(ts + sec)
+		hs.Finish()
+		var hot []*HotspotEntry
+		for _, ev := range sink.take() {
+			if ev.Detector == Hotspot && ev.Phase == Start {
+				hot = append(hot, ev.Entry.(*HotspotEntry))
+			}
+		}
+		if len(hot) != 1 || hot[0].Dst != "198.51.100.7" || hot[0].Sources != 300 || hot[0].Packets != 300 || hot[0].SourcesEstimated {
+			t.Fatalf("restore %v: hotspot episodes %+v, want one of 198.51.100.7 with 300 sources and packets", restore, hot)
+		}
+		if n, p := hs.Hist.Count.Load(), hs.Hist.Sum.Load(); n != 301 || p != 600 {
+			t.Errorf("restore %v: receiver distribution of %d destinations, %d packets; want 301, 600", restore, n, p)
+		}
 	}
 }

@@ -102,13 +102,9 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 			d.Fail("hotspot record %d: destination %d of %d, bits %#x, protocol %#x", i, id, hw.ndense+int32(len(dsts)), r.Bits, r.Proto)
 			return
 		}
-		if id < hw.ndense {
-			if w, bit := &hw.seen[id>>6], uint64(1)<<(id&63); *w&bit == 0 {
-				*w |= bit
-				hw.ndst++
-			}
+		if id >= hw.ndense {
+			hw.count(id) // the others below (countDense)
 		}
-		hw.count(id)
 	}
 	if hw.nother > hw.cap {
 		d.Fail("hotspot: %d destinations without a dense index in the part, limit %d", hw.nother, hw.cap)
@@ -119,6 +115,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 			hw.recs = make([]hotRec, 0, hw.recCap)
 		}
 		hw.recs = append(hw.recs[:0], recs...)
+		hw.countDense()
 	}
 	hw.open, hw.size, hw.win, hw.end, hw.split = open, size, win, end, split
 	hw.back = nil
