@@ -107,8 +107,9 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*UDPThenSYNEntry)
-			b = appendTimeID(b, x.FirstSeen, x.Src)
-			return appendPortKey(append(append(append(b, 0), x.Dst...), 0), x.Port)
+			b, _ = x.Src.AppendText(append(appendTimeKey(b, x.FirstSeen), 0))
+			b, _ = x.Dst.AppendText(append(b, 0))
+			return appendPortKey(append(b, 0), x.Port)
 		},
 	},
 	detBackscatter: {

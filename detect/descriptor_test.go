@@ -141,8 +141,8 @@ func TestSortKeysOrder(t *testing.T) {
 		}
 	}
 	u := Lookup(UDPThenSYN)
-	x := &UDPThenSYNEntry{Src: "192.0.2.1", Dst: "203.0.113.1", Port: 9, FirstSeen: 7}
-	y := &UDPThenSYNEntry{Src: "192.0.2.1", Dst: "203.0.113.1", Port: 10, FirstSeen: 7}
+	x := &UDPThenSYNEntry{Src: IP(addr("192.0.2.1")), Dst: IP(addr("203.0.113.1")), Port: 9, FirstSeen: 7}
+	y := &UDPThenSYNEntry{Src: IP(addr("192.0.2.1")), Dst: IP(addr("203.0.113.1")), Port: 10, FirstSeen: 7}
 	if u.SortKey(x) >= u.SortKey(y) {
 		t.Errorf("udp_then_syn port 9 sorts after port 10")
 	}

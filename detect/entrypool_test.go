@@ -143,7 +143,7 @@ func logLine(t *testing.T, e Entry) string {
 func TestLogEntryCopies(t *testing.T) {
 	type releaser interface{ ReleaseLogged() }
 	tool := &ToolEntry{Src: IP(addr(ip4("198.51.0.0", 7))), Tool: "mirai", Packets: 3, Probes: 3, FirstSeen: Time(t0), LastSeen: Time(t0 + sec)}
-	flow := &UDPThenSYNEntry{Src: "198.51.0.8", Dst: "203.0.113.9", Port: 6881, UDPPackets: 2, SYNPackets: 1, Payload: "dht"}
+	flow := &UDPThenSYNEntry{Src: IP(addr("198.51.0.8")), Dst: IP(addr("203.0.113.9")), Port: 6881, UDPPackets: 2, SYNPackets: 1, Payload: "dht"}
 	for _, e := range []Entry{tool, flow} {
 		c := LogEntry(e)
 		if reflect.ValueOf(c).Pointer() == reflect.ValueOf(e).Pointer() {

@@ -347,8 +347,8 @@ func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 
 // UDPThenSYNEntry is a report entry of detections.udp_then_syn.
 type UDPThenSYNEntry struct {
-	Src        string `json:"src"`
-	Dst        string `json:"dst"`
+	Src        IP     `json:"src"`
+	Dst        IP     `json:"dst"`
 	Port       uint16 `json:"port"`
 	UDPPackets uint64 `json:"udp_packets"`
 	SYNPackets uint64 `json:"syn_packets"`
@@ -359,8 +359,8 @@ type UDPThenSYNEntry struct {
 }
 
 func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("src", e.Src)
-	enc.AddString("dst", e.Dst)
+	enc.AddString("src", e.Src.String())
+	enc.AddString("dst", e.Dst.String())
 	enc.AddUint16("port", e.Port)
 	enc.AddUint64("udp_packets", e.UDPPackets)
 	enc.AddUint64("syn_packets", e.SYNPackets)

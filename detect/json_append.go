@@ -29,11 +29,11 @@ func (e *ToolEntry) AppendJSON(b []byte) []byte {
 // AppendJSON implements JSONAppender (udp_then_syn: one entry per pair, tens of thousands
 // on a telescope day).
 func (e *UDPThenSYNEntry) AppendJSON(b []byte) []byte {
-	b = append(b, `{"src":`...)
-	b = appendJSONString(b, e.Src)
-	b = append(b, `,"dst":`...)
-	b = appendJSONString(b, e.Dst)
-	b = append(b, `,"port":`...)
+	b = append(b, `{"src":"`...)
+	b, _ = e.Src.AppendText(b)
+	b = append(b, `","dst":"`...)
+	b, _ = e.Dst.AppendText(b)
+	b = append(b, `","port":`...)
 	b = strconv.AppendUint(b, uint64(e.Port), 10)
 	b = append(b, `,"udp_packets":`...)
 	b = strconv.AppendUint(b, e.UDPPackets, 10)

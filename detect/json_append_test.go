@@ -46,12 +46,13 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 			FirstSeen: tm(), LastSeen: tm(), Who: who,
 		}
 		pair := &UDPThenSYNEntry{
-			Src: pick(addrs), Dst: pick(append(addrs, strs...)), Port: uint16(num()),
+			Src: IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))), Dst: IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))), Port: uint16(num()),
 			UDPPackets: num(), SYNPackets: num(), Payload: pick(append(PayloadKinds, strs...)),
 			FirstSeen: tm(), LastSeen: tm(), Who: who,
 		}
 		if i == 0 {
 			tool.Src, tool.Tool = IP{}, "" // the zero address and an empty string
+			pair.Dst = IP{}
 		}
 		for _, e := range []JSONAppender{tool, pair} {
 			want, err := json.Marshal(e)

@@ -125,8 +125,8 @@ func flowPayload(f *flow) int {
 }
 
 func (e *Engine) flowEntry(k *flowKey, f *flow) *UDPThenSYNEntry {
-	t := e.flowEntries.get() // zeroed; field by field (no temporary copied in)
-	t.Src, t.Dst, t.Port = k.Src.String(), k.Dst.String(), k.Port
+	t := e.flowEntries.get()                            // zeroed; field by field (no temporary copied in)
+	t.Src, t.Dst, t.Port = IP(k.Src), IP(k.Dst), k.Port // formatted when written
 	t.UDPPackets, t.SYNPackets, t.Payload = uint64(f.UDP), uint64(f.SYN), PayloadKinds[flowPayload(f)]
 	t.FirstSeen, t.LastSeen = Time(f.First), Time(f.Last)
 	return t

@@ -51,7 +51,7 @@ const (
 var utpSYN = append([]byte{0x41, 0x00, 0x12, 0x34}, make([]byte, 16)...) // type ST_SYN, version 1, 20 bytes
 
 func flowEv(p Phase, payload string, udpN, synN uint64, first, last int64) ev {
-	return ev{UDPThenSYN, p, payload, UDPThenSYNEntry{Src: btSrc, Dst: btDst, Port: 6881, UDPPackets: udpN,
+	return ev{UDPThenSYN, p, payload, UDPThenSYNEntry{Src: IP(addr(btSrc)), Dst: IP(addr(btDst)), Port: 6881, UDPPackets: udpN,
 		SYNPackets: synN, Payload: payload, FirstSeen: Time(first), LastSeen: Time(last)}}
 }
 
@@ -65,7 +65,7 @@ func TestUDPThenSYNRealDHT(t *testing.T) {
 	s := syn("189.127.196.8", "211.1.11.177", 4776, t0+3*sec)
 	h.feed(u, s)
 	h.finish(t0 + 4*sec)
-	entry := UDPThenSYNEntry{Src: "189.127.196.8", Dst: "211.1.11.177", Port: 4776, UDPPackets: 1, SYNPackets: 1,
+	entry := UDPThenSYNEntry{Src: IP(addr("189.127.196.8")), Dst: IP(addr("211.1.11.177")), Port: 4776, UDPPackets: 1, SYNPackets: 1,
 		Payload: "dht", FirstSeen: Time(t0), LastSeen: Time(t0 + 3*sec)}
 	checkEvents(t, h.sink.take(), []ev{{UDPThenSYN, Start, "dht", entry}, {UDPThenSYN, End, "dht", entry}})
 	if n := h.c.UDPThenSYNSources[payloadDHT].Load(); n != 1 {

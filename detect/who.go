@@ -49,7 +49,7 @@ type Labelled interface {
 
 func (e *ScannerEntry) Address() string     { return e.Src }
 func (e *TelnetSweepEntry) Address() string { return e.Src }
-func (e *UDPThenSYNEntry) Address() string  { return e.Src }
+func (e *UDPThenSYNEntry) Address() string  { return e.Src.String() }
 func (e *BackscatterEntry) Address() string { return e.Victim }
 func (e *ToolEntry) Address() string        { return e.Src.String() }
 

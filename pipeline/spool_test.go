@@ -343,7 +343,8 @@ func TestAppendIndentMatchesJSONIndent(t *testing.T) {
 // BenchmarkIndentEntry: indenting one report entry as the spool writes it, with the
 // spool's indenter and with json.Indent.
 func BenchmarkIndentEntry(b *testing.B) {
-	src, err := json.Marshal(&detect.UDPThenSYNEntry{Src: "2001:db8::1234:5678", Dst: "203.0.113.77", Port: 51413,
+	src, err := json.Marshal(&detect.UDPThenSYNEntry{Src: detect.IP(packet.AddrFromNetip(netip.MustParseAddr("2001:db8::1234:5678"))),
+		Dst: detect.IP(packet.AddrFromNetip(netip.MustParseAddr("203.0.113.77"))), Port: 51413,
 		UDPPackets: 3, SYNPackets: 1, Payload: "utp", FirstSeen: 1714521600123456789, LastSeen: 1714521660123456789})
 	if err != nil {
 		b.Fatal(err)

@@ -258,7 +258,7 @@ func episodeKey(ev *detect.Event) string {
 	k := ev.Detector + "|"
 	switch e := ev.Entry.(type) {
 	case *detect.UDPThenSYNEntry:
-		return k + e.Src + "|" + e.Dst + "|" + strconv.Itoa(int(e.Port))
+		return k + e.Src.String() + "|" + e.Dst.String() + "|" + strconv.Itoa(int(e.Port))
 	case *detect.ToolEntry:
 		return k + e.Src.String() + "|" + e.Tool
 	case detect.Labelled:

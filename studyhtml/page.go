@@ -441,7 +441,7 @@ func profiles(r *pipeline.Report) map[string][]string {
 		add(e.Src.String(), "tool "+e.Tool)
 	}
 	for _, e := range d.UDPThenSYN {
-		add(e.Src, "udp→syn "+e.Payload)
+		add(e.Src.String(), "udp→syn "+e.Payload)
 	}
 	for _, e := range d.Backscatter {
 		add(e.Victim, "backscatter "+e.Kind)
@@ -661,7 +661,7 @@ func episodeTables(r *pipeline.Report, maxRows int) []table {
 	out = append(out, mk("ep-telnet-surge", "telnet_surge", []col{{"start (UTC)", true}, {"duration", true}, {"peak sources", true}, {"baseline", true}}, es))
 	es = nil
 	for _, e := range d.UDPThenSYN {
-		es = append(es, entry{e.UDPPackets + e.SYNPackets, e.FirstSeen, []cell{{e.Src, ""}, {e.Dst, ""}, num64(uint64(e.Port)), {e.Payload, ""}, num64(e.UDPPackets), num64(e.SYNPackets), tcell(e.FirstSeen)}})
+		es = append(es, entry{e.UDPPackets + e.SYNPackets, e.FirstSeen, []cell{{e.Src.String(), ""}, {e.Dst.String(), ""}, num64(uint64(e.Port)), {e.Payload, ""}, num64(e.UDPPackets), num64(e.SYNPackets), tcell(e.FirstSeen)}})
 	}
 	out = append(out, mk("ep-udp-then-syn", "udp_then_syn", []col{{"source", false}, {"receiver", false}, {"port", true}, {"payload", false}, {"UDP", true}, {"SYN", true}, {"first seen (UTC)", true}}, es))
 	es = nil
@@ -690,18 +690,19 @@ func pollution(r *pipeline.Report) ([]card, []figure) {
 	payload := map[string]uint64{}
 	payloadSenders := map[string]map[string]bool{}
 	for _, e := range es {
-		senders[e.Src] = true
-		hosts[e.Dst] = true
-		k := joinHostPort(e.Dst, e.Port)
+		src, dst := e.Src.String(), e.Dst.String()
+		senders[src] = true
+		hosts[dst] = true
+		k := joinHostPort(dst, e.Port)
 		if recv[k] == nil {
 			recv[k] = map[string]bool{}
 		}
-		recv[k][e.Src] = true
+		recv[k][src] = true
 		payload[e.Payload]++
 		if payloadSenders[e.Payload] == nil {
 			payloadSenders[e.Payload] = map[string]bool{}
 		}
-		payloadSenders[e.Payload][e.Src] = true
+		payloadSenders[e.Payload][src] = true
 	}
 	type kv struct {
 		k string

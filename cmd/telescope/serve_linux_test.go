@@ -150,7 +150,7 @@ func TestDHTVectorThenSYN(t *testing.T) {
 		t.Fatalf("udp_then_syn detections: %+v", got)
 	}
 	e := got[0]
-	if e.Src != "189.127.196.8" || e.Dst != "211.1.11.177" || e.Port != 4776 || e.Payload != "dht" || e.UDPPackets != 1 || e.SYNPackets != 1 {
+	if e.Src.String() != "189.127.196.8" || e.Dst.String() != "211.1.11.177" || e.Port != 4776 || e.Payload != "dht" || e.UDPPackets != 1 || e.SYNPackets != 1 {
 		t.Errorf("detection %+v", *e)
 	}
 	if r.Packets.IPv4.UDP != 1 || r.Packets.IPv4.TCP != 1 || len(r.DstPorts.UDP) != 1 || r.DstPorts.UDP[0].Port != 4776 {
