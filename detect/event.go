@@ -144,6 +144,26 @@ func (c *loggedTool) ReleaseLogged() { loggedTools.Put(c) }
 // ReleaseLogged gives the copy back to LogEntry's pool; the caller must not use it after.
 func (c *loggedFlow) ReleaseLogged() { loggedFlows.Put(c) }
 
+// textBufs are the buffers addTime and addIP format into: a log line's times and addresses,
+// made into strings on the log writer, were an allocation each (with the fresh memory they
+// took, ~2.5 % of the 20x day's samples). AddByteString copies the bytes, as AddString does.
+var textBufs = sync.Pool{New: func() any { return new([64]byte) }}
+
+// addTime adds t to a log line as AddString(key, t.String()) would.
+func addTime(enc zapcore.ObjectEncoder, key string, t Time) {
+	b := textBufs.Get().(*[64]byte)
+	enc.AddByteString(key, appendTime(b[:0], int64(t)))
+	textBufs.Put(b)
+}
+
+// addIP adds a to a log line as AddString(key, a.String()) would.
+func addIP(enc zapcore.ObjectEncoder, key string, a IP) {
+	b := textBufs.Get().(*[64]byte)
+	t, _ := a.AppendText(b[:0])
+	enc.AddByteString(key, t)
+	textBufs.Put(b)
+}
+
 // Time is a packet timestamp that marshals as RFC 3339 with nanoseconds, in UTC.
 type Time int64
 
@@ -279,8 +299,8 @@ func (e *ScannerEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("packets", e.Packets)
 	enc.AddUint64("targets", e.Targets)
 	enc.AddUint64("ports", e.Ports)
-	enc.AddString("first_seen", e.FirstSeen.String())
-	enc.AddString("last_seen", e.LastSeen.String())
+	addTime(enc, "first_seen", e.FirstSeen)
+	addTime(enc, "last_seen", e.LastSeen)
 	if e.TargetsEstimated {
 		enc.AddBool("targets_estimated", true)
 	}
@@ -311,8 +331,8 @@ func (e *TelnetSweepEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("targets", e.Targets)
 	enc.AddUint64("packets", e.Packets)
 	enc.AddBool("mirai", e.Mirai)
-	enc.AddString("first_seen", e.FirstSeen.String())
-	enc.AddString("last_seen", e.LastSeen.String())
+	addTime(enc, "first_seen", e.FirstSeen)
+	addTime(enc, "last_seen", e.LastSeen)
 	if e.TargetsEstimated {
 		enc.AddBool("targets_estimated", true)
 	}
@@ -334,8 +354,8 @@ type TelnetSurgeEntry struct {
 }
 
 func (e *TelnetSurgeEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("start", e.Start.String())
-	enc.AddString("end", e.End.String())
+	addTime(enc, "start", e.Start)
+	addTime(enc, "end", e.End)
 	enc.AddUint64("peak_sources", e.PeakSources)
 	enc.AddUint64("peak_probes", e.PeakProbes)
 	enc.AddFloat64("baseline", e.Baseline)
@@ -359,14 +379,14 @@ type UDPThenSYNEntry struct {
 }
 
 func (e *UDPThenSYNEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("src", e.Src.String())
-	enc.AddString("dst", e.Dst.String())
+	addIP(enc, "src", e.Src)
+	addIP(enc, "dst", e.Dst)
 	enc.AddUint16("port", e.Port)
 	enc.AddUint64("udp_packets", e.UDPPackets)
 	enc.AddUint64("syn_packets", e.SYNPackets)
 	enc.AddString("payload", e.Payload)
-	enc.AddString("first_seen", e.FirstSeen.String())
-	enc.AddString("last_seen", e.LastSeen.String())
+	addTime(enc, "first_seen", e.FirstSeen)
+	addTime(enc, "last_seen", e.LastSeen)
 	e.Who.marshalLog(enc)
 	return nil
 }
@@ -392,8 +412,8 @@ func (e *BackscatterEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("packets", e.Packets)
 	enc.AddUint64("targets", e.Targets)
 	enc.AddUint64("peak_rate_per_minute", e.PeakRate)
-	enc.AddString("first_seen", e.FirstSeen.String())
-	enc.AddString("last_seen", e.LastSeen.String())
+	addTime(enc, "first_seen", e.FirstSeen)
+	addTime(enc, "last_seen", e.LastSeen)
 	if e.TargetsEstimated {
 		enc.AddBool("targets_estimated", true)
 	}
@@ -438,12 +458,12 @@ type ToolEntry struct {
 }
 
 func (e *ToolEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	enc.AddString("src", e.Src.String())
+	addIP(enc, "src", e.Src)
 	enc.AddString("tool", e.Tool)
 	enc.AddUint64("packets", e.Packets)
 	enc.AddUint64("syn_probes", e.Probes)
-	enc.AddString("first_seen", e.FirstSeen.String())
-	enc.AddString("last_seen", e.LastSeen.String())
+	addTime(enc, "first_seen", e.FirstSeen)
+	addTime(enc, "last_seen", e.LastSeen)
 	e.Who.marshalLog(enc)
 	return nil
 }

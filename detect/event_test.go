@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // TestTimeFormat: Time formats exactly as time.RFC3339Nano in UTC, over the whole int64
@@ -81,5 +84,47 @@ func BenchmarkAppendTime(b *testing.B) {
 	v := int64(1_714_521_610_123_456_789)
 	for i := 0; i < b.N; i++ {
 		buf = appendTime(buf[:0], v+int64(i)*7919)
+	}
+}
+
+// TestLogTextFields: addTime and addIP (formatting into pooled buffers) add what AddString
+// of the value's String adds, with the map encoder (which keeps the value) and the JSON one,
+// for times across the range and addresses of both families and the zero one.
+func TestLogTextFields(t *testing.T) {
+	times := []Time{0, 1, Time(t0), Time(t0 + 999999999), -1, 1<<62 + 12345, math.MaxInt64, math.MinInt64}
+	ips := []IP{{}, IP(addr("192.0.2.1")), IP(addr("2001:db8::1234:5678")), IP(addr("::ffff:10.0.0.1")), IP(addr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"))}
+	for _, tm := range times {
+		m := zapcore.NewMapObjectEncoder()
+		addTime(m, "t", tm)
+		addTime(m, "u", tm+1)
+		if m.Fields["t"] != tm.String() || m.Fields["u"] != (tm+1).String() {
+			t.Errorf("time %d: %q, %q; want %q, %q", tm, m.Fields["t"], m.Fields["u"], tm.String(), (tm + 1).String())
+		}
+	}
+	for _, a := range ips {
+		m := zapcore.NewMapObjectEncoder()
+		addIP(m, "a", a)
+		if m.Fields["a"] != a.String() {
+			t.Errorf("address %v: %q, want %q", a, m.Fields["a"], a.String())
+		}
+	}
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{})
+	for _, e := range []zapcore.ObjectMarshaler{
+		&ToolEntry{Src: ips[2], Tool: "mirai", FirstSeen: times[2], LastSeen: times[3]},
+		&UDPThenSYNEntry{Src: ips[1], Dst: ips[4], Port: 6881, FirstSeen: times[1], LastSeen: times[5]},
+	} {
+		buf, err := enc.EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(e)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := zapcore.NewMapObjectEncoder()
+		if err := e.MarshalLogObject(m); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range m.Fields {
+			if s, ok := v.(string); ok && !strings.Contains(buf.String(), `"`+k+`":"`+s+`"`) {
+				t.Errorf("%T: the JSON line %s has no %s %q", e, buf.String(), k, s)
+			}
+		}
 	}
 }

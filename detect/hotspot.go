@@ -1023,8 +1023,8 @@ func (e *HotspotEntry) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddUint64("sources", e.Sources)
 	enc.AddBool("sources_estimated", e.SourcesEstimated)
 	enc.AddUint64("packets", e.Packets)
-	enc.AddString("first_seen", e.FirstSeen.String())
-	enc.AddString("last_seen", e.LastSeen.String())
+	addTime(enc, "first_seen", e.FirstSeen)
+	addTime(enc, "last_seen", e.LastSeen)
 	return enc.AddArray("top_sources", zapcore.ArrayMarshalerFunc(func(a zapcore.ArrayEncoder) error {
 		for _, s := range e.TopSources {
 			if err := a.AppendObject(zapcore.ObjectMarshalerFunc(func(o zapcore.ObjectEncoder) error {
