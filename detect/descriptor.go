@@ -107,8 +107,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(UDPThenSYNEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*UDPThenSYNEntry)
-			b, _ = x.Src.AppendText(append(appendTimeKey(b, x.FirstSeen), 0))
-			b, _ = x.Dst.AppendText(append(b, 0))
+			b, _ = x.Dst.AppendText(append(appendTimeIP(b, x.FirstSeen, x.Src), 0))
 			return appendPortKey(append(b, 0), x.Port)
 		},
 	},
@@ -135,8 +134,7 @@ var descriptors = [numDetectors]*Descriptor{
 		NewEntry: func() Entry { return new(ToolEntry) },
 		AppendKey: func(b []byte, e Entry) []byte {
 			x := e.(*ToolEntry)
-			b, _ = x.Src.AppendText(append(appendTimeKey(b, x.FirstSeen), 0))
-			return append(append(b, 0), x.Tool...)
+			return append(append(appendTimeIP(b, x.FirstSeen, x.Src), 0), x.Tool...)
 		},
 	},
 	detHotspot: {
@@ -261,6 +259,12 @@ func appendTimeKey(b []byte, t Time) []byte {
 // NUL, id.
 func appendTimeID(b []byte, t Time, id string) []byte {
 	return append(append(appendTimeKey(b, t), 0), id...)
+}
+
+// appendTimeIP is appendTimeID with an address for the identity, as its text.
+func appendTimeIP(b []byte, t Time, a IP) []byte {
+	b, _ = a.AppendText(append(appendTimeKey(b, t), 0))
+	return b
 }
 
 // portKey encodes a port in fixed width, so it sorts bytewise in numeric order.

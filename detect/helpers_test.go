@@ -44,6 +44,31 @@ func (s *recSink) take() []*Event {
 	return ev
 }
 
+// darkSpace returns the dark space of the prefixes, with their dense index.
+func darkSpace(t testing.TB, prefixes ...string) *aggregate.Prefixes {
+	t.Helper()
+	var ps []netip.Prefix
+	for _, p := range prefixes {
+		ps = append(ps, netip.MustParsePrefix(p))
+	}
+	px, err := aggregate.NewPrefixes(ps, aggregate.NewPrefixSlots())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return px
+}
+
+// hotStarts returns the entries of the hotspot episodes that events start.
+func hotStarts(events []*Event) []*HotspotEntry {
+	var hot []*HotspotEntry
+	for _, ev := range events {
+		if ev.Detector == Hotspot && ev.Phase == Start {
+			hot = append(hot, ev.Entry.(*HotspotEntry))
+		}
+	}
+	return hot
+}
+
 // testConfig returns the default detector config with small tables.
 func testConfig(t testing.TB) *Config {
 	t.Helper()

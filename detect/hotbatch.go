@@ -68,7 +68,7 @@ type hotWorker struct {
 	recs   []hotRec
 	px     *aggregate.Prefixes // the dark space whose dense index the records' ids use
 	ndense int32               // its dense indexes (ids below this)
-	seen   []uint64            // bitmap by dense index: the destination has records in the part (those counted, see ncounted)
+	seen   []uint64            // by dense index: the destination has counted records (ncounted)
 	dsts   []packet.Addr       // the part's destinations without a dense index, by id-ndense
 	dsts2  []packet.Addr       // spare array for dsts (spillLight)
 	// hash indexes dsts by address: gen<<hotGenShift | 1+place, entries of other
@@ -91,7 +91,7 @@ type hotWorker struct {
 	open  bool
 
 	// Scratch of the counts.
-	dcount []uint32     // the part's packets by destination id (dense ones: counted, see ncounted)
+	dcount []uint32     // the part's packets by destination id (dense ones: those counted)
 	slot   []int32      // by destination id, at a hand-over: its light cell, or heavy group
 	at     []int32      // by heavy group: its next place in sorted
 	sorted []hotRec     // the heavy destinations' records, by destination
@@ -490,11 +490,12 @@ func (c *hotCell) logRec(r *hotRec) {
 
 // handOver counts the part's records and returns the cells (hw.cells' array) and summaries
 // to hand over (hw.split: all marked estimated), fills hw.light, and clears the part. No
-// sort: each destination's packets are counted as they come (dcount), so in one pass over
-// the records a light destination's records go to its cell, or to their places in
-// hw.light.recs where it has a dense index, and the others' to their places in hw.sorted
-// (offsets from their counts: in arrival order, one write stream per busy destination),
-// then each busy destination's records are counted together.
+// sort: each destination's packets are counted first (dcount: as they come, or by
+// countDense for the dense ones), so in one pass over the records a light destination's
+// records go to its cell, or to their places in hw.light.recs where it has a dense index,
+// and the others' to their places in hw.sorted (offsets from their counts: in arrival
+// order, one write stream per busy destination), then each busy destination's records are
+// counted together.
 func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
 	hw.countDense()
 	// Each array sized at once (room): grown element by element, or by slices.Grow (which
@@ -769,7 +770,8 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 // instructions); clearing it costs less than the growth did.
 const hotPortStart = 1 << 12
 
-// portTable returns an empty port table of size slots (a power of two).
+// portTable returns an empty port table of size slots (a power of two): the table is left
+// empty by each count (summarize, growPorts empty the slots they used).
 func (hc *hotCounter) portTable(size int) []hotPortSlot {
 	if cap(hc.ports) < size {
 		hc.ports = make([]hotPortSlot, size)
@@ -785,10 +787,7 @@ func (hc *hotCounter) growPorts(t []hotPortSlot, used []uint32) ([]hotPortSlot, 
 		hc.old = append(hc.old, t[j])
 		t[j] = hotPortSlot{}
 	}
-	if cap(hc.ports) < 2*len(t) {
-		hc.ports = make([]hotPortSlot, 2*len(t))
-	}
-	t, used = hc.ports[:2*len(t)], used[:0]
+	t, used = hc.portTable(2*len(t)), used[:0] // empty: the used slots were emptied above
 	for _, p := range hc.old {
 		j := hotPortFind(t, p.k)
 		t[j] = p

@@ -3,7 +3,6 @@ package detect
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/netip"
 	"slices"
 	"testing"
 
@@ -204,10 +203,7 @@ func restoreHot(t *testing.T, hs *Hotspots, cfg *Config, sink Sink, engines []*h
 // saved and restored between the two workers' hand-overs (the light share saved as cells).
 // The receiver distribution counts every destination once.
 func TestHotspotLightDenseShare(t *testing.T) {
-	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, aggregate.NewPrefixSlots())
-	if err != nil {
-		t.Fatal(err)
-	}
+	px := darkSpace(t, "198.51.100.0/24")
 	for _, restore := range []bool{false, true} {
 		cfg := only(testConfig(t), Hotspot)
 		cfg.Hotspot.MinSources = 62
@@ -235,12 +231,7 @@ func TestHotspotLightDenseShare(t *testing.T) {
 		}
 		engines[0].e.Finish(ts + sec)
 		hs.Finish()
-		var hot []*HotspotEntry
-		for _, ev := range sink.take() {
-			if ev.Detector == Hotspot && ev.Phase == Start {
-				hot = append(hot, ev.Entry.(*HotspotEntry))
-			}
-		}
+		hot := hotStarts(sink.take())
 		if len(hot) != 1 || hot[0].Dst != "198.51.100.5" || hot[0].Sources != 62 || hot[0].SourcesEstimated || hot[0].Packets != 62 {
 			t.Fatalf("restore %v: hotspot episodes %+v, want one of 198.51.100.5 with 62 sources and packets", restore, hot)
 		}
@@ -259,10 +250,7 @@ func TestHotspotLightDenseShare(t *testing.T) {
 // same when the first hand-overs are saved (as cells, in arrays of at most twice
 // max_destinations) and restored before the last: the limit holds across the restart.
 func TestHotspotLightDenseBounded(t *testing.T) {
-	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/15")}, aggregate.NewPrefixSlots())
-	if err != nil {
-		t.Fatal(err)
-	}
+	px := darkSpace(t, "10.0.0.0/15")
 	for _, restore := range []bool{false, true} {
 		cfg := only(testConfig(t), Hotspot)
 		cfg.MaxDestinations = 4 // cells: 8 per worker and window; records: 65 536
@@ -324,11 +312,7 @@ func TestHotIndexGrows(t *testing.T) {
 // its 300 sources and packets, not estimated, and a receiver distribution of every
 // destination and packet.
 func TestHotspotDenseCountedAcrossSpills(t *testing.T) {
-	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"),
-		netip.MustParsePrefix("2001:db8::/32")}, aggregate.NewPrefixSlots())
-	if err != nil {
-		t.Fatal(err)
-	}
+	px := darkSpace(t, "198.51.100.0/24", "2001:db8::/32")
 	for _, restore := range []bool{false, true} {
 		cfg := only(testConfig(t), Hotspot)
 		cfg.MaxDestinations = 8 // a spill every few IPv6 destinations
@@ -358,12 +342,7 @@ func TestHotspotDenseCountedAcrossSpills(t *testing.T) {
 		engines[1].e.Finish(ts + sec)
 		h.e.Finish(ts + sec)
 		hs.Finish()
-		var hot []*HotspotEntry
-		for _, ev := range sink.take() {
-			if ev.Detector == Hotspot && ev.Phase == Start {
-				hot = append(hot, ev.Entry.(*HotspotEntry))
-			}
-		}
+		hot := hotStarts(sink.take())
 		if len(hot) != 1 || hot[0].Dst != "198.51.100.7" || hot[0].Sources != 300 || hot[0].Packets != 300 || hot[0].SourcesEstimated {
 			t.Fatalf("restore %v: hotspot episodes %+v, want one of 198.51.100.7 with 300 sources and packets", restore, hot)
 		}

@@ -1,7 +1,6 @@
 package detect
 
 import (
-	"net/netip"
 	"reflect"
 	"testing"
 
@@ -14,14 +13,7 @@ import (
 // probes give without dense indexes (every probe added to the exact sets), across a second
 // port, ICMP, and a change of the dark space that renumbers the dense indexes mid-episode.
 func TestScannerMemo(t *testing.T) {
-	prefixes := func(s string) *aggregate.Prefixes {
-		px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix(s)}, aggregate.NewPrefixSlots())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return px
-	}
-	pxA, pxB := prefixes("203.0.0.0/20"), prefixes("198.51.0.0/20")
+	pxA, pxB := darkSpace(t, "203.0.0.0/20"), darkSpace(t, "198.51.0.0/20")
 	src := "192.0.2.9"
 	type step struct {
 		px   *aggregate.Prefixes // SetDenseDsts before the packets (nil: unchanged)
@@ -115,10 +107,7 @@ func TestScannerMemo(t *testing.T) {
 // other port shares it; once the slots are taken, a port keeps its bitmap and a new port
 // gets none (its probes add to the sets); every slot can be taken by some port.
 func TestMemoBitsPorts(t *testing.T) {
-	px, err := aggregate.NewPrefixes([]netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}, aggregate.NewPrefixSlots())
-	if err != nil {
-		t.Fatal(err)
-	}
+	px := darkSpace(t, "203.0.113.0/24")
 	e := newHarness(t, testConfig(t)).e
 	e.SetDenseDsts(px)
 	var pr profileRec
