@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"unsafe"
 
 	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -125,6 +127,24 @@ func reserveHeap[T, O any](h *dueHeap[T], owner *O, n int) {
 	}
 }
 
+// next returns the FIFO's entry k places after its head, false past its end: most entries
+// leave the queue through the FIFO (their episodes started in order), so those are what
+// the next pops return, and a caller about to pop many can request what they name first
+// (the heap's entries are few: a window changed, or an episode's end moved back).
+func (q *dueQueue[T]) next(k int) (T, bool) {
+	if i := q.head + k; i < len(q.fifo) {
+		return q.fifo[i].ref, true
+	}
+	var zero T
+	return zero, false
+}
+
+// dueAhead is how many entries ahead of the one being popped an episode end requests the
+// lines of the state it will read: a due entry names a random slot of a table much larger
+// than the cache, and the ends due at once (a window's worth of tool episodes on the 20x
+// day) each waited for their own miss.
+const dueAhead = 8
+
 // len returns the entries queued.
 func (q *dueQueue[T]) len() int { return len(q.fifo) - q.head + len(q.heap) }
 
@@ -191,6 +211,16 @@ type srcRef struct {
 	src  packet.Addr
 	seq  uint64
 	slot int32
+}
+
+// warmRecord requests the lines dueRecord will read of the record r names (its key and
+// state), without waiting.
+func (e *Engine) warmRecord(r *srcRef) {
+	if i := r.slot - 1; i >= 0 && int(i) < e.eps.Slots() {
+		k, rec := e.eps.At(i)
+		prefetch.Line(unsafe.Pointer(k))
+		prefetch.Line(unsafe.Pointer(&rec.Seq)) // Active is beside it
+	}
 }
 
 // dueRecord returns the record r names while it is current, else nil.
@@ -332,6 +362,9 @@ func (e *Engine) endDue(now int64) {
 		d, ok := e.srcDue.top()
 		if !ok || d >= now {
 			break
+		}
+		if a, ok := e.srcDue.next(dueAhead); ok {
+			e.warmRecord(&a)
 		}
 		r := e.srcDue.pop().ref
 		if e.dueRecord(&r) != nil {

@@ -2,7 +2,9 @@ package detect
 
 import (
 	"math/bits"
+	"unsafe"
 
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -80,6 +82,17 @@ func (e *Engine) placedTool(r toolRef) (*packet.Addr, *ToolWindow) {
 	return k, &st.FP
 }
 
+// warmTool requests the lines placedTool and an end will read of slot r (the source's key
+// and tool window), without waiting.
+func (e *Engine) warmTool(r toolRef) {
+	if e.srcs == nil || int(r) >= e.srcs.Slots() {
+		return
+	}
+	k, st := e.srcs.At(int32(r))
+	prefetch.Line(unsafe.Pointer(k))
+	prefetch.Span(unsafe.Pointer(&st.FP), unsafe.Sizeof(st.FP))
+}
+
 // eachToolInPlace calls fn for every slot of the source table holding a tool episode in
 // place, in slot order (none without the table).
 func (e *Engine) eachToolInPlace(fn func(slot int32, src *packet.Addr, w *ToolWindow)) {
@@ -115,6 +128,9 @@ func (e *Engine) endToolsDue(now int64) {
 		d, ok := e.toolDue.top()
 		if !ok || d >= now {
 			return
+		}
+		if a, ok := e.toolDue.next(dueAhead); ok {
+			e.warmTool(a)
 		}
 		r := e.toolDue.pop().ref
 		src, w := e.placedTool(r)
