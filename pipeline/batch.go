@@ -17,7 +17,8 @@ type batch struct {
 	h     [batchSize]packet.Header
 	owner [batchSize]uint16
 	n     int
-	now   int64 // packet time of the input when the batch was sent
+	now   int64  // packet time of the input when the batch was sent
+	seg   uint32 // the summary's segment (summary.go)
 	refs  atomic.Int32
 }
 

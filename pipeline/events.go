@@ -29,6 +29,8 @@ type eventSink struct {
 	who   *who                  // labels and estimates (who.go)
 	cfg   func() *detect.Config // the published detector configuration
 	parts []*workerSink         // the shared detectors' part, then one per worker
+	// onShared is told each event of the shared detectors' part (the summary's segments).
+	onShared func(i int, c tallyCounts)
 }
 
 // workerSink is one worker's (or the shared detectors') way into the eventSink: its own
@@ -65,6 +67,15 @@ func (w *workerSink) publish() {
 		w.series.add(w.run)
 		w.run.n = 0
 	}
+}
+
+// tallies returns the part's tallies (indexed like detect.Descriptors()).
+func (w *workerSink) tallies() []tallyCounts {
+	c := make([]tallyCounts, len(w.tally))
+	for i := range w.tally {
+		c[i] = w.tally[i].load()
+	}
+	return c
 }
 
 // eventTally counts one detector's events since the process started (monotonic).
@@ -157,6 +168,9 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 			w.pend[i].add(c)
 		} else {
 			w.tally[i].add(c)
+			if s.onShared != nil {
+				s.onShared(i, c)
+			}
 		}
 	}
 	if logged {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -295,4 +296,98 @@ func cloneConfig(t *testing.T, c *configs.Config) *configs.Config {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestSummaryLinesExactPerInterval: in a replay each summary line counts the episode events
+// of its own interval of packet time, with any number of workers and whatever their
+// progress when the reader crosses the interval's end. Each of 36 000 sources sends one
+// Mirai-fingerprinted SYN to 203.0.113.1, 3 000 a second for 12 s, with 1 s lines and a
+// 2 s window, so the lines are known by hand: a fingerprint episode starts at its probe
+// and ends at the first packet more than 2 s later; the hotspot (36 000 sources to one
+// address) starts as its first window closes, at 2 s, and ends with the replay. The
+// reader runs up to 16 batches (16 Ki packets with 3 workers) ahead of the workers: the
+// lines used to take whatever the workers had counted when the reader passed the end, and
+// the first line started at the first batch's last packet.
+func TestSummaryLinesExactPerInterval(t *testing.T) {
+	const (
+		seconds   = 12
+		perSecond = 3000 // sources a second, one fingerprinted SYN each
+	)
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	for k := range seconds {
+		for j := range perSecond {
+			n := k*perSecond + j
+			src := netip.AddrFrom4([4]byte{100, 64 + byte(n>>16), byte(n >> 8), byte(n)}).String()
+			at := t0.Add(time.Duration(k)*time.Second + time.Duration(j)*(time.Second/perSecond))
+			ps = append(ps, miraiSYNs(src, 1, at, time.Second)...)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "in.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	// By hand, line k (from t0 + k s): the probes of second k-2 but its last end in it
+	// (more than 2 s after them comes a packet of second k), the last one of second k-3 too
+	// (its next packet 2 s on is the first of second k); the rest end with the replay.
+	type line struct{ started, ended, hotStarted, hotEnded uint64 }
+	want := make([]line, seconds)
+	var ended uint64
+	for k := range want {
+		want[k].started = perSecond
+		if k >= 2 {
+			want[k].ended += perSecond - 1
+		}
+		if k >= 3 {
+			want[k].ended++
+		}
+		ended += want[k].ended
+	}
+	want[seconds-1].ended += seconds*perSecond - ended
+	want[2].hotStarted, want[seconds-1].hotEnded = 1, 1
+	for _, workers := range []int{1, 2, 3} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Log.SummaryInterval = configs.Duration(time.Second)
+			cfg.Window = configs.Duration(2 * time.Second)
+			core, logs := observer.New(zap.InfoLevel)
+			p, err := New(Options{Config: cfg, Workers: workers, Logger: zap.New(core)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) > 0 {
+				t.Fatal(res.Errors)
+			}
+			p.logq.Drain()
+			var froms []string
+			var got []line
+			for _, e := range logs.All() {
+				m := e.ContextMap()
+				if e.Message != summaryMsg {
+					continue
+				}
+				switch m["detector"] {
+				case detect.Fingerprint:
+					froms = append(froms, m["from"].(string))
+					got = append(got, line{started: m["started"].(uint64), ended: m["ended"].(uint64)})
+				case detect.Hotspot:
+					if len(got) == 0 {
+						t.Fatal("a hotspot summary line before the first fingerprint line")
+					}
+					got[len(got)-1].hotStarted, got[len(got)-1].hotEnded = m["started"].(uint64), m["ended"].(uint64)
+				}
+			}
+			if len(got) != seconds {
+				t.Fatalf("%d fingerprint summary lines, want %d (from %v)", len(got), seconds, froms)
+			}
+			for k := range want {
+				if w := t0.Add(time.Duration(k) * time.Second).Format(time.RFC3339Nano); froms[k] != w {
+					t.Errorf("line %d from %s, want %s", k, froms[k], w)
+				}
+				if got[k] != want[k] {
+					t.Errorf("line %d (from %s): started/ended %+v, want %+v", k, froms[k], got[k], want[k])
+				}
+			}
+		})
+	}
 }

@@ -85,6 +85,7 @@ func New(o Options) (*Pipeline, error) {
 	p.who = wh
 	p.sink = newEventSink(p.log, o.Sink, wh, func() *detect.Config { return p.rc.Load().det })
 	p.summary = newSummary(p)
+	p.sink.onShared = p.summary.sharedEvent
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)
 	if err != nil {
 		return nil, err

@@ -58,7 +58,12 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	p.addCapture(src)
 
 	d := p.startDispatch()
-	d.packetClock = true // summary lines on packet time
+	d.packetClock = true // summary lines on packet time, by segment (summary.go)
+	segNow := make([]*atomic.Uint32, len(p.workers))
+	for i, w := range p.workers {
+		segNow[i] = &w.segNow
+	}
+	p.summary.segment(segNow)
 	res := ReplayResult{}
 	prog := newProgress(o, src)
 	for _, name := range o.Files {
@@ -161,6 +166,11 @@ type dispatcher struct {
 	// packetClock: the summary lines follow packet time (replay), ticked per batch;
 	// otherwise the wall clock (live, startSummaryClock).
 	packetClock bool
+	// seg is the segment of the batches sent (a line of the summary ends each: cut), and
+	// sumNext when the next is due (logSummary.due; 0: not asked yet, math.MaxInt64:
+	// lines off).
+	seg     uint32
+	sumNext int64
 }
 
 // startDispatch starts one goroutine per worker consuming batches.
@@ -209,7 +219,23 @@ func (d *dispatcher) close() {
 // headerAhead is how many headers ahead of the one it fills the dispatcher requests.
 const headerAhead = 8
 
+// cutSegment ends the batches' segment when a summary line is due by ts, the time of the
+// record about to be added: the batch so far goes first, so that no batch holds records of
+// two lines (summary.go).
+func (d *dispatcher) cutSegment(ts int64) {
+	if d.b.n > 0 {
+		d.send()
+	}
+	if d.p.summary.cut(max(ts, d.now), d.seg) {
+		d.seg++
+	}
+	d.sumNext = d.p.summary.due()
+}
+
 func (d *dispatcher) add(rec *capture.Record) {
+	if d.packetClock && rec.TS >= d.sumNext {
+		d.cutSegment(rec.TS)
+	}
 	b := d.b
 	if j := b.n + headerAhead; j < batchSize {
 		// The batch's headers were last read by the workers on the other cores: each is
@@ -232,9 +258,9 @@ func (d *dispatcher) add(rec *capture.Record) {
 
 func (d *dispatcher) send() {
 	b := d.b
-	b.now = d.now
+	b.now, b.seg = d.now, d.seg
 	if d.packetClock {
-		d.p.summary.tick(d.now)
+		d.sumNext = d.p.summary.due() // the interval may have been reloaded
 	}
 	b.refs.Store(int32(d.workers))
 	for _, c := range d.chans {

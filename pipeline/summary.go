@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +24,16 @@ const summaryMsg = "detector summary"
 // information), and for a disabled one only when it had events in the interval (the ends a
 // reload that disabled it caused). The lines name the detector in `detector`, not `event`:
 // a line with `event` is an episode's start or end, as before.
+//
+// In a replay each line counts exactly the events of its interval, in every run alike: the
+// reader runs up to a pool of batches (16 Ki packets with 3 workers) ahead of the workers,
+// and lines written as it crossed an interval's end took whatever the workers had counted
+// by then. So the reader ends a segment of batches at each line's end (cut: no batch holds
+// packets of two lines), each worker hands over its counts as it leaves a segment (arrive)
+// and the last one writes the line. The shared detectors' events (telnet surge, hotspot)
+// are emitted by whichever worker passes a window's end last; every worker passes it in
+// the same batch, so they count in that batch's segment: the lowest any worker is in
+// (segNow).
 type logSummary struct {
 	p  *Pipeline
 	mu sync.Mutex
@@ -32,6 +44,24 @@ type logSummary struct {
 	prevDropped uint64
 	from, next  int64
 	iv          int64
+
+	// Segments (replay): the lines cut and not yet written, by segment; the workers'
+	// counts handed over for them; the shared detectors' counts by segment; each worker's
+	// segment (read by shared events).
+	segmented bool
+	cuts      map[uint32]summaryCut
+	segNow    []*atomic.Uint32
+	shared    map[uint32][]tallyCounts
+	// sharedDone: the shared detectors' counts of the segments whose lines were written.
+	sharedDone []tallyCounts
+}
+
+// summaryCut is a line cut at the end of a segment: its interval, and the counts the
+// workers handed over (summed) and how many did.
+type summaryCut struct {
+	from, to int64
+	counts   []tallyCounts
+	arrived  int
 }
 
 type tallyCounts struct{ started, ended, startsNotLogged, endsNotLogged uint64 }
@@ -47,6 +77,120 @@ func newSummary(p *Pipeline) *logSummary {
 	return &logSummary{p: p, prev: make([]tallyCounts, len(detect.Descriptors()))}
 }
 
+// segment switches the summary to lines by segment (replay: the dispatcher cuts, the
+// workers arrive); segNow are the workers' segments.
+func (s *logSummary) segment(segNow []*atomic.Uint32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.segmented, s.segNow = true, segNow
+	s.cuts, s.shared = map[uint32]summaryCut{}, map[uint32][]tallyCounts{}
+	s.sharedDone = make([]tallyCounts, len(s.prev))
+}
+
+// interval reads the configured interval; a changed one moves the next line's time.
+// Called with mu held.
+func (s *logSummary) interval(now int64) int64 {
+	iv := int64(s.p.rc.Load().cfg.Log.SummaryInterval)
+	if iv <= 0 {
+		s.iv = 0 // off: the counts wait for the next line once it is on again
+		return 0
+	}
+	if iv != s.iv {
+		s.iv = iv
+		s.next = (aggregate.FloorDiv(max(now, s.from), iv) + 1) * iv
+	}
+	return iv
+}
+
+// due returns when the next line is due (a record at or past it cuts the segment):
+// math.MaxInt64 while lines are off; 1 before any time was seen (the first record with a
+// time after 1970 starts the clock, as tick does; one before it would cut at every record).
+func (s *logSummary) due() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.from == 0 {
+		return 1
+	}
+	if s.interval(s.from) <= 0 {
+		return math.MaxInt64
+	}
+	return s.next
+}
+
+// cut is tick for a segmented summary, at a record of time now that the dispatcher has
+// not added yet: it ends segment seg with a line when one is due (reported: the next
+// batches are of seg+1), written once every worker has left the segment (arrive).
+func (s *logSummary) cut(now int64, seg uint32) bool {
+	if now <= 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.from == 0 {
+		s.from = now
+	}
+	iv := s.interval(now)
+	if iv <= 0 || now < s.next {
+		return false
+	}
+	to := aggregate.FloorDiv(now, iv) * iv
+	s.cuts[seg] = summaryCut{from: s.from, to: to, counts: make([]tallyCounts, len(s.prev))}
+	s.from, s.next = to, to+iv
+	return true
+}
+
+// arrive hands over a worker's tallies (all its events so far) as it leaves segment seg;
+// the last worker writes the segment's line.
+func (s *logSummary) arrive(seg uint32, mine []tallyCounts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cuts[seg]
+	if !ok {
+		return
+	}
+	for i := range c.counts {
+		c.counts[i].add(mine[i])
+	}
+	if c.arrived++; c.arrived < len(s.segNow) {
+		s.cuts[seg] = c
+		return
+	}
+	delete(s.cuts, seg)
+	// The shared detectors' events of this segment and before: no worker is there now.
+	for k, sh := range s.shared {
+		if k <= seg {
+			delete(s.shared, k)
+			for i := range sh {
+				s.sharedDone[i].add(sh[i])
+			}
+		}
+	}
+	for i := range c.counts {
+		c.counts[i].add(s.sharedDone[i])
+	}
+	s.writeLine(c.from, c.to, c.counts)
+}
+
+// sharedEvent counts an event of a shared detector in the segment of the batch being
+// handled when it came: the lowest segment a worker is in.
+func (s *logSummary) sharedEvent(i int, c tallyCounts) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.segmented {
+		return
+	}
+	seg := uint32(math.MaxUint32)
+	for _, n := range s.segNow {
+		seg = min(seg, n.Load())
+	}
+	sh := s.shared[seg]
+	if sh == nil {
+		sh = make([]tallyCounts, len(s.prev))
+		s.shared[seg] = sh
+	}
+	sh[i].add(c)
+}
+
 // tick moves the summary's clock to now (ns) and writes the lines when an interval has
 // passed. A jump over several intervals (a gap in a capture) gives one line per detector
 // covering the whole gap.
@@ -54,21 +198,13 @@ func (s *logSummary) tick(now int64) {
 	if now <= 0 {
 		return
 	}
-	iv := int64(s.p.rc.Load().cfg.Log.SummaryInterval)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.from == 0 {
 		s.from = now
 	}
-	if iv <= 0 {
-		s.iv = 0 // off: the counts wait for the next line once it is on again
-		return
-	}
-	if iv != s.iv {
-		s.iv = iv
-		s.next = (aggregate.FloorDiv(max(now, s.from), iv) + 1) * iv
-	}
-	if now < s.next {
+	iv := s.interval(now)
+	if iv <= 0 || now < s.next {
 		return
 	}
 	to := aggregate.FloorDiv(now, iv) * iv
@@ -90,14 +226,26 @@ func (s *logSummary) final(now int64) {
 	s.write(max(now, s.from))
 }
 
-// write logs the lines of the interval [s.from, to) and starts the next one.
+// write logs the lines of the interval [s.from, to) with the tallies so far and starts
+// the next one.
 func (s *logSummary) write(to int64) {
+	cur := make([]tallyCounts, len(s.prev))
+	for i := range cur {
+		cur[i] = s.p.sink.tallied(i)
+	}
+	s.writeLine(s.from, to, cur)
+	s.from = to
+}
+
+// writeLine logs the lines of the interval [from, to) whose tallies (every event up to
+// its end) are cur.
+func (s *logSummary) writeLine(from, to int64, tallies []tallyCounts) {
 	det := s.p.rc.Load().det
 	dropped := s.p.logq.Dropped()
-	from := detect.Time(s.from).String()
+	fromText := detect.Time(from).String()
 	until := detect.Time(to).String()
 	for i, d := range detect.Descriptors() {
-		cur := s.p.sink.tallied(i)
+		cur := tallies[i]
 		prev := s.prev[i]
 		s.prev[i] = cur
 		delta := tallyCounts{cur.started - prev.started, cur.ended - prev.ended,
@@ -108,7 +256,7 @@ func (s *logSummary) write(to int64) {
 		on, minPackets := d.Log(det)
 		s.p.log.Info(summaryMsg,
 			zap.String("detector", d.Name),
-			zap.String("from", from),
+			zap.String("from", fromText),
 			zap.String("to", until),
 			zap.Uint64("started", delta.started),
 			zap.Uint64("ended", delta.ended),
@@ -119,7 +267,6 @@ func (s *logSummary) write(to int64) {
 			zap.Uint64("log_entries_dropped", dropped-s.prevDropped))
 	}
 	s.prevDropped = dropped
-	s.from = to
 }
 
 // startSummaryClock ticks the summary on the wall clock (live capture) until the returned
