@@ -126,17 +126,28 @@ func (s *logSummary) cut(now int64, seg uint32) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	to, ok := s.lineEnd(now)
+	if !ok {
+		return false
+	}
+	s.cuts[seg] = summaryCut{from: s.from, to: to, counts: make([]tallyCounts, len(s.prev))}
+	s.from = to
+	return true
+}
+
+// lineEnd starts the clock at the first time seen and returns the end of the line due at
+// now, if one is, moving the next one's time past it. Called with mu held.
+func (s *logSummary) lineEnd(now int64) (int64, bool) {
 	if s.from == 0 {
 		s.from = now
 	}
 	iv := s.interval(now)
 	if iv <= 0 || now < s.next {
-		return false
+		return 0, false
 	}
 	to := aggregate.FloorDiv(now, iv) * iv
-	s.cuts[seg] = summaryCut{from: s.from, to: to, counts: make([]tallyCounts, len(s.prev))}
-	s.from, s.next = to, to+iv
-	return true
+	s.next = to + iv
+	return to, true
 }
 
 // arrive hands over a worker's tallies (all its events so far) as it leaves segment seg;
@@ -200,16 +211,9 @@ func (s *logSummary) tick(now int64) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.from == 0 {
-		s.from = now
+	if to, ok := s.lineEnd(now); ok {
+		s.write(to)
 	}
-	iv := s.interval(now)
-	if iv <= 0 || now < s.next {
-		return
-	}
-	to := aggregate.FloorDiv(now, iv) * iv
-	s.write(to)
-	s.next = to + iv
 }
 
 // final writes the last lines (up to now), after every episode has ended, unless summary
