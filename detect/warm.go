@@ -2,7 +2,9 @@ package detect
 
 import (
 	"math/bits"
+	"unsafe"
 
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -12,12 +14,19 @@ import (
 // of the group overlap instead of each stalling its packet. Neither waits for memory or
 // changes anything: a stale word (a cell or flow gone since) only wastes a request.
 
-// Prefetch is the first stage for a dark packet h: the index word of its udp_then_syn flow,
-// of its episode record under a flood of fingerprints. (The hotspot detector appends a
-// record per packet, in order: nothing to request.)
-func (e *Engine) Prefetch(h *packet.Header) {
+// Prefetch is the first stage for a dark packet h (dense: its destination's dense index,
+// -1 for none): the index word of its udp_then_syn flow, of its episode record under a
+// flood of fingerprints, and of the hotspot's part for a destination without a dense index
+// (the hotspot appends a record per packet, in order; only those destinations are looked
+// up).
+func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	if x, ok := e.udpFlowHash(h); ok {
 		e.flows.Prefetch(x)
+	}
+	// The hotspot's index word of a destination without a dense index (an IPv6 scanner's
+	// random addresses: each packet a look-up that missed the cache, findHash).
+	if hw := &e.hot; (dense < 0 || dense >= hw.ndense) && hw.hash != nil && e.hotOn() {
+		prefetch.Line(unsafe.Pointer(&hw.hash[h.Dst.Hash(seedDstIP)&uint64(len(hw.hash)-1)]))
 	}
 	// Without the source table (SetSources), a probe with a tool's fingerprint is promoted
 	// to an episode record (or continues one): the record table's index word, as random as

@@ -261,7 +261,7 @@ func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) 
 		prefetch.Write(unsafe.Pointer(&w.dstExact[dense]))
 	}
 	if slot != 0 && w.rc.detectOn {
-		w.engine.Prefetch(h)
+		w.engine.Prefetch(h, dense)
 	}
 	return x, slot, dense
 }
