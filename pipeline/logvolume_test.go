@@ -391,3 +391,52 @@ func TestSummaryLinesExactPerInterval(t *testing.T) {
 		})
 	}
 }
+
+// TestSummaryLinesSecondReplay: a pipeline that replays twice keeps counting the shared
+// detectors' events from where the first replay left them: each replay's 300 sources to
+// one address make one hotspot episode, so the lines add up to two starts and two ends,
+// never a line with a count that wrapped below zero.
+func TestSummaryLinesSecondReplay(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Log.SummaryInterval = configs.Duration(time.Second)
+	cfg.Window = configs.Duration(2 * time.Second)
+	core, logs := observer.New(zap.InfoLevel)
+	p, err := New(Options{Config: cfg, Workers: 2, Logger: zap.New(core)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, start := range []time.Time{
+		time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 5, 1, 1, 0, 0, 0, time.UTC),
+	} {
+		var ps []pcaptest.Packet
+		for n := range 300 {
+			src := netip.AddrFrom4([4]byte{100, 64, byte(n >> 8), byte(n)}).String()
+			ps = append(ps, miraiSYNs(src, 1, start.Add(time.Duration(n)*10*time.Millisecond), time.Second)...)
+		}
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("in%d.pcap", r))
+		if err := pcaptest.WriteFile(path, ps); err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) > 0 {
+			t.Fatal(res.Errors)
+		}
+	}
+	p.logq.Drain()
+	var started, ended uint64
+	for _, e := range logs.All() {
+		m := e.ContextMap()
+		if e.Message != summaryMsg || m["detector"] != detect.Hotspot {
+			continue
+		}
+		s, en := m["started"].(uint64), m["ended"].(uint64)
+		if s > 2 || en > 2 {
+			t.Errorf("hotspot line from %s: started %d, ended %d", m["from"], s, en)
+		}
+		started += s
+		ended += en
+	}
+	if started != 2 || ended != 2 {
+		t.Errorf("hotspot lines add up to %d started, %d ended; want 2 and 2", started, ended)
+	}
+}

@@ -84,7 +84,9 @@ func (s *logSummary) segment(segNow []*atomic.Uint32) {
 	defer s.mu.Unlock()
 	s.segmented, s.segNow = true, segNow
 	s.cuts, s.shared = map[uint32]summaryCut{}, map[uint32][]tallyCounts{}
-	s.sharedDone = make([]tallyCounts, len(s.prev))
+	// The shared detectors' events so far (an earlier replay's), as the workers' tallies
+	// count theirs since the start.
+	s.sharedDone = s.p.sink.parts[0].tallies()
 }
 
 // interval reads the configured interval; a changed one moves the next line's time.
