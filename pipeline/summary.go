@@ -45,13 +45,12 @@ type logSummary struct {
 	from, next  int64
 	iv          int64
 
-	// Segments (replay): the lines cut and not yet written, by segment; the workers'
-	// counts handed over for them; the shared detectors' counts by segment; each worker's
-	// segment (read by shared events).
-	segmented bool
-	cuts      map[uint32]summaryCut
-	segNow    []*atomic.Uint32
-	shared    map[uint32][]tallyCounts
+	// Segments (replay; segNow nil: none): the lines cut and not yet written, by segment,
+	// with the workers' counts handed over for them; each worker's segment (read by shared
+	// events); the shared detectors' counts by segment.
+	cuts   map[uint32]summaryCut
+	segNow []*atomic.Uint32
+	shared map[uint32][]tallyCounts
 	// sharedDone: the shared detectors' counts of the segments whose lines were written.
 	sharedDone []tallyCounts
 }
@@ -82,7 +81,7 @@ func newSummary(p *Pipeline) *logSummary {
 func (s *logSummary) segment(segNow []*atomic.Uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.segmented, s.segNow = true, segNow
+	s.segNow = segNow
 	s.cuts, s.shared = map[uint32]summaryCut{}, map[uint32][]tallyCounts{}
 	// The shared detectors' events so far (an earlier replay's), as the workers' tallies
 	// count theirs since the start.
@@ -189,7 +188,7 @@ func (s *logSummary) arrive(seg uint32, mine []tallyCounts) {
 func (s *logSummary) sharedEvent(i int, c tallyCounts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.segmented {
+	if s.segNow == nil {
 		return
 	}
 	seg := uint32(math.MaxUint32)

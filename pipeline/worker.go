@@ -74,8 +74,7 @@ type worker struct {
 	dstHLL     *aggregate.HLL // destinations without a dense index
 	engine     *detect.Engine
 	sink       *workerSink   // its engine's events (publish: flush)
-	seg        uint32        // the summary's segment of the last batch (summary.go)
-	segNow     atomic.Uint32 // seg, for the shared detectors' events
+	segNow     atomic.Uint32 // the summary's segment of the last batch (summary.go)
 	now        int64         // latest packet time seen (monotonic)
 	series     workerSeries
 	// detEver: a detector ran since the start, or the state came from a checkpoint. Until
@@ -503,9 +502,8 @@ func (w *worker) publish(ws *aggregate.WindowStats) {
 // line in processBatch: the profile-guided build finds call sites by their line in the
 // function, and lines added above the loop kept it from inlining handleGroup.
 func (w *worker) startBatch(seg uint32) {
-	if seg != w.seg {
-		w.p.summary.arrive(w.seg, w.sink.tallies())
-		w.seg = seg
+	if was := w.segNow.Load(); seg != was {
+		w.p.summary.arrive(was, w.sink.tallies())
 		w.segNow.Store(seg)
 	}
 	w.applyConfig()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // Diff is the comparison of one detector's detections with the truth: what was missed,
@@ -174,7 +175,7 @@ func Check(truth *Truth, events []*detect.Event) (diffs []*Diff, unpaired int) {
 		wantPair[fmt.Sprintf("%s -> %s", addr(p.Src), netip.AddrPortFrom(p.Dst, p.Port))] = p
 	}
 	gotPair := ends(events, detect.UDPThenSYN, func(e *detect.UDPThenSYNEntry) string {
-		return fmt.Sprintf("%s -> %s", e.Src, netip.AddrPortFrom(netip.MustParseAddr(e.Dst.String()), e.Port))
+		return fmt.Sprintf("%s -> %s", e.Src, netip.AddrPortFrom(packet.Addr(e.Dst).Netip(), e.Port))
 	}, &bad)
 	diffs = append(diffs, compare(detect.UDPThenSYN, wantPair, gotPair, func(w Pair, g *detect.UDPThenSYNEntry) string {
 		if g.UDPPackets != w.UDP || g.SYNPackets != w.SYN || g.Payload != w.Payload || g.FirstSeen != ts(w.First) || g.LastSeen != ts(w.Last) {
