@@ -15,9 +15,10 @@ import (
 // part ends (the window closes, or a limit is reached, see below) each destination's records
 // are counted together, with scratch tables sized to them that stay in the cache: its
 // packets, its distinct sources, its busiest ports' and the top sources, exactly (see
-// handOver). A destination with at most hotLog packets is handed
-// over as its packets (a light cell), the others as summaries (HotSummary), to the shared
-// Hotspots, which sums the workers' counts per window as before.
+// handOver). A destination with at most hotLog packets (with a dense index: fewer than
+// min_sources, see denseHeavy) is handed over as its packets (a light cell, or its records),
+// the others as summaries (HotSummary), to the shared Hotspots, which sums the workers'
+// counts per window as before.
 //
 // Counting per packet, the detector touched the destination's cell, its levels, a set of
 // sources or the source's memo of the destinations it was counted at, and the top sources:
@@ -28,8 +29,8 @@ import (
 // A light destination with a dense index (a dark IPv4 address) is handed over as its
 // packets and its records (hotLight: 8 bytes, and the records copied in order), not as a
 // cell: most destinations of a telescope window are those, one per packet or nearly, and
-// the shared side reads a cell's records only for the few destinations another worker's
-// counts make candidates.
+// the shared side reads their records only for the few destinations whose packets over the
+// workers make them candidates.
 //
 // Two limits bound a part's memory (both per worker):
 //   - destinations without a dense index (limits.max_destinations; the dense ones have
@@ -78,8 +79,7 @@ type hotWorker struct {
 	ndst   int // destinations in the part (those with a dense index: counted, see ncounted)
 	nother int // of which without a dense index (those the cap counts)
 	nbusy  int // of those with more than hotLog packets
-	ndbusy int // destinations with a dense index and more than hotLog packets
-	// ncounted: the records before it are counted in dcount, seen, ndst and ndbusy where
+	// ncounted: the records before it are counted in dcount, seen and ndst where
 	// their destination has a dense index (countDense); the others are counted as they come.
 	ncounted int
 	back     []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
@@ -275,12 +275,8 @@ func (hw *hotWorker) countDense() {
 
 // count counts a packet to destination id in the part.
 func (hw *hotWorker) count(id int32) {
-	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 {
-		if id >= hw.ndense {
-			hw.nbusy++
-		} else {
-			hw.ndbusy++
-		}
+	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 && id >= hw.ndense {
+		hw.nbusy++
 	}
 }
 
@@ -344,12 +340,30 @@ func (e *Engine) hotPair(h *packet.Header) {
 	}
 }
 
+// denseHeavy is the packets from which a destination with a dense index is counted by its
+// worker (a heavy cell: summaries) rather than handed over as its records (light):
+// min_sources, in a part that is the whole window. A destination with fewer packets here is
+// a hotspot only with the other workers' packets, and most are not: Hotspots counts the
+// records of those whose packets over all workers reach min_sources (candidates) and
+// nothing of the others, where the workers counted every destination of more than hotLog
+// packets (a tenth of the detectors' work on the generated day at scale 2, whose dark
+// addresses get 3 to 99 packets a window and worker). One with min_sources packets here is
+// always a candidate, so its count here is never wasted. In a window handed over in parts
+// (split) Hotspots may keep only the light destinations that fit (maxLight), so there only
+// those of at most hotLog packets are light, as they always were.
+func (e *Engine) denseHeavy() uint32 {
+	if e.hot.split {
+		return hotLog + 1
+	}
+	return uint32(min(max(e.cfg.Hotspot.MinSources, hotLog+1), math.MaxInt32))
+}
+
 // hotClose hands the open window's counts to the shared aggregator, telling it that this
 // worker has passed every window before `through`; keep says whether the counts count
 // (not after a window length change).
 func (e *Engine) hotClose(through int64, keep bool) {
 	hw := &e.hot
-	cells, full := hw.handOver()
+	cells, full := hw.handOver(e.denseHeavy())
 	mine, light := cells, &hw.light
 	if !keep {
 		cells, full, light = nil, nil, nil
@@ -369,7 +383,7 @@ func (e *Engine) hotFlush() {
 	hw.split = true
 	hw.countDense()
 	n := hw.ndst
-	cells, full := hw.handOver()
+	cells, full := hw.handOver(e.denseHeavy())
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, &hw.light, math.MinInt64, hw.px)
 	e.c.Evictions.Add(uint64(n) + dropped)
 	hw.takeSpare(spare, cells)
@@ -496,20 +510,21 @@ func (c *hotCell) logRec(r *hotRec) {
 // and the others' to their places in hw.sorted (offsets from their counts: in arrival
 // order, one write stream per busy destination), then each busy destination's records are
 // counted together.
-func (hw *hotWorker) handOver() ([]hotCell, []HotSummary) {
+func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	hw.countDense()
 	// Each array sized at once (room): grown element by element, or by slices.Grow (which
 	// copies the whole old array), they were copied a few times per hand-over, 2-4 % of the
-	// 20x day's samples with spills' (below).
-	cells, full := room(hw.cells, hw.nother+hw.ndbusy), hw.full[:0]
+	// 20x day's samples with spills' (below). A dense destination is light or heavy by
+	// denseHeavy: the bounds are the part's destinations, less those that cannot be either.
+	cells, full := room(hw.cells, hw.ndst), hw.full[:0]
 	lt := &hw.light
-	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother-hw.ndbusy), hw.split
+	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother), hw.split
 	at := hw.at[:0] // by heavy group: its next place in sorted
 	n, nl := 0, 0
 	hw.eachDst(func(id int32) {
 		c := hw.dcount[id]
 		switch {
-		case c <= hotLog && id < hw.ndense:
+		case id < hw.ndense && c < denseHeavy:
 			hw.slot[id] = int32(hotLightBase + nl)
 			nl += int(c)
 			lt.obs = append(lt.obs, hotObs{id, c})
@@ -571,7 +586,7 @@ func room[T any](s []T, n int) []T {
 func (hw *hotWorker) clearPart() {
 	hw.eachDst(func(id int32) { hw.dcount[id] = 0 })
 	clear(hw.seen)
-	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ndbusy, hw.ncounted = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0, 0
+	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ncounted = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0
 	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
 	hw.newGen()
 }

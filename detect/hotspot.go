@@ -327,7 +327,6 @@ type hotPending struct {
 	n     []int               // cells handed over, by worker
 	nd    []int               // light destinations with a dense index handed over, by worker
 	np    []int               // cell arrays handed over, by worker
-	nl    []int               // of which with light cells only (hotSpill), by worker
 	split bool                // a worker handed over early: a destination may have several cells in it
 	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
 	mixed bool                // cells of different numberings: merge by address only
@@ -338,10 +337,11 @@ type hotPending struct {
 // by every engine; locked once per worker per window (and when a worker's cells fill up).
 //
 // A window is evaluated once every worker has passed it. The receiver distribution sums
-// each destination's packets over the workers' cells. For hot destinations the workers'
-// summaries are summed only for candidate keys: a key with min_sources distinct sources
-// over W workers (disjoint source sets) has at least ceil(min_sources/W) in one worker's
-// summary, so only such keys are looked up in the other workers' cells.
+// each destination's packets over the workers' cells. The workers' summaries are summed
+// only for the keys of candidate destinations, those with min_sources packets over the
+// workers (a key's distinct sources are at most its destination's packets; the workers'
+// source sets are disjoint, so the sums are exact): their light cells and light
+// destinations are counted here from their records.
 type Hotspots struct {
 	mu   sync.Mutex
 	sink Sink
@@ -369,10 +369,10 @@ type Hotspots struct {
 	ddup   []uint64
 	dtouch []int32 // dense indexes counted in dacc
 	obs    []hotObs
+	cand   []packet.Addr // destinations with min_sources packets over the workers (observe)
 	candIx hotIndex[hotKey]
 	dstIx  hotIndex[packet.Addr]
 	sums   []HotSummary
-	seen   []bool
 	tmp    []HotSummary
 	cnt    hotCounter // scratch of appendLight
 	want   []uint64   // bitmap by dense index: a candidate destination (candidates)
@@ -420,7 +420,6 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
 	clear(p.nd)
 	clear(p.np)
-	clear(p.nl)
 	for _, c := range p.parts {
 		hs.spare = pushSpare(hs.spare, c[:0], 2*len(hs.started), capCells)
 	}
@@ -464,7 +463,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
 				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
-					np: make([]int, len(hs.started)), nl: make([]int, len(hs.started))}
+					np: make([]int, len(hs.started))}
 			}
 			hs.pending[win] = p
 		}
@@ -496,9 +495,6 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			p.n[w] += len(cells)
 			p.nd[w] += nl
 			p.np[w]++
-			if len(full) == 0 { // no heavy cell: at most hotLog sources per destination
-				p.nl[w]++
-			}
 			if len(cells) > 0 {
 				p.parts = append(p.parts, cells)
 				p.split = p.split || cells[0].Split
@@ -640,15 +636,22 @@ const observeAhead = 24
 // early), by dense index where the cells share one, else by address.
 func (hs *Hotspots) observe(p *hotPending) {
 	var b aggregate.HistBatch
+	hs.cand = hs.cand[:0]
 	if len(hs.started) == 1 && !p.split {
 		for _, part := range p.parts {
 			for i := range part {
 				b.Add(uint64(part[i].Packets))
+				hs.candidate(&part[i].Dst, uint64(part[i].Packets))
 			}
 		}
 		for _, lt := range p.light {
 			for _, o := range lt.obs {
 				b.Add(uint64(o.packets))
+				if uint64(o.packets) >= hs.minSources {
+					var a packet.Addr
+					lt.px.ExactAddrTo(&a, o.ix)
+					hs.cand = append(hs.cand, a)
+				}
 			}
 		}
 		hs.Hist.ObserveBatch(&b)
@@ -715,6 +718,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 		}
 		if hs.ddup[o.ix>>6]&(1<<(o.ix&63)) == 0 {
 			b.Add(uint64(o.packets))
+			hs.denseCandidate(p.px, o.ix, uint64(o.packets))
 			continue
 		}
 		if hs.dacc[o.ix] == 0 {
@@ -732,12 +736,31 @@ func (hs *Hotspots) observe(p *hotPending) {
 	}
 	for _, ix := range hs.dtouch {
 		b.Add(hs.dacc[ix])
+		hs.denseCandidate(p.px, ix, hs.dacc[ix])
 		hs.dacc[ix] = 0
 	}
-	for _, n := range hs.pk {
+	for i, n := range hs.pk {
 		b.Add(n)
+		hs.candidate(&hs.addrIx.keys[i], n)
 	}
 	hs.Hist.ObserveBatch(&b)
+}
+
+// candidate notes destination a, with packets over all workers in the window, as one that
+// can be hot: a key's distinct sources are at most its destination's packets.
+func (hs *Hotspots) candidate(a *packet.Addr, packets uint64) {
+	if packets >= hs.minSources {
+		hs.cand = append(hs.cand, *a)
+	}
+}
+
+// denseCandidate is candidate for the destination of dense index ix in px.
+func (hs *Hotspots) denseCandidate(px *aggregate.Prefixes, ix int32, packets uint64) {
+	if packets >= hs.minSources {
+		var a packet.Addr
+		px.ExactAddrTo(&a, ix)
+		hs.cand = append(hs.cand, a)
+	}
 }
 
 // observeAddr adds packets to destination a's sum in the receiver distribution (observe).
@@ -749,87 +772,50 @@ func (hs *Hotspots) observeAddr(a *packet.Addr, packets uint32) {
 	hs.pk[pos] += uint64(packets)
 }
 
-// candidates sums the workers' summaries of the keys that can be hot into hs.sums (see
-// Hotspots).
+// candidates sums the workers' summaries of the keys that can be hot into hs.sums: those of
+// the destinations with at least min_sources packets over the workers (hs.cand, from
+// observe), as a key's distinct sources are at most its destination's packets. Their heavy
+// cells' summaries are summed, and their light cells and light destinations counted from
+// their records (a destination light at one worker may be heavy at another).
 func (hs *Hotspots) candidates(p *hotPending) {
-	// A key's sources are spread over at most (workers x arrays per worker) summaries: one
-	// of them holds at least min_sources / that many. An array of light cells only (a
-	// spill) holds at most hotLog of them: the others hold the rest.
-	parts, light := uint64(1), uint64(0)
-	for w, n := range p.np {
-		parts = max(parts, uint64(n-p.nl[w]))
-		light += uint64(p.nl[w])
-	}
-	parts *= uint64(len(hs.started))
-	rest := hs.minSources - min(hs.minSources, hotLog*light)
-	t := (rest + parts - 1) / parts
-	hs.candIx.reset(len(p.full) + 16)
-	hs.dstIx.reset(len(p.full) + 16)
-	cand := func(s *HotSummary) {
-		if s.Sources >= t {
-			hs.candIx.get(&hotKey{s.Dst, s.Port}, true)
-			hs.dstIx.get(&s.Dst, true)
-		}
-	}
-	for i := range p.full {
-		cand(&p.full[i])
-	}
-	if t <= hotLog { // light cells may hold candidates too (min_sources <= hotLog x workers)
-		for _, part := range p.parts {
-			for i := range part {
-				if c := &part[i]; c.Heavy == 0 {
-					hs.tmp = c.appendLight(hs.tmp[:0], &hs.cnt)
-					for j := range hs.tmp {
-						cand(&hs.tmp[j])
-					}
-				}
-			}
-		}
-		for i := range p.light {
-			hs.eachLight(&p.light[i], nil, cand)
-		}
-	}
-	n := len(hs.candIx.keys)
-	hs.sums = append(hs.sums[:0], make([]HotSummary, n)...)
-	hs.seen = append(hs.seen[:0], make([]bool, n)...)
-	if n == 0 {
+	hs.sums = hs.sums[:0]
+	hs.candIx.reset(4*len(hs.cand) + 16)
+	hs.dstIx.reset(len(hs.cand) + 16)
+	if len(hs.cand) == 0 {
 		return
 	}
+	for i := range hs.cand {
+		hs.dstIx.get(&hs.cand[i], true)
+	}
 	add := func(s *HotSummary) {
-		pos, _ := hs.candIx.get(&hotKey{s.Dst, s.Port}, false)
-		switch {
-		case pos < 0:
-		case !hs.seen[pos]:
-			hs.seen[pos] = true
-			a := &hs.sums[pos]
-			*a = *s
-			a.NTop = 0
-			a.addTop(s.Top[:s.NTop]) // sorted
-		default:
+		pos, isNew := hs.candIx.get(&hotKey{s.Dst, s.Port}, true)
+		if !isNew {
 			hs.sums[pos].merge(s)
+			return
 		}
+		hs.sums = append(hs.sums, *s)
+		a := &hs.sums[pos]
+		a.NTop = 0
+		a.addTop(s.Top[:s.NTop]) // sorted
 	}
 	for i := range p.full {
-		add(&p.full[i])
+		if s := &p.full[i]; hs.isCandidate(&s.Dst) {
+			add(s)
+		}
 	}
 	for _, part := range p.parts {
 		for i := range part {
-			c := &part[i]
-			if c.Heavy != 0 {
-				continue
-			}
-			if pos, _ := hs.dstIx.get(&c.Dst, false); pos < 0 {
-				continue
-			}
-			hs.tmp = c.appendLight(hs.tmp[:0], &hs.cnt)
-			for j := range hs.tmp {
-				add(&hs.tmp[j])
+			if c := &part[i]; c.Heavy == 0 && hs.isCandidate(&c.Dst) {
+				hs.tmp = c.appendLight(hs.tmp[:0], &hs.cnt)
+				for j := range hs.tmp {
+					add(&hs.tmp[j])
+				}
 			}
 		}
 	}
 	for i := range p.light {
 		lt := &p.light[i]
-		// The candidate destinations' bits by lt's dense index (few: those of the hot ones).
+		// The candidate destinations' bits by lt's dense index.
 		want := false
 		for k := range hs.dstIx.keys {
 			a := &hs.dstIx.keys[k]
@@ -846,6 +832,12 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			clear(hs.want)
 		}
 	}
+}
+
+// isCandidate reports whether destination a can be hot in the window (candidates).
+func (hs *Hotspots) isCandidate(a *packet.Addr) bool {
+	pos, _ := hs.dstIx.get(a, false)
+	return pos >= 0
 }
 
 // eachLight calls fn with the summaries of each light destination of lt (those whose bit is

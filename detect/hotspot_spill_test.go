@@ -196,15 +196,20 @@ func restoreHot(t *testing.T, hs *Hotspots, cfg *Config, sink Sink, engines []*h
 	return hs2
 }
 
-// TestHotspotLightDenseShare: a dark IPv4 destination that one worker counts as a busy
-// destination (60 one-packet sources) and another as a light one (2 sources, handed over as
-// its records, not a cell) is found hot with exactly the 62 sources of both: the share of
-// the light destination is looked up for the candidate. The same with the shared counts
-// saved and restored between the two workers' hand-overs (the light share saved as cells).
-// The receiver distribution counts every destination once.
+// TestHotspotLightDenseShare: a dark IPv4 destination to which one worker counts 60
+// packets from one-packet sources, fewer than min_sources (62), and another worker 2
+// (both handed over as their records, light, not counted by the worker) is found hot with
+// exactly the 62 sources of both: its packets over the workers make it a candidate, and
+// the shares are counted from the records. The same with the shared counts saved and
+// restored between the two workers' hand-overs, either worker's first: saved, the light
+// share of 2 comes back as a light cell, that of 60 as a heavy cell and its summaries. The
+// receiver distribution counts every destination once.
 func TestHotspotLightDenseShare(t *testing.T) {
 	px := darkSpace(t, "198.51.100.0/24")
-	for _, restore := range []bool{false, true} {
+	for _, tc := range []struct {
+		restore bool
+		first   int // the worker handing over first
+	}{{false, 1}, {true, 1}, {true, 0}} {
 		cfg := only(testConfig(t), Hotspot)
 		cfg.Hotspot.MinSources = 62
 		sink := &recSink{}
@@ -225,18 +230,18 @@ func TestHotspotLightDenseShare(t *testing.T) {
 		for i := range 50 {
 			send(1, "10.2.0.4", ip4("198.51.100.100", i))
 		}
-		engines[1].e.Finish(ts + sec) // the light share first: restored, it comes back as cells
-		if restore {
+		engines[tc.first].e.Finish(ts + sec)
+		if tc.restore {
 			hs = restoreHot(t, hs, cfg, sink, engines)
 		}
-		engines[0].e.Finish(ts + sec)
+		engines[1-tc.first].e.Finish(ts + sec)
 		hs.Finish()
 		hot := hotStarts(sink.take())
 		if len(hot) != 1 || hot[0].Dst != "198.51.100.5" || hot[0].Sources != 62 || hot[0].SourcesEstimated || hot[0].Packets != 62 {
-			t.Fatalf("restore %v: hotspot episodes %+v, want one of 198.51.100.5 with 62 sources and packets", restore, hot)
+			t.Fatalf("%+v: hotspot episodes %+v, want one of 198.51.100.5 with 62 sources and packets", tc, hot)
 		}
 		if n, p := hs.Hist.Count.Load(), hs.Hist.Sum.Load(); n != 52 || p != 114 {
-			t.Errorf("restore %v: receiver distribution of %d destinations, %d packets; want 52, 114", restore, n, p)
+			t.Errorf("%+v: receiver distribution of %d destinations, %d packets; want 52, 114", tc, n, p)
 		}
 	}
 }
@@ -283,8 +288,8 @@ func TestHotspotLightDenseBounded(t *testing.T) {
 }
 
 // TestHotIndexGrows: an index reset for a few keys takes many more (candidates adds a key
-// per light cell when the threshold is low: a full index probed forever) and finds each at
-// its position.
+// per port of each candidate destination, more than it reserves: a full index probed
+// forever) and finds each at its position.
 func TestHotIndexGrows(t *testing.T) {
 	x := hotIndex[packet.Addr]{hash: hashHotAddr}
 	x.reset(16)

@@ -147,9 +147,11 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		// candidates).
 		n, np := slices.Clone(p.n), slices.Clone(p.np)
 		var light [][]hotCell
+		full := p.full[:len(p.full):len(p.full)] // appended to: a copy
 		for i := range p.light {
 			lt := &p.light[i]
-			cells := lt.cells()
+			var cells []hotCell
+			cells, full = lt.cells(&hs.cnt, full)
 			n[lt.w] += len(cells)
 			for first := true; len(cells) > 0; first = false {
 				k := min(len(cells), hs.maxCells)
@@ -171,7 +173,7 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		for _, part := range light {
 			checkpoint.Slice(enc, part)
 		}
-		checkpoint.Slice(enc, p.full)
+		checkpoint.Slice(enc, full)
 	}
 	keys := make([]hotKey, 0, len(hs.active))
 	for k := range hs.active {
@@ -188,18 +190,25 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 	}
 }
 
-// cells returns lt's destinations as light cells.
-func (lt *hotLight) cells() []hotCell {
+// cells returns lt's destinations as cells: light ones with their packets logged, or, past
+// hotLog packets (a cell logs no more; see Engine.denseHeavy), heavy ones whose summaries
+// (counted with hc) it appends to full, as their worker would have handed them over.
+func (lt *hotLight) cells(hc *hotCounter, full []HotSummary) ([]hotCell, []HotSummary) {
 	cells := make([]hotCell, 0, len(lt.obs))
 	lt.each(func(o hotObs, g []hotRec) {
 		cells = append(cells, hotCell{Packets: o.packets, Ix: o.ix, Split: lt.split})
 		c := &cells[len(cells)-1]
 		lt.px.ExactAddrTo(&c.Dst, o.ix)
+		if len(g) > hotLog {
+			c.Heavy = 1
+			full = hc.summarize(full, g, &c.Dst, lt.split)
+			return
+		}
 		for i := range g {
 			c.logRec(&g[i])
 		}
 	})
-	return cells
+	return cells, full
 }
 
 func cmpHotKey(a, b hotKey) int {
@@ -232,8 +241,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			break
 		}
 		w := d.I64()
-		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true,
-			nl: make([]int, workers)} // not saved: counting every array in np is the safe bound (candidates)
+		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true}
 		// Light destinations with a dense index come back as cells: they count against
 		// both limits (report), which therefore hold across a restart.
 		p.split = d.Bool()
@@ -266,7 +274,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			p.parts = append(p.parts, part)
 			cells -= len(part)
 		}
-		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*2*hs.maxCells*workers)
+		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*(2*hs.maxCells+hs.maxLight)*workers)
 		if d.Err() != nil {
 			break
 		}
