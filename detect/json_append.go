@@ -13,6 +13,22 @@ type JSONAppender interface {
 	AppendJSON(b []byte) []byte
 }
 
+// AppendLogJSON appends e's fields as one JSON object when its report form (JSONAppender)
+// is also the form its JSON log line holds (zap's encoding of its MarshalLogObject, for the
+// strings that neither escapes): an entry without labels (Who), whose log form differs
+// (as_name is logged whenever asn is). ok=false otherwise: only MarshalLogObject gives the
+// line.
+func AppendLogJSON(b []byte, e Entry) (_ []byte, ok bool) {
+	a, ok := e.(JSONAppender)
+	if !ok {
+		return b, false
+	}
+	if w, labelled := e.(interface{ Labels() *Who }); labelled && *w.Labels() != (Who{}) {
+		return b, false
+	}
+	return a.AppendJSON(b), true
+}
+
 // AppendJSON implements JSONAppender.
 func (e *ToolEntry) AppendJSON(b []byte) []byte {
 	b = append(b, `{"src":"`...)

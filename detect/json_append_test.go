@@ -7,7 +7,11 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"reflect"
+	"strings"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/telescope-dev/telescope/packet"
 )
@@ -63,5 +67,70 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 				t.Fatalf("entry %+v:\nAppendJSON %s\njson       %s", e, got[len("prefix"):], want)
 			}
 		}
+	}
+}
+
+// AppendLogJSON must write what zap's JSON encoder writes for the entry's MarshalLogObject
+// wherever neither escapes a character (the log writer then writes the line itself; it
+// leaves any other line to zap): random entries of the types that have it, with strings zap
+// and encoding/json escape differently. A labelled entry, or one of a type without a
+// JSON appender, is refused.
+func TestAppendLogJSONMatchesZap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	addrs := []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::", "::ffff:192.0.2.7", "fe80::1:2:3:4"}
+	strs := []string{"", "dht", "utp", "<script>&", "Ünïcödé", "tab\there", "q\"uote", "\x00\x7f"}
+	nums := []uint64{0, 1, 9, 10, 12345, math.MaxUint16, math.MaxUint32, math.MaxUint64}
+	times := []int64{0, 1, 1_700_000_000_123_456_789, -1, 1e9, 4102444800 * 1e9, math.MaxInt64, math.MinInt64}
+	pick := func(s []string) string { return s[rng.IntN(len(s))] }
+	num := func() uint64 { return nums[rng.IntN(len(nums))] }
+	tm := func() Time { return Time(times[rng.IntN(len(times))]) }
+	addr := func() IP { return IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))) }
+	zapJSON := func(e Entry) string {
+		buf, err := zapcore.NewJSONEncoder(zapcore.EncoderConfig{}).EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(e)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSuffix(buf.String(), "\n")
+	}
+	plain := 0
+	for i := range 5000 {
+		var who Who
+		if i%4 == 3 {
+			who = Who{Org: pick(strs), Country: pick(strs), ASN: uint32(num()), ASName: pick(strs), Silenced: rng.IntN(2) == 1}
+		}
+		tool := &ToolEntry{Src: addr(), Tool: Tools[rng.IntN(len(Tools))], Packets: num(), Probes: num(),
+			FirstSeen: tm(), LastSeen: tm(), Who: who}
+		if i%5 == 0 {
+			tool.Tool = pick(strs)
+		}
+		pair := &UDPThenSYNEntry{Src: addr(), Dst: addr(), Port: uint16(num()), UDPPackets: num(), SYNPackets: num(),
+			Payload: pick(append(PayloadKinds, strs...)), FirstSeen: tm(), LastSeen: tm(), Who: who}
+		for _, e := range []Entry{tool, pair} {
+			got, ok := AppendLogJSON([]byte("prefix"), e)
+			if ok != (who == Who{}) {
+				t.Fatalf("entry %+v: ok %v, want %v (labels %+v)", e, ok, !ok, who)
+			}
+			if !ok {
+				if string(got) != "prefix" {
+					t.Fatalf("entry %+v refused, but appended %q", e, got)
+				}
+				continue
+			}
+			obj := string(got[len("prefix"):])
+			if strings.ContainsAny(obj, "\\") || strings.IndexFunc(obj, func(r rune) bool { return r < 0x20 || r > 0x7e }) >= 0 {
+				continue // escaped, or not ASCII: the log writer leaves the line to zap
+			}
+			plain++
+			if want := zapJSON(e); obj != want {
+				t.Fatalf("entry %+v:\nAppendLogJSON %s\nzap           %s", e, obj, want)
+			}
+		}
+	}
+	if plain < 5000 {
+		t.Errorf("only %d entries compared", plain)
+	}
+	scan := &ScannerEntry{Src: "192.0.2.1"}
+	if got, ok := AppendLogJSON(nil, scan); ok || len(got) != 0 {
+		t.Errorf("a scanner entry (no JSON appender): ok %v, %q", ok, got)
 	}
 }

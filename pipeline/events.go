@@ -213,6 +213,9 @@ func (l *logLine) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	return l.entry.MarshalLogObject(enc)
 }
 
+// AppendLogJSON appends the entry's fields as one JSON object (detect.AppendLogJSON).
+func (l *logLine) AppendLogJSON(b []byte) ([]byte, bool) { return detect.AppendLogJSON(b, l.entry) }
+
 // ReleaseLogged implements logq.Releaser: the queue has written the line. Its fields are left
 // as they are (the queue's loop over them is at its last one).
 func (l *logLine) ReleaseLogged() {

@@ -93,10 +93,7 @@ func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, z
 	if err != nil {
 		return nil, lvl, nil, nil, fmt.Errorf("log.level: %w", err)
 	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.TimeKey = "ts"
-	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	ec.EncodeDuration = zapcore.StringDurationEncoder
+	ec := logEncoderConfig()
 	var enc zapcore.Encoder
 	switch cfg.Format {
 	case "console":
@@ -104,12 +101,21 @@ func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, z
 	case "logfmt":
 		enc = newLogfmtEncoder(ec)
 	default:
-		enc = zapcore.NewJSONEncoder(ec)
+		enc = newEventJSONEncoder(ec)
 	}
 	ws := zapcore.Lock(logq.Buffer(w))
 	q := logq.New(zapcore.NewCore(enc, ws, lvl), logq.Options{Lossless: lossless, Release: true})
 	log := zap.New(q.Core())
 	return log, lvl, q, func() { _ = log.Sync() }, nil
+}
+
+// logEncoderConfig is the log lines' keys and encodings, in every format.
+func logEncoderConfig() zapcore.EncoderConfig {
+	ec := zap.NewProductionEncoderConfig()
+	ec.TimeKey = "ts"
+	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
+	ec.EncodeDuration = zapcore.StringDurationEncoder
+	return ec
 }
 
 // workerCount resolves capture.workers (0 = one per CPU).
