@@ -14,19 +14,37 @@ type JSONAppender interface {
 }
 
 // AppendLogJSON appends e's fields as one JSON object when its report form (JSONAppender)
-// is also the form its JSON log line holds (zap's encoding of its MarshalLogObject, for the
-// strings that neither escapes): an entry without labels (Who), whose log form differs
-// (as_name is logged whenever asn is). ok=false otherwise: only MarshalLogObject gives the
-// line.
+// is also the form its JSON log line holds, byte for byte (zap's encoding of its
+// MarshalLogObject): an entry without labels (Who, whose log form differs: as_name is logged
+// whenever asn is) whose strings hold nothing that either escapes (zap and encoding/json
+// escape differently). ok=false otherwise: only MarshalLogObject gives the line.
 func AppendLogJSON(b []byte, e Entry) (_ []byte, ok bool) {
-	a, ok := e.(JSONAppender)
-	if !ok {
+	f, ok := e.(logForm)
+	if !ok || *f.Labels() != (Who{}) || !f.plainStrings() {
 		return b, false
 	}
-	if w, labelled := e.(interface{ Labels() *Who }); labelled && *w.Labels() != (Who{}) {
-		return b, false
+	return f.AppendJSON(b), true
+}
+
+// logForm is an entry whose report form may be its log form (AppendLogJSON).
+type logForm interface {
+	JSONAppender
+	Labels() *Who
+	plainStrings() bool // its strings but the labels' are plainString
+}
+
+func (e *ToolEntry) plainStrings() bool       { return plainString(e.Tool) }
+func (e *UDPThenSYNEntry) plainStrings() bool { return plainString(e.Payload) }
+
+// plainString reports whether s is written as it is, between quotes, by zap and by
+// encoding/json: printable ASCII but for the characters either escapes.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c-0x20 > 0x7e-0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
 	}
-	return a.AppendJSON(b), true
+	return true
 }
 
 // AppendJSON implements JSONAppender.

@@ -59,7 +59,8 @@ func (e *eventJSONEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field
 // appendEventLine appends an info line with the fields of a detection event (event,
 // phase, the line's fields inlined) as zap's JSON encoder writes it with newLogger's
 // encoder config: level, ts (RFC 3339 with nanoseconds), msg, then the fields, one line.
-// ok=false: the line is not such a line, or has a character zap would escape.
+// ok=false: the line is not such a line, or has a character zap would escape (in the
+// entry's fields, detect.AppendLogJSON refuses those).
 func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []byte, ok bool) {
 	if ent.Level != zapcore.InfoLevel || ent.LoggerName != "" || ent.Caller.Defined || ent.Stack != "" || len(fields) != 3 ||
 		fields[0].Key != "event" || fields[0].Type != zapcore.StringType || !plainString(fields[0].String) ||
@@ -82,7 +83,7 @@ func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []b
 	b = append(b, '"')
 	obj := len(b)
 	b, ok = a.AppendLogJSON(b)
-	if !ok || len(b)-obj < 2 || b[obj] != '{' || b[len(b)-1] != '}' || !plainJSON(string(b[obj:])) {
+	if !ok || len(b)-obj < 2 || b[obj] != '{' || b[len(b)-1] != '}' {
 		return b, false
 	}
 	if len(b)-obj == 2 { // no fields
@@ -93,23 +94,10 @@ func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []b
 	return append(b, zapcore.DefaultLineEnding...), true
 }
 
-// plainJSON reports whether the JSON s holds only printable ASCII and no backslash: its
-// strings have nothing escaped, and zap, which copies such strings as they are, writes the
-// same values (an escape, or UTF-8, may be written otherwise by zap than by the entry's
-// appender).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' {
-			return false
-		}
-	}
-	return true
-}
-
 // plainString reports whether zap writes string s as it is, between quotes.
 func plainString(s string) bool {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '\\' || c == '"' {
+		if c := s[i]; c-0x20 > 0x7e-0x20 || c == '\\' || c == '"' {
 			return false
 		}
 	}
