@@ -79,7 +79,8 @@ type hotWorker struct {
 	ndst   int // destinations in the part (those with a dense index: counted, see ncounted)
 	nother int // of which without a dense index (those the cap counts)
 	nbusy  int // of those with more than hotLog packets
-	// ncounted: the records before it are counted in dcount, seen and ndst where
+	ndbusy int // destinations with a dense index and more than hotLog packets (the heavy ones' bound)
+	// ncounted: the records before it are counted in dcount, seen, ndst and ndbusy where
 	// their destination has a dense index (countDense); the others are counted as they come.
 	ncounted int
 	back     []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
@@ -275,8 +276,12 @@ func (hw *hotWorker) countDense() {
 
 // count counts a packet to destination id in the part.
 func (hw *hotWorker) count(id int32) {
-	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 && id >= hw.ndense {
-		hw.nbusy++
+	if hw.dcount[id]++; hw.dcount[id] == hotLog+1 {
+		if id >= hw.ndense {
+			hw.nbusy++
+		} else {
+			hw.ndbusy++
+		}
 	}
 }
 
@@ -514,9 +519,9 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	hw.countDense()
 	// Each array sized at once (room): grown element by element, or by slices.Grow (which
 	// copies the whole old array), they were copied a few times per hand-over, 2-4 % of the
-	// 20x day's samples with spills' (below). A dense destination is light or heavy by
-	// denseHeavy: the bounds are the part's destinations, less those that cannot be either.
-	cells, full := room(hw.cells, hw.ndst), hw.full[:0]
+	// 20x day's samples with spills' (below). A dense destination is heavy only past hotLog
+	// packets (denseHeavy > hotLog), any may be light.
+	cells, full := room(hw.cells, hw.nother+hw.ndbusy), hw.full[:0]
 	lt := &hw.light
 	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother), hw.split
 	at := hw.at[:0] // by heavy group: its next place in sorted
@@ -586,7 +591,7 @@ func room[T any](s []T, n int) []T {
 func (hw *hotWorker) clearPart() {
 	hw.eachDst(func(id int32) { hw.dcount[id] = 0 })
 	clear(hw.seen)
-	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ncounted = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0
+	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ndbusy, hw.ncounted = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0, 0
 	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
 	hw.newGen()
 }

@@ -647,11 +647,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 		for _, lt := range p.light {
 			for _, o := range lt.obs {
 				b.Add(uint64(o.packets))
-				if uint64(o.packets) >= hs.minSources {
-					var a packet.Addr
-					lt.px.ExactAddrTo(&a, o.ix)
-					hs.cand = append(hs.cand, a)
-				}
+				hs.denseCandidate(lt.px, o.ix, uint64(o.packets))
 			}
 		}
 		hs.Hist.ObserveBatch(&b)

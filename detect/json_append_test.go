@@ -32,25 +32,20 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	addrs := []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::", "::ffff:192.0.2.7", "fe80::1:2:3:4"}
 	strs := []string{"", "Shodan", "US", "AS \"quoted\" \\ back", "<script>&", "Ünïcödé", "tab\there", "bad \xff utf8", "line\u2028sep", "\x00\x1f\x7f"}
-	nums := []uint64{0, 1, 9, 10, 12345, math.MaxUint16, math.MaxUint32, math.MaxUint64}
-	times := []int64{0, 1, 1_700_000_000_123_456_789, -1, 1e9, 4102444800 * 1e9, math.MaxInt64, math.MinInt64}
-	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	num := func() uint64 { return nums[rng.IntN(len(nums))] }
-	tm := func() Time { return Time(times[rng.IntN(len(times))]) }
+	pick, num, tm, addr := entryValues(rng)
 	for i := range 5000 {
 		var who Who
 		if i%2 == 1 {
 			who = Who{Org: pick(strs), Country: pick(strs), ASN: uint32(num()), ASName: pick(strs), Silenced: rng.IntN(2) == 1}
 		}
 		tool := &ToolEntry{
-			Src:  IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))),
+			Src:  addr(),
 			Tool: Tools[rng.IntN(len(Tools))], Packets: num(), Probes: num(),
 			FirstSeen: tm(), LastSeen: tm(), Who: who,
 		}
 		pair := &UDPThenSYNEntry{
-			Src: IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))), Dst: IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))), Port: uint16(num()),
+			Src: addr(), Dst: addr(), Port: uint16(num()),
 			UDPPackets: num(), SYNPackets: num(), Payload: pick(append(PayloadKinds, strs...)),
 			FirstSeen: tm(), LastSeen: tm(), Who: who,
 		}
@@ -77,14 +72,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 // appender.
 func TestAppendLogJSONMatchesZap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
-	addrs := []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::", "::ffff:192.0.2.7", "fe80::1:2:3:4"}
 	strs := []string{"", "dht", "utp", "<script>&", "Ünïcödé", "tab\there", "q\"uote", "\x00\x7f"}
-	nums := []uint64{0, 1, 9, 10, 12345, math.MaxUint16, math.MaxUint32, math.MaxUint64}
-	times := []int64{0, 1, 1_700_000_000_123_456_789, -1, 1e9, 4102444800 * 1e9, math.MaxInt64, math.MinInt64}
-	pick := func(s []string) string { return s[rng.IntN(len(s))] }
-	num := func() uint64 { return nums[rng.IntN(len(nums))] }
-	tm := func() Time { return Time(times[rng.IntN(len(times))]) }
-	addr := func() IP { return IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))) }
+	pick, num, tm, addr := entryValues(rng)
 	zapJSON := func(e Entry) string {
 		buf, err := zapcore.NewJSONEncoder(zapcore.EncoderConfig{}).EncodeEntry(zapcore.Entry{}, []zapcore.Field{zap.Inline(e)})
 		if err != nil {
@@ -135,4 +124,18 @@ func TestAppendLogJSONMatchesZap(t *testing.T) {
 	if got, ok := AppendLogJSON(nil, scan); ok || len(got) != 0 {
 		t.Errorf("a scanner entry (no JSON appender): ok %v, %q", ok, got)
 	}
+}
+
+// entryValues returns random field values for entries from rng: a string of a list, a
+// count, a time and an address, each among edge cases (zero, maxima, times before 1970,
+// IPv4-mapped IPv6).
+func entryValues(rng *rand.Rand) (pick func([]string) string, num func() uint64, tm func() Time, addr func() IP) {
+	addrs := []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::", "::ffff:192.0.2.7", "fe80::1:2:3:4"}
+	nums := []uint64{0, 1, 9, 10, 12345, math.MaxUint16, math.MaxUint32, math.MaxUint64}
+	times := []int64{0, 1, 1_700_000_000_123_456_789, -1, 1e9, 4102444800 * 1e9, math.MaxInt64, math.MinInt64}
+	pick = func(s []string) string { return s[rng.IntN(len(s))] }
+	num = func() uint64 { return nums[rng.IntN(len(nums))] }
+	tm = func() Time { return Time(times[rng.IntN(len(times))]) }
+	addr = func() IP { return IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))) }
+	return pick, num, tm, addr
 }
