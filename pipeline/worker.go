@@ -190,11 +190,11 @@ const warmAhead = 32
 // overlap, where handle, one packet at a time, would wait for each in turn (the reorder
 // buffer holds only a packet or two of work).
 //
-// next is the group that follows in the batch (nil: none, or hs was decoded here): its
-// headers, written by the reader on another core, are requested a packet at a time in the
-// last stage, so that its first stage finds them arrived (processBatch requests the
-// first group's).
-func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.Header) {
+// next is the group that follows in the batch (nil: none, or hs was decoded here), and
+// nextOwner its owners: the headers of this worker, written by the reader on another core,
+// are requested a packet at a time in the last stage, so that its first stage finds them
+// arrived (processBatch requests the first group's, and every owner at once).
+func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.Header, nextOwner []uint16) {
 	id := uint16(w.id)
 	var (
 		hashes [warmAhead]uint64
@@ -206,6 +206,7 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 		owner = owner[:len(hs)]
 	}
 	next = next[:min(len(next), warmAhead)]
+	nextOwner = nextOwner[:len(next)]
 	for i := range hs {
 		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
 			hashes[i], slots[i], dense[i] = w.prefetchIP(&hs[i])
@@ -222,9 +223,11 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 	}
 	w.warmEvictions()
 	for i := range hs {
-		if i < len(next) {
-			// Every header of the next group, this worker's or not: reading its owner
-			// would wait for the reader's line as long.
+		if i < len(next) && nextOwner[i] == id {
+			// Only this worker's headers: the others' lines, pulled from the reader's core
+			// by every worker, were half of the headers' traffic between the cores with two
+			// workers (and the reader took each line back from all of them to write the
+			// next batch). The owners' line was requested with the batch (processBatch).
 			prefetch.Span(unsafe.Pointer(&next[i]), unsafe.Sizeof(next[i]))
 		}
 		if owner == nil || owner[i] == id {
@@ -234,10 +237,15 @@ func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.H
 	}
 }
 
-// requestHeaders requests the lines of headers hs.
-func requestHeaders(hs []packet.Header) {
+// requestHeaders requests the lines of b's owners, and those of the first group's headers
+// whose owner is id.
+func requestHeaders(b *batch, id uint16) {
+	prefetch.Span(unsafe.Pointer(&b.owner[0]), uintptr(b.n)*unsafe.Sizeof(b.owner[0]))
+	hs, owner := b.h[:min(warmAhead, b.n)], b.owner[:min(warmAhead, b.n)]
 	for i := range hs {
-		prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[i]))
+		if owner[i] == id {
+			prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[i]))
+		}
 	}
 }
 
@@ -518,10 +526,10 @@ func (w *worker) processBatch(b *batch) {
 	// The first group's headers, together: the first stage's work per packet fills the
 	// reorder buffer before the next header's load is issued. Each group requests the
 	// next one's.
-	requestHeaders(b.h[:min(warmAhead, b.n)])
+	requestHeaders(b, uint16(w.id))
 	for lo := 0; lo < b.n; lo += warmAhead {
 		hi := min(lo+warmAhead, b.n)
-		w.handleGroup(b.h[lo:hi], b.owner[lo:hi], b.h[hi:min(hi+warmAhead, b.n)])
+		w.handleGroup(b.h[lo:hi], b.owner[lo:hi], b.h[hi:min(hi+warmAhead, b.n)], b.owner[hi:min(hi+warmAhead, b.n)])
 	}
 	w.advance(b.now)
 	w.flush()
