@@ -7,7 +7,7 @@ import (
 )
 
 // batchSize frames per batch: large enough that the per-batch costs (channel sends, flushes,
-// clock advance) vanish per packet, small enough (~230 KiB) to stay in L2.
+// clock advance) vanish per packet, small enough (~180 KiB) to stay in L2.
 const batchSize = 1024
 
 // batch is a run of decoded frames in input order, shared read-only by every worker: each
