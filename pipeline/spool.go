@@ -54,7 +54,8 @@ type Spool struct {
 // allocation of its own.
 type runBuf struct {
 	mem  []byte
-	recs []runRec // in arrival order
+	recs []runRec      // in arrival order
+	w    *bufio.Writer // writes its runs (writeRun), kept: 64 KiB new for each run otherwise
 }
 
 // runRec is an entry of a runBuf: its key at mem[off:off+klen], its line right after.
@@ -90,6 +91,7 @@ func NewSpool(dir string, runEntries int) *Spool {
 
 // add marshals entry into b under key.
 func (b *runBuf) add(key string, entry any) error {
+	b.reserve()
 	off := len(b.mem)
 	b.mem = append(b.mem, key...)
 	return b.addLine(off, entry)
@@ -97,10 +99,30 @@ func (b *runBuf) add(key string, entry any) error {
 
 // addEntry marshals a detector's entry into b under its sort key (d.AppendKey).
 func (b *runBuf) addEntry(d *detect.Descriptor, entry detect.Entry) error {
+	b.reserve()
 	off := len(b.mem)
 	b.mem = d.AppendKey(b.mem, entry)
 	return b.addLine(off, entry)
 }
+
+// reserve gives an empty b its arrays at their full size at once: grown by append (by a
+// quarter at a time past 256 KiB), a run's arena took about five times its 1 MiB in new
+// arrays, memory the process had not touched (the kernel zeroes each page at its first
+// write). Pages of the capacity not written are not touched.
+func (b *runBuf) reserve() {
+	if b.mem == nil {
+		b.mem = make([]byte, 0, spoolRunBytes+spoolRunSlack)
+		b.recs = make([]runRec, 0, spoolRunRecs)
+	}
+}
+
+// spoolRunSlack is room past spoolRunBytes for the entry that fills a run, and
+// spoolRunRecs the records reserved (DefaultSpoolRun: a run of smaller entries grows
+// them).
+const (
+	spoolRunSlack = 64 << 10
+	spoolRunRecs  = DefaultSpoolRun
+)
 
 // full reports whether b holds a whole run: runEntries entries, or spoolRunBytes.
 func (b *runBuf) full(runEntries int) bool {
@@ -308,7 +330,12 @@ func (s *Spool) claim(b *runBuf) (int64, error) {
 
 // writeRun writes b's records at off.
 func (s *Spool) writeRun(b *runBuf, off int64) error {
-	w := bufio.NewWriterSize(io.NewOffsetWriter(s.f, off), 64<<10)
+	if b.w == nil {
+		b.w = bufio.NewWriterSize(io.NewOffsetWriter(s.f, off), 64<<10)
+	} else {
+		b.w.Reset(io.NewOffsetWriter(s.f, off))
+	}
+	w := b.w
 	for _, r := range b.recs {
 		if _, err := writeRec(w, b.key(r), b.line(r)); err != nil {
 			return err
@@ -488,6 +515,10 @@ func (s *Spool) mergeGroup(nf *os.File, at spoolRun, group []spoolRun) error {
 // WriteJSON writes the entries as a JSON array in key order, indented as
 // json.Encoder.SetIndent(prefix, indent) would indent it at that depth: "[]" when empty.
 func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
+	return s.writeJSON(w, prefix, indent, &mergeBufs{})
+}
+
+func (s *Spool) writeJSON(w io.Writer, prefix, indent string, bufs *mergeBufs) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail(s.spill(&s.buf))
@@ -508,7 +539,7 @@ func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
 	if _, err := io.WriteString(w, "["); err != nil {
 		return err
 	}
-	if err := writeMerged(s.f, s.runs, w, prefix+indent, indent); err != nil {
+	if err := writeMerged(s.f, s.runs, w, prefix+indent, indent, bufs); err != nil {
 		return err
 	}
 	_, err := io.WriteString(w, "\n"+prefix+"]")
@@ -525,11 +556,16 @@ var errMergeStopped = errors.New("detection spool: output failed")
 // each on a new line at depth inner, indented by indent: the merge (reading the runs) and
 // the indenting and writing go on two goroutines, a block of lines at a time (a report's
 // last step, when the workers have stopped: one core did both).
-func writeMerged(f *os.File, runs []spoolRun, w io.Writer, inner, indent string) error {
+func writeMerged(f *os.File, runs []spoolRun, w io.Writer, inner, indent string, bufs *mergeBufs) error {
 	full, free := make(chan []byte, 2), make(chan []byte, 4)
-	for range cap(free) {
-		free <- make([]byte, 0, mergedBlock+4<<10)
+	for i := range cap(free) {
+		if i < len(bufs.blocks) {
+			free <- bufs.blocks[i][:0]
+		} else {
+			free <- make([]byte, 0, mergedBlock+4<<10)
+		}
 	}
+	bufs.blocks = bufs.blocks[:0]
 	stop := make(chan struct{})
 	var mergeErr error
 	go func() {
@@ -554,7 +590,7 @@ func writeMerged(f *os.File, runs []spoolRun, w io.Writer, inner, indent string)
 		}
 	}()
 	var werr error
-	var out []byte
+	out := bufs.out
 	sep, next := "\n"+inner, ",\n"+inner
 	for blk := range full {
 		if werr == nil {
@@ -570,10 +606,23 @@ func writeMerged(f *os.File, runs []spoolRun, w io.Writer, inner, indent string)
 		}
 		free <- blk[:0]
 	}
+	// The merge has ended (it closed full): the blocks in free are the caller's again.
+	bufs.out = out[:0]
+	for len(free) > 0 {
+		bufs.blocks = append(bufs.blocks, <-free)
+	}
 	if werr != nil {
 		return werr
 	}
 	return mergeErr
+}
+
+// mergeBufs are writeMerged's blocks and indented output, kept from one list of the report
+// to the next (DetectionSpool.WriteJSON): new for each list, they were 1-2 MiB of memory the
+// process had not touched yet per list.
+type mergeBufs struct {
+	blocks [][]byte
+	out    []byte
 }
 
 // Close removes the spool's file.
@@ -664,6 +713,7 @@ func (d *DetectionSpool) WriteJSON(w io.Writer, prefix, indent string) error {
 	if _, err := io.WriteString(w, "{"); err != nil {
 		return err
 	}
+	var bufs mergeBufs
 	for i, s := range d.lists {
 		sep := ",\n"
 		if i == 0 {
@@ -673,7 +723,7 @@ func (d *DetectionSpool) WriteJSON(w io.Writer, prefix, indent string) error {
 		if _, err := fmt.Fprintf(w, "%s%s%q: ", sep, inner, key); err != nil {
 			return err
 		}
-		if err := s.WriteJSON(w, inner, indent); err != nil {
+		if err := s.writeJSON(w, inner, indent, &bufs); err != nil {
 			return fmt.Errorf("detections.%s: %w", key, err)
 		}
 	}
