@@ -11,31 +11,44 @@ import (
 const batchSize = 1024
 
 // batch is a run of decoded frames in input order, shared read-only by every worker: each
-// handles the frames it owns (owner[i] == its id) and skips the rest. Broadcasting one batch
-// costs one channel send per worker and copies no headers.
+// handles the frames it owns, listed in own[its id]. Broadcasting one batch costs one
+// channel send per worker and copies no headers.
 type batch struct {
-	h     [batchSize]packet.Header
-	owner [batchSize]uint16
-	n     int
-	now   int64  // packet time of the input when the batch was sent
-	seg   uint32 // the summary's segment (summary.go)
-	refs  atomic.Int32
+	h    [batchSize]packet.Header
+	own  [][]uint16 // by worker: the indexes in h of its frames, in order
+	n    int
+	now  int64  // packet time of the input when the batch was sent
+	seg  uint32 // the summary's segment (summary.go)
+	refs atomic.Int32
 }
 
 // batchPool recycles batches; its capacity bounds the memory in flight.
 type batchPool chan *batch
 
-func newBatchPool(n int) batchPool {
+func newBatchPool(n, workers int) batchPool {
 	p := make(batchPool, n)
 	for i := 0; i < n; i++ {
-		p <- new(batch)
+		p <- newBatch(workers)
 	}
 	return p
+}
+
+// newBatch returns an empty batch for workers workers.
+func newBatch(workers int) *batch {
+	b := &batch{own: make([][]uint16, workers)}
+	all := make([]uint16, workers*batchSize)
+	for w := range b.own {
+		b.own[w] = all[w*batchSize : w*batchSize : (w+1)*batchSize]
+	}
+	return b
 }
 
 func (p batchPool) get() *batch {
 	b := <-p
 	b.n = 0
+	for w := range b.own {
+		b.own[w] = b.own[w][:0]
+	}
 	return b
 }
 

@@ -197,7 +197,7 @@ func (w *worker) poll(ctx context.Context, r *capture.Ring) error {
 	var hs [warmAhead]packet.Header
 	n := 0
 	drain := func() {
-		w.handleGroup(hs[:n], nil, nil, nil) // decoded here: in cache
+		w.handleGroup(hs[:n], groupAll[:n], nil) // decoded here: in cache
 		n = 0
 	}
 	var shed shedder

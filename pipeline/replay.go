@@ -184,7 +184,7 @@ const batchesPerWorker = 16
 // startDispatch starts one goroutine per worker consuming batches.
 func (p *Pipeline) startDispatch() *dispatcher {
 	n := len(p.workers)
-	d := &dispatcher{p: p, pool: newBatchPool(batchesPerWorker * (n + 1)), chans: make([]chan *batch, n), workers: n}
+	d := &dispatcher{p: p, pool: newBatchPool(batchesPerWorker*(n+1), n), chans: make([]chan *batch, n), workers: n}
 	for i, w := range p.workers {
 		d.chans[i] = make(chan *batch, cap(d.pool))
 		d.wg.Add(1)
@@ -254,7 +254,8 @@ func (d *dispatcher) add(rec *capture.Record) {
 	h.TS = rec.TS
 	h.WireLen = rec.WireLen
 	packet.Decode(rec.Link, rec.Data, h)
-	b.owner[b.n] = uint16(packet.WorkerIndex(h.AffinityKey(), d.workers))
+	wi := packet.WorkerIndex(h.AffinityKey(), d.workers)
+	b.own[wi] = append(b.own[wi], uint16(b.n))
 	b.n++
 	if rec.TS > d.now {
 		d.now = rec.TS

@@ -179,73 +179,66 @@ func (w *worker) applyConfig() {
 
 func (w *worker) winLen() int64 { return w.rc.winLen }
 
-// warmAhead is how many packets handleGroup takes at once: of a replay batch (all workers'
-// packets), or of the frames of a live ring.
+// warmAhead is how many packets handleGroup takes at once: of a worker's frames in a replay
+// batch, or of the frames of a live ring.
 const warmAhead = 32
 
-// handleGroup handles hs (at most warmAhead packets), those of this worker (owner[i] is its
-// id; owner nil: all), in stages over the whole group: what each packet will touch is
-// requested first (prefetch, no waiting), then the words that name further lines are read
-// and those lines requested, and only then are the packets handled. The group's cache misses
-// overlap, where handle, one packet at a time, would wait for each in turn (the reorder
-// buffer holds only a packet or two of work).
+// groupAll lists the frames of a live group: all of them, in order.
+var groupAll = func() (a [warmAhead]uint16) {
+	for i := range a {
+		a[i] = uint16(i)
+	}
+	return a
+}()
+
+// handleGroup handles the frames hs[i] for i in group (at most warmAhead of them), in stages
+// over the whole group: what each packet will touch is requested first (prefetch, no
+// waiting), then the words that name further lines are read and those lines requested, and
+// only then are the packets handled. The group's cache misses overlap, where handle, one
+// packet at a time, would wait for each in turn (the reorder buffer holds only a packet or
+// two of work).
 //
-// next is the group that follows in the batch (nil: none, or hs was decoded here), and
-// nextOwner its owners: the headers of this worker, written by the reader on another core,
-// are requested a packet at a time in the last stage, so that its first stage finds them
-// arrived (processBatch requests the first group's, and every owner at once).
-func (w *worker) handleGroup(hs []packet.Header, owner []uint16, next []packet.Header, nextOwner []uint16) {
-	id := uint16(w.id)
+// next is the worker's group that follows in the batch (nil: none, or hs was decoded here):
+// its headers, written by the reader on another core, are requested a packet at a time in
+// the last stage, so that its first stage finds them arrived (processBatch requests the
+// first group's). A worker reads only its own frames of a batch (the reader lists them,
+// batch.own): scanning every frame's owner, each worker took a branch per frame that went
+// either way at random, three times, and requested the others' headers too.
+func (w *worker) handleGroup(hs []packet.Header, group, next []uint16) {
 	var (
 		hashes [warmAhead]uint64
 		slots  [warmAhead]int
 		dense  [warmAhead]int32
 	)
-	hs = hs[:min(len(hs), warmAhead)] // no bounds checks below
-	if owner != nil {
-		owner = owner[:len(hs)]
-	}
-	next = next[:min(len(next), warmAhead)]
-	nextOwner = nextOwner[:len(next)]
-	for i := range hs {
-		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
-			hashes[i], slots[i], dense[i] = w.prefetchIP(&hs[i])
+	group = group[:min(len(group), warmAhead)] // no bounds checks on the stages' arrays
+	for k, i := range group {
+		if h := &hs[i]; h.Result == packet.ResultIP {
+			hashes[k], slots[k], dense[k] = w.prefetchIP(h)
 			w.sources.Ahead() // gets the walk ahead of the evictions (after a restart)
 		}
 	}
-	for i := range hs {
-		if (owner == nil || owner[i] == id) && hs[i].Result == packet.ResultIP {
-			w.warmSource(hashes[i])
-			if slots[i] != 0 && w.rc.detectOn {
-				w.engine.Warm(&hs[i])
+	for k, i := range group {
+		if h := &hs[i]; h.Result == packet.ResultIP {
+			w.warmSource(hashes[k])
+			if slots[k] != 0 && w.rc.detectOn {
+				w.engine.Warm(h)
 			}
 		}
 	}
 	w.warmEvictions()
-	for i := range hs {
-		if i < len(next) && nextOwner[i] == id {
-			// Only this worker's headers: the others' lines, pulled from the reader's core
-			// by every worker, were half of the headers' traffic between the cores with two
-			// workers (and the reader took each line back from all of them to write the
-			// next batch). The owners' line was requested with the batch (processBatch).
-			prefetch.Span(unsafe.Pointer(&next[i]), unsafe.Sizeof(next[i]))
+	for k, i := range group {
+		if k < len(next) {
+			prefetch.Span(unsafe.Pointer(&hs[next[k]]), unsafe.Sizeof(hs[0]))
 		}
-		if owner == nil || owner[i] == id {
-			w.sources.Ahead() // keeps it there, a step per packet (a flood evicts at each)
-			w.handleHashed(&hs[i], hashes[i], slots[i], dense[i])
-		}
+		w.sources.Ahead() // keeps it there, a step per packet (a flood evicts at each)
+		w.handleHashed(&hs[i], hashes[k], slots[k], dense[k])
 	}
 }
 
-// requestHeaders requests the lines of b's owners, and those of the first group's headers
-// whose owner is id.
-func requestHeaders(b *batch, id uint16) {
-	prefetch.Span(unsafe.Pointer(&b.owner[0]), uintptr(b.n)*unsafe.Sizeof(b.owner[0]))
-	hs, owner := b.h[:min(warmAhead, b.n)], b.owner[:min(warmAhead, b.n)]
-	for i := range hs {
-		if owner[i] == id {
-			prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[i]))
-		}
+// requestHeaders requests the lines of the headers hs[i], i in group.
+func requestHeaders(hs []packet.Header, group []uint16) {
+	for _, i := range group {
+		prefetch.Span(unsafe.Pointer(&hs[i]), unsafe.Sizeof(hs[0]))
 	}
 }
 
@@ -523,13 +516,13 @@ func (w *worker) processBatch(b *batch) {
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
 	w.startBatch(b.seg)
-	// The first group's headers, together: the first stage's work per packet fills the
-	// reorder buffer before the next header's load is issued. Each group requests the
-	// next one's.
-	requestHeaders(b, uint16(w.id))
-	for lo := 0; lo < b.n; lo += warmAhead {
-		hi := min(lo+warmAhead, b.n)
-		w.handleGroup(b.h[lo:hi], b.owner[lo:hi], b.h[hi:min(hi+warmAhead, b.n)], b.owner[hi:min(hi+warmAhead, b.n)])
+	// The first group's headers, together (each group requests the next one's): the first
+	// stage's work per packet fills the reorder buffer before the next header's load.
+	own := b.own[w.id]
+	requestHeaders(b.h[:b.n], own[:min(warmAhead, len(own))])
+	for lo := 0; lo < len(own); lo += warmAhead {
+		hi := min(lo+warmAhead, len(own))
+		w.handleGroup(b.h[:b.n], own[lo:hi], own[hi:min(hi+warmAhead, len(own))])
 	}
 	w.advance(b.now)
 	w.flush()

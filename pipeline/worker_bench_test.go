@@ -59,7 +59,7 @@ func decodeBatches(b *testing.B, path string) []*batch {
 	defer f.Close()
 	var out []*batch
 	var rec capture.Record
-	bt := new(batch)
+	bt := newBatch(1)
 	for {
 		err := f.Read(&rec)
 		if err == io.EOF {
@@ -72,10 +72,11 @@ func decodeBatches(b *testing.B, path string) []*batch {
 		h.TS, h.WireLen = rec.TS, rec.WireLen
 		packet.Decode(rec.Link, rec.Data, h)
 		bt.now = max(bt.now, rec.TS)
+		bt.own[0] = append(bt.own[0], uint16(bt.n))
 		if bt.n++; bt.n == batchSize {
 			out = append(out, bt)
 			now := bt.now
-			bt = new(batch)
+			bt = newBatch(1)
 			bt.now = now
 		}
 	}
