@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 
@@ -141,7 +142,14 @@ func (f *File) nextPcap(rec *Record) error {
 			return f.short(n, hl, hl, err)
 		}
 	}
-	caplen, wire := f.u32(f.buf[f.r+8:]), f.u32(f.buf[f.r+12:])
+	// The header's four words at once: one bounds check, one test of the byte order.
+	b := f.buf[f.r : f.r+pcapRecordLen : f.r+pcapRecordLen]
+	sec, frac := binary.LittleEndian.Uint32(b[0:4]), binary.LittleEndian.Uint32(b[4:8])
+	caplen, wire := binary.LittleEndian.Uint32(b[8:12]), binary.LittleEndian.Uint32(b[12:16])
+	if f.be {
+		sec, frac = bits.ReverseBytes32(sec), bits.ReverseBytes32(frac)
+		caplen, wire = bits.ReverseBytes32(caplen), bits.ReverseBytes32(wire)
+	}
 	if p.lengths != lengthsNormal && (p.lengths == lengthsSwapped || caplen > wire) {
 		caplen, wire = wire, caplen
 	}
@@ -157,11 +165,10 @@ func (f *File) nextPcap(rec *Record) error {
 		}
 	}
 	start := f.r
-	h := f.buf[start : start+need : start+need]
 	f.recOff = f.base + int64(start)
 	f.r += need
-	rec.Data = h[hl:]
-	rec.TS = int64(f.u32(h[0:]))*1e9 + int64(f.u32(h[4:]))*p.tsMul
+	rec.Data = f.buf[start+hl : start+need : start+need]
+	rec.TS = int64(sec)*1e9 + int64(frac)*p.tsMul
 	rec.WireLen = wire
 	rec.Link = p.link
 	return nil
