@@ -173,18 +173,20 @@ type dispatcher struct {
 	sumNext int64
 }
 
-// batchesPerWorker is the batches in flight per worker (and as many more): a batch goes
-// back to the reader once every worker has handled it, so a worker busy for a few
-// milliseconds at a window's end (the hotspot's hand-over) holds the others back once the
-// pool is spent. With 4 per worker, the workers of the 20x day waited 290-350 ms each for
-// batches and the process used 1.82 of 2 CPUs; with 16, 190-230 ms and 1.86 (the SYN file
-// 1.86 -> 1.90, the burst 1.81 -> 1.84). 16 are 3 MiB a worker.
-const batchesPerWorker = 16
+// batchesInFlight is the size of the pool of batches for n workers. A batch goes back to
+// the reader once every worker has handled it, so a worker busy for a few milliseconds at a
+// window's end (the hotspot's hand-over) holds the others back once the pool is spent: the
+// pool covers such a stall at the reader's rate, whatever the number of workers, and gives
+// each worker 4 batches at least. With 12 batches for 2 workers (4 per worker and 4 more),
+// the workers of the 20x day waited 290-350 ms each for batches and the process used 1.82
+// of 2 CPUs; with 48 (8.5 MiB of headers), 190-230 ms and 1.86 (the SYN file 1.86 -> 1.90,
+// the burst 1.81 -> 1.84).
+func batchesInFlight(n int) int { return max(48, 4*(n+1)) }
 
 // startDispatch starts one goroutine per worker consuming batches.
 func (p *Pipeline) startDispatch() *dispatcher {
 	n := len(p.workers)
-	d := &dispatcher{p: p, pool: newBatchPool(batchesPerWorker*(n+1), n), chans: make([]chan *batch, n), workers: n}
+	d := &dispatcher{p: p, pool: newBatchPool(batchesInFlight(n), n), chans: make([]chan *batch, n), workers: n}
 	for i, w := range p.workers {
 		d.chans[i] = make(chan *batch, cap(d.pool))
 		d.wg.Add(1)

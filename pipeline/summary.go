@@ -26,7 +26,7 @@ const summaryMsg = "detector summary"
 // a line with `event` is an episode's start or end, as before.
 //
 // In a replay each line counts exactly the events of its interval, in every run alike: the
-// reader runs up to a pool of batches (64 Ki packets with 3 workers) ahead of the workers,
+// reader runs up to a pool of batches (48 Ki packets with up to 11 workers) ahead of the workers,
 // and lines written as it crossed an interval's end took whatever the workers had counted
 // by then. So the reader ends a segment of batches at each line's end (cut: no batch holds
 // packets of two lines), each worker hands over its counts as it leaves a segment (arrive)
