@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +219,75 @@ func TestDestinationsOfADarkIPv6Prefix(t *testing.T) {
 	}
 	if len(r.Destinations.Top) != reportTop {
 		t.Errorf("%d top destinations, want %d", len(r.Destinations.Top), reportTop)
+	}
+}
+
+// TestDestinationCountedBeforeAndAfterItTurnedDark: packets to an address before a reload
+// made its prefix dark are in the destinations' Space-Saving summary, the packets after it
+// in its dense count; the report lists the address once, with both, beside the summary's
+// other addresses, with 1, 2 and 3 workers (each holds part of the summary's counts).
+func TestDestinationCountedBeforeAndAfterItTurnedDark(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var before, after []pcaptest.Packet
+	add := func(ps *[]pcaptest.Packet, n int, dst string) {
+		d := netip.MustParseAddr(dst)
+		for range n {
+			i := len(before) + len(after)
+			src := floodSource(i)
+			if d.Is6() {
+				src = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0x99, 15: byte(i)})
+			}
+			*ps = append(*ps, pcaptest.Packet{TS: t0.Add(time.Duration(i) * time.Millisecond),
+				Src: src, Dst: d, DstPort: 22, Flags: 0x02})
+		}
+	}
+	add(&before, 3, "198.51.100.7")
+	add(&before, 2, "198.51.100.8")
+	add(&before, 6, "2001:db8:5::1")
+	add(&after, 4, "198.51.100.7")
+	add(&after, 1, "203.0.113.9")
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "before.pcap"), filepath.Join(dir, "after.pcap")}
+	for i, ps := range [][]pcaptest.Packet{before, after} {
+		if err := pcaptest.WriteFile(files[i], ps); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "198.51.100.7:7 2001:db8:5::1:6 198.51.100.8:2 203.0.113.9:1"
+	for _, workers := range []int{1, 2, 3} {
+		cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\n"), "before.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		col := NewEpisodes()
+		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: files[:1]}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		dark, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24, 198.51.100.0/24]\n"), "after.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Reload(dark); err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: files[1:]}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		r := p.Report(col)
+		var got []string
+		for _, c := range r.Destinations.Top {
+			got = append(got, fmt.Sprintf("%s:%d", c.Addr, c.Packets))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("workers=%d: top destinations %s, want %s", workers, strings.Join(got, " "), want)
+		}
+		// By log2 of their packets: 1; 2; 6 and 7.
+		if got := fmt.Sprint(r.Distributions.PacketsPerDestination); got != "[1 1 2]" {
+			t.Errorf("workers=%d: packets per destination %s, want [1 1 2]", workers, got)
+		}
 	}
 }
