@@ -326,7 +326,7 @@ type hotPending struct {
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
 	nd    []int               // light destinations with a dense index handed over, by worker
-	np    []int               // cell arrays handed over, by worker
+	np    []int               // cell arrays handed over, by worker (a checkpoint's check of its arrays)
 	split bool                // a worker handed over early: a destination may have several cells in it
 	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
 	mixed bool                // cells of different numberings: merge by address only

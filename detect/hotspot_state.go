@@ -142,9 +142,8 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 	for _, w := range wins {
 		p := hs.pending[w]
 		// Light destinations with a dense index are saved as cells, in arrays of their own
-		// of at most maxCells: each one more hand-over of their worker but the first of a
-		// hand-over without cells (a looser bound on where a key's sources are, see
-		// candidates).
+		// of at most maxCells: each one more array of their worker (np, checked against the
+		// arrays when loaded) but the first of a hand-over without cells.
 		n, np := slices.Clone(p.n), slices.Clone(p.np)
 		var light [][]hotCell
 		full := p.full[:len(p.full):len(p.full)] // appended to: a copy

@@ -30,15 +30,15 @@ func AppendLogJSON(b []byte, e Entry) (_ []byte, ok bool) {
 type logForm interface {
 	JSONAppender
 	Labels() *Who
-	plainStrings() bool // its strings but the labels' are plainString
+	plainStrings() bool // its strings but the labels' are PlainString
 }
 
-func (e *ToolEntry) plainStrings() bool       { return plainString(e.Tool) }
-func (e *UDPThenSYNEntry) plainStrings() bool { return plainString(e.Payload) }
+func (e *ToolEntry) plainStrings() bool       { return PlainString(e.Tool) }
+func (e *UDPThenSYNEntry) plainStrings() bool { return PlainString(e.Payload) }
 
-// plainString reports whether s is written as it is, between quotes, by zap and by
+// PlainString reports whether s is written as it is, between quotes, by zap and by
 // encoding/json: printable ASCII but for the characters either escapes.
-func plainString(s string) bool {
+func PlainString(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c-0x20 > 0x7e-0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
 			return false

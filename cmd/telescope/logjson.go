@@ -6,6 +6,8 @@ import (
 
 	"go.uber.org/zap/buffer"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/telescope-dev/telescope/detect"
 )
 
 // eventJSONEncoder is zap's JSON encoder, which writes a detection event's line itself
@@ -59,13 +61,13 @@ func (e *eventJSONEncoder) EncodeEntry(ent zapcore.Entry, fields []zapcore.Field
 // appendEventLine appends an info line with the fields of a detection event (event,
 // phase, the line's fields inlined) as zap's JSON encoder writes it with newLogger's
 // encoder config: level, ts (RFC 3339 with nanoseconds), msg, then the fields, one line.
-// ok=false: the line is not such a line, or has a character zap would escape (in the
-// entry's fields, detect.AppendLogJSON refuses those).
+// ok=false: the line is not such a line, or has a character zap or encoding/json would
+// escape (detect.PlainString; in the entry's fields, detect.AppendLogJSON refuses those).
 func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []byte, ok bool) {
 	if ent.Level != zapcore.InfoLevel || ent.LoggerName != "" || ent.Caller.Defined || ent.Stack != "" || len(fields) != 3 ||
-		fields[0].Key != "event" || fields[0].Type != zapcore.StringType || !plainString(fields[0].String) ||
-		fields[1].Key != "phase" || fields[1].Type != zapcore.StringType || !plainString(fields[1].String) ||
-		fields[2].Type != zapcore.InlineMarshalerType || !plainString(ent.Message) {
+		fields[0].Key != "event" || fields[0].Type != zapcore.StringType || !detect.PlainString(fields[0].String) ||
+		fields[1].Key != "phase" || fields[1].Type != zapcore.StringType || !detect.PlainString(fields[1].String) ||
+		fields[2].Type != zapcore.InlineMarshalerType || !detect.PlainString(ent.Message) {
 		return b, false
 	}
 	a, isLine := fields[2].Interface.(logLineAppender)
@@ -92,14 +94,4 @@ func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []b
 		b[obj] = ','
 	}
 	return append(b, zapcore.DefaultLineEnding...), true
-}
-
-// plainString reports whether zap writes string s as it is, between quotes.
-func plainString(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c-0x20 > 0x7e-0x20 || c == '\\' || c == '"' {
-			return false
-		}
-	}
-	return true
 }
