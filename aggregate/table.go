@@ -207,16 +207,12 @@ func (t *Table[K, V]) Find(k K) int32 {
 }
 
 // Warm reads the index words a touch of a key with hash h reads first and, if one has its
-// hash, requests the first n bytes of that entry (prefetch: no waiting; WarmAll: every
-// line). A caller about to touch several keys requests their index words first (Prefetch),
-// then warms them all, so that their cache misses overlap instead of coming one after
-// another. A caller that reads only the start of a large value (the key and links come
-// first, then the value's fields in order) asks for that much: the lines past it would
-// only take memory bandwidth and miss buffers from the lines that are needed. Warm reports
-// whether the key is probably present (an entry has its hash): a caller may warm evictions
-// (WarmEvict) for the others. Warm changes nothing.
-func (t *Table[K, V]) Warm(h uint64, n uintptr) (likely bool) {
-	n = min(n, unsafe.Sizeof(TableEntry[K, V]{}))
+// hash, requests every line of that entry (prefetch: no waiting). A caller about to touch
+// several keys requests their index words first (Prefetch), then warms them all, so that
+// their cache misses overlap instead of coming one after another. It reports whether the
+// key is probably present (an entry has its hash): a caller may warm evictions (WarmEvict)
+// for the others. Warm changes nothing.
+func (t *Table[K, V]) Warm(h uint64) (likely bool) {
 	mask := uint64(len(t.index) - 1)
 	for p := h & mask; ; p = (p + 1) & mask {
 		v := t.index[p]
@@ -224,7 +220,7 @@ func (t *Table[K, V]) Warm(h uint64, n uintptr) (likely bool) {
 			return false
 		}
 		if uint32(v>>32) == uint32(h) {
-			prefetch.Span(unsafe.Pointer(t.ent(indexSlot(v))), n)
+			prefetch.Span(unsafe.Pointer(t.ent(indexSlot(v))), unsafe.Sizeof(TableEntry[K, V]{}))
 			return true
 		}
 	}
@@ -237,9 +233,6 @@ func (t *Table[K, V]) Prefetch(h uint64) {
 		prefetch.Line(unsafe.Pointer(&t.index[h&uint64(len(t.index)-1)]))
 	}
 }
-
-// WarmAll is Warm's length for the whole entry.
-const WarmAll = ^uintptr(0)
 
 // WarmEvict is Warm for the slots that inserting n new keys takes. When the table is full
 // it loads the n least recently touched entries and their index words (walking the LRU list

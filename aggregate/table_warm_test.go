@@ -31,7 +31,7 @@ func TestTableWarmChangesNothing(t *testing.T) {
 	for k := uint64(1); k <= 300; k++ {
 		kk := k
 		tab.Prefetch(hash(&kk))
-		tab.Warm(hash(&kk), WarmAll)
+		tab.Warm(hash(&kk))
 		x ^= tab.WarmEvict(3)
 	}
 	_ = x

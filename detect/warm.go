@@ -4,7 +4,6 @@ import (
 	"math/bits"
 	"unsafe"
 
-	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
@@ -40,31 +39,11 @@ func (e *Engine) Prefetch(h *packet.Header, dense int32) {
 	}
 }
 
-// StateBytes is how many leading bytes of a source's SourceState PacketIn reads for the
-// dark packet h, for a caller that requests them ahead (the pipeline's table entry holds
-// it last): a SYN probe reads up to the tool window (and the telnet window after it for a
-// telnet port), a UDP datagram or echo request the scanner's window, other packets only the
-// technique mix. A hint only: a source with an episode also reads its tool window's record
-// slot (FP.Rec), usually in cache already (its packets come often).
-func (e *Engine) StateBytes(h *packet.Header) uintptr {
-	var st SourceState
-	switch {
-	case h.SYNProbe():
-		if e.cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
-			return unsafe.Sizeof(st)
-		}
-		return unsafe.Offsetof(st.Tel)
-	case h.Proto == packet.ProtoUDP && h.L4, h.ICMPEchoRequest():
-		return unsafe.Offsetof(st.FP)
-	}
-	return unsafe.Offsetof(st.Scan)
-}
-
 // Warm is the second stage: the lines the words requested by Prefetch name (the flow's
 // entry).
 func (e *Engine) Warm(h *packet.Header) {
 	if x, ok := e.udpFlowHash(h); ok {
-		e.flows.Warm(x, aggregate.WarmAll)
+		e.flows.Warm(x)
 	}
 }
 

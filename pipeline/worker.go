@@ -219,7 +219,7 @@ func (w *worker) handleGroup(hs []packet.Header, group, next []uint16) {
 	}
 	for k, i := range group {
 		if h := &hs[i]; h.Result == packet.ResultIP {
-			w.warmSource(hashes[k], w.sourceBytes(h, slots[k]))
+			w.warmSource(hashes[k])
 			if slots[k] != 0 && w.rc.detectOn {
 				w.engine.Warm(h)
 			}
@@ -267,29 +267,11 @@ func (w *worker) prefetchIP(h *packet.Header) (x uint64, slot int, dense int32) 
 }
 
 // warmSource is the second stage for the source: its index word, requested by
-// prefetchIP, names its entry, whose first n bytes are requested in turn (Table.Warm).
-func (w *worker) warmSource(x uint64, n uintptr) {
-	if !w.sources.Warm(x, n) {
+// prefetchIP, names its entry, whose lines are requested in turn (Table.Warm).
+func (w *worker) warmSource(x uint64) {
+	if !w.sources.Warm(x) {
 		w.warmNew++
 	}
-}
-
-// sourceHead is the part of a source's table entry that every packet of the source
-// touches: the key, the table's links and the worker's counts, up to the detectors' state.
-var sourceHead = func() uintptr {
-	var e aggregate.TableEntry[packet.Addr, sourceEntry]
-	return unsafe.Offsetof(e.Val) + unsafe.Offsetof(e.Val.det)
-}()
-
-// sourceBytes is how many leading bytes of the source's entry handling h reads: the head,
-// and for a dark packet the detectors' part of the state (Engine.StateBytes). A 360-byte
-// entry is six or seven lines; a packet that is counted only needs one or two, and the
-// others took memory bandwidth and miss buffers from the lines that were needed.
-func (w *worker) sourceBytes(h *packet.Header, slot int) uintptr {
-	if slot == 0 || !w.rc.detectOn || w.shed {
-		return sourceHead
-	}
-	return sourceHead + w.engine.StateBytes(h)
 }
 
 // warmEvictions warms the evictions that the new sources counted by warmSource will make,
