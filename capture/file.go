@@ -11,6 +11,7 @@ import (
 	"os"
 	"unsafe"
 
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -38,6 +39,14 @@ func (e *FileError) Error() string {
 // bufSize is the read buffer. Records are returned as sub-slices of it, so a large buffer
 // means few refills (each copies only the partial record at its end).
 const bufSize = 1 << 20
+
+// mapAhead is how far ahead of a record in a mapped file Next requests a line, a page: the
+// records are read in order, but the page cache's pages are scattered, and the hardware's
+// prefetchers stop at a page's end. The reader stalled on the first word of a record and of
+// its packet (most of nextPcap's samples and the largest share of Decode's on the 20x day);
+// a line a page ahead took 14 % off the reader's samples there (2 KiB: 12 %, 8 KiB: 10 %,
+// two lines no more than one).
+const mapAhead = 4096
 
 // mapMin is the smallest file Open maps instead of reading: a mapped file is decoded where
 // the page cache holds it, without the copy into a buffer that reading makes (3-5 % of a
@@ -222,6 +231,11 @@ func (f *File) Read(rec *Record) error {
 	}
 	if err != nil {
 		f.err = err
+	}
+	if f.mapped != nil {
+		if ahead := int(f.recOff) + mapAhead; ahead < len(f.mapped) {
+			prefetch.Line(unsafe.Pointer(&f.mapped[ahead]))
+		}
 	}
 	if int(f.recOff)-f.dropped >= dropEvery && f.mapped != nil {
 		// The records before this one are decoded: their pages leave the process, whose
