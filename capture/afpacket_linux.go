@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/telescope-dev/telescope/internal/prefetch"
 )
 
 // Defaults for zero RingConfig fields.
@@ -616,6 +618,9 @@ func (r *Ring) walkBlock(blk []byte, fn func(*Frame)) int {
 	for range num {
 		if off < blockHdrLen || off+sllOff+sllLen > len(blk) {
 			break
+		}
+		if a := off + mapAhead; a < len(blk) {
+			prefetch.Line(unsafe.Pointer(&blk[a])) // a page ahead, as a mapped file's reader does
 		}
 		h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&blk[off]))
 		// tp_mac == tp_net on SOCK_DGRAM; SOCK_RAW keeps the link header in between.
