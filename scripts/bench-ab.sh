@@ -5,8 +5,8 @@
 # change of NEW against OLD, and whether their reports are byte for byte the same.
 #
 # Why not bench.sh's best of 5: on the development VM the same pair of binaries, timed in
-# 7-15 rounds of A B, came out 5-10 % apart in CPU time one way, then the other way a few
-# minutes later. The difference was system time: the kernel zeroing the pages the tables
+# 7-15 rounds of A B, came out 5-10 % apart in CPU time one way, then the other way within
+# the hour. The difference was system time: the kernel zeroing the pages the tables
 # first touch, 1.7-2.6 ms a MiB there (400-600 MB/s: the host backs each fresh guest page;
 # scripts/bench.sh's header), which depends on what ran before, not on the build. User time
 # is the build's own, and A B B A rounds spread the slow hours and the order over both.
