@@ -619,8 +619,8 @@ func (r *Ring) walkBlock(blk []byte, fn func(*Frame)) int {
 		if off < blockHdrLen || off+sllOff+sllLen > len(blk) {
 			break
 		}
-		if a := off + mapAhead; a < len(blk) {
-			prefetch.Line(unsafe.Pointer(&blk[a])) // a page ahead, as a mapped file's reader does
+		if a := off + pageAhead; a < len(blk) {
+			prefetch.Line(unsafe.Pointer(&blk[a]))
 		}
 		h := (*unix.Tpacket3Hdr)(unsafe.Pointer(&blk[off]))
 		// tp_mac == tp_net on SOCK_DGRAM; SOCK_RAW keeps the link header in between.

@@ -40,13 +40,13 @@ func (e *FileError) Error() string {
 // means few refills (each copies only the partial record at its end).
 const bufSize = 1 << 20
 
-// mapAhead is how far ahead of a record in a mapped file Next requests a line, a page: the
-// records are read in order, but the page cache's pages are scattered, and the hardware's
-// prefetchers stop at a page's end. The reader stalled on the first word of a record and of
-// its packet (most of nextPcap's samples and the largest share of Decode's on the 20x day);
-// a line a page ahead took 14 % off the reader's samples there (2 KiB: 12 %, 8 KiB: 10 %,
-// two lines no more than one).
-const mapAhead = 4096
+// pageAhead is how far ahead of the record being read a mapped file's reader (Read) and a
+// ring's walk (walkBlock) request a line: a page. The records are read in order, but the
+// pages are scattered, and the hardware's prefetchers stop at a page's end. The reader
+// stalled on the first word of a record and of its packet (most of nextPcap's samples and
+// the largest share of Decode's on the 20x day); a line a page ahead took 14 % off the
+// reader's samples there (2 KiB: 12 %, 8 KiB: 10 %, two lines no more than one).
+const pageAhead = 4096
 
 // mapMin is the smallest file Open maps instead of reading: a mapped file is decoded where
 // the page cache holds it, without the copy into a buffer that reading makes (3-5 % of a
@@ -233,16 +233,16 @@ func (f *File) Read(rec *Record) error {
 		f.err = err
 	}
 	if f.mapped != nil {
-		if ahead := int(f.recOff) + mapAhead; ahead < len(f.mapped) {
+		if ahead := int(f.recOff) + pageAhead; ahead < len(f.mapped) {
 			prefetch.Line(unsafe.Pointer(&f.mapped[ahead]))
 		}
-	}
-	if int(f.recOff)-f.dropped >= dropEvery && f.mapped != nil {
-		// The records before this one are decoded: their pages leave the process, whose
-		// resident size then does not grow with the file.
-		n := (int(f.recOff) - f.dropped) &^ (dropEvery - 1)
-		dropPages(f.mapped[f.dropped : f.dropped+n])
-		f.dropped += n
+		if int(f.recOff)-f.dropped >= dropEvery {
+			// The records before this one are decoded: their pages leave the process, whose
+			// resident size then does not grow with the file.
+			n := (int(f.recOff) - f.dropped) &^ (dropEvery - 1)
+			dropPages(f.mapped[f.dropped : f.dropped+n])
+			f.dropped += n
+		}
 	}
 	return err
 }
