@@ -87,8 +87,9 @@ type File struct {
 
 	// mapped is the whole file when it is mapped (buf is then mapped itself: nothing is
 	// copied, read or written); dropped is how much of it was released (dropPages).
-	mapped  []byte
-	dropped int
+	mapped    []byte
+	dropped   int
+	populated int // how much of it has page table entries requested (populatePages)
 
 	warned   uint32 // warn* kinds already reported
 	warnings []string
@@ -235,6 +236,9 @@ func (f *File) Read(rec *Record) error {
 	if f.mapped != nil {
 		if ahead := int(f.recOff) + pageAhead; ahead < len(f.mapped) {
 			prefetch.Line(unsafe.Pointer(&f.mapped[ahead]))
+			if ahead >= f.populated {
+				f.populateAhead(ahead)
+			}
 		}
 		if int(f.recOff)-f.dropped >= dropEvery {
 			// The records before this one are decoded: their pages leave the process, whose
@@ -462,4 +466,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// populateEvery is how many bytes of a mapped file are mapped into the process at a time,
+// ahead of the reader (populatePages).
+const populateEvery = 2 << 20
+
+// populateAhead maps the next populateEvery bytes of the file from at (page aligned) in one
+// call: read in order, a mapped file otherwise faults every 16 pages (the kernel's fault-around), and
+// on a virtual machine each fault is a trap to the host.
+func (f *File) populateAhead(at int) {
+	from := at &^ (4096 - 1)
+	to := min(from+populateEvery, len(f.mapped))
+	populatePages(f.mapped[from:to])
+	f.populated = to
 }

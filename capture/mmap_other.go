@@ -10,3 +10,5 @@ func mapFile(*os.File) []byte { return nil }
 func unmapFile([]byte) {}
 
 func dropPages([]byte) {}
+
+func populatePages([]byte) {}

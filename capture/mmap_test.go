@@ -5,12 +5,16 @@ package capture
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMappedLikeRead runs the file tests with every file mapped, however small: a mapped
@@ -115,14 +119,22 @@ func TestMappedFileReleasesPages(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The mapping's resident size, from /proc/self/smaps: what was not released, at most the
-	// last step and the part after it (the file is between 2 and 3 steps long).
-	rss := -1
+	// The mapping's resident size: what was not released, at most the last step and the
+	// part after it (the file is between 2 and 3 steps long).
+	rss := mappedRSS(t, path)
+	if rss > len(b)-2*dropEvery+64<<10 {
+		t.Errorf("%d bytes of the %d-byte file's mapping are resident after reading it, want at most %d", rss, len(b), len(b)-2*dropEvery+64<<10)
+	}
+}
+
+// mappedRSS returns the resident bytes of the process's mapping of path (/proc/self/smaps).
+func mappedRSS(t *testing.T, path string) int {
+	t.Helper()
 	smaps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := false
+	rss, in := -1, false
 	for _, line := range strings.Split(string(smaps), "\n") {
 		if f := strings.Fields(line); len(f) >= 5 && strings.Contains(f[0], "-") && len(f[1]) == 4 {
 			in = f[len(f)-1] == path // a mapping's first line (an anonymous one has no path)
@@ -134,7 +146,65 @@ func TestMappedFileReleasesPages(t *testing.T) {
 	if rss < 0 {
 		t.Fatal("the file's mapping is not in /proc/self/smaps")
 	}
-	if rss > len(b)-2*dropEvery+64<<10 {
-		t.Errorf("%d bytes of the %d-byte file's mapping are resident after reading it, want at most %d", rss, len(b), len(b)-2*dropEvery+64<<10)
+	return rss
+}
+
+// TestMappedFilePopulatedAhead: the reader maps the pages ahead of it populateEvery bytes at
+// a time in one call (no fault per page): after the first record, every page of the first
+// populateEvery bytes is present in the mapping (/proc/self/pagemap), and by the end the
+// whole file was populated.
+func TestMappedFilePopulatedAhead(t *testing.T) {
+	probe, err := unix.Mmap(-1, 0, 4096, unix.PROT_READ, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perr := unix.Madvise(probe, madvPopulateRead)
+	_ = unix.Munmap(probe)
+	if perr != nil {
+		msg := fmt.Sprintf("MADV_POPULATE_READ unsupported (%v, Linux 5.14 or later): a mapped file faults its pages in", perr)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip("SKIPPED: " + msg)
+	}
+	path := writeTemp(t, "ahead.pcap", bigPcap(12000)) // about 8.5 MB
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var r Record
+	if err := f.Read(&r); err != nil {
+		t.Fatal(err)
+	}
+	if f.populated < populateEvery {
+		t.Fatalf("%d bytes populated after the first record, want %d", f.populated, populateEvery)
+	}
+	pm, err := os.Open("/proc/self/pagemap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pm.Close()
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(f.mapped)))
+	entries := make([]byte, 8*populateEvery/4096)
+	if _, err := pm.ReadAt(entries, int64(base/4096*8)); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(entries); i += 8 {
+		if binary.LittleEndian.Uint64(entries[i:])>>63 == 0 {
+			t.Fatalf("page %d of the file is not present in the mapping after the first record", i/8)
+		}
+	}
+	n := 1
+	for {
+		if err := f.Read(&r); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 12000 || f.populated != len(f.mapped) {
+		t.Errorf("%d records, %d of %d bytes populated; want 12000 records, all populated", n, f.populated, len(f.mapped))
 	}
 }
