@@ -25,6 +25,7 @@ type Slab struct {
 	Big      uint64 // words in such blocks now
 
 	scratch []uint64 // a copy of a set being rebuilt (Distinct), reused: not state
+	fresh   []uint64 // reserved memory (Reserve) not yet handed out as chunks: not state
 
 	// Sketch register raises waiting to be applied (Distinct.AddLater): every other method
 	// applies them first, so no read or reuse of a block can miss one. Not state: Save
@@ -145,7 +146,7 @@ func (s *Slab) Alloc(words int) uint32 {
 	ref := (s.Next + uint32(words) - 1) &^ (uint32(words) - 1)
 	s.Next = ref + uint32(words)
 	for int(s.Next) > len(s.Chunks)*slabChunk {
-		s.Chunks = append(s.Chunks, make([]uint64, slabChunk))
+		s.Chunks = append(s.Chunks, s.newChunk())
 	}
 	return ref
 }
@@ -199,4 +200,24 @@ func (s *Slab) Validate(ref uint32, words int) error {
 		return fmt.Errorf("slab: block %d of %d words outside the %d words in use", ref, words, s.Next)
 	}
 	return nil
+}
+
+// slabRegion is how many chunks newChunk reserves at a time: a huge page's worth.
+const slabRegion = hugePage / (slabChunk * 8)
+
+// newChunk returns a zeroed chunk, cut from memory reserved outside the Go heap when it
+// can (Reserve): the blocks are read at random, one source's set after another's, and in
+// the heap's 4 KiB pages each chunk costs 128 TLB entries and page faults where a huge page
+// holds four chunks. The slab (its owner) outlives its chunks: a restored slab's chunks
+// are in the heap.
+func (s *Slab) newChunk() []uint64 {
+	if len(s.fresh) == 0 {
+		s.fresh = Reserve[uint64](s, slabRegion*slabChunk)
+		if s.fresh == nil {
+			return make([]uint64, slabChunk)
+		}
+	}
+	c := s.fresh[:slabChunk:slabChunk]
+	s.fresh = s.fresh[slabChunk:]
+	return c
 }
