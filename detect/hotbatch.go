@@ -242,7 +242,7 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 		port = h.DstPort
 	}
 	if hw.recs == nil {
-		hw.recs = make([]hotRec, 0, hw.recCap)
+		hw.recs = hw.newRecs()
 	}
 	// Field by field: a composite literal is built in a temporary and copied.
 	n := len(hw.recs)
@@ -543,6 +543,9 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 			cells = hw.newCell(cells, id, true, hw.split)
 		}
 	})
+	if hw.sorted == nil {
+		hw.sorted = hw.newRecs()
+	}
 	hw.sorted = room(hw.sorted, n)[:n]
 	lt.recs = room(lt.recs, nl)[:nl]
 	for i := range hw.recs {
@@ -575,6 +578,17 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	hw.clearPart()
 	hw.back = nil
 	return cells, full
+}
+
+// newRecs returns an empty array of recCap records, outside the Go heap when it can be
+// (aggregate.Reserve): the records of a part and their sorted copy are megabytes written
+// once per part, and in huge pages they cost a page fault per 2 MiB, not per 4 KiB (the
+// heap's pages, which its scavenger may also return to the system between parts).
+func (hw *hotWorker) newRecs() []hotRec {
+	if r := aggregate.Reserve[hotRec](hw, hw.recCap); r != nil {
+		return r[:0]
+	}
+	return make([]hotRec, 0, hw.recCap)
 }
 
 // room returns s emptied, or a new empty array if s holds fewer than n elements (a quarter
