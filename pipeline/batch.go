@@ -27,9 +27,10 @@ type batch struct {
 // batchPool recycles batches; its capacity bounds the memory in flight.
 type batchPool chan *batch
 
-func newBatchPool(n, workers int) batchPool {
+// newBatchPool returns a pool of n batches for workers workers, their headers in mem (n
+// batches' worth: newBatchHeaders).
+func newBatchPool(n, workers int, mem *batchHeaders) batchPool {
 	p := make(batchPool, n)
-	mem := newBatchHeaders(n)
 	for i := 0; i < n; i++ {
 		p <- newBatch(workers, mem, i)
 	}

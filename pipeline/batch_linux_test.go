@@ -13,7 +13,7 @@ import (
 // with huge pages requested (not the Go heap), each batch its own batchSize of them.
 func TestBatchHeadersReserved(t *testing.T) {
 	n := batchesInFlight(2)
-	p := newBatchPool(n, 2)
+	p := newBatchPool(n, 2, newBatchHeaders(n))
 	var starts []uintptr
 	for range n {
 		b := p.get()

@@ -42,6 +42,10 @@ type Pipeline struct {
 	summary *logSummary // per-detector summary lines (summary.go)
 	log     *zap.Logger
 	logq    *logq.Queue
+	// batchMem holds the batches' headers of the pipeline's dispatchers (Replay, Stream):
+	// one reserved region reused by each, instead of one per call that only the garbage
+	// collector would unmap (it does not count memory outside the heap).
+	batchMem atomic.Pointer[batchHeaders]
 
 	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs); host holds
 	// the sensor's own addresses, never dark while no dark prefix is configured.

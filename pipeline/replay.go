@@ -157,6 +157,7 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 type dispatcher struct {
 	p       *Pipeline
 	pool    batchPool
+	mem     *batchHeaders // the pool's headers
 	chans   []chan *batch
 	workers int
 	b       *batch
@@ -186,7 +187,12 @@ func batchesInFlight(n int) int { return max(48, 4*(n+1)) }
 // startDispatch starts one goroutine per worker consuming batches.
 func (p *Pipeline) startDispatch() *dispatcher {
 	n := len(p.workers)
-	d := &dispatcher{p: p, pool: newBatchPool(batchesInFlight(n), n), chans: make([]chan *batch, n), workers: n}
+	nb := batchesInFlight(n)
+	mem := p.batchMem.Swap(nil) // nil: in use by another dispatcher, or the first
+	if mem == nil || len(mem.h) != nb*batchSize {
+		mem = newBatchHeaders(nb)
+	}
+	d := &dispatcher{p: p, pool: newBatchPool(nb, n, mem), mem: mem, chans: make([]chan *batch, n), workers: n}
 	for i, w := range p.workers {
 		d.chans[i] = make(chan *batch, cap(d.pool))
 		d.wg.Add(1)
@@ -212,6 +218,7 @@ func (d *dispatcher) close() {
 		close(c)
 	}
 	d.wg.Wait()
+	d.p.batchMem.Store(d.mem) // no worker reads a batch any more
 	if !d.p.keepState.Load() {
 		d.p.surge.Finish(d.now)
 	}
