@@ -288,7 +288,7 @@ func (w *worker) loadState(d *checkpoint.Decoder) {
 	checkpoint.RawInto(d, &w.evHist)
 	w.evSum, w.evCount = d.U64(), d.U64()
 	w.winScanAll = d.Bool()
-	w.winSlots = checkpoint.ReadSlice[int32](d, 2*w.sources.Cap())
+	w.winSlots = append(w.winSlots[:0], checkpoint.ReadSlice[int32](d, 2*w.sources.Cap())...)
 	w.series.telMin = d.I64()
 	w.series.telSeq = uint32(d.U64())
 	w.sources.Load(d)

@@ -130,7 +130,20 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 	// keeps its place (an eviction takes a source idle for 7/8 of the table's moves at least).
 	w.sources.SetSlack(tableCap / 8)
 	w.evTop = aggregate.NewTopHeap(rc.topSources)
+	w.winSlots = w.newWinSlots()
 	return w
+}
+
+// newWinSlots returns an empty list with room for every slot noteSlot may list (twice the
+// table's capacity), reserved outside the heap where it can be (aggregate.Reserve): grown
+// by appends, the list of a spoofed flood's window (a million slots) was copied into fresh
+// heap memory at each doubling, three quarters of the page faults of the 3 M burst with
+// counting alone.
+func (w *worker) newWinSlots() []int32 {
+	if s := aggregate.Reserve[int32](w, 2*w.sources.Cap()); s != nil {
+		return s[:0]
+	}
+	return nil
 }
 
 func hashAddr(a *packet.Addr) uint64 { return a.Hash(seedHLL) }

@@ -31,3 +31,21 @@ func TestBatchHeadersReserved(t *testing.T) {
 		}
 	}
 }
+
+// TestWindowSlotsReserved: a worker's list of the window's slots has room for all it may
+// list (twice the table's capacity) in a reserved mapping, so it never grows by copying.
+func TestWindowSlotsReserved(t *testing.T) {
+	p, err := New(Options{Config: testConfig(t), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range p.workers {
+		if len(w.winSlots) != 0 || cap(w.winSlots) != 2*w.sources.Cap() {
+			t.Fatalf("worker %d: winSlots len %d cap %d, want 0 and %d", i, len(w.winSlots), cap(w.winSlots), 2*w.sources.Cap())
+		}
+		a := uintptr(unsafe.Pointer(unsafe.SliceData(w.winSlots)))
+		if huge, err := procmaps.HugePages(a); err != nil || !huge {
+			t.Fatalf("worker %d: winSlots not in a mapping with huge pages requested (%v)", i, err)
+		}
+	}
+}
