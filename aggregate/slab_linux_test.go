@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"runtime"
 	"testing"
 	"unsafe"
 
@@ -23,4 +24,5 @@ func TestSlabChunksReserved(t *testing.T) {
 			t.Fatalf("chunk %d is not in a mapping with huge pages requested (%v): not reserved", i, err)
 		}
 	}
+	runtime.KeepAlive(&s) // its cleanup unmaps the chunks
 }

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"runtime"
 	"testing"
 	"unsafe"
 
@@ -22,4 +23,5 @@ func TestHotRecsReserved(t *testing.T) {
 			t.Fatalf("array %d: not in a mapping with huge pages requested (%v)", i, err)
 		}
 	}
+	runtime.KeepAlive(hw) // its cleanup unmaps the arrays
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"runtime"
 	"slices"
 	"testing"
 	"unsafe"
@@ -15,8 +16,10 @@ func TestBatchHeadersReserved(t *testing.T) {
 	n := batchesInFlight(2)
 	p := newBatchPool(n, 2, newBatchHeaders(n))
 	var starts []uintptr
+	var got []*batch // kept: the last batch gone, the headers' cleanup unmaps them
 	for range n {
 		b := p.get()
+		got = append(got, b)
 		a := uintptr(unsafe.Pointer(&b.h[0]))
 		if huge, err := procmaps.HugePages(a); err != nil || !huge {
 			t.Fatalf("batch headers at %#x: not in a mapping with huge pages requested (%v)", a, err)
@@ -30,6 +33,7 @@ func TestBatchHeadersReserved(t *testing.T) {
 			t.Fatalf("batches' headers overlap: %#x and %#x, %d bytes each", starts[i-1], starts[i], size)
 		}
 	}
+	runtime.KeepAlive(got)
 }
 
 // TestWindowSlotsReserved: a worker's list of the window's slots has room for all it may
@@ -48,4 +52,5 @@ func TestWindowSlotsReserved(t *testing.T) {
 			t.Fatalf("worker %d: winSlots not in a mapping with huge pages requested (%v)", i, err)
 		}
 	}
+	runtime.KeepAlive(p) // its workers' cleanups unmap the lists
 }
