@@ -212,10 +212,7 @@ const slabRegion = hugePage / (slabChunk * 8)
 // are in the heap.
 func (s *Slab) newChunk() []uint64 {
 	if len(s.fresh) == 0 {
-		s.fresh = Reserve[uint64](s, slabRegion*slabChunk)
-		if s.fresh == nil {
-			return make([]uint64, slabChunk)
-		}
+		s.fresh = ReserveOrMake[uint64](s, slabRegion*slabChunk)
 	}
 	c := s.fresh[:slabChunk:slabChunk]
 	s.fresh = s.fresh[slabChunk:]

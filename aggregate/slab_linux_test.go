@@ -26,3 +26,21 @@ func TestSlabChunksReserved(t *testing.T) {
 	}
 	runtime.KeepAlive(&s) // its cleanup unmaps the chunks
 }
+
+// TestReserveOrMake: n zeroed, writable values either way, reserved (huge pages requested)
+// from 2 MiB up, on the heap below.
+func TestReserveOrMake(t *testing.T) {
+	var owner struct{ _ int }
+	for _, n := range []int{1000, hugePage / 8} {
+		s := ReserveOrMake[uint64](&owner, n)
+		if len(s) != n || cap(s) != n || s[0] != 0 || s[n-1] != 0 {
+			t.Fatalf("n=%d: len %d cap %d, first and last %d %d", n, len(s), cap(s), s[0], s[n-1])
+		}
+		s[n-1] = 1
+		huge, err := procmaps.HugePages(uintptr(unsafe.Pointer(&s[0])))
+		if err != nil || huge != (n*8 >= hugePage) {
+			t.Errorf("n=%d: huge pages %v (%v)", n, huge, err)
+		}
+	}
+	runtime.KeepAlive(&owner)
+}

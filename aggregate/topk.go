@@ -70,14 +70,8 @@ func NewTopK(capacity int) *TopK {
 	// twice its live size, into fresh pages that each take a fault, and the workers'
 	// summaries allocated 20 of the 20x day's 48 MiB of live heap.
 	t := &TopK{Capacity: capacity, MinGroup: nilIdx, FreeGroup: nilIdx}
-	if t.Entries = Reserve[TopKEntry](t, capacity); t.Entries != nil {
-		t.Entries = t.Entries[:0]
-	} else {
-		t.Entries = make([]TopKEntry, 0, capacity)
-	}
-	if t.Groups = Reserve[TopKGroup](t, capacity); t.Groups == nil {
-		t.Groups = make([]TopKGroup, capacity)
-	}
+	t.Entries = ReserveOrMake[TopKEntry](t, capacity)[:0]
+	t.Groups = ReserveOrMake[TopKGroup](t, capacity)
 	if t.index = Reserve[uint64](t, bucketsFor(capacity)); t.index == nil {
 		t.index = newIndex(capacity)
 	}

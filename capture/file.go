@@ -473,8 +473,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 const populateEvery = 2 << 20
 
 // populateAhead maps the next populateEvery bytes of the file from at (page aligned) in one
-// call: read in order, a mapped file otherwise faults every 16 pages (the kernel's fault-around), and
-// on a virtual machine each fault is a trap to the host.
+// call: read in order, a mapped file otherwise faults a page cache folio (or the kernel's
+// 16-page fault-around) at a time, and on a virtual machine each fault is a trap to the host.
 func (f *File) populateAhead(at int) {
 	from := at &^ (4096 - 1)
 	to := min(from+populateEvery, len(f.mapped))

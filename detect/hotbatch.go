@@ -584,12 +584,7 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 // (aggregate.Reserve): the records of a part and their sorted copy are megabytes written
 // once per part, and in huge pages they cost a page fault per 2 MiB, not per 4 KiB (the
 // heap's pages, which its scavenger may also return to the system between parts).
-func (hw *hotWorker) newRecs() []hotRec {
-	if r := aggregate.Reserve[hotRec](hw, hw.recCap); r != nil {
-		return r[:0]
-	}
-	return make([]hotRec, 0, hw.recCap)
-}
+func (hw *hotWorker) newRecs() []hotRec { return aggregate.ReserveOrMake[hotRec](hw, hw.recCap)[:0] }
 
 // room returns s emptied, or a new empty array if s holds fewer than n elements (a quarter
 // more: the next hand-over may be a little larger). Not slices.Grow: it copies the old

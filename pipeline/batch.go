@@ -45,20 +45,15 @@ type batchHeaders struct {
 	h []packet.Header
 }
 
+// newBatchHeaders returns the headers of n batches.
 func newBatchHeaders(n int) *batchHeaders {
 	m := &batchHeaders{}
-	if m.h = aggregate.Reserve[packet.Header](m, n*batchSize); m.h == nil {
-		m.h = make([]packet.Header, n*batchSize)
-	}
+	m.h = aggregate.ReserveOrMake[packet.Header](m, n*batchSize)
 	return m
 }
 
-// newBatch returns an empty batch for workers workers, whose headers are the i-th of mem's
-// (nil: its own).
+// newBatch returns an empty batch for workers workers, whose headers are the i-th of mem's.
 func newBatch(workers int, mem *batchHeaders, i int) *batch {
-	if mem == nil {
-		mem, i = newBatchHeaders(1), 0
-	}
 	b := &batch{own: make([][]uint16, workers), mem: mem, h: (*[batchSize]packet.Header)(mem.h[i*batchSize : (i+1)*batchSize])}
 	all := make([]uint16, workers*batchSize)
 	for w := range b.own {

@@ -189,8 +189,8 @@ func (p *Pipeline) startDispatch() *dispatcher {
 	n := len(p.workers)
 	nb := batchesInFlight(n)
 	mem := p.batchMem.Swap(nil) // nil: in use by another dispatcher, or the first
-	if mem == nil || len(mem.h) != nb*batchSize {
-		mem = newBatchHeaders(nb)
+	if mem == nil {
+		mem = newBatchHeaders(nb) // the workers, and so nb, are fixed for the pipeline's life
 	}
 	d := &dispatcher{p: p, pool: newBatchPool(nb, n, mem), mem: mem, chans: make([]chan *batch, n), workers: n}
 	for i, w := range p.workers {

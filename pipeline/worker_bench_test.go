@@ -59,7 +59,7 @@ func decodeBatches(b *testing.B, path string) []*batch {
 	defer f.Close()
 	var out []*batch
 	var rec capture.Record
-	bt := newBatch(1, nil, 0)
+	bt := newBatch(1, newBatchHeaders(1), 0)
 	for {
 		err := f.Read(&rec)
 		if err == io.EOF {
@@ -76,7 +76,7 @@ func decodeBatches(b *testing.B, path string) []*batch {
 		if bt.n++; bt.n == batchSize {
 			out = append(out, bt)
 			now := bt.now
-			bt = newBatch(1, nil, 0)
+			bt = newBatch(1, newBatchHeaders(1), 0)
 			bt.now = now
 		}
 	}
