@@ -84,6 +84,7 @@ type hotWorker struct {
 	// their destination has a dense index (countDense); the others are counted as they come.
 	ncounted int
 	back     []uint64 // filter (filter.go) of the destinations spilled in the part, nil: none
+	backBuf  []uint64 // back's array, empty, while back is nil (dropBack)
 	// split: the open window was handed over early once (its counts are estimated).
 	split bool
 	size  int64 // window length in ns of the open window
@@ -161,6 +162,9 @@ type hotPortSlot struct {
 // SetHotspots attaches the shared hotspot aggregator (nil: no hotspot detection). Call it
 // before the first packet.
 func (e *Engine) SetHotspots(h *Hotspots) {
+	if h != e.hot.shared { // arrays reserved by the old one (handOver) go with it
+		e.hot.cells, e.hot.light = nil, hotLight{}
+	}
 	e.hot.shared = h
 	e.hot.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
 	e.hot.recCap = hotRecCap(e.hot.cap)
@@ -435,7 +439,7 @@ func (e *Engine) hotFinish() {
 func (e *Engine) hotStop() {
 	hw := &e.hot
 	hw.clearPart()
-	hw.back = nil
+	hw.dropBack()
 	hw.open, hw.split = false, false
 }
 
@@ -521,9 +525,9 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	// copies the whole old array), they were copied a few times per hand-over, 2-4 % of the
 	// 20x day's samples with spills' (below). A dense destination is heavy only past hotLog
 	// packets (denseHeavy > hotLog), any may be light.
-	cells, full := room(hw.cells, hw.nother+hw.ndbusy), hw.full[:0]
+	cells, full := roomAt(hw.cells, hw.nother+hw.ndbusy, hw.cellBound()), hw.full[:0]
 	lt := &hw.light
-	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother), hw.split
+	lt.obs, lt.split = roomAt(lt.obs, hw.ndst-hw.nother, min(int(hw.ndense), hw.recCap)), hw.split
 	at := hw.at[:0] // by heavy group: its next place in sorted
 	n, nl := 0, 0
 	hw.eachDst(func(id int32) {
@@ -547,7 +551,13 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 		hw.sorted = hw.newRecs()
 	}
 	hw.sorted = room(hw.sorted, n)[:n]
-	lt.recs = room(lt.recs, nl)[:nl]
+	if cap(lt.recs) < nl {
+		// As large as a part's records, outside the Go heap where it can be (8 MiB at the
+		// default limits, in huge pages): the shared Hotspots owns it, which every engine
+		// that holds one of its arrays refers to.
+		lt.recs = aggregate.ReserveOrMake[hotRec](hw.shared, max(nl, hw.recCap))
+	}
+	lt.recs = lt.recs[:nl]
 	for i := range hw.recs {
 		r := &hw.recs[i]
 		switch k := hw.slot[r.ID]; {
@@ -576,7 +586,7 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	}
 	hw.at, hw.full = at, full
 	hw.clearPart()
-	hw.back = nil
+	hw.dropBack()
 	return cells, full
 }
 
@@ -594,6 +604,42 @@ func room[T any](s []T, n int) []T {
 		return s[:0]
 	}
 	return make([]T, 0, n+n/4)
+}
+
+// roomAt is room for arrays with a bound: a new one holds bound elements (or n, if more), so
+// that it is made once and reused (see cellBound).
+func roomAt[T any](s []T, n, bound int) []T {
+	if cap(s) >= n {
+		return s[:0]
+	}
+	return make([]T, 0, max(n, bound))
+}
+
+// cellBound is the most cells one hand-over or spill of the worker holds: its destinations
+// without a dense index (at most cap) and the dense ones past hotLog packets (at most the
+// records' hotLog+1-th). Cell arrays are made that large, and the light records' arrays as
+// large as a part's records: grown to each hand-over's count, with Hotspots making new
+// ones only as large as those it kept, they were fresh memory at most hand-overs (28 MB
+// over the 20x day).
+func (hw *hotWorker) cellBound() int {
+	return hw.cap + min(int(hw.ndense), hw.recCap/(hotLog+1))
+}
+
+// dropBack empties the filter of spilled destinations, keeping its array (128 KiB) for the
+// next spill.
+func (hw *hotWorker) dropBack() {
+	if hw.back != nil {
+		clear(hw.back)
+		hw.backBuf, hw.back = hw.back, nil
+	}
+}
+
+// markBack marks destination id as spilled.
+func (hw *hotWorker) markBack(id int32) {
+	if hw.back == nil {
+		hw.back, hw.backBuf = hw.backBuf, nil
+	}
+	markBit(&hw.back, hw.spillBit(id))
 }
 
 // clearPart empties the part: its records, its destinations, their counts and indexes.
@@ -640,7 +686,7 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 		return nil, false
 	}
 	hw.countDense() // the records move below
-	cells = room(hw.cells, spillable)
+	cells = roomAt(hw.cells, spillable, hw.cellBound())
 	// Decide for every destination without a dense index: a light cell (slot > 0) or
 	// kept, under its new id (slot <= 0: -new id).
 	var kept int32
@@ -653,7 +699,7 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 		}
 		hw.slot[id] = int32(len(cells) + 1)
 		cells = hw.newCell(cells, id, false, hw.split)
-		markBit(&hw.back, hw.spillBit(id))
+		hw.markBack(id)
 	}
 	recs := hw.recs[:0]
 	for i := range hw.recs {

@@ -259,9 +259,12 @@ func (x *hotIndex[K]) reset(n int) {
 	for size < 2*n {
 		size *= 2
 	}
-	if len(x.slots) < size || len(x.slots) > 8*size {
+	// The largest slots array is kept: windows of a few cells and windows of many alternate
+	// (an IPv6 scan's), and one made for each was fresh memory each time.
+	if cap(x.slots) < size {
 		x.slots = make([]int32, size)
 	} else {
+		x.slots = x.slots[:size]
 		clear(x.slots)
 	}
 	x.keys = x.keys[:0]
@@ -292,7 +295,12 @@ func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
 
 // grow doubles the index's slots and puts the keys back.
 func (x *hotIndex[K]) grow() {
-	x.slots = make([]int32, 2*max(len(x.slots), 8))
+	if n := 2 * max(len(x.slots), 8); cap(x.slots) >= n {
+		x.slots = x.slots[:n]
+		clear(x.slots)
+	} else {
+		x.slots = make([]int32, n)
+	}
 	mask := uint64(len(x.slots) - 1)
 	for p := range x.keys {
 		i := x.hash(&x.keys[p]) & mask
@@ -416,16 +424,22 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 	hs.maxLight = hotRecCap(max(cfg.MaxDestinations, 1))
 }
 
+// hotSpare is how many arrays of each kind (cells, light destinations) Hotspots keeps per
+// worker to give back: as many as are handed over and not yet evaluated at once, spills
+// included (two kept per worker, the 20x day's IPv6 scan windows made new ones at most
+// hand-overs: fresh memory, page faults).
+const hotSpare = 8
+
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
 	clear(p.nd)
 	clear(p.np)
 	for _, c := range p.parts {
-		hs.spare = pushSpare(hs.spare, c[:0], 2*len(hs.started), capCells)
+		hs.spare = pushSpare(hs.spare, c[:0], hotSpare*len(hs.started), capCells)
 	}
 	clear(p.parts)
 	for _, lt := range p.light {
-		hs.spareLt = pushSpare(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]}, 2*len(hs.started), capLight)
+		hs.spareLt = pushSpare(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]}, hotSpare*len(hs.started), capLight)
 	}
 	clear(p.light)
 	p.parts, p.light, p.full, p.split, p.px, p.mixed = p.parts[:0], p.light[:0], p.full[:0], false, nil, false
@@ -520,7 +534,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		if len(hs.spare) > 0 {
 			spare, hs.spare = popSpare(hs.spare, capCells)
 		} else {
-			spare = make([]hotCell, 0, len(cells))
+			spare = make([]hotCell, 0, cap(cells))
 		}
 	}
 	return dropped, spare

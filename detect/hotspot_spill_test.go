@@ -1,10 +1,13 @@
 package detect
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
@@ -354,5 +357,64 @@ func TestHotspotDenseCountedAcrossSpills(t *testing.T) {
 		if n, p := hs.Hist.Count.Load(), hs.Hist.Sum.Load(); n != 301 || p != 600 {
 			t.Errorf("restore %v: receiver distribution of %d destinations, %d packets; want 301, 600", restore, n, p)
 		}
+	}
+}
+
+// TestHotspotArraysReused: once warm, windows with spills (an IPv6 scan's one-packet
+// destinations past max_destinations, beside busy dark IPv4 addresses) allocate less than
+// one of the workers' cell arrays per window: the arrays handed over come back (Hotspots
+// keeps enough of them), and a new one is made at its bound rather than to each hand-over's
+// count. (Made anew at most hand-overs, they were fresh memory: page faults, system time.)
+func TestHotspotArraysReused(t *testing.T) {
+	px := darkSpace(t, "198.51.100.0/24", "2001:db8::/32")
+	cfg := only(testConfig(t), Hotspot)
+	cfg.MaxDestinations = 64 // a spill every 48 or so IPv6 destinations
+	cfg.Hotspot.MinSources = 1 << 20
+	hs, engines := sharedHot(t, cfg, &recSink{}, px)
+	win := int64(cfg.Window)
+	// The packets are built first: the test's own allocations are not counted.
+	const windows, per = 26, 2000
+	pkts := make([]packet.Header, 0, windows*per)
+	ts := t0
+	for n := range windows * per {
+		ts += win / per
+		p := syn(ip4("10.0.0.0", n%500), ip4("198.51.100.0", n%200), 80, ts)
+		if n%3 == 0 {
+			p.Src = addr("2001:db8:ffff::1")
+			p.Src[15] = byte(n % 2) // each worker's own scanner
+			p.Dst = addr("2001:db8::")
+			binary.BigEndian.PutUint32(p.Dst[12:], uint32(n))
+		}
+		pkts = append(pkts, p)
+	}
+	next := 0
+	window := func() {
+		for range per {
+			engines[next%2].packetTo(&pkts[next], px)
+			next++
+		}
+	}
+	for range 6 {
+		window()
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range windows - 6 {
+		window()
+	}
+	runtime.ReadMemStats(&after)
+	limit := uint64(engines[0].e.hot.cellBound()) * uint64(unsafe.Sizeof(hotCell{}))
+	got := (after.TotalAlloc - before.TotalAlloc) / (windows - 6)
+	t.Logf("%d bytes allocated per window once warm (a cell array: %d)", got, limit)
+	if got >= limit {
+		t.Errorf("%d bytes allocated per window once warm, want fewer than a cell array's %d", got, limit)
+	}
+	for _, h := range engines {
+		h.e.Finish(ts + win)
+	}
+	hs.Finish()
+	if got, want := hs.Hist.Sum.Load(), uint64(windows*per); got != want {
+		t.Errorf("receiver distribution of %d packets, want %d", got, want)
 	}
 }
