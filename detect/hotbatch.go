@@ -71,7 +71,9 @@ type hotWorker struct {
 	ndense int32               // its dense indexes (ids below this)
 	seen   []uint64            // by dense index: the destination has counted records (ncounted)
 	dsts   []packet.Addr       // the part's destinations without a dense index, by id-ndense
-	dsts2  []packet.Addr       // spare array for dsts (spillLight)
+	dhash  []uint64            // their hashes (seedDstIP): the index's, and the spill filter's bits
+	dsts2  []packet.Addr       // spare arrays for dsts and dhash (spillLight)
+	dhash2 []uint64
 	// hash indexes dsts by address: gen<<hotGenShift | 1+place, entries of other
 	// generations are empty (a part's end starts a new one instead of clearing).
 	hash   []uint32
@@ -297,23 +299,23 @@ func (e *Engine) hotID(dst *packet.Addr, dense int32) int32 {
 	if dense >= 0 && dense < hw.ndense {
 		return dense // counted later (countDense)
 	}
-	if j := hw.findHash(dst); j >= 0 {
+	x := dst.Hash(seedDstIP)
+	if j := hw.findHash(dst, x); j >= 0 {
 		return hw.ndense + j
 	}
 	if hw.nother >= hw.cap {
 		e.hotMakeRoom()
 		return e.hotID(dst, dense) // the index changed
 	}
-	hw.dsts = append(hw.dsts, *dst)
+	hw.addDst(dst, x)
 	hw.dcount, hw.slot = append(hw.dcount, 0), append(hw.slot, 0)
-	hw.insertHash(dst, len(hw.dsts))
 	hw.ndst++
 	hw.nother++
 	return hw.ndense + int32(len(hw.dsts)-1)
 }
 
-// findHash returns dst's place in hw.dsts, -1 if it has none.
-func (hw *hotWorker) findHash(dst *packet.Addr) int32 {
+// findHash returns dst's place in hw.dsts (x: its hash), -1 if it has none.
+func (hw *hotWorker) findHash(dst *packet.Addr, x uint64) int32 {
 	if hw.hash == nil {
 		n := 16
 		for n < 2*hw.cap {
@@ -322,7 +324,7 @@ func (hw *hotWorker) findHash(dst *packet.Addr) int32 {
 		hw.hash, hw.gen = make([]uint32, n), 1
 	}
 	mask := uint64(len(hw.hash) - 1)
-	for i := dst.Hash(seedDstIP) & mask; hw.hash[i]>>hotGenShift == hw.gen; i = (i + 1) & mask {
+	for i := x & mask; hw.hash[i]>>hotGenShift == hw.gen; i = (i + 1) & mask {
 		if j := hw.hash[i]&hotCellMask - 1; hw.dsts[j] == *dst {
 			return int32(j)
 		}
@@ -465,7 +467,7 @@ func (hw *hotWorker) ixOf(id int32) int32 {
 // spillBit is the bit in the filter of spilled destinations of destination id, one without
 // a dense index (the others are never spilled).
 func (hw *hotWorker) spillBit(id int32) uint32 {
-	return filterBit(hw.dsts[id-hw.ndense].Hash(seedDstIP))
+	return filterBit(hw.dhash[id-hw.ndense])
 }
 
 // spilled reports whether destination id was spilled earlier in the part (never one with a
@@ -647,6 +649,7 @@ func (hw *hotWorker) clearPart() {
 	hw.eachDst(func(id int32) { hw.dcount[id] = 0 })
 	clear(hw.seen)
 	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ndbusy, hw.ncounted = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0, 0
+	hw.dhash = hw.dhash[:0]
 	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
 	hw.newGen()
 }
@@ -716,13 +719,12 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	}
 	hw.recs, hw.ncounted = recs, len(recs)
 	// The destinations kept, renumbered in order, and their counts.
-	dsts, counts := hw.dsts, hw.dcount[hw.ndense:]
-	hw.dsts, hw.dsts2 = hw.dsts2[:0], dsts
+	dsts, dhash, counts := hw.dsts, hw.dhash, hw.dcount[hw.ndense:]
+	hw.dsts, hw.dsts2, hw.dhash, hw.dhash2 = hw.dsts2[:0], dsts, hw.dhash2[:0], dhash
 	hw.newGen()
 	for i := range dsts {
 		if k := hw.slot[hw.ndense+int32(i)]; k <= 0 {
-			hw.dsts = append(hw.dsts, dsts[i])
-			hw.insertHash(&dsts[i], len(hw.dsts))
+			hw.addDst(&dsts[i], dhash[i])
 			hw.dcount[-k] = counts[i] // -k <= id: moved down in place
 		}
 	}
@@ -732,10 +734,18 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	return cells, true
 }
 
-// insertHash adds place-1 of hw.dsts (dst) to the hash index.
-func (hw *hotWorker) insertHash(dst *packet.Addr, place int) {
+// addDst appends dst, of hash x, to the part's destinations without a dense index, and
+// indexes it.
+func (hw *hotWorker) addDst(dst *packet.Addr, x uint64) {
+	hw.dsts = append(hw.dsts, *dst)
+	hw.dhash = append(hw.dhash, x)
+	hw.insertHash(x, len(hw.dsts))
+}
+
+// insertHash adds place-1 of hw.dsts (hash x) to the hash index.
+func (hw *hotWorker) insertHash(x uint64, place int) {
 	mask := uint64(len(hw.hash) - 1)
-	i := dst.Hash(seedDstIP) & mask
+	i := x & mask
 	for hw.hash[i]>>hotGenShift == hw.gen {
 		i = (i + 1) & mask
 	}

@@ -22,7 +22,7 @@ func TestDenseNeverSpilled(t *testing.T) {
 	hw := hotWorker{ndense: 1 << 16}
 	for i := range 1000 {
 		a := packet.AddrFrom4([]byte{10, 0, byte(i >> 8), byte(i)})
-		hw.dsts = append(hw.dsts, a)
+		hw.dsts, hw.dhash = append(hw.dsts, a), append(hw.dhash, a.Hash(seedDstIP))
 		markBit(&hw.back, hw.spillBit(hw.ndense+int32(i)))
 	}
 	for i := range hw.dsts {

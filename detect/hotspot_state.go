@@ -85,13 +85,13 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
 	hw.clearPart()
 	for i := range dsts {
-		if hw.findHash(&dsts[i]) >= 0 {
+		x := dsts[i].Hash(seedDstIP)
+		if hw.findHash(&dsts[i], x) >= 0 {
 			d.Fail("hotspot: destination %v twice in the part", dsts[i])
 			return // the engine is unusable after an error (see LoadState)
 		}
-		hw.dsts = append(hw.dsts, dsts[i])
+		hw.addDst(&dsts[i], x)
 		hw.dcount, hw.slot = append(hw.dcount, 0), append(hw.slot, 0)
-		hw.insertHash(&dsts[i], len(hw.dsts))
 		hw.ndst++
 		hw.nother++
 	}

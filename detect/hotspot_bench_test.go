@@ -1,0 +1,93 @@
+package detect
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/telescope-dev/telescope/packet"
+)
+
+// BenchmarkHotspotDay times the hotspot detector alone (one worker, every other detector
+// off) on windows shaped like the generated day at scale 20 in a /23: 512 dark addresses
+// that each get about 120 packets a window (so each is counted as summaries, and is hot),
+// most sources sending one packet, a crowd of scanners, the busy telnet ports and random
+// others; and, with ipv6, a third of the packets to random addresses of a dark /32 (an IPv6
+// scan: one-packet destinations, spills). The packets are built beforehand.
+//
+//	go test -run x -bench HotspotDay -count 6 ./detect/
+func BenchmarkHotspotDay(b *testing.B) {
+	for _, v6 := range []bool{false, true} {
+		name := "ipv4"
+		if v6 {
+			name = "ipv6-scan"
+		}
+		b.Run(name, func(b *testing.B) {
+			px := darkSpace(b, "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+			cfg := only(testConfig(b), Hotspot)
+			cfg.MaxDestinations = 8192
+			win := int64(cfg.Window)
+			const windows, per = 8, 60000
+			rng := rand.New(rand.NewPCG(3, 4))
+			scanners := make([]packet.Addr, 2000)
+			for i := range scanners {
+				scanners[i] = packet.AddrFrom4([]byte{45, byte(i >> 8), byte(i), 1})
+			}
+			ports := []uint16{23, 23, 23, 2323, 80, 445, 22, 8080}
+			pkts := make([]packet.Header, windows*per)
+			dense := make([]int32, len(pkts))
+			ts := t0
+			for i := range pkts {
+				ts += win / per
+				p := syn("10.0.0.1", "198.51.100.1", 80, ts)
+				if rng.IntN(10) < 3 {
+					p.Src = scanners[rng.IntN(len(scanners))]
+				} else {
+					p.Src = packet.AddrFrom4([]byte{byte(1 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+				}
+				p.Dst = packet.AddrFrom4([]byte{198, 51, 100, byte(rng.IntN(256))})
+				if rng.IntN(2) == 0 {
+					p.Dst = packet.AddrFrom4([]byte{203, 0, 113, byte(rng.IntN(256))})
+				}
+				if rng.IntN(5) < 2 {
+					p.DstPort = uint16(1 + rng.IntN(65535))
+				} else {
+					p.DstPort = ports[rng.IntN(len(ports))]
+				}
+				if v6 && i%3 == 0 {
+					p.Src = addr("2001:db8:ffff::1")
+					p.Dst = addr("2001:db8::")
+					for k := 4; k < 16; k++ {
+						p.Dst[k] = byte(rng.IntN(256))
+					}
+				}
+				pkts[i] = p
+				_, dense[i] = px.MatchDst(&p.Dst, p.Dst.Is4())
+			}
+			// One engine for every round of windows, as in a long run: the arrays it makes
+			// in the first round are reused.
+			var st SourceState
+			sink := &recSink{}
+			hs := NewHotspots(1, sink, &Counters{})
+			hs.SetConfig(cfg)
+			e := NewEngine(cfg, 0, sink, NewSurge(1, sink), &Counters{})
+			e.SetHotspots(hs)
+			e.SetDenseDsts(px)
+			events := 0
+			for b.Loop() {
+				for i := range pkts {
+					e.PacketAt(&pkts[i], &st, dense[i])
+				}
+				for i := range pkts {
+					pkts[i].TS += windows * win
+				}
+				events += len(sink.take())
+			}
+			e.Finish(pkts[len(pkts)-1].TS + win)
+			hs.Finish()
+			if events += len(sink.take()); events == 0 {
+				b.Fatal("no hotspot episode")
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(pkts)), "ns/packet")
+		})
+	}
+}
