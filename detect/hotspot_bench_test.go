@@ -11,7 +11,7 @@ import (
 // off) on windows shaped like the generated day at scale 20 in a /23: 512 dark addresses
 // that each get about 120 packets a window (so each is counted as summaries, and is hot),
 // most sources sending one packet, a crowd of scanners, the busy telnet ports and random
-// others; and, with ipv6, a third of the packets to random addresses of a dark /32 (an IPv6
+// others, SYN probes mixed with UDP datagrams and replies; and, with ipv6, a third of the packets to random addresses of a dark /32 (an IPv6
 // scan: one-packet destinations, spills). The packets are built beforehand.
 //
 //	go test -run x -bench HotspotDay -count 6 ./detect/
@@ -38,7 +38,20 @@ func BenchmarkHotspotDay(b *testing.B) {
 			ts := t0
 			for i := range pkts {
 				ts += win / per
-				p := syn("10.0.0.1", "198.51.100.1", 80, ts)
+				// Mostly SYN probes, some UDP (a few with a DHT query), some replies: the kinds
+				// come in no order, as on the day.
+				var p packet.Header
+				switch k := rng.IntN(10); {
+				case k < 7:
+					p = syn("10.0.0.1", "198.51.100.1", 80, ts)
+				case k < 9:
+					p = udp("10.0.0.1", "198.51.100.1", 80, ts, nil)
+					if rng.IntN(4) == 0 {
+						p = udp("10.0.0.1", "198.51.100.1", 80, ts, []byte("d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe"))
+					}
+				default:
+					p = tcp("10.0.0.1", "198.51.100.1", 0x12, ts)
+				}
 				if rng.IntN(10) < 3 {
 					p.Src = scanners[rng.IntN(len(scanners))]
 				} else {
