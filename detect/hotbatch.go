@@ -527,9 +527,9 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	// copies the whole old array), they were copied a few times per hand-over, 2-4 % of the
 	// 20x day's samples with spills' (below). A dense destination is heavy only past hotLog
 	// packets (denseHeavy > hotLog), any may be light.
-	cells, full := roomAt(hw.cells, hw.nother+hw.ndbusy, hw.cellBound()), hw.full[:0]
+	cells, full := room(hw.cells, hw.nother+hw.ndbusy), hw.full[:0]
 	lt := &hw.light
-	lt.obs, lt.split = roomAt(lt.obs, hw.ndst-hw.nother, min(int(hw.ndense), hw.recCap)), hw.split
+	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother), hw.split
 	at := hw.at[:0] // by heavy group: its next place in sorted
 	n, nl := 0, 0
 	hw.eachDst(func(id int32) {
@@ -609,25 +609,6 @@ func room[T any](s []T, n int) []T {
 	return make([]T, 0, n+n/4)
 }
 
-// roomAt is room for arrays with a bound: a new one holds bound elements (or n, if more), so
-// that it is made once and reused (see cellBound).
-func roomAt[T any](s []T, n, bound int) []T {
-	if cap(s) >= n {
-		return s[:0]
-	}
-	return make([]T, 0, max(n, bound))
-}
-
-// cellBound is the most cells one hand-over or spill of the worker holds: its destinations
-// without a dense index (at most cap) and the dense ones past hotLog packets (at most the
-// records' hotLog+1-th). Cell arrays are made that large, and the light records' arrays as
-// large as a part's records: grown to each hand-over's count, with Hotspots making new
-// ones only as large as those it kept, they were fresh memory at most hand-overs (28 MB
-// over the 20x day).
-func (hw *hotWorker) cellBound() int {
-	return hw.cap + min(int(hw.ndense), hw.recCap/(hotLog+1))
-}
-
 // dropBack empties the filter of spilled destinations, keeping its array (128 KiB) for the
 // next spill.
 func (hw *hotWorker) dropBack() {
@@ -697,7 +678,7 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 		return nil, false
 	}
 	hw.countDense() // the records move below
-	cells = roomAt(hw.cells, spillable, hw.cellBound())
+	cells = room(hw.cells, spillable)
 	// Decide for every destination without a dense index: a light cell (slot > 0) or
 	// kept, under its new id (slot <= 0: -new id).
 	var kept int32

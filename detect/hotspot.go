@@ -534,7 +534,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		if len(hs.spare) > 0 {
 			spare, hs.spare = popSpare(hs.spare, capCells)
 		} else {
-			spare = make([]hotCell, 0, cap(cells))
+			spare = make([]hotCell, 0, cap(cells)) // as large as the one kept: it grew to that
 		}
 	}
 	return dropped, spare

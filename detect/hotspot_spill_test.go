@@ -362,9 +362,10 @@ func TestHotspotDenseCountedAcrossSpills(t *testing.T) {
 
 // TestHotspotArraysReused: once warm, windows with spills (an IPv6 scan's one-packet
 // destinations past max_destinations, beside busy dark IPv4 addresses) allocate less than
-// one of the workers' cell arrays per window: the arrays handed over come back (Hotspots
-// keeps enough of them), and a new one is made at its bound rather than to each hand-over's
-// count. (Made anew at most hand-overs, they were fresh memory: page faults, system time.)
+// a cell array of max_destinations cells per window: the arrays handed over come back
+// (Hotspots keeps enough of them), a new one is as large as the one it replaces, the
+// filter of spilled destinations is kept. (Made anew at most hand-overs, they were fresh
+// memory: page faults, system time; 1 MB a window here.)
 func TestHotspotArraysReused(t *testing.T) {
 	px := darkSpace(t, "198.51.100.0/24", "2001:db8::/32")
 	cfg := only(testConfig(t), Hotspot)
@@ -404,7 +405,7 @@ func TestHotspotArraysReused(t *testing.T) {
 		window()
 	}
 	runtime.ReadMemStats(&after)
-	limit := uint64(engines[0].e.hot.cellBound()) * uint64(unsafe.Sizeof(hotCell{}))
+	limit := uint64(engines[0].e.hot.cap) * uint64(unsafe.Sizeof(hotCell{}))
 	got := (after.TotalAlloc - before.TotalAlloc) / (windows - 6)
 	t.Logf("%d bytes allocated per window once warm (a cell array: %d)", got, limit)
 	if got >= limit {
