@@ -27,10 +27,10 @@ import (
 // in order, and each destination's counts are built while its records are in the cache.
 //
 // A light destination with a dense index (a dark IPv4 address) is handed over as its
-// packets and its records (hotLight: 8 bytes, and the records copied in order), not as a
-// cell: most destinations of a telescope window are those, one per packet or nearly, and
-// the shared side reads their records only for the few destinations whose packets over the
-// workers make them candidates.
+// packets (hotLight: 8 bytes) and its records, left where they are in the part's, which
+// goes over whole, not as a cell: most destinations of a telescope window are those, one
+// per packet or nearly, and the shared side reads their records only for the few
+// destinations whose packets over the workers make them candidates (hotGrouper).
 //
 // Two limits bound a part's memory (both per worker):
 //   - destinations without a dense index (limits.max_destinations; the dense ones have
@@ -106,29 +106,74 @@ type hotWorker struct {
 }
 
 // hotLight is what a worker hands over of its light destinations with a dense index: each
-// one's packets (obs, in dense index order) and their records, grouped by destination in
-// obs' order (ID: the dense index in px).
+// one's packets (obs, in dense index order) and their records (ID: the dense index in px):
+// the part's, as they came (the destinations of obs among others), or grouped (see
+// handOver). hotGrouper reads them either way.
 type hotLight struct {
-	obs   []hotObs
-	recs  []hotRec
-	split bool // the worker handed its counts over early in this window (see hotFlush)
-	w     int  // the worker (Hotspots' copy only)
-	alone bool // handed over without cells (Hotspots' copy only)
-	px    *aggregate.Prefixes
+	obs     []hotObs
+	recs    []hotRec
+	grouped bool // recs are those of the destinations of obs only, grouped in obs' order
+	split   bool // the worker handed its counts over early in this window (see hotFlush)
+	w       int  // the worker (Hotspots' copy only)
+	alone   bool // handed over without cells (Hotspots' copy only)
+	px      *aggregate.Prefixes
 }
 
-// each calls fn with each light destination of lt and its records.
-func (lt *hotLight) each(fn func(o hotObs, g []hotRec)) {
-	at := 0
+// hotGrouper groups the records of light destinations with a dense index (hotLight), with
+// scratch reused from one to the next.
+type hotGrouper struct {
+	at   []int32  // by dense index: 1 + the next place of its destination's records, 0: not read
+	recs []hotRec // the records read, grouped
+	obs  []hotObs // the destinations read, in lt.obs' order
+}
+
+// each calls fn with each light destination of lt whose bit is set in want (nil: all) and
+// its records, in arrival order, in lt.obs' order.
+func (gr *hotGrouper) each(lt *hotLight, want []uint64, fn func(o hotObs, g []hotRec)) {
+	if lt.grouped {
+		at := 0
+		for _, o := range lt.obs {
+			if want == nil || want[o.ix>>6]&(1<<(o.ix&63)) != 0 {
+				fn(o, lt.recs[at:at+int(o.packets)])
+			}
+			at += int(o.packets)
+		}
+		return
+	}
+	n := lt.px.ExactSize()
+	if len(gr.at) < n {
+		gr.at = make([]int32, n)
+	}
+	obs, total := gr.obs[:0], 0
 	for _, o := range lt.obs {
-		fn(o, lt.recs[at:at+int(o.packets)])
+		if want == nil || want[o.ix>>6]&(1<<(o.ix&63)) != 0 {
+			gr.at[o.ix] = int32(total + 1)
+			total += int(o.packets)
+			obs = append(obs, o)
+		}
+	}
+	gr.obs = obs
+	if len(obs) == 0 {
+		return
+	}
+	g := room(gr.recs, total)[:total]
+	gr.recs = g
+	for i := range lt.recs {
+		r := &lt.recs[i]
+		if id := r.ID; id < int32(n) {
+			if k := gr.at[id]; k > 0 {
+				g[k-1] = *r
+				gr.at[id]++
+			}
+		}
+	}
+	at := 0
+	for _, o := range obs {
+		gr.at[o.ix] = 0
+		fn(o, g[at:at+int(o.packets)])
 		at += int(o.packets)
 	}
 }
-
-// hotLightBase marks, in hotWorker.slot, a light destination with a dense index: slot -
-// hotLightBase is the place of its next record in hotLight.recs.
-const hotLightBase = 1 << 30
 
 // hotCounter counts one destination's records, with scratch tables reused from one to the
 // next.
@@ -164,12 +209,20 @@ type hotPortSlot struct {
 // SetHotspots attaches the shared hotspot aggregator (nil: no hotspot detection). Call it
 // before the first packet.
 func (e *Engine) SetHotspots(h *Hotspots) {
-	if h != e.hot.shared { // arrays reserved by the old one (handOver) go with it
-		e.hot.cells, e.hot.light = nil, hotLight{}
+	hw := &e.hot
+	hw.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
+	hw.recCap = hotRecCap(hw.cap)
+	if h != hw.shared {
+		// Arrays reserved by the old one (newPartRecs) go with it; the open part's records
+		// (a restore in the middle of a window) move to an array of the new one, copied
+		// while the old one is still referred to.
+		var recs []hotRec
+		if len(hw.recs) > 0 {
+			recs = append(partRecs(h, hw.recCap), hw.recs...)
+		}
+		hw.cells, hw.light, hw.recs = nil, hotLight{}, recs
 	}
-	e.hot.shared = h
-	e.hot.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
-	e.hot.recCap = hotRecCap(e.hot.cap)
+	hw.shared = h
 }
 
 // SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
@@ -248,7 +301,7 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 		port = h.DstPort
 	}
 	if hw.recs == nil {
-		hw.recs = hw.newRecs()
+		hw.recs = hw.newPartRecs()
 	}
 	// Field by field: a composite literal is built in a temporary and copied.
 	n := len(hw.recs)
@@ -536,9 +589,10 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 		c := hw.dcount[id]
 		switch {
 		case id < hw.ndense && c < denseHeavy:
-			hw.slot[id] = int32(hotLightBase + nl)
-			nl += int(c)
+			// Light: its bit cleared in seen says so to the loop over the records.
+			hw.seen[id>>6] &^= 1 << (id & 63)
 			lt.obs = append(lt.obs, hotObs{id, c})
+			nl += int(c)
 		case c <= hotLog:
 			hw.slot[id] = int32(len(cells) + 1)
 			cells = hw.newCell(cells, id, false, hw.split)
@@ -554,19 +608,36 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 		hw.sorted = hw.newRecs()
 	}
 	hw.sorted = room(hw.sorted, n)[:n]
-	if cap(lt.recs) < nl {
-		// As large as a part's records, outside the Go heap where it can be (8 MiB at the
-		// default limits, in huge pages): the shared Hotspots owns it, which every engine
-		// that holds one of its arrays refers to.
-		lt.recs = aggregate.ReserveOrMake[hotRec](hw.shared, max(nl, hw.recCap))
+	// The light destinations' records go over in one of two ways. Most of the part's (a
+	// scanned dark space's one-packet destinations): the part's records go over whole, as
+	// they are, and the array lt held becomes the next part's; Hotspots groups the records
+	// of the few destinations it reads (copied out one by one here, each a look-up of its
+	// destination's place, they were a tenth of the hotspot's work on the SYN sample,
+	// bench-work.sh). Fewer: copied out, grouped (Hotspots would read the whole part for
+	// them: the busy dark addresses' records, a third of the hotspot's work on the day).
+	lt.grouped = nl > 0 && 2*nl < len(hw.recs)
+	if lt.grouped {
+		if cap(lt.recs) < nl {
+			lt.recs = hw.newPartRecs()
+		}
+		lt.recs = lt.recs[:nl]
+		nl = 0
+		for _, o := range lt.obs {
+			hw.slot[o.ix] = int32(nl)
+			nl += int(o.packets)
+		}
 	}
-	lt.recs = lt.recs[:nl]
 	for i := range hw.recs {
 		r := &hw.recs[i]
+		if id := r.ID; id < hw.ndense && hw.seen[id>>6]&(1<<(id&63)) == 0 {
+			// A light destination's (its bit cleared above).
+			if lt.grouped {
+				lt.recs[hw.slot[id]] = *r
+				hw.slot[id]++
+			}
+			continue
+		}
 		switch k := hw.slot[r.ID]; {
-		case k >= hotLightBase:
-			lt.recs[k-hotLightBase] = *r
-			hw.slot[r.ID]++
 		case k > 0:
 			cells[k-1].logRec(r)
 		default:
@@ -574,6 +645,13 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 			hw.sorted[*g] = *r
 			*g++
 		}
+	}
+	if len(lt.obs) > 0 && !lt.grouped {
+		next := lt.recs
+		if cap(next) < hw.recCap {
+			next = hw.newPartRecs()
+		}
+		lt.recs, hw.recs = hw.recs, next[:0]
 	}
 	// at[g] is now the end of group g, in cells' order of the heavy cells.
 	lo, g := 0, 0
@@ -598,6 +676,20 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 // once per part, and in huge pages they cost a page fault per 2 MiB, not per 4 KiB (the
 // heap's pages, which its scavenger may also return to the system between parts).
 func (hw *hotWorker) newRecs() []hotRec { return aggregate.ReserveOrMake[hotRec](hw, hw.recCap)[:0] }
+
+// newPartRecs is newRecs for the array of a part's records, which goes to the shared
+// Hotspots with the light destinations and comes back to any worker: Hotspots owns it,
+// which every engine holding one of its arrays refers to (SetHotspots moves an open part's
+// records to an array of the new one).
+func (hw *hotWorker) newPartRecs() []hotRec { return partRecs(hw.shared, hw.recCap) }
+
+// partRecs returns an empty array of n records owned by h (nil: on the heap).
+func partRecs(h *Hotspots, n int) []hotRec {
+	if h == nil {
+		return make([]hotRec, 0, n)
+	}
+	return aggregate.ReserveOrMake[hotRec](h, n)[:0]
+}
 
 // room returns s emptied, or a new empty array if s holds fewer than n elements (a quarter
 // more: the next hand-over may be a little larger). Not slices.Grow: it copies the old

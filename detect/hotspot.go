@@ -383,6 +383,7 @@ type Hotspots struct {
 	sums   []HotSummary
 	tmp    []HotSummary
 	cnt    hotCounter // scratch of appendLight
+	group  hotGrouper // scratch of eachLight
 	want   []uint64   // bitmap by dense index: a candidate destination (candidates)
 
 	// Hist is the receiver distribution: packets per destination address per window,
@@ -516,7 +517,8 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			}
 			p.full = append(p.full, full...)
 			if nl > 0 {
-				p.light = append(p.light, hotLight{obs: lt.obs, recs: lt.recs, split: lt.split, w: w, alone: len(cells) == 0, px: px})
+				p.light = append(p.light, hotLight{obs: lt.obs, recs: lt.recs, grouped: lt.grouped, split: lt.split, w: w,
+					alone: len(cells) == 0, px: px})
 				p.split = p.split || lt.split
 				lt.obs, lt.recs = nil, nil
 				if len(hs.spareLt) > 0 {
@@ -854,10 +856,7 @@ func (hs *Hotspots) isCandidate(a *packet.Addr) bool {
 // set in want; nil: all), counted as a worker counts a destination's records.
 func (hs *Hotspots) eachLight(lt *hotLight, want []uint64, fn func(*HotSummary)) {
 	var dst packet.Addr
-	lt.each(func(o hotObs, g []hotRec) {
-		if want != nil && want[o.ix>>6]&(1<<(o.ix&63)) == 0 {
-			return
-		}
+	hs.group.each(lt, want, func(o hotObs, g []hotRec) {
 		lt.px.ExactAddrTo(&dst, o.ix)
 		hs.tmp = hs.cnt.summarize(hs.tmp[:0], g, &dst, lt.split)
 		for j := range hs.tmp {

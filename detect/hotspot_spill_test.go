@@ -419,3 +419,63 @@ func TestHotspotArraysReused(t *testing.T) {
 		t.Errorf("receiver distribution of %d packets, want %d", got, want)
 	}
 }
+
+// TestHotspotLightBothWays: a worker hands its light destinations' records over as its
+// whole part when they are most of it, grouped when a busy destination's records are
+// (handOver); either way a light destination whose packets over the workers make it a
+// candidate is counted exactly from its records: 60 one-packet sources at one worker and 2
+// at the other, min_sources 62, beside 0 or 300 packets from other sources to a busy dark
+// address at the first worker (hot too, then). The same with the shared counts saved and
+// restored between the hand-overs.
+func TestHotspotLightBothWays(t *testing.T) {
+	px := darkSpace(t, "198.51.100.0/24")
+	for _, busy := range []int{0, 300} {
+		for _, restore := range []bool{false, true} {
+			cfg := only(testConfig(t), Hotspot)
+			cfg.Hotspot.MinSources = 62
+			sink := &recSink{}
+			hs, engines := sharedHot(t, cfg, sink, px)
+			ts := t0
+			send := func(w int, src, dst string) {
+				ts += sec / 1000
+				p := syn(src, dst, 80, ts)
+				engines[w].packetTo(&p, px)
+			}
+			for i := range 60 {
+				send(0, ip4("10.0.0.0", i), "198.51.100.5")
+				for j := range busy / 60 {
+					send(0, ip4("10.1.0.0", i*8+j), "198.51.100.9")
+				}
+			}
+			send(1, "10.2.0.1", "198.51.100.5")
+			send(1, "10.2.0.2", "198.51.100.5")
+			if got := engines[0].e.hot.light.grouped; got {
+				t.Fatalf("busy %d: light records grouped before any hand-over", busy)
+			}
+			engines[0].e.Finish(ts + sec)
+			if got, want := engines[0].e.hot.light.grouped, busy > 0; got != want {
+				t.Errorf("busy %d: light records grouped %v, want %v", busy, got, want)
+			}
+			if restore {
+				hs = restoreHot(t, hs, cfg, sink, engines)
+			}
+			engines[1].e.Finish(ts + sec)
+			hs.Finish()
+			hot := hotStarts(sink.take())
+			var found *HotspotEntry
+			for _, h := range hot {
+				if h.Dst == "198.51.100.5" {
+					found = h
+				}
+			}
+			if found == nil || found.Sources != 62 || found.Packets != 62 || found.SourcesEstimated || len(hot) != 1+min(busy, 1) {
+				var got []string
+				for _, h := range hot {
+					got = append(got, fmt.Sprintf("%s: %d sources, %d packets", h.Dst, h.Sources, h.Packets))
+				}
+				t.Fatalf("busy %d restore %v: hotspot episodes %q, want 198.51.100.5 with 62 sources and packets (and the busy one)",
+					busy, restore, got)
+			}
+		}
+	}
+}

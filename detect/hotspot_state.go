@@ -112,7 +112,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	if len(recs) > 0 {
 		if hw.recs == nil {
-			hw.recs = hw.newRecs()
+			hw.recs = hw.newPartRecs()
 		}
 		hw.recs = append(hw.recs[:0], recs...)
 		hw.countDense()
@@ -150,7 +150,7 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		for i := range p.light {
 			lt := &p.light[i]
 			var cells []hotCell
-			cells, full = lt.cells(&hs.cnt, full)
+			cells, full = lt.cells(&hs.cnt, &hs.group, full)
 			n[lt.w] += len(cells)
 			for first := true; len(cells) > 0; first = false {
 				k := min(len(cells), hs.maxCells)
@@ -191,10 +191,11 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 
 // cells returns lt's destinations as cells: light ones with their packets logged, or, past
 // hotLog packets (a cell logs no more; see Engine.denseHeavy), heavy ones whose summaries
-// (counted with hc) it appends to full, as their worker would have handed them over.
-func (lt *hotLight) cells(hc *hotCounter, full []HotSummary) ([]hotCell, []HotSummary) {
+// (counted with hc, from the records grouped with gr) it appends to full, as their worker
+// would have handed them over.
+func (lt *hotLight) cells(hc *hotCounter, gr *hotGrouper, full []HotSummary) ([]hotCell, []HotSummary) {
 	cells := make([]hotCell, 0, len(lt.obs))
-	lt.each(func(o hotObs, g []hotRec) {
+	gr.each(lt, nil, func(o hotObs, g []hotRec) {
 		cells = append(cells, hotCell{Packets: o.packets, Ix: o.ix, Split: lt.split})
 		c := &cells[len(cells)-1]
 		lt.px.ExactAddrTo(&c.Dst, o.ix)
