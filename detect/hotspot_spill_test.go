@@ -199,6 +199,33 @@ func restoreHot(t *testing.T, hs *Hotspots, cfg *Config, sink Sink, engines []*h
 	return hs2
 }
 
+// lightShare is two engines sharing a Hotspots over a dark space, with min_sources 62,
+// and the time of the last packet sent.
+type lightShare struct {
+	cfg     *Config
+	sink    *recSink
+	hs      *Hotspots
+	engines []*harness
+	px      *aggregate.Prefixes
+	step    int64
+	ts      int64
+}
+
+func newLightShare(t *testing.T, px *aggregate.Prefixes, step int64) *lightShare {
+	cfg := only(testConfig(t), Hotspot)
+	cfg.Hotspot.MinSources = 62
+	ls := &lightShare{cfg: cfg, sink: &recSink{}, px: px, step: step, ts: t0}
+	ls.hs, ls.engines = sharedHot(t, cfg, ls.sink, px)
+	return ls
+}
+
+// send gives worker w a SYN probe from src to dst port 80, step after the last packet.
+func (ls *lightShare) send(w int, src, dst string) {
+	ls.ts += ls.step
+	p := syn(src, dst, 80, ls.ts)
+	ls.engines[w].packetTo(&p, ls.px)
+}
+
 // TestHotspotLightDenseShare: a dark IPv4 destination to which one worker counts 60
 // packets from one-packet sources, fewer than min_sources (62), and another worker 2
 // (both handed over as their records, light, not counted by the worker) is found hot with
@@ -213,16 +240,8 @@ func TestHotspotLightDenseShare(t *testing.T) {
 		restore bool
 		first   int // the worker handing over first
 	}{{false, 1}, {true, 1}, {true, 0}} {
-		cfg := only(testConfig(t), Hotspot)
-		cfg.Hotspot.MinSources = 62
-		sink := &recSink{}
-		hs, engines := sharedHot(t, cfg, sink, px)
-		ts := t0
-		send := func(w int, src, dst string) {
-			ts += sec / 100
-			p := syn(src, dst, 80, ts)
-			engines[w].packetTo(&p, px)
-		}
+		ls := newLightShare(t, px, sec/100)
+		cfg, sink, hs, engines, send := ls.cfg, ls.sink, ls.hs, ls.engines, ls.send
 		for i := range 60 {
 			send(0, ip4("10.0.0.0", i), "198.51.100.5")
 		}
@@ -233,11 +252,11 @@ func TestHotspotLightDenseShare(t *testing.T) {
 		for i := range 50 {
 			send(1, "10.2.0.4", ip4("198.51.100.100", i))
 		}
-		engines[tc.first].e.Finish(ts + sec)
+		engines[tc.first].e.Finish(ls.ts + sec)
 		if tc.restore {
 			hs = restoreHot(t, hs, cfg, sink, engines)
 		}
-		engines[1-tc.first].e.Finish(ts + sec)
+		engines[1-tc.first].e.Finish(ls.ts + sec)
 		hs.Finish()
 		hot := hotStarts(sink.take())
 		if len(hot) != 1 || hot[0].Dst != "198.51.100.5" || hot[0].Sources != 62 || hot[0].SourcesEstimated || hot[0].Packets != 62 {
@@ -431,16 +450,8 @@ func TestHotspotLightBothWays(t *testing.T) {
 	px := darkSpace(t, "198.51.100.0/24")
 	for _, busy := range []int{0, 300} {
 		for _, restore := range []bool{false, true} {
-			cfg := only(testConfig(t), Hotspot)
-			cfg.Hotspot.MinSources = 62
-			sink := &recSink{}
-			hs, engines := sharedHot(t, cfg, sink, px)
-			ts := t0
-			send := func(w int, src, dst string) {
-				ts += sec / 1000
-				p := syn(src, dst, 80, ts)
-				engines[w].packetTo(&p, px)
-			}
+			ls := newLightShare(t, px, sec/1000)
+			cfg, sink, hs, engines, send := ls.cfg, ls.sink, ls.hs, ls.engines, ls.send
 			for i := range 60 {
 				send(0, ip4("10.0.0.0", i), "198.51.100.5")
 				for j := range busy / 60 {
@@ -452,14 +463,14 @@ func TestHotspotLightBothWays(t *testing.T) {
 			if got := engines[0].e.hot.light.grouped; got {
 				t.Fatalf("busy %d: light records grouped before any hand-over", busy)
 			}
-			engines[0].e.Finish(ts + sec)
+			engines[0].e.Finish(ls.ts + sec)
 			if got, want := engines[0].e.hot.light.grouped, busy > 0; got != want {
 				t.Errorf("busy %d: light records grouped %v, want %v", busy, got, want)
 			}
 			if restore {
 				hs = restoreHot(t, hs, cfg, sink, engines)
 			}
-			engines[1].e.Finish(ts + sec)
+			engines[1].e.Finish(ls.ts + sec)
 			hs.Finish()
 			hot := hotStarts(sink.take())
 			var found *HotspotEntry
