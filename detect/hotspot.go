@@ -425,11 +425,15 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 	hs.maxLight = hotRecCap(max(cfg.MaxDestinations, 1))
 }
 
-// hotSpare is how many arrays of each kind (cells, light destinations) Hotspots keeps per
-// worker to give back: as many as are handed over and not yet evaluated at once, spills
-// included (two kept per worker, the 20x day's IPv6 scan windows made new ones at most
-// hand-overs: fresh memory, page faults).
-const hotSpare = 8
+// hotSpare is how many cell arrays Hotspots keeps per worker to give back: as many as are
+// handed over and not yet evaluated at once, spills included (two kept per worker, the 20x
+// day's IPv6 scan windows made new ones at most hand-overs: fresh memory, page faults).
+// Light destinations come only at a window's close or a flush, with a part's records
+// (up to 8 MiB): two of those per worker.
+const (
+	hotSpare      = 8
+	hotSpareLight = 2
+)
 
 func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
@@ -440,7 +444,7 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	}
 	clear(p.parts)
 	for _, lt := range p.light {
-		hs.spareLt = pushSpare(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]}, hotSpare*len(hs.started), capLight)
+		hs.spareLt = pushSpare(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]}, hotSpareLight*len(hs.started), capLight)
 	}
 	clear(p.light)
 	p.parts, p.light, p.full, p.split, p.px, p.mixed = p.parts[:0], p.light[:0], p.full[:0], false, nil, false
