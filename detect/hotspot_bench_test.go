@@ -8,36 +8,45 @@ import (
 )
 
 // BenchmarkHotspotDay times the hotspot detector alone (one worker, every other detector
-// off) on windows shaped like the generated day at scale 20 in a /23: 512 dark addresses
-// that each get about 120 packets a window (so each is counted as summaries, and is hot),
-// most sources sending one packet, a crowd of scanners, the busy telnet ports and random
-// others, SYN probes mixed with UDP datagrams and replies; and, with ipv6, a third of the packets to random addresses of a dark /32 (an IPv6
-// scan: one-packet destinations, spills). The packets are built beforehand.
+// off) on windows of packets built beforehand, with most sources sending one packet, a
+// crowd of scanners, the busy telnet ports and random others, and SYN probes mixed with
+// UDP datagrams and replies. ipv4 is shaped like the generated day at scale 20 in a /23:
+// 512 dark addresses that each get about 120 packets a window (each counted as summaries,
+// and hot). ipv6-scan is the same with a third of the packets to random addresses of a
+// dark /32 (an IPv6 scan: one-packet destinations, spills). scanned-16 is shaped like
+// bench.sh's SYN file: 17 000 packets a window spread over a dark /16 (light destinations
+// of a packet or two, none hot).
 //
 //	go test -run x -bench HotspotDay -count 6 ./detect/
 func BenchmarkHotspotDay(b *testing.B) {
-	for _, v6 := range []bool{false, true} {
-		name := "ipv4"
-		if v6 {
-			name = "ipv6-scan"
-		}
-		b.Run(name, func(b *testing.B) {
-			px := darkSpace(b, "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+	for _, tc := range []struct {
+		name     string
+		windows  int
+		per      int // packets a window
+		v6       bool
+		scan16   bool
+		wantHots bool
+	}{
+		{"ipv4", 8, 60000, false, false, true},
+		{"ipv6-scan", 8, 60000, true, false, true},
+		{"scanned-16", 24, 17000, false, true, false},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			px := darkSpace(b, "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "10.64.0.0/16")
 			cfg := only(testConfig(b), Hotspot)
 			cfg.MaxDestinations = 8192
 			win := int64(cfg.Window)
-			const windows, per = 8, 60000
 			rng := rand.New(rand.NewPCG(3, 4))
 			scanners := make([]packet.Addr, 2000)
 			for i := range scanners {
 				scanners[i] = packet.AddrFrom4([]byte{45, byte(i >> 8), byte(i), 1})
 			}
 			ports := []uint16{23, 23, 23, 2323, 80, 445, 22, 8080}
-			pkts := make([]packet.Header, windows*per)
+			pkts := make([]packet.Header, tc.windows*tc.per)
 			dense := make([]int32, len(pkts))
 			ts := t0
 			for i := range pkts {
-				ts += win / per
+				ts += win / int64(tc.per)
 				// Mostly SYN probes, some UDP (a few with a DHT query), some replies: the kinds
 				// come in no order, as on the day.
 				var p packet.Header
@@ -58,7 +67,10 @@ func BenchmarkHotspotDay(b *testing.B) {
 					p.Src = packet.AddrFrom4([]byte{byte(1 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
 				}
 				p.Dst = packet.AddrFrom4([]byte{198, 51, 100, byte(rng.IntN(256))})
-				if rng.IntN(2) == 0 {
+				switch {
+				case tc.scan16:
+					p.Dst = packet.AddrFrom4([]byte{10, 64, byte(rng.IntN(256)), byte(rng.IntN(256))})
+				case rng.IntN(2) == 0:
 					p.Dst = packet.AddrFrom4([]byte{203, 0, 113, byte(rng.IntN(256))})
 				}
 				if rng.IntN(5) < 2 {
@@ -66,7 +78,7 @@ func BenchmarkHotspotDay(b *testing.B) {
 				} else {
 					p.DstPort = ports[rng.IntN(len(ports))]
 				}
-				if v6 && i%3 == 0 {
+				if tc.v6 && i%3 == 0 {
 					p.Src = addr("2001:db8:ffff::1")
 					p.Dst = addr("2001:db8::")
 					for k := 4; k < 16; k++ {
@@ -91,14 +103,18 @@ func BenchmarkHotspotDay(b *testing.B) {
 					e.PacketAt(&pkts[i], &st, dense[i])
 				}
 				for i := range pkts {
-					pkts[i].TS += windows * win
+					pkts[i].TS += int64(tc.windows) * win
 				}
 				events += len(sink.take())
 			}
 			e.Finish(pkts[len(pkts)-1].TS + win)
 			hs.Finish()
-			if events += len(sink.take()); events == 0 {
-				b.Fatal("no hotspot episode")
+			events += len(sink.take())
+			if got := events > 0; got != tc.wantHots {
+				b.Fatalf("%d hotspot events, want some: %v", events, tc.wantHots)
+			}
+			if hs.Hist.Sum.Load() == 0 {
+				b.Fatal("no packet in the receiver distribution")
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(pkts)), "ns/packet")
 		})
