@@ -133,7 +133,7 @@ func (gr *hotGrouper) each(lt *hotLight, want []uint64, fn func(o hotObs, g []ho
 	if lt.grouped {
 		at := 0
 		for _, o := range lt.obs {
-			if want == nil || want[o.ix>>6]&(1<<(o.ix&63)) != 0 {
+			if want == nil || hasBit(want, uint32(o.ix)) {
 				fn(o, lt.recs[at:at+int(o.packets)])
 			}
 			at += int(o.packets)
@@ -146,7 +146,7 @@ func (gr *hotGrouper) each(lt *hotLight, want []uint64, fn func(o hotObs, g []ho
 	}
 	obs, total := gr.obs[:0], 0
 	for _, o := range lt.obs {
-		if want == nil || want[o.ix>>6]&(1<<(o.ix&63)) != 0 {
+		if want == nil || hasBit(want, uint32(o.ix)) {
 			gr.at[o.ix] = int32(total + 1)
 			total += int(o.packets)
 			obs = append(obs, o)
@@ -213,14 +213,14 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 	hw.cap = min(max(e.cfg.MaxDestinations, 1), hotCellMask-1)
 	hw.recCap = hotRecCap(hw.cap)
 	if h != hw.shared {
-		// Arrays reserved by the old one (newPartRecs) go with it; the open part's records
+		// Arrays reserved by the old one (newRecs) go with it; the open part's records
 		// (a restore in the middle of a window) move to an array of the new one, copied
 		// while the old one is still referred to.
 		var recs []hotRec
 		if len(hw.recs) > 0 {
 			recs = append(partRecs(h, hw.recCap), hw.recs...)
 		}
-		hw.cells, hw.light, hw.recs = nil, hotLight{}, recs
+		hw.cells, hw.light, hw.recs, hw.sorted = nil, hotLight{}, recs, nil
 	}
 	hw.shared = h
 }
@@ -301,7 +301,7 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 		port = h.DstPort
 	}
 	if hw.recs == nil {
-		hw.recs = hw.newPartRecs()
+		hw.recs = hw.newRecs()
 	}
 	// Field by field: a composite literal is built in a temporary and copied.
 	n := len(hw.recs)
@@ -590,7 +590,7 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 		switch {
 		case id < hw.ndense && c < denseHeavy:
 			// Light: its bit cleared in seen says so to the loop over the records.
-			hw.seen[id>>6] &^= 1 << (id & 63)
+			setBit(hw.seen, uint32(id), false)
 			lt.obs = append(lt.obs, hotObs{id, c})
 			nl += int(c)
 		case c <= hotLog:
@@ -618,18 +618,18 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	lt.grouped = nl > 0 && 2*nl < len(hw.recs)
 	if lt.grouped {
 		if cap(lt.recs) < nl {
-			lt.recs = hw.newPartRecs()
+			lt.recs = hw.newRecs()
 		}
 		lt.recs = lt.recs[:nl]
-		nl = 0
+		at := 0
 		for _, o := range lt.obs {
-			hw.slot[o.ix] = int32(nl)
-			nl += int(o.packets)
+			hw.slot[o.ix] = int32(at)
+			at += int(o.packets)
 		}
 	}
 	for i := range hw.recs {
 		r := &hw.recs[i]
-		if id := r.ID; id < hw.ndense && hw.seen[id>>6]&(1<<(id&63)) == 0 {
+		if id := r.ID; id < hw.ndense && !hasBit(hw.seen, uint32(id)) {
 			// A light destination's (its bit cleared above).
 			if lt.grouped {
 				lt.recs[hw.slot[id]] = *r
@@ -649,7 +649,7 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	if len(lt.obs) > 0 && !lt.grouped {
 		next := lt.recs
 		if cap(next) < hw.recCap {
-			next = hw.newPartRecs()
+			next = hw.newRecs()
 		}
 		lt.recs, hw.recs = hw.recs, next[:0]
 	}
@@ -674,14 +674,11 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 // newRecs returns an empty array of recCap records, outside the Go heap when it can be
 // (aggregate.Reserve): the records of a part and their sorted copy are megabytes written
 // once per part, and in huge pages they cost a page fault per 2 MiB, not per 4 KiB (the
-// heap's pages, which its scavenger may also return to the system between parts).
-func (hw *hotWorker) newRecs() []hotRec { return aggregate.ReserveOrMake[hotRec](hw, hw.recCap)[:0] }
-
-// newPartRecs is newRecs for the array of a part's records, which goes to the shared
-// Hotspots with the light destinations and comes back to any worker: Hotspots owns it,
-// which every engine holding one of its arrays refers to (SetHotspots moves an open part's
-// records to an array of the new one).
-func (hw *hotWorker) newPartRecs() []hotRec { return partRecs(hw.shared, hw.recCap) }
+// heap's pages, which its scavenger may also return to the system between parts). The
+// shared Hotspots owns them: a part's records go to it with the light destinations and
+// come back to any worker, and every engine holding one of its arrays refers to it
+// (SetHotspots moves an open part's records to an array of a new one).
+func (hw *hotWorker) newRecs() []hotRec { return partRecs(hw.shared, hw.recCap) }
 
 // partRecs returns an empty array of n records owned by h (nil: on the heap).
 func partRecs(h *Hotspots, n int) []hotRec {

@@ -112,7 +112,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	if len(recs) > 0 {
 		if hw.recs == nil {
-			hw.recs = hw.newPartRecs()
+			hw.recs = hw.newRecs()
 		}
 		hw.recs = append(hw.recs[:0], recs...)
 		hw.countDense()
