@@ -1028,7 +1028,9 @@ func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec) {
 		a.Top[k] = hotSrc{Src: g[top[k].first].Src, Packets: uint64(top[k].n)}
 	}
 	a.NTop = uint8(n)
-	slices.SortFunc(a.Top[:n], topCmp)
+	for k := 1; k < n; k++ {
+		rankUp(a.Top[:n], k)
+	}
 }
 
 // tableSize is the open-addressing table size for n keys: a power of two >= 2n, at least 8.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"runtime"
 	"slices"
 	"testing"
@@ -487,6 +488,55 @@ func TestHotspotLightBothWays(t *testing.T) {
 				t.Fatalf("busy %d restore %v: hotspot episodes %q, want 198.51.100.5 with 62 sources and packets (and the busy one)",
 					busy, restore, got)
 			}
+		}
+	}
+}
+
+// TestHotTopMerge merges random top lists (sources from a small pool of both families, so
+// that lists share sources and tie on packets) and checks addTop, which moves the one
+// source it adds or grows into place, against the same merge sorting the whole list after
+// each change.
+func TestHotTopMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 13))
+	pool := make([]packet.Addr, 12)
+	for i := range pool {
+		if i%3 == 0 {
+			pool[i] = packet.AddrFromNetip(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}))
+		} else {
+			pool[i] = packet.AddrFrom4([]byte{198, 51, 100, byte(255 - i)})
+		}
+	}
+	list := func() []hotSrc {
+		var l []hotSrc
+		for _, k := range rng.Perm(len(pool))[:rng.IntN(hotTop+1)] {
+			p := uint64(1 + rng.IntN(4))
+			l = append(l, hotSrc{Src: pool[k], Packets: p, Err: uint64(rng.IntN(int(p)))})
+		}
+		slices.SortFunc(l, topCmp)
+		return l
+	}
+	for round := range 2000 {
+		var got, want HotSummary
+		for range 1 + rng.IntN(6) {
+			l := list()
+			got.addTop(l)
+			for _, s := range l { // the reference: a whole sort after each change
+				i := slices.IndexFunc(want.Top[:want.NTop], func(x hotSrc) bool { return x.Src == s.Src })
+				switch {
+				case i >= 0:
+					want.Top[i].Packets += s.Packets
+					want.Top[i].Err += s.Err
+				case want.NTop < hotTop:
+					want.Top[want.NTop] = s
+					want.NTop++
+				case topCmp(s, want.Top[hotTop-1]) < 0:
+					want.Top[hotTop-1] = s
+				}
+				slices.SortFunc(want.Top[:want.NTop], topCmp)
+			}
+		}
+		if got.NTop != want.NTop || got.Top != want.Top {
+			t.Fatalf("round %d:\n got %v\nwant %v", round, got.Top[:got.NTop], want.Top[:want.NTop])
 		}
 	}
 }

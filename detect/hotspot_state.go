@@ -212,7 +212,7 @@ func (lt *hotLight) cells(hc *hotCounter, gr *hotGrouper, full []HotSummary) ([]
 }
 
 func cmpHotKey(a, b hotKey) int {
-	if c := a.Dst.Netip().Compare(b.Dst.Netip()); c != 0 {
+	if c := a.Dst.Compare(&b.Dst); c != 0 {
 		return c
 	}
 	return int(a.Port) - int(b.Port)

@@ -41,6 +41,33 @@ func (a *Addr) V4() uint32 { return binary.BigEndian.Uint32(a[12:]) }
 // Netip returns the address as a netip.Addr, unmapping IPv4.
 func (a Addr) Netip() netip.Addr { return netip.AddrFrom16(a).Unmap() }
 
+// Compare orders addresses as netip.Addr.Compare orders their Netip(): IPv4 before IPv6,
+// then by value. Without the conversion: ranking a hotspot's top sources, which tie on
+// their packets more often than not, compared netip.Addr values (a tenth of
+// BenchmarkHotspotDay's time was in the small sorts of those lists).
+func (a *Addr) Compare(b *Addr) int {
+	if a4, b4 := a.Is4(), b.Is4(); a4 != b4 {
+		if a4 {
+			return -1
+		}
+		return 1
+	}
+	// Both IPv4 (the same mapped prefix) or both IPv6: the bytes in order.
+	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	if x, y := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]); x != y {
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return 0
+}
+
 // String formats the address like netip.Addr does (dotted quad for IPv4).
 func (a Addr) String() string { return a.Netip().String() }
 
