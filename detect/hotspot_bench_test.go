@@ -15,7 +15,9 @@ import (
 // and hot). ipv6-scan is the same with a third of the packets to random addresses of a
 // dark /32 (an IPv6 scan: one-packet destinations, spills). scanned-16 is shaped like
 // bench.sh's SYN file: 17 000 packets a window spread over a dark /16 (light destinations
-// of a packet or two, none hot).
+// of a packet or two, none hot). flood is shaped like its burst: 600 000 SYNs in one window,
+// each from a fresh random source to a random port of a /24 (every address hot, thousands
+// of ports each, flushed parts).
 //
 //	go test -run x -bench HotspotDay -count 6 ./detect/
 func BenchmarkHotspotDay(b *testing.B) {
@@ -25,11 +27,13 @@ func BenchmarkHotspotDay(b *testing.B) {
 		per      int // packets a window
 		v6       bool
 		scan16   bool
+		flood    bool
 		wantHots bool
 	}{
-		{"ipv4", 8, 60000, false, false, true},
-		{"ipv6-scan", 8, 60000, true, false, true},
-		{"scanned-16", 24, 17000, false, true, false},
+		{"ipv4", 8, 60000, false, false, false, true},
+		{"ipv6-scan", 8, 60000, true, false, false, true},
+		{"scanned-16", 24, 17000, false, true, false, false},
+		{"flood", 1, 600000, false, false, true, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			px := darkSpace(b, "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "10.64.0.0/16")
@@ -77,6 +81,14 @@ func BenchmarkHotspotDay(b *testing.B) {
 					p.DstPort = uint16(1 + rng.IntN(65535))
 				} else {
 					p.DstPort = ports[rng.IntN(len(ports))]
+				}
+				if tc.flood {
+					// bench.sh's burst: SYNs from fresh random sources to random ports of a
+					// /24, more in the window than a part's records (flushes).
+					p = syn("10.0.0.1", "198.51.100.1", 80, ts)
+					p.Src = packet.AddrFrom4([]byte{byte(1 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+					p.Dst = packet.AddrFrom4([]byte{203, 0, 113, byte(rng.IntN(256))})
+					p.DstPort = uint16(1 + rng.IntN(65535))
 				}
 				if tc.v6 && i%3 == 0 {
 					p.Src = addr("2001:db8:ffff::1")
