@@ -72,9 +72,7 @@ func NewTopK(capacity int) *TopK {
 	t := &TopK{Capacity: capacity, MinGroup: nilIdx, FreeGroup: nilIdx}
 	t.Entries = ReserveOrMake[TopKEntry](t, capacity)[:0]
 	t.Groups = ReserveOrMake[TopKGroup](t, capacity)
-	if t.index = Reserve[uint64](t, bucketsFor(capacity)); t.index == nil {
-		t.index = newIndex(capacity)
-	}
+	t.index = ReserveOrMake[uint64](t, bucketsFor(capacity))
 	return t
 }
 

@@ -1007,7 +1007,7 @@ func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
 
 // topOf sets the level's top sources from its table of sources (of the records g; order:
 // the slots in use in order of arrival): the hotTop with the most packets, then the first
-// seen, in topCmp's order. A source seen later ranks after an earlier one with as many.
+// seen, in topLess's order. A source seen later ranks after an earlier one with as many.
 func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec) {
 	var top [hotTop]hotSlot
 	n := 0

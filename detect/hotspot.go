@@ -166,18 +166,8 @@ func (a *HotSummary) merge(o *HotSummary) {
 	a.addTop(o.Top[:o.NTop])
 }
 
-// topCmp orders top sources: most packets for sure (Packets-Err) first, then by address.
-func topCmp(x, y hotSrc) int {
-	switch {
-	case topLess(&x, &y):
-		return -1
-	case topLess(&y, &x):
-		return 1
-	}
-	return 0
-}
-
-// topLess reports whether x ranks before y (topCmp's order).
+// topLess reports whether top source x ranks before y: most packets for sure (Packets-Err)
+// first, then by address.
 func topLess(x, y *hotSrc) bool {
 	if a, b := x.Packets-x.Err, y.Packets-y.Err; a != b {
 		return a > b
@@ -188,7 +178,7 @@ func topLess(x, y *hotSrc) bool {
 // rankUp moves top[i] ahead of the sources before it that it ranks before (topLess), the
 // others being in order: a list in order with one source added or grown is in order again.
 // Not slices.SortFunc: the lists are at most hotTop long and nearly always in order, and
-// the generic sort, copying the sources by value through topCmp, was a tenth of
+// the generic sort, copying the sources by value through its comparison, was a tenth of
 // BenchmarkHotspotDay's time.
 func rankUp(top []hotSrc, i int) {
 	for ; i > 0 && topLess(&top[i], &top[i-1]); i-- {
@@ -274,15 +264,20 @@ func (x *hotIndex[K]) reset(n int) {
 	for size < 2*n {
 		size *= 2
 	}
-	// The largest slots array is kept: windows of a few cells and windows of many alternate
-	// (an IPv6 scan's), and one made for each was fresh memory each time.
-	if cap(x.slots) < size {
-		x.slots = make([]int32, size)
-	} else {
-		x.slots = x.slots[:size]
-		clear(x.slots)
-	}
+	x.setSlots(size)
 	x.keys = x.keys[:0]
+}
+
+// setSlots makes the index n empty slots, in the array it has when that holds them: the
+// largest array is kept (windows of a few cells and windows of many alternate, an IPv6
+// scan's, and one made for each was fresh memory each time).
+func (x *hotIndex[K]) setSlots(n int) {
+	if cap(x.slots) < n {
+		x.slots = make([]int32, n)
+		return
+	}
+	x.slots = x.slots[:n]
+	clear(x.slots)
 }
 
 // get returns k's position; with add, a missing k is added (isNew), else -1. The index
@@ -310,12 +305,7 @@ func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
 
 // grow doubles the index's slots and puts the keys back.
 func (x *hotIndex[K]) grow() {
-	if n := 2 * max(len(x.slots), 8); cap(x.slots) >= n {
-		x.slots = x.slots[:n]
-		clear(x.slots)
-	} else {
-		x.slots = make([]int32, n)
-	}
+	x.setSlots(2 * max(len(x.slots), 8))
 	mask := uint64(len(x.slots) - 1)
 	for p := range x.keys {
 		i := x.hash(&x.keys[p]) & mask

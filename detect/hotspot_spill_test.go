@@ -46,7 +46,7 @@ func TestDenseNeverSpilled(t *testing.T) {
 // counter, whose scratch tables must be left empty from one destination to the next, and
 // checks every summary against a count made with maps: packets, kinds, first and last,
 // distinct sources, the two busiest ports and the top sources (most packets, then the
-// first seen; listed in topCmp's order).
+// first seen; listed in topLess's order).
 func TestHotCounterExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	var hc hotCounter
@@ -490,6 +490,17 @@ func TestHotspotLightBothWays(t *testing.T) {
 			}
 		}
 	}
+}
+
+// topCmp is topLess as a comparison, for the generic sorts of the tests' expected lists.
+func topCmp(x, y hotSrc) int {
+	switch {
+	case topLess(&x, &y):
+		return -1
+	case topLess(&y, &x):
+		return 1
+	}
+	return 0
 }
 
 // TestHotTopMerge merges random top lists (sources from a small pool of both families, so
