@@ -3,6 +3,7 @@ package pipeline
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -31,6 +32,18 @@ type eventSink struct {
 	parts []*workerSink         // the shared detectors' part, then one per worker
 	// onShared is told each event of the shared detectors' part (the summary's segments).
 	onShared func(i int, c tallyCounts)
+	// lines encodes the workers' event lines for q (nil: every line is zap's).
+	lines EventLineEncoder
+	q     *logq.Queue
+}
+
+// EventLineEncoder encodes a detection event's log line as the logger's encoder writes
+// the line zap makes of it (level info, time t, message msg, then event, phase and the
+// entry's fields inlined, as the event sink logs it), or reports ok=false where it cannot
+// (zap then writes it). A log queue's line encoder (logq.Lines) that implements it takes the
+// workers' lines (cmd/telescope's JSON encoder).
+type EventLineEncoder interface {
+	AppendEventLine(b []byte, t time.Time, msg, event, phase string, e detect.Entry) ([]byte, bool)
 }
 
 // workerSink is one worker's (or the shared detectors') way into the eventSink: its own
@@ -48,6 +61,10 @@ type workerSink struct {
 	pend   []tallyCounts
 	run    seriesRun   // the latest run of starts of one detector in one minute
 	next   detect.Sink // the eventSink's next, or the worker's part of it (partOf)
+	// lines holds nlines encoded event lines of a worker's own part (lineTo), handed to
+	// the log queue by publish.
+	lines  []byte
+	nlines int
 }
 
 // Detection implements detect.Sink.
@@ -57,8 +74,53 @@ func (w *workerSink) Detection(ev *detect.Event) { w.s.detection(ev, w) }
 // queue (LogEntry), so the part keeps none unless the sink it passes events on to does.
 func (w *workerSink) TransientEntries() bool { return detect.IsTransient(w.next) }
 
-// publish adds the counts of a worker's part since the last call to its tallies and series.
+// lineTo encodes ev's line (message msg) in w's buffer of lines, which publish hands to the
+// log queue, and reports whether it did: only for a worker's own part, with a line encoder
+// (the JSON log format), and a line the encoder can write (else zap writes it, after the
+// lines before it). A line the log level leaves out counts as done.
+//
+// A line at a time, each event took a zap check and entry, a copy of its entry, a queue
+// item, and an encoding on the queue's goroutine: ~1.5 µs, a tenth of the 20x day's CPU
+// time for its 90 000 lines. Encoded here, a batch's lines go to the queue in one item.
+func (s *eventSink) lineTo(w *workerSink, msg string, ev *detect.Event) bool {
+	if s.lines == nil || w.pend == nil {
+		return false
+	}
+	if !s.q.Enabled(zapcore.InfoLevel) {
+		return true
+	}
+	n := len(w.lines)
+	b, ok := s.lines.AppendEventLine(w.lines, time.Now(), msg, ev.Detector, ev.Phase.String(), ev.Entry)
+	if !ok {
+		w.lines = b[:n]
+		w.writeLines()
+		return false
+	}
+	w.lines = b
+	if w.nlines++; len(b) >= linesFlush {
+		w.writeLines()
+	}
+	return true
+}
+
+// linesFlush is the size at which a worker's buffer of lines goes to the log queue before
+// the batch ends (an Advance may end tens of thousands of episodes): the queue bounds its
+// lines in bytes (logq), and a buffer below logq.LineBuffer's size never grows.
+const linesFlush = 48 << 10
+
+// writeLines hands the buffered lines to the log queue.
+func (w *workerSink) writeLines() {
+	if w.nlines == 0 {
+		return
+	}
+	w.s.q.WriteLines(w.lines, w.nlines)
+	w.lines, w.nlines = logq.LineBuffer(), 0
+}
+
+// publish adds the counts of a worker's part since the last call to its tallies and series,
+// and hands its lines to the log queue.
 func (w *workerSink) publish() {
+	w.writeLines()
 	for i := range w.pend {
 		w.tally[i].add(w.pend[i])
 		w.pend[i] = tallyCounts{}
@@ -177,13 +239,16 @@ func (s *eventSink) detection(ev *detect.Event, w *workerSink) {
 		if msg == "" {
 			msg = ev.Detector + " " + ev.Phase.String()
 		}
-		// Checked first: the entry is copied (the log queue keeps it) only for a line
+		// A worker's own line is encoded here, in its buffer of lines (lineTo). Otherwise
+		// checked first: the entry is copied (the log queue keeps it) only for a line
 		// written.
-		if ce := s.log.Check(zap.InfoLevel, msg); ce != nil {
-			l := logLines.Get().(*logLine)
-			l.entry = detect.LogEntry(ev.Entry)
-			l.fields = [3]zapcore.Field{zap.String("event", ev.Detector), zap.String("phase", ev.Phase.String()), zap.Inline(l)}
-			ce.Write(l.fields[:]...)
+		if !s.lineTo(w, msg, ev) {
+			if ce := s.log.Check(zap.InfoLevel, msg); ce != nil {
+				l := logLines.Get().(*logLine)
+				l.entry = detect.LogEntry(ev.Entry)
+				l.fields = [3]zapcore.Field{zap.String("event", ev.Detector), zap.String("phase", ev.Phase.String()), zap.Inline(l)}
+				ce.Write(l.fields[:]...)
+			}
 		}
 	}
 	if w.pend != nil {

@@ -88,6 +88,9 @@ func New(o Options) (*Pipeline, error) {
 	}
 	p.who = wh
 	p.sink = newEventSink(p.log, o.Sink, wh, func() *detect.Config { return p.rc.Load().det })
+	if enc, ok := p.logq.LineEncoder().(EventLineEncoder); ok {
+		p.sink.lines, p.sink.q = enc, p.logq
+	}
 	p.summary = newSummary(p)
 	p.sink.onShared = p.summary.sharedEvent
 	rc, err := newRunConfig(o.Config, o.Workers, p.slots, nil)

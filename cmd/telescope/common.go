@@ -87,6 +87,10 @@ func newLogger(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.At
 	return log, lvl, stop, err
 }
 
+// workerLines lets the pipeline's workers encode their detection lines (off: every line
+// is zap's entry; a test compares the two).
+var workerLines = true
+
 // newLoggerQueue is newLogger also returning the log queue.
 func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, zap.AtomicLevel, *logq.Queue, func(), error) {
 	lvl, err := zap.ParseAtomicLevel(cfg.Level)
@@ -104,7 +108,12 @@ func newLoggerQueue(cfg configs.Log, w io.Writer, lossless bool) (*zap.Logger, z
 		enc = newEventJSONEncoder(ec)
 	}
 	ws := zapcore.Lock(logq.Buffer(w))
-	q := logq.New(zapcore.NewCore(enc, ws, lvl), logq.Options{Lossless: lossless, Release: true})
+	o := logq.Options{Lossless: lossless, Release: true}
+	if ej, ok := enc.(*eventJSONEncoder); ok && ej.fast && workerLines {
+		// The pipeline's workers encode their detection lines themselves (pipeline.EventLineEncoder).
+		o.Lines = &logq.Lines{Out: ws, Encoder: ej}
+	}
+	q := logq.New(zapcore.NewCore(enc, ws, lvl), o)
 	log := zap.New(q.Core())
 	return log, lvl, q, func() { _ = log.Sync() }, nil
 }

@@ -74,17 +74,37 @@ func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []b
 	if !isLine {
 		return b, false
 	}
+	return appendLine(b, ent.Time, ent.Message, fields[0].String, fields[1].String, a, nil)
+}
+
+// AppendEventLine implements pipeline.EventLineEncoder: the line appendEventLine writes for
+// the entry and fields the pipeline would log the event with (level info, event, phase,
+// the entry's fields inlined), or ok=false where zap must write it.
+func (e *eventJSONEncoder) AppendEventLine(b []byte, t time.Time, msg, event, phase string, entry detect.Entry) (_ []byte, ok bool) {
+	if !e.fast || !detect.PlainString(msg) || !detect.PlainString(event) || !detect.PlainString(phase) {
+		return b, false
+	}
+	return appendLine(b, t, msg, event, phase, nil, entry)
+}
+
+// appendLine appends an event line whose strings are plain (detect.PlainString), with the
+// fields a appends (nil: entry's, detect.AppendLogJSON); ok=false: they cannot be.
+func appendLine(b []byte, t time.Time, msg, event, phase string, a logLineAppender, entry detect.Entry) (_ []byte, ok bool) {
 	b = append(b, `{"level":"info","ts":"`...)
-	b = ent.Time.AppendFormat(b, time.RFC3339Nano)
+	b = t.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, `","msg":"`...)
-	b = append(b, ent.Message...)
+	b = append(b, msg...)
 	b = append(b, `","event":"`...)
-	b = append(b, fields[0].String...)
+	b = append(b, event...)
 	b = append(b, `","phase":"`...)
-	b = append(b, fields[1].String...)
+	b = append(b, phase...)
 	b = append(b, '"')
 	obj := len(b)
-	b, ok = a.AppendLogJSON(b)
+	if a != nil {
+		b, ok = a.AppendLogJSON(b)
+	} else {
+		b, ok = detect.AppendLogJSON(b, entry)
+	}
 	if !ok || len(b)-obj < 2 || b[obj] != '{' || b[len(b)-1] != '}' {
 		return b, false
 	}

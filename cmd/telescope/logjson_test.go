@@ -1,8 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/daygen"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -91,5 +97,94 @@ func TestEventLinesMatchZap(t *testing.T) {
 		[]zapcore.Field{zap.String("event", "fingerprint"), zap.String("phase", "end"), zap.Inline(testLine{e})})
 	if err != nil || !strings.Contains(buf.String(), `"sensor":"s1"`) {
 		t.Errorf("a clone's line %q (%v) lacks its field", buf, err)
+	}
+}
+
+// The lines the pipeline's workers encode themselves (pipeline.EventLineEncoder, handed to
+// the log queue a batch at a time) are the lines zap writes of the same events: a replay
+// of a generated day (tens of thousands of fingerprint and udp_then_syn lines, from two
+// workers) logs the same lines both ways, but for their times, and each worker's lines
+// keep their order (their events' order in the report's stream). Lines of the shared
+// detectors and the summary lines go through zap either way.
+func TestWorkerLinesMatchZap(t *testing.T) {
+	dir := t.TempDir()
+	pcap := filepath.Join(dir, "day.pcap")
+	f, err := os.Create(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daygen.Generate(f, daygen.Options{Seed: 3, Scale: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "day.yaml")
+	writeTestConfig(t, cfg, "dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']\ncapture: {workers: 2}\n")
+	replay := func(encoded bool) []string {
+		t.Helper()
+		old := workerLines
+		workerLines = encoded
+		defer func() { workerLines = old }()
+		code, _, stderr := telescope(t, "replay", "--config", cfg, pcap)
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr)
+		}
+		var lines []string
+		ts := regexp.MustCompile(`"ts":"[^"]*"`)
+		for _, l := range strings.Split(strings.TrimSuffix(stderr, "\n"), "\n") {
+			if !json.Valid([]byte(l)) {
+				t.Fatalf("not a JSON line: %q", l)
+			}
+			if strings.Contains(l, `"msg":"replay finished"`) {
+				continue // its elapsed time differs
+			}
+			lines = append(lines, ts.ReplaceAllString(l, `"ts":""`))
+		}
+		return lines
+	}
+	zapLines, encLines := replay(false), replay(true)
+	events := 0
+	for _, l := range encLines {
+		if strings.Contains(l, `"event":"fingerprint"`) || strings.Contains(l, `"event":"udp_then_syn"`) {
+			events++
+		}
+	}
+	if events < 1000 {
+		t.Fatalf("%d fingerprint and udp_then_syn lines: the day should log thousands", events)
+	}
+	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
+	if a, b := sorted(zapLines), sorted(encLines); !slices.Equal(a, b) {
+		for i := range min(len(a), len(b)) {
+			if a[i] != b[i] {
+				t.Fatalf("%d lines through zap, %d encoded; first difference:\nzap     %s\nencoded %s", len(a), len(b), a[i], b[i])
+			}
+		}
+		t.Fatalf("%d lines through zap, %d encoded", len(a), len(b))
+	}
+	// Each source's lines come in the same order both ways (a source's events are its
+	// worker's, in packet order).
+	bySrc := func(lines []string) map[string][]string {
+		m := map[string][]string{}
+		src := regexp.MustCompile(`"src":"[^"]*"`)
+		for _, l := range lines {
+			if s := src.FindString(l); s != "" {
+				m[s] = append(m[s], l)
+			}
+		}
+		return m
+	}
+	zs, es := bySrc(zapLines), bySrc(encLines)
+	for s, want := range zs {
+		if !slices.Equal(es[s], want) {
+			t.Fatalf("source %s: lines in another order:\nzap     %q\nencoded %q", s, want, es[s])
+		}
+	}
+}
+
+func writeTestConfig(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

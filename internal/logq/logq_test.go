@@ -3,6 +3,7 @@ package logq
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -116,4 +117,132 @@ func TestReleaseAfterWrite(t *testing.T) {
 			}
 		}
 	}
+}
+
+// blockingCore holds every write until release is closed.
+type blockingCore struct {
+	zapcore.Core
+	started chan struct{}
+	release chan struct{}
+}
+
+func (c blockingCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	return ce.AddCore(e, c)
+}
+
+func (c blockingCore) Write(e zapcore.Entry, f []zapcore.Field) error {
+	select {
+	case c.started <- struct{}{}:
+	default:
+	}
+	<-c.release
+	return c.Core.Write(e, f)
+}
+
+// TestWriteLines: lines the callers encoded (WriteLines) come out in queue order with
+// the core's own entries, through the same output, and a buffer of n lines dropped (a
+// full queue, live) counts as n entries dropped.
+func TestWriteLines(t *testing.T) {
+	var buf bytes.Buffer
+	out := zapcore.AddSync(&buf)
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"})
+	q := New(zapcore.NewCore(enc, out, zapcore.InfoLevel), Options{Lossless: true, Lines: &Lines{Out: out, Encoder: "enc"}})
+	if q.LineEncoder() != "enc" || !q.Enabled(zapcore.InfoLevel) || q.Enabled(zapcore.DebugLevel) {
+		t.Fatalf("line encoder %v, levels", q.LineEncoder())
+	}
+	log := zap.New(q.Core())
+	var want []string
+	for i := range 50 {
+		log.Info(fmt.Sprintf("entry %d", i))
+		want = append(want, fmt.Sprintf(`{"msg":"entry %d"}`, i))
+		b := LineBuffer()
+		for k := range i % 4 {
+			l := fmt.Sprintf(`{"line":"%d.%d"}`, i, k)
+			b = append(b, l+"\n"...)
+			want = append(want, l)
+		}
+		q.WriteLines(b, i%4)
+	}
+	if dropped := q.Drain(); dropped != 0 {
+		t.Fatalf("%d dropped", dropped)
+	}
+	if got := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n"); !slices.Equal(got, want) {
+		t.Fatalf("lines out of order or missing:\n%q\nwant\n%q", got, want)
+	}
+
+	// Live (not lossless): with the output held and the queue full, a buffer of 7 lines
+	// is dropped as 7 entries.
+	bc := blockingCore{Core: zapcore.NewCore(enc, out, zapcore.InfoLevel), started: make(chan struct{}, 1), release: make(chan struct{})}
+	q = New(bc, Options{Size: 1, Lines: &Lines{Out: out}})
+	log = zap.New(q.Core())
+	log.Info("held") // the writer takes it and waits
+	<-bc.started
+	log.Info("queued") // fills the queue
+	q.WriteLines([]byte(strings.Repeat("{}\n", 7)), 7)
+	if d := q.Dropped(); d != 7 {
+		t.Errorf("%d dropped, want 7 (the lines of the buffer that found no room)", d)
+	}
+	close(bc.release)
+	q.Drain()
+}
+
+// TestWriteLinesBudget: queued lines are bounded in bytes (lineBytesPerEntry per entry of
+// the queue's size), not only in buffers: with the output held, a live queue takes one
+// buffer past its budget when it holds none, drops the next, and takes buffers again once
+// the output has written the first; a lossless one waits for the room instead.
+func TestWriteLinesBudget(t *testing.T) {
+	for _, lossless := range []bool{false, true} {
+		var buf bytes.Buffer
+		out := zapcore.AddSync(&buf)
+		enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"})
+		bc := blockingCore{Core: zapcore.NewCore(enc, out, zapcore.InfoLevel), started: make(chan struct{}, 1), release: make(chan struct{})}
+		q := New(bc, Options{Size: 64, Lossless: lossless, Lines: &Lines{Out: out}})
+		big := func(c byte) []byte { // 40 KiB of 1 KiB lines, over the budget of 32 KiB
+			l := append(bytes.Repeat([]byte{c}, 1023), '\n')
+			return bytes.Repeat(l, 40)
+		}
+		zap.New(q.Core()).Info("held")
+		<-bc.started
+		q.WriteLines(big('a'), 40) // nothing queued: taken though over the budget
+		done := make(chan struct{})
+		go func() {
+			q.WriteLines(big('b'), 40) // no room: dropped (live) or waits (lossless)
+			close(done)
+		}()
+		if lossless {
+			select {
+			case <-done:
+				t.Fatal("lossless: a buffer past the budget was queued without waiting")
+			case <-time.After(100 * time.Millisecond):
+			}
+		} else {
+			<-done
+			if d := q.Dropped(); d != 40 {
+				t.Fatalf("live: %d dropped, want the 40 lines past the budget", d)
+			}
+		}
+		close(bc.release)
+		<-done
+		for q.pending.Load() > 0 { // the output writes what is queued: room again
+			time.Sleep(time.Millisecond)
+		}
+		q.WriteLines(big('c'), 40)
+		q.Drain()
+		count := func(c byte) int { return strings.Count(buf.String(), string(c)+"\n") }
+		wantB := 40 * btoi(lossless)
+		if count('a') != 40 || count('b') != wantB || count('c') != 40 || q.Dropped() != uint64(40-wantB) {
+			t.Errorf("lossless %v: lines written a %d, b %d (want %d), c %d; %d dropped", lossless,
+				count('a'), count('b'), wantB, count('c'), q.Dropped())
+		}
+		if q.lineBytes.Load() != 0 {
+			t.Errorf("lossless %v: %d line bytes still counted as queued", lossless, q.lineBytes.Load())
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
