@@ -1023,9 +1023,11 @@ type HotspotEntry struct {
 	TopSources       []HotSource `json:"top_sources"`
 }
 
-// HotSource is one of an episode's top sources (Space-Saving over a few slots per worker
-// and window). Packets is a lower bound: exact for a source that held its slot from its
-// first packet in every window, the packets since it took a slot over otherwise.
+// HotSource is one of an episode's top sources. A window's top sources are exact (each
+// worker counts its own sources exactly, and a source is one worker's); over an episode of
+// several windows, a source's packets are summed over the windows whose top lists hold it,
+// so Packets is then a lower bound (and a checkpoint of an earlier version may hold
+// Space-Saving counts, also lower bounds).
 type HotSource struct {
 	Src     string `json:"src"`
 	Packets uint64 `json:"packets"`
