@@ -227,13 +227,6 @@ func (d *daemonProc) stop(t *testing.T, sig syscall.Signal) int {
 	return d.cmd.ProcessState.ExitCode()
 }
 
-func writeConfig(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // requireRoot skips loudly without root (fails under CI=true).
 func requireRoot(t *testing.T) {
 	t.Helper()

@@ -120,7 +120,7 @@ func TestWorkerLinesMatchZap(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "day.yaml")
-	writeTestConfig(t, cfg, "dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']\ncapture: {workers: 2}\n")
+	writeConfig(t, cfg, "dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']\ncapture: {workers: 2}\n")
 	replay := func(encoded bool) []string {
 		t.Helper()
 		old := workerLines
@@ -179,12 +179,5 @@ func TestWorkerLinesMatchZap(t *testing.T) {
 		if !slices.Equal(es[s], want) {
 			t.Fatalf("source %s: lines in another order:\nzap     %q\nencoded %q", s, want, es[s])
 		}
-	}
-}
-
-func writeTestConfig(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

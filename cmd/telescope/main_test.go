@@ -23,6 +23,14 @@ func telescope(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// writeConfig writes a config file for a test.
+func writeConfig(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // requireTool returns the path of a tool, skipping loudly (failing under CI=true) when missing.
 func requireTool(t *testing.T, name, pkg string) string {
 	t.Helper()
