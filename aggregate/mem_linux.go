@@ -31,5 +31,3 @@ func Reserve[T, O any](owner *O, n int) []T {
 	runtime.AddCleanup(owner, func(m []byte) { _ = unix.Munmap(m) }, mem)
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(mem))), n)
 }
-
-const hugePage = 2 << 20

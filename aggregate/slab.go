@@ -205,6 +205,10 @@ func (s *Slab) Validate(ref uint32, words int) error {
 // slabRegion is how many chunks newChunk reserves at a time: a huge page's worth.
 const slabRegion = hugePage / (slabChunk * 8)
 
+// hugePage is the size of a transparent huge page on Linux (x86-64, arm64 with 4 KiB
+// pages), which Reserve rounds its regions up to; the slab's regions are one each.
+const hugePage = 2 << 20
+
 // newChunk returns a zeroed chunk, cut from memory reserved outside the Go heap when it
 // can (Reserve): the blocks are read at random, one source's set after another's, and in
 // the heap's 4 KiB pages each chunk costs 128 TLB entries and page faults where a huge page

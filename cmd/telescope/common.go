@@ -4,14 +4,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"golang.org/x/sys/unix"
 
 	"github.com/telescope-dev/telescope/capture/filter"
 	"github.com/telescope-dev/telescope/configs"
@@ -145,10 +143,4 @@ func newRegistry(cfg *configs.Config, p *pipeline.Pipeline, reload *metrics.Relo
 	wrapped := prometheus.WrapRegistererWith(prometheus.Labels{"sensor": cfg.Sensor}, reg)
 	wrapped.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
 }
