@@ -5,6 +5,7 @@
 package packet
 
 import (
+	"cmp"
 	"encoding/binary"
 	"net/netip"
 )
@@ -53,19 +54,10 @@ func (a *Addr) Compare(b *Addr) int {
 		return 1
 	}
 	// Both IPv4 (the same mapped prefix) or both IPv6: the bytes in order.
-	if x, y := binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8]); x != y {
-		if x < y {
-			return -1
-		}
-		return 1
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
 	}
-	if x, y := binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]); x != y {
-		if x < y {
-			return -1
-		}
-		return 1
-	}
-	return 0
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }
 
 // String formats the address like netip.Addr does (dotted quad for IPv4).

@@ -30,17 +30,7 @@ func benchDay(b *testing.B) string {
 			return
 		}
 		benchDayPath = filepath.Join(dir, "day.pcap")
-		f, err := os.Create(benchDayPath)
-		if err != nil {
-			benchDayErr = err
-			return
-		}
-		if _, err := daygen.Generate(f, daygen.Options{Seed: 1, Scale: 2}); err != nil {
-			benchDayErr = err
-		}
-		if err := f.Close(); err != nil && benchDayErr == nil {
-			benchDayErr = err
-		}
+		_, benchDayErr = daygen.WriteFile(benchDayPath, daygen.Options{Seed: 1, Scale: 2})
 	})
 	if benchDayErr != nil {
 		b.Fatal(benchDayErr)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -39,15 +38,8 @@ func TestTelescopeDay(t *testing.T) {
 		scale = 0.1
 	}
 	path := filepath.Join(t.TempDir(), "day.pcap")
-	f, err := os.Create(path)
+	truth, err := daygen.WriteFile(path, daygen.Options{Seed: 11, Scale: scale})
 	if err != nil {
-		t.Fatal(err)
-	}
-	truth, err := daygen.Generate(f, daygen.Options{Seed: 11, Scale: scale})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := configs.Parse(nil, "default")

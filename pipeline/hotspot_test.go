@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -179,14 +178,7 @@ func TestHotspotAttackShapes(t *testing.T) {
 // senders over it, fewer than min_sources in any five minutes.
 func TestHotspotP2PReceivers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "day.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := daygen.Generate(f, daygen.Options{Seed: 11, Scale: 0.5}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if _, err := daygen.WriteFile(path, daygen.Options{Seed: 11, Scale: 0.5}); err != nil {
 		t.Fatal(err)
 	}
 	targets := map[hotKeyT]map[netip.Addr]bool{

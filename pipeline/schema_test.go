@@ -31,14 +31,7 @@ func TestReportMatchesSchema(t *testing.T) {
 	}
 
 	path := filepath.Join(t.TempDir(), "day.pcap")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := daygen.Generate(f, daygen.Options{Seed: 3, Scale: 0.05}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if _, err := daygen.WriteFile(path, daygen.Options{Seed: 3, Scale: 0.05}); err != nil {
 		t.Fatal(err)
 	}
 	// A SYN flood on one address after the day, for a hotspot episode.

@@ -32,16 +32,11 @@ import (
 func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	dir := t.TempDir()
 	day := filepath.Join(dir, "day.pcap")
-	f, err := os.Create(day)
-	if err != nil {
+	if _, err := daygen.WriteFile(day, daygen.Options{Seed: 7, Scale: 0.05, Duration: 3 * time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := daygen.Generate(f, daygen.Options{Seed: 7, Scale: 0.05, Duration: 3 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 	flood := filepath.Join(dir, "mirai.pcap")
-	f, err = os.Create(flood)
+	f, err := os.Create(flood)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,14 +42,7 @@ func eventKeys(t *testing.T, evs []*detect.Event) []string {
 func TestReplaySplitMatchesWhole(t *testing.T) {
 	dir := t.TempDir()
 	day := filepath.Join(dir, "day.pcap")
-	f, err := os.Create(day)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := daygen.Generate(f, daygen.Options{Seed: 5, Scale: 0.05}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if _, err := daygen.WriteFile(day, daygen.Options{Seed: 5, Scale: 0.05}); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := configs.Parse(nil, "default")

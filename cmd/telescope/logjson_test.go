@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -109,14 +108,7 @@ func TestEventLinesMatchZap(t *testing.T) {
 func TestWorkerLinesMatchZap(t *testing.T) {
 	dir := t.TempDir()
 	pcap := filepath.Join(dir, "day.pcap")
-	f, err := os.Create(pcap)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := daygen.Generate(f, daygen.Options{Seed: 3, Scale: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
+	if _, err := daygen.WriteFile(pcap, daygen.Options{Seed: 3, Scale: 1}); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "day.yaml")

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"sort"
 	"time"
 
@@ -21,6 +22,22 @@ func Generate(w io.Writer, o Options) (*Truth, error) {
 		return nil, err
 	}
 	if err := writePcap(w, pkts); err != nil {
+		return nil, err
+	}
+	return truth, nil
+}
+
+// WriteFile writes the day (Generate) to a new file at path and returns its truth.
+func WriteFile(path string, o Options) (*Truth, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	truth, err := Generate(f, o)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return nil, err
 	}
 	return truth, nil

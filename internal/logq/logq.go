@@ -229,7 +229,7 @@ func (q *Queue) run() {
 		} else {
 			_ = it.core.Write(it.ent, it.fields)
 		}
-		if q.release && it.n == 0 {
+		if q.release { // a buffer of lines has no fields
 			for _, f := range it.fields {
 				if r, ok := f.Interface.(Releaser); ok {
 					r.ReleaseLogged()
