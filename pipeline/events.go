@@ -46,6 +46,20 @@ type EventLineEncoder interface {
 	AppendEventLine(b []byte, t time.Time, msg, event, phase string, e detect.Entry) ([]byte, bool)
 }
 
+// LogJSONAppender appends a log line's fields as one JSON object, as zap's JSON encoder
+// writes them, or reports ok=false where it cannot (a character to escape).
+type LogJSONAppender interface {
+	AppendLogJSON(b []byte) ([]byte, bool)
+}
+
+// InfoLineEncoder encodes an info line (message msg, time t) with the fields a appends
+// inlined, as the logger's encoder writes the line zap makes of the same fields, or reports
+// ok=false where it cannot. A log queue's line encoder that implements it takes the
+// summary lines (summary.go).
+type InfoLineEncoder interface {
+	AppendInfoLine(b []byte, t time.Time, msg string, a LogJSONAppender) ([]byte, bool)
+}
+
 // workerSink is one worker's (or the shared detectors') way into the eventSink: its own
 // tallies (indexed like detect.Descriptors()) and episode series.
 //

@@ -3,12 +3,15 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/telescope-dev/telescope/configs"
@@ -438,5 +441,29 @@ func TestSummaryLinesSecondReplay(t *testing.T) {
 	}
 	if started != 2 || ended != 2 {
 		t.Errorf("hotspot lines add up to %d started, %d ended; want 2 and 2", started, ended)
+	}
+}
+
+// A summary line encoded for the log queue (AppendLogJSON) is what zap's JSON encoder
+// writes of its fields, and one with a string to escape is left to zap.
+func TestSummaryLineJSONMatchesZap(t *testing.T) {
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{})
+	for _, l := range []summaryLine{
+		{detector: "scanner", from: "2024-05-01T00:00:00Z", to: "2024-05-01T00:01:00Z", log: true, minPackets: 1},
+		{detector: "udp_then_syn", from: "2024-05-01T00:00:00.5Z", to: "2024-05-01T00:01:00Z",
+			counts: tallyCounts{1, 2, 3, math.MaxUint64}, minPackets: -1, dropped: 1 << 40},
+	} {
+		buf, err := enc.EncodeEntry(zapcore.Entry{}, l.fields())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := l.AppendLogJSON([]byte("x"))
+		if want := "x" + strings.TrimSuffix(buf.String(), "\n"); !ok || string(got) != want {
+			t.Errorf("AppendLogJSON = %s, %v; zap writes %s", got, ok, want)
+		}
+	}
+	l := summaryLine{detector: `a"b`, from: "2024-05-01T00:00:00Z", to: "2024-05-01T00:01:00Z"}
+	if _, ok := l.AppendLogJSON(nil); ok {
+		t.Error("a detector name with a quote was encoded, not left to zap")
 	}
 }

@@ -2,14 +2,17 @@ package pipeline
 
 import (
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/internal/logq"
 )
 
 // summaryMsg is the message of the per-detector summary lines.
@@ -243,12 +246,22 @@ func (s *logSummary) write(to int64) {
 }
 
 // writeLine logs the lines of the interval [from, to) whose tallies (every event up to
-// its end) are cur.
+// its end) are cur. With a line encoder (the JSON log format) they are encoded here and go
+// to the log queue as one item: as zap entries of ten fields each, a day's 10 080 lines
+// (7 detectors a minute) took 4 % of the CPU time of a replay of 5 M packets.
 func (s *logSummary) writeLine(from, to int64, tallies []tallyCounts) {
 	det := s.p.rc.Load().det
 	dropped := s.p.logq.Dropped()
-	fromText := detect.Time(from).String()
-	until := detect.Time(to).String()
+	l := summaryLine{from: detect.Time(from).String(), to: detect.Time(to).String(), dropped: dropped - s.prevDropped}
+	enc, _ := s.p.logq.LineEncoder().(InfoLineEncoder)
+	var (
+		b   []byte
+		n   int
+		now time.Time
+	)
+	if enc != nil && s.p.logq.Enabled(zapcore.InfoLevel) {
+		b, now = logq.LineBuffer(), time.Now()
+	}
 	for i, d := range detect.Descriptors() {
 		cur := tallies[i]
 		prev := s.prev[i]
@@ -258,20 +271,79 @@ func (s *logSummary) writeLine(from, to int64, tallies []tallyCounts) {
 		if !d.Enabled(det) && delta == (tallyCounts{}) {
 			continue
 		}
-		on, minPackets := d.Log(det)
-		s.p.log.Info(summaryMsg,
-			zap.String("detector", d.Name),
-			zap.String("from", fromText),
-			zap.String("to", until),
-			zap.Uint64("started", delta.started),
-			zap.Uint64("ended", delta.ended),
-			zap.Uint64("started_not_logged", delta.startsNotLogged),
-			zap.Uint64("ended_not_logged", delta.endsNotLogged),
-			zap.Bool("log", on),
-			zap.Int("log_min_packets", minPackets),
-			zap.Uint64("log_entries_dropped", dropped-s.prevDropped))
+		l.detector, l.counts = d.Name, delta
+		l.log, l.minPackets = d.Log(det)
+		if b != nil {
+			m := len(b)
+			var ok bool
+			if b, ok = enc.AppendInfoLine(b, now, summaryMsg, &l); ok {
+				n++
+				continue
+			}
+			// Written by zap, after the lines before it.
+			s.p.logq.WriteLines(b[:m], n)
+			b, n = logq.LineBuffer(), 0
+		}
+		s.p.log.Info(summaryMsg, l.fields()...)
+	}
+	if b != nil {
+		s.p.logq.WriteLines(b, n)
 	}
 	s.prevDropped = dropped
+}
+
+// summaryLine is the fields of a detector's summary line.
+type summaryLine struct {
+	detector, from, to string
+	counts             tallyCounts
+	log                bool
+	minPackets         int
+	dropped            uint64
+}
+
+// fields are the line's fields for zap.
+func (l *summaryLine) fields() []zap.Field {
+	return []zap.Field{
+		zap.String("detector", l.detector),
+		zap.String("from", l.from),
+		zap.String("to", l.to),
+		zap.Uint64("started", l.counts.started),
+		zap.Uint64("ended", l.counts.ended),
+		zap.Uint64("started_not_logged", l.counts.startsNotLogged),
+		zap.Uint64("ended_not_logged", l.counts.endsNotLogged),
+		zap.Bool("log", l.log),
+		zap.Int("log_min_packets", l.minPackets),
+		zap.Uint64("log_entries_dropped", l.dropped),
+	}
+}
+
+// AppendLogJSON implements LogJSONAppender: the fields in zap's order and form, for plain
+// strings (detect.PlainString; detector names and times are).
+func (l *summaryLine) AppendLogJSON(b []byte) ([]byte, bool) {
+	if !detect.PlainString(l.detector) || !detect.PlainString(l.from) || !detect.PlainString(l.to) {
+		return b, false
+	}
+	b = append(b, `{"detector":"`...)
+	b = append(b, l.detector...)
+	b = append(b, `","from":"`...)
+	b = append(b, l.from...)
+	b = append(b, `","to":"`...)
+	b = append(b, l.to...)
+	b = append(b, `","started":`...)
+	b = strconv.AppendUint(b, l.counts.started, 10)
+	b = append(b, `,"ended":`...)
+	b = strconv.AppendUint(b, l.counts.ended, 10)
+	b = append(b, `,"started_not_logged":`...)
+	b = strconv.AppendUint(b, l.counts.startsNotLogged, 10)
+	b = append(b, `,"ended_not_logged":`...)
+	b = strconv.AppendUint(b, l.counts.endsNotLogged, 10)
+	b = append(b, `,"log":`...)
+	b = strconv.AppendBool(b, l.log)
+	b = append(b, `,"log_min_packets":`...)
+	b = strconv.AppendInt(b, int64(l.minPackets), 10)
+	b = append(b, `,"log_entries_dropped":`...)
+	b = strconv.AppendUint(b, l.dropped, 10)
+	return append(b, '}'), true
 }
 
 // startSummaryClock ticks the summary on the wall clock (live capture) until the returned

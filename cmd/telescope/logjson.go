@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/pipeline"
 )
 
 // eventJSONEncoder is zap's JSON encoder, which writes a detection event's line itself
@@ -20,11 +21,6 @@ type eventJSONEncoder struct {
 	// fast: event lines are written here. Not in a clone, which may hold fields of a
 	// logger's With (written by zap only), nor with other keys than newLogger's.
 	fast bool
-}
-
-// logLineAppender is an event line's inlined fields (pipeline's logLine).
-type logLineAppender interface {
-	AppendLogJSON(b []byte) ([]byte, bool)
 }
 
 // newEventJSONEncoder returns zap's JSON encoder for ec, with the event lines written here
@@ -70,7 +66,7 @@ func appendEventLine(b []byte, ent zapcore.Entry, fields []zapcore.Field) (_ []b
 		fields[2].Type != zapcore.InlineMarshalerType || !detect.PlainString(ent.Message) {
 		return b, false
 	}
-	a, isLine := fields[2].Interface.(logLineAppender)
+	a, isLine := fields[2].Interface.(pipeline.LogJSONAppender)
 	if !isLine {
 		return b, false
 	}
@@ -87,18 +83,40 @@ func (e *eventJSONEncoder) AppendEventLine(b []byte, t time.Time, msg, event, ph
 	return appendLine(b, t, msg, event, phase, nil, entry)
 }
 
+// AppendInfoLine implements pipeline.InfoLineEncoder: an info line of message msg whose
+// fields a appends (the pipeline's summary lines).
+func (e *eventJSONEncoder) AppendInfoLine(b []byte, t time.Time, msg string, a pipeline.LogJSONAppender) (_ []byte, ok bool) {
+	if !e.fast || !detect.PlainString(msg) {
+		return b, false
+	}
+	return appendFields(appendHead(b, t, msg), a, nil)
+}
+
 // appendLine appends an event line whose strings are plain (detect.PlainString), with the
 // fields a appends (nil: entry's, detect.AppendLogJSON); ok=false: they cannot be.
-func appendLine(b []byte, t time.Time, msg, event, phase string, a logLineAppender, entry detect.Entry) (_ []byte, ok bool) {
-	b = append(b, `{"level":"info","ts":"`...)
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","msg":"`...)
-	b = append(b, msg...)
-	b = append(b, `","event":"`...)
+func appendLine(b []byte, t time.Time, msg, event, phase string, a pipeline.LogJSONAppender, entry detect.Entry) (_ []byte, ok bool) {
+	b = appendHead(b, t, msg)
+	b = append(b, `,"event":"`...)
 	b = append(b, event...)
 	b = append(b, `","phase":"`...)
 	b = append(b, phase...)
 	b = append(b, '"')
+	return appendFields(b, a, entry)
+}
+
+// appendHead appends an info line's level, time and message (msg plain), as zap's JSON
+// encoder writes them with newLogger's encoder config.
+func appendHead(b []byte, t time.Time, msg string) []byte {
+	b = append(b, `{"level":"info","ts":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","msg":"`...)
+	b = append(b, msg...)
+	return append(b, '"')
+}
+
+// appendFields ends the line appendHead began with the fields of the JSON object a appends
+// (nil: entry's, detect.AppendLogJSON), inlined; ok=false: they cannot be.
+func appendFields(b []byte, a pipeline.LogJSONAppender, entry detect.Entry) (_ []byte, ok bool) {
 	obj := len(b)
 	if a != nil {
 		b, ok = a.AppendLogJSON(b)

@@ -145,6 +145,20 @@ func TestWorkerLinesMatchZap(t *testing.T) {
 	if events < 1000 {
 		t.Fatalf("%d fingerprint and udp_then_syn lines: the day should log thousands", events)
 	}
+	// The summary lines (encoded by the pipeline too): 7 detectors a minute of packet time
+	// (10 080 for the generated day), in the same order both ways.
+	summaries := func(lines []string) []string {
+		var s []string
+		for _, l := range lines {
+			if strings.Contains(l, `"msg":"detector summary"`) {
+				s = append(s, l)
+			}
+		}
+		return s
+	}
+	if zs, es := summaries(zapLines), summaries(encLines); len(es) < 7*60 || !slices.Equal(zs, es) {
+		t.Fatalf("summary lines: %d through zap, %d encoded, equal in order: %v", len(zs), len(es), slices.Equal(zs, es))
+	}
 	sorted := func(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
 	if a, b := sorted(zapLines), sorted(encLines); !slices.Equal(a, b) {
 		for i := range min(len(a), len(b)) {
