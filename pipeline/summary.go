@@ -40,6 +40,8 @@ const summaryMsg = "detector summary"
 type logSummary struct {
 	p  *Pipeline
 	mu sync.Mutex
+	// lines encodes the lines for the log queue (nil: zap writes them; writeLine).
+	lines InfoLineEncoder
 	// prev are the tallies at the last line; from is the start of the interval the next
 	// line covers (0: no time seen yet); next is when it is due; iv the interval it was
 	// computed with.
@@ -76,7 +78,8 @@ func (c *tallyCounts) add(d tallyCounts) {
 }
 
 func newSummary(p *Pipeline) *logSummary {
-	return &logSummary{p: p, prev: make([]tallyCounts, len(detect.Descriptors()))}
+	enc, _ := p.logq.LineEncoder().(InfoLineEncoder)
+	return &logSummary{p: p, lines: enc, prev: make([]tallyCounts, len(detect.Descriptors()))}
 }
 
 // segment switches the summary to lines by segment (replay: the dispatcher cuts, the
@@ -253,13 +256,12 @@ func (s *logSummary) writeLine(from, to int64, tallies []tallyCounts) {
 	det := s.p.rc.Load().det
 	dropped := s.p.logq.Dropped()
 	l := summaryLine{from: detect.Time(from).String(), to: detect.Time(to).String(), dropped: dropped - s.prevDropped}
-	enc, _ := s.p.logq.LineEncoder().(InfoLineEncoder)
 	var (
 		b   []byte
 		n   int
 		now time.Time
 	)
-	if enc != nil && s.p.logq.Enabled(zapcore.InfoLevel) {
+	if s.lines != nil && s.p.logq.Enabled(zapcore.InfoLevel) {
 		b, now = logq.LineBuffer(), time.Now()
 	}
 	for i, d := range detect.Descriptors() {
@@ -276,7 +278,7 @@ func (s *logSummary) writeLine(from, to int64, tallies []tallyCounts) {
 		if b != nil {
 			m := len(b)
 			var ok bool
-			if b, ok = enc.AppendInfoLine(b, now, summaryMsg, &l); ok {
+			if b, ok = s.lines.AppendInfoLine(b, now, summaryMsg, &l); ok {
 				n++
 				continue
 			}
