@@ -57,7 +57,8 @@ type hotRec struct {
 }
 
 // hotRecCap is the records per part of a worker with a cap of c destinations: 32 per
-// destination, from 64 Ki to 1 Mi records (2-32 MiB, with the sorted copy twice that).
+// destination, from 64 Ki to 1 Mi records (2-32 MiB reserved for each of the part's two
+// arrays and the sorted copy; the part's two together hold at most that many).
 func hotRecCap(c int) int { return min(max(32*c, 1<<16), 1<<20) }
 
 // hotWorker is one engine's part of the hotspot detector: the records of the open window's
@@ -65,15 +66,24 @@ func hotRecCap(c int) int { return min(max(32*c, 1<<16), 1<<20) }
 type hotWorker struct {
 	shared *Hotspots
 	cap    int // destinations per part before the light ones are handed over early
-	recCap int // records per part before all are handed over early
-	recs   []hotRec
-	px     *aggregate.Prefixes // the dark space whose dense index the records' ids use
-	ndense int32               // its dense indexes (ids below this)
-	seen   []uint64            // by dense index: the destination has counted records (ncounted)
-	dsts   []packet.Addr       // the part's destinations without a dense index, by id-ndense
-	dhash  []uint64            // their hashes (seedDstIP): the index's, and the spill filter's bits
-	dsts2  []packet.Addr       // spare arrays for dsts and dhash (spillLight)
-	dhash2 []uint64
+	recCap int // records per part (recs and orecs) before all are handed over early
+	// recs are the part's records of destinations with a dense index, orecs the others'.
+	// Apart, a spill (spillLight) walks and renumbers only orecs: over one array it copied
+	// the whole part, the busy dark IPv4 addresses' records included, at every spill (a
+	// tenth of the hotspot's counted work on the generated day, whose IPv6 scanners spill
+	// a few times a window). A destination's records are all in one of them, in arrival
+	// order, which is the only order the counts read.
+	recs  []hotRec
+	orecs []hotRec
+	// lastOther: the part's last record is orecs' (hotPair).
+	lastOther bool
+	px        *aggregate.Prefixes // the dark space whose dense index the records' ids use
+	ndense    int32               // its dense indexes (ids below this)
+	seen      []uint64            // by dense index: the destination has counted records (ncounted)
+	dsts      []packet.Addr       // the part's destinations without a dense index, by id-ndense
+	dhash     []uint64            // their hashes (seedDstIP): the index's, and the spill filter's bits
+	dsts2     []packet.Addr       // spare arrays for dsts and dhash (spillLight)
+	dhash2    []uint64
 	// hash indexes dsts by address: gen<<hotGenShift | 1+place, entries of other
 	// generations are empty (a part's end starts a new one instead of clearing).
 	hash   []uint32
@@ -216,11 +226,14 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 		// Arrays reserved by the old one (newRecs) go with it; the open part's records
 		// (a restore in the middle of a window) move to an array of the new one, copied
 		// while the old one is still referred to.
-		var recs []hotRec
+		var recs, orecs []hotRec
 		if len(hw.recs) > 0 {
 			recs = append(partRecs(h, hw.recCap), hw.recs...)
 		}
-		hw.cells, hw.light, hw.recs, hw.sorted = nil, hotLight{}, recs, nil
+		if len(hw.orecs) > 0 {
+			orecs = append(partRecs(h, hw.recCap), hw.orecs...)
+		}
+		hw.cells, hw.light, hw.recs, hw.orecs, hw.sorted = nil, hotLight{}, recs, orecs, nil
 	}
 	hw.shared = h
 }
@@ -230,7 +243,7 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 // over first (its records' ids use the old numbering).
 func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	hw := &e.hot
-	if len(hw.recs) > 0 {
+	if len(hw.recs)+len(hw.orecs) > 0 {
 		e.hotFlush()
 	}
 	n := 0
@@ -264,7 +277,7 @@ func (e *Engine) hotTick() {
 // hotspot records one packet to a dark destination (dense: its dense index, or -1).
 func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	hw := &e.hot
-	if len(hw.recs) >= hw.recCap {
+	if len(hw.recs)+len(hw.orecs) >= hw.recCap {
 		e.hotFlush()
 	}
 	id := e.hotID(&h.Dst, dense)
@@ -300,17 +313,25 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	if (syn || udp || proto == hotTCP) && h.L4 {
 		port = h.DstPort
 	}
-	if hw.recs == nil {
-		hw.recs = hw.newRecs()
+	var r *hotRec
+	if hw.lastOther = id >= hw.ndense; hw.lastOther {
+		if hw.orecs == nil {
+			hw.orecs = hw.newRecs()
+		}
+		n := len(hw.orecs)
+		hw.orecs = hw.orecs[:n+1]
+		r = &hw.orecs[n]
+		hw.count(id)
+	} else {
+		if hw.recs == nil {
+			hw.recs = hw.newRecs()
+		}
+		n := len(hw.recs)
+		hw.recs = hw.recs[:n+1]
+		r = &hw.recs[n]
 	}
 	// Field by field: a composite literal is built in a temporary and copied.
-	n := len(hw.recs)
-	hw.recs = hw.recs[:n+1]
-	r := &hw.recs[n]
 	r.TS, r.Src, r.ID, r.Port, r.Bits, r.Proto = h.TS, h.Src, id, port, bits, proto
-	if id >= hw.ndense {
-		hw.count(id)
-	}
 }
 
 // countDense counts the records from ncounted on whose destination has a dense index: at a
@@ -320,10 +341,7 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 // counted in one loop, the misses overlap.
 func (hw *hotWorker) countDense() {
 	for i := hw.ncounted; i < len(hw.recs); i++ {
-		id := hw.recs[i].ID
-		if id >= hw.ndense {
-			continue
-		}
+		id := hw.recs[i].ID // a dense index (orecs hold the others)
 		if w, bit := &hw.seen[id>>6], uint64(1)<<(id&63); *w&bit == 0 {
 			*w |= bit
 			hw.ndst++
@@ -396,10 +414,14 @@ func (e *Engine) hotMakeRoom() {
 // datagram to the same ip:port.
 func (e *Engine) hotPair(h *packet.Header) {
 	hw := &e.hot
-	if !e.hotOn() || len(hw.recs) == 0 {
+	recs := hw.recs
+	if hw.lastOther {
+		recs = hw.orecs
+	}
+	if !e.hotOn() || len(recs) == 0 {
 		return
 	}
-	if r := &hw.recs[len(hw.recs)-1]; r.TS == h.TS && r.Src == h.Src && r.Port == h.DstPort {
+	if r := &recs[len(recs)-1]; r.TS == h.TS && r.Src == h.Src && r.Port == h.DstPort {
 		r.Bits |= hotBitPair
 	}
 }
@@ -627,25 +649,8 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 			at += int(o.packets)
 		}
 	}
-	for i := range hw.recs {
-		r := &hw.recs[i]
-		if id := r.ID; id < hw.ndense && !hasBit(hw.seen, uint32(id)) {
-			// A light destination's (its bit cleared above).
-			if lt.grouped {
-				lt.recs[hw.slot[id]] = *r
-				hw.slot[id]++
-			}
-			continue
-		}
-		switch k := hw.slot[r.ID]; {
-		case k > 0:
-			cells[k-1].logRec(r)
-		default:
-			g := &at[-k-1]
-			hw.sorted[*g] = *r
-			*g++
-		}
-	}
+	hw.place(hw.recs, cells, at, true)
+	hw.place(hw.orecs, cells, at, false)
 	if len(lt.obs) > 0 && !lt.grouped {
 		next := lt.recs
 		if cap(next) < hw.recCap {
@@ -669,6 +674,32 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	hw.resetPart()
 	hw.dropBack()
 	return cells, full
+}
+
+// place puts the records of recs (dense: recs, else orecs) where handOver's slots say: a
+// light dense destination's in lt.recs when they are grouped, the others' in their light
+// cell's log or their heavy group in sorted.
+func (hw *hotWorker) place(recs []hotRec, cells []hotCell, at []int32, dense bool) {
+	lt := &hw.light
+	for i := range recs {
+		r := &recs[i]
+		if id := r.ID; dense && !hasBit(hw.seen, uint32(id)) {
+			// A light destination's (its bit cleared in handOver).
+			if lt.grouped {
+				lt.recs[hw.slot[id]] = *r
+				hw.slot[id]++
+			}
+			continue
+		}
+		switch k := hw.slot[r.ID]; {
+		case k > 0:
+			cells[k-1].logRec(r)
+		default:
+			g := &at[-k-1]
+			hw.sorted[*g] = *r
+			*g++
+		}
+	}
 }
 
 // newRecs returns an empty array of recCap records, outside the Go heap when it can be
@@ -727,6 +758,7 @@ func (hw *hotWorker) clearPart() {
 func (hw *hotWorker) resetPart() {
 	clear(hw.seen)
 	hw.recs, hw.dsts, hw.ndst, hw.nother, hw.nbusy, hw.ndbusy, hw.ncounted = hw.recs[:0], hw.dsts[:0], 0, 0, 0, 0, 0
+	hw.orecs = hw.orecs[:0]
 	hw.dhash = hw.dhash[:0]
 	hw.dcount, hw.slot = hw.dcount[:hw.ndense], hw.slot[:hw.ndense]
 	hw.newGen()
@@ -766,7 +798,6 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 	if spillable < max(hw.cap/4, 1) {
 		return nil, false
 	}
-	hw.countDense() // the records move below
 	cells = room(hw.cells, spillable)
 	// Decide for every destination without a dense index: a light cell (slot > 0) or
 	// kept, under its new id (slot <= 0: -new id).
@@ -782,20 +813,18 @@ func (hw *hotWorker) spillLight() (cells []hotCell, ok bool) {
 		cells = hw.newCell(cells, id, false, hw.split)
 		hw.markBack(id)
 	}
-	recs := hw.recs[:0]
-	for i := range hw.recs {
-		r := hw.recs[i]
-		if r.ID >= hw.ndense {
-			k := hw.slot[r.ID]
-			if k > 0 {
-				cells[k-1].logRec(&r)
-				continue
-			}
-			r.ID = -k
+	recs := hw.orecs[:0]
+	for i := range hw.orecs {
+		r := &hw.orecs[i]
+		k := hw.slot[r.ID]
+		if k > 0 {
+			cells[k-1].logRec(r)
+			continue
 		}
-		recs = append(recs, r)
+		r.ID = -k
+		recs = append(recs, *r) // recs[len(recs)] is r or before it: read before written
 	}
-	hw.recs, hw.ncounted = recs, len(recs)
+	hw.orecs = recs
 	// The destinations kept, renumbered in order, and their counts.
 	dsts, dhash, counts := hw.dsts, hw.dhash, hw.dcount[hw.ndense:]
 	hw.dsts, hw.dsts2, hw.dhash, hw.dhash2 = hw.dsts2[:0], dsts, hw.dhash2[:0], dhash

@@ -551,3 +551,46 @@ func TestHotTopMerge(t *testing.T) {
 		}
 	}
 }
+
+// TestHotspotPairInEitherArray: a SYN probe that pairs with an earlier UDP datagram marks
+// its own record, whichever of the part's two arrays holds it (a dark IPv4 address's, with
+// a dense index, or an IPv6 address's), with the other array's last record a packet of
+// another source: each receiver is a p2p hotspot (with its pairs unmarked it would be a
+// syn_flood: half its packets SYNs, two from each source).
+func TestHotspotPairInEitherArray(t *testing.T) {
+	px := darkSpace(t, "198.51.100.0/24", "2001:db8::/32")
+	for _, dst := range []string{"198.51.100.9", "2001:db8::9"} {
+		cfg := only(testConfig(t), Hotspot, UDPThenSYN)
+		sink := &recSink{}
+		hs, engines := sharedHot(t, cfg, sink, px)
+		h := engines[0]
+		ts := t0
+		for i := range 120 {
+			src := ip4("10.0.0.0", i)
+			ts += sec / 100
+			u := udp(src, dst, 6881, ts, nil)
+			h.packetTo(&u, px)
+			// Filler in both arrays, from other sources, between the datagram and the probe.
+			f4 := syn(ip4("10.1.0.0", i), "198.51.100.200", 80, ts+1)
+			h.packetTo(&f4, px)
+			f6 := syn(ip4("10.2.0.0", i), "2001:db8::200", 80, ts+2)
+			h.packetTo(&f6, px)
+			s := syn(src, dst, 6881, ts+sec/200)
+			h.packetTo(&s, px)
+		}
+		engines[1].e.Finish(ts + sec)
+		h.e.Finish(ts + sec)
+		hs.Finish()
+		var got []string
+		ok := true
+		for _, e := range hotStarts(sink.take()) {
+			if e.Dst == dst {
+				got = append(got, fmt.Sprintf("port %d %s %d sources", e.Port, e.Class, e.Sources))
+				ok = ok && e.Class == "p2p" && e.Sources == 120
+			}
+		}
+		if len(got) == 0 || !ok {
+			t.Errorf("%s: hotspot episodes %q, want p2p ones with 120 sources", dst, got)
+		}
+	}
+}

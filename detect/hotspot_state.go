@@ -38,7 +38,11 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.I64(hw.end)
 	enc.Bool(hw.split)
 	enc.I64(int64(hw.ndense))
-	checkpoint.Slice(enc, hw.recs)
+	// The records as one array (the format of one array of records before they were kept
+	// apart, see hotWorker.orecs): LoadHotState splits them by destination.
+	enc.Len(len(hw.recs) + len(hw.orecs))
+	checkpoint.Elems(enc, hw.recs)
+	checkpoint.Elems(enc, hw.orecs)
 	checkpoint.Slice(enc, hw.dsts)
 	checkpoint.Slice(enc, hw.back)
 }
@@ -114,7 +118,17 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		if hw.recs == nil {
 			hw.recs = hw.newRecs()
 		}
-		hw.recs = append(hw.recs[:0], recs...)
+		if hw.orecs == nil {
+			hw.orecs = hw.newRecs()
+		}
+		hw.recs, hw.orecs = hw.recs[:0], hw.orecs[:0]
+		for i := range recs {
+			if recs[i].ID < hw.ndense {
+				hw.recs = append(hw.recs, recs[i])
+			} else {
+				hw.orecs = append(hw.orecs, recs[i])
+			}
+		}
 		hw.countDense()
 	}
 	hw.open, hw.size, hw.win, hw.end, hw.split = open, size, win, end, split
