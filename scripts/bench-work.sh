@@ -10,7 +10,8 @@
 # so the cycle estimate below ranks changes, and bench.sh says what they are worth.
 #
 # Files (generated from fixed seeds, the shapes of bench.sh's at a tenth of the size):
-#   syn    300 000 SYNs from few sources to a /16 (mkpcap -n)
+#   syn    300 000 SYNs from few sources to a /16 over 86 minutes (mkpcap -n -span: the
+#          rate of bench.sh's 5 M a day, so its heavy hitters are scanner episodes as there)
 #   day    the generated telescope day at scale 2 (mkpcap -day 2: ~340 000 packets)
 #   burst  300 000 SYNs from fresh random sources to random ports of a /24 over 0.3 s, with
 #          max_sources 100 000, so that (as in bench.sh's burst) most sources are evicted

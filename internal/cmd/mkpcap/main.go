@@ -5,6 +5,10 @@
 //
 //	go run ./internal/cmd/mkpcap -n 5000000 -o bench/syn.pcap
 //
+// The packets span a day of packet time; -span changes it (bench-work.sh's sample of 300 000
+// spans 86 minutes: the 5 M file's rate, so its heavy hitters send as many probes a window
+// and become scanner episodes as they do there).
+//
 // With -flood it writes instead -n SYN probes from fresh random sources (internal/floodgen),
 // the worst case for the per-source table:
 //
@@ -39,13 +43,20 @@ func main() {
 	seed := flag.Uint64("seed", 1, "random seed")
 	day := flag.Float64("day", 0, "write the generated telescope day at this scale (1 to 50) instead")
 	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over -span, each from a fresh random (spoofed) source")
-	span := flag.Duration("span", time.Hour, "with -flood: the packet time the flood lasts (3s is trafgen's rate on a veth)")
+	span := flag.Duration("span", 0, "with -n or -flood: the packet time the packets span (default: a day; with -flood an hour; 3s is trafgen's rate on a veth)")
 	mirai := flag.Bool("mirai", false, "with -flood: TCP/23 SYNs with Mirai's fingerprint (seq == destination), each a one-packet fingerprint episode")
 	flag.Parse()
+	if *span < 0 {
+		fmt.Fprintln(os.Stderr, "mkpcap: -span must be positive")
+		os.Exit(2)
+	}
+	if *n <= 0 && *day == 0 {
+		fmt.Fprintln(os.Stderr, "mkpcap: -n must be positive")
+		os.Exit(2)
+	}
 	if *flood {
-		if *span <= 0 {
-			fmt.Fprintln(os.Stderr, "mkpcap: -span must be positive")
-			os.Exit(2)
+		if *span == 0 {
+			*span = time.Hour
 		}
 		if err := writeFlood(*out, *n, *seed, *mirai, *span); err != nil {
 			fmt.Fprintln(os.Stderr, "mkpcap:", err)
@@ -60,7 +71,10 @@ func main() {
 		}
 		return
 	}
-	if err := write(*out, *n, *seed); err != nil {
+	if *span == 0 {
+		*span = 24 * time.Hour
+	}
+	if err := write(*out, *n, *seed, *span); err != nil {
 		fmt.Fprintln(os.Stderr, "mkpcap:", err)
 		os.Exit(1)
 	}
@@ -103,7 +117,7 @@ func writeDay(path string, scale float64, seed uint64) error {
 	return nil
 }
 
-func write(path string, n int, seed uint64) error {
+func write(path string, n int, seed uint64, span time.Duration) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -128,7 +142,7 @@ func write(path string, n int, seed uint64) error {
 		scanners[i] = rng.Uint32()&0x7fffffff | 0x01000000
 	}
 	start := time.Date(2019, 1, 10, 0, 0, 0, 0, time.UTC).UnixNano()
-	step := int64(24*time.Hour) / int64(n) // spread over a day of packet time
+	step := int64(span) / int64(n)
 	frame := make([]byte, 16+60)
 	for i := 0; i < n; i++ {
 		var src uint32
