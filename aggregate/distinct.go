@@ -132,6 +132,32 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 	return true
 }
 
+// AddAll adds every value of xs (well-mixed hashes, as Add takes) and ends as adding them
+// one by one with Add would. In the sketch phase it updates the registers in one loop,
+// without Add's per-value checks: a few nanoseconds a value where Add took ~15.
+func (d *Distinct) AddAll(s *Slab, xs []uint64) {
+	s.Settle()
+	for i, x := range xs {
+		if d.sketch() {
+			vals := d.vals(s)
+			if len(vals) < distinctWords { // only a corrupt checkpoint lacks registers
+				return
+			}
+			vals = vals[:distinctWords]
+			for _, x := range xs[i:] {
+				// addSketch's update, inlined: idx>>3 < distinctWords, so no bounds check.
+				idx, r := hllSplit(x, distinctP)
+				w := &vals[(idx>>3)&(distinctWords-1)]
+				if shift := idx & 7 * 8; uint8(*w>>shift) < r {
+					*w = *w&^(0xff<<shift) | uint64(r)<<shift
+				}
+			}
+			return
+		}
+		d.Add(s, x)
+	}
+}
+
 // AddLater adds x like Add when the result is not needed: in the sketch phase the
 // register's update waits in the slab (asked for from memory now, applied by the slab's
 // next use or Settle), so that the cache misses of many adds to many sketches overlap

@@ -5,6 +5,7 @@ import (
 	"encoding/gob"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -323,5 +324,36 @@ func TestDistinctValues(t *testing.T) {
 			t.Errorf("sketch reports exact values")
 		}
 		d.Reset(&s)
+	}
+}
+
+// TestDistinctAddAll: adding values in batches (AddAll) ends in the same state as adding
+// them one by one (Add): counts, phase and, in the sketch phase, every register; values
+// repeated within and across batches, a batch that crosses the switch to the sketch, and
+// a slab whose budget for large sets is spent (a switch past 192 values).
+func TestDistinctAddAll(t *testing.T) {
+	for _, big := range []uint64{0, 1} {
+		for _, n := range []int{0, 3, 150, 1000, 4096, 4097, 9000} {
+			one, all := &Slab{BigLimit: big}, &Slab{BigLimit: big}
+			var a, b Distinct
+			xs := make([]uint64, n)
+			for i := range xs {
+				xs[i] = packet.Mix64(uint64(i % max(n*2/3, 1))) // a third repeated
+			}
+			for _, x := range xs {
+				a.Add(one, x)
+			}
+			for lo := 0; lo < n; lo += 700 {
+				b.AddAll(all, xs[lo:min(lo+700, n)])
+			}
+			b.AddAll(all, xs[:min(n, 50)]) // all seen
+			if a.Exact() != b.Exact() || a.Count(one) != b.Count(all) || a.Floor() != b.Floor() {
+				t.Fatalf("budget %d, n=%d: AddAll exact %v count %d, Add exact %v count %d",
+					big, n, b.Exact(), b.Count(all), a.Exact(), a.Count(one))
+			}
+			if !a.Exact() && !slices.Equal(a.vals(one), b.vals(all)) {
+				t.Fatalf("budget %d, n=%d: the sketches' registers differ", big, n)
+			}
+		}
 	}
 }

@@ -594,3 +594,60 @@ func TestHotspotPairInEitherArray(t *testing.T) {
 		}
 	}
 }
+
+// TestHotspotPartsCountSourcesOnce: a window a worker hands over in three parts (hotFlush:
+// its records filled up) counts each source once, not once per part in which it sends:
+//   - 150 sources that send in every part (BitTorrent peers retrying a receiver): 150,
+//     exact (the sum of the parts was 450);
+//   - 1 000 and 5 000 such sources: within 7 % (two standard errors of the window's set,
+//     a sketch past 192 sources), not 3 000 or 15 000;
+//   - 2 000 new sources in each part (a spoofed flood): 6 000, the parts' exact sum.
+//
+// All are labelled estimated (a window in parts).
+func TestHotspotPartsCountSourcesOnce(t *testing.T) {
+	px := darkSpace(t, "198.51.100.0/24")
+	for _, tc := range []struct {
+		name     string
+		per      int  // sources a part
+		fresh    bool // new sources in each part, else the same ones
+		lo, hi   uint64
+		wantSrcs string
+	}{
+		{"peers", 150, false, 150, 150, "150"},
+		{"more peers", 1000, false, 930, 1070, "1000 ± 7 %"},
+		{"crowd", 5000, false, 4650, 5350, "5000 ± 7 %"},
+		{"flood", 2000, true, 6000, 6000, "6000"},
+	} {
+		cfg := only(testConfig(t), Hotspot)
+		cfg.Hotspot.MinSources = 100
+		sink := &recSink{}
+		hs, engines := sharedHot(t, cfg, sink, px)
+		h := engines[0]
+		ts := t0
+		for part := range 3 {
+			for i := range tc.per {
+				n := i
+				if tc.fresh {
+					n += part * tc.per
+				}
+				ts += sec / 1000
+				p := syn(ip4("10.0.0.0", n), "198.51.100.7", 80, ts)
+				h.packetTo(&p, px)
+			}
+			h.e.hotFlush()
+		}
+		engines[1].e.Finish(ts + sec)
+		h.e.Finish(ts + sec)
+		hs.Finish()
+		var got []string
+		ok := false
+		for _, e := range hotStarts(sink.take()) {
+			got = append(got, fmt.Sprintf("%s port %d: %d sources (estimated %v), %d packets", e.Dst, e.Port, e.Sources, e.SourcesEstimated, e.Packets))
+			ok = e.Dst == "198.51.100.7" && e.Sources >= tc.lo && e.Sources <= tc.hi && e.SourcesEstimated &&
+				e.Packets == uint64(3*tc.per) && len(got) == 1
+		}
+		if !ok {
+			t.Errorf("%s: hotspot episodes %q, want one of 198.51.100.7 with %s sources (estimated), %d packets", tc.name, got, tc.wantSrcs, 3*tc.per)
+		}
+	}
+}

@@ -87,7 +87,10 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		return
 	}
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
+	// The window's source sets are not in checkpoints (hotWinSets): a window restored
+	// mid-way in parts sums its later parts' sources from empty sets.
 	hw.clearPart()
+	hw.wsets.reset()
 	for i := range dsts {
 		x := dsts[i].Hash(seedDstIP)
 		if hw.findHash(&dsts[i], x) >= 0 {
