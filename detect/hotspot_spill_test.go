@@ -552,6 +552,16 @@ func TestHotTopMerge(t *testing.T) {
 	}
 }
 
+// finishHot ends the input of every engine and of hs at `at` and returns the hotspot
+// episodes started.
+func finishHot(hs *Hotspots, engines []*harness, sink *recSink, at int64) []*HotspotEntry {
+	for _, h := range engines {
+		h.e.Finish(at)
+	}
+	hs.Finish()
+	return hotStarts(sink.take())
+}
+
 // TestHotspotPairInEitherArray: a SYN probe that pairs with an earlier UDP datagram marks
 // its own record, whichever of the part's two arrays holds it (a dark IPv4 address's, with
 // a dense index, or an IPv6 address's), with the other array's last record a packet of
@@ -578,12 +588,9 @@ func TestHotspotPairInEitherArray(t *testing.T) {
 			s := syn(src, dst, 6881, ts+sec/200)
 			h.packetTo(&s, px)
 		}
-		engines[1].e.Finish(ts + sec)
-		h.e.Finish(ts + sec)
-		hs.Finish()
 		var got []string
 		ok := true
-		for _, e := range hotStarts(sink.take()) {
+		for _, e := range finishHot(hs, engines, sink, ts+sec) {
 			if e.Dst == dst {
 				got = append(got, fmt.Sprintf("port %d %s %d sources", e.Port, e.Class, e.Sources))
 				ok = ok && e.Class == "p2p" && e.Sources == 120
@@ -636,12 +643,9 @@ func TestHotspotPartsCountSourcesOnce(t *testing.T) {
 			}
 			h.e.hotFlush()
 		}
-		engines[1].e.Finish(ts + sec)
-		h.e.Finish(ts + sec)
-		hs.Finish()
 		var got []string
 		ok := false
-		for _, e := range hotStarts(sink.take()) {
+		for _, e := range finishHot(hs, engines, sink, ts+sec) {
 			got = append(got, fmt.Sprintf("%s port %d: %d sources (estimated %v), %d packets", e.Dst, e.Port, e.Sources, e.SourcesEstimated, e.Packets))
 			ok = e.Dst == "198.51.100.7" && e.Sources >= tc.lo && e.Sources <= tc.hi && e.SourcesEstimated &&
 				e.Packets == uint64(3*tc.per) && len(got) == 1
