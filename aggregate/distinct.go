@@ -134,7 +134,8 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 
 // AddAll adds every value of xs (well-mixed hashes, as Add takes) and ends as adding them
 // one by one with Add would. In the sketch phase it updates the registers in one loop,
-// without Add's per-value checks: a few nanoseconds a value where Add took ~15.
+// without Add's per-value call, slab settling and phase checks (the hotspot's sets of a
+// window's sources, hotWinSets, add thousands at a time).
 func (d *Distinct) AddAll(s *Slab, xs []uint64) {
 	s.Settle()
 	for i, x := range xs {

@@ -214,12 +214,13 @@ type hotCounter struct {
 // every 10 s were 3 000 sources in a window cut into 6 parts). A level's summary now holds
 // the sources its set gained in the part, so the parts sum to the window's distinct
 // sources: exact up to 192 (hotWinBigLimit); above, the parts' sum unless the set's
-// sketch finds them sharing more than its error (hotWinOverlap), then its estimate.
-// (A destination's parts of at most hotLog packets, light cells counted on the shared
-// side, still add their one or two sources each.) The sets last until the window closes. Bounded: at most maxKeys levels (the records' cap over
-// hotWinPerKey) and the slab's budget for large sets; a level past maxKeys, or a window
-// restored from a checkpoint mid-way (the sets are not in checkpoints), sums its parts as
-// before. Its values are the counter's source hashes.
+// sketch finds them sharing more than its error (hotWinOverlap), then its estimate. A
+// destination's parts of at most hotLog packets (light cells, counted on the shared side)
+// still add their one or two sources each. The sets last until the window closes.
+// Bounded: at most maxKeys levels (the records' cap over hotWinPerKey), each set at most
+// 2 KiB; a level past maxKeys, or a window restored from a checkpoint mid-way (the sets
+// are not in checkpoints), sums its parts as before. The values are the counter's source
+// hashes.
 type hotWinSets struct {
 	idx     map[hotKey]int32
 	sets    []hotWinSet
@@ -249,7 +250,7 @@ const hotWinOverlap = 0.1
 // hotWinBigLimit is the sets' slab budget for large blocks: none, so that a set is exact up
 // to 192 sources (blocks of at most 2 KiB) and a sketch past that. Exact up to 4 096, the
 // sets filled tables of 4 096 slots to the last one, ~50 probes an insert past 1 536: on
-// the 3 M-SYN burst, whose every destination gets ~11 700 sources in 12 parts, that made
+// the 3 M-SYN burst, whose every destination gets ~11 700 sources in ~6 parts a worker, made
 // the replay's user time 15 % longer; with the sums standing where the parts share no
 // source, the estimates only replace sums that are clearly too large.
 const hotWinBigLimit = 1
