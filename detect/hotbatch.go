@@ -236,8 +236,9 @@ type hotWinSet struct {
 }
 
 // hotWinPerKey bounds the sets: one per hotWinPerKey records of the part's cap (8 192 at
-// the defaults), each at most 2 KiB (an exact set's block, or a sketch's 1 KiB): with the
-// map, under 18 MiB a worker.
+// the defaults), each holding at most 2 KiB of the slab (an exact set's block, or a
+// sketch's 1 KiB). The slab keeps freed blocks by size, so it may hold 2 KiB and 1 KiB
+// blocks for every set at once: with the map, under 26 MiB a worker.
 const hotWinPerKey = 32
 
 // hotWinOverlap is the share of a window's parts' summed sources that its sketch must find
