@@ -655,3 +655,38 @@ func TestHotspotPartsCountSourcesOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestHotWinSetsBounded: a worker's sets of a window's sources hold at most maxKeys levels
+// (a level past them keeps its parts' sum: ok=false), each at most 2 KiB of the slab
+// (exact up to 192 sources, then a 1 KiB sketch), and reset empties them for the next
+// window, their blocks back in the slab.
+func TestHotWinSetsBounded(t *testing.T) {
+	ws := hotWinSets{maxKeys: 4}
+	tab := make([]hotSlot, 1000)
+	order := make([]int32, len(tab))
+	for i := range tab {
+		tab[i].x = packet.Mix64(uint64(i)) | 1
+		order[i] = int32(i)
+	}
+	for round := range 2 {
+		for k := range 6 {
+			key := hotKey{packet.AddrFrom4([]byte{198, 51, 100, byte(k)}), 80}
+			n, ok := ws.gained(key, tab, order[:100+k*150])
+			if ok != (k < 4) || ok && n != uint64(100+k*150) {
+				t.Fatalf("round %d, level %d: gained %d, ok %v; want %d, %v", round, k, n, ok, 100+k*150, k < 4)
+			}
+		}
+		if len(ws.sets) != 4 {
+			t.Fatalf("round %d: %d sets, want 4", round, len(ws.sets))
+		}
+		for i := range ws.sets {
+			if b := ws.sets[i].d.Bytes(); b > 2048 {
+				t.Fatalf("round %d: set %d holds %d bytes of the slab", round, i, b)
+			}
+		}
+		ws.reset()
+		if len(ws.sets) != 0 || len(ws.idx) != 0 || ws.slab.Big != 0 {
+			t.Fatalf("round %d: after reset %d sets, %d keys, %d big words", round, len(ws.sets), len(ws.idx), ws.slab.Big)
+		}
+	}
+}
