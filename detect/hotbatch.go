@@ -215,8 +215,9 @@ type hotCounter struct {
 // the sources its set gained in the part, so the parts sum to the window's distinct
 // sources: exact up to 192 (hotWinBigLimit); above, the parts' sum unless the set's
 // sketch finds them sharing more than its error (hotWinOverlap), then its estimate. A
-// destination's parts of at most hotLog packets (light cells, counted on the shared side)
-// still add their one or two sources each. The sets last until the window closes.
+// destination's parts of at most hotLog packets (light, counted on the shared side) count
+// their sources once there (Hotspots.lightSeen), but a source in both a light and a busy
+// part of it counts twice. The sets last until the window closes.
 // Bounded: at most maxKeys levels (the records' cap over hotWinPerKey), each set at most
 // 2 KiB; a level past maxKeys, or a window restored from a checkpoint mid-way (the sets
 // are not in checkpoints), sums its parts as before. The values are the counter's source

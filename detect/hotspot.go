@@ -388,8 +388,13 @@ type Hotspots struct {
 	sums   []HotSummary
 	tmp    []HotSummary
 	cnt    hotCounter // scratch of appendLight
-	group  hotGrouper // scratch of eachLight
-	want   []uint64   // bitmap by dense index: a candidate destination (candidates)
+	// lightSeen: the sources of the window's light summaries that are estimated (cut in
+	// parts), by level (candidates): a light part of a destination lists all its one or
+	// two sources, so a source in several of them counts once (a worker's busy parts count
+	// theirs once in the worker's sets, hotWinSets).
+	lightSeen map[hotSrcKey]struct{}
+	group     hotGrouper // scratch of eachLight
+	want      []uint64   // bitmap by dense index: a candidate destination (candidates)
 
 	// Hist is the receiver distribution: packets per destination address per window,
 	// observed when every worker has passed the window.
@@ -799,6 +804,12 @@ func (hs *Hotspots) observeAddr(a *packet.Addr, packets uint32) {
 	hs.pk[pos] += uint64(packets)
 }
 
+// hotSrcKey is a source of a destination level.
+type hotSrcKey struct {
+	key hotKey
+	src packet.Addr
+}
+
 // candidates sums the workers' summaries of the keys that can be hot into hs.sums: those of
 // the destinations with at least min_sources packets over the workers (hs.cand, from
 // observe), as a key's distinct sources are at most its destination's packets. Their heavy
@@ -806,6 +817,7 @@ func (hs *Hotspots) observeAddr(a *packet.Addr, packets uint32) {
 // their records (a destination light at one worker may be heavy at another).
 func (hs *Hotspots) candidates(p *hotPending) {
 	hs.sums = hs.sums[:0]
+	clear(hs.lightSeen)
 	hs.candIx.reset(4*len(hs.cand) + 16)
 	hs.dstIx.reset(len(hs.cand) + 16)
 	if len(hs.cand) == 0 {
@@ -825,6 +837,25 @@ func (hs *Hotspots) candidates(p *hotPending) {
 		a.NTop = 0
 		a.addTop(s.Top[:s.NTop]) // sorted
 	}
+	// A light summary (counted here from its records) of a window cut in parts counts only
+	// the sources no other light part of its level had.
+	addLight := func(s *HotSummary) {
+		if s.Estimated && s.NTop > 0 && uint64(s.NTop) == s.Sources {
+			if hs.lightSeen == nil {
+				hs.lightSeen = map[hotSrcKey]struct{}{}
+			}
+			n := uint64(0)
+			for i := range s.Top[:s.NTop] {
+				k := hotSrcKey{hotKey{s.Dst, s.Port}, s.Top[i].Src}
+				if _, ok := hs.lightSeen[k]; !ok {
+					hs.lightSeen[k] = struct{}{}
+					n++
+				}
+			}
+			s.Sources = n
+		}
+		add(s)
+	}
 	for i := range p.full {
 		if s := &p.full[i]; hs.isCandidate(&s.Dst) {
 			add(s)
@@ -835,7 +866,7 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			if c := &part[i]; c.Heavy == 0 && hs.isCandidate(&c.Dst) {
 				hs.tmp = c.appendLight(hs.tmp[:0], &hs.cnt)
 				for j := range hs.tmp {
-					add(&hs.tmp[j])
+					addLight(&hs.tmp[j])
 				}
 			}
 		}
@@ -855,7 +886,7 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			}
 		}
 		if want {
-			hs.eachLight(lt, hs.want, add)
+			hs.eachLight(lt, hs.want, addLight)
 			clear(hs.want)
 		}
 	}

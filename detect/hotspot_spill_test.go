@@ -690,3 +690,35 @@ func TestHotWinSetsBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestHotspotLightPartsCountSourcesOnce: in a window a worker hands over in ten parts, a
+// destination that gets one packet from each of the same two sources in every part (a
+// light part: at most two packets, counted on the shared side) has 2 sources, not 20, and
+// is no hotspot with min_sources 10 (the parts' sum made it one); one that gets two new
+// sources a part has 20 and is.
+func TestHotspotLightPartsCountSourcesOnce(t *testing.T) {
+	px := darkSpace(t, "198.51.100.0/24")
+	cfg := only(testConfig(t), Hotspot)
+	cfg.Hotspot.MinSources = 10
+	sink := &recSink{}
+	hs, engines := sharedHot(t, cfg, sink, px)
+	h := engines[0]
+	ts := t0
+	for part := range 10 {
+		for i := range 2 {
+			ts += sec / 1000
+			same := syn(ip4("10.0.0.0", i), "198.51.100.9", 80, ts)
+			h.packetTo(&same, px)
+			fresh := syn(ip4("10.1.0.0", 2*part+i), "198.51.100.10", 80, ts)
+			h.packetTo(&fresh, px)
+		}
+		h.e.hotFlush()
+	}
+	var got []string
+	for _, e := range finishHot(hs, engines, sink, ts+sec) {
+		got = append(got, fmt.Sprintf("%s port %d: %d sources, %d packets", e.Dst, e.Port, e.Sources, e.Packets))
+	}
+	if len(got) != 1 || got[0] != "198.51.100.10 port 80: 20 sources, 20 packets" {
+		t.Errorf("hotspot episodes %q, want only 198.51.100.10 port 80 with 20 sources and packets", got)
+	}
+}
