@@ -552,6 +552,16 @@ func TestHotTopMerge(t *testing.T) {
 	}
 }
 
+// hotOnly returns two engines counting only hotspots over px, with min_sources, their
+// shared side and its sink.
+func hotOnly(t *testing.T, px *aggregate.Prefixes, minSources int) (*Hotspots, []*harness, *recSink) {
+	cfg := only(testConfig(t), Hotspot)
+	cfg.Hotspot.MinSources = minSources
+	sink := &recSink{}
+	hs, engines := sharedHot(t, cfg, sink, px)
+	return hs, engines, sink
+}
+
 // finishHot ends the input of every engine and of hs at `at` and returns the hotspot
 // episodes started.
 func finishHot(hs *Hotspots, engines []*harness, sink *recSink, at int64) []*HotspotEntry {
@@ -625,10 +635,7 @@ func TestHotspotPartsCountSourcesOnce(t *testing.T) {
 		{"crowd", 5000, false, 4650, 5350, "5000 ± 7 %"},
 		{"flood", 2000, true, 6000, 6000, "6000"},
 	} {
-		cfg := only(testConfig(t), Hotspot)
-		cfg.Hotspot.MinSources = 100
-		sink := &recSink{}
-		hs, engines := sharedHot(t, cfg, sink, px)
+		hs, engines, sink := hotOnly(t, px, 100)
 		h := engines[0]
 		ts := t0
 		for part := range 3 {
@@ -698,10 +705,7 @@ func TestHotWinSetsBounded(t *testing.T) {
 // sources a part has 20 and is.
 func TestHotspotLightPartsCountSourcesOnce(t *testing.T) {
 	px := darkSpace(t, "198.51.100.0/24")
-	cfg := only(testConfig(t), Hotspot)
-	cfg.Hotspot.MinSources = 10
-	sink := &recSink{}
-	hs, engines := sharedHot(t, cfg, sink, px)
+	hs, engines, sink := hotOnly(t, px, 10)
 	h := engines[0]
 	ts := t0
 	for part := range 10 {
