@@ -146,12 +146,9 @@ func (d *Distinct) AddAll(s *Slab, xs []uint64) {
 			}
 			vals = vals[:distinctWords]
 			for _, x := range xs[i:] {
-				// addSketch's update, inlined: idx>>3 < distinctWords, so no bounds check.
+				// idx>>3 < distinctWords: no bounds check.
 				idx, r := hllSplit(x, distinctP)
-				w := &vals[(idx>>3)&(distinctWords-1)]
-				if shift := idx & 7 * 8; uint8(*w>>shift) < r {
-					*w = *w&^(0xff<<shift) | uint64(r)<<shift
-				}
+				raiseRegister(&vals[(idx>>3)&(distinctWords-1)], uint8(idx&7*8), r)
 			}
 			return
 		}
@@ -245,8 +242,12 @@ func (d *Distinct) addSketch(vals []uint64, x uint64) bool {
 	if idx/8 >= uint64(len(vals)) { // only a corrupt checkpoint lacks registers
 		return false
 	}
-	w := &vals[idx/8]
-	shift := idx % 8 * 8
+	return raiseRegister(&vals[idx/8], uint8(idx%8*8), r)
+}
+
+// raiseRegister raises the one-byte register at bit shift of w (8 packed a word) to r if
+// it is lower, and reports whether it was.
+func raiseRegister(w *uint64, shift, r uint8) bool {
 	if uint8(*w>>shift) >= r {
 		return false
 	}

@@ -64,10 +64,7 @@ func (s *Slab) raiseLater(w uint32, shift, r uint8) {
 //go:noinline
 func (s *Slab) settle() {
 	for _, p := range s.pend[:s.npend] {
-		word := &s.Chunks[p.w/slabChunk][p.w%slabChunk]
-		if uint8(*word>>p.shift) < p.r {
-			*word = *word&^(0xff<<p.shift) | uint64(p.r)<<p.shift
-		}
+		raiseRegister(&s.Chunks[p.w/slabChunk][p.w%slabChunk], p.shift, p.r)
 	}
 	s.npend = 0
 }

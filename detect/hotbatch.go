@@ -337,14 +337,13 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 		// Arrays reserved by the old one (newRecs) go with it; the open part's records
 		// (a restore in the middle of a window) move to an array of the new one, copied
 		// while the old one is still referred to.
-		var recs, orecs []hotRec
-		if len(hw.recs) > 0 {
-			recs = append(partRecs(h, hw.recCap), hw.recs...)
+		moved := func(recs []hotRec) []hotRec {
+			if len(recs) == 0 {
+				return nil
+			}
+			return append(partRecs(h, hw.recCap), recs...)
 		}
-		if len(hw.orecs) > 0 {
-			orecs = append(partRecs(h, hw.recCap), hw.orecs...)
-		}
-		hw.cells, hw.light, hw.recs, hw.orecs, hw.sorted = nil, hotLight{}, recs, orecs, nil
+		hw.cells, hw.light, hw.recs, hw.orecs, hw.sorted = nil, hotLight{}, moved(hw.recs), moved(hw.orecs), nil
 	}
 	hw.shared = h
 }
@@ -424,23 +423,17 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 	if (syn || udp || proto == hotTCP) && h.L4 {
 		port = h.DstPort
 	}
-	var r *hotRec
+	recs := &hw.recs
 	if hw.lastOther = id >= hw.ndense; hw.lastOther {
-		if hw.orecs == nil {
-			hw.orecs = hw.newRecs()
-		}
-		n := len(hw.orecs)
-		hw.orecs = hw.orecs[:n+1]
-		r = &hw.orecs[n]
+		recs = &hw.orecs
 		hw.count(id)
-	} else {
-		if hw.recs == nil {
-			hw.recs = hw.newRecs()
-		}
-		n := len(hw.recs)
-		hw.recs = hw.recs[:n+1]
-		r = &hw.recs[n]
 	}
+	if *recs == nil {
+		*recs = hw.newRecs()
+	}
+	n := len(*recs)
+	*recs = (*recs)[:n+1]
+	r := &(*recs)[n]
 	// Field by field: a composite literal is built in a temporary and copied.
 	r.TS, r.Src, r.ID, r.Port, r.Bits, r.Proto = h.TS, h.Src, id, port, bits, proto
 }
@@ -762,8 +755,8 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 			at += int(o.packets)
 		}
 	}
-	hw.place(hw.recs, cells, at, true)
-	hw.place(hw.orecs, cells, at, false)
+	hw.place(hw.recs, cells, at)
+	hw.place(hw.orecs, cells, at)
 	if len(lt.obs) > 0 && !lt.grouped {
 		next := lt.recs
 		if cap(next) < hw.recCap {
@@ -789,14 +782,14 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	return cells, full
 }
 
-// place puts the records of recs (dense: recs, else orecs) where handOver's slots say: a
-// light dense destination's in lt.recs when they are grouped, the others' in their light
-// cell's log or their heavy group in sorted.
-func (hw *hotWorker) place(recs []hotRec, cells []hotCell, at []int32, dense bool) {
+// place puts the records of recs (recs or orecs) where handOver's slots say: a light dense
+// destination's in lt.recs when they are grouped, the others' in their light cell's log or
+// their heavy group in sorted.
+func (hw *hotWorker) place(recs []hotRec, cells []hotCell, at []int32) {
 	lt := &hw.light
 	for i := range recs {
 		r := &recs[i]
-		if id := r.ID; dense && !hasBit(hw.seen, uint32(id)) {
+		if id := r.ID; id < hw.ndense && !hasBit(hw.seen, uint32(id)) {
 			// A light destination's (its bit cleared in handOver).
 			if lt.grouped {
 				lt.recs[hw.slot[id]] = *r
