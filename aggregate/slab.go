@@ -8,7 +8,7 @@ import (
 	"github.com/telescope-dev/telescope/internal/prefetch"
 )
 
-// Slab hands out blocks of 8 to 4096 words from arenas of plain uint64s, addressed by a
+// Slab hands out blocks of 8 to 8192 words from arenas of plain uint64s, addressed by a
 // uint32 reference. Values that refer to blocks by reference (Distinct) hold no Go pointer,
 // so the large per-source tables holding them are never scanned by the garbage collector
 // and are copied without write barriers when they grow. Freed blocks are reused; a Slab
@@ -91,8 +91,8 @@ func (s *Slab) copyOut(v []uint64) []uint64 {
 // slabBigWords is the largest block size not counted against BigLimit.
 const slabBigWords = 256
 
-// DefaultBigLimit is the default Slab.BigLimit: 8 M words (64 MiB), room for 2 048 exact
-// sets of 4 096 values at once.
+// DefaultBigLimit is the default Slab.BigLimit: 8 M words (64 MiB), room for 1 024 exact
+// sets of more than 3 072 values (tables of 8 192 slots) at once, 2 048 of 1 537-3 072.
 const DefaultBigLimit = 8 << 20
 
 // bigOK reports whether a block of `from` words may be replaced by one of `to` words
@@ -114,15 +114,15 @@ func (s *Slab) bigOK(from, to int) bool {
 
 const (
 	slabMinWords = 8
-	slabMaxWords = 4096
-	slabClasses  = 10      // 8, 16, 32, ... 4096 words
+	slabMaxWords = 8192
+	slabClasses  = 11      // 8, 16, 32, ... 8192 words
 	slabChunk    = 1 << 16 // words per arena chunk (512 KiB), a multiple of slabMaxWords
 )
 
-// slabClass returns the class of a block of words words (a power of two from 8 to 256).
+// slabClass returns the class of a block of words words (a power of two from 8 to 8192).
 func slabClass(words int) int { return bits.Len(uint(words)) - 4 }
 
-// Alloc returns a zeroed block of words words (a power of two from 8 to 4096).
+// Alloc returns a zeroed block of words words (a power of two from 8 to 8192).
 func (s *Slab) Alloc(words int) uint32 {
 	s.Settle()
 	c := slabClass(words)

@@ -40,8 +40,9 @@ const Magic = "TLSCSTAT"
 // 3: the surge's peak probes and each top-k summary's dropped keys (with, for the evicted
 // sources, those evicted after one packet); 4: the hotspot's sets in a slab of their own
 // (saved with each worker's hotspot state); 5: the hotspot's spilled cells (free slots,
-// tags in the memos, the filter of spilled destinations).
-const Version uint32 = 5
+// tags in the memos, the filter of spilled destinations); 6: slabs with a size class of
+// 8 192 words (the last exact table of a Distinct, at most half full).
+const Version uint32 = 6
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
