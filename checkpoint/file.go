@@ -41,7 +41,8 @@ const Magic = "TLSCSTAT"
 // sources, those evicted after one packet); 4: the hotspot's sets in a slab of their own
 // (saved with each worker's hotspot state); 5: the hotspot's spilled cells (free slots,
 // tags in the memos, the filter of spilled destinations); 6: slabs with a size class of
-// 8 192 words (the last exact table of a Distinct, at most half full).
+// 8 192 words (the last exact table of a Distinct, at most half full), and each engine's
+// hotspot sets of its open window's sources (hotWinSets) with their slab.
 const Version uint32 = 6
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

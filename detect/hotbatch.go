@@ -219,9 +219,8 @@ type hotCounter struct {
 // their sources once there (Hotspots.lightSeen), but a source in both a light and a busy
 // part of it counts twice. The sets last until the window closes.
 // Bounded: at most maxKeys levels (the records' cap over hotWinPerKey), each set at most
-// 2 KiB; a level past maxKeys, or a window restored from a checkpoint mid-way (the sets
-// are not in checkpoints), sums its parts as before. The values are the counter's source
-// hashes.
+// 2 KiB; a level past maxKeys sums its parts as before. Checkpoints hold the sets. The
+// values are the counter's source hashes.
 type hotWinSets struct {
 	idx     map[hotKey]int32
 	sets    []hotWinSet
@@ -297,6 +296,20 @@ func (ws *hotWinSets) gained(key hotKey, tab []hotSlot, order []int32) (n uint64
 	c = max(c, set.reported)
 	n, set.reported = c-set.reported, c
 	return n, true
+}
+
+// restore replaces the sets by those of a checkpoint (checked: checkWinSets), their blocks
+// in slab.
+func (ws *hotWinSets) restore(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab) {
+	ws.slab, ws.sets = *slab, append(ws.sets[:0], sets...)
+	if ws.idx == nil {
+		ws.idx = map[hotKey]int32{}
+	}
+	clear(ws.idx)
+	for i, k := range keys {
+		ws.idx[k] = int32(i)
+	}
+	ws.slab.BigLimit = hotWinBigLimit
 }
 
 // reset empties the sets (the window closed), keeping their memory for the next one.

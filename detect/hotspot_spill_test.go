@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -635,30 +636,41 @@ func TestHotspotPartsCountSourcesOnce(t *testing.T) {
 		{"crowd", 5000, false, 4650, 5350, "5000 ± 7 %"},
 		{"flood", 2000, true, 6000, 6000, "6000"},
 	} {
-		hs, engines, sink := hotOnly(t, px, 100)
-		h := engines[0]
-		ts := t0
-		for part := range 3 {
-			for i := range tc.per {
-				n := i
-				if tc.fresh {
-					n += part * tc.per
+		for _, restore := range []bool{false, true} {
+			hs, engines, sink := hotOnly(t, px, 100)
+			h := engines[0]
+			ts := t0
+			for part := range 3 {
+				if restore && part > 0 {
+					// A checkpoint between the parts: the sets go with it.
+					var enc checkpoint.Encoder
+					h.e.SaveHotState(&enc)
+					d := checkpoint.NewDecoder(enc.Bytes())
+					if h.e.LoadHotState(d); d.Done() != nil {
+						t.Fatalf("%s: restore: %v", tc.name, d.Done())
+					}
 				}
-				ts += sec / 1000
-				p := syn(ip4("10.0.0.0", n), "198.51.100.7", 80, ts)
-				h.packetTo(&p, px)
+				for i := range tc.per {
+					n := i
+					if tc.fresh {
+						n += part * tc.per
+					}
+					ts += sec / 1000
+					p := syn(ip4("10.0.0.0", n), "198.51.100.7", 80, ts)
+					h.packetTo(&p, px)
+				}
+				h.e.hotFlush()
 			}
-			h.e.hotFlush()
-		}
-		var got []string
-		ok := false
-		for _, e := range finishHot(hs, engines, sink, ts+sec) {
-			got = append(got, fmt.Sprintf("%s port %d: %d sources (estimated %v), %d packets", e.Dst, e.Port, e.Sources, e.SourcesEstimated, e.Packets))
-			ok = e.Dst == "198.51.100.7" && e.Sources >= tc.lo && e.Sources <= tc.hi && e.SourcesEstimated &&
-				e.Packets == uint64(3*tc.per) && len(got) == 1
-		}
-		if !ok {
-			t.Errorf("%s: hotspot episodes %q, want one of 198.51.100.7 with %s sources (estimated), %d packets", tc.name, got, tc.wantSrcs, 3*tc.per)
+			var got []string
+			ok := false
+			for _, e := range finishHot(hs, engines, sink, ts+sec) {
+				got = append(got, fmt.Sprintf("%s port %d: %d sources (estimated %v), %d packets", e.Dst, e.Port, e.Sources, e.SourcesEstimated, e.Packets))
+				ok = e.Dst == "198.51.100.7" && e.Sources >= tc.lo && e.Sources <= tc.hi && e.SourcesEstimated &&
+					e.Packets == uint64(3*tc.per) && len(got) == 1
+			}
+			if !ok {
+				t.Errorf("%s, restored between parts %v: hotspot episodes %q, want one of 198.51.100.7 with %s sources (estimated), %d packets", tc.name, restore, got, tc.wantSrcs, 3*tc.per)
+			}
 		}
 	}
 }
@@ -724,5 +736,40 @@ func TestHotspotLightPartsCountSourcesOnce(t *testing.T) {
 	}
 	if len(got) != 1 || got[0] != "198.51.100.10 port 80: 20 sources, 20 packets" {
 		t.Errorf("hotspot episodes %q, want only 198.51.100.10 port 80 with 20 sources and packets", got)
+	}
+}
+
+// TestCheckWinSets: a checkpoint's window source sets are refused when inconsistent, each
+// with its reason.
+func TestCheckWinSets(t *testing.T) {
+	var slab aggregate.Slab
+	k1 := hotKey{packet.AddrFrom4([]byte{198, 51, 100, 7}), 80}
+	k2 := hotKey{packet.AddrFrom4([]byte{198, 51, 100, 8}), 0}
+	var good hotWinSet
+	for i := range uint64(10) {
+		good.d.Add(&slab, packet.Mix64(i+1))
+	}
+	good.sum, good.reported = 12, 10
+	badRef := good
+	badRef.d.Ref += 1 << 20
+	for _, tc := range []struct {
+		name string
+		keys []hotKey
+		sets []hotWinSet
+		open bool
+		want string
+	}{
+		{"ok", []hotKey{k1, k2}, []hotWinSet{good, good}, true, ""},
+		{"none closed", nil, nil, false, ""},
+		{"lengths", []hotKey{k1}, []hotWinSet{good, good}, true, "2 source sets for 1 levels"},
+		{"closed", []hotKey{k1}, []hotWinSet{good}, false, "1 source sets without an open window"},
+		{"twice", []hotKey{k1, k1}, []hotWinSet{good, good}, true, "source set of 198.51.100.7 port 80 twice"},
+		{"reported", []hotKey{k1}, []hotWinSet{{d: good.d, sum: 3, reported: 4}}, true, "source set of 198.51.100.7 port 80 reported 4 of a sum of 3"},
+		{"block", []hotKey{k2}, []hotWinSet{badRef}, true, "source set of 198.51.100.8 port 0: distinct: slab: block"},
+	} {
+		err := checkWinSets(tc.keys, tc.sets, &slab, tc.open)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
 	}
 }

@@ -1,9 +1,11 @@
 package detect
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/packet"
 )
@@ -22,6 +24,8 @@ func hotStateTypes() []reflect.Type {
 		reflect.TypeFor[hotRec](),
 		reflect.TypeFor[hotCell](),
 		reflect.TypeFor[HotSummary](),
+		reflect.TypeFor[hotKey](),
+		reflect.TypeFor[hotWinSet](),
 	}
 }
 
@@ -45,6 +49,16 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	checkpoint.Elems(enc, hw.orecs)
 	checkpoint.Slice(enc, hw.dsts)
 	checkpoint.Slice(enc, hw.back)
+	// The open window's source sets (hotWinSets), in their order, and their slab: without
+	// them a window restored in the middle of its parts summed the parts before and after.
+	ws := &hw.wsets
+	keys := make([]hotKey, len(ws.sets))
+	for k, i := range ws.idx {
+		keys[i] = k
+	}
+	checkpoint.Slice(enc, keys)
+	checkpoint.Slice(enc, ws.sets)
+	ws.slab.Save(enc)
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
@@ -67,7 +81,15 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	recs := checkpoint.ReadSlice[hotRec](d, hw.recCap)
 	dsts := checkpoint.ReadSlice[packet.Addr](d, hw.cap)
 	back := checkpoint.ReadSlice[uint64](d, filterWords)
+	keys := checkpoint.ReadSlice[hotKey](d, hw.wsets.maxKeys)
+	sets := checkpoint.ReadSlice[hotWinSet](d, hw.wsets.maxKeys)
+	var slab aggregate.Slab
+	slab.Load(d)
 	if d.Err() != nil {
+		return
+	}
+	if err := checkWinSets(keys, sets, &slab, open); err != nil {
+		d.Fail("hotspot: %v", err)
 		return
 	}
 	if open && (size <= 0 || end != (win+1)*size) {
@@ -87,10 +109,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		return
 	}
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
-	// The window's source sets are not in checkpoints (hotWinSets): a window restored
-	// mid-way in parts sums its later parts' sources from empty sets.
 	hw.clearPart()
-	hw.wsets.reset()
+	hw.wsets.restore(keys, sets, &slab)
 	for i := range dsts {
 		x := dsts[i].Hash(seedDstIP)
 		if hw.findHash(&dsts[i], x) >= 0 {
@@ -139,6 +159,32 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	if len(back) > 0 {
 		hw.back = back
 	}
+}
+
+// checkWinSets checks a window's source sets read from a checkpoint (keys[i] is the level
+// of sets[i], their blocks in slab): one per level, consistent with the slab, never
+// reporting more than the parts' sum, and none without an open window.
+func checkWinSets(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab, open bool) error {
+	if len(keys) != len(sets) {
+		return fmt.Errorf("%d source sets for %d levels", len(sets), len(keys))
+	}
+	if !open && len(sets) > 0 {
+		return fmt.Errorf("%d source sets without an open window", len(sets))
+	}
+	seen := make(map[hotKey]bool, len(keys))
+	for i := range sets {
+		if seen[keys[i]] {
+			return fmt.Errorf("source set of %v port %d twice", keys[i].Dst, keys[i].Port)
+		}
+		seen[keys[i]] = true
+		if err := sets[i].d.Validate(slab); err != nil {
+			return fmt.Errorf("source set of %v port %d: %w", keys[i].Dst, keys[i].Port, err)
+		}
+		if sets[i].reported > sets[i].sum {
+			return fmt.Errorf("source set of %v port %d reported %d of a sum of %d", keys[i].Dst, keys[i].Port, sets[i].reported, sets[i].sum)
+		}
+	}
+	return nil
 }
 
 // SaveState appends the shared hotspot state to enc. Call it while no engine runs (the
