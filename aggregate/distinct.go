@@ -16,8 +16,8 @@ const (
 	// The last table: twice the values it may hold, so that it is at most half full. Filled
 	// to the end, a table of 4 096 slots took ~50 linear probes an insert past 1 536 values.
 	distinctMaxSet = 2 * DistinctExactLimit
-	distinctRegMax = 64 - distinctP + 1   // largest register value
-	distinctInline = 4                    // values held without heap memory
+	distinctRegMax = 64 - distinctP + 1 // largest register value
+	distinctInline = 4                  // values held without heap memory
 )
 
 // Distinct counts distinct 64-bit hashes exactly up to DistinctExactLimit values, then
