@@ -197,11 +197,12 @@ func (gr *hotGrouper) each(lt *hotLight, want []uint64, fn func(o hotObs, g []ho
 // a destination of a scanned dark space has few ports: clearing and walking every slot of the
 // port table was as much work as counting the records (cachegrind, the generated day).
 type hotCounter struct {
-	set   []hotSlot             // the levels' sources (open addressing), all zero between counts
-	ports []hotPortSlot         // the destination's ports (open addressing), likewise
-	pused []uint32              // the port table's slots in use
-	old   []hotPortSlot         // the ports of a table being grown
-	order [1 + hotPorts][]int32 // each level's sources' slots, in order of arrival
+	set   []hotSlot              // the levels' sources (open addressing), all zero between counts
+	ports []hotPortSlot          // the destination's ports (open addressing), likewise
+	pused []uint32               // the port table's slots in use
+	old   []hotPortSlot          // the ports of a table being grown
+	order [1 + hotPorts][]int32  // each level's sources' slots, in order of arrival
+	xs    [1 + hotPorts][]uint64 // each level's sources' hashes, for the window's sets (win)
 	// win, a worker's (nil on the shared side), counts the sources of a window handed over
 	// in parts across its parts (see hotWinSets).
 	win *hotWinSets
@@ -226,7 +227,6 @@ type hotWinSets struct {
 	sets    []hotWinSet
 	slab    aggregate.Slab
 	maxKeys int
-	xs      []uint64 // scratch: a level's source hashes
 }
 
 type hotWinSet struct {
@@ -256,10 +256,10 @@ const hotWinOverlap = 0.1
 // source, the estimates only replace sums that are clearly too large.
 const hotWinBigLimit = 1
 
-// gained adds the sources of a level (the hashes in tab at order) to the set of key and
+// gained adds the sources of a level (their hashes xs, each once) to the set of key and
 // returns how many new distinct sources it holds since the last call, or ok=false when
 // the key has no set (the bound is reached).
-func (ws *hotWinSets) gained(key hotKey, tab []hotSlot, order []int32) (n uint64, ok bool) {
+func (ws *hotWinSets) gained(key hotKey, xs []uint64) (n uint64, ok bool) {
 	i, found := ws.idx[key]
 	if !found {
 		if len(ws.sets) >= ws.maxKeys {
@@ -274,17 +274,12 @@ func (ws *hotWinSets) gained(key hotKey, tab []hotSlot, order []int32) (n uint64
 		ws.sets = append(ws.sets, hotWinSet{})
 	}
 	set := &ws.sets[i]
-	xs := ws.xs[:0]
-	for _, j := range order {
-		xs = append(xs, tab[j].x)
-	}
-	ws.xs = xs
 	set.d.AddAll(&ws.slab, xs)
 	// Past its exact limit the set is a sketch (3.3 % standard error). The parts' sum
 	// bounds the count from above and is exact when they share no source (a spoofed
 	// flood): it stands unless the sketch finds them sharing more than its error
 	// (hotWinOverlap), and the count never goes below what the parts reported already.
-	set.sum += uint64(len(order))
+	set.sum += uint64(len(xs))
 	c := set.sum
 	if !set.d.Exact() {
 		if est := set.d.Count(&ws.slab); float64(est) < (1-hotWinOverlap)*float64(c) {
@@ -1077,26 +1072,30 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 		}
 	}
 	sums[0].Sources, lv[0].order = n0, order0
+	// One pass over each level's sources picks its top ones, empties their slots and, in a
+	// window handed over in parts, lists their hashes for the window's sets: three passes,
+	// each a random read of every source's slot, were a tenth of the burst's hotspot.
+	sets := hc.win != nil && split
 	for k := range counted {
-		sums[k].topOf(lv[k].tab, lv[k].order, g)
+		var xs *[]uint64
+		if sets {
+			hc.xs[k] = hc.xs[k][:0]
+			xs = &hc.xs[k]
+		}
+		sums[k].topOf(lv[k].tab, lv[k].order, g, xs)
+		hc.order[k] = lv[k].order[:0]
 	}
 	if counted < nlv {
 		sums[1] = sums[0]
 		sums[1].Port = lv[1].port
 	}
-	if hc.win != nil && split {
+	if sets {
 		for k := range nlv {
-			l := &lv[min(k, counted-1)] // a level counted once (counted < nlv): the address's
-			if n, ok := hc.win.gained(hotKey{*dst, lv[k].port}, l.tab, l.order); ok {
+			// A level counted once (counted < nlv) has the address's sources.
+			if n, ok := hc.win.gained(hotKey{*dst, lv[k].port}, hc.xs[min(k, counted-1)]); ok {
 				sums[k].Sources = n
 			}
 		}
-	}
-	for k := range counted {
-		for _, j := range lv[k].order {
-			lv[k].tab[j] = hotSlot{}
-		}
-		hc.order[k] = lv[k].order[:0]
 	}
 	return out
 }
@@ -1203,11 +1202,19 @@ func (a *HotSummary) addAll(g []hotRec) {
 // topOf sets the level's top sources from its table of sources (of the records g; order:
 // the slots in use in order of arrival): the hotTop with the most packets, then the first
 // seen, in topLess's order. A source seen later ranks after an earlier one with as many.
-func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec) {
+// It empties the slots it reads, and appends their hashes to *xs unless xs is nil.
+func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint64) {
 	var top [hotTop]hotSlot
 	n := 0
+	if xs != nil {
+		*xs = slices.Grow(*xs, len(order))
+	}
 	for _, j := range order {
 		s := tab[j]
+		tab[j] = hotSlot{}
+		if xs != nil {
+			*xs = append(*xs, s.x)
+		}
 		if n == hotTop && s.n <= top[n-1].n {
 			continue
 		}

@@ -681,16 +681,14 @@ func TestHotspotPartsCountSourcesOnce(t *testing.T) {
 // window, their blocks back in the slab.
 func TestHotWinSetsBounded(t *testing.T) {
 	ws := hotWinSets{maxKeys: 4}
-	tab := make([]hotSlot, 1000)
-	order := make([]int32, len(tab))
-	for i := range tab {
-		tab[i].x = packet.Mix64(uint64(i)) | 1
-		order[i] = int32(i)
+	xs := make([]uint64, 1000)
+	for i := range xs {
+		xs[i] = packet.Mix64(uint64(i)) | 1
 	}
 	for round := range 2 {
 		for k := range 6 {
 			key := hotKey{packet.AddrFrom4([]byte{198, 51, 100, byte(k)}), 80}
-			n, ok := ws.gained(key, tab, order[:100+k*150])
+			n, ok := ws.gained(key, xs[:100+k*150])
 			if ok != (k < 4) || ok && n != uint64(100+k*150) {
 				t.Fatalf("round %d, level %d: gained %d, ok %v; want %d, %v", round, k, n, ok, 100+k*150, k < 4)
 			}
