@@ -20,13 +20,14 @@ import (
 // each destination address, and each (address, destination port), over all workers.
 //
 // Workers own sources, so a destination's senders are spread over every worker: each worker
-// counts what its own sources send (a bounded table keyed by destination, each entry with a
-// Distinct per level: exact up to aggregate.DistinctExactLimit sources, then a 1 KiB
-// HyperLogLog) and, when its clock passes the end of a window, hands a summary of every
-// destination it counted to the shared Hotspots (one lock per worker per window, never per
-// packet). The workers' source sets are disjoint, so the sum of their counts is the
-// destination's distinct sources: exact while every worker counted exactly, an estimate
-// (sources_estimated) once one used its sketch.
+// records its dark packets (32 bytes each, hotbatch.go) and, when its clock passes the end
+// of a window, counts each destination's records together, exactly, and hands the
+// summaries of the busy destinations and the records of the light ones to the shared
+// Hotspots (one lock per worker and hand-over, never per packet). The workers' source sets
+// are disjoint, so the sum of their counts is the destination's distinct sources: exact,
+// unless a worker's records filled up and it handed the window over in parts; then its
+// counts across the parts are estimates past 192 sources (hotWinSets) and say so
+// (sources_estimated).
 //
 // An episode starts when a destination reaches Hotspot.MinSources distinct sources in a
 // window and ends after a window without reaching it. A destination whose ports are hot is
