@@ -30,9 +30,8 @@ const (
 // words) holds an open-addressing set (0 marks an empty slot, so the value 0 is a flag)
 // doubling from 8 to 8192 slots, at most 3/4 full (the last one at most half); the 4097th
 // distinct value turns the block into the sketch's 1024 one-byte registers, packed 8 per
-// word. After the switch N keeps the exact count
-// reached, a floor for the estimate. Every method that may touch the block takes
-// the Slab; Reset returns the block to it.
+// word. After the switch N keeps the exact count reached, a floor for the estimate. Every
+// method that may touch the block takes the Slab; Reset returns the block to it.
 type Distinct struct {
 	Small [distinctInline]uint64
 	Ref   uint32 // slab block (0: none)

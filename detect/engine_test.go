@@ -59,9 +59,9 @@ func TestStateSize(t *testing.T) {
 
 	// Worst case heap per source: each of its three Distinct sets at its largest (the last
 	// exact table, 8192 slots for up to 4096 values, is 64 KiB; the sketch after it is
-	// 1 KiB). Sets above 256
-	// slots come from the slab's budget for large sets (aggregate.DefaultBigLimit, 64 MiB
-	// per engine), so a flood of big scanners cannot grow the slab past it.
+	// 1 KiB). Sets above 256 slots come from the slab's budget for large sets
+	// (aggregate.DefaultBigLimit, 64 MiB per engine), so a flood of big scanners cannot
+	// grow the slab past it.
 	var st SourceState
 	var slab aggregate.Slab
 	worst := 0

@@ -58,7 +58,13 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	}
 	checkpoint.Slice(enc, keys)
 	checkpoint.Slice(enc, ws.sets)
-	ws.slab.Save(enc)
+	if len(ws.sets) > 0 {
+		ws.slab.Save(enc)
+	} else {
+		// Between windows in parts the slab keeps its chunks for the next one (up to
+		// 26 MiB a worker after a flood): not worth a copy in every checkpoint.
+		(&aggregate.Slab{}).Save(enc)
+	}
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
