@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -308,6 +309,77 @@ func equalDist(a, b ReceiverDistribution) bool {
 	return true
 }
 
+// hotPeers is how many peers peersInFlood's receiver has.
+const hotPeers = 300
+
+// peersInFlood returns, in time order, hotPeers peers retrying one receiver every 10 s
+// beside a 400 000-SYN spoofed flood over darkAddr(0..511), all in one window from hotT0,
+// the peers' packets and the receiver.
+func peersInFlood() (ps []pcaptest.Packet, nPeer int, receiver netip.Addr) {
+	const every, span = 10 * time.Second, 230 * time.Second // hotT0 + span: one window
+	receiver = darkAddr(512 + 77)
+	for i := range hotPeers {
+		src := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
+		for at := time.Duration(i) * every / hotPeers; at < span; at += every {
+			ps = append(ps, pcaptest.Packet{TS: hotT0.Add(at), Src: src, Dst: receiver, Proto: "udp",
+				SrcPort: 6881, DstPort: 6881, Payload: make([]byte, 20)})
+		}
+	}
+	nPeer = len(ps)
+	ps = append(ps, synFlood(400_000, 400_000, 0x02, 0, 80, span)(true)...)
+	slices.SortStableFunc(ps, func(a, b pcaptest.Packet) int { return a.TS.Compare(b.TS) })
+	return ps, nPeer, receiver
+}
+
+// TestHotspotPeersAcrossRestore: the same window replayed in two halves, the state written
+// after the first (replay --state-out) and restored before the second (--state-in), counts
+// the peers as one replay does: the workers' sets of the window's sources are in the state.
+// Without them the second half counted the peers again (600 where one replay says 300).
+func TestHotspotPeersAcrossRestore(t *testing.T) {
+	ps, nPeer, receiver := peersInFlood()
+	cfg := hotConfig(t, "limits: {max_destinations: 2048}\n")
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	col := NewEpisodes()
+	cut := len(ps) / 2
+	for i, part := range [][]pcaptest.Packet{ps[:cut], ps[cut:]} {
+		path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
+		if err := pcaptest.WriteFile(path, part); err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(Options{Config: cfg, Workers: 2, Sink: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			if info, err := p.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
+				t.Fatalf("restore: %+v, %v", info, err)
+			}
+		}
+		p.SetKeepState(i == 0)
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		if i == 0 {
+			if _, err := p.Checkpoint(state); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		var got []string
+		ok := false
+		for _, h := range EntriesOf[*detect.HotspotEntry](p.Report(col).Detections, "hotspot") {
+			if h.Dst == receiver.String() {
+				got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
+				ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
+			}
+		}
+		if !ok {
+			t.Errorf("the receiver's episodes %q, want one of %d sources (within 7 %%, estimated), %d packets", got, hotPeers, nPeer)
+		}
+	}
+}
+
 // TestHotspotPeersAcrossParts: at a telescope's rate a worker hands each window over in
 // parts (its hotspot records fill up), and a receiver's senders that come back within the
 // window (BitTorrent peers retrying every 10 s) count once, not once per part: 300 peers
@@ -316,19 +388,7 @@ func equalDist(a, b ReceiverDistribution) bool {
 // sources (within 7 %; exact where a worker has at most 192 of them). The sum of the parts
 // said 833 to 2 032.
 func TestHotspotPeersAcrossParts(t *testing.T) {
-	const peers, every, span = 300, 10 * time.Second, 230 * time.Second // hotT0 + span: one window
-	receiver := darkAddr(512 + 77)
-	var ps []pcaptest.Packet
-	for i := range peers {
-		src := netip.AddrFrom4([4]byte{100, 64, byte(i >> 8), byte(i)})
-		for at := time.Duration(i) * every / peers; at < span; at += every {
-			ps = append(ps, pcaptest.Packet{TS: hotT0.Add(at), Src: src, Dst: receiver, Proto: "udp",
-				SrcPort: 6881, DstPort: 6881, Payload: make([]byte, 20)})
-		}
-	}
-	nPeer := len(ps)
-	ps = append(ps, synFlood(400_000, 400_000, 0x02, 0, 80, span)(true)...) // over darkAddr(0..511)
-	slices.SortStableFunc(ps, func(a, b pcaptest.Packet) int { return a.TS.Compare(b.TS) })
+	ps, nPeer, receiver := peersInFlood()
 	path := filepath.Join(t.TempDir(), "peers.pcap")
 	if err := pcaptest.WriteFile(path, ps); err != nil {
 		t.Fatal(err)
@@ -343,13 +403,13 @@ func TestHotspotPeersAcrossParts(t *testing.T) {
 		for _, h := range EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot") {
 			if h.Dst == receiver.String() {
 				got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
-				ok = len(got) == 1 && within(h.Sources, peers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
+				ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
 			}
 		}
 		t.Logf("workers=%d: %q", workers, got)
 		if !ok {
 			t.Errorf("workers=%d: the receiver's episodes %q, want one of %d sources (within 7 %%, estimated), %d packets",
-				workers, got, peers, nPeer)
+				workers, got, hotPeers, nPeer)
 		}
 	}
 }
