@@ -348,20 +348,30 @@ func TestHotspotManySources(t *testing.T) {
 // events' keys.
 func hotEventsCut(t *testing.T, cfg *configs.Config, ps []pcaptest.Packet, cut int) []string {
 	t.Helper()
+	rec := &recorder{next: NewEpisodes()}
+	replayCut(t, cfg, 1, ps, cut, rec)
+	return eventKeys(t, rec.events)
+}
+
+// replayCut replays ps on `workers` workers into sink, in one run (cut 0) or cut before
+// ps[cut] with the detector state carried over a checkpoint (as replay --state-out and
+// --state-in carry it; the hotspot's restored), and returns the pipeline of the last run.
+func replayCut(t *testing.T, cfg *configs.Config, workers int, ps []pcaptest.Packet, cut int, sink detect.Sink) *Pipeline {
+	t.Helper()
 	dir := t.TempDir()
 	parts := [][]pcaptest.Packet{ps}
 	if cut > 0 {
 		parts = [][]pcaptest.Packet{ps[:cut], ps[cut:]}
 	}
-	rec := &recorder{next: NewEpisodes()}
 	state := filepath.Join(dir, "state")
+	var p *Pipeline
 	for i, part := range parts {
 		path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
 		if err := pcaptest.WriteFile(path, part); err != nil {
 			t.Fatal(err)
 		}
-		p, err := New(Options{Config: cfg, Workers: 1, Sink: rec})
-		if err != nil {
+		var err error
+		if p, err = New(Options{Config: cfg, Workers: workers, Sink: sink}); err != nil {
 			t.Fatal(err)
 		}
 		if i > 0 {
@@ -371,12 +381,14 @@ func hotEventsCut(t *testing.T, cfg *configs.Config, ps []pcaptest.Packet, cut i
 		}
 		last := i == len(parts)-1
 		p.SetKeepState(!last)
-		p.Replay(context.Background(), ReplayOptions{Files: []string{path}})
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
 		if !last {
 			if _, err := p.Checkpoint(state); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	return eventKeys(t, rec.events)
+	return p
 }

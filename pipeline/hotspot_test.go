@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -337,46 +336,18 @@ func peersInFlood() (ps []pcaptest.Packet, nPeer int, receiver netip.Addr) {
 // Without them the second half counted the peers again (600 where one replay says 300).
 func TestHotspotPeersAcrossRestore(t *testing.T) {
 	ps, nPeer, receiver := peersInFlood()
-	cfg := hotConfig(t, "limits: {max_destinations: 2048}\n")
-	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
 	col := NewEpisodes()
-	cut := len(ps) / 2
-	for i, part := range [][]pcaptest.Packet{ps[:cut], ps[cut:]} {
-		path := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
-		if err := pcaptest.WriteFile(path, part); err != nil {
-			t.Fatal(err)
+	p := replayCut(t, hotConfig(t, "limits: {max_destinations: 2048}\n"), 2, ps, len(ps)/2, col)
+	var got []string
+	ok := false
+	for _, h := range EntriesOf[*detect.HotspotEntry](p.Report(col).Detections, "hotspot") {
+		if h.Dst == receiver.String() {
+			got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
+			ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
 		}
-		p, err := New(Options{Config: cfg, Workers: 2, Sink: col})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i > 0 {
-			if info, err := p.RestoreState(state, RestoreOptions{}); err != nil || !info.HotspotRestored {
-				t.Fatalf("restore: %+v, %v", info, err)
-			}
-		}
-		p.SetKeepState(i == 0)
-		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		if i == 0 {
-			if _, err := p.Checkpoint(state); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		var got []string
-		ok := false
-		for _, h := range EntriesOf[*detect.HotspotEntry](p.Report(col).Detections, "hotspot") {
-			if h.Dst == receiver.String() {
-				got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
-				ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
-			}
-		}
-		if !ok {
-			t.Errorf("the receiver's episodes %q, want one of %d sources (within 7 %%, estimated), %d packets", got, hotPeers, nPeer)
-		}
+	}
+	if !ok {
+		t.Errorf("the receiver's episodes %q, want one of %d sources (within 7 %%, estimated), %d packets", got, hotPeers, nPeer)
 	}
 }
 
