@@ -293,17 +293,10 @@ func (ws *hotWinSets) gained(key hotKey, xs []uint64) (n uint64, ok bool) {
 	return n, true
 }
 
-// restore replaces the sets by those of a checkpoint (checked: checkWinSets), their blocks
-// in slab.
-func (ws *hotWinSets) restore(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab) {
-	ws.slab, ws.sets = *slab, append(ws.sets[:0], sets...)
-	if ws.idx == nil {
-		ws.idx = map[hotKey]int32{}
-	}
-	clear(ws.idx)
-	for i, k := range keys {
-		ws.idx[k] = int32(i)
-	}
+// restore replaces the sets by those of a checkpoint, indexed by idx and checked
+// (checkWinSets), their blocks in slab.
+func (ws *hotWinSets) restore(idx map[hotKey]int32, sets []hotWinSet, slab *aggregate.Slab) {
+	ws.idx, ws.slab, ws.sets = idx, *slab, append(ws.sets[:0], sets...)
 	ws.slab.BigLimit = hotWinBigLimit
 }
 
@@ -1046,21 +1039,15 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	// in the loop over the records with the ports' levels, its table in locals. Through
 	// add, a call a record, this was a quarter of the hotspot's samples on the 20x day.
 	sums[0].addAll(g)
-	tab0, shift0, mask0 := lv[0].tab, lv[0].shift, uint64(len(lv[0].tab)-1)
+	tab0, shift0 := lv[0].tab, lv[0].shift
 	order0, n0 := lv[0].order, uint64(0)
 	for i := range g {
 		r := &g[i]
 		x := r.Src.Hash(seedHotSrc) | 1 // 0 marks an empty slot
-		j := x >> shift0
-		for tab0[j].x != 0 && tab0[j].x != x {
-			j = (j + 1) & mask0
-		}
-		if tab0[j].x == 0 {
-			tab0[j] = hotSlot{x: x, first: int32(i)}
+		if j, isNew := hotInsert(tab0, shift0, x, int32(i)); isNew {
 			n0++
 			order0 = append(order0, int32(j))
 		}
-		tab0[j].n++
 		if counted == 1 || r.Port == 0 {
 			continue
 		}
@@ -1157,25 +1144,36 @@ func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
 	a.First = min(a.First, r.TS)
 	a.Last = max(a.Last, r.TS)
 	a.Protos |= r.Proto
-	// Without branches: a destination's records mix kinds in no order, and each branch
-	// mispredicted often. (P2P counts UDP datagrams only, as the bit is set.)
-	b := uint64(r.Bits)
-	a.SYN += b & hotBitSYN
-	a.UDP += b >> 1 & 1
-	a.P2P += (b >> 2) & (b >> 1) & 1
-	a.Replies += b >> 3 & 1
-	a.Pairs += b >> 4 & 1
-	tab, mask := l.tab, uint64(len(l.tab)-1)
-	j := x >> l.shift
-	for tab[j].x != 0 && tab[j].x != x {
-		j = (j + 1) & mask
-	}
-	if tab[j].x == 0 {
-		tab[j] = hotSlot{x: x, first: i}
+	syn, udp, p2p, replies, pairs := hotKinds(r.Bits)
+	a.SYN, a.UDP, a.P2P, a.Replies, a.Pairs = a.SYN+syn, a.UDP+udp, a.P2P+p2p, a.Replies+replies, a.Pairs+pairs
+	if j, isNew := hotInsert(l.tab, l.shift, x, i); isNew {
 		a.Sources++
 		l.order = append(l.order, int32(j))
 	}
+}
+
+// hotKinds is what a record's Bits add to a level's SYN, UDP, P2P, Replies and Pairs
+// counts. Without branches: a destination's records mix kinds in no order, and each branch
+// mispredicted often. (P2P counts UDP datagrams only, as the bit is set.)
+func hotKinds(bits uint8) (syn, udp, p2p, replies, pairs uint64) {
+	b := uint64(bits)
+	return b & hotBitSYN, b >> 1 & 1, (b >> 2) & (b >> 1) & 1, b >> 3 & 1, b >> 4 & 1
+}
+
+// hotInsert counts a packet of source x (record i) in a level's table of sources, whose
+// slot the hash's bits from shift on pick, and returns the source's slot and whether it
+// is new there.
+func hotInsert(tab []hotSlot, shift int, x uint64, i int32) (j uint64, isNew bool) {
+	mask := uint64(len(tab) - 1)
+	j = x >> shift
+	for tab[j].x != 0 && tab[j].x != x {
+		j = (j + 1) & mask
+	}
+	if isNew = tab[j].x == 0; isNew {
+		tab[j] = hotSlot{x: x, first: i}
+	}
 	tab[j].n++
+	return j, isNew
 }
 
 // addAll counts the records g at the address level but for their sources (summarize
@@ -1187,12 +1185,8 @@ func (a *HotSummary) addAll(g []hotRec) {
 		r := &g[i]
 		first, last = min(first, r.TS), max(last, r.TS)
 		protos |= r.Proto
-		b := uint64(r.Bits) // as add counts them
-		syn += b & hotBitSYN
-		udp += b >> 1 & 1
-		p2p += (b >> 2) & (b >> 1) & 1
-		replies += b >> 3 & 1
-		pairs += b >> 4 & 1
+		s, u, p, rp, pr := hotKinds(r.Bits)
+		syn, udp, p2p, replies, pairs = syn+s, udp+u, p2p+p, replies+rp, pairs+pr
 	}
 	a.Packets += uint64(len(g))
 	a.First, a.Last, a.Protos = first, last, protos

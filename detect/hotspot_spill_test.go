@@ -765,7 +765,10 @@ func TestCheckWinSets(t *testing.T) {
 		{"reported", []hotKey{k1}, []hotWinSet{{d: good.d, sum: 3, reported: 4}}, true, "source set of 198.51.100.7 port 80 reported 4 of a sum of 3"},
 		{"block", []hotKey{k2}, []hotWinSet{badRef}, true, "source set of 198.51.100.8 port 0: distinct: slab: block"},
 	} {
-		err := checkWinSets(tc.keys, tc.sets, &slab, tc.open)
+		idx, err := checkWinSets(tc.keys, tc.sets, &slab, tc.open)
+		if err == nil && len(idx) != len(tc.keys) {
+			t.Errorf("%s: index of %d levels, want %d", tc.name, len(idx), len(tc.keys))
+		}
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}

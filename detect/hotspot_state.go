@@ -94,7 +94,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	if d.Err() != nil {
 		return
 	}
-	if err := checkWinSets(keys, sets, &slab, open); err != nil {
+	setIdx, err := checkWinSets(keys, sets, &slab, open)
+	if err != nil {
 		d.Fail("hotspot: %v", err)
 		return
 	}
@@ -116,7 +117,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	}
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
 	hw.clearPart()
-	hw.wsets.restore(keys, sets, &slab)
+	hw.wsets.restore(setIdx, sets, &slab)
 	for i := range dsts {
 		x := dsts[i].Hash(seedDstIP)
 		if hw.findHash(&dsts[i], x) >= 0 {
@@ -169,28 +170,29 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 
 // checkWinSets checks a window's source sets read from a checkpoint (keys[i] is the level
 // of sets[i], their blocks in slab): one per level, consistent with the slab, never
-// reporting more than the parts' sum, and none without an open window.
-func checkWinSets(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab, open bool) error {
+// reporting more than the parts' sum, and none without an open window. It returns their
+// index by level (hotWinSets.idx).
+func checkWinSets(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab, open bool) (map[hotKey]int32, error) {
 	if len(keys) != len(sets) {
-		return fmt.Errorf("%d source sets for %d levels", len(sets), len(keys))
+		return nil, fmt.Errorf("%d source sets for %d levels", len(sets), len(keys))
 	}
 	if !open && len(sets) > 0 {
-		return fmt.Errorf("%d source sets without an open window", len(sets))
+		return nil, fmt.Errorf("%d source sets without an open window", len(sets))
 	}
-	seen := make(map[hotKey]bool, len(keys))
+	idx := make(map[hotKey]int32, len(keys))
 	for i := range sets {
-		if seen[keys[i]] {
-			return fmt.Errorf("source set of %v port %d twice", keys[i].Dst, keys[i].Port)
+		if _, dup := idx[keys[i]]; dup {
+			return nil, fmt.Errorf("source set of %v port %d twice", keys[i].Dst, keys[i].Port)
 		}
-		seen[keys[i]] = true
+		idx[keys[i]] = int32(i)
 		if err := sets[i].d.Validate(slab); err != nil {
-			return fmt.Errorf("source set of %v port %d: %w", keys[i].Dst, keys[i].Port, err)
+			return nil, fmt.Errorf("source set of %v port %d: %w", keys[i].Dst, keys[i].Port, err)
 		}
 		if sets[i].reported > sets[i].sum {
-			return fmt.Errorf("source set of %v port %d reported %d of a sum of %d", keys[i].Dst, keys[i].Port, sets[i].reported, sets[i].sum)
+			return nil, fmt.Errorf("source set of %v port %d reported %d of a sum of %d", keys[i].Dst, keys[i].Port, sets[i].reported, sets[i].sum)
 		}
 	}
-	return nil
+	return idx, nil
 }
 
 // SaveState appends the shared hotspot state to enc. Call it while no engine runs (the
