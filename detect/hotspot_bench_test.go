@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -134,4 +135,91 @@ func BenchmarkHotspotDay(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(pkts)), "ns/packet")
 		})
 	}
+}
+
+// floodRecs returns n records of SYNs from fresh random sources to one port of ndst
+// destinations (dense indexes 0..ndst-1): grouped by destination when grouped, else in
+// arrival order (random destinations).
+func floodRecs(n, ndst int, grouped bool) []hotRec {
+	rng := rand.New(rand.NewPCG(5, 6))
+	g := make([]hotRec, n)
+	for i := range g {
+		id := rng.IntN(ndst)
+		if grouped {
+			id = i * ndst / n
+		}
+		g[i] = hotRec{TS: t0 + int64(i), ID: int32(id), Port: 23, Bits: hotBitSYN, Proto: hotTCP,
+			Src: packet.AddrFrom4([]byte{byte(1 + rng.IntN(200)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})}
+	}
+	return g
+}
+
+// BenchmarkHotspotFloor measures what counting a busy destination's sources costs a record,
+// against issue 9's budget (docs/DESIGN.md, "The cost goals against this design"), on a
+// flood's shape: 256 destinations of 1 000 records each in a part, every source new.
+// summarize is the workers' count as built (exact per part, the window's sets across
+// parts), each destination's records in turn: cold reads them from 8 MiB of records as a
+// hand-over does, warm counts one destination's records again and again. sketch is one
+// HyperLogLog of 1 024 registers per destination (aggregate.HLL) with the records in
+// arrival order: the least a count of every destination's sources can cost a record, with
+// no top sources and no exact phase. read only reads the records and hashes their sources.
+//
+//	go test -run x -bench HotspotFloor -count 3 ./detect/
+func BenchmarkHotspotFloor(b *testing.B) {
+	const per, ndst = 1000, 256
+	perRec := func(b *testing.B, n int) {
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/record")
+	}
+	summarize := func(b *testing.B, g []hotRec, groups int) {
+		var hw hotWorker
+		hw.cnt.win, hw.wsets.maxKeys = &hw.wsets, 1<<15
+		var out []HotSummary
+		n := 0
+		for b.Loop() {
+			// The same parts again: new sources only in a window's first part.
+			first := n%6 == 0
+			for d := range groups {
+				dst := packet.AddrFrom4([]byte{203, 0, 113, byte(d)})
+				out = hw.cnt.summarize(out[:0], g[d*per:(d+1)*per], &dst, true)
+				if first && out[0].Sources < per*9/10 || out[0].Packets != per {
+					b.Fatalf("destination %d: %d sources, %d packets", d, out[0].Sources, out[0].Packets)
+				}
+			}
+			if n++; n%6 == 0 {
+				hw.wsets.reset() // a window of six parts
+			}
+		}
+		perRec(b, groups*per)
+	}
+	b.Run("summarize-cold", func(b *testing.B) { summarize(b, floodRecs(per*ndst, ndst, true), ndst) })
+	b.Run("summarize-warm", func(b *testing.B) { summarize(b, floodRecs(per, 1, true), 1) })
+	b.Run("sketch", func(b *testing.B) {
+		g := floodRecs(per*ndst, ndst, false)
+		sk := make([]*aggregate.HLL, ndst)
+		for i := range sk {
+			sk[i] = aggregate.NewHLL(10)
+		}
+		for b.Loop() {
+			for i := range g {
+				sk[g[i].ID].AddHash(g[i].Src.Hash(seedHotSrc))
+			}
+		}
+		if est := sk[0].Estimate(); est < per/2 {
+			b.Fatalf("destination 0: %d sources estimated", est)
+		}
+		perRec(b, len(g))
+	})
+	b.Run("read", func(b *testing.B) {
+		g := floodRecs(per*ndst, ndst, false)
+		var sum uint64
+		for b.Loop() {
+			for i := range g {
+				sum += g[i].Src.Hash(seedHotSrc)
+			}
+		}
+		if sum == 0 {
+			b.Fatal("no hash")
+		}
+		perRec(b, len(g))
+	})
 }
