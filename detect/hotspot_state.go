@@ -180,16 +180,19 @@ func checkWinSets(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab, open bo
 		return nil, fmt.Errorf("%d source sets without an open window", len(sets))
 	}
 	idx := make(map[hotKey]int32, len(keys))
-	for i := range sets {
-		if _, dup := idx[keys[i]]; dup {
-			return nil, fmt.Errorf("source set of %v port %d twice", keys[i].Dst, keys[i].Port)
+	for i, k := range keys {
+		bad := func(format string, a ...any) error {
+			return fmt.Errorf("source set of %v port %d"+format, append([]any{k.Dst, k.Port}, a...)...)
 		}
-		idx[keys[i]] = int32(i)
+		if _, dup := idx[k]; dup {
+			return nil, bad(" twice")
+		}
+		idx[k] = int32(i)
 		if err := sets[i].d.Validate(slab); err != nil {
-			return nil, fmt.Errorf("source set of %v port %d: %w", keys[i].Dst, keys[i].Port, err)
+			return nil, bad(": %w", err)
 		}
 		if sets[i].reported > sets[i].sum {
-			return nil, fmt.Errorf("source set of %v port %d reported %d of a sum of %d", keys[i].Dst, keys[i].Port, sets[i].reported, sets[i].sum)
+			return nil, bad(" reported %d of a sum of %d", sets[i].reported, sets[i].sum)
 		}
 	}
 	return idx, nil

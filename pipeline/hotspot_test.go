@@ -330,6 +330,19 @@ func peersInFlood() (ps []pcaptest.Packet, nPeer int, receiver netip.Addr) {
 	return ps, nPeer, receiver
 }
 
+// peersEpisodes lists the receiver's hotspot episodes in dets and reports whether they are
+// the one peersInFlood's receiver should have: hotPeers sources (within 7 %, estimated) and
+// all nPeer packets.
+func peersEpisodes(dets Detections, receiver netip.Addr, nPeer int) (got []string, ok bool) {
+	for _, h := range EntriesOf[*detect.HotspotEntry](dets, "hotspot") {
+		if h.Dst == receiver.String() {
+			got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
+			ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
+		}
+	}
+	return got, ok
+}
+
 // TestHotspotPeersAcrossRestore: the same window replayed in two halves, the state written
 // after the first (replay --state-out) and restored before the second (--state-in), counts
 // the peers as one replay does: the workers' sets of the window's sources are in the state.
@@ -338,15 +351,7 @@ func TestHotspotPeersAcrossRestore(t *testing.T) {
 	ps, nPeer, receiver := peersInFlood()
 	col := NewEpisodes()
 	p := replayCut(t, hotConfig(t, "limits: {max_destinations: 2048}\n"), 2, ps, len(ps)/2, col)
-	var got []string
-	ok := false
-	for _, h := range EntriesOf[*detect.HotspotEntry](p.Report(col).Detections, "hotspot") {
-		if h.Dst == receiver.String() {
-			got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
-			ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
-		}
-	}
-	if !ok {
+	if got, ok := peersEpisodes(p.Report(col).Detections, receiver, nPeer); !ok {
 		t.Errorf("the receiver's episodes %q, want one of %d sources (within 7 %%, estimated), %d packets", got, hotPeers, nPeer)
 	}
 }
@@ -369,14 +374,7 @@ func TestHotspotPeersAcrossParts(t *testing.T) {
 		if len(res.Errors) != 0 || res.Records != uint64(len(ps)) {
 			t.Fatalf("workers=%d: %d records of %d, errors %v", workers, res.Records, len(ps), res.Errors)
 		}
-		var got []string
-		ok := false
-		for _, h := range EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot") {
-			if h.Dst == receiver.String() {
-				got = append(got, fmt.Sprintf("port %d: %d sources (estimated %v), %d packets", h.Port, h.Sources, h.SourcesEstimated, h.Packets))
-				ok = len(got) == 1 && within(h.Sources, hotPeers, 0.07) && h.SourcesEstimated && h.Packets == uint64(nPeer)
-			}
-		}
+		got, ok := peersEpisodes(r.Detections, receiver, nPeer)
 		t.Logf("workers=%d: %q", workers, got)
 		if !ok {
 			t.Errorf("workers=%d: the receiver's episodes %q, want one of %d sources (within 7 %%, estimated), %d packets",
