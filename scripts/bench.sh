@@ -18,7 +18,10 @@
 # the shares computed from it are steadier than wall times on a shared machine; the user
 # column (median) steadier still:
 # the system time of one command is mostly the kernel zeroing fresh pages of the tables,
-# which on a virtual machine varied from 0.2 to 1.4 s between identical runs.
+# which on a virtual machine varied from 0.2 to 1.4 s between identical runs. The faults
+# column (minor page faults of the last run: a fault a 4 KiB page, or a 2 MiB huge page,
+# first touched) hardly varies, so it tells a change in the memory a run touches from that
+# noise; `go run ./internal/cmd/memlat` times a first touch on the machine.
 #
 # Usage: scripts/bench.sh [--full] [--tshark]
 #   default: 1 M SYN packets, the day at scale 5, a 2 M-packet burst (a minute or two; the
@@ -57,18 +60,19 @@ bench_pcaps "$dir" "$n" "$scale" "$nburst"
 bench_configs "$dir"
 
 # timed NAME CMD...: runs CMD (stdout discarded, stderr to $dir/NAME.log), records wall
-# seconds, max RSS (KiB), CPU seconds (user + system, all threads) and user seconds.
-declare -A secs rss cpu usr
+# seconds, max RSS (KiB), minor page faults, CPU seconds (user + system, all threads) and
+# user seconds.
+declare -A secs rss flt cpu usr
 timed() {
 	local name=$1
 	shift
 	local u s
-	/usr/bin/time -f '%e %M %U %S' -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.log" || {
+	/usr/bin/time -f '%e %M %R %U %S' -o "$dir/time.out" "$@" >/dev/null 2>"$dir/$name.log" || {
 		echo "bench: $name failed: $*"
 		tail -3 "$dir/$name.log"
 		exit 1
 	}
-	read -r secs[$name] rss[$name] u s < <(tail -1 "$dir/time.out")
+	read -r secs[$name] rss[$name] flt[$name] u s < <(tail -1 "$dir/time.out")
 	cpu[$name]=$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')
 	usr[$name]=$u
 }
@@ -121,7 +125,7 @@ bench() {
 	local lines bytes
 	lines=$(wc -l <"$dir/on.log")
 	bytes=$(wc -c <"$dir/on.log")
-	printf '%-40s %9s %12s %10s %9s %8s %8s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB" "CPU s" "user s"
+	printf '%-40s %9s %12s %10s %9s %8s %8s %8s\n' "run" "seconds" "packets/s" "x tcpdump" "RSS MiB" "faults" "CPU s" "user s"
 	for k in tcpdump off nohot on report; do
 		local label
 		case $k in
@@ -131,8 +135,8 @@ bench() {
 		on) label="replay, all detectors" ;;
 		report) label="replay, all detectors + --report" ;;
 		esac
-		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" -v c="${cpu[$k]}" \
-			-v u="${usr[$k]}" 'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f %8.2f %8.2f\n", l, s, n/s, s/t, r/1024, c, u}'
+		awk -v l="$label" -v s="${secs[$k]}" -v n="$pkts" -v t="${secs[tcpdump]}" -v r="${rss[$k]}" -v f="${flt[$k]}" \
+			-v c="${cpu[$k]}" -v u="${usr[$k]}" 'BEGIN{printf "%-40s %9.2f %12.0f %10.2f %9.0f %8d %8.2f %8.2f\n", l, s, n/s, s/t, r/1024, f, c, u}'
 	done
 	awk -v on="${secs[on]}" -v off="${secs[off]}" -v nohot="${secs[nohot]}" -v rep="${secs[report]}" -v l="$lines" -v b="$bytes" \
 		-v con="${cpu[on]}" -v coff="${cpu[off]}" -v cnohot="${cpu[nohot]}" \
