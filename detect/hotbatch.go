@@ -197,12 +197,17 @@ func (gr *hotGrouper) each(lt *hotLight, want []uint64, fn func(o hotObs, g []ho
 // a destination of a scanned dark space has few ports: clearing and walking every slot of the
 // port table was as much work as counting the records (cachegrind, the generated day).
 type hotCounter struct {
-	set   []hotSlot              // the levels' sources (open addressing), all zero between counts
-	ports []hotPortSlot          // the destination's ports (open addressing), likewise
-	pused []uint32               // the port table's slots in use
-	old   []hotPortSlot          // the ports of a table being grown
-	order [1 + hotPorts][]int32  // each level's sources' slots, in order of arrival
-	xs    [1 + hotPorts][]uint64 // each level's sources' hashes, for the window's sets (win)
+	set    []hotSlot               // the levels' sources (open addressing), all zero between counts
+	ports  []hotPortSlot           // the destination's ports (open addressing), likewise
+	pused  []uint32                // the port table's slots in use
+	old    []hotPortSlot           // the ports of a table being grown
+	order  [1 + hotPorts][]int32   // each level's sources' slots, in order of arrival
+	xs     [1 + hotPorts][]uint64  // each level's sources' hashes, for the window's sets (win)
+	pairs  [1 + hotPorts][]hotPair // each big level's records (see countParts)
+	parts  []hotPair               // countParts' records by partition
+	pcnt   []int32                 // countParts' partitions' starts
+	ptab   []hotSlot               // countParts' table of one partition's sources
+	porder []int32                 // its slots in use
 	// win, a worker's (nil on the shared side), counts the sources of a window handed over
 	// in parts across its parts (see hotWinSets).
 	win *hotWinSets
@@ -1003,14 +1008,25 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 		}
 	}
 	// The levels: the address, then each port counted, each with a table of its sources
-	// (hash, packets, first record) sized to its packets.
+	// (hash, packets, first record) sized to its packets; past hotBigLevel packets, its
+	// records' sources in pairs instead, counted by partitions (countParts).
 	var lv [1 + hotPorts]hotLevelScratch
 	var size [1 + hotPorts]int
-	size[0] = tableSize(len(g))
+	levelSize := func(k, n int) {
+		if lv[k].big = n > hotBigLevel; lv[k].big {
+			// Sized at once: grown by doubling, the pairs of a part of a flood to one
+			// address were 8 MiB a worker of fresh memory more.
+			hc.pairs[k] = slices.Grow(hc.pairs[k][:0], n)
+		} else {
+			size[k] = tableSize(n)
+		}
+	}
+	levelSize(0, len(g))
 	nlv, total := 1, size[0]
 	for _, p := range best {
 		if p.k != 0 {
-			lv[nlv].port, size[nlv] = uint16(p.k-1), tableSize(int(p.n))
+			lv[nlv].port = uint16(p.k - 1)
+			levelSize(nlv, int(p.n))
 			total += size[nlv]
 			nlv++
 		}
@@ -1031,6 +1047,7 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	sums := out[start:]
 	for k := range counted {
 		lv[k].order = hc.order[k][:0]
+		lv[k].pairs = hc.pairs[k][:0]
 		lv[k].tab, set = set[:size[k]], set[size[k]:]
 		lv[k].shift = 64 - bits.TrailingZeros(uint(size[k])) // the hash's high bits pick the slot
 		sums[k] = HotSummary{Dst: *dst, Port: lv[k].port, Estimated: split, First: math.MaxInt64, Last: math.MinInt64}
@@ -1039,26 +1056,32 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	// in the loop over the records with the ports' levels, its table in locals. Through
 	// add, a call a record, this was a quarter of the hotspot's samples on the 20x day.
 	sums[0].addAll(g)
-	tab0, shift0 := lv[0].tab, lv[0].shift
-	order0, n0 := lv[0].order, uint64(0)
-	for i := range g {
-		r := &g[i]
-		x := r.Src.Hash(seedHotSrc) | 1 // 0 marks an empty slot
-		if j, isNew := hotInsert(tab0, shift0, x, int32(i)); isNew {
-			n0++
-			order0 = append(order0, int32(j))
-		}
-		if counted == 1 || r.Port == 0 {
-			continue
-		}
-		for k := 1; k < counted; k++ {
-			if r.Port == lv[k].port {
-				sums[k].add(r, &lv[k], x, int32(i))
-				break
+	if lv[0].big {
+		hc.pairUp(g, sums, &lv, counted)
+	} else {
+		// No level is big (a port's has at most the address's packets). A loop of its own:
+		// a test of big in this one cost every destination's record a nanosecond.
+		tab0, shift0 := lv[0].tab, lv[0].shift
+		order0, n0 := lv[0].order, uint64(0)
+		for i := range g {
+			r := &g[i]
+			x := r.Src.Hash(seedHotSrc) | 1 // 0 marks an empty slot
+			if j, isNew := hotInsert(tab0, shift0, x, int32(i)); isNew {
+				n0++
+				order0 = append(order0, int32(j))
+			}
+			if counted == 1 || r.Port == 0 {
+				continue
+			}
+			for k := 1; k < counted; k++ {
+				if r.Port == lv[k].port {
+					sums[k].add(r, &lv[k], x, int32(i))
+					break
+				}
 			}
 		}
+		sums[0].Sources, lv[0].order = n0, order0
 	}
-	sums[0].Sources, lv[0].order = n0, order0
 	// One pass over each level's sources picks its top ones, empties their slots and, in a
 	// window handed over in parts, lists their hashes for the window's sets: three passes,
 	// each a random read of every source's slot, were a tenth of the burst's hotspot.
@@ -1069,8 +1092,12 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 			hc.xs[k] = hc.xs[k][:0]
 			xs = &hc.xs[k]
 		}
-		sums[k].topOf(lv[k].tab, lv[k].order, g, xs)
-		hc.order[k] = lv[k].order[:0]
+		if lv[k].big {
+			sums[k].Sources = hc.countParts(&sums[k], lv[k].pairs, g, xs)
+		} else {
+			sums[k].topOf(lv[k].tab, lv[k].order, g, xs)
+		}
+		hc.order[k], hc.pairs[k] = lv[k].order[:0], lv[k].pairs[:0]
 	}
 	if counted < nlv {
 		sums[1] = sums[0]
@@ -1133,13 +1160,17 @@ func hotPortFind(t []hotPortSlot, k uint32) uint32 {
 // hotLevelScratch is a level being counted: its port and its table of sources.
 type hotLevelScratch struct {
 	port  uint16
+	big   bool // counted by partitions: its records' sources in pairs, no table
 	shift int
 	tab   []hotSlot
-	order []int32 // the table's slots in use, in order of arrival
+	order []int32   // the table's slots in use, in order of arrival
+	pairs []hotPair // a big level's records: source hash and record
 }
 
 // add counts record r (index i, source hash x) at the level whose scratch is l.
 func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
+	// count's lines, not a call to it: count does not inline, and add takes every record
+	// of a busy port's level.
 	a.Packets++
 	a.First = min(a.First, r.TS)
 	a.Last = max(a.Last, r.TS)
@@ -1150,6 +1181,44 @@ func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
 		a.Sources++
 		l.order = append(l.order, int32(j))
 	}
+}
+
+// pairUp is summarize's loop over the records g when the address level is big: each
+// record's source hash and place go to the pairs of its big levels (countParts counts
+// them), and the port levels that are not big count it as add does.
+func (hc *hotCounter) pairUp(g []hotRec, sums []HotSummary, lv *[1 + hotPorts]hotLevelScratch, counted int) {
+	pairs0 := lv[0].pairs
+	for i := range g {
+		r := &g[i]
+		x := r.Src.Hash(seedHotSrc) | 1
+		pairs0 = append(pairs0, hotPair{x, int32(i)})
+		if counted == 1 || r.Port == 0 {
+			continue
+		}
+		for k := 1; k < counted; k++ {
+			if l := &lv[k]; r.Port == l.port {
+				if !l.big {
+					sums[k].add(r, l, x, int32(i))
+					break
+				}
+				sums[k].count(r)
+				l.pairs = append(l.pairs, hotPair{x, int32(i)})
+				break
+			}
+		}
+	}
+	lv[0].pairs = pairs0
+}
+
+// count counts record r at the level but for its source (a big level's record: its source
+// is counted by countParts).
+func (a *HotSummary) count(r *hotRec) {
+	a.Packets++
+	a.First = min(a.First, r.TS)
+	a.Last = max(a.Last, r.TS)
+	a.Protos |= r.Proto
+	syn, udp, p2p, replies, pairs := hotKinds(r.Bits)
+	a.SYN, a.UDP, a.P2P, a.Replies, a.Pairs = a.SYN+syn, a.UDP+udp, a.P2P+p2p, a.Replies+replies, a.Pairs+pairs
 }
 
 // hotKinds is what a record's Bits add to a level's SYN, UDP, P2P, Replies and Pairs
@@ -1220,6 +1289,13 @@ func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint6
 		top[k] = s
 		n = min(n+1, hotTop)
 	}
+	a.setTop(top[:n], g)
+}
+
+// setTop sets the level's top sources to top (of the records g), ranked by packets and
+// then first record, the order topLess refines.
+func (a *HotSummary) setTop(top []hotSlot, g []hotRec) {
+	n := len(top)
 	for k := range n {
 		a.Top[k] = hotSrc{Src: g[top[k].first].Src, Packets: uint64(top[k].n)}
 	}
@@ -1227,6 +1303,104 @@ func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint6
 	for k := 1; k < n; k++ {
 		rankUp(a.Top[:n], k)
 	}
+}
+
+// hotBigLevel is the most packets of a level whose sources summarize counts in one table:
+// a table of 32 768 slots (512 KiB, the size of a core's L2 cache). Past it each probe
+// missed the caches (a flood of spoofed sources to one address: 262 144 records a part,
+// an 8 MiB table, ~45 ns a record), so countParts splits the records by their sources'
+// hashes into partitions of about hotPartRecs and counts each in a small table. (A
+// variable: tests count the same records both ways.)
+var hotBigLevel = 1 << 14
+
+// hotPartRecs is about how many records countParts counts in one partition (a table of
+// 4 096 slots, 64 KiB). A variable: tests make many small partitions.
+var hotPartRecs = 1 << 11
+
+// hotPair is a record of a big level: its source's hash and its place in the records.
+type hotPair struct {
+	x uint64
+	i int32
+}
+
+// countParts counts the sources of a big level (pairs: its records in arrival order, with
+// their sources' hashes) exactly, as summarize's table would: it returns the distinct
+// sources, sets a's top ones (the most packets, then the first seen, as topOf) and, unless
+// xs is nil, appends each source's hash to *xs (in no particular order: the window's sets
+// are sets). The records are split by the high bits of the hash (a stable counting sort:
+// each partition keeps arrival order, so a source's first record is the first it meets),
+// and each partition is counted in a table that stays in the cache.
+func (hc *hotCounter) countParts(a *HotSummary, pairs []hotPair, g []hotRec, xs *[]uint64) uint64 {
+	pb := bits.Len(uint(len(pairs) / hotPartRecs)) // partition bits
+	np := 1 << pb
+	hc.pcnt = slices.Grow(hc.pcnt[:0], np+1)[:np+1]
+	cnt := hc.pcnt
+	clear(cnt)
+	for _, p := range pairs {
+		cnt[p.x>>(64-pb)+1]++ // pb == 0: x>>64 is 0, one partition
+	}
+	for q := 1; q <= np; q++ {
+		cnt[q] += cnt[q-1]
+	}
+	hc.parts = slices.Grow(hc.parts[:0], len(pairs))[:len(pairs)]
+	for _, p := range pairs {
+		q := p.x >> (64 - pb)
+		hc.parts[cnt[q]] = p
+		cnt[q]++
+	}
+	// cnt[q] is now the end of partition q (the start of q+1).
+	var top [hotTop]hotSlot
+	ntop, sources := 0, uint64(0)
+	if xs != nil {
+		*xs = slices.Grow(*xs, len(pairs))
+	}
+	lo := int32(0)
+	for q := range np {
+		part := hc.parts[lo:cnt[q]]
+		lo = cnt[q]
+		size := tableSize(len(part))
+		if cap(hc.ptab) < size {
+			hc.ptab = make([]hotSlot, size)
+		}
+		tab := hc.ptab[:size]
+		mask := uint64(size - 1)
+		shift := 64 - bits.TrailingZeros(uint(size)) // below the partition's bits
+		order := hc.porder[:0]
+		for _, p := range part {
+			j := p.x << pb >> shift
+			for tab[j].x != 0 && tab[j].x != p.x {
+				j = (j + 1) & mask
+			}
+			if tab[j].x == 0 {
+				tab[j] = hotSlot{x: p.x, first: p.i}
+				order = append(order, int32(j))
+			}
+			tab[j].n++
+		}
+		sources += uint64(len(order))
+		for _, j := range order {
+			s := tab[j]
+			tab[j] = hotSlot{}
+			if xs != nil {
+				*xs = append(*xs, s.x)
+			}
+			// The most packets, then the first seen: topOf's order, whose sources come in
+			// order of arrival.
+			if ntop == hotTop && (s.n < top[ntop-1].n || s.n == top[ntop-1].n && s.first > top[ntop-1].first) {
+				continue
+			}
+			k := min(ntop, hotTop-1)
+			for k > 0 && (s.n > top[k-1].n || s.n == top[k-1].n && s.first < top[k-1].first) {
+				top[k] = top[k-1]
+				k--
+			}
+			top[k] = s
+			ntop = min(ntop+1, hotTop)
+		}
+		hc.porder = order[:0]
+	}
+	a.setTop(top[:ntop], g)
+	return sources
 }
 
 // tableSize is the open-addressing table size for n keys: a power of two >= 2n, at least 8.

@@ -192,6 +192,26 @@ func BenchmarkHotspotFloor(b *testing.B) {
 		perRec(b, groups*per)
 	}
 	b.Run("summarize-cold", func(b *testing.B) { summarize(b, floodRecs(per*ndst, ndst, true), ndst) })
+	// A part of a flood to one address: a level past hotBigLevel, counted by partitions
+	// (countParts), or in one table as below it.
+	big := func(b *testing.B, bigLevel int) {
+		defer func(v int) { hotBigLevel = v }(hotBigLevel)
+		hotBigLevel = bigLevel
+		var hw hotWorker
+		hw.cnt.win, hw.wsets.maxKeys = &hw.wsets, 1<<15
+		g := floodRecs(per*ndst, 1, true)
+		dst := packet.AddrFrom4([]byte{203, 0, 113, 7})
+		var out []HotSummary
+		for b.Loop() {
+			out = hw.cnt.summarize(out[:0], g, &dst, false)
+			if out[0].Sources < uint64(len(g))*9/10 || out[0].Packets != uint64(len(g)) {
+				b.Fatalf("%d sources, %d packets", out[0].Sources, out[0].Packets)
+			}
+		}
+		perRec(b, len(g))
+	}
+	b.Run("summarize-big-parts", func(b *testing.B) { big(b, hotBigLevel) })
+	b.Run("summarize-big-table", func(b *testing.B) { big(b, 1<<30) })
 	b.Run("summarize-warm", func(b *testing.B) { summarize(b, floodRecs(per, 1, true), 1) })
 	b.Run("sketch", func(b *testing.B) {
 		g := floodRecs(per*ndst, ndst, false)

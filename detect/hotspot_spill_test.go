@@ -47,8 +47,18 @@ func TestDenseNeverSpilled(t *testing.T) {
 // counter, whose scratch tables must be left empty from one destination to the next, and
 // checks every summary against a count made with maps: packets, kinds, first and last,
 // distinct sources, the two busiest ports and the top sources (most packets, then the
-// first seen; listed in topLess's order).
+// first seen; listed in topLess's order). Each level is counted in one table (as below
+// hotBigLevel), then by partitions (countParts: of a few records each, so that there are
+// many; and one of all), with the same counter.
 func TestHotCounterExact(t *testing.T) {
+	defer func(big, part int) { hotBigLevel, hotPartRecs = big, part }(hotBigLevel, hotPartRecs)
+	for _, mode := range []struct{ big, part int }{{1 << 30, hotPartRecs}, {64, 16}, {0, 1 << 20}} {
+		hotBigLevel, hotPartRecs = mode.big, mode.part
+		t.Run(fmt.Sprintf("big=%d,part=%d", mode.big, mode.part), testHotCounterExact)
+	}
+}
+
+func testHotCounterExact(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 9))
 	var hc hotCounter
 	dst := packet.AddrFrom4([]byte{203, 0, 113, 7})
@@ -772,5 +782,50 @@ func TestCheckWinSets(t *testing.T) {
 		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestHotCounterPartsWindowSets counts the parts of windows handed over in parts (the
+// window's sets count each source once across them) both ways, in one table and by
+// partitions, and requires the same summaries: countParts lists a level's sources for the
+// sets in another order, which a set must not see.
+func TestHotCounterPartsWindowSets(t *testing.T) {
+	defer func(big, part int) { hotBigLevel, hotPartRecs = big, part }(hotBigLevel, hotPartRecs)
+	rng := rand.New(rand.NewPCG(3, 5))
+	var table, parts hotWorker
+	for _, hw := range []*hotWorker{&table, &parts} {
+		hw.cnt.win, hw.wsets.maxKeys = &hw.wsets, 64
+	}
+	dsts := []packet.Addr{packet.AddrFrom4([]byte{203, 0, 113, 7}), packet.AddrFrom4([]byte{203, 0, 113, 8})}
+	for window := range 4 {
+		for part := range 5 {
+			for d := range dsts {
+				// A flood's part: most sources new, some from earlier parts, a few busy.
+				g := make([]hotRec, 500+rng.IntN(3000))
+				for i := range g {
+					k := rng.IntN(1 << 24)
+					switch rng.IntN(4) {
+					case 0:
+						k = rng.IntN(400) // seen in other parts too
+					case 1:
+						k = rng.IntN(5) // busy
+					}
+					g[i] = hotRec{TS: int64(window<<20 + part<<10 + i), Src: packet.AddrFrom4([]byte{10, byte(k >> 16), byte(k >> 8), byte(k)}),
+						Port: uint16(23 + rng.IntN(2)*rng.IntN(3)), Bits: hotBitSYN, Proto: hotTCP}
+				}
+				hotBigLevel, hotPartRecs = 1<<30, 1<<11
+				want := table.cnt.summarize(nil, g, &dsts[d], true)
+				hotBigLevel, hotPartRecs = 100, 64
+				got := parts.cnt.summarize(nil, g, &dsts[d], true)
+				if !slices.Equal(got, want) {
+					t.Fatalf("window %d, part %d, destination %d:\n got %+v\nwant %+v", window, part, d, got, want)
+				}
+				if window == 0 && part == 0 && want[0].Sources < 100 {
+					t.Fatalf("%d sources in the first part: the test counts too few", want[0].Sources)
+				}
+			}
+		}
+		table.wsets.reset()
+		parts.wsets.reset()
 	}
 }
