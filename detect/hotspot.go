@@ -1,7 +1,9 @@
 package detect
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -388,6 +390,7 @@ type Hotspots struct {
 	dstIx  hotIndex[packet.Addr]
 	sums   []HotSummary
 	tmp    []HotSummary
+	order  []int32    // places in a pending window's summaries (fullOrder)
 	cnt    hotCounter // scratch of appendLight
 	// lightSeen: the sources of the window's light summaries that are estimated (cut in
 	// parts), by level (candidates): a light part of a destination lists all its one or
@@ -857,7 +860,7 @@ func (hs *Hotspots) candidates(p *hotPending) {
 		}
 		add(s)
 	}
-	for i := range p.full {
+	for _, i := range hs.fullOrder(p) {
 		if s := &p.full[i]; hs.isCandidate(&s.Dst) {
 			add(s)
 		}
@@ -871,6 +874,11 @@ func (hs *Hotspots) candidates(p *hotPending) {
 				}
 			}
 		}
+	}
+	if p.split {
+		// A worker's light parts in the order it handed them over, the workers in turn (see
+		// fullOrder).
+		slices.SortStableFunc(p.light, func(a, b hotLight) int { return cmp.Compare(a.w, b.w) })
 	}
 	for i := range p.light {
 		lt := &p.light[i]
@@ -891,6 +899,32 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			clear(hs.want)
 		}
 	}
+}
+
+// fullOrder returns the places of p's summaries in the order candidates sums them. A
+// window handed over in parts has several summaries of a level from one worker, which may
+// share sources: summed in the order the workers' parts came (as they were), a source's
+// counts of earlier parts could leave the top five before it came back, so that the same
+// capture gave other top sources from one replay to the next (a flood to one address,
+// under load). In order of their level and first packet, the sums no longer depend on the
+// workers' timing. A window in one part has one summary a level per worker, of disjoint
+// sources: their order does not matter.
+func (hs *Hotspots) fullOrder(p *hotPending) []int32 {
+	hs.order = hs.order[:0]
+	for i := range p.full {
+		hs.order = append(hs.order, int32(i))
+	}
+	if p.split {
+		slices.SortStableFunc(hs.order, func(i, j int32) int {
+			a, b := &p.full[i], &p.full[j]
+			if c := a.Dst.Compare(&b.Dst); c != 0 {
+				return c
+			}
+			return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
+				cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
+		})
+	}
+	return hs.order
 }
 
 // isCandidate reports whether destination a can be hot in the window (candidates).

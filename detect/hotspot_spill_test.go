@@ -829,3 +829,59 @@ func TestHotCounterPartsWindowSets(t *testing.T) {
 		parts.wsets.reset()
 	}
 }
+
+// TestHotspotPartsOrderFree: two workers hand a window over in four parts each (a flood to
+// one address from sources each worker sees in several parts, their packets changing from
+// part to part), once one worker's parts before the other's, once in turn: the episodes
+// are the same, top sources included. Summed in the order the parts came, a source
+// pushed out of the top five by the other worker's parts lost its earlier parts' packets
+// in one order and not in the other.
+func TestHotspotPartsOrderFree(t *testing.T) {
+	px := darkSpace(t, "198.51.100.0/24")
+	type part struct {
+		w    int
+		pkts []packet.Header
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	var parts [2][4]part
+	ts := t0
+	for k := range 4 {
+		for w := range 2 {
+			p := part{w: w}
+			for j := range 12 { // busy sources, 1-40 packets each part
+				for range 1 + rng.IntN(40) {
+					ts += sec / 10000
+					p.pkts = append(p.pkts, syn(ip4(fmt.Sprintf("10.%d.0.0", w), j), "198.51.100.7", 80, ts))
+				}
+			}
+			for j := range 150 { // one-packet sources, new in each part
+				ts += sec / 10000
+				p.pkts = append(p.pkts, syn(ip4(fmt.Sprintf("10.%d.0.0", 10+w), k*1000+j), "198.51.100.7", 80, ts))
+			}
+			parts[w][k] = p
+		}
+	}
+	run := func(order []part) []string {
+		hs, engines, sink := hotOnly(t, px, 100)
+		for _, p := range order {
+			h := engines[p.w]
+			for i := range p.pkts {
+				h.packetTo(&p.pkts[i], px)
+			}
+			h.e.hotFlush()
+		}
+		var got []string
+		for _, e := range finishHot(hs, engines, sink, ts+sec) {
+			got = append(got, fmt.Sprintf("%s port %d: %d sources, %d packets, top %v", e.Dst, e.Port, e.Sources, e.Packets, e.TopSources))
+		}
+		return got
+	}
+	one := run([]part{parts[0][0], parts[0][1], parts[0][2], parts[0][3], parts[1][0], parts[1][1], parts[1][2], parts[1][3]})
+	turn := run([]part{parts[0][0], parts[1][0], parts[0][1], parts[1][1], parts[0][2], parts[1][2], parts[0][3], parts[1][3]})
+	if len(one) == 0 {
+		t.Fatal("no hotspot episode")
+	}
+	if !slices.Equal(one, turn) {
+		t.Errorf("one worker's parts first:\n%s\nin turn:\n%s", strings.Join(one, "\n"), strings.Join(turn, "\n"))
+	}
+}
