@@ -159,7 +159,9 @@ func floodRecs(n, ndst int, grouped bool) []hotRec {
 // flood's shape: 256 destinations of 1 000 records each in a part, every source new.
 // summarize is the workers' count as built (exact per part, the window's sets across
 // parts), each destination's records in turn: cold reads them from 8 MiB of records as a
-// hand-over does, warm counts one destination's records again and again. sketch is one
+// hand-over does, warm counts one destination's records again and again; big counts a
+// part of a flood to one address (256 000 records of one destination), by partitions as
+// built or in one table as below hotBigLevel. sketch is one
 // HyperLogLog of 1 024 registers per destination (aggregate.HLL) with the records in
 // arrival order: the least a count of every destination's sources can cost a record, with
 // no top sources and no exact phase. read only reads the records and hashes their sources.
