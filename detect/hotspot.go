@@ -338,6 +338,7 @@ func (ep *hotEpisode) classOf() int {
 // summaries of their heavy cells.
 type hotPending struct {
 	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
+	partW []int       // the worker of each of parts (-1: restored from a checkpoint)
 	light []hotLight  // the workers' light destinations with a dense index (likewise)
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
@@ -390,7 +391,7 @@ type Hotspots struct {
 	dstIx  hotIndex[packet.Addr]
 	sums   []HotSummary
 	tmp    []HotSummary
-	order  []int32    // places in a pending window's summaries (fullOrder)
+	order  []int32    // places in a pending window's summaries or cell arrays (fullOrder, partOrder)
 	cnt    hotCounter // scratch of appendLight
 	// lightSeen: the sources of the window's light summaries that are estimated (cut in
 	// parts), by level (candidates): a light part of a destination lists all its one or
@@ -462,6 +463,7 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	}
 	clear(p.light)
 	p.parts, p.light, p.full, p.split, p.px, p.mixed = p.parts[:0], p.light[:0], p.full[:0], false, nil, false
+	p.partW = p.partW[:0]
 	hs.free = append(hs.free, p)
 }
 
@@ -529,7 +531,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			p.nd[w] += nl
 			p.np[w]++
 			if len(cells) > 0 {
-				p.parts = append(p.parts, cells)
+				p.parts, p.partW = append(p.parts, cells), append(p.partW, w)
 				p.split = p.split || cells[0].Split
 				kept = true
 			}
@@ -865,7 +867,8 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			add(s)
 		}
 	}
-	for _, part := range p.parts {
+	for _, k := range hs.partOrder(p) {
+		part := p.parts[k]
 		for i := range part {
 			if c := &part[i]; c.Heavy == 0 && hs.isCandidate(&c.Dst) {
 				hs.tmp = c.appendLight(hs.tmp[:0], &hs.cnt)
@@ -876,8 +879,8 @@ func (hs *Hotspots) candidates(p *hotPending) {
 		}
 	}
 	if p.split {
-		// A worker's light parts in the order it handed them over, the workers in turn (see
-		// fullOrder).
+		// A worker's light destinations in the order it handed them over, the workers in
+		// turn (see partOrder).
 		slices.SortStableFunc(p.light, func(a, b hotLight) int { return cmp.Compare(a.w, b.w) })
 	}
 	for i := range p.light {
@@ -923,6 +926,21 @@ func (hs *Hotspots) fullOrder(p *hotPending) []int32 {
 			return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
 				cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
 		})
+	}
+	return hs.order
+}
+
+// partOrder returns the places of p's cell arrays in the order candidates sums their light
+// cells: in a window handed over in parts, each worker's in the order it handed them over,
+// the workers in turn (the light cells carry no first packet to order them by, as
+// fullOrder does, and their logs' top sources are summed as the summaries' are).
+func (hs *Hotspots) partOrder(p *hotPending) []int32 {
+	hs.order = hs.order[:0]
+	for k := range p.parts {
+		hs.order = append(hs.order, int32(k))
+	}
+	if p.split && len(p.partW) == len(p.parts) {
+		slices.SortStableFunc(hs.order, func(i, j int32) int { return cmp.Compare(p.partW[i], p.partW[j]) })
 	}
 	return hs.order
 }

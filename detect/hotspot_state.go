@@ -345,7 +345,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 				d.Fail("hotspot window %d: empty cell array", w)
 				break
 			}
-			p.parts = append(p.parts, part)
+			p.parts, p.partW = append(p.parts, part), append(p.partW, -1) // the worker is not saved
 			cells -= len(part)
 		}
 		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*(2*hs.maxCells+hs.maxLight)*workers)
