@@ -830,6 +830,40 @@ func TestHotCounterPartsWindowSets(t *testing.T) {
 	}
 }
 
+// inTwoOrders hands each worker's parts (parts[w][k]: the packets of worker w's k-th
+// part, each ended by a hand-over) to two engines sharing a Hotspots (min_sources
+// minSources), once worker 0's parts before worker 1's, once in turn, and returns the
+// hotspot episodes of each run (started, with their top sources), finished at `at`.
+func inTwoOrders(t *testing.T, px *aggregate.Prefixes, minSources int, parts [2][][]packet.Header, at int64) (one, turn []string) {
+	run := func(order [][2]int) []string {
+		hs, engines, sink := hotOnly(t, px, minSources)
+		for _, wk := range order {
+			h := engines[wk[0]]
+			for _, q := range parts[wk[0]][wk[1]] {
+				_, ix := px.MatchDst(&q.Dst, q.Dst.Is4()) // -1: no dense index
+				st, _ := h.srcs.Touch(q.Src)
+				h.e.PacketAt(&q, st, ix)
+			}
+			h.e.hotFlush()
+		}
+		var got []string
+		for _, e := range finishHot(hs, engines, sink, at) {
+			got = append(got, fmt.Sprintf("%s port %d: %d sources, %d packets, top %v", e.Dst, e.Port, e.Sources, e.Packets, e.TopSources))
+		}
+		return got
+	}
+	var first, alternate [][2]int
+	for w := range 2 {
+		for k := range parts[w] {
+			first = append(first, [2]int{w, k})
+		}
+	}
+	for k := range parts[0] {
+		alternate = append(alternate, [2]int{0, k}, [2]int{1, k})
+	}
+	return run(first), run(alternate)
+}
+
 // TestHotspotPartsOrderFree: two workers hand a window over in four parts each (a flood to
 // one address from sources each worker sees in several parts, their packets changing from
 // part to part), once one worker's parts before the other's, once in turn: the episodes
@@ -838,46 +872,26 @@ func TestHotCounterPartsWindowSets(t *testing.T) {
 // in one order and not in the other.
 func TestHotspotPartsOrderFree(t *testing.T) {
 	px := darkSpace(t, "198.51.100.0/24")
-	type part struct {
-		w    int
-		pkts []packet.Header
-	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	var parts [2][4]part
+	var parts [2][][]packet.Header
 	ts := t0
 	for k := range 4 {
 		for w := range 2 {
-			p := part{w: w}
+			var pkts []packet.Header
 			for j := range 12 { // busy sources, 1-40 packets each part
 				for range 1 + rng.IntN(40) {
 					ts += sec / 10000
-					p.pkts = append(p.pkts, syn(ip4(fmt.Sprintf("10.%d.0.0", w), j), "198.51.100.7", 80, ts))
+					pkts = append(pkts, syn(ip4(fmt.Sprintf("10.%d.0.0", w), j), "198.51.100.7", 80, ts))
 				}
 			}
 			for j := range 150 { // one-packet sources, new in each part
 				ts += sec / 10000
-				p.pkts = append(p.pkts, syn(ip4(fmt.Sprintf("10.%d.0.0", 10+w), k*1000+j), "198.51.100.7", 80, ts))
+				pkts = append(pkts, syn(ip4(fmt.Sprintf("10.%d.0.0", 10+w), k*1000+j), "198.51.100.7", 80, ts))
 			}
-			parts[w][k] = p
+			parts[w] = append(parts[w], pkts)
 		}
 	}
-	run := func(order []part) []string {
-		hs, engines, sink := hotOnly(t, px, 100)
-		for _, p := range order {
-			h := engines[p.w]
-			for i := range p.pkts {
-				h.packetTo(&p.pkts[i], px)
-			}
-			h.e.hotFlush()
-		}
-		var got []string
-		for _, e := range finishHot(hs, engines, sink, ts+sec) {
-			got = append(got, fmt.Sprintf("%s port %d: %d sources, %d packets, top %v", e.Dst, e.Port, e.Sources, e.Packets, e.TopSources))
-		}
-		return got
-	}
-	one := run([]part{parts[0][0], parts[0][1], parts[0][2], parts[0][3], parts[1][0], parts[1][1], parts[1][2], parts[1][3]})
-	turn := run([]part{parts[0][0], parts[1][0], parts[0][1], parts[1][1], parts[0][2], parts[1][2], parts[0][3], parts[1][3]})
+	one, turn := inTwoOrders(t, px, 100, parts, ts+sec)
 	if len(one) == 0 {
 		t.Fatal("no hotspot episode")
 	}
@@ -894,56 +908,26 @@ func TestHotspotPartsOrderFree(t *testing.T) {
 // sources).
 func TestHotspotLightPartsOrderFree(t *testing.T) {
 	px := darkSpace(t, "198.51.100.0/24", "2001:db8::/32")
-	type part struct {
-		w    int
-		pkts []packet.Header
-	}
-	const nparts = 8
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 12))
-		var parts [2][nparts]part
+		var parts [2][][]packet.Header
 		ts := t0
-		for k := range nparts {
+		for range 8 {
 			for w := range 2 {
-				p := part{w: w}
+				var pkts []packet.Header
 				for range 2 {
 					ts += sec / 1000
-					p.pkts = append(p.pkts, syn(fmt.Sprintf("10.%d.0.%d", w, rng.IntN(6)), "2001:db8::7", 80, ts))
+					pkts = append(pkts, syn(fmt.Sprintf("10.%d.0.%d", w, rng.IntN(6)), "2001:db8::7", 80, ts))
 				}
-				parts[w][k] = p
+				parts[w] = append(parts[w], pkts)
 			}
 		}
-		run := func(order []part) []string {
-			hs, engines, sink := hotOnly(t, px, 4)
-			for _, p := range order {
-				h := engines[p.w]
-				for i := range p.pkts {
-					q := &p.pkts[i]
-					_, ix := px.MatchDst(&q.Dst, q.Dst.Is4()) // -1: no dense index
-					st, _ := h.srcs.Touch(q.Src)
-					h.e.PacketAt(q, st, ix)
-				}
-				h.e.hotFlush()
-			}
-			var got []string
-			for _, e := range finishHot(hs, engines, sink, ts+sec) {
-				got = append(got, fmt.Sprintf("%s port %d: %d sources, %d packets, top %v", e.Dst, e.Port, e.Sources, e.Packets, e.TopSources))
-			}
-			return got
+		one, turn := inTwoOrders(t, px, 4, parts, ts+sec)
+		if len(one) != 1 || !strings.HasPrefix(one[0], "2001:db8::7 port 80:") {
+			t.Fatalf("seed %d: episodes %q, want one of 2001:db8::7 port 80", seed, one)
 		}
-		var one, turn []part
-		for w := range 2 {
-			one = append(one, parts[w][:]...)
-		}
-		for k := range nparts {
-			turn = append(turn, parts[0][k], parts[1][k])
-		}
-		a, b := run(one), run(turn)
-		if len(a) != 1 || !strings.HasPrefix(a[0], "2001:db8::7 port 80:") {
-			t.Fatalf("seed %d: episodes %q, want one of 2001:db8::7 port 80", seed, a)
-		}
-		if !slices.Equal(a, b) {
-			t.Errorf("seed %d, one worker's parts first:\n%s\nin turn:\n%s", seed, strings.Join(a, "\n"), strings.Join(b, "\n"))
+		if !slices.Equal(one, turn) {
+			t.Errorf("seed %d, one worker's parts first:\n%s\nin turn:\n%s", seed, strings.Join(one, "\n"), strings.Join(turn, "\n"))
 		}
 	}
 }
