@@ -1169,14 +1169,7 @@ type hotLevelScratch struct {
 
 // add counts record r (index i, source hash x) at the level whose scratch is l.
 func (a *HotSummary) add(r *hotRec, l *hotLevelScratch, x uint64, i int32) {
-	// count's lines, not a call to it: count does not inline, and add takes every record
-	// of a busy port's level.
-	a.Packets++
-	a.First = min(a.First, r.TS)
-	a.Last = max(a.Last, r.TS)
-	a.Protos |= r.Proto
-	syn, udp, p2p, replies, pairs := hotKinds(r.Bits)
-	a.SYN, a.UDP, a.P2P, a.Replies, a.Pairs = a.SYN+syn, a.UDP+udp, a.P2P+p2p, a.Replies+replies, a.Pairs+pairs
+	a.count(r)
 	if j, isNew := hotInsert(l.tab, l.shift, x, i); isNew {
 		a.Sources++
 		l.order = append(l.order, int32(j))
@@ -1210,8 +1203,8 @@ func (hc *hotCounter) pairUp(g []hotRec, sums []HotSummary, lv *[1 + hotPorts]ho
 	lv[0].pairs = pairs0
 }
 
-// count counts record r at the level but for its source (a big level's record: its source
-// is counted by countParts).
+// count counts record r at the level but for its source (add counts it; a big level's
+// source is counted by countParts).
 func (a *HotSummary) count(r *hotRec) {
 	a.Packets++
 	a.First = min(a.First, r.TS)

@@ -913,21 +913,14 @@ func (hs *Hotspots) candidates(p *hotPending) {
 // workers' timing. A window in one part has one summary a level per worker, of disjoint
 // sources: their order does not matter.
 func (hs *Hotspots) fullOrder(p *hotPending) []int32 {
-	hs.order = hs.order[:0]
-	for i := range p.full {
-		hs.order = append(hs.order, int32(i))
-	}
-	if p.split {
-		slices.SortStableFunc(hs.order, func(i, j int32) int {
-			a, b := &p.full[i], &p.full[j]
-			if c := a.Dst.Compare(&b.Dst); c != 0 {
-				return c
-			}
-			return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
-				cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
-		})
-	}
-	return hs.order
+	return hs.places(len(p.full), p.split, func(i, j int32) int {
+		a, b := &p.full[i], &p.full[j]
+		if c := a.Dst.Compare(&b.Dst); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
+			cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
+	})
 }
 
 // partOrder returns the places of p's cell arrays in the order candidates sums their light
@@ -935,12 +928,19 @@ func (hs *Hotspots) fullOrder(p *hotPending) []int32 {
 // the workers in turn (the light cells carry no first packet to order them by, as
 // fullOrder does, and their logs' top sources are summed as the summaries' are).
 func (hs *Hotspots) partOrder(p *hotPending) []int32 {
+	return hs.places(len(p.parts), p.split && len(p.partW) == len(p.parts), func(i, j int32) int {
+		return cmp.Compare(p.partW[i], p.partW[j])
+	})
+}
+
+// places returns 0, 1, ..., n-1 (in hs.order), stably sorted by `by` when sorted.
+func (hs *Hotspots) places(n int, sorted bool, by func(i, j int32) int) []int32 {
 	hs.order = hs.order[:0]
-	for k := range p.parts {
-		hs.order = append(hs.order, int32(k))
+	for i := range n {
+		hs.order = append(hs.order, int32(i))
 	}
-	if p.split && len(p.partW) == len(p.parts) {
-		slices.SortStableFunc(hs.order, func(i, j int32) int { return cmp.Compare(p.partW[i], p.partW[j]) })
+	if sorted {
+		slices.SortStableFunc(hs.order, by)
 	}
 	return hs.order
 }
