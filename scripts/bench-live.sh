@@ -30,6 +30,12 @@
 # the measured run (the floods from other sources; the day again), so that the measure is of
 # a running daemon whose tables are grown and faulted in, not of a fresh one: a fresh daemon
 # spends much of a flood's CPU zeroing the pages its per-source and episode tables grow into.
+# ROUNDS=N (default 1) measures each workload N times, the three programs in a rotating
+# order (telescope, counters only, tcpdump; then counters only, tcpdump, telescope; ...), and
+# prints each one's median CPU time per packet with its range and every round's figure: one
+# run's figure moves by up to a half between identical runs on the development VM (297 and
+# 497 ns a packet for the same binary within minutes), so compare medians of rounds. With
+# PERF=1 the profiles are the last round's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -54,6 +60,8 @@ for tool in "${need[@]}"; do
 	fi
 done
 flood_n=${FLOOD_PACKETS:-3000000}
+rounds=${ROUNDS:-1}
+case $rounds in '' | *[!0-9]* | 0) echo "bench-live: ROUNDS must be a positive number, not '$rounds'"; exit 2 ;; esac
 dir=bench
 mkdir -p "$dir"
 bin=${TELESCOPE:-$dir/telescope}
@@ -225,22 +233,16 @@ telescope_run() {
 	kill "$tp"
 	wait "$tp" || true
 	unset 'pids[-1]'
-	t_count[$key]=$((c1 - c0)) t_drop[$key]=$((k1 - k0)) t_shed[$key]=$((s1 - s0))
-	t_cpu[$key]=$(per_pkt $((u1 - u0)) "${t_count[$key]}")
+	local n=$((c1 - c0))
+	t_count[$key]=$(( ${t_count[$key]:-0} + n )) t_drop[$key]=$(( ${t_drop[$key]:-0} + k1 - k0 ))
+	t_shed[$key]=$(( ${t_shed[$key]:-0} + s1 - s0 ))
+	t_cpus[$key]+=" $(per_pkt $((u1 - u0)) "$n")"
 }
 
-echo "load before: $(uptime)"
-declare -A sent n_rate rate d_rate injector t_count t_drop t_shed t_cpu d_count d_drop d_cpu
-for w in "${work[@]}"; do
-	# The sender's ceiling: the same packets with nothing capturing.
-	inject "$w" "$dir/inject-none-$w.out"
-	n_rate[$w]=$inj_rate
-
-	# All detectors, then counters only (every detector off): what the detectors add live.
-	telescope_run "$w" live "$w"
-	telescope_run "$w" live-off "$w-off"
-
-	# tcpdump with a 64 MiB buffer, as telescope's ring.
+# tcpdump_run WORKLOAD: tcpdump with a 64 MiB buffer, as telescope's ring, measured while
+# WORKLOAD is injected; adds to d_count, d_drop and d_cpus, sets d_sent and d_rate.
+tcpdump_run() {
+	local w=$1 tp u0 u1 n
 	ip netns exec "$nsA" tcpdump -Z root -n -B 65536 -i "$ifA" -w /dev/null 2>"$dir/tcpdump-$w.log" &
 	tp=$!
 	pids+=("$tp")
@@ -248,21 +250,52 @@ for w in "${work[@]}"; do
 	sleep 0.5
 	u0=$(cpu_ns "$tp")
 	inject "$w" "$dir/inject-tcpdump-$w.out"
-	d_sent=$inj_sent d_rate[$w]=$inj_rate
+	d_sent[$w]=$inj_sent d_rate[$w]=$inj_rate
 	settle "$tp"
 	u1=$(cpu_ns "$tp")
 	kill -INT "$tp"
 	wait "$tp" || true
 	unset 'pids[-1]'
-	[ "$d_sent" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, $d_sent for tcpdump"
-	[ "${sent[$w-off]}" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, ${sent[$w-off]} for it with every detector off"
-	d_count[$w]=$(awk '/packets captured/ {print $1}' "$dir/tcpdump-$w.log")
-	d_drop[$w]=$(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump-$w.log")
-	d_cpu[$w]=$(per_pkt $((u1 - u0)) "${d_count[$w]}")
+	n=$(awk '/packets captured/ {print $1}' "$dir/tcpdump-$w.log")
+	d_count[$w]=$(( ${d_count[$w]:-0} + n ))
+	d_drop[$w]=$(( ${d_drop[$w]:-0} + $(awk '/dropped by kernel/ {print $1}' "$dir/tcpdump-$w.log") ))
+	d_cpus[$w]+=" $(per_pkt $((u1 - u0)) "$n")"
+}
+
+# med LIST: the median of a list of numbers ("-" when empty or one is "-"); range LIST: min-max.
+med() {
+	[ -n "${1// /}" ] || { echo -; return; }
+	printf '%s\n' $1 | sort -n | awk '{v[NR] = $1; if ($1 == "-") bad = 1}
+		END {if (bad) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+range() { [ -z "${1// /}" ] || printf '%s\n' $1 | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
+
+echo "load before: $(uptime)"
+declare -A sent n_rate rate d_rate d_sent injector t_count t_drop t_shed t_cpus d_count d_drop d_cpus t_cpu d_cpu
+for w in "${work[@]}"; do
+	# The sender's ceiling: the same packets with nothing capturing.
+	inject "$w" "$dir/inject-none-$w.out"
+	n_rate[$w]=$inj_rate
+
+	# All detectors, counters only (every detector off: what the detectors add live) and
+	# tcpdump, each round in the next order of the three.
+	for r in $(seq 0 $((rounds - 1))); do
+		for k in 0 1 2; do
+			case $(((k + r) % 3)) in
+			0) telescope_run "$w" live "$w" ;;
+			1) telescope_run "$w" live-off "$w-off" ;;
+			2) tcpdump_run "$w" ;;
+			esac
+		done
+		[ "${d_sent[$w]}" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, ${d_sent[$w]} for tcpdump"
+		[ "${sent[$w-off]}" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, ${sent[$w-off]} for it with every detector off"
+	done
+	t_cpu[$w]=$(med "${t_cpus[$w]}") t_cpu[$w-off]=$(med "${t_cpus[$w-off]}") d_cpu[$w]=$(med "${d_cpus[$w]}")
 done
 echo "load after:  $(uptime)"
 
 echo
+[ "$rounds" = 1 ] || echo "$rounds rounds: packets counted and dropped are sums over the rounds, rates the last round's, ns/pkt medians (ranges and rounds below)"
 echo "CPU ns/pkt: utime+stime of the process (telescope: all threads, 2 workers) per packet counted;"
 echo "drops/shed: packets the kernel dropped / packets the detectors skipped to keep up (counted);"
 echo "rate none/t/d: packets sent per second with nothing capturing / while telescope captured /"
@@ -283,3 +316,12 @@ for w in "${work[@]}"; do
 		"$(awk -v a="${t_cpu[$w-off]}" -v b="${d_cpu[$w]}" 'BEGIN {if (b > 0) printf "%.1fx", a / b; else printf "-"}')" \
 		"$(awk -v off="${t_cpu[$w-off]}" -v on="${t_cpu[$w]}" 'BEGIN {if (on > 0) printf "%.0f%%", 100 * off / on; else printf "-"}')"
 done
+if [ "$rounds" != 1 ]; then
+	echo
+	echo "CPU ns/pkt of each round (in order), range:"
+	for w in "${work[@]}"; do
+		printf '%-6s all detectors %s (%s); counters only %s (%s); tcpdump %s (%s)\n' "$w" \
+			"${t_cpus[$w]# }" "$(range "${t_cpus[$w]}")" "${t_cpus[$w-off]# }" "$(range "${t_cpus[$w-off]}")" \
+			"${d_cpus[$w]# }" "$(range "${d_cpus[$w]}")"
+	done
+fi
