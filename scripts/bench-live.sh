@@ -34,8 +34,9 @@
 # order (telescope, counters only, tcpdump; then counters only, tcpdump, telescope; ...), and
 # prints each one's median CPU time per packet with its range and every round's figure: one
 # run's figure moves by up to a half between identical runs on the development VM (297 and
-# 497 ns a packet for the same binary within minutes), so compare medians of rounds. With
-# PERF=1 the profiles are the last round's.
+# 497 ns a packet for the same binary within minutes; medians of three rounds of it 313 and
+# 440 ns within the hour): compare two builds in runs alternated with each other (TELESCOPE).
+# With PERF=1 the profiles are the last round's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
