@@ -31,3 +31,17 @@ func Reserve[T, O any](owner *O, n int) []T {
 	runtime.AddCleanup(owner, func(m []byte) { _ = unix.Munmap(m) }, mem)
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(mem))), n)
 }
+
+// populate commits the pages of [p, p+n) now, zero-filled and writable (MADV_POPULATE_WRITE,
+// Linux 5.14), rather than at each page's first write. The range, rounded out to whole
+// pages, must lie in one mapping of Reserve's (whose start is page-aligned and whose
+// length is whole huge pages).
+func populate(p unsafe.Pointer, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	page := unix.Getpagesize()
+	off := int(uintptr(p) & uintptr(page-1))
+	length := (off + n + page - 1) &^ (page - 1)
+	return unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, -off)), length), unix.MADV_POPULATE_WRITE)
+}

@@ -588,3 +588,30 @@ func (t *Table[K, V]) Restore(hash func(*K) uint64) error {
 	t.clock = t.slack
 	return nil
 }
+
+// Prefault commits now the memory the table would take as it fills (every slot to its
+// capacity, and its largest index) and returns its size in bytes: a daemon that fills its
+// table anyway then pays the kernel's zeroing of those pages at start, not while a flood
+// of new sources comes in (a fresh daemon spent about half again as much CPU per packet on
+// its first flood), and a machine short of memory says so at start. Only memory reserved
+// outside the Go heap (Linux; slots or an index of 2 MiB and more) is committed: for a
+// table without any it returns 0. The table's contents do not change.
+func (t *Table[K, V]) Prefault() (int, error) {
+	n := 0
+	for _, r := range []struct {
+		p    unsafe.Pointer
+		size int
+	}{
+		{unsafe.Pointer(unsafe.SliceData(t.region)), len(t.region) * int(unsafe.Sizeof(TableEntry[K, V]{}))},
+		{unsafe.Pointer(unsafe.SliceData(t.indexRegion)), len(t.indexRegion) * 8},
+	} {
+		if r.size == 0 {
+			continue
+		}
+		if err := populate(r.p, r.size); err != nil {
+			return n, fmt.Errorf("commit %d bytes of the table's memory: %w", r.size, err)
+		}
+		n += r.size
+	}
+	return n, nil
+}

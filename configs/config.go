@@ -125,6 +125,8 @@ type Hotspot struct {
 type Limits struct {
 	MaxSources      int `yaml:"max_sources"`
 	MaxDestinations int `yaml:"max_destinations"`
+	// Prefault commits the source tables' memory at start (telescope run only).
+	Prefault bool `yaml:"prefault"`
 }
 
 // Metrics shapes the Prometheus series.

@@ -166,7 +166,7 @@ func TestParseGoodFiles(t *testing.T) {
 					Fingerprint: Fingerprint{Enabled: false, Log: false, LogMinPackets: 1},
 					Hotspot:     Hotspot{Enabled: false, MinSources: 50, Log: false, LogMinPackets: 7},
 				},
-				Limits:  Limits{MaxSources: 5000, MaxDestinations: 2000},
+				Limits:  Limits{MaxSources: 5000, MaxDestinations: 2000, Prefault: true},
 				Metrics: Metrics{TopPorts: 0, WatchPorts: []uint16{443}, TopSources: 1000},
 				Web:     Web{ListenAddress: "[::1]:9100"},
 				Log:     Log{Level: "debug", Format: "console", SummaryInterval: Duration(10 * time.Minute)},
@@ -225,6 +225,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-summary-interval.yaml", `bad.yaml:3: log.summary_interval: must be 0 (no summary lines) or at least 1s, got 100ms`},
 		{"bad-summary-interval-negative.yaml", `bad.yaml:2: log.summary_interval: must not be negative, got -1m`},
 		{"bad-log-switch.yaml", `bad.yaml:3: detect.scanner.log: expected true or false, got "sometimes"`},
+		{"bad-prefault.yaml", `bad.yaml:3: limits.prefault: expected true or false, got "1"`},
 		{"bad-nested-overlaps.yaml", strings.Join([]string{
 			`bad.yaml:4: dark_prefixes[2]: "10.0.0.0/8" overlaps dark_prefixes[0] "10.1.0.0/16"`,
 			`bad.yaml:5: dark_prefixes[3]: "10.2.0.0/16" overlaps dark_prefixes[2] "10.0.0.0/8"`,

@@ -260,6 +260,21 @@ func (p *Pipeline) Tracked() (tracked int64, evictions uint64) {
 	return tracked, evictions
 }
 
+// PrefaultSources commits now the memory of every worker's source table at its capacity
+// (limits.prefault; aggregate.Table.Prefault) and returns its size in bytes. Call it before
+// the capture starts (after a restore: the tables keep what it loaded).
+func (p *Pipeline) PrefaultSources() (int, error) {
+	total := 0
+	for _, w := range p.workers {
+		n, err := w.sources.Prefault()
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("worker %d's source table: %w", w.id, err)
+		}
+	}
+	return total, nil
+}
+
 // LogEntriesDropped returns the log entries (detection events and others) dropped because
 // the log queue was full: the output was stalled or slower than the events
 // (telescope_log_events_dropped_total).

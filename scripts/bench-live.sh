@@ -36,7 +36,8 @@
 # run's figure moves by up to a half between identical runs on the development VM (297 and
 # 497 ns a packet for the same binary within minutes; medians of three rounds of it 313 and
 # 440 ns within the hour): compare two builds in runs alternated with each other (TELESCOPE).
-# With PERF=1 the profiles are the last round's.
+# With PERF=1 the profiles are the last round's. PREFAULT=1 runs telescope with
+# limits.prefault: true (its source tables' memory committed at start, before the measure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
@@ -186,6 +187,7 @@ cat >"$dir/live.yaml" <<YAML
 dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48']
 capture: {interface: $ifA, workers: 2, ring_mb: 64, shed_backlog: ${SHED_BACKLOG:-0.5}}
 web: {listen_address: "127.0.0.1:9813"}
+limits: {prefault: $([ -n "${PREFAULT:-}" ] && echo true || echo false)}
 YAML
 # The same with every detector off: counting only.
 {

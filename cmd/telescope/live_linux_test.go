@@ -76,8 +76,8 @@ func perWorker(fs [][]byte, n int) []int {
 	return counts
 }
 
-// TestLiveDaemon runs `telescope run` with two workers on one end of a veth pair inside a
-// network namespace, injects known traffic at the other end with tcpreplay and with a Go
+// TestLiveDaemon runs `telescope run` with two workers (source tables prefaulted:
+// limits.prefault) on one end of a veth pair inside a network namespace, injects known traffic at the other end with tcpreplay and with a Go
 // sender, and checks through /metrics that every packet was counted exactly, by the worker
 // that owns its source; then reloads (valid and invalid), deletes and re-creates the
 // interface, and stops the daemonProc with SIGTERM.
@@ -88,9 +88,13 @@ func TestLiveDaemon(t *testing.T) {
 	cfgPath := filepath.Join(dir, "telescope.yaml")
 	base := "sensor: nstest\ndark_prefixes: [203.0.113.0/24, 2001:db8:1::/48]\n" +
 		"capture: {interface: " + pair.IfA + ", workers: 2, ring_mb: 8}\n" +
-		"web: {listen_address: \"127.0.0.1:9813\"}\n"
+		"web: {listen_address: \"127.0.0.1:9813\"}\n" +
+		"limits: {max_sources: 100000, prefault: true}\n"
 	writeConfig(t, cfgPath, base)
 	d := startDaemon(t, pair.NsA, "127.0.0.1:9813", cfgPath)
+	// Prefaulted source tables (50 000 slots of 360 bytes a worker; their indexes of 1 MiB
+	// are on the heap) count and detect as the others do (below).
+	d.waitLog(t, `"msg":"source tables' memory committed","bytes":36000000`)
 	if m := d.metrics(t); value(m, "telescope_capture_up", "interface", pair.IfA) != 1 {
 		t.Fatalf("capture_up is not 1 once ready")
 	}

@@ -78,6 +78,14 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if p, err = restoreLive(p, cfg, log, build); err != nil { // state.go
 		return err
 	}
+	if cfg.Limits.Prefault {
+		start := time.Now()
+		n, err := p.PrefaultSources()
+		if err != nil {
+			return fmt.Errorf("limits.prefault: %w", err)
+		}
+		log.Info("source tables' memory committed", zap.Int("bytes", n), zap.Duration("took", time.Since(start)))
+	}
 	src, err := newLiveSource(p, cfg, workers)
 	if err != nil {
 		return err
