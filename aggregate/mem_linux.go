@@ -3,6 +3,8 @@
 package aggregate
 
 import (
+	"errors"
+	"fmt"
 	"runtime"
 	"unsafe"
 
@@ -43,5 +45,9 @@ func populate(p unsafe.Pointer, n int) error {
 	page := unix.Getpagesize()
 	off := int(uintptr(p) & uintptr(page-1))
 	length := (off + n + page - 1) &^ (page - 1)
-	return unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, -off)), length), unix.MADV_POPULATE_WRITE)
+	err := unix.Madvise(unsafe.Slice((*byte)(unsafe.Add(p, -off)), length), unix.MADV_POPULATE_WRITE)
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("%w (MADV_POPULATE_WRITE needs Linux 5.14 or later)", err)
+	}
+	return err
 }
