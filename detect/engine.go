@@ -202,11 +202,18 @@ func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) 
 	}
 	switch {
 	case h.SYNProbe():
-		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, synTechnique(h), dense)
+		// The destination's hash, once for both sets of targets (a telnet probe's are in
+		// the scanner's window and the sweep's).
+		var dst uint64
+		telnet := cfg.Telnet.Enabled && e.isTelnet(h.DstPort)
+		if cfg.Scanner.Enabled || telnet {
+			dst = h.Dst.Hash(seedDstIP)
 		}
-		if cfg.Telnet.Enabled && e.isTelnet(h.DstPort) {
-			e.telnetSweep(h, st)
+		if cfg.Scanner.Enabled {
+			e.scanner(h, st, h.DstPort, synTechnique(h), dense, dst)
+		}
+		if telnet {
+			e.telnetSweep(h, st, dst)
 		}
 		if cfg.Fingerprint.Enabled {
 			e.fingerprint(h, st)
@@ -216,14 +223,14 @@ func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) 
 		}
 	case h.Proto == packet.ProtoUDP && h.L4:
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, h.DstPort, TechUDP, dense)
+			e.scanner(h, st, h.DstPort, TechUDP, dense, h.Dst.Hash(seedDstIP))
 		}
 		if cfg.UDPThenSYN.Enabled {
 			e.flowUDP(h, st)
 		}
 	case h.ICMPEchoRequest():
 		if cfg.Scanner.Enabled {
-			e.scanner(h, st, 0, TechICMPEcho, dense) // ICMP echo counts as port 0
+			e.scanner(h, st, 0, TechICMPEcho, dense, h.Dst.Hash(seedDstIP)) // ICMP echo counts as port 0
 		}
 	default:
 		if cfg.Backscatter.Enabled {

@@ -12,8 +12,9 @@ const (
 // scanner counts one probe (SYN probe, UDP datagram, ICMP echo request) of a source.
 // A window opens at the first probe and spans the configured window; a probe at or past its
 // end opens a new one, unless an episode is active: then the counts keep accumulating until
-// the source is quiet for longer than the window.
-func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech int, dense int32) {
+// the source is quiet for longer than the window. dst is the destination's hash
+// (seedDstIP).
+func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech int, dense int32, dst uint64) {
 	st.Tech.add(tech)
 	e.techPackets[tech]++
 	w := &st.Scan
@@ -42,7 +43,6 @@ func (e *Engine) scanner(h *packet.Header, st *SourceState, port uint16, tech in
 	}
 	w.Last = t
 	w.Packets++
-	dst := h.Dst.Hash(seedDstIP)
 	var memoPair, memoAddr []uint64 // memo.go
 	if rec != nil && dense >= 0 {
 		memoPair, memoAddr = e.memoBits(&rec.Prof, port, dense)

@@ -12,8 +12,9 @@ const (
 )
 
 // telnetSweep counts one SYN probe to a telnet port: the sweep window (separate from the
-// scanner's, same rules) and the source's membership in the current surge bucket.
-func (e *Engine) telnetSweep(h *packet.Header, st *SourceState) {
+// scanner's, same rules) and the source's membership in the current surge bucket. dst is
+// the destination's hash (seedDstIP).
+func (e *Engine) telnetSweep(h *packet.Header, st *SourceState, dst uint64) {
 	if e.surge != nil && e.sb.joined {
 		e.sb.probes++
 		if st.SurgeSeq != e.sb.seq {
@@ -41,7 +42,7 @@ func (e *Engine) telnetSweep(h *packet.Header, st *SourceState) {
 	if h.Dst.Is4() && h.Seq == h.Dst.V4() {
 		w.Mirai++
 	}
-	changed := w.Targets.Add(&e.slab, h.Dst.Hash(seedDstIP))
+	changed := w.Targets.Add(&e.slab, dst)
 	if rec != nil {
 		return
 	}
