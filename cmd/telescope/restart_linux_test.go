@@ -29,7 +29,9 @@ import (
 // (longer than the kill-to-restart gap, so they continue across it), a 1 s surge bucket and
 // a checkpoint every second. Detectors the test does not follow are off. A hotspot needs 3
 // sources in a window: every window from the first packet to the last is hot, as the gap of
-// the restart (< 4 s) is shorter than a window less 0.6 s of traffic (3 sources).
+// the restart (< 4 s) is shorter than a window less 0.6 s of traffic (3 sources). The
+// source tables (10 000 slots a worker, 3.4 MiB: reserved) are prefaulted after each
+// restore (limits.prefault), which must leave what the checkpoint restored as it was.
 const restartLiveConfig = `sensor: restart
 dark_prefixes: [203.0.113.0/24]
 window: 6s
@@ -43,7 +45,7 @@ detect:
   fingerprint: {enabled: false}
   hotspot: {min_sources: 3}
   backscatter: {enabled: false}
-limits: {max_sources: 10000}
+limits: {max_sources: 20000, prefault: true}
 `
 
 // logLine is one parsed JSON log line.
@@ -210,6 +212,12 @@ func testRestart(t *testing.T, kill syscall.Signal) {
 	// Restart with the same config: the state is restored.
 	d2 := startDaemon(t, pair.NsA, addr, cfgPath)
 	d2.waitLog(t, `"msg":"state restored"`)
+	// Prefaulted after the restore: 2 workers × 10 000 slots × 360 bytes (the indexes, 256
+	// KiB, are on the heap).
+	d2.waitLog(t, `"msg":"source tables' memory committed","bytes":7200000`)
+	if l := d2.logs.String(); strings.Index(l, `"msg":"source tables' memory committed"`) < strings.Index(l, `"msg":"state restored"`) {
+		t.Fatalf("the source tables were prefaulted before the restore:\n%s", l)
+	}
 	var restored logLine
 	for _, l := range parseLog(t, d2.logs.String()) {
 		if l.str("msg") == "state restored" {
