@@ -1190,12 +1190,12 @@ func (hc *hotCounter) pairUp(g []hotRec, sums []HotSummary, lv *[1 + hotPorts]ho
 		}
 		for k := 1; k < counted; k++ {
 			if l := &lv[k]; r.Port == l.port {
-				if !l.big {
+				if l.big {
+					sums[k].count(r)
+					l.pairs = append(l.pairs, hotPair{x, int32(i)})
+				} else {
 					sums[k].add(r, l, x, int32(i))
-					break
 				}
-				sums[k].count(r)
-				l.pairs = append(l.pairs, hotPair{x, int32(i)})
 				break
 			}
 		}
@@ -1378,7 +1378,9 @@ func (hc *hotCounter) countParts(a *HotSummary, pairs []hotPair, g []hotRec, xs 
 				*xs = append(*xs, s.x)
 			}
 			// The most packets, then the first seen: topOf's order, whose sources come in
-			// order of arrival.
+			// order of arrival, so that it needs no test of first. (One ranking function
+			// for both, not inlined into topOf, made every summary ~7 % slower:
+			// BenchmarkHotspotFloor/summarize-warm 15.3 against 16.4 ns a record.)
 			if ntop == hotTop && (s.n < top[ntop-1].n || s.n == top[ntop-1].n && s.first > top[ntop-1].first) {
 				continue
 			}

@@ -74,9 +74,6 @@ binary new "${args[1]}"
 bench_pcaps "$dir" "$n" "$scale" "$nburst"
 bench_configs "$dir"
 
-median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{m=int((NR+1)/2); if (NR%2) print v[m]; else printf "%.3f\n", (v[m]+v[m+1])/2}'; }
-spread() { printf '%s\n' "$@" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END{printf "%s-%s", lo, hi}'; }
-
 # run NAME PCAP CONFIG: one timed replay of build NAME; appends user, system and wall seconds.
 declare -A user sys wall
 run() {

@@ -1,6 +1,19 @@
 # shellcheck shell=bash
-# Sourced by bench.sh and bench-work.sh: the binary they run, the files they generate and
-# the configs they run them with, written the same way for both.
+# Sourced by bench.sh, bench-work.sh, bench-ab.sh and bench-live.sh: the binary they run,
+# the files they generate and the configs they run them with, written the same way for all,
+# and the medians they print.
+
+# median V...: the median of the numbers V ("-" for none, or when one is "-": a run that
+# counted nothing); spread V...: their smallest and largest, "lo-hi".
+median() {
+	[ $# -gt 0 ] || { echo -; return; }
+	printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1; if ($1 == "-") bad = 1}
+		END {m = int((NR + 1) / 2); if (bad) print "-"; else if (NR % 2) print v[m]; else printf "%g\n", (v[m] + v[m + 1]) / 2}'
+}
+spread() {
+	[ $# -gt 0 ] || return 0
+	printf '%s\n' "$@" | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s-%s", lo, hi}'
+}
 
 # bench_binary DIR: DIR/telescope is $TELESCOPE (a prebuilt binary, e.g. to compare two
 # versions) or a build of the tree.

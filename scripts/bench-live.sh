@@ -68,6 +68,8 @@ dir=bench
 mkdir -p "$dir"
 bin=${TELESCOPE:-$dir/telescope}
 [ -n "${TELESCOPE:-}" ] || CGO_ENABLED=0 go build -o "$bin" ./cmd/telescope
+# shellcheck source=scripts/bench-files.sh
+. scripts/bench-files.sh # median, spread
 if [ -n "${PERF:-}" ] && ! command -v perf >/dev/null; then
 	echo "bench-live: PERF=1 needs perf (apt-get install linux-perf)"; exit 1
 fi
@@ -265,14 +267,6 @@ tcpdump_run() {
 	d_cpus[$w]+=" $(per_pkt $((u1 - u0)) "$n")"
 }
 
-# med LIST: the median of a list of numbers ("-" when empty or one is "-"); range LIST: min-max.
-med() {
-	[ -n "${1// /}" ] || { echo -; return; }
-	printf '%s\n' $1 | sort -n | awk '{v[NR] = $1; if ($1 == "-") bad = 1}
-		END {if (bad) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
-}
-range() { [ -z "${1// /}" ] || printf '%s\n' $1 | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "-" hi}'; }
-
 echo "load before: $(uptime)"
 declare -A sent n_rate rate d_rate d_sent injector t_count t_drop t_shed t_cpus d_count d_drop d_cpus t_cpu d_cpu
 for w in "${work[@]}"; do
@@ -293,7 +287,7 @@ for w in "${work[@]}"; do
 		[ "${d_sent[$w]}" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, ${d_sent[$w]} for tcpdump"
 		[ "${sent[$w-off]}" = "${sent[$w]}" ] || echo "bench-live: $w: sent ${sent[$w]} packets for telescope, ${sent[$w-off]} for it with every detector off"
 	done
-	t_cpu[$w]=$(med "${t_cpus[$w]}") t_cpu[$w-off]=$(med "${t_cpus[$w-off]}") d_cpu[$w]=$(med "${d_cpus[$w]}")
+	t_cpu[$w]=$(median ${t_cpus[$w]}) t_cpu[$w-off]=$(median ${t_cpus[$w-off]}) d_cpu[$w]=$(median ${d_cpus[$w]})
 done
 echo "load after:  $(uptime)"
 
@@ -324,7 +318,7 @@ if [ "$rounds" != 1 ]; then
 	echo "CPU ns/pkt of each round (in order), range:"
 	for w in "${work[@]}"; do
 		printf '%-6s all detectors %s (%s); counters only %s (%s); tcpdump %s (%s)\n' "$w" \
-			"${t_cpus[$w]# }" "$(range "${t_cpus[$w]}")" "${t_cpus[$w-off]# }" "$(range "${t_cpus[$w-off]}")" \
-			"${d_cpus[$w]# }" "$(range "${d_cpus[$w]}")"
+			"${t_cpus[$w]# }" "$(spread ${t_cpus[$w]})" "${t_cpus[$w-off]# }" "$(spread ${t_cpus[$w-off]})" \
+			"${d_cpus[$w]# }" "$(spread ${d_cpus[$w]})"
 	done
 fi
