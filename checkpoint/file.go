@@ -42,8 +42,9 @@ const Magic = "TLSCSTAT"
 // (saved with each worker's hotspot state); 5: the hotspot's spilled cells (free slots,
 // tags in the memos, the filter of spilled destinations); 6: slabs with a size class of
 // 8 192 words (the last exact table of a Distinct, at most half full), and each engine's
-// hotspot sets of its open window's sources (hotWinSets) with their slab.
-const Version uint32 = 6
+// hotspot sets of its open window's sources (hotWinSets) with their slab; 7: the worker of
+// each heavy summary of a pending hotspot window (kept by worker, compacted).
+const Version uint32 = 7
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -125,8 +125,11 @@ const (
 // HotSummary is one worker's counts for one destination level in one window, or their sum
 // over workers.
 type HotSummary struct {
-	Dst       packet.Addr
-	Port      uint16 // 0: the address level
+	Dst  packet.Addr
+	Port uint16 // 0: the address level
+	// W is the worker whose part of the window it counts, while Hotspots holds it pending
+	// (compactFull); in a sum over workers it means nothing. (In the padding after Port.)
+	W         uint16
 	Sources   uint64
 	Estimated bool
 	Packets   uint64
@@ -340,6 +343,10 @@ type hotPending struct {
 	parts [][]hotCell // the workers' cell arrays (owned by Hotspots until recycled)
 	partW []int       // the worker of each of parts (-1: restored from a checkpoint)
 	light []hotLight  // the workers' light destinations with a dense index (likewise)
+	// fullW are the heavy summaries by worker, in the order each handed them over (one per
+	// level and part, until compactFull sums them); full is their concatenation, made when
+	// the window is evaluated or saved (joinFull).
+	fullW [][]HotSummary
 	full  []HotSummary
 	n     []int               // cells handed over, by worker
 	nd    []int               // light destinations with a dense index handed over, by worker
@@ -367,8 +374,11 @@ type Hotspots struct {
 	enabled    bool
 	size       int64
 	minSources uint64
-	maxCells   int // cells kept per worker and window (twice the worker's table)
-	maxLight   int // light destinations with a dense index kept per worker and window (its records' cap)
+	maxCells   int        // cells kept per worker and window (twice the worker's table)
+	maxLight   int        // light destinations with a dense index kept per worker and window (its records' cap)
+	maxFull    int        // heavy summaries a worker's window keeps once compacted (compactFull)
+	groups     []hotGroup // scratch of pruneFull
+	keep       []bool     // scratch of pruneFull
 
 	started []bool
 	through []int64
@@ -438,6 +448,7 @@ func (hs *Hotspots) SetConfig(cfg *Config) {
 	hs.minSources = uint64(max(cfg.Hotspot.MinSources, 1))
 	hs.maxCells = 2 * max(cfg.MaxDestinations, 1)
 	hs.maxLight = hotRecCap(max(cfg.MaxDestinations, 1))
+	hs.maxFull = hotMaxFull(hs.maxCells, hs.maxLight)
 }
 
 // hotSpare is how many cell arrays Hotspots keeps per worker to give back: as many as are
@@ -454,6 +465,9 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.n)
 	clear(p.nd)
 	clear(p.np)
+	for w := range p.fullW {
+		p.fullW[w] = p.fullW[w][:0]
+	}
 	for _, c := range p.parts {
 		hs.spare = pushSpare(hs.spare, c[:0], hotSpare*len(hs.started), capCells)
 	}
@@ -498,7 +512,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
 				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
-					np: make([]int, len(hs.started))}
+					np: make([]int, len(hs.started)), fullW: make([][]HotSummary, len(hs.started))}
 			}
 			hs.pending[win] = p
 		}
@@ -535,7 +549,15 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p.split = p.split || cells[0].Split
 				kept = true
 			}
-			p.full = append(p.full, full...)
+			if len(full) > 0 {
+				for i := range full {
+					full[i].W = uint16(w)
+				}
+				p.fullW[w] = append(p.fullW[w], full...)
+				if len(p.fullW[w]) > hs.maxFull {
+					dropped += hs.compactFull(p, w)
+				}
+			}
 			if nl > 0 {
 				p.light = append(p.light, hotLight{obs: lt.obs, recs: lt.recs, grouped: lt.grouped, split: lt.split, w: w,
 					alone: len(cells) == 0, px: px})
@@ -913,14 +935,175 @@ func (hs *Hotspots) candidates(p *hotPending) {
 // workers' timing. A window in one part has one summary a level per worker, of disjoint
 // sources: their order does not matter.
 func (hs *Hotspots) fullOrder(p *hotPending) []int32 {
-	return hs.places(len(p.full), p.split, func(i, j int32) int {
-		a, b := &p.full[i], &p.full[j]
-		if c := a.Dst.Compare(&b.Dst); c != 0 {
-			return c
+	return hs.places(len(p.full), p.split, func(i, j int32) int { return cmpSummary(&p.full[i], &p.full[j]) })
+}
+
+// cmpSummary orders summaries by level, then first packet (fullOrder, compactFull).
+func cmpSummary(a, b *HotSummary) int {
+	if c := a.Dst.Compare(&b.Dst); c != 0 {
+		return c
+	}
+	return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
+		cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
+}
+
+// hotMaxFull is how many heavy summaries a worker's pending window keeps once compacted
+// (compactFull): at least as many as one part can hand over (an address level and hotPorts
+// ports for each destination of the worker's table, and each dense one with more than
+// hotLog of the part's records). At the defaults (2 workers) 311 296 of 264 bytes, 82 MB
+// a worker, at most twice that between two compactions: a swarm of bots scanning a dark /16
+// (every address heavy in every part, a random busiest port each) fits without dropping a
+// destination.
+func hotMaxFull(maxCells, maxLight int) int { return (1+hotPorts)*maxCells + maxLight }
+
+// compactFull bounds worker w's heavy summaries in p, which grow by up to a table's worth
+// with every part the worker hands over (a window cut in parts: a busy window, or a long
+// one). It sums each level's summaries of the worker into its first, in the order the
+// worker handed them over (its parts in turn). If more levels remain than maxFull, it keeps
+// each destination's address level and the hotPorts ports with the most packets, and past
+// that the destinations with the most packets, and returns how many levels it dropped
+// (telescope_evictions_total). A level dropped that comes back later in the window counts
+// from there. maxFull is at least one part's summaries, so a worker's window is compacted
+// only once cut in parts, when its counts already say estimated. Only w's summaries move,
+// in an order of w's own: the result depends on that worker's input alone, not on the
+// workers' timing. Hash indexes, not a sort: a swarm scanning a dark /16 compacts ~400 k
+// summaries a part.
+func (hs *Hotspots) compactFull(p *hotPending, w int) (dropped uint64) {
+	mine := p.fullW[w]
+	hs.candIx.reset(len(mine))
+	merged := mine[:0]
+	for i := range mine {
+		pos, isNew := hs.candIx.get(&hotKey{mine[i].Dst, mine[i].Port}, true)
+		if isNew {
+			merged = append(merged, mine[i])
+		} else {
+			merged[pos].merge(&mine[i])
 		}
-		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
-			cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
-	})
+	}
+	if n := len(merged); n > hs.maxFull {
+		merged = hs.pruneFull(merged)
+		dropped = uint64(n - len(merged))
+	}
+	p.fullW[w] = merged
+	return dropped
+}
+
+// joinFull makes p.full the workers' heavy summaries, worker after worker.
+func (p *hotPending) joinFull() {
+	p.full = p.full[:0]
+	for _, f := range p.fullW {
+		p.full = append(p.full, f...)
+	}
+}
+
+// hotGroup is a destination's levels in pruneFull: places in its sums (-1: none).
+type hotGroup struct {
+	addr    int32
+	ports   [hotPorts]int32
+	packets uint64 // the most packets of its levels
+}
+
+// levels returns the places of the group's levels (-1: none).
+func (gr *hotGroup) levels() (l [1 + hotPorts]int32) {
+	l[0] = gr.addr
+	copy(l[1:], gr.ports[:])
+	return l
+}
+
+// pruneFull keeps, of sums (one per level), each destination's address level and the
+// hotPorts ports with the most packets (then the lowest port), and if that is still more
+// than maxFull levels, the destinations with the most packets (then the first) that fit.
+func (hs *Hotspots) pruneFull(sums []HotSummary) []HotSummary {
+	hs.dstIx.reset(len(sums))
+	groups := hs.groups[:0]
+	for i := range sums {
+		s := &sums[i]
+		g, isNew := hs.dstIx.get(&s.Dst, true)
+		if isNew {
+			gr := hotGroup{addr: -1}
+			for j := range gr.ports {
+				gr.ports[j] = -1
+			}
+			groups = append(groups, gr)
+		}
+		gr := &groups[g]
+		gr.packets = max(gr.packets, s.Packets)
+		if s.Port == 0 {
+			gr.addr = int32(i)
+			continue
+		}
+		// The weakest port kept (an empty place first), and whether s beats it.
+		weak := 0
+		for j := 1; j < hotPorts; j++ {
+			if gr.ports[weak] >= 0 && (gr.ports[j] < 0 || portBefore(&sums[gr.ports[weak]], &sums[gr.ports[j]])) {
+				weak = j
+			}
+		}
+		switch {
+		case gr.ports[weak] < 0:
+			gr.ports[weak] = int32(i)
+		case portBefore(s, &sums[gr.ports[weak]]):
+			gr.ports[weak] = int32(i)
+		default:
+		}
+	}
+	if cap(hs.keep) < len(sums) {
+		hs.keep = make([]bool, len(sums))
+	}
+	keep := hs.keep[:len(sums)]
+	clear(keep)
+	n := 0
+	for g := range groups {
+		for _, i := range groups[g].levels() {
+			if i >= 0 {
+				keep[i] = true
+				n++
+			}
+		}
+	}
+	if n > hs.maxFull {
+		order := make([]int32, len(groups))
+		for g := range order {
+			order[g] = int32(g)
+		}
+		slices.SortStableFunc(order, func(a, b int32) int { return cmp.Compare(groups[b].packets, groups[a].packets) })
+		room := hs.maxFull
+		for _, g := range order {
+			levels := groups[g].levels()
+			k := 0
+			for _, i := range levels {
+				if i >= 0 {
+					k++
+				}
+			}
+			if k <= room {
+				room -= k
+				continue
+			}
+			for _, i := range levels {
+				if i >= 0 {
+					keep[i] = false
+				}
+			}
+		}
+	}
+	hs.groups = groups[:0]
+	out := sums[:0]
+	for i := range sums {
+		if keep[i] {
+			out = append(out, sums[i])
+		}
+	}
+	return out
+}
+
+// portBefore reports whether port level a is busier than b (more packets, then the lower
+// port): pruneFull keeps the busiest.
+func portBefore(a, b *HotSummary) bool {
+	if a.Packets != b.Packets {
+		return a.Packets > b.Packets
+	}
+	return a.Port < b.Port
 }
 
 // partOrder returns the places of p's cell arrays in the order candidates sums their light
@@ -968,6 +1151,7 @@ func (hs *Hotspots) eachLight(lt *hotLight, want []uint64, fn func(*HotSummary))
 func (hs *Hotspots) window(win int64, p *hotPending) {
 	hs.endBefore(win - 1) // window win-1 is complete: episodes not hot in it are over
 	hs.observe(p)
+	p.joinFull()
 	hs.candidates(p)
 	var hotAddr map[packet.Addr]bool
 	var hot []*HotSummary

@@ -220,7 +220,8 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		// arrays when loaded) but the first of a hand-over without cells.
 		n, np := slices.Clone(p.n), slices.Clone(p.np)
 		var light [][]hotCell
-		full := p.full[:len(p.full):len(p.full)] // appended to: a copy
+		p.joinFull()
+		full := p.full // the light destinations' heavy summaries are appended
 		for i := range p.light {
 			lt := &p.light[i]
 			var cells []hotCell
@@ -275,7 +276,11 @@ func (lt *hotLight) cells(hc *hotCounter, gr *hotGrouper, full []HotSummary) ([]
 		lt.px.ExactAddrTo(&c.Dst, o.ix)
 		if len(g) > hotLog {
 			c.Heavy = 1
+			n := len(full)
 			full = hc.summarize(full, g, &c.Dst, lt.split)
+			for i := range full[n:] {
+				full[n+i].W = uint16(lt.w)
+			}
 			return
 		}
 		for i := range g {
@@ -348,10 +353,20 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			p.parts, p.partW = append(p.parts, part), append(p.partW, -1) // the worker is not saved
 			cells -= len(part)
 		}
-		p.full = checkpoint.ReadSlice[HotSummary](d, (1+hotPorts)*(2*hs.maxCells+hs.maxLight)*workers)
+		// At most twice maxFull a worker (compactFull) and the light destinations' summaries.
+		p.full = checkpoint.ReadSlice[HotSummary](d, (2*hs.maxFull+(1+hotPorts)*hs.maxLight)*workers)
 		if d.Err() != nil {
 			break
 		}
+		p.fullW = make([][]HotSummary, workers)
+		for i := range p.full {
+			if int(p.full[i].W) >= workers {
+				d.Fail("hotspot summary of worker %d (%d workers)", p.full[i].W, workers)
+				break
+			}
+			p.fullW[p.full[i].W] = append(p.fullW[p.full[i].W], p.full[i])
+		}
+		p.full = p.full[:0]
 		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > 2*hs.maxCells+hs.maxLight }) {
 			d.Fail("hotspot window %d: cells by worker %v do not match the arrays", w, p.n)
 			break

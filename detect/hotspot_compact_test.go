@@ -1,0 +1,142 @@
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// swarmParts sends, at each of two engines sharing hs, `parts` parts of a window (each
+// ended by hotFlush, as when a worker's records fill up): every part, every destination of
+// the dark 198.51.0.0/23 gets four SYN probes from fresh sources of the engine's own range,
+// to the ports port(part, dst, i) names. After each hand-over it checks that the engine's
+// pending heavy summaries stay within hs.maxFull and one part's (3 a destination), and it
+// returns the hotspot episodes started and the evictions counted.
+func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64) {
+	t.Helper()
+	px := darkSpace(t, "198.51.0.0/23")
+	hs, engines, sink := hotOnly(t, px, 30)
+	if maxFull > 0 {
+		hs.maxFull = maxFull
+	}
+	const dsts = 512
+	ts := t0
+	srcN := [2]int{}
+	peak := 0
+	for part := range parts {
+		if part == restoreAt {
+			hs = restoreHot(t, hs, engines[0].e.cfg, sink, engines)
+			if maxFull > 0 {
+				hs.maxFull = maxFull
+			}
+		}
+		for w, h := range engines {
+			for d := range dsts {
+				dst := ip4("198.51.0.0", d)
+				for i := range 4 {
+					ts += sec / 100000
+					p := syn(ip4([]string{"10.0.0.0", "10.1.0.0"}[w], srcN[w]), dst, port(part, d, i), ts)
+					srcN[w]++
+					h.packetTo(&p, px)
+				}
+			}
+			h.e.hotFlush()
+			for _, p := range hs.pending {
+				peak = max(peak, len(p.fullW[w]))
+			}
+		}
+	}
+	if bound := hs.maxFull + 3*dsts; peak > bound {
+		t.Errorf("maxFull %d: a worker's pending summaries reached %d, above %d", hs.maxFull, peak, bound)
+	}
+	got := map[string]*HotspotEntry{}
+	for _, e := range finishHot(hs, engines, sink, ts+sec) {
+		got[fmt.Sprintf("%s:%d", e.Dst, e.Port)] = e
+	}
+	var ev uint64
+	for _, h := range engines {
+		ev += h.c.Evictions.Load()
+	}
+	return got, ev
+}
+
+// counts is what an episode's counts say (its top sources aside).
+func counts(e *HotspotEntry) string {
+	if e == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s %d sources (estimated %v) %d packets %v-%v", e.Class, e.Sources, e.SourcesEstimated, e.Packets, e.FirstSeen, e.LastSeen)
+}
+
+// TestHotspotPendingSummariesBounded: a window that workers hand over in many parts (a
+// swarm of bots scanning a dark /16 at a busy telescope's rate: every address heavy in every
+// part) keeps at most maxFull heavy summaries a worker once compacted; before the fix each
+// part's summaries were kept until the window's end, 50 MB a part and worker for a /16.
+//   - levels that recur (two fixed ports a destination): summed, nothing dropped, every
+//     episode's counts those of the window kept whole;
+//   - a random port in every probe but telnet's (two of four probes to port 23): the
+//     random ports' levels are pruned (each destination keeps its busiest, port 23), the
+//     pruning is counted as evictions, and the episodes (hot by port 23) are unchanged;
+//   - fewer summaries allowed than the destinations need: the destinations with fewer
+//     packets go, counted; an episode of one of them has fewer sources and says estimated
+//     (as every count of a window cut in parts does).
+//
+// Each also with a checkpoint restored between two parts.
+func TestHotspotPendingSummariesBounded(t *testing.T) {
+	const parts = 10
+	fixed := func(_, _, i int) uint16 { return []uint16{80, 443}[i%2] }
+	random := func(part, d, i int) uint16 {
+		if i < 2 {
+			return 23
+		}
+		return uint16(1000 + (part*7919+d*104729+i*31)%60000)
+	}
+	for _, tc := range []struct {
+		name    string
+		port    func(part, dst, i int) uint16
+		maxFull int
+		pruned  bool // levels dropped
+		dstsCut bool // destinations dropped
+	}{
+		{"fixed ports", fixed, 2000, false, false},
+		{"random ports", random, 2000, true, false},
+		{"too many destinations", fixed, 900, true, true},
+	} {
+		for _, restoreAt := range []int{-1, parts / 2} {
+			name := fmt.Sprintf("%s, restored at part %d", tc.name, restoreAt)
+			whole, ev0 := swarmParts(t, 1<<30, parts, restoreAt, tc.port)
+			got, ev := swarmParts(t, tc.maxFull, parts, restoreAt, tc.port)
+			if len(whole) == 0 {
+				t.Fatalf("%s: no hotspot episode in the window kept whole", name)
+			}
+			if tc.pruned != (ev > ev0) {
+				t.Errorf("%s: evictions %d, kept whole %d: want more only when levels are pruned (%v)", name, ev, ev0, tc.pruned)
+			}
+			keys := make([]string, 0, len(whole))
+			for k := range whole {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			changed := 0
+			for _, k := range keys {
+				w, g := whole[k], got[k]
+				if counts(g) == counts(w) {
+					continue
+				}
+				changed++
+				// Only a destination dropped may change, and only to fewer sources, labelled.
+				if !tc.dstsCut || (g != nil && (!g.SourcesEstimated || g.Sources > w.Sources)) {
+					t.Errorf("%s: %s: %s, kept whole %s", name, k, counts(g), counts(w))
+				}
+			}
+			for k, g := range got {
+				if whole[k] == nil {
+					t.Errorf("%s: %s: %s, none kept whole", name, k, counts(g))
+				}
+			}
+			if tc.dstsCut && changed == 0 {
+				t.Errorf("%s: no episode changed, though destinations were dropped", name)
+			}
+		}
+	}
+}
