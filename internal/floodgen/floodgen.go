@@ -79,3 +79,67 @@ func Write(w io.Writer, fl Flood) error {
 	}
 	return bw.Flush()
 }
+
+// Swarm describes a botnet's scan of a dark /16 (203.0.0.0/16): Bots sources (not spoofed:
+// each sends many probes) take turns, each probe a SYN to a random address of the /16,
+// every other one to TCP/23 and the others to random ports, none with a tool's
+// fingerprint. At a busy telescope's rate every dark address gets several probes of
+// several bots in each of a worker's hotspot parts (the shape that once grew the
+// hotspot's pending summaries without bound).
+type Swarm struct {
+	Start time.Time
+	N     int // packets
+	Bots  int
+	Span  time.Duration // the packets are spread evenly over it
+	Seed  uint64
+}
+
+// WriteSwarm writes the swarm as a nanosecond pcap.
+func WriteSwarm(w io.Writer, sw Swarm) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	hdr := make([]byte, 24)
+	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
+	binary.LittleEndian.PutUint16(hdr[4:], 2)
+	binary.LittleEndian.PutUint16(hdr[6:], 4)
+	binary.LittleEndian.PutUint32(hdr[16:], 65535)
+	binary.LittleEndian.PutUint32(hdr[20:], 1)
+	if _, err := bw.Write(hdr); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(sw.Seed, sw.Seed))
+	bots := make([]uint32, max(sw.Bots, 1))
+	for i := range bots {
+		bots[i] = 0x0b000000 | rng.Uint32N(1<<24) // 11.0.0.0/8: never the dark /16
+	}
+	rec := make([]byte, 16+54)
+	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
+	t0 := sw.Start.UnixNano()
+	step := int64(sw.Span) / int64(max(sw.N, 1))
+	for i := 0; i < sw.N; i++ {
+		ts := t0 + int64(i)*step
+		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
+		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
+		binary.LittleEndian.PutUint32(rec[8:], 54)
+		binary.LittleEndian.PutUint32(rec[12:], 54)
+		ip := rec[16+14:]
+		binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
+		ip[8], ip[9] = 64, 6
+		binary.BigEndian.PutUint32(ip[12:], bots[i%len(bots)])
+		dst := 0xcb000000 | rng.Uint32N(1<<16)
+		binary.BigEndian.PutUint32(ip[16:], dst)
+		tcp := ip[20:]
+		binary.BigEndian.PutUint16(tcp[0:], uint16(1024+rng.Uint32N(60000)))
+		port := uint16(23)
+		if i%2 == 1 {
+			port = uint16(1 + rng.Uint32N(65535))
+		}
+		binary.BigEndian.PutUint16(tcp[2:], port)
+		binary.BigEndian.PutUint32(tcp[4:], dst+1) // never Mirai's seq == dst
+		tcp[12], tcp[13] = 5<<4, 0x02
+		binary.BigEndian.PutUint16(tcp[14:], 29200)
+		if _, err := bw.Write(rec); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}

@@ -45,6 +45,7 @@ func main() {
 	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over -span, each from a fresh random (spoofed) source")
 	span := flag.Duration("span", 0, "with -n or -flood: the packet time the packets span (default: a day; with -flood an hour; 3s is trafgen's rate on a veth)")
 	mirai := flag.Bool("mirai", false, "with -flood: TCP/23 SYNs with Mirai's fingerprint (seq == destination), each a one-packet fingerprint episode")
+	swarm := flag.Int("swarm", 0, "write instead -n SYN probes over -span (default a minute) from this many bots taking turns, to random addresses of 203.0.0.0/16, every other one to TCP/23")
 	flag.Parse()
 	if *span < 0 {
 		fmt.Fprintln(os.Stderr, "mkpcap: -span must be positive")
@@ -53,6 +54,20 @@ func main() {
 	if *n <= 0 && *day == 0 {
 		fmt.Fprintln(os.Stderr, "mkpcap: -n must be positive")
 		os.Exit(2)
+	}
+	if *swarm < 0 {
+		fmt.Fprintln(os.Stderr, "mkpcap: -swarm must be positive")
+		os.Exit(2)
+	}
+	if *swarm > 0 {
+		if *span == 0 {
+			*span = time.Minute
+		}
+		if err := writeSwarm(*out, floodgen.Swarm{Start: floodgen.Start, N: *n, Bots: *swarm, Span: *span, Seed: *seed}); err != nil {
+			fmt.Fprintln(os.Stderr, "mkpcap:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *flood {
 		if *span == 0 {
@@ -89,6 +104,18 @@ func writeFlood(path string, n int, seed uint64, mirai bool, span time.Duration)
 		return err
 	}
 	err = floodgen.Write(f, floodgen.Flood{Start: floodgen.Start, N: n, Span: span, Seed: seed, Mirai: mirai})
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func writeSwarm(path string, sw floodgen.Swarm) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	err = floodgen.WriteSwarm(f, sw)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
