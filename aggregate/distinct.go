@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"math/bits"
+	"slices"
 )
 
 // DistinctExactLimit is how many distinct values Distinct counts exactly (unless its slab's
@@ -26,6 +27,10 @@ const (
 // (Slab.BigLimit) is spent. The zero value is ready to use and holds no memory. Its 40 bytes are plain fields without pointers (for checkpoints, and so the tables
 // holding them are not scanned by the garbage collector); treat them as read-only.
 //
+// When its slab's Limit is reached and no block of the size it needs is free, a Distinct
+// that needs one switches instead to a sketch of 64 four-bit registers kept in Small (~13 %
+// error; Exact is false), so that the slab's memory stays bounded whatever the traffic.
+//
 // Phases: the first 4 values live in Small; then a block of the caller's Slab (Ref, 1<<Shift
 // words) holds an open-addressing set (0 marks an empty slot, so the value 0 is a flag)
 // doubling from 8 to 8192 slots, at most 3/4 full (the last one at most half); the 4097th
@@ -47,6 +52,17 @@ type Distinct struct {
 const (
 	distinctZero   = 1 << iota // the value 0 was seen (set phase)
 	distinctSketch             // switched to the HyperLogLog
+	distinctTiny               // switched to the inline sketch (the slab's Limit was reached)
+)
+
+// The inline sketch, for a Distinct that needs a block when its slab's Limit is reached:
+// 64 registers of 4 bits in Small (a HyperLogLog with p=6 over hashes whose ranks saturate
+// at 15, Ertl's q=14: ~13 % error, 1.04/sqrt(64), and unbiased up to about a million
+// values), so that memory stays bounded whatever the traffic, at an estimate's cost.
+const (
+	tinyP   = 6
+	tinyQ   = 14
+	tinyMax = tinyQ + 1 // the largest rank kept
 )
 
 // distinctMaxShift is the largest valid Shift (the largest set).
@@ -54,6 +70,7 @@ var distinctMaxShift = uint8(bits.Len(distinctMaxSet) - 1)
 
 func (d *Distinct) zero() bool   { return d.Flags&distinctZero != 0 }
 func (d *Distinct) sketch() bool { return d.Flags&distinctSketch != 0 }
+func (d *Distinct) tiny() bool   { return d.Flags&distinctTiny != 0 }
 
 // size is the block's words, 0 without a block.
 func (d *Distinct) size() int {
@@ -72,11 +89,64 @@ func (d *Distinct) vals(s *Slab) []uint64 {
 	return s.words(d.Ref, d.size())
 }
 
-// setBlock replaces the block by a new zeroed one of size words and returns it.
+// setBlock replaces the block by a new zeroed one of size words and returns it; nil, with
+// no block left, when the slab refuses one (its Limit).
 func (d *Distinct) setBlock(s *Slab, size int) []uint64 {
 	s.Release(d.Ref, d.size())
-	d.Ref, d.Shift = s.Alloc(size), uint8(bits.Len(uint(size))-1)
+	d.Ref, d.Shift = s.TryAlloc(size), uint8(bits.Len(uint(size))-1)
+	if d.Ref == 0 {
+		d.Shift = 0
+		return nil
+	}
 	return s.Words(d.Ref, size)
+}
+
+// toTiny replaces d by the inline sketch of vals (0 among them when zero), after seen
+// distinct values, and adds x (a value not among them).
+func (d *Distinct) toTiny(vals []uint64, zero bool, seen uint16, x uint64) {
+	*d = Distinct{Flags: distinctTiny, N: seen}
+	for _, v := range vals {
+		if v != 0 {
+			d.addTiny(v)
+		}
+	}
+	if zero {
+		d.addTiny(0)
+	}
+	d.addTiny(x)
+}
+
+// addTiny raises x's register of the inline sketch; it reports whether it grew.
+func (d *Distinct) addTiny(x uint64) bool {
+	idx, r := hllSplit(x, tinyP)
+	r = min(r, tinyMax)
+	w, shift := &d.Small[idx/16], idx%16*4
+	if uint8(*w>>shift&15) >= r {
+		return false
+	}
+	*w = *w&^(15<<shift) | uint64(r)<<shift
+	return true
+}
+
+// countTiny is the inline sketch's estimate.
+func (d *Distinct) countTiny() uint64 {
+	var c [tinyMax + 1]uint32
+	for _, w := range d.Small {
+		for range 16 {
+			c[w&15]++
+			w >>= 4
+		}
+	}
+	return max(ertlEstimate(c[:], 1<<tinyP), uint64(d.N)+1)
+}
+
+// addSwitched adds x to the sketch d has just switched to (toSketch).
+func (d *Distinct) addSwitched(s *Slab, x uint64) {
+	if d.tiny() {
+		d.addTiny(x)
+		return
+	}
+	d.addSketch(d.vals(s), x)
 }
 
 // Add adds x, a well-mixed hash. In the exact phase it reports whether x was new; after the
@@ -86,6 +156,9 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 	s.Settle()
 	if d.sketch() {
 		return d.addSketch(d.vals(s), x)
+	}
+	if d.tiny() {
+		return d.addTiny(x)
 	}
 	vals := d.vals(s)
 	if vals == nil {
@@ -99,8 +172,12 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 			d.N++
 			return true
 		}
-		vals = d.setBlock(s, distinctMinSet)
-		for _, v := range d.Small {
+		small := d.Small
+		if vals = d.setBlock(s, distinctMinSet); vals == nil {
+			d.toTiny(small[:], slices.Contains(small[:], 0), d.N, x)
+			return true
+		}
+		for _, v := range small {
 			d.insertNew(vals, v)
 		}
 		d.Small = [distinctInline]uint64{}
@@ -111,7 +188,7 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 		}
 		if d.N >= DistinctExactLimit {
 			d.toSketch(s)
-			d.addSketch(d.vals(s), 0)
+			d.addSwitched(s, 0)
 			return true
 		}
 		d.Flags, d.N = d.Flags|distinctZero, d.N+1
@@ -130,7 +207,7 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 	}
 	// Every slot is taken and none holds x: x is value number DistinctExactLimit+1.
 	d.toSketch(s)
-	d.addSketch(d.vals(s), x)
+	d.addSwitched(s, x)
 	return true
 }
 
@@ -141,6 +218,12 @@ func (d *Distinct) Add(s *Slab, x uint64) (added bool) {
 func (d *Distinct) AddAll(s *Slab, xs []uint64) {
 	s.Settle()
 	for i, x := range xs {
+		if d.tiny() {
+			for _, x := range xs[i:] {
+				d.addTiny(x)
+			}
+			return
+		}
 		if d.sketch() {
 			vals := d.vals(s)
 			if len(vals) < distinctWords { // only a corrupt checkpoint lacks registers
@@ -179,7 +262,7 @@ func (d *Distinct) AddLater(s *Slab, x uint64) {
 func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 	if d.N >= DistinctExactLimit {
 		d.toSketch(s)
-		d.addSketch(d.vals(s), x)
+		d.addSwitched(s, x)
 		return true
 	}
 	used := int(d.N)
@@ -192,11 +275,16 @@ func (d *Distinct) insertAt(s *Slab, vals []uint64, x, i uint64) bool {
 		if !s.bigOK(n, 2*n) {
 			// The slab's budget for large sets is spent: estimate from here on.
 			d.toSketch(s)
-			d.addSketch(d.vals(s), x)
+			d.addSwitched(s, x)
 			return true
 		}
 		old := s.copyOut(vals)
 		grown := d.setBlock(s, 2*n)
+		if grown == nil {
+			// The slab's memory is spent: estimate inline from here on.
+			d.toTiny(old[:n], d.zero(), d.N, x)
+			return true
+		}
 		for _, v := range old[:n] {
 			if v != 0 {
 				d.insertNew(grown, v)
@@ -229,6 +317,18 @@ func (d *Distinct) toSketch(s *Slab) {
 	set := s.copyOut(d.vals(s))
 	zero, seen := d.zero(), d.N
 	sketch := d.setBlock(s, distinctWords)
+	if sketch == nil {
+		*d = Distinct{Flags: distinctTiny, N: seen}
+		for _, v := range set {
+			if v != 0 {
+				d.addTiny(v)
+			}
+		}
+		if zero {
+			d.addTiny(0)
+		}
+		return
+	}
 	*d = Distinct{Ref: d.Ref, Shift: d.Shift, Flags: distinctSketch, N: seen}
 	for _, v := range set {
 		if v != 0 {
@@ -263,6 +363,9 @@ func raiseRegister(w *uint64, shift, r uint8) bool {
 // the 1 KiB sketch (about a microsecond): per-packet threshold checks above the exact limit
 // should run only when Add reports a change.
 func (d *Distinct) Count(s *Slab) uint64 {
+	if d.tiny() {
+		return d.countTiny()
+	}
 	if !d.sketch() {
 		return uint64(d.N)
 	}
@@ -281,14 +384,14 @@ func (d *Distinct) Count(s *Slab) uint64 {
 // Floor returns a lower bound of Count that costs nothing: the count while exact, else the
 // exact count reached before the switch plus the value that caused it.
 func (d *Distinct) Floor() uint64 {
-	if d.sketch() {
+	if d.sketch() || d.tiny() {
 		return uint64(d.N) + 1
 	}
 	return uint64(d.N)
 }
 
 // Exact reports whether Count is exact (at most DistinctExactLimit values seen).
-func (d *Distinct) Exact() bool { return !d.sketch() }
+func (d *Distinct) Exact() bool { return !d.sketch() && !d.tiny() }
 
 // Reset returns d to the zero value, returning its block to the slab.
 func (d *Distinct) Reset(s *Slab) {
@@ -303,6 +406,12 @@ func (d *Distinct) Bytes() int { return d.size() * 8 }
 // corrupt state is rejected before it miscounts.
 func (d *Distinct) Validate(s *Slab) error {
 	s.Settle()
+	if d.tiny() {
+		if d.Ref != 0 || d.Shift != 0 || d.Flags != distinctTiny || d.N > DistinctExactLimit {
+			return fmt.Errorf("distinct: inline sketch with block %d of 2^%d words, flags %#x, count %d", d.Ref, d.Shift, d.Flags, d.N)
+		}
+		return nil
+	}
 	if d.Ref != 0 {
 		if d.Shift > distinctMaxShift || d.Flags&^(distinctZero|distinctSketch) != 0 {
 			return fmt.Errorf("distinct: block of 2^%d words, flags %#x", d.Shift, d.Flags)

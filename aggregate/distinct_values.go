@@ -4,7 +4,7 @@ package aggregate
 // that switched to its sketch it calls nothing and reports false. (The scanner profile uses
 // it to carry a window's ports into an episode.)
 func (d *Distinct) Values(s *Slab, fn func(x uint64)) bool {
-	if d.sketch() {
+	if d.sketch() || d.tiny() {
 		return false
 	}
 	s.Settle()

@@ -23,6 +23,12 @@ type Slab struct {
 	// 256 values) in use at once; 0 means DefaultBigLimit. Past it, Distinct estimates.
 	BigLimit uint64
 	Big      uint64 // words in such blocks now
+	// Limit bounds the words of memory the slab hands out (its chunks), 0: none: past it a
+	// block is given only from the freed ones of its size (TryAlloc), and a Distinct that
+	// gets none keeps a small sketch inline. Set by the owner (configured, not state).
+	Limit uint64
+	// Refused counts the blocks TryAlloc could not give (not state).
+	Refused uint64
 
 	scratch []uint64 // a copy of a set being rebuilt (Distinct), reused: not state
 	fresh   []uint64 // reserved memory (Reserve) not yet handed out as chunks: not state
@@ -122,9 +128,28 @@ const (
 // slabClass returns the class of a block of words words (a power of two from 8 to 8192).
 func slabClass(words int) int { return bits.Len(uint(words)) - 4 }
 
-// Alloc returns a zeroed block of words words (a power of two from 8 to 8192).
+// Alloc returns a zeroed block of words words (a power of two from 8 to 8192), whatever
+// Limit says.
 func (s *Slab) Alloc(words int) uint32 {
 	s.Settle()
+	return s.alloc(words)
+}
+
+// TryAlloc returns a zeroed block of words words, or 0 (counted in Refused) when none of
+// that size is free and a new one would take the slab's memory past Limit.
+func (s *Slab) TryAlloc(words int) uint32 {
+	s.Settle()
+	if s.Limit > 0 && s.Free[slabClass(words)] == 0 {
+		next := max(uint64(s.Next), slabMinWords)
+		if end := (next+uint64(words)-1)&^(uint64(words)-1) + uint64(words); end > s.Limit {
+			s.Refused++
+			return 0
+		}
+	}
+	return s.alloc(words)
+}
+
+func (s *Slab) alloc(words int) uint32 {
 	c := slabClass(words)
 	s.InUse[c]++
 	if words > slabBigWords {

@@ -125,6 +125,9 @@ type Hotspot struct {
 type Limits struct {
 	MaxSources      int `yaml:"max_sources"`
 	MaxDestinations int `yaml:"max_destinations"`
+	// MaxSetsMB bounds, in MiB over all workers, the memory of the per-source and per-episode
+	// distinct-count sets (targets, ports): past it they estimate inline.
+	MaxSetsMB int `yaml:"max_sets_mb"`
 	// Prefault commits the source tables' memory at start (telescope run only).
 	Prefault bool `yaml:"prefault"`
 }

@@ -56,7 +56,7 @@ func documented() *Config {
 			Fingerprint: Fingerprint{Enabled: true, Log: true, LogMinPackets: 2},
 			Hotspot:     Hotspot{Enabled: true, MinSources: 100, Log: true, LogMinPackets: 1},
 		},
-		Limits: Limits{MaxSources: 1000000, MaxDestinations: 16384},
+		Limits: Limits{MaxSources: 1000000, MaxDestinations: 16384, MaxSetsMB: 512},
 		Metrics: Metrics{
 			TopPorts:   100,
 			WatchPorts: []uint16{23, 2323, 22, 80, 443, 445, 8080, 52869},
@@ -166,7 +166,7 @@ func TestParseGoodFiles(t *testing.T) {
 					Fingerprint: Fingerprint{Enabled: false, Log: false, LogMinPackets: 1},
 					Hotspot:     Hotspot{Enabled: false, MinSources: 50, Log: false, LogMinPackets: 7},
 				},
-				Limits:  Limits{MaxSources: 5000, MaxDestinations: 2000, Prefault: true},
+				Limits:  Limits{MaxSources: 5000, MaxDestinations: 2000, MaxSetsMB: 64, Prefault: true},
 				Metrics: Metrics{TopPorts: 0, WatchPorts: []uint16{443}, TopSources: 1000},
 				Web:     Web{ListenAddress: "[::1]:9100"},
 				Log:     Log{Level: "debug", Format: "console", SummaryInterval: Duration(10 * time.Minute)},
@@ -226,6 +226,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-summary-interval-negative.yaml", `bad.yaml:2: log.summary_interval: must not be negative, got -1m`},
 		{"bad-log-switch.yaml", `bad.yaml:3: detect.scanner.log: expected true or false, got "sometimes"`},
 		{"bad-prefault.yaml", `bad.yaml:3: limits.prefault: expected true or false, got "1"`},
+		{"bad-sets.yaml", `bad.yaml:3: limits.max_sets_mb: must be between 1 and 1048576, got 0`},
 		{"bad-nested-overlaps.yaml", strings.Join([]string{
 			`bad.yaml:4: dark_prefixes[2]: "10.0.0.0/8" overlaps dark_prefixes[0] "10.1.0.0/16"`,
 			`bad.yaml:5: dark_prefixes[3]: "10.2.0.0/16" overlaps dark_prefixes[2] "10.0.0.0/8"`,
@@ -454,6 +455,7 @@ func TestValidate(t *testing.T) {
 			`detect.hotspot.log_min_packets: must be at least 1, got 0`,
 			`limits.max_sources: must be at least 1, got 0`,
 			`limits.max_destinations: must be at least 1, got 0`,
+			`limits.max_sets_mb: must be between 1 and 1048576, got 0`,
 			`web.listen_address: "" is not a valid host:port such as ":9813" (missing port in address)`,
 			`log.level: must be one of "debug", "info", "warn", "error", got ""`,
 			`log.format: must be one of "json", "logfmt", "console", got ""`,

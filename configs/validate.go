@@ -74,6 +74,7 @@ func (c *Config) problems() []problem {
 
 	v.atLeast1("limits.max_sources", c.Limits.MaxSources)
 	v.atLeast1("limits.max_destinations", c.Limits.MaxDestinations)
+	v.between("limits.max_sets_mb", c.Limits.MaxSetsMB, 1, 1<<20)
 
 	v.between("metrics.top_ports", c.Metrics.TopPorts, 0, 65536)
 	v.ports("metrics.watch_ports", c.Metrics.WatchPorts)

@@ -27,6 +27,9 @@ type Config struct {
 	// MaxDestinations caps, per worker, the hotspot destination table
 	// (limits.max_destinations divided between the workers).
 	MaxDestinations int
+	// MaxSetWords bounds the words of each engine's slab, the blocks of its Distinct sets
+	// (limits.max_sets_mb divided between the workers; 0: none).
+	MaxSetWords uint64
 }
 
 // NewConfig derives the detector configuration from the daemon config for `workers` workers.
@@ -50,6 +53,7 @@ func NewConfig(c *configs.Config, workers int) *Config {
 		MaxFlows:    flows,
 		// Every worker sees every destination (workers own sources), so each holds its share.
 		MaxDestinations: max(c.Limits.MaxDestinations/workers, 1),
+		MaxSetWords:     uint64(c.Limits.MaxSetsMB) << 20 / 8 / uint64(workers),
 	}
 }
 

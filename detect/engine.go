@@ -110,6 +110,8 @@ func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *E
 		e.toolEntries.reuse, e.flowEntries.reuse = true, true
 	}
 	flows := max(cfg.MaxFlows, 1)
+	// The sets' memory is fixed at start, like the tables' capacities.
+	e.slab.Limit = cfg.MaxSetWords
 	e.eps = aggregate.NewTable[packet.Addr, episode](flows, hashEpisode)
 	e.eps.SetEvict(e.evictEpisode)
 	e.flows = aggregate.NewTable[flowKey, flow](flows, hashFlow)
@@ -383,6 +385,10 @@ func (e *Engine) SlabBlocks() int { return e.slab.Blocks() }
 
 // SlabBytes returns the memory of the engine's slab.
 func (e *Engine) SlabBytes() int { return e.slab.Bytes() }
+
+// SetsRefused returns how many times a set needed a block past limits.max_sets_mb (and
+// estimated inline instead).
+func (e *Engine) SetsRefused() uint64 { return e.slab.Refused }
 
 // Hash seeds: separate uses of the same address must not correlate.
 const (

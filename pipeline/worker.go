@@ -7,6 +7,8 @@ import (
 	"time"
 	"unsafe"
 
+	"go.uber.org/zap"
+
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/detect"
@@ -105,6 +107,7 @@ type worker struct {
 	shedTotal    atomic.Uint64 // shedCount as of the last flush (read at scrape time)
 	shedLogged   time.Time     // last line about shedding
 	shedLogTotal uint64        // shedCount then
+	setsFull     bool          // the engine's sets reached limits.max_sets_mb (logged once)
 }
 
 func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
@@ -395,6 +398,11 @@ func (w *worker) flush() {
 	w.tracked.Store(int64(w.sources.Len()))
 	w.evictions.Store(w.sources.Evictions())
 	w.shedTotal.Store(w.shedCount)
+	if !w.setsFull && w.engine.SetsRefused() > 0 {
+		w.setsFull = true
+		w.p.log.Warn("the distinct-count sets reached limits.max_sets_mb: a set that needs more memory estimates from now on (targets_estimated)",
+			zap.Int("worker", w.id), zap.Int("max_sets_mb", w.rc.cfg.Limits.MaxSetsMB), zap.Int("slab_bytes", w.engine.SlabBytes()))
+	}
 }
 
 // finish ends the input: the open window closes and every episode ends at time now.
