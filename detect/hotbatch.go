@@ -67,6 +67,7 @@ type hotWorker struct {
 	shared *Hotspots
 	cap    int // destinations per part before the light ones are handed over early
 	recCap int // records per part (recs and orecs) before all are handed over early
+	lightN int // light destinations with a dense index handed over in the open window
 	// recs are the part's records of destinations with a dense index, orecs the others'.
 	// Apart, a spill (spillLight) walks and renumbers only orecs: over one array it copied
 	// the whole part, the busy dark IPv4 addresses' records included, at every spill (a
@@ -546,9 +547,18 @@ func (e *Engine) hotPair(h *packet.Header) {
 // addresses get 3 to 99 packets a window and worker). One with min_sources packets here is
 // always a candidate, so its count here is never wasted. In a window handed over in parts
 // (split) Hotspots may keep only the light destinations that fit (maxLight), so there only
-// those of at most hotLog packets are light, as they always were.
+// those of at most hotLog packets are light, as they always were; and none once the
+// worker's light destinations of the window might pass maxLight (its records' cap, as
+// Hotspots': the ones past it would leave the hotspot counts for the distribution alone,
+// each counted again at each part, as a swarm aimed at a dark /16 made 152 375 of them):
+// from there every one is counted here, as heavy, its summaries compacted (compactFull)
+// and its cells summed by address (foldDense), so memory stays bounded.
 func (e *Engine) denseHeavy() uint32 {
-	if e.hot.split {
+	if hw := &e.hot; hw.split {
+		hw.countDense() // ndst counts the part's dense destinations from here
+		if hw.lightN+hw.ndst-hw.nother > hw.recCap {
+			return 1
+		}
 		return hotLog + 1
 	}
 	return uint32(min(max(e.cfg.Hotspot.MinSources, hotLog+1), math.MaxInt32))
@@ -567,7 +577,7 @@ func (e *Engine) hotClose(through int64, keep bool) {
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, light, through, hw.px)
 	e.c.Evictions.Add(dropped)
 	hw.takeSpare(spare, mine)
-	hw.open, hw.split = false, false
+	hw.open, hw.split, hw.lightN = false, false, 0
 	hw.wsets.reset()
 }
 
@@ -628,7 +638,7 @@ func (e *Engine) hotStop() {
 	hw := &e.hot
 	hw.clearPart()
 	hw.dropBack()
-	hw.open, hw.split = false, false
+	hw.open, hw.split, hw.lightN = false, false, 0
 	hw.wsets.reset()
 }
 
@@ -717,6 +727,7 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 	cells, full := room(hw.cells, hw.nother+hw.ndbusy), hw.full[:0]
 	lt := &hw.light
 	lt.obs, lt.split = room(lt.obs, hw.ndst-hw.nother), hw.split
+	defer func() { hw.lightN += len(lt.obs) }()
 	at := hw.at[:0] // by heavy group: its next place in sorted
 	n, nl := 0, 0
 	hw.eachDst(func(id int32) {
@@ -727,10 +738,10 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 			setBit(hw.seen, uint32(id), false)
 			lt.obs = append(lt.obs, hotObs{id, c})
 			nl += int(c)
-		case c <= hotLog:
+		case c <= hotLog && (id >= hw.ndense || denseHeavy > 1):
 			hw.slot[id] = int32(len(cells) + 1)
 			cells = hw.newCell(cells, id, false, hw.split)
-		default:
+		default: // heavy (with denseHeavy 1, every destination with a dense index)
 			hw.slot[id] = -int32(len(at) + 1)
 			at = append(at, int32(n))
 			n += int(c)

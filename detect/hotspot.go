@@ -348,12 +348,17 @@ type hotPending struct {
 	// the window is evaluated or saved (joinFull).
 	fullW [][]HotSummary
 	full  []HotSummary
-	n     []int               // cells handed over, by worker
-	nd    []int               // light destinations with a dense index handed over, by worker
-	np    []int               // cell arrays handed over, by worker (a checkpoint's check of its arrays)
-	split bool                // a worker handed over early: a destination may have several cells in it
-	px    *aggregate.Prefixes // the dark space numbering the cells' dense indexes
-	mixed bool                // cells of different numberings: merge by address only
+	// dense are the heavy cells with a dense index, one per address: the parts' cells of
+	// an address summed over the workers (foldDense); denseIx their places by address.
+	dense   []hotCell
+	denseIx hotIndex[packet.Addr]
+	n       []int               // cells handed over, by worker
+	nd      []int               // light destinations with a dense index handed over, by worker
+	np      []int               // cell arrays handed over, by worker (a checkpoint's check of its arrays)
+	split   bool                // a worker handed over early: a destination may have several cells in it
+	px      *aggregate.Prefixes // the dark space numbering the cells' dense indexes
+	hasPx   bool                // px is set: the window has had cells or light destinations
+	mixed   bool                // cells of different numberings: merge by address only
 }
 
 // Hotspots merges the workers' per-window destination counts, runs the hotspot episodes
@@ -468,6 +473,8 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	for w := range p.fullW {
 		p.fullW[w] = p.fullW[w][:0]
 	}
+	p.dense = p.dense[:0]
+	p.denseIx.reset(0)
 	for _, c := range p.parts {
 		hs.spare = pushSpare(hs.spare, c[:0], hotSpare*len(hs.started), capCells)
 	}
@@ -476,7 +483,7 @@ func (hs *Hotspots) recycle(p *hotPending) {
 		hs.spareLt = pushSpare(hs.spareLt, hotLight{obs: lt.obs[:0], recs: lt.recs[:0]}, hotSpareLight*len(hs.started), capLight)
 	}
 	clear(p.light)
-	p.parts, p.light, p.full, p.split, p.px, p.mixed = p.parts[:0], p.light[:0], p.full[:0], false, nil, false
+	p.parts, p.light, p.full, p.split, p.px, p.mixed, p.hasPx = p.parts[:0], p.light[:0], p.full[:0], false, nil, false, false
 	p.partW = p.partW[:0]
 	hs.free = append(hs.free, p)
 }
@@ -512,7 +519,8 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
 				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
-					np: make([]int, len(hs.started)), fullW: make([][]HotSummary, len(hs.started))}
+					np: make([]int, len(hs.started)), fullW: make([][]HotSummary, len(hs.started)),
+					denseIx: hotIndex[packet.Addr]{hash: hashHotAddr}}
 			}
 			hs.pending[win] = p
 		}
@@ -529,18 +537,35 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			}
 			dropped, nl = hs.unmerged(&b), 0
 		}
+		// Heavy cells with a dense index are summed by index, at most one per dark address
+		// (foldDense), so they neither count against maxCells nor grow with the parts.
+		folded := 0
+		if len(cells) > 0 {
+			cells, folded = p.foldDense(cells)
+		}
 		if p.n[w]+len(cells) > hs.maxCells {
 			var d uint64
 			cells, d = hs.dropLight(cells, 2*hs.maxCells-p.n[w])
 			dropped += d
 		}
-		if len(cells)+nl > 0 {
+		if len(cells)+nl+folded > 0 {
 			switch {
-			case len(p.parts) == 0 && len(p.light) == 0:
-				p.px = px
+			case !p.hasPx:
+				p.px, p.hasPx = px, true
 			case p.px != px && (p.px == nil || px == nil || !p.px.SameExact(px)):
 				p.mixed = true
 			}
+		}
+		if len(full) > 0 && len(cells)+nl+folded > 0 {
+			for i := range full {
+				full[i].W = uint16(w)
+			}
+			p.fullW[w] = append(p.fullW[w], full...)
+			if len(p.fullW[w]) > hs.maxFull {
+				dropped += hs.compactFull(p, w)
+			}
+		}
+		if len(cells)+nl > 0 {
 			p.n[w] += len(cells)
 			p.nd[w] += nl
 			p.np[w]++
@@ -548,15 +573,6 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p.parts, p.partW = append(p.parts, cells), append(p.partW, w)
 				p.split = p.split || cells[0].Split
 				kept = true
-			}
-			if len(full) > 0 {
-				for i := range full {
-					full[i].W = uint16(w)
-				}
-				p.fullW[w] = append(p.fullW[w], full...)
-				if len(p.fullW[w]) > hs.maxFull {
-					dropped += hs.compactFull(p, w)
-				}
 			}
 			if nl > 0 {
 				p.light = append(p.light, hotLight{obs: lt.obs, recs: lt.recs, grouped: lt.grouped, split: lt.split, w: w,
@@ -696,7 +712,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 	var b aggregate.HistBatch
 	hs.cand = hs.cand[:0]
 	if len(hs.started) == 1 && !p.split {
-		for _, part := range p.parts {
+		for _, part := range slices.Concat(p.parts, [][]hotCell{p.dense}) {
 			for i := range part {
 				b.Add(uint64(part[i].Packets))
 				hs.candidate(&part[i].Dst, uint64(part[i].Packets))
@@ -727,6 +743,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 	for _, part := range p.parts {
 		byAddr += len(part)
 	}
+	byAddr += len(p.dense)
 	if dense == 0 {
 		for _, lt := range p.light {
 			byAddr += len(lt.obs)
@@ -737,7 +754,7 @@ func (hs *Hotspots) observe(p *hotPending) {
 	// are; the others are summed by address.
 	hs.addrIx.reset(byAddr)
 	hs.pk, hs.dtouch, hs.obs = hs.pk[:0], hs.dtouch[:0], hs.obs[:0]
-	for _, part := range p.parts {
+	for _, part := range slices.Concat(p.parts, [][]hotCell{p.dense}) {
 		for i := range part {
 			if i+observeAhead < len(part) {
 				prefetch.Line(unsafe.Pointer(&part[i+observeAhead].Packets))
@@ -986,6 +1003,49 @@ func (hs *Hotspots) compactFull(p *hotPending, w int) (dropped uint64) {
 	}
 	p.fullW[w] = merged
 	return dropped
+}
+
+// foldDense sums the heavy cells with a dense index among cells into p.dense, by address,
+// and returns the other cells (in place) and how many it summed. A busy telescope's dark
+// /16 can have every address heavy in every part of a window (a swarm of scanning bots):
+// kept part by part, its 65 536 cells a part passed the worker's maxCells, and all of them
+// went to the receiver distribution on their own (each address counted as several) and
+// out of the hotspot counts. Summed, they are at most one per dark address, whatever the
+// parts. (By address, not by index: a window restored from a checkpoint, or reloaded with
+// other dark prefixes, has cells of several numberings.)
+func (p *hotPending) foldDense(cells []hotCell) ([]hotCell, int) {
+	kept, n := cells[:0], 0
+	for i := range cells {
+		c := &cells[i]
+		if c.Heavy == 0 || c.Ix < 0 {
+			kept = append(kept, *c)
+			continue
+		}
+		n++
+		p.split = p.split || c.Split
+		p.addDense(c)
+	}
+	return kept, n
+}
+
+// addDense adds heavy cell c (with a dense index) to p.dense.
+func (p *hotPending) addDense(c *hotCell) {
+	pos, isNew := p.denseIx.get(&c.Dst, true)
+	if isNew {
+		p.dense = append(p.dense, *c)
+		return
+	}
+	d := &p.dense[pos]
+	d.Packets = satAdd32(d.Packets, c.Packets)
+	d.Split = d.Split || c.Split
+}
+
+// satAdd32 is a + b, at most the largest uint32.
+func satAdd32(a, b uint32) uint32 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint32
 }
 
 // joinFull makes p.full the workers' heavy summaries, worker after worker.

@@ -140,3 +140,57 @@ func TestHotspotPendingSummariesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestHotspotDenseAcrossManyParts: a swarm aimed at a dark /22 that both workers hand over
+// in 12 parts, every address heavy in every part (three probes from fresh sources), with a
+// table of 64 destinations a worker (maxCells 128): each address is one hotspot with its 72
+// sources, and the receiver distribution sees each of the 1 024 addresses once, with all its
+// packets. The heavy cells of dark addresses used to count against maxCells part by part:
+// past it they all went to the distribution on their own (each address several times) and
+// out of the hotspot counts.
+func TestHotspotDenseAcrossManyParts(t *testing.T) {
+	for _, restoreAt := range []int{-1, 7} {
+		px := darkSpace(t, "198.51.0.0/22")
+		cfg := only(testConfig(t), Hotspot)
+		cfg.Hotspot.MinSources = 30
+		cfg.MaxDestinations = 64
+		sink := &recSink{}
+		hs, engines := sharedHot(t, cfg, sink, px)
+		const dsts, parts = 1024, 12
+		ts := t0
+		srcN := [2]int{}
+		for part := range parts {
+			if part == restoreAt {
+				hs = restoreHot(t, hs, cfg, sink, engines)
+			}
+			for w, h := range engines {
+				for d := range dsts {
+					dst := ip4("198.51.0.0", d)
+					for range 3 {
+						ts += sec / 100000
+						p := syn(ip4([]string{"10.0.0.0", "10.1.0.0"}[w], srcN[w]), dst, 80, ts)
+						srcN[w]++
+						h.packetTo(&p, px)
+					}
+				}
+				h.e.hotFlush()
+			}
+		}
+		eps := finishHot(hs, engines, sink, ts+sec)
+		bad := 0
+		for _, e := range eps {
+			if e.Port != 80 || e.Sources != 2*3*parts || e.Packets != 2*3*parts {
+				bad++
+				if bad < 4 {
+					t.Errorf("restored at part %d: %s", restoreAt, counts(e))
+				}
+			}
+		}
+		if len(eps) != dsts || bad > 0 {
+			t.Errorf("restored at part %d: %d hotspot episodes, %d of them wrong: want one of 72 sources on port 80 for each of %d addresses", restoreAt, len(eps), bad, dsts)
+		}
+		if n, u := hs.Hist.Count.Load(), hs.Unmerged.Load(); (restoreAt < 0 && (n != dsts || u != 0)) || hs.Hist.Sum.Load() != 2*3*parts*dsts {
+			t.Errorf("restored at part %d: the receiver distribution saw %d destinations (%d unmerged), %d packets: want %d, 0, %d", restoreAt, n, u, hs.Hist.Sum.Load(), dsts, 2*3*parts*dsts)
+		}
+	}
+}

@@ -222,10 +222,24 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		var light [][]hotCell
 		p.joinFull()
 		full := p.full // the light destinations' heavy summaries are appended
+		// The heavy cells with a dense index are saved summed by address (foldDense), those
+		// of the light destinations beside them.
+		dense := slices.Clone(p.dense)
 		for i := range p.light {
 			lt := &p.light[i]
 			var cells []hotCell
 			cells, full = lt.cells(&hs.cnt, &hs.group, full)
+			kept := cells[:0]
+			for _, c := range cells {
+				if c.Heavy != 0 && c.Ix >= 0 {
+					dense = append(dense, c)
+				} else {
+					kept = append(kept, c)
+				}
+			}
+			if cells = kept; len(cells) == 0 && lt.alone {
+				np[lt.w]-- // the array its hand-over counted is not saved
+			}
 			n[lt.w] += len(cells)
 			for first := true; len(cells) > 0; first = false {
 				k := min(len(cells), hs.maxCells)
@@ -248,6 +262,7 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 			checkpoint.Slice(enc, part)
 		}
 		checkpoint.Slice(enc, full)
+		checkpoint.Slice(enc, dense)
 	}
 	keys := make([]hotKey, 0, len(hs.active))
 	for k := range hs.active {
@@ -332,7 +347,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		for _, n := range p.n {
 			cells += n
 		}
-		if d.Err() == nil && (len(p.n) != workers || len(p.np) != workers || np != parts || np == 0) {
+		if d.Err() == nil && (len(p.n) != workers || len(p.np) != workers || np != parts) {
 			d.Fail("hotspot window %d: %d cell arrays, %d by worker", w, np, parts)
 		}
 		for range np {
@@ -357,6 +372,15 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		p.full = checkpoint.ReadSlice[HotSummary](d, (2*hs.maxFull+(1+hotPorts)*hs.maxLight)*workers)
 		if d.Err() != nil {
 			break
+		}
+		dense := checkpoint.ReadSlice[hotCell](d, aggregate.MaxExactDst+hs.maxLight*workers)
+		p.denseIx, p.hasPx = hotIndex[packet.Addr]{hash: hashHotAddr}, true
+		for i := range dense {
+			if c := &dense[i]; c.Heavy == 0 || c.Ix < 0 {
+				d.Fail("hotspot window %d: a dark address's cell %v without a dense index or counts", w, c.Dst)
+				break
+			}
+			p.addDense(&dense[i])
 		}
 		p.fullW = make([][]HotSummary, workers)
 		for i := range p.full {

@@ -5,8 +5,10 @@ package floodgen
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"time"
 )
 
@@ -80,8 +82,9 @@ func Write(w io.Writer, fl Flood) error {
 	return bw.Flush()
 }
 
-// Swarm describes a botnet's scan of a dark /16 (203.0.0.0/16): Bots sources (not spoofed:
-// each sends many probes) take turns, each probe a SYN to a random address of the /16,
+// Swarm describes a botnet's scan of a dark IPv4 prefix (Dark, default 203.0.0.0/16): Bots
+// sources (not spoofed: each sends many probes) take turns, each probe a SYN to a random
+// address of the prefix,
 // every other one to TCP/23 and the others to random ports, none with a tool's
 // fingerprint. At a busy telescope's rate every dark address gets several probes of
 // several bots in each of a worker's hotspot parts (the shape that once grew the
@@ -92,6 +95,7 @@ type Swarm struct {
 	Bots  int
 	Span  time.Duration // the packets are spread evenly over it
 	Seed  uint64
+	Dark  netip.Prefix // IPv4; the zero value: 203.0.0.0/16
 }
 
 // WriteSwarm writes the swarm as a nanosecond pcap.
@@ -106,10 +110,19 @@ func WriteSwarm(w io.Writer, sw Swarm) error {
 	if _, err := bw.Write(hdr); err != nil {
 		return err
 	}
+	dark := sw.Dark
+	if !dark.IsValid() {
+		dark = netip.MustParsePrefix("203.0.0.0/16")
+	}
+	if !dark.Addr().Is4() {
+		return fmt.Errorf("swarm: dark prefix %v is not IPv4", dark)
+	}
+	b4 := dark.Masked().Addr().As4()
+	base, size := binary.BigEndian.Uint32(b4[:]), uint64(1)<<(32-dark.Bits())
 	rng := rand.New(rand.NewPCG(sw.Seed, sw.Seed))
 	bots := make([]uint32, max(sw.Bots, 1))
 	for i := range bots {
-		bots[i] = 0x0b000000 | rng.Uint32N(1<<24) // 11.0.0.0/8: never the dark /16
+		bots[i] = 0x0b000000 | rng.Uint32N(1<<24) // 11.0.0.0/8: never a dark prefix here
 	}
 	rec := make([]byte, 16+54)
 	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
@@ -125,7 +138,7 @@ func WriteSwarm(w io.Writer, sw Swarm) error {
 		binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
 		ip[8], ip[9] = 64, 6
 		binary.BigEndian.PutUint32(ip[12:], bots[i%len(bots)])
-		dst := 0xcb000000 | rng.Uint32N(1<<16)
+		dst := base + uint32(rng.Uint64N(size))
 		binary.BigEndian.PutUint32(ip[16:], dst)
 		tcp := ip[20:]
 		binary.BigEndian.PutUint16(tcp[0:], uint16(1024+rng.Uint32N(60000)))

@@ -30,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"time"
 
@@ -45,7 +46,8 @@ func main() {
 	flood := flag.Bool("flood", false, "write instead -n SYN probes to 203.0.113.0/24 over -span, each from a fresh random (spoofed) source")
 	span := flag.Duration("span", 0, "with -n or -flood: the packet time the packets span (default: a day; with -flood an hour; 3s is trafgen's rate on a veth)")
 	mirai := flag.Bool("mirai", false, "with -flood: TCP/23 SYNs with Mirai's fingerprint (seq == destination), each a one-packet fingerprint episode")
-	swarm := flag.Int("swarm", 0, "write instead -n SYN probes over -span (default a minute) from this many bots taking turns, to random addresses of 203.0.0.0/16, every other one to TCP/23")
+	swarm := flag.Int("swarm", 0, "write instead -n SYN probes over -span (default a minute) from this many bots taking turns, to random addresses of -dark, every other one to TCP/23")
+	dark := flag.String("dark", "203.0.0.0/16", "with -swarm: the dark IPv4 prefix scanned")
 	flag.Parse()
 	if *span < 0 {
 		fmt.Fprintln(os.Stderr, "mkpcap: -span must be positive")
@@ -63,7 +65,12 @@ func main() {
 		if *span == 0 {
 			*span = time.Minute
 		}
-		if err := writeSwarm(*out, floodgen.Swarm{Start: floodgen.Start, N: *n, Bots: *swarm, Span: *span, Seed: *seed}); err != nil {
+		px, err := netip.ParsePrefix(*dark)
+		if err != nil || !px.Addr().Is4() {
+			fmt.Fprintf(os.Stderr, "mkpcap: -dark %q: want an IPv4 prefix such as 203.0.0.0/16\n", *dark)
+			os.Exit(2)
+		}
+		if err := writeSwarm(*out, floodgen.Swarm{Start: floodgen.Start, N: *n, Bots: *swarm, Span: *span, Seed: *seed, Dark: px}); err != nil {
 			fmt.Fprintln(os.Stderr, "mkpcap:", err)
 			os.Exit(1)
 		}
