@@ -43,7 +43,9 @@ const Magic = "TLSCSTAT"
 // tags in the memos, the filter of spilled destinations); 6: slabs with a size class of
 // 8 192 words (the last exact table of a Distinct, at most half full), and each engine's
 // hotspot sets of its open window's sources (hotWinSets) with their slab; 7: the worker of
-// each heavy summary of a pending hotspot window (kept by worker, compacted).
+// each heavy summary of a pending hotspot window (kept by worker, compacted), the window's
+// dark addresses' cells summed by address, and each engine's light dark addresses handed
+// over in its open window.
 const Version uint32 = 7
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

@@ -293,32 +293,44 @@ func TestHotspotLightDenseShare(t *testing.T) {
 func TestHotspotLightDenseBounded(t *testing.T) {
 	px := darkSpace(t, "10.0.0.0/15")
 	for _, restore := range []bool{false, true} {
-		cfg := only(testConfig(t), Hotspot)
-		cfg.MaxDestinations = 4 // cells: 8 per worker and window; records: 65 536
-		sink := &recSink{}
-		hs, engines := sharedHot(t, cfg, sink, px)
-		ts := t0
-		send := func(w, i int) {
-			ts += sec / 1000000
-			p := syn(ip4("172.16.0.0", w), "10.0.0.0", 80, ts)
-			p.Dst = packet.AddrFrom4([]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			engines[w].packetTo(&p, px)
-		}
-		for i := range 100 {
-			send(1, 2000+i)
-		}
-		for i := range 70000 {
-			send(0, i)
-		}
-		engines[1].e.Finish(ts + sec)
-		if restore {
-			hs = restoreHot(t, hs, cfg, sink, engines)
-		}
-		engines[0].e.Finish(ts + sec)
-		hs.Finish()
-		if n, p, u := hs.Hist.Count.Load(), hs.Hist.Sum.Load(), hs.Unmerged.Load(); n != 70000 || p != 70100 || u != 0 {
-			t.Errorf("restore %v: receiver distribution of %d destinations, %d packets, %d unmerged; want 70 000, 70 100, 0",
-				restore, n, p, u)
+		for _, engine := range []bool{false, true} {
+			cfg := only(testConfig(t), Hotspot)
+			cfg.MaxDestinations = 4 // cells: 8 per worker and window; records: 65 536
+			sink := &recSink{}
+			hs, engines := sharedHot(t, cfg, sink, px)
+			ts := t0
+			send := func(w, i int) {
+				ts += sec / 1000000
+				p := syn(ip4("172.16.0.0", w), "10.0.0.0", 80, ts)
+				p.Dst = packet.AddrFrom4([]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+				engines[w].packetTo(&p, px)
+			}
+			for i := range 100 {
+				send(1, 2000+i)
+			}
+			for i := range 70000 {
+				send(0, i)
+				if engine && i == 66000 {
+					// Worker 0 restarts after its first hand-over: its count of light
+					// destinations handed over goes with its state.
+					var enc checkpoint.Encoder
+					engines[0].e.SaveHotState(&enc)
+					d := checkpoint.NewDecoder(enc.Bytes())
+					if engines[0].e.LoadHotState(d); d.Done() != nil {
+						t.Fatalf("restore the engine: %v", d.Done())
+					}
+				}
+			}
+			engines[1].e.Finish(ts + sec)
+			if restore {
+				hs = restoreHot(t, hs, cfg, sink, engines)
+			}
+			engines[0].e.Finish(ts + sec)
+			hs.Finish()
+			if n, p, u := hs.Hist.Count.Load(), hs.Hist.Sum.Load(), hs.Unmerged.Load(); n != 70000 || p != 70100 || u != 0 {
+				t.Errorf("restore %v, engine restored %v: receiver distribution of %d destinations, %d packets, %d unmerged; want 70 000, 70 100, 0",
+					restore, engine, n, p, u)
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 
@@ -42,6 +43,7 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	enc.I64(hw.end)
 	enc.Bool(hw.split)
 	enc.I64(int64(hw.ndense))
+	enc.I64(int64(hw.lightN))
 	// The records as one array (the format of one array of records before they were kept
 	// apart, see hotWorker.orecs): LoadHotState splits them by destination.
 	enc.Len(len(hw.recs) + len(hw.orecs))
@@ -83,7 +85,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	if !has {
 		return
 	}
-	open, size, win, end, split, ndense := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64()
+	open, size, win, end, split, ndense, lightN := d.Bool(), d.I64(), d.I64(), d.I64(), d.Bool(), d.I64(), d.I64()
 	recs := checkpoint.ReadSlice[hotRec](d, hw.recCap)
 	dsts := checkpoint.ReadSlice[packet.Addr](d, hw.cap)
 	back := checkpoint.ReadSlice[uint64](d, filterWords)
@@ -162,6 +164,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		hw.countDense()
 	}
 	hw.open, hw.size, hw.win, hw.end, hw.split = open, size, win, end, split
+	hw.lightN = int(min(max(lightN, 0), math.MaxInt32))
 	hw.back = nil
 	if len(back) > 0 {
 		hw.back = back
