@@ -34,32 +34,52 @@ type Flood struct {
 	Mirai bool
 }
 
-// Write writes the flood as a nanosecond pcap.
-func Write(w io.Writer, fl Flood) error {
-	bw := bufio.NewWriterSize(w, 1<<20)
+// WriteHeader writes the header of a nanosecond pcap of Ethernet frames.
+func WriteHeader(w io.Writer) error {
 	hdr := make([]byte, 24)
 	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
 	binary.LittleEndian.PutUint16(hdr[4:], 2)
 	binary.LittleEndian.PutUint16(hdr[6:], 4)
 	binary.LittleEndian.PutUint32(hdr[16:], 65535)
-	binary.LittleEndian.PutUint32(hdr[20:], 1)
-	if _, err := bw.Write(hdr); err != nil {
+	binary.LittleEndian.PutUint32(hdr[20:], 1) // Ethernet
+	_, err := w.Write(hdr)
+	return err
+}
+
+// synRecord is a pcap record of an Ethernet frame holding an IPv4 TCP segment of 40 bytes.
+type synRecord struct{ b []byte }
+
+func newSYNRecord() synRecord {
+	b := make([]byte, 16+54)
+	copy(b[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
+	return synRecord{b}
+}
+
+// at stamps the record with time ts (ns) and a random IP ID, and returns its IPv4 header
+// (TTL 64, TCP) for the caller to address.
+func (r synRecord) at(ts int64, rng *rand.Rand) []byte {
+	binary.LittleEndian.PutUint32(r.b[0:], uint32(ts/1e9))
+	binary.LittleEndian.PutUint32(r.b[4:], uint32(ts%1e9))
+	binary.LittleEndian.PutUint32(r.b[8:], 54)
+	binary.LittleEndian.PutUint32(r.b[12:], 54)
+	ip := r.b[16+14:]
+	binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
+	ip[8], ip[9] = 64, 6
+	return ip
+}
+
+// Write writes the flood as a nanosecond pcap.
+func Write(w io.Writer, fl Flood) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := WriteHeader(bw); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(fl.Seed, fl.Seed))
-	rec := make([]byte, 16+54)
-	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
+	rec := newSYNRecord()
 	t0 := fl.Start.UnixNano()
 	step := int64(fl.Span) / int64(max(fl.N, 1))
 	for i := 0; i < fl.N; i++ {
-		ts := t0 + int64(i)*step
-		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
-		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
-		binary.LittleEndian.PutUint32(rec[8:], 54)
-		binary.LittleEndian.PutUint32(rec[12:], 54)
-		ip := rec[16+14:]
-		binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
-		ip[8], ip[9] = 64, 6
+		ip := rec.at(t0+int64(i)*step, rng)
 		binary.BigEndian.PutUint32(ip[12:], rng.Uint32())
 		dst := 0xcb007100 | rng.Uint32N(256)
 		binary.BigEndian.PutUint32(ip[16:], dst)
@@ -75,7 +95,7 @@ func Write(w io.Writer, fl Flood) error {
 		}
 		tcp[12], tcp[13] = 5<<4, 0x02
 		binary.BigEndian.PutUint16(tcp[14:], 29200)
-		if _, err := bw.Write(rec); err != nil {
+		if _, err := bw.Write(rec.b); err != nil {
 			return err
 		}
 	}
@@ -101,13 +121,7 @@ type Swarm struct {
 // WriteSwarm writes the swarm as a nanosecond pcap.
 func WriteSwarm(w io.Writer, sw Swarm) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	hdr := make([]byte, 24)
-	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond pcap
-	binary.LittleEndian.PutUint16(hdr[4:], 2)
-	binary.LittleEndian.PutUint16(hdr[6:], 4)
-	binary.LittleEndian.PutUint32(hdr[16:], 65535)
-	binary.LittleEndian.PutUint32(hdr[20:], 1)
-	if _, err := bw.Write(hdr); err != nil {
+	if err := WriteHeader(bw); err != nil {
 		return err
 	}
 	dark := sw.Dark
@@ -124,19 +138,11 @@ func WriteSwarm(w io.Writer, sw Swarm) error {
 	for i := range bots {
 		bots[i] = 0x0b000000 | rng.Uint32N(1<<24) // 11.0.0.0/8: never a dark prefix here
 	}
-	rec := make([]byte, 16+54)
-	copy(rec[16:], []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 40})
+	rec := newSYNRecord()
 	t0 := sw.Start.UnixNano()
 	step := int64(sw.Span) / int64(max(sw.N, 1))
 	for i := 0; i < sw.N; i++ {
-		ts := t0 + int64(i)*step
-		binary.LittleEndian.PutUint32(rec[0:], uint32(ts/1e9))
-		binary.LittleEndian.PutUint32(rec[4:], uint32(ts%1e9))
-		binary.LittleEndian.PutUint32(rec[8:], 54)
-		binary.LittleEndian.PutUint32(rec[12:], 54)
-		ip := rec[16+14:]
-		binary.BigEndian.PutUint16(ip[4:], uint16(rng.Uint32N(54321))) // never ZMap's IP ID
-		ip[8], ip[9] = 64, 6
+		ip := rec.at(t0+int64(i)*step, rng)
 		binary.BigEndian.PutUint32(ip[12:], bots[i%len(bots)])
 		dst := base + uint32(rng.Uint64N(size))
 		binary.BigEndian.PutUint32(ip[16:], dst)
@@ -150,7 +156,7 @@ func WriteSwarm(w io.Writer, sw Swarm) error {
 		binary.BigEndian.PutUint32(tcp[4:], dst+1) // never Mirai's seq == dst
 		tcp[12], tcp[13] = 5<<4, 0x02
 		binary.BigEndian.PutUint16(tcp[14:], 29200)
-		if _, err := bw.Write(rec); err != nil {
+		if _, err := bw.Write(rec.b); err != nil {
 			return err
 		}
 	}

@@ -157,13 +157,7 @@ func write(path string, n int, seed uint64, span time.Duration) error {
 		return err
 	}
 	w := bufio.NewWriterSize(f, 1<<20)
-	hdr := make([]byte, 24)
-	binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // ns timestamps
-	binary.LittleEndian.PutUint16(hdr[4:], 2)
-	binary.LittleEndian.PutUint16(hdr[6:], 4)
-	binary.LittleEndian.PutUint32(hdr[16:], 65535)
-	binary.LittleEndian.PutUint32(hdr[20:], 1) // Ethernet
-	if _, err := w.Write(hdr); err != nil {
+	if err := floodgen.WriteHeader(w); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(seed, 2))
