@@ -348,6 +348,10 @@ type hotPending struct {
 	// the window is evaluated or saved (joinFull).
 	fullW [][]HotSummary
 	full  []HotSummary
+	// fullIx indexes fullW[w] by level once compactFull has summed it (merged[w]): the
+	// worker's later summaries are summed into it as they come (mergeFull).
+	fullIx []hotIndex[hotKey]
+	merged []bool
 	// dense are the heavy cells with a dense index, one per address: the parts' cells of
 	// an address summed over the workers (foldDense); denseIx their places by address.
 	dense   []hotCell
@@ -473,6 +477,7 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	for w := range p.fullW {
 		p.fullW[w] = p.fullW[w][:0]
 	}
+	clear(p.merged)
 	p.dense = p.dense[:0]
 	p.denseIx.reset(0)
 	for _, c := range p.parts {
@@ -519,8 +524,8 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
 				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
-					np: make([]int, len(hs.started)), fullW: make([][]HotSummary, len(hs.started)),
-					denseIx: hotIndex[packet.Addr]{hash: hashHotAddr}}
+					np: make([]int, len(hs.started)), denseIx: hotIndex[packet.Addr]{hash: hashHotAddr}}
+				p.initFull(len(hs.started))
 			}
 			hs.pending[win] = p
 		}
@@ -560,8 +565,9 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			for i := range full {
 				full[i].W = uint16(w)
 			}
-			p.fullW[w] = append(p.fullW[w], full...)
-			if len(p.fullW[w]) > hs.maxFull {
+			if p.merged[w] {
+				dropped += hs.mergeFull(p, w, full)
+			} else if p.fullW[w] = append(p.fullW[w], full...); len(p.fullW[w]) > hs.maxFull {
 				dropped += hs.compactFull(p, w)
 			}
 		}
@@ -983,26 +989,68 @@ func hotMaxFull(maxCells, maxLight int) int { return (1+hotPorts)*maxCells + max
 // from there. maxFull is at least one part's summaries, so a worker's window is compacted
 // only once cut in parts, when its counts already say estimated. Only w's summaries move,
 // in an order of w's own: the result depends on that worker's input alone, not on the
-// workers' timing. Hash indexes, not a sort: a swarm scanning a dark /16 compacts ~400 k
-// summaries a part.
+// workers' timing. Hash indexes, not a sort: a swarm scanning a dark /16 hands over ~200 k
+// summaries a part. From the first compaction on, the worker's summaries are summed as they
+// come (mergeFull), into the same sums.
 func (hs *Hotspots) compactFull(p *hotPending, w int) (dropped uint64) {
-	mine := p.fullW[w]
-	hs.candIx.reset(len(mine))
+	mine, ix := p.fullW[w], &p.fullIx[w]
+	ix.reset(len(mine))
 	merged := mine[:0]
 	for i := range mine {
-		pos, isNew := hs.candIx.get(&hotKey{mine[i].Dst, mine[i].Port}, true)
+		pos, isNew := ix.get(&hotKey{mine[i].Dst, mine[i].Port}, true)
 		if isNew {
 			merged = append(merged, mine[i])
 		} else {
 			merged[pos].merge(&mine[i])
 		}
 	}
-	if n := len(merged); n > hs.maxFull {
-		merged = hs.pruneFull(merged)
-		dropped = uint64(n - len(merged))
+	p.fullW[w], p.merged[w] = merged, true
+	return hs.pruneIfFull(p, w)
+}
+
+// mergeFull sums worker w's summaries of a part into its summaries compacted so far (p.fullW[w],
+// indexed by level in p.fullIx[w]): as compactFull would at its next call, without copying
+// the part in first and indexing everything again (a swarm over a dark /16 hands ~200 k
+// summaries over a part).
+func (hs *Hotspots) mergeFull(p *hotPending, w int, full []HotSummary) (dropped uint64) {
+	sums, ix := p.fullW[w], &p.fullIx[w]
+	for i := range full {
+		pos, isNew := ix.get(&hotKey{full[i].Dst, full[i].Port}, true)
+		if isNew {
+			sums = append(sums, full[i])
+		} else {
+			sums[pos].merge(&full[i])
+		}
 	}
-	p.fullW[w] = merged
-	return dropped
+	p.fullW[w] = sums
+	return hs.pruneIfFull(p, w)
+}
+
+// pruneIfFull prunes worker w's summed summaries down to maxFull levels when they are more
+// (pruneFull), indexes what is left again, and returns how many levels went.
+func (hs *Hotspots) pruneIfFull(p *hotPending, w int) uint64 {
+	sums := p.fullW[w]
+	n := len(sums)
+	if n <= hs.maxFull {
+		return 0
+	}
+	sums = hs.pruneFull(sums)
+	ix := &p.fullIx[w]
+	ix.reset(len(sums))
+	for i := range sums {
+		ix.get(&hotKey{sums[i].Dst, sums[i].Port}, true)
+	}
+	p.fullW[w] = sums
+	return uint64(n - len(sums))
+}
+
+// initFull makes p's per-worker summaries for `workers` workers.
+func (p *hotPending) initFull(workers int) {
+	p.fullW, p.merged = make([][]HotSummary, workers), make([]bool, workers)
+	p.fullIx = make([]hotIndex[hotKey], workers)
+	for w := range p.fullIx {
+		p.fullIx[w].hash = hashHotKey
+	}
 }
 
 // foldDense sums the heavy cells with a dense index among cells into p.dense, by address,

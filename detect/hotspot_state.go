@@ -385,7 +385,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			}
 			p.addDense(&dense[i])
 		}
-		p.fullW = make([][]HotSummary, workers)
+		p.initFull(workers)
 		for i := range p.full {
 			if int(p.full[i].W) >= workers {
 				d.Fail("hotspot summary of worker %d (%d workers)", p.full[i].W, workers)
