@@ -993,19 +993,11 @@ func hotMaxFull(maxCells, maxLight int) int { return (1+hotPorts)*maxCells + max
 // summaries a part. From the first compaction on, the worker's summaries are summed as they
 // come (mergeFull), into the same sums.
 func (hs *Hotspots) compactFull(p *hotPending, w int) (dropped uint64) {
-	mine, ix := p.fullW[w], &p.fullIx[w]
-	ix.reset(len(mine))
-	merged := mine[:0]
-	for i := range mine {
-		pos, isNew := ix.get(&hotKey{mine[i].Dst, mine[i].Port}, true)
-		if isNew {
-			merged = append(merged, mine[i])
-		} else {
-			merged[pos].merge(&mine[i])
-		}
-	}
-	p.fullW[w], p.merged[w] = merged, true
-	return hs.pruneIfFull(p, w)
+	mine := p.fullW[w]
+	p.fullIx[w].reset(len(mine))
+	// Summed in place: the sums are written at or before the summary being read.
+	p.fullW[w], p.merged[w] = mine[:0], true
+	return hs.mergeFull(p, w, mine)
 }
 
 // mergeFull sums worker w's summaries of a part into its summaries compacted so far (p.fullW[w],
