@@ -139,14 +139,17 @@ func (s *Slab) Alloc(words int) uint32 {
 // that size is free and a new one would take the slab's memory past Limit.
 func (s *Slab) TryAlloc(words int) uint32 {
 	s.Settle()
-	if s.Limit > 0 && s.Free[slabClass(words)] == 0 {
-		next := max(uint64(s.Next), slabMinWords)
-		if end := (next+uint64(words)-1)&^(uint64(words)-1) + uint64(words); end > s.Limit {
-			s.Refused++
-			return 0
-		}
+	if s.Limit > 0 && s.Free[slabClass(words)] == 0 && uint64(s.newRef(words))+uint64(words) > s.Limit {
+		s.Refused++
+		return 0
 	}
 	return s.alloc(words)
+}
+
+// newRef is where a new block of words words would start: past the words handed out,
+// aligned to its size (so that none spans two chunks); reference 0 means "no block".
+func (s *Slab) newRef(words int) uint32 {
+	return (max(s.Next, slabMinWords) + uint32(words) - 1) &^ (uint32(words) - 1)
 }
 
 func (s *Slab) alloc(words int) uint32 {
@@ -161,11 +164,7 @@ func (s *Slab) alloc(words int) uint32 {
 		clear(b)
 		return ref
 	}
-	if s.Next == 0 {
-		s.Next = slabMinWords // reference 0 means "no block"
-	}
-	// Blocks are aligned to their size, so none spans two chunks.
-	ref := (s.Next + uint32(words) - 1) &^ (uint32(words) - 1)
+	ref := s.newRef(words)
 	s.Next = ref + uint32(words)
 	for int(s.Next) > len(s.Chunks)*slabChunk {
 		s.Chunks = append(s.Chunks, s.newChunk())

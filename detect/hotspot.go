@@ -127,8 +127,9 @@ const (
 type HotSummary struct {
 	Dst  packet.Addr
 	Port uint16 // 0: the address level
-	// W is the worker whose part of the window it counts, while Hotspots holds it pending
-	// (compactFull); in a sum over workers it means nothing. (In the padding after Port.)
+	// W is the worker whose part of the window it counts, in a pending window's summaries
+	// as a checkpoint saves them (joinFull); elsewhere it means nothing. (In the padding
+	// after Port.)
 	W         uint16
 	Sources   uint64
 	Estimated bool
@@ -524,8 +525,8 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				p, hs.free = hs.free[n-1], hs.free[:n-1]
 			} else {
 				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
-					np: make([]int, len(hs.started)), denseIx: hotIndex[packet.Addr]{hash: hashHotAddr}}
-				p.initFull(len(hs.started))
+					np: make([]int, len(hs.started))}
+				p.init(len(hs.started))
 			}
 			hs.pending[win] = p
 		}
@@ -562,9 +563,6 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			}
 		}
 		if len(full) > 0 && len(cells)+nl+folded > 0 {
-			for i := range full {
-				full[i].W = uint16(w)
-			}
 			if p.merged[w] {
 				dropped += hs.mergeFull(p, w, full)
 			} else if p.fullW[w] = append(p.fullW[w], full...); len(p.fullW[w]) > hs.maxFull {
@@ -958,16 +956,14 @@ func (hs *Hotspots) candidates(p *hotPending) {
 // workers' timing. A window in one part has one summary a level per worker, of disjoint
 // sources: their order does not matter.
 func (hs *Hotspots) fullOrder(p *hotPending) []int32 {
-	return hs.places(len(p.full), p.split, func(i, j int32) int { return cmpSummary(&p.full[i], &p.full[j]) })
-}
-
-// cmpSummary orders summaries by level, then first packet (fullOrder, compactFull).
-func cmpSummary(a, b *HotSummary) int {
-	if c := a.Dst.Compare(&b.Dst); c != 0 {
-		return c
-	}
-	return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
-		cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
+	return hs.places(len(p.full), p.split, func(i, j int32) int {
+		a, b := &p.full[i], &p.full[j]
+		if c := a.Dst.Compare(&b.Dst); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.First, b.First), cmp.Compare(a.Last, b.Last),
+			cmp.Compare(a.Packets, b.Packets), cmp.Compare(a.Sources, b.Sources))
+	})
 }
 
 // hotMaxFull is how many heavy summaries a worker's pending window keeps once compacted
@@ -1036,13 +1032,14 @@ func (hs *Hotspots) pruneIfFull(p *hotPending, w int) uint64 {
 	return uint64(n - len(sums))
 }
 
-// initFull makes p's per-worker summaries for `workers` workers.
-func (p *hotPending) initFull(workers int) {
+// init makes p's per-worker summaries for `workers` workers and its index of dense cells.
+func (p *hotPending) init(workers int) {
 	p.fullW, p.merged = make([][]HotSummary, workers), make([]bool, workers)
 	p.fullIx = make([]hotIndex[hotKey], workers)
 	for w := range p.fullIx {
 		p.fullIx[w].hash = hashHotKey
 	}
+	p.denseIx.hash = hashHotAddr
 }
 
 // foldDense sums the heavy cells with a dense index among cells into p.dense, by address,
@@ -1088,11 +1085,16 @@ func satAdd32(a, b uint32) uint32 {
 	return math.MaxUint32
 }
 
-// joinFull makes p.full the workers' heavy summaries, worker after worker.
+// joinFull makes p.full the workers' heavy summaries, worker after worker, each with its
+// worker in W (a checkpoint's record of fullW).
 func (p *hotPending) joinFull() {
 	p.full = p.full[:0]
-	for _, f := range p.fullW {
+	for w, f := range p.fullW {
+		n := len(p.full)
 		p.full = append(p.full, f...)
+		for i := range p.full[n:] {
+			p.full[n+i].W = uint16(w)
+		}
 	}
 }
 
@@ -1139,12 +1141,8 @@ func (hs *Hotspots) pruneFull(sums []HotSummary) []HotSummary {
 				weak = j
 			}
 		}
-		switch {
-		case gr.ports[weak] < 0:
+		if gr.ports[weak] < 0 || portBefore(s, &sums[gr.ports[weak]]) {
 			gr.ports[weak] = int32(i)
-		case portBefore(s, &sums[gr.ports[weak]]):
-			gr.ports[weak] = int32(i)
-		default:
 		}
 	}
 	if cap(hs.keep) < len(sums) {

@@ -338,7 +338,8 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			break
 		}
 		w := d.I64()
-		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true}
+		p := &hotPending{n: checkpoint.ReadSlice[int](d, workers), np: checkpoint.ReadSlice[int](d, workers), mixed: true, hasPx: true}
+		p.init(workers)
 		// Light destinations with a dense index come back as cells: they count against
 		// both limits (report), which therefore hold across a restart.
 		p.split = d.Bool()
@@ -377,7 +378,6 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			break
 		}
 		dense := checkpoint.ReadSlice[hotCell](d, aggregate.MaxExactDst+hs.maxLight*workers)
-		p.denseIx, p.hasPx = hotIndex[packet.Addr]{hash: hashHotAddr}, true
 		for i := range dense {
 			if c := &dense[i]; c.Heavy == 0 || c.Ix < 0 {
 				d.Fail("hotspot window %d: a dark address's cell %v without a dense index or counts", w, c.Dst)
@@ -385,7 +385,6 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			}
 			p.addDense(&dense[i])
 		}
-		p.initFull(workers)
 		for i := range p.full {
 			if int(p.full[i].W) >= workers {
 				d.Fail("hotspot summary of worker %d (%d workers)", p.full[i].W, workers)
