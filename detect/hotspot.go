@@ -305,7 +305,7 @@ func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
 	if !add {
 		return -1, false
 	}
-	x.keys = append(x.keys, *k)
+	x.keys = append(grow2(x.keys, 1), *k)
 	x.slots[i] = int32(len(x.keys))
 	return int32(len(x.keys) - 1), true
 }
@@ -565,7 +565,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		if len(full) > 0 && len(cells)+nl+folded > 0 {
 			if p.merged[w] {
 				dropped += hs.mergeFull(p, w, full)
-			} else if p.fullW[w] = append(p.fullW[w], full...); len(p.fullW[w]) > hs.maxFull {
+			} else if p.fullW[w] = append(grow2(p.fullW[w], len(full)), full...); len(p.fullW[w]) > hs.maxFull {
 				dropped += hs.compactFull(p, w)
 			}
 		}
@@ -881,7 +881,7 @@ func (hs *Hotspots) candidates(p *hotPending) {
 			hs.sums[pos].merge(s)
 			return
 		}
-		hs.sums = append(hs.sums, *s)
+		hs.sums = append(grow2(hs.sums, 1), *s)
 		a := &hs.sums[pos]
 		a.NTop = 0
 		a.addTop(s.Top[:s.NTop]) // sorted
@@ -1001,7 +1001,7 @@ func (hs *Hotspots) compactFull(p *hotPending, w int) (dropped uint64) {
 // the part in first and indexing everything again (a swarm over a dark /16 hands ~200 k
 // summaries over a part).
 func (hs *Hotspots) mergeFull(p *hotPending, w int, full []HotSummary) (dropped uint64) {
-	sums, ix := p.fullW[w], &p.fullIx[w]
+	sums, ix := grow2(p.fullW[w], len(full)), &p.fullIx[w]
 	for i := range full {
 		pos, isNew := ix.get(&hotKey{full[i].Dst, full[i].Port}, true)
 		if isNew {
@@ -1088,7 +1088,11 @@ func satAdd32(a, b uint32) uint32 {
 // joinFull makes p.full the workers' heavy summaries, worker after worker, each with its
 // worker in W (a checkpoint's record of fullW).
 func (p *hotPending) joinFull() {
-	p.full = p.full[:0]
+	n := 0
+	for _, f := range p.fullW {
+		n += len(f)
+	}
+	p.full = room(p.full, n)
 	for w, f := range p.fullW {
 		n := len(p.full)
 		p.full = append(p.full, f...)

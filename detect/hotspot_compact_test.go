@@ -194,3 +194,30 @@ func TestHotspotDenseAcrossManyParts(t *testing.T) {
 		}
 	}
 }
+
+// TestGrow2 checks the growth of the summaries' arrays: the elements kept, room for what
+// is asked, the array kept while it has room, and doubling (not the quarter append adds
+// to large arrays), so that an array grown to N element by element allocates under 2 N.
+func TestGrow2(t *testing.T) {
+	s := []int{1, 2, 3}
+	s = grow2(s, 5)
+	if !slices.Equal(s, []int{1, 2, 3}) || cap(s) < 8 {
+		t.Fatalf("grow2([1 2 3], 5) = %v cap %d, want [1 2 3] with cap ≥ 8", s, cap(s))
+	}
+	before := &s[:cap(s)][cap(s)-1]
+	if s2 := grow2(s, cap(s)-len(s)); &s2[:cap(s2)][cap(s2)-1] != before {
+		t.Fatal("grow2 made a new array though the old one had room")
+	}
+	var a []int
+	allocated, last := 0, -1
+	for i := range 1 << 20 {
+		a = append(grow2(a, 1), i)
+		if cap(a) != last {
+			allocated += cap(a)
+			last = cap(a)
+		}
+	}
+	if allocated > 2*len(a) || a[len(a)-1] != 1<<20-1 || a[1000] != 1000 {
+		t.Fatalf("1 Mi elements appended one by one allocated %d elements (want < 2 Mi), last %d", allocated, a[len(a)-1])
+	}
+}
