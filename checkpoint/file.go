@@ -45,8 +45,9 @@ const Magic = "TLSCSTAT"
 // hotspot sets of its open window's sources (hotWinSets) with their slab; 7: the worker of
 // each heavy summary of a pending hotspot window (kept by worker, compacted), the window's
 // dark addresses' cells summed by address, and each engine's light dark addresses handed
-// over in its open window.
-const Version uint32 = 7
+// over in its open window; 8: the ports each engine's busy dark addresses remember in its
+// open window (a window in parts counts their one-packet parts).
+const Version uint32 = 8
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

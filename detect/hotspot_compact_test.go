@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/telescope-dev/telescope/checkpoint"
 )
 
 // swarmParts sends, at each of two engines sharing hs, `parts` parts of a window (each
@@ -11,7 +13,8 @@ import (
 // the dark 198.51.0.0/23 gets four SYN probes from fresh sources of the engine's own range,
 // to the ports port(part, dst, i) names. After each hand-over it checks that the engine's
 // pending heavy summaries stay within hs.maxFull and one part's (3 a destination), and it
-// returns the hotspot episodes started and the evictions counted.
+// returns the hotspot episodes started and the evictions counted. Before part restoreAt
+// (-1: none) the shared side and each engine's hotspot state go through a checkpoint.
 func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64) {
 	t.Helper()
 	px := darkSpace(t, "198.51.0.0/23")
@@ -28,6 +31,14 @@ func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part,
 			hs = restoreHot(t, hs, engines[0].e.cfg, sink, engines)
 			if maxFull > 0 {
 				hs.maxFull = maxFull
+			}
+			for _, h := range engines { // the engines' open windows through a checkpoint too
+				var enc checkpoint.Encoder
+				h.e.SaveHotState(&enc)
+				d := checkpoint.NewDecoder(enc.Bytes())
+				if h.e.LoadHotState(d); d.Done() != nil {
+					t.Fatalf("restore: %v", d.Done())
+				}
 			}
 		}
 		for w, h := range engines {
@@ -74,9 +85,12 @@ func counts(e *HotspotEntry) string {
 // part's summaries were kept until the window's end, 50 MB a part and worker for a /16.
 //   - levels that recur (two fixed ports a destination): summed, nothing dropped, every
 //     episode's counts those of the window kept whole;
-//   - a random port in every probe but telnet's (two of four probes to port 23): the
-//     random ports' levels are pruned (each destination keeps its busiest, port 23), the
-//     pruning is counted as evictions, and the episodes (hot by port 23) are unchanged;
+//   - a random port for each destination and part (two of four probes to port 23, two to
+//     the random port: a port of one probe in a part is no level, hotPortMin): the random
+//     ports' levels are pruned (each destination keeps its busiest, port 23), the pruning is
+//     counted as evictions, and the episodes (hot by port 23) are unchanged;
+//   - a random port in each probe but telnet's: a port of one probe in a part is no
+//     level, so nothing is pruned and the episodes are unchanged;
 //   - fewer summaries allowed than the destinations need: the destinations with fewer
 //     packets go, counted; an episode of one of them has fewer sources and says estimated
 //     (as every count of a window cut in parts does).
@@ -86,6 +100,12 @@ func TestHotspotPendingSummariesBounded(t *testing.T) {
 	const parts = 10
 	fixed := func(_, _, i int) uint16 { return []uint16{80, 443}[i%2] }
 	random := func(part, d, i int) uint16 {
+		if i < 2 {
+			return 23
+		}
+		return uint16(1000 + (part*7919+d*104729)%60000)
+	}
+	randomOne := func(part, d, i int) uint16 {
 		if i < 2 {
 			return 23
 		}
@@ -100,6 +120,7 @@ func TestHotspotPendingSummariesBounded(t *testing.T) {
 	}{
 		{"fixed ports", fixed, 2000, false, false},
 		{"random ports", random, 2000, true, false},
+		{"random ports of one probe a part", randomOne, 2000, false, false},
 		{"too many destinations", fixed, 900, true, true},
 	} {
 		for _, restoreAt := range []int{-1, parts / 2} {
@@ -219,5 +240,36 @@ func TestGrow2(t *testing.T) {
 	}
 	if allocated > 2*len(a) || a[len(a)-1] != 1<<20-1 || a[1000] != 1000 {
 		t.Fatalf("1 Mi elements appended one by one allocated %d elements (want < 2 Mi), last %d", allocated, a[len(a)-1])
+	}
+}
+
+// TestHotspotSplitPortRemembered: in a window handed over in parts, a port of one packet in
+// a part is a level there only if it is the port its address last had as its busiest with
+// hotPortMin packets (hotPortMin, hotWorker.portMem). Every address of a dark /23 gets, in
+// each of 10 parts a worker, a telnet probe, a second one in the even parts only, and
+// probes to ports of their own: its port 23 must be hot with all its 30 sources (both
+// workers, min_sources 30), the odd parts' single probes included, also with a checkpoint
+// restored before an odd part (the remembered ports are in it). Without the memory the
+// odd parts' telnet probes are not counted (20 sources: the address is hot, not its port).
+func TestHotspotSplitPortRemembered(t *testing.T) {
+	port := func(part, d, i int) uint16 {
+		if i == 0 || i == 1 && part%2 == 0 {
+			return 23
+		}
+		return uint16(1000 + (part*7919+d*104729+i*31)%60000)
+	}
+	for _, restoreAt := range []int{-1, 5} {
+		got, _ := swarmParts(t, 0, 10, restoreAt, port)
+		bad := 0
+		for k, e := range got {
+			if e.Port != 23 || e.Sources != 30 || e.Packets != 30 || !e.SourcesEstimated {
+				if bad++; bad < 4 {
+					t.Errorf("restored at part %d: %s: %s, want port 23's 30 sources (estimated)", restoreAt, k, counts(e))
+				}
+			}
+		}
+		if len(got) != 512 || bad > 0 {
+			t.Errorf("restored at part %d: %d episodes, %d wrong: want one for port 23 of each of 512 addresses", restoreAt, len(got), bad)
+		}
 	}
 }

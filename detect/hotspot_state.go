@@ -67,6 +67,15 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 		// 26 MiB a worker after a flood): not worth a copy in every checkpoint.
 		(&aggregate.Slab{}).Save(enc)
 	}
+	// The ports the busy dark addresses remember in the open window (hotWorker.portMem),
+	// each as its dense index << 16 | port, in index order.
+	var mem []uint64
+	for ix, port := range hw.portMem {
+		if port != 0 {
+			mem = append(mem, uint64(ix)<<16|uint64(port))
+		}
+	}
+	checkpoint.Slice(enc, mem)
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
@@ -93,8 +102,15 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	sets := checkpoint.ReadSlice[hotWinSet](d, hw.wsets.maxKeys)
 	var slab aggregate.Slab
 	slab.Load(d)
+	mem := checkpoint.ReadSlice[uint64](d, int(hw.ndense))
 	if d.Err() != nil {
 		return
+	}
+	for i, m := range mem {
+		if ix := m >> 16; ix >= uint64(hw.ndense) || m&0xffff == 0 || i > 0 && ix <= mem[i-1]>>16 {
+			d.Fail("hotspot: remembered port %d of dense index %d (%d), after %d", m&0xffff, ix, hw.ndense, i)
+			return
+		}
 	}
 	setIdx, err := checkWinSets(keys, sets, &slab, open)
 	if err != nil {
@@ -120,6 +136,14 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	// Rebuild the indexes: a new generation of the hash index, the dense bitmap cleared.
 	hw.clearPart()
 	hw.wsets.restore(setIdx, sets, &slab)
+	clear(hw.portMem)
+	hw.portUsed = len(mem) > 0
+	if hw.portUsed && len(hw.portMem) != int(hw.ndense) {
+		hw.portMem = make([]uint16, hw.ndense)
+	}
+	for _, m := range mem {
+		hw.portMem[m>>16] = uint16(m)
+	}
 	for i := range dsts {
 		x := dsts[i].Hash(seedDstIP)
 		if hw.findHash(&dsts[i], x) >= 0 {
