@@ -1194,9 +1194,13 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 // SYNs over 15 minutes: 26.8 s and 2.5 GB with them, 18.8 s and 1.9 GB without). The
 // parts where a port has one packet are missing from its level (a lower bound there, as
 // every count of such a window says estimated), not from its address's: a port would need
-// min_sources such parts (a hundred at the defaults) to be hot from them alone. A window in
-// one part keeps every port's level: a port of a packet at each worker may be hot over the
-// workers with a small min_sources.
+// min_sources such parts (a hundred at the defaults) to be hot from them alone. Unless it is
+// the port its dark address last had as its busiest with hotPortMin packets in a part
+// (hotWorker.portMem): a swarm's telnet port, probed once in some parts and twice in
+// others. The shared side does the same with the light parts (Hotspots.candidates): their
+// ports of one packet count where their level is already summed. A window in one part
+// keeps every port's level: a port of a packet at each worker may be hot over the workers
+// with a small min_sources.
 const hotPortMin = 2
 
 // hotPortStart bounds the port table a destination's count starts with (48 KiB): one as

@@ -889,6 +889,14 @@ func (hs *Hotspots) candidates(p *hotPending) {
 	// A light summary (counted here from its records) of a window cut in parts counts only
 	// the sources no other light part of its level had.
 	addLight := func(s *HotSummary) {
+		// A port of one packet in a light part of a window in parts (Estimated) counts only
+		// if its level is already summed (hotPortMin: the heavy parts come first, then the
+		// light ones in a fixed order), as the workers count theirs.
+		if s.Port != 0 && s.Estimated && s.Packets < hotPortMin {
+			if pos, _ := hs.candIx.get(&hotKey{s.Dst, s.Port}, false); pos < 0 {
+				return
+			}
+		}
 		if s.Estimated && s.NTop > 0 && uint64(s.NTop) == s.Sources {
 			if hs.lightSeen == nil {
 				hs.lightSeen = map[hotSrcKey]struct{}{}

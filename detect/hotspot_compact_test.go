@@ -273,3 +273,56 @@ func TestHotspotSplitPortRemembered(t *testing.T) {
 		}
 	}
 }
+
+// TestHotspotLightPartsPortKnown: the shared side counts a port of one packet in a light
+// part of a window in parts only where its level is already summed (hotPortMin), as the
+// workers do with their remembered ports. Every address of a dark /23 is heavy in the first
+// of 15 parts a worker (two telnet probes and one to a port of its own), light in the others
+// (one telnet probe, one to a port of its own): each must be hot by port 23 with all its 32
+// sources, the light parts' single probes included, and no port of one probe may be a level
+// of the window's sums (each was one, summed and evaluated for nothing).
+func TestHotspotLightPartsPortKnown(t *testing.T) {
+	px := darkSpace(t, "198.51.0.0/23")
+	hs, engines, sink := hotOnly(t, px, 30)
+	const dsts, parts = 512, 15
+	ts := t0
+	srcN := [2]int{}
+	for part := range parts {
+		for w, h := range engines {
+			for d := range dsts {
+				ports := []uint16{23, uint16(1000 + (part*7919+d*104729)%60000)}
+				if part == 0 {
+					ports = append(ports, 23)
+				}
+				for _, port := range ports {
+					ts += sec / 100000
+					p := syn(ip4([]string{"10.0.0.0", "10.1.0.0"}[w], srcN[w]), ip4("198.51.0.0", d), port, ts)
+					srcN[w]++
+					h.packetTo(&p, px)
+				}
+			}
+			h.e.hotFlush()
+		}
+	}
+	eps := finishHot(hs, engines, sink, ts+sec)
+	bad := 0
+	for _, e := range eps {
+		if e.Port != 23 || e.Sources != 2*(parts+1) || e.Packets != 2*(parts+1) {
+			if bad++; bad < 4 {
+				t.Errorf("%s", counts(e))
+			}
+		}
+	}
+	if len(eps) != dsts || bad > 0 {
+		t.Errorf("%d hotspot episodes, %d wrong: want one of port 23 with 32 sources for each of %d addresses", len(eps), bad, dsts)
+	}
+	levels := 0
+	for i := range hs.sums {
+		if p := hs.sums[i].Port; p != 0 && p != 23 {
+			levels++
+		}
+	}
+	if levels > 0 || len(hs.sums) == 0 {
+		t.Errorf("the window's sums hold %d levels (%d of ports of one probe), want 2 a destination", len(hs.sums), levels)
+	}
+}
