@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -240,6 +241,18 @@ func TestKubernetesManifests(t *testing.T) {
 		spec.Volumes[0].ConfigMap.Name != cm.Name || len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/telescope" {
 		t.Errorf("DaemonSet does not run with the ConfigMap's telescope.yaml: args %v, volumes %+v", c.Args, spec.Volumes)
 	}
+	// The Go runtime's soft memory limit sits under the container's hard one, so that the
+	// collector works before the kernel kills the sensor.
+	hard := c.Resources.Limits.Memory().Value()
+	soft := int64(-1)
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			soft = goMemLimit(e.Value)
+		}
+	}
+	if hard <= 0 || soft <= 0 || soft >= hard {
+		t.Errorf("DaemonSet: GOMEMLIMIT %d bytes, memory limit %d: want a soft limit under the hard one", soft, hard)
+	}
 	if !reflect.DeepEqual(ds.Spec.Selector.MatchLabels, ds.Spec.Template.Labels) || !reflect.DeepEqual(svc.Spec.Selector, ds.Spec.Template.Labels) {
 		t.Errorf("selectors: DaemonSet %v, template %v, Service %v", ds.Spec.Selector.MatchLabels, ds.Spec.Template.Labels, svc.Spec.Selector)
 	}
@@ -249,6 +262,23 @@ func TestKubernetesManifests(t *testing.T) {
 	if !reflect.DeepEqual(sm.Spec.Selector.MatchLabels, svc.Labels) || len(sm.Spec.Endpoints) != 1 || sm.Spec.Endpoints[0].Port != svc.Spec.Ports[0].Name {
 		t.Errorf("ServiceMonitor does not select the Service's metrics port: %+v", sm.Spec)
 	}
+}
+
+// goMemLimit parses a GOMEMLIMIT value (a number of bytes with an optional B, KiB, MiB,
+// GiB or TiB suffix, as the runtime reads it), or returns -1.
+func goMemLimit(v string) int64 {
+	mult := int64(1)
+	for i, suf := range []string{"KiB", "MiB", "GiB", "TiB"} {
+		if strings.HasSuffix(v, suf) {
+			v, mult = strings.TrimSuffix(v, suf), int64(1)<<(10*(i+1))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSuffix(v, "B"), 10, 64)
+	if err != nil || n <= 0 {
+		return -1
+	}
+	return n * mult
 }
 
 // composeFile is the part of the compose specification the shipped file uses; unknown keys
