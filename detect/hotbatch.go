@@ -1191,7 +1191,7 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 // every address had a port or two of one random probe each: each such port was a level of
 // its own, a summary summed into the worker's pending ones by its key and pruned again a
 // part later (pruneFull keeps the busiest), most of the hotspot's work and memory (24 M
-// SYNs over 15 minutes: 26.8 s and 2.5 GB with them, 18.8 s and 1.9 GB without). The
+// SYNs over 15 minutes: 29.4-31.3 s and 2.6 GB with them, 20.3 s and 2.0 GB now). The
 // parts where a port has one packet are missing from its level (a lower bound there, as
 // every count of such a window says estimated), not from its address's: a port would need
 // min_sources such parts (a hundred at the defaults) to be hot from them alone. Unless it is
