@@ -310,6 +310,17 @@ func (x *hotIndex[K]) get(k *K, add bool) (pos int32, isNew bool) {
 	return int32(len(x.keys) - 1), true
 }
 
+// request asks the memory system for k's first slot ahead of a get (a look-up of a large
+// index misses the caches).
+func (x *hotIndex[K]) request(k *K) {
+	if len(x.slots) > 0 {
+		prefetch.Line(unsafe.Pointer(&x.slots[x.hash(k)&uint64(len(x.slots)-1)]))
+	}
+}
+
+// mergeAhead is how many summaries ahead mergeFull requests their index slots.
+const mergeAhead = 8
+
 // grow doubles the index's slots and puts the keys back.
 func (x *hotIndex[K]) grow() {
 	x.setSlots(2 * max(len(x.slots), 8))
@@ -1011,6 +1022,9 @@ func (hs *Hotspots) compactFull(p *hotPending, w int) (dropped uint64) {
 func (hs *Hotspots) mergeFull(p *hotPending, w int, full []HotSummary) (dropped uint64) {
 	sums, ix := grow2(p.fullW[w], len(full)), &p.fullIx[w]
 	for i := range full {
+		if j := i + mergeAhead; j < len(full) {
+			ix.request(&hotKey{full[j].Dst, full[j].Port})
+		}
 		pos, isNew := ix.get(&hotKey{full[i].Dst, full[i].Port}, true)
 		if isNew {
 			sums = append(sums, full[i])
