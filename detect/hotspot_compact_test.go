@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -10,12 +11,13 @@ import (
 
 // swarmParts sends, at each of two engines sharing hs, `parts` parts of a window (each
 // ended by hotFlush, as when a worker's records fill up): every part, every destination of
-// the dark 198.51.0.0/23 gets four SYN probes from fresh sources of the engine's own range,
-// to the ports port(part, dst, i) names. After each hand-over it checks that the engine's
-// pending heavy summaries stay within hs.maxFull and one part's (3 a destination), and it
-// returns the hotspot episodes started and the evictions counted. Before part restoreAt
-// (-1: none) the shared side and each engine's hotspot state go through a checkpoint.
-func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64) {
+// the dark 198.51.0.0/23 gets up to four SYN probes from fresh sources of the engine's own
+// range, to the ports port(part, dst, i) names (0: no such probe). After each hand-over it
+// checks that the engine's pending heavy summaries stay within hs.maxFull and one part's
+// (3 a destination), and it returns the hotspot episodes started and the evictions
+// counted. Before part restoreAt (-1: none) the shared side and each engine's hotspot
+// state go through a checkpoint.
+func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64, *Hotspots) {
 	t.Helper()
 	px := darkSpace(t, "198.51.0.0/23")
 	hs, engines, sink := hotOnly(t, px, 30)
@@ -45,6 +47,9 @@ func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part,
 			for d := range dsts {
 				dst := ip4("198.51.0.0", d)
 				for i := range 4 {
+					if port(part, d, i) == 0 {
+						continue // no such probe
+					}
 					ts += sec / 100000
 					p := syn(ip4([]string{"10.0.0.0", "10.1.0.0"}[w], srcN[w]), dst, port(part, d, i), ts)
 					srcN[w]++
@@ -68,7 +73,7 @@ func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part,
 	for _, h := range engines {
 		ev += h.c.Evictions.Load()
 	}
-	return got, ev
+	return got, ev, hs
 }
 
 // counts is what an episode's counts say (its top sources aside).
@@ -125,8 +130,8 @@ func TestHotspotPendingSummariesBounded(t *testing.T) {
 	} {
 		for _, restoreAt := range []int{-1, parts / 2} {
 			name := fmt.Sprintf("%s, restored at part %d", tc.name, restoreAt)
-			whole, ev0 := swarmParts(t, 1<<30, parts, restoreAt, tc.port)
-			got, ev := swarmParts(t, tc.maxFull, parts, restoreAt, tc.port)
+			whole, ev0, _ := swarmParts(t, 1<<30, parts, restoreAt, tc.port)
+			got, ev, _ := swarmParts(t, tc.maxFull, parts, restoreAt, tc.port)
 			if len(whole) == 0 {
 				t.Fatalf("%s: no hotspot episode in the window kept whole", name)
 			}
@@ -259,7 +264,7 @@ func TestHotspotSplitPortRemembered(t *testing.T) {
 		return uint16(1000 + (part*7919+d*104729+i*31)%60000)
 	}
 	for _, restoreAt := range []int{-1, 5} {
-		got, _ := swarmParts(t, 0, 10, restoreAt, port)
+		got, _, _ := swarmParts(t, 0, 10, restoreAt, port)
 		bad := 0
 		for k, e := range got {
 			if e.Port != 23 || e.Sources != 30 || e.Packets != 30 || !e.SourcesEstimated {
@@ -282,29 +287,17 @@ func TestHotspotSplitPortRemembered(t *testing.T) {
 // sources, the light parts' single probes included, and no port of one probe may be a level
 // of the window's sums (each was one, summed and evaluated for nothing).
 func TestHotspotLightPartsPortKnown(t *testing.T) {
-	px := darkSpace(t, "198.51.0.0/23")
-	hs, engines, sink := hotOnly(t, px, 30)
 	const dsts, parts = 512, 15
-	ts := t0
-	srcN := [2]int{}
-	for part := range parts {
-		for w, h := range engines {
-			for d := range dsts {
-				ports := []uint16{23, uint16(1000 + (part*7919+d*104729)%60000)}
-				if part == 0 {
-					ports = append(ports, 23)
-				}
-				for _, port := range ports {
-					ts += sec / 100000
-					p := syn(ip4([]string{"10.0.0.0", "10.1.0.0"}[w], srcN[w]), ip4("198.51.0.0", d), port, ts)
-					srcN[w]++
-					h.packetTo(&p, px)
-				}
-			}
-			h.e.hotFlush()
+	got, _, hs := swarmParts(t, 0, parts, -1, func(part, d, i int) uint16 {
+		switch {
+		case i == 0 || i == 2 && part == 0:
+			return 23
+		case i == 1:
+			return uint16(1000 + (part*7919+d*104729)%60000)
 		}
-	}
-	eps := finishHot(hs, engines, sink, ts+sec)
+		return 0
+	})
+	eps := slices.Collect(maps.Values(got))
 	bad := 0
 	for _, e := range eps {
 		if e.Port != 23 || e.Sources != 2*(parts+1) || e.Packets != 2*(parts+1) {
