@@ -14,8 +14,8 @@ import (
 // the dark 198.51.0.0/23 gets up to four SYN probes from fresh sources of the engine's own
 // range, to the ports port(part, dst, i) names (0: no such probe). After each hand-over it
 // checks that the engine's pending heavy summaries stay within hs.maxFull and one part's
-// (3 a destination), and it returns the hotspot episodes started and the evictions
-// counted. Before part restoreAt (-1: none) the shared side and each engine's hotspot
+// (3 a destination), and it returns the hotspot episodes started, the evictions counted
+// and hs. Before part restoreAt (-1: none) the shared side and each engine's hotspot
 // state go through a checkpoint.
 func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64, *Hotspots) {
 	t.Helper()
