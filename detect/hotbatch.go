@@ -219,8 +219,10 @@ type hotCounter struct {
 	// in parts across its parts (see hotWinSets).
 	win *hotWinSets
 	// keep is the one port of one packet a worker's count of a window in parts keeps as a
-	// level (hotPortMin; 0: none): the destination's remembered port (hotWorker.portMem).
-	keep uint16
+	// level (hotPortMin; 0: none): the destination's remembered port (hotWorker.portMem);
+	// -1: every port is kept (a destination without a dense index, whose ports are not
+	// remembered).
+	keep int32
 }
 
 // hotWinSets are a worker's sets of the sources of each destination level it counted in
@@ -827,14 +829,14 @@ func (hw *hotWorker) handOver(denseHeavy uint32) ([]hotCell, []HotSummary) {
 // some parts and twice in others, stays counted in all of them; its random ports do not.
 func (hw *hotWorker) summarize(full []HotSummary, c *hotCell, g []hotRec) []HotSummary {
 	if !c.Split || c.Ix < 0 || int(c.Ix) >= int(hw.ndense) {
-		hw.cnt.keep = 0
+		hw.cnt.keep = -1 // as before: IPv6 destinations are rarely busy in a part
 		return hw.cnt.summarize(full, g, &c.Dst, c.Split)
 	}
 	if len(hw.portMem) != int(hw.ndense) {
 		hw.portMem = make([]uint16, hw.ndense)
 	}
 	hw.portUsed = true
-	hw.cnt.keep = hw.portMem[c.Ix]
+	hw.cnt.keep = int32(hw.portMem[c.Ix])
 	start := len(full)
 	full = hw.cnt.summarize(full, g, &c.Dst, c.Split)
 	if len(full) > start+1 && full[start+1].Packets >= hotPortMin {
@@ -1067,7 +1069,7 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 	for _, j := range pused {
 		p := ports[j]
 		ports[j] = hotPortSlot{}
-		if split && p.n < hotPortMin && hc.win != nil && p.k-1 != uint32(hc.keep) {
+		if split && p.n < hotPortMin && hc.win != nil && hc.keep >= 0 && int32(p.k-1) != hc.keep {
 			continue
 		}
 		for b := range best {
@@ -1197,7 +1199,8 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 // min_sources such parts (a hundred at the defaults) to be hot from them alone. Unless it is
 // the port its dark address last had as its busiest with hotPortMin packets in a part
 // (hotWorker.portMem): a swarm's telnet port, probed once in some parts and twice in
-// others. The shared side does the same with the light parts (Hotspots.candidates): their
+// others. Only for dark IPv4 addresses with a dense index: a busy destination without one
+// keeps every port, as before. The shared side does the same with the light parts (Hotspots.candidates): their
 // ports of one packet count where their level is already summed. A window in one part
 // keeps every port's level: a port of a packet at each worker may be hot over the workers
 // with a small min_sources.

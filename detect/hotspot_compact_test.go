@@ -319,3 +319,34 @@ func TestHotspotLightPartsPortKnown(t *testing.T) {
 		t.Errorf("the window's sums hold %d levels (%d of ports of one probe), want 2 a destination", len(hs.sums), levels)
 	}
 }
+
+// TestHotspotSplitIPv6KeepsPorts: a busy destination without a dense index (IPv6) keeps
+// every port's level in a window handed over in parts, as before hotPortMin (its ports are
+// not remembered): 15 parts a worker, each with a probe to port 80 and two to ports of
+// their own, make port 80 hot with its 30 sources (min_sources 30). With the one-packet
+// rule applied to it, port 80 would count nothing and the address be hot instead.
+func TestHotspotSplitIPv6KeepsPorts(t *testing.T) {
+	px := darkSpace(t, "198.51.0.0/23", "2001:db8:1::/48")
+	hs, engines, sink := hotOnly(t, px, 30)
+	const parts = 15
+	ts := t0
+	srcN := [2]int{}
+	for part := range parts {
+		for w, h := range engines {
+			for _, port := range []uint16{80, uint16(1000 + part*2), uint16(1001 + part*2)} {
+				ts += sec / 100000
+				p := syn(ip4([]string{"10.0.0.0", "10.1.0.0"}[w], srcN[w]), "2001:db8:1::7", port, ts)
+				srcN[w]++
+				h.packetTo(&p, px)
+			}
+			h.e.hotFlush()
+		}
+	}
+	eps := finishHot(hs, engines, sink, ts+sec)
+	if len(eps) != 1 || eps[0].Port != 80 || eps[0].Sources != 2*parts || eps[0].Packets != 2*parts {
+		for _, e := range eps {
+			t.Errorf("%s:%d %s", e.Dst, e.Port, counts(e))
+		}
+		t.Fatalf("%d hotspot episodes, want one of 2001:db8:1::7 port 80 with %d sources", len(eps), 2*parts)
+	}
+}
