@@ -15,6 +15,10 @@
 #                                    SOAK_MAX_FDS (5).
 #   SOAK_SCALE (2; short 1) day scale, SOAK_PPS (5000; short 10000) replay rate, SOAK_WINDOW (the
 #   config's window: 5m; short 10s), SOAK_WARMUP (600 s; short 50 s).
+#   SOAK_PCAP=FILE replays FILE instead of the generated day, SOAK_DARK (default the day's
+#   "[203.0.113.0/24, 198.51.100.0/24, 2001:db8:1::/48]") sets dark_prefixes: e.g. a swarm
+#   over a dark /16, SOAK_PCAP=sw.pcap SOAK_DARK="[203.0.0.0/16]" (mkpcap -swarm).
+#   SOAK_RING_MB (16) the capture ring's size (the config's default is 64).
 # Everything it creates (namespaces by name, processes by PID) is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,9 +78,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "== building the daemon and a generated day (scale $scale)"
 CGO_ENABLED=0 go build -o "$dir/telescope" ./cmd/telescope
-go run ./internal/cmd/mkpcap -day "$scale" -seed 1 -o "$dir/day.pcap" >/dev/null
+if [ -n "${SOAK_PCAP:-}" ]; then
+	echo "== built the daemon; replaying $SOAK_PCAP"
+	ln -s "$(realpath "$SOAK_PCAP")" "$dir/day.pcap"
+else
+	echo "== building the daemon and a generated day (scale $scale)"
+	go run ./internal/cmd/mkpcap -day "$scale" -seed 1 -o "$dir/day.pcap" >/dev/null
+fi
 
 for ns in "$nsa" "$nsb"; do
 	ip netns add "$ns"
@@ -93,8 +102,8 @@ link_up
 cat >"$dir/telescope.yaml" <<YAML
 sensor: soak
 window: $SOAK_WINDOW
-dark_prefixes: [203.0.113.0/24, 198.51.100.0/24, 2001:db8:1::/48]
-capture: {interface: $ifa, workers: 2, ring_mb: 16}
+dark_prefixes: ${SOAK_DARK:-[203.0.113.0/24, 198.51.100.0/24, 2001:db8:1::/48]}
+capture: {interface: $ifa, workers: 2, ring_mb: ${SOAK_RING_MB:-16}}
 web: {listen_address: "127.0.0.1:9813"}
 state: {path: $dir/state, checkpoint_interval: $SOAK_CHECKPOINT}
 log: {level: debug}
@@ -119,7 +128,7 @@ metric() { # metric NAME [LABEL-SUBSTRING]: sum of the samples of NAME (matching
 rss_mb() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$daemon_pid/status"; }
 fds() { ls "/proc/$daemon_pid/fd" | wc -l; }
 last_ck() { # elapsed, max worker pause, MB of the last periodic checkpoint
-	grep '"msg":"state checkpoint written"' "$dir/daemon.log" | tail -1 |
+	{ grep '"msg":"state checkpoint written"' "$dir/daemon.log" || true; } | tail -1 |
 		sed -n 's/.*"bytes":\([0-9]*\).*"max_worker_pause":"\([^"]*\)".*"elapsed":"\([^"]*\)".*/\3 \2 \1/p' |
 		awk '{ printf "%s %s %.1f", $1, $2, $3 / 1e6 }'
 }
