@@ -118,11 +118,10 @@ type hotWorker struct {
 	// hotPortMin packets in a part of a window handed over in parts (0: none), which its
 	// parts count as a level even with one packet there (hotPortMin). Made at the first
 	// such part, emptied when the window closes; checkpoints hold it.
-	portMem  []uint16
-	portUsed bool
-	cells    []hotCell    // the next array of cells to hand over (Hotspots gives them back)
-	full     []HotSummary // the summaries of the destinations with more than hotLog packets
-	light    hotLight     // the light destinations with a dense index to hand over (Hotspots swaps the arrays)
+	portMem []uint16
+	cells   []hotCell    // the next array of cells to hand over (Hotspots gives them back)
+	full    []HotSummary // the summaries of the destinations with more than hotLog packets
+	light   hotLight     // the light destinations with a dense index to hand over (Hotspots swaps the arrays)
 }
 
 // hotLight is what a worker hands over of its light destinations with a dense index: each
@@ -588,12 +587,15 @@ func (e *Engine) hotClose(through int64, keep bool) {
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, light, through, hw.px)
 	e.c.Evictions.Add(dropped)
 	hw.takeSpare(spare, mine)
+	hw.endWindow()
+}
+
+// endWindow forgets what the worker keeps of its open window across parts: whether it went
+// in parts, its light count, its source sets and its remembered ports.
+func (hw *hotWorker) endWindow() {
 	hw.open, hw.split, hw.lightN = false, false, 0
 	hw.wsets.reset()
-	if hw.portUsed {
-		clear(hw.portMem)
-		hw.portUsed = false
-	}
+	clear(hw.portMem) // nil until a window went in parts (2 bytes a dark address)
 }
 
 // hotFlush hands the open part over early (the part is full, or the dark space changed):
@@ -653,12 +655,7 @@ func (e *Engine) hotStop() {
 	hw := &e.hot
 	hw.clearPart()
 	hw.dropBack()
-	hw.open, hw.split, hw.lightN = false, false, 0
-	hw.wsets.reset()
-	if hw.portUsed {
-		clear(hw.portMem)
-		hw.portUsed = false
-	}
+	hw.endWindow()
 }
 
 // dstTo writes the destination of id to *a, in place: built in a temporary, its bytes were
@@ -835,7 +832,6 @@ func (hw *hotWorker) summarize(full []HotSummary, c *hotCell, g []hotRec) []HotS
 	if len(hw.portMem) != int(hw.ndense) {
 		hw.portMem = make([]uint16, hw.ndense)
 	}
-	hw.portUsed = true
 	hw.cnt.keep = int32(hw.portMem[c.Ix])
 	start := len(full)
 	full = hw.cnt.summarize(full, g, &c.Dst, c.Split)
@@ -1200,10 +1196,10 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 // the port its dark address last had as its busiest with hotPortMin packets in a part
 // (hotWorker.portMem): a swarm's telnet port, probed once in some parts and twice in
 // others. Only for dark IPv4 addresses with a dense index: a busy destination without one
-// keeps every port, as before. The shared side does the same with the light parts (Hotspots.candidates): their
-// ports of one packet count where their level is already summed. A window in one part
-// keeps every port's level: a port of a packet at each worker may be hot over the workers
-// with a small min_sources.
+// keeps every port, as before. The shared side does the same with the light parts
+// (Hotspots.candidates): their ports of one packet count where their level is already
+// summed. A window in one part keeps every port's level: a port of a packet at each worker
+// may be hot over the workers with a small min_sources.
 const hotPortMin = 2
 
 // hotPortStart bounds the port table a destination's count starts with (48 KiB): one as

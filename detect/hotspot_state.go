@@ -137,8 +137,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	hw.clearPart()
 	hw.wsets.restore(setIdx, sets, &slab)
 	clear(hw.portMem)
-	hw.portUsed = len(mem) > 0
-	if hw.portUsed && len(hw.portMem) != int(hw.ndense) {
+	if len(mem) > 0 && len(hw.portMem) != int(hw.ndense) {
 		hw.portMem = make([]uint16, hw.ndense)
 	}
 	for _, m := range mem {
