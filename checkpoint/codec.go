@@ -12,22 +12,101 @@ import (
 	"unsafe"
 )
 
-// Encoder appends values to a byte buffer that it keeps between uses (Reset), so a
-// periodic checkpoint does not allocate once the buffer has grown. Plain values (structs
-// of numbers and arrays, no pointers) are copied as their memory: that is why the file
-// carries the layout fingerprint of every type encoded this way.
+// Encoder appends values to chunks of memory that it keeps between uses (Reset), so a
+// periodic checkpoint does not allocate once they have grown. The bytes are never moved
+// once written: a state of hundreds of MB is copied once, not again each time a single
+// buffer would outgrow its capacity (which, at the runtime's quarter growth for large
+// slices, copied it about five times over and held a worker that long). Plain values
+// (structs of numbers and arrays, no pointers) are copied as their memory: that is why the
+// file carries the layout fingerprint of every type encoded this way.
 type Encoder struct {
-	buf []byte
+	buf    []byte   // the chunk being filled
+	full   [][]byte // the chunks filled before buf, in order
+	spare  [][]byte // chunks emptied by Reset, to be filled again
+	chunks [][]byte // scratch of Chunks
 }
 
-// Reset empties the buffer, keeping its memory.
-func (e *Encoder) Reset() { e.buf = e.buf[:0] }
+// Chunk sizes: the first chunk is small (most encoders hold a few values), each new one
+// twice the last, up to encMaxChunk.
+const (
+	encMinChunk = 4 << 10
+	encMaxChunk = 4 << 20
+)
 
-// Bytes returns the encoded bytes (valid until the next Reset).
-func (e *Encoder) Bytes() []byte { return e.buf }
+// Reset empties the encoder, keeping its chunks.
+func (e *Encoder) Reset() {
+	if cap(e.buf) > 0 {
+		e.spare = append(e.spare, e.buf[:0])
+	}
+	for _, c := range e.full {
+		e.spare = append(e.spare, c[:0])
+	}
+	e.buf, e.full = nil, e.full[:0]
+}
+
+// Size returns the bytes encoded.
+func (e *Encoder) Size() int {
+	n := len(e.buf)
+	for _, c := range e.full {
+		n += len(c)
+	}
+	return n
+}
+
+// Chunks returns the encoded bytes in order, as pieces (valid until the next Reset or
+// write), e.g. for Writer.Section.
+func (e *Encoder) Chunks() [][]byte {
+	e.chunks = append(append(e.chunks[:0], e.full...), e.buf)
+	return e.chunks
+}
+
+// Bytes returns the encoded bytes in one slice (valid until the next Reset or write;
+// a copy when they span several chunks).
+func (e *Encoder) Bytes() []byte {
+	if len(e.full) == 0 {
+		return e.buf
+	}
+	b := make([]byte, 0, e.Size())
+	for _, c := range e.Chunks() {
+		b = append(b, c...)
+	}
+	return b
+}
+
+// next makes room for at least one more byte: a spare chunk or a new one.
+func (e *Encoder) next() {
+	if cap(e.buf) > 0 {
+		e.full = append(e.full, e.buf)
+	}
+	if n := len(e.spare); n > 0 {
+		e.buf, e.spare = e.spare[n-1], e.spare[:n-1]
+		return
+	}
+	e.buf = make([]byte, 0, min(max(2*cap(e.buf), encMinChunk), encMaxChunk))
+}
+
+// write appends p, filling the chunk and continuing in the next.
+func (e *Encoder) write(p []byte) {
+	for len(p) > 0 {
+		if len(e.buf) == cap(e.buf) {
+			e.next()
+		}
+		n := copy(e.buf[len(e.buf):cap(e.buf)], p)
+		e.buf = e.buf[:len(e.buf)+n]
+		p = p[n:]
+	}
+}
 
 // U64 appends v.
-func (e *Encoder) U64(v uint64) { e.buf = binary.LittleEndian.AppendUint64(e.buf, v) }
+func (e *Encoder) U64(v uint64) {
+	if cap(e.buf)-len(e.buf) < 8 {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		e.write(b[:])
+		return
+	}
+	e.buf = binary.LittleEndian.AppendUint64(e.buf, v)
+}
 
 // I64 appends v.
 func (e *Encoder) I64(v int64) { e.U64(uint64(v)) }
@@ -37,6 +116,9 @@ func (e *Encoder) Bool(v bool) {
 	b := byte(0)
 	if v {
 		b = 1
+	}
+	if len(e.buf) == cap(e.buf) {
+		e.next()
 	}
 	e.buf = append(e.buf, b)
 }
@@ -49,17 +131,13 @@ func (e *Encoder) Len(n int) { e.U64(uint64(n)) }
 
 // Raw appends the memory of a pointer-free value.
 func Raw[T any](e *Encoder, v *T) {
-	e.buf = append(e.buf, unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))...)
+	e.write(unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v)))
 }
 
 // Slice appends the length and the memory of a slice of pointer-free values.
 func Slice[T any](e *Encoder, s []T) {
 	e.Len(len(s))
-	if len(s) == 0 {
-		return
-	}
-	var zero T
-	e.buf = append(e.buf, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))...)
+	Elems(e, s)
 }
 
 // Elems appends the memory of a slice of pointer-free values (no length).
@@ -68,7 +146,7 @@ func Elems[T any](e *Encoder, s []T) {
 		return
 	}
 	var zero T
-	e.buf = append(e.buf, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero)))...)
+	e.write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(zero))))
 }
 
 // Decoder reads one section. Errors are sticky: after the first, reads return zero values

@@ -49,12 +49,18 @@ type CheckpointStats struct {
 	// Pause is the longest time one worker was held between two batches while its state
 	// was copied; Elapsed the whole checkpoint (copy, write, fsync, rename).
 	Pause, Elapsed time.Duration
-	Sources        int
+	// Copy is the longest time a worker took to copy its own state; Shared the time the
+	// shared parts (surge, hotspots) took once every worker had copied. The workers count
+	// on while the hotspot state is copied, but one that hands a part over meanwhile
+	// waits for it.
+	Copy, Shared time.Duration
+	Sources      int
 }
 
 // Checkpoint writes the state to path atomically. Each worker is held only while its own
-// state is copied into its buffer (between two of its batches; all workers in parallel);
-// the file is written after they have resumed. Safe to call while the pipeline runs.
+// state is copied into its buffer (between two of its batches; all workers in parallel)
+// and the surge's is; the file is written after they have resumed. Safe to call while
+// the pipeline runs.
 func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	p.ckMu.Lock()
 	defer p.ckMu.Unlock()
@@ -65,11 +71,14 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	}
 	var st CheckpointStats
 	pauses := make([]time.Duration, len(p.workers))
+	copies := make([]time.Duration, len(p.workers))
 	// Every worker copies its state and waits, held, until the shared parts (surge,
-	// hotspots), which the workers feed, are copied too: the file is one consistent cut.
+	// hotspots), which the workers feed, are copied or locked: the file is one
+	// consistent cut.
 	var copied, done sync.WaitGroup
 	release := make(chan struct{})
-	var surge, hot checkpoint.Encoder
+	p.surgeEnc.Reset()
+	p.hotEnc.Reset()
 	for i, w := range p.workers {
 		copied.Add(1)
 		done.Add(1)
@@ -79,6 +88,7 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 			t := time.Now()
 			w.enc.Reset()
 			w.saveState(&w.enc)
+			copies[i] = time.Since(t)
 			copied.Done()
 			<-release
 			pauses[i] = time.Since(t)
@@ -86,13 +96,17 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 		}()
 	}
 	copied.Wait()
-	p.surge.SaveState(&surge)
-	p.hot.SaveState(&hot)
-	close(release)
+	ts := time.Now()
+	p.surge.SaveState(&p.surgeEnc)
+	// The workers go on once the hotspot state is locked, while it is copied: only a
+	// hand-over waits for it (the shared hotspot state can be hundreds of MB).
+	p.hot.SaveState(&p.hotEnc, func() { close(release) })
+	st.Shared = time.Since(ts)
 	done.Wait()
 	var clock int64
 	for i, w := range p.workers {
 		st.Pause = max(st.Pause, pauses[i])
+		st.Copy = max(st.Copy, copies[i])
 		st.Sources += w.sources.Len()
 		clock = max(clock, w.now)
 	}
@@ -101,16 +115,16 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 		return st, err
 	}
 	for i, w := range p.workers {
-		if err := cw.Section(fmt.Sprintf("worker/%d", i), w.enc.Bytes()); err != nil {
+		if err := cw.Section(fmt.Sprintf("worker/%d", i), w.enc.Chunks()...); err != nil {
 			cw.Abort()
 			return st, err
 		}
 	}
-	if err := cw.Section("surge", surge.Bytes()); err != nil {
+	if err := cw.Section("surge", p.surgeEnc.Chunks()...); err != nil {
 		cw.Abort()
 		return st, err
 	}
-	if err := cw.Section("hotspot", hot.Bytes()); err != nil {
+	if err := cw.Section("hotspot", p.hotEnc.Chunks()...); err != nil {
 		cw.Abort()
 		return st, err
 	}
@@ -247,7 +261,8 @@ func (p *Pipeline) RunCheckpoints(ctx context.Context, path string, interval tim
 			continue
 		}
 		p.log.Debug("state checkpoint written", zap.String("path", path), zap.Int64("bytes", st.Bytes),
-			zap.Int("sources", st.Sources), zap.Duration("max_worker_pause", st.Pause), zap.Duration("elapsed", st.Elapsed))
+			zap.Int("sources", st.Sources), zap.Duration("max_worker_pause", st.Pause), zap.Duration("max_worker_copy", st.Copy),
+			zap.Duration("shared_copy", st.Shared), zap.Duration("elapsed", st.Elapsed))
 	}
 }
 
