@@ -128,8 +128,8 @@ type HotSummary struct {
 	Dst  packet.Addr
 	Port uint16 // 0: the address level
 	// W is the worker whose part of the window it counts, in a pending window's summaries
-	// as a checkpoint saves them (joinFull); elsewhere it means nothing. (In the padding
-	// after Port.)
+	// as a checkpoint saves them and as joinFull joins them; elsewhere it means nothing.
+	// (In the padding after Port.)
 	W         uint16
 	Sources   uint64
 	Estimated bool

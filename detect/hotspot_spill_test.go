@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -196,9 +197,25 @@ func (h *harness) packetTo(p *packet.Header, px *aggregate.Prefixes) {
 }
 
 // restoreHot saves hs, restores it into a new Hotspots and attaches the engines to that.
+// It also checks that SaveState releases the workers (held) only with the lock taken, so
+// that no hand-over slips into the copy, and that saving leaves the state as it was
+// (a second save writes the same bytes).
 func restoreHot(t *testing.T, hs *Hotspots, cfg *Config, sink Sink, engines []*harness) *Hotspots {
-	var enc checkpoint.Encoder
-	hs.SaveState(&enc)
+	t.Helper()
+	var enc, again checkpoint.Encoder
+	heldLocked := false
+	hs.SaveState(&enc, func() {
+		if heldLocked = !hs.mu.TryLock(); !heldLocked {
+			hs.mu.Unlock()
+		}
+	})
+	if !heldLocked {
+		t.Fatal("SaveState released the workers before taking its lock")
+	}
+	hs.SaveState(&again, nil)
+	if !bytes.Equal(enc.Bytes(), again.Bytes()) {
+		t.Fatalf("a second save differs: %d bytes, then %d", enc.Size(), again.Size())
+	}
 	hs2 := NewHotspots(len(engines), sink, &Counters{})
 	hs2.SetConfig(cfg)
 	d := checkpoint.NewDecoder(enc.Bytes())

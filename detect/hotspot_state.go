@@ -224,11 +224,17 @@ func checkWinSets(keys []hotKey, sets []hotWinSet, slab *aggregate.Slab, open bo
 	return idx, nil
 }
 
-// SaveState appends the shared hotspot state to enc. Call it while no engine runs (the
-// pipeline holds every worker), so it matches the engines' states.
-func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
+// SaveState appends the shared hotspot state to enc. It must match the engines' states,
+// the hand-overs they made and no later one: call it while every worker is held, and
+// release them in held (if not nil), which SaveState calls once it has the lock, before
+// copying. The workers then go on counting while the state is copied; one that hands
+// over a part meanwhile waits for the copy.
+func (hs *Hotspots) SaveState(enc *checkpoint.Encoder, held func()) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	if held != nil {
+		held()
+	}
 	enc.Bool(hs.enabled)
 	enc.I64(hs.size)
 	checkpoint.Slice(enc, hs.started)
@@ -246,11 +252,21 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		// arrays when loaded) but the first of a hand-over without cells.
 		n, np := slices.Clone(p.n), slices.Clone(p.np)
 		var light [][]hotCell
-		p.joinFull()
-		full := p.full // the light destinations' heavy summaries are appended
-		// The heavy cells with a dense index are saved summed by address (foldDense), those
-		// of the light destinations beside them.
-		dense := slices.Clone(p.dense)
+		// The heavy summaries are saved worker after worker, each marked with its worker
+		// (in place: W means nothing elsewhere), then those of the light destinations. The
+		// heavy cells with a dense index are saved summed by address (foldDense), those of
+		// the light destinations after them. Written from where they are, not joined into
+		// one array first: a copy less of what may be hundreds of MB while the hand-overs
+		// wait.
+		nfull := 0
+		for w, f := range p.fullW {
+			for i := range f {
+				f[i].W = uint16(w)
+			}
+			nfull += len(f)
+		}
+		var full []HotSummary
+		var dense []hotCell
 		for i := range p.light {
 			lt := &p.light[i]
 			var cells []hotCell
@@ -287,8 +303,14 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder) {
 		for _, part := range light {
 			checkpoint.Slice(enc, part)
 		}
-		checkpoint.Slice(enc, full)
-		checkpoint.Slice(enc, dense)
+		enc.Len(nfull + len(full))
+		for _, f := range p.fullW {
+			checkpoint.Elems(enc, f)
+		}
+		checkpoint.Elems(enc, full)
+		enc.Len(len(p.dense) + len(dense))
+		checkpoint.Elems(enc, p.dense)
+		checkpoint.Elems(enc, dense)
 	}
 	keys := make([]hotKey, 0, len(hs.active))
 	for k := range hs.active {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/logq"
@@ -58,8 +59,11 @@ type Pipeline struct {
 	captures []captureStats
 
 	// Checkpoints (state.go): one at a time; keepState leaves episodes open at the end.
-	ckMu      sync.Mutex
-	keepState atomic.Bool
+	ckMu sync.Mutex
+	// surgeEnc, hotEnc hold the shared parts of a checkpoint (under ckMu), kept, as the
+	// workers' encoders are, so that a checkpoint does not fault in fresh memory.
+	surgeEnc, hotEnc checkpoint.Encoder
+	keepState        atomic.Bool
 }
 
 // captureStats is a packet source that reports about itself.
