@@ -235,6 +235,12 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder, held func()) {
 	if held != nil {
 		held()
 	}
+	// The windows queued for the evaluator were completed before the cut: they are
+	// evaluated first, while the hand-overs made after it wait.
+	hs.saving = true
+	hs.settle()
+	hs.saving = false
+	defer hs.cond.Broadcast()
 	enc.Bool(hs.enabled)
 	enc.I64(hs.size)
 	checkpoint.Slice(enc, hs.started)
@@ -372,6 +378,7 @@ const maxHotPending = 1 << 20
 func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
+	hs.settle()
 	workers := len(hs.started)
 	enabled, size := d.Bool(), d.I64()
 	started := checkpoint.ReadSlice[bool](d, workers)

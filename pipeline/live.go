@@ -103,6 +103,8 @@ func (l *Live) closeRings() {
 func (l *Live) Run(ctx context.Context) error {
 	defer l.finish()
 	defer l.p.startSummaryClock()() // stops before finish writes the last summary
+	// Hotspot windows are evaluated off the capture's path (finish evaluates what is left).
+	defer l.p.hot.StartEvaluator()()
 	for {
 		l.mu.Lock()
 		rings := l.rings
