@@ -416,9 +416,12 @@ type Hotspots struct {
 	// (active, the scratch below, the sink's hotspot events) is the evaluator's while
 	// busy; everything else that reads it waits for the queue to empty first (settle).
 	queue  []hotEval
-	nwins  int  // windows queued or being evaluated
-	busy   bool // the evaluator is evaluating an item it took from the queue
-	evalOn bool
+	nwins  int // windows queued or being evaluated
+	nmerge int // parts' heavy summaries queued or being summed (report, evalOn)
+	// spareFull: arrays of those copies to reuse
+	spareFull [][]HotSummary
+	busy      bool // the evaluator is evaluating an item it took from the queue
+	evalOn    bool
 	// evaluated counts the windows the evaluator evaluated (tests: it ran); gate, when
 	// not nil, holds the evaluator before each step until it is closed (tests).
 	evaluated uint64
@@ -544,10 +547,14 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	px *aggregate.Prefixes) (dropped uint64, spare []hotCell) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	// While a checkpoint copies the state, and while two windows wait for the evaluator
-	// (memory: each holds a window's counts), a hand-over waits.
-	for hs.saving || hs.evalOn && hs.nwins >= hotMaxQueued {
+	// While a checkpoint copies the state, and while two windows or two parts' summaries a
+	// worker wait for the evaluator (memory: each holds a window's counts, or a copy of a
+	// part's summaries), a hand-over waits.
+	for hs.saving || hs.evalOn && (hs.nwins >= hotMaxQueued || hs.nmerge >= hotMaxMerges*len(hs.started)) {
 		hs.cond.Wait()
+	}
+	if !hs.evalOn {
+		hs.kick() // what a stopped evaluator left comes first
 	}
 	if !hs.enabled || size != hs.size || w < 0 || w >= len(hs.started) {
 		return 0, cells
@@ -603,10 +610,21 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 			}
 		}
 		if len(full) > 0 && len(cells)+nl+folded > 0 {
-			if p.merged[w] {
-				dropped += hs.mergeFull(p, w, full)
-			} else if p.fullW[w] = append(grow2(p.fullW[w], len(full)), full...); len(p.fullW[w]) > hs.maxFull {
-				dropped += hs.compactFull(p, w)
+			if hs.evalOn {
+				// Summed into the worker's summaries by the evaluator, before the window's
+				// evaluation (queue order): that sum (hundreds of ms for a swarm's part
+				// over a dark /16) is what held the worker, and the other workers' hand-
+				// overs behind the lock. The worker keeps its array: a copy goes.
+				var mine []HotSummary
+				if len(hs.spareFull) > 0 {
+					mine, hs.spareFull = popSpare(hs.spareFull, capFull)
+				}
+				mine = append(room(mine, len(full)), full...)
+				hs.queue = append(hs.queue, hotEval{p: p, w: w, full: mine})
+				hs.nmerge++
+				hs.cond.Broadcast()
+			} else {
+				dropped += hs.addFull(p, w, full)
 			}
 		}
 		if len(cells)+nl > 0 {
@@ -643,6 +661,21 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	}
 	return dropped, spare
 }
+
+// addFull sums worker w's heavy summaries of a part into its summaries of window p and
+// returns how many levels it pruned (with mu held, or by the evaluator, which alone then
+// touches p's summaries: report leaves them to it).
+func (hs *Hotspots) addFull(p *hotPending, w int, full []HotSummary) (dropped uint64) {
+	if p.merged[w] {
+		return hs.mergeFull(p, w, full)
+	}
+	if p.fullW[w] = append(grow2(p.fullW[w], len(full)), full...); len(p.fullW[w]) > hs.maxFull {
+		return hs.compactFull(p, w)
+	}
+	return 0
+}
+
+func capFull(f *[]HotSummary) int { return cap(*f) }
 
 // pushSpare adds a to the spare arrays, at most limit of them; past that it replaces the
 // smallest if it is larger (size), so that the arrays kept grow to what the workers' largest
@@ -744,16 +777,23 @@ func (hs *Hotspots) advance() {
 	hs.kick()
 }
 
-// hotEval is a step of the evaluation: a complete window p to evaluate, or (p nil) the end
-// of the episodes not hot in window win or later.
+// hotEval is a step of the evaluation: worker w's heavy summaries of a part (full) to sum
+// into window p's, a complete window p to evaluate, or (p nil) the end of the episodes not
+// hot in window win or later.
 type hotEval struct {
-	win int64
-	p   *hotPending
+	win  int64
+	p    *hotPending
+	w    int
+	full []HotSummary
 }
 
 // hotMaxQueued is how many windows may wait for the evaluator (or be evaluated) before a
-// hand-over waits for it: one being evaluated while the next one completes.
-const hotMaxQueued = 2
+// hand-over waits for it: one being evaluated while the next one completes. hotMaxMerges
+// is as many parts' summaries a worker.
+const (
+	hotMaxQueued = 2
+	hotMaxMerges = 2
+)
 
 // kick has the queue evaluated (mu held): by the evaluator when it runs, else here, now.
 func (hs *Hotspots) kick() {
@@ -780,15 +820,23 @@ func (hs *Hotspots) pop() hotEval {
 // run evaluates it: with mu held, or by the evaluator, which alone then touches the
 // evaluation's state.
 func (hs *Hotspots) run(it hotEval) {
-	if it.p == nil {
+	switch {
+	case it.full != nil:
+		hs.c.Evictions.Add(hs.addFull(it.p, it.w, it.full))
+	case it.p == nil:
 		hs.endBefore(it.win)
-	} else {
+	default:
 		hs.window(it.win, it.p)
 	}
 }
 
-// done finishes it, mu held: its window's arrays go back to the spares.
+// done finishes it, mu held: its arrays go back to the spares.
 func (hs *Hotspots) done(it hotEval) {
+	if it.full != nil {
+		hs.spareFull = pushSpare(hs.spareFull, it.full[:0], hotMaxMerges*len(hs.started), capFull)
+		hs.nmerge--
+		return
+	}
 	if it.p != nil {
 		hs.recycle(it.p)
 		hs.nwins--
@@ -862,7 +910,7 @@ func (hs *Hotspots) evaluate() {
 		hs.run(it)
 		hs.mu.Lock()
 		hs.busy = false
-		if it.p != nil {
+		if it.p != nil && it.full == nil {
 			hs.evaluated++
 		}
 		hs.done(it)

@@ -18,11 +18,23 @@ import (
 // and hs. Before part restoreAt (-1: none) the shared side and each engine's hotspot
 // state go through a checkpoint.
 func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64, *Hotspots) {
+	return swarmPartsEval(t, maxFull, parts, restoreAt, false, port)
+}
+
+// swarmPartsEval is swarmParts, with (evaluator) the hand-overs' summaries summed and the
+// window evaluated by the evaluator goroutine as the engines go on (no restore then).
+func swarmPartsEval(t *testing.T, maxFull, parts int, restoreAt int, evaluator bool, port func(part, dst, i int) uint16) (map[string]*HotspotEntry, uint64, *Hotspots) {
 	t.Helper()
 	px := darkSpace(t, "198.51.0.0/23")
 	hs, engines, sink := hotOnly(t, px, 30)
 	if maxFull > 0 {
 		hs.maxFull = maxFull
+	}
+	if evaluator {
+		if restoreAt >= 0 {
+			t.Fatal("swarmPartsEval: no restore with the evaluator")
+		}
+		defer hs.StartEvaluator()()
 	}
 	const dsts = 512
 	ts := t0
@@ -57,9 +69,12 @@ func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part,
 				}
 			}
 			h.e.hotFlush()
+			hs.mu.Lock()
+			hs.settle() // the evaluator's sums done
 			for _, p := range hs.pending {
 				peak = max(peak, len(p.fullW[w]))
 			}
+			hs.mu.Unlock()
 		}
 	}
 	if bound := hs.maxFull + 3*dsts; peak > bound {
@@ -69,11 +84,41 @@ func swarmParts(t *testing.T, maxFull, parts int, restoreAt int, port func(part,
 	for _, e := range finishHot(hs, engines, sink, ts+sec) {
 		got[fmt.Sprintf("%s:%d", e.Dst, e.Port)] = e
 	}
-	var ev uint64
+	ev := hs.c.Evictions.Load() // levels the evaluator pruned
 	for _, h := range engines {
 		ev += h.c.Evictions.Load()
 	}
 	return got, ev, hs
+}
+
+// TestHotspotEvaluatorSumsParts: with the evaluator on, the parts' heavy summaries are
+// summed (and pruned, compacted) by the evaluator while the engines go on; the episodes
+// and the evictions are those of summing them at the hand-over, for every shape of
+// TestHotspotPendingSummariesBounded.
+func TestHotspotEvaluatorSumsParts(t *testing.T) {
+	random := func(part, d, i int) uint16 {
+		if i < 2 {
+			return 23
+		}
+		return uint16(1000 + (part*7919+d*104729)%60000)
+	}
+	fixed := func(_, _, i int) uint16 { return []uint16{80, 443}[i%2] }
+	for _, tc := range []struct {
+		name    string
+		port    func(part, dst, i int) uint16
+		maxFull int
+	}{{"random ports", random, 2000}, {"too many destinations", fixed, 900}, {"kept whole", random, 1 << 30}} {
+		inline, ev0, _ := swarmParts(t, tc.maxFull, 10, -1, tc.port)
+		got, ev, _ := swarmPartsEval(t, tc.maxFull, 10, -1, true, tc.port)
+		if len(inline) == 0 || len(got) != len(inline) || ev != ev0 {
+			t.Errorf("%s: %d episodes, %d evictions with the evaluator; %d, %d at the hand-over", tc.name, len(got), ev, len(inline), ev0)
+		}
+		for k, w := range inline {
+			if g := got[k]; g == nil || counts(g) != counts(w) || fmt.Sprint(g.TopSources) != fmt.Sprint(w.TopSources) {
+				t.Errorf("%s: %s: %s with the evaluator, %s at the hand-over", tc.name, k, counts(g), counts(w))
+			}
+		}
+	}
 }
 
 // counts is what an episode's counts say (its top sources aside).
