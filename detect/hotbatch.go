@@ -829,16 +829,22 @@ func (hw *hotWorker) summarize(full []HotSummary, c *hotCell, g []hotRec) []HotS
 		hw.cnt.keep = -1 // as before: IPv6 destinations are rarely busy in a part
 		return hw.cnt.summarize(full, g, &c.Dst, c.Split)
 	}
-	if len(hw.portMem) != int(hw.ndense) {
-		hw.portMem = make([]uint16, hw.ndense)
-	}
-	hw.cnt.keep = int32(hw.portMem[c.Ix])
+	hw.cnt.keep = int32(hw.ports()[c.Ix])
 	start := len(full)
 	full = hw.cnt.summarize(full, g, &c.Dst, c.Split)
 	if len(full) > start+1 && full[start+1].Packets >= hotPortMin {
 		hw.portMem[c.Ix] = full[start+1].Port // the busiest port (summarize's order)
 	}
 	return full
+}
+
+// ports returns portMem, made for the dark space's dense indexes at its first use (it stays
+// nil for a worker whose windows never go in parts).
+func (hw *hotWorker) ports() []uint16 {
+	if len(hw.portMem) != int(hw.ndense) {
+		hw.portMem = make([]uint16, hw.ndense)
+	}
+	return hw.portMem
 }
 
 // place puts the records of recs (recs or orecs) where handOver's slots say: a light dense

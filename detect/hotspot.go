@@ -520,7 +520,7 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	p.dense = p.dense[:0]
 	p.denseIx.reset(0)
 	for _, c := range p.parts {
-		hs.spare = pushSpare(hs.spare, c[:0], hotSpare*len(hs.started), capCells)
+		hs.spare = pushSpare(hs.spare, c[:0], hotSpare*len(hs.started), capOf)
 	}
 	clear(p.parts)
 	for _, lt := range p.light {
@@ -617,7 +617,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 				// overs behind the lock. The worker keeps its array: a copy goes.
 				var mine []HotSummary
 				if len(hs.spareFull) > 0 {
-					mine, hs.spareFull = popSpare(hs.spareFull, capFull)
+					mine, hs.spareFull = popSpare(hs.spareFull, capOf)
 				}
 				mine = append(room(mine, len(full)), full...)
 				hs.queue = append(hs.queue, hotEval{p: p, w: w, full: mine})
@@ -654,7 +654,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	hs.advance() // may give arrays back
 	if kept {
 		if len(hs.spare) > 0 {
-			spare, hs.spare = popSpare(hs.spare, capCells)
+			spare, hs.spare = popSpare(hs.spare, capOf)
 		} else {
 			spare = make([]hotCell, 0, cap(cells)) // as large as the one kept: it grew to that
 		}
@@ -674,8 +674,6 @@ func (hs *Hotspots) addFull(p *hotPending, w int, full []HotSummary) (dropped ui
 	}
 	return 0
 }
-
-func capFull(f *[]HotSummary) int { return cap(*f) }
 
 // pushSpare adds a to the spare arrays, at most limit of them; past that it replaces the
 // smallest if it is larger (size), so that the arrays kept grow to what the workers' largest
@@ -711,7 +709,7 @@ func popSpare[T any](spare []T, size func(*T) int) (T, []T) {
 	return a, spare[:n]
 }
 
-func capCells(c *[]hotCell) int { return cap(*c) }
+func capOf[T any](s *[]T) int   { return cap(*s) }
 func capLight(lt *hotLight) int { return cap(lt.recs) + cap(lt.obs) }
 
 // dropLight keeps the heavy cells of a worker's cells (in place), if there are at most
@@ -833,7 +831,7 @@ func (hs *Hotspots) run(it hotEval) {
 // done finishes it, mu held: its arrays go back to the spares.
 func (hs *Hotspots) done(it hotEval) {
 	if it.full != nil {
-		hs.spareFull = pushSpare(hs.spareFull, it.full[:0], hotMaxMerges*len(hs.started), capFull)
+		hs.spareFull = pushSpare(hs.spareFull, it.full[:0], hotMaxMerges*len(hs.started), capOf)
 		hs.nmerge--
 		return
 	}

@@ -96,13 +96,7 @@ func swarmPartsEval(t *testing.T, maxFull, parts int, restoreAt int, evaluator b
 // and the evictions are those of summing them at the hand-over, for every shape of
 // TestHotspotPendingSummariesBounded.
 func TestHotspotEvaluatorSumsParts(t *testing.T) {
-	random := func(part, d, i int) uint16 {
-		if i < 2 {
-			return 23
-		}
-		return uint16(1000 + (part*7919+d*104729)%60000)
-	}
-	fixed := func(_, _, i int) uint16 { return []uint16{80, 443}[i%2] }
+	fixed, random := portsFixed, portsRandom
 	for _, tc := range []struct {
 		name    string
 		port    func(part, dst, i int) uint16
@@ -119,6 +113,17 @@ func TestHotspotEvaluatorSumsParts(t *testing.T) {
 			}
 		}
 	}
+}
+
+// portsFixed and portsRandom are swarmParts' port choices: two fixed ports; and telnet for
+// a destination's first two probes, one port of its own a part for the others.
+func portsFixed(_, _, i int) uint16 { return []uint16{80, 443}[i%2] }
+
+func portsRandom(part, d, i int) uint16 {
+	if i < 2 {
+		return 23
+	}
+	return uint16(1000 + (part*7919+d*104729)%60000)
 }
 
 // counts is what an episode's counts say (its top sources aside).
@@ -148,13 +153,7 @@ func counts(e *HotspotEntry) string {
 // Each also with a checkpoint restored between two parts.
 func TestHotspotPendingSummariesBounded(t *testing.T) {
 	const parts = 10
-	fixed := func(_, _, i int) uint16 { return []uint16{80, 443}[i%2] }
-	random := func(part, d, i int) uint16 {
-		if i < 2 {
-			return 23
-		}
-		return uint16(1000 + (part*7919+d*104729)%60000)
-	}
+	fixed, random := portsFixed, portsRandom
 	randomOne := func(part, d, i int) uint16 {
 		if i < 2 {
 			return 23

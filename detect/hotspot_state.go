@@ -137,11 +137,8 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	hw.clearPart()
 	hw.wsets.restore(setIdx, sets, &slab)
 	clear(hw.portMem)
-	if len(mem) > 0 && len(hw.portMem) != int(hw.ndense) {
-		hw.portMem = make([]uint16, hw.ndense)
-	}
 	for _, m := range mem {
-		hw.portMem[m>>16] = uint16(m)
+		hw.ports()[m>>16] = uint16(m)
 	}
 	for i := range dsts {
 		x := dsts[i].Hash(seedDstIP)

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -87,16 +86,7 @@ func TestHotspotEvaluatorMatchesInline(t *testing.T) {
 			if async {
 				stop = p.hot.StartEvaluator()
 			}
-			last := i == len(files)-1
-			p.SetKeepState(!last)
-			if res := p.Replay(context.Background(), ReplayOptions{Files: []string{f}}); len(res.Errors) != 0 {
-				t.Fatal(res.Errors)
-			}
-			if !last {
-				if _, err := p.Checkpoint(state); err != nil {
-					t.Fatal(err)
-				}
-			}
+			replayKeeping(t, p, f, state, i == len(files)-1)
 			stop()
 			for _, ev := range rec.events {
 				if ev.Detector == detect.Hotspot {

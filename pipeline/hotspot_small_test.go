@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -379,16 +378,7 @@ func replayCut(t *testing.T, cfg *configs.Config, workers int, ps []pcaptest.Pac
 				t.Fatalf("restore: %+v, %v", info, err)
 			}
 		}
-		last := i == len(parts)-1
-		p.SetKeepState(!last)
-		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		if !last {
-			if _, err := p.Checkpoint(state); err != nil {
-				t.Fatal(err)
-			}
-		}
+		replayKeeping(t, p, path, state, i == len(parts)-1)
 	}
 	return p
 }

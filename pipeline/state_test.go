@@ -151,14 +151,7 @@ func TestReplaySplitMatchesWhole(t *testing.T) {
 				t.Logf("workers=%d part %d: %d episodes open, %d sources, %d flows and victims, checkpoint %d bytes",
 					workers, i, info.Episodes, info.Sources, info.Flows, info.Bytes)
 			}
-			last := i == len(parts)-1
-			p.SetKeepState(!last)
-			p.Replay(context.Background(), ReplayOptions{Files: []string{part}})
-			if !last {
-				if _, err := p.Checkpoint(state); err != nil {
-					t.Fatal(err)
-				}
-			}
+			replayKeeping(t, p, part, state, i == len(parts)-1)
 			split = append(split, rec.events...)
 		}
 		if carried < int64(len(parts)-1) {
@@ -183,6 +176,22 @@ func TestReplaySplitMatchesWhole(t *testing.T) {
 			}
 		}
 		t.Logf("workers=%d: %d events, the same in one run and in %d", workers, len(want), len(parts))
+	}
+}
+
+// replayKeeping replays file into p, failing on any replay error. Unless it is the last of
+// the run's files, the episodes stay open and the state goes to a checkpoint at state,
+// which the next file's pipeline restores.
+func replayKeeping(t *testing.T, p *Pipeline, file, state string, last bool) {
+	t.Helper()
+	p.SetKeepState(!last)
+	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{file}}); len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	if !last {
+		if _, err := p.Checkpoint(state); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
