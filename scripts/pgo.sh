@@ -21,7 +21,7 @@ profile() { # NAME DARK_PREFIXES
 	echo "== profiling $1"
 	# -pgo=off: the profile is of the code as written, not of a previous profile's build.
 	TELESCOPE_BENCH_PCAP="$PWD/$dir/$1.pcap" TELESCOPE_BENCH_DARK="$2" \
-		go test -pgo=off -run x -bench 'ReplayDay/detectors=on' -benchtime 3x \
+		go test -pgo=off -run '^$' -bench 'ReplayDay/detectors=on' -benchtime 3x \
 		-cpuprofile "$tmp/$1.pprof" -o "$tmp/pipeline.test" ./pipeline/ | grep -E '^Benchmark'
 }
 # The dark prefixes of bench.sh's configs for each file.
