@@ -22,7 +22,7 @@ import (
 // each from a fresh random source to a random port of a /24 (every address hot, thousands
 // of ports each, flushed parts).
 //
-//	go test -run x -bench HotspotDay -count 6 ./detect/
+//	go test -run '^$' -bench HotspotDay -count 6 ./detect/
 func BenchmarkHotspotDay(b *testing.B) {
 	for _, tc := range []struct {
 		name     string
@@ -166,7 +166,7 @@ func floodRecs(n, ndst int, grouped bool) []hotRec {
 // arrival order: the least a count of every destination's sources can cost a record, with
 // no top sources and no exact phase. read only reads the records and hashes their sources.
 //
-//	go test -run x -bench HotspotFloor -count 3 ./detect/
+//	go test -run '^$' -bench HotspotFloor -count 3 ./detect/
 func BenchmarkHotspotFloor(b *testing.B) {
 	const per, ndst = 1000, 256
 	perRec := func(b *testing.B, n int) {

@@ -41,7 +41,7 @@ func benchDay(b *testing.B) string {
 // BenchmarkReplayDay replays the same generated day with every detector on, then off, and
 // reports packets/s: the detectors' share of the pipeline's cost.
 //
-//	go test -run x -bench ReplayDay -benchtime 5x ./pipeline/
+//	go test -run '^$' -bench ReplayDay -benchtime 5x ./pipeline/
 //
 // TELESCOPE_BENCH_PCAP=FILE replays that file instead (e.g. to profile bench.sh's files
 // with -cpuprofile), and TELESCOPE_BENCH_DARK=PREFIXES (YAML flow list items, e.g. bench.sh's
@@ -100,7 +100,7 @@ func BenchmarkReplayDay(b *testing.B) {
 // minutes (a shared host) weighs on the three alike, where separate benchmarks run
 // minutes apart compare different machines.
 //
-//	TELESCOPE_BENCH_PCAP=bench/day-20.pcap TELESCOPE_BENCH_DARK=... go test -run x \
+//	TELESCOPE_BENCH_PCAP=bench/day-20.pcap TELESCOPE_BENCH_DARK=... go test -run '^$' \
 //	    -bench ReplayDay/alternating -benchtime 10x ./pipeline/
 func benchAlternating(b *testing.B, path, offYAML string) {
 	dark := ""

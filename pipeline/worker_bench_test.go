@@ -15,7 +15,7 @@ import (
 // shows with less of the noise of a whole replay. Same files and variables as
 // BenchmarkReplayDay (TELESCOPE_BENCH_PCAP, TELESCOPE_BENCH_DARK):
 //
-//	go test -run x -bench WorkerDay -benchtime 3x ./pipeline/
+//	go test -run '^$' -bench WorkerDay -benchtime 3x ./pipeline/
 func BenchmarkWorkerDay(b *testing.B) {
 	path := os.Getenv("TELESCOPE_BENCH_PCAP")
 	if path == "" {

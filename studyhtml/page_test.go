@@ -220,7 +220,7 @@ func TestRenderManyEpisodes(t *testing.T) {
 
 // BenchmarkRender measures rendering the generated day's report.
 //
-//	go test -run x -bench Render ./studyhtml/
+//	go test -run '^$' -bench Render ./studyhtml/
 func BenchmarkRender(b *testing.B) {
 	r := generatedDay(b)
 	var n int
