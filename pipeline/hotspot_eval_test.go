@@ -1,6 +1,14 @@
 package pipeline
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/packet"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -125,4 +133,109 @@ func TestHotspotEvaluatorMatchesInline(t *testing.T) {
 		}
 		t.Logf("workers=%d: %d hotspot events, %d episodes; the evaluator took %d windows of the halves", workers, len(inline), ends, q)
 	}
+}
+
+// TestHotspotEvaluatorUnderReloadsAndCheckpoints runs the evaluator (as run does) while
+// another goroutine reloads the configuration (the hotspot on and off, its min_sources, the
+// window length: each change ends or restarts the windows queued to the evaluator) and
+// takes checkpoints, as fast as it can, for the whole replay. The evaluator's queue is
+// waited for by reloads and checkpoints and waits for hand-overs in turn; a cycle in those
+// waits would hang here (a hang guard, not a timing: it fails only after minutes). Every
+// packet is counted, every checkpoint restores into a fresh pipeline, and the shared
+// hotspot state of the last one restores the open episodes it holds.
+func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
+	// Ten minutes of packet time: evalCapture's minute, then nine copies each a minute later.
+	one, err := os.ReadFile(evalCapture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const minutes = 10
+	files := make([]string, minutes)
+	for m := range minutes {
+		files[m] = filepath.Join(t.TempDir(), fmt.Sprintf("m%d.pcap", m))
+		if err := os.WriteFile(files[m], shiftPcap(t, one, uint32(60*m)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const packets = minutes * (24*120 + 60_000)
+	cfgs := []*configs.Config{
+		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {min_sources: 30}\n"),
+		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {min_sources: 50}\n"),
+		hotConfig(t, "window: 20s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {min_sources: 30}\n"),
+		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {enabled: false}\n"),
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	// Rounds until enough reloads and checkpoints have overlapped a replay (how many fit in
+	// one depends on the machine's speed, not what is checked).
+	var reloads, checkpoints, restores int
+	for round := 0; reloads < 24 || checkpoints < 12; round++ {
+		if round == 40 {
+			t.Fatalf("%d reloads and %d checkpoints during 40 replays: too few to check anything", reloads, checkpoints)
+		}
+		workers := 1 + round%3
+		p, err := New(Options{Config: cfgs[0], Workers: workers, Sink: &recorder{next: NewEpisodes()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := p.hot.StartEvaluator()
+		done := make(chan ReplayResult, 1)
+		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
+		guard := time.After(3 * time.Minute)
+		var res ReplayResult
+	loop:
+		for i := 0; ; i++ {
+			select {
+			case res = <-done:
+				break loop
+			case <-guard:
+				buf := make([]byte, 1<<20)
+				t.Fatalf("round %d: the replay has not ended after 3 minutes of reloads and checkpoints:\n%s", round, buf[:runtime.Stack(buf, true)])
+			default:
+			}
+			if i%2 == 0 {
+				if err := p.Reload(cfgs[(i/2)%len(cfgs)]); err != nil {
+					t.Fatal(err)
+				}
+				reloads++
+				continue
+			}
+			if _, err := p.Checkpoint(state); err != nil {
+				t.Fatalf("round %d: checkpoint %d: %v", round, checkpoints, err)
+			}
+			checkpoints++
+			if checkpoints%5 != 1 {
+				continue
+			}
+			q, err := New(Options{Config: cfgs[0], Workers: workers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.RestoreState(state, RestoreOptions{}); err != nil {
+				t.Fatalf("round %d: checkpoint %d, taken during the replay, does not restore: %v", round, checkpoints, err)
+			}
+			restores++
+		}
+		stop()
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		if got := p.Totals().Frames[packet.ResultIP]; res.Records != packets || got != packets {
+			t.Fatalf("round %d: %d records read, %d IP packets counted, want %d", round, res.Records, got, packets)
+		}
+		t.Logf("round %d, %d workers: %d reloads, %d checkpoints (%d restored) so far; the evaluator took %d windows", round, workers, reloads, checkpoints, restores, p.hot.EvaluatedWindows())
+	}
+}
+
+// shiftPcap returns a little-endian pcap's bytes with every packet sec seconds later.
+func shiftPcap(t *testing.T, data []byte, sec uint32) []byte {
+	t.Helper()
+	out := bytes.Clone(data)
+	if len(out) < 24 || binary.LittleEndian.Uint32(out) != 0xa1b2c3d4 && binary.LittleEndian.Uint32(out) != 0xa1b23c4d {
+		t.Fatal("not a little-endian pcap")
+	}
+	for off := 24; off+16 <= len(out); {
+		binary.LittleEndian.PutUint32(out[off:], binary.LittleEndian.Uint32(out[off:])+sec)
+		off += 16 + int(binary.LittleEndian.Uint32(out[off+8:]))
+	}
+	return out
 }

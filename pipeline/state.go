@@ -72,6 +72,10 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	var st CheckpointStats
 	pauses := make([]time.Duration, len(p.workers))
 	copies := make([]time.Duration, len(p.workers))
+	// Each worker's sources and clock at the cut, read while it is held: after its
+	// release it goes on counting (the clock would be a later packet's than the state's).
+	sources := make([]int, len(p.workers))
+	clocks := make([]int64, len(p.workers))
 	// Every worker copies its state and waits, held, until the shared parts (surge,
 	// hotspots), which the workers feed, are copied or locked: the file is one
 	// consistent cut.
@@ -88,6 +92,7 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 			t := time.Now()
 			w.enc.Reset()
 			w.saveState(&w.enc)
+			sources[i], clocks[i] = w.sources.Len(), w.now
 			copies[i] = time.Since(t)
 			copied.Done()
 			<-release
@@ -104,11 +109,11 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	st.Shared = time.Since(ts)
 	done.Wait()
 	var clock int64
-	for i, w := range p.workers {
+	for i := range p.workers {
 		st.Pause = max(st.Pause, pauses[i])
 		st.Copy = max(st.Copy, copies[i])
-		st.Sources += w.sources.Len()
-		clock = max(clock, w.now)
+		st.Sources += sources[i]
+		clock = max(clock, clocks[i])
 	}
 	cw, err := checkpoint.Create(path, checkpoint.Header{Layout: layout, Config: p.stateDesc(), Written: time.Now().UnixNano(), Clock: clock})
 	if err != nil {
