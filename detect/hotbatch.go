@@ -367,7 +367,10 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 
 // SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
 // addresses PacketAt receives (nil: none). A different dark space hands the open part
-// over first (its records' ids use the old numbering).
+// over first (its records' ids use the old numbering), and its busy addresses' remembered
+// ports (portMem, by the old dense index) are forgotten: kept, a checkpoint wrote ports
+// of indexes the new space may not have, which its restore refused as corrupt (the rest of
+// the window counts their ports as a window without them does).
 func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	hw := &e.hot
 	if len(hw.recs)+len(hw.orecs) > 0 {
@@ -377,7 +380,7 @@ func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
 	if px != nil {
 		n = px.ExactSize()
 	}
-	hw.px = px
+	hw.px, hw.portMem = px, nil
 	if n != int(hw.ndense) || hw.seen == nil {
 		hw.ndense, hw.seen = int32(n), make([]uint64, (n+63)/64)
 		hw.dcount, hw.slot = make([]uint32, n), make([]int32, n)

@@ -3,10 +3,12 @@ package detect
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"testing"
 
 	"github.com/telescope-dev/telescope/checkpoint"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // swarmParts sends, at each of two engines sharing hs, `parts` parts of a window (each
@@ -392,5 +394,45 @@ func TestHotspotSplitIPv6KeepsPorts(t *testing.T) {
 			t.Errorf("%s:%d %s", e.Dst, e.Port, counts(e))
 		}
 		t.Fatalf("%d hotspot episodes, want one of 2001:db8:1::7 port 80 with %d sources", len(eps), 2*parts)
+	}
+}
+
+// TestHotspotDarkSpaceChangeForgetsPorts: a reload that changes the dark space renumbers
+// the dense indexes, so the ports busy addresses remember in a window handed over in parts
+// (portMem, by index) are forgotten. Kept, a checkpoint after the change wrote a port of an
+// index the new space does not have (198.51.2.7 is index 519 of a /23 and a /24, the new
+// space a /23 has 512), and its restore refused the worker's state as corrupt.
+func TestHotspotDarkSpaceChangeForgetsPorts(t *testing.T) {
+	wide, narrow := darkSpace(t, "198.51.0.0/23", "198.51.2.0/24"), darkSpace(t, "198.51.0.0/23")
+	_, engines, _ := hotOnly(t, wide, 30)
+	h := engines[0]
+	dst := "198.51.1.7"
+	a := packet.AddrFrom4(netip.MustParseAddr(dst).AsSlice())
+	_, ix := wide.MatchDst(&a, true)
+	if int(ix) < narrow.ExactSize() {
+		t.Fatalf("%s has dense index %d of %d: the test checks nothing", dst, ix, narrow.ExactSize())
+	}
+	ts := t0
+	for part := range 2 { // two parts: the window goes in parts, its busy port remembered
+		for i := range 8 { // more than hotLog: counted as summaries
+			ts += sec / 1000
+			p := syn(ip4("10.0.0.0", 8*part+i), dst, 23, ts)
+			h.packetTo(&p, wide)
+		}
+		h.e.hotFlush()
+	}
+	if mem := h.e.hot.portMem; len(mem) != wide.ExactSize() || mem[ix] != 23 {
+		t.Fatalf("%s's remembered port: %v, want 23: the test checks nothing", dst, mem[ix:ix+1])
+	}
+	h.e.SetDenseDsts(narrow)
+	var enc checkpoint.Encoder
+	h.e.SaveHotState(&enc)
+	restored := newHarness(t, h.e.cfg)
+	restored.e = NewEngine(h.e.cfg, 0, restored.sink, restored.surge, restored.c)
+	restored.e.SetHotspots(NewHotspots(2, restored.sink, &Counters{}))
+	restored.e.SetDenseDsts(narrow)
+	d := checkpoint.NewDecoder(enc.Bytes())
+	if restored.e.LoadHotState(d); d.Done() != nil {
+		t.Fatalf("the state saved after the dark space changed does not restore: %v", d.Done())
 	}
 }
