@@ -137,8 +137,9 @@ func TestHotspotEvaluatorMatchesInline(t *testing.T) {
 
 // TestHotspotEvaluatorUnderReloadsAndCheckpoints runs the evaluator (as run does) while
 // another goroutine reloads the configuration (the hotspot on and off, its min_sources, the
-// window length: each change ends or restarts the windows queued to the evaluator) and
-// takes checkpoints, as fast as it can, for the whole replay. The evaluator's queue is
+// window length, the dark space: each change ends or restarts the windows queued to the
+// evaluator), scrapes (Snapshot) and takes checkpoints, as fast as it can, for the whole
+// replay. The evaluator's queue is
 // waited for by reloads and checkpoints and waits for hand-overs in turn; a cycle in those
 // waits would hang here (a hang guard, not a timing: it fails only after minutes). Every
 // packet is counted, every checkpoint restores into a fresh pipeline, and the shared
@@ -163,6 +164,9 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {min_sources: 50}\n"),
 		hotConfig(t, "window: 20s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {min_sources: 30}\n"),
 		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {enabled: false}\n"),
+		// Another dark space: its dense index numbers the addresses differently (the
+		// workers hand their open parts over first).
+		parseConfig(t, "dark_prefixes: [203.0.112.0/23, 203.0.114.0/23, 198.51.100.0/24]\nwindow: 10s\nlimits: {max_destinations: 64}\n"),
 	}
 	state := filepath.Join(t.TempDir(), "state")
 	// Rounds until enough reloads and checkpoints have overlapped a replay (how many fit in
@@ -180,6 +184,7 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 		stop := p.hot.StartEvaluator()
 		done := make(chan ReplayResult, 1)
 		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
+		current := cfgs[0]
 		guard := time.After(3 * time.Minute)
 		var res ReplayResult
 	loop:
@@ -192,11 +197,18 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 				t.Fatalf("round %d: the replay has not ended after 3 minutes of reloads and checkpoints:\n%s", round, buf[:runtime.Stack(buf, true)])
 			default:
 			}
-			if i%2 == 0 {
-				if err := p.Reload(cfgs[(i/2)%len(cfgs)]); err != nil {
+			switch i % 3 {
+			case 0:
+				current = cfgs[(i/3)%len(cfgs)]
+				if err := p.Reload(current); err != nil {
 					t.Fatal(err)
 				}
 				reloads++
+				continue
+			case 1: // a scrape
+				if s := p.Snapshot(); s.Totals.Frames[packet.ResultIP] > packets {
+					t.Fatalf("round %d: a scrape counts %d IP packets of %d", round, s.Totals.Frames[packet.ResultIP], packets)
+				}
 				continue
 			}
 			if _, err := p.Checkpoint(state); err != nil {
@@ -206,7 +218,7 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 			if checkpoints%5 != 1 {
 				continue
 			}
-			q, err := New(Options{Config: cfgs[0], Workers: workers})
+			q, err := New(Options{Config: current, Workers: workers}) // a checkpoint holds its dark space
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -238,4 +250,13 @@ func shiftPcap(t *testing.T, data []byte, sec uint32) []byte {
 		off += 16 + int(binary.LittleEndian.Uint32(out[off+8:]))
 	}
 	return out
+}
+
+func parseConfig(t *testing.T, y string) *configs.Config {
+	t.Helper()
+	cfg, err := configs.Parse([]byte(y), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
