@@ -260,3 +260,93 @@ func parseConfig(t *testing.T, y string) *configs.Config {
 	}
 	return cfg
 }
+
+// TestCheckpointsDuringReplayChangeNothing: checkpoints and scrapes taken while the workers
+// and the evaluator run are invisible in the results. The small generated day with its
+// SYN flood (an episode of every detector) and then the minute of evalCapture (hotspot
+// windows in parts), replayed with 2 workers and the evaluator on, while another goroutine
+// checkpoints and scrapes as fast as it can, gives the same events (every start and end of
+// every detector, with their final values), receiver distribution and packet counts as the
+// same replay left alone.
+func TestCheckpointsDuringReplayChangeNothing(t *testing.T) {
+	files := []string{dayWithFlood(t), evalCapture(t)}
+	cfg := parseConfig(t, "limits: {max_destinations: 64}\n")
+	state := filepath.Join(t.TempDir(), "state")
+	run := func(busy bool) ([]string, ReceiverDistribution, uint64, int) {
+		rec := &recorder{next: NewEpisodes()}
+		p, err := New(Options{Config: cfg, Workers: 2, Sink: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := p.hot.StartEvaluator()
+		done := make(chan ReplayResult, 1)
+		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
+		var res ReplayResult
+		checkpoints := 0
+		for waiting := true; waiting; {
+			select {
+			case res = <-done:
+				waiting = false
+				continue
+			case <-time.After(3 * time.Minute):
+				t.Fatal("the replay has not ended after 3 minutes")
+			default:
+			}
+			if !busy {
+				res, waiting = <-done, false
+				continue
+			}
+			if _, err := p.Checkpoint(state); err != nil {
+				t.Fatal(err)
+			}
+			checkpoints++
+			p.Snapshot()
+		}
+		stop()
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		return eventKeys(t, rec.events), p.Report(rec.next).Receivers, p.Totals().Frames[packet.ResultIP], checkpoints
+	}
+	quiet, qdist, qpackets, _ := run(false)
+	detectors := map[string]bool{}
+	for _, k := range quiet {
+		detectors[strings.Fields(k)[0]] = true
+	}
+	if len(detectors) != len(detect.Descriptors()) {
+		t.Fatalf("events of %d detectors (%v), want all %d: the test checks less than it says", len(detectors), detectors, len(detect.Descriptors()))
+	}
+	// Replays until 20 checkpoints have overlapped one (how many fit in one replay depends
+	// on the machine's speed, not what is checked).
+	total := 0
+	for round := 0; total < 20; round++ {
+		if round == 40 {
+			t.Fatalf("%d checkpoints during 40 replays: too few to check anything", total)
+		}
+		busy, bdist, bpackets, checkpoints := run(true)
+		total += checkpoints
+		if !slices.Equal(busy, quiet) {
+			t.Errorf("round %d: with %d checkpoints during the replay, %d events differ from the quiet replay's %d:\n%s", round, checkpoints, len(diffKeys(busy, quiet)), len(quiet), strings.Join(diffKeys(busy, quiet), "\n"))
+		}
+		if !equalDist(bdist, qdist) || bpackets != qpackets {
+			t.Errorf("round %d: with checkpoints %d packets, distribution %+v; quiet %d, %+v", round, bpackets, bdist, qpackets, qdist)
+		}
+		t.Logf("round %d: %d checkpoints during the replay (%d in all); %d events", round, checkpoints, total, len(busy))
+	}
+}
+
+// diffKeys returns the keys of a not in b and of b not in a (sorted inputs), marked - and +.
+func diffKeys(a, b []string) []string {
+	var out []string
+	for _, k := range a {
+		if _, found := slices.BinarySearch(b, k); !found {
+			out = append(out, "- "+k)
+		}
+	}
+	for _, k := range b {
+		if _, found := slices.BinarySearch(a, k); !found {
+			out = append(out, "+ "+k)
+		}
+	}
+	return out
+}

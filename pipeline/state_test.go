@@ -36,17 +36,13 @@ func eventKeys(t *testing.T, evs []*detect.Event) []string {
 	return out
 }
 
-// TestReplaySplitMatchesWhole replays a generated day in one run, and in two runs split in
-// the middle with the state carried over through a checkpoint file: the same events (every
-// start and end, with their final values) come out.
-func TestReplaySplitMatchesWhole(t *testing.T) {
+// dayWithFlood writes a small generated day (every detector but the hotspot has episodes)
+// followed by a SYN flood that makes one hotspot episode, and returns its path.
+func dayWithFlood(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	day := filepath.Join(dir, "day.pcap")
 	if _, err := daygen.WriteFile(day, daygen.Options{Seed: 5, Scale: 0.05}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse(nil, "default")
-	if err != nil {
 		t.Fatal(err)
 	}
 	// The generated day has no hotspot episode: a SYN flood after it (300 spoofed sources
@@ -75,6 +71,23 @@ func TestReplaySplitMatchesWhole(t *testing.T) {
 	}
 	data = append(data, floodData[24:]...)
 	if err := os.WriteFile(day, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return day
+}
+
+// TestReplaySplitMatchesWhole replays a generated day in one run, and in two runs split in
+// the middle with the state carried over through a checkpoint file: the same events (every
+// start and end, with their final values) come out.
+func TestReplaySplitMatchesWhole(t *testing.T) {
+	day := dayWithFlood(t)
+	dir := filepath.Dir(day)
+	data, err := os.ReadFile(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse(nil, "default")
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Cut the day in the middle of the first episode of every detector (found by a first
