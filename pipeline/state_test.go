@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // eventKeys renders events as sorted JSON lines (detector, phase, class, entry) to compare
@@ -293,4 +295,136 @@ func TestRestoreRefusesIncompatible(t *testing.T) {
 		t.Errorf("short section: %v", err)
 	}
 	t.Log(err)
+}
+
+// TestRestoreUnderAnotherConfig: a checkpoint taken with the defaults in the middle of the
+// day (its episodes open there) restores into a daemon
+// whose configuration changed in every way a reload may change it (window length, a
+// detector off, all off, thresholds, the log settings), as replay's --state-in and as run
+// after a downtime (Resume), and the rest of the day replays on it: no error, no panic,
+// every packet of the rest counted. A change of what the checkpoint's header fixes (the dark
+// space, the tables' sizes) is refused with a Config error instead.
+func TestRestoreUnderAnotherConfig(t *testing.T) {
+	day := filepath.Join(t.TempDir(), "day.pcap")
+	if _, err := daygen.WriteFile(day, daygen.Options{Seed: 5, Scale: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The cut: the midpoint of an episode at which the most episodes are open (a first run
+	// finds them).
+	probe := &recorder{next: NewEpisodes()}
+	p0, err := New(Options{Config: parseConfig(t, ""), Workers: 1, Sink: probe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p0.Replay(context.Background(), ReplayOptions{Files: []string{day}})
+	var spans [][2]int64
+	for _, ev := range probe.events {
+		if ev.Phase == detect.End {
+			first, last := entrySpan(t, ev.Entry)
+			spans = append(spans, [2]int64{first, last})
+		}
+	}
+	var cut int64
+	open := 0
+	for _, s := range spans {
+		at, n := s[0]+(s[1]-s[0])/2, 0
+		for _, o := range spans {
+			if o[0] <= at && at < o[1] {
+				n++
+			}
+		}
+		if n > open {
+			cut, open = at, n
+		}
+	}
+	mid := time.Unix(0, cut)
+	first, second := splitPcap(t, data, mid)
+	dir := t.TempDir()
+	files := []string{filepath.Join(dir, "first.pcap"), filepath.Join(dir, "second.pcap")}
+	for i, b := range [][]byte{first, second} {
+		if err := os.WriteFile(files[i], b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := filepath.Join(dir, "state")
+	base := parseConfig(t, "")
+	p, err := New(Options{Config: base, Workers: 2, Sink: &recorder{next: NewEpisodes()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayKeeping(t, p, files[0], state, false)
+	allOff, keys := "detect:\n", map[string]bool{}
+	for _, d := range detect.Descriptors() {
+		if !keys[d.ConfigKey] { // a section may hold several detectors
+			keys[d.ConfigKey] = true
+			allOff += "  " + d.ConfigKey + ": {enabled: false}\n"
+		}
+	}
+	for _, tc := range []struct{ name, yaml string }{
+		{"same", ""},
+		{"window 1m", "window: 1m\n"},
+		{"window 10m", "window: 10m\n"},
+		{"hotspot off", "detect:\n  hotspot: {enabled: false}\n"},
+		{"scanner and telnet off", "detect:\n  scanner: {enabled: false}\n  telnet: {enabled: false}\n"},
+		{"every detector off", allOff},
+		{"thresholds", "detect:\n  hotspot: {min_sources: 10}\n  scanner: {min_targets: 5}\n"},
+		{"logs", "detect:\n  fingerprint: {log: false}\n  scanner: {log_min_packets: 50}\n"},
+	} {
+		for _, resume := range []bool{false, true} {
+			cfg := parseConfig(t, tc.yaml)
+			rec := &recorder{next: NewEpisodes()}
+			q, err := New(Options{Config: cfg, Workers: 2, Sink: rec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := RestoreOptions{}
+			if resume { // a day's downtime: every episode ends at its last packet
+				o = RestoreOptions{Resume: true, Now: mid.Add(24 * time.Hour).UnixNano()}
+			}
+			info, err := q.RestoreState(state, o)
+			if err != nil {
+				t.Fatalf("%s (resume %v): %v", tc.name, resume, err)
+			}
+			if tc.name == "same" && !resume {
+				t.Logf("%d episodes restored, %d open at the cut", info.Episodes, open)
+			}
+			if tc.name == "same" && info.Episodes < int64(open)/2 {
+				t.Fatalf("%d episodes restored, %d were open at the cut", info.Episodes, open)
+			}
+			if res := q.Replay(context.Background(), ReplayOptions{Files: files[1:]}); len(res.Errors) != 0 {
+				t.Fatalf("%s (resume %v): %v", tc.name, resume, res.Errors)
+			}
+			// The counters are not state: they start again at zero, as after any restart.
+			if got, want := q.Totals().Frames[packet.ResultIP], uint64(countPcap(t, second)); got != want {
+				t.Errorf("%s (resume %v): %d IP packets counted, want %d", tc.name, resume, got, want)
+			}
+			q.Report(rec.next)
+		}
+	}
+	for _, tc := range []struct{ name, yaml string }{
+		{"dark space", "dark_prefixes: [203.0.113.0/24]\n"},
+		{"table size", "limits: {max_sources: 1000}\n"},
+	} {
+		q, err := New(Options{Config: parseConfig(t, tc.yaml), Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.RestoreState(state, RestoreOptions{}); checkpoint.KindOf(err) != checkpoint.Config {
+			t.Errorf("%s changed: restore gives %v, want a Config error", tc.name, err)
+		}
+	}
+}
+
+// countPcap returns the number of packets of a little-endian pcap's bytes.
+func countPcap(t *testing.T, data []byte) int {
+	t.Helper()
+	n := 0
+	for off := 24; off+16 <= len(data); n++ {
+		off += 16 + int(binary.LittleEndian.Uint32(data[off+8:]))
+	}
+	return n
 }
