@@ -26,7 +26,7 @@ import (
 // hotspot episodes start, go on and end at every window), amid one-probe noise to every
 // address of the /22 that makes each worker hand its windows over in parts (a
 // max_destinations of 64).
-func evalCapture(t *testing.T) string {
+func evalCapture(t testing.TB) string {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(3, 4))
 	var ps []pcaptest.Packet

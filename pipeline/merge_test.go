@@ -18,7 +18,7 @@ import (
 
 // splitPcap splits a classic pcap (nanosecond or microsecond, little-endian, as daygen
 // writes) into the records before mid and the rest.
-func splitPcap(t *testing.T, data []byte, mid time.Time) (a, b []byte) {
+func splitPcap(t testing.TB, data []byte, mid time.Time) (a, b []byte) {
 	t.Helper()
 	if len(data) < 24 {
 		t.Fatal("short pcap")

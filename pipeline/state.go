@@ -187,31 +187,38 @@ func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, err
 		return info, checkpoint.Errorf(checkpoint.Config, path, "written for %s, running with %s", f.Header.Config, want)
 	}
 	info.Written, info.Clock, info.Bytes = f.Header.Written, f.Header.Clock, f.Size
+	err = p.loadSections(f.Section, o, &info)
+	return info, err
+}
+
+// loadSections loads the state's sections, which section returns by name (a checked
+// file's), into p (RestoreState after the header's checks).
+func (p *Pipeline) loadSections(section func(name string) (*checkpoint.Decoder, error), o RestoreOptions, info *RestoreInfo) error {
 	for i, w := range p.workers {
-		d, err := f.Section(fmt.Sprintf("worker/%d", i))
+		d, err := section(fmt.Sprintf("worker/%d", i))
 		if err != nil {
-			return info, err
+			return err
 		}
 		w.loadState(d)
 		if err := d.Done(); err != nil {
-			return info, err
+			return err
 		}
 	}
-	d, err := f.Section("surge")
+	d, err := section("surge")
 	if err != nil {
-		return info, err
+		return err
 	}
 	info.SurgeRestored = p.surge.LoadState(d)
 	if err := d.Done(); err != nil {
-		return info, err
+		return err
 	}
 	info.SurgeBaseline, _ = p.surge.Baseline()
-	if d, err = f.Section("hotspot"); err != nil {
-		return info, err
+	if d, err = section("hotspot"); err != nil {
+		return err
 	}
 	info.HotspotRestored = p.hot.LoadState(d)
 	if err := d.Done(); err != nil {
-		return info, err
+		return err
 	}
 	for _, w := range p.workers {
 		info.Sources += w.sources.Len()
@@ -230,7 +237,7 @@ func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, err
 			w.flush()
 		}
 	}
-	return info, nil
+	return nil
 }
 
 // SetKeepState makes the end of input (replay) or of capture (run) leave the episodes
