@@ -10,6 +10,7 @@ import (
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/packet"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -145,19 +146,8 @@ func TestHotspotEvaluatorMatchesInline(t *testing.T) {
 // packet is counted, every checkpoint restores into a fresh pipeline, and the shared
 // hotspot state of the last one restores the open episodes it holds.
 func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
-	// Ten minutes of packet time: evalCapture's minute, then nine copies each a minute later.
-	one, err := os.ReadFile(evalCapture(t))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const minutes = 10
-	files := make([]string, minutes)
-	for m := range minutes {
-		files[m] = filepath.Join(t.TempDir(), fmt.Sprintf("m%d.pcap", m))
-		if err := os.WriteFile(files[m], shiftPcap(t, one, uint32(60*m)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files := evalMinutes(t, minutes)
 	const packets = minutes * (24*120 + 60_000)
 	cfgs := []*configs.Config{
 		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\ndetect:\n  hotspot: {min_sources: 30}\n"),
@@ -236,6 +226,24 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 		}
 		t.Logf("round %d, %d workers: %d reloads, %d checkpoints (%d restored) so far; the evaluator took %d windows", round, workers, reloads, checkpoints, restores, p.hot.EvaluatedWindows())
 	}
+}
+
+// evalMinutes writes n minutes of packet time: evalCapture's minute, then copies each a
+// minute later.
+func evalMinutes(t *testing.T, n int) []string {
+	t.Helper()
+	one, err := os.ReadFile(evalCapture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := make([]string, n)
+	for m := range n {
+		files[m] = filepath.Join(t.TempDir(), fmt.Sprintf("m%d.pcap", m))
+		if err := os.WriteFile(files[m], shiftPcap(t, one, uint32(60*m)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
 }
 
 // shiftPcap returns a little-endian pcap's bytes with every packet sec seconds later.
@@ -349,4 +357,72 @@ func diffKeys(a, b []string) []string {
 		}
 	}
 	return out
+}
+
+// TestHostAddrsChangeDuringReplay: with no dark prefix the sensor's own addresses are not
+// dark, and run publishes them again whenever they change (SetHostAddrs), racing with the
+// workers, reloads and checkpoints. Ten minutes of evalCapture replayed while the host's
+// addresses switch between two sets of its dark destinations: every packet is counted,
+// either dark or not (a packet counted twice or lost would show), and the race detector
+// sees the switches.
+func TestHostAddrsChangeDuringReplay(t *testing.T) {
+	files := evalMinutes(t, 10)
+	const packets = 10 * (24*120 + 60_000)
+	cfg := parseConfig(t, "window: 10s\nlimits: {max_destinations: 64}\n")
+	sets := [][]netip.Addr{{darkAddr(900), darkAddr(5)}, {darkAddr(901), netip.MustParseAddr("2001:db8::1")}, nil}
+	state := filepath.Join(t.TempDir(), "state")
+	switches, notDark := 0, uint64(0)
+	for round := 0; switches < 30; round++ {
+		if round == 40 {
+			t.Fatalf("%d switches of the host's addresses during 40 replays: too few to check anything", switches)
+		}
+		p, err := New(Options{Config: cfg, Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := p.hot.StartEvaluator()
+		done := make(chan ReplayResult, 1)
+		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
+		var res ReplayResult
+		for i, waiting := 0, true; waiting; i++ {
+			select {
+			case res = <-done:
+				waiting = false
+				continue
+			default:
+			}
+			switch i % 4 {
+			case 0, 2:
+				if _, err := p.SetHostAddrs(sets[(i/2)%len(sets)]); err != nil {
+					t.Fatal(err)
+				}
+				switches++
+			case 1:
+				if err := p.Reload(cfg); err != nil {
+					t.Fatal(err)
+				}
+			case 3:
+				if _, err := p.Checkpoint(state); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		stop()
+		if len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		tot := p.Totals()
+		var dark uint64
+		for _, n := range tot.Prefix[1:] {
+			dark += n
+		}
+		if ip := tot.Frames[packet.ResultIP]; ip != packets || dark+tot.Prefix[0] != packets {
+			t.Fatalf("round %d: %d IP packets, %d dark and %d not: want %d in all", round, ip, dark, tot.Prefix[0], packets)
+		}
+		notDark += tot.Prefix[0]
+	}
+	if notDark == 0 {
+		t.Fatal("no packet to the host's addresses counted as not dark: the switches changed nothing")
+	}
+	t.Logf("%d switches; %d packets to the host's addresses of the moment not dark", switches, notDark)
 }
