@@ -301,7 +301,7 @@ func TestRestoreRefusesIncompatible(t *testing.T) {
 // day (its episodes open there) restores into a daemon
 // whose configuration changed in every way a reload may change it (window length, a
 // detector off, all off, thresholds, the log settings), as replay's --state-in and as run
-// after a downtime (Resume), and the rest of the day replays on it: no error, no panic,
+// after a downtime or with its clock behind the state's (Resume), and the rest of the day replays on it: no error, no panic,
 // every packet of the rest counted. A change of what the checkpoint's header fixes (the dark
 // space, the tables' sizes) is refused with a Config error instead.
 func TestRestoreUnderAnotherConfig(t *testing.T) {
@@ -374,22 +374,25 @@ func TestRestoreUnderAnotherConfig(t *testing.T) {
 		{"thresholds", "detect:\n  hotspot: {min_sources: 10}\n  scanner: {min_targets: 5}\n"},
 		{"logs", "detect:\n  fingerprint: {log: false}\n  scanner: {log_min_packets: 50}\n"},
 	} {
-		for _, resume := range []bool{false, true} {
+		for _, resume := range []time.Duration{0, 24 * time.Hour, -time.Hour} {
 			cfg := parseConfig(t, tc.yaml)
 			rec := &recorder{next: NewEpisodes()}
 			q, err := New(Options{Config: cfg, Workers: 2, Sink: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
+			// 0: as --state-in; else resumed as run does, after a day's downtime (every
+			// episode ends at its last packet) or with the clock an hour before the
+			// state's (a clock set back, or a capture's timestamps ahead of it).
 			o := RestoreOptions{}
-			if resume { // a day's downtime: every episode ends at its last packet
-				o = RestoreOptions{Resume: true, Now: mid.Add(24 * time.Hour).UnixNano()}
+			if resume != 0 {
+				o = RestoreOptions{Resume: true, Now: mid.Add(resume).UnixNano()}
 			}
 			info, err := q.RestoreState(state, o)
 			if err != nil {
 				t.Fatalf("%s (resume %v): %v", tc.name, resume, err)
 			}
-			if tc.name == "same" && !resume {
+			if tc.name == "same" && resume == 0 {
 				t.Logf("%d episodes restored, %d open at the cut", info.Episodes, open)
 			}
 			if tc.name == "same" && info.Episodes < int64(open)/2 {
