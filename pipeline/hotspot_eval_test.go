@@ -171,22 +171,8 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop := p.hot.StartEvaluator()
-		done := make(chan ReplayResult, 1)
-		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
 		current := cfgs[0]
-		guard := time.After(3 * time.Minute)
-		var res ReplayResult
-	loop:
-		for i := 0; ; i++ {
-			select {
-			case res = <-done:
-				break loop
-			case <-guard:
-				buf := make([]byte, 1<<20)
-				t.Fatalf("round %d: the replay has not ended after 3 minutes of reloads and checkpoints:\n%s", round, buf[:runtime.Stack(buf, true)])
-			default:
-			}
+		res := replayWhile(t, p, files, func(i int) {
 			switch i % 3 {
 			case 0:
 				current = cfgs[(i/3)%len(cfgs)]
@@ -194,19 +180,19 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 					t.Fatal(err)
 				}
 				reloads++
-				continue
+				return
 			case 1: // a scrape
 				if s := p.Snapshot(); s.Totals.Frames[packet.ResultIP] > packets {
 					t.Fatalf("round %d: a scrape counts %d IP packets of %d", round, s.Totals.Frames[packet.ResultIP], packets)
 				}
-				continue
+				return
 			}
 			if _, err := p.Checkpoint(state); err != nil {
 				t.Fatalf("round %d: checkpoint %d: %v", round, checkpoints, err)
 			}
 			checkpoints++
 			if checkpoints%5 != 1 {
-				continue
+				return
 			}
 			q, err := New(Options{Config: current, Workers: workers}) // a checkpoint holds its dark space
 			if err != nil {
@@ -216,8 +202,7 @@ func TestHotspotEvaluatorUnderReloadsAndCheckpoints(t *testing.T) {
 				t.Fatalf("round %d: checkpoint %d, taken during the replay, does not restore: %v", round, checkpoints, err)
 			}
 			restores++
-		}
-		stop()
+		})
 		if len(res.Errors) != 0 {
 			t.Fatal(res.Errors)
 		}
@@ -286,31 +271,18 @@ func TestCheckpointsDuringReplayChangeNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop := p.hot.StartEvaluator()
-		done := make(chan ReplayResult, 1)
-		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
-		var res ReplayResult
 		checkpoints := 0
-		for waiting := true; waiting; {
-			select {
-			case res = <-done:
-				waiting = false
-				continue
-			case <-time.After(3 * time.Minute):
-				t.Fatal("the replay has not ended after 3 minutes")
-			default:
+		var op func(int)
+		if busy {
+			op = func(int) {
+				if _, err := p.Checkpoint(state); err != nil {
+					t.Fatal(err)
+				}
+				checkpoints++
+				p.Snapshot()
 			}
-			if !busy {
-				res, waiting = <-done, false
-				continue
-			}
-			if _, err := p.Checkpoint(state); err != nil {
-				t.Fatal(err)
-			}
-			checkpoints++
-			p.Snapshot()
 		}
-		stop()
+		res := replayWhile(t, p, files, op)
 		if len(res.Errors) != 0 {
 			t.Fatal(res.Errors)
 		}
@@ -380,17 +352,7 @@ func TestHostAddrsChangeDuringReplay(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop := p.hot.StartEvaluator()
-		done := make(chan ReplayResult, 1)
-		go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
-		var res ReplayResult
-		for i, waiting := 0, true; waiting; i++ {
-			select {
-			case res = <-done:
-				waiting = false
-				continue
-			default:
-			}
+		res := replayWhile(t, p, files, func(i int) {
 			switch i % 4 {
 			case 0, 2:
 				if _, err := p.SetHostAddrs(sets[(i/2)%len(sets)]); err != nil {
@@ -406,8 +368,7 @@ func TestHostAddrsChangeDuringReplay(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}
-		stop()
+		})
 		if len(res.Errors) != 0 {
 			t.Fatal(res.Errors)
 		}
@@ -425,4 +386,38 @@ func TestHostAddrsChangeDuringReplay(t *testing.T) {
 		t.Fatal("no packet to the host's addresses counted as not dark: the switches changed nothing")
 	}
 	t.Logf("%d switches; %d packets to the host's addresses of the moment not dark", switches, notDark)
+}
+
+// replayWhile replays files into p with the hotspot evaluator on (as run has it) while
+// another goroutine, this one, calls op(0), op(1), ... as fast as it can until the replay
+// ends (op nil: waits). A replay that has not ended after 3 minutes fails the test with
+// every goroutine's stack: a hang guard (a cycle of waits), not a timing.
+func replayWhile(t *testing.T, p *Pipeline, files []string, op func(i int)) ReplayResult {
+	t.Helper()
+	defer p.hot.StartEvaluator()()
+	done := make(chan ReplayResult, 1)
+	go func() { done <- p.Replay(context.Background(), ReplayOptions{Files: files}) }()
+	guard := time.After(3 * time.Minute)
+	hung := func() {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("the replay has not ended after 3 minutes:\n%s", buf[:runtime.Stack(buf, true)])
+	}
+	for i := 0; ; i++ {
+		if op == nil {
+			select {
+			case res := <-done:
+				return res
+			case <-guard:
+				hung()
+			}
+		}
+		select {
+		case res := <-done:
+			return res
+		case <-guard:
+			hung()
+		default:
+		}
+		op(i)
+	}
 }
