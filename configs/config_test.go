@@ -691,3 +691,40 @@ func TestRestartOnlyKeys(t *testing.T) {
 		t.Errorf("Diff of a new shed_backlog: %v", got)
 	}
 }
+
+// TestAppliedKeepsRestartOnlyKeys: what a reload applies (Applied) has the started values
+// of the restart-only keys the new file changed and the new values of every other key,
+// capture.shed_backlog among them; the loaded config is left as it was.
+func TestAppliedKeepsRestartOnlyKeys(t *testing.T) {
+	started := Default()
+	loaded, err := Parse([]byte("sensor: other\ncapture: {snaplen: 512, workers: 3, shed_backlog: 0.25}\n"+
+		"limits: {max_sources: 2000, max_destinations: 999}\nweb: {listen_address: ':9999'}\n"+
+		"log: {format: logfmt, level: debug}\nwindow: 10m\ndark_prefixes: [203.0.113.0/24]\n"+
+		"detect: {hotspot: {min_sources: 7}}\n"), "new.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := Diff(started, loaded)
+	var restartOnly, reloadable []string
+	for _, k := range all {
+		if IsRestartOnly(k) {
+			restartOnly = append(restartOnly, k)
+		} else {
+			reloadable = append(reloadable, k)
+		}
+	}
+	if len(restartOnly) < 7 || len(reloadable) < 5 {
+		t.Fatalf("the new file changes %q (restart-only) and %q: too few of either to check", restartOnly, reloadable)
+	}
+	before := Diff(Default(), loaded)
+	applied := Applied(started, loaded)
+	if got := Diff(started, applied); !slices.Equal(got, reloadable) {
+		t.Errorf("applied differs from the started config in %q, want only the reloadable keys %q", got, reloadable)
+	}
+	if got := Diff(loaded, applied); !slices.Equal(got, restartOnly) {
+		t.Errorf("applied differs from the new file in %q, want only the restart-only keys %q", got, restartOnly)
+	}
+	if got := Diff(Default(), loaded); !slices.Equal(got, before) {
+		t.Errorf("Applied changed the loaded config: %q, was %q", got, before)
+	}
+}

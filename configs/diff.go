@@ -53,3 +53,35 @@ func IsRestartOnly(key string) bool {
 	}
 	return false
 }
+
+// Applied returns the configuration a reload applies: loaded, with every restart-only key
+// (IsRestartOnly, leaf by leaf) as started has it. The process keeps running with, and its
+// checkpoints describe, the limits and capture it started with until the restart, as the
+// reload's log line says (the hotspot's shared limits once took a reloaded
+// limits.max_destinations at once, the workers not).
+func Applied(started, loaded *Config) *Config {
+	out := *loaded
+	keepRestartOnly(reflect.ValueOf(&out).Elem(), reflect.ValueOf(started).Elem(), "")
+	return &out
+}
+
+// keepRestartOnly sets each restart-only leaf of dst (key prefix) to started's value.
+func keepRestartOnly(dst, started reflect.Value, prefix string) {
+	t := dst.Type()
+	if t.Kind() == reflect.Struct && t != durationType && t != prefixType {
+		for i := 0; i < t.NumField(); i++ {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if prefix != "" {
+				name = prefix + "." + name
+			}
+			keepRestartOnly(dst.Field(i), started.Field(i), name)
+		}
+		return
+	}
+	if IsRestartOnly(prefix) {
+		dst.Set(started)
+	}
+}

@@ -102,3 +102,44 @@ func TestCheckConfigRefusesWhatRunRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadKeepsRestartOnlyValues: a reload applies none of the restart-only keys it
+// names as pending, not even those the pipeline could read again (limits): the hotspot's
+// shared limits took a reloaded limits.max_destinations at once while the workers kept the
+// started one, and checkpoints described the state with the reloaded limits, so a restart
+// under the started configuration refused a state that matched it.
+func TestReloadKeepsRestartOnlyValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.yaml")
+	started := "dark_prefixes: [203.0.113.0/24]\nlimits: {max_sources: 4096, max_destinations: 512}\n"
+	if err := os.WriteFile(path, []byte(started), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: 2, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{cf: commonFlags{config: path}, cfg: cfg, started: cfg, p: p, log: zap.NewNop(),
+		level: zap.NewAtomicLevel(), status: &metrics.ReloadStatus{}}
+	if err := os.WriteFile(path, []byte("dark_prefixes: [203.0.113.0/24]\nlimits: {max_sources: 8192, max_destinations: 1024}\nwindow: 10m\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "state")
+	if _, err := p.Checkpoint(state); err != nil {
+		t.Fatal(err)
+	}
+	// A restart under the started configuration takes the state.
+	q, err := pipeline.New(pipeline.Options{Config: cfg, Workers: 2, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.RestoreState(state, pipeline.RestoreOptions{}); err != nil {
+		t.Fatalf("the state of a daemon started with its configuration, after a reload naming restart-only keys, does not restore with that configuration: %v", err)
+	}
+}

@@ -214,7 +214,8 @@ func (d *daemon) reload() error {
 		cfg, err = d.cf.override(cfg)
 	}
 	if err == nil {
-		err = d.p.Reload(cfg)
+		// Restart-only keys keep their started values (named in pending below).
+		err = d.p.Reload(configs.Applied(d.started, cfg))
 	}
 	if err != nil {
 		d.status.Set(false, time.Now())
