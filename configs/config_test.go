@@ -679,7 +679,8 @@ func TestRestartOnlyKeys(t *testing.T) {
 	for key, want := range map[string]bool{
 		"sensor": true, "capture.snaplen": true, "capture.ring_mb": true, "limits.max_sources": true,
 		"log.format": true, "capture.shed_backlog": false, "log.level": false, "window": false,
-		"detect.scanner.min_targets": false, "dark_prefixes": false,
+		"detect.scanner.min_targets": false, "dark_prefixes": false, "state.path": true,
+		"state.checkpoint_interval": true, "log.summary_interval": false, "enrich.known_scanners": false,
 	} {
 		if got := IsRestartOnly(key); got != want {
 			t.Errorf("IsRestartOnly(%q) = %v, want %v", key, got, want)

@@ -35,8 +35,9 @@ func diffValue(a, b reflect.Value, prefix string, keys *[]string) {
 }
 
 // RestartOnly lists the keys fixed at start: a change to any of them (or under them)
-// takes effect only after a restart, except the keys of reloadable.
-var RestartOnly = []string{"sensor", "capture", "limits", "web", "log.format"}
+// takes effect only after a restart, except the keys of reloadable. The checkpoint's path
+// and interval (state) are read once, for the restore at start and the periodic writer.
+var RestartOnly = []string{"sensor", "capture", "limits", "web", "log.format", "state"}
 
 // reloadable are keys under RestartOnly ones that a reload applies.
 var reloadable = []string{"capture.shed_backlog"}
