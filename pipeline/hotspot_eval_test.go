@@ -421,3 +421,77 @@ func replayWhile(t *testing.T, p *Pipeline, files []string, op func(i int)) Repl
 		op(i)
 	}
 }
+
+// TestCheckpointDuringReloadOfTheDarkSpace: a checkpoint and a reload that renumbers the
+// dark space, on two goroutines (run's periodic writer and a SIGHUP), while the workers
+// count. Each checkpoint must be one cut under one configuration and say which: restored
+// under the configuration its header names, it is never refused as corrupt.
+func TestCheckpointDuringReloadOfTheDarkSpace(t *testing.T) {
+	files := evalMinutes(t, 10)
+	cfgs := []*configs.Config{
+		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\n"),
+		parseConfig(t, "dark_prefixes: [203.0.112.0/23, 203.0.114.0/23, 198.51.100.0/24]\nwindow: 10s\nlimits: {max_destinations: 64}\n"),
+	}
+	dir := t.TempDir()
+	checked := 0
+	for round := 0; checked < 30; round++ {
+		if round == 40 {
+			t.Fatalf("%d checkpoints checked in 40 replays: too few", checked)
+		}
+		p, err := New(Options{Config: cfgs[0], Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		reloaded := make(chan int)
+		go func() { // SIGHUPs
+			n := 0
+			defer func() { reloaded <- n }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n++
+				if err := p.Reload(cfgs[n%2]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		var states []string
+		replayWhile(t, p, files, func(i int) {
+			if len(states) == 8 {
+				return
+			}
+			path := filepath.Join(dir, fmt.Sprintf("state-%d-%d", round, i))
+			if _, err := p.Checkpoint(path); err != nil {
+				t.Fatal(err)
+			}
+			states = append(states, path)
+		})
+		close(stop)
+		if n := <-reloaded; n < 2 {
+			t.Logf("round %d: %d reloads", round, n)
+		}
+		for _, path := range states {
+			var errs []error
+			for _, cfg := range cfgs {
+				q, err := New(Options{Config: cfg, Workers: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = q.RestoreState(path, RestoreOptions{})
+				if err == nil {
+					break
+				}
+				errs = append(errs, err)
+			}
+			if len(errs) == len(cfgs) {
+				t.Fatalf("round %d: a checkpoint taken during reloads restores under neither configuration: %v", round, errs)
+			}
+			checked++
+		}
+	}
+}

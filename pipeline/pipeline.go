@@ -48,8 +48,9 @@ type Pipeline struct {
 	// collector would unmap (it does not count memory outside the heap).
 	batchMem atomic.Pointer[batchHeaders]
 
-	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs); host holds
-	// the sensor's own addresses, never dark while no dark prefix is configured.
+	// hostMu serialises publications of a new runConfig (Reload, SetHostAddrs) and a
+	// checkpoint's cut (the state of one configuration); host holds the sensor's own
+	// addresses, never dark while no dark prefix is configured.
 	hostMu sync.Mutex
 	host   []netip.Addr
 	who    *who // enrichment and estimates (who.go)

@@ -69,6 +69,12 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	if err != nil {
 		return CheckpointStats{}, err
 	}
+	// No reload during the cut: one that renumbered the dark space between two workers'
+	// copies, or between the copies and the header, wrote a state that its header did not
+	// describe (refused as corrupt at the restart). Reload completes under hostMu, every
+	// worker having adopted its configuration, so the cut is of one configuration, desc's.
+	p.hostMu.Lock()
+	desc := p.stateDesc()
 	var st CheckpointStats
 	pauses := make([]time.Duration, len(p.workers))
 	copies := make([]time.Duration, len(p.workers))
@@ -108,6 +114,7 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 	p.hot.SaveState(&p.hotEnc, func() { close(release) })
 	st.Shared = time.Since(ts)
 	done.Wait()
+	p.hostMu.Unlock()
 	var clock int64
 	for i := range p.workers {
 		st.Pause = max(st.Pause, pauses[i])
@@ -115,7 +122,7 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 		st.Sources += sources[i]
 		clock = max(clock, clocks[i])
 	}
-	cw, err := checkpoint.Create(path, checkpoint.Header{Layout: layout, Config: p.stateDesc(), Written: time.Now().UnixNano(), Clock: clock})
+	cw, err := checkpoint.Create(path, checkpoint.Header{Layout: layout, Config: desc, Written: time.Now().UnixNano(), Clock: clock})
 	if err != nil {
 		return st, err
 	}
