@@ -423,18 +423,21 @@ func replayWhile(t *testing.T, p *Pipeline, files []string, op func(i int)) Repl
 }
 
 // TestCheckpointDuringReloadOfTheDarkSpace: a checkpoint and a reload that renumbers the
-// dark space, on two goroutines (run's periodic writer and a SIGHUP), while the workers
-// count. Each checkpoint must be one cut under one configuration and say which: restored
+// dark space (and changes the window, the surge bucket and a threshold), on two goroutines
+// (run's periodic writer and a SIGHUP), while the workers count. Each checkpoint must be one cut under one configuration and say which: restored
 // under the configuration its header names, it is never refused as corrupt.
 func TestCheckpointDuringReloadOfTheDarkSpace(t *testing.T) {
-	files := evalMinutes(t, 10)
+	// Four minutes of hotspot windows in parts, then the small day with its flood (every
+	// detector, the telnet surge among them).
+	files := append(evalMinutes(t, 4), dayWithFlood(t))
 	cfgs := []*configs.Config{
-		hotConfig(t, "window: 10s\nlimits: {max_destinations: 64}\n"),
-		parseConfig(t, "dark_prefixes: [203.0.112.0/23, 203.0.114.0/23, 198.51.100.0/24]\nwindow: 10s\nlimits: {max_destinations: 64}\n"),
+		hotConfig(t, "window: 10s\nlimits: {max_sources: 20000, max_destinations: 64}\n"),
+		parseConfig(t, "dark_prefixes: [203.0.112.0/23, 203.0.114.0/23, 198.51.100.0/24]\nwindow: 20s\n"+
+			"limits: {max_sources: 20000, max_destinations: 64}\ndetect: {telnet: {surge_bucket: 30s}, scanner: {min_targets: 10}}\n"),
 	}
 	dir := t.TempDir()
 	checked := 0
-	for round := 0; checked < 30; round++ {
+	for round := 0; checked < 20; round++ {
 		if round == 40 {
 			t.Fatalf("%d checkpoints checked in 40 replays: too few", checked)
 		}
