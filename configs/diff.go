@@ -10,11 +10,17 @@ import (
 // ("capture.snaplen", not "capture"), in the order of the keys in telescope.yaml.
 func Diff(a, b *Config) []string {
 	var keys []string
-	diffValue(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", &keys)
+	eachLeaf(reflect.ValueOf(a).Elem(), reflect.ValueOf(b).Elem(), "", func(a, b reflect.Value, key string) {
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			keys = append(keys, key)
+		}
+	})
 	return keys
 }
 
-func diffValue(a, b reflect.Value, prefix string, keys *[]string) {
+// eachLeaf calls fn with each leaf key's values in a and b (values of the same type) and
+// its dotted name, in the order of the fields.
+func eachLeaf(a, b reflect.Value, prefix string, fn func(a, b reflect.Value, key string)) {
 	t := a.Type()
 	if t.Kind() == reflect.Struct && t != durationType && t != prefixType {
 		for i := 0; i < t.NumField(); i++ {
@@ -25,13 +31,11 @@ func diffValue(a, b reflect.Value, prefix string, keys *[]string) {
 			if prefix != "" {
 				name = prefix + "." + name
 			}
-			diffValue(a.Field(i), b.Field(i), name, keys)
+			eachLeaf(a.Field(i), b.Field(i), name, fn)
 		}
 		return
 	}
-	if !reflect.DeepEqual(a.Interface(), b.Interface()) {
-		*keys = append(*keys, prefix)
-	}
+	fn(a, b, prefix)
 }
 
 // RestartOnly lists the keys fixed at start: a change to any of them (or under them)
@@ -62,27 +66,10 @@ func IsRestartOnly(key string) bool {
 // limits.max_destinations at once, the workers not).
 func Applied(started, loaded *Config) *Config {
 	out := *loaded
-	keepRestartOnly(reflect.ValueOf(&out).Elem(), reflect.ValueOf(started).Elem(), "")
-	return &out
-}
-
-// keepRestartOnly sets each restart-only leaf of dst (key prefix) to started's value.
-func keepRestartOnly(dst, started reflect.Value, prefix string) {
-	t := dst.Type()
-	if t.Kind() == reflect.Struct && t != durationType && t != prefixType {
-		for i := 0; i < t.NumField(); i++ {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if name == "" || name == "-" {
-				continue
-			}
-			if prefix != "" {
-				name = prefix + "." + name
-			}
-			keepRestartOnly(dst.Field(i), started.Field(i), name)
+	eachLeaf(reflect.ValueOf(&out).Elem(), reflect.ValueOf(started).Elem(), "", func(dst, start reflect.Value, key string) {
+		if IsRestartOnly(key) {
+			dst.Set(start)
 		}
-		return
-	}
-	if IsRestartOnly(prefix) {
-		dst.Set(started)
-	}
+	})
+	return &out
 }
