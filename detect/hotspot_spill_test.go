@@ -175,7 +175,7 @@ func testHotCounterExact(t *testing.T) {
 }
 
 // sharedHot returns two engines sharing a Hotspots (events to sink) over the dark space px.
-func sharedHot(t *testing.T, cfg *Config, sink Sink, px *aggregate.Prefixes) (*Hotspots, []*harness) {
+func sharedHot(t testing.TB, cfg *Config, sink Sink, px *aggregate.Prefixes) (*Hotspots, []*harness) {
 	hs := NewHotspots(2, sink, &Counters{})
 	hs.SetConfig(cfg)
 	engines := make([]*harness, 2)
@@ -596,7 +596,7 @@ func TestHotTopMerge(t *testing.T) {
 
 // hotOnly returns two engines counting only hotspots over px, with min_sources, their
 // shared side and its sink.
-func hotOnly(t *testing.T, px *aggregate.Prefixes, minSources int) (*Hotspots, []*harness, *recSink) {
+func hotOnly(t testing.TB, px *aggregate.Prefixes, minSources int) (*Hotspots, []*harness, *recSink) {
 	cfg := only(testConfig(t), Hotspot)
 	cfg.Hotspot.MinSources = minSources
 	sink := &recSink{}

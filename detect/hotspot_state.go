@@ -435,8 +435,8 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			p.addDense(&dense[i])
 		}
 		for i := range p.full {
-			if int(p.full[i].W) >= workers {
-				d.Fail("hotspot summary of worker %d (%d workers)", p.full[i].W, workers)
+			if int(p.full[i].W) >= workers || p.full[i].NTop > hotTop {
+				d.Fail("hotspot summary of worker %d (%d workers) with %d top sources", p.full[i].W, workers, p.full[i].NTop)
 				break
 			}
 			p.fullW[p.full[i].W] = append(p.fullW[p.full[i].W], p.full[i])
@@ -447,12 +447,6 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			break
 		}
 		p.nd = slices.Clone(p.n)
-		for i := range p.full {
-			if p.full[i].NTop > hotTop {
-				d.Fail("hotspot summary with %d top sources", p.full[i].NTop)
-				break
-			}
-		}
 		if pending[w] != nil {
 			d.Fail("hotspot window %d twice", w)
 		}
