@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/logq"
 )
 
 // FuzzRestoreSections: whatever a checkpoint's sections hold (past its checksums: a state
@@ -107,13 +111,18 @@ func restoreSeed(t testing.TB) (*configs.Config, [3]string, [3][]byte, string) {
 	return cfg, names, [3][]byte{p.workers[0].enc.Bytes(), p.surgeEnc.Bytes(), p.hotEnc.Bytes()}, files[1]
 }
 
+// restoreLog is the pipelines' logger of restoreOn: one log queue for all (a queue's
+// writer runs for the life of the process, so a queue per pipeline, ~1.6 MiB each, grew
+// a fuzzing process by that much per execution until it ran out of memory).
+var restoreLog = zap.New(logq.New(zapcore.NewNopCore(), logq.Options{}).Core())
+
 // restoreOn loads the sections secs (named names) into a new pipeline of one worker under
 // cfg (resumed an hour after evalCapture's start, or as --state-in) and, if they are
 // accepted, replays next on it: a refusal is fine (the daemon starts fresh), a panic or a
 // failing replay is not.
 func restoreOn(t testing.TB, cfg *configs.Config, names [3]string, secs [3][]byte, resume bool, next string) (accepted bool) {
 	t.Helper()
-	q, err := New(Options{Config: cfg, Workers: 1})
+	q, err := New(Options{Config: cfg, Workers: 1, Logger: restoreLog})
 	if err != nil {
 		t.Fatal(err)
 	}
