@@ -554,7 +554,9 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		hs.cond.Wait()
 	}
 	if !hs.evalOn {
-		hs.kick() // what a stopped evaluator left comes first
+		// What a stopped evaluator left comes first, once the step it may still be
+		// running is done (kick alone would run the queue beside it).
+		hs.settle()
 	}
 	if !hs.enabled || size != hs.size || w < 0 || w >= len(hs.started) {
 		return 0, cells

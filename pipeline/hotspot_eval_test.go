@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/telescope-dev/telescope/configs"
-	"github.com/telescope-dev/telescope/packet"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -18,8 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
+	"github.com/telescope-dev/telescope/packet"
 )
 
 // evalCapture is a minute of a dark /22 in 10-second windows: 24 dark addresses are each
