@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -856,4 +857,53 @@ func BenchmarkGzipPcapNext(b *testing.B) {
 	}
 	file := pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 65535, 1, recs...)
 	benchNext(b, &loopReader{head: gzipped(b, file), body: gzipped(b, file[pcapFileHeaderLen:])})
+}
+
+// TestPcapngTimesWithinRange checks that pcapng times a damaged file can hold (any 64-bit
+// value, any offset) come out within [0, packet.MaxTS], where converting them wrapped to
+// any int64: the detectors' due times past the int64 range wrapped to the distant past,
+// and an episode's end was retried forever (detect.FuzzEngine).
+func TestPcapngTimesWithinRange(t *testing.T) {
+	const most = packet.MaxTS / 1_000_000_000 // whole seconds within range
+	d := frame(0, 74)
+	ng := newSection(binary.LittleEndian)
+	ng.idb(1, 0, ng.tsresol(3))                                    // 0: ms
+	ng.idb(1, 0, ng.tsresol(0x80|10))                              // 1: 2^-10 s
+	ng.idb(1, 0, ng.tsresol(12))                                   // 2: ps
+	ng.idb(1, 0, ng.tsresol(9), ng.tsoffset(-100))                 // 3: ns, 100 s back
+	ng.idb(1, 0, ng.tsresol(9), ng.tsoffset(math.MaxInt64))        // 4: ns, an offset past the range
+	ng.idb(1, 0, ng.tsresol(9), ng.tsoffset(math.MinInt64))        // 5: ns, one before it
+	ng.idb(1, 0, ng.tsresol(6), ng.tsoffset(-(1700000000 - most))) // 6: µs, 1700000000 s is most s
+	recs := []struct {
+		iface uint32
+		ts    uint64
+		want  int64
+	}{
+		{0, 1 << 63, packet.MaxTS},                                // 2^63 ms: wrapped to 0 ns
+		{0, 1700000000123, 1700000000123000000},                   // in range: exact
+		{1, (most + 1) << 10, packet.MaxTS},                       // a second past the range
+		{1, (most-1)<<10 | 1<<9, (most-1)*1e9 + 5e8},              // in range: exact
+		{2, math.MaxUint64, int64(uint64(math.MaxUint64) / 1000)}, // ps: 1.8e7 s
+		{3, 5, 0}, // before 1970
+		{3, 1700000000000000000, 1699999900000000000}, // in range: exact
+		{4, 1, most*1e9 + 1},                          // the offset is cut to the range
+		{5, 1 << 40, 0},                               // before 1970
+		{6, 1700000000500000, packet.MaxTS},           // most s + 0.5 s: past MaxTS
+		{6, 1699999999000000, (most - 1) * 1e9},       // in range: exact
+	}
+	for _, r := range recs {
+		ng.epb(r.iface, r.ts, 60, d)
+	}
+	_, got, err := readFile(t, writeTemp(t, "times.pcapng", ng.b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("%d records, want %d", len(got), len(recs))
+	}
+	for i, r := range got {
+		if r.TS != recs[i].want {
+			t.Errorf("record %d: time %d ns, want %d", i, r.TS, recs[i].want)
+		}
+	}
 }

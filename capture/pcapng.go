@@ -66,21 +66,38 @@ type ngIface struct {
 	offNs   int64 // if_tsoffset in ns
 }
 
-// nanos converts a timestamp in the interface's units to ns since the epoch.
+// nanos converts a timestamp in the interface's units to ns since the epoch, within
+// [0, packet.MaxTS] (a time past it is MaxTS, before 1970 0): a 64-bit timestamp or its
+// offset can be any value in a damaged file, and one converted past the int64 range
+// wrapped to any other time. (libpcap keeps them in 64 bits, and tcpdump -w writes their
+// low 32 bits of seconds.)
 func (ifc *ngIface) nanos(t uint64) int64 {
 	var ns int64
 	switch ifc.ts {
 	case tsMul:
+		if t > packet.MaxTS/ifc.mul {
+			return packet.MaxTS
+		}
 		ns = int64(t * ifc.mul)
 	case tsDiv:
-		ns = int64(t / ifc.div)
+		ns = int64(min(t/ifc.div, packet.MaxTS))
 	default:
 		k := ifc.shift
+		if t>>k > packet.MaxTS/1_000_000_000 {
+			return packet.MaxTS
+		}
 		frac := t & (1<<k - 1)
 		hi, lo := bits.Mul64(frac, 1e9) // exact: frac * 1e9 needs up to 94 bits
 		ns = int64(t>>k)*1e9 + int64(lo>>k|hi<<(64-k))
 	}
-	return ns + ifc.offNs
+	// ns <= MaxTS + 1 s and |offNs| < MaxTS: the sum is within the int64 range.
+	return packet.ClampTS(ns + ifc.offNs)
+}
+
+// tsOffset is if_tsoffset (seconds) in ns, within ±MaxTS.
+func tsOffset(sec int64) int64 {
+	const most = packet.MaxTS / 1_000_000_000
+	return min(max(sec, -most), most) * 1e9
 }
 
 type ngState struct {
@@ -401,7 +418,7 @@ func (f *File) interfaceOptions(ifc *ngIface, opts []byte, off int64) error {
 			if f.be {
 				v = bits.ReverseBytes64(v)
 			}
-			ifc.offNs = int64(v) * 1e9
+			ifc.offNs = tsOffset(int64(v))
 		}
 	}
 	return nil

@@ -13,8 +13,9 @@ import (
 // FuzzEngine gives two engines sharing a Surge and a Hotspots (a pipeline's two workers,
 // each source at one of them) packets built from the input, 4 bytes each: a few sources,
 // the addresses of a dark /29 (dense indexes) and of an IPv6 prefix (none), every kind of
-// packet the detectors read, and times that step on, stand still, jump a window or go
-// back (pcap files are not always in order). Thresholds of 2-3 packets, source tables of
+// packet the detectors read, and times that step on, stand still, jump a window, go back
+// (pcap files are not always in order) or jump to the ends of time (damaged files: the
+// readers keep times within [0, packet.MaxTS]). Thresholds of 2-3 packets, source tables of
 // 3 entries, flow tables of 2 and a few KiB of set memory put every episode, eviction and
 // sketch path within a short input. A first byte of 0xff is a checkpoint instead: the
 // engines, their source tables, the surge and the hotspots are saved and restored into new
@@ -46,6 +47,13 @@ func FuzzEngine(f *testing.F) {
 	}
 	f.Add(seed)
 	f.Add(append(append(seed[:len(seed)/2:len(seed)/2], 0xff, 0, 0, 0), seed[len(seed)/2:]...))
+	// The seed's packets with the clock thrown to each end of time and back.
+	var ends []byte
+	for i := range 8 {
+		ends = append(ends, seed[:24]...)
+		ends = append(ends, fzSYN, byte(i<<5), 1, 255)
+	}
+	f.Add(ends)
 	f.Add([]byte{fzZmap, 1, 0, 1, fzZmap, 1, 1, 1, fzMasscan, 2, 3, 1, fzMasscan, 2, 4, 230, fzEcho, 3, 9, 255, fzEcho, 3, 8, 1})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > 4*2000 {
@@ -150,9 +158,14 @@ func (fe *fuzzEngines) packet(kind, src, dst, step byte) {
 		fe.ts += int64(step) * 100 * int64(time.Millisecond)
 	case step <= 250:
 		fe.ts -= int64(step-200) * sec // back
-	default:
+	case step < 255:
 		fe.ts += int64(step-250) * 10 * sec // a window or more
+	default:
+		// A damaged capture's time, as the readers give it (within [0, packet.MaxTS]: a
+		// time past the int64 range, unclamped, wrapped due times and hung the engine).
+		fe.ts = [8]int64{0, 1, packet.MaxTS, packet.MaxTS - 1, 0xffffffff * sec, -fe.ts, fe.ts + 1<<40, packet.MaxTS - win}[src>>5]
 	}
+	fe.ts = packet.ClampTS(fe.ts)
 	s := fe.srcA[int(src&7)%len(fe.srcA)]
 	d := fe.dstA[int(dst&15)%len(fe.dstA)]
 	port := fuzzPorts[dst>>5]

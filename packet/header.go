@@ -215,10 +215,21 @@ type Quoted struct {
 // PayloadMax is how many bytes of UDP payload a Header keeps.
 const PayloadMax = 32
 
+// MaxTS is the latest packet time, in ns since the Unix epoch: 2^62 ns, in 2116, past
+// anything a classic pcap (2106) or a clock holds, and as far again below the int64
+// limit, so that a window, a gap or a bucket added to a packet time never overflows. The
+// sources keep packet times within [0, MaxTS] (ClampTS): a damaged pcapng's 64-bit
+// timestamp or if_tsoffset can be any value, and the detectors' due times computed from
+// one past it wrapped to the distant past, where an episode's end was retried forever.
+const MaxTS = 1 << 62
+
+// ClampTS returns ns within [0, MaxTS].
+func ClampTS(ns int64) int64 { return min(max(ns, 0), MaxTS) }
+
 // Header is everything the pipeline needs from one frame. It is a plain value: the
 // decoder fills it without allocating and workers copy it freely.
 type Header struct {
-	TS      int64  // packet time, ns since the Unix epoch (set by the source)
+	TS      int64  // packet time, ns since the Unix epoch (set by the source), within [0, MaxTS]
 	WireLen uint32 // original length on the wire
 	CapLen  uint32 // bytes captured
 
