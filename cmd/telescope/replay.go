@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -87,11 +88,18 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var returned atomic.Bool // ctx is done because the command returns, not by a signal
+	defer returned.Store(true)
 	go func() {
 		// Told to stop: the end events of the episodes still open are logged as far as the
 		// queue holds them, the rest counted (log_entries_dropped), not waited for.
 		<-ctx.Done()
+		if returned.Load() {
+			return
+		}
 		logQueue.SetLossless(false)
+		stop() // a second signal ends the process at once (the default action)
+		log.Info("stopping; a second SIGINT or SIGTERM ends the process at once")
 	}()
 	opts := pipeline.ReplayOptions{Files: files}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {

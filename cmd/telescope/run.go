@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -118,6 +119,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var returned atomic.Bool // ctx is done because the command returns, not by a signal
+	defer returned.Store(true)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -125,6 +128,12 @@ func cmdRun(args []string, stderr io.Writer) error {
 		for {
 			select {
 			case <-ctx.Done():
+				// A second signal ends the process at once (the default action), without
+				// the final checkpoint: for a shutdown that cannot finish.
+				if !returned.Load() {
+					stop()
+					log.Info("stopping; a second SIGINT or SIGTERM ends the process at once")
+				}
 				return
 			case <-hup:
 				_ = d.reload()

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -155,5 +156,87 @@ func TestDHTVectorThenSYN(t *testing.T) {
 	}
 	if r.Packets.IPv4.UDP != 1 || r.Packets.IPv4.TCP != 1 || len(r.DstPorts.UDP) != 1 || r.DstPorts.UDP[0].Port != 4776 {
 		t.Errorf("report tables: %+v %+v", r.Packets.IPv4, r.DstPorts.UDP)
+	}
+}
+
+// TestSecondSignalEnds: a shutdown that cannot finish (here, replay blocked reading a FIFO
+// whose writer went quiet) logs that a second signal ends the process, and the second
+// SIGTERM does, by the signal's default action. Before, every SIGTERM and SIGINT after the
+// first was caught and ignored: a hung replay (a damaged pcapng's times hung a detector's
+// episode ends) spun at 100 % CPU until SIGKILL.
+func TestSecondSignalEnds(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "capture.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(executable(t), "replay", fifo)
+	cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	// Opening the FIFO for writing waits for the replay to open it, which it does after
+	// its signal handling is set up (O_NONBLOCK and retries: a replay that failed before
+	// opening it must not hang the test). A pcap header, then nothing: the replay waits.
+	var w *os.File
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var err error
+		if w, err = os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatalf("replay ended before opening its FIFO (%v):\n%s", waitErr, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replay did not open its FIFO: %v\n%s", err, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer w.Close()
+	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
+	if _, err := w.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	const said = "a second SIGINT or SIGTERM ends the process at once"
+	for !strings.Contains(logs.String(), said) {
+		select {
+		case <-exited:
+			t.Fatalf("replay ended at the first SIGTERM (%v), still reading its FIFO:\n%s", waitErr, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q after SIGTERM:\n%s", said, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		var ee *exec.ExitError
+		if !errors.As(waitErr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
+			t.Errorf("after the second SIGTERM: %v, want killed by SIGTERM\n%s", waitErr, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the second SIGTERM did not end the process:\n%s", logs.String())
 	}
 }
