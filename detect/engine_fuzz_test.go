@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -324,38 +325,20 @@ func fuzzCheck(e Entry) (string, error) {
 	}
 	switch x := e.(type) {
 	case *ScannerEntry:
-		err := most("targets", x.Targets, x.Packets)
-		if err == nil {
-			err = most("ports", x.Ports, x.Packets)
-		}
-		if err == nil {
-			err = order(x.FirstSeen, x.LastSeen)
-		}
-		return x.Src, err
+		return x.Src, errors.Join(most("targets", x.Targets, x.Packets), most("ports", x.Ports, x.Packets),
+			order(x.FirstSeen, x.LastSeen))
 	case *TelnetSweepEntry:
-		err := most("targets", x.Targets, x.Packets)
-		if err == nil {
-			err = order(x.FirstSeen, x.LastSeen)
-		}
-		return x.Src, err
+		return x.Src, errors.Join(most("targets", x.Targets, x.Packets), order(x.FirstSeen, x.LastSeen))
 	case *TelnetSurgeEntry:
 		return "", nil
 	case *UDPThenSYNEntry:
 		return fmt.Sprintf("%v>%v:%d", x.Src, x.Dst, x.Port), order(x.FirstSeen, x.LastSeen)
 	case *BackscatterEntry:
-		err := most("targets", x.Targets, x.Packets)
-		if err == nil {
-			err = order(x.FirstSeen, x.LastSeen)
-		}
-		return x.Victim, err
+		return x.Victim, errors.Join(most("targets", x.Targets, x.Packets), order(x.FirstSeen, x.LastSeen))
 	case *ToolEntry:
 		return fmt.Sprintf("%v %s", x.Src, x.Tool), order(x.FirstSeen, x.LastSeen)
 	case *HotspotEntry:
-		err := most("sources", x.Sources, x.Packets)
-		if err == nil {
-			err = order(x.FirstSeen, x.LastSeen)
-		}
-		return fmt.Sprintf("%s:%d", x.Dst, x.Port), err
+		return fmt.Sprintf("%s:%d", x.Dst, x.Port), errors.Join(most("sources", x.Sources, x.Packets), order(x.FirstSeen, x.LastSeen))
 	}
 	return "", fmt.Errorf("unknown entry %T", e)
 }

@@ -187,26 +187,30 @@ func TestSecondSignalEnds(t *testing.T) {
 			<-exited
 		}
 	}()
-	// Opening the FIFO for writing waits for the replay to open it, which it does after
-	// its signal handling is set up (O_NONBLOCK and retries: a replay that failed before
-	// opening it must not hang the test). A pcap header, then nothing: the replay waits.
-	var w *os.File
+	// until polls cond; the replay's end or the deadline fails the test.
 	deadline := time.Now().Add(15 * time.Second)
-	for {
-		var err error
-		if w, err = os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
-			break
+	until := func(what string, cond func() bool) {
+		for !cond() {
+			select {
+			case <-exited:
+				t.Fatalf("replay ended (%v) before %s:\n%s", waitErr, what, logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("replay did not get to %s in 15 s:\n%s", what, logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		select {
-		case <-exited:
-			t.Fatalf("replay ended before opening its FIFO (%v):\n%s", waitErr, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replay did not open its FIFO: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	// The FIFO opens for writing (O_NONBLOCK: a replay that failed must not hang the test)
+	// once the replay opened it, after its signal handling is set up. A pcap header, then
+	// nothing: the replay waits for more.
+	var w *os.File
+	until("opening its FIFO", func() bool {
+		var err error
+		w, err = os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		return err == nil
+	})
 	defer w.Close()
 	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
 	if _, err := w.Write(hdr); err != nil {
@@ -216,17 +220,7 @@ func TestSecondSignalEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	const said = "a second SIGINT or SIGTERM ends the process at once"
-	for !strings.Contains(logs.String(), said) {
-		select {
-		case <-exited:
-			t.Fatalf("replay ended at the first SIGTERM (%v), still reading its FIFO:\n%s", waitErr, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q after SIGTERM:\n%s", said, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	until("logging "+said, func() bool { return strings.Contains(logs.String(), said) })
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
