@@ -82,7 +82,8 @@ func (s *PcapSource) Next() (Record, error) {
 		}
 		return Record{}, pcapError(s.iface, err)
 	}
-	return Record{Data: data, TS: ci.Timestamp.UnixNano(), WireLen: uint32(ci.Length), Link: s.link}, nil
+	// Kept within [0, packet.MaxTS] as the file readers keep theirs (a device clock can be wrong).
+	return Record{Data: data, TS: packet.ClampTS(ci.Timestamp.UnixNano()), WireLen: uint32(ci.Length), Link: s.link}, nil
 }
 
 // Stats returns packets received and dropped (by the kernel and by the interface).
