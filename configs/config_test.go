@@ -211,6 +211,7 @@ func TestParseBadFiles(t *testing.T) {
 		{"bad-state-interval.yaml", `bad.yaml:3: state.checkpoint_interval: must be a duration greater than 0, got 0s`},
 		{"bad-duration-words.yaml", `bad.yaml:3: detect.udp_then_syn.max_gap: expected a duration such as "5m" or "90s", got "5 minutes"`},
 		{"bad-negative-duration.yaml", `bad.yaml:3: detect.backscatter.min_duration: must not be negative, got -30s`},
+		{"bad-duration-too-long.yaml", `bad.yaml:2: window: must be at most 8760h (a year), got 2562047h`},
 		{"bad-port-range.yaml", `bad.yaml:2: metrics.watch_ports[2]: must be a port number 1..65535, got 70000`},
 		{"bad-listen-address.yaml", `bad.yaml:2: web.listen_address: "localhost:http": the port must be a number 0..65535, got "http"`},
 		{"bad-log-level.yaml", `bad.yaml:2: log.level: must be one of "debug", "info", "warn", "error", got "verbose"`},
@@ -727,5 +728,34 @@ func TestAppliedKeepsRestartOnlyKeys(t *testing.T) {
 	}
 	if got := Diff(Default(), loaded); !slices.Equal(got, before) {
 		t.Errorf("Applied changed the loaded config: %q, was %q", got, before)
+	}
+}
+
+// TestDurationsAtMostAYear: every duration key takes up to a year and names itself past it
+// (a window of 2562047h, which time.ParseDuration accepts, hung replay: the detectors' due
+// times wrapped past the int64 range).
+func TestDurationsAtMostAYear(t *testing.T) {
+	for _, key := range []string{"window", "detect.telnet.surge_bucket", "detect.udp_then_syn.max_gap",
+		"detect.backscatter.min_duration", "log.summary_interval", "state.checkpoint_interval"} {
+		yamlOf := func(d string) string {
+			parts := strings.Split(key, ".")
+			y, indent := "state: {path: /var/lib/telescope/state}\n", ""
+			if parts[0] == "state" {
+				y = "state:\n  path: /var/lib/telescope/state\n"
+				parts, indent = parts[1:], "  "
+			}
+			for _, p := range parts[:len(parts)-1] {
+				y += indent + p + ":\n"
+				indent += "  "
+			}
+			return y + indent + parts[len(parts)-1] + ": " + d + "\n"
+		}
+		if _, err := Parse([]byte(yamlOf("8760h")), "ok.yaml"); err != nil {
+			t.Errorf("%s: 8760h refused: %v", key, err)
+		}
+		_, err := Parse([]byte(yamlOf("8761h")), "bad.yaml")
+		if want := key + ": must be at most 8760h (a year), got 8761h"; err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: 8761h gives %v, want %q", key, err, want)
+		}
 	}
 }

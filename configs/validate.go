@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -68,6 +69,7 @@ func (c *Config) problems() []problem {
 	if d.Backscatter.MinDuration < 0 {
 		v.add("detect.backscatter.min_duration", "must not be negative, got "+d.Backscatter.MinDuration.String())
 	}
+	v.atMostAYear("detect.backscatter.min_duration", d.Backscatter.MinDuration)
 	v.atLeast1("detect.backscatter.min_rate_per_minute", d.Backscatter.MinRatePerMinute)
 	v.atLeast1("detect.hotspot.min_sources", d.Hotspot.MinSources)
 	v.detectLog(d) // validate_log.go
@@ -115,6 +117,19 @@ func (v *validator) atLeast1(key string, n int) {
 func (v *validator) positive(key string, d Duration) {
 	if d <= 0 {
 		v.add(key, "must be a duration greater than 0, got "+d.String())
+	}
+	v.atMostAYear(key, d)
+}
+
+// MaxDuration bounds every duration key. A year is past any window, gap or interval a
+// telescope uses, and keeps a packet time (at most packet.MaxTS, 2^62 ns) plus a few of
+// them within int64: a window of 2562047h, which time.ParseDuration accepts, wrapped the
+// detectors' due times to the distant past and hung the first episode's end.
+const MaxDuration = Duration(365 * 24 * time.Hour)
+
+func (v *validator) atMostAYear(key string, d Duration) {
+	if d > MaxDuration {
+		v.add(key, "must be at most "+MaxDuration.String()+" (a year), got "+d.String())
 	}
 }
 

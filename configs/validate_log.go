@@ -30,5 +30,7 @@ func (v *validator) summaryInterval(key string, d Duration) {
 		v.add(key, "must not be negative, got "+d.String())
 	case d > 0 && d < MinSummaryInterval:
 		v.add(key, "must be 0 (no summary lines) or at least "+MinSummaryInterval.String()+", got "+d.String())
+	default:
+		v.atMostAYear(key, d)
 	}
 }
