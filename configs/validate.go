@@ -70,7 +70,9 @@ func (c *Config) problems() []problem {
 		v.add("detect.backscatter.min_duration", "must not be negative, got "+d.Backscatter.MinDuration.String())
 	}
 	v.atMostAYear("detect.backscatter.min_duration", d.Backscatter.MinDuration)
-	v.atLeast1("detect.backscatter.min_rate_per_minute", d.Backscatter.MinRatePerMinute)
+	// A victim keeps its last min_rate_per_minute packet times until the rate is met (8
+	// bytes each): 2^63-1 crashed replay (makeslice: cap out of range).
+	v.between("detect.backscatter.min_rate_per_minute", d.Backscatter.MinRatePerMinute, 1, MaxRatePerMinute)
 	v.atLeast1("detect.hotspot.min_sources", d.Hotspot.MinSources)
 	v.detectLog(d) // validate_log.go
 
@@ -120,6 +122,11 @@ func (v *validator) positive(key string, d Duration) {
 	}
 	v.atMostAYear(key, d)
 }
+
+// MaxRatePerMinute bounds detect.backscatter.min_rate_per_minute: 1 000 000 packets a
+// minute (~16 700 a second) at one victim, an 8 MB ring of times per victim that is not
+// there yet.
+const MaxRatePerMinute = 1_000_000
 
 // MaxDuration bounds every duration key. A year is past any window, gap or interval a
 // telescope uses, and keeps a packet time (at most packet.MaxTS, 2^62 ns) plus a few of
