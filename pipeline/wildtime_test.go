@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/telescope-dev/telescope/detect"
@@ -37,8 +36,8 @@ limits: {max_sources: 6, max_destinations: 2, max_sets_mb: 1}
 		path := filepath.Join(dir, "wild.pcapng")
 		n := writeWildPcapng(t, path, seed)
 		for _, workers := range []int{1, 2} {
-			sink := &phaseCount{}
-			p, err := New(Options{Config: cfg, Workers: workers, Sink: sink})
+			rec := &recorder{next: NewEpisodes()}
+			p, err := New(Options{Config: cfg, Workers: workers, Sink: rec})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,11 +45,17 @@ limits: {max_sources: 6, max_destinations: 2, max_sets_mb: 1}
 			if len(res.Errors) != 0 || res.Records != uint64(n) {
 				t.Fatalf("seed %d, %d workers: %d of %d records, errors %v", seed, workers, res.Records, n, res.Errors)
 			}
-			if r := p.Report(NewEpisodes()); r.Frames != uint64(n) {
+			if r := p.Report(rec.next); r.Frames != uint64(n) {
 				t.Errorf("seed %d, %d workers: the report counts %d frames of %d", seed, workers, r.Frames, n)
 			}
+			phases := map[string][2]int{} // by detector: episodes started, ended
+			for _, ev := range rec.events {
+				c := phases[ev.Detector]
+				c[ev.Phase]++
+				phases[ev.Detector] = c
+			}
 			started := 0
-			for d, c := range sink.n {
+			for d, c := range phases {
 				started += c[detect.Start]
 				if c[detect.Start] != c[detect.End] {
 					t.Errorf("seed %d, %d workers: %s: %d episodes started, %d ended", seed, workers, d, c[detect.Start], c[detect.End])
@@ -61,23 +66,6 @@ limits: {max_sources: 6, max_destinations: 2, max_sets_mb: 1}
 			}
 		}
 	}
-}
-
-// phaseCount counts events by detector and phase.
-type phaseCount struct {
-	mu sync.Mutex
-	n  map[string][2]int
-}
-
-func (s *phaseCount) Detection(ev *detect.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.n == nil {
-		s.n = map[string][2]int{}
-	}
-	c := s.n[ev.Detector]
-	c[ev.Phase]++
-	s.n[ev.Detector] = c
 }
 
 // writeWildPcapng writes a pcapng file of up to 3 000 random records (see

@@ -97,34 +97,43 @@ type daemonProc struct {
 // /-/ready answers 200. The process is ended (by its id) at cleanup if still running.
 func startDaemon(t *testing.T, ns, addr, cfg string) *daemonProc {
 	t.Helper()
-	d := &daemonProc{ns: ns, addr: addr, logs: &syncBuffer{}, done: make(chan struct{})}
-	d.cmd = exec.Command("ip", "netns", "exec", ns, executable(t), "run", "--web.enable-lifecycle", "--config", cfg)
-	d.cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
-	d.cmd.Stderr = d.logs
+	d := startProc(t, exec.Command("ip", "netns", "exec", ns, executable(t), "run", "--web.enable-lifecycle", "--config", cfg))
+	d.ns, d.addr = ns, addr
 	d.client = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DisableKeepAlives: true,
 		DialContext: func(_ context.Context, network, a string) (net.Conn, error) {
 			return netnstest.Dial(ns, network, a)
 		},
 	}}
-	if err := d.cmd.Start(); err != nil {
+	d.waitFor(t, "ready", 15*time.Second, func() bool {
+		code, _, err := d.get("/-/ready")
+		return err == nil && code == 200
+	})
+	return d
+}
+
+// startProc starts cmd, a telescope command line (the test binary standing in for the
+// binary), its stderr kept in logs. The process is ended (by its id) at cleanup if still
+// running.
+func startProc(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
+	d := &daemonProc{cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
+	cmd.Stderr = d.logs
+	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = d.cmd.Wait(); close(d.done) }()
+	go func() { _ = cmd.Wait(); close(d.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-d.done:
 		default:
-			_ = d.cmd.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-d.done
 		}
 		if t.Failed() {
 			t.Logf("daemonProc log:\n%s", d.logs.String())
 		}
-	})
-	d.waitFor(t, "ready", 15*time.Second, func() bool {
-		code, _, err := d.get("/-/ready")
-		return err == nil && code == 200
 	})
 	return d
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -169,44 +168,12 @@ func TestSecondSignalEnds(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(executable(t), "replay", fifo)
-	cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
-	logs := &syncBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var waitErr error
-	exited := make(chan struct{})
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	defer func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	// until polls cond; the replay's end or the deadline fails the test.
-	deadline := time.Now().Add(15 * time.Second)
-	until := func(what string, cond func() bool) {
-		for !cond() {
-			select {
-			case <-exited:
-				t.Fatalf("replay ended (%v) before %s:\n%s", waitErr, what, logs.String())
-			default:
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("replay did not get to %s in 15 s:\n%s", what, logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	d := startProc(t, exec.Command(executable(t), "replay", fifo))
 	// The FIFO opens for writing (O_NONBLOCK: a replay that failed must not hang the test)
 	// once the replay opened it, after its signal handling is set up. A pcap header, then
 	// nothing: the replay waits for more.
 	var w *os.File
-	until("opening its FIFO", func() bool {
+	d.waitFor(t, "the replay opening its FIFO", 15*time.Second, func() bool {
 		var err error
 		w, err = os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		return err == nil
@@ -216,21 +183,12 @@ func TestSecondSignalEnds(t *testing.T) {
 	if _, err := w.Write(hdr); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	const said = "a second SIGINT or SIGTERM ends the process at once"
-	until("logging "+said, func() bool { return strings.Contains(logs.String(), said) })
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-		var ee *exec.ExitError
-		if !errors.As(waitErr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM {
-			t.Errorf("after the second SIGTERM: %v, want killed by SIGTERM\n%s", waitErr, logs.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("the second SIGTERM did not end the process:\n%s", logs.String())
+	d.waitLog(t, "a second SIGINT or SIGTERM ends the process at once")
+	d.stop(t, syscall.SIGTERM)
+	if ws := d.cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signal() != syscall.SIGTERM {
+		t.Errorf("after the second SIGTERM: %v, want killed by SIGTERM\n%s", d.cmd.ProcessState, d.logs.String())
 	}
 }
