@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"time"
 	"unsafe"
 
 	"github.com/telescope-dev/telescope/internal/prefetch"
@@ -65,6 +66,7 @@ const (
 type File struct {
 	name   string
 	closer io.Closer // the file opened by Open; nil for NewReader
+	stream *os.File  // the file opened by Open when it is read, not mapped (Interrupt)
 	raw    *countingReader
 	in     io.Reader // the decompressed stream: raw itself, or a gzip reader over it
 	gz     *gzip.Reader
@@ -123,6 +125,7 @@ func Open(path string) (*File, error) {
 		fh.Close()
 		return nil, err
 	}
+	f.stream = fh
 	return f, nil
 }
 
@@ -294,6 +297,17 @@ func (f *File) Size() int64 { return f.size }
 
 // Name is the file name given to Open or NewReader.
 func (f *File) Name() string { return f.name }
+
+// Interrupt makes a Read that waits for data from a pipe or FIFO (os.Open makes those
+// pollable) return an error at once, and every later Read that needs more data: a replay of
+// a quiet stream, such as tcpdump -w into a FIFO, then stops at the first SIGINT instead
+// of at its next packets. A regular file never waits, and a stream given to NewReader is
+// not touched. Safe to call from another goroutine while Read runs, and after Close.
+func (f *File) Interrupt() {
+	if f.stream != nil {
+		_ = f.stream.SetReadDeadline(time.Unix(1, 0)) // ErrNoDeadline for a file: nothing to do
+	}
+}
 
 // Close releases the file. It does not close the stream given to NewReader.
 func (f *File) Close() error {

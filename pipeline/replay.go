@@ -97,6 +97,9 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 		return err
 	}
 	defer f.Close()
+	// Told to stop while a pipe or FIFO is quiet, the read waiting for it returns (its error
+	// is then the interruption); a file is read on to the next check of ctx below.
+	defer context.AfterFunc(ctx, f.Interrupt)()
 	if replayOpened != nil {
 		replayOpened(name)
 	}
@@ -130,6 +133,9 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 			return nil
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			return err
 		}
 		if !rec.Link.Known() && !warned[rec.Link] {

@@ -158,31 +158,57 @@ func TestDHTVectorThenSYN(t *testing.T) {
 	}
 }
 
-// TestSecondSignalEnds: a shutdown that cannot finish (here, replay blocked reading a FIFO
-// whose writer went quiet) logs that a second signal ends the process, and the second
-// SIGTERM does, by the signal's default action. Before, every SIGTERM and SIGINT after the
-// first was caught and ignored: a hung replay (a damaged pcapng's times hung a detector's
-// episode ends) spun at 100 % CPU until SIGKILL.
-func TestSecondSignalEnds(t *testing.T) {
+// TestFirstSignalEndsQuietReplay: a replay of a FIFO whose writer went quiet (tcpdump -w
+// into a FIFO on a quiet link) stops at the first SIGTERM, as interrupted. Before, the read
+// waited for the writer's next packets, and only a second signal ended the process.
+func TestFirstSignalEndsQuietReplay(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "capture.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d := startProc(t, exec.Command(executable(t), "replay", fifo))
-	// The FIFO opens for writing (O_NONBLOCK: a replay that failed must not hang the test)
-	// once the replay opened it, after its signal handling is set up. A pcap header, then
-	// nothing: the replay waits for more.
+	w := openFIFOWriter(t, d, fifo)
+	defer w.Close()
+	// A pcap header, then nothing: the replay waits for more.
+	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
+	if _, err := w.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if code := d.stop(t, syscall.SIGTERM); code != 1 {
+		t.Errorf("exit code %d after SIGTERM, want 1 (interrupted)\n%s", code, d.logs.String())
+	}
+	if logs := d.logs.String(); !strings.Contains(logs, "interrupted after 0 records") {
+		t.Errorf("no interruption error in the log:\n%s", logs)
+	}
+}
+
+// openFIFOWriter opens fifo for writing once d has opened it for reading (O_NONBLOCK: until
+// then the open fails, and a replay that failed must not hang the test). The replay opens
+// its files after its signal handling is set up.
+func openFIFOWriter(t *testing.T, d *daemonProc, fifo string) *os.File {
+	t.Helper()
 	var w *os.File
 	d.waitFor(t, "the replay opening its FIFO", 15*time.Second, func() bool {
 		var err error
 		w, err = os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		return err == nil
 	})
-	defer w.Close()
-	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
-	if _, err := w.Write(hdr); err != nil {
+	return w
+}
+
+// TestSecondSignalEnds: a shutdown that cannot finish (here, replay blocked opening its
+// --report FIFO, which has no reader) logs that a second signal ends the process, and the
+// second SIGTERM does, by the signal's default action. Before, every SIGTERM and SIGINT
+// after the first was caught and ignored: a hung replay (a damaged pcapng's times hung a
+// detector's episode ends) spun at 100 % CPU until SIGKILL.
+func TestSecondSignalEnds(t *testing.T) {
+	pcap, _ := smallCapture(t)
+	fifo := filepath.Join(t.TempDir(), "report.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	d := startProc(t, exec.Command(executable(t), "replay", "--report", fifo, pcap))
+	d.waitLog(t, "replay finished") // then it opens the FIFO, and waits for a reader
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
