@@ -64,13 +64,14 @@ const (
 // File reads the records of a pcap or pcapng file, optionally gzip-compressed.
 // It is not safe for concurrent use.
 type File struct {
-	name   string
-	closer io.Closer // the file opened by Open; nil for NewReader
-	stream *os.File  // the file opened by Open when it is read, not mapped (Interrupt)
-	raw    *countingReader
-	in     io.Reader // the decompressed stream: raw itself, or a gzip reader over it
-	gz     *gzip.Reader
-	size   int64
+	name    string
+	closer  io.Closer   // the file opened by Open; nil for NewReader
+	stream  *os.File    // the file opened by Open when it is read, not mapped (Interrupt)
+	unwatch func() bool // OpenContext: stops watching its context
+	raw     *countingReader
+	in      io.Reader // the decompressed stream: raw itself, or a gzip reader over it
+	gz      *gzip.Reader
+	size    int64
 
 	// buf[r:w] holds bytes read from in but not yet consumed; base is the stream offset
 	// of buf[0]. rerr is the sticky error of in (io.EOF at its end).
@@ -102,10 +103,17 @@ type File struct {
 // Errors name the file and say what is wrong in one line: a missing or unreadable file is
 // the *os.PathError of os.Open; a file that is empty, not a capture file (its first bytes are
 // shown in hex), or has a truncated or invalid file header is a *FileError.
-func Open(path string) (*File, error) {
+func Open(path string) (*File, error) { return open(path, nil) }
+
+// open is Open, calling opened (when set) with the file as soon as it is open, before
+// anything is read from it.
+func open(path string, opened func(*os.File)) (*File, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
+	}
+	if opened != nil {
+		opened(fh)
 	}
 	if data := mapFile(fh); data != nil {
 		if !isGzip(data) { // a gzip stream is read: it is decompressed into a buffer anyway
@@ -305,12 +313,20 @@ func (f *File) Name() string { return f.name }
 // not touched. Safe to call from another goroutine while Read runs, and after Close.
 func (f *File) Interrupt() {
 	if f.stream != nil {
-		_ = f.stream.SetReadDeadline(time.Unix(1, 0)) // ErrNoDeadline for a file: nothing to do
+		interrupt(f.stream)
 	}
 }
 
+// interrupt makes fh's waiting and later reads return (a past deadline). A regular file
+// has no deadlines (os.ErrNoDeadline): nothing to do.
+func interrupt(fh *os.File) { _ = fh.SetReadDeadline(time.Unix(1, 0)) }
+
 // Close releases the file. It does not close the stream given to NewReader.
 func (f *File) Close() error {
+	if f.unwatch != nil {
+		f.unwatch()
+		f.unwatch = nil
+	}
 	var err error
 	if f.gz != nil {
 		err = f.gz.Close()

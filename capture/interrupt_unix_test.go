@@ -3,8 +3,10 @@
 package capture
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,5 +102,83 @@ func TestInterruptFile(t *testing.T) {
 	}
 	if n != len(recs) {
 		t.Fatalf("read %d records after Interrupt, want %d", n, len(recs))
+	}
+}
+
+// TestOpenContextStops: OpenContext of a FIFO returns ctx's error once ctx ends, whether
+// the FIFO has no writer yet (the open waits for one), a writer that sent nothing (the
+// header read waits), or a writer that went quiet after some records (a read waits).
+func TestOpenContextStops(t *testing.T) {
+	head := pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1, rec(1, 0, frame(1, 60)))
+	for _, tc := range []struct {
+		name  string
+		write []byte // nil: no writer
+	}{
+		{"no writer", nil},
+		{"quiet before the header", []byte{}},
+		{"quiet after a record", head},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "capture.fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if tc.write != nil {
+				go func() {
+					w, err := os.OpenFile(fifo, os.O_WRONLY, 0) // waits for the reader
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					t.Cleanup(func() { w.Close() })
+					if _, err := w.Write(tc.write); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() {
+				f, err := OpenContext(ctx, fifo)
+				if err != nil {
+					done <- err
+					return
+				}
+				defer f.Close()
+				var r Record
+				if err := f.Read(&r); err != nil {
+					done <- fmt.Errorf("first record: %w", err)
+					return
+				}
+				done <- f.Read(&r)
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("returned before ctx ended: %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if tc.write == nil || len(tc.write) == 0 {
+					if !errors.Is(err, context.Canceled) {
+						t.Fatalf("OpenContext: %v, want %v", err, context.Canceled)
+					}
+				} else if err == nil || errors.Is(err, io.EOF) {
+					t.Fatalf("Read after ctx ended: %v, want an error that is not io.EOF", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("still waiting 10 s after ctx ended")
+			}
+		})
+	}
+}
+
+// TestOpenContextDone: a context already ended opens nothing.
+func TestOpenContextDone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if f, err := OpenContext(ctx, "/nonexistent/x.pcap"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("OpenContext: %v, %v; want %v", f, err, context.Canceled)
 	}
 }

@@ -92,14 +92,14 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 var replayOpened func(name string)
 
 func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress) (err error) {
-	f, err := capture.Open(name)
+	// Told to stop while a pipe or FIFO is quiet, or a FIFO has no writer yet, the open or
+	// read waiting for it returns (its error is then the interruption); a file is read on
+	// to the next check of ctx below.
+	f, err := capture.OpenContext(ctx, name)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	// Told to stop while a pipe or FIFO is quiet, the read waiting for it returns (its error
-	// is then the interruption); a file is read on to the next check of ctx below.
-	defer context.AfterFunc(ctx, f.Interrupt)()
 	if replayOpened != nil {
 		replayOpened(name)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -159,27 +160,53 @@ func TestDHTVectorThenSYN(t *testing.T) {
 }
 
 // TestFirstSignalEndsQuietReplay: a replay of a FIFO whose writer went quiet (tcpdump -w
-// into a FIFO on a quiet link) stops at the first SIGTERM, as interrupted. Before, the read
-// waited for the writer's next packets, and only a second signal ended the process.
+// into a FIFO on a quiet link), or that no writer opened yet, stops at the first SIGTERM,
+// as interrupted. Before, the read (or the open) waited for the writer, and only a second
+// signal ended the process.
 func TestFirstSignalEndsQuietReplay(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "capture.fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
+	for _, writer := range []bool{true, false} {
+		name := map[bool]string{true: "writer quiet after the header", false: "no writer yet"}[writer]
+		t.Run(name, func(t *testing.T) {
+			fifo := filepath.Join(t.TempDir(), "capture.fifo")
+			if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			d := startProc(t, exec.Command(executable(t), "replay", fifo))
+			if writer {
+				w := openFIFOWriter(t, d, fifo)
+				defer w.Close()
+				// A pcap header, then nothing: the replay waits for more.
+				hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
+				if _, err := w.Write(hdr); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				// The open waits in the kernel for a writer (after the signal handling is
+				// set up): wait_for_partner in the waiting thread's wchan.
+				d.waitFor(t, "the replay waiting in open(2) for the FIFO's writer", 15*time.Second, func() bool {
+					return anyThreadWaits(d.cmd.Process.Pid, "wait_for_partner")
+				})
+			}
+			if code := d.stop(t, syscall.SIGTERM); code != 1 {
+				t.Errorf("exit code %d after SIGTERM, want 1 (interrupted)\n%s", code, d.logs.String())
+			}
+			if logs := d.logs.String(); !strings.Contains(logs, "interrupted after 0 records") {
+				t.Errorf("no interruption error in the log:\n%s", logs)
+			}
+		})
 	}
-	d := startProc(t, exec.Command(executable(t), "replay", fifo))
-	w := openFIFOWriter(t, d, fifo)
-	defer w.Close()
-	// A pcap header, then nothing: the replay waits for more.
-	hdr := []byte{0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0}
-	if _, err := w.Write(hdr); err != nil {
-		t.Fatal(err)
+}
+
+// anyThreadWaits reports whether a thread of process pid waits in the kernel function
+// wchan (/proc/PID/task/TID/wchan).
+func anyThreadWaits(pid int, wchan string) bool {
+	tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "wchan"))
+	for _, p := range tasks {
+		if b, err := os.ReadFile(p); err == nil && string(b) == wchan {
+			return true
+		}
 	}
-	if code := d.stop(t, syscall.SIGTERM); code != 1 {
-		t.Errorf("exit code %d after SIGTERM, want 1 (interrupted)\n%s", code, d.logs.String())
-	}
-	if logs := d.logs.String(); !strings.Contains(logs, "interrupted after 0 records") {
-		t.Errorf("no interruption error in the log:\n%s", logs)
-	}
+	return false
 }
 
 // openFIFOWriter opens fifo for writing once d has opened it for reading (O_NONBLOCK: until
