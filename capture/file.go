@@ -99,7 +99,8 @@ type File struct {
 }
 
 // Open opens a pcap (µs or ns timestamps, either byte order) or pcapng file, transparently
-// gunzipping it when it starts with the gzip magic (detected by magic bytes, never by name).
+// gunzipping it when it starts with the gzip magic (detected by magic bytes, never by name);
+// path "-" (Stdin) is standard input.
 // Errors name the file and say what is wrong in one line: a missing or unreadable file is
 // the *os.PathError of os.Open; a file that is empty, not a capture file (its first bytes are
 // shown in hex), or has a truncated or invalid file header is a *FileError.
@@ -108,7 +109,7 @@ func Open(path string) (*File, error) { return open(path, nil) }
 // open is Open, calling opened (when set) with the file as soon as it is open, before
 // anything is read from it.
 func open(path string, opened func(*os.File)) (*File, error) {
-	fh, err := os.Open(path)
+	fh, err := os.Open(osPath(path))
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +136,19 @@ func open(path string, opened func(*os.File)) (*File, error) {
 	}
 	f.stream = fh
 	return f, nil
+}
+
+// Stdin is the name that opens standard input (as tcpdump -r - and tshark -r - do).
+const Stdin = "-"
+
+// osPath is the file path opens: standard input is opened anew through /dev/stdin, so
+// that a pipe or FIFO is read through the poller (Interrupt) and a redirected regular file
+// is mapped like any other.
+func osPath(path string) string {
+	if path == Stdin {
+		return "/dev/stdin"
+	}
+	return path
 }
 
 // isGzip reports whether b starts with the gzip magic.

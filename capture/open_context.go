@@ -24,7 +24,7 @@ func OpenContext(ctx context.Context, path string) (*File, error) {
 		opened atomic.Bool // os.Open returned, with a file or an error
 	)
 	fifo := false
-	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+	if fi, err := os.Stat(osPath(path)); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
 		fifo = true
 	}
 	unwatch := context.AfterFunc(ctx, func() {
@@ -38,7 +38,7 @@ func OpenContext(ctx context.Context, path string) (*File, error) {
 		// Until the open returns: a writer's open fails (ENXIO) while no reader has the
 		// FIFO open, which is the case until the reader's open(2) has begun.
 		for !opened.Load() {
-			if w, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			if w, err := os.OpenFile(osPath(path), os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
 				w.Close()
 			}
 			time.Sleep(10 * time.Millisecond)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"go.uber.org/zap"
 
+	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/metrics"
 	"github.com/telescope-dev/telescope/pipeline"
 )
@@ -32,7 +34,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	stateOut := fs.String("state-out", "", "leave episodes open at the end and write the detector state to FILE, for --state-in of the next part")
 	progress := fs.Bool("progress", false, "print a progress line on stderr at most once a second (default: when stderr is a terminal)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip too) in order through the same workers and detectors as run.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip too; - is standard input) in order through the same workers\nand detectors as run.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterleaved(fs, args)
@@ -41,6 +43,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(files) == 0 {
 		return fmt.Errorf("%w: no capture files given (telescope replay [flags] PCAP...)", errUsage)
+	}
+	if err := checkStdinInput(files, os.Stdin); err != nil {
+		return err
 	}
 	cfg, err := cf.load()
 	if err != nil {
@@ -193,4 +198,18 @@ func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pi
 		sink = append(sink, spool)
 	}
 	return sink, spool, episodes
+}
+
+// checkStdinInput refuses standard input ("-") given twice (the second would find it read
+// to its end) or when it is a terminal (a capture is piped or redirected into it).
+func checkStdinInput(files []string, stdin *os.File) error {
+	if n := slices.Index(files, capture.Stdin); n >= 0 {
+		if slices.Contains(files[n+1:], capture.Stdin) {
+			return fmt.Errorf("%w: - (standard input) is given twice", errUsage)
+		}
+		if isTerminal(stdin) {
+			return fmt.Errorf("%w: - reads a capture from standard input, which is a terminal here (tcpdump -w - | telescope replay -)", errUsage)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestReplayStdin: "replay -" reads the capture from standard input, piped (plain and
+// gzip) or redirected from a file, and gives the report that replaying the file by its name
+// gives.
+func TestReplayStdin(t *testing.T) {
+	pcap, _ := smallCapture(t)
+	data, err := os.ReadFile(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	replay := func(name string, stdin func(*exec.Cmd), args ...string) string {
+		t.Helper()
+		out := filepath.Join(dir, name+".json")
+		cmd := exec.Command(executable(t), append([]string{"replay", "--report", out}, args...)...)
+		cmd.Env = append(os.Environ(), "TELESCOPE_MAIN=1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if stdin != nil {
+			stdin(cmd)
+		}
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, stderr.String())
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	want := replay("by-name", nil, pcap)
+	if !strings.Contains(want, `"packets"`) {
+		t.Fatalf("report by name: %.200s", want)
+	}
+	for _, tc := range []struct {
+		name  string
+		stdin func(*exec.Cmd)
+	}{
+		{"pipe", func(c *exec.Cmd) { c.Stdin = bytes.NewReader(data) }},
+		{"gzip pipe", func(c *exec.Cmd) { c.Stdin = bytes.NewReader(gz.Bytes()) }},
+		{"redirected file", func(c *exec.Cmd) {
+			f, err := os.Open(pcap)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.Close() })
+			c.Stdin = f
+		}},
+	} {
+		if got := replay(tc.name, tc.stdin, "-"); got != want {
+			t.Errorf("%s: report differs from the replay by name:\n%s\nwant\n%s", tc.name, got, want)
+		}
+	}
+}
+
+// TestReplayStdinRefused: standard input given twice, or a terminal, is a usage error.
+func TestReplayStdinRefused(t *testing.T) {
+	pcap, _ := smallCapture(t)
+	code, _, stderr := telescope(t, "replay", "-", pcap, "-")
+	if code != 2 || !strings.Contains(stderr, "- (standard input) is given twice") {
+		t.Errorf("twice: exit %d, stderr %q", code, stderr)
+	}
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("SKIPPING the terminal case: %v", err)
+	}
+	defer ptmx.Close()
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil { // unlockpt
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	err = checkStdinInput([]string{pcap, "-"}, tty)
+	if err == nil || !strings.Contains(err.Error(), "standard input, which is a terminal") {
+		t.Errorf("terminal: %v", err)
+	}
+	f, err := os.Open(pcap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := checkStdinInput([]string{"-"}, f); err != nil {
+		t.Errorf("a file on standard input: %v", err)
+	}
+}
