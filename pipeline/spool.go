@@ -48,6 +48,8 @@ type Spool struct {
 	runs       []spoolRun
 	n          int // entries in the runs written
 	err        error
+	onFail     func(error) // OnFail
+	failed     atomic.Bool
 }
 
 // runBuf gathers one run: every entry's key and line in one arena, so an entry costs no
@@ -234,8 +236,21 @@ func (p *SpoolPart) added(err error) {
 	}
 }
 
-func (p *SpoolPart) fail(err error) { keepFirst(&p.err, err) }
-func (s *Spool) fail(err error)     { keepFirst(&s.err, err) }
+func (p *SpoolPart) fail(err error) { keepFirst(&p.err, err); p.s.failNow(err) }
+func (s *Spool) fail(err error)     { keepFirst(&s.err, err); s.failNow(err) }
+
+// OnFail sets f, called once (from the goroutine that met it) with the first error an
+// entry or a run could not be spooled with: the spool can no longer give every entry, so
+// its report is lost, and a replay of days need not go on to find out at its end. Set it
+// before any entry is added.
+func (s *Spool) OnFail(f func(error)) { s.onFail = f }
+
+// failNow calls onFail with err, the first time there is an error.
+func (s *Spool) failNow(err error) {
+	if err != nil && s.onFail != nil && s.failed.CompareAndSwap(false, true) {
+		s.onFail(err)
+	}
+}
 
 // keepFirst keeps err in *first unless an error is there already.
 func keepFirst(first *error, err error) {
@@ -652,6 +667,18 @@ func NewDetectionSpool(dir string, runEntries int) *DetectionSpool {
 		d.lists = append(d.lists, NewSpool(dir, runEntries))
 	}
 	return d
+}
+
+// OnFail sets f, called once with the first error of any of the detectors' lists (named as
+// the report names them), as Spool.OnFail.
+func (d *DetectionSpool) OnFail(f func(error)) {
+	var once sync.Once
+	for i, s := range d.lists {
+		key := detect.Descriptors()[i].ReportKey
+		s.OnFail(func(err error) {
+			once.Do(func() { f(fmt.Errorf("detections.%s: %w", key, err)) })
+		})
+	}
 }
 
 // Detection implements detect.Sink: the End event of every episode is spooled under its

@@ -202,6 +202,48 @@ func TestSpoolWriteFails(t *testing.T) {
 	}
 }
 
+// TestSpoolOnFail: the first entry or run that cannot be spooled calls OnFail once, at
+// once (not at WriteJSON), with that error, from a part or the shared run alike; a
+// detection spool names the list as the report does, and calls it once over all lists.
+func TestSpoolOnFail(t *testing.T) {
+	for _, viaPart := range []bool{false, true} {
+		s := NewSpool(filepath.Join(t.TempDir(), "missing"), 10)
+		var errs []error
+		var mu sync.Mutex
+		s.OnFail(func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
+		var add func(string, any) = s.Add
+		if viaPart {
+			add = s.Part().Add
+		}
+		for i := range 9 {
+			add(fmt.Sprint(i), i)
+		}
+		if len(errs) != 0 {
+			t.Fatalf("part %v: OnFail before any run was written: %v", viaPart, errs)
+		}
+		for i := range 100 { // ten runs, each failing
+			add(fmt.Sprint(i), i)
+		}
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), "missing") {
+			t.Errorf("part %v: OnFail calls %v, want one with the spool file's error", viaPart, errs)
+		}
+		s.Close()
+	}
+
+	d := NewDetectionSpool(filepath.Join(t.TempDir(), "missing"), 1)
+	defer d.Close()
+	var errs []error
+	d.OnFail(func(err error) { errs = append(errs, err) })
+	for i := range 3 {
+		d.Detection(&detect.Event{Detector: detect.TelnetSweep, Phase: detect.End, Class: "other", Entry: &detect.TelnetSweepEntry{Src: fmt.Sprintf("192.0.2.%d", i)}})
+		d.Detection(&detect.Event{Detector: detect.Scanner, Phase: detect.End, Class: "mixed", Entry: &detect.ScannerEntry{Src: fmt.Sprintf("192.0.2.%d", i)}})
+	}
+	key := detect.Descriptors()[detect.DetectorIndex(detect.TelnetSweep)].ReportKey
+	if len(errs) != 1 || !strings.HasPrefix(errs[0].Error(), "detections."+key+": ") {
+		t.Errorf("detection spool: OnFail calls %v, want one naming detections.%s", errs, key)
+	}
+}
+
 // TestSpoolRunBytes: runs end at spoolRunBytes too, however many entries a run may hold:
 // a part adding 3 000 entries of about 1 KiB never holds much more than 1 MiB, writes a
 // run per MiB, and the array written holds every entry once, in key order.

@@ -65,8 +65,16 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	defer stopLog()
 
 	sink, spool, episodes := replaySinks(reportOut != nil, htmlOutput != nil)
+	spoolFailed := make(chan struct{})
 	if spool != nil {
 		defer spool.Close()
+		// The report is lost at the spool's first failure (a full temp file system): say
+		// so and stop then, not after hours of a replay whose report cannot be written.
+		spool.OnFail(func(err error) {
+			log.Error("the report can no longer be written: its detection spool failed; stopping the replay (TMPDIR chooses the spool's file system)",
+				zap.Error(err), zap.String("spool_dir", os.TempDir()))
+			close(spoolFailed)
+		})
 	}
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: sink})
 	if err != nil {
@@ -112,7 +120,16 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	} else if *progress {
 		opts.Progress = stderr
 	}
-	res := p.Replay(ctx, opts)
+	replayCtx, stopReplay := context.WithCancel(ctx)
+	defer stopReplay()
+	go func() {
+		select {
+		case <-spoolFailed:
+			stopReplay()
+		case <-replayCtx.Done():
+		}
+	}()
+	res := p.Replay(replayCtx, opts)
 	log.Info("replay finished",
 		zap.Int("files", len(files)), zap.Int("failed_files", len(res.Errors)),
 		zap.Uint64("records", res.Records), zap.Duration("elapsed", res.Elapsed),

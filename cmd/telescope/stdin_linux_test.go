@@ -112,3 +112,4 @@ func TestReplayStdinRefused(t *testing.T) {
 		t.Errorf("a file on standard input: %v", err)
 	}
 }
+
