@@ -112,4 +112,3 @@ func TestReplayStdinRefused(t *testing.T) {
 		t.Errorf("a file on standard input: %v", err)
 	}
 }
-
