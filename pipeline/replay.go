@@ -36,6 +36,24 @@ type ReplayResult struct {
 	Errors      []error // one per file that could not be read to its end
 	Interrupted bool
 	Elapsed     time.Duration
+	// OutOfOrder counts the files that began before a file replayed earlier ended (by more
+	// than orderSlack): each was logged as a warning.
+	OutOfOrder int
+}
+
+// orderSlack is how far before the end of the files replayed so far a file may begin
+// without a warning: a capture rotated into files (tcpdump -G, -C) goes on where the last
+// one ended, give or take the jitter of a multi-queue capture.
+const orderSlack = int64(time.Second)
+
+// replayOrder is the packet time the files replayed so far reached, to tell when a file
+// begins before it: the detectors run on packet time, so files given out of order (a shell
+// glob that sorts cap-10 before cap-2) or overlapping captures (two sensors of one
+// period, which mergecap interleaves) give other results, silently, but for this.
+type replayOrder struct {
+	last     int64  // the latest record time so far, 0: none yet
+	lastFile string // the file it is in
+	late     int    // files that began before last (ReplayResult.OutOfOrder)
 }
 
 // replaySource reports replay progress as a capture source named "replay".
@@ -66,12 +84,13 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	p.summary.segment(segNow)
 	res := ReplayResult{}
 	prog := newProgress(o, src)
+	var order replayOrder
 	for _, name := range o.Files {
 		if ctx.Err() != nil {
 			res.Interrupted = true
 			break
 		}
-		if err := p.replayFile(ctx, name, d, src, prog); err != nil {
+		if err := p.replayFile(ctx, name, d, src, prog, &order); err != nil {
 			if errors.Is(err, context.Canceled) {
 				res.Interrupted = true
 				break
@@ -85,13 +104,14 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	prog.done()
 	res.Records = src.records.Load()
 	res.Elapsed = time.Since(start)
+	res.OutOfOrder = order.late
 	return res
 }
 
 // replayOpened, when set (by tests), is called with each file replay has just opened.
 var replayOpened func(name string)
 
-func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress) (err error) {
+func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress, order *replayOrder) (err error) {
 	// Told to stop while a pipe or FIFO is quiet, or a FIFO has no writer yet, the open or
 	// read waiting for it returns (its error is then the interruption); a file is read on
 	// to the next check of ctx below.
@@ -126,6 +146,14 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	// count at most 1023 records behind; the end adds the rest).
 	records := uint64(0)
 	defer func() { src.records.Add(records) }()
+	// The file's first and latest record times (0: none; a pcapng simple packet block has
+	// no time), for the order of the files.
+	first, last := int64(0), int64(0)
+	defer func() {
+		if last > order.last {
+			order.last, order.lastFile = last, name
+		}
+	}()
 	var rec capture.Record
 	for i := 0; ; i++ {
 		err := f.Read(&rec)
@@ -137,6 +165,13 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 				return ctx.Err()
 			}
 			return err
+		}
+		if rec.TS > last {
+			if first == 0 {
+				first = rec.TS
+				p.checkOrder(name, first, order)
+			}
+			last = rec.TS
 		}
 		if !rec.Link.Known() && !warned[rec.Link] {
 			warned[rec.Link] = true
@@ -156,6 +191,19 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 			prog.tick(f)
 		}
 	}
+}
+
+// checkOrder warns when file name, whose first record time is first, begins before the
+// files replayed so far ended.
+func (p *Pipeline) checkOrder(name string, first int64, order *replayOrder) {
+	if order.last == 0 || first >= order.last-orderSlack {
+		return
+	}
+	order.late++
+	p.log.Warn("capture file begins before the files replayed so far ended: the detectors run on packet time, so replay files in time order, and merge overlapping captures into one (mergecap)",
+		zap.String("file", name), zap.Time("first_packet", time.Unix(0, first).UTC()),
+		zap.String("previous_file", order.lastFile), zap.Time("previous_last_packet", time.Unix(0, order.last).UTC()),
+		zap.Duration("back", time.Duration(order.last-first)))
 }
 
 // dispatcher decodes records into shared batches, marking each frame with its owner, and

@@ -134,7 +134,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		zap.Int("files", len(files)), zap.Int("failed_files", len(res.Errors)),
 		zap.Uint64("records", res.Records), zap.Duration("elapsed", res.Elapsed),
 		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()),
-		zap.Uint64("log_entries_dropped", p.LogEntriesDropped()))
+		zap.Uint64("log_entries_dropped", p.LogEntriesDropped()),
+		zap.Int("files_out_of_order", res.OutOfOrder))
 
 	var outErr error
 	if *stateOut != "" && !res.Interrupted {

@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/internal/pcaptest"
+)
+
+// TestReplayFileOrder: a file that begins more than orderSlack before the files replayed
+// so far ended is warned about (file, its first packet, the file and packet it goes back
+// from, by how much) and counted in OutOfOrder; files in time order, a rotated capture
+// continuing where the last file ended, and a jitter within orderSlack are not.
+func TestReplayFileOrder(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	// file writes packets at t0+from, t0+from+step, ... t0+to.
+	file := func(name string, from, to time.Duration) string {
+		var ps []pcaptest.Packet
+		for at := from; at <= to; at += time.Minute {
+			ps = append(ps, pcaptest.Packet{TS: t0.Add(at), Src: netip.MustParseAddr("192.0.2.1"),
+				Dst: netip.MustParseAddr("203.0.113.1"), SrcPort: 1000, DstPort: 80, Flags: 0x02})
+		}
+		path := filepath.Join(dir, name)
+		if err := pcaptest.WriteFile(path, ps); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	h1 := file("hour1.pcap", 0, 59*time.Minute)
+	h2 := file("hour2.pcap", 60*time.Minute, 119*time.Minute)
+	h3 := file("hour3.pcap", 120*time.Minute, 179*time.Minute)
+	jitter := file("jitter.pcap", 119*time.Minute+500*time.Millisecond, 130*time.Minute)
+	for _, tc := range []struct {
+		name  string
+		files []string
+		want  []string // warnings: "file<previous_file back"
+	}{
+		{"in order", []string{h1, h2, h3}, nil},
+		{"jitter within a second", []string{h1, h2, jitter}, nil},
+		{"reversed", []string{h3, h2, h1}, []string{"hour2.pcap<hour3.pcap 1h59m0s", "hour1.pcap<hour3.pcap 2h59m0s"}},
+		{"one back", []string{h1, h3, h2}, []string{"hour2.pcap<hour3.pcap 1h59m0s"}},
+		{"the same twice", []string{h1, h1}, []string{"hour1.pcap<hour1.pcap 59m0s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			core, logs := observer.New(zap.WarnLevel)
+			p, err := New(Options{Config: configs.Default(), Workers: 2, Logger: zap.New(core)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := p.Replay(context.Background(), ReplayOptions{Files: tc.files})
+			if len(res.Errors) > 0 {
+				t.Fatal(res.Errors)
+			}
+			p.logq.Drain()
+			var got []string
+			for _, e := range logs.FilterMessageSnippet("capture file begins before").All() {
+				m := e.ContextMap()
+				got = append(got, fmt.Sprintf("%s<%s %v", filepath.Base(m["file"].(string)), filepath.Base(m["previous_file"].(string)), m["back"]))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("warnings %q, want %q", got, tc.want)
+			}
+			if res.OutOfOrder != len(tc.want) {
+				t.Errorf("OutOfOrder %d, want %d", res.OutOfOrder, len(tc.want))
+			}
+		})
+	}
+}
