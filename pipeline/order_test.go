@@ -18,7 +18,8 @@ import (
 // TestReplayFileOrder: a file that begins more than orderSlack before the files replayed
 // so far ended is warned about (file, its first packet, the file and packet it goes back
 // from, by how much) and counted in OutOfOrder; files in time order, a rotated capture
-// continuing where the last file ended, and a jitter within orderSlack are not.
+// continuing where the last file ended, and a jitter within orderSlack are not. A replay
+// after a restored state (After) goes on from its clock.
 func TestReplayFileOrder(t *testing.T) {
 	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
 	dir := t.TempDir()
@@ -42,13 +43,16 @@ func TestReplayFileOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		files []string
-		want  []string // warnings: "file<previous_file back"
+		after time.Duration // ReplayOptions.After, from t0 (0: none)
+		want  []string      // warnings: "file<previous_file back"
 	}{
-		{"in order", []string{h1, h2, h3}, nil},
-		{"jitter within a second", []string{h1, h2, jitter}, nil},
-		{"reversed", []string{h3, h2, h1}, []string{"hour2.pcap<hour3.pcap 1h59m0s", "hour1.pcap<hour3.pcap 2h59m0s"}},
-		{"one back", []string{h1, h3, h2}, []string{"hour2.pcap<hour3.pcap 1h59m0s"}},
-		{"the same twice", []string{h1, h1}, []string{"hour1.pcap<hour1.pcap 59m0s"}},
+		{"in order", []string{h1, h2, h3}, 0, nil},
+		{"jitter within a second", []string{h1, h2, jitter}, 0, nil},
+		{"reversed", []string{h3, h2, h1}, 0, []string{"hour2.pcap<hour3.pcap 1h59m0s", "hour1.pcap<hour3.pcap 2h59m0s"}},
+		{"one back", []string{h1, h3, h2}, 0, []string{"hour2.pcap<hour3.pcap 1h59m0s"}},
+		{"the same twice", []string{h1, h1}, 0, []string{"hour1.pcap<hour1.pcap 59m0s"}},
+		{"after a state", []string{h2, h3}, 119 * time.Minute, []string{"hour2.pcap<state 59m0s"}},
+		{"after an older state", []string{h2, h3}, 59 * time.Minute, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			core, logs := observer.New(zap.WarnLevel)
@@ -56,7 +60,11 @@ func TestReplayFileOrder(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res := p.Replay(context.Background(), ReplayOptions{Files: tc.files})
+			o := ReplayOptions{Files: tc.files}
+			if tc.after != 0 {
+				o.After, o.AfterName = t0.Add(tc.after).UnixNano(), "state"
+			}
+			res := p.Replay(context.Background(), o)
 			if len(res.Errors) > 0 {
 				t.Fatal(res.Errors)
 			}

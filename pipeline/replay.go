@@ -28,6 +28,11 @@ type ReplayOptions struct {
 	// rewrite one line (carriage return) instead of printing one per update.
 	Progress io.Writer
 	Terminal bool
+	// After is the packet time the replay goes on from (ns, 0: none), the clock of the state
+	// restored before it (--state-in), and AfterName names that state: a file that begins
+	// before it is warned about as one that begins before an earlier file ended.
+	After     int64
+	AfterName string
 }
 
 // ReplayResult is what happened to the input.
@@ -84,7 +89,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	p.summary.segment(segNow)
 	res := ReplayResult{}
 	prog := newProgress(o, src)
-	var order replayOrder
+	order := replayOrder{last: o.After, lastFile: o.AfterName}
 	for _, name := range o.Files {
 		if ctx.Err() != nil {
 			res.Interrupted = true

@@ -80,7 +80,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := replayStateIn(p, *stateIn, log); err != nil { // state.go
+	stateClock, err := replayStateIn(p, *stateIn, log) // state.go
+	if err != nil {
 		return err
 	}
 	p.SetKeepState(*stateOut != "")
@@ -115,6 +116,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		log.Info("stopping; a second SIGINT or SIGTERM ends the process at once")
 	}()
 	opts := pipeline.ReplayOptions{Files: files}
+	if *stateIn != "" {
+		opts.After, opts.AfterName = stateClock, "--state-in "+*stateIn
+	}
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		opts.Progress, opts.Terminal = stderr, true
 	} else if *progress {

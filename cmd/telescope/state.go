@@ -74,17 +74,18 @@ func finalCheckpoint(p *pipeline.Pipeline, cfg *configs.Config, log *zap.Logger)
 		zap.Int("sources", st.Sources), zap.Duration("elapsed", st.Elapsed))
 }
 
-// replayStateIn restores --state-in (errors are fatal: the user asked for that state).
-func replayStateIn(p *pipeline.Pipeline, path string, log *zap.Logger) error {
+// replayStateIn restores --state-in (errors are fatal: the user asked for that state) and
+// returns its clock.
+func replayStateIn(p *pipeline.Pipeline, path string, log *zap.Logger) (clock int64, err error) {
 	if path == "" {
-		return nil
+		return 0, nil
 	}
 	info, err := p.RestoreState(path, pipeline.RestoreOptions{})
 	if err != nil {
-		return fmt.Errorf("--state-in: %w", err)
+		return 0, fmt.Errorf("--state-in: %w", err)
 	}
 	log.Info("state restored", zap.String("path", path), zap.Int64("bytes", info.Bytes),
 		zap.Time("clock", time.Unix(0, info.Clock)), zap.Int("sources", info.Sources),
 		zap.Int64("active_episodes", info.Episodes), zap.Bool("surge_baseline_restored", info.SurgeRestored))
-	return nil
+	return info.Clock, nil
 }
