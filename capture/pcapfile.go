@@ -153,7 +153,16 @@ func (f *File) nextPcap(rec *Record) error {
 	if p.lengths != lengthsNormal && (p.lengths == lengthsSwapped || caplen > wire) {
 		caplen, wire = wire, caplen
 	}
-	if caplen > p.limit || caplen > wire {
+	if caplen > p.limit || caplen > wire || wire == 0 {
+		if wire == 0 && pcapMagic(binary.LittleEndian.Uint32(b[0:4])) {
+			// A file header's magic, version, zone and accuracy (0, 0) read as a record:
+			// pcap files joined with cat. Counted as a record of no bytes, the next
+			// record header would be the header's snaplen and link type and the first
+			// record's time, a length error that names none of this.
+			off := f.base + int64(f.r)
+			f.recOff = off
+			return f.errorf(off, "another pcap file header: files joined with cat are not one pcap file (mergecap -a -w joined.pcap FILES... joins them; or give replay each file)")
+		}
 		if err := f.oddLengths(caplen, wire); err != nil {
 			return err
 		}
