@@ -211,12 +211,32 @@ func (f *File) start() error {
 	case n < 4 && magicPrefix(f.buf[:n]) == fmtPcapng:
 		err = f.errorf(0, "truncated pcapng file header: %d bytes needed, %d present", shbMinLen, n)
 	default:
-		err = f.errorf(0, "not a pcap or pcapng file (starts with % x)", f.buf[:min(n, 4)])
+		err = f.errorf(0, "not a pcap or pcapng file (starts with % x)%s", f.buf[:min(n, 4)], compressedHint(f.buf[:n]))
 	}
 	if err != nil {
 		return err
 	}
 	return nil
+}
+
+// compressedHint names the compressor of a file that starts with its magic (only gzip is
+// read: the others are decompressed into replay's standard input), "" for any other.
+func compressedHint(b []byte) string {
+	for _, c := range []struct {
+		magic []byte
+		name  string
+		cmd   string
+	}{
+		{[]byte{0x28, 0xb5, 0x2f, 0xfd}, "zstd", "zstd -dc"},
+		{[]byte{0xfd, '7', 'z', 'X'}, "xz", "xz -dc"},
+		{[]byte("BZh"), "bzip2", "bzip2 -dc"},
+		{[]byte{0x04, 0x22, 0x4d, 0x18}, "lz4", "lz4 -dc"},
+	} {
+		if bytes.HasPrefix(b, c.magic) {
+			return fmt.Sprintf(": %s-compressed (gzip is read as it is; for %s: %s FILE | telescope replay -)", c.name, c.name, c.cmd)
+		}
+	}
+	return ""
 }
 
 // startGzip replaces the input by a gzip reader over the raw bytes read so far and the rest.
