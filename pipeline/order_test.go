@@ -1,10 +1,13 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,5 +84,44 @@ func TestReplayFileOrder(t *testing.T) {
 				t.Errorf("OutOfOrder %d, want %d", res.OutOfOrder, len(tc.want))
 			}
 		})
+	}
+}
+
+// TestProgressLine: the share of input, the time left (from the rate so far) and, with
+// several files, the file being read; a stream's size is unknown, so neither share nor
+// time left is printed for it.
+func TestProgressLine(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.pcap"), filepath.Join(dir, "b.pcap")
+	for _, f := range []string{a, b} {
+		if err := os.WriteFile(f, make([]byte, 500), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fifo := filepath.Join(dir, "in.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := &replaySource{}
+	src.records.Store(4000)
+	for _, tc := range []struct {
+		files []string
+		read  int64
+		name  string
+		want  string // after "replay: 4000 packets, N packets/s"
+	}{
+		{[]string{a, b}, 250, b, ", 25.0% of input, about 30s left, file 2 of 2 (" + b + ")"},
+		{[]string{a}, 1000, "", ", 100.0% of input"},
+		{[]string{a, fifo}, 250, fifo, ", file 2 of 2 (" + fifo + ")"},
+	} {
+		var out bytes.Buffer
+		pr := newProgress(ReplayOptions{Files: tc.files, Progress: &out}, src)
+		pr.files = len(tc.files) - 1
+		pr.start = time.Now().Add(-10 * time.Second) // 400 packets/s
+		pr.print(tc.read, tc.name)
+		want := "replay: 4000 packets, 400 packets/s" + tc.want + "\n"
+		if got := out.String(); got != want {
+			t.Errorf("%v: %q, want %q", tc.files, got, want)
+		}
 	}
 }

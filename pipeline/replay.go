@@ -353,28 +353,34 @@ func (d *dispatcher) flush() {
 	d.b = nil
 }
 
-// progress prints packets, packets/s and the share of input read, at most once a second.
+// progress prints packets, packets/s, the share of input read and the time left (an
+// estimate, from the rate so far), and the file being read, at most once a second.
 type progress struct {
 	w        io.Writer
 	term     bool
 	src      *replaySource
-	total    int64 // bytes of all input files
+	total    int64 // bytes of all input files; -1: unknown (a pipe, FIFO or standard input)
 	doneIn   int64 // bytes of the files finished
+	files    int   // files finished
+	nfiles   int
 	start    time.Time
 	last     time.Time
 	disabled bool
 }
 
 func newProgress(o ReplayOptions, src *replaySource) *progress {
-	pr := &progress{w: o.Progress, term: o.Terminal, src: src, start: time.Now(), disabled: o.Progress == nil}
+	pr := &progress{w: o.Progress, term: o.Terminal, src: src, start: time.Now(), disabled: o.Progress == nil, nfiles: len(o.Files)}
 	if pr.disabled {
 		return pr
 	}
 	pr.last = pr.start
 	for _, f := range o.Files {
-		if st, err := os.Stat(f); err == nil {
-			pr.total += st.Size()
+		st, err := os.Stat(f)
+		if err != nil || !st.Mode().IsRegular() || f == capture.Stdin {
+			pr.total = -1 // a stream's size is known at its end only
+			break
 		}
+		pr.total += st.Size()
 	}
 	return pr
 }
@@ -384,6 +390,7 @@ func (pr *progress) fileDone(f *capture.File) {
 		return
 	}
 	pr.doneIn += f.Size()
+	pr.files++
 }
 
 func (pr *progress) tick(f *capture.File) {
@@ -395,24 +402,33 @@ func (pr *progress) tick(f *capture.File) {
 		return
 	}
 	pr.last = now
-	pr.print(pr.doneIn + f.InputBytes())
+	pr.print(pr.doneIn+f.InputBytes(), f.Name())
 }
 
-func (pr *progress) print(read int64) {
+// print prints a progress line, read bytes of the input read so far; name, when not "",
+// is the file being read.
+func (pr *progress) print(read int64, name string) {
 	n := pr.src.records.Load()
-	secs := time.Since(pr.start).Seconds()
+	elapsed := time.Since(pr.start)
 	rate := 0.0
-	if secs > 0 {
+	if secs := elapsed.Seconds(); secs > 0 {
 		rate = float64(n) / secs
 	}
-	pct := 100.0
-	if pr.total > 0 {
-		pct = 100 * float64(read) / float64(pr.total)
-		if pct > 100 {
-			pct = 100
+	line := fmt.Sprintf("replay: %d packets, %.0f packets/s", n, rate)
+	if pr.total >= 0 {
+		pct := 100.0
+		if pr.total > 0 {
+			pct = min(100*float64(read)/float64(pr.total), 100)
+		}
+		line += fmt.Sprintf(", %.1f%% of input", pct)
+		if read > 0 && read < pr.total {
+			left := time.Duration(float64(elapsed) * float64(pr.total-read) / float64(read))
+			line += fmt.Sprintf(", about %v left", left.Round(time.Second))
 		}
 	}
-	line := fmt.Sprintf("replay: %d packets, %.0f packets/s, %.1f%% of input", n, rate, pct)
+	if name != "" && pr.nfiles > 1 {
+		line += fmt.Sprintf(", file %d of %d (%s)", pr.files+1, pr.nfiles, name)
+	}
 	if pr.term {
 		fmt.Fprintf(pr.w, "\r%s\x1b[K", line)
 	} else {
@@ -424,7 +440,7 @@ func (pr *progress) done() {
 	if pr.disabled {
 		return
 	}
-	pr.print(pr.total)
+	pr.print(max(pr.total, 0), "")
 	if pr.term {
 		fmt.Fprintln(pr.w)
 	}
