@@ -112,6 +112,7 @@ func TestProgressLine(t *testing.T) {
 	}{
 		{[]string{a, b}, 250, b, ", 25.0% of input, about 30s left, file 2 of 2 (" + b + ")"},
 		{[]string{a}, 1000, "", ", 100.0% of input"},
+		{[]string{a, filepath.Join(dir, "missing.pcap")}, 250, a, ", 50.0% of input, about 10s left, file 2 of 2 (" + a + ")"},
 		{[]string{a, fifo}, 250, fifo, ", file 2 of 2 (" + fifo + ")"},
 	} {
 		var out bytes.Buffer

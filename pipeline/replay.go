@@ -376,7 +376,10 @@ func newProgress(o ReplayOptions, src *replaySource) *progress {
 	pr.last = pr.start
 	for _, f := range o.Files {
 		st, err := os.Stat(f)
-		if err != nil || !st.Mode().IsRegular() || f == capture.Stdin {
+		if err != nil {
+			continue // it fails to open, and counts for nothing
+		}
+		if !st.Mode().IsRegular() || f == capture.Stdin {
 			pr.total = -1 // a stream's size is known at its end only
 			break
 		}
