@@ -66,11 +66,15 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 
 	sink, spool, episodes := replaySinks(reportOut != nil, htmlOutput != nil)
 	spoolFailed := make(chan struct{})
+	var replayed atomic.Bool // the input is read: a spool failing now fails the report alone
 	if spool != nil {
 		defer spool.Close()
 		// The report is lost at the spool's first failure (a full temp file system): say
 		// so and stop then, not after hours of a replay whose report cannot be written.
 		spool.OnFail(func(err error) {
+			if replayed.Load() {
+				return // the --report error says it
+			}
 			log.Error("the report can no longer be written: its detection spool failed; stopping the replay (TMPDIR chooses the spool's file system)",
 				zap.Error(err), zap.String("spool_dir", os.TempDir()))
 			close(spoolFailed)
@@ -134,6 +138,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	res := p.Replay(replayCtx, opts)
+	replayed.Store(true)
 	log.Info("replay finished",
 		zap.Int("files", len(files)), zap.Int("failed_files", len(res.Errors)),
 		zap.Uint64("records", res.Records), zap.Duration("elapsed", res.Elapsed),
