@@ -160,7 +160,7 @@ func TestOpenContextStops(t *testing.T) {
 			cancel()
 			select {
 			case err := <-done:
-				if tc.write == nil || len(tc.write) == 0 {
+				if len(tc.write) == 0 {
 					if !errors.Is(err, context.Canceled) {
 						t.Fatalf("OpenContext: %v, want %v", err, context.Canceled)
 					}

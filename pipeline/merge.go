@@ -106,6 +106,7 @@ func MergeReports(rs []*Report) (*Report, error) {
 			dist.PacketsPerDestination = addSlices(dist.PacketsPerDestination, d.PacketsPerDestination)
 		}
 		series = append(series, r.Series)
+		out.Inputs = append(out.Inputs, r.Inputs...)
 		for _, desc := range detect.Descriptors() {
 			for _, e := range r.Detections[desc.ReportKey] {
 				col.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -124,5 +125,48 @@ func TestProgressLine(t *testing.T) {
 		if got := out.String(); got != want {
 			t.Errorf("%v: %q, want %q", tc.files, got, want)
 		}
+	}
+}
+
+// TestReportInputs: the report lists the files read, in order, each with its records, its
+// first and latest packet times, and why it ended early: a damaged file's error (what came
+// before the damage counted), a missing file's.
+func TestReportInputs(t *testing.T) {
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	dir := t.TempDir()
+	var ps []pcaptest.Packet
+	for i := range 10 {
+		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(i) * time.Second), Src: netip.MustParseAddr("192.0.2.1"),
+			Dst: netip.MustParseAddr("203.0.113.1"), SrcPort: 1000, DstPort: 80, Flags: 0x02})
+	}
+	good := filepath.Join(dir, "good.pcap")
+	if err := pcaptest.WriteFile(good, ps); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.pcap")
+	if err := os.WriteFile(cut, b[:len(b)-10], 0o644); err != nil { // the last record cut short
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.pcap")
+	p, err := New(Options{Config: configs.Default(), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Replay(context.Background(), ReplayOptions{Files: []string{good, cut, missing}})
+	got, err := json.Marshal(p.Report(NewEpisodes()).Inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cutErr := fmt.Sprintf(`%s: byte offset %d: truncated record: header says 76 bytes, 66 present`, cut, len(b)-76)
+	want := fmt.Sprintf(`[{"file":%q,"records":10,"first_packet":"2024-05-01T00:00:00Z","last_packet":"2024-05-01T00:00:09Z"},`+
+		`{"file":%q,"records":9,"first_packet":"2024-05-01T00:00:00Z","last_packet":"2024-05-01T00:00:08Z","error":%q},`+
+		`{"file":%q,"records":0,"first_packet":null,"last_packet":null,"error":%q}]`,
+		good, cut, cutErr, missing, "open "+missing+": no such file or directory")
+	if string(got) != want {
+		t.Errorf("inputs\n%s\nwant\n%s", got, want)
 	}
 }

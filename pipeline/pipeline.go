@@ -65,6 +65,9 @@ type Pipeline struct {
 	// workers' encoders are, so that a checkpoint does not fault in fresh memory.
 	surgeEnc, hotEnc checkpoint.Encoder
 	keepState        atomic.Bool
+	// inputs are the files replayed so far (the report's inputs).
+	inputsMu sync.Mutex
+	inputs   []InputFile
 }
 
 // captureStats is a packet source that reports about itself.

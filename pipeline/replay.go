@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/detect"
 )
 
 // ReplayOptions configure a replay of capture files.
@@ -120,6 +121,10 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	// Told to stop while a pipe or FIFO is quiet, or a FIFO has no writer yet, the open or
 	// read waiting for it returns (its error is then the interruption); a file is read on
 	// to the next check of ctx below.
+	// The file's first and latest record times (0: none; a pcapng simple packet block has
+	// no time), for the order of the files and the report's inputs, and its records.
+	first, last, n := int64(0), int64(0), uint64(0)
+	defer func() { p.addInput(name, first, last, n, err) }()
 	f, err := capture.OpenContext(ctx, name)
 	if err != nil {
 		return err
@@ -151,9 +156,6 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	// count at most 1023 records behind; the end adds the rest).
 	records := uint64(0)
 	defer func() { src.records.Add(records) }()
-	// The file's first and latest record times (0: none; a pcapng simple packet block has
-	// no time), for the order of the files.
-	first, last := int64(0), int64(0)
 	defer func() {
 		if last > order.last {
 			order.last, order.lastFile = last, name
@@ -185,6 +187,7 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 		}
 		d.add(&rec)
 		records++
+		n++
 		if records == 1024 {
 			src.records.Add(records)
 			records = 0
@@ -196,6 +199,25 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 			prog.tick(f)
 		}
 	}
+}
+
+// addInput notes a file read (for the report's inputs): its first and latest record times
+// (0: none), its records and the error that ended it early, if any.
+func (p *Pipeline) addInput(name string, first, last int64, records uint64, err error) {
+	in := InputFile{File: name, Records: records}
+	if first != 0 {
+		f, l := detect.Time(first), detect.Time(last)
+		in.FirstPacket, in.LastPacket = &f, &l
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		in.Error = "interrupted"
+	case err != nil:
+		in.Error = err.Error()
+	}
+	p.inputsMu.Lock()
+	p.inputs = append(p.inputs, in)
+	p.inputsMu.Unlock()
 }
 
 // checkOrder warns when file name, whose first record time is first, begins before the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -14,6 +15,15 @@ import (
 
 // reportTop is the length of the report's top lists (docs/report.schema.json).
 const reportTop = 100
+
+// InputFile is one file a replay read: what came from it, and why it ended early.
+type InputFile struct {
+	File        string       `json:"file"` // as given ("-": standard input)
+	Records     uint64       `json:"records"`
+	FirstPacket *detect.Time `json:"first_packet"` // null: no record with a time
+	LastPacket  *detect.Time `json:"last_packet"`
+	Error       string       `json:"error,omitempty"` // why it was not read to its end
+}
 
 // Report is the replay report; docs/report.schema.json is its schema.
 type Report struct {
@@ -55,6 +65,8 @@ type Report struct {
 	Distributions *Distributions `json:"distributions,omitempty"`
 	Sketches      *Sketches      `json:"sketches,omitempty"`
 	Merged        *MergeInfo     `json:"merged,omitempty"`
+	// Inputs are the files a replay read, in order (absent in run's reports).
+	Inputs []InputFile `json:"inputs,omitempty"`
 
 	// Groups are coordinated scanners (who_report.go).
 	Groups []Group `json:"groups"`
@@ -231,6 +243,9 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	r.Sources = p.sourceSummary(r.Distributions, r.Sketches)
 	r.Destinations = p.destinationSummary(r.Distributions, r.Sketches)
 	r.Series = p.series()
+	p.inputsMu.Lock()
+	r.Inputs = slices.Clone(p.inputs)
+	p.inputsMu.Unlock()
 	r.Receivers = p.receiverDistribution()
 	if c != nil {
 		r.Detections = c.Detections()

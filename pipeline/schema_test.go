@@ -39,7 +39,9 @@ func TestReportMatchesSchema(t *testing.T) {
 	if err := pcaptest.WriteFile(flood, hotShapes[0].packets(false)); err != nil {
 		t.Fatal(err)
 	}
-	for _, files := range [][]string{{path, flood}, nil} {
+	// And a file that is missing: an input with an error and no packet times.
+	missing := filepath.Join(t.TempDir(), "missing.pcap")
+	for _, files := range [][]string{{path, flood, missing}, nil} {
 		eps := NewEpisodes()
 		p, err := New(Options{Config: configs.Default(), Workers: 2, Sink: eps})
 		if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,20 @@ func TestReplayStdin(t *testing.T) {
 		}
 		b, err := os.ReadFile(out)
 		if err != nil {
+			t.Fatal(err)
+		}
+		// The report less its inputs, which name the file as given; that name checked.
+		var r map[string]any
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		inputs, _ := r["inputs"].([]any)
+		file := args[len(args)-1]
+		if len(inputs) != 1 || inputs[0].(map[string]any)["file"] != file {
+			t.Errorf("%s: inputs %v, want one, %s", name, r["inputs"], file)
+		}
+		delete(r, "inputs")
+		if b, err = json.Marshal(r); err != nil {
 			t.Fatal(err)
 		}
 		return string(b)
