@@ -105,6 +105,11 @@ func TestMergeHalves(t *testing.T) {
 	if m.Frames != w.Frames || m.Packets != w.Packets || m.DecodeErrors != w.DecodeErrors {
 		t.Errorf("counters: merged %d frames %+v, whole %d frames %+v", m.Frames, m.Packets, w.Frames, w.Packets)
 	}
+	// The inputs: the halves' files in order, their records adding up to the whole's.
+	if len(m.Inputs) != 2 || m.Inputs[0].File != h1 || m.Inputs[1].File != h2 || len(w.Inputs) != 1 ||
+		m.Inputs[0].Records+m.Inputs[1].Records != w.Inputs[0].Records || w.Inputs[0].Records != w.Frames {
+		t.Errorf("inputs: merged %+v, whole %+v (%d frames)", m.Inputs, w.Inputs, w.Frames)
+	}
 	// The receiver distribution: every packet once; the window the cut falls in counts its
 	// destinations once per half.
 	if d, wd := m.Receivers, w.Receivers; d.Window != wd.Window || d.Packets != wd.Packets || d.Packets == 0 ||
