@@ -772,6 +772,11 @@ func notes(r *pipeline.Report) []string {
 			n = append(n, "Merged report: "+s+".")
 		}
 	}
+	for _, in := range r.Inputs {
+		if in.Error != "" {
+			n = append(n, fmt.Sprintf("Input %s was not read to its end (%d records counted): %s.", in.File, in.Records, in.Error))
+		}
+	}
 	return n
 }
 

@@ -191,6 +191,23 @@ func TestRenderEmpty(t *testing.T) {
 	}
 }
 
+// TestRenderInputErrors: an input not read to its end is a note of the page, the others
+// are not.
+func TestRenderInputErrors(t *testing.T) {
+	var buf bytes.Buffer
+	r := &pipeline.Report{Inputs: []pipeline.InputFile{{File: "a.pcap", Records: 10}, {File: "b.pcap", Records: 9, Error: "b.pcap: byte offset 708: truncated record"}}}
+	if err := Render(&buf, r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if !strings.Contains(page, "Input b.pcap was not read to its end (9 records counted): b.pcap: byte offset 708: truncated record.") {
+		t.Error("no note for the input read in part")
+	}
+	if strings.Contains(page, "Input a.pcap") {
+		t.Error("a note for an input read to its end")
+	}
+}
+
 // TestRenderManyEpisodes keeps the page small when a detector has many episodes.
 func TestRenderManyEpisodes(t *testing.T) {
 	r := *generatedDay(t)
