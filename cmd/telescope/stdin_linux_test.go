@@ -18,7 +18,7 @@ import (
 // gzip) or redirected from a file, and gives the report that replaying the file by its name
 // gives.
 func TestReplayStdin(t *testing.T) {
-	pcap, _ := smallCapture(t)
+	pcap, ps := smallCapture(t)
 	data, err := os.ReadFile(pcap)
 	if err != nil {
 		t.Fatal(err)
@@ -54,6 +54,9 @@ func TestReplayStdin(t *testing.T) {
 		if err := json.Unmarshal(b, &r); err != nil {
 			t.Fatal(err)
 		}
+		if r["frames"] != float64(len(ps)) {
+			t.Errorf("%s: %v frames, want %d", name, r["frames"], len(ps))
+		}
 		inputs, _ := r["inputs"].([]any)
 		file := args[len(args)-1]
 		if len(inputs) != 1 || inputs[0].(map[string]any)["file"] != file {
@@ -66,9 +69,6 @@ func TestReplayStdin(t *testing.T) {
 		return string(b)
 	}
 	want := replay("by-name", nil, pcap)
-	if !strings.Contains(want, `"packets"`) {
-		t.Fatalf("report by name: %.200s", want)
-	}
 	for _, tc := range []struct {
 		name  string
 		stdin func(*exec.Cmd)
