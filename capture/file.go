@@ -463,7 +463,22 @@ const (
 	warnMixedSnaplens                     // pcapng interfaces with different snapshot lengths
 	warnMixedByteOrder                    // pcapng sections of different byte orders
 	warnNoTimestamp                       // pcapng Simple Packet Blocks (TS 0)
+	warnShortSnaplen                      // a snapshot length that cuts most payloads
 )
+
+// shortSnaplen is the snapshot length below which a file is warned about: a UDP payload
+// cut by the capture is never classed dht or utp (packet.IsKRPC needs all of it), and the
+// KRPC queries a telescope gets take 60 to 200 bytes past the 42 of Ethernet, IPv4 and UDP.
+// Captures cut to 64, 68, 96 or 128 bytes are common in telescope archives.
+const shortSnaplen = 256
+
+// warnSnaplen warns about a snapshot length below shortSnaplen (off: its header's offset).
+func (f *File) warnSnaplen(snaplen uint32, off int64) {
+	if snaplen < shortSnaplen {
+		f.warn(warnShortSnaplen, off, "snapshot length %d: packets were cut to %d bytes, and a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected",
+			snaplen, snaplen)
+	}
+}
 
 // warn records a warning of one kind at offset off unless that kind was reported before.
 func (f *File) warn(kind uint32, off int64, format string, args ...any) {
@@ -481,7 +496,8 @@ func (f *File) warn(kind uint32, off int64, format string, args ...any) {
 //   - a record whose captured length exceeds its original length (kept as is, like libpcap);
 //   - pcapng interfaces of different link types or snapshot lengths, or sections of
 //     different byte orders (all read; libpcap and tcpdump refuse such files);
-//   - pcapng Simple Packet Blocks, which carry no timestamp (TS is 0, as in libpcap).
+//   - pcapng Simple Packet Blocks, which carry no timestamp (TS is 0, as in libpcap);
+//   - a snapshot length under shortSnaplen (UDP payloads cut, so never classed).
 func (f *File) Warnings() []string {
 	return append([]string(nil), f.warnings...)
 }

@@ -341,7 +341,8 @@ func TestReadGoodFiles(t *testing.T) {
 			[]Record{{d[0], 1700000000123456000, 74, raw, 0}}, nil},
 		{"pcap Kuznetsov", pcapBytes(binary.LittleEndian, pcapKuznetsov, 2, 4, 60, 1, rec(1700000000, 123456, d[0])),
 			// snaplen 60 + 14 for the fake Ethernet header: a 74-byte record is no warning
-			[]Record{{d[0], 1700000000123456000, 74, eth, 0}}, nil},
+			// (the short snapshot length is)
+			[]Record{{d[0], 1700000000123456000, 74, eth, 0}}, []string{"byte offset 0: snapshot length 74: packets were cut to 74 bytes, and a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected"}},
 		{"pcap Kuznetsov big-endian", pcapBytes(binary.BigEndian, pcapKuznetsov, 2, 4, 0, 101, rec(1, 2, d[1])),
 			[]Record{{d[1], 1000002000, 60, raw, 0}}, nil},
 		{"pcap version 2.2: lengths swapped", pcapBytes(binary.LittleEndian, pcapMicro, 2, 2, 0, 1,
@@ -360,7 +361,8 @@ func TestReadGoodFiles(t *testing.T) {
 		{"pcap record longer than the snaplen: kept, one warning", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 64, 1,
 			rec(1, 0, d[0]), rec(2, 0, d[0]), rec(3, 0, d[1])),
 			[]Record{{d[0], 1e9, 74, eth, 0}, {d[0], 2e9, 74, eth, 0}, {d[1], 3e9, 60, eth, 0}},
-			[]string{"byte offset 24: record of 74 bytes exceeds the snapshot length 64; kept whole (libpcap cuts it to 64 bytes)"}},
+			[]string{"byte offset 0: snapshot length 64: packets were cut to 64 bytes, and a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected",
+				"byte offset 24: record of 74 bytes exceeds the snapshot length 64; kept whole (libpcap cuts it to 64 bytes)"}},
 		{"pcap caplen above the original length: kept, warning", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1,
 			pcapRec{1, 0, 74, 70, d[0]}), []Record{{d[0], 1e9, 70, eth, 0}},
 			[]string{"byte offset 24: record captured length 74 exceeds its original length 70; kept as is"}},
@@ -376,7 +378,7 @@ func TestReadGoodFiles(t *testing.T) {
 			[]string{"different link types"}},
 		{"pcapng simple and obsolete packet blocks", old.b, []Record{
 			{d[0][:64], 0, 74, eth, 0}, {d[1], 1700000000123456000, 60, 228, 1}, {d[1][:60], 0, 60, eth, 0}},
-			[]string{"different link types", "different snapshot lengths",
+			[]string{"snapshot length 64: packets were cut", "different link types", "different snapshot lengths",
 				"simple packet blocks carry no timestamp; their records have time 0 (as in libpcap)"}},
 		{"gzip pcap", gzipped(t, pcapUs), []Record{
 			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, nil},

@@ -115,6 +115,7 @@ func (f *File) openPcap(magic uint32) error {
 	}
 	p.snaplen = snaplen
 	p.limit = min(snaplen, p.maxCap)
+	f.warnSnaplen(snaplen, 0)
 	p.tsMul = 1000
 	if magic == pcapNano {
 		p.tsMul = 1

@@ -354,6 +354,7 @@ func (f *File) addInterface(body []byte, off int64) error {
 	if ifc.snaplen == 0 || ifc.snaplen > math.MaxInt32 {
 		ifc.snaplen = maxSnaplenFor(ifc.link)
 	}
+	f.warnSnaplen(ifc.snaplen, off)
 	if err := f.interfaceOptions(&ifc, body[idbFixedLen:], off); err != nil {
 		return err
 	}
