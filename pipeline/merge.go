@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"sort"
 
 	"github.com/telescope-dev/telescope/aggregate"
@@ -31,6 +32,9 @@ const (
 func MergeReports(rs []*Report) (*Report, error) {
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("merge: no reports")
+	}
+	if err := duplicateInput(rs); err != nil {
+		return nil, err
 	}
 	out := &Report{TCPFlags: map[string]uint64{}}
 	srcTop, dstTop := map[string]uint64{}, map[string]uint64{}
@@ -206,4 +210,43 @@ func rankAddrs(m map[string]uint64) []AddrCount {
 		out = out[:reportTop]
 	}
 	return out
+}
+
+// DuplicateInputError is a merge of reports that counted the same input: the same file
+// with the same records and packet times (a report given twice, or reports of overlapping
+// replays). Merged, its packets would count twice. A and B are the reports' places.
+type DuplicateInputError struct {
+	A, B  int
+	Input InputFile
+}
+
+func (e *DuplicateInputError) Error() string {
+	return fmt.Sprintf("merge: reports %d and %d both count input %s (%d records): merged, its packets would count twice",
+		e.A+1, e.B+1, e.Input.File, e.Input.Records)
+}
+
+// duplicateInput returns the first input two of rs both counted (reports without inputs,
+// of earlier versions, are not checked). A file's name (wherever it was read from), records
+// and first and latest packet times tell it: two sensors' files of one period differ in
+// those.
+func duplicateInput(rs []*Report) error {
+	type key struct {
+		file        string
+		records     uint64
+		first, last detect.Time
+	}
+	seen := map[key]int{}
+	for i, r := range rs {
+		for _, in := range r.Inputs {
+			if in.Records == 0 || in.FirstPacket == nil {
+				continue // nothing of it counted
+			}
+			k := key{filepath.Base(in.File), in.Records, *in.FirstPacket, *in.LastPacket}
+			if j, ok := seen[k]; ok && j != i {
+				return &DuplicateInputError{A: j, B: i, Input: in}
+			}
+			seen[k] = i
+		}
+	}
+	return nil
 }

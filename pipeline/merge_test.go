@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,6 +106,19 @@ func TestMergeHalves(t *testing.T) {
 	}
 	if m.Frames != w.Frames || m.Packets != w.Packets || m.DecodeErrors != w.DecodeErrors {
 		t.Errorf("counters: merged %d frames %+v, whole %d frames %+v", m.Frames, m.Packets, w.Frames, w.Packets)
+	}
+	// A report merged with itself, or with another of the same file read elsewhere, is
+	// refused: its packets would count twice.
+	moved := *r1
+	moved.Inputs = []InputFile{r1.Inputs[0]}
+	moved.Inputs[0].File = filepath.Join("elsewhere", filepath.Base(h1))
+	for _, rs := range [][]*Report{{r1, r1}, {r1, r2, &moved}} {
+		_, err := MergeReports(rs)
+		var dup *DuplicateInputError
+		if !errors.As(err, &dup) || dup.A != 0 || dup.B != len(rs)-1 || filepath.Base(dup.Input.File) != "h1.pcap" ||
+			err.Error() != fmt.Sprintf("merge: reports 1 and %d both count input %s (%d records): merged, its packets would count twice", len(rs), dup.Input.File, r1.Inputs[0].Records) {
+			t.Errorf("merging %d reports, one twice: %v", len(rs), err)
+		}
 	}
 	// The inputs: the halves' files in order, their records adding up to the whole's.
 	if len(m.Inputs) != 2 || m.Inputs[0].File != h1 || m.Inputs[1].File != h2 || len(w.Inputs) != 1 ||

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,5 +71,9 @@ func TestReplayHTMLAndReportMerge(t *testing.T) {
 	}
 	if code, _, errs := telescope(t, "report", "--html", mh, first); code != 1 || !strings.Contains(errs, "not a telescope report") {
 		t.Errorf("report of a pcap: exit %d, %q", code, errs)
+	}
+	want := fmt.Sprintf("%s and %s both count input %s (%d records): merged, its packets would count twice", r1, r1, first, a.Frames)
+	if code, _, errs := telescope(t, "report", "--report", merged, r1, r2, r1); code != 1 || !strings.Contains(errs, want) {
+		t.Errorf("a report merged twice: exit %d, %q, want %q", code, errs, want)
 	}
 }
