@@ -16,12 +16,17 @@ import (
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	// --config FILE as run and replay take it: the same file, named the same way.
+	config := fs.String("config", "", "the config file (the same as giving FILE)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telescope check-config FILE\n\nValidates FILE and prints the effective configuration; exit status 0 when valid, 1 when not.")
+		fmt.Fprintln(stderr, "usage: telescope check-config FILE (or --config FILE)\n\nValidates FILE and prints the effective configuration; exit status 0 when valid, 1 when not.")
 	}
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
+	}
+	if *config != "" {
+		pos = append(pos, *config)
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: expected exactly one config file, got %d", errUsage, len(pos))

@@ -308,6 +308,16 @@ func TestCheckConfig(t *testing.T) {
 	if code != 1 || out != "" || !strings.Contains(stderr, `bad.yaml:3: unknown key "capture.workerz"`) {
 		t.Errorf("bad config: exit %d, stdout %q, stderr %q", code, out, stderr)
 	}
+	// --config FILE, as run and replay take it, is the same; with FILE too, one too many.
+	if code, out2, _ := telescope(t, "check-config", "--config", good); code != 0 || out2 != out0(t, good) {
+		t.Errorf("check-config --config: exit %d, output\n%s", code, out2)
+	}
+	if code, _, stderr := telescope(t, "check-config", "--config", bad); code != 1 || !strings.Contains(stderr, `unknown key "capture.workerz"`) {
+		t.Errorf("check-config --config of a bad file: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := telescope(t, "check-config", "--config", good, bad); code != 2 || !strings.Contains(stderr, "expected exactly one config file, got 2") {
+		t.Errorf("check-config --config FILE FILE: exit %d, %q", code, stderr)
+	}
 	badFilter := filepath.Join(dir, "badfilter.yaml")
 	if err := os.WriteFile(badFilter, []byte("capture: {filter: \"tcp prot 23\"}\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -324,6 +334,16 @@ func TestCheckConfig(t *testing.T) {
 	if code, _, stderr = telescope(t, "check-config", def); code != 0 {
 		t.Errorf("embedded default: exit %d: %s", code, stderr)
 	}
+}
+
+// out0 is check-config's output for path, given as FILE.
+func out0(t *testing.T, path string) string {
+	t.Helper()
+	code, out, stderr := telescope(t, "check-config", path)
+	if code != 0 {
+		t.Fatalf("check-config %s: exit %d: %s", path, code, stderr)
+	}
+	return out
 }
 
 func TestReplayProgress(t *testing.T) {
