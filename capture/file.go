@@ -472,6 +472,19 @@ const (
 // Captures cut to 64, 68, 96 or 128 bytes are common in telescope archives.
 const shortSnaplen = 256
 
+// cutShort reports whether a record cut to caplen bytes is one to warn about: under
+// shortSnaplen, and no such warning yet (the header's snapshot length may have given it).
+func (f *File) cutShort(caplen uint32) bool {
+	return caplen < shortSnaplen && f.warned&warnShortSnaplen == 0
+}
+
+// warnCut warns about a record cut to caplen of its wire bytes (at off) under a larger
+// snapshot length (editcap -s leaves a pcapng interface's as it was).
+func (f *File) warnCut(caplen, wire uint32, off int64) {
+	f.warn(warnShortSnaplen, off, "records cut to %d of their %d bytes (the first here), and a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected",
+		caplen, wire)
+}
+
 // warnSnaplen warns about a snapshot length below shortSnaplen (off: its header's offset).
 func (f *File) warnSnaplen(snaplen uint32, off int64) {
 	if snaplen < shortSnaplen {
@@ -497,7 +510,8 @@ func (f *File) warn(kind uint32, off int64, format string, args ...any) {
 //   - pcapng interfaces of different link types or snapshot lengths, or sections of
 //     different byte orders (all read; libpcap and tcpdump refuse such files);
 //   - pcapng Simple Packet Blocks, which carry no timestamp (TS is 0, as in libpcap);
-//   - a snapshot length under shortSnaplen (UDP payloads cut, so never classed).
+//   - a snapshot length under shortSnaplen, or records cut below it (UDP payloads cut, so
+//     never classed).
 func (f *File) Warnings() []string {
 	return append([]string(nil), f.warnings...)
 }

@@ -332,9 +332,9 @@ func TestReadGoodFiles(t *testing.T) {
 		warn []string // substrings, one per expected warning
 	}{
 		{"pcap µs (gopacket)", pcapUs, []Record{
-			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, nil},
+			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, []string{"records cut to 74 of their 84 bytes"}},
 		{"pcap ns (gopacket)", gopacketPcap(t, true, 65535, layers.LinkTypeRaw, times, d), []Record{
-			{d[0], t0.UnixNano(), 84, raw, 0}, {d[1], t1.UnixNano(), 70, raw, 0}, {d[2], t2.UnixNano(), 1524, raw, 0}}, nil},
+			{d[0], t0.UnixNano(), 84, raw, 0}, {d[1], t1.UnixNano(), 70, raw, 0}, {d[2], t2.UnixNano(), 1524, raw, 0}}, []string{"records cut to 74 of their 84 bytes"}},
 		{"pcap ns big-endian", pcapBytes(binary.BigEndian, pcapNano, 2, 4, 65535, 1, beRecs...), []Record{
 			{d[0], 1700000000123456789, 74, eth, 0}, {d[1], 1700000001999999999, 60, eth, 0}}, nil},
 		{"pcap µs big-endian", pcapBytes(binary.BigEndian, pcapMicro, 2, 4, 65535, 101, rec(1700000000, 123456, d[0])),
@@ -346,12 +346,12 @@ func TestReadGoodFiles(t *testing.T) {
 		{"pcap Kuznetsov big-endian", pcapBytes(binary.BigEndian, pcapKuznetsov, 2, 4, 0, 101, rec(1, 2, d[1])),
 			[]Record{{d[1], 1000002000, 60, raw, 0}}, nil},
 		{"pcap version 2.2: lengths swapped", pcapBytes(binary.LittleEndian, pcapMicro, 2, 2, 0, 1,
-			pcapRec{1, 0, 100, 74, d[0]}), []Record{{d[0], 1e9, 100, eth, 0}}, nil},
+			pcapRec{1, 0, 100, 74, d[0]}), []Record{{d[0], 1e9, 100, eth, 0}}, []string{"records cut to 74 of their 100 bytes"}},
 		{"pcap version 2.3: lengths swapped only when caplen > len", pcapBytes(binary.LittleEndian, pcapMicro, 2, 3, 0, 1,
 			pcapRec{1, 0, 100, 74, d[0]}, pcapRec{2, 0, 74, 100, d[0]}),
-			[]Record{{d[0], 1e9, 100, eth, 0}, {d[0], 2e9, 100, eth, 0}}, nil},
+			[]Record{{d[0], 1e9, 100, eth, 0}, {d[0], 2e9, 100, eth, 0}}, []string{"records cut to 74 of their 100 bytes"}},
 		{"pcap version 543.0 (DG/UX)", pcapBytes(binary.LittleEndian, pcapMicro, 543, 0, 0, 1,
-			pcapRec{1, 0, 100, 74, d[0]}), []Record{{d[0], 1e9, 100, eth, 0}}, nil},
+			pcapRec{1, 0, 100, 74, d[0]}), []Record{{d[0], 1e9, 100, eth, 0}}, []string{"records cut to 74 of their 100 bytes"}},
 		{"pcap link type FCS bits masked", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1|0x14000000, rec(1, 0, d[0])),
 			[]Record{{d[0], 1e9, 74, eth, 0}}, nil},
 		{"pcap snaplen 0 means the maximum", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1, rec(1, 0, frame(0, 262144))),
@@ -372,19 +372,19 @@ func TestReadGoodFiles(t *testing.T) {
 			{d[2], 1700000000500000000, 1514, raw, 2}, {d[1], 1000500976562, 60, raw, 3}},
 			[]string{"interfaces of different link types, LINKTYPE_ETHERNET (1) and LINKTYPE_RAW (101) (libpcap refuses the file)",
 				"interfaces with different snapshot lengths, 65535 and 262144 (libpcap refuses the file)",
-				"sections of different byte orders (libpcap refuses the file)"}},
+				"records cut to 74 of their 84 bytes", "sections of different byte orders (libpcap refuses the file)"}},
 		{"pcapng two sections (gopacket)", twoSections, []Record{
 			{d[0], t0.UnixNano(), 84, eth, 0}, {d[1], t1.UnixNano(), 70, eth, 0}, {d[2], t2.UnixNano(), 1524, raw, 1}},
-			[]string{"different link types"}},
+			[]string{"records cut to 74 of their 84 bytes", "different link types"}},
 		{"pcapng simple and obsolete packet blocks", old.b, []Record{
 			{d[0][:64], 0, 74, eth, 0}, {d[1], 1700000000123456000, 60, 228, 1}, {d[1][:60], 0, 60, eth, 0}},
 			[]string{"snapshot length 64: packets were cut", "different link types", "different snapshot lengths",
 				"simple packet blocks carry no timestamp; their records have time 0 (as in libpcap)"}},
 		{"gzip pcap", gzipped(t, pcapUs), []Record{
-			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, nil},
+			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, []string{"records cut to 74 of their 84 bytes"}},
 		{"gzip pcapng, two gzip members", append(gzipped(t, le.b[:len(le.b)-4*len(d[1])]), gzipped(t, le.b[len(le.b)-4*len(d[1]):])...),
 			[]Record{{d[0], 1700000000123456000, 84, eth, 0}, {d[1], 1700000001999999999, 60, raw, 1}},
-			[]string{"different link types", "different snapshot lengths"}},
+			[]string{"different link types", "different snapshot lengths", "records cut to 74 of their 84 bytes"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -154,7 +154,7 @@ func (f *File) nextPcap(rec *Record) error {
 	if p.lengths != lengthsNormal && (p.lengths == lengthsSwapped || caplen > wire) {
 		caplen, wire = wire, caplen
 	}
-	if caplen > p.limit || caplen > wire || wire == 0 {
+	if caplen > p.limit || caplen > wire || wire == 0 || caplen < wire && f.cutShort(caplen) {
 		if wire == 0 && pcapMagic(binary.LittleEndian.Uint32(b[0:4])) {
 			// A file header's magic, version, zone and accuracy (0, 0) read as a record:
 			// pcap files joined with cat. Counted as a record of no bytes, the next
@@ -163,6 +163,9 @@ func (f *File) nextPcap(rec *Record) error {
 			off := f.base + int64(f.r)
 			f.recOff = off
 			return f.errorf(off, "another pcap file header: files joined with cat are not one pcap file (mergecap -a -w joined.pcap FILES... joins them; or give replay each file)")
+		}
+		if caplen < wire && f.cutShort(caplen) {
+			f.warnCut(caplen, wire, f.base+int64(f.r))
 		}
 		if err := f.oddLengths(caplen, wire); err != nil {
 			return err

@@ -211,7 +211,8 @@ func (f *File) nextPcapng(rec *Record) error {
 				id, caplen, wire := f.u32(body), f.u32(body[12:]), f.u32(body[16:])
 				if uint64(id) < uint64(len(ng.ifaces)) {
 					ifc := &ng.ifaces[id]
-					if uint64(caplen) <= uint64(len(body)-epbFixedLen) && caplen <= ifc.snaplen && caplen <= wire {
+					if uint64(caplen) <= uint64(len(body)-epbFixedLen) && caplen <= ifc.snaplen && caplen <= wire &&
+						(caplen == wire || !f.cutShort(caplen)) {
 						rec.Data = body[epbFixedLen : epbFixedLen+caplen : epbFixedLen+caplen]
 						rec.TS = ifc.nanos(uint64(f.u32(body[4:]))<<32 | uint64(f.u32(body[8:])))
 						rec.WireLen = wire
@@ -292,6 +293,9 @@ func (f *File) packet(rec *Record, rest []byte, id uint32, t uint64, caplen, wir
 	}
 	if caplen > wire {
 		f.warn(warnCapOverWire, off, "record captured length %d exceeds its original length %d; kept as is", caplen, wire)
+	}
+	if caplen < wire && f.cutShort(caplen) {
+		f.warnCut(caplen, wire, off)
 	}
 	rec.Data = rest[:caplen:caplen]
 	rec.TS = ifc.nanos(t)
