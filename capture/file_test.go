@@ -917,3 +917,41 @@ func TestPcapngTimesWithinRange(t *testing.T) {
 		}
 	}
 }
+
+// TestCutRecordsWarning: records cut under shortSnaplen bytes by a capture whose header
+// says more (editcap -s, or a pcapng interface's length left as it was) give one warning
+// at the first; records cut above it, or whole, give none.
+func TestCutRecordsWarning(t *testing.T) {
+	cut := func(i, caplen, wire int) pcapRec {
+		return pcapRec{uint32(i), 0, uint32(caplen), uint32(wire), frame(i, caplen)}
+	}
+	ng := newSection(binary.LittleEndian)
+	ng.idb(1, 0)
+	ng.epb(0, 1e6, 300, frame(1, 300)).epb(0, 2e6, 300, frame(2, 96)).epb(0, 3e6, 300, frame(3, 96))
+	ngFirstCut := len(newSection(binary.LittleEndian).idb(1, 0).epb(0, 1e6, 300, frame(1, 300)).b) // the second EPB's offset
+	for _, tc := range []struct {
+		name string
+		file []byte
+		want string // "" none
+	}{
+		{"pcap cut to 96", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 65535, 1, cut(1, 300, 300), cut(2, 96, 300), cut(3, 96, 300)),
+			fmt.Sprintf("byte offset %d: records cut to 96 of their 300 bytes (the first here)", 24+16+300)},
+		{"pcap cut to 300", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 65535, 1, cut(1, 300, 1500), cut(2, 300, 1500)), ""},
+		{"pcap whole", pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 65535, 1, cut(1, 60, 60), cut(2, 96, 96)), ""},
+		{"pcapng cut to 96", ng.b, fmt.Sprintf("byte offset %d: records cut to 96 of their 300 bytes (the first here)", ngFirstCut)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, _, err := readFile(t, writeTemp(t, "cut.pcap", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := f.Warnings()
+			switch {
+			case tc.want == "" && len(w) != 0:
+				t.Errorf("warnings %q, want none", w)
+			case tc.want != "" && (len(w) != 1 || !strings.Contains(w[0], tc.want)):
+				t.Errorf("warnings %q, want one with %q", w, tc.want)
+			}
+		})
+	}
+}
