@@ -472,6 +472,9 @@ const (
 // Captures cut to 64, 68, 96 or 128 bytes are common in telescope archives.
 const shortSnaplen = 256
 
+// cutPayloads is what a short snapshot length costs, the tail of its warnings.
+const cutPayloads = "a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected"
+
 // cutShort reports whether a record cut to caplen bytes is one to warn about: under
 // shortSnaplen, and no such warning yet (the header's snapshot length may have given it).
 func (f *File) cutShort(caplen uint32) bool {
@@ -481,15 +484,13 @@ func (f *File) cutShort(caplen uint32) bool {
 // warnCut warns about a record cut to caplen of its wire bytes (at off) under a larger
 // snapshot length (editcap -s leaves a pcapng interface's as it was).
 func (f *File) warnCut(caplen, wire uint32, off int64) {
-	f.warn(warnShortSnaplen, off, "records cut to %d of their %d bytes (the first here), and a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected",
-		caplen, wire)
+	f.warn(warnShortSnaplen, off, "records cut to %d of their %d bytes (the first here), and "+cutPayloads, caplen, wire)
 }
 
 // warnSnaplen warns about a snapshot length below shortSnaplen (off: its header's offset).
 func (f *File) warnSnaplen(snaplen uint32, off int64) {
 	if snaplen < shortSnaplen {
-		f.warn(warnShortSnaplen, off, "snapshot length %d: packets were cut to %d bytes, and a UDP payload cut short is never classed dht or utp (udp_then_syn's payload, the hotspot's p2p class); the counts and the other detectors are unaffected",
-			snaplen, snaplen)
+		f.warn(warnShortSnaplen, off, "snapshot length %d: packets were cut to %d bytes, and "+cutPayloads, snaplen, snaplen)
 	}
 }
 

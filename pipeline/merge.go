@@ -221,8 +221,13 @@ type DuplicateInputError struct {
 }
 
 func (e *DuplicateInputError) Error() string {
-	return fmt.Sprintf("merge: reports %d and %d both count input %s (%d records): merged, its packets would count twice",
-		e.A+1, e.B+1, e.Input.File, e.Input.Records)
+	return "merge: " + e.Between(fmt.Sprintf("reports %d", e.A+1), fmt.Sprint(e.B+1))
+}
+
+// Between says what is wrong, the reports named a and b (their files, for a command line).
+func (e *DuplicateInputError) Between(a, b string) string {
+	return fmt.Sprintf("%s and %s both count input %s (%d records): merged, its packets would count twice",
+		a, b, e.Input.File, e.Input.Records)
 }
 
 // duplicateInput returns the first input two of rs both counted (reports without inputs,

@@ -118,13 +118,20 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 var replayOpened func(name string)
 
 func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, src *replaySource, prog *progress, order *replayOrder) (err error) {
+	// The file's first and latest record times (0: none; a pcapng simple packet block has
+	// no time), for the order of the files and the report's inputs; its records are what
+	// it adds to src.records (only replay adds to it; the add deferred below runs first).
+	first, last := int64(0), int64(0)
+	base := src.records.Load()
+	defer func() {
+		if last > order.last {
+			order.last, order.lastFile = last, name
+		}
+		p.addInput(name, first, last, src.records.Load()-base, err)
+	}()
 	// Told to stop while a pipe or FIFO is quiet, or a FIFO has no writer yet, the open or
 	// read waiting for it returns (its error is then the interruption); a file is read on
 	// to the next check of ctx below.
-	// The file's first and latest record times (0: none; a pcapng simple packet block has
-	// no time), for the order of the files and the report's inputs, and its records.
-	first, last, n := int64(0), int64(0), uint64(0)
-	defer func() { p.addInput(name, first, last, n, err) }()
 	f, err := capture.OpenContext(ctx, name)
 	if err != nil {
 		return err
@@ -156,11 +163,6 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 	// count at most 1023 records behind; the end adds the rest).
 	records := uint64(0)
 	defer func() { src.records.Add(records) }()
-	defer func() {
-		if last > order.last {
-			order.last, order.lastFile = last, name
-		}
-	}()
 	var rec capture.Record
 	for i := 0; ; i++ {
 		err := f.Read(&rec)
@@ -187,7 +189,6 @@ func (p *Pipeline) replayFile(ctx context.Context, name string, d *dispatcher, s
 		}
 		d.add(&rec)
 		records++
-		n++
 		if records == 1024 {
 			src.records.Add(records)
 			records = 0

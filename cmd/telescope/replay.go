@@ -65,20 +65,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	defer stopLog()
 
 	sink, spool, episodes := replaySinks(reportOut != nil, htmlOutput != nil)
-	spoolFailed := make(chan struct{})
-	var replayed atomic.Bool // the input is read: a spool failing now fails the report alone
 	if spool != nil {
 		defer spool.Close()
-		// The report is lost at the spool's first failure (a full temp file system): say
-		// so and stop then, not after hours of a replay whose report cannot be written.
-		spool.OnFail(func(err error) {
-			if replayed.Load() {
-				return // the --report error says it
-			}
-			log.Error("the report can no longer be written: its detection spool failed; stopping the replay (TMPDIR chooses the spool's file system)",
-				zap.Error(err), zap.String("spool_dir", os.TempDir()))
-			close(spoolFailed)
-		})
 	}
 	p, err := pipeline.New(pipeline.Options{Config: cfg, Workers: workerCount(cfg), Logger: log, Sink: sink})
 	if err != nil {
@@ -130,13 +118,20 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	replayCtx, stopReplay := context.WithCancel(ctx)
 	defer stopReplay()
-	go func() {
-		select {
-		case <-spoolFailed:
+	var replayed atomic.Bool // the input is read: a spool failing now fails the report alone
+	if spool != nil {
+		// The report is lost at the spool's first failure (a full temp file system): say
+		// so and stop then, not after hours of a replay whose report cannot be written.
+		// (Set before the replay adds the first entry.)
+		spool.OnFail(func(err error) {
+			if replayed.Load() {
+				return // the --report error says it
+			}
+			log.Error("the report can no longer be written: its detection spool failed; stopping the replay (TMPDIR chooses the spool's file system)",
+				zap.Error(err), zap.String("spool_dir", os.TempDir()))
 			stopReplay()
-		case <-replayCtx.Done():
-		}
-	}()
+		})
+	}
 	res := p.Replay(replayCtx, opts)
 	replayed.Store(true)
 	log.Info("replay finished",

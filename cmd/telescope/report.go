@@ -52,8 +52,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		if r, err = pipeline.MergeReports(rs); err != nil {
 			var dup *pipeline.DuplicateInputError
 			if errors.As(err, &dup) {
-				return fmt.Errorf("%s and %s both count input %s (%d records): merged, its packets would count twice",
-					files[dup.A], files[dup.B], dup.Input.File, dup.Input.Records)
+				return errors.New(dup.Between(files[dup.A], files[dup.B]))
 			}
 			return err
 		}
