@@ -228,7 +228,7 @@ func (p *Pipeline) checkOrder(name string, first int64, order *replayOrder) {
 		return
 	}
 	order.late++
-	p.log.Warn("capture file begins before the files replayed so far ended: the detectors run on packet time, so replay files in time order, and merge overlapping captures into one (mergecap)",
+	p.log.Warn("capture file begins before the files replayed so far ended: the detectors run on packet time, so replay files in time order (--sort orders them by their first packets), and merge overlapping captures into one (mergecap)",
 		zap.String("file", name), zap.Time("first_packet", time.Unix(0, first).UTC()),
 		zap.String("previous_file", order.lastFile), zap.Time("previous_last_packet", time.Unix(0, order.last).UTC()),
 		zap.Duration("back", time.Duration(order.last-first)))

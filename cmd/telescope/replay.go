@@ -33,6 +33,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	stateIn := fs.String("state-in", "", "restore detector state from FILE (a --state-out of the previous part) before reading")
 	stateOut := fs.String("state-out", "", "leave episodes open at the end and write the detector state to FILE, for --state-in of the next part")
 	progress := fs.Bool("progress", false, "print a progress line on stderr at most once a second (default: when stderr is a terminal)")
+	sortIn := fs.Bool("sort", false, "replay the files in the order of their first packet's time, not in the order given (each file's first record is read first; not for - or FIFOs)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip too; - is standard input) in order through the same workers\nand detectors as run.\n\nflags:")
 		fs.PrintDefaults()
@@ -63,6 +64,11 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer stopLog()
+	if *sortIn {
+		if files, err = sortInputs(files, log); err != nil {
+			return err
+		}
+	}
 
 	sink, spool, episodes := replaySinks(reportOut != nil, htmlOutput != nil)
 	if spool != nil {
@@ -220,6 +226,18 @@ func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pi
 		sink = append(sink, spool)
 	}
 	return sink, spool, episodes
+}
+
+// sortInputs orders files by their first packet's time (--sort) and logs what it did.
+func sortInputs(files []string, log *zap.Logger) ([]string, error) {
+	start := time.Now()
+	sorted, moved, err := pipeline.SortInputs(files)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --sort reads each file's first packet before the replay: %v", errUsage, err)
+	}
+	log.Info("inputs sorted by their first packet's time", zap.Int("files", len(files)),
+		zap.Int("moved", moved), zap.Duration("elapsed", time.Since(start)))
+	return sorted, nil
 }
 
 // checkStdinInput refuses standard input ("-") given twice (the second would find it read
