@@ -71,6 +71,8 @@ type col struct {
 type page struct {
 	Title, Span string
 	Inputs      []string
+	InputsMore  string // what follows the inputs named (shortInputs)
+	Files       table  // the report's capture files (Report.Inputs), in a closed <details>
 	CSS         template.CSS
 	JS          template.JS
 	Cards       []card
@@ -95,7 +97,8 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <style>{{.CSS}}</style></head>
 <body><main>
 <h1>{{.Title}}</h1>
-<p class="sub">{{.Span}}{{range .Inputs}}<br><code>{{.}}</code>{{end}}</p>
+<p class="sub">{{.Span}}{{range .Inputs}}<br><code>{{.}}</code>{{end}}{{with .InputsMore}}<br>{{.}}{{end}}</p>
+{{if .Files.Rows}}<details><summary>{{.Files.Title}}</summary>{{template "table" .Files}}</details>{{end}}
 <div class="cards">{{range .Cards}}<div class="card"><b>{{.Value}}</b><span>{{.Label}}</span></div>{{end}}</div>
 
 <h2>What arrives</h2>
@@ -186,7 +189,9 @@ func ipPackets(r *pipeline.Report) (tcp, udp, icmp, other, total uint64) {
 }
 
 func build(r *pipeline.Report, o Options) *page {
-	pg := &page{Title: o.Title, Inputs: o.Inputs, CSS: styleTag, JS: scriptTag}
+	pg := &page{Title: o.Title, CSS: styleTag, JS: scriptTag}
+	pg.Inputs, pg.InputsMore = shortInputs(o.Inputs, len(r.Inputs) > 0)
+	pg.Files = filesTable(r)
 	tcp, udp, icmp, other, total := ipPackets(r)
 	if r.FirstPacket != nil && r.LastPacket != nil {
 		pg.Span = fmt.Sprintf("%s to %s UTC (%s of packet time)", fmtTime(*r.FirstPacket), fmtTime(*r.LastPacket),
@@ -222,6 +227,48 @@ func build(r *pipeline.Report, o Options) *page {
 	pg.PollCards, pg.Pollution = pollution(r)
 	pg.Notes = notes(r)
 	return pg
+}
+
+// inputsShown is how many inputs the page names under its title: a day of hourly files
+// listed there pushed the page's first chart below a screen.
+const inputsShown = 4
+
+// shortInputs returns the inputs to name under the title and what to say of the others
+// (files: the page has the table of the capture files).
+func shortInputs(in []string, files bool) ([]string, string) {
+	if len(in) <= inputsShown {
+		return in, ""
+	}
+	more := fmt.Sprintf("and %d more", len(in)-(inputsShown-1))
+	if files {
+		more += " (capture files below)"
+	}
+	return in[:inputsShown-1], more
+}
+
+// filesTable is the report's capture files: each one's records, time span, and the error
+// that ended it early.
+func filesTable(r *pipeline.Report) table {
+	var records uint64
+	for _, in := range r.Inputs {
+		records += in.Records
+	}
+	t := table{ID: "files", Title: fmt.Sprintf("Capture files (%s, %s records)", group(uint64(len(r.Inputs))), group(records)),
+		Page: 25, Total: len(r.Inputs),
+		Cols: []col{{"#", true}, {"file", false}, {"records", true}, {"first packet (UTC)", false}, {"last packet (UTC)", false}, {"error", false}}}
+	for i, in := range r.Inputs {
+		first, last := "—", "—"
+		if in.FirstPacket != nil && in.LastPacket != nil {
+			first, last = fmtTime(*in.FirstPacket), fmtTime(*in.LastPacket)
+		}
+		e := in.Error
+		if e == "" {
+			e = "—"
+		}
+		t.Rows = append(t.Rows, []cell{{strconv.Itoa(i + 1), strconv.Itoa(i + 1)}, {in.File, ""},
+			{group(in.Records), strconv.FormatUint(in.Records, 10)}, {first, ""}, {last, ""}, {e, ""}})
+	}
+	return t
 }
 
 func synShare(r *pipeline.Report, total uint64) string {

@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
 	"github.com/telescope-dev/telescope/pipeline"
 )
@@ -205,6 +208,50 @@ func TestRenderInputErrors(t *testing.T) {
 	}
 	if strings.Contains(page, "Input a.pcap") {
 		t.Error("a note for an input read to its end")
+	}
+}
+
+// TestRenderInputs: up to four inputs are named under the title, more are three and a
+// count; the report's capture files are a table (records, times, errors) in a closed
+// details element, absent without them.
+func TestRenderInputs(t *testing.T) {
+	t0 := detect.Time(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	var names []string
+	r := &pipeline.Report{}
+	for i := range 10 {
+		name := fmt.Sprintf("cap%d.pcap", i)
+		names = append(names, name)
+		first, last := t0+detect.Time(i)*3600e9, t0+detect.Time(i+1)*3600e9-1e9
+		r.Inputs = append(r.Inputs, pipeline.InputFile{File: name, Records: uint64(1000 + i), FirstPacket: &first, LastPacket: &last})
+	}
+	r.Inputs[9].Error = "cap9.pcap: byte offset 99: truncated record"
+	render := func(r *pipeline.Report, inputs []string) string {
+		var buf bytes.Buffer
+		if err := Render(&buf, r, Options{Inputs: inputs}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	page := render(r, names)
+	sub := page[strings.Index(page, `<p class="sub">`):]
+	sub = sub[:strings.Index(sub, "</p>")]
+	if want := "<br><code>cap0.pcap</code><br><code>cap1.pcap</code><br><code>cap2.pcap</code><br>and 7 more (capture files below)"; !strings.HasSuffix(sub, want) {
+		t.Errorf("under the title %q, want it to end with %q", sub, want)
+	}
+	if !strings.Contains(page, "<details><summary>Capture files (10, 10\u202f045 records)</summary>") {
+		t.Error("no closed details of the capture files with their count and records")
+	}
+	for _, row := range []string{
+		`<tr><td data-v="1" class="n">1</td><td>cap0.pcap</td><td data-v="1000" class="n">1000</td><td>2024-05-01 00:00:00</td><td>2024-05-01 00:59:59</td><td>—</td></tr>`,
+		`<tr><td data-v="10" class="n">10</td><td>cap9.pcap</td><td data-v="1009" class="n">1009</td><td>2024-05-01 09:00:00</td><td>2024-05-01 09:59:59</td><td>cap9.pcap: byte offset 99: truncated record</td></tr>`,
+	} {
+		if !strings.Contains(page, row) {
+			t.Errorf("no row %s", row)
+		}
+	}
+	page = render(&pipeline.Report{}, names[:4])
+	if !strings.Contains(page, "<br><code>cap3.pcap</code></p>") || strings.Contains(page, "more") || strings.Contains(page, "Capture files") {
+		t.Error("four inputs: not all named, or a count or a table of files without the report's inputs")
 	}
 }
 
