@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/bits"
 	"os"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -70,8 +71,9 @@ type File struct {
 	stream  *os.File    // the file opened by Open when it is read, not mapped (Interrupt)
 	unwatch func() bool // OpenContext: stops watching its context
 	raw     *countingReader
-	in      io.Reader // the decompressed stream: raw itself, or a gzip reader over it
+	in      io.Reader // the decompressed stream: raw itself, or a gzip reader over it (or inf)
 	gz      *gzip.Reader
+	inf     *inflater // inflates gz ahead of the reader (a gzip file Open opened)
 	size    int64
 
 	// buf[r:w] holds bytes read from in but not yet consumed; base is the stream offset
@@ -251,6 +253,10 @@ func (f *File) startGzip() error {
 		return &FileError{Path: f.name, Msg: fmt.Sprintf("corrupt gzip stream: %v", err)}
 	}
 	f.gz, f.in = gz, gz
+	if f.closer != nil { // opened by Open, which can stop the inflater (Close)
+		f.inf = newInflater(gz)
+		f.in = f.inf
+	}
 	f.r, f.w, f.base, f.rerr = 0, 0, 0, nil
 	return nil
 }
@@ -329,7 +335,7 @@ func (f *File) RecordOffset() int64 { return f.recOff }
 // little ahead of the records returned). With Size it gives a "% of input" progress line.
 func (f *File) InputBytes() int64 {
 	if f.gz != nil {
-		return f.raw.n
+		return f.raw.n.Load()
 	}
 	return f.base + int64(f.r)
 }
@@ -363,8 +369,20 @@ func (f *File) Close() error {
 		f.unwatch = nil
 	}
 	var err error
+	if f.inf != nil {
+		// The inflater's read may wait on a pipe: the file is closed under it first.
+		f.inf.stopping()
+		if f.closer != nil {
+			err = f.closer.Close()
+			f.closer = nil
+		}
+		f.inf.wait()
+		f.inf = nil
+	}
 	if f.gz != nil {
-		err = f.gz.Close()
+		if gerr := f.gz.Close(); err == nil {
+			err = gerr
+		}
 	}
 	if f.closer != nil {
 		if cerr := f.closer.Close(); err == nil {
@@ -555,12 +573,12 @@ func magicPrefix(b []byte) fileFormat {
 // countingReader counts the bytes read from the underlying file.
 type countingReader struct {
 	r io.Reader
-	n int64
+	n atomic.Int64 // an inflater's goroutine reads, the reader's progress loads
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
-	c.n += int64(n)
+	c.n.Add(int64(n))
 	return n, err
 }
 

@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -19,6 +20,14 @@ import (
 // once Interrupt is called (from another goroutine, as replay does when told to stop), and
 // so does every later Read; what came before was read.
 func TestInterruptQuietFIFO(t *testing.T) {
+	for _, gz := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gzip=%v", gz), func(t *testing.T) { testInterruptQuietFIFO(t, gz) })
+	}
+}
+
+// testInterruptQuietFIFO is TestInterruptQuietFIFO with the records plain or in a gzip
+// stream flushed after them (inflated ahead by an inflater, whose goroutine Close ends).
+func testInterruptQuietFIFO(t *testing.T, gz bool) {
 	fifo := filepath.Join(t.TempDir(), "capture.fifo")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
@@ -32,8 +41,19 @@ func TestInterruptQuietFIFO(t *testing.T) {
 			wrote <- nil
 			return
 		}
-		if _, err := w.Write(head); err != nil {
+		var out io.Writer = w
+		var zw *gzip.Writer
+		if gz {
+			zw = gzip.NewWriter(w)
+			out = zw
+		}
+		if _, err := out.Write(head); err != nil {
 			t.Error(err)
+		}
+		if zw != nil {
+			if err := zw.Flush(); err != nil { // the records can be inflated; the stream goes on
+				t.Error(err)
+			}
 		}
 		wrote <- w // kept open and quiet: the reader waits for more
 	}()
@@ -44,6 +64,9 @@ func TestInterruptQuietFIFO(t *testing.T) {
 	defer f.Close()
 	if w := <-wrote; w != nil {
 		defer w.Close()
+	}
+	if (f.inf != nil) != gz {
+		t.Fatalf("inflater %v for gzip %v", f.inf != nil, gz)
 	}
 	var r Record
 	for i := range 2 {
@@ -69,6 +92,15 @@ func TestInterruptQuietFIFO(t *testing.T) {
 	}
 	if err := f.Read(&r); err == nil || errors.Is(err, io.EOF) {
 		t.Fatalf("second Read after Interrupt: %v, want the error again", err)
+	}
+	if gz {
+		inf := f.inf
+		f.Close()
+		select {
+		case <-inf.done:
+		default:
+			t.Error("the inflater's goroutine runs on after Close")
+		}
 	}
 }
 
