@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
@@ -28,7 +29,7 @@ type Record struct {
 }
 
 // FileError is a fatal problem of a capture file: a one-line message naming the file and the
-// byte offset (in the decompressed stream for gzip input) of the header or record at fault.
+// byte offset (in the decompressed stream for gzip and zstd input) of the header or record at fault.
 type FileError struct {
 	Path   string
 	Offset int64
@@ -63,7 +64,7 @@ const (
 	fmtPcapng
 )
 
-// File reads the records of a pcap or pcapng file, optionally gzip-compressed.
+// File reads the records of a pcap or pcapng file, optionally gzip- or zstd-compressed.
 // It is not safe for concurrent use.
 type File struct {
 	name    string
@@ -71,10 +72,14 @@ type File struct {
 	stream  *os.File    // the file opened by Open when it is read, not mapped (Interrupt)
 	unwatch func() bool // OpenContext: stops watching its context
 	raw     *countingReader
-	in      io.Reader // the decompressed stream: raw itself, or a gzip reader over it (or inf)
-	gz      *gzip.Reader
-	inf     *inflater // inflates gz ahead of the reader (a gzip file Open opened)
-	size    int64
+	in      io.Reader // the decompressed stream: raw itself, or dec (or inf)
+	// dec decompresses raw (nil: not compressed), comp names it ("gzip", "zstd"),
+	// decClose releases it.
+	dec      io.Reader
+	comp     string
+	decClose func() error
+	inf      *inflater // runs dec ahead of the reader (a compressed file Open opened)
+	size     int64
 
 	// buf[r:w] holds bytes read from in but not yet consumed; base is the stream offset
 	// of buf[0]. rerr is the sticky error of in (io.EOF at its end).
@@ -102,8 +107,8 @@ type File struct {
 }
 
 // Open opens a pcap (µs or ns timestamps, either byte order) or pcapng file, transparently
-// gunzipping it when it starts with the gzip magic (detected by magic bytes, never by name);
-// path "-" (Stdin) is standard input.
+// decompressing it when it starts with the gzip or zstd magic (detected by magic bytes,
+// never by name); path "-" (Stdin) is standard input.
 // Errors name the file and say what is wrong in one line: a missing or unreadable file is
 // the *os.PathError of os.Open; a file that is empty, not a capture file (its first bytes are
 // shown in hex), or has a truncated or invalid file header is a *FileError.
@@ -120,7 +125,7 @@ func open(path string, opened func(*os.File)) (*File, error) {
 		opened(fh)
 	}
 	if data := mapFile(fh); data != nil {
-		if !isGzip(data) { // a gzip stream is read: it is decompressed into a buffer anyway
+		if compression(data) == "" { // a compressed stream is read: it is decompressed into a buffer anyway
 			// The whole file is buf, read to its end: fill never reads nor compacts it.
 			f := &File{name: path, closer: fh, buf: data, w: len(data), rerr: io.EOF, size: int64(len(data)), mapped: data}
 			if err := f.start(); err != nil {
@@ -154,8 +159,22 @@ func osPath(path string) string {
 	return path
 }
 
-// isGzip reports whether b starts with the gzip magic.
-func isGzip(b []byte) bool { return len(b) >= 2 && b[0] == 0x1f && b[1] == 0x8b }
+// compression names the compressed format b starts with, "" for none read as such.
+func compression(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return "gzip"
+	case bytes.HasPrefix(b, zstdMagic):
+		return "zstd"
+	}
+	return ""
+}
+
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// zstdMaxWindow is the largest zstd window read (a frame asking for more is refused): the
+// zstd command's own default limit, which --long's windows (up to 2^27) stay within.
+const zstdMaxWindow = 128 << 20
 
 // NewReader is Open for an already-open stream (name is used in errors). Close does not
 // close r.
@@ -192,15 +211,15 @@ func (f *File) start() error {
 	if n == 0 {
 		return &FileError{Path: name, Msg: "empty file"}
 	}
-	if isGzip(f.buf[:n]) {
-		if err := f.startGzip(); err != nil {
+	if kind := compression(f.buf[:n]); kind != "" {
+		if err := f.startCompressed(kind); err != nil {
 			return err
 		}
 		if n, err = f.fill(4); err != nil {
 			return f.readError(0, err)
 		}
 		if n == 0 {
-			return f.errorf(0, "empty file (the gzip stream decompresses to nothing)")
+			return f.errorf(0, "empty file (the %s stream decompresses to nothing)", kind)
 		}
 	}
 	magic := binary.LittleEndian.Uint32(f.buf[:4]) // garbage beyond n is never matched below
@@ -222,39 +241,51 @@ func (f *File) start() error {
 	return nil
 }
 
-// compressedHint names the compressor of a file that starts with its magic (only gzip is
-// read: the others are decompressed into replay's standard input), "" for any other.
+// compressedHint names the compressor of a file that starts with its magic (gzip and zstd
+// are read: the others are decompressed into replay's standard input), "" for any other.
 func compressedHint(b []byte) string {
 	for _, c := range []struct {
 		magic []byte
 		name  string
 		cmd   string
 	}{
-		{[]byte{0x28, 0xb5, 0x2f, 0xfd}, "zstd", "zstd -dc"},
 		{[]byte{0xfd, '7', 'z', 'X'}, "xz", "xz -dc"},
 		{[]byte("BZh"), "bzip2", "bzip2 -dc"},
 		{[]byte{0x04, 0x22, 0x4d, 0x18}, "lz4", "lz4 -dc"},
 	} {
 		if bytes.HasPrefix(b, c.magic) {
-			return fmt.Sprintf(": %s-compressed (gzip is read as it is; for %s: %s FILE | telescope replay -)", c.name, c.name, c.cmd)
+			return fmt.Sprintf(": %s-compressed (gzip and zstd are read as they are; for %s: %s FILE | telescope replay -)", c.name, c.name, c.cmd)
 		}
 	}
 	return ""
 }
 
-// startGzip replaces the input by a gzip reader over the raw bytes read so far and the rest.
-func (f *File) startGzip() error {
+// startCompressed replaces the input by a decompressor of kind (compression's) over the
+// raw bytes read so far and the rest.
+func (f *File) startCompressed(kind string) error {
 	head := bytes.Clone(f.buf[:f.w])
-	gz, err := gzip.NewReader(io.MultiReader(bytes.NewReader(head), f.raw))
-	if err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return &FileError{Path: f.name, Msg: "truncated gzip stream (gzip header incomplete)"}
+	src := io.MultiReader(bytes.NewReader(head), f.raw)
+	switch kind {
+	case "gzip":
+		gz, err := gzip.NewReader(src)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return &FileError{Path: f.name, Msg: "truncated gzip stream (gzip header incomplete)"}
+			}
+			return &FileError{Path: f.name, Msg: fmt.Sprintf("corrupt gzip stream: %v", err)}
 		}
-		return &FileError{Path: f.name, Msg: fmt.Sprintf("corrupt gzip stream: %v", err)}
+		f.dec, f.decClose = gz, gz.Close
+	default: // zstd
+		// One goroutine (the inflater's, or the reader's), windows up to zstdMaxWindow.
+		zd, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow))
+		if err != nil {
+			return &FileError{Path: f.name, Msg: fmt.Sprintf("corrupt zstd stream: %v", err)}
+		}
+		f.dec, f.decClose = zd, func() error { zd.Close(); return nil }
 	}
-	f.gz, f.in = gz, gz
+	f.comp, f.in = kind, f.dec
 	if f.closer != nil { // opened by Open, which can stop the inflater (Close)
-		f.inf = newInflater(gz)
+		f.inf = newInflater(f.dec)
 		f.in = f.inf
 	}
 	f.r, f.w, f.base, f.rerr = 0, 0, 0, nil
@@ -334,7 +365,7 @@ func (f *File) RecordOffset() int64 { return f.recOff }
 // read so far for a plain file, the compressed bytes read for a gzip file (which run a
 // little ahead of the records returned). With Size it gives a "% of input" progress line.
 func (f *File) InputBytes() int64 {
-	if f.gz != nil {
+	if f.dec != nil {
 		return f.raw.n.Load()
 	}
 	return f.base + int64(f.r)
@@ -379,10 +410,11 @@ func (f *File) Close() error {
 		f.inf.wait()
 		f.inf = nil
 	}
-	if f.gz != nil {
-		if gerr := f.gz.Close(); err == nil {
-			err = gerr
+	if f.decClose != nil {
+		if derr := f.decClose(); err == nil {
+			err = derr
 		}
+		f.decClose = nil
 	}
 	if f.closer != nil {
 		if cerr := f.closer.Close(); err == nil {
@@ -456,11 +488,14 @@ func (f *File) short(have, hdr, want int, err error) error {
 
 // readError describes an error of the underlying stream at offset off.
 func (f *File) readError(off int64, err error) error {
-	if f.gz != nil {
+	if f.dec != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return f.errorf(off, "truncated gzip stream")
+			return f.errorf(off, "truncated %s stream", f.comp)
 		}
-		return f.errorf(off, "corrupt gzip stream: %v", err)
+		if errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return f.errorf(off, "zstd frame with a window over %d MiB (zstd --long=28 or more; the zstd command refuses it too without --memory): zstd -dc --memory=2048MB FILE | telescope replay -", zstdMaxWindow>>20)
+		}
+		return f.errorf(off, "corrupt %s stream: %v", f.comp, err)
 	}
 	return f.errorf(off, "read error: %v", err)
 }
@@ -468,7 +503,7 @@ func (f *File) readError(off int64, err error) error {
 // errorf returns a *FileError at offset off.
 func (f *File) errorf(off int64, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	if f.gz != nil {
+	if f.dec != nil {
 		msg += " (offset in the decompressed data)"
 	}
 	return &FileError{Path: f.name, Offset: off, Msg: msg}

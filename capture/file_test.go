@@ -19,6 +19,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/klauspost/compress/zstd"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -211,6 +212,25 @@ func gzipped(t testing.TB, b []byte) []byte {
 	return buf.Bytes()
 }
 
+// zstdded is b as one zstd frame (the zstd command's default level).
+func zstdded(t testing.TB, b []byte) []byte {
+	t.Helper()
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zw.Close()
+	return zw.EncodeAll(b, nil)
+}
+
+// zstdWindow is b (at most 128 KiB) as a zstd frame of one raw block whose header asks
+// for a window of 2^log bytes (an encoder shrinks the window to the data).
+func zstdWindow(b []byte, log int) []byte {
+	out := append(bytes.Clone(zstdMagic), 0, byte(log-10)<<3) // no content size, checksum, dictionary
+	h := uint32(len(b))<<3 | 1                                // last block, raw
+	return append(append(out, byte(h), byte(h>>8), byte(h>>16)), b...)
+}
+
 func writeTemp(t *testing.T, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
@@ -385,6 +405,13 @@ func TestReadGoodFiles(t *testing.T) {
 		{"gzip pcapng, two gzip members", append(gzipped(t, le.b[:len(le.b)-4*len(d[1])]), gzipped(t, le.b[len(le.b)-4*len(d[1]):])...),
 			[]Record{{d[0], 1700000000123456000, 84, eth, 0}, {d[1], 1700000001999999999, 60, raw, 1}},
 			[]string{"different link types", "different snapshot lengths", "records cut to 74 of their 84 bytes"}},
+		{"zstd pcap", zstdded(t, pcapUs), []Record{
+			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, []string{"records cut to 74 of their 84 bytes"}},
+		{"zstd with a window of 128 MiB (zstd --long)", zstdWindow(pcapUs, 27), []Record{
+			{d[0], us(t0), 84, eth, 0}, {d[1], us(t1), 70, eth, 0}, {d[2], us(t2), 1524, eth, 0}}, []string{"records cut to 74 of their 84 bytes"}},
+		{"zstd pcapng, two zstd frames", append(zstdded(t, le.b[:len(le.b)-4*len(d[1])]), zstdded(t, le.b[len(le.b)-4*len(d[1]):])...),
+			[]Record{{d[0], 1700000000123456000, 84, eth, 0}, {d[1], 1700000001999999999, 60, raw, 1}},
+			[]string{"different link types", "different snapshot lengths", "records cut to 74 of their 84 bytes"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -428,10 +455,19 @@ func TestOpenErrors(t *testing.T) {
 		{"empty", nil, "0: empty file"},
 		{"text", []byte("hello, world\n"), "0: not a pcap or pcapng file (starts with 68 65 6c 6c)"},
 		{"short text", []byte("hi"), "0: not a pcap or pcapng file (starts with 68 69)"},
-		{"zstd", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x24, 0, 0}, "0: not a pcap or pcapng file (starts with 28 b5 2f fd): zstd-compressed (gzip is read as it is; for zstd: zstd -dc FILE | telescope replay -)"},
-		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}, "0: not a pcap or pcapng file (starts with fd 37 7a 58): xz-compressed (gzip is read as it is; for xz: xz -dc FILE | telescope replay -)"},
-		{"bzip2", []byte("BZh91AY&SY"), "0: not a pcap or pcapng file (starts with 42 5a 68 39): bzip2-compressed (gzip is read as it is; for bzip2: bzip2 -dc FILE | telescope replay -)"},
-		{"lz4", []byte{0x04, 0x22, 0x4d, 0x18, 0x64}, "0: not a pcap or pcapng file (starts with 04 22 4d 18): lz4-compressed (gzip is read as it is; for lz4: lz4 -dc FILE | telescope replay -)"},
+		{"zstd of nothing", zstdded(t, nil), "0: empty file (the zstd stream decompresses to nothing) (offset in the decompressed data)"},
+		{"zstd of text", zstdded(t, []byte("hello")), "0: not a pcap or pcapng file (starts with 68 65 6c 6c) (offset in the decompressed data)"},
+		{"zstd header cut", []byte{0x28, 0xb5, 0x2f, 0xfd, 0x24, 0, 0}, "0: truncated zstd stream (offset in the decompressed data)"},
+		// A frame whose window (2^28 bytes, descriptor 18<<3) is past zstdMaxWindow.
+		// The decoder gives a block's data once the frame's checksum after it is checked
+		// (this frame is one block): none before.
+		{"zstd frame cut in its checksum", zstdded(t, good)[:len(zstdded(t, good))-2], "0: truncated zstd stream (offset in the decompressed data)"},
+		{"zstd frame checksum wrong", func() []byte { b := zstdded(t, good); b[len(b)-1] ^= 1; return b }(), "0: corrupt zstd stream: CRC check failed (offset in the decompressed data)"},
+		{"zstd window of 256 MiB", zstdWindow(good, 28),
+			"0: zstd frame with a window over 128 MiB (zstd --long=28 or more; the zstd command refuses it too without --memory): zstd -dc --memory=2048MB FILE | telescope replay - (offset in the decompressed data)"},
+		{"xz", []byte{0xfd, '7', 'z', 'X', 'Z', 0}, "0: not a pcap or pcapng file (starts with fd 37 7a 58): xz-compressed (gzip and zstd are read as they are; for xz: xz -dc FILE | telescope replay -)"},
+		{"bzip2", []byte("BZh91AY&SY"), "0: not a pcap or pcapng file (starts with 42 5a 68 39): bzip2-compressed (gzip and zstd are read as they are; for bzip2: bzip2 -dc FILE | telescope replay -)"},
+		{"lz4", []byte{0x04, 0x22, 0x4d, 0x18, 0x64}, "0: not a pcap or pcapng file (starts with 04 22 4d 18): lz4-compressed (gzip and zstd are read as they are; for lz4: lz4 -dc FILE | telescope replay -)"},
 		{"Navtel magic", pcapBytes(binary.LittleEndian, 0xa12b3c4d, 2, 4, 0, 1), "0: not a pcap or pcapng file (starts with 4d 3c 2b a1)"},
 		{"archaic version", pcapBytes(binary.LittleEndian, pcapMicro, 1, 0, 0, 1), "0: archaic pcap file format version 1.0"},
 		{"unsupported version", pcapBytes(binary.BigEndian, pcapNano, 2, 5, 0, 1), "0: unsupported pcap file format version 2.5"},
@@ -576,32 +612,39 @@ func TestReadErrors(t *testing.T) {
 		})
 	}
 
-	t.Run("gzip stream cut mid-way", func(t *testing.T) {
-		// Many records, cut in the middle: whatever decompresses is returned, intact, then
-		// the error names the offset of the first incomplete record.
-		var recs []pcapRec
-		for i := range 2000 {
-			recs = append(recs, rec(uint32(i), 0, frame(i, 74)))
-		}
-		z := gzipped(t, pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1, recs...))
-		path := writeTemp(t, "cut.pcap.gz", z[:len(z)/2])
-		f, got, err := readFile(t, path)
-		if len(got) == 0 || len(got) == len(recs) {
-			t.Fatalf("%d records before the cut", len(got))
-		}
-		for i, r := range got {
-			if !bytes.Equal(r.Data, recs[i].data) || r.TS != int64(i)*1e9 {
-				t.Fatalf("record %d differs", i)
+	for _, comp := range []struct {
+		name     string
+		compress func(testing.TB, []byte) []byte
+	}{{"gzip", gzipped}, {"zstd", zstdded}} {
+		t.Run(comp.name+" stream cut mid-way", func(t *testing.T) {
+			// Many records, cut in the middle: whatever decompresses is returned, intact, then
+			// the error names the offset of the first incomplete record. (The zstd decoder
+			// holds back the last block or two it decoded: of 2 000 records, two blocks, it
+			// gave none.)
+			var recs []pcapRec
+			for i := range 20000 {
+				recs = append(recs, rec(uint32(i), 0, frame(i, 74)))
 			}
-		}
-		off := 24 + len(got)*(16+74)
-		if want := fmt.Sprintf("%s: byte offset %d: truncated gzip stream (offset in the decompressed data)", path, off); err == nil || err.Error() != want {
-			t.Errorf("error\n got  %v\n want %s", err, want)
-		}
-		if f.RecordOffset() != int64(off) {
-			t.Errorf("RecordOffset %d, want %d", f.RecordOffset(), off)
-		}
-	})
+			z := comp.compress(t, pcapBytes(binary.LittleEndian, pcapMicro, 2, 4, 0, 1, recs...))
+			path := writeTemp(t, "cut.pcap."+comp.name, z[:len(z)/2])
+			f, got, err := readFile(t, path)
+			if len(got) == 0 || len(got) == len(recs) {
+				t.Fatalf("%d records before the cut", len(got))
+			}
+			for i, r := range got {
+				if !bytes.Equal(r.Data, recs[i].data) || r.TS != int64(i)*1e9 {
+					t.Fatalf("record %d differs", i)
+				}
+			}
+			off := 24 + len(got)*(16+74)
+			if want := fmt.Sprintf("%s: byte offset %d: truncated %s stream (offset in the decompressed data)", path, off, comp.name); err == nil || err.Error() != want {
+				t.Errorf("error\n got  %v\n want %s", err, want)
+			}
+			if f.RecordOffset() != int64(off) {
+				t.Errorf("RecordOffset %d, want %d", f.RecordOffset(), off)
+			}
+		})
+	}
 }
 
 // TestStreams reads through readers that return little at a time or fail, and checks the
@@ -765,6 +808,7 @@ func FuzzReader(f *testing.F) {
 	f.Add(ng.b)
 	f.Add(pcapBytes(binary.LittleEndian, pcapKuznetsov, 2, 3, 64, 1, rec(1, 2, frame(0, 74)), pcapRec{3, 4, 90, 20, frame(1, 20)}))
 	f.Add(gzipped(f, pcapBytes(binary.BigEndian, pcapNano, 2, 4, 0, 231, rec(1, 2, frame(0, 74)))))
+	f.Add(zstdded(f, pcapBytes(binary.BigEndian, pcapNano, 2, 4, 0, 231, rec(1, 2, frame(0, 74)))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := NewReader(bytes.NewReader(b), "fuzz")
 		if err != nil {
@@ -784,7 +828,7 @@ func FuzzReader(f *testing.F) {
 				}
 				return
 			}
-			if r.gz == nil && r.RecordOffset()+int64(len(rec.Data)) > int64(len(b)) {
+			if r.dec == nil && r.RecordOffset()+int64(len(rec.Data)) > int64(len(b)) {
 				t.Fatalf("record at %d of %d bytes beyond the %d-byte input", r.RecordOffset(), len(rec.Data), len(b))
 			}
 		}
