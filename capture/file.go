@@ -79,6 +79,7 @@ type File struct {
 	comp     string
 	decClose func() error
 	inf      *inflater // runs dec ahead of the reader (a compressed file Open opened)
+	ahead    bool      // a compressed file gets an inflater (open's ahead)
 	size     int64
 
 	// buf[r:w] holds bytes read from in but not yet consumed; base is the stream offset
@@ -112,11 +113,12 @@ type File struct {
 // Errors name the file and say what is wrong in one line: a missing or unreadable file is
 // the *os.PathError of os.Open; a file that is empty, not a capture file (its first bytes are
 // shown in hex), or has a truncated or invalid file header is a *FileError.
-func Open(path string) (*File, error) { return open(path, nil) }
+func Open(path string) (*File, error) { return open(path, nil, true) }
 
 // open is Open, calling opened (when set) with the file as soon as it is open, before
-// anything is read from it.
-func open(path string, opened func(*os.File)) (*File, error) {
+// anything is read from it; ahead: a compressed file is decompressed ahead of the reader
+// (inflater), not for a reader of a record or two (FirstTime).
+func open(path string, opened func(*os.File), ahead bool) (*File, error) {
 	fh, err := os.Open(osPath(path))
 	if err != nil {
 		return nil, err
@@ -137,7 +139,7 @@ func open(path string, opened func(*os.File)) (*File, error) {
 		}
 		unmapFile(data)
 	}
-	f, err := newFile(fh, path, fh)
+	f, err := newFile(fh, path, fh, ahead)
 	if err != nil {
 		fh.Close()
 		return nil, err
@@ -179,11 +181,11 @@ const zstdMaxWindow = 128 << 20
 // NewReader is Open for an already-open stream (name is used in errors). Close does not
 // close r.
 func NewReader(r io.Reader, name string) (*File, error) {
-	return newFile(r, name, nil)
+	return newFile(r, name, nil, false)
 }
 
-func newFile(r io.Reader, name string, closer io.Closer) (*File, error) {
-	f := &File{name: name, closer: closer, raw: &countingReader{r: r}, buf: make([]byte, bufSize)}
+func newFile(r io.Reader, name string, closer io.Closer, ahead bool) (*File, error) {
+	f := &File{name: name, closer: closer, raw: &countingReader{r: r}, buf: make([]byte, bufSize), ahead: ahead}
 	f.in = f.raw
 	if st, ok := r.(interface{ Stat() (os.FileInfo, error) }); ok {
 		if fi, err := st.Stat(); err == nil {
@@ -284,7 +286,7 @@ func (f *File) startCompressed(kind string) error {
 		f.dec, f.decClose = zd, func() error { zd.Close(); return nil }
 	}
 	f.comp, f.in = kind, f.dec
-	if f.closer != nil { // opened by Open, which can stop the inflater (Close)
+	if f.ahead { // opened by Open, which can stop the inflater (Close)
 		f.inf = newInflater(f.dec)
 		f.in = f.inf
 	}

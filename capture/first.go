@@ -32,12 +32,13 @@ func FirstTime(path string) (ts int64, err error) {
 	if !fi.Mode().IsRegular() && !fi.IsDir() { // a directory: Open's error says it
 		return 0, fmt.Errorf("%s is not a regular file (%v): it %w", path, fi.Mode().Type(), ErrReadOnce)
 	}
-	f, err := Open(path)
+	// One record: a compressed file is not decompressed ahead (a megabyte a file).
+	f, err := open(path, nil, false)
 	if err != nil {
 		return 0, err
 	}
 	defer f.Close()
-	f.populated = len(f.mapped) // one record: no pages requested ahead (2 MiB a file)
+	f.populated = len(f.mapped) // nor are a mapped file's pages requested ahead (2 MiB a file)
 	// A mapped file that shrinks while it is read faults past its new end (see Read).
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {

@@ -39,6 +39,7 @@ func TestFirstTime(t *testing.T) {
 		{name: "pcap ns big-endian", data: pcapBytes(binary.BigEndian, pcapNano, 2, 4, 65535, 1, rec(sec, 7, frame(0, 60))), want: sec*1e9 + 7},
 		{name: "pcapng after a simple packet block", data: ng, want: (sec+7)*1e9 + 9000},
 		{name: "gzip", data: gzipped(t, micro), want: sec*1e9 + 5000},
+		{name: "zstd", data: zstdded(t, micro), want: sec*1e9 + 5000},
 		{name: "mapped", data: mapped, want: sec * 1e9},
 		{name: "no record", data: pcapBytes(le, pcapMicro, 2, 4, 65535, 1), want: 0},
 		{name: "no record with a time", data: newSection(le).idb(1, 65535).spb(60, frame(0, 60)).b, want: 0},

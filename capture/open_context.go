@@ -50,7 +50,7 @@ func OpenContext(ctx context.Context, path string) (*File, error) {
 		if ctx.Err() != nil {
 			interrupt(o) // ctx ended before fh was set: the watch did not see it
 		}
-	})
+	}, true)
 	opened.Store(true)
 	if err != nil {
 		unwatch()
