@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -8,6 +9,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/telescope-dev/telescope/pipeline"
 	"github.com/telescope-dev/telescope/studyhtml"
@@ -83,6 +87,9 @@ func readReport(path string) (*pipeline.Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b, err = decompress(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	var r pipeline.Report
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("%s: not a telescope report: %w", path, err)
@@ -99,4 +106,29 @@ func writeHTML(w io.Writer, r *pipeline.Report, inputs []string) error {
 		return errors.New("no report")
 	}
 	return studyhtml.Render(w, r, studyhtml.Options{Inputs: inputs})
+}
+
+// decompress returns b decompressed when it is gzip or zstd (by its magic, as replay reads
+// captures: a report archived with gzip or zstd is read as it is), else b.
+func decompress(b []byte) ([]byte, error) {
+	switch {
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		z, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("corrupt gzip stream: %w", err)
+		}
+		if b, err = io.ReadAll(z); err != nil {
+			return nil, fmt.Errorf("corrupt gzip stream: %w", err)
+		}
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		defer z.Close()
+		if b, err = z.DecodeAll(b, nil); err != nil {
+			return nil, fmt.Errorf("corrupt zstd stream: %w", err)
+		}
+	}
+	return b, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -8,6 +9,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 	"github.com/telescope-dev/telescope/pipeline"
@@ -75,5 +79,56 @@ func TestReplayHTMLAndReportMerge(t *testing.T) {
 	want := fmt.Sprintf("%s and %s both count input %s (%d records): merged, its packets would count twice", r1, r1, first, a.Frames)
 	if code, _, errs := telescope(t, "report", "--report", merged, r1, r2, r1); code != 1 || !strings.Contains(errs, want) {
 		t.Errorf("a report merged twice: exit %d, %q, want %q", code, errs, want)
+	}
+}
+
+// TestReportCompressed: a report archived with gzip or zstd is read as it is (the same
+// merge as of the plain files); a damaged one is a one-line error naming it.
+func TestReportCompressed(t *testing.T) {
+	dir := t.TempDir()
+	pcap, _ := smallCapture(t)
+	plain := filepath.Join(dir, "r.json")
+	if code, _, errs := telescope(t, "replay", pcap, "--report", plain, "--log.level", "error"); code != 0 {
+		t.Fatalf("replay: %d %s", code, errs)
+	}
+	b, err := os.ReadFile(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(b)
+	zw.Close()
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{"r.json.gz": gz.Bytes(), "r.json.zst": enc.EncodeAll(b, nil), "cut.json.gz": gz.Bytes()[:gz.Len()/2]}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	for _, name := range []string{"r.json.gz", "r.json.zst"} {
+		if code, _, errs := telescope(t, "report", filepath.Join(dir, name), "--report", filepath.Join(dir, name+".out")); code != 0 {
+			t.Fatalf("report %s: %d %s", name, code, errs)
+		}
+	}
+	if code, _, errs := telescope(t, "report", plain, "--report", filepath.Join(dir, "plain.out")); code != 0 {
+		t.Fatalf("report: %d %s", code, errs)
+	}
+	if out("r.json.gz.out") != out("plain.out") || out("r.json.zst.out") != out("plain.out") {
+		t.Error("a compressed report read differs from the plain one")
+	}
+	cut := filepath.Join(dir, "cut.json.gz")
+	if code, _, errs := telescope(t, "report", cut, "--report", filepath.Join(dir, "cut.out")); code != 1 || !strings.Contains(errs, cut+": corrupt gzip stream: unexpected EOF") {
+		t.Errorf("a cut gzip report: exit %d, %q", code, errs)
 	}
 }
