@@ -128,6 +128,7 @@ func decodeAddrFamily(af uint32, b []byte, h *Header) {
 
 // decodeRawIP picks the IP version from the first nibble (DLT_RAW carries no link header).
 func decodeRawIP(b []byte, h *Header) {
+	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
 	if len(b) == 0 {
 		h.Result = ResultTruncated
 		return
@@ -222,6 +223,7 @@ func snapType(b []byte, h *Header) (uint16, bool) {
 // transport header. Everything past the header is bounded by the total length so that
 // Ethernet padding never reads as payload.
 func decodeIPv4(b []byte, h *Header) {
+	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
 	if len(b) < 20 {
 		h.Result = ResultTruncated
 		return
@@ -288,6 +290,7 @@ func decodeIPv4(b []byte, h *Header) {
 // decodeIPv6 decodes an IPv6 header, walks its extension headers and decodes the
 // transport header, all bounded by the payload length.
 func decodeIPv6(b []byte, h *Header) {
+	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
 	if len(b) < 40 {
 		h.Result = ResultTruncated
 		return

@@ -176,6 +176,7 @@ func checkCases(t *testing.T, cases []decodeCase) {
 		t.Run(c.name, func(t *testing.T) {
 			var h Header
 			runDecode(c, &h)
+			h.NetOff, h.Net = 0, false // TestDecodeNetOff
 			if w := c.want(len(c.frame)); h != w {
 				t.Errorf("frame % x%s", c.frame, diffHeaders(h, w))
 			}
@@ -771,6 +772,48 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 	for _, f := range frames {
 		if n := testing.AllocsPerRun(100, func() { Decode(LinkEthernet, f, &h) }); n != 0 {
 			t.Errorf("% x: %v allocs", f[:16], n)
+		}
+	}
+}
+
+// TestDecodeNetOff: where the IP header starts, for each link type and through VLAN tags
+// (replay runs capture.filter's program from there); no network header for a frame that
+// does not reach one.
+func TestDecodeNetOff(t *testing.T) {
+	ip4 := serializeLayers(t, ip4L(layers.IPProtocolTCP), synL())
+	ip6 := serializeLayers(t, ip6L(layers.IPProtocolTCP), synL())
+	sll := func(proto uint16) []byte {
+		b := make([]byte, 16)
+		binary.BigEndian.PutUint16(b[14:], proto)
+		return b
+	}
+	sll2 := func(proto uint16) []byte {
+		b := make([]byte, 20)
+		binary.BigEndian.PutUint16(b[0:], proto)
+		return b
+	}
+	for _, c := range []struct {
+		name  string
+		link  LinkType
+		frame []byte
+		off   int // -1: no network header
+	}{
+		{"ethernet ipv4", LinkEthernet, ethIPv4SYN(t), 14},
+		{"ethernet ipv6", LinkEthernet, ethIPv6SYN(t), 14},
+		{"ethernet 802.1Q", LinkEthernet, ethVLANIPv4SYN(t), 18},
+		{"raw ipv4", LinkRaw, ip4, 0},
+		{"raw ipv6", LinkRaw, ip6, 0},
+		{"raw, version 5", LinkRaw, prependBytes([]byte{0x50}, ip4[1:]), 0},
+		{"linux cooked", LinkLinuxSLL, prependBytes(sll(0x0800), ip4), 16},
+		{"linux cooked v2", LinkLinuxSLL2, prependBytes(sll2(0x86dd), ip6), 20},
+		{"bsd loopback", LinkNull, prependBytes([]byte{2, 0, 0, 0}, ip4), 4},
+		{"ethernet arp", LinkEthernet, prependBytes(ethIPv4SYN(t)[:12], []byte{0x08, 0x06, 0, 1}), -1},
+		{"ethernet cut in its header", LinkEthernet, ethIPv4SYN(t)[:10], -1},
+	} {
+		var h Header
+		Decode(c.link, c.frame, &h)
+		if got := int(h.NetOff); !h.Net && c.off != -1 || h.Net && (c.off == -1 || got != c.off) {
+			t.Errorf("%s: NetOff %d (network header %v), want %d", c.name, got, h.Net, c.off)
 		}
 	}
 }

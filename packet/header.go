@@ -263,6 +263,12 @@ type Header struct {
 	// UDP payload (ClassifyUDP).
 	PayloadClass uint8
 	Payload      [PayloadMax]byte
+
+	// NetOff is where the IP header starts in the frame, when Net: the decoder reached
+	// it (replay runs capture.filter's program from there, as the kernel does live).
+	// In the struct's tail padding: the header stays 176 bytes.
+	NetOff uint16
+	Net    bool
 }
 
 // SYNProbe reports whether the packet is a TCP SYN probe: SYN set, ACK clear.

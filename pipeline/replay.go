@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/capture/filter"
 	"github.com/telescope-dev/telescope/detect"
 )
 
@@ -34,6 +35,10 @@ type ReplayOptions struct {
 	// before it is warned about as one that begins before an earlier file ended.
 	After     int64
 	AfterName string
+	// Filter, when set, is capture.filter's program (compiled for frames that start at
+	// the IP header, as for the live rings): a packet it rejects is not counted, as live.
+	// A frame without an IP header (not IP, or cut before it) is not filtered.
+	Filter *filter.Program
 }
 
 // ReplayResult is what happened to the input.
@@ -45,6 +50,8 @@ type ReplayResult struct {
 	// OutOfOrder counts the files that began before a file replayed earlier ended (by more
 	// than orderSlack): each was logged as a warning.
 	OutOfOrder int
+	// Filtered counts the records Filter rejected (of Records).
+	Filtered uint64
 }
 
 // orderSlack is how far before the end of the files replayed so far a file may begin
@@ -83,6 +90,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 
 	d := p.startDispatch()
 	d.packetClock = true // summary lines on packet time, by segment (summary.go)
+	d.filter = o.Filter
 	segNow := make([]*atomic.Uint32, len(p.workers))
 	for i, w := range p.workers {
 		segNow[i] = &w.segNow
@@ -111,6 +119,7 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	res.Records = src.records.Load()
 	res.Elapsed = time.Since(start)
 	res.OutOfOrder = order.late
+	res.Filtered = d.filtered
 	return res
 }
 
@@ -254,6 +263,10 @@ type dispatcher struct {
 	// lines off).
 	seg     uint32
 	sumNext int64
+	// filter rejects the packets capture.filter would have kept out of a live capture
+	// (replay); filtered counts them.
+	filter   *filter.Program
+	filtered uint64
 }
 
 // batchesInFlight is the size of the pool of batches for n workers. A batch goes back to
@@ -345,6 +358,10 @@ func (d *dispatcher) add(rec *capture.Record) {
 	h.TS = rec.TS
 	h.WireLen = rec.WireLen
 	packet.Decode(rec.Link, rec.Data, h)
+	if d.filter != nil && h.Net && !d.filter.Match(rec.Data[h.NetOff:], rec.WireLen-min(uint32(h.NetOff), rec.WireLen)) {
+		d.filtered++ // its header is overwritten by the next packet's
+		return
+	}
 	wi := packet.WorkerIndex(h.AffinityKey(), d.workers)
 	b.own[wi] = append(b.own[wi], uint16(b.n))
 	b.n++

@@ -17,6 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/capture/filter"
+	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/metrics"
 	"github.com/telescope-dev/telescope/pipeline"
 )
@@ -49,6 +51,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	prog, err := replayFilter(cfg)
 	if err != nil {
 		return err
 	}
@@ -113,7 +119,10 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		stop() // a second signal ends the process at once (the default action)
 		log.Info("stopping; a second SIGINT or SIGTERM ends the process at once")
 	}()
-	opts := pipeline.ReplayOptions{Files: files}
+	opts := pipeline.ReplayOptions{Files: files, Filter: prog}
+	if prog != nil {
+		log.Info("capture.filter applies to the replayed packets, as it does to the live capture", zap.String("filter", cfg.Capture.Filter))
+	}
 	if *stateIn != "" {
 		opts.After, opts.AfterName = stateClock, "--state-in "+*stateIn
 	}
@@ -145,7 +154,8 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		zap.Uint64("records", res.Records), zap.Duration("elapsed", res.Elapsed),
 		zap.Float64("packets_per_second", float64(res.Records)/res.Elapsed.Seconds()),
 		zap.Uint64("log_entries_dropped", p.LogEntriesDropped()),
-		zap.Int("files_out_of_order", res.OutOfOrder))
+		zap.Int("files_out_of_order", res.OutOfOrder),
+		zap.Uint64("filtered_out", res.Filtered))
 
 	var outErr error
 	if *stateOut != "" && !res.Interrupted {
@@ -226,6 +236,22 @@ func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pi
 		sink = append(sink, spool)
 	}
 	return sink, spool, episodes
+}
+
+// replayFilter is capture.filter's program for replay (nil: none), compiled as for the
+// live rings (frames from the IP header on).
+func replayFilter(cfg *configs.Config) (*filter.Program, error) {
+	if cfg.Capture.Filter == "" {
+		return nil, nil
+	}
+	raw, err := compileFilter(cfg.Capture.Filter, uint32(cfg.Capture.Snaplen))
+	if err == nil {
+		var p *filter.Program
+		if p, err = filter.NewProgram(raw); err == nil {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("capture.filter: %w", err)
 }
 
 // sortInputs orders files by their first packet's time (--sort) and logs what it did.
