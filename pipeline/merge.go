@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/telescope-dev/telescope/aggregate"
 	"github.com/telescope-dev/telescope/detect"
@@ -133,6 +135,10 @@ func MergeReports(rs []*Report) (*Report, error) {
 		out.Merged.Notes = append(out.Merged.Notes, noteNoSketch)
 	}
 	out.Merged.Notes = append(out.Merged.Notes, noteDist, noteEpisodes)
+	var note string
+	if out.Filter, note = mergeFilters(rs); note != "" {
+		out.Merged.Notes = append(out.Merged.Notes, note)
+	}
 	var ok bool
 	if out.Receivers, ok = mergeReceivers(rs); ok {
 		out.Merged.Notes = append(out.Merged.Notes, noteRecv)
@@ -254,4 +260,32 @@ func duplicateInput(rs []*Report) error {
 		}
 	}
 	return nil
+}
+
+// mergeFilters is the merged report's filter: the parts' one, its rejected records summed,
+// when every part applied the same capture.filter (nil when none did); otherwise nil and
+// a note naming the parts' filters, whose counts are then of different traffic.
+func mergeFilters(rs []*Report) (*ReportFilter, string) {
+	var out *ReportFilter
+	same := true
+	names := make([]string, len(rs))
+	for i, r := range rs {
+		names[i] = "none"
+		if r.Filter != nil {
+			names[i] = strconv.Quote(r.Filter.Expression)
+		}
+		if names[i] != names[0] {
+			same = false
+		}
+		if r.Filter != nil {
+			if out == nil {
+				out = &ReportFilter{Expression: r.Filter.Expression}
+			}
+			out.FilteredOut += r.Filter.FilteredOut
+		}
+	}
+	if same {
+		return out, ""
+	}
+	return nil, "the parts were replayed with different capture filters (" + strings.Join(names, ", ") + "): their counts are of different traffic"
 }

@@ -320,3 +320,30 @@ func TestMergeReceiversWindows(t *testing.T) {
 		t.Errorf("different windows: %+v, notes %q", d, m.Merged.Notes)
 	}
 }
+
+// TestMergeFilters: parts replayed with the same capture.filter merge into a report with
+// it and their rejected records summed; parts without one into none; parts with
+// different ones (or one without) into none, with a note naming each part's.
+func TestMergeFilters(t *testing.T) {
+	f := func(expr string, n uint64) *Report {
+		return &Report{Filter: &ReportFilter{Expression: expr, FilteredOut: n}}
+	}
+	for _, c := range []struct {
+		name  string
+		parts []*Report
+		want  *ReportFilter
+		note  string
+	}{
+		{"the same", []*Report{f("not port 22", 5), f("not port 22", 7)}, &ReportFilter{"not port 22", 12}, ""},
+		{"none", []*Report{{}, {}}, nil, ""},
+		{"different", []*Report{f("not port 22", 5), f("tcp", 1)}, nil,
+			`the parts were replayed with different capture filters ("not port 22", "tcp"): their counts are of different traffic`},
+		{"one without", []*Report{{}, f("tcp", 1)}, nil,
+			`the parts were replayed with different capture filters (none, "tcp"): their counts are of different traffic`},
+	} {
+		got, note := mergeFilters(c.parts)
+		if (got == nil) != (c.want == nil) || got != nil && *got != *c.want || note != c.note {
+			t.Errorf("%s: %+v, %q; want %+v, %q", c.name, got, note, c.want, c.note)
+		}
+	}
+}

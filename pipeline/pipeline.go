@@ -65,9 +65,11 @@ type Pipeline struct {
 	// workers' encoders are, so that a checkpoint does not fault in fresh memory.
 	surgeEnc, hotEnc checkpoint.Encoder
 	keepState        atomic.Bool
-	// inputs are the files replayed so far (the report's inputs).
+	// inputs are the files replayed so far (the report's inputs), and filter the
+	// capture.filter a replay applied to them (nil: none).
 	inputsMu sync.Mutex
 	inputs   []InputFile
+	filter   *ReportFilter
 }
 
 // captureStats is a packet source that reports about itself.

@@ -120,6 +120,14 @@ func (p *Pipeline) Replay(ctx context.Context, o ReplayOptions) ReplayResult {
 	res.Elapsed = time.Since(start)
 	res.OutOfOrder = order.late
 	res.Filtered = d.filtered
+	if o.Filter != nil {
+		p.inputsMu.Lock()
+		if p.filter == nil {
+			p.filter = &ReportFilter{Expression: o.Filter.Expr}
+		}
+		p.filter.FilteredOut += d.filtered
+		p.inputsMu.Unlock()
+	}
 	return res
 }
 

@@ -16,7 +16,7 @@ import (
 
 // TestReplayFilter: with capture.filter's program, a replay counts what the filter keeps
 // and nothing else: its report is that of the capture without the packets the filter
-// rejects, which it counts (Filtered). Packets over IPv4 and IPv6, some behind an 802.1Q
+// rejects, which it counts (Filtered, and the report's filter). Packets over IPv4 and IPv6, some behind an 802.1Q
 // tag (the program runs from the IP header on, as in the kernel).
 func TestReplayFilter(t *testing.T) {
 	const expr = "not port 22 and not (udp and src net 198.51.100.0/24) and not ip6 dst host 2001:db8::7"
@@ -65,6 +65,8 @@ func TestReplayFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	prog.Expr = expr
+	var filt *ReportFilter // the last report's
 	report := func(path string, prog *filter.Program) (string, ReplayResult) {
 		t.Helper()
 		p, err := New(Options{Config: configs.Default(), Workers: 2})
@@ -77,6 +79,7 @@ func TestReplayFilter(t *testing.T) {
 		}
 		rep := p.Report(NewEpisodes())
 		rep.Inputs = nil
+		filt, rep.Filter = rep.Filter, nil
 		b, err := json.Marshal(rep)
 		if err != nil {
 			t.Fatal(err)
@@ -88,13 +91,14 @@ func TestReplayFilter(t *testing.T) {
 	if got != want {
 		t.Error("the filtered replay's report differs from the report of the packets the filter keeps")
 	}
-	if n := uint64(len(all) - len(kept)); res.Filtered != n || res.Records != uint64(len(all)) {
-		t.Errorf("%d of %d records filtered out, want %d of %d", res.Filtered, res.Records, n, len(all))
+	if n := uint64(len(all) - len(kept)); res.Filtered != n || res.Records != uint64(len(all)) ||
+		filt == nil || *filt != (ReportFilter{Expression: expr, FilteredOut: n}) {
+		t.Errorf("%d of %d records filtered out, the report's filter %+v; want %d of %d", res.Filtered, res.Records, filt, n, len(all))
 	}
 	if len(kept) < 1000 || len(all)-len(kept) < 1000 {
 		t.Fatalf("%d packets kept of %d: the sample is too one-sided", len(kept), len(all))
 	}
-	if unfiltered, _ := report(allPath, nil); unfiltered == want {
-		t.Error("the report without the filter equals the filtered one")
+	if unfiltered, _ := report(allPath, nil); unfiltered == want || filt != nil {
+		t.Errorf("the report without the filter equals the filtered one, or has a filter (%+v)", filt)
 	}
 }

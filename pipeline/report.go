@@ -16,6 +16,12 @@ import (
 // reportTop is the length of the report's top lists (docs/report.schema.json).
 const reportTop = 100
 
+// ReportFilter is the capture.filter a replay applied, and the records it rejected.
+type ReportFilter struct {
+	Expression  string `json:"expression"`
+	FilteredOut uint64 `json:"filtered_out"`
+}
+
 // InputFile is one file a replay read: what came from it, and why it ended early.
 type InputFile struct {
 	File        string       `json:"file"` // as given ("-": standard input)
@@ -67,6 +73,9 @@ type Report struct {
 	Merged        *MergeInfo     `json:"merged,omitempty"`
 	// Inputs are the files a replay read, in order (absent in run's reports).
 	Inputs []InputFile `json:"inputs,omitempty"`
+	// Filter is the capture.filter a replay applied (absent without one): every count of
+	// the report is of the packets it kept.
+	Filter *ReportFilter `json:"filter,omitempty"`
 
 	// Groups are coordinated scanners (who_report.go).
 	Groups []Group `json:"groups"`
@@ -245,6 +254,10 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	r.Series = p.series()
 	p.inputsMu.Lock()
 	r.Inputs = slices.Clone(p.inputs)
+	if p.filter != nil {
+		f := *p.filter
+		r.Filter = &f
+	}
 	p.inputsMu.Unlock()
 	r.Receivers = p.receiverDistribution()
 	if c != nil {

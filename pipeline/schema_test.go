@@ -11,6 +11,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/telescope-dev/telescope/capture/filter"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
@@ -47,7 +48,18 @@ func TestReportMatchesSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Replay(context.Background(), ReplayOptions{Files: files})
+		o := ReplayOptions{Files: files}
+		if files != nil { // a filter that rejects a few packets: the report's filter is checked too
+			raw, err := filter.Compile("not port 22", 256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.Filter, err = filter.NewProgram(raw); err != nil {
+				t.Fatal(err)
+			}
+			o.Filter.Expr = "not port 22"
+		}
+		p.Replay(context.Background(), o)
 		b, err := json.Marshal(p.Report(eps))
 		if err != nil {
 			t.Fatal(err)
@@ -63,6 +75,9 @@ func TestReportMatchesSchema(t *testing.T) {
 			var r Report
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatal(err)
+			}
+			if r.Filter == nil || r.Filter.Expression != "not port 22" || r.Filter.FilteredOut == 0 {
+				t.Errorf("report filter %+v, want not port 22 and the packets it rejected", r.Filter)
 			}
 			for _, d := range detect.Descriptors() {
 				if d.Name != detect.TelnetSurge && len(r.Detections[d.ReportKey]) == 0 {

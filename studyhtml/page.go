@@ -819,6 +819,9 @@ func notes(r *pipeline.Report) []string {
 			n = append(n, "Merged report: "+s+".")
 		}
 	}
+	if f := r.Filter; f != nil {
+		n = append(n, fmt.Sprintf("capture.filter %q was applied: the %s packets it rejected are in no count of this page.", f.Expression, group(f.FilteredOut)))
+	}
 	for _, in := range r.Inputs {
 		if in.Error != "" {
 			n = append(n, fmt.Sprintf("Input %s was not read to its end (%d records counted): %s.", in.File, in.Records, in.Error))

@@ -195,7 +195,7 @@ func TestRenderEmpty(t *testing.T) {
 }
 
 // TestRenderInputErrors: an input not read to its end is a note of the page, the others
-// are not.
+// are not; so is a capture.filter the replay applied.
 func TestRenderInputErrors(t *testing.T) {
 	var buf bytes.Buffer
 	r := &pipeline.Report{Inputs: []pipeline.InputFile{{File: "a.pcap", Records: 10}, {File: "b.pcap", Records: 9, Error: "b.pcap: byte offset 708: truncated record"}}}
@@ -208,6 +208,14 @@ func TestRenderInputErrors(t *testing.T) {
 	}
 	if strings.Contains(page, "Input a.pcap") {
 		t.Error("a note for an input read to its end")
+	}
+	r.Filter = &pipeline.ReportFilter{Expression: "not port 22", FilteredOut: 12345}
+	buf.Reset()
+	if err := Render(&buf, r, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "capture.filter &#34;not port 22&#34; was applied: the 12\u202f345 packets it rejected are in no count of this page."; !strings.Contains(buf.String(), want) {
+		t.Errorf("no note of the filter %q", want)
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 // program the kernel takes (this compiler's or libpcap's), not the kernel's extensions
 // (SKF_AD_*), which no pcap-filter expression compiles to on DLT_RAW.
 type Program struct {
-	ins []step
+	// Expr is the expression the program was compiled from, for reports ("": not known).
+	Expr string
+	ins  []step
 }
 
 // step is an instruction decoded for Match: a dense operation number (a switch over dense

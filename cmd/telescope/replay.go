@@ -248,6 +248,7 @@ func replayFilter(cfg *configs.Config) (*filter.Program, error) {
 	if err == nil {
 		var p *filter.Program
 		if p, err = filter.NewProgram(raw); err == nil {
+			p.Expr = cfg.Capture.Filter
 			return p, nil
 		}
 	}
