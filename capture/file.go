@@ -364,7 +364,7 @@ const dropEvery = 8 << 20
 func (f *File) RecordOffset() int64 { return f.recOff }
 
 // InputBytes is how many bytes of the underlying file have been consumed: the records
-// read so far for a plain file, the compressed bytes read for a gzip file (which run a
+// read so far for a plain file, the compressed bytes read for a compressed one (which run a
 // little ahead of the records returned). With Size it gives a "% of input" progress line.
 func (f *File) InputBytes() int64 {
 	if f.dec != nil {

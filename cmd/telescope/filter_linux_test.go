@@ -1,13 +1,9 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/telescope-dev/telescope/pipeline"
 )
 
 // TestReplayAppliesFilter: capture.filter applies to a replay as to the live capture: the
@@ -26,14 +22,7 @@ func TestReplayAppliesFilter(t *testing.T) {
 			t.Errorf("no %s in the log\n%s", want, stderr)
 		}
 	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r pipeline.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSONReport(t, report)
 	if r.Frames != uint64(len(ps)-1) || r.Packets.IPv4.UDP != 0 {
 		t.Errorf("%d frames, %d UDP packets; want %d and 0", r.Frames, r.Packets.IPv4.UDP, len(ps)-1)
 	}

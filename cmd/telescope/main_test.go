@@ -386,3 +386,17 @@ func TestLogFormats(t *testing.T) {
 		t.Errorf("bad log format: exit %d, %s", code, stderr)
 	}
 }
+
+// readJSONReport reads the JSON report a replay wrote to path.
+func readJSONReport(t *testing.T, path string) *pipeline.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r pipeline.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}

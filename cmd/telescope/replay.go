@@ -37,7 +37,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	progress := fs.Bool("progress", false, "print a progress line on stderr at most once a second (default: when stderr is a terminal)")
 	sortIn := fs.Bool("sort", false, "replay the files in the order of their first packet's time, not in the order given (each file's first record is read first; not for - or FIFOs)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip too; - is standard input) in order through the same workers\nand detectors as run.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: telescope replay [flags] PCAP...\n\nReads pcap/pcapng files (gzip and zstd too; - is standard input) in order through the same workers\nand detectors as run.\n\nflags:")
 		fs.PrintDefaults()
 	}
 	files, err := parseInterleaved(fs, args)

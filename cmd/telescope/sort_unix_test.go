@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/internal/pcaptest"
-	"github.com/telescope-dev/telescope/pipeline"
 )
 
 // TestReplaySort: --sort replays the files in the order of their first packets (the
@@ -51,14 +49,7 @@ func TestReplaySort(t *testing.T) {
 		if got := strings.Contains(stderr, "capture file begins before the files replayed so far ended"); got == sorted {
 			t.Errorf("--sort %v: out-of-order warning %v\n%s", sorted, got, stderr)
 		}
-		b, err := os.ReadFile(report)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r pipeline.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r := readJSONReport(t, report)
 		want := []string{late, early}
 		if sorted {
 			want = []string{early, late}
