@@ -127,7 +127,7 @@ func open(path string, opened func(*os.File), ahead bool) (*File, error) {
 		opened(fh)
 	}
 	if data := mapFile(fh); data != nil {
-		if compression(data) == "" { // a compressed stream is read: it is decompressed into a buffer anyway
+		if Compression(data) == "" { // a compressed stream is read: it is decompressed into a buffer anyway
 			// The whole file is buf, read to its end: fill never reads nor compacts it.
 			f := &File{name: path, closer: fh, buf: data, w: len(data), rerr: io.EOF, size: int64(len(data)), mapped: data}
 			if err := f.start(); err != nil {
@@ -161,8 +161,9 @@ func osPath(path string) string {
 	return path
 }
 
-// compression names the compressed format b starts with, "" for none read as such.
-func compression(b []byte) string {
+// Compression names the compressed format b starts with, "gzip" or "zstd" (the formats
+// Open reads), "" for none of them.
+func Compression(b []byte) string {
 	switch {
 	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
 		return "gzip"
@@ -213,7 +214,7 @@ func (f *File) start() error {
 	if n == 0 {
 		return &FileError{Path: name, Msg: "empty file"}
 	}
-	if kind := compression(f.buf[:n]); kind != "" {
+	if kind := Compression(f.buf[:n]); kind != "" {
 		if err := f.startCompressed(kind); err != nil {
 			return err
 		}
@@ -262,7 +263,7 @@ func compressedHint(b []byte) string {
 	return ""
 }
 
-// startCompressed replaces the input by a decompressor of kind (compression's) over the
+// startCompressed replaces the input by a decompressor of kind (Compression's) over the
 // raw bytes read so far and the rest.
 func (f *File) startCompressed(kind string) error {
 	head := bytes.Clone(f.buf[:f.w])

@@ -75,14 +75,7 @@ func TestReplayWritesReportAndExposition(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	var r pipeline.Report
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	r := readJSONReport(t, report)
 	if r.Frames != 41 || r.Packets.IPv4.TCP != 40 || r.Packets.IPv4.UDP != 1 || r.TCPFlags["SYN"] != 40 {
 		t.Errorf("report: frames %d tcp %d udp %d SYN %d", r.Frames, r.Packets.IPv4.TCP, r.Packets.IPv4.UDP, r.TCPFlags["SYN"])
 	}
@@ -208,14 +201,7 @@ func TestReplayBadInput(t *testing.T) {
 				}
 			}
 			// The report is written in every case, with what was read before the damage.
-			b, err := os.ReadFile(report)
-			if err != nil {
-				t.Fatalf("no report: %v", err)
-			}
-			var r pipeline.Report
-			if err := json.Unmarshal(b, &r); err != nil {
-				t.Fatal(err)
-			}
+			r := readJSONReport(t, report)
 			if r.Frames != tc.frames {
 				t.Errorf("frames %d, want %d", r.Frames, tc.frames)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/telescope-dev/telescope/capture"
 	"github.com/telescope-dev/telescope/pipeline"
 	"github.com/telescope-dev/telescope/studyhtml"
 )
@@ -111,8 +112,8 @@ func writeHTML(w io.Writer, r *pipeline.Report, inputs []string) error {
 // decompress returns b decompressed when it is gzip or zstd (by its magic, as replay reads
 // captures: a report archived with gzip or zstd is read as it is), else b.
 func decompress(b []byte) ([]byte, error) {
-	switch {
-	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+	switch capture.Compression(b) {
+	case "gzip":
 		z, err := gzip.NewReader(bytes.NewReader(b))
 		if err != nil {
 			return nil, fmt.Errorf("corrupt gzip stream: %w", err)
@@ -120,7 +121,7 @@ func decompress(b []byte) ([]byte, error) {
 		if b, err = io.ReadAll(z); err != nil {
 			return nil, fmt.Errorf("corrupt gzip stream: %w", err)
 		}
-	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+	case "zstd":
 		z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, err
