@@ -86,9 +86,17 @@ func TestPrefixDenseIndex(t *testing.T) {
 			t.Errorf("%s has dense index %d", s, idx)
 		}
 	}
+	// A /8 is counted per address (the largest telescopes'); more is not.
 	big := prefixes(t, reg, "10.0.0.0/8")
-	if big.ExactSize() != 0 {
-		t.Errorf("a /8 got a dense index of %d", big.ExactSize())
+	if big.ExactSize() != 1<<24 {
+		t.Errorf("a /8 got a dense index of %d, want %d", big.ExactSize(), 1<<24)
+	}
+	last := packet.AddrFromNetip(netip.MustParseAddr("10.255.255.255"))
+	if _, idx := big.MatchDst(&last, true); idx != 1<<24-1 || big.ExactAddr(idx) != last {
+		t.Errorf("10.255.255.255 has dense index %d", idx)
+	}
+	if huge := prefixes(t, reg, "10.0.0.0/8", "44.0.0.0/24"); huge.ExactSize() != 0 {
+		t.Errorf("a /8 and a /24 got a dense index of %d", huge.ExactSize())
 	}
 	if !p.SameExact(prefixes(t, reg, "2001:db8:1::/48", "198.51.100.0/22", "203.0.113.0/24")) || p.SameExact(big) {
 		t.Error("SameExact")

@@ -365,13 +365,25 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 	hw.shared = h
 }
 
+// maxHotDense bounds the dark IPv4 space the hotspot counts by dense index (a few /16s;
+// aggregate.MaxExactDst, the workers' own bound, is a /8).
+const maxHotDense = 1 << 20
+
 // SetDenseDsts tells the hotspot counts the dark space whose dense index of dark IPv4
 // addresses PacketAt receives (nil: none). A different dark space hands the open part
 // over first (its records' ids use the old numbering), and its busy addresses' remembered
 // ports (portMem, by the old dense index) are forgotten: kept, a checkpoint wrote ports
 // of indexes the new space may not have, which its restore refused as corrupt (the rest of
 // the window counts their ports as a window without them does).
+//
+// A dark space of more than maxHotDense addresses counts in the hotspot (and the
+// scanner's memos) as if it had no dense index: its per-address arrays would cost
+// 10 bytes an address a worker and as much again on the shared side (~0.5 GB for a /8
+// with two workers), though the workers count such a space per address.
 func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
+	if px != nil && px.ExactSize() > maxHotDense {
+		px = nil
+	}
 	hw := &e.hot
 	if len(hw.recs)+len(hw.orecs) > 0 {
 		e.hotFlush()

@@ -436,3 +436,39 @@ func TestHotspotDarkSpaceChangeForgetsPorts(t *testing.T) {
 		t.Fatalf("the state saved after the dark space changed does not restore: %v", d.Done())
 	}
 }
+
+// TestHotspotWideDarkSpaceUndense: a dark space past maxHotDense addresses (a /8, which the
+// workers count by dense index) is counted by the hotspot as one without dense indexes: no
+// per-address arrays (~170 MiB a worker for a /8), and a destination whose index lies far
+// past maxHotDense is found with exact counts.
+func TestHotspotWideDarkSpaceUndense(t *testing.T) {
+	px := darkSpace(t, "203.0.0.0/8")
+	hs, engines, sink := hotOnly(t, px, 50)
+	h := engines[0]
+	if hw := &h.e.hot; hw.px != nil || hw.ndense != 0 || len(hw.dcount)+len(hw.slot) != 0 {
+		t.Fatalf("a /8: the hotspot's dense space %d addresses, %d counts, %d slots; want none", hw.ndense, len(hw.dcount), len(hw.slot))
+	}
+	dst := "203.200.0.9"
+	a := packet.AddrFrom4(netip.MustParseAddr(dst).AsSlice())
+	if _, ix := px.MatchDst(&a, true); ix <= maxHotDense {
+		t.Fatalf("%s has dense index %d: the test checks nothing", dst, ix)
+	}
+	ts := t0
+	for i := range 80 {
+		ts += sec / 100
+		p := syn(ip4("10.0.0.0", i), dst, 80, ts)
+		h.packetTo(&p, px)
+	}
+	eps := finishHot(hs, engines, sink, ts+sec)
+	if len(eps) != 1 || eps[0].Dst != dst || eps[0].Port != 80 || eps[0].Sources != 80 || eps[0].SourcesEstimated || eps[0].Packets != 80 {
+		for _, e := range eps {
+			t.Errorf("%s:%d %s", e.Dst, e.Port, counts(e))
+		}
+		t.Fatalf("%d hotspot episodes, want one of %s port 80 with 80 sources and packets", len(eps), dst)
+	}
+	narrow := darkSpace(t, "203.0.0.0/12") // 2^20 addresses: still dense
+	h.e.SetDenseDsts(narrow)
+	if hw := &h.e.hot; hw.px != narrow || int(hw.ndense) != narrow.ExactSize() {
+		t.Errorf("a /12: the hotspot's dense space %d addresses, want %d", hw.ndense, narrow.ExactSize())
+	}
+}

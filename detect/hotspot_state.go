@@ -426,7 +426,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		if d.Err() != nil {
 			break
 		}
-		dense := checkpoint.ReadSlice[hotCell](d, aggregate.MaxExactDst+hs.maxLight*workers)
+		dense := checkpoint.ReadSlice[hotCell](d, maxHotDense+hs.maxLight*workers)
 		for i := range dense {
 			if c := &dense[i]; c.Heavy == 0 || c.Ix < 0 {
 				d.Fail("hotspot window %d: a dark address's cell %v without a dense index or counts", w, c.Dst)

@@ -174,6 +174,44 @@ func TestHotspotAttackShapes(t *testing.T) {
 	}
 }
 
+// TestHotspotInAWideDarkSpace: with a /8 configured the workers count every dark address
+// by its dense index (up to 2^24), which the hotspot, whose per-address arrays stop at
+// 2^20 addresses, does not use: a SYN flood to an address far past that index is found
+// with exact counts all the same, with 1, 2 and 3 workers, and the destination's count in
+// the report is exact.
+func TestHotspotInAWideDarkSpace(t *testing.T) {
+	dst := netip.MustParseAddr("203.200.0.9") // dense index 200*65536+9 of 203.0.0.0/8
+	var ps []pcaptest.Packet
+	for i := range 500 {
+		ps = append(ps, pcaptest.Packet{
+			TS: hotT0.Add(time.Duration(i) * 10 * time.Millisecond), Src: spoofed(i), Dst: dst,
+			SrcPort: uint16(1024 + i), DstPort: 80, Flags: 0x02, Seq: uint32(i * 7919),
+		})
+	}
+	path := filepath.Join(t.TempDir(), "flood.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.0.0/8]\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 2, 3} {
+		r, res := replayReport(t, cfg, workers, path)
+		if len(res.Errors) != 0 || res.Records != 500 {
+			t.Fatalf("workers=%d: %d records, errors %v", workers, res.Records, res.Errors)
+		}
+		hot := EntriesOf[*detect.HotspotEntry](r.Detections, "hotspot")
+		if len(hot) != 1 || hot[0].Dst != dst.String() || hot[0].Port != 80 || hot[0].Class != "syn_flood" ||
+			hot[0].Sources != 500 || hot[0].SourcesEstimated || hot[0].Packets != 500 {
+			t.Errorf("workers=%d: hotspot episodes %+v, want one syn_flood at %s:80 with 500 sources and packets", workers, hot, dst)
+		}
+		if r.Destinations.Unique != 1 || len(r.Destinations.Top) != 1 || r.Destinations.Top[0].Addr != dst.String() || r.Destinations.Top[0].Packets != 500 {
+			t.Errorf("workers=%d: destinations %d, top %+v; want %s alone with 500 packets", workers, r.Destinations.Unique, r.Destinations.Top, dst)
+		}
+	}
+}
+
 // TestHotspotP2PReceivers finds the BitTorrent-like receivers of a generated day (its three
 // dark ip:port targets) as p2p hotspots whose sources are their distinct senders, counted
 // here from the capture. The window covers the whole day: the generator spreads the

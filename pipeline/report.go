@@ -322,7 +322,9 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 	}
 	sum := make(map[packet.Addr]uint64, n)
 	pf := p.rc.Load().prefixes
-	dense := make([]uint64, pf.ExactSize())
+	// The workers' per-address counts, summed address by address as they are read (no
+	// array of the sums: 128 MiB for a /8).
+	var dense [][]uint32
 	for _, w := range p.workers {
 		_ = hll.Merge(w.dstHLL)
 		// What the summary guarantees (a lower bound, as for sources), and the
@@ -331,26 +333,31 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 			sum[c.Key] += c.Count - c.Err
 		}
 		addDropped(&d.PacketsPerDestination, &w.dstTop.Dropped)
-		if len(w.dstExact) == len(dense) {
-			for i, n := range w.dstExact {
-				dense[i] += uint64(n)
-			}
+		if len(w.dstExact) == pf.ExactSize() {
+			dense = append(dense, w.dstExact)
 		}
 	}
 	var seen uint64
 	all := newHLL() // every destination, for merging reports
 	_ = all.Merge(hll)
 	top := aggregate.NewTopHeap(reportTop)
-	for i, n := range dense {
+	for i := range pf.ExactSize() {
+		var n uint64
+		for _, counts := range dense {
+			n += uint64(counts[i])
+		}
 		if n == 0 {
 			continue
 		}
 		seen++
 		a := pf.ExactAddr(int32(i))
 		all.AddHash(a.Hash(seedHLL))
-		top.Offer(&a, n+sum[a])
-		addLog2(&d.PacketsPerDestination, n+sum[a])
-		delete(sum, a)
+		if len(sum) > 0 { // a count handed to the summary (full, or a reload's)
+			n += sum[a]
+			delete(sum, a)
+		}
+		top.Offer(&a, n)
+		addLog2(&d.PacketsPerDestination, n)
 	}
 	for a, n := range sum {
 		top.Offer(&a, n)

@@ -39,8 +39,16 @@ func (p *Pipeline) stateDesc() string {
 	for i, q := range rc.cfg.DarkPrefixes {
 		pfx[i] = q.String()
 	}
-	return fmt.Sprintf("workers=%d sources_per_worker=%d flows_per_worker=%d destinations_per_worker=%d top_capacity=%d hll_precision=%d dark_prefixes=[%s]",
+	desc := fmt.Sprintf("workers=%d sources_per_worker=%d flows_per_worker=%d destinations_per_worker=%d top_capacity=%d hll_precision=%d dark_prefixes=[%s]",
 		len(p.workers), p.workers[0].sources.Cap(), rc.det.MaxFlows, rc.det.MaxDestinations, topCapacity, hllPrecision, strings.Join(pfx, " "))
+	// Dark spaces past 2^20 addresses (up to a /8) are counted per address since state
+	// format 8's binaries were released; theirs had no such counts, so their checkpoints of
+	// such a space are refused by this line rather than as corrupt. Smaller spaces keep
+	// the description they had.
+	if n := rc.prefixes.ExactSize(); n > 1<<20 {
+		desc += fmt.Sprintf(" dense_destinations=%d", n)
+	}
+	return desc
 }
 
 // CheckpointStats describes one checkpoint.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -295,6 +296,40 @@ func TestRestoreRefusesIncompatible(t *testing.T) {
 		t.Errorf("short section: %v", err)
 	}
 	t.Log(err)
+
+	// A /8, counted per address by this binary and not by those before it: a checkpoint of
+	// one described as they described it is refused for its config, not read as corrupt.
+	// Spaces of up to 2^20 addresses keep their description (their checkpoints stay valid).
+	if d := p.stateDesc(); strings.Contains(d, "dense_destinations") {
+		t.Errorf("the default config's description names its dense destinations: %s", d)
+	}
+	wide, err := configs.Parse([]byte("dark_prefixes: [44.0.0.0/8]\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p8, _ := New(Options{Config: wide, Workers: 2})
+	desc := p8.stateDesc()
+	old, ok := strings.CutSuffix(desc, " dense_destinations=16777216")
+	if !ok {
+		t.Fatalf("a /8's description %q does not end with its dense destinations", desc)
+	}
+	c, _ = checkpoint.Create(filepath.Join(dir, "old8"), checkpoint.Header{Layout: layout, Config: old})
+	if _, err := c.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p8.RestoreState(filepath.Join(dir, "old8"), RestoreOptions{})
+	if checkpoint.KindOf(err) != checkpoint.Config {
+		t.Errorf("a /8's checkpoint by an older binary: %v", err)
+	}
+	t.Log(err)
+	// This binary's own checkpoint of a /8 (its per-address counts included) restores.
+	if _, err := p8.Checkpoint(filepath.Join(dir, "new8")); err != nil {
+		t.Fatal(err)
+	}
+	p8b, _ := New(Options{Config: wide, Workers: 2})
+	if _, err := p8b.RestoreState(filepath.Join(dir, "new8"), RestoreOptions{}); err != nil {
+		t.Errorf("a /8's checkpoint: %v", err)
+	}
 }
 
 // TestRestoreUnderAnotherConfig: a checkpoint taken with the defaults in the middle of the
