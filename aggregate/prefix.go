@@ -155,6 +155,10 @@ type Prefixes struct {
 	bases []uint64      // their counters' bases (PrefixSlots.Release), in the same order
 	exact int           // addresses with a dense index (0: none)
 	excl  []packet.Addr // never dark (WithExcluded, prefix_host.go)
+	// The spans of a family of more than prefixScanMax prefixes (prefix_spans.go), which
+	// MatchDst then searches instead of scanning the prefixes.
+	s4 spans4
+	s6 spans6
 }
 
 // MaxExactDst bounds the IPv4 dark space counted per address: a /8, the largest
@@ -214,6 +218,12 @@ func NewPrefixes(list []netip.Prefix, reg *PrefixSlots) (*Prefixes, error) {
 		})
 	}
 	p.indexV4()
+	if len(p.v4) > prefixScanMax {
+		p.s4 = newSpans4(p.v4)
+	}
+	if len(p.v6) > prefixScanMax {
+		p.s6 = newSpans6(p.v6)
+	}
 	return p, nil
 }
 
@@ -285,8 +295,8 @@ func mask128(bits int) (hi, lo uint64) {
 }
 
 // Match returns the slot of the most specific dark prefix holding a, or 0 when a is not
-// dark. A linear scan: telescopes configure a handful of prefixes, and for those it beats
-// any tree.
+// dark. A linear scan of a handful of prefixes (telescopes configure a few, and for those
+// it beats any search); a binary search of the spans past prefixScanMax.
 func (p *Prefixes) Match(a *packet.Addr, v4 bool) int {
 	slot, _ := p.MatchDst(a, v4)
 	return slot
@@ -299,18 +309,37 @@ func (p *Prefixes) MatchDst(a *packet.Addr, v4 bool) (slot int, idx int32) {
 	}
 	if v4 {
 		x := binary.BigEndian.Uint32(a[12:])
-		for i := range p.v4 {
-			if e := &p.v4[i]; x&e.mask == e.addr {
-				if e.base < 0 {
-					return e.slot, -1
+		var e *prefix4
+		if p.s4.starts != nil {
+			i := p.s4.find(x)
+			if i < 0 {
+				return 0, -1
+			}
+			e = &p.v4[i]
+		} else {
+			for i := range p.v4 {
+				if x&p.v4[i].mask == p.v4[i].addr {
+					e = &p.v4[i]
+					break
 				}
-				return e.slot, e.base + int32(x-e.addr)
+			}
+			if e == nil {
+				return 0, -1
 			}
 		}
-		return 0, -1
+		if e.base < 0 {
+			return e.slot, -1
+		}
+		return e.slot, e.base + int32(x-e.addr)
 	}
 	hi := binary.BigEndian.Uint64(a[:8])
 	lo := binary.BigEndian.Uint64(a[8:])
+	if p.s6.starts != nil {
+		if i := p.s6.find(u128{hi, lo}); i >= 0 {
+			return p.v6[i].slot, -1
+		}
+		return 0, -1
+	}
 	for i := range p.v6 {
 		e := &p.v6[i]
 		if hi&e.mhi == e.hi && lo&e.mlo == e.lo {
