@@ -103,6 +103,19 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 		}
 		t.Fatalf("reports differ at byte %d of %d/%d:\ngot  …%.300s\nwant …%.300s", i, len(g), len(w), g[max(0, i-100):], w[max(0, i-100):])
 	}
+	// The in-memory report written entry by entry (telescope report's merge): the same bytes.
+	var direct bytes.Buffer
+	if err := WriteReportJSON(&direct, r); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(direct.Bytes(), want.Bytes()) {
+		g, w := direct.Bytes(), want.Bytes()
+		i := 0
+		for i < len(g) && i < len(w) && g[i] == w[i] {
+			i++
+		}
+		t.Fatalf("WriteReportJSON differs at byte %d of %d/%d:\ngot  …%.300s\nwant …%.300s", i, len(g), len(w), g[max(0, i-100):], w[max(0, i-100):])
+	}
 	if runs <= 8*8 {
 		t.Errorf("tools: %d runs, want more than 64 to exercise two merge passes of 8 runs", runs)
 	}

@@ -63,11 +63,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if reportOut != nil {
-		if err := reportOut.write(stdout, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(r)
-		}); err != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error { return pipeline.WriteReportJSON(w, r) }); err != nil {
 			return fmt.Errorf("--report: %w", err)
 		}
 	}
