@@ -173,6 +173,9 @@ func decodeEther(et uint16, b []byte, h *Header) {
 			b = b[4:]
 		default:
 			if et >= EtherMinType {
+				// Another network protocol (ARP...): the live rings hand the filter its
+				// header, so replay runs capture.filter from here too.
+				h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
 				h.Result = ResultNonIP
 				return
 			}

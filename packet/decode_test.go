@@ -776,9 +776,9 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestDecodeNetOff: where the IP header starts, for each link type and through VLAN tags
-// (replay runs capture.filter's program from there); no network header for a frame that
-// does not reach one.
+// TestDecodeNetOff: where the network header starts (IP's, or ARP's), for each link type
+// and through VLAN tags (replay runs capture.filter's program from there); no network header
+// for a frame that does not reach one.
 func TestDecodeNetOff(t *testing.T) {
 	ip4 := serializeLayers(t, ip4L(layers.IPProtocolTCP), synL())
 	ip6 := serializeLayers(t, ip6L(layers.IPProtocolTCP), synL())
@@ -807,7 +807,11 @@ func TestDecodeNetOff(t *testing.T) {
 		{"linux cooked", LinkLinuxSLL, prependBytes(sll(0x0800), ip4), 16},
 		{"linux cooked v2", LinkLinuxSLL2, prependBytes(sll2(0x86dd), ip6), 20},
 		{"bsd loopback", LinkNull, prependBytes([]byte{2, 0, 0, 0}, ip4), 4},
-		{"ethernet arp", LinkEthernet, prependBytes(ethIPv4SYN(t)[:12], []byte{0x08, 0x06, 0, 1}), -1},
+		// Another EtherType's header: the kernel runs the filter on it too.
+		{"ethernet arp", LinkEthernet, prependBytes(ethIPv4SYN(t)[:12], []byte{0x08, 0x06, 0, 1}), 14},
+		{"802.1Q arp", LinkEthernet, prependBytes(ethIPv4SYN(t)[:12], []byte{0x81, 0, 0, 7, 0x08, 0x06, 0, 1}), 18},
+		{"linux cooked arp", LinkLinuxSLL, prependBytes(sll(0x0806), []byte{0, 1}), 16},
+		{"too many tags", LinkEthernet, prependBytes(ethIPv4SYN(t)[:12], bytes.Repeat([]byte{0x81, 0, 0, 7}, MaxVLANTags+1)), -1},
 		{"ethernet cut in its header", LinkEthernet, ethIPv4SYN(t)[:10], -1},
 	} {
 		var h Header

@@ -264,8 +264,9 @@ type Header struct {
 	PayloadClass uint8
 	Payload      [PayloadMax]byte
 
-	// NetOff is where the IP header starts in the frame, when Net: the decoder reached
-	// it (replay runs capture.filter's program from there, as the kernel does live).
+	// NetOff is where the network header starts in the frame (IP's, or another
+	// EtherType's such as ARP), when Net: the decoder reached it (replay runs
+	// capture.filter's program from there, as the kernel does live).
 	// In the struct's tail padding: the header stays 176 bytes.
 	NetOff uint16
 	Net    bool

@@ -102,3 +102,54 @@ func TestReplayFilter(t *testing.T) {
 		t.Errorf("the report without the filter equals the filtered one, or has a filter (%+v)", filt)
 	}
 }
+
+// TestReplayFilterNonIP: frames of another network protocol (ARP, also behind an 802.1Q
+// tag) go through the filter from their network header, as the kernel hands it to the
+// program live: "tcp" rejects them (filtered out, no non-IP frame counted), "not port 22"
+// keeps them (counted as non-IP frames), as it keeps the SYNs to port 23.
+func TestReplayFilterNonIP(t *testing.T) {
+	arp := append(ethHeader(0x0806), 0, 1, 8, 0, 6, 4, 0, 1) // Ethernet, IPv4, request
+	arp = append(arp, make([]byte, 20)...)                   // addresses
+	tagged := append(append(ethHeader(0x8100)[:14:14], 0, 7, 8, 6), arp[14:]...)
+	var fs []pcaptest.Frame
+	at := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 30 {
+		at = at.Add(time.Millisecond)
+		switch i % 3 {
+		case 0:
+			fs = append(fs, pcaptest.Frame{TS: at, Data: [][]byte{arp, tagged}[i/3%2]})
+		default:
+			p := pcaptest.Packet{TS: at, Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParseAddr("203.0.113.5"),
+				SrcPort: 4000, DstPort: []uint16{22, 23}[i%3-1], Flags: 0x02}
+			b, err := p.EthernetBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, pcaptest.Frame{TS: at, Data: b})
+		}
+	}
+	path := writePcap(t, fs)
+	for _, c := range []struct {
+		expr            string
+		filtered, nonIP uint64
+	}{{"tcp", 10, 0}, {"not port 22", 10, 10}} {
+		raw, err := filter.Compile(c.expr, 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prog, err := filter.NewProgram(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(Options{Config: configs.Default(), Workers: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}, Filter: prog})
+		r := p.Report(NewEpisodes())
+		if len(res.Errors) > 0 || res.Filtered != c.filtered || r.NonIPFrames != c.nonIP || r.Frames != 30-c.filtered {
+			t.Errorf("%q: %d filtered out, %d non-IP frames of %d counted (errors %v); want %d filtered out, %d non-IP",
+				c.expr, res.Filtered, r.NonIPFrames, r.Frames, res.Errors, c.filtered, c.nonIP)
+		}
+	}
+}

@@ -56,6 +56,19 @@ func TestSpoolReportIdenticalToInMemory(t *testing.T) {
 	}
 }
 
+// sameBytes fails t where got first differs from want, showing both around it.
+func sameBytes(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if bytes.Equal(got, want) {
+		return
+	}
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	t.Fatalf("%s differs at byte %d of %d/%d:\ngot  …%.300s\nwant …%.300s", what, i, len(got), len(want), got[max(0, i-100):], want[max(0, i-100):])
+}
+
 func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool, files ...string) {
 	col := NewEpisodes()
 	spool := NewDetectionSpool(dir, 100)
@@ -95,27 +108,13 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 			t.Errorf("no %s detections: the comparison would prove little", d.ReportKey)
 		}
 	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		g, w := got.Bytes(), want.Bytes()
-		i := 0
-		for i < len(g) && i < len(w) && g[i] == w[i] {
-			i++
-		}
-		t.Fatalf("reports differ at byte %d of %d/%d:\ngot  …%.300s\nwant …%.300s", i, len(g), len(w), g[max(0, i-100):], w[max(0, i-100):])
-	}
+	sameBytes(t, "the spooled report", got.Bytes(), want.Bytes())
 	// The in-memory report written entry by entry (telescope report's merge): the same bytes.
 	var direct bytes.Buffer
 	if err := WriteReportJSON(&direct, r); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(direct.Bytes(), want.Bytes()) {
-		g, w := direct.Bytes(), want.Bytes()
-		i := 0
-		for i < len(g) && i < len(w) && g[i] == w[i] {
-			i++
-		}
-		t.Fatalf("WriteReportJSON differs at byte %d of %d/%d:\ngot  …%.300s\nwant …%.300s", i, len(g), len(w), g[max(0, i-100):], w[max(0, i-100):])
-	}
+	sameBytes(t, "WriteReportJSON", direct.Bytes(), want.Bytes())
 	if runs <= 8*8 {
 		t.Errorf("tools: %d runs, want more than 64 to exercise two merge passes of 8 runs", runs)
 	}
