@@ -35,7 +35,7 @@ func MergeReports(rs []*Report) (*Report, error) {
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("merge: no reports")
 	}
-	if err := duplicateInput(rs); err != nil {
+	if err := DuplicateInput(rs); err != nil {
 		return nil, err
 	}
 	out := &Report{TCPFlags: map[string]uint64{}}
@@ -236,11 +236,12 @@ func (e *DuplicateInputError) Between(a, b string) string {
 		a, b, e.Input.File, e.Input.Records)
 }
 
-// duplicateInput returns the first input two of rs both counted (reports without inputs,
-// of earlier versions, are not checked). A file's name (wherever it was read from), records
-// and first and latest packet times tell it: two sensors' files of one period differ in
-// those.
-func duplicateInput(rs []*Report) error {
+// DuplicateInput returns the first input two of rs both counted, a *DuplicateInputError
+// (reports without inputs, of earlier versions, are not checked). A file's name (wherever
+// it was read from), records and first and latest packet times tell it: two sensors' files
+// of one period differ in those. MergeReports checks it; a caller reading reports one by
+// one can check as it goes.
+func DuplicateInput(rs []*Report) error {
 	type key struct {
 		file        string
 		records     uint64

@@ -44,6 +44,15 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	reportOut, htmlOut := outs[0], outs[1]
+	// A report merged twice is named as soon as it is read, not after every report has
+	// been (a month of days' reports takes minutes to read).
+	named := func(err error) error {
+		var dup *pipeline.DuplicateInputError
+		if errors.As(err, &dup) {
+			return errors.New(dup.Between(files[dup.A], files[dup.B]))
+		}
+		return err
+	}
 	var rs []*pipeline.Report
 	for _, f := range files {
 		r, err := readReport(f)
@@ -51,15 +60,14 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		rs = append(rs, r)
+		if err := pipeline.DuplicateInput(rs); err != nil {
+			return named(err)
+		}
 	}
 	r := rs[0]
 	if len(rs) > 1 {
 		if r, err = pipeline.MergeReports(rs); err != nil {
-			var dup *pipeline.DuplicateInputError
-			if errors.As(err, &dup) {
-				return errors.New(dup.Between(files[dup.A], files[dup.B]))
-			}
-			return err
+			return named(err)
 		}
 	}
 	if reportOut != nil {

@@ -80,6 +80,11 @@ func TestReplayHTMLAndReportMerge(t *testing.T) {
 	if code, _, errs := telescope(t, "report", "--report", merged, r1, r2, r1); code != 1 || !strings.Contains(errs, want) {
 		t.Errorf("a report merged twice: exit %d, %q, want %q", code, errs, want)
 	}
+	// Named as soon as the second copy is read: the files after it are not read (the
+	// capture given last would be "not a telescope report").
+	if code, _, errs := telescope(t, "report", "--report", merged, r1, r2, r1, first); code != 1 || !strings.Contains(errs, want) {
+		t.Errorf("a report merged twice, then a capture: exit %d, %q, want %q", code, errs, want)
+	}
 }
 
 // TestReportCompressed: a report archived with gzip or zstd is read as it is (the same
