@@ -309,28 +309,18 @@ func (p *Prefixes) MatchDst(a *packet.Addr, v4 bool) (slot int, idx int32) {
 	}
 	if v4 {
 		x := binary.BigEndian.Uint32(a[12:])
-		var e *prefix4
 		if p.s4.starts != nil {
-			i := p.s4.find(x)
-			if i < 0 {
-				return 0, -1
-			}
-			e = &p.v4[i]
-		} else {
-			for i := range p.v4 {
-				if x&p.v4[i].mask == p.v4[i].addr {
-					e = &p.v4[i]
-					break
+			return p.matchSpans4(x)
+		}
+		for i := range p.v4 {
+			if e := &p.v4[i]; x&e.mask == e.addr {
+				if e.base < 0 {
+					return e.slot, -1
 				}
-			}
-			if e == nil {
-				return 0, -1
+				return e.slot, e.base + int32(x-e.addr)
 			}
 		}
-		if e.base < 0 {
-			return e.slot, -1
-		}
-		return e.slot, e.base + int32(x-e.addr)
+		return 0, -1
 	}
 	hi := binary.BigEndian.Uint64(a[:8])
 	lo := binary.BigEndian.Uint64(a[8:])
@@ -347,6 +337,19 @@ func (p *Prefixes) MatchDst(a *packet.Addr, v4 bool) (slot int, idx int32) {
 		}
 	}
 	return 0, -1
+}
+
+// matchSpans4 is MatchDst for IPv4 address x through the spans.
+func (p *Prefixes) matchSpans4(x uint32) (slot int, idx int32) {
+	i := p.s4.find(x)
+	if i < 0 {
+		return 0, -1
+	}
+	e := &p.v4[i]
+	if e.base < 0 {
+		return e.slot, -1
+	}
+	return e.slot, e.base + int32(x-e.addr)
 }
 
 // Slots returns the slots of the configured prefixes in configuration order.
