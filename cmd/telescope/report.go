@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -54,12 +55,14 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	var rs []*pipeline.Report
-	for _, f := range files {
-		r, err := readReport(f)
-		if err != nil {
-			return err
+	reports, stop := readReports(files)
+	defer stop()
+	for _, got := range reports {
+		res := <-got
+		if res.err != nil {
+			return res.err
 		}
-		rs = append(rs, r)
+		rs = append(rs, res.r)
 		if err := pipeline.DuplicateInput(rs); err != nil {
 			return named(err)
 		}
@@ -85,6 +88,40 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// readResult is a report read, or why not.
+type readResult struct {
+	r   *pipeline.Report
+	err error
+}
+
+// readReports reads files on up to GOMAXPROCS goroutines (decoding a report's JSON is
+// most of a merge's work, and each file's is its own), each file's result on its own
+// channel, so that the caller takes them in order; stop ends the reading of files not
+// begun yet.
+func readReports(files []string) (results []chan readResult, stop func()) {
+	results = make([]chan readResult, len(files))
+	for i := range results {
+		results[i] = make(chan readResult, 1)
+	}
+	done := make(chan struct{})
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	go func() {
+		for i, f := range files {
+			select {
+			case slots <- struct{}{}:
+			case <-done:
+				return
+			}
+			go func() {
+				r, err := readReport(f)
+				results[i] <- readResult{r, err}
+				<-slots
+			}()
+		}
+	}()
+	return results, func() { close(done) }
 }
 
 func readReport(path string) (*pipeline.Report, error) {
