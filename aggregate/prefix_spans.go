@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 )
@@ -49,10 +50,7 @@ func newSpans4(v4 []prefix4) spans4 {
 	}
 	// By first address, and a block before the blocks inside it.
 	slices.SortStableFunc(order, func(a, b int32) int {
-		if x, y := first(a), first(b); x != y {
-			return cmpUint(x < y)
-		}
-		return cmpUint(v4[a].mask < v4[b].mask)
+		return cmp.Or(cmp.Compare(first(a), first(b)), cmp.Compare(v4[a].mask, v4[b].mask))
 	})
 	starts, idx := buildSpans(order, first, last,
 		func(a, b uint32) bool { return a < b },
@@ -72,6 +70,8 @@ func newSpans4(v4 []prefix4) spans4 {
 type u128 struct{ hi, lo uint64 }
 
 func (a u128) less(b u128) bool { return a.hi < b.hi || a.hi == b.hi && a.lo < b.lo }
+
+func (a u128) compare(b u128) int { return cmp.Or(cmp.Compare(a.hi, b.hi), cmp.Compare(a.lo, b.lo)) }
 
 // spans6 are the IPv6 spans.
 type spans6 struct {
@@ -101,10 +101,7 @@ func newSpans6(v6 []prefix6) spans6 {
 		order[i] = int32(i)
 	}
 	slices.SortStableFunc(order, func(a, b int32) int {
-		if x, y := first(a), first(b); x != y {
-			return cmpUint(x.less(y))
-		}
-		return cmpUint(size(a) < size(b))
+		return cmp.Or(first(a).compare(first(b)), cmp.Compare(size(a), size(b)))
 	})
 	starts, idx := buildSpans(order, first, last, u128.less, func(a u128) (u128, bool) {
 		if a.lo != ^uint64(0) {
@@ -113,14 +110,6 @@ func newSpans6(v6 []prefix6) spans6 {
 		return u128{a.hi + 1, 0}, a.hi != ^uint64(0)
 	})
 	return spans6{starts: starts, idx: idx}
-}
-
-// cmpUint is a sort comparison from "a comes first".
-func cmpUint(first bool) int {
-	if first {
-		return -1
-	}
-	return 1
 }
 
 // buildSpans cuts the address space into spans under prefixes given in order (by first

@@ -128,8 +128,8 @@ func decodeAddrFamily(af uint32, b []byte, h *Header) {
 
 // decodeRawIP picks the IP version from the first nibble (DLT_RAW carries no link header).
 func decodeRawIP(b []byte, h *Header) {
-	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
 	if len(b) == 0 {
+		h.atNet(b)
 		h.Result = ResultTruncated
 		return
 	}
@@ -139,8 +139,14 @@ func decodeRawIP(b []byte, h *Header) {
 	case 6:
 		decodeIPv6(b, h)
 	default:
+		h.atNet(b)
 		h.Result = ResultMalformed
 	}
+}
+
+// atNet notes that the network header starts at b, the rest of the frame (Header.NetOff).
+func (h *Header) atNet(b []byte) {
+	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
 }
 
 // decodeEther follows an EtherType through VLAN tags and LLC/SNAP to the IP header.
@@ -175,7 +181,7 @@ func decodeEther(et uint16, b []byte, h *Header) {
 			if et >= EtherMinType {
 				// Another network protocol (ARP...): the live rings hand the filter its
 				// header, so replay runs capture.filter from here too.
-				h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
+				h.atNet(b)
 				h.Result = ResultNonIP
 				return
 			}
@@ -226,7 +232,7 @@ func snapType(b []byte, h *Header) (uint16, bool) {
 // transport header. Everything past the header is bounded by the total length so that
 // Ethernet padding never reads as payload.
 func decodeIPv4(b []byte, h *Header) {
-	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
+	h.atNet(b)
 	if len(b) < 20 {
 		h.Result = ResultTruncated
 		return
@@ -293,7 +299,7 @@ func decodeIPv4(b []byte, h *Header) {
 // decodeIPv6 decodes an IPv6 header, walks its extension headers and decodes the
 // transport header, all bounded by the payload length.
 func decodeIPv6(b []byte, h *Header) {
-	h.NetOff, h.Net = uint16(h.CapLen-uint32(len(b))), true
+	h.atNet(b)
 	if len(b) < 40 {
 		h.Result = ResultTruncated
 		return

@@ -36,8 +36,8 @@ type ReplayOptions struct {
 	After     int64
 	AfterName string
 	// Filter, when set, is capture.filter's program (compiled for frames that start at
-	// the IP header, as for the live rings): a packet it rejects is not counted, as live.
-	// A frame without an IP header (not IP, or cut before it) is not filtered.
+	// the network header, as for the live rings): a packet it rejects is not counted, as
+	// live. A frame cut before its network header is not filtered.
 	Filter *filter.Program
 }
 

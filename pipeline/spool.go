@@ -736,22 +736,29 @@ func (d *DetectionSpool) Entries() int {
 // WriteJSON writes the "detections" object as json.Encoder.SetIndent(prefix, indent)
 // writes it at that depth.
 func (d *DetectionSpool) WriteJSON(w io.Writer, prefix, indent string) error {
+	var bufs mergeBufs
+	return writeDetectionsObject(w, prefix, indent, func(w io.Writer, i int) error {
+		return d.lists[i].writeJSON(w, prefix+indent, indent, &bufs)
+	})
+}
+
+// writeDetectionsObject writes the "detections" object at depth prefix: each detector's
+// key, then its list, which list(w, the detector's index) writes at depth prefix+indent.
+func writeDetectionsObject(w io.Writer, prefix, indent string, list func(io.Writer, int) error) error {
 	inner := prefix + indent
 	if _, err := io.WriteString(w, "{"); err != nil {
 		return err
 	}
-	var bufs mergeBufs
-	for i, s := range d.lists {
+	for i, desc := range detect.Descriptors() {
 		sep := ",\n"
 		if i == 0 {
 			sep = "\n"
 		}
-		key := detect.Descriptors()[i].ReportKey
-		if _, err := fmt.Fprintf(w, "%s%s%q: ", sep, inner, key); err != nil {
+		if _, err := fmt.Fprintf(w, "%s%s%q: ", sep, inner, desc.ReportKey); err != nil {
 			return err
 		}
-		if err := s.writeJSON(w, inner, indent, &bufs); err != nil {
-			return fmt.Errorf("detections.%s: %w", key, err)
+		if err := list(w, i); err != nil {
+			return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
 		}
 	}
 	_, err := io.WriteString(w, "\n"+prefix+"}")
@@ -820,40 +827,36 @@ func writeReportAround(w io.Writer, r *Report, detections func(io.Writer) error)
 // detector's list (empty ones as []), each entry on its own line at depth 2.
 func writeDetectionsJSON(w io.Writer, d Detections, prefix, indent string) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
-	inner := prefix + indent
-	bw.WriteString("{")
+	at := prefix + indent + indent // an entry's depth
 	var line []byte
-	for i, desc := range detect.Descriptors() {
-		sep := ",\n"
-		if i == 0 {
-			sep = "\n"
-		}
-		fmt.Fprintf(bw, "%s%s%q: ", sep, inner, desc.ReportKey)
-		entries := d[desc.ReportKey]
+	err := writeDetectionsObject(bw, prefix, indent, func(w io.Writer, i int) error {
+		entries := d[detect.Descriptors()[i].ReportKey]
 		if len(entries) == 0 {
-			bw.WriteString("[]")
-			continue
+			_, err := io.WriteString(w, "[]")
+			return err
 		}
-		bw.WriteString("[")
+		line = append(line[:0], '[')
 		for j, e := range entries {
 			v, err := json.Marshal(e)
 			if err != nil {
-				return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
+				return err
 			}
-			line = line[:0]
 			if j > 0 {
 				line = append(line, ',')
 			}
-			line = append(line, '\n')
-			line = append(line, inner+indent...)
-			line = appendIndent(line, v, inner+indent, indent)
-			if _, err := bw.Write(line); err != nil {
+			line = append(append(line, '\n'), at...)
+			line = appendIndent(line, v, at, indent)
+			if _, err := w.Write(line); err != nil {
 				return err
 			}
+			line = line[:0]
 		}
-		bw.WriteString("\n" + inner + "]")
+		_, err := io.WriteString(w, "\n"+prefix+indent+"]")
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	bw.WriteString("\n" + prefix + "}")
 	return bw.Flush()
 }
 

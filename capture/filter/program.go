@@ -10,7 +10,7 @@ import (
 // Program runs a classic BPF program in user space, as libpcap's bpf_filter runs one on
 // a saved packet: loads read the bytes captured (a load past them rejects the packet) and
 // len is the packet's length on the wire. Replay uses it to apply capture.filter, which
-// the kernel applies live, to the IP header on of each recorded frame. It takes any
+// the kernel applies live, to each recorded frame from its network header on. It takes any
 // program the kernel takes (this compiler's or libpcap's), not the kernel's extensions
 // (SKF_AD_*), which no pcap-filter expression compiles to on DLT_RAW.
 type Program struct {
@@ -175,7 +175,7 @@ func NewProgram(ins []bpf.RawInstruction) (*Program, error) {
 	return &Program{ins: steps}, nil
 }
 
-// Match runs the program on pkt (the bytes captured from the IP header on) of a packet
+// Match runs the program on pkt (the bytes captured from the network header on) of a packet
 // wire bytes long from there, and reports whether it accepts it (returns non-zero).
 func (p *Program) Match(pkt []byte, wire uint32) bool {
 	var a, x uint32

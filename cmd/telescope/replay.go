@@ -239,7 +239,7 @@ func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pi
 }
 
 // replayFilter is capture.filter's program for replay (nil: none), compiled as for the
-// live rings (frames from the IP header on).
+// live rings (frames from the network header on).
 func replayFilter(cfg *configs.Config) (*filter.Program, error) {
 	if cfg.Capture.Filter == "" {
 		return nil, nil
