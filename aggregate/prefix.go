@@ -256,15 +256,32 @@ func (p *Prefixes) ExactAddr(i int32) (a packet.Addr) {
 // ExactAddrTo writes the address of dense index i to *a (ExactAddr in place: a caller that
 // reads the address back soon after avoids a copy whose load waits for these stores).
 func (p *Prefixes) ExactAddrTo(a *packet.Addr, i int32) {
-	for _, e := range p.v4 {
+	*a = packet.Addr{}
+	k := 0
+	if len(p.v4) > prefixScanMax {
+		// The bases ascend in p.v4's order: the last prefix whose base is <= i. A scan
+		// of 1 000 /24s took a microsecond an address (the report, the hotspot's windows).
+		k = max(sort.Search(len(p.v4), func(j int) bool { return p.v4[j].base > i })-1, 0)
+	}
+	for _, e := range p.v4[k:] {
 		if i >= e.base && i-e.base <= int32(^e.mask) {
-			*a = packet.Addr{}
 			a[10], a[11] = 0xff, 0xff
 			binary.BigEndian.PutUint32(a[12:], e.addr+uint32(i-e.base))
 			return
 		}
 	}
-	*a = packet.Addr{}
+}
+
+// ExactRuns calls fn with each IPv4 dark prefix's run of dense indexes, in their order:
+// the first index, the first address (as a big-endian number) and the run's length. A
+// walk over every dense index takes its addresses from here, not one ExactAddr each.
+func (p *Prefixes) ExactRuns(fn func(base int32, first uint32, n int)) {
+	if p.exact == 0 {
+		return
+	}
+	for _, e := range p.v4 {
+		fn(e.base, e.addr, int(^e.mask)+1)
+	}
 }
 
 // SameExact reports whether q indexes dark addresses exactly as p does.

@@ -1,6 +1,8 @@
 package aggregate
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -56,6 +58,44 @@ func TestPrefixMatch(t *testing.T) {
 		ca := packet.AddrFromNetip(a)
 		if all.Match(&ca, a.Is4()) == 0 {
 			t.Errorf("%s is not dark with no prefixes configured", s)
+		}
+	}
+}
+
+// TestExactAddrManyPrefixes: with few prefixes and with many (searched, not scanned),
+// every dense index maps to the address that MatchDst gives it, and ExactRuns lists the
+// same addresses run by run, covering the indexes in order.
+func TestExactAddrManyPrefixes(t *testing.T) {
+	for _, n := range []int{1, 3, prefixScanMax, prefixScanMax + 1, 300} {
+		var ps []string
+		for i := range n { // /24s and /28s, scattered over 10.0.0.0/8 in no order
+			k := (i * 7919) % 65536
+			if i%3 == 0 {
+				ps = append(ps, fmt.Sprintf("10.%d.%d.16/28", k>>8, k&255))
+			} else {
+				ps = append(ps, fmt.Sprintf("10.%d.%d.0/24", k>>8, k&255))
+			}
+		}
+		p := prefixes(t, NewPrefixSlots(), ps...)
+		next := int32(0)
+		p.ExactRuns(func(base int32, first uint32, size int) {
+			if base != next {
+				t.Fatalf("%d prefixes: a run starts at index %d, want %d", n, base, next)
+			}
+			next += int32(size)
+			for j := range size {
+				i := base + int32(j)
+				a := p.ExactAddr(i)
+				if got := binary.BigEndian.Uint32(a[12:]); got != first+uint32(j) {
+					t.Fatalf("%d prefixes: index %d is %s in ExactAddr, %d in its run", n, i, a.Netip(), first+uint32(j))
+				}
+				if _, idx := p.MatchDst(&a, true); idx != i {
+					t.Fatalf("%d prefixes: %s has index %d, ExactAddr gave it for %d", n, a.Netip(), idx, i)
+				}
+			}
+		})
+		if int(next) != p.ExactSize() {
+			t.Errorf("%d prefixes: runs cover %d indexes of %d", n, next, p.ExactSize())
 		}
 	}
 }

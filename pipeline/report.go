@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -374,24 +375,28 @@ func (p *Pipeline) destinationSummary(d *Distributions, sk *Sketches) AddrSummar
 	all := newHLL() // every destination, for merging reports
 	_ = all.Merge(hll)
 	top := aggregate.NewTopHeap(reportTop)
-	for i := range pf.ExactSize() {
-		var n uint64
-		for _, counts := range dense {
-			n += uint64(counts[i])
+	pf.ExactRuns(func(base int32, first uint32, size int) {
+		var a packet.Addr
+		a[10], a[11] = 0xff, 0xff
+		for i := int(base); i < int(base)+size; i++ {
+			var n uint64
+			for _, counts := range dense {
+				n += uint64(counts[i])
+			}
+			if n == 0 {
+				continue
+			}
+			seen++
+			binary.BigEndian.PutUint32(a[12:], first+uint32(i-int(base)))
+			all.AddHash(a.Hash(seedHLL))
+			if len(sum) > 0 { // a count handed to the summary (full, or a reload's)
+				n += sum[a]
+				delete(sum, a)
+			}
+			top.Offer(&a, n)
+			addLog2(&d.PacketsPerDestination, n)
 		}
-		if n == 0 {
-			continue
-		}
-		seen++
-		a := pf.ExactAddr(int32(i))
-		all.AddHash(a.Hash(seedHLL))
-		if len(sum) > 0 { // a count handed to the summary (full, or a reload's)
-			n += sum[a]
-			delete(sum, a)
-		}
-		top.Offer(&a, n)
-		addLog2(&d.PacketsPerDestination, n)
-	}
+	})
 	for a, n := range sum {
 		top.Offer(&a, n)
 		addLog2(&d.PacketsPerDestination, n)

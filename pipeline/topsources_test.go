@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,6 +289,86 @@ func TestDestinationCountedBeforeAndAfterItTurnedDark(t *testing.T) {
 		// By log2 of their packets: 1; 2; 6 and 7.
 		if got := fmt.Sprint(r.Distributions.PacketsPerDestination); got != "[1 1 2]" {
 			t.Errorf("workers=%d: packets per destination %s, want [1 1 2]", workers, got)
+		}
+	}
+}
+
+// TestReloadKeepsTheBusiestDarkDestinationsExact: a reload that replaces a dark space whose
+// every address was hit (a /13, eight times the destination summary's capacity) hands
+// the summary the busiest addresses, not every address in dense order. Added one by one,
+// the busy addresses at the space's start were pushed out by the many after them, and the
+// report lost them. With 1, 2 and 3 workers.
+func TestReloadKeepsTheBusiestDarkDestinationsExact(t *testing.T) {
+	const space, busy, busyPackets = 1 << 19, 10, 4
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	var ps []pcaptest.Packet
+	add := func(dst netip.Addr) {
+		i := len(ps)
+		ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(i) * time.Microsecond),
+			Src: floodSource(i), Dst: dst, DstPort: 23, Flags: 0x02})
+	}
+	dst := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}) }
+	for i := range space {
+		add(dst(i))
+	}
+	var want []string
+	for b := range busy { // the space's first addresses
+		a := dst(b)
+		for range busyPackets - 1 {
+			add(a)
+		}
+		want = append(want, fmt.Sprintf("%s:%d", a, busyPackets))
+	}
+	file := filepath.Join(t.TempDir(), "space.pcap")
+	if err := pcaptest.WriteFile(file, ps); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	for _, workers := range []int{1, 2, 3} {
+		cfg, err := configs.Parse([]byte("dark_prefixes: [10.0.0.0/13]\n"), "before.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		col := NewEpisodes()
+		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{file}}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		next, err := configs.Parse([]byte("dark_prefixes: [10.0.0.0/16]\n"), "after.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Reload(next); err != nil {
+			t.Fatal(err)
+		}
+		// The reload is adopted between batches: one more packet, outside both spaces.
+		add := []pcaptest.Packet{{TS: t0.Add(time.Hour), Src: floodSource(0), Dst: netip.MustParseAddr("192.0.2.1"), DstPort: 23, Flags: 0x02}}
+		more := filepath.Join(t.TempDir(), "more.pcap")
+		if err := pcaptest.WriteFile(more, add); err != nil {
+			t.Fatal(err)
+		}
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{more}}); len(res.Errors) != 0 {
+			t.Fatal(res.Errors)
+		}
+		r := p.Report(col)
+		var got []string
+		for _, c := range r.Destinations.Top[:busy] {
+			got = append(got, fmt.Sprintf("%s:%d", c.Addr, c.Packets))
+		}
+		slices.Sort(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("workers=%d: top destinations %s, want %s", workers, strings.Join(got, " "), strings.Join(want, " "))
+		}
+		// Every address of the space once in the distribution, by what it was known to get.
+		var n uint64
+		for _, c := range r.Distributions.PacketsPerDestination {
+			n += c
+		}
+		if n < space || n > space+uint64(workers)*busy {
+			t.Errorf("workers=%d: %d destinations in the distribution, want %d (a busy one counted by each worker at most)", workers, n, space)
 		}
 	}
 }

@@ -173,13 +173,7 @@ func (w *worker) applyConfig() {
 	}
 	if !rc.prefixes.SameExact(w.rc.prefixes) {
 		// The dark space changed: the dense counts move to the summary, a new array starts.
-		for i, n := range w.dstExact {
-			if n != 0 {
-				a := w.rc.prefixes.ExactAddr(int32(i))
-				w.dstTop.Add(a, uint64(n))
-				w.dstHLL.AddHash(a.Hash(seedHLL))
-			}
-		}
+		foldDense(w.dstExact, w.rc.prefixes, w.dstTop, w.dstHLL)
 		w.dstExact = make([]uint32, rc.prefixes.ExactSize())
 		w.engine.SetDenseDsts(rc.prefixes)
 	}
