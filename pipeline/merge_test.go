@@ -67,11 +67,11 @@ func replayJSONReport(t testing.TB, cfg *configs.Config, files ...string) *Repor
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r Report
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := DecodeReport(b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return &r
+	return r
 }
 
 // TestMergeHalves replays a generated day whole and in two halves (split at a minute

@@ -134,58 +134,69 @@ func (d Detections) MarshalJSON() ([]byte, error) {
 }
 
 // UnmarshalJSON reads each detector's entries into its own entry type. Keys of detectors
-// this build does not know are ignored (a report of a newer version still reads). The
-// entries are decoded as the lists are read: read into raw messages first, every entry
-// was scanned twice more (a third of reading a report of the 20x day's 90 000 episodes).
+// this build does not know are ignored (a report of a newer version still reads).
 func (d *Detections) UnmarshalJSON(data []byte) error {
+	out, err := decodeDetections(json.NewDecoder(bytes.NewReader(data)))
+	if err != nil {
+		return err
+	}
+	*d = out
+	return nil
+}
+
+// decodeDetections reads the detections object at dec's next value, decoding the entries
+// as the lists are read: read into raw messages first, every entry was scanned twice more
+// (a third of reading a report of the 20x day's 90 000 episodes).
+func decodeDetections(dec *json.Decoder) (Detections, error) {
 	byKey := map[string]*detect.Descriptor{}
 	for _, desc := range detect.Descriptors() {
 		byKey[desc.ReportKey] = desc
 	}
 	out := Detections{}
-	dec := json.NewDecoder(bytes.NewReader(data))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return fmt.Errorf("detections: not an object (%v)", cmp.Or(err, fmt.Errorf("%v", t)))
+		return nil, fmt.Errorf("detections: not an object (%v)", cmp.Or(err, fmt.Errorf("%v", t)))
 	}
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return fmt.Errorf("detections: %w", err)
+			return nil, fmt.Errorf("detections: %w", err)
 		}
 		key, _ := t.(string)
 		desc := byKey[key]
 		if desc == nil {
 			var skip json.RawMessage
 			if err := dec.Decode(&skip); err != nil {
-				return fmt.Errorf("detections.%s: %w", key, err)
+				return nil, fmt.Errorf("detections.%s: %w", key, err)
 			}
 			continue
 		}
 		list := []detect.Entry{}
 		if t, err = dec.Token(); err != nil || t != nil && t != json.Delim('[') {
-			return fmt.Errorf("detections.%s: not a list (%v)", key, cmp.Or(err, fmt.Errorf("%v", t)))
+			return nil, fmt.Errorf("detections.%s: not a list (%v)", key, cmp.Or(err, fmt.Errorf("%v", t)))
 		}
 		if t != nil { // null: no entries
 			for i := 0; dec.More(); i++ {
 				e := desc.NewEntry()
 				if err := dec.Decode(e); err != nil {
-					return fmt.Errorf("detections.%s[%d]: %w", key, i, err)
+					return nil, fmt.Errorf("detections.%s[%d]: %w", key, i, err)
 				}
 				list = append(list, e)
 			}
 			if _, err := dec.Token(); err != nil {
-				return fmt.Errorf("detections.%s: %w", key, err)
+				return nil, fmt.Errorf("detections.%s: %w", key, err)
 			}
 		}
 		out[key] = list
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, fmt.Errorf("detections: %w", err)
 	}
 	for _, desc := range detect.Descriptors() {
 		if out[desc.ReportKey] == nil {
 			out[desc.ReportKey] = []detect.Entry{}
 		}
 	}
-	*d = out
-	return nil
+	return out, nil
 }
 
 // EntriesOf returns the entries of one detector as their concrete type T (entries of

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"testing"
 
@@ -75,6 +76,10 @@ func TestReportMatchesSchema(t *testing.T) {
 			var r Report
 			if err := json.Unmarshal(b, &r); err != nil {
 				t.Fatal(err)
+			}
+			// telescope report reads it with DecodeReport: the same report.
+			if d, err := DecodeReport(b); err != nil || !reflect.DeepEqual(*d, r) {
+				t.Errorf("DecodeReport differs from json.Unmarshal (%v)", err)
 			}
 			if r.Filter == nil || r.Filter.Expression != "not port 22" || r.Filter.FilteredOut == 0 {
 				t.Errorf("report filter %+v, want not port 22 and the packets it rejected", r.Filter)

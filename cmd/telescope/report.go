@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -132,14 +131,14 @@ func readReport(path string) (*pipeline.Report, error) {
 	if b, err = decompress(b); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	var r pipeline.Report
-	if err := json.Unmarshal(b, &r); err != nil {
+	r, err := pipeline.DecodeReport(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: not a telescope report: %w", path, err)
 	}
 	if r.TCPFlags == nil && r.Frames == 0 && r.FirstPacket == nil {
 		return nil, fmt.Errorf("%s: not a telescope report (no frames, packets or flags)", path)
 	}
-	return &r, nil
+	return r, nil
 }
 
 // writeHTML writes the study page of r; inputs name what it covers.

@@ -1,0 +1,74 @@
+package pipeline
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+)
+
+// reportFields maps each top-level key of a report to its field of Report.
+var reportFields = sync.OnceValue(func() map[string]int {
+	m := map[string]int{}
+	t := reflect.TypeFor[Report]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "" && name != "-" {
+			m[name] = i
+		}
+	}
+	return m
+})
+
+// DecodeReport reads a report (WriteReport's JSON) from b, as json.Unmarshal would but for
+// key names, which must be as written (json.Unmarshal also takes other cases). Read with
+// json.Unmarshal, the detections' bytes were scanned four times (validated, skipped to
+// hand them to Detections.UnmarshalJSON, read entry by entry, decoded); here twice,
+// their entries decoded straight from the one stream: most of a report of many episodes.
+func DecodeReport(b []byte) (*Report, error) {
+	var r Report
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object (%v)", cmp.Or(err, fmt.Errorf("starts with %v", t)))
+	}
+	fields := reportFields()
+	rv := reflect.ValueOf(&r).Elem()
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		key, _ := t.(string)
+		switch i, ok := fields[key]; {
+		case key == "detections":
+			if r.Detections, err = decodeDetections(dec); err != nil {
+				return nil, err
+			}
+		case ok:
+			if err := dec.Decode(rv.Field(i).Addr().Interface()); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		default: // a key of a newer version
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, err
+	}
+	switch _, err := dec.Token(); {
+	case err == nil:
+		return nil, errors.New("data after the report's object")
+	case !errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("after the report's object: %w", err)
+	}
+	return &r, nil
+}
