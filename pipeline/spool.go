@@ -828,7 +828,7 @@ func writeReportAround(w io.Writer, r *Report, detections func(io.Writer) error)
 func writeDetectionsJSON(w io.Writer, d Detections, prefix, indent string) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	at := prefix + indent + indent // an entry's depth
-	var line []byte
+	var line, compact []byte
 	err := writeDetectionsObject(bw, prefix, indent, func(w io.Writer, i int) error {
 		entries := d[detect.Descriptors()[i].ReportKey]
 		if len(entries) == 0 {
@@ -837,8 +837,13 @@ func writeDetectionsJSON(w io.Writer, d Detections, prefix, indent string) error
 		}
 		line = append(line[:0], '[')
 		for j, e := range entries {
-			v, err := json.Marshal(e)
-			if err != nil {
+			// The entries that come in floods append themselves (as the spool writes them).
+			var v []byte
+			var err error
+			if a, ok := e.(detect.JSONAppender); ok {
+				compact = a.AppendJSON(compact[:0])
+				v = compact
+			} else if v, err = json.Marshal(e); err != nil {
 				return err
 			}
 			if j > 0 {
