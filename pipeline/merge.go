@@ -35,112 +35,165 @@ func MergeReports(rs []*Report) (*Report, error) {
 	if len(rs) == 0 {
 		return nil, fmt.Errorf("merge: no reports")
 	}
-	if err := DuplicateInput(rs); err != nil {
+	col := NewEpisodes()
+	m := NewMerger(col)
+	for _, r := range rs {
+		if err := m.Add(r); err != nil {
+			return nil, err
+		}
+	}
+	out, err := m.Report()
+	if err != nil {
 		return nil, err
 	}
-	out := &Report{TCPFlags: map[string]uint64{}}
-	srcTop, dstTop := map[string]uint64{}, map[string]uint64{}
-	synPorts, udpPorts := map[uint16]uint64{}, map[uint16]uint64{}
-	var srcHLL, dstHLL *aggregate.HLL
-	sketches := true
-	var srcUnique, dstUnique uint64
-	var series []*Series
-	col := NewEpisodes()
-	dist := &Distributions{}
-	for i, r := range rs {
-		if r.FirstPacket != nil && (out.FirstPacket == nil || *r.FirstPacket < *out.FirstPacket) {
-			t := *r.FirstPacket
-			out.FirstPacket = &t
+	out.Detections = col.Detections()
+	return out, nil
+}
+
+// Merger merges reports one at a time, in order: their counters, lists and sketches as
+// they come, their episodes into a sink (an Episodes, or a DetectionSpool so that a
+// merge of many days does not hold every episode in memory). It keeps of each report
+// only what the merge needs at the end (not its detections).
+type Merger struct {
+	sink               detect.Sink
+	rs                 []*Report // the reports added, without their detections
+	out                *Report
+	srcTop, dstTop     map[string]uint64
+	synPorts, udpPorts map[uint16]uint64
+	srcHLL, dstHLL     *aggregate.HLL
+	sketches           bool
+	srcUnique          uint64
+	dstUnique          uint64
+	series             []*Series
+	dist               *Distributions
+}
+
+// NewMerger returns a merger that hands every report's episodes to sink.
+func NewMerger(sink detect.Sink) *Merger {
+	return &Merger{
+		sink:     sink,
+		out:      &Report{TCPFlags: map[string]uint64{}},
+		srcTop:   map[string]uint64{},
+		dstTop:   map[string]uint64{},
+		synPorts: map[uint16]uint64{},
+		udpPorts: map[uint16]uint64{},
+		sketches: true,
+		dist:     &Distributions{},
+	}
+}
+
+// Add merges r, the next report. A report that counts an input an earlier one counted is
+// refused (DuplicateInputError) before any of it is merged.
+func (m *Merger) Add(r *Report) error {
+	light := *r
+	light.Detections = nil
+	if err := DuplicateInput(append(m.rs, &light)); err != nil {
+		return err
+	}
+	i := len(m.rs)
+	m.rs = append(m.rs, &light)
+	out := m.out
+	if r.FirstPacket != nil && (out.FirstPacket == nil || *r.FirstPacket < *out.FirstPacket) {
+		t := *r.FirstPacket
+		out.FirstPacket = &t
+	}
+	if r.LastPacket != nil && (out.LastPacket == nil || *r.LastPacket > *out.LastPacket) {
+		t := *r.LastPacket
+		out.LastPacket = &t
+	}
+	out.Frames += r.Frames
+	out.NonIPFrames += r.NonIPFrames
+	out.DecodeErrors.Truncated += r.DecodeErrors.Truncated
+	out.DecodeErrors.Malformed += r.DecodeErrors.Malformed
+	a, b := &out.Packets, &r.Packets
+	a.IPv4.TCP += b.IPv4.TCP
+	a.IPv4.UDP += b.IPv4.UDP
+	a.IPv4.ICMP += b.IPv4.ICMP
+	a.IPv4.Other += b.IPv4.Other
+	a.IPv6.TCP += b.IPv6.TCP
+	a.IPv6.UDP += b.IPv6.UDP
+	a.IPv6.ICMPv6 += b.IPv6.ICMPv6
+	a.IPv6.Other += b.IPv6.Other
+	for f, n := range r.TCPFlags {
+		out.TCPFlags[f] += n
+	}
+	for _, pc := range r.DstPorts.TCPSYN {
+		m.synPorts[pc.Port] += pc.Packets
+	}
+	for _, pc := range r.DstPorts.UDP {
+		m.udpPorts[pc.Port] += pc.Packets
+	}
+	for _, ac := range r.Sources.Top {
+		m.srcTop[ac.Addr] += ac.Packets
+	}
+	for _, ac := range r.Destinations.Top {
+		m.dstTop[ac.Addr] += ac.Packets
+	}
+	m.srcUnique += r.Sources.Unique
+	m.dstUnique += r.Destinations.Unique
+	if sk := r.Sketches; sk != nil && sk.SourcesHLL != "" && sk.DestinationsHLL != "" {
+		s, err := DecodeHLL(sk.HLLPrecision, sk.SourcesHLL)
+		if err != nil {
+			return fmt.Errorf("report %d: sources: %w", i+1, err)
 		}
-		if r.LastPacket != nil && (out.LastPacket == nil || *r.LastPacket > *out.LastPacket) {
-			t := *r.LastPacket
-			out.LastPacket = &t
+		d, err := DecodeHLL(sk.HLLPrecision, sk.DestinationsHLL)
+		if err != nil {
+			return fmt.Errorf("report %d: destinations: %w", i+1, err)
 		}
-		out.Frames += r.Frames
-		out.NonIPFrames += r.NonIPFrames
-		out.DecodeErrors.Truncated += r.DecodeErrors.Truncated
-		out.DecodeErrors.Malformed += r.DecodeErrors.Malformed
-		a, b := &out.Packets, &r.Packets
-		a.IPv4.TCP += b.IPv4.TCP
-		a.IPv4.UDP += b.IPv4.UDP
-		a.IPv4.ICMP += b.IPv4.ICMP
-		a.IPv4.Other += b.IPv4.Other
-		a.IPv6.TCP += b.IPv6.TCP
-		a.IPv6.UDP += b.IPv6.UDP
-		a.IPv6.ICMPv6 += b.IPv6.ICMPv6
-		a.IPv6.Other += b.IPv6.Other
-		for f, n := range r.TCPFlags {
-			out.TCPFlags[f] += n
+		if m.srcHLL == nil {
+			m.srcHLL, m.dstHLL = aggregate.NewHLL(s.P), aggregate.NewHLL(d.P)
 		}
-		for _, pc := range r.DstPorts.TCPSYN {
-			synPorts[pc.Port] += pc.Packets
+		if err := m.srcHLL.Merge(s); err != nil {
+			return fmt.Errorf("report %d: %w", i+1, err)
 		}
-		for _, pc := range r.DstPorts.UDP {
-			udpPorts[pc.Port] += pc.Packets
+		if err := m.dstHLL.Merge(d); err != nil {
+			return fmt.Errorf("report %d: %w", i+1, err)
 		}
-		for _, ac := range r.Sources.Top {
-			srcTop[ac.Addr] += ac.Packets
-		}
-		for _, ac := range r.Destinations.Top {
-			dstTop[ac.Addr] += ac.Packets
-		}
-		srcUnique += r.Sources.Unique
-		dstUnique += r.Destinations.Unique
-		if sk := r.Sketches; sk != nil && sk.SourcesHLL != "" && sk.DestinationsHLL != "" {
-			s, err := DecodeHLL(sk.HLLPrecision, sk.SourcesHLL)
-			if err != nil {
-				return nil, fmt.Errorf("report %d: sources: %w", i+1, err)
-			}
-			d, err := DecodeHLL(sk.HLLPrecision, sk.DestinationsHLL)
-			if err != nil {
-				return nil, fmt.Errorf("report %d: destinations: %w", i+1, err)
-			}
-			if srcHLL == nil {
-				srcHLL, dstHLL = aggregate.NewHLL(s.P), aggregate.NewHLL(d.P)
-			}
-			if err := srcHLL.Merge(s); err != nil {
-				return nil, fmt.Errorf("report %d: %w", i+1, err)
-			}
-			if err := dstHLL.Merge(d); err != nil {
-				return nil, fmt.Errorf("report %d: %w", i+1, err)
-			}
-		} else {
-			sketches = false
-		}
-		if d := r.Distributions; d != nil {
-			dist.PacketsPerSource = addSlices(dist.PacketsPerSource, d.PacketsPerSource)
-			dist.PacketsPerDestination = addSlices(dist.PacketsPerDestination, d.PacketsPerDestination)
-		}
-		series = append(series, r.Series)
-		out.Inputs = append(out.Inputs, r.Inputs...)
-		for _, desc := range detect.Descriptors() {
-			for _, e := range r.Detections[desc.ReportKey] {
-				col.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})
-			}
+	} else {
+		m.sketches = false
+	}
+	if d := r.Distributions; d != nil {
+		m.dist.PacketsPerSource = addSlices(m.dist.PacketsPerSource, d.PacketsPerSource)
+		m.dist.PacketsPerDestination = addSlices(m.dist.PacketsPerDestination, d.PacketsPerDestination)
+	}
+	m.series = append(m.series, r.Series)
+	out.Inputs = append(out.Inputs, r.Inputs...)
+	for _, desc := range detect.Descriptors() {
+		for _, e := range r.Detections[desc.ReportKey] {
+			m.sink.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})
 		}
 	}
-	out.DstPorts.TCPSYN = rankPorts(synPorts)
-	out.DstPorts.UDP = rankPorts(udpPorts)
-	out.Sources = AddrSummary{Unique: srcUnique, Top: rankAddrs(srcTop)}
-	out.Destinations = AddrSummary{Unique: dstUnique, Top: rankAddrs(dstTop)}
-	out.Detections = col.Detections()
-	out.Series = MergeSeries(series)
-	out.Distributions = dist
-	out.Merged = &MergeInfo{Reports: len(rs), Notes: []string{noteCounters, noteTop}}
-	if sketches {
-		out.Sources.Unique, out.Destinations.Unique = srcHLL.Estimate(), dstHLL.Estimate()
-		out.Sketches = &Sketches{HLLPrecision: srcHLL.P, SourcesHLL: EncodeHLL(srcHLL), DestinationsHLL: EncodeHLL(dstHLL)}
+	return nil
+}
+
+// Report returns the merged report of the reports added, without detections (they are
+// in the sink). Call it once, after the last Add.
+func (m *Merger) Report() (*Report, error) {
+	if len(m.rs) == 0 {
+		return nil, fmt.Errorf("merge: no reports")
+	}
+	out := m.out
+	out.DstPorts.TCPSYN = rankPorts(m.synPorts)
+	out.DstPorts.UDP = rankPorts(m.udpPorts)
+	out.Sources = AddrSummary{Unique: m.srcUnique, Top: rankAddrs(m.srcTop)}
+	out.Destinations = AddrSummary{Unique: m.dstUnique, Top: rankAddrs(m.dstTop)}
+	out.Series = MergeSeries(m.series)
+	out.Distributions = m.dist
+	out.Merged = &MergeInfo{Reports: len(m.rs), Notes: []string{noteCounters, noteTop}}
+	if m.sketches {
+		out.Sources.Unique, out.Destinations.Unique = m.srcHLL.Estimate(), m.dstHLL.Estimate()
+		out.Sketches = &Sketches{HLLPrecision: m.srcHLL.P, SourcesHLL: EncodeHLL(m.srcHLL), DestinationsHLL: EncodeHLL(m.dstHLL)}
 		out.Merged.Notes = append(out.Merged.Notes, noteUnique)
 	} else {
 		out.Merged.Notes = append(out.Merged.Notes, noteNoSketch)
 	}
 	out.Merged.Notes = append(out.Merged.Notes, noteDist, noteEpisodes)
 	var note string
-	if out.Filter, note = mergeFilters(rs); note != "" {
+	if out.Filter, note = mergeFilters(m.rs); note != "" {
 		out.Merged.Notes = append(out.Merged.Notes, note)
 	}
 	var ok bool
-	if out.Receivers, ok = mergeReceivers(rs); ok {
+	if out.Receivers, ok = mergeReceivers(m.rs); ok {
 		out.Merged.Notes = append(out.Merged.Notes, noteRecv)
 	} else {
 		out.Merged.Notes = append(out.Merged.Notes, noteNoRecv)

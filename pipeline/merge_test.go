@@ -347,3 +347,68 @@ func TestMergeFilters(t *testing.T) {
 		}
 	}
 }
+
+// TestMergerSpooledIdenticalToInMemory: a merge whose episodes go to a spool on disk (runs
+// of a few entries, so that they are merged back from many) writes the same bytes as the
+// merge that holds them in memory, and keeps none of the reports' episodes itself.
+func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
+	var buf bytes.Buffer
+	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := daygen.Generate(&buf, daygen.Options{Seed: 9, Scale: 0.1, Start: start, Duration: 3 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	a, rest := splitPcap(t, buf.Bytes(), start.Add(time.Hour))
+	b, c := splitPcap(t, rest, start.Add(2*time.Hour+7*time.Minute))
+	cfg, err := configs.Parse(nil, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []*Report
+	for i, d := range [][]byte{a, b, c} {
+		f := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
+		if err := os.WriteFile(f, d, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, replayJSONReport(t, cfg, f))
+	}
+	mem, err := MergeReports(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := WriteReportJSON(&want, mem); err != nil {
+		t.Fatal(err)
+	}
+	spool := NewDetectionSpool(t.TempDir(), 7)
+	defer spool.Close()
+	m := NewMerger(spool)
+	for _, r := range rs {
+		if err := m.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, r := range m.rs {
+		if r.Detections != nil {
+			t.Errorf("the merger keeps report %d's episodes", i+1)
+		}
+	}
+	merged, err := m.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := WriteReportSpooled(&got, merged, spool); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, l := range mem.Detections {
+		n += len(l)
+	}
+	if n < 100 || spool.Entries() != n {
+		t.Fatalf("%d episodes merged, %d spooled: too few to merge runs of 7", n, spool.Entries())
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		t.Errorf("the spooled merge differs from the in-memory one (%d and %d bytes)", got.Len(), want.Len())
+	}
+}

@@ -779,8 +779,7 @@ func (d *DetectionSpool) Close() error {
 // have to fit in memory; scans (NewScannerEpisodes, may be nil) holds the scanner episodes
 // that describe the top sources and the groups.
 func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool, scans *Episodes) error {
-	r := p.Report(scans) // the scanner episodes describe top sources and groups
-	return writeReportAround(w, r, func(w io.Writer) error { return d.WriteJSON(w, "  ", "  ") })
+	return WriteReportSpooled(w, p.Report(scans), d) // the scanner episodes describe top sources and groups
 }
 
 // WriteReportJSON writes r as json.Encoder with SetIndent("", "  ") writes it, its
@@ -789,6 +788,12 @@ func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool, scans *Episodes) 
 // which took a third of merging ten reports of the 20x day (telescope report).
 func WriteReportJSON(w io.Writer, r *Report) error {
 	return writeReportAround(w, r, func(w io.Writer) error { return writeDetectionsJSON(w, r.Detections, "  ", "  ") })
+}
+
+// WriteReportSpooled writes r as WriteReportJSON does, its detections from d (a replay's,
+// or a merge's: see Merger); r's own are not written.
+func WriteReportSpooled(w io.Writer, r *Report, d *DetectionSpool) error {
+	return writeReportAround(w, r, func(w io.Writer) error { return d.WriteJSON(w, "  ", "  ") })
 }
 
 // writeReportAround writes r as json.Encoder with SetIndent("", "  ") writes it, but

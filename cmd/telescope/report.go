@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -53,27 +54,62 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	var rs []*pipeline.Report
 	reports, stop := readReports(files)
 	defer stop()
-	for _, got := range reports {
-		res := <-got
+	var r *pipeline.Report
+	var spool *pipeline.DetectionSpool
+	if len(files) == 1 {
+		res := <-reports[0]
 		if res.err != nil {
 			return res.err
 		}
-		rs = append(rs, res.r)
-		if err := pipeline.DuplicateInput(rs); err != nil {
+		r = res.r
+		if err := pipeline.DuplicateInput([]*pipeline.Report{r}); err != nil {
 			return named(err)
 		}
-	}
-	r := rs[0]
-	if len(rs) > 1 {
-		if r, err = pipeline.MergeReports(rs); err != nil {
-			return named(err)
+	} else {
+		// The episodes go to a spool on disk ($TMPDIR) when only the JSON report is
+		// written, so that a merge of many days holds one report at a time, not every
+		// episode of them all; the page ranks them, so with --html they stay in memory.
+		var sink pipeline.Tee
+		var episodes *pipeline.Episodes
+		var spoolErr atomic.Pointer[error]
+		if htmlOut != nil {
+			episodes = pipeline.NewEpisodes()
+			sink = append(sink, episodes)
+		} else {
+			spool = pipeline.NewDetectionSpool("", 0)
+			defer spool.Close()
+			spool.OnFail(func(err error) { spoolErr.Store(&err) })
+			sink = append(sink, spool)
+		}
+		m := pipeline.NewMerger(sink)
+		for _, got := range reports {
+			res := <-got
+			if res.err != nil {
+				return res.err
+			}
+			if err := m.Add(res.r); err != nil {
+				return named(err)
+			}
+			if err := spoolErr.Load(); err != nil {
+				return fmt.Errorf("--report: the episodes' spool failed (TMPDIR chooses its file system): %w", *err)
+			}
+		}
+		if r, err = m.Report(); err != nil {
+			return err
+		}
+		if episodes != nil {
+			r.Detections = episodes.Detections()
 		}
 	}
 	if reportOut != nil {
-		if err := reportOut.write(stdout, func(w io.Writer) error { return pipeline.WriteReportJSON(w, r) }); err != nil {
+		if err := reportOut.write(stdout, func(w io.Writer) error {
+			if spool != nil {
+				return pipeline.WriteReportSpooled(w, r, spool)
+			}
+			return pipeline.WriteReportJSON(w, r)
+		}); err != nil {
 			return fmt.Errorf("--report: %w", err)
 		}
 	}

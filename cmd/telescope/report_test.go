@@ -50,6 +50,16 @@ func TestReplayHTMLAndReportMerge(t *testing.T) {
 	if code, _, errs := telescope(t, "report", r1, r2, "--report", merged, "--html", mh); code != 0 {
 		t.Fatalf("report: %d %s", code, errs)
 	}
+	// Without --html the episodes go through a spool on disk: the same report.
+	spooled := filepath.Join(dir, "spooled.json")
+	if code, _, errs := telescope(t, "report", r1, r2, "--report", spooled); code != 0 {
+		t.Fatalf("report: %d %s", code, errs)
+	}
+	x, errx := os.ReadFile(merged)
+	y, erry := os.ReadFile(spooled)
+	if errx != nil || erry != nil || !bytes.Equal(x, y) || len(x) == 0 {
+		t.Errorf("the merge with --html and without differ (%d and %d bytes)", len(x), len(y))
+	}
 	var a, b, m pipeline.Report
 	for f, r := range map[string]*pipeline.Report{r1: &a, r2: &b, merged: &m} {
 		data, err := os.ReadFile(f)
