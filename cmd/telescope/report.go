@@ -133,12 +133,13 @@ type readResult struct {
 
 // readReports reads files on up to GOMAXPROCS goroutines (decoding a report's JSON is
 // most of a merge's work, and each file's is its own), each file's result on its own
-// channel, so that the caller takes them in order; stop ends the reading of files not
-// begun yet.
+// channel, so that the caller takes them in order. A reader keeps its slot until the
+// caller has taken its report, so at most GOMAXPROCS reports wait in memory however
+// slowly the caller merges. stop ends the reading of files not begun yet.
 func readReports(files []string) (results []chan readResult, stop func()) {
 	results = make([]chan readResult, len(files))
 	for i := range results {
-		results[i] = make(chan readResult, 1)
+		results[i] = make(chan readResult)
 	}
 	done := make(chan struct{})
 	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
@@ -150,9 +151,12 @@ func readReports(files []string) (results []chan readResult, stop func()) {
 				return
 			}
 			go func() {
+				defer func() { <-slots }()
 				r, err := readReport(f)
-				results[i] <- readResult{r, err}
-				<-slots
+				select {
+				case results[i] <- readResult{r, err}:
+				case <-done:
+				}
 			}()
 		}
 	}()
