@@ -78,19 +78,8 @@ func replayJSONReport(t testing.TB, cfg *configs.Config, files ...string) *Repor
 // boundary) and requires the merged halves to give the whole day's counters, series and
 // unique counts (the merged sketches are the whole day's, register for register).
 func TestMergeHalves(t *testing.T) {
-	var buf bytes.Buffer
-	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := daygen.Generate(&buf, daygen.Options{Seed: 5, Scale: 0.1, Start: start, Duration: 4 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	whole, h1, h2 := filepath.Join(dir, "whole.pcap"), filepath.Join(dir, "h1.pcap"), filepath.Join(dir, "h2.pcap")
-	a, b := splitPcap(t, buf.Bytes(), start.Add(2*time.Hour+17*time.Minute))
-	for f, d := range map[string][]byte{whole: buf.Bytes(), h1: a, h2: b} {
-		if err := os.WriteFile(f, d, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	whole, halves := dayParts(t, 5, 4*time.Hour, 2*time.Hour+17*time.Minute)
+	h1, h2 := halves[0], halves[1]
 	cfg, err := configs.Parse(nil, "default")
 	if err != nil {
 		t.Fatal(err)
@@ -352,24 +341,13 @@ func TestMergeFilters(t *testing.T) {
 // of a few entries, so that they are merged back from many) writes the same bytes as the
 // merge that holds them in memory, and keeps none of the reports' episodes itself.
 func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
-	var buf bytes.Buffer
-	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := daygen.Generate(&buf, daygen.Options{Seed: 9, Scale: 0.1, Start: start, Duration: 3 * time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	a, rest := splitPcap(t, buf.Bytes(), start.Add(time.Hour))
-	b, c := splitPcap(t, rest, start.Add(2*time.Hour+7*time.Minute))
+	_, parts := dayParts(t, 9, 3*time.Hour, time.Hour, 2*time.Hour+7*time.Minute)
 	cfg, err := configs.Parse(nil, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var rs []*Report
-	for i, d := range [][]byte{a, b, c} {
-		f := filepath.Join(dir, fmt.Sprintf("part%d.pcap", i))
-		if err := os.WriteFile(f, d, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range parts {
 		rs = append(rs, replayJSONReport(t, cfg, f))
 	}
 	mem, err := MergeReports(rs)
@@ -411,4 +389,34 @@ func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), want.Bytes()) {
 		t.Errorf("the spooled merge differs from the in-memory one (%d and %d bytes)", got.Len(), want.Len())
 	}
+}
+
+// dayParts writes a generated day of length d (scale 0.1, from seed) whole and cut at each
+// of cuts (offsets from its start, ascending): the whole file and the parts' files, h1.pcap,
+// h2.pcap and on.
+func dayParts(t *testing.T, seed int64, d time.Duration, cuts ...time.Duration) (whole string, parts []string) {
+	t.Helper()
+	var buf bytes.Buffer
+	start := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := daygen.Generate(&buf, daygen.Options{Seed: seed, Scale: 0.1, Start: start, Duration: d}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	whole = filepath.Join(dir, "whole.pcap")
+	write := func(f string, b []byte) {
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(whole, buf.Bytes())
+	rest := buf.Bytes()
+	for i, c := range append(cuts, d) {
+		part := rest
+		if i < len(cuts) {
+			part, rest = splitPcap(t, rest, start.Add(c))
+		}
+		parts = append(parts, filepath.Join(dir, fmt.Sprintf("h%d.pcap", i+1)))
+		write(parts[i], part)
+	}
+	return whole, parts
 }

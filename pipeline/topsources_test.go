@@ -256,29 +256,7 @@ func TestDestinationCountedBeforeAndAfterItTurnedDark(t *testing.T) {
 	}
 	want := "198.51.100.7:7 2001:db8:5::1:6 198.51.100.8:2 203.0.113.9:1"
 	for _, workers := range []int{1, 2, 3} {
-		cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\n"), "before.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		col := NewEpisodes()
-		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := p.Replay(context.Background(), ReplayOptions{Files: files[:1]}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		dark, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24, 198.51.100.0/24]\n"), "after.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Reload(dark); err != nil {
-			t.Fatal(err)
-		}
-		if res := p.Replay(context.Background(), ReplayOptions{Files: files[1:]}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		r := p.Report(col)
+		r := reportAcrossReload(t, workers, "[203.0.113.0/24]", "[203.0.113.0/24, 198.51.100.0/24]", files[0], files[1])
 		var got []string
 		for _, c := range r.Destinations.Top {
 			got = append(got, fmt.Sprintf("%s:%d", c.Addr, c.Packets))
@@ -324,36 +302,14 @@ func TestReloadKeepsTheBusiestDarkDestinationsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(want)
+	// The reload is adopted between batches: one more packet after it, outside both spaces.
+	more := filepath.Join(t.TempDir(), "more.pcap")
+	if err := pcaptest.WriteFile(more, []pcaptest.Packet{{TS: t0.Add(time.Hour), Src: floodSource(0),
+		Dst: netip.MustParseAddr("192.0.2.1"), DstPort: 23, Flags: 0x02}}); err != nil {
+		t.Fatal(err)
+	}
 	for _, workers := range []int{1, 2, 3} {
-		cfg, err := configs.Parse([]byte("dark_prefixes: [10.0.0.0/13]\n"), "before.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		col := NewEpisodes()
-		p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{file}}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		next, err := configs.Parse([]byte("dark_prefixes: [10.0.0.0/16]\n"), "after.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Reload(next); err != nil {
-			t.Fatal(err)
-		}
-		// The reload is adopted between batches: one more packet, outside both spaces.
-		add := []pcaptest.Packet{{TS: t0.Add(time.Hour), Src: floodSource(0), Dst: netip.MustParseAddr("192.0.2.1"), DstPort: 23, Flags: 0x02}}
-		more := filepath.Join(t.TempDir(), "more.pcap")
-		if err := pcaptest.WriteFile(more, add); err != nil {
-			t.Fatal(err)
-		}
-		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{more}}); len(res.Errors) != 0 {
-			t.Fatal(res.Errors)
-		}
-		r := p.Report(col)
+		r := reportAcrossReload(t, workers, "[10.0.0.0/13]", "[10.0.0.0/16]", file, more)
 		var got []string
 		for _, c := range r.Destinations.Top[:busy] {
 			got = append(got, fmt.Sprintf("%s:%d", c.Addr, c.Packets))
@@ -371,4 +327,33 @@ func TestReloadKeepsTheBusiestDarkDestinationsExact(t *testing.T) {
 			t.Errorf("workers=%d: %d destinations in the distribution, want %d (a busy one counted by each worker at most)", workers, n, space)
 		}
 	}
+}
+
+// reportAcrossReload replays first under the dark prefixes before (a YAML list), reloads
+// to after, replays second and returns the report.
+func reportAcrossReload(t *testing.T, workers int, before, after, first, second string) *Report {
+	t.Helper()
+	cfg, err := configs.Parse([]byte("dark_prefixes: "+before+"\n"), "before.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := NewEpisodes()
+	p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{first}}); len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	next, err := configs.Parse([]byte("dark_prefixes: "+after+"\n"), "after.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{second}}); len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	return p.Report(col)
 }
