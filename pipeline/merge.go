@@ -53,10 +53,11 @@ func MergeReports(rs []*Report) (*Report, error) {
 // Merger merges reports one at a time, in order: their counters, lists and sketches as
 // they come, their episodes into a sink (an Episodes, or a DetectionSpool so that a
 // merge of many days does not hold every episode in memory). It keeps of each report
-// only what the merge needs at the end (not its detections).
+// only what the merge needs at the end: its inputs, filter, receiver distribution and
+// series.
 type Merger struct {
 	sink               detect.Sink
-	rs                 []*Report // the reports added, without their detections
+	rs                 []*Report // the reports added: their inputs, filters and receivers
 	out                *Report
 	srcTop, dstTop     map[string]uint64
 	synPorts, udpPorts map[uint16]uint64
@@ -85,13 +86,14 @@ func NewMerger(sink detect.Sink) *Merger {
 // Add merges r, the next report. A report that counts an input an earlier one counted is
 // refused (DuplicateInputError) before any of it is merged.
 func (m *Merger) Add(r *Report) error {
-	light := *r
-	light.Detections = nil
-	if err := DuplicateInput(append(m.rs, &light)); err != nil {
+	// What the end of the merge reads of each report (DuplicateInput, mergeFilters,
+	// mergeReceivers): not its episodes, lists or sketches.
+	light := &Report{Inputs: r.Inputs, Filter: r.Filter, Receivers: r.Receivers}
+	if err := DuplicateInput(append(m.rs, light)); err != nil {
 		return err
 	}
 	i := len(m.rs)
-	m.rs = append(m.rs, &light)
+	m.rs = append(m.rs, light)
 	out := m.out
 	if r.FirstPacket != nil && (out.FirstPacket == nil || *r.FirstPacket < *out.FirstPacket) {
 		t := *r.FirstPacket
