@@ -536,13 +536,8 @@ func (s *Spool) WriteJSON(w io.Writer, prefix, indent string) error {
 func (s *Spool) writeJSON(w io.Writer, prefix, indent string, bufs *mergeBufs) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.fail(s.spill(&s.buf))
-	for _, p := range s.parts {
-		s.fail(p.err)
-		s.fail(s.spill(&p.buf))
-	}
-	if s.err != nil {
-		return s.err
+	if err := s.settle(); err != nil {
+		return err
 	}
 	if s.n == 0 {
 		_, err := io.WriteString(w, "[]")
@@ -559,6 +554,33 @@ func (s *Spool) writeJSON(w io.Writer, prefix, indent string, bufs *mergeBufs) e
 	}
 	_, err := io.WriteString(w, "\n"+prefix+"]")
 	return err
+}
+
+// settle writes the runs still in memory (s.mu held) and returns the spool's first error.
+// The spool can be read again after (Each, then WriteJSON).
+func (s *Spool) settle() error {
+	s.fail(s.spill(&s.buf))
+	for _, p := range s.parts {
+		s.fail(p.err)
+		s.fail(s.spill(&p.buf))
+	}
+	return s.err
+}
+
+// each calls fn with each entry's line (compact JSON) in key order.
+func (s *Spool) each(fn func(line []byte) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.settle(); err != nil {
+		return err
+	}
+	if s.n == 0 {
+		return nil
+	}
+	if err := s.reduce(); err != nil {
+		return err
+	}
+	return merge(s.f, s.runs, func(_, line []byte) error { return fn(line) })
 }
 
 // mergedBlock is how many bytes of lines the merge hands over at a time.
@@ -722,6 +744,24 @@ func (d *detectionSpoolPart) Detection(ev *detect.Event) {
 	if i := spooled(ev); i >= 0 {
 		d.lists[i].addEntry(detect.Descriptors()[i], ev.Entry)
 	}
+}
+
+// Each calls fn with every episode spooled, decoded, each detector's in report order
+// (detectors in descriptor order): what the study page reads, holding what it shows, not
+// the episodes. The spool can still be written after.
+func (d *DetectionSpool) Each(fn func(detect.Entry) error) error {
+	for i, desc := range detect.Descriptors() {
+		if err := d.lists[i].each(func(line []byte) error {
+			e := desc.NewEntry()
+			if err := json.Unmarshal(line, e); err != nil {
+				return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
+			}
+			return fn(e)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Entries returns the episodes spooled.

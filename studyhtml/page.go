@@ -26,6 +26,10 @@ type Options struct {
 	// MaxEpisodeRows bounds the rows of each detector's table written into the page (the
 	// largest episodes by packets); zero: 500. The JSON report has them all.
 	MaxEpisodeRows int
+	// Episodes, when set, calls fn with every detection episode, each detector's in report
+	// order (a replay's spool read back: pipeline.DetectionSpool.Each); the page then reads
+	// them from there, not from the report's detections, and holds only what it shows.
+	Episodes func(fn func(detect.Entry) error) error
 }
 
 // Render writes the page for r to w.
@@ -36,7 +40,11 @@ func Render(w io.Writer, r *pipeline.Report, o Options) error {
 	if o.MaxEpisodeRows <= 0 {
 		o.MaxEpisodeRows = 500
 	}
-	return pageTmpl.Execute(w, build(r, o))
+	pe, err := gatherEpisodes(r, o)
+	if err != nil {
+		return fmt.Errorf("reading the episodes: %w", err)
+	}
+	return pageTmpl.Execute(w, build(r, o, pe))
 }
 
 // figure is one chart with its reading; SVG empty means no data (NoData says what).
@@ -188,7 +196,7 @@ func ipPackets(r *pipeline.Report) (tcp, udp, icmp, other, total uint64) {
 	return tcp, udp, icmp, other, tcp + udp + icmp + other
 }
 
-func build(r *pipeline.Report, o Options) *page {
+func build(r *pipeline.Report, o Options, pe *pageEpisodes) *page {
 	pg := &page{Title: o.Title, CSS: styleTag, JS: scriptTag}
 	pg.Inputs, pg.InputsMore = shortInputs(o.Inputs, len(r.Inputs) > 0)
 	pg.Files = filesTable(r)
@@ -202,8 +210,7 @@ func build(r *pipeline.Report, o Options) *page {
 	if r.Merged != nil {
 		pg.Span += fmt.Sprintf(" · merged from %d reports", r.Merged.Reports)
 	}
-	d := typed(r.Detections)
-	episodes := len(d.Scanner) + len(d.TelnetSweep) + len(d.TelnetSurge) + len(d.UDPThenSYN) + len(d.Backscatter) + len(d.Tools)
+	episodes := pe.episodes()
 	pg.Cards = []card{
 		{human(float64(r.Frames)), "frames read"},
 		{human(float64(total)), "IP packets"},
@@ -220,11 +227,11 @@ func build(r *pipeline.Report, o Options) *page {
 	pg.Flags = flagsFigure(r)
 	pg.Ports = portFigures(r)
 	pg.Dist = distFigure(r, total)
-	pg.Heavy = heavyTable(r, total)
-	pg.Telnet = telnetFigure(r)
-	pg.Timeline = timelineFigure(r)
-	pg.Episodes = episodeTables(r, o.MaxEpisodeRows)
-	pg.PollCards, pg.Pollution = pollution(r)
+	pg.Heavy = heavyTable(r, total, pe)
+	pg.Telnet = telnetFigure(r, pe)
+	pg.Timeline = timelineFigure(r, pe)
+	pg.Episodes = episodeTables(pe)
+	pg.PollCards, pg.Pollution = pollution(&pe.poll)
 	pg.Notes = notes(r)
 	return pg
 }
@@ -458,43 +465,9 @@ func distFigure(r *pipeline.Report, total uint64) figure {
 }
 
 // profiles maps each top source to what the detectors said about it.
-func profiles(r *pipeline.Report) map[string][]string {
-	m := map[string]map[string]int{}
-	top := make(map[string]bool, len(r.Sources.Top))
-	for _, s := range r.Sources.Top {
-		top[s.Addr] = true
-	}
-	add := func(a, s string) {
-		if !top[a] {
-			return
-		}
-		if m[a] == nil {
-			m[a] = map[string]int{}
-		}
-		m[a][s]++
-	}
-	d := typed(r.Detections)
-	for _, e := range d.Scanner {
-		add(e.Src, "scanner "+e.Class)
-	}
-	for _, e := range d.TelnetSweep {
-		if e.Mirai {
-			add(e.Src, "telnet sweep (mirai)")
-		} else {
-			add(e.Src, "telnet sweep")
-		}
-	}
-	for _, e := range d.Tools {
-		add(e.Src.String(), "tool "+e.Tool)
-	}
-	for _, e := range d.UDPThenSYN {
-		add(e.Src.String(), "udp→syn "+e.Payload)
-	}
-	for _, e := range d.Backscatter {
-		add(e.Victim, "backscatter "+e.Kind)
-	}
+func profiles(pe *pageEpisodes) map[string][]string {
 	out := map[string][]string{}
-	for a, set := range m {
+	for a, set := range pe.prof {
 		var l []string
 		for k, n := range set {
 			if n > 1 {
@@ -508,10 +481,10 @@ func profiles(r *pipeline.Report) map[string][]string {
 	return out
 }
 
-func heavyTable(r *pipeline.Report, total uint64) table {
+func heavyTable(r *pipeline.Report, total uint64, pe *pageEpisodes) table {
 	t := table{ID: "heavy-hitters", Title: "heavy hitters (top sources)", Page: 25, Total: len(r.Sources.Top),
 		Cols: []col{{"rank", true}, {"source", false}, {"packets", true}, {"share", true}, {"profile (detections)", false}}}
-	prof := profiles(r)
+	prof := profiles(pe)
 	for i, s := range r.Sources.Top {
 		share := 0.0
 		if total > 0 {
@@ -530,7 +503,7 @@ func heavyTable(r *pipeline.Report, total uint64) table {
 	return t
 }
 
-func telnetFigure(r *pipeline.Report) figure {
+func telnetFigure(r *pipeline.Report, pe *pageEpisodes) figure {
 	f := figure{ID: "telnet", Title: "Telnet (TCP/23, 2323) sources over time, surges marked"}
 	s := r.Series
 	var any bool
@@ -553,7 +526,7 @@ func telnetFigure(r *pipeline.Report) figure {
 		}
 	}
 	var marks []span
-	for _, e := range typed(r.Detections).TelnetSurge {
+	for _, e := range pe.surges {
 		marks = append(marks, span{From: int64(e.Start), To: int64(e.End), Label: fmt.Sprintf("surge: peak %d sources, baseline %.1f", e.PeakSources, e.Baseline)})
 	}
 	ylabel := "distinct sources per minute"
@@ -563,45 +536,18 @@ func telnetFigure(r *pipeline.Report) figure {
 	f.SVG = timeChart(f.Title, ylabel, int64(s.Start), s.Step(), []line{{Name: "telnet sources", Class: 2, V: v}}, marks, human)
 	at := time.Unix(0, int64(s.Start)+int64(pi)*s.Step()).UTC().Format("Jan 2 15:04")
 	f.Reading = reading("<b>Up to %s distinct telnet sources</b> in a minute (%s UTC); %d surge%s marked; %d telnet sweep episodes, %d of them Mirai-like.",
-		trim(peak), at, len(marks), plural(len(marks) != 1, "s"), len(typed(r.Detections).TelnetSweep), countMirai(r))
+		trim(peak), at, len(marks), plural(len(marks) != 1, "s"), pe.counts[rowTelnetSweep], pe.mirai)
 	return f
 }
 
-func countMirai(r *pipeline.Report) int {
-	n := 0
-	for _, e := range typed(r.Detections).TelnetSweep {
-		if e.Mirai {
-			n++
-		}
-	}
-	return n
-}
-
-// detectorRows returns each detector's episodes as time intervals.
-func detectorRows(r *pipeline.Report) []episodeRow {
-	d := typed(r.Detections)
+// detectorRows returns each detector's episodes as time intervals (the longest past
+// maxTimelineBars).
+func detectorRows(pe *pageEpisodes) []episodeRow {
 	rows := []episodeRow{{Name: "scanner", Class: 0}, {Name: "telnet_sweep", Class: 1}, {Name: "telnet_surge", Class: 6},
 		{Name: "udp_then_syn", Class: 2}, {Name: "backscatter", Class: 3}, {Name: "fingerprint", Class: 4}}
-	for _, e := range d.Scanner {
-		rows[0].Episodes = append(rows[0].Episodes, [2]int64{int64(e.FirstSeen), int64(e.LastSeen)})
-	}
-	for _, e := range d.TelnetSweep {
-		rows[1].Episodes = append(rows[1].Episodes, [2]int64{int64(e.FirstSeen), int64(e.LastSeen)})
-	}
-	for _, e := range d.TelnetSurge {
-		rows[2].Episodes = append(rows[2].Episodes, [2]int64{int64(e.Start), int64(e.End)})
-	}
-	for _, e := range d.UDPThenSYN {
-		rows[3].Episodes = append(rows[3].Episodes, [2]int64{int64(e.FirstSeen), int64(e.LastSeen)})
-	}
-	for _, e := range d.Backscatter {
-		rows[4].Episodes = append(rows[4].Episodes, [2]int64{int64(e.FirstSeen), int64(e.LastSeen)})
-	}
-	for _, e := range d.Tools {
-		rows[5].Episodes = append(rows[5].Episodes, [2]int64{int64(e.FirstSeen), int64(e.LastSeen)})
-	}
 	for i := range rows {
-		rows[i].Total = len(rows[i].Episodes)
+		rows[i].Episodes = pe.bars[i].episodes()
+		rows[i].Total = pe.bars[i].total
 	}
 	return rows
 }
@@ -609,20 +555,20 @@ func detectorRows(r *pipeline.Report) []episodeRow {
 // maxTimelineBars bounds the bars drawn per detector row (the page stays small).
 const maxTimelineBars = 2000
 
-func timelineFigure(r *pipeline.Report) figure {
+func timelineFigure(r *pipeline.Report, pe *pageEpisodes) figure {
 	f := figure{ID: "timeline", Title: "Detections over time, by detector"}
-	rows := detectorRows(r)
+	rows := detectorRows(pe)
 	var a, b int64
 	n := 0
-	for _, row := range rows {
-		for _, e := range row.Episodes {
-			if n == 0 || e[0] < a {
-				a = e[0]
+	for i := range rows {
+		if bs := &pe.bars[i]; bs.total > 0 {
+			if n == 0 || bs.from < a {
+				a = bs.from
 			}
-			if n == 0 || e[1] > b {
-				b = e[1]
+			if n == 0 || bs.to > b {
+				b = bs.to
 			}
-			n++
+			n += bs.total
 		}
 	}
 	if n == 0 {
@@ -635,13 +581,9 @@ func timelineFigure(r *pipeline.Report) figure {
 	var parts []string
 	thinned := false
 	for i := range rows {
-		if len(rows[i].Episodes) > maxTimelineBars {
-			// Keep the longest ones: the others are slivers at this scale anyway.
-			e := rows[i].Episodes
-			sort.Slice(e, func(x, y int) bool { return e[x][1]-e[x][0] > e[y][1]-e[y][0] })
-			rows[i].Episodes = e[:maxTimelineBars]
-			thinned = true
-		}
+		// Past maxTimelineBars a row keeps the longest: the others are slivers at this
+		// scale anyway.
+		thinned = thinned || rows[i].Total > maxTimelineBars
 		if rows[i].Total > 0 {
 			parts = append(parts, fmt.Sprintf("%s %s", group(uint64(rows[i].Total)), rows[i].Name))
 		}
@@ -664,100 +606,84 @@ func durCell(a, b detect.Time) cell {
 	return cell{fmtDur(d), strconv.FormatInt(int64(d), 10)}
 }
 
-// episodeTables builds one sortable, paged table per detector with at most max rows: the
-// largest episodes by packets, in time order.
-func episodeTables(r *pipeline.Report, maxRows int) []table {
-	d := typed(r.Detections)
-	type entry struct {
-		size  uint64
-		start detect.Time
-		cells []cell
+// episodeTables builds one sortable, paged table per detector with at most maxRows rows:
+// the largest episodes by packets, in time order.
+func episodeTables(pe *pageEpisodes) []table {
+	type spec struct {
+		id, title string
+		cols      []col
+		cells     func(e detect.Entry) []cell
 	}
-	mk := func(id, title string, cols []col, es []entry) table {
-		t := table{ID: id, Title: title, Cols: cols, Total: len(es), Page: 25}
-		if len(es) > maxRows {
-			sort.SliceStable(es, func(i, j int) bool { return es[i].size > es[j].size })
-			es = es[:maxRows]
-			sort.SliceStable(es, func(i, j int) bool { return es[i].start < es[j].start })
-			t.Note = fmt.Sprintf("the %d largest by packets listed; the JSON report has all", maxRows)
-		}
-		for _, e := range es {
-			t.Rows = append(t.Rows, e.cells)
-		}
-		return t
+	specs := [nRows]spec{
+		rowScanner: {"ep-scanner", "scanner", []col{{"source", false}, {"class", false}, {"packets", true}, {"targets", true}, {"ports", true}, {"first seen (UTC)", true}, {"duration", true}},
+			func(x detect.Entry) []cell {
+				e := x.(*detect.ScannerEntry)
+				return []cell{{e.Src, ""}, {e.Class, ""}, num64(e.Packets), num64(e.Targets), num64(e.Ports), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}
+			}},
+		rowTelnetSweep: {"ep-telnet-sweep", "telnet_sweep", []col{{"source", false}, {"mirai", false}, {"packets", true}, {"targets", true}, {"first seen (UTC)", true}, {"duration", true}},
+			func(x detect.Entry) []cell {
+				e := x.(*detect.TelnetSweepEntry)
+				m := "no"
+				if e.Mirai {
+					m = "yes"
+				}
+				return []cell{{e.Src, ""}, {m, ""}, num64(e.Packets), num64(e.Targets), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}
+			}},
+		rowTelnetSurge: {"ep-telnet-surge", "telnet_surge", []col{{"start (UTC)", true}, {"duration", true}, {"peak sources", true}, {"baseline", true}},
+			func(x detect.Entry) []cell {
+				e := x.(*detect.TelnetSurgeEntry)
+				return []cell{tcell(e.Start), durCell(e.Start, e.End), num64(e.PeakSources), {strconv.FormatFloat(e.Baseline, 'f', 1, 64), strconv.FormatFloat(e.Baseline, 'g', 6, 64)}}
+			}},
+		rowUDPThenSYN: {"ep-udp-then-syn", "udp_then_syn", []col{{"source", false}, {"receiver", false}, {"port", true}, {"payload", false}, {"UDP", true}, {"SYN", true}, {"first seen (UTC)", true}},
+			func(x detect.Entry) []cell {
+				e := x.(*detect.UDPThenSYNEntry)
+				return []cell{{e.Src.String(), ""}, {e.Dst.String(), ""}, num64(uint64(e.Port)), {e.Payload, ""}, num64(e.UDPPackets), num64(e.SYNPackets), tcell(e.FirstSeen)}
+			}},
+		rowBackscatter: {"ep-backscatter", "backscatter", []col{{"victim", false}, {"kind", false}, {"packets", true}, {"targets", true}, {"peak / min", true}, {"first seen (UTC)", true}, {"duration", true}},
+			func(x detect.Entry) []cell {
+				e := x.(*detect.BackscatterEntry)
+				return []cell{{e.Victim, ""}, {e.Kind, ""}, num64(e.Packets), num64(e.Targets), num64(e.PeakRate), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}
+			}},
+		rowFingerprint: {"ep-fingerprint", "fingerprint (tools)", []col{{"source", false}, {"tool", false}, {"packets", true}, {"SYN probes", true}, {"first seen (UTC)", true}, {"duration", true}},
+			func(x detect.Entry) []cell {
+				e := x.(*detect.ToolEntry)
+				return []cell{{e.Src.String(), ""}, {e.Tool, ""}, num64(e.Packets), num64(e.Probes), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}
+			}},
 	}
 	var out []table
-	var es []entry
-	for _, e := range d.Scanner {
-		es = append(es, entry{e.Packets, e.FirstSeen, []cell{{e.Src, ""}, {e.Class, ""}, num64(e.Packets), num64(e.Targets), num64(e.Ports), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}})
-	}
-	out = append(out, mk("ep-scanner", "scanner", []col{{"source", false}, {"class", false}, {"packets", true}, {"targets", true}, {"ports", true}, {"first seen (UTC)", true}, {"duration", true}}, es))
-	es = nil
-	for _, e := range d.TelnetSweep {
-		m := "no"
-		if e.Mirai {
-			m = "yes"
+	for i, sp := range specs {
+		sel := &pe.tables[i]
+		t := table{ID: sp.id, Title: sp.title, Cols: sp.cols, Total: sel.total, Page: 25}
+		if sel.total > pe.maxRows {
+			t.Note = fmt.Sprintf("the %d largest by packets listed; the JSON report has all", pe.maxRows)
 		}
-		es = append(es, entry{e.Packets, e.FirstSeen, []cell{{e.Src, ""}, {m, ""}, num64(e.Packets), num64(e.Targets), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}})
+		for _, e := range sel.entries(pe.maxRows) {
+			t.Rows = append(t.Rows, sp.cells(e.e))
+		}
+		out = append(out, t)
 	}
-	out = append(out, mk("ep-telnet-sweep", "telnet_sweep", []col{{"source", false}, {"mirai", false}, {"packets", true}, {"targets", true}, {"first seen (UTC)", true}, {"duration", true}}, es))
-	es = nil
-	for _, e := range d.TelnetSurge {
-		es = append(es, entry{e.PeakSources, e.Start, []cell{tcell(e.Start), durCell(e.Start, e.End), num64(e.PeakSources), {strconv.FormatFloat(e.Baseline, 'f', 1, 64), strconv.FormatFloat(e.Baseline, 'g', 6, 64)}}})
-	}
-	out = append(out, mk("ep-telnet-surge", "telnet_surge", []col{{"start (UTC)", true}, {"duration", true}, {"peak sources", true}, {"baseline", true}}, es))
-	es = nil
-	for _, e := range d.UDPThenSYN {
-		es = append(es, entry{e.UDPPackets + e.SYNPackets, e.FirstSeen, []cell{{e.Src.String(), ""}, {e.Dst.String(), ""}, num64(uint64(e.Port)), {e.Payload, ""}, num64(e.UDPPackets), num64(e.SYNPackets), tcell(e.FirstSeen)}})
-	}
-	out = append(out, mk("ep-udp-then-syn", "udp_then_syn", []col{{"source", false}, {"receiver", false}, {"port", true}, {"payload", false}, {"UDP", true}, {"SYN", true}, {"first seen (UTC)", true}}, es))
-	es = nil
-	for _, e := range d.Backscatter {
-		es = append(es, entry{e.Packets, e.FirstSeen, []cell{{e.Victim, ""}, {e.Kind, ""}, num64(e.Packets), num64(e.Targets), num64(e.PeakRate), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}})
-	}
-	out = append(out, mk("ep-backscatter", "backscatter", []col{{"victim", false}, {"kind", false}, {"packets", true}, {"targets", true}, {"peak / min", true}, {"first seen (UTC)", true}, {"duration", true}}, es))
-	es = nil
-	for _, e := range d.Tools {
-		es = append(es, entry{e.Packets, e.FirstSeen, []cell{{e.Src.String(), ""}, {e.Tool, ""}, num64(e.Packets), num64(e.Probes), tcell(e.FirstSeen), durCell(e.FirstSeen, e.LastSeen)}})
-	}
-	out = append(out, mk("ep-fingerprint", "fingerprint (tools)", []col{{"source", false}, {"tool", false}, {"packets", true}, {"SYN probes", true}, {"first seen (UTC)", true}, {"duration", true}}, es))
 	return out
 }
 
-func pollution(r *pipeline.Report) ([]card, []figure) {
-	es := typed(r.Detections).UDPThenSYN
+func pollution(p *pollPairs) ([]card, []figure) {
 	f1 := figure{ID: "pollution-receivers", Title: "Receivers (dark ip:port) by distinct senders"}
 	f2 := figure{ID: "pollution-payload", Title: "UDP payload classes of the pairs"}
-	if len(es) == 0 {
+	if p.n == 0 {
 		f1.NoData, f2.NoData = "no UDP-then-SYN pairs in this input.", "no UDP-then-SYN pairs in this input."
 		return nil, []figure{f1, f2}
 	}
-	senders, hosts := map[string]bool{}, map[string]bool{}
-	recv := map[string]map[string]bool{}
-	payload := map[string]uint64{}
-	payloadSenders := map[string]map[string]bool{}
-	for _, e := range es {
-		src, dst := e.Src.String(), e.Dst.String()
-		senders[src] = true
-		hosts[dst] = true
-		k := joinHostPort(dst, e.Port)
-		if recv[k] == nil {
-			recv[k] = map[string]bool{}
-		}
-		recv[k][src] = true
-		payload[e.Payload]++
-		if payloadSenders[e.Payload] == nil {
-			payloadSenders[e.Payload] = map[string]bool{}
-		}
-		payloadSenders[e.Payload][src] = true
+	senders, hosts, payload := p.senders, p.hosts, p.payload
+	recv := make(map[string]int, len(p.recv))
+	for k, n := range p.recv {
+		recv[joinHostPort(k.dst.String(), k.port)] = n
 	}
 	type kv struct {
 		k string
 		n int
 	}
 	var rs []kv
-	for k, s := range recv {
-		rs = append(rs, kv{k, len(s)})
+	for k, n := range recv {
+		rs = append(rs, kv{k, n})
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].n > rs[j].n || rs[i].n == rs[j].n && rs[i].k < rs[j].k })
 	var rows []bar
@@ -778,21 +704,21 @@ func pollution(r *pipeline.Report) ([]card, []figure) {
 	f1.Reading = reading("<b>%s receivers</b> (ip:port) on %s dark hosts; the top 10 receivers have %s of the sender–receiver pairs.",
 		group(uint64(len(rs))), group(uint64(len(hosts))), pct(uint64(top10), uint64(pairsBySender)))
 	var prow []bar
-	for _, p := range []string{"dht", "utp", "other"} {
-		if payload[p] > 0 {
-			prow = append(prow, bar{Label: p, V: payload[p], Note: fmt.Sprintf("(%s senders)", group(uint64(len(payloadSenders[p]))))})
+	for _, c := range []string{"dht", "utp", "other"} {
+		if payload[c] > 0 {
+			prow = append(prow, bar{Label: c, V: payload[c], Note: fmt.Sprintf("(%s senders)", group(uint64(p.payN[c])))})
 		}
 	}
-	for p, n := range payload {
-		if p != "dht" && p != "utp" && p != "other" {
-			prow = append(prow, bar{Label: p, V: n})
+	for c, n := range payload {
+		if c != "dht" && c != "utp" && c != "other" {
+			prow = append(prow, bar{Label: c, V: n})
 		}
 	}
 	f2.SVG = barChart(f2.Title, "episodes (pairs)", prow, false)
-	f2.Reading = reading("<b>%s pairs</b>: DHT (bencoded KRPC) %s, uTP %s, other %s.", group(uint64(len(es))),
+	f2.Reading = reading("<b>%s pairs</b>: DHT (bencoded KRPC) %s, uTP %s, other %s.", group(uint64(p.n)),
 		group(payload["dht"]), group(payload["utp"]), group(payload["other"]))
 	cards := []card{
-		{group(uint64(len(es))), "UDP-then-SYN episodes"},
+		{group(uint64(p.n)), "UDP-then-SYN episodes"},
 		{group(uint64(len(senders))), "distinct senders"},
 		{group(uint64(len(rs))), "receivers (ip:port)"},
 		{group(uint64(len(hosts))), "receiving dark hosts"},
@@ -828,25 +754,4 @@ func notes(r *pipeline.Report) []string {
 		}
 	}
 	return n
-}
-
-// episodes is the report's detections with each detector's entries as their own type.
-type episodes struct {
-	Scanner     []*detect.ScannerEntry
-	TelnetSweep []*detect.TelnetSweepEntry
-	TelnetSurge []*detect.TelnetSurgeEntry
-	UDPThenSYN  []*detect.UDPThenSYNEntry
-	Backscatter []*detect.BackscatterEntry
-	Tools       []*detect.ToolEntry
-}
-
-func typed(d pipeline.Detections) *episodes {
-	return &episodes{
-		Scanner:     pipeline.EntriesOf[*detect.ScannerEntry](d, "scanner"),
-		TelnetSweep: pipeline.EntriesOf[*detect.TelnetSweepEntry](d, "telnet_sweep"),
-		TelnetSurge: pipeline.EntriesOf[*detect.TelnetSurgeEntry](d, "telnet_surge"),
-		UDPThenSYN:  pipeline.EntriesOf[*detect.UDPThenSYNEntry](d, "udp_then_syn"),
-		Backscatter: pipeline.EntriesOf[*detect.BackscatterEntry](d, "backscatter"),
-		Tools:       pipeline.EntriesOf[*detect.ToolEntry](d, "tools"),
-	}
 }

@@ -305,3 +305,24 @@ func BenchmarkRender(b *testing.B) {
 	}
 	b.ReportMetric(float64(n), "bytes")
 }
+
+// episodes is the report's detections with each detector's entries as their own type.
+type episodes struct {
+	Scanner     []*detect.ScannerEntry
+	TelnetSweep []*detect.TelnetSweepEntry
+	TelnetSurge []*detect.TelnetSurgeEntry
+	UDPThenSYN  []*detect.UDPThenSYNEntry
+	Backscatter []*detect.BackscatterEntry
+	Tools       []*detect.ToolEntry
+}
+
+func typed(d pipeline.Detections) *episodes {
+	return &episodes{
+		Scanner:     pipeline.EntriesOf[*detect.ScannerEntry](d, "scanner"),
+		TelnetSweep: pipeline.EntriesOf[*detect.TelnetSweepEntry](d, "telnet_sweep"),
+		TelnetSurge: pipeline.EntriesOf[*detect.TelnetSurgeEntry](d, "telnet_surge"),
+		UDPThenSYN:  pipeline.EntriesOf[*detect.UDPThenSYNEntry](d, "udp_then_syn"),
+		Backscatter: pipeline.EntriesOf[*detect.BackscatterEntry](d, "backscatter"),
+		Tools:       pipeline.EntriesOf[*detect.ToolEntry](d, "tools"),
+	}
+}

@@ -142,7 +142,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			if replayed.Load() {
 				return // the --report error says it
 			}
-			log.Error("the report can no longer be written: its detection spool failed; stopping the replay (TMPDIR chooses the spool's file system)",
+			log.Error("the report and page can no longer be written: their detection spool failed; stopping the replay (TMPDIR chooses the spool's file system)",
 				zap.Error(err), zap.String("spool_dir", os.TempDir()))
 			stopReplay()
 		})
@@ -170,7 +170,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if htmlOutput != nil {
 		rep := p.Report(episodes)
-		if err := htmlOutput.write(stdout, func(w io.Writer) error { return writeHTML(w, rep, files) }); err != nil && outErr == nil {
+		if err := htmlOutput.write(stdout, func(w io.Writer) error { return writeHTML(w, rep, files, spool) }); err != nil && outErr == nil {
 			outErr = fmt.Errorf("--html: %w", err)
 		}
 	}
@@ -219,19 +219,16 @@ func writeExposition(reg *prometheus.Registry, w io.Writer) error {
 }
 
 // replaySinks returns what collects replay's episodes: the scanner episodes (they describe
-// the report's top sources and groups), every episode in memory with html (the page ranks
-// them), and with report a spool to disk ($TMPDIR) of every ended episode, so memory does
-// not grow with their number. Without a report nothing would read a spool: a flood of
-// one-packet fingerprint episodes spent most of its replay marshalling, sorting and
-// writing entries for nothing.
+// the report's top sources and groups) and, with a report or a page, a spool to disk
+// ($TMPDIR) of every ended episode, which both read back, so memory does not grow with
+// their number. Without either nothing would read a spool: a flood of one-packet
+// fingerprint episodes spent most of its replay marshalling, sorting and writing entries
+// for nothing.
 func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pipeline.Episodes) {
 	episodes := pipeline.NewScannerEpisodes()
-	if html {
-		episodes = pipeline.NewEpisodes()
-	}
 	sink := pipeline.Tee{episodes}
 	var spool *pipeline.DetectionSpool
-	if report {
+	if report || html {
 		spool = pipeline.NewDetectionSpool("", 0)
 		sink = append(sink, spool)
 	}

@@ -68,22 +68,14 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 			return named(err)
 		}
 	} else {
-		// The episodes go to a spool on disk ($TMPDIR) when only the JSON report is
-		// written, so that a merge of many days holds one report at a time, not every
-		// episode of them all; the page ranks them, so with --html they stay in memory.
-		var sink pipeline.Tee
-		var episodes *pipeline.Episodes
+		// The episodes go to a spool on disk ($TMPDIR), which the report and the page
+		// read back, so that a merge of many days holds a few reports at a time, not
+		// every episode of them all.
 		var spoolErr atomic.Pointer[error]
-		if htmlOut != nil {
-			episodes = pipeline.NewEpisodes()
-			sink = append(sink, episodes)
-		} else {
-			spool = pipeline.NewDetectionSpool("", 0)
-			defer spool.Close()
-			spool.OnFail(func(err error) { spoolErr.Store(&err) })
-			sink = append(sink, spool)
-		}
-		m := pipeline.NewMerger(sink)
+		spool = pipeline.NewDetectionSpool("", 0)
+		defer spool.Close()
+		spool.OnFail(func(err error) { spoolErr.Store(&err) })
+		m := pipeline.NewMerger(spool)
 		for _, got := range reports {
 			res := <-got
 			if res.err != nil {
@@ -93,14 +85,11 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 				return named(err)
 			}
 			if err := spoolErr.Load(); err != nil {
-				return fmt.Errorf("--report: the episodes' spool failed (TMPDIR chooses its file system): %w", *err)
+				return fmt.Errorf("the episodes' spool failed (TMPDIR chooses its file system): %w", *err)
 			}
 		}
 		if r, err = m.Report(); err != nil {
 			return err
-		}
-		if episodes != nil {
-			r.Detections = episodes.Detections()
 		}
 	}
 	if reportOut != nil {
@@ -118,7 +107,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		for i, f := range files {
 			names[i] = filepath.Base(f)
 		}
-		if err := htmlOut.write(stdout, func(w io.Writer) error { return writeHTML(w, r, names) }); err != nil {
+		if err := htmlOut.write(stdout, func(w io.Writer) error { return writeHTML(w, r, names, spool) }); err != nil {
 			return fmt.Errorf("--html: %w", err)
 		}
 	}
@@ -181,12 +170,17 @@ func readReport(path string) (*pipeline.Report, error) {
 	return r, nil
 }
 
-// writeHTML writes the study page of r; inputs name what it covers.
-func writeHTML(w io.Writer, r *pipeline.Report, inputs []string) error {
+// writeHTML writes the study page of r; inputs name what it covers. The page reads the
+// episodes from spool when there is one, else from r.
+func writeHTML(w io.Writer, r *pipeline.Report, inputs []string, spool *pipeline.DetectionSpool) error {
 	if r == nil {
 		return errors.New("no report")
 	}
-	return studyhtml.Render(w, r, studyhtml.Options{Inputs: inputs})
+	o := studyhtml.Options{Inputs: inputs}
+	if spool != nil {
+		o.Episodes = spool.Each
+	}
+	return studyhtml.Render(w, r, o)
 }
 
 // decompress returns b decompressed when it is gzip or zstd (by its magic, as replay reads

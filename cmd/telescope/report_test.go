@@ -50,7 +50,7 @@ func TestReplayHTMLAndReportMerge(t *testing.T) {
 	if code, _, errs := telescope(t, "report", r1, r2, "--report", merged, "--html", mh); code != 0 {
 		t.Fatalf("report: %d %s", code, errs)
 	}
-	// Without --html the episodes go through a spool on disk: the same report.
+	// The report is the same without --html (the page reads the spool back too).
 	spooled := filepath.Join(dir, "spooled.json")
 	if code, _, errs := telescope(t, "report", r1, r2, "--report", spooled); code != 0 {
 		t.Fatalf("report: %d %s", code, errs)

@@ -43,7 +43,7 @@ func TestReplayStopsWhenSpoolFails(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 1 {
 		t.Fatalf("exit %d (%v), want 1\n%s", code, err, logs)
 	}
-	if !strings.Contains(logs, "the report can no longer be written: its detection spool failed; stopping the replay") {
+	if !strings.Contains(logs, "the report and page can no longer be written: their detection spool failed; stopping the replay") {
 		t.Errorf("no log line at the spool's failure:\n%s", logs)
 	}
 	if !strings.Contains(logs, "telescope replay: --report: detections.") || !strings.Contains(logs, "missing") {

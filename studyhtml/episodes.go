@@ -1,0 +1,263 @@
+package studyhtml
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/pipeline"
+)
+
+// pageEpisodes is what the page shows of the detection episodes, gathered in one pass over
+// them, each detector's in report order (add): counts, the top sources' profiles, the
+// surges, the timeline's bars (all of a row, or its longest maxTimelineBars), each table's
+// largest maxRows episodes, and the UDP-then-SYN pairs' receivers and senders. It holds
+// those, not every episode: a page of a replay's spool read back (millions of one-packet
+// fingerprint episodes) takes the memory of its selections.
+type pageEpisodes struct {
+	maxRows int
+	top     map[string]bool           // the report's top sources
+	prof    map[string]map[string]int // their profiles: label → episodes
+	counts  [nRows]int
+	surges  []*detect.TelnetSurgeEntry
+	mirai   int // telnet sweeps with Mirai's fingerprint
+	bars    [nRows]barSel
+	tables  [nRows]rowSel
+	poll    pollPairs
+	seq     int // episodes added
+}
+
+// The page's detector rows, in its order (the timeline's and the tables').
+const (
+	rowScanner = iota
+	rowTelnetSweep
+	rowTelnetSurge
+	rowUDPThenSYN
+	rowBackscatter
+	rowFingerprint
+	nRows
+)
+
+func newPageEpisodes(r *pipeline.Report, maxRows int) *pageEpisodes {
+	pe := &pageEpisodes{maxRows: maxRows, top: map[string]bool{}, prof: map[string]map[string]int{}}
+	for _, s := range r.Sources.Top {
+		pe.top[s.Addr] = true
+	}
+	pe.poll.init()
+	return pe
+}
+
+// add takes one episode (of a detector the page does not show: ignored).
+func (pe *pageEpisodes) add(e detect.Entry) {
+	pe.seq++
+	row, from, to, size := -1, detect.Time(0), detect.Time(0), uint64(0)
+	switch e := e.(type) {
+	case *detect.ScannerEntry:
+		row, from, to, size = rowScanner, e.FirstSeen, e.LastSeen, e.Packets
+		pe.profile(e.Src, "scanner "+e.Class)
+	case *detect.TelnetSweepEntry:
+		row, from, to, size = rowTelnetSweep, e.FirstSeen, e.LastSeen, e.Packets
+		if e.Mirai {
+			pe.mirai++
+			pe.profile(e.Src, "telnet sweep (mirai)")
+		} else {
+			pe.profile(e.Src, "telnet sweep")
+		}
+	case *detect.TelnetSurgeEntry:
+		row, from, to, size = rowTelnetSurge, e.Start, e.End, e.PeakSources
+		pe.surges = append(pe.surges, e)
+	case *detect.UDPThenSYNEntry:
+		row, from, to, size = rowUDPThenSYN, e.FirstSeen, e.LastSeen, e.UDPPackets+e.SYNPackets
+		if pe.top[e.Src.String()] {
+			pe.profile(e.Src.String(), "udp→syn "+e.Payload)
+		}
+		pe.poll.add(e)
+	case *detect.BackscatterEntry:
+		row, from, to, size = rowBackscatter, e.FirstSeen, e.LastSeen, e.Packets
+		pe.profile(e.Victim, "backscatter "+e.Kind)
+	case *detect.ToolEntry:
+		row, from, to, size = rowFingerprint, e.FirstSeen, e.LastSeen, e.Packets
+		if pe.top[e.Src.String()] {
+			pe.profile(e.Src.String(), "tool "+e.Tool)
+		}
+	}
+	if row < 0 {
+		return
+	}
+	pe.counts[row]++
+	pe.bars[row].add(int64(from), int64(to), pe.seq)
+	pe.tables[row].add(e, size, from, pe.seq, pe.maxRows)
+}
+
+func (pe *pageEpisodes) profile(addr, label string) {
+	if !pe.top[addr] {
+		return
+	}
+	if pe.prof[addr] == nil {
+		pe.prof[addr] = map[string]int{}
+	}
+	pe.prof[addr][label]++
+}
+
+// episodes is the episodes the page counts (every detector's but the hotspot's).
+func (pe *pageEpisodes) episodes() int {
+	n := 0
+	for _, c := range pe.counts {
+		n += c
+	}
+	return n
+}
+
+// gatherEpisodes reads the page's episodes: from o.Episodes when set (a spool), else from
+// r's detections.
+func gatherEpisodes(r *pipeline.Report, o Options) (*pageEpisodes, error) {
+	pe := newPageEpisodes(r, o.MaxEpisodeRows)
+	if o.Episodes != nil {
+		return pe, o.Episodes(func(e detect.Entry) error { pe.add(e); return nil })
+	}
+	for _, d := range detect.Descriptors() {
+		for _, e := range r.Detections[d.ReportKey] {
+			pe.add(e)
+		}
+	}
+	return pe, nil
+}
+
+// barSel is a timeline row: its episodes' span and count, and its bars, all of them in
+// report order while they are at most maxTimelineBars, else the longest (ties: the
+// earlier first), longest first.
+type barSel struct {
+	total    int
+	from, to int64
+	bars     []timeBar
+}
+
+type timeBar struct {
+	from, to int64
+	seq      int
+}
+
+func (b *barSel) add(from, to int64, seq int) {
+	if b.total == 0 || from < b.from {
+		b.from = from
+	}
+	if b.total == 0 || to > b.to {
+		b.to = to
+	}
+	b.total++
+	b.bars = append(b.bars, timeBar{from, to, seq})
+	if len(b.bars) >= 2*maxTimelineBars {
+		b.prune()
+	}
+}
+
+func (b *barSel) prune() {
+	slices.SortFunc(b.bars, func(x, y timeBar) int {
+		return cmp.Or(cmp.Compare(y.to-y.from, x.to-x.from), cmp.Compare(x.seq, y.seq))
+	})
+	b.bars = b.bars[:min(len(b.bars), maxTimelineBars)]
+}
+
+// episodes returns the row's bars to draw.
+func (b *barSel) episodes() [][2]int64 {
+	if b.total > maxTimelineBars {
+		b.prune()
+	}
+	out := make([][2]int64, len(b.bars))
+	for i, e := range b.bars {
+		out[i] = [2]int64{e.from, e.to}
+	}
+	return out
+}
+
+// rowSel is a detector's table: its largest episodes by size (packets; a surge's peak
+// sources), ties by report order, at most max once all are in.
+type rowSel struct {
+	total int
+	kept  []tableEntry
+}
+
+type tableEntry struct {
+	e     detect.Entry
+	size  uint64
+	start detect.Time
+	seq   int
+}
+
+func (t *rowSel) add(e detect.Entry, size uint64, start detect.Time, seq, max int) {
+	t.total++
+	t.kept = append(t.kept, tableEntry{e, size, start, seq})
+	if len(t.kept) >= 2*max {
+		t.prune(max)
+	}
+}
+
+func (t *rowSel) prune(max int) {
+	slices.SortFunc(t.kept, func(x, y tableEntry) int {
+		return cmp.Or(cmp.Compare(y.size, x.size), cmp.Compare(x.seq, y.seq))
+	})
+	t.kept = t.kept[:min(len(t.kept), max)]
+}
+
+// entries returns the table's rows: all in report order, or past max the largest in time
+// order (ties by size, then report order).
+func (t *rowSel) entries(max int) []tableEntry {
+	if t.total <= max {
+		return t.kept
+	}
+	t.prune(max)
+	slices.SortStableFunc(t.kept, func(x, y tableEntry) int { return cmp.Compare(x.start, y.start) })
+	return t.kept
+}
+
+// pollPairs is what the pollution section says of the UDP-then-SYN episodes: the distinct
+// senders, receiving hosts and receivers (ip:port), each receiver's distinct senders, and
+// each payload class's episodes and distinct senders. Kept by address, not as strings: a
+// pair is a few words.
+type pollPairs struct {
+	n          int
+	senders    map[detect.IP]struct{}
+	hosts      map[detect.IP]struct{}
+	pairs      map[pollPair]struct{}
+	recv       map[pollRecv]int
+	payload    map[string]uint64
+	paySenders map[paySender]struct{}
+	payN       map[string]int
+}
+
+type pollRecv struct {
+	dst  detect.IP
+	port uint16
+}
+
+type pollPair struct {
+	pollRecv
+	src detect.IP
+}
+
+type paySender struct {
+	payload string
+	src     detect.IP
+}
+
+func (p *pollPairs) init() {
+	p.senders, p.hosts = map[detect.IP]struct{}{}, map[detect.IP]struct{}{}
+	p.pairs, p.recv = map[pollPair]struct{}{}, map[pollRecv]int{}
+	p.payload, p.paySenders, p.payN = map[string]uint64{}, map[paySender]struct{}{}, map[string]int{}
+}
+
+func (p *pollPairs) add(e *detect.UDPThenSYNEntry) {
+	p.n++
+	p.senders[e.Src] = struct{}{}
+	p.hosts[e.Dst] = struct{}{}
+	k := pollPair{pollRecv{e.Dst, e.Port}, e.Src}
+	if _, ok := p.pairs[k]; !ok {
+		p.pairs[k] = struct{}{}
+		p.recv[k.pollRecv]++
+	}
+	p.payload[e.Payload]++
+	if _, ok := p.paySenders[paySender{e.Payload, e.Src}]; !ok {
+		p.paySenders[paySender{e.Payload, e.Src}] = struct{}{}
+		p.payN[e.Payload]++
+	}
+}
