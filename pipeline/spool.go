@@ -753,6 +753,9 @@ func (d *DetectionSpool) Each(fn func(detect.Entry) error) error {
 	for i, desc := range detect.Descriptors() {
 		if err := d.lists[i].each(func(line []byte) error {
 			e := desc.NewEntry()
+			if p, ok := e.(detect.JSONParser); ok && p.ParseJSON(line) {
+				return fn(e) // the floods' entries, read without reflection
+			}
 			if err := json.Unmarshal(line, e); err != nil {
 				return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
 			}

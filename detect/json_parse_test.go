@@ -1,0 +1,112 @@
+package detect
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"net/netip"
+	"reflect"
+	"testing"
+
+	"github.com/telescope-dev/telescope/packet"
+)
+
+// parseCases are entries in AppendJSON's form: plain ones (the parser must take them) and
+// ones with labels, escaped or non-ASCII strings and extreme numbers and times.
+func parseCases(rng *rand.Rand) []Entry {
+	addrs := []string{"192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "::", "::ffff:10.0.0.1"}
+	strs := []string{"mirai", "", "dht", "other", `a"b`, `back\slash`, "<tag>", "é", "tab\t", "zmap scan"}
+	times := []Time{0, 1, -1, 1714521600123456789, 1714521600000000000, 1<<62 - 1, -1 << 62}
+	nums := []uint64{0, 1, 9, 10, 1 << 32, 1<<64 - 1}
+	ip := func() IP {
+		return IP(packet.AddrFromNetip(netip.MustParseAddr(addrs[rng.IntN(len(addrs))])))
+	}
+	who := func() Who {
+		if rng.IntN(4) != 0 {
+			return Who{}
+		}
+		return Who{Org: strs[rng.IntN(len(strs))], Country: "NL", ASN: uint32(rng.IntN(70000)), Silenced: rng.IntN(2) == 0}
+	}
+	var out []Entry
+	for range 2000 {
+		out = append(out,
+			&ToolEntry{Src: ip(), Tool: strs[rng.IntN(len(strs))], Packets: nums[rng.IntN(len(nums))], Probes: nums[rng.IntN(len(nums))],
+				FirstSeen: times[rng.IntN(len(times))], LastSeen: times[rng.IntN(len(times))], Who: who()},
+			&UDPThenSYNEntry{Src: ip(), Dst: ip(), Port: uint16(rng.IntN(65536)), UDPPackets: nums[rng.IntN(len(nums))], SYNPackets: nums[rng.IntN(len(nums))],
+				Payload: strs[rng.IntN(len(strs))], FirstSeen: times[rng.IntN(len(times))], LastSeen: times[rng.IntN(len(times))], Who: who()})
+	}
+	return out
+}
+
+// TestParseJSONAsEncodingJSON: what ParseJSON takes, it reads as json.Unmarshal reads it;
+// it takes every entry without labels whose strings are plain, and leaves the entry as it
+// was when it refuses.
+func TestParseJSONAsEncodingJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	taken, refused := 0, 0
+	for _, e := range parseCases(rng) {
+		b := e.(JSONAppender).AppendJSON(nil)
+		want := reflect.New(reflect.TypeOf(e).Elem()).Interface()
+		if err := json.Unmarshal(b, want); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		got := reflect.New(reflect.TypeOf(e).Elem()).Interface().(JSONParser)
+		ok := got.ParseJSON(b)
+		var plain bool
+		switch x := e.(type) {
+		case *ToolEntry:
+			plain = x.Who == (Who{}) && PlainString(x.Tool)
+		case *UDPThenSYNEntry:
+			plain = x.Who == (Who{}) && PlainString(x.Payload)
+		}
+		switch {
+		case ok && !reflect.DeepEqual(got, want):
+			t.Fatalf("%s: parsed %+v, encoding/json %+v", b, got, want)
+		case !ok && plain:
+			t.Fatalf("%s: refused a plain entry", b)
+		case !ok && !reflect.ValueOf(got).Elem().IsZero():
+			t.Fatalf("%s: refused, but the entry changed: %+v", b, got)
+		}
+		if ok {
+			taken++
+		} else {
+			refused++
+		}
+	}
+	if taken == 0 || refused == 0 {
+		t.Errorf("%d taken, %d refused: both paths must be tried", taken, refused)
+	}
+	for _, b := range []string{
+		``, `{}`, `{"src":"192.0.2.1","tool":"x","packets":01,"syn_probes":1,"first_seen":"1970-01-01T00:00:00Z","last_seen":"1970-01-01T00:00:00Z"}`,
+		`{"src":"192.0.2.1","tool":"x","packets":18446744073709551616,"syn_probes":1,"first_seen":"1970-01-01T00:00:00Z","last_seen":"1970-01-01T00:00:00Z"}`,
+		`{"src":"192.0.2.1","tool":"x","packets":1,"syn_probes":1,"first_seen":"1970-01-01T00:00:00Z","last_seen":"1970-01-01T00:00:00Z"} `,
+		`{"src":"192.0.2.1","dst":"192.0.2.2","port":65536,"udp_packets":1,"syn_packets":1,"payload":"dht","first_seen":"1970-01-01T00:00:00Z","last_seen":"1970-01-01T00:00:00Z"}`,
+		`{"src":"300.0.2.1","tool":"x","packets":1,"syn_probes":1,"first_seen":"1970-01-01T00:00:00Z","last_seen":"1970-01-01T00:00:00Z"}`,
+	} {
+		var te ToolEntry
+		var ue UDPThenSYNEntry
+		if te.ParseJSON([]byte(b)) || ue.ParseJSON([]byte(b)) {
+			t.Errorf("%s: taken", b)
+		}
+	}
+}
+
+// FuzzParseJSON: whatever the bytes, ParseJSON does not panic, and what it takes
+// json.Unmarshal reads the same.
+func FuzzParseJSON(f *testing.F) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, e := range parseCases(rng)[:40] {
+		f.Add(e.(JSONAppender).AppendJSON(nil))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, mk := range []func() JSONParser{func() JSONParser { return &ToolEntry{} }, func() JSONParser { return &UDPThenSYNEntry{} }} {
+			got := mk()
+			if !got.ParseJSON(b) {
+				continue
+			}
+			want := mk()
+			if err := json.Unmarshal(b, want); err != nil || !reflect.DeepEqual(got, want) {
+				t.Fatalf("%q: parsed %+v, encoding/json %+v (%v)", b, got, want, err)
+			}
+		}
+	})
+}
