@@ -188,14 +188,8 @@ func TestHotspotInAWideDarkSpace(t *testing.T) {
 			SrcPort: uint16(1024 + i), DstPort: 80, Flags: 0x02, Seq: uint32(i * 7919),
 		})
 	}
-	path := filepath.Join(t.TempDir(), "flood.pcap")
-	if err := pcaptest.WriteFile(path, ps); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.0.0/8]\n"), "test.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	path := writeTraffic(t, filepath.Join(t.TempDir(), "flood.pcap"), ps)
+	cfg := parseConfig(t, "dark_prefixes: [203.0.0.0/8]\n")
 	for _, workers := range []int{1, 2, 3} {
 		r, res := replayReport(t, cfg, workers, path)
 		if len(res.Errors) != 0 || res.Records != 500 {

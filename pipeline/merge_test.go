@@ -342,10 +342,7 @@ func TestMergeFilters(t *testing.T) {
 // merge that holds them in memory, and keeps none of the reports' episodes itself.
 func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
 	_, parts := dayParts(t, 9, 3*time.Hour, time.Hour, 2*time.Hour+7*time.Minute)
-	cfg, err := configs.Parse(nil, "default")
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := parseConfig(t, "")
 	var rs []*Report
 	for _, f := range parts {
 		rs = append(rs, replayJSONReport(t, cfg, f))

@@ -262,11 +262,7 @@ func TestDarkDestinationsCountedExactly(t *testing.T) {
 	pcap := writePcap(t, fs)
 	for _, dark := range []string{"[10.7.0.0/16, 10.8.0.0/16]", "[10.0.0.0/8]"} {
 		t.Run(dark, func(t *testing.T) {
-			cfg, err := configs.Parse([]byte("dark_prefixes: "+dark+"\n"), "t.yaml")
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, _ := replayReport(t, cfg, 2, pcap)
+			r, _ := replayReport(t, parseConfig(t, "dark_prefixes: "+dark+"\n"), 2, pcap)
 			want := []AddrCount{{Addr: "10.8.200.1", Packets: 41}, {Addr: "198.51.100.1", Packets: 40}, {Addr: "10.7.0.0", Packets: 2}}
 			if !reflect.DeepEqual(addrPackets(r.Destinations.Top[:3]), want) {
 				t.Errorf("top destinations %v, want %v", r.Destinations.Top[:3], want)

@@ -131,19 +131,28 @@ func (b *runBuf) full(runEntries int) bool {
 	return len(b.recs) >= runEntries || len(b.mem) >= spoolRunBytes
 }
 
+// appendEntryJSON appends entry as compact JSON: written by itself when it can (the entries
+// that come in floods, detect.JSONAppender), else by encoding/json.
+func appendEntryJSON(b []byte, entry any) ([]byte, error) {
+	if a, ok := entry.(detect.JSONAppender); ok {
+		return a.AppendJSON(b), nil
+	}
+	line, err := json.Marshal(entry)
+	if err != nil {
+		return b, err
+	}
+	return append(b, line...), nil
+}
+
 // addLine marshals entry after its key, which starts at mem[off:].
 func (b *runBuf) addLine(off int, entry any) error {
 	key := len(b.mem) - off
-	if a, ok := entry.(detect.JSONAppender); ok {
-		b.mem = a.AppendJSON(b.mem)
-	} else {
-		line, err := json.Marshal(entry)
-		if err != nil {
-			b.mem = b.mem[:off]
-			return err
-		}
-		b.mem = append(b.mem, line...)
+	mem, err := appendEntryJSON(b.mem, entry)
+	if err != nil {
+		b.mem = b.mem[:off]
+		return err
 	}
+	b.mem = mem
 	b.recs = append(b.recs, runRec{uint32(off), uint32(key), uint32(len(b.mem) - off - key)})
 	return nil
 }
@@ -885,20 +894,15 @@ func writeDetectionsJSON(w io.Writer, d Detections, prefix, indent string) error
 		}
 		line = append(line[:0], '[')
 		for j, e := range entries {
-			// The entries that come in floods append themselves (as the spool writes them).
-			var v []byte
 			var err error
-			if a, ok := e.(detect.JSONAppender); ok {
-				compact = a.AppendJSON(compact[:0])
-				v = compact
-			} else if v, err = json.Marshal(e); err != nil {
+			if compact, err = appendEntryJSON(compact[:0], e); err != nil {
 				return err
 			}
 			if j > 0 {
 				line = append(line, ',')
 			}
 			line = append(append(line, '\n'), at...)
-			line = appendIndent(line, v, at, indent)
+			line = appendIndent(line, compact, at, indent)
 			if _, err := w.Write(line); err != nil {
 				return err
 			}

@@ -303,10 +303,7 @@ func TestRestoreRefusesIncompatible(t *testing.T) {
 	if d := p.stateDesc(); strings.Contains(d, "dense_destinations") {
 		t.Errorf("the default config's description names its dense destinations: %s", d)
 	}
-	wide, err := configs.Parse([]byte("dark_prefixes: [44.0.0.0/8]\n"), "t.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
+	wide := parseConfig(t, "dark_prefixes: [44.0.0.0/8]\n")
 	p8, _ := New(Options{Config: wide, Workers: 2})
 	desc := p8.stateDesc()
 	old, ok := strings.CutSuffix(desc, " dense_destinations=16777216")

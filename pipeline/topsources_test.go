@@ -297,17 +297,11 @@ func TestReloadKeepsTheBusiestDarkDestinationsExact(t *testing.T) {
 		}
 		want = append(want, fmt.Sprintf("%s:%d", a, busyPackets))
 	}
-	file := filepath.Join(t.TempDir(), "space.pcap")
-	if err := pcaptest.WriteFile(file, ps); err != nil {
-		t.Fatal(err)
-	}
+	file := writeTraffic(t, filepath.Join(t.TempDir(), "space.pcap"), ps)
 	slices.Sort(want)
 	// The reload is adopted between batches: one more packet after it, outside both spaces.
-	more := filepath.Join(t.TempDir(), "more.pcap")
-	if err := pcaptest.WriteFile(more, []pcaptest.Packet{{TS: t0.Add(time.Hour), Src: floodSource(0),
-		Dst: netip.MustParseAddr("192.0.2.1"), DstPort: 23, Flags: 0x02}}); err != nil {
-		t.Fatal(err)
-	}
+	more := writeTraffic(t, filepath.Join(t.TempDir(), "more.pcap"), []pcaptest.Packet{{TS: t0.Add(time.Hour),
+		Src: floodSource(0), Dst: netip.MustParseAddr("192.0.2.1"), DstPort: 23, Flags: 0x02}})
 	for _, workers := range []int{1, 2, 3} {
 		r := reportAcrossReload(t, workers, "[10.0.0.0/13]", "[10.0.0.0/16]", file, more)
 		var got []string
@@ -333,23 +327,15 @@ func TestReloadKeepsTheBusiestDarkDestinationsExact(t *testing.T) {
 // to after, replays second and returns the report.
 func reportAcrossReload(t *testing.T, workers int, before, after, first, second string) *Report {
 	t.Helper()
-	cfg, err := configs.Parse([]byte("dark_prefixes: "+before+"\n"), "before.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	col := NewEpisodes()
-	p, err := New(Options{Config: cfg, Workers: workers, Sink: col})
+	p, err := New(Options{Config: parseConfig(t, "dark_prefixes: "+before+"\n"), Workers: workers, Sink: col})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{first}}); len(res.Errors) != 0 {
 		t.Fatal(res.Errors)
 	}
-	next, err := configs.Parse([]byte("dark_prefixes: "+after+"\n"), "after.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Reload(next); err != nil {
+	if err := p.Reload(parseConfig(t, "dark_prefixes: "+after+"\n")); err != nil {
 		t.Fatal(err)
 	}
 	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{second}}); len(res.Errors) != 0 {

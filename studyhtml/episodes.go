@@ -2,9 +2,11 @@ package studyhtml
 
 import (
 	"cmp"
+	"net/netip"
 	"slices"
 
 	"github.com/telescope-dev/telescope/detect"
+	"github.com/telescope-dev/telescope/packet"
 	"github.com/telescope-dev/telescope/pipeline"
 )
 
@@ -17,6 +19,7 @@ import (
 type pageEpisodes struct {
 	maxRows int
 	top     map[string]bool           // the report's top sources
+	topIP   map[detect.IP]bool        // the same, for the entries that hold an IP (no string made per entry)
 	prof    map[string]map[string]int // their profiles: label → episodes
 	counts  [nRows]int
 	surges  []*detect.TelnetSurgeEntry
@@ -39,9 +42,12 @@ const (
 )
 
 func newPageEpisodes(r *pipeline.Report, maxRows int) *pageEpisodes {
-	pe := &pageEpisodes{maxRows: maxRows, top: map[string]bool{}, prof: map[string]map[string]int{}}
+	pe := &pageEpisodes{maxRows: maxRows, top: map[string]bool{}, topIP: map[detect.IP]bool{}, prof: map[string]map[string]int{}}
 	for _, s := range r.Sources.Top {
 		pe.top[s.Addr] = true
+		if a, err := netip.ParseAddr(s.Addr); err == nil {
+			pe.topIP[detect.IP(packet.AddrFromNetip(a))] = true
+		}
 	}
 	pe.poll.init()
 	return pe
@@ -68,7 +74,7 @@ func (pe *pageEpisodes) add(e detect.Entry) {
 		pe.surges = append(pe.surges, e)
 	case *detect.UDPThenSYNEntry:
 		row, from, to, size = rowUDPThenSYN, e.FirstSeen, e.LastSeen, e.UDPPackets+e.SYNPackets
-		if pe.top[e.Src.String()] {
+		if pe.topIP[e.Src] {
 			pe.profile(e.Src.String(), "udp→syn "+e.Payload)
 		}
 		pe.poll.add(e)
@@ -77,7 +83,7 @@ func (pe *pageEpisodes) add(e detect.Entry) {
 		pe.profile(e.Victim, "backscatter "+e.Kind)
 	case *detect.ToolEntry:
 		row, from, to, size = rowFingerprint, e.FirstSeen, e.LastSeen, e.Packets
-		if pe.top[e.Src.String()] {
+		if pe.topIP[e.Src] {
 			pe.profile(e.Src.String(), "tool "+e.Tool)
 		}
 	}
@@ -123,18 +129,50 @@ func gatherEpisodes(r *pipeline.Report, o Options) (*pageEpisodes, error) {
 	return pe, nil
 }
 
+// largest keeps, of the items added, the n first by their order (cmp): all of them, in
+// the order added, while there are at most n. It prunes to n whenever it holds 2n, so it
+// never holds more, and the order must break every tie (by the order added).
+type largest[T any] struct {
+	total int
+	kept  []T
+}
+
+func (l *largest[T]) add(v T, n int, cmp func(a, b T) int) {
+	l.total++
+	l.kept = append(l.kept, v)
+	if len(l.kept) >= 2*n {
+		l.prune(n, cmp)
+	}
+}
+
+func (l *largest[T]) prune(n int, cmp func(a, b T) int) {
+	slices.SortFunc(l.kept, cmp)
+	l.kept = l.kept[:min(len(l.kept), n)]
+}
+
+// items returns the items kept: all in the order added, or past n the n first by cmp.
+func (l *largest[T]) items(n int, cmp func(a, b T) int) []T {
+	if l.total > n {
+		l.prune(n, cmp)
+	}
+	return l.kept
+}
+
 // barSel is a timeline row: its episodes' span and count, and its bars, all of them in
 // report order while they are at most maxTimelineBars, else the longest (ties: the
 // earlier first), longest first.
 type barSel struct {
-	total    int
+	largest[timeBar]
 	from, to int64
-	bars     []timeBar
 }
 
 type timeBar struct {
 	from, to int64
 	seq      int
+}
+
+func longerBar(x, y timeBar) int {
+	return cmp.Or(cmp.Compare(y.to-y.from, x.to-x.from), cmp.Compare(x.seq, y.seq))
 }
 
 func (b *barSel) add(from, to int64, seq int) {
@@ -144,27 +182,14 @@ func (b *barSel) add(from, to int64, seq int) {
 	if b.total == 0 || to > b.to {
 		b.to = to
 	}
-	b.total++
-	b.bars = append(b.bars, timeBar{from, to, seq})
-	if len(b.bars) >= 2*maxTimelineBars {
-		b.prune()
-	}
-}
-
-func (b *barSel) prune() {
-	slices.SortFunc(b.bars, func(x, y timeBar) int {
-		return cmp.Or(cmp.Compare(y.to-y.from, x.to-x.from), cmp.Compare(x.seq, y.seq))
-	})
-	b.bars = b.bars[:min(len(b.bars), maxTimelineBars)]
+	b.largest.add(timeBar{from, to, seq}, maxTimelineBars, longerBar)
 }
 
 // episodes returns the row's bars to draw.
 func (b *barSel) episodes() [][2]int64 {
-	if b.total > maxTimelineBars {
-		b.prune()
-	}
-	out := make([][2]int64, len(b.bars))
-	for i, e := range b.bars {
+	bars := b.items(maxTimelineBars, longerBar)
+	out := make([][2]int64, len(bars))
+	for i, e := range bars {
 		out[i] = [2]int64{e.from, e.to}
 	}
 	return out
@@ -172,10 +197,7 @@ func (b *barSel) episodes() [][2]int64 {
 
 // rowSel is a detector's table: its largest episodes by size (packets; a surge's peak
 // sources), ties by report order, at most max once all are in.
-type rowSel struct {
-	total int
-	kept  []tableEntry
-}
+type rowSel struct{ largest[tableEntry] }
 
 type tableEntry struct {
 	e     detect.Entry
@@ -184,30 +206,22 @@ type tableEntry struct {
 	seq   int
 }
 
-func (t *rowSel) add(e detect.Entry, size uint64, start detect.Time, seq, max int) {
-	t.total++
-	t.kept = append(t.kept, tableEntry{e, size, start, seq})
-	if len(t.kept) >= 2*max {
-		t.prune(max)
-	}
+func largerEntry(x, y tableEntry) int {
+	return cmp.Or(cmp.Compare(y.size, x.size), cmp.Compare(x.seq, y.seq))
 }
 
-func (t *rowSel) prune(max int) {
-	slices.SortFunc(t.kept, func(x, y tableEntry) int {
-		return cmp.Or(cmp.Compare(y.size, x.size), cmp.Compare(x.seq, y.seq))
-	})
-	t.kept = t.kept[:min(len(t.kept), max)]
+func (t *rowSel) add(e detect.Entry, size uint64, start detect.Time, seq, max int) {
+	t.largest.add(tableEntry{e, size, start, seq}, max, largerEntry)
 }
 
 // entries returns the table's rows: all in report order, or past max the largest in time
 // order (ties by size, then report order).
 func (t *rowSel) entries(max int) []tableEntry {
-	if t.total <= max {
-		return t.kept
+	kept := t.items(max, largerEntry)
+	if t.total > max {
+		slices.SortStableFunc(kept, func(x, y tableEntry) int { return cmp.Compare(x.start, y.start) })
 	}
-	t.prune(max)
-	slices.SortStableFunc(t.kept, func(x, y tableEntry) int { return cmp.Compare(x.start, y.start) })
-	return t.kept
+	return kept
 }
 
 // pollPairs is what the pollution section says of the UDP-then-SYN episodes: the distinct

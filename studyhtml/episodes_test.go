@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"testing"
 
@@ -96,5 +97,59 @@ func TestSelectionsKeepTheLargest(t *testing.T) {
 				t.Fatalf("n=%d: bar %d is %v, want %v", n, i, gotBars[i], wantBars[i])
 			}
 		}
+	}
+}
+
+// TestProfilesOfTopSources: each top source's profile counts its episodes by label,
+// counted here from the report's lists, for the detectors that name it by string and by
+// address alike; the generated day has top sources of both kinds.
+func TestProfilesOfTopSources(t *testing.T) {
+	r := generatedDay(t)
+	top := map[string]bool{}
+	for _, s := range r.Sources.Top {
+		top[s.Addr] = true
+	}
+	want := map[string]map[string]int{}
+	add := func(a, label string) {
+		if top[a] {
+			if want[a] == nil {
+				want[a] = map[string]int{}
+			}
+			want[a][label]++
+		}
+	}
+	d := typed(r.Detections)
+	for _, e := range d.Scanner {
+		add(e.Src, "scanner "+e.Class)
+	}
+	for _, e := range d.TelnetSweep {
+		add(e.Src, map[bool]string{false: "telnet sweep", true: "telnet sweep (mirai)"}[e.Mirai])
+	}
+	for _, e := range d.Tools {
+		add(e.Src.String(), "tool "+e.Tool)
+	}
+	for _, e := range d.UDPThenSYN {
+		add(e.Src.String(), "udp→syn "+e.Payload)
+	}
+	for _, e := range d.Backscatter {
+		add(e.Victim, "backscatter "+e.Kind)
+	}
+	pe, err := gatherEpisodes(r, Options{MaxEpisodeRows: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(pe.prof, want) {
+		t.Errorf("profiles %v, want %v", pe.prof, want)
+	}
+	tools := 0
+	for _, labels := range want {
+		for l := range labels {
+			if len(l) > 5 && l[:5] == "tool " {
+				tools++
+			}
+		}
+	}
+	if tools == 0 || len(want) < 2 {
+		t.Errorf("the day's top sources have %d profiles, %d with a tool: the test proves little", len(want), tools)
 	}
 }
