@@ -54,3 +54,39 @@ func TestWindowSlotsReserved(t *testing.T) {
 	}
 	runtime.KeepAlive(p) // its workers' cleanups unmap the lists
 }
+
+// TestDenseCountsReserved: a wide dark space's per-address counts (a /8's: 64 MiB a
+// worker) are reserved with huge pages requested, at start and after a reload that
+// renumbers the space: on the heap each 4 KiB page's first packet faulted twice and sent
+// a TLB shoot-down to the other cores.
+func TestDenseCountsReserved(t *testing.T) {
+	p, err := New(Options{Config: parseConfig(t, "dark_prefixes: [44.0.0.0/8]\n"), Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		for i, w := range p.workers {
+			if len(w.dstExact) != 1<<24 || w.dstMem == nil || &w.dstMem.c[0] != &w.dstExact[0] {
+				t.Fatalf("%s: worker %d: %d dense counts, owned %v", when, i, len(w.dstExact), w.dstMem != nil)
+			}
+			a := uintptr(unsafe.Pointer(&w.dstExact[0]))
+			if huge, err := procmaps.HugePages(a); err != nil || !huge {
+				t.Fatalf("%s: worker %d: dense counts not in a mapping with huge pages requested (%v)", when, i, err)
+			}
+		}
+	}
+	check("start")
+	p.workers[0].dstExact[5] = 7
+	if err := p.Reload(parseConfig(t, "dark_prefixes: [45.0.0.0/8]\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range p.workers {
+		w.applyConfig()
+	}
+	check("reload")
+	if c := p.workers[0].dstExact[5]; c != 0 {
+		t.Fatalf("after the reload the new space's counts start at %d, want 0", c)
+	}
+	runtime.KeepAlive(p)
+}

@@ -72,6 +72,7 @@ type worker struct {
 	srcEvicted *aggregate.TopK // totals of sources the table evicted (more than one packet)
 	dstTop     *aggregate.TopK // destinations without a dense index
 	dstExact   []uint32        // packets per dark IPv4 address, by dense index (rc.prefixes)
+	dstMem     *denseCounts    // owns dstExact's memory
 	srcHLL     *aggregate.HLL
 	dstHLL     *aggregate.HLL // destinations without a dense index
 	engine     *detect.Engine
@@ -120,8 +121,8 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 		dstTop:     aggregate.NewTopK(topCapacity),
 		srcHLL:     aggregate.NewHLL(hllPrecision),
 		dstHLL:     aggregate.NewHLL(hllPrecision),
-		dstExact:   make([]uint32, rc.prefixes.ExactSize()),
 	}
+	w.setDense(rc.prefixes.ExactSize())
 	w.detEver = rc.detectOn
 	w.sink = p.sink.forWorker()
 	w.engine = detect.NewEngine(rc.det, id, w.sink, p.surge, &w.Det)
@@ -165,6 +166,21 @@ func (s detectSources) At(i int32) (*packet.Addr, *detect.SourceState) {
 	return k, &e.det
 }
 
+// denseCounts owns a worker's per-address counts (worker.dstExact): reserved in huge pages
+// where they are large (a /8's are 64 MiB a worker), and unmapped once the worker drops
+// them (a reload that renumbers the dark space). On the Go heap, in 4 KiB pages, a
+// page's first packet read the shared zero page and its write then copied it: a second
+// fault and a TLB shoot-down sent to the other cores, a page at a time (8 % of the samples
+// of a /8 swarm's replay, and the shoot-downs are exits on a virtual machine).
+type denseCounts struct{ c []uint32 }
+
+// setDense gives the worker new zeroed per-address counts for n dark addresses.
+func (w *worker) setDense(n int) {
+	d := new(denseCounts)
+	d.c = aggregate.ReserveOrMake[uint32](d, n)
+	w.dstMem, w.dstExact = d, d.c
+}
+
 // applyConfig picks up a reloaded configuration between batches.
 func (w *worker) applyConfig() {
 	rc := w.p.rc.Load()
@@ -174,7 +190,7 @@ func (w *worker) applyConfig() {
 	if !rc.prefixes.SameExact(w.rc.prefixes) {
 		// The dark space changed: the dense counts move to the summary, a new array starts.
 		foldDense(w.dstExact, w.rc.prefixes, w.dstTop, w.dstHLL)
-		w.dstExact = make([]uint32, rc.prefixes.ExactSize())
+		w.setDense(rc.prefixes.ExactSize())
 		w.engine.SetDenseDsts(rc.prefixes)
 	}
 	w.rc = rc
