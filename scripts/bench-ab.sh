@@ -17,8 +17,9 @@
 #   --full    bench.sh --full's files (5 M SYN packets, the day at scale 20, a 3 M burst);
 #             default: bench.sh's default sizes
 # Environment: ROUNDS (default 4: 8 runs of each build per file and set), SETS (default
-# "on": any of on, nohot, off, as bench.sh's configs), FILES (default "syn day burst"),
-# and bench.sh's SYN_PACKETS, DAY_SCALE, BURST_PACKETS. Needs GNU time (/usr/bin/time).
+# "on": any of on, nohot, off, as bench.sh's configs), FILES (default "syn day burst"; also
+# wide, bench.sh's /8 swarm: 8 M packets with --full, else 2 M), and bench.sh's SYN_PACKETS,
+# DAY_SCALE, BURST_PACKETS, WIDE_PACKETS. Needs GNU time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
@@ -41,11 +42,13 @@ for s in $sets; do
 	case $s in on | nohot | off) ;; *) echo "bench-ab: SETS: unknown set '$s' (on, nohot, off)"; exit 2 ;; esac
 done
 for f in $files; do
-	case $f in syn | day | burst) ;; *) echo "bench-ab: FILES: unknown file '$f' (syn, day, burst)"; exit 2 ;; esac
+	case $f in syn | day | burst | wide) ;; *) echo "bench-ab: FILES: unknown file '$f' (syn, day, burst, wide)"; exit 2 ;; esac
 done
 n=${SYN_PACKETS:-$([ $full = 1 ] && echo 5000000 || echo 1000000)}
 scale=${DAY_SCALE:-$([ $full = 1 ] && echo 20 || echo 5)}
 nburst=${BURST_PACKETS:-$([ $full = 1 ] && echo 3000000 || echo 2000000)}
+nwide=
+case " $files " in *" wide "*) nwide=${WIDE_PACKETS:-$([ $full = 1 ] && echo 8000000 || echo 2000000)} ;; esac
 dir=bench
 mkdir -p "$dir"
 tmp=$(mktemp -d)
@@ -71,7 +74,7 @@ binary new "${args[1]}"
 
 # shellcheck source=scripts/bench-files.sh
 . scripts/bench-files.sh
-bench_pcaps "$dir" "$n" "$scale" "$nburst"
+bench_pcaps "$dir" "$n" "$scale" "$nburst" "$nwide"
 bench_configs "$dir"
 
 # run NAME PCAP CONFIG: one timed replay of build NAME; appends user, system and wall seconds.
@@ -88,7 +91,7 @@ run() {
 }
 
 for kind in $files; do
-	case $kind in syn) pcap=$syn ;; day) pcap=$day ;; burst) pcap=$burst ;; esac
+	case $kind in syn) pcap=$syn ;; day) pcap=$day ;; burst) pcap=$burst ;; wide) pcap=$wide ;; esac
 	cat "$pcap" >/dev/null # from the page cache, for both builds
 	for set in $sets; do
 		conf=$dir/$kind-$set.yaml

@@ -26,14 +26,16 @@ bench_binary() {
 	fi
 }
 
-# bench_pcaps DIR SYN_PACKETS DAY_SCALE BURST_PACKETS: sets syn, day and burst to the three
+# bench_pcaps DIR SYN_PACKETS DAY_SCALE BURST_PACKETS [WIDE_PACKETS]: sets syn, day and burst to the three
 # files in DIR, generating those missing from fixed seeds (mkpcap): SYN_PACKETS SYNs from few
 # sources to 203.0.0.0/16 at 5 M a day of packet time (fewer span less time, so that each
 # source sends as many probes a window as in the 5 M file: its heavy hitters are scanner
 # episodes there; a sample named without its span spread 300 000 over a day, and they never
 # were); the generated telescope day at DAY_SCALE (two /24s and an IPv6 /48); BURST_PACKETS
 # SYNs to random ports of 203.0.113.0/24, each from a fresh random source, at 1 M packets/s
-# of packet time.
+# of packet time; with WIDE_PACKETS, wide to that many SYNs from a swarm of 100 000 bots over
+# 15 minutes to random addresses of a dark /8 (44.0.0.0/8, every other one to TCP/23): the
+# widest telescope, whose destinations are mostly new in every window.
 bench_pcaps() {
 	local span=$(($2 * 86400 / 5000000))
 	syn="$1/syn-$2.pcap"
@@ -43,22 +45,28 @@ bench_pcaps() {
 	[ -s "$syn" ] || go run ./internal/cmd/mkpcap -n "$2" -span "${span}s" -o "$syn"
 	[ -s "$day" ] || go run ./internal/cmd/mkpcap -day "$3" -seed 1 -o "$day"
 	[ -s "$burst" ] || go run ./internal/cmd/mkpcap -flood -n "$4" -span "$(($4 / 1000))ms" -o "$burst"
+	wide=
+	if [ -n "${5:-}" ]; then
+		wide="$1/wide-$5.pcap"
+		[ -s "$wide" ] || go run ./internal/cmd/mkpcap -swarm 100000 -n "$5" -span 15m -dark 44.0.0.0/8 -o "$wide"
+	fi
 }
 
 # bench_detectors: every detector's config key, in the order the off configs list them.
 bench_detectors=(scanner telnet udp_then_syn backscatter fingerprint hotspot)
 
 # bench_configs DIR [LINE...]: writes DIR/KIND-DETECT.yaml for each file kind (syn, day,
-# burst) and DETECT: on (every detector, the defaults), nohot (all but hotspot), off
+# burst, wide) and DETECT: on (every detector, the defaults), nohot (all but hotspot), off
 # (counters only). Each LINE is added to every config; a LINE "KIND: TEXT" only to KIND's.
 bench_configs() {
 	local dir=$1 kind d dark line x
 	shift
-	for kind in syn day burst; do
+	for kind in syn day burst wide; do
 		case $kind in
 		syn) dark="203.0.0.0/16" ;;
 		day) dark="203.0.113.0/24, 198.51.100.0/24, '2001:db8:1::/48'" ;;
 		burst) dark="203.0.113.0/24" ;;
+		wide) dark="44.0.0.0/8" ;;
 		esac
 		for d in on nohot off; do
 			{
@@ -66,7 +74,7 @@ bench_configs() {
 				for line in "$@"; do
 					case $line in
 					"$kind: "*) echo "${line#"$kind: "}" ;;
-					syn:* | day:* | burst:*) ;;
+					syn:* | day:* | burst:* | wide:*) ;;
 					*) echo "$line" ;;
 					esac
 				done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Replay throughput on three files, one table each:
+# Replay throughput on three files (four with --full), one table each:
 #   syn-N.pcap   a SYN-dominated capture with few sources (internal/cmd/mkpcap -n N)
 #   day-S.pcap   the generated telescope day at scale S (internal/daygen ProfileTelescope,
 #                2 h of packet time; scale 20 is ~3.4 M packets from ~540 k sources)
@@ -8,6 +8,9 @@
 #                whole flood falls in one detection window, as a live flood does: every
 #                source is evicted from a full table, the hotspot counts thousands of
 #                sources per destination
+#   wide-W.pcap  (--full, or WIDE_PACKETS) a swarm of 100 000 bots sending W SYNs over 15
+#                minutes to random addresses of a dark /8: the widest telescope, where most
+#                destinations of a window are new and the hotspot has no dense index
 # For each: tcpdump -r FILE -w /dev/null (reading only), telescope replay with every detector
 # off (counters only), with every detector but hotspot, with every detector on (defaults; no
 # report), the same writing the report (its cost is the difference), the log lines and bytes
@@ -26,7 +29,8 @@
 # Usage: scripts/bench.sh [--full] [--tshark] [--backed]
 #   default: 1 M SYN packets, the day at scale 5, a 2 M-packet burst (a minute or two; the
 #            burst needs more sources than the 1 M-entry table holds, or nothing is evicted)
-#   --full:  5 M SYN packets, the day at scale 20 (the issue's day), a 3 M-packet burst
+#   --full:  5 M SYN packets, the day at scale 20 (the issue's day), a 3 M-packet burst, an
+#            8 M-packet /8 swarm (a minute more)
 #   --tshark also times a tshark extraction of the same tables on the SYN file (minutes)
 #   --backed writes BACKED_MB (default 1024) MiB of fresh memory just before each timed run
 #            (memlat -back), so that the run finds the guest's free memory backed by the host:
@@ -36,7 +40,7 @@
 #            a third of a replay's CPU time on the development VM (the kernel's
 #            clear_page_erms, below the tables' first writes). A machine without a hypervisor
 #            never pays it; on one with it, the default (without --backed) is what it pays.
-# Environment: SYN_PACKETS, DAY_SCALE, BURST_PACKETS and RUNS override the sizes and the run count;
+# Environment: SYN_PACKETS, DAY_SCALE, BURST_PACKETS, WIDE_PACKETS and RUNS override the sizes and the run count;
 # TELESCOPE=BINARY times that binary instead of building the tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,6 +57,7 @@ done
 n=${SYN_PACKETS:-$([ $full = 1 ] && echo 5000000 || echo 1000000)}
 scale=${DAY_SCALE:-$([ $full = 1 ] && echo 20 || echo 5)}
 nburst=${BURST_PACKETS:-$([ $full = 1 ] && echo 3000000 || echo 2000000)}
+nwide=${WIDE_PACKETS:-$([ $full = 1 ] && echo 8000000 || echo)}
 runs=${RUNS:-5}
 dir=bench
 mkdir -p "$dir"
@@ -65,7 +70,7 @@ done
 # shellcheck source=scripts/bench-files.sh
 . scripts/bench-files.sh
 bench_binary "$dir"
-bench_pcaps "$dir" "$n" "$scale" "$nburst"
+bench_pcaps "$dir" "$n" "$scale" "$nburst" "$nwide"
 bench_configs "$dir"
 if [ $backed = 1 ]; then
 	backed_mb=${BACKED_MB:-1024}
@@ -169,6 +174,7 @@ bench() {
 bench "$syn" syn
 bench "$day" day
 bench "$burst" burst
+[ -z "$wide" ] || bench "$wide" wide
 
 if [ $tshark = 1 ]; then
 	timed tshark tshark -n -r "$syn" -o ip.defragment:FALSE -T fields -E occurrence=f \
