@@ -46,8 +46,10 @@ const Magic = "TLSCSTAT"
 // each heavy summary of a pending hotspot window (kept by worker, compacted), the window's
 // dark addresses' cells summed by address, and each engine's light dark addresses handed
 // over in its open window; 8: the ports each engine's busy dark addresses remember in its
-// open window (a window in parts counts their one-packet parts).
-const Version uint32 = 8
+// open window (a window in parts counts their one-packet parts); 9: a wide dark space's
+// packets per address in each engine's open window and in each pending window (the
+// receiver distribution's exact counts past the hotspot's dense index).
+const Version uint32 = 9
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -63,6 +63,9 @@ type Engine struct {
 	// it (-1: unknown): tool episodes stay in place when both are known (toolplace.go).
 	srcs Sources
 	slot int32
+	// curDense is the dense index of the packet being handled (PacketIn), -1 between
+	// packets: the worker counted it in its dense counts already (hotwide.go).
+	curDense int32
 
 	// eps holds the sources with an active scanner or telnet sweep episode, and tool
 	// episodes when they cannot stay in place (no srcs, or restored from an older version).
@@ -105,7 +108,7 @@ type Engine struct {
 // counts, c its counters. Its three tables (sources with active episodes, udp_then_syn
 // flows, backscatter victims) each hold at most cfg.MaxFlows entries and grow to it lazily.
 func NewEngine(cfg *Config, worker int, sink Sink, surge *Surge, c *Counters) *Engine {
-	e := &Engine{worker: worker, sink: sink, surge: surge, c: c, slot: -1}
+	e := &Engine{worker: worker, sink: sink, surge: surge, c: c, slot: -1, curDense: -1}
 	if IsTransient(sink) {
 		e.toolEntries.reuse, e.flowEntries.reuse = true, true
 	}
@@ -195,7 +198,7 @@ func (e *Engine) PacketAt(h *packet.Header, st *SourceState, dense int32) {
 // PacketIn is PacketAt for a source whose state is slot `slot` of the table given to
 // SetSources (-1: not known, or not in it).
 func (e *Engine) PacketIn(h *packet.Header, st *SourceState, dense, slot int32) {
-	e.slot = slot
+	e.slot, e.curDense = slot, dense
 	e.tick(h.TS)
 	e.rec, e.recOK = nil, false
 	cfg := e.cfg
@@ -275,6 +278,7 @@ func (e *Engine) Evicted(src *packet.Addr, st *SourceState, now int64) {
 // buckets, ends the episodes quiet for longer than the window as soon as one can be, and at
 // most once per second of packet time expires idle flows and victims.
 func (e *Engine) Advance(now int64) {
+	e.curDense = -1
 	e.tick(now)
 	if e.now > e.due {
 		e.endDue(e.now)
@@ -296,6 +300,7 @@ func (e *Engine) watch(last int64) { e.watchDue(last + e.window) }
 
 // Finish ends every active episode at time now (end of input or shutdown).
 func (e *Engine) Finish(now int64) {
+	e.curDense = -1
 	e.tick(now)
 	e.endSources(epAll, 0, true)
 	e.endToolsInPlace()

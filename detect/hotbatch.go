@@ -119,9 +119,11 @@ type hotWorker struct {
 	// parts count as a level even with one packet there (hotPortMin). Made at the first
 	// such part, emptied when the window closes; checkpoints hold it.
 	portMem []uint16
-	cells   []hotCell    // the next array of cells to hand over (Hotspots gives them back)
-	full    []HotSummary // the summaries of the destinations with more than hotLog packets
-	light   hotLight     // the light destinations with a dense index to hand over (Hotspots swaps the arrays)
+	cells   []hotCell           // the next array of cells to hand over (Hotspots gives them back)
+	full    []HotSummary        // the summaries of the destinations with more than hotLog packets
+	light   hotLight            // the light destinations with a dense index to hand over (Hotspots swaps the arrays)
+	wide    hotWide             // the worker's packets per address of a dark space too wide for px (hotwide.go)
+	widePx  *aggregate.Prefixes // that space (SetDenseDsts; wide reads it once given the counts)
 }
 
 // hotLight is what a worker hands over of its light destinations with a dense index: each
@@ -363,6 +365,18 @@ func (e *Engine) SetHotspots(h *Hotspots) {
 		hw.cells, hw.light, hw.recs, hw.orecs, hw.sorted = nil, hotLight{}, moved(hw.recs), moved(hw.orecs), nil
 	}
 	hw.shared = h
+	e.noteWide()
+}
+
+// noteWide tells the shared aggregator which wide dark space this engine counts.
+func (e *Engine) noteWide() {
+	if e.hot.shared != nil {
+		var px *aggregate.Prefixes
+		if e.hot.wide.on() {
+			px = e.hot.wide.px
+		}
+		e.hot.shared.wide.Store(px)
+	}
 }
 
 // maxHotDense bounds the dark IPv4 space the hotspot counts by dense index (a few /16s;
@@ -383,13 +397,28 @@ const maxHotDense = 1 << 20
 // of the README's limitations (24 M SYNs) in 60-64 s and 4.9-5.7 GB, against 12-14 s and
 // 0.85 GB.
 func (e *Engine) SetDenseDsts(px *aggregate.Prefixes) {
-	if px != nil && px.ExactSize() > maxHotDense {
-		px = nil
-	}
 	hw := &e.hot
-	if len(hw.recs)+len(hw.orecs) > 0 {
-		e.hotFlush()
+	var wide *aggregate.Prefixes
+	if px != nil && px.ExactSize() > maxHotDense {
+		px, wide = nil, px
 	}
+	renumbered := hw.widePx != wide && (wide == nil || hw.widePx == nil || !wide.SameExact(hw.widePx))
+	if renumbered && hw.open && e.hotOn() {
+		// The counts so far are numbered by the old space (its array is still the
+		// worker's): they go as they are, and SetDenseCounts gives the new space's.
+		e.wideHandOver(true)
+	}
+	if len(hw.recs)+len(hw.orecs) > 0 {
+		e.hotFlush() // its cells of the old wide space, if any, are left out of the histogram
+	}
+	if renumbered {
+		hw.wide.set(nil, nil)
+		if wide == nil {
+			e.noteWide()
+		}
+	}
+	hw.widePx = wide
+	hw.wide.px = wide
 	n := 0
 	if px != nil {
 		n = px.ExactSize()
@@ -415,6 +444,9 @@ func (e *Engine) hotTick() {
 		hw.open, hw.size = true, size
 		hw.win = aggregate.FloorDiv(e.now, size)
 		hw.end = (hw.win + 1) * size
+		if !hw.wide.synced {
+			hw.wide.sync(e.curDense)
+		}
 	}
 }
 
@@ -601,6 +633,7 @@ func (e *Engine) hotClose(through int64, keep bool) {
 	if !keep {
 		cells, full, light = nil, nil, nil
 	}
+	e.wideHandOver(keep) // before report: it may complete the window
 	dropped, spare := hw.shared.report(e.worker, hw.size, hw.win, cells, full, light, through, hw.px)
 	e.c.Evictions.Add(dropped)
 	hw.takeSpare(spare, mine)
@@ -672,6 +705,7 @@ func (e *Engine) hotStop() {
 	hw := &e.hot
 	hw.clearPart()
 	hw.dropBack()
+	hw.wide.synced = false // nothing counts until the next window opens
 	hw.endWindow()
 }
 

@@ -375,6 +375,14 @@ type hotPending struct {
 	px      *aggregate.Prefixes // the dark space numbering the cells' dense indexes
 	hasPx   bool                // px is set: the window has had cells or light destinations
 	mixed   bool                // cells of different numberings: merge by address only
+	// wide are the workers' packets per address of a wide dark space (hotwide.go), each
+	// list sorted by dense index in widePx; wideMixed: of several numberings.
+	wide      [][]uint64
+	widePx    *aggregate.Prefixes
+	wideMixed bool
+	// widePxs are the wide spaces of the lists (one, or several across a reload): their
+	// cells are left out of the histogram (wideCell).
+	widePxs []*aggregate.Prefixes
 }
 
 // Hotspots merges the workers' per-window destination counts, runs the hotspot episodes
@@ -460,6 +468,9 @@ type Hotspots struct {
 	// cells past a worker's limit of cells for a window, dropLight): each is a destination
 	// there, though another cell of the same destination and window may be one too.
 	Unmerged atomic.Uint64
+	// wide is the wide dark space the engines count per address (hotwide.go; nil: none):
+	// its cells are not observed in Hist, its engines' counts are.
+	wide atomic.Pointer[aggregate.Prefixes]
 }
 
 // NewHotspots returns the aggregator shared by `workers` engines; c receives its detection
@@ -529,6 +540,9 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.light)
 	p.parts, p.light, p.full, p.split, p.px, p.mixed, p.hasPx = p.parts[:0], p.light[:0], p.full[:0], false, nil, false, false
 	p.partW = p.partW[:0]
+	clear(p.wide)
+	clear(p.widePxs)
+	p.wide, p.widePx, p.wideMixed, p.widePxs = p.wide[:0], nil, false, p.widePxs[:0]
 	hs.free = append(hs.free, p)
 }
 
@@ -568,17 +582,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		nl = len(lt.obs)
 	}
 	if len(cells)+nl > 0 {
-		p := hs.pending[win]
-		if p == nil {
-			if n := len(hs.free); n > 0 {
-				p, hs.free = hs.free[n-1], hs.free[:n-1]
-			} else {
-				p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
-					np: make([]int, len(hs.started))}
-				p.init(len(hs.started))
-			}
-			hs.pending[win] = p
-		}
+		p := hs.pendingWin(win)
 		if through == math.MinInt64 { // handed over early: a destination may be in several parts
 			p.split = true
 		}
@@ -600,7 +604,7 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 		}
 		if p.n[w]+len(cells) > hs.maxCells {
 			var d uint64
-			cells, d = hs.dropLight(cells, 2*hs.maxCells-p.n[w])
+			cells, d = hs.dropLight(p, cells, 2*hs.maxCells-p.n[w])
 			dropped += d
 		}
 		if len(cells)+nl+folded > 0 {
@@ -664,6 +668,22 @@ func (hs *Hotspots) report(w int, size, win int64, cells []hotCell, full []HotSu
 	return dropped, spare
 }
 
+// pendingWin returns window win's counts so far, new ones if it has none (with mu held).
+func (hs *Hotspots) pendingWin(win int64) *hotPending {
+	p := hs.pending[win]
+	if p == nil {
+		if n := len(hs.free); n > 0 {
+			p, hs.free = hs.free[n-1], hs.free[:n-1]
+		} else {
+			p = &hotPending{n: make([]int, len(hs.started)), nd: make([]int, len(hs.started)),
+				np: make([]int, len(hs.started))}
+			p.init(len(hs.started))
+		}
+		hs.pending[win] = p
+	}
+	return p
+}
+
 // addFull sums worker w's heavy summaries of a part into its summaries of window p and
 // returns how many levels it pruned (with mu held, or by the evaluator, which alone then
 // touches p's summaries: report leaves them to it).
@@ -719,7 +739,7 @@ func capLight(lt *hotLight) int { return cap(lt.recs) + cap(lt.obs) }
 // of its own, returning the cells kept and how many went. (Past maxCells a worker's window
 // keeps at most maxCells more: its busy destinations, unless a flood of them refills its
 // table again and again.)
-func (hs *Hotspots) dropLight(cells []hotCell, room int) ([]hotCell, uint64) {
+func (hs *Hotspots) dropLight(p *hotPending, cells []hotCell, room int) ([]hotCell, uint64) {
 	heavy := 0
 	for i := range cells {
 		if cells[i].Heavy != 0 {
@@ -729,14 +749,19 @@ func (hs *Hotspots) dropLight(cells []hotCell, room int) ([]hotCell, uint64) {
 	keep := heavy <= room
 	var b aggregate.HistBatch
 	kept := cells[:0]
+	dropped := uint64(0)
 	for i := range cells {
 		if keep && cells[i].Heavy != 0 {
 			kept = append(kept, cells[i])
 			continue
 		}
-		b.Add(uint64(cells[i].Packets))
+		dropped++
+		if !hs.wideCell(p, &cells[i].Dst) { // in the distribution already (hotwide.go)
+			b.Add(uint64(cells[i].Packets))
+		}
 	}
-	return kept, hs.unmerged(&b)
+	hs.unmerged(&b)
+	return kept, dropped
 }
 
 // unmerged observes b's destinations in the receiver distribution on their own (each one a
@@ -933,10 +958,15 @@ const observeAhead = 24
 func (hs *Hotspots) observe(p *hotPending) {
 	var b aggregate.HistBatch
 	hs.cand = hs.cand[:0]
+	// A wide dark space's destinations come from the engines' counts, summed over the
+	// workers (hotwide.go); their cells only find candidates.
+	hs.observeWide(p, &b)
 	if len(hs.started) == 1 && !p.split {
 		for _, part := range slices.Concat(p.parts, [][]hotCell{p.dense}) {
 			for i := range part {
-				b.Add(uint64(part[i].Packets))
+				if !hs.wideCell(p, &part[i].Dst) {
+					b.Add(uint64(part[i].Packets))
+				}
 				hs.candidate(&part[i].Dst, uint64(part[i].Packets))
 			}
 		}
@@ -1039,7 +1069,9 @@ func (hs *Hotspots) observe(p *hotPending) {
 		hs.dacc[ix] = 0
 	}
 	for i, n := range hs.pk {
-		b.Add(n)
+		if !hs.wideCell(p, &hs.addrIx.keys[i]) {
+			b.Add(n)
+		}
 		hs.candidate(&hs.addrIx.keys[i], n)
 	}
 	hs.Hist.ObserveBatch(&b)

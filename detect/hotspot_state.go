@@ -76,6 +76,8 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 		}
 	}
 	checkpoint.Slice(enc, mem)
+	// A wide dark space's packets per address in the open window (hotwide.go).
+	checkpoint.Slice(enc, hw.wide.pending(nil))
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
@@ -103,7 +105,12 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	var slab aggregate.Slab
 	slab.Load(d)
 	mem := checkpoint.ReadSlice[uint64](d, int(hw.ndense))
+	wide := checkpoint.ReadSlice[uint64](d, len(hw.wide.counts))
 	if d.Err() != nil {
+		return
+	}
+	if why := checkWide(wide, len(hw.wide.counts)); why != "" || !open && len(wide) > 0 {
+		d.Fail("hotspot: wide dark space counts: %s (open window %v)", why, open)
 		return
 	}
 	for i, m := range mem {
@@ -183,6 +190,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 		}
 		hw.countDense()
 	}
+	hw.wide.load(wide)
 	hw.open, hw.size, hw.win, hw.end, hw.split = open, size, win, end, split
 	hw.lightN = int(min(max(lightN, 0), math.MaxInt32))
 	hw.back = nil
@@ -314,6 +322,11 @@ func (hs *Hotspots) SaveState(enc *checkpoint.Encoder, held func()) {
 		enc.Len(len(p.dense) + len(dense))
 		checkpoint.Elems(enc, p.dense)
 		checkpoint.Elems(enc, dense)
+		enc.Bool(p.wideMixed)
+		enc.Len(len(p.wide))
+		for _, l := range p.wide {
+			checkpoint.Slice(enc, l)
+		}
 	}
 	keys := make([]hotKey, 0, len(hs.active))
 	for k := range hs.active {
@@ -442,6 +455,22 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			p.fullW[p.full[i].W] = append(p.fullW[p.full[i].W], p.full[i])
 		}
 		p.full = p.full[:0]
+		p.wideMixed = d.Bool()
+		nwide := d.Len(0, maxHotPending)
+		for range nwide {
+			l := checkpoint.ReadSlice[uint64](d, aggregate.MaxExactDst)
+			if d.Err() != nil {
+				break
+			}
+			if why := checkWide(l, aggregate.MaxExactDst); why != "" || len(l) == 0 {
+				d.Fail("hotspot window %d: wide dark space counts: %s (%d)", w, why, len(l))
+				break
+			}
+			p.wide = append(p.wide, l)
+		}
+		if d.Err() != nil {
+			break
+		}
 		if cells != 0 || slices.ContainsFunc(p.n, func(n int) bool { return n < 0 || n > 2*hs.maxCells+hs.maxLight }) {
 			d.Fail("hotspot window %d: cells by worker %v do not match the arrays", w, p.n)
 			break

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -127,6 +128,7 @@ func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
 	w.sink = p.sink.forWorker()
 	w.engine = detect.NewEngine(rc.det, id, w.sink, p.surge, &w.Det)
 	w.engine.SetDenseDsts(rc.prefixes)
+	w.engine.SetDenseCounts(w.dstExact)
 	w.engine.SetSources(detectSources{w.sources})
 	w.sources.SetEvict(w.evicted)
 	w.sources.SetVictimHint(w.engine.WarmEvicted)
@@ -189,9 +191,13 @@ func (w *worker) applyConfig() {
 	}
 	if !rc.prefixes.SameExact(w.rc.prefixes) {
 		// The dark space changed: the dense counts move to the summary, a new array starts.
+		// The engine reads the old one first (the open window's counts of a wide space).
+		old := w.dstMem
+		w.engine.SetDenseDsts(rc.prefixes)
 		foldDense(w.dstExact, w.rc.prefixes, w.dstTop, w.dstHLL)
 		w.setDense(rc.prefixes.ExactSize())
-		w.engine.SetDenseDsts(rc.prefixes)
+		w.engine.SetDenseCounts(w.dstExact)
+		runtime.KeepAlive(old)
 	}
 	w.rc = rc
 	w.detEver = w.detEver || rc.detectOn
