@@ -377,7 +377,7 @@ type hotPending struct {
 	mixed   bool                // cells of different numberings: merge by address only
 	// wide are the workers' packets per address of a wide dark space (hotwide.go), each
 	// list sorted by dense index in widePx; wideMixed: of several numberings.
-	wide      [][]uint64
+	wide      [][]byte // wideList's bytes
 	widePx    *aggregate.Prefixes
 	wideMixed bool
 	// widePxs are the wide spaces of the lists (one, or several across a reload): their
@@ -415,7 +415,9 @@ type Hotspots struct {
 	free    []*hotPending
 	spare   [][]hotCell // cell arrays to hand back to the workers
 	spareLt []hotLight  // arrays of light destinations to hand back to the workers
-	active  map[hotKey]*hotEpisode
+	// spareWide: arrays of a wide dark space's counts to hand back to the workers (reportWide)
+	spareWide [][]byte
+	active    map[hotKey]*hotEpisode
 
 	// The evaluation's queue (under mu): complete windows and ends of episodes, in order,
 	// evaluated by the hand-over that queued them, or, once StartEvaluator has run, by a
@@ -540,6 +542,9 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	clear(p.light)
 	p.parts, p.light, p.full, p.split, p.px, p.mixed, p.hasPx = p.parts[:0], p.light[:0], p.full[:0], false, nil, false, false
 	p.partW = p.partW[:0]
+	for _, l := range p.wide {
+		hs.spareWide = pushSpare(hs.spareWide, l[:0], 2*len(hs.started), capOf)
+	}
 	clear(p.wide)
 	clear(p.widePxs)
 	p.wide, p.widePx, p.wideMixed, p.widePxs = p.wide[:0], nil, false, p.widePxs[:0]

@@ -77,7 +77,7 @@ func (e *Engine) SaveHotState(enc *checkpoint.Encoder) {
 	}
 	checkpoint.Slice(enc, mem)
 	// A wide dark space's packets per address in the open window (hotwide.go).
-	checkpoint.Slice(enc, hw.wide.pending(nil))
+	checkpoint.Slice(enc, hw.wide.pending())
 }
 
 // LoadHotState replaces the hotspot state of an engine restored by LoadState (attached to
@@ -105,7 +105,7 @@ func (e *Engine) LoadHotState(d *checkpoint.Decoder) {
 	var slab aggregate.Slab
 	slab.Load(d)
 	mem := checkpoint.ReadSlice[uint64](d, int(hw.ndense))
-	wide := checkpoint.ReadSlice[uint64](d, len(hw.wide.counts))
+	wide := checkpoint.ReadSlice[byte](d, maxWideBytes(len(hw.wide.counts)))
 	if d.Err() != nil {
 		return
 	}
@@ -458,7 +458,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 		p.wideMixed = d.Bool()
 		nwide := d.Len(0, maxHotPending)
 		for range nwide {
-			l := checkpoint.ReadSlice[uint64](d, aggregate.MaxExactDst)
+			l := checkpoint.ReadSlice[byte](d, maxWideBytes(aggregate.MaxExactDst))
 			if d.Err() != nil {
 				break
 			}

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"encoding/binary"
 	"math"
 	"slices"
 	"unsafe"
@@ -29,6 +30,7 @@ type hotWide struct {
 	base   []uint32            // counts as of the open window's start
 	synced bool                // base is that (false: the detector was off, nothing counted)
 	last   int                 // addresses in the last window handed over (the next list's room)
+	spare  []byte              // an array the shared aggregator gave back, for the next list
 }
 
 // wideBase owns a hotWide's base: reserved outside the Go heap where large (a /8's is
@@ -54,11 +56,11 @@ func (w *hotWide) set(px *aggregate.Prefixes, counts []uint32) {
 }
 
 // take appends (when out is not nil: report) each address's packets since the window's
-// start, as index<<32 | packets in index order, and moves the start to now. cur is the
+// start to out, in index order, and moves the start to now. cur is the
 // dense index of the packet being handled (-1: none): its worker counted it already, and it
 // belongs to the window that opens. (A count the worker handed to its summary at 2^32
 // packets restarted at 1: that address's window counts one packet more, once.)
-func (w *hotWide) take(out *[]uint64, cur int32) {
+func (w *hotWide) take(out *wideList, cur int32) {
 	if cur >= 0 {
 		w.base[cur]++ // counts[cur] - (base+1): the packet is not the closing window's
 	}
@@ -81,16 +83,16 @@ func (w *hotWide) take(out *[]uint64, cur int32) {
 		w.base[cur]-- // it counts from the window that opens
 	}
 	if out != nil {
-		w.last = len(*out)
+		w.last = len(out.b)
 	}
 }
 
 // takeAt is take for address ix.
-func (w *hotWide) takeAt(out *[]uint64, ix int) {
+func (w *hotWide) takeAt(out *wideList, ix int) {
 	c := w.counts[ix]
 	if d := c - w.base[ix]; d != 0 {
 		if out != nil {
-			*out = append(*out, uint64(ix)<<32|uint64(d))
+			out.add(ix, d)
 		}
 		w.base[ix] = c
 	}
@@ -105,43 +107,94 @@ func (w *hotWide) sync(cur int32) {
 	w.synced = true
 }
 
-// pending appends the open window's counts so far, as take would, leaving them in place.
-func (w *hotWide) pending(out []uint64) []uint64 {
+// pending returns the open window's counts so far, as take would, leaving them in place.
+func (w *hotWide) pending() []byte {
+	var out wideList
 	if !w.synced {
-		return out
+		return nil
 	}
 	for ix, c := range w.counts {
 		if d := c - w.base[ix]; d != 0 {
-			out = append(out, uint64(ix)<<32|uint64(d))
+			out.add(ix, d)
 		}
 	}
-	return out
+	return out.b
 }
 
-// load sets the window's start from a list pending wrote, with the counts restored.
-func (w *hotWide) load(list []uint64) {
+// load sets the window's start from a list pending wrote (checked: checkWide), with the
+// counts restored.
+func (w *hotWide) load(list []byte) {
 	if w.counts == nil {
 		return
 	}
 	copy(w.base, w.counts)
-	for _, v := range list {
-		w.base[v>>32] -= uint32(v)
+	for it := (wideIter{b: list, ix: -1}); it.next(); {
+		w.base[it.ix] -= uint32(it.n)
 	}
 	w.synced = true
 }
 
+// wideList is a window's packets per address of a wide dark space, in index order, each
+// address as two unsigned varints: its index's gap from the previous one's (less one) and
+// its packets. A /8 swarm's window has millions of addresses; as 8 bytes each, the lists in
+// flight took the heap from 50 to 250 MB, where this takes 2 to 3 bytes an address.
+type wideList struct {
+	b    []byte
+	prev int // the last index added (-1: none)
+	on   bool
+}
+
+// add appends address ix (past the last one added) with n packets.
+func (l *wideList) add(ix int, n uint32) {
+	if !l.on {
+		l.prev, l.on = -1, true
+	}
+	l.b = binary.AppendUvarint(l.b, uint64(ix-l.prev-1))
+	l.b = binary.AppendUvarint(l.b, uint64(n))
+	l.prev = ix
+}
+
+// wideIter reads a wideList's bytes: start it with ix -1.
+type wideIter struct {
+	b   []byte
+	ix  int64
+	n   uint64
+	bad bool // a varint was cut short or overflowed
+}
+
+// next reads the next address into ix and n, false at the end (or at a bad varint).
+func (it *wideIter) next() bool {
+	if len(it.b) == 0 {
+		return false
+	}
+	g, k := binary.Uvarint(it.b)
+	if k <= 0 {
+		it.bad = true
+		return false
+	}
+	n, m := binary.Uvarint(it.b[k:])
+	if m <= 0 {
+		it.bad = true
+		return false
+	}
+	it.b, it.ix, it.n = it.b[k+m:], it.ix+int64(min(g, 1<<40))+1, n
+	return true
+}
+
 // checkWide reports what is wrong with a list of wide counts for a space of n addresses
-// (indexes strictly increasing and below n, packets not zero), "" if nothing.
-func checkWide(list []uint64, n int) string {
-	for i, v := range list {
-		switch ix := v >> 32; {
-		case ix >= uint64(n):
+// (indexes below n, packets from 1 to 2^32-1, whole varints), "" if nothing.
+func checkWide(list []byte, n int) string {
+	it := wideIter{b: list, ix: -1}
+	for it.next() {
+		switch {
+		case it.ix >= int64(n):
 			return "dense index past the dark space"
-		case uint32(v) == 0:
-			return "an address without packets"
-		case i > 0 && ix <= list[i-1]>>32:
-			return "indexes out of order"
+		case it.n == 0 || it.n > math.MaxUint32:
+			return "an address's packets out of range"
 		}
+	}
+	if it.bad {
+		return "a count cut short"
 	}
 	return ""
 }
@@ -176,9 +229,12 @@ func (e *Engine) wideHandOver(keep bool) {
 		w.take(nil, e.curDense)
 		return
 	}
-	list := make([]uint64, 0, w.last+w.last/8)
+	list := wideList{b: w.spare[:0]}
+	if cap(list.b) < w.last {
+		list.b = make([]byte, 0, w.last+w.last/8)
+	}
 	w.take(&list, e.curDense)
-	hw.shared.reportWide(e.worker, hw.size, hw.win, list, w.px)
+	w.spare = hw.shared.reportWide(e.worker, hw.size, hw.win, list.b, w.px)
 }
 
 // inWide reports whether a is an address of the wide dark space px (nil: none), whose
@@ -191,8 +247,10 @@ func inWide(px *aggregate.Prefixes, a *packet.Addr) bool {
 	return ix >= 0
 }
 
-// reportWide adds worker w's wide counts of window win (sorted by index; numbered by px).
-func (hs *Hotspots) reportWide(w int, size, win int64, list []uint64, px *aggregate.Prefixes) {
+// reportWide adds worker w's wide counts of window win (sorted by index; numbered by px),
+// keeping the array, and returns one an evaluated window gave back (nil: none) for the
+// worker's next list: a /8 swarm's are tens of MB a window.
+func (hs *Hotspots) reportWide(w int, size, win int64, list []byte, px *aggregate.Prefixes) (spare []byte) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	for hs.saving {
@@ -202,7 +260,10 @@ func (hs *Hotspots) reportWide(w int, size, win int64, list []uint64, px *aggreg
 		hs.settle()
 	}
 	if !hs.enabled || size != hs.size || w < 0 || w >= len(hs.started) || len(list) == 0 {
-		return
+		return list // not kept: the worker's again
+	}
+	if len(hs.spareWide) > 0 {
+		spare, hs.spareWide = popSpare(hs.spareWide, capOf)
 	}
 	p := hs.pendingWin(win)
 	switch {
@@ -215,6 +276,7 @@ func (hs *Hotspots) reportWide(w int, size, win int64, list []uint64, px *aggreg
 		p.widePxs = append(p.widePxs, px)
 	}
 	p.wide = append(p.wide, list)
+	return spare
 }
 
 // wideCell reports whether a is a destination of a wide dark space whose packets the
@@ -233,69 +295,55 @@ func (hs *Hotspots) wideCell(p *hotPending, a *packet.Addr) bool {
 }
 
 // observeWide adds the window's wide-space destinations to b: each address's packets
-// summed over the lists (each sorted by index). Lists of several numberings (a reload
+// summed over the lists (each in index order). Lists of several numberings (a reload
 // within the window) are observed entry by entry instead, counted as unmerged.
 func (hs *Hotspots) observeWide(p *hotPending, b *aggregate.HistBatch) {
 	lists := p.wide
 	if p.wideMixed || len(lists) == 1 {
-		n := 0
+		n := uint64(0)
 		for _, l := range lists {
-			for _, v := range l {
-				b.Add(uint64(uint32(v)))
+			for it := (wideIter{b: l, ix: -1}); it.next(); n++ {
+				b.Add(it.n)
 			}
-			n += len(l)
 		}
 		if p.wideMixed {
-			hs.Unmerged.Add(uint64(n))
+			hs.Unmerged.Add(n)
 		}
 		return
 	}
-	if len(lists) == 2 {
-		observeWide2(lists[0], lists[1], b)
-		return
-	}
-	pos := make([]int, len(lists))
-	for {
-		next := uint64(math.MaxUint64)
-		for i, l := range lists {
-			if pos[i] < len(l) {
-				next = min(next, l[pos[i]]>>32)
-			}
+	its := make([]wideIter, len(lists))
+	live := 0
+	for i, l := range lists {
+		its[i] = wideIter{b: l, ix: -1}
+		if its[i].next() {
+			its[live] = its[i]
+			live++
 		}
-		if next == math.MaxUint64 {
-			return
+	}
+	its = its[:live]
+	for len(its) > 0 {
+		next := its[0].ix
+		for i := 1; i < len(its); i++ {
+			next = min(next, its[i].ix)
 		}
 		var sum uint64
-		for i, l := range lists {
-			if pos[i] < len(l) && l[pos[i]]>>32 == next {
-				sum += uint64(uint32(l[pos[i]]))
-				pos[i]++
+		for i := 0; i < len(its); {
+			if its[i].ix != next {
+				i++
+				continue
 			}
+			sum += its[i].n
+			if its[i].next() {
+				i++
+				continue
+			}
+			its[i] = its[len(its)-1] // this list is done
+			its = its[:len(its)-1]
 		}
 		b.Add(sum)
 	}
 }
 
-// observeWide2 is observeWide's merge of two lists (two workers: the common case).
-func observeWide2(x, y []uint64, b *aggregate.HistBatch) {
-	i, j := 0, 0
-	for i < len(x) && j < len(y) {
-		switch a, c := x[i]>>32, y[j]>>32; {
-		case a < c:
-			b.Add(uint64(uint32(x[i])))
-			i++
-		case a > c:
-			b.Add(uint64(uint32(y[j])))
-			j++
-		default:
-			b.Add(uint64(uint32(x[i])) + uint64(uint32(y[j])))
-			i, j = i+1, j+1
-		}
-	}
-	for ; i < len(x); i++ {
-		b.Add(uint64(uint32(x[i])))
-	}
-	for ; j < len(y); j++ {
-		b.Add(uint64(uint32(y[j])))
-	}
-}
+// maxWideBytes bounds a wideList of a space of n addresses: two varints of at most 5 bytes
+// an address.
+func maxWideBytes(n int) int { return 10 * n }

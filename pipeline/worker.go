@@ -73,7 +73,6 @@ type worker struct {
 	srcEvicted *aggregate.TopK // totals of sources the table evicted (more than one packet)
 	dstTop     *aggregate.TopK // destinations without a dense index
 	dstExact   []uint32        // packets per dark IPv4 address, by dense index (rc.prefixes)
-	dstMem     *denseCounts    // owns dstExact's memory
 	srcHLL     *aggregate.HLL
 	dstHLL     *aggregate.HLL // destinations without a dense index
 	engine     *detect.Engine
@@ -110,6 +109,11 @@ type worker struct {
 	shedLogged   time.Time     // last line about shedding
 	shedLogTotal uint64        // shedCount then
 	setsFull     bool          // the engine's sets reached limits.max_sets_mb (logged once)
+
+	// dstMem owns dstExact's memory. Last, so that the fields above keep their offsets:
+	// added beside dstExact, live counting alone took 330-347 ns of CPU a packet against
+	// 283-323 in four alternated runs (the replay no more); here, 330-337 against 323-343.
+	dstMem *denseCounts
 }
 
 func newWorker(p *Pipeline, id, tableCap int, rc *runConfig) *worker {
