@@ -29,7 +29,7 @@ type hotWide struct {
 	mem    *wideBase           // owns base
 	base   []uint32            // counts as of the open window's start
 	synced bool                // base is that (false: the detector was off, nothing counted)
-	last   int                 // addresses in the last window handed over (the next list's room)
+	last   int                 // bytes of the last window's list (the next list's room)
 	spare  []byte              // an array the shared aggregator gave back, for the next list
 }
 
@@ -56,10 +56,10 @@ func (w *hotWide) set(px *aggregate.Prefixes, counts []uint32) {
 }
 
 // take appends (when out is not nil: report) each address's packets since the window's
-// start to out, in index order, and moves the start to now. cur is the
-// dense index of the packet being handled (-1: none): its worker counted it already, and it
-// belongs to the window that opens. (A count the worker handed to its summary at 2^32
-// packets restarted at 1: that address's window counts one packet more, once.)
+// start to out, in index order, and moves the start to now. cur is the dense index of the
+// packet being handled (-1: none): its worker counted it already, and it belongs to the
+// window that opens. (A count the worker handed to its summary at 2^32 packets restarted
+// at 1: that address's window counts one packet more, once.)
 func (w *hotWide) take(out *wideList, cur int32) {
 	if cur >= 0 {
 		w.base[cur]++ // counts[cur] - (base+1): the packet is not the closing window's
