@@ -376,13 +376,12 @@ type hotPending struct {
 	hasPx   bool                // px is set: the window has had cells or light destinations
 	mixed   bool                // cells of different numberings: merge by address only
 	// wide are the workers' packets per address of a wide dark space (hotwide.go), each
-	// list sorted by dense index in widePx; wideMixed: of several numberings.
-	wide      [][]byte // wideList's bytes
-	widePx    *aggregate.Prefixes
+	// list (wideList's bytes) in index order; widePxs their spaces (one, or several across
+	// a reload: their cells are left out of the histogram, wideCell); wideMixed: lists of
+	// several numberings (kept across a checkpoint, which does not hold the spaces).
+	wide      [][]byte
+	widePxs   []*aggregate.Prefixes
 	wideMixed bool
-	// widePxs are the wide spaces of the lists (one, or several across a reload): their
-	// cells are left out of the histogram (wideCell).
-	widePxs []*aggregate.Prefixes
 }
 
 // Hotspots merges the workers' per-window destination counts, runs the hotspot episodes
@@ -547,7 +546,7 @@ func (hs *Hotspots) recycle(p *hotPending) {
 	}
 	clear(p.wide)
 	clear(p.widePxs)
-	p.wide, p.widePx, p.wideMixed, p.widePxs = p.wide[:0], nil, false, p.widePxs[:0]
+	p.wide, p.wideMixed, p.widePxs = p.wide[:0], false, p.widePxs[:0]
 	hs.free = append(hs.free, p)
 }
 

@@ -61,6 +61,25 @@ func (w *hotWide) set(px *aggregate.Prefixes, counts []uint32) {
 // window that opens. (A count the worker handed to its summary at 2^32 packets restarted
 // at 1: that address's window counts one packet more, once.)
 func (w *hotWide) take(out *wideList, cur int32) {
+	w.diffs(out, cur, true)
+	if out != nil {
+		w.last = len(out.b)
+	}
+}
+
+// pending returns the open window's counts so far, as take would, leaving them in place.
+func (w *hotWide) pending() []byte {
+	if !w.synced {
+		return nil
+	}
+	var out wideList
+	w.diffs(&out, -1, false)
+	return out.b
+}
+
+// diffs appends to out (nil: none) each address's packets since the window's start (cur
+// as in take), moving the start to now when move is set.
+func (w *hotWide) diffs(out *wideList, cur int32, move bool) {
 	if cur >= 0 {
 		w.base[cur]++ // counts[cur] - (base+1): the packet is not the closing window's
 	}
@@ -72,29 +91,28 @@ func (w *hotWide) take(out *wideList, cur int32) {
 	b64 := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(base))), n/2)
 	for j, c := range c64 {
 		if c != b64[j] {
-			w.takeAt(out, 2*j)
-			w.takeAt(out, 2*j+1)
+			w.diffAt(out, 2*j, move)
+			w.diffAt(out, 2*j+1, move)
 		}
 	}
 	if n < len(counts) {
-		w.takeAt(out, n)
+		w.diffAt(out, n, move)
 	}
 	if cur >= 0 {
 		w.base[cur]-- // it counts from the window that opens
 	}
-	if out != nil {
-		w.last = len(out.b)
-	}
 }
 
-// takeAt is take for address ix.
-func (w *hotWide) takeAt(out *wideList, ix int) {
+// diffAt is diffs for address ix.
+func (w *hotWide) diffAt(out *wideList, ix int, move bool) {
 	c := w.counts[ix]
 	if d := c - w.base[ix]; d != 0 {
 		if out != nil {
 			out.add(ix, d)
 		}
-		w.base[ix] = c
+		if move {
+			w.base[ix] = c
+		}
 	}
 }
 
@@ -107,20 +125,6 @@ func (w *hotWide) sync(cur int32) {
 	w.synced = true
 }
 
-// pending returns the open window's counts so far, as take would, leaving them in place.
-func (w *hotWide) pending() []byte {
-	var out wideList
-	if !w.synced {
-		return nil
-	}
-	for ix, c := range w.counts {
-		if d := c - w.base[ix]; d != 0 {
-			out.add(ix, d)
-		}
-	}
-	return out.b
-}
-
 // load sets the window's start from a list pending wrote (checked: checkWide), with the
 // counts restored.
 func (w *hotWide) load(list []byte) {
@@ -128,7 +132,7 @@ func (w *hotWide) load(list []byte) {
 		return
 	}
 	copy(w.base, w.counts)
-	for it := (wideIter{b: list, ix: -1}); it.next(); {
+	for it := (wideIter{b: list}); it.next(); {
 		w.base[it.ix] -= uint32(it.n)
 	}
 	w.synced = true
@@ -140,26 +144,23 @@ func (w *hotWide) load(list []byte) {
 // flight took the heap from 50 to 250 MB, where this takes 2 to 3 bytes an address.
 type wideList struct {
 	b    []byte
-	prev int // the last index added (-1: none)
-	on   bool
+	next int // the lowest index the next address may have
 }
 
 // add appends address ix (past the last one added) with n packets.
 func (l *wideList) add(ix int, n uint32) {
-	if !l.on {
-		l.prev, l.on = -1, true
-	}
-	l.b = binary.AppendUvarint(l.b, uint64(ix-l.prev-1))
+	l.b = binary.AppendUvarint(l.b, uint64(ix-l.next))
 	l.b = binary.AppendUvarint(l.b, uint64(n))
-	l.prev = ix
+	l.next = ix + 1
 }
 
-// wideIter reads a wideList's bytes: start it with ix -1.
+// wideIter reads a wideList's bytes (the zero value with b set starts at the first).
 type wideIter struct {
-	b   []byte
-	ix  int64
-	n   uint64
-	bad bool // a varint was cut short or overflowed
+	b    []byte
+	ix   int64 // the address read last, and its packets
+	n    uint64
+	from int64 // the lowest index the next address may have
+	bad  bool  // a varint was cut short or overflowed
 }
 
 // next reads the next address into ix and n, false at the end (or at a bad varint).
@@ -177,14 +178,15 @@ func (it *wideIter) next() bool {
 		it.bad = true
 		return false
 	}
-	it.b, it.ix, it.n = it.b[k+m:], it.ix+int64(min(g, 1<<40))+1, n
+	it.b, it.ix, it.n = it.b[k+m:], it.from+int64(min(g, 1<<40)), n
+	it.from = it.ix + 1
 	return true
 }
 
 // checkWide reports what is wrong with a list of wide counts for a space of n addresses
 // (indexes below n, packets from 1 to 2^32-1, whole varints), "" if nothing.
 func checkWide(list []byte, n int) string {
-	it := wideIter{b: list, ix: -1}
+	it := wideIter{b: list}
 	for it.next() {
 		switch {
 		case it.ix >= int64(n):
@@ -266,13 +268,8 @@ func (hs *Hotspots) reportWide(w int, size, win int64, list []byte, px *aggregat
 		spare, hs.spareWide = popSpare(hs.spareWide, capOf)
 	}
 	p := hs.pendingWin(win)
-	switch {
-	case p.widePx == nil:
-		p.widePx = px
-	case p.widePx != px && !p.widePx.SameExact(px):
-		p.wideMixed = true // a reload renumbered the space within the window
-	}
 	if !slices.ContainsFunc(p.widePxs, func(q *aggregate.Prefixes) bool { return q == px || q.SameExact(px) }) {
+		p.wideMixed = p.wideMixed || len(p.widePxs) > 0 // a reload renumbered the space within the window
 		p.widePxs = append(p.widePxs, px)
 	}
 	p.wide = append(p.wide, list)
@@ -299,22 +296,20 @@ func (hs *Hotspots) wideCell(p *hotPending, a *packet.Addr) bool {
 // within the window) are observed entry by entry instead, counted as unmerged.
 func (hs *Hotspots) observeWide(p *hotPending, b *aggregate.HistBatch) {
 	lists := p.wide
-	if p.wideMixed || len(lists) == 1 {
+	if p.wideMixed {
 		n := uint64(0)
 		for _, l := range lists {
-			for it := (wideIter{b: l, ix: -1}); it.next(); n++ {
+			for it := (wideIter{b: l}); it.next(); n++ {
 				b.Add(it.n)
 			}
 		}
-		if p.wideMixed {
-			hs.Unmerged.Add(n)
-		}
+		hs.Unmerged.Add(n)
 		return
 	}
 	its := make([]wideIter, len(lists))
 	live := 0
 	for i, l := range lists {
-		its[i] = wideIter{b: l, ix: -1}
+		its[i] = wideIter{b: l}
 		if its[i].next() {
 			its[live] = its[i]
 			live++

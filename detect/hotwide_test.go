@@ -35,7 +35,7 @@ func TestWideListRoundTrip(t *testing.T) {
 			l.add(ix, c)
 			ixs, pk = append(ixs, ix), append(pk, c)
 		}
-		it := wideIter{b: l.b, ix: -1}
+		it := wideIter{b: l.b}
 		for i := range ixs {
 			if !it.next() || it.ix != int64(ixs[i]) || it.n != uint64(pk[i]) {
 				t.Fatalf("round %d: address %d read as %d with %d packets, want %d with %d", round, i, it.ix, it.n, ixs[i], pk[i])
