@@ -58,8 +58,8 @@ func (w *hotWide) set(px *aggregate.Prefixes, counts []uint32) {
 // take appends (when out is not nil: report) each address's packets since the window's
 // start to out, in index order, and moves the start to now. cur is the dense index of the
 // packet being handled (-1: none): its worker counted it already, and it belongs to the
-// window that opens. (A count the worker handed to its summary at 2^32 packets restarted
-// at 1: that address's window counts one packet more, once.)
+// window that opens. (A count the worker handed to its summary at 2^32-1 packets restarted
+// at 1: DenseWrapped moved its start with it.)
 func (w *hotWide) take(out *wideList, cur int32) {
 	w.diffs(out, cur, true)
 	if out != nil {
@@ -213,6 +213,17 @@ func (e *Engine) SetDenseCounts(counts []uint32) {
 		hw.wide.sync(-1) // the rest of the open window counts
 	}
 	e.noteWide()
+}
+
+// DenseWrapped tells the engine that its worker handed address ix's count to its summary
+// at 2^32-1 packets and restarted it at 1 with the packet being handled, not at 0 (an
+// address never hit): the count is one more than its packets since the window's start
+// modulo 2^32, so the start moves up one with it. Rare (2^32 packets to one address); the
+// window's count would have said one packet too many.
+func (e *Engine) DenseWrapped(ix int32) {
+	if w := &e.hot.wide; w.on() && w.synced && ix >= 0 && int(ix) < len(w.base) {
+		w.base[ix]++
+	}
 }
 
 // wideHandOver hands the open window's wide counts to the shared aggregator (keep false:

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
@@ -178,5 +179,46 @@ func TestReceiverDistributionWideSpaceAcrossReload(t *testing.T) {
 			t.Errorf("workers=%d: receiver distribution of %d destinations (%d unmerged), %d packets; want %d packets, %d destinations and up to half the unmerged again",
 				workers, d.Destinations, d.Unmerged, d.Packets, len(ps), wantDsts)
 		}
+	}
+}
+
+// TestReceiverDistributionWideSpaceCountWraps: a worker hands an address's count to its
+// summary at 2^32-1 packets and restarts it at 1, not 0; the window's packets of that
+// address, taken as the count's difference since the window opened, stay exact across
+// that restart (they said one packet too many).
+func TestReceiverDistributionWideSpaceCountWraps(t *testing.T) {
+	dst := netip.MustParseAddr("44.0.0.5")
+	var ps []pcaptest.Packet
+	for i, w := range []int{0, 0, 1, 1, 1} { // 2 packets in the first window, 3 in the second
+		ps = append(ps, pcaptest.Packet{TS: hotT0.Add(time.Duration(w)*10*time.Second + time.Duration(i)*time.Millisecond),
+			Src: spoofed(i), Dst: dst, SrcPort: 40000, DstPort: 23, Flags: 0x02})
+	}
+	path := filepath.Join(t.TempDir(), "wrap.pcap")
+	if err := pcaptest.WriteFile(path, ps); err != nil {
+		t.Fatal(err)
+	}
+	col := NewEpisodes()
+	p, err := New(Options{Config: parseConfig(t, fmt.Sprintf(wideDark, 64)), Workers: 1, Sink: col})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := p.workers[0]
+	if len(w.dstExact) != 1<<21 {
+		t.Fatalf("%d dense counts, want a /11's", len(w.dstExact))
+	}
+	w.dstExact[5] = math.MaxUint32 - 1 // the first packet fills it, the second restarts it
+	if res := p.Replay(context.Background(), ReplayOptions{Files: []string{path}}); len(res.Errors) != 0 {
+		t.Fatal(res.Errors)
+	}
+	d := p.Report(col).Receivers
+	buckets := map[string]uint64{}
+	for _, b := range d.Buckets {
+		if b.Destinations > 0 {
+			buckets[b.LE] = b.Destinations
+		}
+	}
+	if d.Destinations != 2 || d.Packets != 5 || d.Unmerged != 0 || fmt.Sprint(buckets) != "map[2:1 4:1]" {
+		t.Errorf("receiver distribution of %d destinations, %d packets, %d unmerged, buckets %v; want 2, 5, 0, map[2:1 4:1]",
+			d.Destinations, d.Packets, d.Unmerged, buckets)
 	}
 }

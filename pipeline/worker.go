@@ -362,6 +362,7 @@ func (w *worker) handleHashed(h *packet.Header, srcHash uint64, slot int, dense 
 			w.dstTop.Add(h.Dst, uint64(*c))
 			w.dstHLL.AddHash(h.Dst.Hash(seedHLL))
 			*c = 0
+			w.engine.DenseWrapped(dense) // its window's count since it opened stays exact
 		}
 		*c++
 	} else {
