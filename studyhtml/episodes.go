@@ -49,7 +49,7 @@ func newPageEpisodes(r *pipeline.Report, maxRows int) *pageEpisodes {
 			pe.topIP[detect.IP(packet.AddrFromNetip(a))] = true
 		}
 	}
-	pe.poll.init()
+	pe.poll.init(maxPollKeys)
 	return pe
 }
 
@@ -227,16 +227,19 @@ func (t *rowSel) entries(max int) []tableEntry {
 // pollPairs is what the pollution section says of the UDP-then-SYN episodes: the distinct
 // senders, receiving hosts and receivers (ip:port), each receiver's distinct senders, and
 // each payload class's episodes and distinct senders. Kept by address, not as strings: a
-// pair is a few words.
+// pair is a few words. Each set of distinct keys is a distinctSample of at most limit
+// keys: exact up to it, a uniform sample past it (the page says "≈"), so that the page of
+// a long study does not grow with its pairs. A receiver's senders are the pairs sample's.
 type pollPairs struct {
 	n          int
-	senders    map[detect.IP]struct{}
-	hosts      map[detect.IP]struct{}
-	pairs      map[pollPair]struct{}
-	recv       map[pollRecv]int
+	senders    distinctSample[detect.IP]
+	hosts      distinctSample[detect.IP]
+	receivers  distinctSample[pollRecv]
+	pairs      distinctSample[pollPair]
+	recv       map[pollRecv]int // the pairs sample's pairs by receiver
 	payload    map[string]uint64
-	paySenders map[paySender]struct{}
-	payN       map[string]int
+	paySenders distinctSample[paySender]
+	payN       map[string]int // the paySenders sample's senders by class
 }
 
 type pollRecv struct {
@@ -254,24 +257,55 @@ type paySender struct {
 	src     detect.IP
 }
 
-func (p *pollPairs) init() {
-	p.senders, p.hosts = map[detect.IP]struct{}{}, map[detect.IP]struct{}{}
-	p.pairs, p.recv = map[pollPair]struct{}{}, map[pollRecv]int{}
-	p.payload, p.paySenders, p.payN = map[string]uint64{}, map[paySender]struct{}{}, map[string]int{}
+// Seeds of the pollution section's sample hashes (fixed: the same input, the same page).
+const (
+	seedPollSender = 0x5eed0001
+	seedPollHost   = 0x5eed0002
+	seedPollRecv   = 0x5eed0003
+	seedPollPair   = 0x5eed0004
+	seedPollPay    = 0x5eed0005
+)
+
+func (p *pollPairs) init(limit int) {
+	p.recv, p.payload, p.payN = map[pollRecv]int{}, map[string]uint64{}, map[string]int{}
+	p.senders = newDistinctSample[detect.IP](limit, nil)
+	p.hosts = newDistinctSample[detect.IP](limit, nil)
+	p.receivers = newDistinctSample[pollRecv](limit, nil)
+	p.pairs = newDistinctSample(limit, func(k pollPair) {
+		if p.recv[k.pollRecv]--; p.recv[k.pollRecv] == 0 {
+			delete(p.recv, k.pollRecv)
+		}
+	})
+	p.paySenders = newDistinctSample(limit, func(k paySender) { p.payN[k.payload]-- })
+}
+
+func ipHash(a *detect.IP, seed uint64) uint64 { return (*packet.Addr)(a).Hash(seed) }
+
+func (k *pollRecv) hash(seed uint64) uint64 {
+	return packet.Mix64(ipHash(&k.dst, seed) ^ uint64(k.port)*0x9e3779b97f4a7c15)
 }
 
 func (p *pollPairs) add(e *detect.UDPThenSYNEntry) {
 	p.n++
-	p.senders[e.Src] = struct{}{}
-	p.hosts[e.Dst] = struct{}{}
-	k := pollPair{pollRecv{e.Dst, e.Port}, e.Src}
-	if _, ok := p.pairs[k]; !ok {
-		p.pairs[k] = struct{}{}
-		p.recv[k.pollRecv]++
+	p.senders.add(e.Src, ipHash(&e.Src, seedPollSender))
+	p.hosts.add(e.Dst, ipHash(&e.Dst, seedPollHost))
+	r := pollRecv{e.Dst, e.Port}
+	p.receivers.add(r, r.hash(seedPollRecv))
+	k := pollPair{r, e.Src}
+	if p.pairs.add(k, packet.Mix64(r.hash(seedPollPair)^ipHash(&e.Src, seedPollPair))) {
+		p.recv[r]++
 	}
 	p.payload[e.Payload]++
-	if _, ok := p.paySenders[paySender{e.Payload, e.Src}]; !ok {
-		p.paySenders[paySender{e.Payload, e.Src}] = struct{}{}
+	if p.paySenders.add(paySender{e.Payload, e.Src}, packet.Mix64(ipHash(&e.Src, seedPollPay)^strHash(e.Payload))) {
 		p.payN[e.Payload]++
 	}
+}
+
+// strHash is FNV-1a of s.
+func strHash(s string) uint64 {
+	h := uint64(0xcbf29ce484222325)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint64(s[i])) * 0x100000001b3
+	}
+	return h
 }

@@ -672,41 +672,41 @@ func pollution(p *pollPairs) ([]card, []figure) {
 		f1.NoData, f2.NoData = "no UDP-then-SYN pairs in this input.", "no UDP-then-SYN pairs in this input."
 		return nil, []figure{f1, f2}
 	}
-	senders, hosts, payload := p.senders, p.hosts, p.payload
-	recv := make(map[string]int, len(p.recv))
-	for k, n := range p.recv {
-		recv[joinHostPort(k.dst.String(), k.port)] = n
-	}
+	payload := p.payload
+	exact := p.pairs.exact()
+	scale := p.pairs.scale()
 	type kv struct {
 		k string
 		n int
 	}
 	var rs []kv
-	for k, n := range recv {
-		rs = append(rs, kv{k, n})
+	for k, n := range p.recv {
+		rs = append(rs, kv{joinHostPort(k.dst.String(), k.port), n})
 	}
 	sort.Slice(rs, func(i, j int) bool { return rs[i].n > rs[j].n || rs[i].n == rs[j].n && rs[i].k < rs[j].k })
 	var rows []bar
-	var top10 int
+	var top10, pairs int
 	for i, e := range rs {
 		if i < 15 {
-			rows = append(rows, bar{Label: e.k, V: uint64(e.n)})
+			rows = append(rows, bar{Label: e.k, V: uint64(e.n) * scale})
 		}
 		if i < 10 {
 			top10 += e.n
 		}
-	}
-	var pairsBySender int
-	for _, e := range rs {
-		pairsBySender += e.n
+		pairs += e.n
 	}
 	f1.SVG = barChart(f1.Title, "distinct senders", rows, false)
 	f1.Reading = reading("<b>%s receivers</b> (ip:port) on %s dark hosts; the top 10 receivers have %s of the sender–receiver pairs.",
-		group(uint64(len(rs))), group(uint64(len(hosts))), pct(uint64(top10), uint64(pairsBySender)))
+		approx(p.receivers.count(), p.receivers.exact()), approx(p.hosts.count(), p.hosts.exact()), pct(uint64(top10), uint64(pairs)))
+	if !exact {
+		f1.Reading += reading(" More than %s distinct pairs: the senders counted are those of a uniform sample of 1 pair in %s (estimates).",
+			group(uint64(p.pairs.max)), group(scale))
+	}
 	var prow []bar
 	for _, c := range []string{"dht", "utp", "other"} {
 		if payload[c] > 0 {
-			prow = append(prow, bar{Label: c, V: payload[c], Note: fmt.Sprintf("(%s senders)", group(uint64(p.payN[c])))})
+			prow = append(prow, bar{Label: c, V: payload[c],
+				Note: fmt.Sprintf("(%s senders)", approx(uint64(p.payN[c])*p.paySenders.scale(), p.paySenders.exact()))})
 		}
 	}
 	for c, n := range payload {
@@ -719,9 +719,9 @@ func pollution(p *pollPairs) ([]card, []figure) {
 		group(payload["dht"]), group(payload["utp"]), group(payload["other"]))
 	cards := []card{
 		{group(uint64(p.n)), "UDP-then-SYN episodes"},
-		{group(uint64(len(senders))), "distinct senders"},
-		{group(uint64(len(rs))), "receivers (ip:port)"},
-		{group(uint64(len(hosts))), "receiving dark hosts"},
+		{approx(p.senders.count(), p.senders.exact()), "distinct senders"},
+		{approx(p.receivers.count(), p.receivers.exact()), "receivers (ip:port)"},
+		{approx(p.hosts.count(), p.hosts.exact()), "receiving dark hosts"},
 	}
 	return cards, []figure{f1, f2}
 }
