@@ -11,7 +11,7 @@ type distinctSample[K comparable] struct {
 	max   int
 	level uint
 	keys  map[K]uint64 // the keys kept, with their hashes
-	// dropped, if set, is told each key a rise of the level drops.
+	// dropped, if set, is told each key kept before that a rise of the level drops.
 	dropped func(K)
 }
 
@@ -37,7 +37,7 @@ func (s *distinctSample[K]) add(k K, h uint64) bool {
 		for kk, hh := range s.keys {
 			if hh&(1<<s.level-1) != 0 {
 				delete(s.keys, kk)
-				if s.dropped != nil {
+				if s.dropped != nil && kk != k { // k was not counted yet
 					s.dropped(kk)
 				}
 			}

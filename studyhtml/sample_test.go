@@ -83,6 +83,22 @@ func TestPollutionSampleBounded(t *testing.T) {
 			t.Fatalf("exact: pairs %v senders %v receivers %v hosts %v; want false, false, true, true",
 				p.pairs.exact(), p.senders.exact(), p.receivers.exact(), p.hosts.exact())
 		}
+		// The counts by receiver and by class are those of the pairs and senders kept.
+		byRecv, byPay := map[pollRecv]int{}, map[string]int{}
+		for k := range p.pairs.keys {
+			byRecv[k.pollRecv]++
+		}
+		for k := range p.paySenders.keys {
+			byPay[k.payload]++
+		}
+		for c, n := range p.payN {
+			if n == 0 {
+				delete(p.payN, c)
+			}
+		}
+		if !reflect.DeepEqual(byRecv, p.recv) || !reflect.DeepEqual(byPay, p.payN) {
+			t.Fatalf("senders by receiver %v and by class %v, but the samples hold %v and %v", p.recv, p.payN, byRecv, byPay)
+		}
 		var sum, topEst, topTrue uint64
 		for r, n := range p.recv {
 			est := uint64(n) * p.pairs.scale()
