@@ -271,12 +271,15 @@ func (p *pollPairs) init(limit int) {
 	p.senders = newDistinctSample[detect.IP](limit, nil)
 	p.hosts = newDistinctSample[detect.IP](limit, nil)
 	p.receivers = newDistinctSample[pollRecv](limit, nil)
-	p.pairs = newDistinctSample(limit, func(k pollPair) {
-		if p.recv[k.pollRecv]--; p.recv[k.pollRecv] == 0 {
-			delete(p.recv, k.pollRecv)
-		}
-	})
-	p.paySenders = newDistinctSample(limit, func(k paySender) { p.payN[k.payload]-- })
+	p.pairs = newDistinctSample(limit, func(k pollPair) { uncount(p.recv, k.pollRecv) })
+	p.paySenders = newDistinctSample(limit, func(k paySender) { uncount(p.payN, k.payload) })
+}
+
+// uncount takes one from m[k], dropping the key at zero.
+func uncount[K comparable](m map[K]int, k K) {
+	if m[k]--; m[k] == 0 {
+		delete(m, k)
+	}
 }
 
 func ipHash(a *detect.IP, seed uint64) uint64 { return (*packet.Addr)(a).Hash(seed) }

@@ -91,11 +91,6 @@ func TestPollutionSampleBounded(t *testing.T) {
 		for k := range p.paySenders.keys {
 			byPay[k.payload]++
 		}
-		for c, n := range p.payN {
-			if n == 0 {
-				delete(p.payN, c)
-			}
-		}
 		if !reflect.DeepEqual(byRecv, p.recv) || !reflect.DeepEqual(byPay, p.payN) {
 			t.Fatalf("senders by receiver %v and by class %v, but the samples hold %v and %v", p.recv, p.payN, byRecv, byPay)
 		}
