@@ -186,6 +186,17 @@ func (e *Engine) tick(t int64) {
 	}
 }
 
+// StartAt moves the clock to t, the time the input (or the capture) starts, as a packet at t
+// would, before this worker's first packet: every worker's engine then starts at the same
+// time. The telnet surge counts from the first bucket every worker saw whole, which a
+// worker takes from its first clock tick: a worker whose first packet came a bucket after
+// the input's first made the surge drop a bucket the others had counted, so its baseline
+// depended on the number of workers.
+func (e *Engine) StartAt(t int64) {
+	e.curDense = -1
+	e.tick(t)
+}
+
 // Packet handles one IP packet to a dark destination; st is the state of h.Src.
 func (e *Engine) Packet(h *packet.Header, st *SourceState) { e.PacketIn(h, st, -1, -1) }
 

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -49,6 +50,7 @@ func TestTelescopeDay(t *testing.T) {
 	// The day reaches more dark destinations than the default hotspot table holds per
 	// worker; the comparison needs every table's state kept.
 	cfg.Limits.MaxDestinations = 1 << 18
+	var first []byte // the detections with one worker
 	for _, workers := range []int{1, 2, 3} {
 		rec := &recorder{next: NewEpisodes()}
 		p, err := New(Options{Config: cfg, Workers: workers, Sink: rec})
@@ -94,7 +96,39 @@ func TestTelescopeDay(t *testing.T) {
 			}
 		}
 		checkDayWho(t, workers, truth, r)
+		// The same detections whatever the workers (TestSurgeStartsWithTheInput: one that
+		// differed).
+		dets := sameAcrossWorkers(t, r.Detections)
+		if first == nil {
+			first = dets
+		} else if string(dets) != string(first) {
+			t.Errorf("workers=%d: detections differ from those with 1 worker:\n%s\n%s", workers, dets, first)
+		}
 	}
+}
+
+// sameAcrossWorkers returns the detections as JSON without the hotspots' top sources,
+// which among sources with as many packets are each worker's first (README).
+func sameAcrossWorkers(t *testing.T, d Detections) []byte {
+	t.Helper()
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string][]map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if len(m["telnet_surge"]) == 0 {
+		t.Error("no telnet surge to compare")
+	}
+	for _, e := range m["hotspot"] {
+		delete(e, "top_sources")
+	}
+	if b, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // checkDayWho: the planted groups come out as the report's groups (and nothing else), and

@@ -174,6 +174,15 @@ func (l *Live) runRings(ctx context.Context, rings []*capture.Ring) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(rings))
+	// Every engine starts its clock at the same time (detect.Engine.StartAt), before the
+	// loops, rather than at its worker's first packet or idle tick.
+	start := time.Now().UnixNano()
+	for i := range rings {
+		w := l.p.workers[i]
+		w.stateMu.Lock()
+		w.engine.StartAt(start)
+		w.stateMu.Unlock()
+	}
 	for i, r := range rings {
 		wg.Add(1)
 		go func(w *worker, r *capture.Ring) {

@@ -299,6 +299,7 @@ func (p *Pipeline) startDispatch() *dispatcher {
 	for i, w := range p.workers {
 		d.chans[i] = make(chan *batch, cap(d.pool))
 		d.wg.Add(1)
+		w.starting = true // before the goroutine: no race
 		go func(w *worker, in <-chan *batch) {
 			defer d.wg.Done()
 			for b := range in {

@@ -79,7 +79,10 @@ type worker struct {
 	sink       *workerSink   // its engine's events (publish: flush)
 	segNow     atomic.Uint32 // the summary's segment of the last batch (summary.go)
 	now        int64         // latest packet time seen (monotonic)
-	series     workerSeries
+	// starting: the next batch is the first of a dispatch (its first packet starts the
+	// engine's clock: processBatch).
+	starting bool
+	series   workerSeries
 	// detEver: a detector ran since the start, or the state came from a checkpoint. Until
 	// then every entry's detector state is zero and an eviction skips the engine (which
 	// would only clear zeros: 6 % of counting alone on a live flood).
@@ -558,6 +561,11 @@ func (w *worker) processBatch(b *batch) {
 	w.stateMu.Lock()
 	defer w.stateMu.Unlock()
 	w.startBatch(b.seg)
+	if w.starting && b.n > 0 {
+		// Every worker sees every batch: each engine starts at the input's first packet.
+		w.starting = false
+		w.engine.StartAt(b.h[0].TS)
+	}
 	// The first group's headers, together (each group requests the next one's): the first
 	// stage's work per packet fills the reorder buffer before the next header's load.
 	own := b.own[w.id]
