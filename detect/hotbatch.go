@@ -1191,7 +1191,7 @@ func (hc *hotCounter) summarize(out []HotSummary, g []hotRec, dst *packet.Addr, 
 		order0, n0 := lv[0].order, uint64(0)
 		for i := range g {
 			r := &g[i]
-			x := r.Src.Hash(seedHotSrc) | 1 // 0 marks an empty slot
+			x := hotRank(&r.Src) // never 0: 0 marks an empty slot
 			if j, isNew := hotInsert(tab0, shift0, x, int32(i)); isNew {
 				n0++
 				order0 = append(order0, int32(j))
@@ -1328,7 +1328,7 @@ func (hc *hotCounter) pairUp(g []hotRec, sums []HotSummary, lv *[1 + hotPorts]ho
 	pairs0 := lv[0].pairs
 	for i := range g {
 		r := &g[i]
-		x := r.Src.Hash(seedHotSrc) | 1
+		x := hotRank(&r.Src)
 		pairs0 = append(pairs0, hotPair{x, int32(i)})
 		if counted == 1 || r.Port == 0 {
 			continue
@@ -1401,9 +1401,9 @@ func (a *HotSummary) addAll(g []hotRec) {
 }
 
 // topOf sets the level's top sources from its table of sources (of the records g; order:
-// the slots in use in order of arrival): the hotTop with the most packets, then the first
-// seen, in topLess's order. A source seen later ranks after an earlier one with as many.
-// It empties the slots it reads, and appends their hashes to *xs unless xs is nil.
+// the slots in use in order of arrival): the hotTop first in topLess's order (the most
+// packets, then the lowest hash: the slots' x). It empties the slots it reads, and appends
+// their hashes to *xs unless xs is nil.
 func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint64) {
 	var top [hotTop]hotSlot
 	n := 0
@@ -1416,11 +1416,11 @@ func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint6
 		if xs != nil {
 			*xs = append(*xs, s.x)
 		}
-		if n == hotTop && s.n <= top[n-1].n {
+		if n == hotTop && (s.n < top[n-1].n || s.n == top[n-1].n && s.x > top[n-1].x) {
 			continue
 		}
 		k := min(n, hotTop-1)
-		for k > 0 && s.n > top[k-1].n {
+		for k > 0 && (s.n > top[k-1].n || s.n == top[k-1].n && s.x < top[k-1].x) {
 			top[k] = top[k-1]
 			k--
 		}
@@ -1430,8 +1430,8 @@ func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint6
 	a.setTop(top[:n], g)
 }
 
-// setTop sets the level's top sources to top (of the records g), ranked by packets and
-// then first record, the order topLess refines.
+// setTop sets the level's top sources to top (of the records g), in topLess's order (top
+// is in it already but for sources whose hashes are equal).
 func (a *HotSummary) setTop(top []hotSlot, g []hotRec) {
 	n := len(top)
 	for k := range n {
@@ -1463,7 +1463,7 @@ type hotPair struct {
 
 // countParts counts the sources of a big level (pairs: its records in arrival order, with
 // their sources' hashes) exactly, as summarize's table would: it returns the distinct
-// sources, sets a's top ones (the most packets, then the first seen, as topOf) and, unless
+// sources, sets a's top ones (in topOf's order) and, unless
 // xs is nil, appends each source's hash to *xs (in no particular order: the window's sets
 // are sets). The records are split by the high bits of the hash (a stable counting sort:
 // each partition keeps arrival order, so a source's first record is the first it meets),
@@ -1522,15 +1522,14 @@ func (hc *hotCounter) countParts(a *HotSummary, pairs []hotPair, g []hotRec, xs 
 			if xs != nil {
 				*xs = append(*xs, s.x)
 			}
-			// The most packets, then the first seen: topOf's order, whose sources come in
-			// order of arrival, so that it needs no test of first. (One ranking function
+			// The most packets, then the lowest hash: topOf's order. (One ranking function
 			// for both, not inlined into topOf, made every summary ~7 % slower:
 			// BenchmarkHotspotFloor/summarize-warm 15.3 against 16.4 ns a record.)
-			if ntop == hotTop && (s.n < top[ntop-1].n || s.n == top[ntop-1].n && s.first > top[ntop-1].first) {
+			if ntop == hotTop && (s.n < top[ntop-1].n || s.n == top[ntop-1].n && s.x > top[ntop-1].x) {
 				continue
 			}
 			k := min(ntop, hotTop-1)
-			for k > 0 && (s.n > top[k-1].n || s.n == top[k-1].n && s.first < top[k-1].first) {
+			for k > 0 && (s.n > top[k-1].n || s.n == top[k-1].n && s.x < top[k-1].x) {
 				top[k] = top[k-1]
 				k--
 			}

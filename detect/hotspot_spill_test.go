@@ -2,6 +2,7 @@ package detect
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -48,7 +49,7 @@ func TestDenseNeverSpilled(t *testing.T) {
 // counter, whose scratch tables must be left empty from one destination to the next, and
 // checks every summary against a count made with maps: packets, kinds, first and last,
 // distinct sources, the two busiest ports and the top sources (most packets, then the
-// first seen; listed in topLess's order). Each level is counted in one table (as below
+// lowest hash; listed in topLess's order). Each level is counted in one table (as below
 // hotBigLevel), then by partitions (countParts: of a few records each, so that there are
 // many; and one of all), with the same counter.
 func TestHotCounterExact(t *testing.T) {
@@ -129,8 +130,7 @@ func testHotCounterExact(t *testing.T) {
 			var w HotSummary
 			w.Dst, w.Port, w.Estimated, w.First, w.Last = dst, port, round%7 == 0, 1<<62, -1
 			count := map[packet.Addr]uint64{}
-			first := map[packet.Addr]int{}
-			for i, r := range g {
+			for _, r := range g {
 				if port != 0 && r.Port != port {
 					continue
 				}
@@ -150,20 +150,20 @@ func testHotCounterExact(t *testing.T) {
 				if r.Bits&hotBitPair != 0 {
 					w.Pairs++
 				}
-				if count[r.Src]++; count[r.Src] == 1 {
-					first[r.Src] = i
-				}
+				count[r.Src]++
 			}
 			w.Sources = uint64(len(count))
 			var top []hotSrc
 			for src, c := range count {
 				top = append(top, hotSrc{Src: src, Packets: c})
 			}
+			// The most packets, then the lowest hash (the same list whatever the workers
+			// the sources are split among; a worker kept the first seen before).
 			slices.SortFunc(top, func(a, b hotSrc) int {
 				if a.Packets != b.Packets {
 					return int(b.Packets) - int(a.Packets)
 				}
-				return first[a.Src] - first[b.Src]
+				return cmp.Compare(a.Src.Hash(seedHotSrc)|1, b.Src.Hash(seedHotSrc)|1)
 			})
 			w.NTop = uint8(copy(w.Top[:], top))
 			slices.SortFunc(w.Top[:w.NTop], topCmp)
