@@ -1438,9 +1438,7 @@ func (a *HotSummary) setTop(top []hotSlot, g []hotRec) {
 		a.Top[k] = hotSrc{Src: g[top[k].first].Src, Packets: uint64(top[k].n)}
 	}
 	a.NTop = uint8(n)
-	for k := 1; k < n; k++ {
-		rankUp(a.Top[:n], k)
-	}
+	a.rerank()
 }
 
 // hotBigLevel is the most packets of a level whose sources summarize counts in one table:

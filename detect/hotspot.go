@@ -205,6 +205,18 @@ func rankUp(top []hotSrc, i int) {
 	}
 }
 
+// rerank puts the top sources in topLess's order (restored ones: an older release ranked
+// sources with as many packets by address), which addTop expects of a list.
+func (a *HotSummary) rerank() {
+	n := int(a.NTop)
+	if n > hotTop {
+		return // refused by the caller
+	}
+	for k := 1; k < n; k++ {
+		rankUp(a.Top[:n], k)
+	}
+}
+
 // addTop merges top lists and keeps the hotTop with the most packets for sure
 // (Packets-Err). A source in both lists is summed. Workers' sources are disjoint, so
 // merging the workers' lists of a window in any order gives the same list.

@@ -545,6 +545,32 @@ func topCmp(x, y hotSrc) int {
 	return 0
 }
 
+// TestHotTopRerank: a top list restored from an older release's checkpoint, whose sources
+// with as many packets are in address order, is put in topLess's order (by hash), which
+// addTop's merges expect.
+func TestHotTopRerank(t *testing.T) {
+	var a HotSummary
+	for i := range hotTop {
+		a.Top[i] = hotSrc{Src: packet.AddrFromNetip(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)})), Packets: 7}
+	}
+	a.Top[0].Packets = 9
+	a.NTop = hotTop
+	want := slices.Clone(a.Top[:])
+	slices.SortFunc(want, func(x, y hotSrc) int {
+		if x.Packets != y.Packets {
+			return cmp.Compare(y.Packets, x.Packets)
+		}
+		return cmp.Compare(x.Src.Hash(seedHotSrc)|1, y.Src.Hash(seedHotSrc)|1)
+	})
+	if slices.Equal(want, a.Top[:]) {
+		t.Fatal("the addresses are in hash order already: the test shows nothing")
+	}
+	a.rerank()
+	if !slices.Equal(want, a.Top[:]) {
+		t.Errorf("reranked %v, want %v", a.Top, want)
+	}
+}
+
 // TestHotTopMerge merges random top lists (sources from a small pool of both families, so
 // that lists share sources and tie on packets) and checks addTop, which moves the one
 // source it adds or grows into place, against the same merge sorting the whole list after

@@ -452,6 +452,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 				d.Fail("hotspot summary of worker %d (%d workers) with %d top sources", p.full[i].W, workers, p.full[i].NTop)
 				break
 			}
+			p.full[i].rerank() // a checkpoint of an older release ranked ties otherwise
 			p.fullW[p.full[i].W] = append(p.fullW[p.full[i].W], p.full[i])
 		}
 		p.full = p.full[:0]
@@ -493,6 +494,7 @@ func (hs *Hotspots) LoadState(d *checkpoint.Decoder) (restored bool) {
 			d.Fail("hotspot episode of class %d with %d top sources", class, ep.sum.NTop)
 		}
 		ep.class = int(class)
+		ep.sum.rerank()
 		active[hotKey{ep.sum.Dst, ep.sum.Port}] = ep
 	}
 	if d.Err() != nil {
