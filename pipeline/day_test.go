@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -98,23 +97,13 @@ func TestTelescopeDay(t *testing.T) {
 		checkDayWho(t, workers, truth, r)
 		// The same detections whatever the workers (TestSurgeStartsWithTheInput: one that
 		// differed).
-		dets := sameAcrossWorkers(t, r.Detections)
+		dets := mustJSON(t, r.Detections)
 		if first == nil {
 			first = dets
 		} else if string(dets) != string(first) {
 			t.Errorf("workers=%d: detections differ from those with 1 worker:\n%s\n%s", workers, dets, first)
 		}
 	}
-}
-
-// sameAcrossWorkers returns the detections as JSON.
-func sameAcrossWorkers(t *testing.T, d Detections) []byte {
-	t.Helper()
-	b, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // checkDayWho: the planted groups come out as the report's groups (and nothing else), and
