@@ -1430,15 +1430,16 @@ func (a *HotSummary) topOf(tab []hotSlot, order []int32, g []hotRec, xs *[]uint6
 	a.setTop(top[:n], g)
 }
 
-// setTop sets the level's top sources to top (of the records g), in topLess's order (top
-// is in it already but for sources whose hashes are equal).
+// setTop sets the level's top sources to top (of the records g), which topOf and
+// countParts ranked in topLess's order already: by packets, then by x, which is hotRank of
+// the source (re-ranking hashed every tied pair's addresses again). Only two sources with
+// equal hashes, 2^-64 apart, could be out of their address order.
 func (a *HotSummary) setTop(top []hotSlot, g []hotRec) {
 	n := len(top)
 	for k := range n {
 		a.Top[k] = hotSrc{Src: g[top[k].first].Src, Packets: uint64(top[k].n)}
 	}
 	a.NTop = uint8(n)
-	a.rerank()
 }
 
 // hotBigLevel is the most packets of a level whose sources summarize counts in one table:
