@@ -48,7 +48,10 @@ const Magic = "TLSCSTAT"
 // over in its open window; 8: the ports each engine's busy dark addresses remember in its
 // open window (a window in parts counts their one-packet parts); 9: a wide dark space's
 // packets per address in each engine's open window and in each pending window (the
-// receiver distribution's exact counts past the hotspot's dense index).
+// receiver distribution's exact counts past the hotspot's dense index). A reader ignores
+// the sections it does not know, so a section that only adds to what a file says keeps the
+// version: version 9's "inputs" (the files the state counted, pipeline) came later than
+// the version, and a file without it restores as before.
 const Version uint32 = 9
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

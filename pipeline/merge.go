@@ -88,7 +88,7 @@ func NewMerger(sink detect.Sink) *Merger {
 func (m *Merger) Add(r *Report) error {
 	// What the end of the merge reads of each report (DuplicateInput, mergeFilters,
 	// mergeReceivers): not its episodes, lists or sketches.
-	light := &Report{Inputs: r.Inputs, Filter: r.Filter, Receivers: r.Receivers}
+	light := &Report{Inputs: r.Inputs, ContinuedFrom: r.ContinuedFrom, Filter: r.Filter, Receivers: r.Receivers}
 	if err := DuplicateInput(append(m.rs, light)); err != nil {
 		return err
 	}
@@ -160,6 +160,13 @@ func (m *Merger) Add(r *Report) error {
 	}
 	m.series = append(m.series, r.Series)
 	out.Inputs = append(out.Inputs, r.Inputs...)
+	if c := r.ContinuedFrom; c != nil {
+		// Kept, so that merging this merge with an earlier run is refused too.
+		if out.ContinuedFrom == nil {
+			out.ContinuedFrom = &Continuation{Inputs: []InputFile{}}
+		}
+		out.ContinuedFrom.Inputs = append(out.ContinuedFrom.Inputs, c.Inputs...)
+	}
 	for _, desc := range detect.Descriptors() {
 		for _, e := range r.Detections[desc.ReportKey] {
 			m.sink.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})
@@ -291,7 +298,34 @@ func (e *DuplicateInputError) Between(a, b string) string {
 		a, b, e.Input.File, e.Input.Records)
 }
 
-// DuplicateInput returns the first input two of rs both counted, a *DuplicateInputError
+// ContinuedInputError is a merge of a report that continued from a checkpoint (replay
+// --state-in) with the report of a run that checkpoint counted, or of two reports that
+// continued from checkpoints of the same run: the continued report's top lists,
+// distributions and unique counts hold that run's packets already (Continuation), so
+// merged they would count twice. A is the report that counted Input, or continued from it
+// too (Both); B the one that continued from it.
+type ContinuedInputError struct {
+	A, B  int
+	Both  bool
+	Input InputFile
+}
+
+func (e *ContinuedInputError) Error() string {
+	return "merge: " + e.Between(fmt.Sprintf("report %d", e.A+1), fmt.Sprintf("report %d", e.B+1))
+}
+
+// Between says what is wrong, the reports named a and b (their files, for a command line).
+func (e *ContinuedInputError) Between(a, b string) string {
+	if e.Both {
+		return fmt.Sprintf("%s and %s both continue (--state-in) from a state that counted input %s (%d records): their top lists, distributions and unique counts both hold its packets, merged they would count twice",
+			a, b, e.Input.File, e.Input.Records)
+	}
+	return fmt.Sprintf("%s continues (--state-in) from a state that counted input %s (%d records), which %s counts: its top lists, distributions and unique counts hold that input's packets already, merged they would count twice (the last run's report alone has the whole chain's)",
+		b, e.Input.File, e.Input.Records, a)
+}
+
+// DuplicateInput returns the first input two of rs both counted, a *DuplicateInputError,
+// or a *ContinuedInputError when one of them counted it in the state it continued from
 // (reports without inputs, of earlier versions, are not checked). A file's name (wherever
 // it was read from), records and first and latest packet times tell it: two sensors' files
 // of one period differ in those. MergeReports checks it; a caller reading reports one by
@@ -302,17 +336,51 @@ func DuplicateInput(rs []*Report) error {
 		records     uint64
 		first, last detect.Time
 	}
+	keyOf := func(in *InputFile) (key, bool) {
+		if in.Records == 0 || in.FirstPacket == nil {
+			return key{}, false // nothing of it counted
+		}
+		return key{filepath.Base(in.File), in.Records, *in.FirstPacket, *in.LastPacket}, true
+	}
 	seen := map[key]int{}
 	for i, r := range rs {
 		for _, in := range r.Inputs {
-			if in.Records == 0 || in.FirstPacket == nil {
-				continue // nothing of it counted
+			k, ok := keyOf(&in)
+			if !ok {
+				continue
 			}
-			k := key{filepath.Base(in.File), in.Records, *in.FirstPacket, *in.LastPacket}
 			if j, ok := seen[k]; ok && j != i {
 				return &DuplicateInputError{A: j, B: i, Input: in}
 			}
 			seen[k] = i
+		}
+	}
+	// Then the inputs the reports' states counted: one a report counted itself, or one
+	// another report's state counted too. (A report's own inputs and its state's may
+	// share a file: a replay given a file its state counted; that report is wrong on
+	// its own, and not what a merge can tell.)
+	carried := map[key]int{}
+	for _, both := range []bool{false, true} {
+		for i, r := range rs {
+			if r.ContinuedFrom == nil {
+				continue
+			}
+			for _, in := range r.ContinuedFrom.Inputs {
+				k, ok := keyOf(&in)
+				if !ok {
+					continue
+				}
+				if !both {
+					if j, ok := seen[k]; ok && j != i {
+						return &ContinuedInputError{A: j, B: i, Input: in}
+					}
+					continue
+				}
+				if j, ok := carried[k]; ok && j != i {
+					return &ContinuedInputError{A: j, B: i, Both: true, Input: in}
+				}
+				carried[k] = i
+			}
 		}
 	}
 	return nil

@@ -70,6 +70,9 @@ type Pipeline struct {
 	inputsMu sync.Mutex
 	inputs   []InputFile
 	filter   *ReportFilter
+	// continued is the state restored (nil: none), for the report's continued_from and
+	// the next checkpoint's inputs.
+	continued *Continuation
 }
 
 // captureStats is a packet source that reports about itself.

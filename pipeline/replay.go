@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,32 @@ func (p *Pipeline) checkOrder(name string, first int64, order *replayOrder) {
 		zap.String("file", name), zap.Time("first_packet", time.Unix(0, first).UTC()),
 		zap.String("previous_file", order.lastFile), zap.Time("previous_last_packet", time.Unix(0, order.last).UTC()),
 		zap.Duration("back", time.Duration(order.last-first)))
+	if where := p.countedAlready(name, first); where != "" {
+		p.log.Warn("capture file counted already: it has the name and first packet of a file "+where+", so its packets count twice (replay each file once, in one run or in a chain of --state-in runs)",
+			zap.String("file", name), zap.Time("first_packet", time.Unix(0, first).UTC()))
+	}
+}
+
+// countedAlready says where a file of name's base name whose first packet is at first
+// was counted before ("" if nowhere): in the state restored, or earlier in this replay.
+func (p *Pipeline) countedAlready(name string, first int64) string {
+	p.inputsMu.Lock()
+	defer p.inputsMu.Unlock()
+	same := func(ins []InputFile) bool {
+		for _, in := range ins {
+			if in.FirstPacket != nil && int64(*in.FirstPacket) == first && filepath.Base(in.File) == filepath.Base(name) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case p.continued != nil && same(p.continued.Inputs):
+		return "the restored state (--state-in) counted"
+	case same(p.inputs):
+		return "read earlier in this replay"
+	}
+	return ""
 }
 
 // dispatcher decodes records into shared batches, marking each frame with its owner, and

@@ -81,6 +81,10 @@ func TestReplayFileOrder(t *testing.T) {
 			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("warnings %q, want %q", got, tc.want)
 			}
+			// The same file twice is said in a line of its own too.
+			if n := logs.FilterMessageSnippet("capture file counted already").Len(); n != map[bool]int{true: 1}[tc.name == "the same twice"] {
+				t.Errorf("%d lines saying a file was counted already", n)
+			}
 			if res.OutOfOrder != len(tc.want) {
 				t.Errorf("OutOfOrder %d, want %d", res.OutOfOrder, len(tc.want))
 			}

@@ -33,6 +33,17 @@ type InputFile struct {
 	Error       string       `json:"error,omitempty"` // why it was not read to its end
 }
 
+// Continuation is the state a run continued from. Its top lists, packets-per-address
+// distributions, unique counts and sketches go on from that state, so they hold the
+// packets of the earlier runs too (its counters and series count its own only): merged
+// with an earlier run's report, those would count twice (DuplicateInput refuses it).
+type Continuation struct {
+	// Inputs are the files the runs before it read, oldest first, as each run's report
+	// lists its own (empty when the state came from a live capture, or from a binary
+	// that did not record them). A merged report lists its parts' together.
+	Inputs []InputFile `json:"inputs"`
+}
+
 // Report is the replay report; docs/report.schema.json is its schema.
 type Report struct {
 	FirstPacket  *detect.Time `json:"first_packet"`
@@ -75,6 +86,9 @@ type Report struct {
 	Merged        *MergeInfo     `json:"merged,omitempty"`
 	// Inputs are the files a replay read, in order (absent in run's reports).
 	Inputs []InputFile `json:"inputs,omitempty"`
+	// ContinuedFrom is the state the run continued from (replay --state-in, or run's
+	// restored state.path): see Continuation. Absent when it started fresh.
+	ContinuedFrom *Continuation `json:"continued_from,omitempty"`
 	// Filter is the capture.filter a replay applied (absent without one): every count of
 	// the report is of the packets it kept.
 	Filter *ReportFilter `json:"filter,omitempty"`
@@ -299,6 +313,9 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	r.Series = p.series()
 	p.inputsMu.Lock()
 	r.Inputs = slices.Clone(p.inputs)
+	if p.continued != nil {
+		r.ContinuedFrom = &Continuation{Inputs: slices.Clone(p.continued.Inputs)}
+	}
 	if p.filter != nil {
 		f := *p.filter
 		r.Filter = &f

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -148,6 +149,10 @@ func (p *Pipeline) Checkpoint(path string) (CheckpointStats, error) {
 		cw.Abort()
 		return st, err
 	}
+	if err := cw.Section("inputs", p.chainJSON()); err != nil {
+		cw.Abort()
+		return st, err
+	}
 	st.Bytes, err = cw.Commit()
 	st.Elapsed = time.Since(start)
 	return st, err
@@ -202,8 +207,53 @@ func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, err
 		return info, checkpoint.Errorf(checkpoint.Config, path, "written for %s, running with %s", f.Header.Config, want)
 	}
 	info.Written, info.Clock, info.Bytes = f.Header.Written, f.Header.Clock, f.Size
-	err = p.loadSections(f.Section, o, &info)
-	return info, err
+	if err = p.loadSections(f.Section, o, &info); err != nil {
+		return info, err
+	}
+	// The files the state counted: its reports' lists go on from them (Continuation).
+	// A checkpoint of a binary before the section has none; that state's origin is
+	// unknown, not nothing, and the report still says it continued.
+	c := &Continuation{Inputs: []InputFile{}}
+	if f.Has("inputs") {
+		d, err := f.Section("inputs")
+		if err != nil {
+			return info, err
+		}
+		b := checkpoint.ReadSlice[byte](d, maxChainJSON)
+		if err := d.Done(); err != nil {
+			return info, err
+		}
+		if err := json.Unmarshal(b, &c.Inputs); err != nil {
+			return info, checkpoint.Errorf(checkpoint.Corrupt, path, "corrupt: section \"inputs\": %v", err)
+		}
+	}
+	p.inputsMu.Lock()
+	p.continued = c
+	p.inputsMu.Unlock()
+	return info, nil
+}
+
+// maxChainJSON bounds the "inputs" section a restore reads (a year of hourly files takes
+// ~1.5 MB).
+const maxChainJSON = 64 << 20
+
+// chainJSON is the "inputs" section of a checkpoint: the files the state counted, those of
+// the state it continued from and then its own, as JSON (a list of InputFile).
+func (p *Pipeline) chainJSON() []byte {
+	p.inputsMu.Lock()
+	chain := []InputFile{}
+	if p.continued != nil {
+		chain = append(chain, p.continued.Inputs...)
+	}
+	chain = append(chain, p.inputs...)
+	p.inputsMu.Unlock()
+	b, err := json.Marshal(chain)
+	if err != nil {
+		panic(err) // strings, integers and times only
+	}
+	var enc checkpoint.Encoder
+	checkpoint.Slice(&enc, b)
+	return enc.Bytes()
 }
 
 // loadSections loads the state's sections, which section returns by name (a checked

@@ -52,6 +52,10 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		if errors.As(err, &dup) {
 			return errors.New(dup.Between(files[dup.A], files[dup.B]))
 		}
+		var cont *pipeline.ContinuedInputError
+		if errors.As(err, &cont) {
+			return errors.New(cont.Between(files[cont.A], files[cont.B]))
+		}
 		return err
 	}
 	reports, stop := readReports(files)

@@ -36,7 +36,8 @@ func TestReplayStateFlags(t *testing.T) {
 	}
 	a, b := part("a.pcap", 0, 20), part("b.pcap", 25, 40)
 	state := filepath.Join(dir, "state")
-	code, _, stderr := telescope(t, "replay", "--config", cfg, "--state-out", state, a)
+	first := filepath.Join(dir, "r1.json")
+	code, _, stderr := telescope(t, "replay", "--config", cfg, "--state-out", state, "--report", first, a)
 	if code != 0 || !strings.Contains(stderr, `"scanner started"`) && !strings.Contains(stderr, `"phase":"start"`) || strings.Contains(stderr, `"phase":"end"`) {
 		t.Fatalf("first part: exit %d\n%s", code, stderr)
 	}
@@ -65,6 +66,21 @@ func TestReplayStateFlags(t *testing.T) {
 	}
 	if len(found) != 1 || found[0] != 35 {
 		t.Errorf("episodes in the second report: packets %v, want one of 20+15", found)
+	}
+	// The second report continues from the first run's state: its top lists hold a's
+	// packets already, so `report` refuses to merge the two, naming them and the file.
+	want := report + " continues (--state-in) from a state that counted input " + a + " (20 records), which " + first + " counts"
+	code, _, stderr = telescope(t, "report", "--report", filepath.Join(dir, "m.json"), first, report)
+	if code != 1 || !strings.Contains(stderr, want) || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+		t.Errorf("merging the two runs' reports: exit %d, %q, want one line with %q", code, stderr, want)
+	}
+	// Given a file its state counted already, or the same file twice, replay says so.
+	for _, args := range [][]string{{"--state-in", state, a}, {b, b}} {
+		code, _, stderr = telescope(t, append([]string{"replay", "--config", cfg}, args...)...)
+		if code != 0 || !strings.Contains(stderr, `"capture file counted already: it has the name and first packet of a file `) ||
+			!strings.Contains(stderr, map[bool]string{true: "the restored state (--state-in) counted", false: "read earlier in this replay"}[args[0] == "--state-in"]) {
+			t.Errorf("replay %v: exit %d\n%s", args, code, stderr)
+		}
 	}
 	// A damaged --state-in is an error naming the reason.
 	if err := os.WriteFile(state, []byte("garbage"), 0o644); err != nil {
