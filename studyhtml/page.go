@@ -706,7 +706,7 @@ func pollution(p *pollPairs) ([]card, []figure) {
 	for _, c := range []string{"dht", "utp", "other"} {
 		if payload[c] > 0 {
 			prow = append(prow, bar{Label: c, V: payload[c],
-				Note: fmt.Sprintf("(%s senders)", approx(uint64(p.payN[c])*p.paySenders.scale(), p.paySenders.exact()))})
+				Note: classSenders(p.payN[c], &p.paySenders)})
 		}
 	}
 	for c, n := range payload {

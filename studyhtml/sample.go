@@ -1,5 +1,7 @@
 package studyhtml
 
+import "fmt"
+
 // distinctSample holds the distinct keys of a stream: all of them up to max, then a uniform
 // sample of them (Gibbons' distinct sampling): a key is kept while the low `level` bits of
 // its hash are zero, and the level rises, dropping the keys it no longer keeps, whenever
@@ -61,4 +63,14 @@ func approx(n uint64, exact bool) string {
 		return group(n)
 	}
 	return "≈ " + group(n)
+}
+
+// classSenders is the note of a payload class's bar: its senders, n of them in the
+// sample s. A class whose senders the sample kept none of had at least one (it has
+// packets): not "≈ 0", but how sparse the sample is.
+func classSenders(n int, s *distinctSample[paySender]) string {
+	if n == 0 && !s.exact() {
+		return fmt.Sprintf("(senders: none in the sample of 1 in %s)", group(s.scale()))
+	}
+	return fmt.Sprintf("(%s senders)", approx(uint64(n)*s.scale(), s.exact()))
 }

@@ -118,3 +118,40 @@ func TestPollutionSampleBounded(t *testing.T) {
 		t.Errorf("the same input gave another page: %v against %v", cards2, cards)
 	}
 }
+
+// TestPayloadClassNoneSampled: past the bound, a payload class with a few senders may
+// have none of them in the sample; its bar says so, never "≈ 0 senders" (it has packets,
+// so at least one sender).
+func TestPayloadClassNoneSampled(t *testing.T) {
+	es := pollEpisodes()
+	var p pollPairs
+	p.init(64)
+	for _, e := range es {
+		p.add(e)
+	}
+	// One sender of class "other", tried from address to address until the sample
+	// leaves it out (the hash decides).
+	found := false
+	for i := range 64 {
+		src := detect.IP(packet.AddrFromNetip(netip.AddrFrom4([4]byte{100, 65, 0, byte(i)})))
+		p.add(&detect.UDPThenSYNEntry{Src: src, Dst: es[0].Dst, Port: 6881, Payload: "other"})
+		if p.payN["other"] == 0 {
+			found = true
+			break
+		}
+		// kept: start over with a fresh sample for the next address
+		p = pollPairs{}
+		p.init(64)
+		for _, e := range es {
+			p.add(e)
+		}
+	}
+	if !found || p.paySenders.exact() {
+		t.Fatalf("no one-sender class left out of the sample (exact %v)", p.paySenders.exact())
+	}
+	_, figs := pollution(&p)
+	svg := string(figs[1].SVG)
+	if strings.Contains(svg, "≈ 0 ") || !strings.Contains(svg, "(senders: none in the sample of 1 in ") {
+		t.Errorf("the class without sampled senders: %s", svg)
+	}
+}
