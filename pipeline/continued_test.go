@@ -3,16 +3,21 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/configs"
 	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
@@ -122,4 +127,99 @@ func TestContinuedReportsDoNotMerge(t *testing.T) {
 	if _, err := MergeReports([]*Report{&back, r1}); err == nil {
 		t.Error("the third run's report read back merged with the first run's")
 	}
+}
+
+// TestContinuedFromOlderCheckpoint: a checkpoint without the "inputs" section (written
+// before it existed) restores, and the report says it continued, from files unknown; one
+// whose section is not a list of files is refused as corrupt.
+func TestContinuedFromOlderCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\n"), "c.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newPipeline := func() *Pipeline {
+		p, err := New(Options{Config: cfg, Workers: 1, Sink: NewEpisodes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	state := filepath.Join(dir, "state")
+	if _, err := newPipeline().Checkpoint(state); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		payload []byte // nil: the section dropped
+		err     string
+	}{
+		{"without the section", nil, ""},
+		{"a JSON object", sliceBytes([]byte(`{"file":"a.pcap"}`)), `corrupt: section "inputs" is not a list of files: "{\"file\":\"a.pcap\"}"`},
+		{"null", sliceBytes([]byte(`null`)), `corrupt: section "inputs" is not a list of files: "null"`},
+	} {
+		path := filepath.Join(dir, "edited")
+		if err := os.WriteFile(path, replaceSection(t, data, "inputs", tc.payload), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := newPipeline()
+		_, err := p.RestoreState(path, RestoreOptions{})
+		if tc.err != "" {
+			if err == nil || err.Error() != "state file "+path+": "+tc.err || checkpoint.KindOf(err) != checkpoint.Corrupt {
+				t.Errorf("%s: %v, want %s", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if r := p.Report(nil); r.ContinuedFrom == nil || r.ContinuedFrom.Inputs == nil || len(r.ContinuedFrom.Inputs) != 0 {
+			t.Errorf("%s: continued_from %+v, want an empty list of files", tc.name, r.ContinuedFrom)
+		}
+	}
+}
+
+// sliceBytes encodes b as checkpoint.Slice does (a section's payload).
+func sliceBytes(b []byte) []byte {
+	var enc checkpoint.Encoder
+	checkpoint.Slice(&enc, b)
+	return enc.Bytes()
+}
+
+// replaceSection returns checkpoint file data with section name's payload replaced (nil:
+// the section dropped), its checksum recomputed (see checkpoint's layout).
+func replaceSection(t *testing.T, data []byte, name string, payload []byte) []byte {
+	t.Helper()
+	hl := int(binary.LittleEndian.Uint32(data[12:]))
+	out := slices.Clone(data[:16+hl+4])
+	found := false
+	for at := 16 + hl + 4; ; {
+		nl := int(data[at])
+		if nl == 0 {
+			out = append(out, 0)
+			break
+		}
+		sec := string(data[at+1 : at+1+nl])
+		plen := int(binary.LittleEndian.Uint64(data[at+1+nl:]))
+		end := at + 1 + nl + 8 + plen + 4
+		if sec != name {
+			out = append(out, data[at:end]...)
+		} else if found = true; payload != nil {
+			out = append(out, byte(nl))
+			out = append(out, name...)
+			out = binary.LittleEndian.AppendUint64(out, uint64(len(payload)))
+			out = append(out, payload...)
+			crc := crc32.Update(crc32.Checksum([]byte(name), crc32.MakeTable(crc32.Castagnoli)), crc32.MakeTable(crc32.Castagnoli), payload)
+			out = binary.LittleEndian.AppendUint32(out, crc)
+		}
+		at = end
+	}
+	if !found {
+		t.Fatalf("no section %q", name)
+	}
+	return out
 }

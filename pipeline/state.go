@@ -223,8 +223,8 @@ func (p *Pipeline) RestoreState(path string, o RestoreOptions) (RestoreInfo, err
 		if err := d.Done(); err != nil {
 			return info, err
 		}
-		if err := json.Unmarshal(b, &c.Inputs); err != nil {
-			return info, checkpoint.Errorf(checkpoint.Corrupt, path, "corrupt: section \"inputs\": %v", err)
+		if err := json.Unmarshal(b, &c.Inputs); err != nil || c.Inputs == nil {
+			return info, checkpoint.Errorf(checkpoint.Corrupt, path, "corrupt: section \"inputs\" is not a list of files: %.80q", b)
 		}
 	}
 	p.inputsMu.Lock()
