@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,35 +19,23 @@ import (
 
 	"github.com/telescope-dev/telescope/checkpoint"
 	"github.com/telescope-dev/telescope/configs"
-	"github.com/telescope-dev/telescope/internal/pcaptest"
 )
 
-// TestContinuedReportsDoNotMerge: a report of a run continued from a checkpoint names the
-// files the checkpoint counted (continued_from), the checkpoints of a chain carry them on,
-// and a merge that would count a file twice through them is refused, naming the reports
-// and the file: an earlier run of the chain with a later one, or two runs continued from
-// states of the same run. A merge of the last run with a report of another file is not,
-// and keeps the chain, so that merging it again with an earlier run is refused too.
-func TestContinuedReportsDoNotMerge(t *testing.T) {
-	dir := t.TempDir()
-	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
-	file := func(name string, hour int) string {
-		var ps []pcaptest.Packet
-		for i := range 40 {
-			ps = append(ps, pcaptest.Packet{TS: t0.Add(time.Duration(hour)*time.Hour + time.Duration(i)*time.Second),
-				Src: netip.AddrFrom4([4]byte{198, 51, 100, byte(i % 4)}), Dst: netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), DstPort: 23, Flags: 0x02})
-		}
-		path := filepath.Join(dir, name)
-		if err := pcaptest.WriteFile(path, ps); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	a, b, c, other := file("a.pcap", 0), file("b.pcap", 1), file("c.pcap", 2), file("other.pcap", 5)
-	cfg, err := configs.Parse([]byte("dark_prefixes: [203.0.113.0/24]\n"), "c.yaml")
+// TestChainedReportsMerge: a generated day replayed in three runs chained through
+// checkpoints (--state-out, --state-in). Each continued run's report names the files its
+// state counted (continued_from), and merging the three reports, in any order, gives the
+// report of one run over the whole day: counters, series, top lists, distributions,
+// unique counts, receiver distribution and episodes (the earlier runs' lists come out:
+// the last run's hold them). Two runs continued from one state (branches) are refused,
+// naming both and the file. A merge of part of the chain continues from the files it
+// lacks, and the merge of that merge with them is the whole again.
+func TestChainedReportsMerge(t *testing.T) {
+	whole, parts := dayParts(t, 7, 3*time.Hour, time.Hour+7*time.Minute, 2*time.Hour+3*time.Minute)
+	cfg, err := configs.Parse(nil, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
+	dir := t.TempDir()
 	run := func(f, in, out string) *Report {
 		col := NewEpisodes()
 		p, err := New(Options{Config: cfg, Workers: 2, Sink: col})
@@ -60,57 +48,157 @@ func TestContinuedReportsDoNotMerge(t *testing.T) {
 			}
 		}
 		p.SetKeepState(out != "")
-		p.Replay(context.Background(), ReplayOptions{Files: []string{f}})
+		if res := p.Replay(context.Background(), ReplayOptions{Files: []string{f}}); len(res.Errors) > 0 {
+			t.Fatal(res.Errors)
+		}
 		if out != "" {
 			if _, err := p.Checkpoint(out); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return p.Report(col)
+		// Through JSON, as `telescope report` reads saved reports.
+		b, err := json.Marshal(p.Report(col))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := DecodeReport(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
 	s1, s2 := filepath.Join(dir, "s1"), filepath.Join(dir, "s2")
-	r1 := run(a, "", s1)
-	r2 := run(b, s1, s2)
-	r3 := run(c, s2, "")
-	branch := run(c, s1, "") // another run continued from the first one's state
-	rx := run(other, "", "")
+	w := run(whole, "", "")
+	r1 := run(parts[0], "", s1)
+	r2 := run(parts[1], s1, s2)
+	r3 := run(parts[2], s2, "")
+	branch := run(parts[2], s1, "") // another run continued from the first one's state
 	js := func(v any) string { x, _ := json.Marshal(v); return string(x) }
-	if r1.ContinuedFrom != nil || rx.ContinuedFrom != nil {
-		t.Errorf("fresh runs: continued_from %s, %s", js(r1.ContinuedFrom), js(rx.ContinuedFrom))
+	if r1.ContinuedFrom != nil || w.ContinuedFrom != nil {
+		t.Errorf("fresh runs: continued_from %s, %s", js(r1.ContinuedFrom), js(w.ContinuedFrom))
 	}
 	if r2.ContinuedFrom == nil || js(r2.ContinuedFrom.Inputs) != js(r1.Inputs) ||
-		r3.ContinuedFrom == nil || js(r3.ContinuedFrom.Inputs) != js(append(r1.Inputs, r2.Inputs...)) || len(r1.Inputs) != 1 || r1.Inputs[0].Records != 40 {
+		r3.ContinuedFrom == nil || js(r3.ContinuedFrom.Inputs) != js(append(slices.Clone(r1.Inputs), r2.Inputs...)) || r1.Frames == 0 || r2.Frames == 0 {
 		t.Fatalf("continued_from: second run %s, third %s; inputs %s, %s", js(r2.ContinuedFrom), js(r3.ContinuedFrom), js(r1.Inputs), js(r2.Inputs))
 	}
-	for _, tc := range []struct {
-		rs   []*Report
-		want string
-	}{
-		{[]*Report{r1, r2}, "report 2 continues (--state-in) from a state that counted input " + a + " (40 records), which report 1 counts"},
-		{[]*Report{r3, rx, r1}, "report 1 continues (--state-in) from a state that counted input " + a + " (40 records), which report 3 counts"},
-		{[]*Report{r3, r2}, "report 1 continues (--state-in) from a state that counted input " + b + " (40 records), which report 2 counts"},
-		{[]*Report{r2, branch}, "report 1 and report 2 both continue (--state-in) from a state that counted input " + a + " (40 records)"},
-	} {
-		_, err := MergeReports(tc.rs)
-		var ce *ContinuedInputError
-		if !errors.As(err, &ce) || err.Error()[:len("merge: ")+len(tc.want)] != "merge: "+tc.want {
-			t.Errorf("merge: %v\nwant: merge: %s...", err, tc.want)
+	// What a report says of the traffic, but for where it was read from.
+	type view struct {
+		Frames          uint64
+		Packets, Flags  any
+		SrcU, DstU      uint64
+		SrcTop, DstTop  []AddrCount
+		Dist            *Distributions
+		Series          *Series
+		Receivers       ReceiverDistribution
+		Episodes        map[string][]string // each detector's entries, as JSON, sorted
+		ContinuedInputs int
+	}
+	see := func(r *Report) string {
+		v := view{Frames: r.Frames, Packets: r.Packets, Flags: r.TCPFlags,
+			SrcU: r.Sources.Unique, DstU: r.Destinations.Unique, SrcTop: addrPackets(r.Sources.Top), DstTop: addrPackets(r.Destinations.Top),
+			Dist: r.Distributions, Series: r.Series, Receivers: r.Receivers, Episodes: map[string][]string{}, ContinuedInputs: -1}
+		for key, es := range r.Detections {
+			for _, e := range es {
+				v.Episodes[key] = append(v.Episodes[key], js(e))
+			}
+			slices.Sort(v.Episodes[key])
+		}
+		if r.ContinuedFrom != nil {
+			v.ContinuedInputs = len(r.ContinuedFrom.Inputs)
+		}
+		return js(v)
+	}
+	// differs names the fields of two views that differ.
+	differs := func(got, want string) []string {
+		var a, b map[string]json.RawMessage
+		if json.Unmarshal([]byte(got), &a) != nil || json.Unmarshal([]byte(want), &b) != nil {
+			t.Fatal("views do not read back")
+		}
+		var out []string
+		for k := range b {
+			if string(a[k]) != string(b[k]) {
+				out = append(out, fmt.Sprintf("%s: %.300s, want %.300s", k, a[k], b[k]))
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := see(w)
+	// The ports are exact per run and listed to the 100th: merged, a port's count is
+	// short of the whole day's by at most the sum of the runs' 100th entries (the merge's
+	// top-list bound, see TestMergeHalves); the busiest are the whole day's.
+	samePorts := func(m *Report) {
+		for i, lists := range [][][]PortCount{
+			{w.DstPorts.TCPSYN, m.DstPorts.TCPSYN, r1.DstPorts.TCPSYN, r2.DstPorts.TCPSYN, r3.DstPorts.TCPSYN},
+			{w.DstPorts.UDP, m.DstPorts.UDP, r1.DstPorts.UDP, r2.DstPorts.UDP, r3.DstPorts.UDP},
+		} {
+			var bound uint64
+			for _, l := range lists[2:] {
+				if len(l) == reportTop {
+					bound += l[len(l)-1].Packets
+				}
+			}
+			whole := map[uint16]uint64{}
+			for _, pc := range lists[0] {
+				whole[pc.Port] = pc.Packets
+			}
+			for _, pc := range lists[1] {
+				if wc, ok := whole[pc.Port]; ok && (pc.Packets > wc || pc.Packets+bound < wc) {
+					t.Errorf("ports %d: port %d has %d packets merged, %d in the whole day (bound %d)", i, pc.Port, pc.Packets, wc, bound)
+				}
+			}
+			if n := min(len(lists[0]), 20); js(lists[1][:n]) != js(lists[0][:n]) {
+				t.Errorf("ports %d: the busiest merged %s, whole %s", i, js(lists[1][:n]), js(lists[0][:n]))
+			}
 		}
 	}
-	m, err := MergeReports([]*Report{r3, rx})
-	if err != nil || m.ContinuedFrom == nil || js(m.ContinuedFrom.Inputs) != js(r3.ContinuedFrom.Inputs) {
-		t.Fatalf("the last run with another file: %v, continued_from %s", err, js(m.ContinuedFrom))
+	for _, rs := range [][]*Report{{r1, r2, r3}, {r3, r1, r2}, {r2, r3, r1}} {
+		m, err := MergeReports(rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := differs(see(m), want); len(d) > 0 {
+			t.Errorf("the chain merged differs from the whole day:\n%s", strings.Join(d, "\n"))
+		}
+		samePorts(m)
+		if !slices.Contains(m.Merged.Notes, noteChain) {
+			t.Errorf("notes %q", m.Merged.Notes)
+		}
 	}
-	_, err = MergeReports([]*Report{m, r2})
-	if want := fmt.Sprintf("merge: report 1 continues (--state-in) from a state that counted input %s (40 records), which report 2 counts", b); err == nil || len(err.Error()) < len(want) || err.Error()[:len(want)] != want {
-		t.Errorf("that merge with the second run: %v", err)
+	// The last run's report alone has the whole day's lists already; merged as if
+	// unrelated, the first two runs' lists would have counted twice.
+	if js(addrPackets(r3.Destinations.Top)) != js(addrPackets(w.Destinations.Top)) {
+		t.Errorf("the last run's top destinations %s, the whole day's %s", js(addrPackets(r3.Destinations.Top[:3])), js(addrPackets(w.Destinations.Top[:3])))
 	}
-	// The schema has the field: the third run's report and the merge validate.
+	// Branches.
+	_, err = MergeReports([]*Report{r2, branch})
+	if msg := "merge: report 1 and report 2 both continue (--state-in) from a state that counted input " + parts[0] + fmt.Sprintf(" (%d records), and neither continues the other", r1.Inputs[0].Records); err == nil || !strings.HasPrefix(err.Error(), msg) {
+		t.Errorf("two branches of a chain: %v\nwant %s...", err, msg)
+	}
+	var ce *ContinuedInputError
+	if !errors.As(err, &ce) || ce.A != 0 || ce.B != 1 {
+		t.Errorf("two branches of a chain: %#v", err)
+	}
+	// Part of the chain: the second and third runs continue from the first file, which
+	// their counters lack; merged with the first run's report, the whole day.
+	m23, err := MergeReports([]*Report{r2, r3})
+	if err != nil || m23.ContinuedFrom == nil || js(m23.ContinuedFrom.Inputs) != js(r1.Inputs) || m23.Frames != r2.Frames+r3.Frames {
+		t.Fatalf("the last two runs: %v, continued_from %s", err, js(m23.ContinuedFrom))
+	}
+	m, err := MergeReports([]*Report{m23, r1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := differs(see(m), want); len(d) > 0 {
+		t.Errorf("the last two runs' merge merged with the first run differs from the whole day:\n%s", strings.Join(d, "\n"))
+	}
+	samePorts(m)
+	// The schema has the field: the third run's report and a merge that continues validate.
 	sch, err := jsonschema.NewCompiler().Compile(schemaPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*Report{r3, m} {
+	for _, r := range []*Report{r3, m23} {
 		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader([]byte(js(r))))
 		if err != nil {
 			t.Fatal(err)
@@ -118,14 +206,6 @@ func TestContinuedReportsDoNotMerge(t *testing.T) {
 		if err := sch.Validate(inst); err != nil {
 			t.Errorf("a continued report does not match the schema: %v", err)
 		}
-	}
-	// Through JSON, as `telescope report` reads them.
-	var back Report
-	if err := json.Unmarshal([]byte(js(r3)), &back); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := MergeReports([]*Report{&back, r1}); err == nil {
-		t.Error("the third run's report read back merged with the first run's")
 	}
 }
 

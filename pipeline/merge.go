@@ -28,6 +28,7 @@ const (
 	noteEpisodes = "episodes are the parts' episodes: one running across a boundary between parts appears once per part"
 	noteRecv     = "the receiver distribution is the sum of the parts': a window cut by a boundary between parts counts its destinations once per part (packets exactly)"
 	noteNoRecv   = "the parts' receiver distributions have different windows: not merged"
+	noteChain    = "some parts continued (--state-in) from the state of other parts: the top lists, packets per address distributions and unique counts are the later parts', which hold the earlier parts' packets (the earlier parts' own were left out); counters, series and episodes add up"
 )
 
 // MergeReports merges reports of disjoint inputs (several files, or days) into one.
@@ -53,8 +54,9 @@ func MergeReports(rs []*Report) (*Report, error) {
 // Merger merges reports one at a time, in order: their counters, lists and sketches as
 // they come, their episodes into a sink (an Episodes, or a DetectionSpool so that a
 // merge of many days does not hold every episode in memory). It keeps of each report
-// only what the merge needs at the end: its inputs, filter, receiver distribution and
-// series.
+// only what the merge needs at the end: its inputs, filter, receiver distribution,
+// series and what it added to the lists (taken out again when a later report of its
+// chain holds them).
 type Merger struct {
 	sink               detect.Sink
 	rs                 []*Report // the reports added: their inputs, filters and receivers
@@ -67,6 +69,19 @@ type Merger struct {
 	dstUnique          uint64
 	series             []*Series
 	dist               *Distributions
+	// lists are what each report added to the lists, distributions and unique counts,
+	// taken out again when a later run of its chain holds them (Report).
+	lists []mergeLists
+}
+
+// mergeLists is what one report adds to a merge's top lists, packets-per-address
+// distributions and unique counts (the sketches need no record: a continued run's hold
+// the earlier runs' registers, so their union is the later one's).
+type mergeLists struct {
+	srcTop, dstTop     []AddrCount
+	perSource, perDest []uint64
+	srcUnique          uint64
+	dstUnique          uint64
 }
 
 // NewMerger returns a merger that hands every report's episodes to sink.
@@ -154,19 +169,15 @@ func (m *Merger) Add(r *Report) error {
 	} else {
 		m.sketches = false
 	}
+	l := mergeLists{srcTop: r.Sources.Top, dstTop: r.Destinations.Top, srcUnique: r.Sources.Unique, dstUnique: r.Destinations.Unique}
 	if d := r.Distributions; d != nil {
 		m.dist.PacketsPerSource = addSlices(m.dist.PacketsPerSource, d.PacketsPerSource)
 		m.dist.PacketsPerDestination = addSlices(m.dist.PacketsPerDestination, d.PacketsPerDestination)
+		l.perSource, l.perDest = d.PacketsPerSource, d.PacketsPerDestination
 	}
+	m.lists = append(m.lists, l)
 	m.series = append(m.series, r.Series)
 	out.Inputs = append(out.Inputs, r.Inputs...)
-	if c := r.ContinuedFrom; c != nil {
-		// Kept, so that merging this merge with an earlier run is refused too.
-		if out.ContinuedFrom == nil {
-			out.ContinuedFrom = &Continuation{Inputs: []InputFile{}}
-		}
-		out.ContinuedFrom.Inputs = append(out.ContinuedFrom.Inputs, c.Inputs...)
-	}
 	for _, desc := range detect.Descriptors() {
 		for _, e := range r.Detections[desc.ReportKey] {
 			m.sink.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})
@@ -182,6 +193,29 @@ func (m *Merger) Report() (*Report, error) {
 		return nil, fmt.Errorf("merge: no reports")
 	}
 	out := m.out
+	// A report of a run that a later report's run continued from (its files are in the
+	// later one's continued_from): the later report's lists, distributions and unique
+	// counts hold its packets, so its own come out again.
+	superseded := supersededParts(m.rs)
+	for i, l := range m.lists {
+		if !superseded[i] {
+			continue
+		}
+		sub := func(top map[string]uint64, list []AddrCount) {
+			for _, ac := range list {
+				if top[ac.Addr] -= ac.Packets; top[ac.Addr] == 0 {
+					delete(top, ac.Addr)
+				}
+			}
+		}
+		sub(m.srcTop, l.srcTop)
+		sub(m.dstTop, l.dstTop)
+		m.dist.PacketsPerSource = subSlices(m.dist.PacketsPerSource, l.perSource)
+		m.dist.PacketsPerDestination = subSlices(m.dist.PacketsPerDestination, l.perDest)
+		m.srcUnique -= l.srcUnique
+		m.dstUnique -= l.dstUnique
+	}
+	out.ContinuedFrom = continuedFrom(m.rs)
 	out.DstPorts.TCPSYN = rankPorts(m.synPorts)
 	out.DstPorts.UDP = rankPorts(m.udpPorts)
 	out.Sources = AddrSummary{Unique: m.srcUnique, Top: rankAddrs(m.srcTop)}
@@ -197,6 +231,9 @@ func (m *Merger) Report() (*Report, error) {
 		out.Merged.Notes = append(out.Merged.Notes, noteNoSketch)
 	}
 	out.Merged.Notes = append(out.Merged.Notes, noteDist, noteEpisodes)
+	if len(superseded) > 0 {
+		out.Merged.Notes = append(out.Merged.Notes, noteChain)
+	}
 	var note string
 	if out.Filter, note = mergeFilters(m.rs); note != "" {
 		out.Merged.Notes = append(out.Merged.Notes, note)
@@ -230,6 +267,17 @@ func mergeReceivers(rs []*Report) (ReceiverDistribution, bool) {
 		}
 	}
 	return out, true
+}
+
+// subSlices takes b out of a (b was added to it), dropping the zeros it leaves at the end.
+func subSlices(a, b []uint64) []uint64 {
+	for i, v := range b {
+		a[i] -= v
+	}
+	for len(a) > 0 && a[len(a)-1] == 0 {
+		a = a[:len(a)-1]
+	}
+	return a
 }
 
 func addSlices(a, b []uint64) []uint64 {
@@ -298,15 +346,13 @@ func (e *DuplicateInputError) Between(a, b string) string {
 		a, b, e.Input.File, e.Input.Records)
 }
 
-// ContinuedInputError is a merge of a report that continued from a checkpoint (replay
-// --state-in) with the report of a run that checkpoint counted, or of two reports that
-// continued from checkpoints of the same run: the continued report's top lists,
-// distributions and unique counts hold that run's packets already (Continuation), so
-// merged they would count twice. A is the report that counted Input, or continued from it
-// too (Both); B the one that continued from it.
+// ContinuedInputError is a merge of two reports of runs that continued (replay
+// --state-in) from states that both counted an input, neither run continuing the other
+// (two runs continued from one checkpoint: branches of a chain). Both reports' top lists,
+// distributions and unique counts hold that input's packets: merged, they would count
+// twice. A and B are the reports' places.
 type ContinuedInputError struct {
 	A, B  int
-	Both  bool
 	Input InputFile
 }
 
@@ -316,33 +362,67 @@ func (e *ContinuedInputError) Error() string {
 
 // Between says what is wrong, the reports named a and b (their files, for a command line).
 func (e *ContinuedInputError) Between(a, b string) string {
-	if e.Both {
-		return fmt.Sprintf("%s and %s both continue (--state-in) from a state that counted input %s (%d records): their top lists, distributions and unique counts both hold its packets, merged they would count twice",
-			a, b, e.Input.File, e.Input.Records)
+	return fmt.Sprintf("%s and %s both continue (--state-in) from a state that counted input %s (%d records), and neither continues the other: their top lists, distributions and unique counts both hold its packets, merged they would count twice",
+		a, b, e.Input.File, e.Input.Records)
+}
+
+// inputKey tells an input: a file's name (wherever it was read from), records and first
+// and latest packet times; two sensors' files of one period differ in those.
+type inputKey struct {
+	file        string
+	records     uint64
+	first, last detect.Time
+}
+
+// keyOf is in's key, false when nothing of it was counted.
+func keyOf(in *InputFile) (inputKey, bool) {
+	if in.Records == 0 || in.FirstPacket == nil || in.LastPacket == nil {
+		return inputKey{}, false
 	}
-	return fmt.Sprintf("%s continues (--state-in) from a state that counted input %s (%d records), which %s counts: its top lists, distributions and unique counts hold that input's packets already, merged they would count twice (the last run's report alone has the whole chain's)",
-		b, e.Input.File, e.Input.Records, a)
+	return inputKey{filepath.Base(in.File), in.Records, *in.FirstPacket, *in.LastPacket}, true
+}
+
+// keysOf returns the keys of the inputs counted.
+func keysOf(ins []InputFile) map[inputKey]bool {
+	ks := map[inputKey]bool{}
+	for i := range ins {
+		if k, ok := keyOf(&ins[i]); ok {
+			ks[k] = true
+		}
+	}
+	return ks
+}
+
+// chainKeys is the keys of the inputs r's state counted (nil: r did not continue).
+func chainKeys(r *Report) map[inputKey]bool {
+	if r.ContinuedFrom == nil {
+		return nil
+	}
+	return keysOf(r.ContinuedFrom.Inputs)
+}
+
+// continues reports whether the run of a report whose state counted chain continued the
+// run that counted inputs (directly or through others): every input counted is in chain.
+func continues(chain, inputs map[inputKey]bool) bool {
+	if len(inputs) == 0 || chain == nil {
+		return false
+	}
+	for k := range inputs {
+		if !chain[k] {
+			return false
+		}
+	}
+	return true
 }
 
 // DuplicateInput returns the first input two of rs both counted, a *DuplicateInputError,
-// or a *ContinuedInputError when one of them counted it in the state it continued from
-// (reports without inputs, of earlier versions, are not checked). A file's name (wherever
-// it was read from), records and first and latest packet times tell it: two sensors' files
-// of one period differ in those. MergeReports checks it; a caller reading reports one by
-// one can check as it goes.
+// or a *ContinuedInputError for two reports continued from states that both counted an
+// input, neither continuing the other (reports without inputs, of earlier versions, are
+// not checked). A report that continued from the state of another's run is not a
+// duplicate: Merger takes the earlier one's lists out (supersededParts). MergeReports
+// checks it; a caller reading reports one by one can check as it goes.
 func DuplicateInput(rs []*Report) error {
-	type key struct {
-		file        string
-		records     uint64
-		first, last detect.Time
-	}
-	keyOf := func(in *InputFile) (key, bool) {
-		if in.Records == 0 || in.FirstPacket == nil {
-			return key{}, false // nothing of it counted
-		}
-		return key{filepath.Base(in.File), in.Records, *in.FirstPacket, *in.LastPacket}, true
-	}
-	seen := map[key]int{}
+	seen := map[inputKey]int{}
 	for i, r := range rs {
 		for _, in := range r.Inputs {
 			k, ok := keyOf(&in)
@@ -355,35 +435,78 @@ func DuplicateInput(rs []*Report) error {
 			seen[k] = i
 		}
 	}
-	// Then the inputs the reports' states counted: one a report counted itself, or one
-	// another report's state counted too. (A report's own inputs and its state's may
-	// share a file: a replay given a file its state counted; that report is wrong on
-	// its own, and not what a merge can tell.)
-	carried := map[key]int{}
-	for _, both := range []bool{false, true} {
-		for i, r := range rs {
-			if r.ContinuedFrom == nil {
+	carried := map[inputKey][]int{} // the reports whose states counted the input
+	var inputs, chains []map[inputKey]bool
+	for i, r := range rs {
+		inputs, chains = append(inputs, keysOf(r.Inputs)), append(chains, chainKeys(r))
+		if r.ContinuedFrom == nil {
+			continue
+		}
+		for _, in := range r.ContinuedFrom.Inputs {
+			k, ok := keyOf(&in)
+			if !ok {
 				continue
 			}
-			for _, in := range r.ContinuedFrom.Inputs {
-				k, ok := keyOf(&in)
-				if !ok {
-					continue
+			for _, j := range carried[k] {
+				if j != i && !continues(chains[i], inputs[j]) && !continues(chains[j], inputs[i]) {
+					return &ContinuedInputError{A: j, B: i, Input: in}
 				}
-				if !both {
-					if j, ok := seen[k]; ok && j != i {
-						return &ContinuedInputError{A: j, B: i, Input: in}
-					}
-					continue
-				}
-				if j, ok := carried[k]; ok && j != i {
-					return &ContinuedInputError{A: j, B: i, Both: true, Input: in}
-				}
-				carried[k] = i
 			}
+			carried[k] = append(carried[k], i)
 		}
 	}
 	return nil
+}
+
+// supersededParts returns the places of the reports whose runs a later run of rs
+// continued from: every input they counted is in another report's continued_from.
+func supersededParts(rs []*Report) map[int]bool {
+	out := map[int]bool{}
+	for i, r := range rs {
+		in := keysOf(r.Inputs)
+		for j, q := range rs {
+			if j != i && continues(chainKeys(q), in) {
+				out[i] = true
+				break
+			}
+		}
+	}
+	return out
+}
+
+// continuedFrom is a merged report's continued_from: the inputs the parts' states counted
+// that no part counted itself (their packets are in the lists but in no counter), nil when
+// none is left and no part continued from a state of files unknown.
+func continuedFrom(rs []*Report) *Continuation {
+	counted := map[inputKey]bool{}
+	for _, r := range rs {
+		for k := range keysOf(r.Inputs) {
+			counted[k] = true
+		}
+	}
+	var out *Continuation
+	listed := map[inputKey]bool{}
+	for _, r := range rs {
+		c := r.ContinuedFrom
+		if c == nil {
+			continue
+		}
+		if len(c.Inputs) == 0 && out == nil {
+			out = &Continuation{Inputs: []InputFile{}} // a live capture's state, or files unknown
+		}
+		for _, in := range c.Inputs {
+			k, ok := keyOf(&in)
+			if ok && (counted[k] || listed[k]) {
+				continue
+			}
+			listed[k] = true
+			if out == nil {
+				out = &Continuation{Inputs: []InputFile{}}
+			}
+			out.Inputs = append(out.Inputs, in)
+		}
+	}
+	return out
 }
 
 // mergeFilters is the merged report's filter: the parts' one, its rejected records summed,

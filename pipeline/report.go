@@ -35,12 +35,14 @@ type InputFile struct {
 
 // Continuation is the state a run continued from. Its top lists, packets-per-address
 // distributions, unique counts and sketches go on from that state, so they hold the
-// packets of the earlier runs too (its counters and series count its own only): merged
-// with an earlier run's report, those would count twice (DuplicateInput refuses it).
+// packets of the earlier runs too (its counters and series count its own only): a merge
+// with an earlier run's report takes the earlier one's out (Merger), so that the chain's
+// reports merge into the report of one run over all its files.
 type Continuation struct {
 	// Inputs are the files the runs before it read, oldest first, as each run's report
 	// lists its own (empty when the state came from a live capture, or from a binary
-	// that did not record them). A merged report lists its parts' together.
+	// that did not record them). A merged report lists those of its parts' that no part
+	// counted itself (continuedFrom).
 	Inputs []InputFile `json:"inputs"`
 }
 
