@@ -169,7 +169,8 @@ func (m *Merger) Add(r *Report) error {
 	} else {
 		m.sketches = false
 	}
-	l := mergeLists{srcTop: r.Sources.Top, dstTop: r.Destinations.Top, srcUnique: r.Sources.Unique, dstUnique: r.Destinations.Unique}
+	// Addresses and packets only: not the top sources' profiles.
+	l := mergeLists{srcTop: addrCounts(r.Sources.Top), dstTop: addrCounts(r.Destinations.Top), srcUnique: r.Sources.Unique, dstUnique: r.Destinations.Unique}
 	if d := r.Distributions; d != nil {
 		m.dist.PacketsPerSource = addSlices(m.dist.PacketsPerSource, d.PacketsPerSource)
 		m.dist.PacketsPerDestination = addSlices(m.dist.PacketsPerDestination, d.PacketsPerDestination)
@@ -269,9 +270,18 @@ func mergeReceivers(rs []*Report) (ReceiverDistribution, bool) {
 	return out, true
 }
 
+// addrCounts copies l's addresses and packets.
+func addrCounts(l []AddrCount) []AddrCount {
+	out := make([]AddrCount, len(l))
+	for i := range l {
+		out[i] = AddrCount{Addr: l[i].Addr, Packets: l[i].Packets}
+	}
+	return out
+}
+
 // subSlices takes b out of a (b was added to it), dropping the zeros it leaves at the end.
 func subSlices(a, b []uint64) []uint64 {
-	for i, v := range b {
+	for i, v := range b[:min(len(a), len(b))] { // b's trailing zeros may be past a's end
 		a[i] -= v
 	}
 	for len(a) > 0 && a[len(a)-1] == 0 {
