@@ -56,16 +56,7 @@ func TestChainedReportsMerge(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		// Through JSON, as `telescope report` reads saved reports.
-		b, err := json.Marshal(p.Report(col))
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := DecodeReport(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
+		return throughJSON(t, p.Report(col))
 	}
 	s1, s2 := filepath.Join(dir, "s1"), filepath.Join(dir, "s2")
 	w := run(whole, "", "")

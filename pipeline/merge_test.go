@@ -62,16 +62,22 @@ func replayJSONReport(t testing.TB, cfg *configs.Config, files ...string) *Repor
 	if len(res.Errors) != 0 {
 		t.Fatal(res.Errors)
 	}
-	// Through JSON and back, as `telescope report` reads saved reports.
-	b, err := json.Marshal(p.Report(c))
+	return throughJSON(t, p.Report(c))
+}
+
+// throughJSON returns r written as JSON and read back, as `telescope report` reads saved
+// reports.
+func throughJSON(t testing.TB, r *Report) *Report {
+	t.Helper()
+	b, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := DecodeReport(b)
+	back, err := DecodeReport(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return back
 }
 
 // TestMergeHalves replays a generated day whole and in two halves (split at a minute
