@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -209,6 +210,9 @@ func build(r *pipeline.Report, o Options, pe *pageEpisodes) *page {
 	}
 	if r.Merged != nil {
 		pg.Span += fmt.Sprintf(" · merged from %d reports", r.Merged.Reports)
+	}
+	if c := r.ContinuedFrom; c != nil {
+		pg.Span += " · " + continuedFrom(c)
 	}
 	episodes := pe.episodes()
 	pg.Cards = []card{
@@ -745,6 +749,9 @@ func notes(r *pipeline.Report) []string {
 			n = append(n, "Merged report: "+s+".")
 		}
 	}
+	if c := r.ContinuedFrom; c != nil {
+		n = append(n, "This report "+continuedFrom(c)+": its top lists, distributions and unique counts hold the packets of the runs before it too, its counters and series only its own (merged with those runs' reports, it gives the whole).")
+	}
 	if f := r.Filter; f != nil {
 		n = append(n, fmt.Sprintf("capture.filter %q was applied: the %s packets it rejected are in no count of this page.", f.Expression, group(f.FilteredOut)))
 	}
@@ -754,4 +761,15 @@ func notes(r *pipeline.Report) []string {
 		}
 	}
 	return n
+}
+
+// continuedFrom says what a continued report continued from.
+func continuedFrom(c *pipeline.Continuation) string {
+	switch len(c.Inputs) {
+	case 0:
+		return "continues from a saved state"
+	case 1:
+		return "continues from the state of " + filepath.Base(c.Inputs[0].File)
+	}
+	return fmt.Sprintf("continues from the state of %d earlier files", len(c.Inputs))
 }

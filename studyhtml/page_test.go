@@ -219,6 +219,37 @@ func TestRenderInputErrors(t *testing.T) {
 	}
 }
 
+// TestRenderContinued: a report of a run continued from a saved state says so under the
+// title and in a note (its lists hold the earlier runs' packets), naming the one earlier
+// file, counting several, or a state of files unknown; a fresh run's says nothing of it.
+func TestRenderContinued(t *testing.T) {
+	render := func(c *pipeline.Continuation) string {
+		var buf bytes.Buffer
+		if err := Render(&buf, &pipeline.Report{ContinuedFrom: c}, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return buf.String()
+	}
+	for _, tc := range []struct {
+		c    *pipeline.Continuation
+		want string
+	}{
+		{&pipeline.Continuation{Inputs: []pipeline.InputFile{{File: "/data/day-1.pcap", Records: 10}}}, "continues from the state of day-1.pcap"},
+		{&pipeline.Continuation{Inputs: []pipeline.InputFile{{File: "a.pcap"}, {File: "b.pcap"}}}, "continues from the state of 2 earlier files"},
+		{&pipeline.Continuation{Inputs: []pipeline.InputFile{}}, "continues from a saved state"},
+	} {
+		page := render(tc.c)
+		sub := page[strings.Index(page, `<p class="sub">`):]
+		sub = sub[:strings.Index(sub, "</p>")]
+		if !strings.HasSuffix(sub, " · "+tc.want) || !strings.Contains(page, "This report "+tc.want+": its top lists, distributions and unique counts hold the packets of the runs before it too") {
+			t.Errorf("continued from %d files: under the title %q, want %q and a note", len(tc.c.Inputs), sub, tc.want)
+		}
+	}
+	if page := render(nil); strings.Contains(page, "continues from") {
+		t.Error("a fresh run's page says it continues")
+	}
+}
+
 // TestRenderInputs: up to four inputs are named under the title, more are three and a
 // count; the report's capture files are a table (records, times, errors) in a closed
 // details element, absent without them.
