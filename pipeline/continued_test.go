@@ -86,7 +86,7 @@ func TestChainedReportsMerge(t *testing.T) {
 	}
 	see := func(r *Report) string {
 		v := view{Frames: r.Frames, Packets: r.Packets, Flags: r.TCPFlags,
-			SrcU: r.Sources.Unique, DstU: r.Destinations.Unique, SrcTop: addrPackets(r.Sources.Top), DstTop: addrPackets(r.Destinations.Top),
+			SrcU: r.Sources.Unique, DstU: r.Destinations.Unique, SrcTop: r.Sources.Top, DstTop: addrPackets(r.Destinations.Top),
 			Dist: r.Distributions, Series: r.Series, Receivers: r.Receivers, Episodes: map[string][]string{}, ContinuedInputs: -1}
 		for key, es := range r.Detections {
 			for _, e := range es {

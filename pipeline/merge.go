@@ -169,8 +169,9 @@ func (m *Merger) Add(r *Report) error {
 	} else {
 		m.sketches = false
 	}
-	// Addresses and packets only: not the top sources' profiles.
-	l := mergeLists{srcTop: addrCounts(r.Sources.Top), dstTop: addrCounts(r.Destinations.Top), srcUnique: r.Sources.Unique, dstUnique: r.Destinations.Unique}
+	// The top sources with what the report said of them (describeTop reads it), the
+	// destinations' addresses and packets.
+	l := mergeLists{srcTop: r.Sources.Top, dstTop: addrCounts(r.Destinations.Top), srcUnique: r.Sources.Unique, dstUnique: r.Destinations.Unique}
 	if d := r.Distributions; d != nil {
 		m.dist.PacketsPerSource = addSlices(m.dist.PacketsPerSource, d.PacketsPerSource)
 		m.dist.PacketsPerDestination = addSlices(m.dist.PacketsPerDestination, d.PacketsPerDestination)
@@ -220,6 +221,9 @@ func (m *Merger) Report() (*Report, error) {
 	out.DstPorts.TCPSYN = rankPorts(m.synPorts)
 	out.DstPorts.UDP = rankPorts(m.udpPorts)
 	out.Sources = AddrSummary{Unique: m.srcUnique, Top: rankAddrs(m.srcTop)}
+	if err := m.describeTop(out, superseded); err != nil {
+		return nil, err
+	}
 	out.Destinations = AddrSummary{Unique: m.dstUnique, Top: rankAddrs(m.dstTop)}
 	out.Series = MergeSeries(m.series)
 	out.Distributions = m.dist
@@ -482,6 +486,52 @@ func supersededParts(rs []*Report) map[int]bool {
 		}
 	}
 	return out
+}
+
+// describeTop says what the merged top sources are, as a replay's report does
+// (describeReport): a source's scanner episode with the most packets, among all the
+// parts' (read back from the sink when it can: an Episodes or a DetectionSpool), gives
+// its technique, summary and profile; a source without one has the technique the part
+// listing it with the most packets gave it. Labels (org, country, AS) are the parts'.
+// Of a chain merged whole, the whole run's descriptions; of unrelated parts, those of a
+// replay over them all but that an episode cut by a boundary is two.
+func (m *Merger) describeTop(out *Report, superseded map[int]bool) error {
+	top := map[string]*AddrCount{}
+	for i := range out.Sources.Top {
+		top[out.Sources.Top[i].Addr] = &out.Sources.Top[i]
+	}
+	most := map[string]uint64{}
+	for i, l := range m.lists {
+		if superseded[i] {
+			continue
+		}
+		for _, ac := range l.srcTop {
+			if t := top[ac.Addr]; t != nil && ac.Packets > most[ac.Addr] {
+				most[ac.Addr] = ac.Packets
+				t.Technique, t.Who = ac.Technique, ac.Who
+			}
+		}
+	}
+	eps, ok := m.sink.(interface {
+		EachOf(key string, fn func(detect.Entry) error) error
+	})
+	if !ok {
+		return nil
+	}
+	largest := map[string]*detect.ScannerEntry{} // of the top sources only
+	err := eps.EachOf(detect.Lookup(detect.Scanner).ReportKey, func(e detect.Entry) error {
+		if s, ok := e.(*detect.ScannerEntry); ok && top[s.Src] != nil {
+			if l := largest[s.Src]; l == nil || s.Packets > l.Packets {
+				largest[s.Src] = s
+			}
+		}
+		return nil
+	})
+	for src, e := range largest {
+		t := top[src]
+		t.Technique, t.Summary, t.Profile = e.Technique, e.Summary, e.Profile
+	}
+	return err
 }
 
 // continuedFrom is a merged report's continued_from: the inputs the parts' states counted

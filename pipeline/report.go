@@ -281,6 +281,17 @@ func (c *Episodes) Detections() Detections {
 	return d
 }
 
+// EachOf calls fn with the entries collected of the detector whose report key is key, in
+// report order (Merger describes its top sources with the scanner episodes).
+func (c *Episodes) EachOf(key string, fn func(detect.Entry) error) error {
+	for _, e := range c.Detections()[key] {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Report builds the report once the workers have finished (after Replay returns).
 func (p *Pipeline) Report(c *Episodes) *Report {
 	t := p.Totals()

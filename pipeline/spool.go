@@ -759,8 +759,21 @@ func (d *detectionSpoolPart) Detection(ev *detect.Event) {
 // (detectors in descriptor order): what the study page reads, holding what it shows, not
 // the episodes. The spool can still be written after.
 func (d *DetectionSpool) Each(fn func(detect.Entry) error) error {
+	for _, desc := range detect.Descriptors() {
+		if err := d.EachOf(desc.ReportKey, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EachOf is Each for one detector's episodes, the one whose report key is key.
+func (d *DetectionSpool) EachOf(key string, fn func(detect.Entry) error) error {
 	for i, desc := range detect.Descriptors() {
-		if err := d.lists[i].each(func(line []byte) error {
+		if desc.ReportKey != key {
+			continue
+		}
+		return d.lists[i].each(func(line []byte) error {
 			e := desc.NewEntry()
 			if p, ok := e.(detect.JSONParser); ok && p.ParseJSON(line) {
 				return fn(e) // the floods' entries, read without reflection
@@ -769,9 +782,7 @@ func (d *DetectionSpool) Each(fn func(detect.Entry) error) error {
 				return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
 			}
 			return fn(e)
-		}); err != nil {
-			return err
-		}
+		})
 	}
 	return nil
 }
