@@ -81,13 +81,14 @@ func TestChainedReportsMerge(t *testing.T) {
 		Dist            *Distributions
 		Series          *Series
 		Receivers       ReceiverDistribution
+		Groups          []Group
 		Episodes        map[string][]string // each detector's entries, as JSON, sorted
 		ContinuedInputs int
 	}
 	see := func(r *Report) string {
 		v := view{Frames: r.Frames, Packets: r.Packets, Flags: r.TCPFlags,
 			SrcU: r.Sources.Unique, DstU: r.Destinations.Unique, SrcTop: r.Sources.Top, DstTop: addrPackets(r.Destinations.Top),
-			Dist: r.Distributions, Series: r.Series, Receivers: r.Receivers, Episodes: map[string][]string{}, ContinuedInputs: -1}
+			Dist: r.Distributions, Series: r.Series, Receivers: r.Receivers, Groups: r.Groups, Episodes: map[string][]string{}, ContinuedInputs: -1}
 		for key, es := range r.Detections {
 			for _, e := range es {
 				v.Episodes[key] = append(v.Episodes[key], js(e))

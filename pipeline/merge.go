@@ -221,7 +221,7 @@ func (m *Merger) Report() (*Report, error) {
 	out.DstPorts.TCPSYN = rankPorts(m.synPorts)
 	out.DstPorts.UDP = rankPorts(m.udpPorts)
 	out.Sources = AddrSummary{Unique: m.srcUnique, Top: rankAddrs(m.srcTop)}
-	if err := m.describeTop(out, superseded); err != nil {
+	if err := m.describe(out, superseded); err != nil {
 		return nil, err
 	}
 	out.Destinations = AddrSummary{Unique: m.dstUnique, Top: rankAddrs(m.dstTop)}
@@ -488,14 +488,15 @@ func supersededParts(rs []*Report) map[int]bool {
 	return out
 }
 
-// describeTop says what the merged top sources are, as a replay's report does
-// (describeReport): a source's scanner episode with the most packets, among all the
-// parts' (read back from the sink when it can: an Episodes or a DetectionSpool), gives
-// its technique, summary and profile; a source without one has the technique the part
-// listing it with the most packets gave it. Labels (org, country, AS) are the parts'.
-// Of a chain merged whole, the whole run's descriptions; of unrelated parts, those of a
-// replay over them all but that an episode cut by a boundary is two.
-func (m *Merger) describeTop(out *Report, superseded map[int]bool) error {
+// describe says what the merged top sources are and finds the coordinated groups, as a
+// replay's report does (describeReport), from all the parts' scanner episodes, read back
+// from the sink when it can (an Episodes or a DetectionSpool): a source's episode with
+// the most packets gives its technique, summary and profile; a source without one has
+// the technique the part listing it with the most packets gave it. The sources' labels
+// (org, country, AS) are the parts', a group's its first member's episode's. Of a chain
+// merged whole, the whole run's; of unrelated parts, those of a replay over them all but
+// that an episode cut by a boundary is two.
+func (m *Merger) describe(out *Report, superseded map[int]bool) error {
 	top := map[string]*AddrCount{}
 	for i := range out.Sources.Top {
 		top[out.Sources.Top[i].Addr] = &out.Sources.Top[i]
@@ -519,8 +520,14 @@ func (m *Merger) describeTop(out *Report, superseded map[int]bool) error {
 		return nil
 	}
 	largest := map[string]*detect.ScannerEntry{} // of the top sources only
+	var ga groupAgg
 	err := eps.EachOf(detect.Lookup(detect.Scanner).ReportKey, func(e detect.Entry) error {
-		if s, ok := e.(*detect.ScannerEntry); ok && top[s.Src] != nil {
+		s, ok := e.(*detect.ScannerEntry)
+		if !ok {
+			return nil
+		}
+		ga.add(s)
+		if top[s.Src] != nil {
 			if l := largest[s.Src]; l == nil || s.Packets > l.Packets {
 				largest[s.Src] = s
 			}
@@ -531,6 +538,7 @@ func (m *Merger) describeTop(out *Report, superseded map[int]bool) error {
 		t := top[src]
 		t.Technique, t.Summary, t.Profile = e.Technique, e.Summary, e.Profile
 	}
+	out.Groups = ga.groups()
 	return err
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/telescope-dev/telescope/configs"
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/internal/daygen"
 	"github.com/telescope-dev/telescope/packet"
 )
@@ -422,4 +423,50 @@ func dayParts(t *testing.T, seed int64, d time.Duration, cuts ...time.Duration) 
 		write(parts[i], part)
 	}
 	return whole, parts
+}
+
+// TestMergedGroupsAndDescriptions: a merge finds the coordinated groups across its parts
+// (two sources of one /24 scanning the same ports on two days: a group neither day's
+// report has), labelled as its first member's episode was (not its alert state), and
+// describes each merged top source by its scanner episode with the most packets among
+// the parts'.
+func TestMergedGroupsAndDescriptions(t *testing.T) {
+	h := time.Hour
+	day := func(name string, src string, at time.Duration, packets uint64, org string) *Report {
+		e := scanEntry(src, 53601, 60800, at, at+h, packets)
+		e.Who = detect.Who{Org: org, Silenced: true}
+		first, last := detect.Time(at), detect.Time(at+h)
+		return &Report{
+			Inputs:     []InputFile{{File: name, Records: packets, FirstPacket: &first, LastPacket: &last}},
+			Sources:    AddrSummary{Unique: 1, Top: []AddrCount{{Addr: src, Packets: packets, Technique: "syn", Who: detect.Who{Org: org}}}},
+			Detections: Detections{"scanner": {e}},
+		}
+	}
+	a, b := day("a.pcap", "198.51.100.1", 0, 300, "Example Scans"), day("b.pcap", "198.51.100.9", 24*h, 200, "")
+	if len(groups(EntriesOf[*detect.ScannerEntry](a.Detections, "scanner"))) != 0 {
+		t.Fatal("one day has a group already")
+	}
+	m, err := MergeReports([]*Report{b, a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Groups) != 1 {
+		t.Fatalf("merged groups %+v, want one", m.Groups)
+	}
+	g := m.Groups[0]
+	if g.Prefix != "198.51.100.0/24" || g.Sources != 2 || g.Packets != 500 || !g.TakingTurns || g.Members[0].Src != "198.51.100.1" ||
+		g.Who != (detect.Who{Org: "Example Scans"}) {
+		t.Errorf("merged group %+v", g)
+	}
+	if len(m.Sources.Top) != 2 {
+		t.Fatalf("merged top sources %+v", m.Sources.Top)
+	}
+	for _, s := range m.Sources.Top {
+		if s.Profile == nil || s.Profile.PortMin != 53601 || s.Technique != "syn" {
+			t.Errorf("merged top source %s: technique %q, profile %+v", s.Addr, s.Technique, s.Profile)
+		}
+	}
+	if s := m.Sources.Top[0]; s.Addr != "198.51.100.1" || s.Org != "Example Scans" || s.Silenced {
+		t.Errorf("the busiest merged top source %+v, want 198.51.100.1 labelled Example Scans", s)
+	}
 }

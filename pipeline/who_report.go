@@ -57,6 +57,7 @@ func (p *Pipeline) describeReport(r *Report) {
 	}
 	r.Groups = groups(scans)
 	for i := range r.Groups {
+		r.Groups[i].Who = detect.Who{} // labelled now, not as the episode was
 		p.who.label(r.Groups[i].Members[0].Src, &r.Groups[i].Who)
 	}
 }
@@ -94,67 +95,104 @@ func groupPrefix(src string) (netip.Prefix, bool) {
 // groups builds the coordinated groups from the scanner episodes: by (prefix, technique,
 // port range), at least two distinct sources. Ordered by packets, then prefix.
 func groups(scans []*detect.ScannerEntry) []Group {
-	type key struct {
-		prefix   netip.Prefix
-		tech     string
-		lo, hi   uint16
-		protocol string
-	}
-	byKey := map[key][]*detect.ScannerEntry{}
-	var keys []key
+	var ga groupAgg
 	for _, e := range scans {
-		pf, ok := groupPrefix(e.Src)
-		if !ok || e.Profile == nil {
-			continue
-		}
-		k := key{prefix: pf, tech: e.Technique, lo: e.Profile.PortMin, hi: e.Profile.PortMax}
-		if len(e.Profile.Protocols) > 0 {
-			k.protocol = e.Profile.Protocols[0]
-		}
-		if byKey[k] == nil {
-			keys = append(keys, k)
-		}
-		byKey[k] = append(byKey[k], e)
+		ga.add(e)
 	}
+	return ga.groups()
+}
+
+// groupKey is what the members of a group share.
+type groupKey struct {
+	prefix   netip.Prefix
+	tech     string
+	lo, hi   uint16
+	protocol string
+}
+
+// groupAgg gathers scanner episodes, one at a time, into candidate groups: what it keeps
+// is a record per group and source, not the episodes (a merge reads them back from its
+// spool).
+type groupAgg struct {
+	byKey map[groupKey]*groupAcc
+	keys  []groupKey // in the order of their first episodes
+}
+
+// groupAcc is one candidate group so far.
+type groupAcc struct {
+	g       Group
+	members map[string]*groupMemberAcc
+	prof    detect.Profile
+	biggest *detect.ScannerEntry // its episode with the most packets, the first of them
+}
+
+// groupMemberAcc is one source of a group, and its labels (its first episode's).
+type groupMemberAcc struct {
+	GroupMember
+	who detect.Who
+}
+
+// add adds a scanner episode.
+func (ga *groupAgg) add(e *detect.ScannerEntry) {
+	pf, ok := groupPrefix(e.Src)
+	if !ok || e.Profile == nil {
+		return
+	}
+	k := groupKey{prefix: pf, tech: e.Technique, lo: e.Profile.PortMin, hi: e.Profile.PortMax}
+	if len(e.Profile.Protocols) > 0 {
+		k.protocol = e.Profile.Protocols[0]
+	}
+	if ga.byKey == nil {
+		ga.byKey = map[groupKey]*groupAcc{}
+	}
+	a := ga.byKey[k]
+	if a == nil {
+		a = &groupAcc{g: Group{Prefix: k.prefix.String(), Technique: k.tech, FirstSeen: e.FirstSeen, LastSeen: e.LastSeen},
+			members: map[string]*groupMemberAcc{}}
+		ga.byKey[k] = a
+		ga.keys = append(ga.keys, k)
+	}
+	m := a.members[e.Src]
+	if m == nil {
+		m = &groupMemberAcc{GroupMember: GroupMember{Src: e.Src, FirstSeen: e.FirstSeen, LastSeen: e.LastSeen}, who: e.Who}
+		m.who.Silenced = false // the episode's alert state, not a label
+		a.members[e.Src] = m
+	}
+	m.Packets += e.Packets
+	m.Episodes++
+	m.FirstSeen, m.LastSeen = min(m.FirstSeen, e.FirstSeen), max(m.LastSeen, e.LastSeen)
+	a.g.Packets += e.Packets
+	a.g.FirstSeen, a.g.LastSeen = min(a.g.FirstSeen, e.FirstSeen), max(a.g.LastSeen, e.LastSeen)
+	if a.biggest == nil || e.Packets > a.biggest.Packets {
+		a.biggest = e
+	}
+	a.prof.Ports = max(a.prof.Ports, e.Profile.Ports)
+	a.prof.Addresses += e.Profile.Addresses
+	a.prof.AddressesAtLeast = a.prof.AddressesAtLeast || e.Profile.AddressesAtLeast
+}
+
+// groups returns the groups of the episodes added (those of two sources or more), each
+// labelled with its first member's labels as its episodes had them.
+func (ga *groupAgg) groups() []Group {
 	out := []Group{}
-	for _, k := range keys {
-		eps := byKey[k]
-		members := map[string]*GroupMember{}
-		g := Group{Prefix: k.prefix.String(), Technique: k.tech, FirstSeen: eps[0].FirstSeen, LastSeen: eps[0].LastSeen}
-		var prof detect.Profile
-		var biggest *detect.ScannerEntry
-		for _, e := range eps {
-			m := members[e.Src]
-			if m == nil {
-				m = &GroupMember{Src: e.Src, FirstSeen: e.FirstSeen, LastSeen: e.LastSeen}
-				members[e.Src] = m
-			}
-			m.Packets += e.Packets
-			m.Episodes++
-			m.FirstSeen, m.LastSeen = min(m.FirstSeen, e.FirstSeen), max(m.LastSeen, e.LastSeen)
-			g.Packets += e.Packets
-			g.FirstSeen, g.LastSeen = min(g.FirstSeen, e.FirstSeen), max(g.LastSeen, e.LastSeen)
-			if biggest == nil || e.Packets > biggest.Packets {
-				biggest = e
-			}
-			prof.Ports = max(prof.Ports, e.Profile.Ports)
-			prof.Addresses += e.Profile.Addresses
-			prof.AddressesAtLeast = prof.AddressesAtLeast || e.Profile.AddressesAtLeast
-		}
-		if len(members) < 2 {
+	for _, k := range ga.keys {
+		a := ga.byKey[k]
+		if len(a.members) < 2 {
 			continue
 		}
+		g, prof := a.g, a.prof
 		prof.PortMin, prof.PortMax = k.lo, k.hi
-		prof.TopPorts, prof.Protocols = biggest.Profile.TopPorts, biggest.Profile.Protocols
+		prof.TopPorts, prof.Protocols = a.biggest.Profile.TopPorts, a.biggest.Profile.Protocols
 		g.Profile = &prof
 		g.Summary = detect.Summary(k.tech, &prof)
-		for _, m := range members {
-			g.Members = append(g.Members, *m)
+		for _, m := range a.members {
+			g.Members = append(g.Members, m.GroupMember)
 		}
 		sort.Slice(g.Members, func(i, j int) bool {
 			a, b := g.Members[i], g.Members[j]
 			return a.FirstSeen < b.FirstSeen || a.FirstSeen == b.FirstSeen && a.Src < b.Src
 		})
+		g.Who = a.members[g.Members[0].Src].who
 		g.Sources = len(g.Members)
 		g.TakingTurns = true
 		for i := 1; i < len(g.Members); i++ {
