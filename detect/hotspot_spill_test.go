@@ -163,7 +163,7 @@ func testHotCounterExact(t *testing.T) {
 				if a.Packets != b.Packets {
 					return int(b.Packets) - int(a.Packets)
 				}
-				return cmp.Compare(a.Src.Hash(seedHotSrc)|1, b.Src.Hash(seedHotSrc)|1)
+				return cmp.Compare(hotRank(&a.Src), hotRank(&b.Src))
 			})
 			w.NTop = uint8(copy(w.Top[:], top))
 			slices.SortFunc(w.Top[:w.NTop], topCmp)
@@ -560,7 +560,7 @@ func TestHotTopRerank(t *testing.T) {
 		if x.Packets != y.Packets {
 			return cmp.Compare(y.Packets, x.Packets)
 		}
-		return cmp.Compare(x.Src.Hash(seedHotSrc)|1, y.Src.Hash(seedHotSrc)|1)
+		return cmp.Compare(hotRank(&x.Src), hotRank(&y.Src))
 	})
 	if slices.Equal(want, a.Top[:]) {
 		t.Fatal("the addresses are in hash order already: the test shows nothing")

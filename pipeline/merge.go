@@ -475,11 +475,15 @@ func DuplicateInput(rs []*Report) error {
 // supersededParts returns the places of the reports whose runs a later run of rs
 // continued from: every input they counted is in another report's continued_from.
 func supersededParts(rs []*Report) map[int]bool {
+	chains := make([]map[inputKey]bool, len(rs))
+	for j, q := range rs {
+		chains[j] = chainKeys(q)
+	}
 	out := map[int]bool{}
 	for i, r := range rs {
 		in := keysOf(r.Inputs)
-		for j, q := range rs {
-			if j != i && continues(chainKeys(q), in) {
+		for j := range rs {
+			if j != i && continues(chains[j], in) {
 				out[i] = true
 				break
 			}
@@ -514,14 +518,14 @@ func (m *Merger) describe(out *Report, superseded map[int]bool) error {
 		}
 	}
 	eps, ok := m.sink.(interface {
-		EachOf(key string, fn func(detect.Entry) error) error
+		EachOf(detector string, fn func(detect.Entry) error) error
 	})
 	if !ok {
 		return nil
 	}
 	largest := map[string]*detect.ScannerEntry{} // of the top sources only
 	var ga groupAgg
-	err := eps.EachOf(detect.Lookup(detect.Scanner).ReportKey, func(e detect.Entry) error {
+	err := eps.EachOf(detect.Scanner, func(e detect.Entry) error {
 		s, ok := e.(*detect.ScannerEntry)
 		if !ok {
 			return nil

@@ -270,21 +270,33 @@ func (c *Episodes) Detections() Detections {
 	defer c.mu.Unlock()
 	d := make(Detections, len(c.d))
 	for _, desc := range detect.Descriptors() {
-		list := c.d[desc.ReportKey]
-		keys := make([]string, len(list))
-		for i, e := range list {
-			keys[i] = desc.SortKey(e)
-		}
-		sort.Stable(byKey{keys, list})
-		d[desc.ReportKey] = list
+		d[desc.ReportKey] = c.sorted(desc)
 	}
 	return d
 }
 
-// EachOf calls fn with the entries collected of the detector whose report key is key, in
+// sorted puts desc's entries in report order and returns them (the caller holds mu).
+func (c *Episodes) sorted(desc *detect.Descriptor) []detect.Entry {
+	list := c.d[desc.ReportKey]
+	keys := make([]string, len(list))
+	for i, e := range list {
+		keys[i] = desc.SortKey(e)
+	}
+	sort.Stable(byKey{keys, list})
+	return list
+}
+
+// EachOf calls fn with the entries collected of one detector (its Descriptor.Name), in
 // report order (Merger describes its top sources with the scanner episodes).
-func (c *Episodes) EachOf(key string, fn func(detect.Entry) error) error {
-	for _, e := range c.Detections()[key] {
+func (c *Episodes) EachOf(detector string, fn func(detect.Entry) error) error {
+	desc := detect.Lookup(detector)
+	if desc == nil {
+		return nil
+	}
+	c.mu.Lock()
+	list := c.sorted(desc)
+	c.mu.Unlock()
+	for _, e := range list {
 		if err := fn(e); err != nil {
 			return err
 		}

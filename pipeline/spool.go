@@ -759,32 +759,35 @@ func (d *detectionSpoolPart) Detection(ev *detect.Event) {
 // (detectors in descriptor order): what the study page reads, holding what it shows, not
 // the episodes. The spool can still be written after.
 func (d *DetectionSpool) Each(fn func(detect.Entry) error) error {
-	for _, desc := range detect.Descriptors() {
-		if err := d.EachOf(desc.ReportKey, fn); err != nil {
+	for i := range detect.Descriptors() {
+		if err := d.eachOf(i, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// EachOf is Each for one detector's episodes, the one whose report key is key.
-func (d *DetectionSpool) EachOf(key string, fn func(detect.Entry) error) error {
-	for i, desc := range detect.Descriptors() {
-		if desc.ReportKey != key {
-			continue
-		}
-		return d.lists[i].each(func(line []byte) error {
-			e := desc.NewEntry()
-			if p, ok := e.(detect.JSONParser); ok && p.ParseJSON(line) {
-				return fn(e) // the floods' entries, read without reflection
-			}
-			if err := json.Unmarshal(line, e); err != nil {
-				return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
-			}
-			return fn(e)
-		})
+// EachOf is Each for one detector's episodes (detector: its Descriptor.Name).
+func (d *DetectionSpool) EachOf(detector string, fn func(detect.Entry) error) error {
+	if i := detect.DetectorIndex(detector); i >= 0 {
+		return d.eachOf(i, fn)
 	}
 	return nil
+}
+
+// eachOf calls fn with each episode of the i-th detector, decoded.
+func (d *DetectionSpool) eachOf(i int, fn func(detect.Entry) error) error {
+	desc := detect.Descriptors()[i]
+	return d.lists[i].each(func(line []byte) error {
+		e := desc.NewEntry()
+		if p, ok := e.(detect.JSONParser); ok && p.ParseJSON(line) {
+			return fn(e) // the floods' entries, read without reflection
+		}
+		if err := json.Unmarshal(line, e); err != nil {
+			return fmt.Errorf("detections.%s: %w", desc.ReportKey, err)
+		}
+		return fn(e)
+	})
 }
 
 // Entries returns the episodes spooled.

@@ -212,7 +212,7 @@ func build(r *pipeline.Report, o Options, pe *pageEpisodes) *page {
 		pg.Span += fmt.Sprintf(" · merged from %d reports", r.Merged.Reports)
 	}
 	if c := r.ContinuedFrom; c != nil {
-		pg.Span += " · " + continuedFrom(c)
+		pg.Span += " · " + continuedText(c)
 	}
 	episodes := pe.episodes()
 	pg.Cards = []card{
@@ -750,7 +750,7 @@ func notes(r *pipeline.Report) []string {
 		}
 	}
 	if c := r.ContinuedFrom; c != nil {
-		n = append(n, "This report "+continuedFrom(c)+": its top lists, distributions and unique counts hold the packets of the runs before it too, its counters and series only its own (merged with those runs' reports, it gives the whole).")
+		n = append(n, "This report "+continuedText(c)+": its top lists, distributions and unique counts hold the packets of the runs before it too, its counters and series only its own (merged with those runs' reports, it gives the whole).")
 	}
 	if f := r.Filter; f != nil {
 		n = append(n, fmt.Sprintf("capture.filter %q was applied: the %s packets it rejected are in no count of this page.", f.Expression, group(f.FilteredOut)))
@@ -763,8 +763,8 @@ func notes(r *pipeline.Report) []string {
 	return n
 }
 
-// continuedFrom says what a continued report continued from.
-func continuedFrom(c *pipeline.Continuation) string {
+// continuedText says what a continued report continued from.
+func continuedText(c *pipeline.Continuation) string {
 	switch len(c.Inputs) {
 	case 0:
 		return "continues from a saved state"
