@@ -517,32 +517,16 @@ func (m *Merger) describe(out *Report, superseded map[int]bool) error {
 			}
 		}
 	}
-	eps, ok := m.sink.(interface {
-		EachOf(detector string, fn func(detect.Entry) error) error
-	})
+	eps, ok := m.sink.(EpisodeReader)
 	if !ok {
 		return nil
 	}
-	largest := map[string]*detect.ScannerEntry{} // of the top sources only
-	var ga groupAgg
-	err := eps.EachOf(detect.Scanner, func(e detect.Entry) error {
-		s, ok := e.(*detect.ScannerEntry)
-		if !ok {
-			return nil
-		}
-		ga.add(s)
-		if top[s.Src] != nil {
-			if l := largest[s.Src]; l == nil || s.Packets > l.Packets {
-				largest[s.Src] = s
-			}
-		}
-		return nil
-	})
+	largest, groups, err := describeScans(top, eps)
 	for src, e := range largest {
 		t := top[src]
 		t.Technique, t.Summary, t.Profile = e.Technique, e.Summary, e.Profile
 	}
-	out.Groups = ga.groups()
+	out.Groups = groups
 	return err
 }
 

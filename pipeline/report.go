@@ -229,22 +229,13 @@ func EntriesOf[T detect.Entry](d Detections, reportKey string) []T {
 
 // Episodes gathers the final entry of every episode (its End event) for the report.
 type Episodes struct {
-	mu   sync.Mutex
-	d    Detections
-	only *detect.Descriptor // when set, the one detector collected
+	mu sync.Mutex
+	d  Detections
 }
 
 // NewEpisodes returns an empty episode collector.
 func NewEpisodes() *Episodes {
 	return &Episodes{d: Detections{}}
-}
-
-// NewScannerEpisodes returns a collector of the scanner episodes only: what the report's
-// descriptions of top sources and groups need when every other episode goes to a
-// DetectionSpool. Each scanner episode stands for at least min_packets probes, so their
-// number is bounded by the traffic's heavy hitters, not by a flood of one-packet sources.
-func NewScannerEpisodes() *Episodes {
-	return &Episodes{d: Detections{}, only: detect.Lookup(detect.Scanner)}
 }
 
 // Detection implements detect.Sink.
@@ -253,7 +244,7 @@ func (c *Episodes) Detection(ev *detect.Event) {
 		return
 	}
 	desc := detect.Lookup(ev.Detector)
-	if desc == nil || c.only != nil && desc != c.only {
+	if desc == nil {
 		return
 	}
 	c.mu.Lock()
@@ -304,8 +295,38 @@ func (c *Episodes) EachOf(detector string, fn func(detect.Entry) error) error {
 	return nil
 }
 
-// Report builds the report once the workers have finished (after Replay returns).
+// EpisodeReader reads back the ended episodes of one detector (its Descriptor.Name), in
+// report order: an Episodes or a DetectionSpool.
+type EpisodeReader interface {
+	EachOf(detector string, fn func(detect.Entry) error) error
+}
+
+// Report builds the report once the workers have finished (after Replay returns), with
+// c's episodes (nil: none), which describe its top sources and groups.
 func (p *Pipeline) Report(c *Episodes) *Report {
+	r := p.report()
+	if c != nil {
+		r.Detections = c.Detections()
+		_ = p.describeReport(r, c) // an Episodes has no error to return
+	} else {
+		r.Detections = NewEpisodes().Detections()
+		_ = p.describeReport(r, nil)
+	}
+	return r
+}
+
+// ReportFrom builds the report as Report does, without detections of its own (they are
+// written from the spool, WriteReportSpooled), its top sources and groups described from
+// the scanner episodes eps reads back; an error is eps's.
+func (p *Pipeline) ReportFrom(eps EpisodeReader) (*Report, error) {
+	r := p.report()
+	r.Detections = NewEpisodes().Detections()
+	return r, p.describeReport(r, eps)
+}
+
+// report builds the report's counts, lists and provenance: all but the episodes and the
+// descriptions they give.
+func (p *Pipeline) report() *Report {
 	t := p.Totals()
 	r := &Report{TCPFlags: map[string]uint64{}}
 	if t.FirstTS != 0 {
@@ -347,12 +368,6 @@ func (p *Pipeline) Report(c *Episodes) *Report {
 	}
 	p.inputsMu.Unlock()
 	r.Receivers = p.receiverDistribution()
-	if c != nil {
-		r.Detections = c.Detections()
-	} else {
-		r.Detections = NewEpisodes().Detections()
-	}
-	p.describeReport(r)
 	return r
 }
 

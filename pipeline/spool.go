@@ -842,10 +842,14 @@ func (d *DetectionSpool) Close() error {
 
 // WriteReport writes the report (as json.Encoder with SetIndent("", "  ") writes
 // Report) with its detections streamed from the spool, so the report's size does not
-// have to fit in memory; scans (NewScannerEpisodes, may be nil) holds the scanner episodes
-// that describe the top sources and the groups.
-func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool, scans *Episodes) error {
-	return WriteReportSpooled(w, p.Report(scans), d) // the scanner episodes describe top sources and groups
+// have to fit in memory; the spool's scanner episodes, read back, describe the top sources
+// and the groups.
+func (p *Pipeline) WriteReport(w io.Writer, d *DetectionSpool) error {
+	r, err := p.ReportFrom(d)
+	if err != nil {
+		return err
+	}
+	return WriteReportSpooled(w, r, d)
 }
 
 // WriteReportJSON writes r as json.Encoder with SetIndent("", "  ") writes it, its

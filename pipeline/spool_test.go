@@ -75,12 +75,11 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 	for _, l := range spool.lists {
 		l.fanIn = 8 // merge passes with this test's hundreds of runs
 	}
-	scans := NewScannerEpisodes()
 	defer spool.Close()
 	watch := &maxBuffered{s: spool}
-	sink := Tee{col, watch, scans}
+	sink := Tee{col, watch}
 	if parts {
-		sink = Tee{col, spool, scans}
+		sink = Tee{col, spool}
 	}
 	p, err := New(Options{Config: cfg, Workers: 3, Sink: sink})
 	if err != nil {
@@ -99,7 +98,7 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 	}
 	runs := spool.lists[5].Runs()
 	var got bytes.Buffer
-	if err := p.WriteReport(&got, spool, scans); err != nil {
+	if err := p.WriteReport(&got, spool); err != nil {
 		t.Fatal(err)
 	}
 	r := p.Report(col)

@@ -37,15 +37,15 @@ type GroupMember struct {
 }
 
 // describeReport adds what the report knows about its actors: technique, profile, summary
-// and labels of the top sources, and the coordinated groups.
-func (p *Pipeline) describeReport(r *Report) {
-	scans := EntriesOf[*detect.ScannerEntry](r.Detections, "scanner")
-	largest := map[string]*detect.ScannerEntry{} // each source's scanner episode with most packets
-	for _, e := range scans {
-		if l := largest[e.Src]; l == nil || e.Packets > l.Packets {
-			largest[e.Src] = e
-		}
+// and labels of the top sources, and the coordinated groups, from the scanner episodes eps
+// holds (nil: none), read in one pass: a replay's are read back from its spool, so that
+// memory does not grow with their number.
+func (p *Pipeline) describeReport(r *Report, eps EpisodeReader) error {
+	top := map[string]*AddrCount{}
+	for i := range r.Sources.Top {
+		top[r.Sources.Top[i].Addr] = &r.Sources.Top[i]
 	}
+	largest, groups, err := describeScans(top, eps)
 	for i := range r.Sources.Top {
 		t := &r.Sources.Top[i]
 		if e := largest[t.Addr]; e != nil {
@@ -55,11 +55,38 @@ func (p *Pipeline) describeReport(r *Report) {
 		}
 		p.who.label(t.Addr, &t.Who)
 	}
-	r.Groups = groups(scans)
+	r.Groups = groups
 	for i := range r.Groups {
 		r.Groups[i].Who = detect.Who{} // labelled now, not as the episode was
 		p.who.label(r.Groups[i].Members[0].Src, &r.Groups[i].Who)
 	}
+	return err
+}
+
+// describeScans reads eps's scanner episodes once, for the descriptions of the sources of
+// top and the coordinated groups: it returns each top source's scanner episode with the
+// most packets (the first of them; only those are kept) and the groups found among them
+// all.
+func describeScans(top map[string]*AddrCount, eps EpisodeReader) (map[string]*detect.ScannerEntry, []Group, error) {
+	largest := map[string]*detect.ScannerEntry{}
+	var ga groupAgg
+	if eps == nil {
+		return largest, ga.groups(), nil
+	}
+	err := eps.EachOf(detect.Scanner, func(e detect.Entry) error {
+		s, ok := e.(*detect.ScannerEntry)
+		if !ok {
+			return nil
+		}
+		ga.add(s)
+		if top[s.Src] != nil {
+			if l := largest[s.Src]; l == nil || s.Packets > l.Packets {
+				largest[s.Src] = s
+			}
+		}
+		return nil
+	})
+	return largest, ga.groups(), err
 }
 
 // sourceTechnique returns the technique mix's dominant technique of a tracked source.
@@ -92,16 +119,6 @@ func groupPrefix(src string) (netip.Prefix, bool) {
 	return p, err == nil
 }
 
-// groups builds the coordinated groups from the scanner episodes: by (prefix, technique,
-// port range), at least two distinct sources. Ordered by packets, then prefix.
-func groups(scans []*detect.ScannerEntry) []Group {
-	var ga groupAgg
-	for _, e := range scans {
-		ga.add(e)
-	}
-	return ga.groups()
-}
-
 // groupKey is what the members of a group share.
 type groupKey struct {
 	prefix   netip.Prefix
@@ -123,7 +140,12 @@ type groupAcc struct {
 	g       Group
 	members map[string]*groupMemberAcc
 	prof    detect.Profile
-	biggest *detect.ScannerEntry // its episode with the most packets, the first of them
+	// Of its episode with the most packets (the first of them), what the group's profile
+	// takes: kept, not the episode, whose decoded entry would stay in memory with it.
+	hasBig     bool
+	bigPackets uint64
+	topPorts   []detect.PortShare
+	protocols  []string
 }
 
 // groupMemberAcc is one source of a group, and its labels (its first episode's).
@@ -163,8 +185,8 @@ func (ga *groupAgg) add(e *detect.ScannerEntry) {
 	m.FirstSeen, m.LastSeen = min(m.FirstSeen, e.FirstSeen), max(m.LastSeen, e.LastSeen)
 	a.g.Packets += e.Packets
 	a.g.FirstSeen, a.g.LastSeen = min(a.g.FirstSeen, e.FirstSeen), max(a.g.LastSeen, e.LastSeen)
-	if a.biggest == nil || e.Packets > a.biggest.Packets {
-		a.biggest = e
+	if !a.hasBig || e.Packets > a.bigPackets {
+		a.hasBig, a.bigPackets, a.topPorts, a.protocols = true, e.Packets, e.Profile.TopPorts, e.Profile.Protocols
 	}
 	a.prof.Ports = max(a.prof.Ports, e.Profile.Ports)
 	a.prof.Addresses += e.Profile.Addresses
@@ -182,7 +204,7 @@ func (ga *groupAgg) groups() []Group {
 		}
 		g, prof := a.g, a.prof
 		prof.PortMin, prof.PortMax = k.lo, k.hi
-		prof.TopPorts, prof.Protocols = a.biggest.Profile.TopPorts, a.biggest.Profile.Protocols
+		prof.TopPorts, prof.Protocols = a.topPorts, a.protocols
 		g.Profile = &prof
 		g.Summary = detect.Summary(k.tech, &prof)
 		for _, m := range a.members {
@@ -194,14 +216,7 @@ func (ga *groupAgg) groups() []Group {
 		})
 		g.Who = a.members[g.Members[0].Src].who
 		g.Sources = len(g.Members)
-		g.TakingTurns = true
-		for i := 1; i < len(g.Members); i++ {
-			for j := 0; j < i; j++ {
-				if g.Members[i].FirstSeen <= g.Members[j].LastSeen && g.Members[j].FirstSeen <= g.Members[i].LastSeen {
-					g.TakingTurns = false
-				}
-			}
-		}
+		g.TakingTurns = takingTurns(g.Members)
 		out = append(out, g)
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -211,4 +226,21 @@ func (ga *groupAgg) groups() []Group {
 		return out[i].Prefix+strconv.Itoa(int(out[i].Profile.PortMin)) < out[j].Prefix+strconv.Itoa(int(out[j].Profile.PortMin))
 	})
 	return out
+}
+
+// takingTurns reports whether no two members (in order of their first packets) were
+// active at the same time: each starts after every earlier one has ended. One pass, not a
+// comparison of every pair, whose time grew with the square of a group's sources.
+func takingTurns(members []GroupMember) bool {
+	if len(members) == 0 {
+		return true
+	}
+	end := members[0].LastSeen // the latest end so far
+	for _, m := range members[1:] {
+		if m.FirstSeen <= end {
+			return false
+		}
+		end = max(end, m.LastSeen)
+	}
+	return true
 }

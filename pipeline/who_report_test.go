@@ -1,11 +1,24 @@
 package pipeline
 
 import (
+	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/telescope-dev/telescope/detect"
 )
+
+// groups builds the coordinated groups from the scanner episodes scans.
+func groups(scans []*detect.ScannerEntry) []Group {
+	var ga groupAgg
+	for _, e := range scans {
+		ga.add(e)
+	}
+	return ga.groups()
+}
 
 func scanEntry(src string, lo, hi uint16, first, last time.Duration, packets uint64) *detect.ScannerEntry {
 	return &detect.ScannerEntry{Src: src, Packets: packets, Technique: "syn",
@@ -63,4 +76,63 @@ func TestGroups(t *testing.T) {
 			}
 		}
 	}
+}
+
+// takingTurns in one pass says what the comparison of every pair of members says.
+func TestTakingTurnsEveryPair(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[bool]int{}
+	for n := range 2000 {
+		members := make([]GroupMember, 1+n%7)
+		at := detect.Time(0)
+		for i := range members {
+			at += detect.Time(rng.IntN(3)) // ties and gaps
+			members[i] = GroupMember{FirstSeen: at, LastSeen: at + detect.Time(rng.IntN(4))}
+		}
+		want := true
+		for i := range members {
+			for j := range i {
+				if members[i].FirstSeen <= members[j].LastSeen && members[j].FirstSeen <= members[i].LastSeen {
+					want = false
+				}
+			}
+		}
+		if got := takingTurns(members); got != want {
+			t.Fatalf("%+v: taking turns %v, every pair says %v", members, got, want)
+		}
+		seen[want]++
+	}
+	if seen[true] < 100 || seen[false] < 100 {
+		t.Fatalf("cases taking turns / not: %d / %d: too few of one to prove much", seen[true], seen[false])
+	}
+}
+
+// The groups' aggregator keeps no episode: a replay reads a day's scanner episodes back
+// from its spool one at a time, and each kept would stay in memory to the report's end.
+func TestGroupAggKeepsNoEpisode(t *testing.T) {
+	var ga groupAgg
+	var refs []weak.Pointer[detect.ScannerEntry]
+	for i := range 300 {
+		src := "198.51." + strconv.Itoa(100+i%3) + "." + strconv.Itoa(1+i/3)
+		e := scanEntry(src, 23, 23, time.Duration(i)*time.Hour, time.Duration(i)*time.Hour+time.Minute, uint64(100+i%5))
+		e.Profile.TopPorts = []detect.PortShare{{Proto: "tcp", Port: 23, Packets: e.Packets, Share: 1}}
+		ga.add(e)
+		refs = append(refs, weak.Make(e))
+	}
+	gs := ga.groups()
+	runtime.GC()
+	runtime.GC()
+	kept := 0
+	for _, r := range refs {
+		if r.Value() != nil {
+			kept++
+		}
+	}
+	if kept != 0 {
+		t.Errorf("%d of %d episodes still in memory after they were added", kept, len(refs))
+	}
+	if len(gs) != 3 || gs[0].Sources != 100 || gs[0].Profile.TopPorts[0].Packets != 104 {
+		t.Errorf("groups %d, want 3 of 100 sources whose top port is the largest episode's (104 packets): %+v", len(gs), gs[0].Profile)
+	}
+	runtime.KeepAlive(&ga)
 }

@@ -76,7 +76,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	sink, spool, episodes := replaySinks(reportOut != nil, htmlOutput != nil)
+	sink, spool := replaySinks(reportOut != nil, htmlOutput != nil)
 	if spool != nil {
 		defer spool.Close()
 	}
@@ -163,15 +163,28 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 			outErr = fmt.Errorf("--state-out: %w", err)
 		}
 	}
-	if reportOut != nil {
-		if err := reportOut.write(stdout, func(w io.Writer) error { return p.WriteReport(w, spool, episodes) }); err != nil {
-			outErr = fmt.Errorf("--report: %w", err)
+	if spool != nil { // a report or a page: one report, its descriptions read from the spool
+		rep, err := p.ReportFrom(spool)
+		if err != nil {
+			err = fmt.Errorf("reading the scanner episodes back from the detection spool: %w", err)
 		}
-	}
-	if htmlOutput != nil {
-		rep := p.Report(episodes)
-		if err := htmlOutput.write(stdout, func(w io.Writer) error { return writeHTML(w, rep, files, spool) }); err != nil && outErr == nil {
-			outErr = fmt.Errorf("--html: %w", err)
+		if reportOut != nil {
+			werr := err
+			if werr == nil {
+				werr = reportOut.write(stdout, func(w io.Writer) error { return pipeline.WriteReportSpooled(w, rep, spool) })
+			}
+			if werr != nil {
+				outErr = fmt.Errorf("--report: %w", werr)
+			}
+		}
+		if htmlOutput != nil {
+			werr := err
+			if werr == nil {
+				werr = htmlOutput.write(stdout, func(w io.Writer) error { return writeHTML(w, rep, files, spool) })
+			}
+			if werr != nil && outErr == nil {
+				outErr = fmt.Errorf("--html: %w", werr)
+			}
 		}
 	}
 	if metricsOutput != nil {
@@ -218,21 +231,18 @@ func writeExposition(reg *prometheus.Registry, w io.Writer) error {
 	return nil
 }
 
-// replaySinks returns what collects replay's episodes: the scanner episodes (they describe
-// the report's top sources and groups) and, with a report or a page, a spool to disk
-// ($TMPDIR) of every ended episode, which both read back, so memory does not grow with
-// their number. Without either nothing would read a spool: a flood of one-packet
+// replaySinks returns what collects replay's episodes: with a report or a page, a spool to
+// disk ($TMPDIR) of every ended episode, read back to write them and, for the scanner
+// episodes, to describe the report's top sources and groups, so that memory does not grow
+// with their number. Without either nothing would read a spool: a flood of one-packet
 // fingerprint episodes spent most of its replay marshalling, sorting and writing entries
 // for nothing.
-func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool, *pipeline.Episodes) {
-	episodes := pipeline.NewScannerEpisodes()
-	sink := pipeline.Tee{episodes}
-	var spool *pipeline.DetectionSpool
-	if report || html {
-		spool = pipeline.NewDetectionSpool("", 0)
-		sink = append(sink, spool)
+func replaySinks(report, html bool) (pipeline.Tee, *pipeline.DetectionSpool) {
+	if !report && !html {
+		return pipeline.Tee{}, nil
 	}
-	return sink, spool, episodes
+	spool := pipeline.NewDetectionSpool("", 0)
+	return pipeline.Tee{spool}, spool
 }
 
 // replayFilter is capture.filter's program for replay (nil: none), compiled as for the
