@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"os"
 	"runtime"
@@ -688,12 +689,17 @@ func (s *Spool) Close() error {
 // descriptor order, each sorted by the detector's SortKey.
 type DetectionSpool struct {
 	lists []*Spool // by index of detect.Descriptors()
+	// The groups' sieve of the scanner episodes spooled (describeScans): the shared one
+	// under mu, and one per part, added to by its worker alone.
+	mu     sync.Mutex
+	sieve  *groupSieve
+	sieves []*groupSieve
 }
 
 // NewDetectionSpool returns an empty spool writing in dir ("" for the OS temp dir), with
 // runs of runEntries entries (0: DefaultSpoolRun).
 func NewDetectionSpool(dir string, runEntries int) *DetectionSpool {
-	d := &DetectionSpool{}
+	d := &DetectionSpool{sieve: newGroupSieve(maphash.MakeSeed())}
 	for range detect.Descriptors() {
 		d.lists = append(d.lists, NewSpool(dir, runEntries))
 	}
@@ -717,7 +723,24 @@ func (d *DetectionSpool) OnFail(f func(error)) {
 func (d *DetectionSpool) Detection(ev *detect.Event) {
 	if i := spooled(ev); i >= 0 {
 		d.lists[i].addEntry(detect.Descriptors()[i], ev.Entry)
+		if s, ok := ev.Entry.(*detect.ScannerEntry); ok {
+			d.mu.Lock()
+			d.sieve.add(s)
+			d.mu.Unlock()
+		}
 	}
+}
+
+// groupSieve returns the groups' sieve of every scanner episode spooled (the parts' too):
+// a report's descriptions then read the scanner episodes back once, not twice.
+func (d *DetectionSpool) groupSieve() *groupSieve {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.sieves {
+		d.sieve.merge(s)
+	}
+	d.sieves = nil
+	return d.sieve
 }
 
 // spooled returns the list of ev (its index in detect.Descriptors()), -1 when ev is not
@@ -732,7 +755,10 @@ func spooled(ev *detect.Event) int {
 // part returns a worker's part of d: it adds to each list through a part of its own
 // (Spool.Part). Call it before the workers start.
 func (d *DetectionSpool) part() detect.Sink {
-	p := &detectionSpoolPart{}
+	p := &detectionSpoolPart{sieve: newGroupSieve(d.sieve.seed)}
+	d.mu.Lock()
+	d.sieves = append(d.sieves, p.sieve)
+	d.mu.Unlock()
 	for _, s := range d.lists {
 		p.lists = append(p.lists, s.Part())
 	}
@@ -746,12 +772,18 @@ func (d *DetectionSpool) TransientEntries() bool { return true }
 func (d *detectionSpoolPart) TransientEntries() bool { return true }
 
 // detectionSpoolPart is one worker's part of a DetectionSpool.
-type detectionSpoolPart struct{ lists []*SpoolPart }
+type detectionSpoolPart struct {
+	lists []*SpoolPart
+	sieve *groupSieve
+}
 
 // Detection implements detect.Sink, as DetectionSpool.Detection.
 func (d *detectionSpoolPart) Detection(ev *detect.Event) {
 	if i := spooled(ev); i >= 0 {
 		d.lists[i].addEntry(detect.Descriptors()[i], ev.Entry)
+		if s, ok := ev.Entry.(*detect.ScannerEntry); ok {
+			d.sieve.add(s)
+		}
 	}
 }
 

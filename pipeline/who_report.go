@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -63,29 +64,50 @@ func (p *Pipeline) describeReport(r *Report, eps EpisodeReader) error {
 	return err
 }
 
-// describeScans reads eps's scanner episodes once, for the descriptions of the sources of
-// top and the coordinated groups: it returns each top source's scanner episode with the
-// most packets (the first of them; only those are kept) and the groups found among them
-// all.
+// describeScans reads eps's scanner episodes for the descriptions of the sources of top
+// and the coordinated groups: it returns each top source's scanner episode with the most
+// packets (the first of them; only those are kept) and the groups found among them all.
+// The groups' aggregator takes only the candidates a sieve passed: a DetectionSpool's,
+// filled as the episodes were spooled, or one made in a first pass over them.
 func describeScans(top map[string]*AddrCount, eps EpisodeReader) (map[string]*detect.ScannerEntry, []Group, error) {
 	largest := map[string]*detect.ScannerEntry{}
 	var ga groupAgg
 	if eps == nil {
 		return largest, ga.groups(), nil
 	}
-	err := eps.EachOf(detect.Scanner, func(e detect.Entry) error {
-		s, ok := e.(*detect.ScannerEntry)
-		if !ok {
+	scanners := func(fn func(*detect.ScannerEntry)) error {
+		return eps.EachOf(detect.Scanner, func(e detect.Entry) error {
+			if s, ok := e.(*detect.ScannerEntry); ok {
+				fn(s)
+			}
 			return nil
-		}
-		ga.add(s)
+		})
+	}
+	describe := func(s *detect.ScannerEntry) {
 		if top[s.Src] != nil {
 			if l := largest[s.Src]; l == nil || s.Packets > l.Packets {
 				largest[s.Src] = s
 			}
 		}
-		return nil
+	}
+	if sp, ok := eps.(interface{ groupSieve() *groupSieve }); ok {
+		ga.sieve = sp.groupSieve()
+		err := scanners(func(s *detect.ScannerEntry) {
+			describe(s)
+			if ga.sieve.multi > 0 {
+				ga.add(s)
+			}
+		})
+		return largest, ga.groups(), err
+	}
+	ga.sieve = newGroupSieve(maphash.MakeSeed())
+	err := scanners(func(s *detect.ScannerEntry) {
+		describe(s)
+		ga.sieve.add(s)
 	})
+	if err == nil && ga.sieve.multi > 0 {
+		err = scanners(ga.add)
+	}
 	return largest, ga.groups(), err
 }
 
@@ -127,12 +149,79 @@ type groupKey struct {
 	protocol string
 }
 
+// groupKeyOf returns the key of e's candidate group (false: none, e has no profile).
+func groupKeyOf(e *detect.ScannerEntry) (groupKey, bool) {
+	pf, ok := groupPrefix(e.Src)
+	if !ok || e.Profile == nil {
+		return groupKey{}, false
+	}
+	k := groupKey{prefix: pf, tech: e.Technique, lo: e.Profile.PortMin, hi: e.Profile.PortMax}
+	if len(e.Profile.Protocols) > 0 {
+		k.protocol = e.Profile.Protocols[0]
+	}
+	return k, true
+}
+
+// groupSieve is a first pass over the scanner episodes that finds the candidate groups of
+// two sources or more, in 16 bytes a candidate (a map by the key's hash of its first
+// source's hash, 0 once a second source came), so that the groups' aggregator keeps
+// records for those alone. Most candidates are one source (scanners of random /24s): an
+// aggregator of them all held a record, a map and the largest episode's top ports per
+// scanner. A hash shared by two keys only lets a one-source key through, which groups
+// drops; a key of two sources is never kept out.
+type groupSieve struct {
+	seed  maphash.Seed
+	first map[uint64]uint64
+	multi int // keys of two sources or more
+}
+
+// newGroupSieve returns an empty sieve; sieves merge when they share the seed.
+func newGroupSieve(seed maphash.Seed) *groupSieve {
+	return &groupSieve{seed: seed, first: map[uint64]uint64{}}
+}
+
+// add counts a scanner episode.
+func (s *groupSieve) add(e *detect.ScannerEntry) {
+	k, ok := groupKeyOf(e)
+	if !ok {
+		return
+	}
+	kh, sh := maphash.Comparable(s.seed, k), maphash.String(s.seed, e.Src)|1
+	switch v, seen := s.first[kh]; {
+	case !seen:
+		s.first[kh] = sh
+	case v != 0 && v != sh:
+		s.first[kh] = 0
+		s.multi++
+	}
+}
+
+// merge adds o's candidates (of the same seed).
+func (s *groupSieve) merge(o *groupSieve) {
+	for kh, v := range o.first {
+		switch w, seen := s.first[kh]; {
+		case !seen:
+			s.first[kh] = v
+			if v == 0 {
+				s.multi++
+			}
+		case w != 0 && w != v:
+			s.first[kh] = 0
+			s.multi++
+		}
+	}
+}
+
+// keep reports whether k may be a group of two sources or more.
+func (s *groupSieve) keep(k groupKey) bool { return s.first[maphash.Comparable(s.seed, k)] == 0 }
+
 // groupAgg gathers scanner episodes, one at a time, into candidate groups: what it keeps
 // is a record per group and source, not the episodes (a merge reads them back from its
-// spool).
+// spool), and with a sieve only of the candidates it keeps.
 type groupAgg struct {
 	byKey map[groupKey]*groupAcc
 	keys  []groupKey // in the order of their first episodes
+	sieve *groupSieve
 }
 
 // groupAcc is one candidate group so far.
@@ -156,13 +245,9 @@ type groupMemberAcc struct {
 
 // add adds a scanner episode.
 func (ga *groupAgg) add(e *detect.ScannerEntry) {
-	pf, ok := groupPrefix(e.Src)
-	if !ok || e.Profile == nil {
+	k, ok := groupKeyOf(e)
+	if !ok || ga.sieve != nil && !ga.sieve.keep(k) {
 		return
-	}
-	k := groupKey{prefix: pf, tech: e.Technique, lo: e.Profile.PortMin, hi: e.Profile.PortMax}
-	if len(e.Profile.Protocols) > 0 {
-		k.protocol = e.Profile.Protocols[0]
 	}
 	if ga.byKey == nil {
 		ga.byKey = map[groupKey]*groupAcc{}

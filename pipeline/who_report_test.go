@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"hash/maphash"
+	"maps"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -135,4 +137,61 @@ func TestGroupAggKeepsNoEpisode(t *testing.T) {
 		t.Errorf("groups %d, want 3 of 100 sources whose top port is the largest episode's (104 packets): %+v", len(gs), gs[0].Profile)
 	}
 	runtime.KeepAlive(&ga)
+}
+
+// The sieve keeps the aggregator to the candidates of two sources or more, and the groups
+// are those found without it.
+func TestGroupSieve(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var scans []*detect.ScannerEntry
+	for i := range 5000 {
+		// Sources of 400 /24s, a few port ranges: some candidates of one source (one or
+		// several episodes), some of many.
+		src := "198.51." + strconv.Itoa(rng.IntN(400)%256) + "." + strconv.Itoa(1+rng.IntN(3))
+		if i%2 == 0 {
+			src = "203." + strconv.Itoa(i/256) + "." + strconv.Itoa(i%256) + ".1" // a /24 of its own
+		}
+		lo := uint16(1 + rng.IntN(3))
+		at := time.Duration(rng.IntN(1000)) * time.Minute
+		scans = append(scans, scanEntry(src, lo, lo+10, at, at+time.Minute, uint64(100+rng.IntN(50))))
+		if i%10 == 0 { // one source's second episode: still one source
+			scans = append(scans, scanEntry(src, lo, lo+10, at+time.Hour, at+2*time.Hour, 100))
+		}
+	}
+	want := groups(scans)
+	ga := groupAgg{sieve: newGroupSieve(maphash.MakeSeed())}
+	for _, e := range scans {
+		ga.sieve.add(e)
+	}
+	for _, e := range scans {
+		ga.add(e)
+	}
+	got := ga.groups()
+	if len(want) < 50 {
+		t.Fatalf("%d groups: too few to prove much", len(want))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d groups through the sieve, %d without", len(got), len(want))
+	}
+	for i := range got {
+		if g, w := got[i], want[i]; g.Prefix != w.Prefix || g.Sources != w.Sources || g.Packets != w.Packets || g.TakingTurns != w.TakingTurns {
+			t.Fatalf("group %d: %+v through the sieve, %+v without", i, g, w)
+		}
+	}
+	if len(ga.byKey) != len(want) || ga.sieve.multi != len(want) {
+		t.Errorf("the aggregator kept %d candidates (the sieve passed %d) for %d groups", len(ga.byKey), ga.sieve.multi, len(want))
+	}
+	// Sieves of three parts (a spool's workers) merge into the sieve of the whole.
+	parts := []*groupSieve{newGroupSieve(ga.sieve.seed), newGroupSieve(ga.sieve.seed), newGroupSieve(ga.sieve.seed)}
+	for i, e := range scans {
+		parts[i*7%3].add(e)
+	}
+	merged := newGroupSieve(ga.sieve.seed)
+	for _, p := range parts {
+		merged.merge(p)
+	}
+	if merged.multi != ga.sieve.multi || !maps.Equal(merged.first, ga.sieve.first) {
+		t.Errorf("merged parts: %d candidates of two sources, the whole %d; maps equal %v",
+			merged.multi, ga.sieve.multi, maps.Equal(merged.first, ga.sieve.first))
+	}
 }
