@@ -31,9 +31,14 @@ var reportFields = sync.OnceValue(func() map[string]int {
 // json.Unmarshal, the detections' bytes were scanned four times (validated, skipped to
 // hand them to Detections.UnmarshalJSON, read entry by entry, decoded); here twice,
 // their entries decoded straight from the one stream: most of a report of many episodes.
-func DecodeReport(b []byte) (*Report, error) {
+func DecodeReport(b []byte) (*Report, error) { return DecodeReportFrom(bytes.NewReader(b)) }
+
+// DecodeReportFrom reads a report as DecodeReport does, from a stream: what it holds is
+// the report decoded, not its bytes (a report of a million scanner episodes is a GB of
+// JSON).
+func DecodeReportFrom(rd io.Reader) (*Report, error) {
 	var r Report
-	dec := json.NewDecoder(bytes.NewReader(b))
+	dec := json.NewDecoder(rd)
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, fmt.Errorf("not a JSON object (%v)", cmp.Or(err, fmt.Errorf("starts with %v", t)))
 	}

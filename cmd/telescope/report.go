@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bytes"
+	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -156,15 +156,45 @@ func readReports(files []string) (results []chan readResult, stop func()) {
 	return results, func() { close(done) }
 }
 
+// readReport reads a report, streaming it through its decompression when it is gzip or
+// zstd (by its magic, as replay reads captures: a report archived so is read as it is).
 func readReport(path string) (*pipeline.Report, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if b, err = decompress(b); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	defer f.Close()
+	file := &streamReader{r: f}
+	buf := bufio.NewReaderSize(file, 1<<20)
+	magic, _ := buf.Peek(4)
+	src := &streamReader{r: buf}
+	switch kind := capture.Compression(magic); kind {
+	case "gzip", "zstd":
+		var z io.Reader
+		if kind == "gzip" {
+			z, err = gzip.NewReader(buf)
+		} else {
+			var zd *zstd.Decoder
+			if zd, err = zstd.NewReader(buf, zstd.WithDecoderConcurrency(1)); err == nil {
+				defer zd.Close()
+				z = zd
+			}
+		}
+		if err != nil && file.err == nil {
+			return nil, fmt.Errorf("%s: corrupt %s stream: %w", path, kind, err)
+		}
+		src = &streamReader{r: z, what: "corrupt " + kind + " stream"}
 	}
-	r, err := pipeline.DecodeReport(b)
+	var r *pipeline.Report
+	if file.err == nil {
+		r, err = pipeline.DecodeReportFrom(src)
+	}
+	switch {
+	case file.err != nil: // the file could not be read (its error names it)
+		return nil, file.err
+	case src.err != nil: // nor decompressed: not the JSON's fault
+		return nil, fmt.Errorf("%s: %s: %w", path, src.what, src.err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: not a telescope report: %w", path, err)
 	}
@@ -172,6 +202,22 @@ func readReport(path string) (*pipeline.Report, error) {
 		return nil, fmt.Errorf("%s: not a telescope report (no frames, packets or flags)", path)
 	}
 	return r, nil
+}
+
+// streamReader keeps the first error of its reader but the end of the stream: the JSON
+// decoder wraps it in messages of its own.
+type streamReader struct {
+	r    io.Reader
+	what string // what its errors are
+	err  error
+}
+
+func (s *streamReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 // writeHTML writes the study page of r; inputs name what it covers. The page reads the
@@ -185,29 +231,4 @@ func writeHTML(w io.Writer, r *pipeline.Report, inputs []string, spool *pipeline
 		o.Episodes = spool.Each
 	}
 	return studyhtml.Render(w, r, o)
-}
-
-// decompress returns b decompressed when it is gzip or zstd (by its magic, as replay reads
-// captures: a report archived with gzip or zstd is read as it is), else b.
-func decompress(b []byte) ([]byte, error) {
-	switch capture.Compression(b) {
-	case "gzip":
-		z, err := gzip.NewReader(bytes.NewReader(b))
-		if err != nil {
-			return nil, fmt.Errorf("corrupt gzip stream: %w", err)
-		}
-		if b, err = io.ReadAll(z); err != nil {
-			return nil, fmt.Errorf("corrupt gzip stream: %w", err)
-		}
-	case "zstd":
-		z, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		defer z.Close()
-		if b, err = z.DecodeAll(b, nil); err != nil {
-			return nil, fmt.Errorf("corrupt zstd stream: %w", err)
-		}
-	}
-	return b, nil
 }

@@ -118,7 +118,8 @@ func TestReportCompressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"r.json.gz": gz.Bytes(), "r.json.zst": enc.EncodeAll(b, nil), "cut.json.gz": gz.Bytes()[:gz.Len()/2]}
+	files := map[string][]byte{"r.json.gz": gz.Bytes(), "r.json.zst": enc.EncodeAll(b, nil), "cut.json.gz": gz.Bytes()[:gz.Len()/2],
+		"cut.json.zst": enc.EncodeAll(b, nil)[:len(enc.EncodeAll(b, nil))/2], "bad.json.gz": gzipped(t, []byte(`{"frames": 3, "packets": [`))}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
@@ -146,4 +147,26 @@ func TestReportCompressed(t *testing.T) {
 	if code, _, errs := telescope(t, "report", cut, "--report", filepath.Join(dir, "cut.out")); code != 1 || !strings.Contains(errs, cut+": corrupt gzip stream: unexpected EOF") {
 		t.Errorf("a cut gzip report: exit %d, %q", code, errs)
 	}
+	// Read as a stream, a report's decompression failing is told apart from its JSON's.
+	cut = filepath.Join(dir, "cut.json.zst")
+	if code, _, errs := telescope(t, "report", cut, "--report", filepath.Join(dir, "cut.out")); code != 1 || !strings.Contains(errs, cut+": corrupt zstd stream: ") {
+		t.Errorf("a cut zstd report: exit %d, %q", code, errs)
+	}
+	bad := filepath.Join(dir, "bad.json.gz")
+	if code, _, errs := telescope(t, "report", bad, "--report", filepath.Join(dir, "bad.out")); code != 1 || !strings.Contains(errs, bad+": not a telescope report: packets: ") {
+		t.Errorf("a gzip report of bad JSON: exit %d, %q", code, errs)
+	}
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return gz.Bytes()
 }
