@@ -162,13 +162,13 @@ func groupKeyOf(e *detect.ScannerEntry) (groupKey, bool) {
 	return k, true
 }
 
-// groupSieve is a first pass over the scanner episodes that finds the candidate groups of
-// two sources or more, in 16 bytes a candidate (a map by the key's hash of its first
-// source's hash, 0 once a second source came), so that the groups' aggregator keeps
-// records for those alone. Most candidates are one source (scanners of random /24s): an
-// aggregator of them all held a record, a map and the largest episode's top ports per
-// scanner. A hash shared by two keys only lets a one-source key through, which groups
-// drops; a key of two sources is never kept out.
+// groupSieve finds, before the groups are gathered, the candidate groups of two sources or
+// more, in a 16-byte map entry a candidate (by the key's hash, its first source's hash, 0
+// once a second source came), so that the groups' aggregator keeps records for those
+// alone. Most candidates are one source (scanners of random /24s): an aggregator of them
+// all held a record, a map and the largest episode's top ports per scanner. A hash shared
+// by two keys only lets a one-source key through, which groups drops; a key of two
+// sources is never kept out.
 type groupSieve struct {
 	seed  maphash.Seed
 	first map[uint64]uint64

@@ -110,16 +110,14 @@ func TestReportCompressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write(b)
-	zw.Close()
+	gz := gzipped(t, b)
 	enc, err := zstd.NewWriter(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string][]byte{"r.json.gz": gz.Bytes(), "r.json.zst": enc.EncodeAll(b, nil), "cut.json.gz": gz.Bytes()[:gz.Len()/2],
-		"cut.json.zst": enc.EncodeAll(b, nil)[:len(enc.EncodeAll(b, nil))/2], "bad.json.gz": gzipped(t, []byte(`{"frames": 3, "packets": [`))}
+	zst := enc.EncodeAll(b, nil)
+	files := map[string][]byte{"r.json.gz": gz, "r.json.zst": zst, "cut.json.gz": gz[:len(gz)/2],
+		"cut.json.zst": zst[:len(zst)/2], "bad.json.gz": gzipped(t, []byte(`{"frames": 3, "packets": [`))}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -23,14 +22,7 @@ func TestReplayStdin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	if _, err := zw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	gz := gzipped(t, data)
 	dir := t.TempDir()
 	replay := func(name string, stdin func(*exec.Cmd), args ...string) string {
 		t.Helper()
@@ -74,7 +66,7 @@ func TestReplayStdin(t *testing.T) {
 		stdin func(*exec.Cmd)
 	}{
 		{"pipe", func(c *exec.Cmd) { c.Stdin = bytes.NewReader(data) }},
-		{"gzip pipe", func(c *exec.Cmd) { c.Stdin = bytes.NewReader(gz.Bytes()) }},
+		{"gzip pipe", func(c *exec.Cmd) { c.Stdin = bytes.NewReader(gz) }},
 		{"redirected file", func(c *exec.Cmd) {
 			f, err := os.Open(pcap)
 			if err != nil {
