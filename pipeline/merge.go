@@ -169,7 +169,7 @@ func (m *Merger) Add(r *Report) error {
 	} else {
 		m.sketches = false
 	}
-	// The top sources with what the report said of them (describeTop reads it), the
+	// The top sources with what the report said of them (describe reads it), the
 	// destinations' addresses and packets.
 	l := mergeLists{srcTop: r.Sources.Top, dstTop: addrCounts(r.Destinations.Top), srcUnique: r.Sources.Unique, dstUnique: r.Destinations.Unique}
 	if d := r.Distributions; d != nil {
@@ -203,15 +203,8 @@ func (m *Merger) Report() (*Report, error) {
 		if !superseded[i] {
 			continue
 		}
-		sub := func(top map[string]uint64, list []AddrCount) {
-			for _, ac := range list {
-				if top[ac.Addr] -= ac.Packets; top[ac.Addr] == 0 {
-					delete(top, ac.Addr)
-				}
-			}
-		}
-		sub(m.srcTop, l.srcTop)
-		sub(m.dstTop, l.dstTop)
+		subAddrs(m.srcTop, l.srcTop)
+		subAddrs(m.dstTop, l.dstTop)
 		m.dist.PacketsPerSource = subSlices(m.dist.PacketsPerSource, l.perSource)
 		m.dist.PacketsPerDestination = subSlices(m.dist.PacketsPerDestination, l.perDest)
 		m.srcUnique -= l.srcUnique
@@ -281,6 +274,15 @@ func addrCounts(l []AddrCount) []AddrCount {
 		out[i] = AddrCount{Addr: l[i].Addr, Packets: l[i].Packets}
 	}
 	return out
+}
+
+// subAddrs takes list's packets out of top (list was added to it).
+func subAddrs(top map[string]uint64, list []AddrCount) {
+	for _, ac := range list {
+		if top[ac.Addr] -= ac.Packets; top[ac.Addr] == 0 {
+			delete(top, ac.Addr)
+		}
+	}
 }
 
 // subSlices takes b out of a (b was added to it), dropping the zeros it leaves at the end.
@@ -521,11 +523,7 @@ func (m *Merger) describe(out *Report, superseded map[int]bool) error {
 	if !ok {
 		return nil
 	}
-	largest, groups, err := describeScans(top, eps)
-	for src, e := range largest {
-		t := top[src]
-		t.Technique, t.Summary, t.Profile = e.Technique, e.Summary, e.Profile
-	}
+	_, groups, err := describeScans(top, eps)
 	out.Groups = groups
 	return err
 }

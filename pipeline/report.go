@@ -305,13 +305,14 @@ type EpisodeReader interface {
 // c's episodes (nil: none), which describe its top sources and groups.
 func (p *Pipeline) Report(c *Episodes) *Report {
 	r := p.report()
+	var eps EpisodeReader // nil, not a nil *Episodes
 	if c != nil {
-		r.Detections = c.Detections()
-		_ = p.describeReport(r, c) // an Episodes has no error to return
+		eps = c
 	} else {
-		r.Detections = NewEpisodes().Detections()
-		_ = p.describeReport(r, nil)
+		c = NewEpisodes()
 	}
+	r.Detections = c.Detections()
+	_ = p.describeReport(r, eps) // an Episodes has no error to return
 	return r
 }
 

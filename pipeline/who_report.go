@@ -46,12 +46,10 @@ func (p *Pipeline) describeReport(r *Report, eps EpisodeReader) error {
 	for i := range r.Sources.Top {
 		top[r.Sources.Top[i].Addr] = &r.Sources.Top[i]
 	}
-	largest, groups, err := describeScans(top, eps)
+	described, groups, err := describeScans(top, eps)
 	for i := range r.Sources.Top {
 		t := &r.Sources.Top[i]
-		if e := largest[t.Addr]; e != nil {
-			t.Technique, t.Summary, t.Profile = e.Technique, e.Summary, e.Profile
-		} else {
+		if !described[t.Addr] {
 			t.Technique = p.sourceTechnique(t.Addr)
 		}
 		p.who.label(t.Addr, &t.Who)
@@ -64,16 +62,17 @@ func (p *Pipeline) describeReport(r *Report, eps EpisodeReader) error {
 	return err
 }
 
-// describeScans reads eps's scanner episodes for the descriptions of the sources of top
-// and the coordinated groups: it returns each top source's scanner episode with the most
-// packets (the first of them; only those are kept) and the groups found among them all.
-// The groups' aggregator takes only the candidates a sieve passed: a DetectionSpool's,
-// filled as the episodes were spooled, or one made in a first pass over them.
-func describeScans(top map[string]*AddrCount, eps EpisodeReader) (map[string]*detect.ScannerEntry, []Group, error) {
+// describeScans reads eps's scanner episodes: each source of top that has one gets the
+// technique, summary and profile of its episode with the most packets (the first of
+// them; only those are kept), and the coordinated groups are found among them all. It
+// returns the sources it described and the groups. The groups' aggregator takes only the
+// candidates a sieve passed: a DetectionSpool's, filled as the episodes were spooled, or
+// one made in a first pass over them.
+func describeScans(top map[string]*AddrCount, eps EpisodeReader) (map[string]bool, []Group, error) {
 	largest := map[string]*detect.ScannerEntry{}
 	var ga groupAgg
 	if eps == nil {
-		return largest, ga.groups(), nil
+		return nil, ga.groups(), nil
 	}
 	scanners := func(fn func(*detect.ScannerEntry)) error {
 		return eps.EachOf(detect.Scanner, func(e detect.Entry) error {
@@ -90,25 +89,33 @@ func describeScans(top map[string]*AddrCount, eps EpisodeReader) (map[string]*de
 			}
 		}
 	}
+	var err error
 	if sp, ok := eps.(interface{ groupSieve() *groupSieve }); ok {
 		ga.sieve = sp.groupSieve()
-		err := scanners(func(s *detect.ScannerEntry) {
+		gather := ga.sieve.multi > 0
+		err = scanners(func(s *detect.ScannerEntry) {
 			describe(s)
-			if ga.sieve.multi > 0 {
+			if gather {
 				ga.add(s)
 			}
 		})
-		return largest, ga.groups(), err
+	} else {
+		ga.sieve = newGroupSieve(maphash.MakeSeed())
+		err = scanners(func(s *detect.ScannerEntry) {
+			describe(s)
+			ga.sieve.add(s)
+		})
+		if err == nil && ga.sieve.multi > 0 {
+			err = scanners(ga.add)
+		}
 	}
-	ga.sieve = newGroupSieve(maphash.MakeSeed())
-	err := scanners(func(s *detect.ScannerEntry) {
-		describe(s)
-		ga.sieve.add(s)
-	})
-	if err == nil && ga.sieve.multi > 0 {
-		err = scanners(ga.add)
+	described := map[string]bool{}
+	for src, e := range largest {
+		t := top[src]
+		t.Technique, t.Summary, t.Profile = e.Technique, e.Summary, e.Profile
+		described[src] = true
 	}
-	return largest, ga.groups(), err
+	return described, ga.groups(), err
 }
 
 // sourceTechnique returns the technique mix's dominant technique of a tracked source.
