@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -468,5 +469,107 @@ func TestMergedGroupsAndDescriptions(t *testing.T) {
 	}
 	if s := m.Sources.Top[0]; s.Addr != "198.51.100.1" || s.Org != "Example Scans" || s.Silenced {
 		t.Errorf("the busiest merged top source %+v, want 198.51.100.1 labelled Example Scans", s)
+	}
+}
+
+// TestMergerFromDecodingReaders: reports decoded with DecodeReportTo, each into a part of
+// the spool of its own order (PartAt), merge into the report the in-memory merge writes,
+// byte for byte, though they are decoded last first. A copy of the first report from
+// another sensor (its inputs renamed, its scanner episodes one packet more: the same sort
+// keys) makes the order of equal keys show: it must come after the first report's. The
+// reports the merger is handed hold no episode.
+func TestMergerFromDecodingReaders(t *testing.T) {
+	_, parts := dayParts(t, 9, 3*time.Hour, time.Hour, 2*time.Hour+7*time.Minute)
+	cfg := parseConfig(t, "")
+	var rs []*Report
+	for _, f := range parts {
+		rs = append(rs, replayJSONReport(t, cfg, f))
+	}
+	other := throughJSON(t, rs[0])
+	for i := range other.Inputs {
+		other.Inputs[i].File += ".sensor-b"
+	}
+	scans := EntriesOf[*detect.ScannerEntry](other.Detections, "scanner")
+	if len(scans) == 0 {
+		t.Fatal("the first part has no scanner episode to copy")
+	}
+	for _, e := range scans {
+		e.Packets++
+	}
+	rs = append(rs, other)
+	mem, err := MergeReports(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	if err := WriteReportJSON(&want, mem); err != nil {
+		t.Fatal(err)
+	}
+
+	spool := NewDetectionSpool(t.TempDir(), 7)
+	defer spool.Close()
+	light := make([]*Report, len(rs))
+	for i := len(rs) - 1; i >= 0; i-- { // the last report's runs are written first
+		b, err := json.Marshal(rs[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if light[i], err = DecodeReportTo(bytes.NewReader(b), spool.PartAt(i), nil); err != nil {
+			t.Fatal(err)
+		}
+		for key, l := range light[i].Detections {
+			if len(l) != 0 {
+				t.Errorf("report %d: DecodeReportTo kept %d episodes of %s", i+1, len(l), key)
+			}
+		}
+		if len(light[i].Groups) != 0 {
+			t.Errorf("report %d: DecodeReportTo kept %d groups", i+1, len(light[i].Groups))
+		}
+	}
+	m := NewMerger(spool)
+	for _, r := range light {
+		if err := m.Add(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	merged, err := m.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := WriteReportSpooled(&got, merged, spool); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), want.Bytes()) {
+		i := 0
+		for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
+			i++
+		}
+		t.Errorf("the merge of decoding readers differs from the in-memory one at byte %d: %.120q against %.120q",
+			i, got.Bytes()[i:], want.Bytes()[i:])
+	}
+}
+
+// TestDecodeReportTo: the episodes go to the sink, the groups are skipped (a list, or
+// null; anything else is an error), and a closed stop channel ends the decoding at the
+// next episode.
+func TestDecodeReportTo(t *testing.T) {
+	b := []byte(`{"frames": 1, "detections": {"scanner": [{"src": "192.0.2.1", "packets": 7}, {"src": "192.0.2.2"}]}, "groups": [{"prefix": "192.0.2.0/24", "members": [{"src": "192.0.2.1"}]}, {}]}`)
+	c := NewEpisodes()
+	r, err := DecodeReportTo(bytes.NewReader(b), c, nil)
+	got := EntriesOf[*detect.ScannerEntry](c.Detections(), "scanner")
+	if err != nil || r.Frames != 1 || len(got) != 2 || got[0].Packets != 7 || len(r.Groups) != 0 {
+		t.Fatalf("DecodeReportTo: %v, %+v, %d scanner episodes handed over (want 2)", err, r, len(got))
+	}
+	if _, err := DecodeReportTo(strings.NewReader(`{"frames": 1, "groups": null}`), c, nil); err != nil {
+		t.Errorf("groups null: %v", err)
+	}
+	if _, err := DecodeReportTo(strings.NewReader(`{"frames": 1, "groups": 3}`), c, nil); err == nil || !strings.Contains(err.Error(), "groups: not a list") {
+		t.Errorf("groups 3: %v, want groups: not a list", err)
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if _, err := DecodeReportTo(bytes.NewReader(b), NewEpisodes(), stop); !errors.Is(err, ErrDecodeStopped) {
+		t.Errorf("stopped: %v, want ErrDecodeStopped", err)
 	}
 }

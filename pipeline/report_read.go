@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+
+	"github.com/telescope-dev/telescope/detect"
 )
 
 // reportFields maps each top-level key of a report to its field of Report.
@@ -36,7 +38,50 @@ func DecodeReport(b []byte) (*Report, error) { return DecodeReportFrom(bytes.New
 // DecodeReportFrom reads a report as DecodeReport does, from a stream: what it holds is
 // the report decoded, not its bytes (a report of a million scanner episodes is a GB of
 // JSON).
-func DecodeReportFrom(rd io.Reader) (*Report, error) {
+func DecodeReportFrom(rd io.Reader) (*Report, error) { return decodeReport(rd, nil) }
+
+// DecodeReportTo reads a report as DecodeReportFrom does, but hands each episode to sink
+// as it is decoded (an End event, as Merger.Add would) instead of keeping it: the report
+// returned has empty detection lists, and no groups (made of the episodes: a merge finds
+// its own). A merge's readers spool the episodes of reports
+// they decode in parallel so (DetectionSpool.PartAt), holding none of them. stop, when
+// not nil, is checked before each episode: once it is closed the decoding ends with
+// ErrDecodeStopped.
+func DecodeReportTo(rd io.Reader, sink detect.Sink, stop <-chan struct{}) (*Report, error) {
+	return decodeReport(rd, func(d *detect.Descriptor, e detect.Entry) error {
+		select {
+		case <-stop:
+			return ErrDecodeStopped
+		default:
+		}
+		sink.Detection(&detect.Event{Detector: d.Name, Phase: detect.End, Entry: e})
+		return nil
+	})
+}
+
+// skipList reads past the list (or null) at dec's next value, an element at a time.
+func skipList(dec *json.Decoder) error {
+	t, err := dec.Token()
+	if err != nil || t == nil {
+		return err
+	}
+	if t != json.Delim('[') {
+		return fmt.Errorf("not a list (%v)", t)
+	}
+	var skip json.RawMessage
+	for dec.More() {
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	_, err = dec.Token()
+	return err
+}
+
+// ErrDecodeStopped ends a DecodeReportTo whose stop channel was closed.
+var ErrDecodeStopped = errors.New("report decoding stopped")
+
+func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry) error) (*Report, error) {
 	var r Report
 	dec := json.NewDecoder(rd)
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -52,8 +97,15 @@ func DecodeReportFrom(rd io.Reader) (*Report, error) {
 		key, _ := t.(string)
 		switch i, ok := fields[key]; {
 		case key == "detections":
-			if r.Detections, err = decodeDetections(dec); err != nil {
+			if r.Detections, err = decodeDetections(dec, emit); err != nil {
 				return nil, err
+			}
+		case key == "groups" && emit != nil:
+			// A merge finds its own groups from every report's episodes. Skipped a
+			// group at a time: as one value, the decoder's buffer held the list whole
+			// (128 MiB for a million scanners' report).
+			if err := skipList(dec); err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
 			}
 		case ok:
 			if err := dec.Decode(rv.Field(i).Addr().Interface()); err != nil {

@@ -51,6 +51,7 @@ type Spool struct {
 	err        error
 	onFail     func(error) // OnFail
 	failed     atomic.Bool
+	closed     bool // Close was called: a run spilled after (a merge's reader stopped late) fails
 }
 
 // runBuf gathers one run: every entry's key and line in one arena, so an entry costs no
@@ -64,7 +65,12 @@ type runBuf struct {
 // runRec is an entry of a runBuf: its key at mem[off:off+klen], its line right after.
 type runRec struct{ off, klen, llen uint32 }
 
-type spoolRun struct{ off, size int64 }
+// spoolRun is a run in the file. ord orders the runs of parts made for an order (PartAt:
+// a merge's reports) among equal keys, before the order their runs were written in.
+type spoolRun struct {
+	off, size int64
+	ord       int
+}
 
 // spoolFanIn is how many runs one merge reads at once, with spoolReadBytes of read
 // buffers in all: 2 M one-packet episodes of a list (about 460 runs of 1 MiB) merge into
@@ -205,7 +211,7 @@ func (s *Spool) added(err error) {
 		return
 	}
 	if s.buf.full(s.runEntries) {
-		s.fail(s.spill(&s.buf))
+		s.fail(s.spill(&s.buf, 0))
 	}
 }
 
@@ -214,13 +220,21 @@ type SpoolPart struct {
 	s   *Spool
 	buf runBuf
 	err error
+	ord int // its runs' place among equal keys (PartAt)
 }
 
 // Part returns a new part of s (call it before the workers start).
-func (s *Spool) Part() *SpoolPart {
+func (s *Spool) Part() *SpoolPart { return s.PartAt(0) }
+
+// PartAt returns a new part of s whose entries come, among entries of equal keys, after
+// those of parts of a lower ord and before those of a higher one, whenever their runs were
+// written: a merge's readers each spool a report's episodes as they decode it, in
+// parallel, and the report keeps the order of a merge that added them one report after
+// the other. The shared run's entries (Add) have ord 0.
+func (s *Spool) PartAt(ord int) *SpoolPart {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p := &SpoolPart{s: s}
+	p := &SpoolPart{s: s, ord: ord}
 	s.parts = append(s.parts, p)
 	return p
 }
@@ -242,7 +256,7 @@ func (p *SpoolPart) added(err error) {
 		return
 	}
 	if p.buf.full(p.s.runEntries) {
-		p.fail(p.s.spillOut(&p.buf))
+		p.fail(p.s.spillOut(&p.buf, p.ord))
 	}
 }
 
@@ -306,59 +320,67 @@ func tempFile(dir string) (*os.File, error) {
 
 // spill sorts b and appends it to the file as one run (s.mu held). b is emptied even when
 // that fails: the error fails the report, and a full disk must not grow the memory.
-func (s *Spool) spill(b *runBuf) error {
+func (s *Spool) spill(b *runBuf, ord int) error {
 	if len(b.recs) == 0 {
 		return nil
 	}
 	defer b.reset()
 	b.sort()
-	off, err := s.claim(b)
+	f, off, err := s.claim(b, ord)
 	if err != nil {
 		return err
 	}
-	return s.writeRun(b, off)
+	return writeRun(f, b, off)
 }
 
-// spillOut writes a part's run b, holding s.mu only to claim its place in the file: the
-// other workers go on adding meanwhile (pwrite to distinct ranges of one file).
-func (s *Spool) spillOut(b *runBuf) error {
+// spillOut writes a part's run b (of order ord), holding s.mu only to claim its place in
+// the file: the other workers go on adding meanwhile (pwrite to distinct ranges of one
+// file).
+func (s *Spool) spillOut(b *runBuf, ord int) error {
 	if len(b.recs) == 0 {
 		return nil
 	}
 	defer b.reset()
 	b.sort()
 	s.mu.Lock()
-	off, err := s.claim(b)
+	f, off, err := s.claim(b, ord)
 	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	return s.writeRun(b, off)
+	return writeRun(f, b, off)
 }
 
-// claim reserves the file range of run b and returns its offset (s.mu held).
-func (s *Spool) claim(b *runBuf) (int64, error) {
+// errSpoolClosed fails a run spilled once the spool is closed.
+var errSpoolClosed = errors.New("detection spool: closed")
+
+// claim reserves the file range of run b (of order ord) and returns the file and the
+// offset (s.mu held).
+func (s *Spool) claim(b *runBuf, ord int) (*os.File, int64, error) {
+	if s.closed {
+		return nil, 0, errSpoolClosed
+	}
 	if s.f == nil {
 		f, err := tempFile(s.dir)
 		if err != nil {
-			return 0, err
+			return nil, 0, err
 		}
 		s.f = f
 	}
 	size := b.size()
 	off := s.off
-	s.runs = append(s.runs, spoolRun{off: off, size: size})
+	s.runs = append(s.runs, spoolRun{off: off, size: size, ord: ord})
 	s.off += size
 	s.n += len(b.recs)
-	return off, nil
+	return s.f, off, nil
 }
 
-// writeRun writes b's records at off.
-func (s *Spool) writeRun(b *runBuf, off int64) error {
+// writeRun writes b's records at off of f.
+func writeRun(f *os.File, b *runBuf, off int64) error {
 	if b.w == nil {
-		b.w = bufio.NewWriterSize(io.NewOffsetWriter(s.f, off), 64<<10)
+		b.w = bufio.NewWriterSize(io.NewOffsetWriter(f, off), 64<<10)
 	} else {
-		b.w.Reset(io.NewOffsetWriter(s.f, off))
+		b.w.Reset(io.NewOffsetWriter(f, off))
 	}
 	w := b.w
 	for _, r := range b.recs {
@@ -569,11 +591,14 @@ func (s *Spool) writeJSON(w io.Writer, prefix, indent string, bufs *mergeBufs) e
 // settle writes the runs still in memory (s.mu held) and returns the spool's first error.
 // The spool can be read again after (Each, then WriteJSON).
 func (s *Spool) settle() error {
-	s.fail(s.spill(&s.buf))
+	s.fail(s.spill(&s.buf, 0))
 	for _, p := range s.parts {
 		s.fail(p.err)
-		s.fail(s.spill(&p.buf))
+		s.fail(s.spill(&p.buf, p.ord))
 	}
+	// The runs in order (their place breaks ties between equal keys, merge): by their
+	// parts' order, then as written. Once reduced, they all have order 0, in that order.
+	slices.SortStableFunc(s.runs, func(a, b spoolRun) int { return cmp.Compare(a.ord, b.ord) })
 	return s.err
 }
 
@@ -672,10 +697,12 @@ type mergeBufs struct {
 	out    []byte
 }
 
-// Close removes the spool's file.
+// Close removes the spool's file. A part's run spilled after fails (errSpoolClosed): a
+// merge's reader may still be decoding when the merge gives up.
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
 	if s.f == nil {
 		return nil
 	}
@@ -754,13 +781,19 @@ func spooled(ev *detect.Event) int {
 
 // part returns a worker's part of d: it adds to each list through a part of its own
 // (Spool.Part). Call it before the workers start.
-func (d *DetectionSpool) part() detect.Sink {
+func (d *DetectionSpool) part() detect.Sink { return d.PartAt(0) }
+
+// PartAt returns a part of d for one goroutine, whose episodes come after those of parts
+// of a lower ord among episodes of equal sort keys (Spool.PartAt): a merge spools report
+// i's episodes through PartAt(i) as it decodes the report, and its report is the one it
+// made adding the reports' episodes in order.
+func (d *DetectionSpool) PartAt(ord int) detect.Sink {
 	p := &detectionSpoolPart{sieve: newGroupSieve(d.sieve.seed)}
 	d.mu.Lock()
 	d.sieves = append(d.sieves, p.sieve)
 	d.mu.Unlock()
 	for _, s := range d.lists {
-		p.lists = append(p.lists, s.Part())
+		p.lists = append(p.lists, s.PartAt(ord))
 	}
 	return p
 }
@@ -899,11 +932,17 @@ func WriteReportSpooled(w io.Writer, r *Report, d *DetectionSpool) error {
 }
 
 // writeReportAround writes r as json.Encoder with SetIndent("", "  ") writes it, but
-// for its detections, which detections writes in their place (at depth 1).
+// for its detections, which detections writes in their place (at depth 1). Its groups
+// (the last field) are written one at a time: a merge of many bots' days has millions of
+// members, and the report encoded whole then indented held them three times over (0.4 GB
+// for two reports of a million scanner episodes each).
 func writeReportAround(w io.Writer, r *Report, detections func(io.Writer) error) error {
 	empty := NewEpisodes().Detections()
 	head := *r
 	head.Detections = empty
+	if len(r.Groups) > 0 {
+		head.Groups = []Group{}
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetIndent("", "  ")
@@ -926,8 +965,48 @@ func writeReportAround(w io.Writer, r *Report, detections func(io.Writer) error)
 	if err := detections(w); err != nil {
 		return err
 	}
-	_, err = w.Write(b.Bytes()[i+len(key):])
-	return err
+	rest := b.Bytes()[i+len(key):]
+	if len(r.Groups) == 0 {
+		_, err = w.Write(rest)
+		return err
+	}
+	const tail = "\n  \"groups\": []\n}\n"
+	if !bytes.HasSuffix(rest, []byte(tail)) {
+		return errors.New("report: groups not found at the end of the encoded report")
+	}
+	if _, err := w.Write(rest[:len(rest)-len(tail)]); err != nil {
+		return err
+	}
+	return writeGroups(w, r.Groups)
+}
+
+// writeGroups writes the report's end from its groups on, as json.Encoder with
+// SetIndent("", "  ") ends it: a group at a time.
+func writeGroups(w io.Writer, groups []Group) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	if _, err := bw.WriteString("\n  \"groups\": ["); err != nil {
+		return err
+	}
+	var line, compact []byte
+	for i := range groups {
+		var err error
+		if compact, err = json.Marshal(&groups[i]); err != nil {
+			return err
+		}
+		if i > 0 {
+			line = append(line[:0], ',')
+		} else {
+			line = line[:0]
+		}
+		line = appendIndent(append(line, "\n    "...), compact, "    ", "  ")
+		if _, err := bw.Write(line); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.WriteString("\n  ]\n}\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // writeDetectionsJSON writes d as DetectionSpool.WriteJSON writes a spool: every

@@ -107,6 +107,9 @@ func checkSpoolReport(t *testing.T, cfg *configs.Config, dir string, parts bool,
 			t.Errorf("no %s detections: the comparison would prove little", d.ReportKey)
 		}
 	}
+	if len(r.Groups) == 0 { // written one at a time (writeGroups)
+		t.Errorf("%d coordinated groups: the comparison would prove little", len(r.Groups))
+	}
 	sameBytes(t, "the spooled report", got.Bytes(), want.Bytes())
 	// The in-memory report written entry by entry (telescope report's merge): the same bytes.
 	var direct bytes.Buffer
@@ -412,4 +415,87 @@ func BenchmarkIndentEntry(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSpoolPartsInOrder: among entries of equal keys, a part's come after those of the
+// parts of a lower order (PartAt) and in the order added, however their runs were written
+// (the higher orders' first here) and merged (passes of four runs at a time).
+func TestSpoolPartsInOrder(t *testing.T) {
+	type rec struct {
+		K      string
+		Ord, I int
+	}
+	s := NewSpool(t.TempDir(), 50)
+	s.fanIn = 4
+	defer s.Close()
+	for _, ord := range []int{2, 0, 1} {
+		p := s.PartAt(ord)
+		r := rand.New(rand.NewPCG(uint64(ord), 3))
+		for i := range 500 {
+			k := fmt.Sprintf("k%d", r.IntN(10))
+			p.Add(k, rec{k, ord, i})
+		}
+	}
+	var out bytes.Buffer
+	if err := s.WriteJSON(&out, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	var got []rec
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %.200s", err, out.Bytes())
+	}
+	if len(got) != 1500 {
+		t.Fatalf("%d entries written, want 1500", len(got))
+	}
+	for i := 1; i < len(got); i++ {
+		a, b := got[i-1], got[i]
+		if a.K > b.K || a.K == b.K && (a.Ord > b.Ord || a.Ord == b.Ord && a.I > b.I) {
+			t.Fatalf("entry %d: %+v after %+v", i, b, a)
+		}
+	}
+}
+
+// TestSpoolClosedRefusesRuns: a run spilled by a part after Close (a merge's reader still
+// decoding when the merge gave up) fails, and makes no new file.
+func TestSpoolClosedRefusesRuns(t *testing.T) {
+	dir := t.TempDir()
+	s := NewSpool(dir, 2)
+	p := s.PartAt(1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	p.Add("a", 1)
+	p.Add("b", 2) // a whole run
+	if !errors.Is(p.err, errSpoolClosed) {
+		t.Errorf("a run after Close: %v, want errSpoolClosed", p.err)
+	}
+	if s.f != nil {
+		t.Error("the closed spool made a file for the run")
+	}
+}
+
+// TestWriteReportGroupsAsEncoder: a report's groups, written a group at a time, are the
+// bytes json.Encoder with SetIndent("", "  ") writes (escapes included), with no groups
+// (null), an empty list and several.
+func TestWriteReportGroupsAsEncoder(t *testing.T) {
+	ts := detect.Time(time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	group := func(i int) Group {
+		return Group{Prefix: fmt.Sprintf("192.0.2.%d/32", i), Sources: 2, Packets: uint64(10 * i), FirstSeen: ts, LastSeen: ts,
+			Technique: "syn", Summary: "ports <23> & 2323", Profile: &detect.Profile{},
+			Members: []GroupMember{{Src: "192.0.2.1", Packets: 5, Episodes: 1, FirstSeen: ts, LastSeen: ts}, {Src: "192.0.2.2", Packets: 5, Episodes: 1}}}
+	}
+	for _, groups := range [][]Group{nil, {}, {group(1)}, {group(1), group(2), group(3)}} {
+		r := &Report{TCPFlags: map[string]uint64{"S": 3}, Detections: NewEpisodes().Detections(), Groups: groups}
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		if err := WriteReportJSON(&got, r); err != nil {
+			t.Fatal(err)
+		}
+		sameBytes(t, fmt.Sprintf("%d groups", len(groups)), got.Bytes(), want.Bytes())
+	}
 }

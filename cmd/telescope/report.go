@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/telescope-dev/telescope/capture"
+	"github.com/telescope-dev/telescope/detect"
 	"github.com/telescope-dev/telescope/pipeline"
 	"github.com/telescope-dev/telescope/studyhtml"
 )
@@ -58,11 +59,23 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	reports, stop := readReports(files)
-	defer stop()
 	var r *pipeline.Report
 	var spool *pipeline.DetectionSpool
-	if len(files) == 1 {
+	var spoolErr atomic.Pointer[error]
+	var partOf func(i int) detect.Sink // nil: a report's episodes are kept with it
+	if len(files) > 1 {
+		// The episodes go to a spool on disk ($TMPDIR), which the report and the page
+		// read back: each report's as it is decoded, through a part of its own whose
+		// order is the report's, so that a merge of many days holds no episode of them
+		// in memory, and a reader none of the report it reads.
+		spool = pipeline.NewDetectionSpool("", 0)
+		defer spool.Close()
+		spool.OnFail(func(err error) { spoolErr.Store(&err) })
+		partOf = spool.PartAt
+	}
+	reports, stop := readReports(files, partOf)
+	defer stop()
+	if spool == nil {
 		res := <-reports[0]
 		if res.err != nil {
 			return res.err
@@ -72,13 +85,6 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 			return named(err)
 		}
 	} else {
-		// The episodes go to a spool on disk ($TMPDIR), which the report and the page
-		// read back, so that a merge of many days holds a few reports at a time, not
-		// every episode of them all.
-		var spoolErr atomic.Pointer[error]
-		spool = pipeline.NewDetectionSpool("", 0)
-		defer spool.Close()
-		spool.OnFail(func(err error) { spoolErr.Store(&err) })
 		m := pipeline.NewMerger(spool)
 		for _, got := range reports {
 			res := <-got
@@ -128,8 +134,10 @@ type readResult struct {
 // most of a merge's work, and each file's is its own), each file's result on its own
 // channel, so that the caller takes them in order. A reader keeps its slot until the
 // caller has taken its report, so at most GOMAXPROCS reports wait in memory however
-// slowly the caller merges. stop ends the reading of files not begun yet.
-func readReports(files []string) (results []chan readResult, stop func()) {
+// slowly the caller merges; with partOf, file i's episodes go to partOf(i) as they are
+// decoded, and what waits is the rest of the report. stop ends the reading of files not
+// begun yet, and the episodes of those being read.
+func readReports(files []string, partOf func(int) detect.Sink) (results []chan readResult, stop func()) {
 	results = make([]chan readResult, len(files))
 	for i := range results {
 		results[i] = make(chan readResult)
@@ -145,7 +153,11 @@ func readReports(files []string) (results []chan readResult, stop func()) {
 			}
 			go func() {
 				defer func() { <-slots }()
-				r, err := readReport(f)
+				var sink detect.Sink
+				if partOf != nil {
+					sink = partOf(i)
+				}
+				r, err := readReport(f, sink, done)
 				select {
 				case results[i] <- readResult{r, err}:
 				case <-done:
@@ -158,7 +170,9 @@ func readReports(files []string) (results []chan readResult, stop func()) {
 
 // readReport reads a report, streaming it through its decompression when it is gzip or
 // zstd (by its magic, as replay reads captures: a report archived so is read as it is).
-func readReport(path string) (*pipeline.Report, error) {
+// With a sink, its episodes go there as they are decoded (pipeline.DecodeReportTo; stop
+// ends them).
+func readReport(path string, sink detect.Sink, stop <-chan struct{}) (*pipeline.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -187,7 +201,11 @@ func readReport(path string) (*pipeline.Report, error) {
 	}
 	var r *pipeline.Report
 	if file.err == nil {
-		r, err = pipeline.DecodeReportFrom(src)
+		if sink != nil {
+			r, err = pipeline.DecodeReportTo(src, sink, stop)
+		} else {
+			r, err = pipeline.DecodeReportFrom(src)
+		}
 	}
 	switch {
 	case file.err != nil: // the file could not be read (its error names it)
