@@ -48,13 +48,18 @@ func DecodeReportFrom(rd io.Reader) (*Report, error) { return decodeReport(rd, n
 // not nil, is checked before each episode: once it is closed the decoding ends with
 // ErrDecodeStopped.
 func DecodeReportTo(rd io.Reader, sink detect.Sink, stop <-chan struct{}) (*Report, error) {
-	return decodeReport(rd, func(d *detect.Descriptor, e detect.Entry) error {
+	ls, _ := sink.(lineSink)
+	return decodeReport(rd, func(d *detect.Descriptor, e detect.Entry, line []byte) error {
 		select {
 		case <-stop:
 			return ErrDecodeStopped
 		default:
 		}
-		sink.Detection(&detect.Event{Detector: d.Name, Phase: detect.End, Entry: e})
+		if ls != nil && line != nil {
+			ls.detectionLine(detect.DetectorIndex(d.Name), e, line)
+		} else {
+			sink.Detection(&detect.Event{Detector: d.Name, Phase: detect.End, Entry: e})
+		}
 		return nil
 	})
 }
@@ -81,7 +86,7 @@ func skipList(dec *json.Decoder) error {
 // ErrDecodeStopped ends a DecodeReportTo whose stop channel was closed.
 var ErrDecodeStopped = errors.New("report decoding stopped")
 
-func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry) error) (*Report, error) {
+func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry, []byte) error) (*Report, error) {
 	var r Report
 	dec := json.NewDecoder(rd)
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -97,7 +102,20 @@ func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry) erro
 		key, _ := t.(string)
 		switch i, ok := fields[key]; {
 		case key == "detections":
-			if r.Detections, err = decodeDetections(dec, emit); err != nil {
+			// Read by a scanner of its own (jsonRun), then a new decoder goes on.
+			run := newJSONRun(io.MultiReader(dec.Buffered(), rd))
+			if r.Detections, err = run.detections(emit); err != nil {
+				return nil, err
+			}
+			dec = json.NewDecoder(run.rest())
+			var zero int
+			if _, err := dec.Token(); err != nil { // the placeholder's object, key and value
+				return nil, err
+			}
+			if _, err := dec.Token(); err != nil {
+				return nil, err
+			}
+			if err := dec.Decode(&zero); err != nil {
 				return nil, err
 			}
 		case key == "groups" && emit != nil:

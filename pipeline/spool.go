@@ -114,6 +114,17 @@ func (b *runBuf) addEntry(d *detect.Descriptor, entry detect.Entry) error {
 	return b.addLine(off, entry)
 }
 
+// addEntryLine adds a detector's entry under its sort key with line, its JSON as
+// appendEntryJSON would write it, given (a merge's entry read in that form).
+func (b *runBuf) addEntryLine(d *detect.Descriptor, entry detect.Entry, line []byte) {
+	b.reserve()
+	off := len(b.mem)
+	b.mem = d.AppendKey(b.mem, entry)
+	key := len(b.mem) - off
+	b.mem = append(b.mem, line...)
+	b.recs = append(b.recs, runRec{uint32(off), uint32(key), uint32(len(line))})
+}
+
 // reserve gives an empty b its arrays at their full size at once: grown by append (by a
 // quarter at a time past 256 KiB), a run's arena took about five times its 1 MiB in new
 // arrays, memory the process had not touched (the kernel zeroes each page at its first
@@ -247,6 +258,12 @@ func (p *SpoolPart) Add(key string, entry any) {
 // addEntry adds a detector's entry under its sort key (d.AppendKey).
 func (p *SpoolPart) addEntry(d *detect.Descriptor, entry detect.Entry) {
 	p.added(p.buf.addEntry(d, entry))
+}
+
+// addEntryLine adds a detector's entry with its JSON line (runBuf.addEntryLine).
+func (p *SpoolPart) addEntryLine(d *detect.Descriptor, entry detect.Entry, line []byte) {
+	p.buf.addEntryLine(d, entry, line)
+	p.added(nil)
 }
 
 // added spills the part's run once it is full (err: the entry could not be added).
@@ -818,6 +835,21 @@ func (d *detectionSpoolPart) Detection(ev *detect.Event) {
 			d.sieve.add(s)
 		}
 	}
+}
+
+// detectionLine adds the End of an episode of the i-th detector with its JSON line, as
+// json.Marshal or its AppendJSON writes it (lineSink): a merge's reader has the line of
+// each entry it parsed without reflection, and the marshalling was a seventh of a merge.
+func (d *detectionSpoolPart) detectionLine(i int, e detect.Entry, line []byte) {
+	d.lists[i].addEntryLine(detect.Descriptors()[i], e, line)
+	if s, ok := e.(*detect.ScannerEntry); ok {
+		d.sieve.add(s)
+	}
+}
+
+// lineSink is a sink that takes an entry with its line already written (detectionLine).
+type lineSink interface {
+	detectionLine(i int, e detect.Entry, line []byte)
 }
 
 // Each calls fn with every episode spooled, decoded, each detector's in report order
