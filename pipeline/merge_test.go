@@ -349,20 +349,8 @@ func TestMergeFilters(t *testing.T) {
 // of a few entries, so that they are merged back from many) writes the same bytes as the
 // merge that holds them in memory, and keeps none of the reports' episodes itself.
 func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
-	_, parts := dayParts(t, 9, 3*time.Hour, time.Hour, 2*time.Hour+7*time.Minute)
-	cfg := parseConfig(t, "")
-	var rs []*Report
-	for _, f := range parts {
-		rs = append(rs, replayJSONReport(t, cfg, f))
-	}
-	mem, err := MergeReports(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	if err := WriteReportJSON(&want, mem); err != nil {
-		t.Fatal(err)
-	}
+	rs := threeParts(t)
+	mem, want := mergedInMemory(t, rs)
 	spool := NewDetectionSpool(t.TempDir(), 7)
 	defer spool.Close()
 	m := NewMerger(spool)
@@ -376,14 +364,7 @@ func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
 			t.Errorf("the merger keeps report %d's episodes", i+1)
 		}
 	}
-	merged, err := m.Report()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got bytes.Buffer
-	if err := WriteReportSpooled(&got, merged, spool); err != nil {
-		t.Fatal(err)
-	}
+	got := mergedSpooled(t, m, spool)
 	n := 0
 	for _, l := range mem.Detections {
 		n += len(l)
@@ -391,9 +372,47 @@ func TestMergerSpooledIdenticalToInMemory(t *testing.T) {
 	if n < 100 || spool.Entries() != n {
 		t.Fatalf("%d episodes merged, %d spooled: too few to merge runs of 7", n, spool.Entries())
 	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		t.Errorf("the spooled merge differs from the in-memory one (%d and %d bytes)", got.Len(), want.Len())
+	sameBytes(t, "the spooled merge", got, want)
+}
+
+// threeParts returns the reports of a generated 3-hour day cut in three parts (at 1 h and
+// 2 h 7 min).
+func threeParts(t *testing.T) []*Report {
+	_, parts := dayParts(t, 9, 3*time.Hour, time.Hour, 2*time.Hour+7*time.Minute)
+	cfg := parseConfig(t, "")
+	var rs []*Report
+	for _, f := range parts {
+		rs = append(rs, replayJSONReport(t, cfg, f))
 	}
+	return rs
+}
+
+// mergedInMemory merges rs in memory (MergeReports) and returns the report and its JSON.
+func mergedInMemory(t *testing.T, rs []*Report) (*Report, []byte) {
+	t.Helper()
+	mem, err := MergeReports(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteReportJSON(&b, mem); err != nil {
+		t.Fatal(err)
+	}
+	return mem, b.Bytes()
+}
+
+// mergedSpooled returns the JSON of m's report, its episodes from spool.
+func mergedSpooled(t *testing.T, m *Merger, spool *DetectionSpool) []byte {
+	t.Helper()
+	merged, err := m.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteReportSpooled(&b, merged, spool); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
 
 // dayParts writes a generated day of length d (scale 0.1, from seed) whole and cut at each
@@ -479,12 +498,7 @@ func TestMergedGroupsAndDescriptions(t *testing.T) {
 // keys) makes the order of equal keys show: it must come after the first report's. The
 // reports the merger is handed hold no episode.
 func TestMergerFromDecodingReaders(t *testing.T) {
-	_, parts := dayParts(t, 9, 3*time.Hour, time.Hour, 2*time.Hour+7*time.Minute)
-	cfg := parseConfig(t, "")
-	var rs []*Report
-	for _, f := range parts {
-		rs = append(rs, replayJSONReport(t, cfg, f))
-	}
+	rs := threeParts(t)
 	other := throughJSON(t, rs[0])
 	for i := range other.Inputs {
 		other.Inputs[i].File += ".sensor-b"
@@ -497,15 +511,7 @@ func TestMergerFromDecodingReaders(t *testing.T) {
 		e.Packets++
 	}
 	rs = append(rs, other)
-	mem, err := MergeReports(rs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want bytes.Buffer
-	if err := WriteReportJSON(&want, mem); err != nil {
-		t.Fatal(err)
-	}
-
+	_, want := mergedInMemory(t, rs)
 	spool := NewDetectionSpool(t.TempDir(), 7)
 	defer spool.Close()
 	light := make([]*Report, len(rs))
@@ -532,22 +538,7 @@ func TestMergerFromDecodingReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	merged, err := m.Report()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got bytes.Buffer
-	if err := WriteReportSpooled(&got, merged, spool); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Bytes(), want.Bytes()) {
-		i := 0
-		for i < min(got.Len(), want.Len()) && got.Bytes()[i] == want.Bytes()[i] {
-			i++
-		}
-		t.Errorf("the merge of decoding readers differs from the in-memory one at byte %d: %.120q against %.120q",
-			i, got.Bytes()[i:], want.Bytes()[i:])
-	}
+	sameBytes(t, "the merge of decoding readers", mergedSpooled(t, m, spool), want)
 }
 
 // TestDecodeReportTo: the episodes go to the sink, the groups are skipped (a list, or

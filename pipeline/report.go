@@ -152,7 +152,7 @@ func (d Detections) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads each detector's entries into its own entry type. Keys of detectors
 // this build does not know are ignored (a report of a newer version still reads).
 func (d *Detections) UnmarshalJSON(data []byte) error {
-	out, err := decodeDetections(json.NewDecoder(bytes.NewReader(data)), nil)
+	out, err := decodeDetections(json.NewDecoder(bytes.NewReader(data)))
 	if err != nil {
 		return err
 	}
@@ -163,10 +163,7 @@ func (d *Detections) UnmarshalJSON(data []byte) error {
 // decodeDetections reads the detections object at dec's next value, decoding the entries
 // as the lists are read: read into raw messages first, every entry was scanned twice more
 // (a third of reading a report of the 20x day's 90 000 episodes).
-//
-// With emit, each entry goes to emit as it is decoded (an error from it ends the decoding
-// with that error) and the lists returned are empty.
-func decodeDetections(dec *json.Decoder, emit func(*detect.Descriptor, detect.Entry) error) (Detections, error) {
+func decodeDetections(dec *json.Decoder) (Detections, error) {
 	byKey := map[string]*detect.Descriptor{}
 	for _, desc := range detect.Descriptors() {
 		byKey[desc.ReportKey] = desc
@@ -199,11 +196,7 @@ func decodeDetections(dec *json.Decoder, emit func(*detect.Descriptor, detect.En
 				if err := dec.Decode(e); err != nil {
 					return nil, fmt.Errorf("detections.%s[%d]: %w", key, i, err)
 				}
-				if emit == nil {
-					list = append(list, e)
-				} else if err := emit(desc, e); err != nil {
-					return nil, err
-				}
+				list = append(list, e)
 			}
 			if _, err := dec.Token(); err != nil {
 				return nil, fmt.Errorf("detections.%s: %w", key, err)

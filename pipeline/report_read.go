@@ -43,10 +43,9 @@ func DecodeReportFrom(rd io.Reader) (*Report, error) { return decodeReport(rd, n
 // DecodeReportTo reads a report as DecodeReportFrom does, but hands each episode to sink
 // as it is decoded (an End event, as Merger.Add would) instead of keeping it: the report
 // returned has empty detection lists, and no groups (made of the episodes: a merge finds
-// its own). A merge's readers spool the episodes of reports
-// they decode in parallel so (DetectionSpool.PartAt), holding none of them. stop, when
-// not nil, is checked before each episode: once it is closed the decoding ends with
-// ErrDecodeStopped.
+// its own). A merge's readers, decoding reports in parallel, spool their episodes so
+// (DetectionSpool.PartAt), holding none of them. stop, when not nil, is checked before
+// each episode: once it is closed the decoding ends with ErrDecodeStopped.
 func DecodeReportTo(rd io.Reader, sink detect.Sink, stop <-chan struct{}) (*Report, error) {
 	ls, _ := sink.(lineSink)
 	return decodeReport(rd, func(d *detect.Descriptor, e detect.Entry, line []byte) error {
@@ -107,9 +106,11 @@ func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry, []by
 			if r.Detections, err = run.detections(emit); err != nil {
 				return nil, err
 			}
+			// The new decoder reads the placeholder member that reopens the object
+			// (jsonRun.rest): its brace, key and value.
 			dec = json.NewDecoder(run.rest())
 			var zero int
-			if _, err := dec.Token(); err != nil { // the placeholder's object, key and value
+			if _, err := dec.Token(); err != nil {
 				return nil, err
 			}
 			if _, err := dec.Token(); err != nil {

@@ -1025,10 +1025,9 @@ func writeGroups(w io.Writer, groups []Group) error {
 		if compact, err = json.Marshal(&groups[i]); err != nil {
 			return err
 		}
+		line = line[:0]
 		if i > 0 {
-			line = append(line[:0], ',')
-		} else {
-			line = line[:0]
+			line = append(line, ',')
 		}
 		line = appendIndent(append(line, "\n    "...), compact, "    ", "  ")
 		if _, err := bw.Write(line); err != nil {

@@ -165,17 +165,7 @@ func TestSpoolPartsConcurrent(t *testing.T) {
 	if runs := s.Runs(); runs != 80 {
 		t.Errorf("%d runs written for 4 000 entries in runs of 50, want 80", runs)
 	}
-	var out bytes.Buffer
-	if err := s.WriteJSON(&out, "", "  "); err != nil {
-		t.Fatal(err)
-	}
-	var got []rec
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("%v in %.200s", err, out.Bytes())
-	}
-	if len(got) != 4000 {
-		t.Fatalf("%d entries written, want 4000", len(got))
-	}
+	got := spooledAs[rec](t, s, 4000)
 	seen := map[[2]int]bool{}
 	last := map[[2]any]int{} // part, key -> last I
 	for i, r := range got {
@@ -417,6 +407,23 @@ func BenchmarkIndentEntry(b *testing.B) {
 	})
 }
 
+// spooledAs returns the n entries s writes (WriteJSON), read back as T.
+func spooledAs[T any](t *testing.T, s *Spool, n int) []T {
+	t.Helper()
+	var out bytes.Buffer
+	if err := s.WriteJSON(&out, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	var got []T
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v in %.200s", err, out.Bytes())
+	}
+	if len(got) != n {
+		t.Fatalf("%d entries written, want %d", len(got), n)
+	}
+	return got
+}
+
 // TestSpoolPartsInOrder: among entries of equal keys, a part's come after those of the
 // parts of a lower order (PartAt) and in the order added, however their runs were written
 // (the higher orders' first here) and merged (passes of four runs at a time).
@@ -436,17 +443,7 @@ func TestSpoolPartsInOrder(t *testing.T) {
 			p.Add(k, rec{k, ord, i})
 		}
 	}
-	var out bytes.Buffer
-	if err := s.WriteJSON(&out, "", ""); err != nil {
-		t.Fatal(err)
-	}
-	var got []rec
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("%v in %.200s", err, out.Bytes())
-	}
-	if len(got) != 1500 {
-		t.Fatalf("%d entries written, want 1500", len(got))
-	}
+	got := spooledAs[rec](t, s, 1500)
 	for i := 1; i < len(got); i++ {
 		a, b := got[i-1], got[i]
 		if a.K > b.K || a.K == b.K && (a.Ord > b.Ord || a.Ord == b.Ord && a.I > b.I) {
