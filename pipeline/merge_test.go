@@ -491,7 +491,7 @@ func TestMergedGroupsAndDescriptions(t *testing.T) {
 	}
 }
 
-// TestMergerFromDecodingReaders: reports decoded with DecodeReportTo, each into a part of
+// TestMergerFromDecodingReaders: reports decoded by a ReportDecoder, each into a part of
 // the spool of its own order (PartAt), merge into the report the in-memory merge writes,
 // byte for byte, though they are decoded last first. A copy of the first report from
 // another sensor (its inputs renamed, its scanner episodes one packet more: the same sort
@@ -520,16 +520,16 @@ func TestMergerFromDecodingReaders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if light[i], err = DecodeReportTo(bytes.NewReader(b), spool.PartAt(i), nil); err != nil {
+		if light[i], err = (ReportDecoder{Sink: spool.PartAt(i), SkipGroups: true}).Decode(bytes.NewReader(b)); err != nil {
 			t.Fatal(err)
 		}
 		for key, l := range light[i].Detections {
 			if len(l) != 0 {
-				t.Errorf("report %d: DecodeReportTo kept %d episodes of %s", i+1, len(l), key)
+				t.Errorf("report %d: the decoder kept %d episodes of %s", i+1, len(l), key)
 			}
 		}
 		if len(light[i].Groups) != 0 {
-			t.Errorf("report %d: DecodeReportTo kept %d groups", i+1, len(light[i].Groups))
+			t.Errorf("report %d: the decoder kept %d groups", i+1, len(light[i].Groups))
 		}
 	}
 	m := NewMerger(spool)
@@ -541,26 +541,30 @@ func TestMergerFromDecodingReaders(t *testing.T) {
 	sameBytes(t, "the merge of decoding readers", mergedSpooled(t, m, spool), want)
 }
 
-// TestDecodeReportTo: the episodes go to the sink, the groups are skipped (a list, or
-// null; anything else is an error), and a closed stop channel ends the decoding at the
-// next episode.
-func TestDecodeReportTo(t *testing.T) {
+// TestReportDecoder: the episodes go to the sink, the groups are kept or skipped (a
+// list, or null; anything else is an error), and a closed stop channel ends the decoding
+// at the next episode.
+func TestReportDecoder(t *testing.T) {
 	b := []byte(`{"frames": 1, "detections": {"scanner": [{"src": "192.0.2.1", "packets": 7}, {"src": "192.0.2.2"}]}, "groups": [{"prefix": "192.0.2.0/24", "members": [{"src": "192.0.2.1"}]}, {}]}`)
 	c := NewEpisodes()
-	r, err := DecodeReportTo(bytes.NewReader(b), c, nil)
+	r, err := ReportDecoder{Sink: c, SkipGroups: true}.Decode(bytes.NewReader(b))
 	got := EntriesOf[*detect.ScannerEntry](c.Detections(), "scanner")
-	if err != nil || r.Frames != 1 || len(got) != 2 || got[0].Packets != 7 || len(r.Groups) != 0 {
-		t.Fatalf("DecodeReportTo: %v, %+v, %d scanner episodes handed over (want 2)", err, r, len(got))
+	if err != nil || r.Frames != 1 || len(got) != 2 || got[0].Packets != 7 || len(r.Groups) != 0 || len(r.Detections["scanner"]) != 0 {
+		t.Fatalf("Decode: %v, %+v, %d scanner episodes handed over (want 2)", err, r, len(got))
 	}
-	if _, err := DecodeReportTo(strings.NewReader(`{"frames": 1, "groups": null}`), c, nil); err != nil {
+	if r, err := (ReportDecoder{Sink: NewEpisodes()}).Decode(bytes.NewReader(b)); err != nil || len(r.Groups) != 2 || r.Groups[0].Prefix != "192.0.2.0/24" {
+		t.Errorf("groups kept: %v, %+v", err, r)
+	}
+	skip := ReportDecoder{Sink: c, SkipGroups: true}
+	if _, err := skip.Decode(strings.NewReader(`{"frames": 1, "groups": null}`)); err != nil {
 		t.Errorf("groups null: %v", err)
 	}
-	if _, err := DecodeReportTo(strings.NewReader(`{"frames": 1, "groups": 3}`), c, nil); err == nil || !strings.Contains(err.Error(), "groups: not a list") {
+	if _, err := skip.Decode(strings.NewReader(`{"frames": 1, "groups": 3}`)); err == nil || !strings.Contains(err.Error(), "groups: not a list") {
 		t.Errorf("groups 3: %v, want groups: not a list", err)
 	}
 	stop := make(chan struct{})
 	close(stop)
-	if _, err := DecodeReportTo(bytes.NewReader(b), NewEpisodes(), stop); !errors.Is(err, ErrDecodeStopped) {
+	if _, err := (ReportDecoder{Sink: NewEpisodes(), Stop: stop}).Decode(bytes.NewReader(b)); !errors.Is(err, ErrDecodeStopped) {
 		t.Errorf("stopped: %v, want ErrDecodeStopped", err)
 	}
 }

@@ -38,26 +38,36 @@ func DecodeReport(b []byte) (*Report, error) { return DecodeReportFrom(bytes.New
 // DecodeReportFrom reads a report as DecodeReport does, from a stream: what it holds is
 // the report decoded, not its bytes (a report of a million scanner episodes is a GB of
 // JSON).
-func DecodeReportFrom(rd io.Reader) (*Report, error) { return decodeReport(rd, nil) }
+func DecodeReportFrom(rd io.Reader) (*Report, error) { return decodeReport(rd, false, nil) }
 
-// DecodeReportTo reads a report as DecodeReportFrom does, but hands each episode to sink
+// ReportDecoder reads a report as DecodeReportFrom does, but hands each episode to Sink
 // as it is decoded (an End event, as Merger.Add would) instead of keeping it: the report
-// returned has empty detection lists, and no groups (made of the episodes: a merge finds
-// its own). A merge's readers, decoding reports in parallel, spool their episodes so
-// (DetectionSpool.PartAt), holding none of them. stop, when not nil, is checked before
-// each episode: once it is closed the decoding ends with ErrDecodeStopped.
-func DecodeReportTo(rd io.Reader, sink detect.Sink, stop <-chan struct{}) (*Report, error) {
-	ls, _ := sink.(lineSink)
-	return decodeReport(rd, func(d *detect.Descriptor, e detect.Entry, line []byte) error {
+// returned has empty detection lists. `telescope report` spools the episodes so
+// (DetectionSpool.PartAt), holding none of them, its readers decoding reports in
+// parallel.
+type ReportDecoder struct {
+	Sink detect.Sink
+	// Stop, when not nil, is checked before each episode: once it is closed the decoding
+	// ends with ErrDecodeStopped.
+	Stop <-chan struct{}
+	// SkipGroups leaves the report's groups out (made of the episodes: a merge finds its
+	// own), read past a group at a time.
+	SkipGroups bool
+}
+
+// Decode reads a report from rd.
+func (d ReportDecoder) Decode(rd io.Reader) (*Report, error) {
+	ls, _ := d.Sink.(lineSink)
+	return decodeReport(rd, d.SkipGroups, func(desc *detect.Descriptor, e detect.Entry, line []byte) error {
 		select {
-		case <-stop:
+		case <-d.Stop:
 			return ErrDecodeStopped
 		default:
 		}
 		if ls != nil && line != nil {
-			ls.detectionLine(detect.DetectorIndex(d.Name), e, line)
+			ls.detectionLine(detect.DetectorIndex(desc.Name), e, line)
 		} else {
-			sink.Detection(&detect.Event{Detector: d.Name, Phase: detect.End, Entry: e})
+			d.Sink.Detection(&detect.Event{Detector: desc.Name, Phase: detect.End, Entry: e})
 		}
 		return nil
 	})
@@ -82,10 +92,10 @@ func skipList(dec *json.Decoder) error {
 	return err
 }
 
-// ErrDecodeStopped ends a DecodeReportTo whose stop channel was closed.
+// ErrDecodeStopped ends a ReportDecoder's Decode once its Stop channel is closed.
 var ErrDecodeStopped = errors.New("report decoding stopped")
 
-func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry, []byte) error) (*Report, error) {
+func decodeReport(rd io.Reader, skipGroups bool, emit func(*detect.Descriptor, detect.Entry, []byte) error) (*Report, error) {
 	var r Report
 	dec := json.NewDecoder(rd)
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -119,7 +129,7 @@ func decodeReport(rd io.Reader, emit func(*detect.Descriptor, detect.Entry, []by
 			if err := dec.Decode(&zero); err != nil {
 				return nil, err
 			}
-		case key == "groups" && emit != nil:
+		case key == "groups" && skipGroups:
 			// A merge finds its own groups from every report's episodes. Skipped a
 			// group at a time: as one value, the decoder's buffer held the list whole
 			// (128 MiB for a million scanners' report).

@@ -59,23 +59,25 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
-	var r *pipeline.Report
-	var spool *pipeline.DetectionSpool
+	// The episodes go to a spool on disk ($TMPDIR), which the report and the page read
+	// back: each report's as it is decoded, through a part of its own whose order is the
+	// report's, so that neither a merge of many days nor one large report holds its
+	// episodes in memory, nor a reader the report it reads.
 	var spoolErr atomic.Pointer[error]
-	var partOf func(i int) detect.Sink // nil: a report's episodes are kept with it
-	if len(files) > 1 {
-		// The episodes go to a spool on disk ($TMPDIR), which the report and the page
-		// read back: each report's as it is decoded, through a part of its own whose
-		// order is the report's, so that a merge of many days holds no episode of them
-		// in memory, and a reader none of the report it reads.
-		spool = pipeline.NewDetectionSpool("", 0)
-		defer spool.Close()
-		spool.OnFail(func(err error) { spoolErr.Store(&err) })
-		partOf = spool.PartAt
+	spool := pipeline.NewDetectionSpool("", 0)
+	defer spool.Close()
+	spool.OnFail(func(err error) { spoolErr.Store(&err) })
+	failed := func() error {
+		if err := spoolErr.Load(); err != nil {
+			return fmt.Errorf("the episodes' spool failed (TMPDIR chooses its file system): %w", *err)
+		}
+		return nil
 	}
-	reports, stop := readReports(files, partOf)
+	// A report given alone keeps its groups; a merge finds its own.
+	reports, stop := readReports(files, spool.PartAt, len(files) > 1)
 	defer stop()
-	if spool == nil {
+	var r *pipeline.Report
+	if len(files) == 1 {
 		res := <-reports[0]
 		if res.err != nil {
 			return res.err
@@ -83,6 +85,9 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 		r = res.r
 		if err := pipeline.DuplicateInput([]*pipeline.Report{r}); err != nil {
 			return named(err)
+		}
+		if err := failed(); err != nil {
+			return err
 		}
 	} else {
 		m := pipeline.NewMerger(spool)
@@ -94,8 +99,8 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 			if err := m.Add(res.r); err != nil {
 				return named(err)
 			}
-			if err := spoolErr.Load(); err != nil {
-				return fmt.Errorf("the episodes' spool failed (TMPDIR chooses its file system): %w", *err)
+			if err := failed(); err != nil {
+				return err
 			}
 		}
 		if r, err = m.Report(); err != nil {
@@ -104,10 +109,7 @@ func cmdReport(args []string, stdout, stderr io.Writer) error {
 	}
 	if reportOut != nil {
 		if err := reportOut.write(stdout, func(w io.Writer) error {
-			if spool != nil {
-				return pipeline.WriteReportSpooled(w, r, spool)
-			}
-			return pipeline.WriteReportJSON(w, r)
+			return pipeline.WriteReportSpooled(w, r, spool)
 		}); err != nil {
 			return fmt.Errorf("--report: %w", err)
 		}
@@ -132,12 +134,12 @@ type readResult struct {
 
 // readReports reads files on up to GOMAXPROCS goroutines (decoding a report's JSON is
 // most of a merge's work, and each file's is its own), each file's result on its own
-// channel, so that the caller takes them in order. A reader keeps its slot until the
-// caller has taken its report, so at most GOMAXPROCS reports wait in memory however
-// slowly the caller merges; with partOf, file i's episodes go to partOf(i) as they are
-// decoded, and what waits is the rest of the report. stop ends the reading of files not
-// begun yet, and the episodes of those being read.
-func readReports(files []string, partOf func(int) detect.Sink) (results []chan readResult, stop func()) {
+// channel, so that the caller takes them in order. File i's episodes go to partOf(i) as
+// they are decoded (its groups too unless skipGroups), and what the caller takes is the
+// rest of the report. A reader keeps its slot until the caller has taken its report, so at
+// most GOMAXPROCS of those wait in memory however slowly the caller merges. stop ends the
+// reading of files not begun yet, and the episodes of those being read.
+func readReports(files []string, partOf func(int) detect.Sink, skipGroups bool) (results []chan readResult, stop func()) {
 	results = make([]chan readResult, len(files))
 	for i := range results {
 		results[i] = make(chan readResult)
@@ -153,11 +155,7 @@ func readReports(files []string, partOf func(int) detect.Sink) (results []chan r
 			}
 			go func() {
 				defer func() { <-slots }()
-				var sink detect.Sink
-				if partOf != nil {
-					sink = partOf(i)
-				}
-				r, err := readReport(f, sink, done)
+				r, err := readReport(f, pipeline.ReportDecoder{Sink: partOf(i), Stop: done, SkipGroups: skipGroups})
 				select {
 				case results[i] <- readResult{r, err}:
 				case <-done:
@@ -170,9 +168,8 @@ func readReports(files []string, partOf func(int) detect.Sink) (results []chan r
 
 // readReport reads a report, streaming it through its decompression when it is gzip or
 // zstd (by its magic, as replay reads captures: a report archived so is read as it is).
-// With a sink, its episodes go there as they are decoded (pipeline.DecodeReportTo; stop
-// ends them).
-func readReport(path string, sink detect.Sink, stop <-chan struct{}) (*pipeline.Report, error) {
+// dec takes its episodes.
+func readReport(path string, dec pipeline.ReportDecoder) (*pipeline.Report, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -201,11 +198,7 @@ func readReport(path string, sink detect.Sink, stop <-chan struct{}) (*pipeline.
 	}
 	var r *pipeline.Report
 	if file.err == nil {
-		if sink != nil {
-			r, err = pipeline.DecodeReportTo(src, sink, stop)
-		} else {
-			r, err = pipeline.DecodeReportFrom(src)
-		}
+		r, err = dec.Decode(src)
 	}
 	switch {
 	case file.err != nil: // the file could not be read (its error names it)

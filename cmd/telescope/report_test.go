@@ -46,6 +46,20 @@ func TestReplayHTMLAndReportMerge(t *testing.T) {
 	if !strings.HasPrefix(string(page), "<!DOCTYPE html>") || !strings.Contains(string(page), "<svg") {
 		t.Fatalf("replay --html wrote no page: %.200s", page)
 	}
+	// A report given alone is written again as it was (its episodes through the spool,
+	// its groups kept), and its page made.
+	again, ah := filepath.Join(dir, "again.json"), filepath.Join(dir, "again.html")
+	if code, _, errs := telescope(t, "report", r1, "--report", again, "--html", ah); code != 0 {
+		t.Fatalf("report: %d %s", code, errs)
+	}
+	x1, err1 := os.ReadFile(r1)
+	x2, err2 := os.ReadFile(again)
+	if err1 != nil || err2 != nil || !bytes.Equal(x1, x2) || !bytes.Contains(x1, []byte(`"src": `)) {
+		t.Errorf("a report given alone is not written again as it was (%d and %d bytes)", len(x1), len(x2))
+	}
+	if hp, err := os.ReadFile(ah); err != nil || !strings.Contains(string(hp), "<svg") {
+		t.Errorf("a report's page: %v", err)
+	}
 	merged, mh := filepath.Join(dir, "merged.json"), filepath.Join(dir, "merged.html")
 	if code, _, errs := telescope(t, "report", r1, r2, "--report", merged, "--html", mh); code != 0 {
 		t.Fatalf("report: %d %s", code, errs)
