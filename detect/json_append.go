@@ -2,6 +2,7 @@ package detect
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 )
 
@@ -127,4 +128,127 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// JSONAppenderOK is JSONAppender for an entry whose own writing may refuse (ok=false, b
+// as it was): encoding/json then writes it, or fails as it would.
+type JSONAppenderOK interface {
+	AppendJSONOK(b []byte) (_ []byte, ok bool)
+}
+
+// AppendJSONOK implements JSONAppenderOK: json.Marshal's bytes for a scanner entry (a
+// wide telescope's day holds a scanner episode for most of its bots, each marshalled by
+// reflection as it was spooled: 8 % of a replay of a million bots' swarm). It refuses
+// an entry with a float json.Marshal refuses (NaN, ±Inf).
+func (e *ScannerEntry) AppendJSONOK(b []byte) ([]byte, bool) {
+	if !finite(e.ProbesPerSecondEstimated) || !finite(e.IPv4SweepSecondsEstimated) {
+		return b, false
+	}
+	if e.Profile != nil {
+		for i := range e.Profile.TopPorts {
+			if !finite(e.Profile.TopPorts[i].Share) {
+				return b, false
+			}
+		}
+	}
+	b = append(b, `{"src":`...)
+	b = appendJSONString(b, e.Src)
+	b = append(b, `,"class":`...)
+	b = appendJSONString(b, e.Class)
+	b = append(b, `,"packets":`...)
+	b = strconv.AppendUint(b, e.Packets, 10)
+	b = append(b, `,"targets":`...)
+	b = strconv.AppendUint(b, e.Targets, 10)
+	b = append(b, `,"ports":`...)
+	b = strconv.AppendUint(b, e.Ports, 10)
+	b = append(b, `,"first_seen":"`...)
+	b = appendTime(b, int64(e.FirstSeen))
+	b = append(b, `","last_seen":"`...)
+	b = appendTime(b, int64(e.LastSeen))
+	b = append(b, '"')
+	if e.TargetsEstimated {
+		b = append(b, `,"targets_estimated":true`...)
+	}
+	b = append(b, `,"technique":`...)
+	b = appendJSONString(b, e.Technique)
+	b = append(b, `,"summary":`...)
+	b = appendJSONString(b, e.Summary)
+	if p := e.Profile; p != nil {
+		b = append(b, `,"profile":{"ports":`...)
+		b = strconv.AppendUint(b, p.Ports, 10)
+		b = append(b, `,"addresses":`...)
+		b = strconv.AppendUint(b, p.Addresses, 10)
+		if p.AddressesAtLeast {
+			b = append(b, `,"addresses_at_least":true`...)
+		}
+		b = append(b, `,"port_min":`...)
+		b = strconv.AppendUint(b, uint64(p.PortMin), 10)
+		b = append(b, `,"port_max":`...)
+		b = strconv.AppendUint(b, uint64(p.PortMax), 10)
+		b = append(b, `,"top_ports":`...)
+		if p.TopPorts == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for i, ps := range p.TopPorts {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"proto":`...)
+				b = appendJSONString(b, ps.Proto)
+				b = append(b, `,"port":`...)
+				b = strconv.AppendUint(b, uint64(ps.Port), 10)
+				b = append(b, `,"packets":`...)
+				b = strconv.AppendUint(b, ps.Packets, 10)
+				b = append(b, `,"share":`...)
+				b = appendJSONFloat(b, ps.Share)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
+		b = append(b, `,"protocols":`...)
+		if p.Protocols == nil {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, '[')
+			for i, s := range p.Protocols {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, s)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, '}')
+	}
+	b = e.Who.appendJSON(b)
+	if f := e.ProbesPerSecondEstimated; f != 0 {
+		b = append(b, `,"probes_per_second_estimated":`...)
+		b = appendJSONFloat(b, f)
+	}
+	if f := e.IPv4SweepSecondsEstimated; f != 0 {
+		b = append(b, `,"ipv4_sweep_seconds_estimated":`...)
+		b = appendJSONFloat(b, f)
+	}
+	return append(b, '}'), true
+}
+
+func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
+
+// appendJSONFloat appends a finite float64 as encoding/json writes it: the shortest
+// decimal, in exponent form below 1e-6 or from 1e21, its exponent without a leading zero.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 -> e-9
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }

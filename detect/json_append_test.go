@@ -139,3 +139,37 @@ func entryValues(rng *rand.Rand) (pick func([]string) string, num func() uint64,
 	addr = func() IP { return IP(packet.AddrFromNetip(netip.MustParseAddr(pick(addrs)))) }
 	return pick, num, tm, addr
 }
+
+// TestScannerAppendJSONAsMarshal: a scanner entry writes json.Marshal's bytes (profiles or
+// none, empty and null lists, labels, estimates, floats of every form, strings it
+// escapes), and refuses a float json.Marshal refuses.
+func TestScannerAppendJSONAsMarshal(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	n := 0
+	for _, e := range scannerCases(rng) {
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := e.AppendJSONOK([]byte("x"))
+		if !ok || string(got) != "x"+string(want) {
+			t.Fatalf("AppendJSONOK %v:\n%s\njson.Marshal:\n%s", ok, got, want)
+		}
+		n++
+	}
+	if n < 1000 {
+		t.Fatalf("%d cases", n)
+	}
+	for _, e := range []*ScannerEntry{
+		{ScanEstimates: ScanEstimates{ProbesPerSecondEstimated: math.Inf(1)}},
+		{ScanEstimates: ScanEstimates{IPv4SweepSecondsEstimated: math.NaN()}},
+		{Profile: &Profile{TopPorts: []PortShare{{Share: math.NaN()}}}},
+	} {
+		if b, ok := e.AppendJSONOK([]byte("x")); ok || string(b) != "x" {
+			t.Errorf("%+v: written %q (%v), want refused", e, b, ok)
+		}
+		if _, err := json.Marshal(e); err == nil {
+			t.Errorf("%+v: json.Marshal takes it", e)
+		}
+	}
+}

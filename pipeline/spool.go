@@ -155,6 +155,11 @@ func appendEntryJSON(b []byte, entry any) ([]byte, error) {
 	if a, ok := entry.(detect.JSONAppender); ok {
 		return a.AppendJSON(b), nil
 	}
+	if a, ok := entry.(detect.JSONAppenderOK); ok {
+		if out, ok := a.AppendJSONOK(b); ok {
+			return out, nil
+		}
+	}
 	line, err := json.Marshal(entry)
 	if err != nil {
 		return b, err
