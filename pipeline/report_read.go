@@ -46,7 +46,7 @@ func DecodeReportFrom(rd io.Reader) (*Report, error) { return decodeReport(rd, f
 // (DetectionSpool.PartAt), holding none of them, its readers decoding reports in
 // parallel.
 type ReportDecoder struct {
-	Sink detect.Sink
+	Sink detect.Sink // not nil (DecodeReportFrom keeps the episodes in the report)
 	// Stop, when not nil, is checked before each episode: once it is closed the decoding
 	// ends with ErrDecodeStopped.
 	Stop <-chan struct{}
