@@ -8,8 +8,8 @@ import (
 // JSONParser is an entry that reads back its own AppendJSON form without reflection: the
 // study page reads a replay's spool back, a line an episode, and a flood's one-packet
 // fingerprint episodes are most of them. ParseJSON reports false, leaving the entry as it
-// was, for anything but that form exactly (labels, a string that JSON escapes or that is
-// not printable ASCII, another field order): the caller then decodes with encoding/json.
+// was, for anything but that form exactly (a string that JSON escapes or that is not
+// printable ASCII, another field order): the caller then decodes with encoding/json.
 // What it accepts, it reads as encoding/json would (tested against it).
 type JSONParser interface {
 	ParseJSON(b []byte) bool
@@ -27,7 +27,7 @@ func (e *ToolEntry) ParseJSON(b []byte) bool {
 	v.Packets = s.uint()
 	s.lit(`,"syn_probes":`)
 	v.Probes = s.uint()
-	s.seen(&v.FirstSeen, &v.LastSeen)
+	s.seen(&v.FirstSeen, &v.LastSeen, &v.Who)
 	if !s.ok {
 		return false
 	}
@@ -55,7 +55,7 @@ func (e *UDPThenSYNEntry) ParseJSON(b []byte) bool {
 	v.SYNPackets = s.uint()
 	s.lit(`,"payload":"`)
 	v.Payload = s.str()
-	s.seen(&v.FirstSeen, &v.LastSeen)
+	s.seen(&v.FirstSeen, &v.LastSeen, &v.Who)
 	if !s.ok {
 		return false
 	}
@@ -322,12 +322,13 @@ func (s *jsonScan) uint() uint64 {
 	return v
 }
 
-// seen reads the end appendSeenWho writes for an entry without labels.
-func (s *jsonScan) seen(first, last *Time) {
+// seen reads the end appendSeenWho writes: the times, the labels, the closing brace.
+func (s *jsonScan) seen(first, last *Time, w *Who) {
 	s.lit(`,"first_seen":"`)
 	s.time(first)
 	s.lit(`,"last_seen":"`)
 	s.time(last)
+	s.who(w)
 	s.lit(`}`)
 	if len(s.b) != 0 {
 		s.ok = false

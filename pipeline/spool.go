@@ -122,7 +122,7 @@ func (b *runBuf) addEntryLine(d *detect.Descriptor, entry detect.Entry, line []b
 	b.mem = d.AppendKey(b.mem, entry)
 	key := len(b.mem) - off
 	b.mem = append(b.mem, line...)
-	b.recs = append(b.recs, runRec{uint32(off), uint32(key), uint32(len(line))})
+	b.ended(off, key)
 }
 
 // reserve gives an empty b its arrays at their full size at once: grown by append (by a
@@ -176,8 +176,13 @@ func (b *runBuf) addLine(off int, entry any) error {
 		return err
 	}
 	b.mem = mem
-	b.recs = append(b.recs, runRec{uint32(off), uint32(key), uint32(len(b.mem) - off - key)})
+	b.ended(off, key)
 	return nil
+}
+
+// ended records the entry at mem[off:], its key's key bytes then its line to the end.
+func (b *runBuf) ended(off, key int) {
+	b.recs = append(b.recs, runRec{uint32(off), uint32(key), uint32(len(b.mem) - off - key)})
 }
 
 func (b *runBuf) key(r runRec) []byte  { return b.mem[r.off : r.off+r.klen] }
