@@ -4,8 +4,10 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"unsafe"
 
 	"github.com/telescope-dev/telescope/aggregate"
+	"github.com/telescope-dev/telescope/internal/prefetch"
 	"github.com/telescope-dev/telescope/packet"
 )
 
@@ -508,9 +510,15 @@ func (e *Engine) hotspot(h *packet.Header, dense int32) {
 // hand-over, a spill or a flush rather than at each packet, where the destination's count
 // (4 bytes an address of the dark space: 256 KiB for a /16, 4 MiB for a /12) missed the
 // cache on most packets of a scanned dark space (6.6 % of the SYN file's samples, a /16);
-// counted in one loop, the misses overlap.
+// counted in one loop, the misses overlap. Each count is prefetched for writing 64 records
+// ahead: the increments' misses were 63 % of handOver's samples on the SYN file, 33 % with
+// 16 ahead, 7 % with 64 (perf annotate; handOver 3.3-3.7 % of all samples, 2.3 % now).
 func (hw *hotWorker) countDense() {
+	const ahead = 64
 	for i := hw.ncounted; i < len(hw.recs); i++ {
+		if j := i + ahead; j < len(hw.recs) {
+			prefetch.Write(unsafe.Pointer(&hw.dcount[hw.recs[j].ID]))
+		}
 		id := hw.recs[i].ID // a dense index (orecs hold the others)
 		if w, bit := &hw.seen[id>>6], uint64(1)<<(id&63); *w&bit == 0 {
 			*w |= bit
