@@ -28,6 +28,12 @@ const DefaultStall = 2 * time.Second
 type Options struct {
 	Size  int           // entries (DefaultSize when 0)
 	Stall time.Duration // DefaultStall when 0
+	// FlushDelay is how long entries written to a buffered output (Buffer) may wait there
+	// before the queue syncs it, once the queue has emptied; 0 syncs at once. Each sync is
+	// a write system call, and on a live capture each woke the runtime's sysmon into 20 µs
+	// ticks for a millisecond or more (see run): a delay of a second makes that once a
+	// second. Drain and Sync flush at once.
+	FlushDelay time.Duration
 	// Lossless makes a full queue wait for room while the output makes progress (replay,
 	// where nothing is lost by waiting); entries are dropped only once it is stalled.
 	// Otherwise a full queue drops at once (live capture).
@@ -73,10 +79,14 @@ type Queue struct {
 
 	dropped    atomic.Uint64
 	pending    atomic.Int64 // entries queued or being written
-	busySince  atomic.Int64 // unix nanos the current write started, 0 when idle
-	lastDone   atomic.Int64 // unix nanos the last write ended
-	reportedAt uint64       // dropped count already reported (writer goroutine only)
-	lastReport time.Time    // (writer goroutine only)
+	flushDelay time.Duration
+	unflushed  atomic.Bool   // entries written, the output not synced since (FlushDelay)
+	draining   atomic.Int32  // Drains waiting: sync at once
+	hurry      chan struct{} // Drain to the writer: sync what waits now
+	busySince  atomic.Int64  // unix nanos the current write started, 0 when idle
+	lastDone   atomic.Int64  // unix nanos the last write ended
+	reportedAt uint64        // dropped count already reported (writer goroutine only)
+	lastReport time.Time     // (writer goroutine only)
 }
 
 type item struct {
@@ -92,8 +102,8 @@ type item struct {
 func (it *item) entries() uint64 { return uint64(max(it.n, 1)) }
 
 // New starts the writer goroutine for inner. It runs for the life of the process. The
-// goroutine calls inner.Sync whenever the queue empties: give inner a buffered
-// WriteSyncer (see Buffer) to write many entries at once.
+// goroutine calls inner.Sync whenever the queue empties (or FlushDelay later): give inner
+// a buffered WriteSyncer (see Buffer) to write many entries at once.
 func New(inner zapcore.Core, o Options) *Queue {
 	if o.Size <= 0 {
 		o.Size = DefaultSize
@@ -101,7 +111,7 @@ func New(inner zapcore.Core, o Options) *Queue {
 	if o.Stall <= 0 {
 		o.Stall = DefaultStall
 	}
-	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall, release: o.Release, lines: o.Lines,
+	q := &Queue{inner: inner, ch: make(chan item, o.Size), stall: o.Stall, flushDelay: o.FlushDelay, hurry: make(chan struct{}, 1), release: o.Release, lines: o.Lines,
 		maxLineBytes: int64(o.Size) * lineBytesPerEntry}
 	q.lossless.Store(o.Lossless)
 	q.lastDone.Store(time.Now().UnixNano())
@@ -139,7 +149,13 @@ func (q *Queue) Drain() uint64 {
 	// Progress counts from the drain's start: an output idle before it (nothing to write)
 	// is not stalled.
 	start := time.Now().UnixNano()
-	for q.pending.Load() > 0 {
+	q.draining.Add(1)
+	defer q.draining.Add(-1)
+	for q.pending.Load() > 0 || q.unflushed.Load() {
+		select {
+		case q.hurry <- struct{}{}: // written entries waiting for FlushDelay: now
+		default:
+		}
 		if time.Since(time.Unix(0, max(q.lastDone.Load(), start))) > q.stall {
 			for {
 				select {
@@ -219,45 +235,98 @@ func (q *Queue) unreserve(it *item) {
 }
 
 func (q *Queue) run() {
-	for it := range q.ch {
-		start := time.Now()
-		q.busySince.Store(start.UnixNano())
-		if it.n > 0 {
-			_, _ = q.lines.Out.Write(it.lines)
-			q.unreserve(&it)
-			putLines(it.lines)
-		} else {
-			_ = it.core.Write(it.ent, it.fields)
+	var timer *time.Timer
+	var due <-chan time.Time // set while written entries wait in the output for Sync
+	for {
+		var it item
+		select {
+		case it = <-q.ch:
+		case <-due:
+			due = nil
+			q.end(q.begin(), q.flush)
+			continue
+		case <-q.hurry:
+			if due != nil {
+				timer.Stop()
+				due = nil
+				q.end(q.begin(), q.flush)
+			}
+			continue
 		}
-		if q.release { // a buffer of lines has no fields
-			for _, f := range it.fields {
-				if r, ok := f.Interface.(Releaser); ok {
-					r.ReleaseLogged()
-				}
+		start := q.begin()
+		q.write(&it)
+		// Nothing more to write for now: flush a buffered output (one write for every entry
+		// that queued up while the last one was written), at once or FlushDelay later.
+		switch {
+		case len(q.ch) > 0:
+		case q.flushDelay <= 0 || q.draining.Load() > 0:
+			q.flush()
+		case due == nil:
+			q.unflushed.Store(true)
+			if timer == nil {
+				timer = time.NewTimer(q.flushDelay)
+			} else {
+				timer.Reset(q.flushDelay)
+			}
+			due = timer.C
+		}
+		q.end(start, nil)
+		q.pending.Add(-1)
+	}
+}
+
+// write writes one item to the output.
+func (q *Queue) write(it *item) {
+	if it.n > 0 {
+		_, _ = q.lines.Out.Write(it.lines)
+		q.unreserve(it)
+		putLines(it.lines)
+	} else {
+		_ = it.core.Write(it.ent, it.fields)
+	}
+	if q.release { // a buffer of lines has no fields
+		for _, f := range it.fields {
+			if r, ok := f.Interface.(Releaser); ok {
+				r.ReleaseLogged()
 			}
 		}
-		if len(q.ch) == 0 {
-			// Nothing more to write for now: flush a buffered output (one write for
-			// every entry that queued up while the last one was written).
-			_ = q.inner.Sync()
-		}
-		end := time.Now()
-		q.busySince.Store(0)
-		q.lastDone.Store(end.UnixNano())
-		took := end.Sub(start)
-		// Reported once the output works again: after a stalled write, or once the queue
-		// has emptied after drops (at most once per stall time).
-		if d := q.dropped.Load(); took > q.stall || d != q.reportedAt && len(q.ch) == 0 && end.Sub(q.lastReport) > q.stall {
-			q.reportedAt, q.lastReport = d, end
-			ent := zapcore.Entry{Level: zapcore.WarnLevel, Time: end,
-				Message: "log output was stalled or too slow; entries were dropped"}
-			_ = q.inner.Write(ent, []zapcore.Field{
-				{Key: "stalled_for", Type: zapcore.DurationType, Integer: int64(took)},
-				{Key: "log_entries_dropped_total", Type: zapcore.Uint64Type, Integer: int64(d)},
-			})
-			_ = q.inner.Sync()
-		}
-		q.pending.Add(-1)
+	}
+}
+
+// flush syncs the output: a buffered one writes what it holds.
+func (q *Queue) flush() {
+	_ = q.inner.Sync()
+	q.unflushed.Store(false)
+}
+
+// begin marks the start of a write to the output, the one the stall check and Healthy
+// watch.
+func (q *Queue) begin() time.Time {
+	start := time.Now()
+	q.busySince.Store(start.UnixNano())
+	return start
+}
+
+// end runs fn (nil: none) as part of the write begun at start, ends it, and then reports
+// drops and stalls: once the output works again, after a stalled write, or once the queue
+// has emptied after drops (at most once per stall time).
+func (q *Queue) end(start time.Time, fn func()) {
+	if fn != nil {
+		fn()
+	}
+	end := time.Now()
+	q.busySince.Store(0)
+	q.lastDone.Store(end.UnixNano())
+	took := end.Sub(start)
+	if d := q.dropped.Load(); took > q.stall || d != q.reportedAt && len(q.ch) == 0 && end.Sub(q.lastReport) > q.stall {
+		q.reportedAt, q.lastReport = d, end
+		ent := zapcore.Entry{Level: zapcore.WarnLevel, Time: end,
+			Message: "log output was stalled or too slow; entries were dropped"}
+		_ = q.inner.Write(ent, []zapcore.Field{
+			{Key: "stalled_for", Type: zapcore.DurationType, Integer: int64(took)},
+			{Key: "log_entries_dropped_total", Type: zapcore.Uint64Type, Integer: int64(d)},
+		})
+		_ = q.inner.Sync()
 	}
 }
 
@@ -355,7 +424,7 @@ func Wrap(c zapcore.Core, o Options) *Queue {
 }
 
 // Buffer is a WriteSyncer that collects writes in memory (up to 256 KiB) until Sync; the
-// queue's goroutine calls Sync whenever it has nothing more to write.
+// queue's goroutine calls Sync whenever it has nothing more to write (or FlushDelay later).
 func Buffer(w io.Writer) zapcore.WriteSyncer { return &buffer{w: w} }
 
 type buffer struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -245,4 +246,84 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// syncedOut is an output whose writes a test reads while the queue's writer writes: what
+// reached it, under a lock.
+type syncedOut struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *syncedOut) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *syncedOut) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// TestFlushDelay: with FlushDelay, written entries wait in the buffered output (Buffer)
+// until the delay has passed since the queue emptied, not a write each time it empties;
+// Drain writes them at once, whatever the delay. Without a delay they are written as the
+// queue empties.
+func TestFlushDelay(t *testing.T) {
+	enc := zapcore.NewJSONEncoder(zapcore.EncoderConfig{MessageKey: "msg"})
+	newQueue := func(delay time.Duration) (*Queue, *zap.Logger, *syncedOut) {
+		out := &syncedOut{}
+		ws := zapcore.Lock(Buffer(out))
+		q := New(zapcore.NewCore(enc, ws, zapcore.InfoLevel), Options{FlushDelay: delay, Lines: &Lines{Out: ws}})
+		return q, zap.New(q.Core()), out
+	}
+	written := func(q *Queue) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); q.pending.Load() > 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the queue's writer took no entry for 10 s")
+			}
+		}
+	}
+	const want = "{\"msg\":\"first\"}\n{\"msg\":\"second\"}\n{\"line\":1}\n"
+
+	// A delay longer than the test: nothing reaches the output before Drain.
+	q, log, out := newQueue(time.Hour)
+	log.Info("first")
+	log.Info("second")
+	q.WriteLines([]byte("{\"line\":1}\n"), 1)
+	written(q)
+	time.Sleep(20 * time.Millisecond)
+	if got := out.String(); got != "" {
+		t.Fatalf("written before the flush delay: %q", got)
+	}
+	start := time.Now()
+	if dropped := q.Drain(); dropped != 0 {
+		t.Fatalf("%d dropped", dropped)
+	}
+	if got, took := out.String(), time.Since(start); got != want || took > time.Second {
+		t.Fatalf("after Drain (%v): %q, want %q at once", took, got, want)
+	}
+
+	// A short delay: the entries come out on their own, without Drain.
+	q, log, out = newQueue(20 * time.Millisecond)
+	log.Info("first")
+	log.Info("second")
+	q.WriteLines([]byte("{\"line\":1}\n"), 1)
+	for deadline := time.Now().Add(10 * time.Second); out.String() != want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the 20 ms flush delay: %q, want %q", out.String(), want)
+		}
+	}
+
+	// No delay: each entry is written once the queue has emptied.
+	q, log, out = newQueue(0)
+	log.Info("first")
+	written(q)
+	if got := out.String(); got != "{\"msg\":\"first\"}\n" {
+		t.Fatalf("without a flush delay, once written: %q", got)
+	}
+	q.Drain()
 }
