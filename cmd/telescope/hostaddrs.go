@@ -33,8 +33,11 @@ func hostAddrs() ([]netip.Addr, error) {
 
 // updateHostAddrs reads the host's addresses and publishes them to the pipeline (not dark
 // while no dark prefix is configured); it logs a change.
-func updateHostAddrs(p *pipeline.Pipeline, log *zap.Logger) {
-	addrs, err := hostAddrs()
+func updateHostAddrs(p *pipeline.Pipeline, log *zap.Logger) { publishHostAddrs(p, log, hostAddrs) }
+
+// publishHostAddrs is updateHostAddrs with the addresses read by read.
+func publishHostAddrs(p *pipeline.Pipeline, log *zap.Logger, read func() ([]netip.Addr, error)) {
+	addrs, err := read()
 	if err != nil {
 		log.Warn("cannot read the host's addresses", zap.Error(err))
 		return
@@ -56,12 +59,24 @@ func updateHostAddrs(p *pipeline.Pipeline, log *zap.Logger) {
 func watchHostAddrs(ctx context.Context, p *pipeline.Pipeline, log *zap.Logger) {
 	t := time.NewTicker(hostAddrsEvery)
 	defer t.Stop()
+	watchHostAddrsOn(ctx, p, log, t.C, hostAddrs)
+}
+
+// watchHostAddrsOn re-reads the host's addresses (read) at each tick while no dark prefix
+// is configured (HostAddrsApply): with dark prefixes they are not used, and each read was
+// a netlink dump of about seven system calls, each of which woke the runtime's sysmon
+// into 20 µs ticks for a millisecond (as the log writes did, logq.Options.FlushDelay). A
+// reload that removes the dark prefixes finds the addresses read at start or before;
+// the next tick reads them again, as an address change is found.
+func watchHostAddrsOn(ctx context.Context, p *pipeline.Pipeline, log *zap.Logger, tick <-chan time.Time, read func() ([]netip.Addr, error)) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			updateHostAddrs(p, log)
+		case <-tick:
+			if p.HostAddrsApply() {
+				publishHostAddrs(p, log, read)
+			}
 		}
 	}
 }

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"context"
+	"net/netip"
 	"os"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -40,5 +44,53 @@ func TestHostAddrsLog(t *testing.T) {
 		if n := logs.FilterMessage("host addresses are not dark (no dark prefix is configured)").Len(); n != tc.want {
 			t.Errorf("config %q: %d lines saying the host addresses are not dark, want %d: %v", tc.yaml, n, tc.want, logs.All())
 		}
+	}
+}
+
+// TestHostAddrsReadOnlyWithoutDarkPrefixes: the watch reads the host's addresses at each
+// tick while no dark prefix is configured, not while dark prefixes are (they would not be
+// used), and again once a reload removes them.
+func TestHostAddrsReadOnlyWithoutDarkPrefixes(t *testing.T) {
+	parse := func(yaml string) *configs.Config {
+		t.Helper()
+		cfg, err := configs.Parse([]byte(yaml), "t.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	p, err := pipeline.New(pipeline.Options{Config: parse("dark_prefixes: [203.0.113.0/24]\n"), Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads atomic.Int64
+	read := func() ([]netip.Addr, error) {
+		reads.Add(1)
+		return []netip.Addr{netip.MustParseAddr("192.0.2.7")}, nil
+	}
+	tick := make(chan time.Time) // unbuffered: a tick is taken once the one before is done
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		watchHostAddrsOn(ctx, p, zap.NewNop(), tick, read)
+	}()
+	ticks := func(n int) {
+		for range n {
+			tick <- time.Now()
+		}
+	}
+	ticks(4)
+	if n := reads.Load(); n != 0 {
+		t.Errorf("with dark prefixes: %d reads in 4 ticks, want 0", n)
+	}
+	if err := p.Reload(parse("")); err != nil {
+		t.Fatal(err)
+	}
+	ticks(4)
+	cancel()
+	<-done // the fourth tick's read is done: it was taken before the cancel
+	if n := reads.Load(); n != 4 {
+		t.Errorf("without dark prefixes: %d reads in 4 ticks, want 4", n)
 	}
 }
