@@ -186,39 +186,19 @@ func (e *ScannerEntry) AppendJSONOK(b []byte) ([]byte, bool) {
 		b = append(b, `,"port_max":`...)
 		b = strconv.AppendUint(b, uint64(p.PortMax), 10)
 		b = append(b, `,"top_ports":`...)
-		if p.TopPorts == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '[')
-			for i, ps := range p.TopPorts {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = append(b, `{"proto":`...)
-				b = appendJSONString(b, ps.Proto)
-				b = append(b, `,"port":`...)
-				b = strconv.AppendUint(b, uint64(ps.Port), 10)
-				b = append(b, `,"packets":`...)
-				b = strconv.AppendUint(b, ps.Packets, 10)
-				b = append(b, `,"share":`...)
-				b = appendJSONFloat(b, ps.Share)
-				b = append(b, '}')
-			}
-			b = append(b, ']')
-		}
+		b = appendJSONList(b, p.TopPorts, func(b []byte, ps *PortShare) []byte {
+			b = append(b, `{"proto":`...)
+			b = appendJSONString(b, ps.Proto)
+			b = append(b, `,"port":`...)
+			b = strconv.AppendUint(b, uint64(ps.Port), 10)
+			b = append(b, `,"packets":`...)
+			b = strconv.AppendUint(b, ps.Packets, 10)
+			b = append(b, `,"share":`...)
+			b = appendJSONFloat(b, ps.Share)
+			return append(b, '}')
+		})
 		b = append(b, `,"protocols":`...)
-		if p.Protocols == nil {
-			b = append(b, "null"...)
-		} else {
-			b = append(b, '[')
-			for i, s := range p.Protocols {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, s)
-			}
-			b = append(b, ']')
-		}
+		b = appendJSONList(b, p.Protocols, func(b []byte, s *string) []byte { return appendJSONString(b, *s) })
 		b = append(b, '}')
 	}
 	b = e.Who.appendJSON(b)
@@ -234,6 +214,22 @@ func (e *ScannerEntry) AppendJSONOK(b []byte) ([]byte, bool) {
 }
 
 func finite(f float64) bool { return !math.IsInf(f, 0) && !math.IsNaN(f) }
+
+// appendJSONList appends xs as encoding/json writes a slice (null when nil), each element
+// by elem.
+func appendJSONList[T any](b []byte, xs []T, elem func([]byte, *T) []byte) []byte {
+	if xs == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i := range xs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = elem(b, &xs[i])
+	}
+	return append(b, ']')
+}
 
 // appendJSONFloat appends a finite float64 as encoding/json writes it: the shortest
 // decimal, in exponent form below 1e-6 or from 1e21, its exponent without a leading zero.
